@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libmsb: run untrusted commands in throw-away microVMs.
+ *
+ * Conventions: functions return >= 0 on success and a negative errno on
+ * failure.  Where a human needs context, the optional struct msb_error is
+ * filled with a one-line message naming the bad input and the fix.  The
+ * library never prints and never exits; log lines go to the callback set with
+ * msb_ctx_set_log().  Out-parameters are named ret_* and written only on
+ * success.
+ */
+#ifndef MSB_H
+#define MSB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MSB_VERSION "0.1.0"
+
+/* Exit statuses msb_run() reports for failures of its own, as docker does. */
+#define MSB_EXIT_MSB_FAILED 125    /* msb itself failed */
+#define MSB_EXIT_NOT_EXECUTABLE 126 /* the command exists but cannot run */
+#define MSB_EXIT_NOT_FOUND 127     /* the command was not found */
+
+struct msb_error {
+        int code;          /* positive errno of the failure */
+        char message[2048]; /* one line, no trailing newline */
+};
+
+/* A context: where msb keeps images, kernels and sandbox runtime dirs. */
+struct msb_ctx;
+
+/* Create a context.  Directories come from MSB_HOME, else /var/lib/msb and
+ * /run/msb for root, else $XDG_DATA_HOME/msb and $XDG_RUNTIME_DIR/msb.
+ * Free with msb_ctx_free(). */
+int msb_ctx_new(struct msb_ctx **ret_ctx, struct msb_error *err);
+void msb_ctx_free(struct msb_ctx *ctx);
+/* Receive log lines (verbose diagnostics).  level 0 = normal, 1 = verbose. */
+void msb_ctx_set_log(struct msb_ctx *ctx, int level, void (*fn)(const char *line, void *userdata),
+                     void *userdata);
+const char *msb_ctx_data_dir(const struct msb_ctx *ctx);
+const char *msb_ctx_runtime_dir(const struct msb_ctx *ctx);
+
+enum msb_accel {
+        MSB_ACCEL_AUTO = 0, /* KVM if a probe shows it runs guest code fast, else TCG */
+        MSB_ACCEL_KVM,
+        MSB_ACCEL_TCG,
+};
+/* Parse "auto" | "kvm" | "tcg". */
+int msb_accel_parse(const char *s, enum msb_accel *ret_accel);
+
+/* Options for one run.  Create with msb_run_opts_new(), free with
+ * msb_run_opts_free().  Strings are copied. */
+struct msb_run_opts;
+int msb_run_opts_new(struct msb_run_opts **ret_opts);
+void msb_run_opts_free(struct msb_run_opts *opts);
+/* The image to run (a name in the local store, e.g. "busybox" or "busybox:1"). */
+int msb_run_opts_set_image(struct msb_run_opts *opts, const char *ref);
+/* Run a host directory as the root filesystem instead of an image (it is
+ * shared read-only; writes go to a throw-away overlay). */
+int msb_run_opts_set_rootfs(struct msb_run_opts *opts, const char *dir);
+/* Command and arguments; NULL or empty = the image's Cmd. */
+int msb_run_opts_set_command(struct msb_run_opts *opts, char *const argv[]);
+/* Override the image's Entrypoint ("" clears it). */
+int msb_run_opts_set_entrypoint(struct msb_run_opts *opts, const char *entrypoint);
+/* Add "K=V", overriding the image's value for K. */
+int msb_run_opts_add_env(struct msb_run_opts *opts, const char *kv);
+int msb_run_opts_set_workdir(struct msb_run_opts *opts, const char *dir);
+/* "name", "uid", "name:group" or "uid:gid", resolved in the image. */
+int msb_run_opts_set_user(struct msb_run_opts *opts, const char *user);
+int msb_run_opts_set_hostname(struct msb_run_opts *opts, const char *hostname);
+int msb_run_opts_set_cpus(struct msb_run_opts *opts, unsigned cpus);
+int msb_run_opts_set_memory_mib(struct msb_run_opts *opts, unsigned mib);
+int msb_run_opts_set_accel(struct msb_run_opts *opts, enum msb_accel accel);
+/* Forward stdin_fd to the command (otherwise it reads /dev/null). */
+int msb_run_opts_set_stdin(struct msb_run_opts *opts, bool forward);
+/* Where the command's streams go (default 0, 1, 2). */
+int msb_run_opts_set_stdio(struct msb_run_opts *opts, int stdin_fd, int stdout_fd, int stderr_fd);
+
+#define MSB_VOLUME_RO (1u << 0)
+/* Share a host directory at guest_path, read-write.  Errors (-EINVAL etc.)
+ * name the volume in err.  File volumes and MSB_VOLUME_RO are not supported
+ * yet and fail with -ENOTSUP. */
+int msb_run_opts_add_volume(struct msb_run_opts *opts, const char *host_path, const char *guest_path,
+                            unsigned flags, struct msb_error *err);
+
+/* Boot a VM, run the command, relay its stdio, tear everything down.
+ * *ret_status is the command's exit status, 128+N if it was killed by signal
+ * N.  Returns 0 when the command ran; 1 when it could not be executed
+ * (err says why, *ret_status is 126 or 127); < 0 (and fills err) when msb
+ * itself failed, in which case the caller should exit 125.
+ *
+ * While it runs, SIGINT and SIGTERM are caught: the first is forwarded to the
+ * command, a second one stops the VM.  Nothing is left behind on return. */
+int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *opts, int *ret_status, struct msb_error *err);
+
+/* Import an image from an OCI image layout directory (as written by umoci or
+ * skopeo).  tag selects the manifest annotated with that ref name (NULL: the
+ * only one).  name is stored as given, with ":latest" added when it has no
+ * tag. */
+int msb_image_import(struct msb_ctx *ctx, const char *layout_dir, const char *tag, const char *name,
+                     struct msb_error *err);
+
+/* Parse a size such as "512M", "1G", "1048576" (bytes), "2g". */
+int msb_parse_size(const char *s, uint64_t *ret_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

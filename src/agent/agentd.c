@@ -1,0 +1,691 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * agentd: PID 1 of every msb guest.  Statically linked, lives in the
+ * initramfs that libmsb builds.
+ *
+ *   load modules -> open the control port -> HELLO -> RUN ->
+ *   mount the rootfs share (ro) + overlay (tmpfs upper) + volumes ->
+ *   move the new root over / -> run the command -> relay stdio ->
+ *   EXIT -> reboot (QEMU runs with -no-reboot, so the VM ends).
+ *
+ * Everything from the host arrives through src/proto, whose decoder checks
+ * bounds.  Any setup failure is sent to the host as ERROR{step, errno} and the
+ * VM is powered off: agentd never hangs waiting for a human.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "proto/proto.h"
+
+#define CTL_PORT_NAME "msb.ctl"
+#define MODULES_DIR "/lib/msb"
+#define NEWROOT "/mnt/root"
+/* Stop reading the command's output while this much is queued for the host:
+ * the host's consumer sets the pace. */
+#define OUTQ_HIGH (1u << 20)
+/* Stop reading host stdin frames into memory beyond this. */
+#define INQ_HIGH (4u << 20)
+
+static int ctl_fd = -1;
+static struct msb_buf outq;
+static bool debug;
+
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...)
+{
+        char buf[512];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        if ((size_t)n > sizeof(buf) - 2)
+                n = sizeof(buf) - 2;
+        buf[n++] = '\n';
+        (void)!write(2, "agentd: ", 8);
+        (void)!write(2, buf, (size_t)n);
+}
+
+static void flush_outq(int timeout_ms)
+{
+        while (ctl_fd >= 0 && msb_buf_pending(&outq) > 0) {
+                struct pollfd p = {.fd = ctl_fd, .events = POLLOUT};
+                int r = poll(&p, 1, timeout_ms);
+                if (r <= 0)
+                        return;
+                ssize_t n = write(ctl_fd, msb_buf_head(&outq), msb_buf_pending(&outq));
+                if (n < 0) {
+                        if (errno == EINTR || errno == EAGAIN)
+                                continue;
+                        return;
+                }
+                msb_buf_consume(&outq, (size_t)n);
+        }
+}
+
+static __attribute__((noreturn)) void power_off(void)
+{
+        flush_outq(5000);
+        sync();
+        /* QEMU runs with -no-reboot: a reset ends the VM for both the Debian
+         * kernel and a tinyconfig one (where power-off only halts). */
+        reboot(RB_AUTOBOOT);
+        for (;;)
+                pause();
+}
+
+/* Report a setup failure to the host (if the channel is up) and end the VM. */
+static __attribute__((noreturn)) void fail(const char *step, int err, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static __attribute__((noreturn)) void fail(const char *step, int err, const char *fmt, ...)
+{
+        char msg[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        logmsg("%s: %s%s%s", step, msg, err ? ": " : "", err ? strerror(err) : "");
+        if (ctl_fd >= 0)
+                msb_enc_error(&outq, step, err, msg);
+        power_off();
+}
+
+static void mkdir_or_fail(const char *path, mode_t mode)
+{
+        int r = mkdir_p(path, mode);
+        if (r < 0)
+                fail("mkdir", -r, "cannot create %s", path);
+}
+
+static void mount_or_fail(const char *src, const char *dst, const char *type, unsigned long flags,
+                          const char *data)
+{
+        mkdir_or_fail(dst, 0755);
+        if (mount(src, dst, type, flags, data) < 0)
+                fail("mount", errno, "mount %s (%s) on %s", src, type, dst);
+}
+
+static void load_modules(void)
+{
+        _cleanup_free_ char *list = NULL;
+        int r = read_file_at(AT_FDCWD, MODULES_DIR "/modules.order", 1 << 20, &list, NULL);
+        if (r == -ENOENT)
+                return; /* a kernel with everything built in */
+        if (r < 0)
+                fail("modules", -r, "cannot read " MODULES_DIR "/modules.order");
+        char *save = NULL;
+        for (char *line = strtok_r(list, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                if (!*line || strchr(line, '/'))
+                        continue;
+                _cleanup_free_ char *path = xasprintf(MODULES_DIR "/%s", line);
+                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        fail("modules", errno, "cannot open %s", path);
+                if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+                        fail("modules", errno, "cannot load %s", line);
+                if (debug)
+                        logmsg("loaded %s", line);
+        }
+}
+
+/* The control port shows up as /dev/vportNpM; its name is in sysfs. */
+static int open_ctl_port(void)
+{
+        for (int tries = 0; tries < 2000; tries++) {
+                DIR *d = opendir("/sys/class/virtio-ports");
+                if (d) {
+                        struct dirent *de;
+                        while ((de = readdir(d))) {
+                                if (de->d_name[0] == '.')
+                                        continue;
+                                char path[PATH_MAX], name[64] = {0};
+                                snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name", de->d_name);
+                                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                                if (fd < 0)
+                                        continue;
+                                ssize_t n = read(fd, name, sizeof(name) - 1);
+                                close(fd);
+                                if (n <= 0)
+                                        continue;
+                                name[strcspn(name, "\n")] = '\0';
+                                if (strcmp(name, CTL_PORT_NAME) != 0)
+                                        continue;
+                                snprintf(path, sizeof(path), "/dev/%s", de->d_name);
+                                fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+                                if (fd >= 0) {
+                                        closedir(d);
+                                        return fd;
+                                }
+                        }
+                        closedir(d);
+                }
+                struct timespec ts = {0, 5 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        return -ENODEV;
+}
+
+/* Block until one whole message arrives (setup phase only). */
+static void recv_msg(struct msb_reader *rd, struct msb_msg *m)
+{
+        for (;;) {
+                int r = msb_reader_next(rd, m);
+                if (r < 0)
+                        fail("protocol", -r, "malformed frame from host");
+                if (r == 1)
+                        return;
+                struct pollfd p = {.fd = ctl_fd, .events = POLLIN};
+                if (msb_buf_pending(&outq))
+                        p.events |= POLLOUT;
+                if (poll(&p, 1, 60000) == 0)
+                        fail("protocol", ETIMEDOUT, "no message from host");
+                if (p.revents & POLLOUT) {
+                        ssize_t n = write(ctl_fd, msb_buf_head(&outq), msb_buf_pending(&outq));
+                        if (n > 0)
+                                msb_buf_consume(&outq, (size_t)n);
+                }
+                if (p.revents & POLLIN) {
+                        uint8_t buf[65536];
+                        ssize_t n = read(ctl_fd, buf, sizeof(buf));
+                        if (n > 0)
+                                msb_reader_feed(rd, buf, (size_t)n);
+                        else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                                /* Host not connected yet: virtio-serial reports
+                                 * hangup until the host end opens. */
+                                struct timespec ts = {0, 2 * 1000 * 1000};
+                                nanosleep(&ts, NULL);
+                        }
+                } else if (p.revents & (POLLHUP | POLLERR)) {
+                        struct timespec ts = {0, 2 * 1000 * 1000};
+                        nanosleep(&ts, NULL);
+                }
+        }
+}
+
+static bool path_ok(const char *p)
+{
+        if (p[0] != '/' || strlen(p) >= PATH_MAX - sizeof(NEWROOT))
+                return false;
+        for (const char *s = p; *s;) {
+                const char *e = strchrnul(s + 1, '/');
+                size_t n = (size_t)(e - s - 1);
+                if ((n == 2 && !strncmp(s + 1, "..", 2)))
+                        return false;
+                s = e;
+        }
+        return true;
+}
+
+static void setup_root(const struct msb_run_msg *run)
+{
+        if (!run->rootfs_tag[0])
+                fail("rootfs", EINVAL, "no rootfs tag");
+        mount_or_fail(run->rootfs_tag, "/mnt/lower", "virtiofs", MS_RDONLY | MS_NODEV, NULL);
+        mount_or_fail("tmpfs", "/mnt/rw", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+        mkdir_or_fail("/mnt/rw/upper", 0755);
+        mkdir_or_fail("/mnt/rw/work", 0755);
+        mount_or_fail("overlay", NEWROOT, "overlay", 0,
+                      "lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work");
+
+        mount_or_fail("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        mount_or_fail("sysfs", NEWROOT "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        mount_or_fail("devtmpfs", NEWROOT "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+        mount_or_fail("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                      "newinstance,ptmxmode=0666,mode=0620,gid=5");
+        mount_or_fail("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+        mount_or_fail("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+        mount_or_fail("tmpfs", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+        static const char *const links[][2] = {
+                {"/proc/self/fd", NEWROOT "/dev/fd"},       {"/proc/self/fd/0", NEWROOT "/dev/stdin"},
+                {"/proc/self/fd/1", NEWROOT "/dev/stdout"}, {"/proc/self/fd/2", NEWROOT "/dev/stderr"},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(links); i++)
+                (void)!symlink(links[i][0], links[i][1]);
+        unlink(NEWROOT "/dev/ptmx");
+        (void)!symlink("pts/ptmx", NEWROOT "/dev/ptmx");
+
+        /* Volumes arrive sorted parent-first from the host. */
+        for (uint32_t i = 0; i < run->nmounts; i++) {
+                const struct msb_mount_spec *m = &run->mounts[i];
+                if (!path_ok(m->path))
+                        fail("volume", EINVAL, "bad guest path '%s'", m->path);
+                _cleanup_free_ char *dst = xasprintf(NEWROOT "%s", m->path);
+                unsigned long fl = MS_NODEV;
+                if (m->flags & MSB_MOUNT_RO)
+                        fl |= MS_RDONLY;
+                mount_or_fail(m->tag, dst, "virtiofs", fl, NULL);
+        }
+
+        if (run->hostname[0] && sethostname(run->hostname, strlen(run->hostname)) < 0)
+                fail("hostname", errno, "cannot set hostname '%s'", run->hostname);
+
+        /* switch_root: an initramfs cannot be pivot_root'ed away. */
+        if (chdir(NEWROOT) < 0)
+                fail("switch-root", errno, "chdir " NEWROOT);
+        if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+                fail("switch-root", errno, "move " NEWROOT " to /");
+        if (chroot(".") < 0 || chdir("/") < 0)
+                fail("switch-root", errno, "chroot");
+}
+
+/* ---- user resolution from the image's /etc/passwd and /etc/group ---- */
+
+struct user_ids {
+        uid_t uid;
+        gid_t gid;
+        char home[PATH_MAX];
+        gid_t groups[64];
+        size_t ngroups;
+};
+
+static bool parse_id(const char *s, unsigned long *ret)
+{
+        if (!*s || !isdigit((unsigned char)*s))
+                return false;
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || *end || v > 0x7fffffffUL)
+                return false;
+        *ret = v;
+        return true;
+}
+
+/* Looks up name or uid in /etc/passwd.  Returns true if found. */
+static bool passwd_lookup(const char *name, unsigned long uid, bool by_uid, struct user_ids *u, char *ret_name,
+                          size_t name_sz)
+{
+        FILE *f = fopen("/etc/passwd", "re");
+        if (!f)
+                return false;
+        char line[4096];
+        bool found = false;
+        while (!found && fgets(line, sizeof(line), f)) {
+                line[strcspn(line, "\n")] = '\0';
+                char *fields[7] = {0};
+                char *s = line;
+                int n = 0;
+                for (; n < 7 && s; n++) {
+                        fields[n] = s;
+                        s = strchr(s, ':');
+                        if (s)
+                                *s++ = '\0';
+                }
+                if (n < 7)
+                        continue;
+                unsigned long fu, fg;
+                if (!parse_id(fields[2], &fu) || !parse_id(fields[3], &fg))
+                        continue;
+                if (by_uid ? fu == uid : strcmp(fields[0], name) == 0) {
+                        u->uid = (uid_t)fu;
+                        u->gid = (gid_t)fg;
+                        snprintf(u->home, sizeof(u->home), "%s", fields[5]);
+                        snprintf(ret_name, name_sz, "%s", fields[0]);
+                        found = true;
+                }
+        }
+        fclose(f);
+        return found;
+}
+
+/* group name -> gid (want_gid NULL) or collect supplementary groups of user. */
+static bool group_scan(const char *gname, gid_t *want_gid, const char *member, struct user_ids *u)
+{
+        FILE *f = fopen("/etc/group", "re");
+        if (!f)
+                return false;
+        char line[8192];
+        bool found = false;
+        while (fgets(line, sizeof(line), f)) {
+                line[strcspn(line, "\n")] = '\0';
+                char *name = line, *pw = strchr(name, ':');
+                if (!pw)
+                        continue;
+                *pw++ = '\0';
+                char *gid_s = strchr(pw, ':');
+                if (!gid_s)
+                        continue;
+                *gid_s++ = '\0';
+                char *mem = strchr(gid_s, ':');
+                if (!mem)
+                        continue;
+                *mem++ = '\0';
+                unsigned long g;
+                if (!parse_id(gid_s, &g))
+                        continue;
+                if (gname && strcmp(name, gname) == 0) {
+                        *want_gid = (gid_t)g;
+                        found = true;
+                        break;
+                }
+                if (member) {
+                        char *save = NULL;
+                        for (char *m = strtok_r(mem, ",", &save); m; m = strtok_r(NULL, ",", &save))
+                                if (strcmp(m, member) == 0 && u->ngroups < ARRAY_SIZE(u->groups))
+                                        u->groups[u->ngroups++] = (gid_t)g;
+                }
+        }
+        fclose(f);
+        return found;
+}
+
+static void resolve_user(const char *spec, struct user_ids *u)
+{
+        memset(u, 0, sizeof(*u));
+        snprintf(u->home, sizeof(u->home), "/root");
+        char name[256] = "root";
+        if (!*spec)
+                spec = "0";
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s", spec);
+        char *grp = strchr(buf, ':');
+        if (grp)
+                *grp++ = '\0';
+        unsigned long id;
+        if (parse_id(buf, &id)) {
+                if (!passwd_lookup(NULL, id, true, u, name, sizeof(name))) {
+                        /* docker: unknown numeric uid runs with gid 0, HOME=/ */
+                        u->uid = (uid_t)id;
+                        u->gid = 0;
+                        snprintf(u->home, sizeof(u->home), id == 0 ? "/root" : "/");
+                        name[0] = '\0';
+                }
+        } else if (!passwd_lookup(buf, 0, false, u, name, sizeof(name))) {
+                fail("user", ENOENT, "user '%s' not found in the image's /etc/passwd", buf);
+        }
+        if (grp) {
+                if (parse_id(grp, &id))
+                        u->gid = (gid_t)id;
+                else if (!group_scan(grp, &u->gid, NULL, NULL))
+                        fail("user", ENOENT, "group '%s' not found in the image's /etc/group", grp);
+        }
+        u->groups[u->ngroups++] = u->gid;
+        if (name[0] && !grp)
+                group_scan(NULL, NULL, name, u);
+}
+
+/* ---- run and relay ---- */
+
+static void set_nonblock(int fd)
+{
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+                fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static bool env_has(char **env, const char *key)
+{
+        size_t k = strlen(key);
+        for (; env && *env; env++)
+                if (!strncmp(*env, key, k) && (*env)[k] == '=')
+                        return true;
+        return false;
+}
+
+static pid_t spawn(const struct msb_run_msg *run, int *ret_in, int *ret_out, int *ret_err)
+{
+        struct user_ids u;
+        resolve_user(run->user, &u);
+
+        char **env = NULL;
+        for (uint32_t i = 0; i < run->envc; i++)
+                strv_push(&env, run->env[i]);
+        if (!env_has(env, "PATH"))
+                strv_push(&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        if (!env_has(env, "HOME"))
+                strv_push_take(&env, xasprintf("HOME=%s", u.home));
+        if (!env_has(env, "HOSTNAME") && run->hostname[0])
+                strv_push_take(&env, xasprintf("HOSTNAME=%s", run->hostname));
+
+        const char *wd = run->workdir[0] ? run->workdir : "/";
+        if (!path_ok(wd))
+                fail("workdir", EINVAL, "working directory '%s' must be absolute", wd);
+        /* docker creates a missing working directory */
+        int r = mkdir_p(wd, 0755);
+        if (r < 0)
+                fail("workdir", -r, "cannot create working directory '%s'", wd);
+
+        int in[2] = {-1, -1}, out[2], err[2], ex[2];
+        if ((run->flags & MSB_RUN_STDIN) && pipe2(in, O_CLOEXEC) < 0)
+                fail("spawn", errno, "pipe");
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(ex, O_CLOEXEC) < 0)
+                fail("spawn", errno, "pipe");
+
+        pid_t pid = fork();
+        if (pid < 0)
+                fail("spawn", errno, "fork");
+        if (pid == 0) {
+                sigset_t all;
+                sigemptyset(&all);
+                sigprocmask(SIG_SETMASK, &all, NULL);
+                for (int s = 1; s < NSIG; s++)
+                        signal(s, SIG_DFL);
+                setsid();
+                int infd = in[0] >= 0 ? in[0] : open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (infd < 0 || dup2(infd, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+                        goto child_fail;
+                if (chdir(wd) < 0)
+                        goto child_fail;
+                if (setgroups(u.ngroups, u.groups) < 0 || setgid(u.gid) < 0 || setuid(u.uid) < 0)
+                        goto child_fail;
+                environ = env;
+                /* execvp searches the PATH of environ, which is now the
+                 * command's own environment, as docker does. */
+                execvp(run->argv[0], run->argv);
+        child_fail:;
+                int e = errno;
+                (void)!write(ex[1], &e, sizeof(e));
+                _exit(127);
+        }
+        strv_free(env);
+        close(out[1]);
+        close(err[1]);
+        close(ex[1]);
+        if (in[0] >= 0)
+                close(in[0]);
+        int e = 0;
+        ssize_t n = read_all(ex[0], &e, sizeof(e));
+        close(ex[0]);
+        if (n == (ssize_t)sizeof(e)) {
+                waitpid(pid, NULL, 0);
+                fail("exec", e, "cannot run '%s'", run->argv[0]);
+        }
+        *ret_in = in[1];
+        *ret_out = out[0];
+        *ret_err = err[0];
+        return pid;
+}
+
+/* Read what is available from a command pipe into outq. Returns false at EOF. */
+static bool pump_pipe(int fd, uint16_t type)
+{
+        uint8_t buf[MSB_PROTO_DATA_CHUNK];
+        for (int i = 0; i < 32; i++) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n > 0) {
+                        msb_enc_data(&outq, type, buf, (size_t)n);
+                        continue;
+                }
+                if (n < 0 && (errno == EINTR))
+                        continue;
+                return n < 0 && errno == EAGAIN;
+        }
+        return true;
+}
+
+static __attribute__((noreturn)) void relay(const struct msb_run_msg *run, struct msb_reader *rd)
+{
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sfd < 0)
+                fail("spawn", errno, "signalfd");
+
+        int in_fd, out_fd, err_fd;
+        pid_t child = spawn(run, &in_fd, &out_fd, &err_fd);
+        set_nonblock(out_fd);
+        set_nonblock(err_fd);
+        if (in_fd >= 0)
+                set_nonblock(in_fd);
+        struct msb_buf inq = {0};
+        bool in_eof = false, child_done = false;
+        int status = 0;
+
+        for (;;) {
+                struct pollfd p[5];
+                int n = 0;
+                p[n++] = (struct pollfd){.fd = ctl_fd,
+                                         .events = (short)((msb_buf_pending(&inq) < INQ_HIGH ? POLLIN : 0) |
+                                                           (msb_buf_pending(&outq) ? POLLOUT : 0))};
+                p[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+                bool room = msb_buf_pending(&outq) < OUTQ_HIGH;
+                p[n++] = (struct pollfd){.fd = room ? out_fd : -1, .events = POLLIN};
+                p[n++] = (struct pollfd){.fd = room ? err_fd : -1, .events = POLLIN};
+                p[n++] = (struct pollfd){.fd = msb_buf_pending(&inq) ? in_fd : -1, .events = POLLOUT};
+                if (child_done) {
+                        /* The command is gone: take what its pipes hold now
+                         * (at most a pipe buffer each) and stop; background
+                         * children holding the pipes open must not keep the
+                         * VM alive. */
+                        if (out_fd >= 0)
+                                pump_pipe(out_fd, MSB_MSG_STDOUT);
+                        if (err_fd >= 0)
+                                pump_pipe(err_fd, MSB_MSG_STDERR);
+                        break;
+                }
+                if (poll(p, (nfds_t)n, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        fail("relay", errno, "poll");
+                }
+                if (p[0].revents & POLLOUT) {
+                        ssize_t w = write(ctl_fd, msb_buf_head(&outq), msb_buf_pending(&outq));
+                        if (w > 0)
+                                msb_buf_consume(&outq, (size_t)w);
+                }
+                if (p[0].revents & POLLIN) {
+                        uint8_t buf[65536];
+                        ssize_t r = read(ctl_fd, buf, sizeof(buf));
+                        if (r > 0) {
+                                msb_reader_feed(rd, buf, (size_t)r);
+                                struct msb_msg m;
+                                int q;
+                                while ((q = msb_reader_next(rd, &m)) == 1) {
+                                        if (m.type == MSB_MSG_STDIN && in_fd >= 0 && !in_eof)
+                                                msb_buf_append(&inq, m.u.data.data, m.u.data.len);
+                                        else if (m.type == MSB_MSG_STDIN_EOF)
+                                                in_eof = true;
+                                        else if (m.type == MSB_MSG_SIGNAL) {
+                                                /* to the whole process group, as a
+                                                 * terminal's Ctrl-C would */
+                                                if (kill(-child, (int)m.u.signo) < 0)
+                                                        kill(child, (int)m.u.signo);
+                                        }
+                                        msb_msg_free(&m);
+                                }
+                                if (q < 0)
+                                        fail("protocol", -q, "malformed frame from host");
+                        }
+                }
+                if (p[1].revents & POLLIN) {
+                        struct signalfd_siginfo si;
+                        while (read(sfd, &si, sizeof(si)) > 0) {
+                        }
+                        int st;
+                        pid_t w;
+                        while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+                                if (w == child) {
+                                        status = st;
+                                        child_done = true;
+                                }
+                }
+                if (p[2].revents & (POLLIN | POLLHUP) && !pump_pipe(out_fd, MSB_MSG_STDOUT)) {
+                        close(out_fd);
+                        out_fd = -1;
+                }
+                if (p[3].revents & (POLLIN | POLLHUP) && !pump_pipe(err_fd, MSB_MSG_STDERR)) {
+                        close(err_fd);
+                        err_fd = -1;
+                }
+                if (p[4].revents & (POLLOUT | POLLERR)) {
+                        ssize_t w = write(in_fd, msb_buf_head(&inq), msb_buf_pending(&inq));
+                        if (w > 0)
+                                msb_buf_consume(&inq, (size_t)w);
+                        else if (w < 0 && errno == EPIPE) {
+                                close(in_fd);
+                                in_fd = -1;
+                                msb_buf_free(&inq);
+                        }
+                }
+                if (in_eof && in_fd >= 0 && msb_buf_pending(&inq) == 0) {
+                        close(in_fd);
+                        in_fd = -1;
+                }
+        }
+        if (WIFSIGNALED(status))
+                msb_enc_exit(&outq, MSB_EXIT_SIGNAL, (uint32_t)WTERMSIG(status));
+        else
+                msb_enc_exit(&outq, MSB_EXIT_CODE, (uint32_t)WEXITSTATUS(status));
+        power_off();
+}
+
+int main(void)
+{
+        /* SIGPIPE would kill PID 1 and panic the kernel. */
+        signal(SIGPIPE, SIG_IGN);
+        mkdir("/proc", 0755);
+        mkdir("/sys", 0755);
+        mkdir("/dev", 0755);
+        if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 ||
+            mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 ||
+            mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755") < 0)
+                fail("early-mount", errno, "cannot mount /proc, /sys or /dev");
+        _cleanup_free_ char *cmdline = NULL;
+        if (read_file_at(AT_FDCWD, "/proc/cmdline", 65536, &cmdline, NULL) == 0 && strstr(cmdline, "msb.debug=1"))
+                debug = true;
+
+        load_modules();
+        ctl_fd = open_ctl_port();
+        if (ctl_fd < 0)
+                fail("control-port", -ctl_fd, "virtio-serial port '" CTL_PORT_NAME "' not found");
+        msb_enc_hello(&outq, MSB_PROTO_VERSION, "agentd");
+
+        struct msb_reader rd = {0};
+        struct msb_msg m;
+        recv_msg(&rd, &m);
+        if (m.type != MSB_MSG_HELLO || m.u.hello.version != MSB_PROTO_VERSION)
+                fail("protocol", EPROTO, "expected HELLO version %u, got %s", MSB_PROTO_VERSION,
+                     msb_msg_type_name(m.type));
+        msb_msg_free(&m);
+        struct msb_msg run;
+        recv_msg(&rd, &run);
+        if (run.type != MSB_MSG_RUN)
+                fail("protocol", EPROTO, "expected RUN, got %s", msb_msg_type_name(run.type));
+        if (debug)
+                logmsg("running %s", run.u.run.argv[0]);
+        setup_root(&run.u.run);
+        relay(&run.u.run, &rd);
+}

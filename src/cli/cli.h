@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+#include "msb.h"
+
+/* Each verb: returns the process exit status. */
+int cmd_run(int argc, char **argv);
+int cmd_image(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+
+/* Print "msb: <message>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Log callback for libmsb (prints "msb: " lines to stderr). */
+void cli_log(const char *line, void *userdata);

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* msb: command-line front end of libmsb.  main() dispatches to one verb. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_error(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("msb: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+}
+
+void cli_log(const char *line, void *userdata)
+{
+        (void)userdata;
+        fprintf(stderr, "msb: %s\n", line);
+}
+
+static void usage(FILE *f)
+{
+        fputs("Usage: msb COMMAND [OPTIONS]\n"
+              "\n"
+              "Run commands in throw-away microVMs.\n"
+              "\n"
+              "Commands:\n"
+              "  run       Boot a microVM from an image and run a command in it\n"
+              "  image     Manage local images (import)\n"
+              "  version   Print the version\n"
+              "\n"
+              "Run 'msb COMMAND --help' for a command's options.\n",
+              f);
+}
+
+int main(int argc, char **argv)
+{
+        if (argc < 2) {
+                usage(stderr);
+                return 125;
+        }
+        const char *verb = argv[1];
+        if (!strcmp(verb, "-h") || !strcmp(verb, "--help") || !strcmp(verb, "help")) {
+                usage(stdout);
+                return 0;
+        }
+        if (!strcmp(verb, "run"))
+                return cmd_run(argc - 1, argv + 1);
+        if (!strcmp(verb, "image"))
+                return cmd_image(argc - 1, argv + 1);
+        if (!strcmp(verb, "version") || !strcmp(verb, "--version"))
+                return cmd_version(argc - 1, argv + 1);
+        cli_error("unknown command '%s'; see 'msb --help'", verb);
+        return 125;
+}

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* msb run [OPTIONS] IMAGE [--] [CMD [ARG...]] */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void run_usage(FILE *f)
+{
+        fputs("Usage: msb run [OPTIONS] IMAGE [--] [COMMAND [ARG...]]\n"
+              "       msb run [OPTIONS] --rootfs DIR [--] COMMAND [ARG...]\n"
+              "\n"
+              "Boot a microVM from IMAGE, run COMMAND in it, relay its output and exit with its status.\n"
+              "\n"
+              "Options:\n"
+              "  -e, --env K=V         set an environment variable (-e K passes the host's value)\n"
+              "  -w, --workdir DIR     working directory inside the guest\n"
+              "  -u, --user USER       user[:group] or uid[:gid] to run as\n"
+              "  -c, --cpus N          virtual CPUs (default 1)\n"
+              "  -m, --memory SIZE     guest memory, e.g. 512M, 1G (default 512M)\n"
+              "  -v, --volume HOST:GUEST  share a host directory read-write at GUEST\n"
+              "  -i, --interactive     forward stdin to the command\n"
+              "      --entrypoint CMD  override the image's entrypoint\n"
+              "      --hostname NAME   guest hostname (default msb-<id>)\n"
+              "      --rootfs DIR      run a host directory as the root (read-only, overlay on top)\n"
+              "      --accel MODE      auto|kvm|tcg (default auto, or $MSB_ACCEL)\n"
+              "      --verbose         say what msb does (accelerator, kernel, runtime dir)\n"
+              "  -h, --help            show this help\n"
+              "\n"
+              "Exit status: the command's; 128+N if killed by signal N; 125 if msb failed;\n"
+              "126 if the command cannot be executed; 127 if it is not found.\n",
+              f);
+}
+
+static int parse_volume(struct msb_run_opts *o, const char *spec, struct msb_error *err)
+{
+        /* HOST:GUEST[:OPTS]; split on the last ':' only when it names an option */
+        char *s = strdup(spec);
+        if (!s)
+                return -ENOMEM;
+        unsigned flags = 0;
+        char *opt = strrchr(s, ':');
+        char *first = strchr(s, ':');
+        if (!first) {
+                free(s);
+                err->code = EINVAL;
+                snprintf(err->message, sizeof(err->message),
+                         "volume '%s': expected HOST:GUEST[:ro|rw], e.g. -v ./src:/app", spec);
+                return -EINVAL;
+        }
+        if (opt != first) {
+                *opt++ = '\0';
+                if (!strcmp(opt, "ro"))
+                        flags |= MSB_VOLUME_RO;
+                else if (strcmp(opt, "rw") != 0) {
+                        err->code = EINVAL;
+                        snprintf(err->message, sizeof(err->message),
+                                 "volume '%s': unknown option '%s' (expected ro or rw)", spec, opt);
+                        free(s);
+                        return -EINVAL;
+                }
+        }
+        *first = '\0';
+        int r = msb_run_opts_add_volume(o, s, first + 1, flags, err);
+        free(s);
+        return r;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned *ret)
+{
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (!*s || *end || errno || v > max || s[0] == '-')
+                return -EINVAL;
+        *ret = (unsigned)v;
+        return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+        enum { OPT_ENTRYPOINT = 256, OPT_HOSTNAME, OPT_ROOTFS, OPT_ACCEL, OPT_VERBOSE };
+        static const struct option longopts[] = {
+                {"env", required_argument, NULL, 'e'},
+                {"workdir", required_argument, NULL, 'w'},
+                {"user", required_argument, NULL, 'u'},
+                {"cpus", required_argument, NULL, 'c'},
+                {"memory", required_argument, NULL, 'm'},
+                {"volume", required_argument, NULL, 'v'},
+                {"interactive", no_argument, NULL, 'i'},
+                {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
+                {"hostname", required_argument, NULL, OPT_HOSTNAME},
+                {"rootfs", required_argument, NULL, OPT_ROOTFS},
+                {"accel", required_argument, NULL, OPT_ACCEL},
+                {"verbose", no_argument, NULL, OPT_VERBOSE},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        struct msb_run_opts *o;
+        msb_run_opts_new(&o);
+        struct msb_error err = {0};
+        bool verbose = false, have_rootfs = false;
+        int c, status = 125;
+        opterr = 0;
+        /* '+': stop at the image name; what follows belongs to the command */
+        while ((c = getopt_long(argc, argv, "+e:w:u:c:m:v:ih", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'e':
+                        if (strchr(optarg, '=')) {
+                                if (msb_run_opts_add_env(o, optarg) < 0) {
+                                        cli_error("--env '%s': expected KEY=VALUE", optarg);
+                                        goto out;
+                                }
+                        } else if (!*optarg) {
+                                cli_error("--env: empty variable name");
+                                goto out;
+                        } else if (getenv(optarg)) {
+                                char *kv;
+                                if (asprintf(&kv, "%s=%s", optarg, getenv(optarg)) < 0)
+                                        goto out;
+                                msb_run_opts_add_env(o, kv);
+                                free(kv);
+                        }
+                        break;
+                case 'w':
+                        if (msb_run_opts_set_workdir(o, optarg) < 0) {
+                                cli_error("--workdir '%s': must be an absolute path", optarg);
+                                goto out;
+                        }
+                        break;
+                case 'u':
+                        if (msb_run_opts_set_user(o, optarg) < 0) {
+                                cli_error("--user '%s': expected NAME, UID, NAME:GROUP or UID:GID", optarg);
+                                goto out;
+                        }
+                        break;
+                case 'c': {
+                        unsigned n;
+                        if (parse_uint(optarg, 64, &n) < 0 || msb_run_opts_set_cpus(o, n) < 0) {
+                                cli_error("--cpus '%s': expected a number from 1 to 64", optarg);
+                                goto out;
+                        }
+                        break;
+                }
+                case 'm': {
+                        uint64_t bytes;
+                        if (msb_parse_size(optarg, &bytes) < 0 ||
+                            msb_run_opts_set_memory_mib(o, (unsigned)(bytes >> 20 > UINT_MAX ? UINT_MAX : bytes >> 20)) <
+                                    0) {
+                                cli_error("--memory '%s': expected a size from 128M to 64G, e.g. 512M or 1G", optarg);
+                                goto out;
+                        }
+                        break;
+                }
+                case 'v':
+                        if (parse_volume(o, optarg, &err) < 0) {
+                                cli_error("%s", err.message);
+                                goto out;
+                        }
+                        break;
+                case 'i':
+                        msb_run_opts_set_stdin(o, true);
+                        break;
+                case OPT_ENTRYPOINT:
+                        msb_run_opts_set_entrypoint(o, optarg);
+                        break;
+                case OPT_HOSTNAME:
+                        if (msb_run_opts_set_hostname(o, optarg) < 0) {
+                                cli_error("--hostname '%s': use up to 63 letters, digits, '-' and '.'", optarg);
+                                goto out;
+                        }
+                        break;
+                case OPT_ROOTFS:
+                        msb_run_opts_set_rootfs(o, optarg);
+                        have_rootfs = true;
+                        break;
+                case OPT_ACCEL: {
+                        enum msb_accel a;
+                        if (msb_accel_parse(optarg, &a) < 0) {
+                                cli_error("--accel '%s': expected auto, kvm or tcg", optarg);
+                                goto out;
+                        }
+                        msb_run_opts_set_accel(o, a);
+                        break;
+                }
+                case OPT_VERBOSE:
+                        verbose = true;
+                        break;
+                case 'h':
+                        run_usage(stdout);
+                        status = 0;
+                        goto out;
+                case '?':
+                default:
+                        if (optopt)
+                                cli_error("run: unknown option '-%c'; see 'msb run --help'", optopt);
+                        else
+                                cli_error("run: unknown option '%s'; see 'msb run --help'", argv[optind - 1]);
+                        goto out;
+                }
+        }
+        int i = optind;
+        if (!have_rootfs) {
+                if (i >= argc || !strcmp(argv[i], "--")) {
+                        cli_error("run: no image given; usage: msb run [OPTIONS] IMAGE [--] [COMMAND...]");
+                        goto out;
+                }
+                msb_run_opts_set_image(o, argv[i++]);
+        }
+        if (i < argc && !strcmp(argv[i], "--"))
+                i++;
+        char **cmd = calloc((size_t)(argc - i) + 1, sizeof(char *));
+        if (!cmd)
+                goto out;
+        for (int k = i; k < argc; k++)
+                cmd[k - i] = argv[k];
+        msb_run_opts_set_command(o, cmd);
+        free(cmd);
+
+        struct msb_ctx *ctx;
+        if (msb_ctx_new(&ctx, &err) < 0) {
+                cli_error("%s", err.message);
+                goto out;
+        }
+        if (verbose)
+                msb_ctx_set_log(ctx, 1, cli_log, NULL);
+        int st = 0;
+        int r = msb_run(ctx, o, &st, &err);
+        if (r < 0) {
+                cli_error("%s", err.message);
+                status = 125;
+        } else {
+                if (r == 1)
+                        cli_error("%s", err.message);
+                status = st;
+        }
+        msb_ctx_free(ctx);
+out:
+        msb_run_opts_free(o);
+        return status;
+}

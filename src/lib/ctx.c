@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+static char *env_dir(const char *var, const char *suffix)
+{
+        const char *v = getenv(var);
+        if (!v || v[0] != '/')
+                return NULL;
+        return xasprintf("%s%s", v, suffix);
+}
+
+int msb_ctx_new(struct msb_ctx **ret_ctx, struct msb_error *err)
+{
+        struct msb_ctx *c = xcalloc(1, sizeof(*c));
+        const char *home = getenv("MSB_HOME");
+        if (home && *home) {
+                if (home[0] != '/') {
+                        free(c);
+                        return msb_err(err, EINVAL, "MSB_HOME '%s' must be an absolute path", home);
+                }
+                c->data_dir = xstrdup(home);
+                c->runtime_dir = xasprintf("%s/run", home);
+        } else if (geteuid() == 0) {
+                c->data_dir = xstrdup("/var/lib/msb");
+                c->runtime_dir = xstrdup("/run/msb");
+        } else {
+                c->data_dir = env_dir("XDG_DATA_HOME", "/msb");
+                if (!c->data_dir) {
+                        const char *h = getenv("HOME");
+                        if (!h || h[0] != '/') {
+                                free(c);
+                                return msb_err(err, EINVAL, "cannot find a data directory: set MSB_HOME or HOME");
+                        }
+                        c->data_dir = xasprintf("%s/.local/share/msb", h);
+                }
+                c->runtime_dir = env_dir("XDG_RUNTIME_DIR", "/msb");
+                if (!c->runtime_dir)
+                        c->runtime_dir = xasprintf("%s/run", c->data_dir);
+        }
+        *ret_ctx = c;
+        return 0;
+}
+
+void msb_ctx_free(struct msb_ctx *ctx)
+{
+        if (!ctx)
+                return;
+        free(ctx->data_dir);
+        free(ctx->runtime_dir);
+        free(ctx);
+}
+
+void msb_ctx_set_log(struct msb_ctx *ctx, int level, void (*fn)(const char *, void *), void *ud)
+{
+        ctx->log_level = level;
+        ctx->log_fn = fn;
+        ctx->log_ud = ud;
+}
+
+const char *msb_ctx_data_dir(const struct msb_ctx *ctx)
+{
+        return ctx->data_dir;
+}
+
+const char *msb_ctx_runtime_dir(const struct msb_ctx *ctx)
+{
+        return ctx->runtime_dir;
+}
+
+void msb_log(const struct msb_ctx *ctx, int level, const char *fmt, ...)
+{
+        if (!ctx->log_fn || level > ctx->log_level)
+                return;
+        char line[2048];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        ctx->log_fn(line, ctx->log_ud);
+}

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libmsb internals shared between subsystems. */
+#pragma once
+
+#include <stdarg.h>
+#include <sys/types.h>
+
+#include "common/util.h"
+#include "msb.h"
+
+/* ---- error.c ---- */
+/* Fill err (may be NULL) and return -code. */
+int msb_err(struct msb_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Prefix err's message with context: "context: old message". Returns -code. */
+int msb_err_wrap(struct msb_error *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- ctx.c ---- */
+struct msb_ctx {
+        char *data_dir;    /* images, kernels, caches */
+        char *runtime_dir; /* one dir per running sandbox */
+        int log_level;
+        void (*log_fn)(const char *line, void *userdata);
+        void *log_ud;
+};
+void msb_log(const struct msb_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- sha256.c ---- */
+struct sha256 {
+        uint32_t h[8];
+        uint64_t len;
+        uint8_t buf[64];
+        size_t n;
+};
+void sha256_init(struct sha256 *s);
+void sha256_update(struct sha256 *s, const void *data, size_t len);
+void sha256_final(struct sha256 *s, uint8_t out[32]);
+/* hex digest, 65 bytes */
+void sha256_hex(struct sha256 *s, char out[65]);
+
+/* ---- cpio.c: newc writer ---- */
+struct cpio_writer {
+        int fd;
+        uint64_t off;
+        uint32_t ino;
+        int err;
+};
+void cpio_init(struct cpio_writer *w, int fd);
+int cpio_add(struct cpio_writer *w, const char *name, mode_t mode, uint32_t rdev_major, uint32_t rdev_minor,
+             const void *data, size_t len);
+int cpio_finish(struct cpio_writer *w);
+
+/* ---- tar.c ---- */
+#define TAR_MAX_ENTRIES 1000000u /* per layer; a "tar bomb" of names */
+#define TAR_MAX_PATH 4096u
+#define TAR_MAX_PAX (1u << 20) /* extended header size */
+struct tar_stats {
+        uint64_t entries;
+        uint64_t bytes;
+        uint64_t skipped_devices; /* device nodes not created when not root */
+};
+/* Unpack a (gzip-compressed or plain) tar stream from fd into the directory
+ * rootfd, applying OCI whiteouts.  Never writes outside rootfd: entries with
+ * absolute names or "..", or that resolve through a symlink leading outside,
+ * reject the layer (-EXDEV/-EINVAL with err filled). */
+int tar_unpack(int fd, int rootfd, struct tar_stats *stats, struct msb_error *err);
+
+/* ---- parse.c ---- */
+/* Validate a guest path: absolute, no "..", not "/", not under /proc /sys /dev. */
+int guest_path_check(const char *path, const char **ret_why);
+/* Collapse "//" and "/./", drop a trailing "/" (caller frees). */
+char *guest_path_normalize(const char *path);
+
+/* ---- kit.c ---- */
+struct msb_kit {
+        char *kernel;    /* path to the kernel image */
+        char *initramfs; /* path to the initramfs built for it */
+        char *release;   /* kernel release, e.g. 6.1.0-26-cloud-amd64 */
+};
+int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_error *err);
+void msb_kit_free(struct msb_kit *kit);
+
+/* ---- accel.c ---- */
+/* Decide the accelerator; *ret_why says why (static string or owned). */
+int msb_accel_resolve(struct msb_ctx *ctx, enum msb_accel want, enum msb_accel *ret_accel, char **ret_why,
+                      struct msb_error *err);
+
+/* ---- image.c ---- */
+struct msb_image_config {
+        char **entrypoint;
+        char **cmd;
+        char **env;
+        char *workdir;
+        char *user;
+};
+void msb_image_config_free(struct msb_image_config *c);
+/* Look up ref in the store: rootfs dir and parsed config. */
+int msb_image_open(struct msb_ctx *ctx, const char *ref, char **ret_rootfs, struct msb_image_config *ret_cfg,
+                   struct msb_error *err);
+/* Normalize a local name: add ":latest" when no tag; validates characters. */
+int msb_image_name_normalize(const char *name, char **ret, struct msb_error *err);
+/* Parse an OCI image config JSON blob. */
+int msb_image_config_parse(const char *json, size_t len, struct msb_image_config *ret, struct msb_error *err);
+
+/* ---- vmm.c: QEMU backend ---- */
+struct vmm_share {
+        char *tag;
+        char *socket_path;
+};
+struct vmm_config {
+        const char *qemu;      /* binary */
+        const char *kernel;
+        const char *initramfs;
+        const char *console_log;
+        enum msb_accel accel;  /* KVM or TCG, resolved */
+        unsigned cpus;
+        unsigned memory_mib;
+        int ctl_fd;            /* fd number in the child for the control chardev */
+        bool debug;            /* agentd debug logging */
+        struct vmm_share *shares;
+        size_t nshares;
+};
+/* Build QEMU's argv (NULL-terminated, owned by caller). */
+char **vmm_qemu_argv(const struct vmm_config *c);
+const char *vmm_qemu_binary(void);
+
+/* ---- fsd.c: virtio-fs server backends ---- */
+struct fsd_backend {
+        const char *name;
+        /* argv for a server sharing dir over the listening socket passed as
+         * fd listen_fd; read_only is advisory for backends that cannot
+         * enforce it (the guest mounts read-only too). */
+        char **(*argv)(const char *dir, int listen_fd, bool read_only);
+};
+const struct fsd_backend *fsd_backend_default(void);
+
+/* ---- proc.c ---- */
+/* Spawn argv with the given fds as the child's 0,1,2 and keep_fd (if >= 0)
+ * at the same number without CLOEXEC.  The child gets its own session (so a
+ * terminal's Ctrl-C reaches only msb) and dies with us (PDEATHSIG). */
+int proc_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int keep_fd, pid_t *ret_pid, int *ret_pidfd);
+/* SIGKILL and reap, if still running. */
+void proc_kill_wait(pid_t pid, int *pidfd);

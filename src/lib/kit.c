@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The guest kit: a kernel plus an initramfs holding agentd and the kernel
+ * modules agentd needs.
+ *
+ * Kernel: $MSB_KERNEL (+ optional $MSB_MODULES, the lib/modules/<release>
+ * tree), else <data>/kernels/default/{vmlinuz,modules} as laid out by
+ * scripts/kit.sh from Debian's linux-image-*-cloud-amd64 package.
+ *
+ * Initramfs: built here and cached as <data>/cache/initramfs-<key>.cpio where
+ * key hashes agentd's bytes, the kernel's identity (path, size, mtime) and the
+ * modules' bytes, so it is rebuilt exactly when agentd or the kernel change.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+/* The drivers agentd needs; their dependencies are added from modinfo. */
+static const char *const needed_modules[] = {"virtio_mmio", "virtio_console", "virtiofs", "overlay"};
+#define MAX_MODULES 64
+
+struct modfile {
+        char name[64];
+        char *path;
+};
+
+struct modindex {
+        struct modfile *v;
+        size_t n;
+};
+
+static void modname_norm(char *s)
+{
+        for (; *s; s++)
+                if (*s == '-')
+                        *s = '_';
+}
+
+static void modindex_walk(struct modindex *ix, const char *dir, int depth)
+{
+        if (depth > 16)
+                return;
+        DIR *d = opendir(dir);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                _cleanup_free_ char *p = xasprintf("%s/%s", dir, de->d_name);
+                if (de->d_type == DT_DIR) {
+                        modindex_walk(ix, p, depth + 1);
+                        continue;
+                }
+                size_t n = strlen(de->d_name);
+                if (n < 4 || n >= 64 + 3 || strcmp(de->d_name + n - 3, ".ko"))
+                        continue;
+                ix->v = xrealloc(ix->v, (ix->n + 1) * sizeof(*ix->v));
+                struct modfile *m = &ix->v[ix->n++];
+                snprintf(m->name, sizeof(m->name), "%.*s", (int)(n - 3), de->d_name);
+                modname_norm(m->name);
+                m->path = TAKE_PTR(p);
+        }
+        closedir(d);
+}
+
+static const struct modfile *modindex_find(const struct modindex *ix, const char *name)
+{
+        for (size_t i = 0; i < ix->n; i++)
+                if (!strcmp(ix->v[i].name, name))
+                        return &ix->v[i];
+        return NULL;
+}
+
+static bool module_builtin(const char *moddir, const char *name)
+{
+        _cleanup_free_ char *p = xasprintf("%s/modules.builtin", moddir);
+        _cleanup_free_ char *data = NULL;
+        if (read_file_at(AT_FDCWD, p, 4 << 20, &data, NULL) < 0)
+                return false;
+        char *save = NULL;
+        for (char *l = strtok_r(data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                char *b = strrchr(l, '/');
+                b = b ? b + 1 : l;
+                size_t n = strlen(b);
+                if (n > 3 && !strcmp(b + n - 3, ".ko"))
+                        b[n - 3] = '\0';
+                modname_norm(b);
+                if (!strcmp(b, name))
+                        return true;
+        }
+        return false;
+}
+
+/* "depends=a,b" from the .modinfo strings of a module file. */
+static int module_depends(const char *data, size_t len, char ***ret)
+{
+        static const char key[] = "\0depends=";
+        const char *p = memmem(data, len, key, sizeof(key) - 1);
+        char **deps = NULL;
+        if (p) {
+                p += sizeof(key) - 1;
+                const char *end = memchr(p, '\0', len - (size_t)(p - data));
+                if (!end)
+                        return -EINVAL;
+                _cleanup_free_ char *list = strndup(p, (size_t)(end - p));
+                char *save = NULL;
+                for (char *d = strtok_r(list, ",", &save); d; d = strtok_r(NULL, ",", &save)) {
+                        modname_norm(d);
+                        strv_push(&deps, d);
+                }
+        }
+        *ret = deps;
+        return 0;
+}
+
+struct modlist {
+        const struct modfile *v[MAX_MODULES];
+        char *data[MAX_MODULES];
+        size_t len[MAX_MODULES];
+        size_t n;
+};
+
+/* Depth-first: dependencies are appended before the module itself, which
+ * gives the load order. */
+static int add_module(struct modlist *ml, const struct modindex *ix, const char *moddir, const char *name,
+                      int depth, struct msb_error *err)
+{
+        if (depth > 16)
+                return msb_err(err, ELOOP, "kernel module dependency loop at '%s'", name);
+        for (size_t i = 0; i < ml->n; i++)
+                if (!strcmp(ml->v[i]->name, name))
+                        return 0;
+        const struct modfile *m = modindex_find(ix, name);
+        if (!m) {
+                if (module_builtin(moddir, name))
+                        return 0;
+                return msb_err(err, ENOENT,
+                               "kernel module '%s' not found under %s; the guest kernel needs it (built in or as a module)",
+                               name, moddir);
+        }
+        char *data;
+        size_t len;
+        int r = read_file_at(AT_FDCWD, m->path, 64 << 20, &data, &len);
+        if (r < 0)
+                return msb_err(err, r, "cannot read kernel module %s: %s", m->path, strerror(-r));
+        _cleanup_strv_ char **deps = NULL;
+        if (module_depends(data, len, &deps) < 0) {
+                free(data);
+                return msb_err(err, EINVAL, "kernel module %s: malformed modinfo", m->path);
+        }
+        for (char **d = deps; d && *d; d++) {
+                r = add_module(ml, ix, moddir, *d, depth + 1, err);
+                if (r < 0) {
+                        free(data);
+                        return r;
+                }
+        }
+        if (ml->n >= MAX_MODULES) {
+                free(data);
+                return msb_err(err, E2BIG, "too many kernel modules needed");
+        }
+        ml->v[ml->n] = m;
+        ml->data[ml->n] = data;
+        ml->len[ml->n] = len;
+        ml->n++;
+        return 0;
+}
+
+static char *find_agentd(void)
+{
+        const char *e = getenv("MSB_AGENTD");
+        if (e && *e)
+                return xstrdup(e);
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n <= 0)
+                return NULL;
+        exe[n] = '\0';
+        char *dir = dirname(exe);
+        const char *cands[] = {"/agentd", "/../libexec/msb/agentd"};
+        for (size_t i = 0; i < ARRAY_SIZE(cands); i++) {
+                char *p = xasprintf("%s%s", dir, cands[i]);
+                if (access(p, R_OK) == 0)
+                        return p;
+                free(p);
+        }
+        return NULL;
+}
+
+static int find_kernel(struct msb_ctx *ctx, char **ret_kernel, char **ret_moddir, struct msb_error *err)
+{
+        const char *k = getenv("MSB_KERNEL");
+        if (k && *k) {
+                if (access(k, R_OK) < 0)
+                        return msb_err(err, errno, "MSB_KERNEL '%s': %s", k, strerror(errno));
+                *ret_kernel = xstrdup(k);
+                const char *m = getenv("MSB_MODULES");
+                *ret_moddir = m && *m ? xstrdup(m) : NULL;
+                return 0;
+        }
+        _cleanup_free_ char *kernel = xasprintf("%s/kernels/default/vmlinuz", ctx->data_dir);
+        if (access(kernel, R_OK) < 0)
+                return msb_err(err, ENOENT,
+                               "no guest kernel at %s: run scripts/setup.sh (it fetches Debian's cloud kernel) "
+                               "or set MSB_KERNEL to a kernel image",
+                               kernel);
+        *ret_moddir = xasprintf("%s/kernels/default/modules", ctx->data_dir);
+        *ret_kernel = TAKE_PTR(kernel);
+        return 0;
+}
+
+void msb_kit_free(struct msb_kit *kit)
+{
+        free(kit->kernel);
+        free(kit->initramfs);
+        free(kit->release);
+        memset(kit, 0, sizeof(*kit));
+}
+
+int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_error *err)
+{
+        _cleanup_free_ char *kernel = NULL, *moddir = NULL;
+        int r = find_kernel(ctx, &kernel, &moddir, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *agentd_path = find_agentd();
+        if (!agentd_path)
+                return msb_err(err, ENOENT, "cannot find agentd next to msb; set MSB_AGENTD to its path");
+        _cleanup_free_ char *agentd = NULL;
+        size_t agentd_len;
+        r = read_file_at(AT_FDCWD, agentd_path, 64 << 20, &agentd, &agentd_len);
+        if (r < 0)
+                return msb_err(err, r, "cannot read agentd %s: %s", agentd_path, strerror(-r));
+
+        struct stat kst;
+        if (stat(kernel, &kst) < 0)
+                return msb_err(err, errno, "guest kernel %s: %s", kernel, strerror(errno));
+
+        struct modlist ml = {0};
+        struct modindex ix = {0};
+        _cleanup_free_ char *release = NULL;
+        if (moddir && access(moddir, R_OK) == 0) {
+                _cleanup_free_ char *real = realpath(moddir, NULL);
+                if (real) {
+                        /* <release>/modules (our kit) or lib/modules/<release> */
+                        char *b = strrchr(real, '/');
+                        if (b && !strcmp(b, "/modules")) {
+                                *b = '\0';
+                                b = strrchr(real, '/');
+                        }
+                        release = xstrdup(b ? b + 1 : real);
+                }
+                modindex_walk(&ix, moddir, 0);
+                for (size_t i = 0; i < ARRAY_SIZE(needed_modules) && r >= 0; i++)
+                        r = add_module(&ml, &ix, moddir, needed_modules[i], 0, err);
+        }
+        if (r >= 0) {
+                struct sha256 h;
+                sha256_init(&h);
+                sha256_update(&h, agentd, agentd_len);
+                char kid[PATH_MAX + 128];
+                int n = snprintf(kid, sizeof(kid), "%s\n%lld\n%lld.%ld\n", kernel, (long long)kst.st_size,
+                                 (long long)kst.st_mtim.tv_sec, kst.st_mtim.tv_nsec);
+                sha256_update(&h, kid, (size_t)n);
+                for (size_t i = 0; i < ml.n; i++) {
+                        sha256_update(&h, ml.v[i]->name, strlen(ml.v[i]->name) + 1);
+                        sha256_update(&h, ml.data[i], ml.len[i]);
+                }
+                char hex[65];
+                sha256_hex(&h, hex);
+                _cleanup_free_ char *cache = xasprintf("%s/cache", ctx->data_dir);
+                _cleanup_free_ char *path = xasprintf("%s/initramfs-%.32s.cpio", cache, hex);
+                if (access(path, R_OK) != 0) {
+                        r = mkdir_p(cache, 0755);
+                        if (r < 0) {
+                                msb_err(err, r, "cannot create %s: %s", cache, strerror(-r));
+                                goto out;
+                        }
+                        msb_log(ctx, 1, "building initramfs %s (%zu modules)", path, ml.n);
+                        char tmphex[17];
+                        random_hex(tmphex, 8);
+                        _cleanup_free_ char *tmp = xasprintf("%s.tmp-%s", path, tmphex);
+                        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                        if (fd < 0) {
+                                r = msb_err(err, errno, "cannot create %s: %s", tmp, strerror(errno));
+                                goto out;
+                        }
+                        struct cpio_writer w;
+                        cpio_init(&w, fd);
+                        cpio_add(&w, "dev", S_IFDIR | 0755, 0, 0, NULL, 0);
+                        cpio_add(&w, "dev/console", S_IFCHR | 0600, 5, 1, NULL, 0);
+                        cpio_add(&w, "init", S_IFREG | 0755, 0, 0, agentd, agentd_len);
+                        if (ml.n) {
+                                cpio_add(&w, "lib", S_IFDIR | 0755, 0, 0, NULL, 0);
+                                cpio_add(&w, "lib/msb", S_IFDIR | 0755, 0, 0, NULL, 0);
+                                char *order = NULL;
+                                size_t olen = 0;
+                                FILE *of = open_memstream(&order, &olen);
+                                for (size_t i = 0; i < ml.n; i++) {
+                                        _cleanup_free_ char *nm = xasprintf("lib/msb/%s.ko", ml.v[i]->name);
+                                        cpio_add(&w, nm, S_IFREG | 0644, 0, 0, ml.data[i], ml.len[i]);
+                                        fprintf(of, "%s.ko\n", ml.v[i]->name);
+                                }
+                                fclose(of);
+                                cpio_add(&w, "lib/msb/modules.order", S_IFREG | 0644, 0, 0, order, olen);
+                                free(order);
+                        }
+                        r = cpio_finish(&w);
+                        if (r == 0 && fsync(fd) < 0)
+                                r = -errno;
+                        if (r == 0 && rename(tmp, path) < 0)
+                                r = -errno;
+                        if (r < 0) {
+                                unlink(tmp);
+                                msb_err(err, r, "cannot write initramfs %s: %s", path, strerror(-r));
+                                goto out;
+                        }
+                }
+                ret_kit->kernel = TAKE_PTR(kernel);
+                ret_kit->initramfs = TAKE_PTR(path);
+                ret_kit->release = release ? TAKE_PTR(release) : xstrdup("unknown");
+                r = 0;
+        }
+out:
+        for (size_t i = 0; i < ml.n; i++)
+                free(ml.data[i]);
+        for (size_t i = 0; i < ix.n; i++)
+                free(ix.v[i].path);
+        free(ix.v);
+        return r;
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Child process supervision for the VMM and the virtio-fs servers. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "internal.h"
+
+int proc_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int keep_fd, pid_t *ret_pid, int *ret_pidfd)
+{
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                /* Die with msb whatever kills it; check the parent did not
+                 * already go before the prctl took effect. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(127);
+                /* Own session: a terminal's Ctrl-C goes to msb alone, which
+                 * forwards it to the guest command instead. */
+                setsid();
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                signal(SIGPIPE, SIG_DFL);
+                int fds[3] = {in_fd, out_fd, err_fd};
+                /* move fds out of the way of 0..2 and the kept fd first */
+                for (int i = 0; i < 3; i++)
+                        if (fds[i] >= 0 && fds[i] <= 3)
+                                fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10);
+                int keep = keep_fd;
+                if (keep >= 0 && keep != 3) {
+                        if (dup2(keep, 3) < 0)
+                                _exit(127);
+                } else if (keep == 3) {
+                        int fl = fcntl(3, F_GETFD);
+                        fcntl(3, F_SETFD, fl & ~FD_CLOEXEC);
+                }
+                for (int i = 0; i < 3; i++) {
+                        int src = fds[i] >= 0 ? fds[i] : open("/dev/null", O_RDWR | O_CLOEXEC);
+                        if (src < 0 || dup2(src, i) < 0)
+                                _exit(127);
+                }
+                execvp(argv[0], argv);
+                _exit(127);
+        }
+        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0) {
+                int e = errno;
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                return -e;
+        }
+        fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+        *ret_pid = pid;
+        *ret_pidfd = pidfd;
+        return 0;
+}
+
+void proc_kill_wait(pid_t pid, int *pidfd)
+{
+        if (pid <= 0)
+                return;
+        /* pidfd_send_signal cannot hit a recycled pid */
+        if (pidfd && *pidfd >= 0)
+                syscall(SYS_pidfd_send_signal, *pidfd, SIGKILL, NULL, 0);
+        else
+                kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        if (pidfd && *pidfd >= 0) {
+                close(*pidfd);
+                *pidfd = -1;
+        }
+}

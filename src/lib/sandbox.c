@@ -1,0 +1,841 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One sandbox run: runtime dir, virtio-fs servers, QEMU, the control channel
+ * and the relay loop, then teardown.
+ *
+ * Runtime dir <runtime>/<id>/ holds a lock file (flock held for the whole
+ * run), the console log, QEMU's and the servers' stderr, and the vhost-user
+ * sockets.  It is removed on every exit path; a run that was SIGKILLed leaves
+ * it unlocked, and the next run removes it (its children died with it through
+ * PDEATHSIG).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "internal.h"
+#include "proto/proto.h"
+
+#define MAX_VOLUMES 32u
+#define DEFAULT_MEMORY_MIB 512u
+#define MAX_MEMORY_MIB (64u * 1024u)
+#define MAX_CPUS 64u
+/* Stop reading host stdin while this much is queued for the guest. */
+#define CTL_OUTQ_HIGH (1u << 20)
+
+struct volume {
+        char *host;
+        char *guest;
+        unsigned flags;
+};
+
+struct msb_run_opts {
+        char *image;
+        char *rootfs;
+        char **command;
+        char *entrypoint;
+        bool entrypoint_set;
+        char **env;
+        char *workdir;
+        char *user;
+        char *hostname;
+        unsigned cpus;
+        unsigned memory_mib;
+        enum msb_accel accel;
+        bool stdin_forward;
+        int fds[3];
+        struct volume vols[MAX_VOLUMES];
+        size_t nvols;
+};
+
+int msb_run_opts_new(struct msb_run_opts **ret)
+{
+        struct msb_run_opts *o = xcalloc(1, sizeof(*o));
+        o->cpus = 1;
+        o->memory_mib = DEFAULT_MEMORY_MIB;
+        o->fds[0] = 0;
+        o->fds[1] = 1;
+        o->fds[2] = 2;
+        *ret = o;
+        return 0;
+}
+
+void msb_run_opts_free(struct msb_run_opts *o)
+{
+        if (!o)
+                return;
+        free(o->image);
+        free(o->rootfs);
+        strv_free(o->command);
+        free(o->entrypoint);
+        strv_free(o->env);
+        free(o->workdir);
+        free(o->user);
+        free(o->hostname);
+        for (size_t i = 0; i < o->nvols; i++) {
+                free(o->vols[i].host);
+                free(o->vols[i].guest);
+        }
+        free(o);
+}
+
+static void set_str(char **dst, const char *s)
+{
+        free(*dst);
+        *dst = s ? xstrdup(s) : NULL;
+}
+
+int msb_run_opts_set_image(struct msb_run_opts *o, const char *ref)
+{
+        set_str(&o->image, ref);
+        return 0;
+}
+int msb_run_opts_set_rootfs(struct msb_run_opts *o, const char *dir)
+{
+        set_str(&o->rootfs, dir);
+        return 0;
+}
+int msb_run_opts_set_command(struct msb_run_opts *o, char *const argv[])
+{
+        strv_free(o->command);
+        o->command = NULL;
+        for (size_t i = 0; argv && argv[i]; i++)
+                strv_push(&o->command, argv[i]);
+        return 0;
+}
+int msb_run_opts_set_entrypoint(struct msb_run_opts *o, const char *ep)
+{
+        set_str(&o->entrypoint, ep);
+        o->entrypoint_set = true;
+        return 0;
+}
+int msb_run_opts_add_env(struct msb_run_opts *o, const char *kv)
+{
+        if (!kv || !strchr(kv, '=') || kv[0] == '=')
+                return -EINVAL;
+        strv_push(&o->env, kv);
+        return 0;
+}
+int msb_run_opts_set_workdir(struct msb_run_opts *o, const char *d)
+{
+        if (!d || d[0] != '/')
+                return -EINVAL;
+        set_str(&o->workdir, d);
+        return 0;
+}
+int msb_run_opts_set_user(struct msb_run_opts *o, const char *u)
+{
+        if (!u || !*u || strlen(u) > 256 || strchr(u, '\n'))
+                return -EINVAL;
+        set_str(&o->user, u);
+        return 0;
+}
+int msb_run_opts_set_hostname(struct msb_run_opts *o, const char *h)
+{
+        if (!h || !*h || strlen(h) > 63)
+                return -EINVAL;
+        for (const char *s = h; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                      *s == '-' || *s == '.'))
+                        return -EINVAL;
+        set_str(&o->hostname, h);
+        return 0;
+}
+int msb_run_opts_set_cpus(struct msb_run_opts *o, unsigned cpus)
+{
+        if (cpus < 1 || cpus > MAX_CPUS)
+                return -ERANGE;
+        o->cpus = cpus;
+        return 0;
+}
+int msb_run_opts_set_memory_mib(struct msb_run_opts *o, unsigned mib)
+{
+        /* the cloud kernel plus agentd need some room to boot */
+        if (mib < 128 || mib > MAX_MEMORY_MIB)
+                return -ERANGE;
+        o->memory_mib = mib;
+        return 0;
+}
+int msb_run_opts_set_accel(struct msb_run_opts *o, enum msb_accel a)
+{
+        o->accel = a;
+        return 0;
+}
+int msb_run_opts_set_stdin(struct msb_run_opts *o, bool forward)
+{
+        o->stdin_forward = forward;
+        return 0;
+}
+int msb_run_opts_set_stdio(struct msb_run_opts *o, int in, int out, int err)
+{
+        o->fds[0] = in;
+        o->fds[1] = out;
+        o->fds[2] = err;
+        return 0;
+}
+
+int msb_run_opts_add_volume(struct msb_run_opts *o, const char *host, const char *guest, unsigned flags,
+                            struct msb_error *err)
+{
+        if (!host || !*host)
+                return msb_err(err, EINVAL, "volume: host path is empty");
+        if (!guest || !*guest)
+                return msb_err(err, EINVAL, "volume '%s': guest path is empty", host);
+        if (flags & MSB_VOLUME_RO)
+                return msb_err(err, ENOTSUP,
+                               "volume '%s:%s': read-only volumes are not supported yet (they need msb's own "
+                               "virtio-fs server); drop ':ro'",
+                               host, guest);
+        if (o->nvols >= MAX_VOLUMES)
+                return msb_err(err, E2BIG, "volume '%s:%s': at most %u volumes per sandbox", host, guest, MAX_VOLUMES);
+        _cleanup_free_ char *g = guest_path_normalize(guest);
+        const char *why;
+        if (guest_path_check(g, &why) < 0)
+                return msb_err(err, EINVAL, "volume '%s:%s': guest path %s", host, guest, why);
+        /* symlinks in HOST are resolved once, here */
+        _cleanup_free_ char *real = realpath(host, NULL);
+        if (!real)
+                return msb_err(err, errno, "volume '%s:%s': host path '%s' %s", host, guest, host,
+                               errno == ENOENT ? "does not exist" : strerror(errno));
+        struct stat st;
+        if (stat(real, &st) < 0)
+                return msb_err(err, errno, "volume '%s:%s': %s", host, guest, strerror(errno));
+        if (S_ISREG(st.st_mode))
+                return msb_err(err, ENOTSUP,
+                               "volume '%s:%s': host path is a file; file volumes are not supported yet, share its "
+                               "directory instead",
+                               host, guest);
+        if (!S_ISDIR(st.st_mode))
+                return msb_err(err, EINVAL, "volume '%s:%s': host path is neither a file nor a directory", host,
+                               guest);
+        for (size_t i = 0; i < o->nvols; i++)
+                if (!strcmp(o->vols[i].guest, g))
+                        return msb_err(err, EINVAL, "volume '%s:%s': guest path %s is already used by another volume",
+                                       host, guest, g);
+        o->vols[o->nvols++] = (struct volume){.host = TAKE_PTR(real), .guest = TAKE_PTR(g), .flags = flags};
+        return 0;
+}
+
+/* ---------------- runtime dir ---------------- */
+
+static void cleanup_stale(struct msb_ctx *ctx)
+{
+        DIR *d = opendir(ctx->runtime_dir);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                _cleanup_free_ char *lock = xasprintf("%s/%s/lock", ctx->runtime_dir, de->d_name);
+                _cleanup_close_ int fd = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0) {
+                        /* no lock file: only remove dirs old enough to not
+                         * be a run that is still being set up */
+                        struct stat st;
+                        _cleanup_free_ char *dir = xasprintf("%s/%s", ctx->runtime_dir, de->d_name);
+                        if (stat(dir, &st) == 0 && time(NULL) - st.st_mtime > 60) {
+                                msb_log(ctx, 1, "removing stale sandbox dir %s", dir);
+                                rm_rf_at(dirfd(d), de->d_name);
+                        }
+                        continue;
+                }
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+                        msb_log(ctx, 1, "removing leftovers of sandbox %s", de->d_name);
+                        rm_rf_at(dirfd(d), de->d_name);
+                }
+        }
+        closedir(d);
+}
+
+struct child {
+        pid_t pid;
+        int pidfd;
+        char *what;
+};
+
+struct sandbox {
+        struct msb_ctx *ctx;
+        const struct msb_run_opts *o;
+        char id[25];
+        char *dir;
+        int lock_fd;
+        int ctl;     /* our end of the control channel */
+        struct child qemu;
+        struct child fsd[MAX_VOLUMES + 1];
+        size_t nfsd;
+        struct vmm_share shares[MAX_VOLUMES + 1];
+        size_t nshares;
+        char *console;
+};
+
+static void sandbox_teardown(struct sandbox *sb)
+{
+        if (sb->qemu.pid > 0)
+                proc_kill_wait(sb->qemu.pid, &sb->qemu.pidfd);
+        for (size_t i = 0; i < sb->nfsd; i++) {
+                proc_kill_wait(sb->fsd[i].pid, &sb->fsd[i].pidfd);
+                free(sb->fsd[i].what);
+        }
+        free(sb->qemu.what);
+        for (size_t i = 0; i < sb->nshares; i++) {
+                free(sb->shares[i].tag);
+                free(sb->shares[i].socket_path);
+        }
+        if (sb->ctl >= 0)
+                close(sb->ctl);
+        if (sb->dir) {
+                rm_rf(sb->dir);
+                free(sb->dir);
+        }
+        if (sb->lock_fd >= 0)
+                close(sb->lock_fd);
+        free(sb->console);
+}
+
+/* Last lines of the console log, for boot failures. */
+static void console_tail(const char *path, char *out, size_t outsz, int lines)
+{
+        out[0] = '\0';
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        if (read_file_at(AT_FDCWD, path, 16 << 20, &data, &len) < 0 || len == 0)
+                return;
+        size_t i = len;
+        while (i > 0 && (data[i - 1] == '\n' || data[i - 1] == '\r'))
+                i--;
+        size_t end = i;
+        int n = 0;
+        while (i > 0) {
+                if (data[i - 1] == '\n' && ++n == lines)
+                        break;
+                i--;
+        }
+        snprintf(out, outsz, "%.*s", (int)(end - i), data + i);
+        /* keep it printable: the guest controls these bytes */
+        for (char *c = out; *c; c++)
+                if ((unsigned char)*c < 0x20 && *c != '\n')
+                        *c = ' ';
+}
+
+static int add_share(struct sandbox *sb, const char *dir, bool read_only, struct msb_error *err)
+{
+        size_t i = sb->nshares;
+        char tag[33];
+        /* random tags: never derived from paths, so no collisions */
+        random_hex(tag, 8);
+        memmove(tag + 3, tag, 17);
+        memcpy(tag, "msb", 3);
+        _cleanup_free_ char *sock = xasprintf("%s/fs%zu.sock", sb->dir, i);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(sock) >= sizeof(sa.sun_path))
+                return msb_err(err, ENAMETOOLONG, "runtime dir path %s is too long for a unix socket; set MSB_HOME",
+                               sb->dir);
+        strcpy(sa.sun_path, sock);
+        _cleanup_close_ int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0)
+                return msb_err(err, errno, "cannot create socket %s: %s", sock, strerror(errno));
+        /* the server inherits the listening socket, so QEMU can connect
+         * the moment it starts: no wait-for-socket race */
+        _cleanup_strv_ char **argv = fsd_backend_default()->argv(dir, 3, read_only);
+        _cleanup_free_ char *logp = xasprintf("%s/fsd%zu.log", sb->dir, i);
+        _cleanup_close_ int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        struct child *c = &sb->fsd[sb->nfsd];
+        int r = proc_spawn(argv, -1, logfd, logfd, lfd, &c->pid, &c->pidfd);
+        if (r < 0)
+                return msb_err(err, r, "cannot start %s: %s", argv[0], strerror(-r));
+        c->what = xasprintf("virtio-fs server for %s", dir);
+        sb->nfsd++;
+        sb->shares[i].tag = xstrdup(tag);
+        sb->shares[i].socket_path = TAKE_PTR(sock);
+        sb->nshares++;
+        return 0;
+}
+
+/* Final env: image Env, then -e values overriding by key. */
+static char **merge_env(char **image_env, char **user_env)
+{
+        char **out = NULL;
+        for (char **e = image_env; e && *e; e++)
+                strv_push(&out, *e);
+        for (char **e = user_env; e && *e; e++) {
+                size_t k = (size_t)(strchr(*e, '=') - *e);
+                bool replaced = false;
+                for (char **x = out; x && *x; x++)
+                        if (!strncmp(*x, *e, k) && (*x)[k] == '=') {
+                                free(*x);
+                                *x = xstrdup(*e);
+                                replaced = true;
+                        }
+                if (!replaced)
+                        strv_push(&out, *e);
+        }
+        return out;
+}
+
+static int cmp_depth(const void *a, const void *b)
+{
+        const struct msb_mount_spec *x = a, *y = b;
+        size_t dx = 0, dy = 0;
+        for (const char *s = x->path; *s; s++)
+                dx += *s == '/';
+        for (const char *s = y->path; *s; s++)
+                dy += *s == '/';
+        return dx < dy ? -1 : dx > dy ? 1 : strcmp(x->path, y->path);
+}
+
+struct relay {
+        struct msb_buf out; /* to guest */
+        struct msb_reader rd;
+        bool have_hello, sent_run, done;
+        bool stdout_broken, stderr_broken;
+        int status;
+        char *error;
+        int sigints;
+};
+
+static int write_host(int fd, const uint8_t *p, size_t n, bool *broken)
+{
+        if (*broken)
+                return 0;
+        while (n > 0) {
+                ssize_t w = write(fd, p, n);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                struct pollfd pf = {.fd = fd, .events = POLLOUT};
+                                poll(&pf, 1, -1);
+                                continue;
+                        }
+                        /* reader went away (EPIPE): drop output, keep running */
+                        *broken = true;
+                        return 0;
+                }
+                p += w;
+                n -= (size_t)w;
+        }
+        return 0;
+}
+
+static int exec_status(int e)
+{
+        return e == ENOENT || e == ENOTDIR ? MSB_EXIT_NOT_FOUND : MSB_EXIT_NOT_EXECUTABLE;
+}
+
+static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, const struct msb_run_msg *run)
+{
+        switch (m->type) {
+        case MSB_MSG_HELLO:
+                if (rl->have_hello)
+                        return -EPROTO;
+                if (m->u.hello.version != MSB_PROTO_VERSION) {
+                        rl->error = xasprintf("guest agent speaks protocol version %u, msb speaks %u: rebuild the "
+                                              "guest kit",
+                                              m->u.hello.version, MSB_PROTO_VERSION);
+                        rl->done = true;
+                        return 0;
+                }
+                rl->have_hello = true;
+                msb_enc_hello(&rl->out, MSB_PROTO_VERSION, "msb");
+                if (msb_enc_run(&rl->out, run) < 0) {
+                        rl->error = xstrdup("the command line and environment are too large");
+                        rl->done = true;
+                        return 0;
+                }
+                rl->sent_run = true;
+                msb_log(sb->ctx, 1, "guest agent ready; running %s", run->argv[0]);
+                return 0;
+        case MSB_MSG_STDOUT:
+                return write_host(sb->o->fds[1], m->u.data.data, m->u.data.len, &rl->stdout_broken);
+        case MSB_MSG_STDERR:
+                return write_host(sb->o->fds[2], m->u.data.data, m->u.data.len, &rl->stderr_broken);
+        case MSB_MSG_EXIT:
+                rl->status = m->u.exit.kind == MSB_EXIT_SIGNAL ? 128 + (int)m->u.exit.value : (int)m->u.exit.value;
+                rl->done = true;
+                return 0;
+        case MSB_MSG_ERROR: {
+                const char *step = m->u.error.step;
+                int e = m->u.error.err;
+                if (!strcmp(step, "exec")) {
+                        rl->status = exec_status(e);
+                        rl->error = xasprintf("%s: %s", m->u.error.message,
+                                              e == ENOENT ? "executable file not found in $PATH"
+                                                          : (e > 0 && e < 4096 ? strerror(e) : "unknown error"));
+                        rl->status = -rl->status; /* mark: exec error with a status */
+                } else {
+                        rl->error = xasprintf("guest setup failed at step '%s': %s%s%s", step, m->u.error.message,
+                                              e ? ": " : "", e > 0 && e < 4096 ? strerror(e) : "");
+                }
+                rl->done = true;
+                return 0;
+        }
+        default:
+                /* host-bound types only; anything else is a violation */
+                return -EPROTO;
+        }
+}
+
+static int64_t mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int boot_timeout_ms(enum msb_accel a)
+{
+        const char *e = getenv("MSB_BOOT_TIMEOUT");
+        if (e && *e) {
+                int v = atoi(e);
+                if (v > 0)
+                        return v * 1000;
+        }
+        return a == MSB_ACCEL_KVM ? 30000 : 90000;
+}
+
+int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, struct msb_error *err)
+{
+        if (!o->image && !o->rootfs)
+                return msb_err(err, EINVAL, "no image given: name an image or use --rootfs DIR");
+
+        /* ---- resolve what to run, before anything is started ---- */
+        _cleanup_free_ char *rootfs = NULL, *hostname = NULL;
+        _cleanup_close_ int sfd = -1;
+        sigset_t mask, oldmask;
+        struct msb_image_config cfg = {0};
+        int r;
+        if (o->rootfs) {
+                rootfs = realpath(o->rootfs, NULL);
+                struct stat st;
+                if (!rootfs || stat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
+                        return msb_err(err, ENOENT, "--rootfs '%s': not a directory", o->rootfs);
+        } else {
+                r = msb_image_open(ctx, o->image, &rootfs, &cfg, err);
+                if (r < 0)
+                        return r;
+        }
+        _cleanup_strv_ char **argv = NULL;
+        if (o->entrypoint_set) {
+                if (o->entrypoint && *o->entrypoint)
+                        strv_push(&argv, o->entrypoint);
+        } else
+                for (char **e = cfg.entrypoint; e && *e; e++)
+                        strv_push(&argv, *e);
+        char **cmd = o->command && o->command[0] ? o->command : (o->entrypoint_set ? NULL : cfg.cmd);
+        for (char **e = cmd; e && *e; e++)
+                strv_push(&argv, *e);
+        if (!argv || !argv[0]) {
+                msb_image_config_free(&cfg);
+                return msb_err(err, EINVAL, "no command given and the image has no Cmd or Entrypoint: add one "
+                                            "after the image name");
+        }
+        _cleanup_strv_ char **env = merge_env(cfg.env, o->env);
+
+        struct msb_kit kit = {0};
+        r = msb_kit_prepare(ctx, &kit, err);
+        if (r < 0) {
+                msb_image_config_free(&cfg);
+                return r;
+        }
+        enum msb_accel accel;
+        _cleanup_free_ char *accel_why = NULL;
+        r = msb_accel_resolve(ctx, o->accel, &accel, &accel_why, err);
+        if (r < 0) {
+                msb_kit_free(&kit);
+                msb_image_config_free(&cfg);
+                return r;
+        }
+        msb_log(ctx, 1, "accelerator: %s (%s)", accel == MSB_ACCEL_KVM ? "kvm" : "tcg", accel_why);
+        msb_log(ctx, 1, "kernel: %s (%s)", kit.kernel, kit.release);
+
+        /* ---- runtime dir ---- */
+        struct sandbox sb = {.ctx = ctx, .o = o, .lock_fd = -1, .ctl = -1};
+        sb.qemu.pidfd = -1;
+        r = mkdir_p(ctx->runtime_dir, 0700);
+        if (r < 0) {
+                r = msb_err(err, r, "cannot create runtime dir %s: %s", ctx->runtime_dir, strerror(-r));
+                goto out;
+        }
+        cleanup_stale(ctx);
+        random_hex(sb.id, 12);
+        sb.dir = xasprintf("%s/%s", ctx->runtime_dir, sb.id);
+        if (mkdir(sb.dir, 0700) < 0) {
+                r = msb_err(err, errno, "cannot create %s: %s", sb.dir, strerror(errno));
+                free(sb.dir);
+                sb.dir = NULL;
+                goto out;
+        }
+        {
+                _cleanup_free_ char *lock = xasprintf("%s/lock", sb.dir);
+                sb.lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+                if (sb.lock_fd < 0 || flock(sb.lock_fd, LOCK_EX) < 0) {
+                        r = msb_err(err, errno, "cannot lock %s: %s", lock, strerror(errno));
+                        goto out;
+                }
+        }
+        sb.console = xasprintf("%s/console.log", sb.dir);
+        msb_log(ctx, 1, "sandbox %s, runtime dir %s", sb.id, sb.dir);
+
+        /* ---- signals: taken through a signalfd for the whole run ---- */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGPIPE);
+        sigprocmask(SIG_BLOCK, &mask, &oldmask);
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sfd < 0) {
+                r = msb_err(err, errno, "signalfd: %s", strerror(errno));
+                goto out_sig;
+        }
+
+        /* ---- shares and servers ---- */
+        r = add_share(&sb, rootfs, true, err);
+        if (r < 0)
+                goto out_sig;
+        struct msb_mount_spec mounts[MAX_VOLUMES];
+        for (size_t i = 0; i < o->nvols; i++) {
+                r = add_share(&sb, o->vols[i].host, o->vols[i].flags & MSB_VOLUME_RO, err);
+                if (r < 0)
+                        goto out_sig;
+                mounts[i] = (struct msb_mount_spec){.tag = sb.shares[i + 1].tag,
+                                                    .path = o->vols[i].guest,
+                                                    .flags = o->vols[i].flags & MSB_VOLUME_RO ? MSB_MOUNT_RO : 0};
+        }
+        /* parents before children: /data before /data/sub */
+        qsort(mounts, o->nvols, sizeof(mounts[0]), cmp_depth);
+
+        /* ---- VM ---- */
+        int sp[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+                r = msb_err(err, errno, "socketpair: %s", strerror(errno));
+                goto out_sig;
+        }
+        sb.ctl = sp[0];
+        {
+                struct vmm_config vc = {
+                        .qemu = vmm_qemu_binary(),
+                        .kernel = kit.kernel,
+                        .initramfs = kit.initramfs,
+                        .console_log = sb.console,
+                        .accel = accel,
+                        .cpus = o->cpus,
+                        .memory_mib = o->memory_mib,
+                        .ctl_fd = 3,
+                        .debug = getenv("MSB_DEBUG_AGENT") != NULL,
+                        .shares = sb.shares,
+                        .nshares = sb.nshares,
+                };
+                _cleanup_strv_ char **qargv = vmm_qemu_argv(&vc);
+                _cleanup_free_ char *qlog = xasprintf("%s/qemu.log", sb.dir);
+                _cleanup_close_ int qlogfd = open(qlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                r = proc_spawn(qargv, -1, qlogfd, qlogfd, sp[1], &sb.qemu.pid, &sb.qemu.pidfd);
+                close(sp[1]);
+                if (r < 0) {
+                        r = msb_err(err, r, "cannot start %s: %s", qargv[0], strerror(-r));
+                        goto out_sig;
+                }
+                sb.qemu.what = xstrdup("QEMU");
+        }
+        fcntl(sb.ctl, F_SETFL, fcntl(sb.ctl, F_GETFL) | O_NONBLOCK);
+
+        /* ---- relay ---- */
+        hostname = o->hostname ? xstrdup(o->hostname) : xasprintf("msb-%.8s", sb.id);
+        struct msb_run_msg run = {
+                .flags = o->stdin_forward ? MSB_RUN_STDIN : 0,
+                .rootfs_tag = sb.shares[0].tag,
+                .hostname = hostname,
+                .workdir = o->workdir ? o->workdir : (cfg.workdir ? cfg.workdir : ""),
+                .user = o->user ? o->user : (cfg.user ? cfg.user : ""),
+                .argc = (uint32_t)strv_len(argv),
+                .argv = argv,
+                .envc = (uint32_t)strv_len(env),
+                .env = env,
+                .nmounts = (uint32_t)o->nvols,
+                .mounts = mounts,
+        };
+        struct relay rl = {0};
+        bool stdin_open = o->stdin_forward;
+        int64_t boot_deadline = mono_ms() + boot_timeout_ms(accel);
+        int64_t exit_deadline = -1;
+        bool qemu_gone = false, vm_killed = false;
+        char *failure = NULL;
+        while (!qemu_gone) {
+                struct pollfd p[4 + MAX_VOLUMES + 1];
+                int n = 0;
+                p[n++] = (struct pollfd){.fd = sb.ctl,
+                                         .events = (short)(POLLIN | (msb_buf_pending(&rl.out) ? POLLOUT : 0))};
+                p[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+                p[n++] = (struct pollfd){.fd = sb.qemu.pidfd, .events = POLLIN};
+                p[n++] = (struct pollfd){
+                        .fd = stdin_open && rl.sent_run && !rl.done && msb_buf_pending(&rl.out) < CTL_OUTQ_HIGH
+                                      ? o->fds[0]
+                                      : -1,
+                        .events = POLLIN};
+                for (size_t i = 0; i < sb.nfsd; i++)
+                        p[n++] = (struct pollfd){.fd = rl.done ? -1 : sb.fsd[i].pidfd, .events = POLLIN};
+                int timeout = -1;
+                int64_t now = mono_ms();
+                if (!rl.have_hello && !rl.done)
+                        timeout = (int)(boot_deadline > now ? boot_deadline - now : 0);
+                if (exit_deadline >= 0)
+                        timeout = (int)(exit_deadline > now ? exit_deadline - now : 0);
+                int k = poll(p, (nfds_t)n, timeout);
+                if (k < 0 && errno != EINTR) {
+                        failure = xasprintf("poll: %s", strerror(errno));
+                        break;
+                }
+                now = mono_ms();
+                if (k == 0) {
+                        if (exit_deadline >= 0 && now >= exit_deadline)
+                                break; /* the guest did not power off in time; kill it */
+                        if (!rl.have_hello && now >= boot_deadline) {
+                                failure = xasprintf("the VM did not start the guest agent within %d s",
+                                                    boot_timeout_ms(accel) / 1000);
+                                break;
+                        }
+                        continue;
+                }
+                if (p[0].revents & POLLOUT) {
+                        ssize_t w = write(sb.ctl, msb_buf_head(&rl.out), msb_buf_pending(&rl.out));
+                        if (w > 0)
+                                msb_buf_consume(&rl.out, (size_t)w);
+                }
+                if (p[0].revents & (POLLIN | POLLHUP)) {
+                        uint8_t buf[65536];
+                        ssize_t got = read(sb.ctl, buf, sizeof(buf));
+                        if (got > 0) {
+                                msb_reader_feed(&rl.rd, buf, (size_t)got);
+                                struct msb_msg m;
+                                int q;
+                                while (!rl.done && (q = msb_reader_next(&rl.rd, &m)) == 1) {
+                                        int h = handle_msg(&sb, &rl, &m, &run);
+                                        msb_msg_free(&m);
+                                        if (h < 0) {
+                                                q = h;
+                                                break;
+                                        }
+                                }
+                                if (!rl.done && q < 0) {
+                                        failure = xstrdup("the guest sent a malformed control message; stopping it");
+                                        break;
+                                }
+                                if (rl.done && exit_deadline < 0)
+                                        exit_deadline = mono_ms() + 3000;
+                        } else if (got == 0) {
+                                /* QEMU closed the channel: it is exiting */
+                                p[2].revents |= POLLIN;
+                        }
+                }
+                if (p[1].revents & POLLIN) {
+                        struct signalfd_siginfo si;
+                        while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+                                if (si.ssi_signo == SIGPIPE)
+                                        continue;
+                                if (rl.sent_run && !rl.done && rl.sigints == 0) {
+                                        msb_log(ctx, 1, "forwarding signal %u to the command", si.ssi_signo);
+                                        msb_enc_signal(&rl.out, si.ssi_signo);
+                                        rl.sigints++;
+                                } else if (!rl.done) {
+                                        /* second signal, or nothing to forward to yet */
+                                        vm_killed = true;
+                                        rl.status = 128 + (int)si.ssi_signo;
+                                        break;
+                                }
+                        }
+                        if (vm_killed)
+                                break;
+                }
+                if (p[3].revents & (POLLIN | POLLHUP | POLLERR)) {
+                        uint8_t buf[MSB_PROTO_DATA_CHUNK];
+                        ssize_t got = read(o->fds[0], buf, sizeof(buf));
+                        if (got > 0)
+                                msb_enc_data(&rl.out, MSB_MSG_STDIN, buf, (size_t)got);
+                        else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+                                msb_enc_empty(&rl.out, MSB_MSG_STDIN_EOF);
+                                stdin_open = false;
+                        }
+                }
+                for (size_t i = 0; i < sb.nfsd; i++)
+                        if (p[4 + i].revents & POLLIN) {
+                                failure = xasprintf("the %s exited unexpectedly; the VM was stopped", sb.fsd[i].what);
+                                proc_kill_wait(sb.fsd[i].pid, &sb.fsd[i].pidfd);
+                                sb.fsd[i].pid = 0;
+                                break;
+                        }
+                if (failure)
+                        break;
+                if (p[2].revents & POLLIN) {
+                        /* QEMU is gone; frames it delivered may still be
+                         * queued in the socket */
+                        for (;;) {
+                                uint8_t buf[65536];
+                                ssize_t got = read(sb.ctl, buf, sizeof(buf));
+                                if (got <= 0)
+                                        break;
+                                msb_reader_feed(&rl.rd, buf, (size_t)got);
+                                struct msb_msg m;
+                                while (!rl.done && msb_reader_next(&rl.rd, &m) == 1) {
+                                        handle_msg(&sb, &rl, &m, &run);
+                                        msb_msg_free(&m);
+                                }
+                        }
+                        qemu_gone = true;
+                }
+        }
+        if (!rl.done && !vm_killed && !failure)
+                failure = xstrdup("the VM stopped before the command finished");
+
+        /* ---- result ---- */
+        if (failure || (rl.error && rl.status >= 0)) {
+                char tail[4096];
+                console_tail(sb.console, tail, sizeof(tail), 15);
+                const char *what = failure ? failure : rl.error;
+                if (!rl.have_hello && tail[0])
+                        r = msb_err(err, EIO, "%s; last lines of the guest console:\n%s", what, tail);
+                else
+                        r = msb_err(err, EIO, "%s", what);
+        } else if (rl.error) {
+                /* exec failure: report, but with the docker status */
+                r = msb_err(err, ENOEXEC, "%s", rl.error);
+                *ret_status = -rl.status;
+                r = 1;
+        } else {
+                *ret_status = rl.status;
+                r = 0;
+        }
+        free(failure);
+        free(rl.error);
+        msb_buf_free(&rl.out);
+        msb_reader_free(&rl.rd);
+out_sig:
+        sandbox_teardown(&sb);
+        sb.dir = NULL;
+        {
+                /* drop signals that arrived during teardown, then restore */
+                struct timespec zero = {0, 0};
+                while (sigtimedwait(&mask, NULL, &zero) > 0) {
+                }
+        }
+        sigprocmask(SIG_SETMASK, &oldmask, NULL);
+        msb_kit_free(&kit);
+        msb_image_config_free(&cfg);
+        return r;
+out:
+        sandbox_teardown(&sb);
+        msb_kit_free(&kit);
+        msb_image_config_free(&cfg);
+        return r;
+}

@@ -1,0 +1,455 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
+#include "proto.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Local allocation helpers: this file is linked into agentd, the host and the
+ * fuzzer, so it depends on nothing but libc. */
+static void *p_realloc(void *p, size_t n)
+{
+        p = realloc(p, n ? n : 1);
+        if (!p)
+                abort();
+        return p;
+}
+
+/* ---------- output ---------- */
+
+void msb_buf_free(struct msb_buf *b)
+{
+        free(b->data);
+        memset(b, 0, sizeof(*b));
+}
+
+void msb_buf_consume(struct msb_buf *b, size_t n)
+{
+        if (n > b->len)
+                n = b->len;
+        b->off += n;
+        b->len -= n;
+        if (b->len == 0)
+                b->off = 0;
+}
+
+void msb_buf_append(struct msb_buf *b, const void *p, size_t n)
+{
+        if (b->off > 0 && b->off + b->len + n > b->cap) {
+                memmove(b->data, b->data + b->off, b->len);
+                b->off = 0;
+        }
+        if (b->off + b->len + n > b->cap) {
+                size_t cap = b->cap ? b->cap : 4096;
+                while (cap < b->off + b->len + n)
+                        cap *= 2;
+                b->data = p_realloc(b->data, cap);
+                b->cap = cap;
+        }
+        memcpy(b->data + b->off + b->len, p, n);
+        b->len += n;
+}
+
+static void put_u32(struct msb_buf *b, uint32_t v)
+{
+        uint8_t x[4] = {v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >> 24) & 0xff};
+        msb_buf_append(b, x, 4);
+}
+
+static void put_u16(struct msb_buf *b, uint16_t v)
+{
+        uint8_t x[2] = {v & 0xff, (v >> 8) & 0xff};
+        msb_buf_append(b, x, 2);
+}
+
+static void put_str(struct msb_buf *b, const char *s)
+{
+        size_t n = s ? strlen(s) : 0;
+        put_u32(b, (uint32_t)n);
+        msb_buf_append(b, s ? s : "", n);
+}
+
+/* Frames are built in place: reserve the header, append the payload, then
+ * patch the length.  If the payload turns out too large the frame is rolled
+ * back so the queue never holds a frame the peer would reject. */
+static size_t frame_begin(struct msb_buf *b, uint16_t type)
+{
+        size_t start = b->len;
+        put_u32(b, 0);
+        put_u16(b, type);
+        put_u16(b, 0);
+        return start;
+}
+
+static int frame_end(struct msb_buf *b, size_t start)
+{
+        size_t plen = b->len - start - MSB_PROTO_HDR_SIZE;
+        if (plen > MSB_PROTO_MAX_PAYLOAD) {
+                b->len = start;
+                return -E2BIG;
+        }
+        uint8_t *h = b->data + b->off + start;
+        h[0] = plen & 0xff;
+        h[1] = (plen >> 8) & 0xff;
+        h[2] = (plen >> 16) & 0xff;
+        h[3] = (plen >> 24) & 0xff;
+        return 0;
+}
+
+static bool str_ok(const char *s)
+{
+        return !s || strlen(s) <= MSB_PROTO_MAX_STR;
+}
+
+int msb_enc_hello(struct msb_buf *out, uint32_t version, const char *peer)
+{
+        if (!str_ok(peer))
+                return -E2BIG;
+        size_t st = frame_begin(out, MSB_MSG_HELLO);
+        put_u32(out, version);
+        put_str(out, peer);
+        return frame_end(out, st);
+}
+
+int msb_enc_run(struct msb_buf *out, const struct msb_run_msg *run)
+{
+        if (run->argc < 1 || run->argc > MSB_PROTO_MAX_ARGS || run->envc > MSB_PROTO_MAX_ENV ||
+            run->nmounts > MSB_PROTO_MAX_MOUNTS)
+                return -E2BIG;
+        if (!str_ok(run->rootfs_tag) || !str_ok(run->hostname) || !str_ok(run->workdir) || !str_ok(run->user))
+                return -E2BIG;
+        for (uint32_t i = 0; i < run->argc; i++)
+                if (!str_ok(run->argv[i]))
+                        return -E2BIG;
+        for (uint32_t i = 0; i < run->envc; i++)
+                if (!str_ok(run->env[i]))
+                        return -E2BIG;
+        for (uint32_t i = 0; i < run->nmounts; i++)
+                if (!str_ok(run->mounts[i].tag) || !str_ok(run->mounts[i].path))
+                        return -E2BIG;
+
+        size_t st = frame_begin(out, MSB_MSG_RUN);
+        put_u32(out, run->flags);
+        put_str(out, run->rootfs_tag);
+        put_str(out, run->hostname);
+        put_str(out, run->workdir);
+        put_str(out, run->user);
+        put_u32(out, run->argc);
+        for (uint32_t i = 0; i < run->argc; i++)
+                put_str(out, run->argv[i]);
+        put_u32(out, run->envc);
+        for (uint32_t i = 0; i < run->envc; i++)
+                put_str(out, run->env[i]);
+        put_u32(out, run->nmounts);
+        for (uint32_t i = 0; i < run->nmounts; i++) {
+                put_str(out, run->mounts[i].tag);
+                put_str(out, run->mounts[i].path);
+                put_u32(out, run->mounts[i].flags);
+        }
+        return frame_end(out, st);
+}
+
+int msb_enc_data(struct msb_buf *out, uint16_t type, const void *data, size_t len)
+{
+        if (len > MSB_PROTO_MAX_PAYLOAD)
+                return -E2BIG;
+        size_t st = frame_begin(out, type);
+        msb_buf_append(out, data, len);
+        return frame_end(out, st);
+}
+
+int msb_enc_empty(struct msb_buf *out, uint16_t type)
+{
+        size_t st = frame_begin(out, type);
+        return frame_end(out, st);
+}
+
+int msb_enc_signal(struct msb_buf *out, uint32_t signo)
+{
+        size_t st = frame_begin(out, MSB_MSG_SIGNAL);
+        put_u32(out, signo);
+        return frame_end(out, st);
+}
+
+int msb_enc_exit(struct msb_buf *out, uint32_t kind, uint32_t value)
+{
+        size_t st = frame_begin(out, MSB_MSG_EXIT);
+        put_u32(out, kind);
+        put_u32(out, value);
+        return frame_end(out, st);
+}
+
+int msb_enc_error(struct msb_buf *out, const char *step, int32_t err, const char *message)
+{
+        if (!str_ok(step) || !str_ok(message))
+                return -E2BIG;
+        size_t st = frame_begin(out, MSB_MSG_ERROR);
+        put_str(out, step);
+        put_u32(out, (uint32_t)err);
+        put_str(out, message);
+        return frame_end(out, st);
+}
+
+/* ---------- input ---------- */
+
+/* Bounds-checked cursor over an untrusted payload.  Any overrun sets bad and
+ * every later read returns zero/NULL, so decoders check once at the end. */
+struct cursor {
+        const uint8_t *p; /* untrusted */
+        size_t left;
+        bool bad;
+};
+
+static uint32_t get_u32(struct cursor *c)
+{
+        if (c->bad || c->left < 4) {
+                c->bad = true;
+                return 0;
+        }
+        uint32_t v = (uint32_t)c->p[0] | (uint32_t)c->p[1] << 8 | (uint32_t)c->p[2] << 16 | (uint32_t)c->p[3] << 24;
+        c->p += 4;
+        c->left -= 4;
+        return v;
+}
+
+static char *get_str(struct cursor *c)
+{
+        uint32_t n = get_u32(c);
+        if (c->bad || n > MSB_PROTO_MAX_STR || n > c->left || memchr(c->p, 0, n)) {
+                c->bad = true;
+                return NULL;
+        }
+        char *s = p_realloc(NULL, (size_t)n + 1);
+        memcpy(s, c->p, n);
+        s[n] = '\0';
+        c->p += n;
+        c->left -= n;
+        return s;
+}
+
+static void strv_free_n(char **v, uint32_t n)
+{
+        if (!v)
+                return;
+        for (uint32_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+/* Reads count strings; count is checked against limit and against what the
+ * remaining bytes could possibly hold (4 bytes per string minimum), so a
+ * hostile count cannot make us allocate a huge array. */
+static char **get_strv(struct cursor *c, uint32_t *ret_n, uint32_t limit)
+{
+        uint32_t n = get_u32(c);
+        if (c->bad || n > limit || (size_t)n > c->left / 4) {
+                c->bad = true;
+                return NULL;
+        }
+        char **v = calloc((size_t)n + 1, sizeof(char *));
+        if (!v)
+                abort();
+        for (uint32_t i = 0; i < n; i++) {
+                v[i] = get_str(c);
+                if (c->bad) {
+                        strv_free_n(v, i);
+                        return NULL;
+                }
+        }
+        *ret_n = n;
+        return v;
+}
+
+int msb_frame_header(const uint8_t hdr[MSB_PROTO_HDR_SIZE], uint16_t *ret_type, uint32_t *ret_len)
+{
+        uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
+        uint16_t type = (uint16_t)(hdr[4] | hdr[5] << 8);
+        uint16_t rsv = (uint16_t)(hdr[6] | hdr[7] << 8);
+        if (type < 1 || type > MSB_MSG_TYPE_MAX || rsv != 0 || len > MSB_PROTO_MAX_PAYLOAD)
+                return -EPROTO;
+        *ret_type = type;
+        *ret_len = len;
+        return 0;
+}
+
+void msb_msg_free(struct msb_msg *m)
+{
+        switch (m->type) {
+        case MSB_MSG_HELLO:
+                free(m->u.hello.peer);
+                break;
+        case MSB_MSG_RUN: {
+                struct msb_run_msg *r = &m->u.run;
+                free(r->rootfs_tag);
+                free(r->hostname);
+                free(r->workdir);
+                free(r->user);
+                strv_free_n(r->argv, r->argc);
+                strv_free_n(r->env, r->envc);
+                for (uint32_t i = 0; r->mounts && i < r->nmounts; i++) {
+                        free(r->mounts[i].tag);
+                        free(r->mounts[i].path);
+                }
+                free(r->mounts);
+                break;
+        }
+        case MSB_MSG_ERROR:
+                free(m->u.error.step);
+                free(m->u.error.message);
+                break;
+        default:
+                break;
+        }
+        memset(m, 0, sizeof(*m));
+}
+
+static int decode_run(struct cursor *c, struct msb_run_msg *r)
+{
+        r->flags = get_u32(c);
+        if (r->flags & ~MSB_RUN_KNOWN_FLAGS)
+                c->bad = true;
+        r->rootfs_tag = get_str(c);
+        r->hostname = get_str(c);
+        r->workdir = get_str(c);
+        r->user = get_str(c);
+        r->argv = get_strv(c, &r->argc, MSB_PROTO_MAX_ARGS);
+        if (!c->bad && r->argc < 1)
+                c->bad = true;
+        r->env = get_strv(c, &r->envc, MSB_PROTO_MAX_ENV);
+        uint32_t n = get_u32(c);
+        /* each mount takes at least 12 bytes */
+        if (c->bad || n > MSB_PROTO_MAX_MOUNTS || (size_t)n > c->left / 12) {
+                c->bad = true;
+                return -EBADMSG;
+        }
+        r->mounts = calloc(n ? n : 1, sizeof(*r->mounts));
+        if (!r->mounts)
+                abort();
+        for (uint32_t i = 0; i < n && !c->bad; i++) {
+                r->mounts[i].tag = get_str(c);
+                r->mounts[i].path = get_str(c);
+                r->mounts[i].flags = get_u32(c);
+                r->nmounts = i + 1;
+                if (r->mounts[i].flags & ~MSB_MOUNT_KNOWN_FLAGS)
+                        c->bad = true;
+        }
+        for (uint32_t i = 0; i < r->envc && !c->bad; i++)
+                if (!strchr(r->env[i], '=') || r->env[i][0] == '=')
+                        c->bad = true;
+        return c->bad ? -EBADMSG : 0;
+}
+
+int msb_msg_decode(uint16_t type, const uint8_t *payload, size_t len, struct msb_msg *out)
+{
+        struct cursor c = {.p = payload, .left = len};
+        memset(out, 0, sizeof(*out));
+        out->type = type;
+        switch (type) {
+        case MSB_MSG_HELLO:
+                out->u.hello.version = get_u32(&c);
+                out->u.hello.peer = get_str(&c);
+                break;
+        case MSB_MSG_RUN:
+                decode_run(&c, &out->u.run);
+                break;
+        case MSB_MSG_STDIN:
+        case MSB_MSG_STDOUT:
+        case MSB_MSG_STDERR:
+                out->u.data.data = payload;
+                out->u.data.len = len;
+                c.left = 0;
+                break;
+        case MSB_MSG_STDIN_EOF:
+                break;
+        case MSB_MSG_SIGNAL:
+                out->u.signo = get_u32(&c);
+                if (out->u.signo < 1 || out->u.signo > 64)
+                        c.bad = true;
+                break;
+        case MSB_MSG_EXIT:
+                out->u.exit.kind = get_u32(&c);
+                out->u.exit.value = get_u32(&c);
+                if (out->u.exit.kind == MSB_EXIT_CODE && out->u.exit.value > 255)
+                        c.bad = true;
+                else if (out->u.exit.kind == MSB_EXIT_SIGNAL &&
+                         (out->u.exit.value < 1 || out->u.exit.value > 64))
+                        c.bad = true;
+                else if (out->u.exit.kind > MSB_EXIT_SIGNAL)
+                        c.bad = true;
+                break;
+        case MSB_MSG_ERROR:
+                out->u.error.step = get_str(&c);
+                out->u.error.err = (int32_t)get_u32(&c);
+                out->u.error.message = get_str(&c);
+                break;
+        default:
+                c.bad = true;
+        }
+        /* Trailing bytes are a violation too: they mean the peer and we
+         * disagree about the layout. */
+        if (c.bad || c.left != 0) {
+                msb_msg_free(out);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+void msb_reader_free(struct msb_reader *r)
+{
+        free(r->buf);
+        memset(r, 0, sizeof(*r));
+}
+
+void msb_reader_feed(struct msb_reader *r, const void *data, size_t len)
+{
+        if (r->consumed) {
+                memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
+                r->len -= r->consumed;
+                r->consumed = 0;
+        }
+        if (r->len + len > r->cap) {
+                size_t cap = r->cap ? r->cap : 65536;
+                while (cap < r->len + len)
+                        cap *= 2;
+                r->buf = p_realloc(r->buf, cap);
+                r->cap = cap;
+        }
+        memcpy(r->buf + r->len, data, len);
+        r->len += len;
+}
+
+int msb_reader_next(struct msb_reader *r, struct msb_msg *out)
+{
+        if (r->consumed) {
+                memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
+                r->len -= r->consumed;
+                r->consumed = 0;
+        }
+        if (r->len < MSB_PROTO_HDR_SIZE)
+                return 0;
+        uint16_t type;
+        uint32_t plen;
+        int q = msb_frame_header(r->buf, &type, &plen);
+        if (q < 0)
+                return q;
+        if (r->len - MSB_PROTO_HDR_SIZE < plen)
+                return 0;
+        q = msb_msg_decode(type, r->buf + MSB_PROTO_HDR_SIZE, plen, out);
+        if (q < 0)
+                return q;
+        r->consumed = MSB_PROTO_HDR_SIZE + plen;
+        return 1;
+}
+
+const char *msb_msg_type_name(uint16_t type)
+{
+        static const char *const names[] = {
+                [MSB_MSG_HELLO] = "HELLO",   [MSB_MSG_RUN] = "RUN",       [MSB_MSG_STDIN] = "STDIN",
+                [MSB_MSG_STDIN_EOF] = "STDIN_EOF", [MSB_MSG_STDOUT] = "STDOUT", [MSB_MSG_STDERR] = "STDERR",
+                [MSB_MSG_SIGNAL] = "SIGNAL", [MSB_MSG_EXIT] = "EXIT",     [MSB_MSG_ERROR] = "ERROR",
+        };
+        if (type < sizeof(names) / sizeof(names[0]) && names[type])
+                return names[type];
+        return "UNKNOWN";
+}
