@@ -555,6 +555,33 @@ static __attribute__((noreturn)) void relay(const struct msb_run_msg *run, struc
         int status = 0;
 
         for (;;) {
+                /* Frames can already be buffered (they may have arrived
+                 * together with RUN): handle them before sleeping in poll. */
+                if (msb_buf_pending(&inq) < INQ_HIGH) {
+                        struct msb_msg m;
+                        int q;
+                        while ((q = msb_reader_next(rd, &m)) == 1) {
+                                if (m.type == MSB_MSG_STDIN && in_fd >= 0 && !in_eof)
+                                        msb_buf_append(&inq, m.u.data.data, m.u.data.len);
+                                else if (m.type == MSB_MSG_STDIN_EOF)
+                                        in_eof = true;
+                                else if (m.type == MSB_MSG_SIGNAL) {
+                                        /* to the whole process group, as a
+                                         * terminal's Ctrl-C would */
+                                        if (kill(-child, (int)m.u.signo) < 0)
+                                                kill(child, (int)m.u.signo);
+                                }
+                                msb_msg_free(&m);
+                                if (msb_buf_pending(&inq) >= INQ_HIGH)
+                                        break;
+                        }
+                        if (q < 0)
+                                fail("protocol", -q, "malformed frame from host");
+                }
+                if (in_eof && in_fd >= 0 && msb_buf_pending(&inq) == 0) {
+                        close(in_fd);
+                        in_fd = -1;
+                }
                 struct pollfd p[5];
                 int n = 0;
                 p[n++] = (struct pollfd){.fd = ctl_fd,
@@ -589,26 +616,8 @@ static __attribute__((noreturn)) void relay(const struct msb_run_msg *run, struc
                 if (p[0].revents & POLLIN) {
                         uint8_t buf[65536];
                         ssize_t r = read(ctl_fd, buf, sizeof(buf));
-                        if (r > 0) {
+                        if (r > 0)
                                 msb_reader_feed(rd, buf, (size_t)r);
-                                struct msb_msg m;
-                                int q;
-                                while ((q = msb_reader_next(rd, &m)) == 1) {
-                                        if (m.type == MSB_MSG_STDIN && in_fd >= 0 && !in_eof)
-                                                msb_buf_append(&inq, m.u.data.data, m.u.data.len);
-                                        else if (m.type == MSB_MSG_STDIN_EOF)
-                                                in_eof = true;
-                                        else if (m.type == MSB_MSG_SIGNAL) {
-                                                /* to the whole process group, as a
-                                                 * terminal's Ctrl-C would */
-                                                if (kill(-child, (int)m.u.signo) < 0)
-                                                        kill(child, (int)m.u.signo);
-                                        }
-                                        msb_msg_free(&m);
-                                }
-                                if (q < 0)
-                                        fail("protocol", -q, "malformed frame from host");
-                        }
                 }
                 if (p[1].revents & POLLIN) {
                         struct signalfd_siginfo si;
@@ -639,10 +648,6 @@ static __attribute__((noreturn)) void relay(const struct msb_run_msg *run, struc
                                 in_fd = -1;
                                 msb_buf_free(&inq);
                         }
-                }
-                if (in_eof && in_fd >= 0 && msb_buf_pending(&inq) == 0) {
-                        close(in_fd);
-                        in_fd = -1;
                 }
         }
         if (WIFSIGNALED(status))

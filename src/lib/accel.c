@@ -174,3 +174,53 @@ int msb_accel_resolve(struct msb_ctx *ctx, enum msb_accel want, enum msb_accel *
         write_file_atomic_at(AT_FDCWD, cpath, line, strlen(line), 0644);
         return 0;
 }
+
+/*
+ * Under TCG the guest's TSC ticks at the host's TSC rate, but the guest
+ * kernel calibrates it against an emulated PIT, which fails when the host is
+ * busy ("tsc: Unable to calibrate against PIT") and then boot can stall.  So
+ * we measure the host TSC rate once per host boot and hand it to the guest as
+ * tsc_early_khz.
+ */
+unsigned msb_host_tsc_khz(struct msb_ctx *ctx)
+{
+#if defined(__x86_64__)
+        _cleanup_free_ char *boot_id = NULL;
+        if (read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", 128, &boot_id, NULL) < 0)
+                return 0;
+        boot_id[strcspn(boot_id, "\n")] = '\0';
+        _cleanup_free_ char *cpath = xasprintf("%s/cache/tsc-khz", ctx->data_dir);
+        _cleanup_free_ char *cached = NULL;
+        if (read_file_at(AT_FDCWD, cpath, 256, &cached, NULL) == 0) {
+                char id[64];
+                unsigned khz;
+                if (sscanf(cached, "%63s %u", id, &khz) == 2 && !strcmp(id, boot_id) && khz > 0)
+                        return khz;
+        }
+        /* best of three 20 ms windows: preemption only makes a window longer */
+        uint64_t best = 0;
+        for (int i = 0; i < 3; i++) {
+                struct timespec a, b;
+                clock_gettime(CLOCK_MONOTONIC_RAW, &a);
+                uint64_t t0 = __builtin_ia32_rdtsc();
+                struct timespec d = {0, 20 * 1000 * 1000};
+                nanosleep(&d, NULL);
+                uint64_t t1 = __builtin_ia32_rdtsc();
+                clock_gettime(CLOCK_MONOTONIC_RAW, &b);
+                uint64_t ns = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)(b.tv_nsec - a.tv_nsec);
+                uint64_t khz = (t1 - t0) * 1000000u / ns;
+                if (i == 0 || khz > best)
+                        best = khz;
+        }
+        if (best == 0 || best > 100000000u)
+                return 0;
+        _cleanup_free_ char *line = xasprintf("%s %u\n", boot_id, (unsigned)best);
+        _cleanup_free_ char *cdir = xasprintf("%s/cache", ctx->data_dir);
+        mkdir_p(cdir, 0755);
+        write_file_atomic_at(AT_FDCWD, cpath, line, strlen(line), 0644);
+        return (unsigned)best;
+#else
+        (void)ctx;
+        return 0;
+#endif
+}

@@ -84,6 +84,9 @@ void msb_kit_free(struct msb_kit *kit);
 int msb_accel_resolve(struct msb_ctx *ctx, enum msb_accel want, enum msb_accel *ret_accel, char **ret_why,
                       struct msb_error *err);
 
+/* Host TSC rate in kHz (cached per host boot), 0 if unknown. */
+unsigned msb_host_tsc_khz(struct msb_ctx *ctx);
+
 /* ---- image.c ---- */
 struct msb_image_config {
         char **entrypoint;
@@ -115,7 +118,8 @@ struct vmm_config {
         unsigned cpus;
         unsigned memory_mib;
         int ctl_fd;            /* fd number in the child for the control chardev */
-        bool debug;            /* agentd debug logging */
+        bool debug;            /* agentd debug logging, kernel messages on */
+        unsigned tsc_khz;      /* TCG: host TSC rate for the guest, 0 = let it calibrate */
         struct vmm_share *shares;
         size_t nshares;
 };

@@ -635,6 +635,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                         .memory_mib = o->memory_mib,
                         .ctl_fd = 3,
                         .debug = getenv("MSB_DEBUG_AGENT") != NULL,
+                        .tsc_khz = accel == MSB_ACCEL_TCG ? msb_host_tsc_khz(ctx) : 0,
                         .shares = sb.shares,
                         .nshares = sb.nshares,
                 };

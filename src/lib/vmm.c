@@ -59,11 +59,14 @@ char **vmm_qemu_argv(const struct vmm_config *c)
         A("-initrd");
         A(c->initramfs);
         A("-append");
+        char tsc[48] = "";
+        if (c->accel == MSB_ACCEL_TCG && c->tsc_khz)
+                snprintf(tsc, sizeof(tsc), " tsc_early_khz=%u", c->tsc_khz);
         /* reboot=t: triple-fault reset works on every kernel config;
          * panic=-1: a panicking guest resets at once, so QEMU exits */
-        AF("console=ttyS0 reboot=t panic=-1 quiet loglevel=3 i8042.noaux i8042.nomux i8042.nopnp "
-           "i8042.dumbkbd tsc=reliable no_timer_check%s",
-           c->debug ? " msb.debug=1" : "");
+        AF("console=ttyS0 reboot=t panic=-1 %s i8042.noaux i8042.nomux i8042.nopnp "
+           "i8042.dumbkbd tsc=reliable no_timer_check%s%s",
+           c->debug ? "loglevel=7" : "quiet loglevel=3", c->debug ? " msb.debug=1" : "", tsc);
         /* vhost-user refuses legacy virtio */
         A("-global");
         A("virtio-mmio.force-legacy=false");

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# msb set-up, the only entry point a fresh clone needs:
+#
+#   ./setup.sh         install what is missing, build, fetch the guest kernel,
+#                      build the default image, then run a real sandbox
+#   ./setup.sh test    the same set-up, then run the whole test suite
+#
+# Idempotent: a second run only rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "$0")"
+. scripts/lib.sh
+
+mode=${1:-demo}
+case $mode in demo | test) ;; *)
+        echo "usage: ./setup.sh [test]" >&2
+        exit 2
+        ;;
+esac
+
+# Debian packages: build tools, libraries, QEMU (with virtiofsd), the default
+# image's userland, clang for the fuzzers, and the test registry tooling.
+pkgs=(meson ninja-build gcc libc6-dev pkg-config libjansson-dev zlib1g-dev
+        qemu-system-x86 busybox-static file ca-certificates)
+[ "$mode" = test ] && pkgs+=(clang libclang-rt-14-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" != 0 ]; then
+                echo "setup.sh: missing Debian packages: ${missing[*]}; install them as root (apt-get install ${missing[*]})" >&2
+                exit 1
+        fi
+        say "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ -f build/build.ninja ] || meson setup build -Dwerror=true >/dev/null
+ninja -C build >/dev/null
+
+scripts/kit.sh
+
+# The default image: rebuilt only when busybox or the recipe changes.
+data=$(msb_data_dir)
+stamp=$(cat /bin/busybox scripts/mkimage-busybox.sh scripts/oci-layout.sh | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$data/cache/busybox-image.stamp" 2>/dev/null)" != "$stamp" ] ||
+        [ ! -f "$data/images/refs/busybox%3Alatest" ]; then
+        say "building the default image 'busybox' from busybox-static"
+        tmp=$(mktemp -d)
+        trap 'rm -rf "$tmp"' EXIT
+        scripts/mkimage-busybox.sh "$tmp/layout"
+        build/msb image import "$tmp/layout" busybox
+        mkdir -p "$data/cache"
+        echo "$stamp" >"$data/cache/busybox-image.stamp"
+fi
+
+if [ "$mode" = demo ]; then
+        say "build/msb run busybox -- sh -c 'echo hello from \$(hostname); uname -r'"
+        exec build/msb run busybox -- sh -c 'echo "hello from $(hostname), a microVM running kernel $(uname -r)"'
+fi
+exec tests/run-all.sh

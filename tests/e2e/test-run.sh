@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# End-to-end: msb run against real VMs (QEMU, virtiofsd, the guest kernel).
+. "$(dirname "$0")/lib.sh"
+
+kernel_release=$(readlink "$DATA/kernels/default")
+busybox_rootfs() {
+        local d
+        d=$(cat "$DATA/images/refs/busybox%3Alatest")
+        echo "$DATA/images/rootfs/${d#sha256:}"
+}
+
+t_hello_exit_status_and_kernel() {
+        run_msb run busybox -- sh -c 'echo hello; uname -r; exit 3'
+        assert_eq status 3 "$RC"
+        assert_eq stdout "hello
+$kernel_release" "$OUT"
+        # the guest kernel, not the host's: it really is a VM
+        [ "$kernel_release" != "$(uname -r)" ] || fail "guest and host kernels are the same"
+}
+
+t_stdout_stderr_apart() {
+        run_msb run busybox -- sh -c 'echo to-out; echo to-err >&2; echo more-out'
+        assert_eq status 0 "$RC"
+        assert_eq stdout "to-out
+more-out" "$OUT"
+        assert_eq stderr "to-err" "$ERR"
+}
+
+t_command_not_found_127() {
+        run_msb run busybox -- no-such-command arg
+        assert_eq status 127 "$RC"
+        assert_contains stderr "no-such-command" "$ERR"
+        assert_contains stderr "not found" "$ERR"
+}
+
+t_not_executable_126() {
+        run_msb run busybox -- /etc/passwd
+        assert_eq status 126 "$RC"
+        assert_contains stderr "/etc/passwd" "$ERR"
+}
+
+t_killed_by_signal_128_plus_n() {
+        run_msb run busybox -- sh -c 'kill -9 $$'
+        assert_eq status 137 "$RC"
+}
+
+t_stdin_piped() {
+        OUT=$(echo x | "$MSB" run -i busybox -- cat)
+        assert_eq "echo x | msb run -i busybox -- cat" x "$OUT"
+        head -c 3000000 /dev/urandom >"$WORK/in.bin"
+        want=$(sha256sum <"$WORK/in.bin" | cut -d' ' -f1)
+        got=$("$MSB" run -i busybox -- sha256sum <"$WORK/in.bin" | cut -d' ' -f1)
+        assert_eq "3 MB stdin checksum" "$want" "$got"
+}
+
+t_stdin_not_forwarded_without_i() {
+        OUT=$(echo should-not-arrive | "$MSB" run busybox -- cat)
+        assert_eq "stdin without -i" "" "$OUT"
+}
+
+t_stdout_100mb_checksum() {
+        # the guest prints its own checksum on stderr, the host hashes the stream
+        "$MSB" run busybox -- sh -c 'head -c 104857600 /dev/urandom >/tmp/f && sha256sum /tmp/f >&2 && cat /tmp/f' \
+                2>"$WORK/err" | sha256sum | cut -d' ' -f1 >"$WORK/host.sum"
+        assert_eq "100 MB through stdout" "$(cut -d' ' -f1 <"$WORK/err")" "$(cat "$WORK/host.sum")"
+}
+
+t_env_workdir_user() {
+        export MSB_TEST_HOSTVAR=from-host
+        run_msb run -e FOO=bar -e MSB_TEST_HOSTVAR -e MSB_TEST_UNSET_VAR -w /srv/x -u nobody busybox -- \
+                sh -c 'echo "$FOO $MSB_TEST_HOSTVAR ${MSB_TEST_UNSET_VAR-unset}"; pwd; id -u; id -g; echo $HOME; echo $PATH'
+        assert_eq status 0 "$RC"
+        assert_eq stdout "bar from-host unset
+/srv/x
+65534
+65534
+/nonexistent
+/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$OUT"
+}
+
+t_user_numeric_uid_gid() {
+        run_msb run -u 1234:5678 busybox -- sh -c 'id -u; id -g; echo $HOME'
+        assert_eq stdout "1234
+5678
+/" "$OUT"
+        run_msb run -u no-such-user busybox -- true
+        assert_eq status 125 "$RC"
+        assert_contains stderr "no-such-user" "$ERR"
+}
+
+t_volume_directory_both_ways() {
+        mkdir -p "$WORK/vol dir"
+        echo from-host >"$WORK/vol dir/a.txt"
+        (sleep 6; echo late-from-host >"$WORK/vol dir/late.txt") &
+        run_msb run -v "$WORK/vol dir:/data" busybox -- sh -c '
+                cat /data/a.txt
+                echo from-guest >/data/b.txt
+                mkdir /data/sub
+                i=0; while [ ! -f /data/late.txt ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+                cat /data/late.txt'
+        wait
+        assert_eq status 0 "$RC"
+        assert_eq stdout "from-host
+late-from-host" "$OUT"
+        assert_eq "host sees guest write" from-guest "$(cat "$WORK/vol dir/b.txt")"
+        [ -d "$WORK/vol dir/sub" ] || fail "guest mkdir not visible on host"
+}
+
+make_config_image() {
+        [ -f "$WORK/cfgimg.done" ] && return 0
+        mkdir -p "$WORK/layer2/srv/app"
+        echo from-layer2 >"$WORK/layer2/srv/app/marker"
+        "$ROOT/scripts/oci-layout.sh" "$WORK/cfgimg" v1 \
+                '{"Entrypoint":["/bin/sh","-c"],"Cmd":["echo default-cmd $FOO $(id -u) $(pwd)"],"Env":["FOO=from-image","PATH=/bin"],"WorkingDir":"/srv/app","User":"daemon"}' \
+                "$(busybox_rootfs)" "$WORK/layer2"
+        "$MSB" image import "$WORK/cfgimg:v1" msbtest/config:v1
+        touch "$WORK/cfgimg.done"
+}
+
+t_image_config_cmd_entrypoint_env() {
+        make_config_image
+        run_msb run msbtest/config:v1
+        assert_eq status 0 "$RC"
+        assert_eq "image Entrypoint+Cmd+Env+User+WorkingDir" "default-cmd from-image 1 /srv/app" "$OUT"
+        run_msb run -e FOO=override msbtest/config:v1 'echo $FOO; cat marker'
+        assert_eq "user args replace Cmd, -e overrides Env" "override
+from-layer2" "$OUT"
+        run_msb run --entrypoint /bin/echo msbtest/config:v1 plain args
+        assert_eq "--entrypoint" "plain args" "$OUT"
+}
+
+t_rootfs_dir_is_never_written() {
+        local root sum_before sum_after
+        root=$(busybox_rootfs)
+        sum_before=$(cat "$root/etc/passwd" | sha256sum)
+        run_msb run --rootfs "$root" -- sh -c 'echo rootfs-ok; echo x >/etc/passwd; touch /new-file; rm /bin/ls; cat /etc/passwd'
+        assert_eq status 0 "$RC"
+        assert_eq stdout "rootfs-ok
+x" "$OUT"
+        sum_after=$(cat "$root/etc/passwd" | sha256sum)
+        assert_eq "host rootfs /etc/passwd" "$sum_before" "$sum_after"
+        [ ! -e "$root/new-file" ] || fail "guest write reached the host rootfs"
+        [ -L "$root/bin/ls" ] || fail "guest rm reached the host rootfs"
+        # and the next run starts clean
+        run_msb run busybox -- sh -c 'ls /new-file 2>/dev/null; head -1 /etc/passwd'
+        assert_eq "next run is clean" "root:x:0:0:root:/root:/bin/sh" "$OUT"
+}
+
+t_ten_in_a_row_no_leaks() {
+        local before after i
+        before=$(leak_snapshot)
+        for i in $(seq 10); do
+                OUT=$("$MSB" run busybox -- echo "run-$i")
+                assert_eq "run $i" "run-$i" "$OUT"
+        done
+        after=$(leak_snapshot)
+        assert_eq "host state" "$before" "$after"
+}
+
+t_three_at_once_no_leaks() {
+        local before after i
+        before=$(leak_snapshot)
+        for i in 1 2 3; do
+                "$MSB" run busybox -- sh -c "echo par-$i" >"$WORK/par$i" 2>&1 &
+        done
+        wait
+        for i in 1 2 3; do
+                assert_eq "parallel run $i" "par-$i" "$(cat "$WORK/par$i")"
+        done
+        after=$(leak_snapshot)
+        assert_eq "host state" "$before" "$after"
+}
+
+# start msb in the background, wait until the guest printed "ready"
+start_bg() {
+        "$MSB" run busybox -- "$@" >"$WORK/bg.out" 2>"$WORK/bg.err" &
+        BG=$!
+        local i
+        for i in $(seq 600); do
+                grep -q ready "$WORK/bg.out" 2>/dev/null && return 0
+                sleep 0.1
+        done
+        fail "guest never printed ready: $(cat "$WORK/bg.err")"
+}
+
+t_ctrl_c_forwarded_then_second_kills() {
+        local before after
+        before=$(leak_snapshot)
+        start_bg sh -c 'trap "echo got-int; exit 42" INT; echo ready; while :; do sleep 0.1; done'
+        kill -INT "$BG"
+        wait "$BG" && rc=0 || rc=$?
+        assert_eq "status after Ctrl-C" 42 "$rc"
+        assert_contains stdout got-int "$(cat "$WORK/bg.out")"
+        # a command that ignores SIGINT: the second Ctrl-C stops the VM
+        start_bg sh -c 'trap "" INT; echo ready; while :; do sleep 0.1; done'
+        kill -INT "$BG"
+        sleep 1
+        kill -INT "$BG"
+        wait "$BG" && rc=0 || rc=$?
+        assert_eq "status after second Ctrl-C" 130 "$rc"
+        after=$(leak_snapshot)
+        assert_eq "host state" "$before" "$after"
+}
+
+t_sigterm_forwarded() {
+        start_bg sh -c 'echo ready; exec sleep 1000'
+        kill -TERM "$BG"
+        wait "$BG" && rc=0 || rc=$?
+        assert_eq "status after SIGTERM" 143 "$rc"
+}
+
+t_virtiofsd_killed_during_run() {
+        local before after
+        before=$(leak_snapshot)
+        start_bg sh -c 'echo ready; sleep 1000'
+        pkill -KILL -P "$BG" -f virtiofsd
+        wait "$BG" && rc=0 || rc=$?
+        assert_eq status 125 "$rc"
+        assert_contains stderr "virtio-fs server" "$(cat "$WORK/bg.err")"
+        after=$(leak_snapshot)
+        assert_eq "host state" "$before" "$after"
+}
+
+t_guest_kernel_panic() {
+        local before after
+        before=$(leak_snapshot)
+        run_msb run busybox -- sh -c 'echo c >/proc/sysrq-trigger; sleep 100'
+        assert_eq status 125 "$RC"
+        assert_contains stderr "VM stopped" "$ERR"
+        assert_contains "console tail" "Kernel panic" "$ERR"
+        after=$(leak_snapshot)
+        assert_eq "host state" "$before" "$after"
+}
+
+t_sigkill_leftovers_removed_by_next_run() {
+        start_bg sh -c 'echo ready; sleep 1000'
+        local dir
+        dir=$(find "$RUNDIR" -mindepth 1 -maxdepth 1 -type d | head -1)
+        [ -n "$dir" ] || fail "no runtime dir while running"
+        kill -KILL "$BG"
+        wait "$BG" 2>/dev/null || true
+        # children die with msb (PDEATHSIG)
+        local i
+        for i in $(seq 50); do
+                pgrep -f "$dir" >/dev/null || break
+                sleep 0.1
+        done
+        ! pgrep -f "$dir" >/dev/null || fail "children of a SIGKILLed msb survived"
+        [ -d "$dir" ] || fail "expected the SIGKILLed run's dir to remain until the next run"
+        run_msb run busybox -- true
+        assert_eq status 0 "$RC"
+        [ ! -e "$dir" ] || fail "next run did not remove $dir"
+}
+
+t_bad_input_clear_errors_no_leaks() {
+        local before after
+        before=$(leak_snapshot)
+        touch "$WORK/afile"
+        check() { # check EXPECTED_SUBSTRING ARGS...
+                local want=$1
+                shift
+                run_msb "$@"
+                assert_eq "msb $* status" 125 "$RC"
+                assert_contains "msb $* message" "$want" "$ERR"
+                [ "$(echo "$ERR" | wc -l)" = 1 ] || fail "msb $*: expected a one-line error, got: $ERR"
+        }
+        check "unknown option '--bogus'" run --bogus busybox true
+        check "--memory 'lots'" run -m lots busybox true
+        check "--memory '1'" run -m 1 busybox true
+        check "--cpus '0'" run -c 0 busybox true
+        check "--accel 'fast'" run --accel fast busybox true
+        check "--workdir 'rel'" run -w rel busybox true
+        check "--env '=x'" run -e =x busybox true
+        check "does not exist" run -v /nonexistent/dir:/x busybox true
+        check "must be absolute" run -v /tmp:relative busybox true
+        check "must not be under /proc" run -v /tmp:/proc/x busybox true
+        check "must not be under /proc" run -v /tmp://dev busybox true
+        check "must not be /" run -v /tmp:/ busybox true
+        check "'..'" run -v /tmp:/a/../b busybox true
+        check "already used" run -v /tmp:/x -v /usr:/x/ busybox true
+        check "unknown option 'bogus'" run -v /tmp:/x:bogus busybox true
+        check "expected HOST:GUEST" run -v /tmp busybox true
+        check "file volumes are not supported yet" run -v "$WORK/afile:/x" busybox true
+        check "read-only volumes are not supported yet" run -v /tmp:/x:ro busybox true
+        check "no image given" run
+        check "not found in the local store" run no-such-image true
+        check "character 'B' is not allowed" run BadName true
+        check "--rootfs '/nonexistent'" run --rootfs /nonexistent true
+        check "unknown command 'bogus'" bogus
+        after=$(leak_snapshot)
+        assert_eq "host state" "$before" "$after"
+}
+
+t_help_and_version() {
+        run_msb --help
+        assert_eq status 0 "$RC"
+        assert_contains help "run" "$OUT"
+        run_msb run --help
+        assert_contains "run help" "--volume" "$OUT"
+        run_msb version
+        assert_contains version "msb 0." "$OUT"
+}
+
+run_tests
