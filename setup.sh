@@ -21,7 +21,7 @@ esac
 # image's userland, clang for the fuzzers, and the test registry tooling.
 pkgs=(meson ninja-build gcc libc6-dev pkg-config libjansson-dev zlib1g-dev
         qemu-system-x86 busybox-static file ca-certificates)
-[ "$mode" = test ] && pkgs+=(clang libclang-rt-14-dev)
+[ "$mode" = test ] && pkgs+=(clang libclang-rt-14-dev umoci)
 missing=()
 for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -804,7 +804,8 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 char tail[4096];
                 console_tail(sb.console, tail, sizeof(tail), 15);
                 const char *what = failure ? failure : rl.error;
-                if (!rl.have_hello && tail[0])
+                /* the VM died or never came up: its console says why */
+                if (failure && tail[0])
                         r = msb_err(err, EIO, "%s; last lines of the guest console:\n%s", what, tail);
                 else
                         r = msb_err(err, EIO, "%s", what);

@@ -1,1 +1,432 @@
-int main(void){return 0;}
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Layer unpacking: normal entries, whiteouts, gzip, long names, and every
+ * known way a hostile layer tries to write outside the rootfs.  Each hostile
+ * case checks both the rejection and that nothing landed outside.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "check.h"
+#include "lib/internal.h"
+
+struct tb {
+        uint8_t *p;
+        size_t len, cap;
+};
+
+static void tb_put(struct tb *t, const void *d, size_t n)
+{
+        if (t->len + n > t->cap) {
+                t->cap = (t->len + n) * 2 + 4096;
+                t->p = xrealloc(t->p, t->cap);
+        }
+        memcpy(t->p + t->len, d, n);
+        t->len += n;
+}
+
+static void tb_pad(struct tb *t)
+{
+        static const uint8_t z[512];
+        tb_put(t, z, (512 - t->len % 512) % 512);
+}
+
+/* One ustar entry; name up to 99 bytes. */
+static void tb_entry(struct tb *t, const char *name, char type, unsigned mode, const char *link, const void *data,
+                     size_t size)
+{
+        uint8_t h[512] = {0};
+        snprintf((char *)h, 100, "%s", name);
+        snprintf((char *)h + 100, 8, "%07o", mode);
+        snprintf((char *)h + 108, 8, "%07o", 0);
+        snprintf((char *)h + 116, 8, "%07o", 0);
+        snprintf((char *)h + 124, 12, "%011zo", size);
+        snprintf((char *)h + 136, 12, "%011o", 0);
+        h[156] = (uint8_t)type;
+        if (link)
+                snprintf((char *)h + 157, 100, "%s", link);
+        memcpy(h + 257, "ustar\0" "00", 8);
+        memset(h + 148, ' ', 8);
+        unsigned sum = 0;
+        for (int i = 0; i < 512; i++)
+                sum += h[i];
+        snprintf((char *)h + 148, 8, "%06o", sum);
+        h[155] = ' ';
+        tb_put(t, h, 512);
+        if (size) {
+                tb_put(t, data, size);
+                tb_pad(t);
+        }
+}
+
+static void tb_file(struct tb *t, const char *name, const char *content)
+{
+        tb_entry(t, name, '0', 0644, NULL, content, strlen(content));
+}
+
+static void tb_end(struct tb *t)
+{
+        static const uint8_t z[1024];
+        tb_put(t, z, sizeof(z));
+}
+
+static char tmpl_base[] = "/tmp/msb-test-tar-XXXXXX";
+static char *base;       /* contains root/ and outside/ */
+static int rootfd = -1;
+
+static void fresh_root(void)
+{
+        char *cmd;
+        if (rootfd >= 0)
+                close(rootfd);
+        if (asprintf(&cmd, "rm -rf %s/root %s/outside && mkdir %s/root %s/outside", base, base, base, base) < 0 ||
+            system(cmd) != 0)
+                abort();
+        free(cmd);
+        char *p = xasprintf("%s/root", base);
+        rootfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        free(p);
+}
+
+static int unpack(struct tb *t, bool gz, struct msb_error *e)
+{
+        char *path = xasprintf("%s/layer", base);
+        if (gz) {
+                gzFile g = gzopen(path, "wb");
+                gzwrite(g, t->p, (unsigned)t->len);
+                gzclose(g);
+        } else {
+                int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                write_all(fd, t->p, t->len);
+                close(fd);
+        }
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        memset(e, 0, sizeof(*e));
+        int r = tar_unpack(fd, rootfd, NULL, e);
+        close(fd);
+        free(path);
+        free(t->p);
+        memset(t, 0, sizeof(*t));
+        return r;
+}
+
+static char *slurp(const char *rel)
+{
+        char *data = NULL;
+        if (read_file_at(rootfd, rel, 1 << 20, &data, NULL) < 0)
+                return NULL;
+        return data;
+}
+
+static int outside_count(void)
+{
+        char *cmd = xasprintf("test -z \"$(ls -A %s/outside)\" && ! test -e %s/evil", base, base);
+        int r = system(cmd);
+        free(cmd);
+        return r == 0 ? 0 : 1;
+}
+
+static void test_basic(bool gz)
+{
+        fresh_root();
+        struct tb t = {0};
+        struct msb_error e;
+        tb_entry(&t, "./", '5', 0755, NULL, NULL, 0);
+        tb_entry(&t, "./a/", '5', 0750, NULL, NULL, 0);
+        tb_entry(&t, "./a/f", '0', 0640, NULL, "hello", 5);
+        tb_entry(&t, "./a/l", '2', 0777, "f", NULL, 0);
+        tb_entry(&t, "./a/h", '1', 0, "./a/f", NULL, 0);
+        tb_file(&t, "x/y/z", "deep");
+        tb_entry(&t, "a/fifo", '6', 0600, NULL, NULL, 0);
+        tb_end(&t);
+        CHECK_INT(unpack(&t, gz, &e), 0);
+        if (e.message[0])
+                fprintf(stderr, "unexpected: %s\n", e.message);
+        char *s = slurp("a/f");
+        CHECK_STR(s, "hello");
+        free(s);
+        struct stat st, st2;
+        CHECK_INT(fstatat(rootfd, "a/f", &st, 0), 0);
+        CHECK_INT(st.st_mode & 07777, 0640);
+        CHECK_INT(fstatat(rootfd, "a", &st2, 0), 0);
+        CHECK_INT(st2.st_mode & 07777, geteuid() == 0 ? 0750 : 0750);
+        char lt[16] = {0};
+        CHECK_INT(readlinkat(rootfd, "a/l", lt, sizeof(lt)), 1);
+        CHECK_STR(lt, "f");
+        CHECK_INT(fstatat(rootfd, "a/h", &st2, 0), 0);
+        CHECK_INT(st2.st_ino, st.st_ino);
+        s = slurp("x/y/z");
+        CHECK_STR(s, "deep");
+        free(s);
+        CHECK_INT(fstatat(rootfd, "a/fifo", &st, AT_SYMLINK_NOFOLLOW), 0);
+        CHECK(S_ISFIFO(st.st_mode));
+}
+
+static void test_whiteouts(void)
+{
+        fresh_root();
+        struct tb t = {0};
+        struct msb_error e;
+        tb_file(&t, "d/keep", "k");
+        tb_file(&t, "d/gone", "g");
+        tb_file(&t, "d/gonedir/inner", "i");
+        tb_file(&t, "e/old1", "o");
+        tb_file(&t, "e/sub/old2", "o");
+        tb_end(&t);
+        CHECK_INT(unpack(&t, true, &e), 0);
+        tb_entry(&t, "d/.wh.gone", '0', 0644, NULL, NULL, 0);
+        tb_entry(&t, "d/.wh.gonedir", '0', 0644, NULL, NULL, 0);
+        tb_entry(&t, "e/", '5', 0755, NULL, NULL, 0);
+        tb_entry(&t, "e/.wh..wh..opq", '0', 0644, NULL, NULL, 0);
+        tb_file(&t, "e/new", "n");
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), 0);
+        struct stat st;
+        CHECK_INT(fstatat(rootfd, "d/keep", &st, 0), 0);
+        CHECK(fstatat(rootfd, "d/gone", &st, 0) < 0 && errno == ENOENT);
+        CHECK(fstatat(rootfd, "d/gonedir", &st, 0) < 0 && errno == ENOENT);
+        CHECK(fstatat(rootfd, "e/old1", &st, 0) < 0 && errno == ENOENT);
+        CHECK(fstatat(rootfd, "e/sub", &st, 0) < 0 && errno == ENOENT);
+        CHECK_INT(fstatat(rootfd, "e/new", &st, 0), 0);
+        CHECK(fstatat(rootfd, "d/.wh.gone", &st, 0) < 0);
+        /* a whiteout may not name ".." */
+        tb_entry(&t, "d/.wh..", '0', 0644, NULL, NULL, 0);
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), -EINVAL);
+}
+
+static void test_long_names(void)
+{
+        fresh_root();
+        struct tb t = {0};
+        struct msb_error e;
+        char longp[300];
+        memset(longp, 'p', sizeof(longp));
+        memcpy(longp + 100, "/", 1);
+        memcpy(longp + 200, "/", 1);
+        longp[299] = 0;
+        /* pax path record */
+        char rec[400];
+        int n = (int)strlen(longp) + 6 + 1; /* " path=" + "\n" */
+        int len = n + 3;                   /* three digits */
+        snprintf(rec, sizeof(rec), "%d path=%s\n", len, longp);
+        CHECK_INT((int)strlen(rec), len);
+        tb_entry(&t, "PaxHeaders/x", 'x', 0644, NULL, rec, strlen(rec));
+        tb_file(&t, "short-ignored", "pax");
+        /* GNU long name */
+        char gnu[200];
+        memset(gnu, 'g', sizeof(gnu));
+        gnu[199] = 0;
+        tb_entry(&t, "././@LongLink", 'L', 0644, NULL, gnu, strlen(gnu) + 1);
+        tb_file(&t, "short2", "gnu");
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), 0);
+        char *s = slurp(longp);
+        CHECK_STR(s, "pax");
+        free(s);
+        s = slurp(gnu);
+        CHECK_STR(s, "gnu");
+        free(s);
+        struct stat st;
+        CHECK(fstatat(rootfd, "short-ignored", &st, 0) < 0);
+}
+
+static void test_replace(void)
+{
+        fresh_root();
+        struct tb t = {0};
+        struct msb_error e;
+        char *outside = xasprintf("%s/outside/file", base);
+        /* a symlink pointing outside, later replaced by a regular file:
+         * the file must replace the link, never be written through it */
+        tb_entry(&t, "a", '2', 0777, outside, NULL, 0);
+        tb_file(&t, "a", "replaced");
+        tb_file(&t, "b", "file");
+        tb_entry(&t, "b/", '5', 0755, NULL, NULL, 0);
+        tb_file(&t, "b/in", "x");
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), 0);
+        char *s = slurp("a");
+        CHECK_STR(s, "replaced");
+        free(s);
+        s = slurp("b/in");
+        CHECK_STR(s, "x");
+        free(s);
+        CHECK_INT(outside_count(), 0);
+        free(outside);
+}
+
+/* relative symlinks that stay inside are followed, as in merged-/usr images */
+static void test_inside_symlink_dir(void)
+{
+        fresh_root();
+        struct tb t = {0};
+        struct msb_error e;
+        tb_entry(&t, "usr/lib/", '5', 0755, NULL, NULL, 0);
+        tb_entry(&t, "lib", '2', 0777, "usr/lib", NULL, 0);
+        tb_file(&t, "lib/x", "via-link");
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), 0);
+        char *s = slurp("usr/lib/x");
+        CHECK_STR(s, "via-link");
+        free(s);
+}
+
+static void expect_rejected(const char *what, struct tb *t, int err_code, const char *msg_part)
+{
+        struct msb_error e;
+        tb_end(t);
+        int r = unpack(t, false, &e);
+        if (r != -err_code)
+                fprintf(stderr, "case '%s': got %d (%s), expected %d\n", what, r, e.message, -err_code);
+        CHECK_INT(r, -err_code);
+        if (msg_part && !strstr(e.message, msg_part)) {
+                fprintf(stderr, "case '%s': message '%s' lacks '%s'\n", what, e.message, msg_part);
+                check_failures++;
+        }
+        CHECK_INT(outside_count(), 0);
+}
+
+static void test_hostile(void)
+{
+        char *outside = xasprintf("%s/outside", base);
+        char *outside_file = xasprintf("%s/outside/target", base);
+        struct tb t = {0};
+
+        fresh_root();
+        tb_file(&t, "/evil", "x");
+        expect_rejected("absolute name", &t, EINVAL, "absolute path");
+
+        fresh_root();
+        tb_file(&t, "../evil", "x");
+        expect_rejected("dot-dot name", &t, EINVAL, "'..'");
+
+        fresh_root();
+        tb_file(&t, "a/../../evil", "x");
+        expect_rejected("inner dot-dot", &t, EINVAL, "'..'");
+
+        fresh_root();
+        tb_entry(&t, "sym", '2', 0777, outside, NULL, 0);
+        tb_file(&t, "sym/pwned", "x");
+        expect_rejected("symlink then write (absolute)", &t, EXDEV, "outside the image root");
+
+        fresh_root();
+        tb_entry(&t, "up", '2', 0777, "../outside", NULL, 0);
+        tb_file(&t, "up/pwned", "x");
+        expect_rejected("symlink then write (relative)", &t, EXDEV, "outside the image root");
+
+        fresh_root();
+        tb_entry(&t, "d/", '5', 0755, NULL, NULL, 0);
+        tb_entry(&t, "d/up", '2', 0777, "../..", NULL, 0);
+        tb_entry(&t, "d/up/outside/pwned", '5', 0755, NULL, NULL, 0);
+        expect_rejected("symlink then mkdir", &t, EXDEV, NULL);
+
+        /* hard links to outside: by "..", absolute, through a symlink */
+        int fd = open(outside_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        close(fd);
+        fresh_root();
+        fd = open(outside_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        close(fd);
+        tb_entry(&t, "h", '1', 0644, "../outside/target", NULL, 0);
+        struct msb_error e;
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), -EXDEV);
+        struct stat st;
+        CHECK_INT(stat(outside_file, &st), 0);
+        CHECK_INT(st.st_nlink, 1);
+
+        tb_entry(&t, "h", '1', 0644, outside_file, NULL, 0);
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), -EXDEV);
+        CHECK_INT(stat(outside_file, &st), 0);
+        CHECK_INT(st.st_nlink, 1);
+
+        tb_entry(&t, "s", '2', 0777, outside, NULL, 0);
+        tb_entry(&t, "h", '1', 0644, "s/target", NULL, 0);
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), -EXDEV);
+        CHECK_INT(stat(outside_file, &st), 0);
+        CHECK_INT(st.st_nlink, 1);
+        unlink(outside_file);
+
+        /* whiteout through a symlink must not delete outside */
+        fresh_root();
+        fd = open(outside_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        close(fd);
+        tb_entry(&t, "s", '2', 0777, outside, NULL, 0);
+        tb_entry(&t, "s/.wh.target", '0', 0644, NULL, NULL, 0);
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), -EXDEV);
+        CHECK_INT(stat(outside_file, &st), 0);
+        unlink(outside_file);
+
+        free(outside);
+        free(outside_file);
+}
+
+static void test_malformed(void)
+{
+        struct tb t = {0};
+        struct msb_error e;
+        fresh_root();
+        /* truncated data */
+        tb_entry(&t, "f", '0', 0644, NULL, "abc", 3);
+        t.len -= 512; /* drop the data block */
+        CHECK_INT(unpack(&t, false, &e), -EIO);
+        CHECK(strstr(e.message, "truncated") != NULL);
+        /* bad checksum */
+        tb_file(&t, "f", "x");
+        t.p[0] ^= 1;
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), -EINVAL);
+        CHECK(strstr(e.message, "checksum") != NULL);
+        /* oversized pax header */
+        uint8_t h[512];
+        tb_entry(&t, "x", 'x', 0644, NULL, NULL, 0);
+        memcpy(h, t.p, 512);
+        t.len = 0;
+        snprintf((char *)h + 124, 12, "%011o", 2u << 20);
+        memset(h + 148, ' ', 8);
+        unsigned sum = 0;
+        for (int i = 0; i < 512; i++)
+                sum += h[i];
+        snprintf((char *)h + 148, 8, "%06o", sum);
+        h[155] = ' ';
+        tb_put(&t, h, 512);
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), -E2BIG);
+        /* not a tar at all */
+        tb_put(&t, "garbage", 7);
+        CHECK_INT(unpack(&t, false, &e), -EIO);
+        /* empty stream */
+        CHECK_INT(unpack(&t, false, &e), -EIO);
+        /* unsupported type */
+        tb_entry(&t, "sparse", 'S', 0644, NULL, NULL, 0);
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), -ENOTSUP);
+}
+
+int main(void)
+{
+        base = mkdtemp(tmpl_base);
+        if (!base)
+                return 1;
+        test_basic(false);
+        test_basic(true);
+        test_whiteouts();
+        test_long_names();
+        test_replace();
+        test_inside_symlink_dir();
+        test_hostile();
+        test_malformed();
+        close(rootfd);
+        char *cmd = xasprintf("rm -rf %s", base);
+        if (system(cmd) != 0)
+                check_failures++;
+        free(cmd);
+        CHECK_DONE();
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# End-to-end: msb image import from OCI layouts, good and hostile.
+. "$(dirname "$0")/lib.sh"
+
+busybox_rootfs() {
+        local d
+        d=$(cat "$DATA/images/refs/busybox%3Alatest")
+        echo "$DATA/images/rootfs/${d#sha256:}"
+}
+
+store_state() {
+        echo "rootfs=$(ls "$DATA/images/rootfs" | wc -l) tmp=$(ls -A "$DATA/images/tmp" | wc -l) refs=$(ls "$DATA/images/refs" | sort | tr '\n' ' ')"
+}
+
+mini_layout() { # mini_layout OUT TAG -> a one-file image
+        mkdir -p "$WORK/mini"
+        echo mini >"$WORK/mini/hello.txt"
+        "$ROOT/scripts/oci-layout.sh" "$1" "$2" '{"Cmd":["/hello.txt"]}' "$WORK/mini"
+}
+
+t_import_errors_are_clear() {
+        run_msb image import /nonexistent-layout msbtest/x
+        assert_eq status 125 "$RC"
+        assert_contains message "/nonexistent-layout" "$ERR"
+        mkdir -p "$WORK/notlayout"
+        run_msb image import "$WORK/notlayout" msbtest/x
+        assert_contains message "not an OCI image layout" "$ERR"
+        mini_layout "$WORK/l1" one
+        run_msb image import "$WORK/l1:two" msbtest/x
+        assert_eq status 125 "$RC"
+        assert_contains message "no manifest tagged 'two' (tags: one)" "$ERR"
+        run_msb image import "$WORK/l1" "Bad/Name"
+        assert_contains message "not allowed" "$ERR"
+}
+
+t_import_corrupt_blob_stores_nothing() {
+        local before after blob
+        mini_layout "$WORK/l2" v1
+        blob=$(ls -S "$WORK/l2/blobs/sha256" | head -1) # the largest: the layer
+        printf 'X' | dd of="$WORK/l2/blobs/sha256/$blob" bs=1 seek=20 conv=notrunc status=none
+        before=$(store_state)
+        run_msb image import "$WORK/l2" msbtest/corrupt
+        assert_eq status 125 "$RC"
+        assert_contains message "does not match its digest" "$ERR"
+        after=$(store_state)
+        assert_eq "store" "$before" "$after"
+}
+
+t_import_hostile_layer_rejected() {
+        local before after
+        mkdir -p "$WORK/h/in"
+        echo pwned >"$WORK/h/escape.txt"
+        # GNU tar -P keeps "../" in member names
+        (cd "$WORK/h/in" && tar -P -cf "$WORK/h/layer.tar" ../escape.txt)
+        rm "$WORK/h/escape.txt"
+        mini_layout "$WORK/l3" v1
+        # swap the layer for the hostile one, fixing digests in manifest
+        local old new size mf mfnew
+        old=$(grep -o '"layers":\[{[^]]*' "$WORK/l3/blobs/sha256/"* 2>/dev/null | grep -o 'sha256:[0-9a-f]*' | head -1)
+        new=sha256:$(sha256sum "$WORK/h/layer.tar" | cut -d' ' -f1)
+        size=$(stat -c %s "$WORK/h/layer.tar")
+        cp "$WORK/h/layer.tar" "$WORK/l3/blobs/sha256/${new#sha256:}"
+        mf=$(grep -o '"digest":"sha256:[0-9a-f]*"' "$WORK/l3/index.json" | grep -o 'sha256:[0-9a-f]*')
+        sed -e "s/$old/$new/" -e "s/\"size\":[0-9]*}]}/\"size\":$size}]}/" "$WORK/l3/blobs/sha256/${mf#sha256:}" >"$WORK/h/mf"
+        mfnew=sha256:$(sha256sum "$WORK/h/mf" | cut -d' ' -f1)
+        cp "$WORK/h/mf" "$WORK/l3/blobs/sha256/${mfnew#sha256:}"
+        sed -i -e "s/$mf/$mfnew/" -e "s/\"size\":[0-9]*,\"annotations\"/\"size\":$(stat -c %s "$WORK/h/mf"),\"annotations\"/" "$WORK/l3/index.json"
+        before=$(store_state)
+        run_msb image import "$WORK/l3" msbtest/hostile
+        assert_eq status 125 "$RC"
+        assert_contains message "rejected" "$ERR"
+        assert_contains message "'..'" "$ERR"
+        [ ! -e "$DATA/images/escape.txt" ] && [ ! -e "$DATA/images/tmp/escape.txt" ] || fail "layer wrote outside"
+        after=$(store_state)
+        # blobs may have been stored (they are verified content); no rootfs, no ref, no tmp
+        assert_eq "store" "$before" "$after"
+}
+
+t_import_is_idempotent_and_runs() {
+        mini_layout "$WORK/l4" v1
+        run_msb image import "$WORK/l4:v1" msbtest/mini:v1
+        assert_eq status 0 "$RC"
+        local before
+        before=$(store_state)
+        run_msb image import "$WORK/l4:v1" msbtest/mini:v1
+        assert_eq status 0 "$RC"
+        assert_eq "store after re-import" "$before" "$(store_state)"
+}
+
+t_umoci_layout_imports_and_boots() {
+        command -v umoci >/dev/null || fail "umoci is not installed (setup.sh test installs it)"
+        local L=$WORK/umoci
+        umoci init --layout "$L"
+        umoci new --image "$L:u1"
+        umoci unpack --image "$L:u1" "$WORK/bundle" >/dev/null
+        cp -a "$(busybox_rootfs)/." "$WORK/bundle/rootfs/"
+        echo from-umoci >"$WORK/bundle/rootfs/marker"
+        umoci repack --image "$L:u1" "$WORK/bundle" >/dev/null
+        umoci config --image "$L:u1" --config.cmd /bin/cat --config.cmd /marker --config.env GREETING=umoci
+        run_msb image import "$L:u1" msbtest/umoci:u1
+        assert_eq status 0 "$RC"
+        run_msb run msbtest/umoci:u1
+        assert_eq status 0 "$RC"
+        assert_eq stdout from-umoci "$OUT"
+        run_msb run msbtest/umoci:u1 sh -c 'echo $GREETING'
+        assert_eq env umoci "$OUT"
+}
+
+run_tests

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests (normal and ASan+UBSan builds), fuzz
+# targets for a fixed number of runs, then the end-to-end suites against real
+# VMs.  Prints one line per test and a final "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PASS=0 FAIL=0
+FAILED=()
+
+record() { # record NAME STATUS
+        if [ "$2" = 0 ]; then
+                PASS=$((PASS + 1))
+                echo "ok   $1"
+        else
+                FAIL=$((FAIL + 1))
+                FAILED+=("$1")
+                echo "FAIL $1"
+        fi
+}
+
+unit_suite() { # unit_suite BUILDDIR LABEL
+        local dir=$1 label=$2 t
+        for t in "$dir"/tests/test-*; do
+                [ -x "$t" ] && [ -f "$t" ] || continue
+                "$t" >"$dir/$(basename "$t").log" 2>&1
+                local rc=$?
+                [ $rc = 0 ] || sed 's/^/    /' "$dir/$(basename "$t").log" | tail -20
+                record "$label $(basename "$t")" $rc
+        done
+}
+
+echo "== unit tests"
+unit_suite build unit
+
+echo "== unit tests under ASan+UBSan, and fuzz targets (clang, libFuzzer)"
+if [ ! -f build-fuzz/build.ninja ]; then
+        CC=clang meson setup build-fuzz -Dfuzz=true -Dagent=false -Db_sanitize=address,undefined \
+                -Db_lundef=false >/dev/null
+fi
+if ninja -C build-fuzz >build-fuzz.log 2>&1; then
+        export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1
+        unit_suite build-fuzz asan+ubsan
+        seed=$(mktemp -d)
+        mkdir -p "$seed/tar/src/d" "$seed/proto"
+        echo hi >"$seed/tar/src/d/f"
+        ln -s f "$seed/tar/src/d/l"
+        tar -cf "$seed/tar/seed.tar" -C "$seed/tar/src" . && rm -rf "$seed/tar/src"
+        build-fuzz/tests/fuzz-proto -runs=200000 -max_len=4096 -seed=1 "$seed/proto" >build-fuzz/fuzz-proto.log 2>&1
+        rc=$?
+        [ $rc = 0 ] || tail -30 build-fuzz/fuzz-proto.log
+        record "fuzz proto decoder (200000 runs)" $rc
+        build-fuzz/tests/fuzz-tar -runs=20000 -max_len=8192 -seed=1 "$seed/tar" >build-fuzz/fuzz-tar.log 2>&1
+        rc=$?
+        [ $rc = 0 ] || tail -30 build-fuzz/fuzz-tar.log
+        record "fuzz tar unpacker (20000 runs)" $rc
+        rm -rf "$seed"
+else
+        tail -30 build-fuzz.log
+        record "sanitizer/fuzz build" 1
+fi
+
+for suite in tests/e2e/test-*.sh; do
+        echo "== $suite"
+        while IFS= read -r line; do
+                case $line in
+                "ok   "*) record "e2e ${line#ok   }" 0 >/dev/null; echo "$line" ;;
+                "FAIL "*) record "e2e ${line#FAIL }" 1 >/dev/null; echo "$line" ;;
+                *) echo "$line" ;;
+                esac
+        done < <("$suite" 2>&1)
+done
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+        echo "failed:"
+        printf '  %s\n' "${FAILED[@]}"
+fi
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
