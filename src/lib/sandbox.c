@@ -322,7 +322,13 @@ static void console_tail(const char *path, char *out, size_t outsz, int lines)
                         break;
                 i--;
         }
-        snprintf(out, outsz, "%.*s", (int)(end - i), data + i);
+        /* a panic's reason is far above the end of its backtrace */
+        const char *panic = memmem(data, len, "Kernel panic - not syncing", 26);
+        if (panic) {
+                size_t pl = strcspn(panic, "\r\n");
+                snprintf(out, outsz, "%.*s\n...\n%.*s", (int)pl, panic, (int)(end - i), data + i);
+        } else
+                snprintf(out, outsz, "%.*s", (int)(end - i), data + i);
         /* keep it printable: the guest controls these bytes */
         for (char *c = out; *c; c++)
                 if ((unsigned char)*c < 0x20 && *c != '\n')
