@@ -129,14 +129,31 @@ int read_file_at(int dirfd, const char *path, size_t max, char **ret_data, size_
                 return -EINVAL;
         if ((uint64_t)st.st_size > max)
                 return -EFBIG;
-        size_t cap = (size_t)st.st_size + 1;
+        /* procfs and sysfs report size 0: read until EOF, never past max */
+        size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096, len = 0;
         _cleanup_free_ char *buf = xmalloc(cap);
-        ssize_t n = read_all(fd, buf, cap - 1);
-        if (n < 0)
-                return (int)n;
-        buf[n] = '\0';
+        for (;;) {
+                if (len + 1 >= cap) {
+                        if (cap > max + 1)
+                                return -EFBIG;
+                        cap *= 2;
+                        buf = xrealloc(buf, cap);
+                }
+                ssize_t n = read(fd, buf + len, cap - 1 - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+                if (len > max)
+                        return -EFBIG;
+        }
+        buf[len] = '\0';
         if (ret_len)
-                *ret_len = (size_t)n;
+                *ret_len = len;
         *ret_data = TAKE_PTR(buf);
         return 0;
 }
