@@ -45,11 +45,11 @@ if ninja -C build-fuzz >build-fuzz.log 2>&1; then
         echo hi >"$seed/tar/src/d/f"
         ln -s f "$seed/tar/src/d/l"
         tar -cf "$seed/tar/seed.tar" -C "$seed/tar/src" . && rm -rf "$seed/tar/src"
-        build-fuzz/tests/fuzz-proto -runs=200000 -max_len=4096 -seed=1 "$seed/proto" >build-fuzz/fuzz-proto.log 2>&1
+        build-fuzz/tests/fuzz-proto -runs=200000 -max_len=4096 -seed=1 -artifact_prefix=build-fuzz/ "$seed/proto" >build-fuzz/fuzz-proto.log 2>&1
         rc=$?
         [ $rc = 0 ] || tail -30 build-fuzz/fuzz-proto.log
         record "fuzz proto decoder (200000 runs)" $rc
-        build-fuzz/tests/fuzz-tar -runs=20000 -max_len=8192 -seed=1 "$seed/tar" >build-fuzz/fuzz-tar.log 2>&1
+        build-fuzz/tests/fuzz-tar -runs=20000 -max_len=8192 -seed=1 -artifact_prefix=build-fuzz/ "$seed/tar" >build-fuzz/fuzz-tar.log 2>&1
         rc=$?
         [ $rc = 0 ] || tail -30 build-fuzz/fuzz-tar.log
         record "fuzz tar unpacker (20000 runs)" $rc

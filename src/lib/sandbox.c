@@ -515,6 +515,11 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
 {
         if (!o->image && !o->rootfs)
                 return msb_err(err, EINVAL, "no image given: name an image or use --rootfs DIR");
+        /* QEMU 7.2's virtiofsd refuses to run unprivileged; say so up front
+         * rather than as a server that died. */
+        if (geteuid() != 0 && !getenv("MSB_VIRTIOFSD"))
+                return msb_err(err, EPERM, "msb run needs root for now: the virtio-fs server it uses "
+                                           "(/usr/lib/qemu/virtiofsd) only runs as root; run it with sudo");
 
         /* ---- resolve what to run, before anything is started ---- */
         _cleanup_free_ char *rootfs = NULL, *hostname = NULL;

@@ -36,6 +36,8 @@ void msb_buf_consume(struct msb_buf *b, size_t n)
 
 void msb_buf_append(struct msb_buf *b, const void *p, size_t n)
 {
+        if (n == 0)
+                return;
         if (b->off > 0 && b->off + b->len + n > b->cap) {
                 memmove(b->data, b->data + b->off, b->len);
                 b->off = 0;
@@ -403,6 +405,8 @@ void msb_reader_free(struct msb_reader *r)
 
 void msb_reader_feed(struct msb_reader *r, const void *data, size_t len)
 {
+        if (len == 0)
+                return;
         if (r->consumed) {
                 memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
                 r->len -= r->consumed;

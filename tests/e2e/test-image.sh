@@ -12,9 +12,10 @@ store_state() {
         echo "rootfs=$(ls "$DATA/images/rootfs" | wc -l) tmp=$(ls -A "$DATA/images/tmp" | wc -l) refs=$(ls "$DATA/images/refs" | sort | tr '\n' ' ')"
 }
 
-mini_layout() { # mini_layout OUT TAG -> a one-file image
+mini_layout() { # mini_layout OUT TAG [CONTENT] -> a one-file image
+        rm -rf "$WORK/mini"
         mkdir -p "$WORK/mini"
-        echo mini >"$WORK/mini/hello.txt"
+        echo "${3:-mini}" >"$WORK/mini/hello.txt"
         "$ROOT/scripts/oci-layout.sh" "$1" "$2" '{"Cmd":["/hello.txt"]}' "$WORK/mini"
 }
 
@@ -35,8 +36,10 @@ t_import_errors_are_clear() {
 
 t_import_corrupt_blob_stores_nothing() {
         local before after blob
-        mini_layout "$WORK/l2" v1
-        blob=$(ls -S "$WORK/l2/blobs/sha256" | head -1) # the largest: the layer
+        # content never seen before, so the store cannot already hold it
+        mini_layout "$WORK/l2" v1 "corrupt-$RANDOM-$RANDOM-$$"
+        blob=$(grep -o '"layers":\[{[^]]*' "$WORK/l2/blobs/sha256/"* | grep -o 'sha256:[0-9a-f]*' | head -1)
+        blob=${blob#sha256:}
         printf 'X' | dd of="$WORK/l2/blobs/sha256/$blob" bs=1 seek=20 conv=notrunc status=none
         before=$(store_state)
         run_msb image import "$WORK/l2" msbtest/corrupt
@@ -53,7 +56,7 @@ t_import_hostile_layer_rejected() {
         # GNU tar -P keeps "../" in member names
         (cd "$WORK/h/in" && tar -P -cf "$WORK/h/layer.tar" ../escape.txt)
         rm "$WORK/h/escape.txt"
-        mini_layout "$WORK/l3" v1
+        mini_layout "$WORK/l3" v1 "hostile-$RANDOM-$$"
         # swap the layer for the hostile one, fixing digests in manifest
         local old new size mf mfnew
         old=$(grep -o '"layers":\[{[^]]*' "$WORK/l3/blobs/sha256/"* 2>/dev/null | grep -o 'sha256:[0-9a-f]*' | head -1)
