@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* msb: command-line front end of libmsb.  main() dispatches to one verb. */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -39,6 +41,11 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+        /* Started with a standard fd closed (as CI jobs and daemons may be),
+         * the next socket or file msb opens would land on it. */
+        for (int fd = 0; fd < 3; fd++)
+                if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+                        return 125;
         if (argc < 2) {
                 usage(stderr);
                 return 125;
