@@ -20,7 +20,8 @@ esac
 # Debian packages: build tools, libraries, QEMU (with virtiofsd), the default
 # image's userland, clang for the fuzzers, and the test registry tooling.
 pkgs=(meson ninja-build gcc libc6-dev pkg-config libjansson-dev zlib1g-dev
-        qemu-system-x86 busybox-static file ca-certificates)
+        qemu-system-x86 busybox-static file ca-certificates
+        make flex bison bc libelf-dev xz-utils cpio)
 [ "$mode" = test ] && pkgs+=(clang libclang-rt-14-dev umoci)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -40,6 +41,10 @@ fi
 ninja -C build >/dev/null
 
 scripts/kit.sh
+# msb's own guest kernel; Debian's stays as the fallback
+if ! scripts/kernel-build.sh; then
+        say "WARNING: building msb's guest kernel failed (see above); using Debian's cloud kernel, which boots slower"
+fi
 
 # The default image: rebuilt only when busybox or the recipe changes.
 data=$(msb_data_dir)

@@ -106,6 +106,25 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *opts, int *ret_statu
 int msb_image_import(struct msb_ctx *ctx, const char *layout_dir, const char *tag, const char *name,
                      struct msb_error *err);
 
+/* What msb would use for a run, for `msb info` and bug reports. */
+struct msb_info {
+        char *data_dir;
+        char *runtime_dir;
+        char *kernel;         /* path */
+        char *kernel_release;
+        char *kernel_flavor;  /* "msb" (tailored), "debian", "custom" */
+        char *initramfs;      /* path (built if needed) */
+        char *accel;          /* "kvm" or "tcg" */
+        char *accel_why;
+        char *qemu_version;   /* first line of qemu --version */
+        char *fs_server;      /* backend name and binary */
+        char *fs_server_version;
+};
+/* Fill *ret_info (free with msb_info_free).  May run the KVM probe and build
+ * the initramfs, as a run would. */
+int msb_info_get(struct msb_ctx *ctx, struct msb_info **ret_info, struct msb_error *err);
+void msb_info_free(struct msb_info *info);
+
 /* Parse a size such as "512M", "1G", "1048576" (bytes), "2g". */
 int msb_parse_size(const char *s, uint64_t *ret_bytes);
 

@@ -48,6 +48,7 @@
 
 static int ctl_fd = -1;
 static struct msb_buf outq;
+static struct msb_reader rd;
 static bool debug;
 
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -84,9 +85,50 @@ static void flush_outq(int timeout_ms)
         }
 }
 
+/*
+ * Wait until the host confirms it has everything we sent.  A write to the
+ * port only queues data in QEMU; if QEMU's socket to msb is full, the tail
+ * of the output (and EXIT itself) would die with the VM.  The host kills the
+ * VM itself if it goes away, so the timeout is only a backstop.
+ */
+static void wait_exit_ack(void)
+{
+        for (int waited = 0; ctl_fd >= 0 && waited < 30000;) {
+                struct msb_msg m;
+                int r;
+                while ((r = msb_reader_next(&rd, &m)) == 1) {
+                        bool ack = m.type == MSB_MSG_EXIT_ACK;
+                        msb_msg_free(&m);
+                        if (ack)
+                                return;
+                }
+                if (r < 0)
+                        return;
+                struct pollfd p = {.fd = ctl_fd, .events = POLLIN};
+                if (msb_buf_pending(&outq))
+                        p.events |= POLLOUT;
+                if (poll(&p, 1, 100) <= 0) {
+                        waited += 100;
+                        continue;
+                }
+                if (p.revents & POLLOUT) {
+                        ssize_t n = write(ctl_fd, msb_buf_head(&outq), msb_buf_pending(&outq));
+                        if (n > 0)
+                                msb_buf_consume(&outq, (size_t)n);
+                }
+                if (p.revents & POLLIN) {
+                        uint8_t buf[65536];
+                        ssize_t n = read(ctl_fd, buf, sizeof(buf));
+                        if (n > 0)
+                                msb_reader_feed(&rd, buf, (size_t)n);
+                }
+        }
+}
+
 static __attribute__((noreturn)) void power_off(void)
 {
         flush_outq(5000);
+        wait_exit_ack();
         sync();
         /* QEMU runs with -no-reboot: a reset ends the VM for both the Debian
          * kernel and a tinyconfig one (where power-off only halts). */
@@ -187,10 +229,10 @@ static int open_ctl_port(void)
 }
 
 /* Block until one whole message arrives (setup phase only). */
-static void recv_msg(struct msb_reader *rd, struct msb_msg *m)
+static void recv_msg(struct msb_msg *m)
 {
         for (;;) {
-                int r = msb_reader_next(rd, m);
+                int r = msb_reader_next(&rd, m);
                 if (r < 0)
                         fail("protocol", -r, "malformed frame from host");
                 if (r == 1)
@@ -209,7 +251,7 @@ static void recv_msg(struct msb_reader *rd, struct msb_msg *m)
                         uint8_t buf[65536];
                         ssize_t n = read(ctl_fd, buf, sizeof(buf));
                         if (n > 0)
-                                msb_reader_feed(rd, buf, (size_t)n);
+                                msb_reader_feed(&rd, buf, (size_t)n);
                         else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                                 /* Host not connected yet: virtio-serial reports
                                  * hangup until the host end opens. */
@@ -534,7 +576,7 @@ static bool pump_pipe(int fd, uint16_t type)
         return true;
 }
 
-static __attribute__((noreturn)) void relay(const struct msb_run_msg *run, struct msb_reader *rd)
+static __attribute__((noreturn)) void relay(const struct msb_run_msg *run)
 {
         sigset_t mask;
         sigemptyset(&mask);
@@ -560,7 +602,7 @@ static __attribute__((noreturn)) void relay(const struct msb_run_msg *run, struc
                 if (msb_buf_pending(&inq) < INQ_HIGH) {
                         struct msb_msg m;
                         int q;
-                        while ((q = msb_reader_next(rd, &m)) == 1) {
+                        while ((q = msb_reader_next(&rd, &m)) == 1) {
                                 if (m.type == MSB_MSG_STDIN && in_fd >= 0 && !in_eof)
                                         msb_buf_append(&inq, m.u.data.data, m.u.data.len);
                                 else if (m.type == MSB_MSG_STDIN_EOF)
@@ -617,7 +659,7 @@ static __attribute__((noreturn)) void relay(const struct msb_run_msg *run, struc
                         uint8_t buf[65536];
                         ssize_t r = read(ctl_fd, buf, sizeof(buf));
                         if (r > 0)
-                                msb_reader_feed(rd, buf, (size_t)r);
+                                msb_reader_feed(&rd, buf, (size_t)r);
                 }
                 if (p[1].revents & POLLIN) {
                         struct signalfd_siginfo si;
@@ -678,19 +720,18 @@ int main(void)
                 fail("control-port", -ctl_fd, "virtio-serial port '" CTL_PORT_NAME "' not found");
         msb_enc_hello(&outq, MSB_PROTO_VERSION, "agentd");
 
-        struct msb_reader rd = {0};
         struct msb_msg m;
-        recv_msg(&rd, &m);
+        recv_msg(&m);
         if (m.type != MSB_MSG_HELLO || m.u.hello.version != MSB_PROTO_VERSION)
                 fail("protocol", EPROTO, "expected HELLO version %u, got %s", MSB_PROTO_VERSION,
                      msb_msg_type_name(m.type));
         msb_msg_free(&m);
         struct msb_msg run;
-        recv_msg(&rd, &run);
+        recv_msg(&run);
         if (run.type != MSB_MSG_RUN)
                 fail("protocol", EPROTO, "expected RUN, got %s", msb_msg_type_name(run.type));
         if (debug)
                 logmsg("running %s", run.u.run.argv[0]);
         setup_root(&run.u.run);
-        relay(&run.u.run, &rd);
+        relay(&run.u.run);
 }

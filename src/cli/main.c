@@ -33,6 +33,7 @@ static void usage(FILE *f)
               "Commands:\n"
               "  run       Boot a microVM from an image and run a command in it\n"
               "  image     Manage local images (import)\n"
+              "  info      Show the kernel, accelerator and tools a run would use\n"
               "  version   Print the version\n"
               "\n"
               "Run 'msb COMMAND --help' for a command's options.\n",
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
                 return cmd_run(argc - 1, argv + 1);
         if (!strcmp(verb, "image"))
                 return cmd_image(argc - 1, argv + 1);
+        if (!strcmp(verb, "info"))
+                return cmd_info(argc - 1, argv + 1);
         if (!strcmp(verb, "version") || !strcmp(verb, "--version"))
                 return cmd_version(argc - 1, argv + 1);
         cli_error("unknown command '%s'; see 'msb --help'", verb);

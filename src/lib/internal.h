@@ -72,9 +72,11 @@ char *guest_path_normalize(const char *path);
 
 /* ---- kit.c ---- */
 struct msb_kit {
-        char *kernel;    /* path to the kernel image */
-        char *initramfs; /* path to the initramfs built for it */
-        char *release;   /* kernel release, e.g. 6.1.0-26-cloud-amd64 */
+        char *kernel;       /* path to the kernel image */
+        char *initramfs;    /* path to the initramfs built for it */
+        char *release;      /* kernel release, e.g. 6.1.0-26-cloud-amd64 */
+        const char *flavor; /* "msb" (tailored), "debian" or "custom" */
+        bool acpi;          /* false: virtio-mmio devices on the command line */
 };
 int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_error *err);
 void msb_kit_free(struct msb_kit *kit);
@@ -120,6 +122,7 @@ struct vmm_config {
         int ctl_fd;            /* fd number in the child for the control chardev */
         bool debug;            /* agentd debug logging, kernel messages on */
         unsigned tsc_khz;      /* TCG: host TSC rate for the guest, 0 = let it calibrate */
+        bool acpi;             /* false for kernels taking virtio-mmio devices from the cmdline */
         struct vmm_share *shares;
         size_t nshares;
 };

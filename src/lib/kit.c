@@ -3,9 +3,15 @@
  * The guest kit: a kernel plus an initramfs holding agentd and the kernel
  * modules agentd needs.
  *
- * Kernel: $MSB_KERNEL (+ optional $MSB_MODULES, the lib/modules/<release>
- * tree), else <data>/kernels/default/{vmlinuz,modules} as laid out by
- * scripts/kit.sh from Debian's linux-image-*-cloud-amd64 package.
+ * Kernel, first found of:
+ *   $MSB_KERNEL (+ optional $MSB_MODULES, the lib/modules/<release> tree;
+ *   $MSB_KERNEL_ACPI=off for a kernel that takes its virtio-mmio devices from
+ *   the command line),
+ *   <data>/kernels/msb/{vmlinuz,release}: msb's tailored kernel, everything
+ *   built in, booted with ACPI off (scripts/kernel-build.sh),
+ *   <data>/kernels/default/{vmlinuz,modules}: Debian's cloud kernel
+ *   (scripts/kit.sh).
+ * $MSB_KIT=debian skips the tailored kernel.
  *
  * Initramfs: built here and cached as <data>/cache/initramfs-<key>.cpio where
  * key hashes agentd's bytes, the kernel's identity (path, size, mtime) and the
@@ -195,25 +201,51 @@ static char *find_agentd(void)
         return NULL;
 }
 
-static int find_kernel(struct msb_ctx *ctx, char **ret_kernel, char **ret_moddir, struct msb_error *err)
+static int find_kernel(struct msb_ctx *ctx, struct msb_kit *kit, char **ret_moddir, struct msb_error *err)
 {
         const char *k = getenv("MSB_KERNEL");
         if (k && *k) {
                 if (access(k, R_OK) < 0)
                         return msb_err(err, errno, "MSB_KERNEL '%s': %s", k, strerror(errno));
-                *ret_kernel = xstrdup(k);
+                kit->kernel = xstrdup(k);
                 const char *m = getenv("MSB_MODULES");
                 *ret_moddir = m && *m ? xstrdup(m) : NULL;
+                const char *a = getenv("MSB_KERNEL_ACPI");
+                kit->acpi = !(a && !strcmp(a, "off"));
+                kit->flavor = "custom";
                 return 0;
+        }
+        const char *want = getenv("MSB_KIT");
+        if (want && *want && strcmp(want, "msb") && strcmp(want, "debian"))
+                return msb_err(err, EINVAL, "MSB_KIT '%s': expected msb or debian", want);
+        if (!want || !*want || !strcmp(want, "msb")) {
+                _cleanup_free_ char *tk = xasprintf("%s/kernels/msb/vmlinuz", ctx->data_dir);
+                if (access(tk, R_OK) == 0) {
+                        _cleanup_free_ char *rp = xasprintf("%s/kernels/msb/release", ctx->data_dir);
+                        _cleanup_free_ char *rel = NULL;
+                        if (read_file_at(AT_FDCWD, rp, 256, &rel, NULL) == 0) {
+                                rel[strcspn(rel, "\n")] = '\0';
+                                kit->release = TAKE_PTR(rel);
+                        }
+                        kit->kernel = TAKE_PTR(tk);
+                        kit->flavor = "msb";
+                        kit->acpi = false;
+                        *ret_moddir = NULL;
+                        return 0;
+                }
+                if (want && !strcmp(want, "msb"))
+                        return msb_err(err, ENOENT, "MSB_KIT=msb but %s is missing: run scripts/kernel-build.sh", tk);
         }
         _cleanup_free_ char *kernel = xasprintf("%s/kernels/default/vmlinuz", ctx->data_dir);
         if (access(kernel, R_OK) < 0)
                 return msb_err(err, ENOENT,
-                               "no guest kernel at %s: run scripts/setup.sh (it fetches Debian's cloud kernel) "
+                               "no guest kernel at %s: run ./setup.sh (it fetches Debian's cloud kernel) "
                                "or set MSB_KERNEL to a kernel image",
                                kernel);
         *ret_moddir = xasprintf("%s/kernels/default/modules", ctx->data_dir);
-        *ret_kernel = TAKE_PTR(kernel);
+        kit->kernel = TAKE_PTR(kernel);
+        kit->flavor = "debian";
+        kit->acpi = true;
         return 0;
 }
 
@@ -227,10 +259,14 @@ void msb_kit_free(struct msb_kit *kit)
 
 int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_error *err)
 {
-        _cleanup_free_ char *kernel = NULL, *moddir = NULL;
-        int r = find_kernel(ctx, &kernel, &moddir, err);
-        if (r < 0)
+        struct msb_kit kit = {0};
+        _cleanup_free_ char *moddir = NULL;
+        int r = find_kernel(ctx, &kit, &moddir, err);
+        if (r < 0) {
+                msb_kit_free(&kit);
                 return r;
+        }
+        const char *kernel = kit.kernel;
         _cleanup_free_ char *agentd_path = find_agentd();
         if (!agentd_path)
                 return msb_err(err, ENOENT, "cannot find agentd next to msb; set MSB_AGENTD to its path");
@@ -262,6 +298,8 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                 for (size_t i = 0; i < ARRAY_SIZE(needed_modules) && r >= 0; i++)
                         r = add_module(&ml, &ix, moddir, needed_modules[i], 0, err);
         }
+        if (r >= 0 && !kit.release && release)
+                kit.release = TAKE_PTR(release);
         if (r >= 0) {
                 struct sha256 h;
                 sha256_init(&h);
@@ -324,12 +362,15 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                                 goto out;
                         }
                 }
-                ret_kit->kernel = TAKE_PTR(kernel);
-                ret_kit->initramfs = TAKE_PTR(path);
-                ret_kit->release = release ? TAKE_PTR(release) : xstrdup("unknown");
+                kit.initramfs = TAKE_PTR(path);
+                if (!kit.release)
+                        kit.release = xstrdup("unknown");
+                *ret_kit = kit;
+                memset(&kit, 0, sizeof(kit));
                 r = 0;
         }
 out:
+        msb_kit_free(&kit);
         for (size_t i = 0; i < ml.n; i++)
                 free(ml.data[i]);
         for (size_t i = 0; i < ix.n; i++)

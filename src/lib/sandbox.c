@@ -470,6 +470,9 @@ static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, c
         case MSB_MSG_EXIT:
                 rl->status = m->u.exit.kind == MSB_EXIT_SIGNAL ? 128 + (int)m->u.exit.value : (int)m->u.exit.value;
                 rl->done = true;
+                /* all output before EXIT has been written out: let the
+                 * guest power off */
+                msb_enc_empty(&rl->out, MSB_MSG_EXIT_ACK);
                 return 0;
         case MSB_MSG_ERROR: {
                 const char *step = m->u.error.step;
@@ -485,6 +488,7 @@ static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, c
                                               e ? ": " : "", e > 0 && e < 4096 ? strerror(e) : "");
                 }
                 rl->done = true;
+                msb_enc_empty(&rl->out, MSB_MSG_EXIT_ACK);
                 return 0;
         }
         default:
@@ -569,7 +573,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 return r;
         }
         msb_log(ctx, 1, "accelerator: %s (%s)", accel == MSB_ACCEL_KVM ? "kvm" : "tcg", accel_why);
-        msb_log(ctx, 1, "kernel: %s (%s)", kit.kernel, kit.release);
+        msb_log(ctx, 1, "kernel: %s (%s, %s kit)", kit.kernel, kit.release, kit.flavor);
 
         /* ---- runtime dir ---- */
         struct sandbox sb = {.ctx = ctx, .o = o, .lock_fd = -1, .ctl = -1};
@@ -647,6 +651,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                         .ctl_fd = 3,
                         .debug = getenv("MSB_DEBUG_AGENT") != NULL,
                         .tsc_khz = accel == MSB_ACCEL_TCG ? msb_host_tsc_khz(ctx) : 0,
+                        .acpi = kit.acpi,
                         .shares = sb.shares,
                         .nshares = sb.nshares,
                 };

@@ -24,7 +24,9 @@ char **vmm_qemu_argv(const struct vmm_config *c)
          * it the kernel waits a second twice (reading the time, probing
          * rtc_cmos), measured as 2 s of a 4 s TCG boot. */
         A("-M");
-        A("microvm,x-option-roms=off");
+        /* a kernel without ACPI-described devices gets virtio_mmio.device=
+         * entries on its command line from QEMU when ACPI is off */
+        A(c->acpi ? "microvm,x-option-roms=off" : "microvm,x-option-roms=off,acpi=off");
         if (c->accel == MSB_ACCEL_KVM) {
                 A("-accel");
                 A("kvm");

@@ -363,6 +363,7 @@ int msb_msg_decode(uint16_t type, const uint8_t *payload, size_t len, struct msb
                 c.left = 0;
                 break;
         case MSB_MSG_STDIN_EOF:
+        case MSB_MSG_EXIT_ACK:
                 break;
         case MSB_MSG_SIGNAL:
                 out->u.signo = get_u32(&c);
@@ -452,6 +453,7 @@ const char *msb_msg_type_name(uint16_t type)
                 [MSB_MSG_HELLO] = "HELLO",   [MSB_MSG_RUN] = "RUN",       [MSB_MSG_STDIN] = "STDIN",
                 [MSB_MSG_STDIN_EOF] = "STDIN_EOF", [MSB_MSG_STDOUT] = "STDOUT", [MSB_MSG_STDERR] = "STDERR",
                 [MSB_MSG_SIGNAL] = "SIGNAL", [MSB_MSG_EXIT] = "EXIT",     [MSB_MSG_ERROR] = "ERROR",
+                [MSB_MSG_EXIT_ACK] = "EXIT_ACK",
         };
         if (type < sizeof(names) / sizeof(names[0]) && names[type])
                 return names[type];

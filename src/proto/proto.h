@@ -45,7 +45,9 @@ enum msb_msg_type {
         MSB_MSG_SIGNAL = 7,    /* host -> guest: deliver a signal */
         MSB_MSG_EXIT = 8,      /* guest -> host: the command ended */
         MSB_MSG_ERROR = 9,     /* guest -> host: setup failed */
-        MSB_MSG_TYPE_MAX = 9,
+        MSB_MSG_EXIT_ACK = 10, /* host -> guest: EXIT/ERROR and all output before
+                                * it arrived; the guest may power off now */
+        MSB_MSG_TYPE_MAX = 10,
 };
 
 /* RUN flags */

@@ -2,7 +2,7 @@
 # End-to-end: msb run against real VMs (QEMU, virtiofsd, the guest kernel).
 . "$(dirname "$0")/lib.sh"
 
-kernel_release=$(readlink "$DATA/kernels/default")
+kernel_release=$("$MSB" info | sed -n 's/^kernel release: *//p')
 busybox_rootfs() {
         local d
         d=$(cat "$DATA/images/refs/busybox%3Alatest")
@@ -299,6 +299,30 @@ t_help_and_version() {
         assert_contains "run help" "--volume" "$OUT"
         run_msb version
         assert_contains version "msb 0." "$OUT"
+}
+
+t_info_reports_kit() {
+        run_msb info
+        assert_eq status 0 "$RC"
+        # msb's tailored kernel is the default; MSB_KIT=debian selects Debian's
+        assert_contains "kernel kit" "kernel kit:     ${MSB_KIT:-msb}" "$OUT"
+        assert_contains accelerator "accelerator:    tcg" "$OUT"
+        assert_contains qemu "QEMU emulator version" "$OUT"
+        assert_contains "fs server" "virtiofsd version" "$OUT"
+}
+
+t_kernel_features_present() {
+        if [ ! -f "$WORK/fcimg.done" ]; then
+                mkdir -p "$WORK/fclayer"
+                cp "$ROOT/build/featurecheck" "$WORK/fclayer/featurecheck"
+                "$ROOT/scripts/oci-layout.sh" "$WORK/fcimg" v1 '{"Cmd":["/featurecheck"]}' \
+                        "$(busybox_rootfs)" "$WORK/fclayer"
+                "$MSB" image import "$WORK/fcimg:v1" msbtest/featurecheck:v1
+                touch "$WORK/fcimg.done"
+        fi
+        run_msb run msbtest/featurecheck:v1
+        [ "$RC" = 0 ] || fail "features missing in the guest kernel: $(echo "$OUT" | grep missing | tr '\n' ';')"
+        assert_contains summary "0 missing" "$OUT"
 }
 
 run_tests

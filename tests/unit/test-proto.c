@@ -89,6 +89,12 @@ static void test_roundtrips(void)
         msb_msg_free(&m);
         msb_buf_free(&b);
 
+        CHECK_INT(msb_enc_empty(&b, MSB_MSG_EXIT_ACK), 0);
+        CHECK_INT(decode_one(&b, &m), 1);
+        CHECK_INT(m.type, MSB_MSG_EXIT_ACK);
+        msb_msg_free(&m);
+        msb_buf_free(&b);
+
         CHECK_INT(msb_enc_signal(&b, 15), 0);
         CHECK_INT(decode_one(&b, &m), 1);
         CHECK_INT(m.u.signo, 15);
@@ -152,6 +158,8 @@ static void test_malformed(void)
         uint16_t t;
         uint32_t l;
         /* unknown type, type 0, reserved bits, oversized payload */
+        h[4] = MSB_MSG_TYPE_MAX + 1;
+        CHECK_INT(msb_frame_header(h, &t, &l), -EPROTO);
         h[4] = 99;
         CHECK_INT(msb_frame_header(h, &t, &l), -EPROTO);
         h[4] = 0;
@@ -217,6 +225,7 @@ static void test_malformed(void)
         CHECK_INT(decode_raw(MSB_MSG_EXIT, ex2, 8), -EBADMSG);
         uint8_t eof1[1] = {0};
         CHECK_INT(decode_raw(MSB_MSG_STDIN_EOF, eof1, 1), -EBADMSG);
+        CHECK_INT(decode_raw(MSB_MSG_EXIT_ACK, eof1, 1), -EBADMSG);
 
         /* encoders refuse what the decoder would refuse */
         char *noargs[] = {NULL};

@@ -37,7 +37,7 @@ int main(void)
                                .memory_mib = 768, .ctl_fd = 3, .shares = shares, .nshares = 2, .tsc_khz = 2595898};
         char **v = vmm_qemu_argv(&c);
         CHECK_STR(v[0], "qemu-system-x86_64");
-        CHECK(strstr(after(v, "-M", 0), "microvm") != NULL);
+        CHECK_STR(after(v, "-M", 0), "microvm,x-option-roms=off,acpi=off");
         CHECK_STR(after(v, "-accel", 0), "tcg");
         CHECK_STR(after(v, "-smp", 0), "2");
         CHECK_STR(after(v, "-m", 0), "768M");
@@ -61,9 +61,12 @@ int main(void)
 
         c.accel = MSB_ACCEL_KVM;
         c.debug = true;
+        c.acpi = true;
         v = vmm_qemu_argv(&c);
         CHECK_STR(after(v, "-accel", 0), "kvm");
         CHECK_STR(after(v, "-cpu", 0), "host");
+        /* the Debian kernel finds its virtio devices through ACPI */
+        CHECK_STR(after(v, "-M", 0), "microvm,x-option-roms=off");
         /* the TSC hint is for TCG only; KVM guests have kvmclock */
         CHECK(strstr(after(v, "-append", 0), "tsc_early_khz") == NULL);
         CHECK(strstr(after(v, "-append", 0), "msb.debug=1") != NULL);

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* msb info: what a run would use, and where msb keeps things. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cmd_info(int argc, char **argv)
+{
+        if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+                puts("Usage: msb info\n\nShow the guest kernel, accelerator, QEMU and virtio-fs server a run would "
+                     "use, and msb's directories.");
+                return 0;
+        }
+        if (argc > 1) {
+                cli_error("info: unexpected argument '%s'; see 'msb info --help'", argv[1]);
+                return 125;
+        }
+        struct msb_error err = {0};
+        struct msb_ctx *ctx;
+        if (msb_ctx_new(&ctx, &err) < 0) {
+                cli_error("%s", err.message);
+                return 125;
+        }
+        struct msb_info *i;
+        int r = msb_info_get(ctx, &i, &err);
+        msb_ctx_free(ctx);
+        if (r < 0) {
+                cli_error("%s", err.message);
+                return 125;
+        }
+        printf("msb:            %s\n", MSB_VERSION);
+        printf("kernel:         %s\n", i->kernel);
+        printf("kernel release: %s\n", i->kernel_release);
+        printf("kernel kit:     %s\n", i->kernel_flavor);
+        printf("initramfs:      %s\n", i->initramfs);
+        printf("accelerator:    %s (%s)\n", i->accel, i->accel_why);
+        printf("qemu:           %s\n", i->qemu_version);
+        printf("fs server:      %s, %s\n", i->fs_server, i->fs_server_version);
+        printf("data dir:       %s\n", i->data_dir);
+        printf("runtime dir:    %s\n", i->runtime_dir);
+        msb_info_free(i);
+        return 0;
+}
