@@ -19,7 +19,7 @@ fi
 key=$( (echo "$pkg $ver"; cat "$frag") | sha256sum | cut -c1-16)
 dest=$data/kernels/msb-$key
 mkdir -p "$data/kernels"
-if [ -f "$dest/vmlinuz" ]; then
+if [ -f "$dest/vmlinuz" ] && [ -f "$dest/vmlinux" ]; then
         ln -sfn "msb-$key" "$data/kernels/msb.tmp" && mv -T "$data/kernels/msb.tmp" "$data/kernels/msb"
         exit 0
 fi
@@ -60,6 +60,9 @@ if ! make -C "$src" -j"$(nproc)" bzImage 2>&1 | tee -a "$log" |
 fi
 mkdir "$work/kit"
 cp "$src/arch/x86/boot/bzImage" "$work/kit/vmlinuz"
+# the uncompressed ELF boots through PVH without the decompressor (faster
+# under TCG); msb prefers it, vmlinuz stays for other VMMs
+cp "$src/vmlinux" "$work/kit/vmlinux"
 cp "$src/.config" "$work/kit/config"
 make -s -C "$src" kernelrelease >"$work/kit/release" 2>>"$log"
 rm -rf "$dest"
