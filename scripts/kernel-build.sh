@@ -51,9 +51,9 @@ if [ -n "$missing" ]; then
         echo "kernel-build.sh: options the fragment needs were dropped by olddefconfig (a dependency is missing): $missing" >&2
         exit 1
 fi
-# progress: one line per 500 lines of build output
+# progress: one line per 100 lines of build output (~15 for the whole build)
 if ! make -C "$src" -j"$(nproc)" bzImage 2>&1 | tee -a "$log" |
-        awk 'NR % 500 == 0 {print "    ... " $NF; fflush()}' >&2 || [ ! -f "$src/arch/x86/boot/bzImage" ]; then
+        awk 'NR % 100 == 0 {print "    ... " $NF; fflush()}' >&2 || [ ! -f "$src/arch/x86/boot/bzImage" ]; then
         echo "kernel-build.sh: the kernel build failed; last lines of $log:" >&2
         tail -15 "$log" >&2
         exit 1
