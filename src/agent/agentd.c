@@ -64,7 +64,12 @@ static void logmsg(const char *fmt, ...)
         if ((size_t)n > sizeof(buf) - 2)
                 n = sizeof(buf) - 2;
         buf[n++] = '\n';
-        (void)!write(2, "agentd: ", 8);
+        /* seconds since boot: the kernel's own log has no timestamps */
+        struct timespec ts;
+        clock_gettime(CLOCK_BOOTTIME, &ts);
+        char pre[48];
+        int pn = snprintf(pre, sizeof(pre), "[%5ld.%03ld] agentd: ", (long)ts.tv_sec, ts.tv_nsec / 1000000);
+        (void)!write(2, pre, (size_t)pn);
         (void)!write(2, buf, (size_t)n);
 }
 
@@ -129,6 +134,8 @@ static __attribute__((noreturn)) void power_off(void)
 {
         flush_outq(5000);
         wait_exit_ack();
+        if (debug)
+                logmsg("powering off");
         sync();
         /* QEMU runs with -no-reboot: a reset ends the VM for both the Debian
          * kernel and a tinyconfig one (where power-off only halts). */
@@ -588,6 +595,8 @@ static __attribute__((noreturn)) void relay(const struct msb_run_msg *run)
 
         int in_fd, out_fd, err_fd;
         pid_t child = spawn(run, &in_fd, &out_fd, &err_fd);
+        if (debug)
+                logmsg("command started");
         set_nonblock(out_fd);
         set_nonblock(err_fd);
         if (in_fd >= 0)
@@ -714,8 +723,12 @@ int main(void)
         if (read_file_at(AT_FDCWD, "/proc/cmdline", 65536, &cmdline, NULL) == 0 && strstr(cmdline, "msb.debug=1"))
                 debug = true;
 
+        if (debug)
+                logmsg("started");
         load_modules();
         ctl_fd = open_ctl_port();
+        if (debug)
+                logmsg("control port open");
         if (ctl_fd < 0)
                 fail("control-port", -ctl_fd, "virtio-serial port '" CTL_PORT_NAME "' not found");
         msb_enc_hello(&outq, MSB_PROTO_VERSION, "agentd");
@@ -731,7 +744,9 @@ int main(void)
         if (run.type != MSB_MSG_RUN)
                 fail("protocol", EPROTO, "expected RUN, got %s", msb_msg_type_name(run.type));
         if (debug)
-                logmsg("running %s", run.u.run.argv[0]);
+                logmsg("RUN received: %s", run.u.run.argv[0]);
         setup_root(&run.u.run);
+        if (debug)
+                logmsg("root ready");
         relay(&run.u.run);
 }
