@@ -90,6 +90,44 @@ static void flush_outq(int timeout_ms)
         }
 }
 
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One round of control-channel I/O outside the relay loop: send what is
+ * queued, take in what arrived.  Returns 0 if nothing happened within
+ * timeout_ms. */
+static int ctl_pump(int timeout_ms)
+{
+        struct pollfd p = {.fd = ctl_fd, .events = POLLIN};
+        if (msb_buf_pending(&outq))
+                p.events |= POLLOUT;
+        if (poll(&p, 1, timeout_ms) <= 0)
+                return 0;
+        if (p.revents & POLLOUT) {
+                ssize_t n = write(ctl_fd, msb_buf_head(&outq), msb_buf_pending(&outq));
+                if (n > 0)
+                        msb_buf_consume(&outq, (size_t)n);
+        }
+        ssize_t n = -1;
+        if (p.revents & POLLIN) {
+                uint8_t buf[65536];
+                n = read(ctl_fd, buf, sizeof(buf));
+                if (n > 0)
+                        msb_reader_feed(&rd, buf, (size_t)n);
+        }
+        if (n <= 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
+                /* Host end not connected (yet): virtio-serial reports hangup
+                 * until it opens.  Do not spin. */
+                struct timespec ts = {0, 2 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        return 1;
+}
+
 /*
  * Wait until the host confirms it has everything we sent.  A write to the
  * port only queues data in QEMU; if QEMU's socket to msb is full, the tail
@@ -98,7 +136,8 @@ static void flush_outq(int timeout_ms)
  */
 static void wait_exit_ack(void)
 {
-        for (int waited = 0; ctl_fd >= 0 && waited < 30000;) {
+        int64_t deadline = now_ms() + 30000;
+        while (ctl_fd >= 0 && now_ms() < deadline) {
                 struct msb_msg m;
                 int r;
                 while ((r = msb_reader_next(&rd, &m)) == 1) {
@@ -109,24 +148,7 @@ static void wait_exit_ack(void)
                 }
                 if (r < 0)
                         return;
-                struct pollfd p = {.fd = ctl_fd, .events = POLLIN};
-                if (msb_buf_pending(&outq))
-                        p.events |= POLLOUT;
-                if (poll(&p, 1, 100) <= 0) {
-                        waited += 100;
-                        continue;
-                }
-                if (p.revents & POLLOUT) {
-                        ssize_t n = write(ctl_fd, msb_buf_head(&outq), msb_buf_pending(&outq));
-                        if (n > 0)
-                                msb_buf_consume(&outq, (size_t)n);
-                }
-                if (p.revents & POLLIN) {
-                        uint8_t buf[65536];
-                        ssize_t n = read(ctl_fd, buf, sizeof(buf));
-                        if (n > 0)
-                                msb_reader_feed(&rd, buf, (size_t)n);
-                }
+                ctl_pump(100);
         }
 }
 
@@ -238,37 +260,16 @@ static int open_ctl_port(void)
 /* Block until one whole message arrives (setup phase only). */
 static void recv_msg(struct msb_msg *m)
 {
+        int64_t deadline = now_ms() + 60000;
         for (;;) {
                 int r = msb_reader_next(&rd, m);
                 if (r < 0)
                         fail("protocol", -r, "malformed frame from host");
                 if (r == 1)
                         return;
-                struct pollfd p = {.fd = ctl_fd, .events = POLLIN};
-                if (msb_buf_pending(&outq))
-                        p.events |= POLLOUT;
-                if (poll(&p, 1, 60000) == 0)
+                if (now_ms() >= deadline)
                         fail("protocol", ETIMEDOUT, "no message from host");
-                if (p.revents & POLLOUT) {
-                        ssize_t n = write(ctl_fd, msb_buf_head(&outq), msb_buf_pending(&outq));
-                        if (n > 0)
-                                msb_buf_consume(&outq, (size_t)n);
-                }
-                if (p.revents & POLLIN) {
-                        uint8_t buf[65536];
-                        ssize_t n = read(ctl_fd, buf, sizeof(buf));
-                        if (n > 0)
-                                msb_reader_feed(&rd, buf, (size_t)n);
-                        else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                                /* Host not connected yet: virtio-serial reports
-                                 * hangup until the host end opens. */
-                                struct timespec ts = {0, 2 * 1000 * 1000};
-                                nanosleep(&ts, NULL);
-                        }
-                } else if (p.revents & (POLLHUP | POLLERR)) {
-                        struct timespec ts = {0, 2 * 1000 * 1000};
-                        nanosleep(&ts, NULL);
-                }
+                ctl_pump(1000);
         }
 }
 
