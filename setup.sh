@@ -58,6 +58,9 @@ if [ "$(cat "$data/cache/busybox-image.stamp" 2>/dev/null)" != "$stamp" ] ||
         build/msb image import "$tmp/layout" busybox
         mkdir -p "$data/cache"
         echo "$stamp" >"$data/cache/busybox-image.stamp"
+        # the exec below replaces this shell: its EXIT trap would never run
+        rm -rf "$tmp"
+        trap - EXIT
 fi
 
 if [ "$mode" = demo ]; then

@@ -15,6 +15,13 @@
 static char *base;
 static int basefd = -1;
 
+/* libFuzzer leaves through exit(): take the scratch dir with us */
+static void cleanup(void)
+{
+        if (base)
+                rm_rf(base);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,6 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (!base)
                         abort();
                 basefd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                atexit(cleanup);
         }
         rm_rf_at(basefd, "root");
         if (mkdirat(basefd, "root", 0755) < 0)
