@@ -50,6 +50,8 @@ static int ctl_fd = -1;
 static struct msb_buf outq;
 static struct msb_reader rd;
 static bool debug;
+/* read-write volumes (paths in the new root), synced before power-off */
+static const struct msb_run_msg *run_cfg;
 
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logmsg(const char *fmt, ...)
@@ -156,9 +158,21 @@ static __attribute__((noreturn)) void power_off(void)
 {
         flush_outq(5000);
         wait_exit_ack();
+        /* Push dirty pages (mmap writes) of read-write volumes to the host.
+         * Not sync(2): that would also send FUSE_SYNCFS for the read-only
+         * root share, and virtiofsd answers it with syncfs() of the host
+         * file system holding the image store, at every exit. */
+        for (uint32_t i = 0; run_cfg && i < run_cfg->nmounts; i++) {
+                if (run_cfg->mounts[i].flags & MSB_MOUNT_RO)
+                        continue;
+                int fd = open(run_cfg->mounts[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd >= 0) {
+                        syncfs(fd);
+                        close(fd);
+                }
+        }
         if (debug)
                 logmsg("powering off");
-        sync();
         /* QEMU runs with -no-reboot: a reset ends the VM for both the Debian
          * kernel and a tinyconfig one (where power-off only halts). */
         reboot(RB_AUTOBOOT);
@@ -747,6 +761,7 @@ int main(void)
         if (debug)
                 logmsg("RUN received: %s", run.u.run.argv[0]);
         setup_root(&run.u.run);
+        run_cfg = &run.u.run;
         if (debug)
                 logmsg("root ready");
         relay(&run.u.run);
