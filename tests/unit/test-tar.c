@@ -35,6 +35,17 @@ static void tb_pad(struct tb *t)
         tb_put(t, z, (512 - t->len % 512) % 512);
 }
 
+/* (Re)compute a header's checksum field. */
+static void tb_checksum(uint8_t h[512])
+{
+        memset(h + 148, ' ', 8);
+        unsigned sum = 0;
+        for (int i = 0; i < 512; i++)
+                sum += h[i];
+        snprintf((char *)h + 148, 8, "%06o", sum);
+        h[155] = ' ';
+}
+
 /* One ustar entry; name up to 99 bytes. */
 static void tb_entry(struct tb *t, const char *name, char type, unsigned mode, const char *link, const void *data,
                      size_t size)
@@ -50,12 +61,7 @@ static void tb_entry(struct tb *t, const char *name, char type, unsigned mode, c
         if (link)
                 snprintf((char *)h + 157, 100, "%s", link);
         memcpy(h + 257, "ustar\0" "00", 8);
-        memset(h + 148, ' ', 8);
-        unsigned sum = 0;
-        for (int i = 0; i < 512; i++)
-                sum += h[i];
-        snprintf((char *)h + 148, 8, "%06o", sum);
-        h[155] = ' ';
+        tb_checksum(h);
         tb_put(t, h, 512);
         if (size) {
                 tb_put(t, data, size);
@@ -390,12 +396,7 @@ static void test_malformed(void)
         memcpy(h, t.p, 512);
         t.len = 0;
         snprintf((char *)h + 124, 12, "%011o", 2u << 20);
-        memset(h + 148, ' ', 8);
-        unsigned sum = 0;
-        for (int i = 0; i < 512; i++)
-                sum += h[i];
-        snprintf((char *)h + 148, 8, "%06o", sum);
-        h[155] = ' ';
+        tb_checksum(h);
         tb_put(&t, h, 512);
         tb_end(&t);
         CHECK_INT(unpack(&t, false, &e), -E2BIG);
