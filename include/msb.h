@@ -77,15 +77,24 @@ int msb_run_opts_set_hostname(struct msb_run_opts *opts, const char *hostname);
 int msb_run_opts_set_cpus(struct msb_run_opts *opts, unsigned cpus);
 int msb_run_opts_set_memory_mib(struct msb_run_opts *opts, unsigned mib);
 int msb_run_opts_set_accel(struct msb_run_opts *opts, enum msb_accel accel);
+/* virtio-fs server: "msb" (default) or "virtiofsd"; NULL means
+ * $MSB_FS_BACKEND or "msb".  -EINVAL for an unknown name. */
+int msb_run_opts_set_fs_backend(struct msb_run_opts *opts, const char *name);
 /* Forward stdin_fd to the command (otherwise it reads /dev/null). */
 int msb_run_opts_set_stdin(struct msb_run_opts *opts, bool forward);
 /* Where the command's streams go (default 0, 1, 2). */
 int msb_run_opts_set_stdio(struct msb_run_opts *opts, int stdin_fd, int stdout_fd, int stderr_fd);
 
+/* Read-only: with the msb fs backend every write is refused on the host
+ * (EROFS), whatever the guest does; the guest mounts it read-only too. */
 #define MSB_VOLUME_RO (1u << 0)
-/* Share a host directory at guest_path, read-write.  Errors (-EINVAL etc.)
- * name the volume in err.  File volumes and MSB_VOLUME_RO are not supported
- * yet and fail with -ENOTSUP. */
+/* Guest chmod/chown/mknod reach the host inode (virtiofsd's behaviour).  By
+ * default they are kept in a user.msb.stat xattr and the host inode's owner
+ * and mode never change. */
+#define MSB_VOLUME_OWNER_PASSTHROUGH (1u << 1)
+/* Share a host directory at guest_path.  Errors (-EINVAL etc.) name the
+ * volume in err.  File volumes are not supported yet and fail with
+ * -ENOTSUP. */
 int msb_run_opts_add_volume(struct msb_run_opts *opts, const char *host_path, const char *guest_path,
                             unsigned flags, struct msb_error *err);
 

@@ -23,12 +23,15 @@ static void run_usage(FILE *f)
               "  -u, --user USER       user[:group] or uid[:gid] to run as\n"
               "  -c, --cpus N          virtual CPUs (default 1)\n"
               "  -m, --memory SIZE     guest memory, e.g. 512M, 1G (default 512M)\n"
-              "  -v, --volume HOST:GUEST  share a host directory read-write at GUEST\n"
+              "  -v, --volume HOST:GUEST[:OPTS]  share a host directory at GUEST; OPTS, comma-separated:\n"
+              "                        rw (default) or ro (enforced on the host), passthrough\n"
+              "                        (guest chmod/chown change the host file; default: kept in the guest)\n"
               "  -i, --interactive     forward stdin to the command\n"
               "      --entrypoint CMD  override the image's entrypoint\n"
               "      --hostname NAME   guest hostname (default msb-<id>)\n"
               "      --rootfs DIR      run a host directory as the root (read-only, overlay on top)\n"
               "      --accel MODE      auto|kvm|tcg (default auto, or $MSB_ACCEL)\n"
+              "      --fs-backend NAME msb (default) or virtiofsd (root only, no host-side ro; or $MSB_FS_BACKEND)\n"
               "      --verbose         say what msb does (accelerator, kernel, runtime dir)\n"
               "  -h, --help            show this help\n"
               "\n"
@@ -55,12 +58,28 @@ static int parse_volume(struct msb_run_opts *o, const char *spec, struct msb_err
         }
         if (opt != first) {
                 *opt++ = '\0';
-                if (!strcmp(opt, "ro"))
-                        flags |= MSB_VOLUME_RO;
-                else if (strcmp(opt, "rw") != 0) {
+                int modes = 0;
+                for (char *save = NULL, *o1 = strtok_r(opt, ",", &save); o1; o1 = strtok_r(NULL, ",", &save)) {
+                        if (!strcmp(o1, "ro")) {
+                                flags |= MSB_VOLUME_RO;
+                                modes++;
+                        } else if (!strcmp(o1, "rw")) {
+                                modes++;
+                        } else if (!strcmp(o1, "passthrough")) {
+                                flags |= MSB_VOLUME_OWNER_PASSTHROUGH;
+                        } else {
+                                err->code = EINVAL;
+                                snprintf(err->message, sizeof(err->message),
+                                         "volume '%s': unknown option '%s' (expected ro, rw or passthrough)", spec,
+                                         o1);
+                                free(s);
+                                return -EINVAL;
+                        }
+                }
+                if (modes > 1) {
                         err->code = EINVAL;
-                        snprintf(err->message, sizeof(err->message),
-                                 "volume '%s': unknown option '%s' (expected ro or rw)", spec, opt);
+                        snprintf(err->message, sizeof(err->message), "volume '%s': give one of ro or rw, not both",
+                                 spec);
                         free(s);
                         return -EINVAL;
                 }
@@ -84,7 +103,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned *ret)
 
 int cmd_run(int argc, char **argv)
 {
-        enum { OPT_ENTRYPOINT = 256, OPT_HOSTNAME, OPT_ROOTFS, OPT_ACCEL, OPT_VERBOSE };
+        enum { OPT_ENTRYPOINT = 256, OPT_HOSTNAME, OPT_ROOTFS, OPT_ACCEL, OPT_VERBOSE, OPT_FS_BACKEND };
         static const struct option longopts[] = {
                 {"env", required_argument, NULL, 'e'},
                 {"workdir", required_argument, NULL, 'w'},
@@ -97,6 +116,7 @@ int cmd_run(int argc, char **argv)
                 {"hostname", required_argument, NULL, OPT_HOSTNAME},
                 {"rootfs", required_argument, NULL, OPT_ROOTFS},
                 {"accel", required_argument, NULL, OPT_ACCEL},
+                {"fs-backend", required_argument, NULL, OPT_FS_BACKEND},
                 {"verbose", no_argument, NULL, OPT_VERBOSE},
                 {"help", no_argument, NULL, 'h'},
                 {0},
@@ -178,6 +198,12 @@ int cmd_run(int argc, char **argv)
                 case OPT_ROOTFS:
                         msb_run_opts_set_rootfs(o, optarg);
                         have_rootfs = true;
+                        break;
+                case OPT_FS_BACKEND:
+                        if (msb_run_opts_set_fs_backend(o, optarg) < 0) {
+                                cli_error("--fs-backend '%s': expected msb or virtiofsd", optarg);
+                                goto out;
+                        }
                         break;
                 case OPT_ACCEL: {
                         enum msb_accel a;

@@ -85,8 +85,10 @@ int msb_info_get(struct msb_ctx *ctx, struct msb_info **ret, struct msb_error *e
         i->accel_why = why;
         char *qv[] = {(char *)vmm_qemu_binary(), "--version", NULL};
         i->qemu_version = first_line(qv);
-        const struct fsd_backend *b = fsd_backend_default();
-        char **fv = b->argv("/", 3, true);
+        const struct fsd_backend *b = fsd_backend_find(NULL);
+        if (!b)
+                b = fsd_backend_find("msb");
+        char **fv = b->argv(&(struct fsd_share){.path = "/", .read_only = true}, 3);
         i->fs_server = xasprintf("%s (%s)", b->name, fv[0]);
         char *vv[] = {fv[0], "--version", NULL};
         i->fs_server_version = first_line(vv);

@@ -131,14 +131,29 @@ char **vmm_qemu_argv(const struct vmm_config *c);
 const char *vmm_qemu_binary(void);
 
 /* ---- fsd.c: virtio-fs server backends ---- */
+struct fsd_share {
+        const char *path;        /* directory, or a regular file when file is set */
+        bool file;
+        bool read_only;
+        bool rootfs;             /* the image root: never changes under the guest */
+        bool owner_passthrough;  /* guest chmod/chown reach the host inode */
+};
 struct fsd_backend {
         const char *name;
-        /* argv for a server sharing dir over the listening socket passed as
-         * fd listen_fd; read_only is advisory for backends that cannot
-         * enforce it (the guest mounts read-only too). */
-        char **(*argv)(const char *dir, int listen_fd, bool read_only);
+        /* argv for a server of share s on the listening socket passed as
+         * fd listen_fd */
+        char **(*argv)(const struct fsd_share *s, int listen_fd);
+        bool enforces_ro;  /* else read-only is the guest's mount flag only */
+        bool needs_root;
+        bool files;        /* can share a single file */
 };
-const struct fsd_backend *fsd_backend_default(void);
+/* Backend by name; NULL or "" means $MSB_FS_BACKEND, else "msb".  NULL if
+ * there is no such backend. */
+const struct fsd_backend *fsd_backend_find(const char *name);
+
+/* A helper program: $env if set, else name next to the running binary or in
+ * ../libexec/msb/ from it; NULL if none is found. */
+char *msb_find_helper(const char *env, const char *name);
 
 /* ---- proc.c ---- */
 /* Spawn argv with the given fds as the child's 0,1,2 and keep_fd (if >= 0)

@@ -180,9 +180,9 @@ static int add_module(struct modlist *ml, const struct modindex *ix, const char 
         return 0;
 }
 
-static char *find_agentd(void)
+char *msb_find_helper(const char *env, const char *name)
 {
-        const char *e = getenv("MSB_AGENTD");
+        const char *e = getenv(env);
         if (e && *e)
                 return xstrdup(e);
         char exe[PATH_MAX];
@@ -191,9 +191,9 @@ static char *find_agentd(void)
                 return NULL;
         exe[n] = '\0';
         char *dir = dirname(exe);
-        const char *cands[] = {"/agentd", "/../libexec/msb/agentd"};
+        const char *cands[] = {"", "/../libexec/msb"};
         for (size_t i = 0; i < ARRAY_SIZE(cands); i++) {
-                char *p = xasprintf("%s%s", dir, cands[i]);
+                char *p = xasprintf("%s%s/%s", dir, cands[i], name);
                 if (access(p, R_OK) == 0)
                         return p;
                 free(p);
@@ -273,7 +273,7 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                 return r;
         }
         const char *kernel = kit.kernel;
-        _cleanup_free_ char *agentd_path = find_agentd();
+        _cleanup_free_ char *agentd_path = msb_find_helper("MSB_AGENTD", "agentd");
         if (!agentd_path)
                 return msb_err(err, ENOENT, "cannot find agentd next to msb; set MSB_AGENTD to its path");
         _cleanup_free_ char *agentd = NULL;

@@ -53,6 +53,7 @@ struct msb_run_opts {
         unsigned cpus;
         unsigned memory_mib;
         enum msb_accel accel;
+        char *fs_backend;
         bool stdin_forward;
         int fds[3];
         struct volume vols[MAX_VOLUMES];
@@ -83,6 +84,7 @@ void msb_run_opts_free(struct msb_run_opts *o)
         free(o->workdir);
         free(o->user);
         free(o->hostname);
+        free(o->fs_backend);
         for (size_t i = 0; i < o->nvols; i++) {
                 free(o->vols[i].host);
                 free(o->vols[i].guest);
@@ -177,6 +179,14 @@ int msb_run_opts_set_stdin(struct msb_run_opts *o, bool forward)
         o->stdin_forward = forward;
         return 0;
 }
+int msb_run_opts_set_fs_backend(struct msb_run_opts *o, const char *name)
+{
+        if (name && !fsd_backend_find(name))
+                return -EINVAL;
+        set_str(&o->fs_backend, name);
+        return 0;
+}
+
 int msb_run_opts_set_stdio(struct msb_run_opts *o, int in, int out, int err)
 {
         o->fds[0] = in;
@@ -192,11 +202,8 @@ int msb_run_opts_add_volume(struct msb_run_opts *o, const char *host, const char
                 return msb_err(err, EINVAL, "volume: host path is empty");
         if (!guest || !*guest)
                 return msb_err(err, EINVAL, "volume '%s': guest path is empty", host);
-        if (flags & MSB_VOLUME_RO)
-                return msb_err(err, ENOTSUP,
-                               "volume '%s:%s': read-only volumes are not supported yet (they need msb's own "
-                               "virtio-fs server); drop ':ro'",
-                               host, guest);
+        if (flags & ~(MSB_VOLUME_RO | MSB_VOLUME_OWNER_PASSTHROUGH))
+                return msb_err(err, EINVAL, "volume '%s:%s': unknown flags 0x%x", host, guest, flags);
         if (o->nvols >= MAX_VOLUMES)
                 return msb_err(err, E2BIG, "volume '%s:%s': at most %u volumes per sandbox", host, guest, MAX_VOLUMES);
         _cleanup_free_ char *g = guest_path_normalize(guest);
@@ -335,7 +342,8 @@ static void console_tail(const char *path, char *out, size_t outsz, int lines)
                         *c = ' ';
 }
 
-static int add_share(struct sandbox *sb, const char *dir, bool read_only, struct msb_error *err)
+static int add_share(struct sandbox *sb, const struct fsd_backend *be, const struct fsd_share *share,
+                     struct msb_error *err)
 {
         size_t i = sb->nshares;
         char tag[33];
@@ -354,14 +362,14 @@ static int add_share(struct sandbox *sb, const char *dir, bool read_only, struct
                 return msb_err(err, errno, "cannot create socket %s: %s", sock, strerror(errno));
         /* the server inherits the listening socket, so QEMU can connect
          * the moment it starts: no wait-for-socket race */
-        _cleanup_strv_ char **argv = fsd_backend_default()->argv(dir, 3, read_only);
+        _cleanup_strv_ char **argv = be->argv(share, 3);
         _cleanup_free_ char *logp = xasprintf("%s/fsd%zu.log", sb->dir, i);
         _cleanup_close_ int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         struct child *c = &sb->fsd[sb->nfsd];
         int r = proc_spawn(argv, -1, logfd, logfd, lfd, &c->pid, &c->pidfd);
         if (r < 0)
                 return msb_err(err, r, "cannot start %s: %s", argv[0], strerror(-r));
-        c->what = xasprintf("virtio-fs server for %s", dir);
+        c->what = xasprintf("virtio-fs server for %s", share->path);
         sb->nfsd++;
         sb->shares[i].tag = xstrdup(tag);
         sb->shares[i].socket_path = TAKE_PTR(sock);
@@ -519,11 +527,15 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
 {
         if (!o->image && !o->rootfs)
                 return msb_err(err, EINVAL, "no image given: name an image or use --rootfs DIR");
+        const struct fsd_backend *be = fsd_backend_find(o->fs_backend);
+        if (!be)
+                return msb_err(err, EINVAL, "fs backend '%s': unknown; use msb or virtiofsd",
+                               o->fs_backend ? o->fs_backend : getenv("MSB_FS_BACKEND"));
         /* QEMU 7.2's virtiofsd refuses to run unprivileged; say so up front
          * rather than as a server that died. */
-        if (geteuid() != 0 && !getenv("MSB_VIRTIOFSD"))
-                return msb_err(err, EPERM, "msb run needs root for now: the virtio-fs server it uses "
-                                           "(/usr/lib/qemu/virtiofsd) only runs as root; run it with sudo");
+        if (be->needs_root && geteuid() != 0 && !getenv("MSB_VIRTIOFSD"))
+                return msb_err(err, EPERM, "the virtiofsd fs backend (/usr/lib/qemu/virtiofsd) only runs as root; "
+                                           "run msb with sudo or use --fs-backend msb");
 
         /* ---- resolve what to run, before anything is started ---- */
         _cleanup_free_ char *rootfs = NULL, *hostname = NULL;
@@ -617,12 +629,16 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
         }
 
         /* ---- shares and servers ---- */
-        r = add_share(&sb, rootfs, true, err);
+        r = add_share(&sb, be, &(struct fsd_share){.path = rootfs, .read_only = true, .rootfs = true}, err);
         if (r < 0)
                 goto out_sig;
         struct msb_mount_spec mounts[MAX_VOLUMES];
         for (size_t i = 0; i < o->nvols; i++) {
-                r = add_share(&sb, o->vols[i].host, o->vols[i].flags & MSB_VOLUME_RO, err);
+                r = add_share(&sb, be,
+                              &(struct fsd_share){.path = o->vols[i].host,
+                                                  .read_only = o->vols[i].flags & MSB_VOLUME_RO,
+                                                  .owner_passthrough = o->vols[i].flags & MSB_VOLUME_OWNER_PASSTHROUGH},
+                              err);
                 if (r < 0)
                         goto out_sig;
                 mounts[i] = (struct msb_mount_spec){.tag = sb.shares[i + 1].tag,

@@ -1,0 +1,1460 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* FUSE request handling for one share; see fs.h for the rules it keeps. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fuse.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "fsd/fs.h"
+
+struct vstat {
+        uint32_t uid, gid, mode, rdev;
+};
+
+struct inode {
+        uint64_t id;
+        int fd;          /* O_PATH, O_NOFOLLOW; -1 for a single-file share's root */
+        dev_t dev;
+        ino_t ino;
+        mode_t type;     /* S_IFMT bits of the host inode */
+        uint64_t nlookup;
+        bool byname;     /* single-file share's file: re-resolved by name */
+        bool vloaded, vvalid;
+        struct vstat v;
+        struct inode *next_id, *next_key;
+};
+
+struct handle {
+        uint64_t id;
+        int fd;
+        bool dir;
+        struct handle *next;
+};
+
+#define HBITS 12
+#define HSIZE (1u << HBITS)
+
+struct fs {
+        struct fs_config c;
+        int root_fd;            /* share root, or the single file's directory */
+        char *file_name;        /* single-file share: the file's name in root_fd */
+        struct inode *root;
+        struct inode *by_id[HSIZE], *by_key[HSIZE];
+        struct handle *handles[HSIZE];
+        uint64_t next_ino_id, next_fh;
+        size_t ninodes;
+        bool inited;
+        uint32_t minor;
+};
+
+static unsigned hash64(uint64_t v)
+{
+        v ^= v >> 33;
+        v *= 0xff51afd7ed558ccdULL;
+        v ^= v >> 33;
+        return (unsigned)(v & (HSIZE - 1));
+}
+static unsigned hkey(dev_t dev, ino_t ino)
+{
+        return hash64((uint64_t)ino * 31 + (uint64_t)dev);
+}
+
+static struct inode *ino_get(struct fs *fs, uint64_t id)
+{
+        for (struct inode *i = fs->by_id[hash64(id)]; i; i = i->next_id)
+                if (i->id == id)
+                        return i;
+        return NULL;
+}
+
+static struct inode *ino_find(struct fs *fs, dev_t dev, ino_t ino)
+{
+        for (struct inode *i = fs->by_key[hkey(dev, ino)]; i; i = i->next_key)
+                if (i->dev == dev && i->ino == ino && !i->byname)
+                        return i;
+        return NULL;
+}
+
+static void ino_insert(struct fs *fs, struct inode *i)
+{
+        unsigned a = hash64(i->id), b = hkey(i->dev, i->ino);
+        i->next_id = fs->by_id[a];
+        fs->by_id[a] = i;
+        i->next_key = fs->by_key[b];
+        fs->by_key[b] = i;
+        fs->ninodes++;
+}
+
+static void ino_unlink_key(struct fs *fs, struct inode *i)
+{
+        for (struct inode **p = &fs->by_key[hkey(i->dev, i->ino)]; *p; p = &(*p)->next_key)
+                if (*p == i) {
+                        *p = i->next_key;
+                        return;
+                }
+}
+
+static void ino_rekey(struct fs *fs, struct inode *i, dev_t dev, ino_t ino)
+{
+        ino_unlink_key(fs, i);
+        i->dev = dev;
+        i->ino = ino;
+        unsigned b = hkey(dev, ino);
+        i->next_key = fs->by_key[b];
+        fs->by_key[b] = i;
+}
+
+static void ino_drop(struct fs *fs, struct inode *i)
+{
+        for (struct inode **p = &fs->by_id[hash64(i->id)]; *p; p = &(*p)->next_id)
+                if (*p == i) {
+                        *p = i->next_id;
+                        break;
+                }
+        ino_unlink_key(fs, i);
+        if (i->fd >= 0)
+                close(i->fd);
+        free(i);
+        fs->ninodes--;
+}
+
+static struct handle *fh_get(struct fs *fs, uint64_t id, bool dir)
+{
+        for (struct handle *h = fs->handles[hash64(id)]; h; h = h->next)
+                if (h->id == id)
+                        return h->dir == dir ? h : NULL;
+        return NULL;
+}
+
+static uint64_t fh_new(struct fs *fs, int fd, bool dir)
+{
+        struct handle *h = xcalloc(1, sizeof(*h));
+        h->id = fs->next_fh++;
+        h->fd = fd;
+        h->dir = dir;
+        unsigned b = hash64(h->id);
+        h->next = fs->handles[b];
+        fs->handles[b] = h;
+        return h->id;
+}
+
+static int fh_release(struct fs *fs, uint64_t id, bool dir)
+{
+        for (struct handle **p = &fs->handles[hash64(id)]; *p; p = &(*p)->next)
+                if ((*p)->id == id && (*p)->dir == dir) {
+                        struct handle *h = *p;
+                        *p = h->next;
+                        close(h->fd);
+                        free(h);
+                        return 0;
+                }
+        return -EBADF;
+}
+
+/* ---- host access helpers ---- */
+
+/* Our own fd as a path, relative to the working directory /proc/self/fd
+ * (see fs.h): the one way to reopen an O_PATH fd or reach its xattrs. */
+static void procpath(char *buf, size_t n, int fd)
+{
+        snprintf(buf, n, "%d", fd);
+}
+
+/* Reopen an inode for I/O; only regular files and directories. */
+static int ino_open(struct inode *i, int flags)
+{
+        if (!S_ISREG(i->type) && !S_ISDIR(i->type))
+                return -EACCES;
+        char p[64];
+        procpath(p, sizeof(p), i->fd);
+        int fd = open(p, flags | O_CLOEXEC | O_NOCTTY);
+        return fd < 0 ? -errno : fd;
+}
+
+/* One component under dirfd, never following anything. */
+static int open_beneath(int dirfd, const char *name, int flags, mode_t mode)
+{
+        struct open_how how = {
+                .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+                .mode = (flags & O_CREAT) ? mode : 0,
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        int fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+        if (fd < 0 && errno == ENOSYS)
+                fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+        return fd < 0 ? -errno : fd;
+}
+
+static int check_name(const char *n)
+{
+        size_t l = strlen(n);
+        if (l == 0 || strchr(n, '/') || strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+                return -EINVAL;
+        if (l > NAME_MAX)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+/* Single-file share: point the file's inode at whatever the name holds now,
+ * so a file the host replaced by rename is what new opens see. */
+static int byname_refresh(struct fs *fs, struct inode *i)
+{
+        int fd = open_beneath(fs->root_fd, fs->file_name, O_PATH, 0);
+        if (fd < 0)
+                return fd;
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                close(fd);
+                return -ENOENT;
+        }
+        if (st.st_dev != i->dev || st.st_ino != i->ino) {
+                if (i->fd >= 0)
+                        close(i->fd);
+                i->fd = fd;
+                ino_rekey(fs, i, st.st_dev, st.st_ino);
+                i->vloaded = i->vvalid = false;
+        } else
+                close(fd);
+        return 0;
+}
+
+static int ino_stat(struct fs *fs, struct inode *i, struct stat *st)
+{
+        if (i->fd < 0) { /* a single-file share's synthetic root */
+                memset(st, 0, sizeof(*st));
+                st->st_ino = 1;
+                st->st_mode = S_IFDIR | 0755;
+                st->st_nlink = 2;
+                st->st_blksize = 4096;
+                return 0;
+        }
+        if (i->byname)
+                byname_refresh(fs, i); /* vanished: keep answering for the old one */
+        if (fstatat(i->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        return 0;
+}
+
+/* ---- ownership virtualization ---- */
+
+static bool virt(struct fs *fs)
+{
+        return fs->c.owner == FS_OWNER_VIRTUAL;
+}
+
+static void vstat_load(struct inode *i)
+{
+        if (i->vloaded)
+                return;
+        i->vloaded = true;
+        if (i->fd < 0 || S_ISLNK(i->type))
+                return;
+        char p[64], buf[96];
+        procpath(p, sizeof(p), i->fd);
+        ssize_t n = getxattr(p, FS_XATTR_STAT, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return;
+        buf[n] = 0;
+        unsigned ver, uid, gid, mode, rdev;
+        char tail;
+        if (sscanf(buf, "%u:%u:%u:%o:%u%c", &ver, &uid, &gid, &mode, &rdev, &tail) != 5 || ver != 1)
+                return;
+        /* the recorded type may only differ from the host's for a device,
+         * fifo or socket the guest made, kept as a regular host file */
+        mode_t t = mode & S_IFMT;
+        if (t != i->type && !(S_ISREG(i->type) && (S_ISCHR(t) || S_ISBLK(t) || S_ISFIFO(t) || S_ISSOCK(t))))
+                return;
+        i->v = (struct vstat){.uid = uid, .gid = gid, .mode = mode, .rdev = rdev};
+        i->vvalid = true;
+}
+
+/* Record guest-visible ownership; in memory when the host file cannot carry
+ * the xattr (symlinks, filesystems without user xattrs, files we may not
+ * write). */
+static void vstat_store(struct inode *i, const struct vstat *v)
+{
+        i->v = *v;
+        i->vvalid = i->vloaded = true;
+        if (i->fd < 0 || S_ISLNK(i->type))
+                return;
+        char p[64], buf[96];
+        procpath(p, sizeof(p), i->fd);
+        int n = snprintf(buf, sizeof(buf), "1:%u:%u:%o:%u", v->uid, v->gid, v->mode, v->rdev);
+        (void)setxattr(p, FS_XATTR_STAT, buf, (size_t)n, 0);
+}
+
+static void fill_attr(struct fs *fs, struct inode *i, const struct stat *st, struct fuse_attr *a)
+{
+        memset(a, 0, sizeof(*a));
+        a->ino = st->st_ino;
+        a->size = (uint64_t)st->st_size;
+        a->blocks = (uint64_t)st->st_blocks;
+        a->atime = (uint64_t)st->st_atim.tv_sec;
+        a->atimensec = (uint32_t)st->st_atim.tv_nsec;
+        a->mtime = (uint64_t)st->st_mtim.tv_sec;
+        a->mtimensec = (uint32_t)st->st_mtim.tv_nsec;
+        a->ctime = (uint64_t)st->st_ctim.tv_sec;
+        a->ctimensec = (uint32_t)st->st_ctim.tv_nsec;
+        a->mode = st->st_mode;
+        a->nlink = (uint32_t)st->st_nlink;
+        a->uid = st->st_uid;
+        a->gid = st->st_gid;
+        a->rdev = (uint32_t)st->st_rdev;
+        a->blksize = (uint32_t)st->st_blksize;
+        if (virt(fs)) {
+                vstat_load(i);
+                if (i->vvalid) {
+                        a->uid = i->v.uid;
+                        a->gid = i->v.gid;
+                        a->mode = i->v.mode;
+                        a->rdev = i->v.rdev;
+                        if (!S_ISCHR(i->v.mode) && !S_ISBLK(i->v.mode))
+                                a->rdev = 0;
+                }
+        }
+}
+
+static void set_timeout(double t, uint64_t *sec, uint32_t *nsec)
+{
+        *sec = (uint64_t)t;
+        *nsec = (uint32_t)((t - (double)*sec) * 1e9);
+}
+
+static double timeout_for(struct fs *fs, struct inode *i)
+{
+        return i->byname ? 0 : fs->c.timeout;
+}
+
+static void fill_entry(struct fs *fs, struct inode *i, const struct stat *st, struct fuse_entry_out *e)
+{
+        memset(e, 0, sizeof(*e));
+        e->nodeid = i->id;
+        double t = timeout_for(fs, i);
+        set_timeout(t, &e->entry_valid, &e->entry_valid_nsec);
+        set_timeout(t, &e->attr_valid, &e->attr_valid_nsec);
+        fill_attr(fs, i, st, &e->attr);
+}
+
+/* Find or make the inode for fd (consumed); counts one lookup. */
+static struct inode *ino_take(struct fs *fs, int fd, const struct stat *st)
+{
+        struct inode *i = ino_find(fs, st->st_dev, st->st_ino);
+        if (i) {
+                close(fd);
+                i->nlookup++;
+                return i;
+        }
+        i = xcalloc(1, sizeof(*i));
+        i->id = fs->next_ino_id++;
+        i->fd = fd;
+        i->dev = st->st_dev;
+        i->ino = st->st_ino;
+        i->type = st->st_mode & S_IFMT;
+        i->nlookup = 1;
+        ino_insert(fs, i);
+        return i;
+}
+
+static int do_lookup(struct fs *fs, struct inode *parent, const char *name, struct fuse_entry_out *e,
+                     struct inode **ret)
+{
+        int r = check_name(name);
+        if (r < 0)
+                return r;
+        if (!S_ISDIR(parent->type))
+                return -ENOTDIR;
+        struct stat st;
+        struct inode *i;
+        if (fs->file_name && parent == fs->root) {
+                if (strcmp(name, fs->file_name) != 0)
+                        return -ENOENT;
+                i = ino_get(fs, 2);
+                if (!i) {
+                        i = xcalloc(1, sizeof(*i));
+                        i->id = 2;
+                        i->fd = -1;
+                        i->byname = true;
+                        i->type = S_IFREG;
+                        ino_insert(fs, i);
+                }
+                r = byname_refresh(fs, i);
+                if (r < 0 && i->fd < 0) {
+                        if (i->nlookup == 0)
+                                ino_drop(fs, i);
+                        return r;
+                }
+                if (r < 0)
+                        return r;
+                if (fstatat(i->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                i->nlookup++;
+        } else {
+                int fd = open_beneath(parent->fd, name, O_PATH, 0);
+                if (fd < 0)
+                        return fd == -ELOOP ? -ENOENT : fd;
+                if (fstat(fd, &st) < 0) {
+                        r = -errno;
+                        close(fd);
+                        return r;
+                }
+                i = ino_take(fs, fd, &st);
+        }
+        fill_entry(fs, i, &st, e);
+        if (ret)
+                *ret = i;
+        return 0;
+}
+
+static void forget(struct fs *fs, uint64_t id, uint64_t n)
+{
+        struct inode *i = ino_get(fs, id);
+        if (!i || i == fs->root)
+                return;
+        i->nlookup = n >= i->nlookup ? 0 : i->nlookup - n;
+        if (i->nlookup == 0)
+                ino_drop(fs, i);
+}
+
+/* ---- request parsing ---- */
+
+struct args {
+        const uint8_t *p;
+        size_t len;
+        bool bad;
+};
+
+static bool take(struct args *a, void *dst, size_t n)
+{
+        if (a->bad || a->len < n) {
+                a->bad = true;
+                return false;
+        }
+        memcpy(dst, a->p, n);
+        a->p += n;
+        a->len -= n;
+        return true;
+}
+
+static const char *take_name(struct args *a)
+{
+        if (a->bad)
+                return NULL;
+        const uint8_t *z = memchr(a->p, 0, a->len);
+        if (!z) {
+                a->bad = true;
+                return NULL;
+        }
+        const char *s = (const char *)a->p;
+        size_t n = (size_t)(z - a->p) + 1;
+        a->p += n;
+        a->len -= n;
+        return s;
+}
+
+/* ---- operations: each returns reply payload length or -errno ---- */
+
+#define RO_CHECK(fs)                    \
+        do {                            \
+                if ((fs)->c.read_only)  \
+                        return -EROFS;  \
+        } while (0)
+
+static ssize_t op_init(struct fs *fs, struct args *a, uint8_t *res, size_t cap)
+{
+        struct fuse_init_in in = {0};
+        /* 7.36+ kernels send flags2 and reserved words after these four */
+        if (!take(a, &in, offsetof(struct fuse_init_in, flags2)))
+                return -EINVAL;
+        if (in.major != FUSE_KERNEL_VERSION || in.minor < 31)
+                return -EPROTO;
+        if (cap < sizeof(struct fuse_init_out))
+                return -EINVAL;
+        uint32_t want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS |
+                        FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES;
+        want |= fs->c.read_only ? FUSE_CACHE_SYMLINKS : FUSE_AUTO_INVAL_DATA;
+        struct fuse_init_out o = {
+                .major = FUSE_KERNEL_VERSION,
+                .minor = in.minor < FUSE_KERNEL_MINOR_VERSION ? in.minor : FUSE_KERNEL_MINOR_VERSION,
+                .max_readahead = in.max_readahead,
+                .flags = in.flags & want,
+                .max_background = 64,
+                .congestion_threshold = 48,
+                .max_write = FS_MAX_WRITE,
+                .time_gran = 1,
+                .max_pages = FS_MAX_WRITE / 4096,
+        };
+        fs->inited = true;
+        fs->minor = o.minor;
+        memcpy(res, &o, sizeof(o));
+        return sizeof(o);
+}
+
+static ssize_t reply_attr(struct fs *fs, struct inode *i, uint8_t *res, size_t cap)
+{
+        struct stat st;
+        int r = ino_stat(fs, i, &st);
+        if (r < 0)
+                return r;
+        struct fuse_attr_out o = {0};
+        set_timeout(timeout_for(fs, i), &o.attr_valid, &o.attr_valid_nsec);
+        fill_attr(fs, i, &st, &o.attr);
+        if (cap < sizeof(o))
+                return -EINVAL;
+        memcpy(res, &o, sizeof(o));
+        return sizeof(o);
+}
+
+static ssize_t reply_entry(struct fuse_entry_out *e, uint8_t *res, size_t cap)
+{
+        if (cap < sizeof(*e))
+                return -EINVAL;
+        memcpy(res, e, sizeof(*e));
+        return sizeof(*e);
+}
+
+static ssize_t op_lookup(struct fs *fs, struct inode *i, struct args *a, uint8_t *res, size_t cap)
+{
+        const char *name = take_name(a);
+        if (!name)
+                return -EINVAL;
+        if (cap < sizeof(struct fuse_entry_out))
+                return -EINVAL;
+        struct fuse_entry_out e;
+        struct inode *child;
+        int r = do_lookup(fs, i, name, &e, &child);
+        if (r < 0)
+                return r;
+        return reply_entry(&e, res, cap);
+}
+
+static int truncate_inode(struct fs *fs, struct inode *i, uint64_t fhid, bool have_fh, uint64_t size)
+{
+        if (size > (uint64_t)INT64_MAX)
+                return -EINVAL;
+        struct handle *h = have_fh ? fh_get(fs, fhid, false) : NULL;
+        if (h)
+                return ftruncate(h->fd, (off_t)size) < 0 ? -errno : 0;
+        if (!S_ISREG(i->type))
+                return -EINVAL;
+        int fd = ino_open(i, O_WRONLY);
+        if (fd < 0)
+                return fd;
+        int r = ftruncate(fd, (off_t)size) < 0 ? -errno : 0;
+        close(fd);
+        return r;
+}
+
+static ssize_t op_setattr(struct fs *fs, struct inode *i, struct args *a, uint8_t *res, size_t cap)
+{
+        struct fuse_setattr_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        uint32_t v = in.valid;
+        if (v & (FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW |
+                 FATTR_MTIME_NOW))
+                RO_CHECK(fs);
+        if (i->fd < 0)
+                return -EPERM; /* the synthetic root */
+        if (i->byname)
+                byname_refresh(fs, i);
+        int r;
+        if (v & FATTR_SIZE) {
+                r = truncate_inode(fs, i, in.fh, v & FATTR_FH, in.size);
+                if (r < 0)
+                        return r;
+        }
+        if (v & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) {
+                struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+                if (v & FATTR_ATIME_NOW)
+                        ts[0].tv_nsec = UTIME_NOW;
+                else if (v & FATTR_ATIME)
+                        ts[0] = (struct timespec){.tv_sec = (time_t)in.atime, .tv_nsec = in.atimensec % 1000000000};
+                if (v & FATTR_MTIME_NOW)
+                        ts[1].tv_nsec = UTIME_NOW;
+                else if (v & FATTR_MTIME)
+                        ts[1] = (struct timespec){.tv_sec = (time_t)in.mtime, .tv_nsec = in.mtimensec % 1000000000};
+                if (S_ISLNK(i->type))
+                        return -EOPNOTSUPP;
+                char p[64];
+                procpath(p, sizeof(p), i->fd);
+                if (utimensat(AT_FDCWD, p, ts, 0) < 0)
+                        return -errno;
+        }
+        if (v & (FATTR_MODE | FATTR_UID | FATTR_GID)) {
+                if (virt(fs)) {
+                        struct stat st;
+                        r = ino_stat(fs, i, &st);
+                        if (r < 0)
+                                return r;
+                        struct fuse_attr cur;
+                        fill_attr(fs, i, &st, &cur);
+                        struct vstat nv = {.uid = cur.uid, .gid = cur.gid, .mode = cur.mode, .rdev = cur.rdev};
+                        if (v & FATTR_MODE)
+                                nv.mode = (cur.mode & S_IFMT) | (in.mode & 07777);
+                        if (v & FATTR_UID)
+                                nv.uid = in.uid;
+                        if (v & FATTR_GID)
+                                nv.gid = in.gid;
+                        vstat_store(i, &nv);
+                } else {
+                        if ((v & FATTR_MODE) && !S_ISLNK(i->type)) {
+                                char p[64];
+                                procpath(p, sizeof(p), i->fd);
+                                if (chmod(p, in.mode & 07777) < 0)
+                                        return -errno;
+                        }
+                        if ((v & (FATTR_UID | FATTR_GID)) &&
+                            fchownat(i->fd, "", (v & FATTR_UID) ? in.uid : (uid_t)-1,
+                                     (v & FATTR_GID) ? in.gid : (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+                                return -errno;
+                }
+        }
+        return reply_attr(fs, i, res, cap);
+}
+
+/* Parent checks shared by everything that makes or removes a name. */
+static int dir_op_check(struct fs *fs, struct inode *parent, const char *name)
+{
+        if (!name)
+                return -EINVAL;
+        if (fs->c.read_only)
+                return -EROFS;
+        if (!S_ISDIR(parent->type))
+                return -ENOTDIR;
+        if (fs->file_name && parent == fs->root)
+                return -EPERM; /* a single-file share holds its one file, no more */
+        return check_name(name);
+}
+
+/* After creating name in parent: record who made it, answer its entry. */
+static ssize_t finish_create(struct fs *fs, struct inode *parent, const char *name, const struct fuse_in_header *h,
+                             mode_t mode, uint32_t rdev, uint8_t *res, size_t cap, struct inode **ret)
+{
+        struct fuse_entry_out e;
+        struct inode *i;
+        int r = do_lookup(fs, parent, name, &e, &i);
+        if (r < 0)
+                return r;
+        if (virt(fs)) {
+                struct vstat nv = {.uid = h->uid, .gid = h->gid, .mode = mode, .rdev = rdev};
+                if (nv.uid != e.attr.uid || nv.gid != e.attr.gid || nv.mode != e.attr.mode || nv.rdev != e.attr.rdev) {
+                        vstat_store(i, &nv);
+                        e.attr.uid = nv.uid;
+                        e.attr.gid = nv.gid;
+                        e.attr.mode = nv.mode;
+                        e.attr.rdev = nv.rdev;
+                }
+        } else if (geteuid() == 0) {
+                if (fchownat(i->fd, "", h->uid, h->gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                e.attr.uid = h->uid;
+                e.attr.gid = h->gid;
+        }
+        if (ret)
+                *ret = i;
+        return reply_entry(&e, res, cap);
+}
+
+/* Host mode for something the guest creates: with virtualization the host
+ * copy never gets setuid/setgid/sticky or group/other write, and the owner
+ * can always read and write it. */
+static mode_t host_mode(struct fs *fs, mode_t mode, bool dir)
+{
+        if (!virt(fs))
+                return mode & 07777;
+        return (mode & 0755) | (dir ? 0700 : 0600);
+}
+
+static ssize_t op_mknod(struct fs *fs, struct inode *p, const struct fuse_in_header *h, struct args *a, uint8_t *res,
+                        size_t cap)
+{
+        struct fuse_mknod_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        const char *name = take_name(a);
+        int r = dir_op_check(fs, p, name);
+        if (r < 0)
+                return r;
+        mode_t t = in.mode & S_IFMT;
+        if (!S_ISREG(t) && !S_ISCHR(t) && !S_ISBLK(t) && !S_ISFIFO(t) && !S_ISSOCK(t))
+                return -EINVAL;
+        if (virt(fs) || S_ISREG(t)) {
+                /* devices, fifos and sockets become plain host files */
+                int fd = open_beneath(p->fd, name, O_CREAT | O_EXCL | O_WRONLY, host_mode(fs, in.mode, false));
+                if (fd < 0)
+                        return fd;
+                close(fd);
+        } else if (mknodat(p->fd, name, in.mode, in.rdev) < 0)
+                return -errno;
+        return finish_create(fs, p, name, h, in.mode, in.rdev, res, cap, NULL);
+}
+
+static ssize_t op_mkdir(struct fs *fs, struct inode *p, const struct fuse_in_header *h, struct args *a, uint8_t *res,
+                        size_t cap)
+{
+        struct fuse_mkdir_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        const char *name = take_name(a);
+        int r = dir_op_check(fs, p, name);
+        if (r < 0)
+                return r;
+        if (mkdirat(p->fd, name, host_mode(fs, in.mode, true)) < 0)
+                return -errno;
+        return finish_create(fs, p, name, h, S_IFDIR | (in.mode & 07777), 0, res, cap, NULL);
+}
+
+static ssize_t op_symlink(struct fs *fs, struct inode *p, const struct fuse_in_header *h, struct args *a,
+                          uint8_t *res, size_t cap)
+{
+        const char *name = take_name(a);
+        const char *target = take_name(a);
+        int r = dir_op_check(fs, p, name);
+        if (r < 0)
+                return r;
+        if (!target || !*target || strlen(target) >= PATH_MAX)
+                return -EINVAL;
+        if (symlinkat(target, p->fd, name) < 0)
+                return -errno;
+        return finish_create(fs, p, name, h, S_IFLNK | 0777, 0, res, cap, NULL);
+}
+
+static ssize_t op_link(struct fs *fs, struct inode *p, const struct fuse_in_header *h, struct args *a, uint8_t *res,
+                       size_t cap)
+{
+        struct fuse_link_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        const char *name = take_name(a);
+        int r = dir_op_check(fs, p, name);
+        if (r < 0)
+                return r;
+        struct inode *old = ino_get(fs, in.oldnodeid);
+        if (!old || old->fd < 0)
+                return -EBADF;
+        if (S_ISDIR(old->type))
+                return -EPERM;
+        char pp[64];
+        procpath(pp, sizeof(pp), old->fd);
+        if (linkat(AT_FDCWD, pp, p->fd, name, AT_SYMLINK_FOLLOW) < 0)
+                return -errno;
+        struct fuse_entry_out e;
+        r = do_lookup(fs, p, name, &e, NULL);
+        return r < 0 ? r : reply_entry(&e, res, cap);
+}
+
+static ssize_t op_unlink(struct fs *fs, struct inode *p, struct args *a, bool dir)
+{
+        const char *name = take_name(a);
+        int r = dir_op_check(fs, p, name);
+        if (r < 0)
+                return r;
+        return unlinkat(p->fd, name, dir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+}
+
+static ssize_t op_rename(struct fs *fs, struct inode *p, struct args *a, bool v2)
+{
+        uint64_t newdir;
+        uint32_t flags = 0;
+        if (v2) {
+                struct fuse_rename2_in in;
+                if (!take(a, &in, sizeof(in)))
+                        return -EINVAL;
+                newdir = in.newdir;
+                flags = in.flags;
+        } else {
+                struct fuse_rename_in in;
+                if (!take(a, &in, sizeof(in)))
+                        return -EINVAL;
+                newdir = in.newdir;
+        }
+        const char *oldname = take_name(a);
+        const char *newname = take_name(a);
+        struct inode *np = ino_get(fs, newdir);
+        if (!np)
+                return -EBADF;
+        int r = dir_op_check(fs, p, oldname);
+        if (r == 0)
+                r = dir_op_check(fs, np, newname);
+        if (r < 0)
+                return r;
+        uint32_t allowed = RENAME_NOREPLACE | RENAME_EXCHANGE | (virt(fs) ? 0 : RENAME_WHITEOUT);
+        if (flags & ~allowed)
+                return -EINVAL;
+        if (renameat2(p->fd, oldname, np->fd, newname, flags) < 0)
+                return -errno;
+        return 0;
+}
+
+static int open_flags(struct fs *fs, uint32_t gflags, int *ret)
+{
+        int fl = (int)gflags & (O_ACCMODE | O_APPEND | O_TRUNC | O_SYNC | O_DSYNC | O_NOATIME);
+        if (fs->c.read_only && ((fl & O_ACCMODE) != O_RDONLY || (fl & O_TRUNC)))
+                return -EROFS;
+        if ((fl & O_ACCMODE) == O_ACCMODE)
+                return -EINVAL;
+        *ret = fl | O_LARGEFILE;
+        return 0;
+}
+
+static uint32_t fopen_flags(struct fs *fs, struct inode *i)
+{
+        if (i->byname)
+                return 0;
+        return fs->c.read_only ? FOPEN_KEEP_CACHE : 0;
+}
+
+static ssize_t op_open(struct fs *fs, struct inode *i, struct args *a, uint8_t *res, size_t cap, bool dir)
+{
+        struct fuse_open_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        if (cap < sizeof(struct fuse_open_out))
+                return -EINVAL;
+        int fl, fd;
+        if (dir) {
+                if (!S_ISDIR(i->type))
+                        return -ENOTDIR;
+                /* the synthetic root's listing is made up, its fd never read */
+                fd = i->fd < 0 ? fcntl(fs->root_fd, F_DUPFD_CLOEXEC, 3) : ino_open(i, O_RDONLY | O_DIRECTORY);
+                if (fd < 0)
+                        return i->fd < 0 ? -errno : fd;
+        } else {
+                int r = open_flags(fs, in.flags, &fl);
+                if (r < 0)
+                        return r;
+                if (i->byname && (r = byname_refresh(fs, i)) < 0)
+                        return r;
+                if (S_ISDIR(i->type))
+                        return -EISDIR;
+                fd = ino_open(i, fl & ~O_NOATIME);
+                if (fd < 0)
+                        return fd;
+        }
+        struct fuse_open_out o = {.fh = fh_new(fs, fd, dir), .open_flags = dir ? 0 : fopen_flags(fs, i)};
+        if (dir && fs->c.read_only)
+                o.open_flags = FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR;
+        memcpy(res, &o, sizeof(o));
+        return sizeof(o);
+}
+
+static ssize_t op_create(struct fs *fs, struct inode *p, const struct fuse_in_header *h, struct args *a, uint8_t *res,
+                         size_t cap)
+{
+        struct fuse_create_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        const char *name = take_name(a);
+        int r = dir_op_check(fs, p, name);
+        if (r < 0)
+                return r;
+        if (cap < sizeof(struct fuse_entry_out) + sizeof(struct fuse_open_out))
+                return -EINVAL;
+        int fl;
+        r = open_flags(fs, in.flags, &fl);
+        if (r < 0)
+                return r;
+        /* O_NONBLOCK: an existing fifo must not hang the server */
+        int fd = open_beneath(p->fd, name, fl | O_CREAT | (int)(in.flags & O_EXCL) | O_NONBLOCK,
+                              host_mode(fs, in.mode, false));
+        if (fd < 0)
+                return fd;
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                close(fd);
+                return -EACCES;
+        }
+        fcntl(fd, F_SETFL, fl & ~(O_ACCMODE | O_TRUNC | O_LARGEFILE));
+        struct inode *i;
+        ssize_t n = finish_create(fs, p, name, h, S_IFREG | (in.mode & 07777), 0, res, cap, &i);
+        if (n < 0) {
+                close(fd);
+                return n;
+        }
+        struct fuse_open_out o = {.fh = fh_new(fs, fd, false), .open_flags = fopen_flags(fs, i)};
+        memcpy(res + n, &o, sizeof(o));
+        return n + (ssize_t)sizeof(o);
+}
+
+static ssize_t op_read(struct fs *fs, struct args *a, uint8_t *res, size_t cap)
+{
+        struct fuse_read_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        struct handle *h = fh_get(fs, in.fh, false);
+        if (!h)
+                return -EBADF;
+        if (in.offset > (uint64_t)INT64_MAX)
+                return -EINVAL;
+        size_t n = in.size < cap ? in.size : cap;
+        ssize_t r = pread(h->fd, res, n, (off_t)in.offset);
+        return r < 0 ? -errno : r;
+}
+
+static ssize_t op_write(struct fs *fs, struct args *a, uint8_t *res, size_t cap)
+{
+        struct fuse_write_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        RO_CHECK(fs);
+        struct handle *h = fh_get(fs, in.fh, false);
+        if (!h)
+                return -EBADF;
+        if (in.size != a->len || in.size > FS_MAX_WRITE || in.offset > (uint64_t)INT64_MAX ||
+            cap < sizeof(struct fuse_write_out))
+                return -EINVAL;
+        ssize_t r = pwrite(h->fd, a->p, in.size, (off_t)in.offset);
+        if (r < 0)
+                return -errno;
+        struct fuse_write_out o = {.size = (uint32_t)r};
+        memcpy(res, &o, sizeof(o));
+        return sizeof(o);
+}
+
+static ssize_t op_statfs(struct fs *fs, uint8_t *res, size_t cap)
+{
+        struct statfs s;
+        if (fstatfs(fs->root_fd, &s) < 0)
+                return -errno;
+        struct fuse_statfs_out o = {.st = {
+                .blocks = s.f_blocks, .bfree = s.f_bfree, .bavail = s.f_bavail, .files = s.f_files,
+                .ffree = s.f_ffree, .bsize = (uint32_t)s.f_bsize, .namelen = (uint32_t)s.f_namelen,
+                .frsize = (uint32_t)s.f_frsize}};
+        if (cap < sizeof(o))
+                return -EINVAL;
+        memcpy(res, &o, sizeof(o));
+        return sizeof(o);
+}
+
+static ssize_t op_fsync(struct fs *fs, struct args *a, bool dir)
+{
+        struct fuse_fsync_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        struct handle *h = fh_get(fs, in.fh, dir);
+        if (!h)
+                return -EBADF;
+        if (fs->c.read_only)
+                return 0;
+        int r = (in.fsync_flags & 1) ? fdatasync(h->fd) : fsync(h->fd);
+        return r < 0 ? -errno : 0;
+}
+
+/* ---- directories ---- */
+
+struct linux_dirent64 {
+        uint64_t d_ino;
+        int64_t d_off;
+        unsigned short d_reclen;
+        unsigned char d_type;
+        char d_name[];
+};
+
+static ssize_t op_readdir(struct fs *fs, struct inode *i, struct args *a, uint8_t *res, size_t cap, bool plus)
+{
+        struct fuse_read_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        struct handle *h = fh_get(fs, in.fh, true);
+        if (!h)
+                return -EBADF;
+        size_t limit = in.size < cap ? in.size : cap;
+        size_t used = 0;
+        if (i->fd < 0) { /* single-file root: ".", "..", the file */
+                const char *names[3] = {".", "..", fs->file_name};
+                for (uint64_t k = in.offset; k < 3; k++) {
+                        size_t nl = strlen(names[k]);
+                        size_t need = plus ? FUSE_DIRENTPLUS_SIZE(&(struct fuse_direntplus){.dirent.namelen = (uint32_t)nl})
+                                           : FUSE_DIRENT_SIZE(&(struct fuse_dirent){.namelen = (uint32_t)nl});
+                        if (used + need > limit)
+                                break;
+                        struct fuse_dirent *d;
+                        if (plus) {
+                                struct fuse_direntplus *dp = (struct fuse_direntplus *)(res + used);
+                                memset(dp, 0, need);
+                                if (k == 2) {
+                                        struct inode *child;
+                                        if (do_lookup(fs, i, names[k], &dp->entry_out, &child) < 0)
+                                                memset(&dp->entry_out, 0, sizeof(dp->entry_out));
+                                }
+                                d = &dp->dirent;
+                        } else {
+                                d = (struct fuse_dirent *)(res + used);
+                                memset(d, 0, need);
+                        }
+                        d->ino = k == 2 ? 2 : 1;
+                        d->off = k + 1;
+                        d->namelen = (uint32_t)nl;
+                        d->type = k == 2 ? DT_REG : DT_DIR;
+                        memcpy(d->name, names[k], nl);
+                        used += need;
+                }
+                return (ssize_t)used;
+        }
+        if (in.offset > (uint64_t)INT64_MAX)
+                return -EINVAL;
+        if (lseek(h->fd, (off_t)in.offset, SEEK_SET) < 0)
+                return -errno;
+        static uint8_t dbuf[65536];
+        for (;;) {
+                long n = syscall(SYS_getdents64, h->fd, dbuf, sizeof(dbuf));
+                if (n < 0)
+                        return used ? (ssize_t)used : -errno;
+                if (n == 0)
+                        break;
+                for (long off = 0; off < n;) {
+                        struct linux_dirent64 *de = (struct linux_dirent64 *)(dbuf + off);
+                        off += de->d_reclen;
+                        size_t nl = strlen(de->d_name);
+                        size_t need = plus ? FUSE_DIRENTPLUS_SIZE(&(struct fuse_direntplus){.dirent.namelen = (uint32_t)nl})
+                                           : FUSE_DIRENT_SIZE(&(struct fuse_dirent){.namelen = (uint32_t)nl});
+                        if (used + need > limit)
+                                return (ssize_t)used;
+                        struct fuse_dirent *d;
+                        if (plus) {
+                                struct fuse_direntplus *dp = (struct fuse_direntplus *)(res + used);
+                                memset(dp, 0, need);
+                                bool dot = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+                                if (!dot && do_lookup(fs, i, de->d_name, &dp->entry_out, NULL) < 0)
+                                        memset(&dp->entry_out, 0, sizeof(dp->entry_out));
+                                d = &dp->dirent;
+                        } else {
+                                d = (struct fuse_dirent *)(res + used);
+                                memset(d, 0, need);
+                        }
+                        d->ino = de->d_ino;
+                        d->off = (uint64_t)de->d_off;
+                        d->namelen = (uint32_t)nl;
+                        d->type = de->d_type;
+                        memcpy(d->name, de->d_name, nl);
+                        used += need;
+                }
+        }
+        return (ssize_t)used;
+}
+
+/* ---- extended attributes ---- */
+
+#define GUEST_NS_PREFIX FS_XATTR_PREFIX "g."
+
+/* Host name for a guest xattr name, or NULL if the guest may not use it. */
+static const char *xattr_host_name(struct fs *fs, const char *name, char *buf, size_t n)
+{
+        if (!*name || strlen(name) > XATTR_NAME_MAX || str_has_prefix(name, FS_XATTR_PREFIX))
+                return NULL;
+        if (!virt(fs) || str_has_prefix(name, "user."))
+                return name;
+        /* security.*, trusted.*, system.*: kept out of the host's namespaces */
+        if (snprintf(buf, n, GUEST_NS_PREFIX "%s", name) >= (int)n)
+                return NULL;
+        return buf;
+}
+
+static ssize_t op_getxattr(struct fs *fs, struct inode *i, struct args *a, uint8_t *res, size_t cap)
+{
+        struct fuse_getxattr_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        const char *name = take_name(a);
+        if (!name)
+                return -EINVAL;
+        char hb[XATTR_NAME_MAX + 16];
+        const char *hn = xattr_host_name(fs, name, hb, sizeof(hb));
+        if (!hn || i->fd < 0 || S_ISLNK(i->type) || (!S_ISREG(i->type) && !S_ISDIR(i->type)))
+                return -ENODATA;
+        char p[64];
+        procpath(p, sizeof(p), i->fd);
+        if (in.size == 0) {
+                ssize_t n = getxattr(p, hn, NULL, 0);
+                if (n < 0)
+                        return -errno;
+                struct fuse_getxattr_out o = {.size = (uint32_t)n};
+                if (cap < sizeof(o))
+                        return -EINVAL;
+                memcpy(res, &o, sizeof(o));
+                return sizeof(o);
+        }
+        size_t want = in.size < cap ? in.size : cap;
+        ssize_t n = getxattr(p, hn, res, want);
+        return n < 0 ? -errno : n;
+}
+
+static ssize_t op_listxattr(struct fs *fs, struct inode *i, struct args *a, uint8_t *res, size_t cap)
+{
+        struct fuse_getxattr_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        static char list[XATTR_LIST_MAX];
+        ssize_t n = 0;
+        if (i->fd >= 0 && (S_ISREG(i->type) || S_ISDIR(i->type))) {
+                char p[64];
+                procpath(p, sizeof(p), i->fd);
+                n = listxattr(p, list, sizeof(list));
+                if (n < 0)
+                        return -errno;
+        }
+        /* filter in place: hide ours, map stored guest namespaces back */
+        size_t out = 0;
+        static char flt[XATTR_LIST_MAX];
+        for (ssize_t off = 0; off < n;) {
+                const char *nm = list + off;
+                size_t l = strnlen(nm, (size_t)(n - off));
+                off += (ssize_t)l + 1;
+                const char *show = NULL;
+                if (str_has_prefix(nm, GUEST_NS_PREFIX) && virt(fs))
+                        show = nm + strlen(GUEST_NS_PREFIX);
+                else if (str_has_prefix(nm, FS_XATTR_PREFIX))
+                        show = NULL;
+                else if (!virt(fs) || str_has_prefix(nm, "user."))
+                        show = nm;
+                if (show && *show) {
+                        size_t sl = strlen(show) + 1;
+                        memcpy(flt + out, show, sl);
+                        out += sl;
+                }
+        }
+        if (in.size == 0) {
+                struct fuse_getxattr_out o = {.size = (uint32_t)out};
+                if (cap < sizeof(o))
+                        return -EINVAL;
+                memcpy(res, &o, sizeof(o));
+                return sizeof(o);
+        }
+        if (out > in.size || out > cap)
+                return -ERANGE;
+        memcpy(res, flt, out);
+        return (ssize_t)out;
+}
+
+static ssize_t op_setxattr(struct fs *fs, struct inode *i, struct args *a)
+{
+        struct fuse_setxattr_in in;
+        /* FUSE_SETXATTR_EXT is not negotiated: the short form */
+        if (!take(a, &in, offsetof(struct fuse_setxattr_in, setxattr_flags)))
+                return -EINVAL;
+        const char *name = take_name(a);
+        if (!name || in.size != a->len || in.size > XATTR_SIZE_MAX)
+                return -EINVAL;
+        RO_CHECK(fs);
+        char hb[XATTR_NAME_MAX + 16];
+        const char *hn = xattr_host_name(fs, name, hb, sizeof(hb));
+        if (!hn)
+                return -EPERM;
+        if (i->fd < 0 || (!S_ISREG(i->type) && !S_ISDIR(i->type)))
+                return -EPERM;
+        char p[64];
+        procpath(p, sizeof(p), i->fd);
+        return setxattr(p, hn, a->p, in.size, (int)in.flags) < 0 ? -errno : 0;
+}
+
+static ssize_t op_removexattr(struct fs *fs, struct inode *i, struct args *a)
+{
+        const char *name = take_name(a);
+        if (!name)
+                return -EINVAL;
+        RO_CHECK(fs);
+        char hb[XATTR_NAME_MAX + 16];
+        const char *hn = xattr_host_name(fs, name, hb, sizeof(hb));
+        if (!hn)
+                return -EPERM;
+        if (i->fd < 0 || (!S_ISREG(i->type) && !S_ISDIR(i->type)))
+                return -ENODATA;
+        char p[64];
+        procpath(p, sizeof(p), i->fd);
+        return removexattr(p, hn) < 0 ? -errno : 0;
+}
+
+/* ---- the rest ---- */
+
+static ssize_t op_readlink(struct fs *fs, struct inode *i, uint8_t *res, size_t cap)
+{
+        if (!S_ISLNK(i->type) || i->fd < 0)
+                return -EINVAL;
+        char buf[PATH_MAX];
+        ssize_t n = readlinkat(i->fd, "", buf, sizeof(buf));
+        if (n < 0)
+                return -errno;
+        if ((size_t)n > cap)
+                return -ERANGE;
+        memcpy(res, buf, (size_t)n);
+        return n;
+}
+
+static ssize_t op_lseek(struct fs *fs, struct args *a, uint8_t *res, size_t cap)
+{
+        struct fuse_lseek_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        struct handle *h = fh_get(fs, in.fh, false);
+        if (!h)
+                return -EBADF;
+        if (in.whence > SEEK_HOLE || in.offset > (uint64_t)INT64_MAX || cap < sizeof(struct fuse_lseek_out))
+                return -EINVAL;
+        off_t r = lseek(h->fd, (off_t)in.offset, (int)in.whence);
+        if (r < 0)
+                return -errno;
+        struct fuse_lseek_out o = {.offset = (uint64_t)r};
+        memcpy(res, &o, sizeof(o));
+        return sizeof(o);
+}
+
+static ssize_t op_fallocate(struct fs *fs, struct args *a)
+{
+        struct fuse_fallocate_in in;
+        if (!take(a, &in, sizeof(in)))
+                return -EINVAL;
+        RO_CHECK(fs);
+        struct handle *h = fh_get(fs, in.fh, false);
+        if (!h)
+                return -EBADF;
+        if (in.offset > (uint64_t)INT64_MAX || in.length > (uint64_t)INT64_MAX)
+                return -EINVAL;
+        return fallocate(h->fd, (int)in.mode, (off_t)in.offset, (off_t)in.length) < 0 ? -errno : 0;
+}
+
+static void drop_all(struct fs *fs)
+{
+        for (unsigned b = 0; b < HSIZE; b++) {
+                while (fs->handles[b]) {
+                        struct handle *h = fs->handles[b];
+                        fs->handles[b] = h->next;
+                        close(h->fd);
+                        free(h);
+                }
+                struct inode *i = fs->by_id[b];
+                while (i) {
+                        struct inode *next = i->next_id;
+                        if (i != fs->root)
+                                ino_drop(fs, i);
+                        i = next;
+                }
+        }
+}
+
+size_t fs_handle(void *v, const uint8_t *in, size_t inlen, uint8_t *out, size_t outcap)
+{
+        struct fs *fs = v;
+        struct fuse_in_header h;
+        if (inlen < sizeof(h) || outcap < sizeof(struct fuse_out_header)) {
+                /* nothing to answer to: the guest's own malformed request */
+                return 0;
+        }
+        memcpy(&h, in, sizeof(h));
+        uint8_t *res = out + sizeof(struct fuse_out_header);
+        size_t cap = outcap - sizeof(struct fuse_out_header);
+        struct args a = {.p = in + sizeof(h), .len = h.len >= sizeof(h) && h.len <= inlen ? h.len - sizeof(h) : 0};
+        ssize_t r;
+        struct inode *i = NULL;
+        if (h.len < sizeof(h) || h.len > inlen) {
+                r = -EINVAL;
+                goto done;
+        }
+        switch (h.opcode) {
+        case FUSE_FORGET: {
+                struct fuse_forget_in f;
+                if (take(&a, &f, sizeof(f)))
+                        forget(fs, h.nodeid, f.nlookup);
+                return 0;
+        }
+        case FUSE_BATCH_FORGET: {
+                struct fuse_batch_forget_in b;
+                if (!take(&a, &b, sizeof(b)))
+                        return 0;
+                for (uint32_t k = 0; k < b.count; k++) {
+                        struct fuse_forget_one one;
+                        if (!take(&a, &one, sizeof(one)))
+                                break;
+                        forget(fs, one.nodeid, one.nlookup);
+                }
+                return 0;
+        }
+        case FUSE_INTERRUPT:
+                return 0;
+        case FUSE_INIT:
+                r = op_init(fs, &a, res, cap);
+                goto done;
+        }
+        if (!fs->inited) {
+                r = -EIO;
+                goto done;
+        }
+        switch (h.opcode) {
+        case FUSE_DESTROY:
+                drop_all(fs);
+                fs->inited = false;
+                r = 0;
+                goto done;
+        case FUSE_STATFS:
+                r = op_statfs(fs, res, cap);
+                goto done;
+        case FUSE_READ:
+                r = op_read(fs, &a, res, cap);
+                goto done;
+        case FUSE_WRITE:
+                r = op_write(fs, &a, res, cap);
+                goto done;
+        case FUSE_LSEEK:
+                r = op_lseek(fs, &a, res, cap);
+                goto done;
+        case FUSE_FALLOCATE:
+                r = op_fallocate(fs, &a);
+                goto done;
+        case FUSE_FLUSH:
+                r = 0;
+                goto done;
+        case FUSE_RELEASE:
+        case FUSE_RELEASEDIR: {
+                struct fuse_release_in rel;
+                r = take(&a, &rel, sizeof(rel)) ? fh_release(fs, rel.fh, h.opcode == FUSE_RELEASEDIR) : -EINVAL;
+                goto done;
+        }
+        case FUSE_FSYNC:
+        case FUSE_FSYNCDIR:
+                r = op_fsync(fs, &a, h.opcode == FUSE_FSYNCDIR);
+                goto done;
+        case FUSE_SYNCFS:
+                if (!fs->c.read_only) {
+                        char p[64];
+                        procpath(p, sizeof(p), fs->root_fd);
+                        int rfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        if (rfd >= 0) {
+                                syncfs(rfd);
+                                close(rfd);
+                        }
+                }
+                r = 0;
+                goto done;
+        }
+        i = ino_get(fs, h.nodeid);
+        if (!i) {
+                r = -EBADF;
+                goto done;
+        }
+        switch (h.opcode) {
+        case FUSE_LOOKUP: r = op_lookup(fs, i, &a, res, cap); break;
+        case FUSE_GETATTR: r = reply_attr(fs, i, res, cap); break;
+        case FUSE_SETATTR: r = op_setattr(fs, i, &a, res, cap); break;
+        case FUSE_READLINK: r = op_readlink(fs, i, res, cap); break;
+        case FUSE_SYMLINK: r = op_symlink(fs, i, &h, &a, res, cap); break;
+        case FUSE_MKNOD: r = op_mknod(fs, i, &h, &a, res, cap); break;
+        case FUSE_MKDIR: r = op_mkdir(fs, i, &h, &a, res, cap); break;
+        case FUSE_UNLINK: r = op_unlink(fs, i, &a, false); break;
+        case FUSE_RMDIR: r = op_unlink(fs, i, &a, true); break;
+        case FUSE_RENAME: r = op_rename(fs, i, &a, false); break;
+        case FUSE_RENAME2: r = op_rename(fs, i, &a, true); break;
+        case FUSE_LINK: r = op_link(fs, i, &h, &a, res, cap); break;
+        case FUSE_OPEN: r = op_open(fs, i, &a, res, cap, false); break;
+        case FUSE_OPENDIR: r = op_open(fs, i, &a, res, cap, true); break;
+        case FUSE_CREATE: r = op_create(fs, i, &h, &a, res, cap); break;
+        case FUSE_READDIR: r = op_readdir(fs, i, &a, res, cap, false); break;
+        case FUSE_READDIRPLUS: r = op_readdir(fs, i, &a, res, cap, true); break;
+        case FUSE_GETXATTR: r = op_getxattr(fs, i, &a, res, cap); break;
+        case FUSE_LISTXATTR: r = op_listxattr(fs, i, &a, res, cap); break;
+        case FUSE_SETXATTR: r = op_setxattr(fs, i, &a); break;
+        case FUSE_REMOVEXATTR: r = op_removexattr(fs, i, &a); break;
+        case FUSE_ACCESS: {
+                struct fuse_access_in ai;
+                if (!take(&a, &ai, sizeof(ai)))
+                        r = -EINVAL;
+                else
+                        r = (fs->c.read_only && (ai.mask & W_OK)) ? -EROFS : 0;
+                break;
+        }
+        default: r = -ENOSYS; break;
+        }
+done:;
+        struct fuse_out_header oh = {.unique = h.unique};
+        if (r < 0) {
+                oh.error = (int32_t)r;
+                oh.len = sizeof(oh);
+        } else {
+                oh.len = (uint32_t)(sizeof(oh) + (size_t)r);
+        }
+        memcpy(out, &oh, sizeof(oh));
+        return oh.len;
+}
+
+int fs_new(const struct fs_config *c, struct fs **ret, char *err, size_t errsz)
+{
+        struct fs *fs = xcalloc(1, sizeof(*fs));
+        fs->c = *c;
+        fs->next_ino_id = 3; /* 1 is the root, 2 a single-file share's file */
+        fs->next_fh = 1;
+        const char *dir = c->path;
+        char *copy = NULL;
+        if (c->single_file) {
+                copy = xstrdup(c->path);
+                char *slash = strrchr(copy, '/');
+                if (!slash || !slash[1]) {
+                        snprintf(err, errsz, "%s: not an absolute file path", c->path);
+                        free(copy);
+                        free(fs);
+                        return -EINVAL;
+                }
+                fs->file_name = xstrdup(slash + 1);
+                *slash = 0;
+                dir = *copy ? copy : "/";
+        }
+        fs->root_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int e = errno;
+        free(copy);
+        if (fs->root_fd < 0) {
+                snprintf(err, errsz, "cannot open %s: %s", dir, strerror(e));
+                free(fs->file_name);
+                free(fs);
+                return -e;
+        }
+        struct inode *root = xcalloc(1, sizeof(*root));
+        root->id = FUSE_ROOT_ID;
+        root->nlookup = 1;
+        root->type = S_IFDIR;
+        if (c->single_file) {
+                root->fd = -1;
+                struct stat st;
+                if (fstatat(fs->root_fd, fs->file_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+                        snprintf(err, errsz, "%s: not a regular file", c->path);
+                        close(fs->root_fd);
+                        free(fs->file_name);
+                        free(root);
+                        free(fs);
+                        return -EINVAL;
+                }
+        } else {
+                root->fd = fcntl(fs->root_fd, F_DUPFD_CLOEXEC, 3);
+                struct stat st;
+                if (root->fd < 0 || fstat(root->fd, &st) < 0) {
+                        snprintf(err, errsz, "cannot stat %s: %s", dir, strerror(errno));
+                        return -EIO;
+                }
+                root->dev = st.st_dev;
+                root->ino = st.st_ino;
+        }
+        fs->root = root;
+        ino_insert(fs, root);
+        *ret = fs;
+        return 0;
+}
+
+void fs_free(struct fs *fs)
+{
+        if (!fs)
+                return;
+        drop_all(fs);
+        ino_drop(fs, fs->root);
+        close(fs->root_fd);
+        free(fs->file_name);
+        free(fs);
+}

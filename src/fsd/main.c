@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * msb-fsd: one share, one process.  msb starts it with a listening unix
+ * socket at fd 3 (so QEMU can connect the moment it starts), it accepts one
+ * vhost-user connection, serves FUSE requests for the share until QEMU goes
+ * away, and exits.
+ *
+ *   msb-fsd --fd 3 --path DIR|FILE [--file] [--ro] [--owner virtual|passthrough]
+ *           [--timeout SECONDS]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/fuse.h>
+
+#include "common/util.h"
+#include "msb.h"
+#include "fsd/fs.h"
+#include "fsd/sandbox.h"
+#include "fsd/vhost.h"
+
+#define SOCK_TAG 0xffffffffu
+
+static void usage(FILE *f)
+{
+        fprintf(f, "usage: msb-fsd --fd N --path DIR|FILE [--file] [--ro] [--owner virtual|passthrough] "
+                   "[--timeout SECONDS] [--no-sandbox]\n");
+}
+
+static void serve_queues(struct vu_dev *d, struct fs *fs, uint8_t *inbuf, uint8_t *outbuf)
+{
+        bool indirect = d->features & (1ULL << 28);
+        for (unsigned q = 0; q < VU_MAX_QUEUES; q++) {
+                struct vu_vq *vq = &d->vq[q];
+                if (!vq->enabled || !vq->desc || vq->broken)
+                        continue;
+                if (vq_process(vq, &d->mem, indirect, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0)
+                        fprintf(stderr, "msb-fsd: queue %u: malformed descriptor chain from the guest; queue stopped\n",
+                                q);
+        }
+}
+
+int main(int argc, char **argv)
+{
+        struct fs_config c = {.owner = FS_OWNER_VIRTUAL, .timeout = 1.0};
+        int lfd = -1;
+        bool sandbox = true;
+        static const struct option opts[] = {
+                {"fd", required_argument, NULL, 'f'},     {"path", required_argument, NULL, 'p'},
+                {"file", no_argument, NULL, 'F'},         {"ro", no_argument, NULL, 'r'},
+                {"owner", required_argument, NULL, 'o'},  {"timeout", required_argument, NULL, 't'},
+                {"no-sandbox", no_argument, NULL, 'N'},   {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
+                {0},
+        };
+        int ch;
+        while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+                char *end;
+                switch (ch) {
+                case 'f':
+                        lfd = (int)strtol(optarg, &end, 10);
+                        if (*end || lfd < 0) {
+                                fprintf(stderr, "msb-fsd: --fd '%s': not an fd number\n", optarg);
+                                return 2;
+                        }
+                        break;
+                case 'p':
+                        c.path = optarg;
+                        break;
+                case 'F':
+                        c.single_file = true;
+                        break;
+                case 'r':
+                        c.read_only = true;
+                        break;
+                case 'o':
+                        if (!strcmp(optarg, "virtual"))
+                                c.owner = FS_OWNER_VIRTUAL;
+                        else if (!strcmp(optarg, "passthrough"))
+                                c.owner = FS_OWNER_PASSTHROUGH;
+                        else {
+                                fprintf(stderr, "msb-fsd: --owner '%s': use virtual or passthrough\n", optarg);
+                                return 2;
+                        }
+                        break;
+                case 't':
+                        c.timeout = strtod(optarg, &end);
+                        if (*end || c.timeout < 0 || c.timeout > 1e6) {
+                                fprintf(stderr, "msb-fsd: --timeout '%s': not a number of seconds\n", optarg);
+                                return 2;
+                        }
+                        break;
+                case 'N':
+                        sandbox = false;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                case 'V':
+                        printf("msb-fsd %s (FUSE %d.%d, vhost-user)\n", MSB_VERSION, FUSE_KERNEL_VERSION,
+                               FUSE_KERNEL_MINOR_VERSION);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (lfd < 0 || !c.path || optind != argc) {
+                usage(stderr);
+                return 2;
+        }
+        signal(SIGPIPE, SIG_IGN);
+        /* one O_PATH fd per inode the guest holds: allow as many as we may */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        struct fs *fs;
+        char err[512];
+        int r = fs_new(&c, &fs, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "msb-fsd: %s\n", err);
+                return 1;
+        }
+        int epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (epfd < 0) {
+                perror("msb-fsd: epoll_create1");
+                return 1;
+        }
+        if (sandbox ? fsd_sandbox_enter(c.owner == FS_OWNER_PASSTHROUGH, err, sizeof(err)) < 0
+                    : chdir("/proc/self/fd") < 0) {
+                fprintf(stderr, "msb-fsd: %s\n", sandbox ? err : strerror(errno));
+                return 1;
+        }
+        int sock;
+        do
+                sock = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        while (sock < 0 && errno == EINTR);
+        if (sock < 0) {
+                perror("msb-fsd: accept");
+                return 1;
+        }
+        close(lfd);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = SOCK_TAG};
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, sock, &ev) < 0) {
+                perror("msb-fsd: epoll_ctl");
+                return 1;
+        }
+        static struct vu_dev dev;
+        vu_dev_init(&dev, sock, epfd);
+        uint8_t *inbuf = xmalloc(FS_BUF_SIZE), *outbuf = xmalloc(FS_BUF_SIZE);
+        int rc = 0;
+        for (;;) {
+                struct epoll_event evs[8];
+                int n = epoll_wait(epfd, evs, 8, -1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        perror("msb-fsd: epoll_wait");
+                        rc = 1;
+                        break;
+                }
+                bool quit = false;
+                for (int k = 0; k < n; k++) {
+                        if (evs[k].data.u32 == SOCK_TAG) {
+                                r = vu_dispatch(&dev);
+                                if (r == 1) {
+                                        quit = true; /* QEMU is gone */
+                                } else if (r < 0) {
+                                        fprintf(stderr, "msb-fsd: vhost-user: %s\n", strerror(-r));
+                                        quit = true;
+                                        rc = 1;
+                                }
+                        } else if (evs[k].data.u32 < VU_MAX_QUEUES) {
+                                eventfd_t v;
+                                int kfd = dev.vq[evs[k].data.u32].kick_fd;
+                                if (kfd >= 0)
+                                        (void)eventfd_read(kfd, &v);
+                        }
+                }
+                if (quit)
+                        break;
+                serve_queues(&dev, fs, inbuf, outbuf);
+        }
+        vu_dev_fini(&dev);
+        fs_free(fs);
+        free(inbuf);
+        free(outbuf);
+        return rc;
+}

@@ -1,0 +1,591 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vhost-user device side and split virtqueues.  Message numbers and layouts
+ * follow QEMU's docs/interop/vhost-user.rst; ring layout follows the virtio
+ * 1.1 specification, section 2.6.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fsd/vhost.h"
+
+/* ---- guest memory ---- */
+
+static void *region_ptr(const struct vu_region *r, uint64_t base, uint64_t addr, uint64_t len)
+{
+        if (addr < base || len > r->size)
+                return NULL;
+        uint64_t off = addr - base;
+        if (off > r->size - len)
+                return NULL;
+        return r->host + off;
+}
+
+void *vu_gpa(const struct vu_mem *m, uint64_t gpa, uint64_t len)
+{
+        for (unsigned i = 0; i < m->n; i++) {
+                void *p = region_ptr(&m->r[i], m->r[i].gpa, gpa, len);
+                if (p)
+                        return p;
+        }
+        return NULL;
+}
+
+void *vu_uva(const struct vu_mem *m, uint64_t uva, uint64_t len)
+{
+        for (unsigned i = 0; i < m->n; i++) {
+                void *p = region_ptr(&m->r[i], m->r[i].uaddr, uva, len);
+                if (p)
+                        return p;
+        }
+        return NULL;
+}
+
+void vu_mem_unmap(struct vu_mem *m)
+{
+        for (unsigned i = 0; i < m->n; i++)
+                if (m->r[i].map)
+                        munmap(m->r[i].map, m->r[i].map_len);
+        m->n = 0;
+}
+
+/* ---- split virtqueue ---- */
+
+struct vring_desc {
+        uint64_t addr;
+        uint32_t len;
+        uint16_t flags;
+        uint16_t next;
+};
+#define VRING_DESC_F_NEXT 1
+#define VRING_DESC_F_WRITE 2
+#define VRING_DESC_F_INDIRECT 4
+#define VRING_AVAIL_F_NO_INTERRUPT 1
+
+struct vring_used_elem {
+        uint32_t id;
+        uint32_t len;
+};
+
+static size_t avail_size(uint16_t num)
+{
+        return 4 + 2 * (size_t)num + 2;
+}
+static size_t used_size(uint16_t num)
+{
+        return 4 + 8 * (size_t)num + 2;
+}
+
+int vq_map(struct vu_vq *q, const struct vu_mem *m)
+{
+        q->desc = q->avail = q->used = NULL;
+        if (!q->addr_set || q->num == 0)
+                return -EINVAL;
+        void *d = vu_uva(m, q->desc_ua, 16 * (uint64_t)q->num);
+        void *a = vu_uva(m, q->avail_ua, avail_size(q->num));
+        void *u = vu_uva(m, q->used_ua, used_size(q->num));
+        if (!d || !a || !u || ((uintptr_t)d & 15) || ((uintptr_t)a & 1) || ((uintptr_t)u & 3))
+                return -EFAULT;
+        q->desc = d;
+        q->avail = a;
+        q->used = u;
+        return 0;
+}
+
+static uint16_t load16(const void *p)
+{
+        return __atomic_load_n((const uint16_t *)p, __ATOMIC_ACQUIRE);
+}
+
+/* Append [gpa, gpa+len) to iov, one entry per region crossed. */
+static int add_seg(const struct vu_mem *m, uint64_t gpa, uint32_t len, struct iovec *iov, unsigned *n)
+{
+        while (len > 0) {
+                const struct vu_region *r = NULL;
+                for (unsigned i = 0; i < m->n; i++)
+                        if (gpa >= m->r[i].gpa && gpa - m->r[i].gpa < m->r[i].size) {
+                                r = &m->r[i];
+                                break;
+                        }
+                if (!r || *n >= VU_MAX_SEGS)
+                        return -EIO;
+                uint64_t off = gpa - r->gpa;
+                uint64_t chunk = r->size - off < len ? r->size - off : len;
+                iov[*n] = (struct iovec){.iov_base = r->host + off, .iov_len = chunk};
+                (*n)++;
+                gpa += chunk;
+                len -= (uint32_t)chunk;
+        }
+        return 0;
+}
+
+static int walk(const struct vu_mem *m, const struct vring_desc *table, uint32_t tsize, uint16_t first, bool indirect,
+                bool nested, struct vu_elem *e, unsigned *budget)
+{
+        uint32_t i = first;
+        for (;;) {
+                if (i >= tsize || (*budget)-- == 0)
+                        return -EIO; /* out of range or a loop */
+                struct vring_desc d;
+                memcpy(&d, &table[i], sizeof(d));
+                __atomic_thread_fence(__ATOMIC_ACQUIRE);
+                if (d.flags & VRING_DESC_F_INDIRECT) {
+                        if (!indirect || nested || (d.flags & VRING_DESC_F_NEXT) || d.len == 0 || d.len % 16 ||
+                            d.len / 16 > VU_MAX_QUEUE_SIZE)
+                                return -EIO;
+                        const struct vring_desc *t = vu_gpa(m, d.addr, d.len);
+                        if (!t || ((uintptr_t)t & 7))
+                                return -EIO;
+                        unsigned ib = d.len / 16;
+                        return walk(m, t, d.len / 16, 0, indirect, true, e, &ib);
+                }
+                if (d.flags & VRING_DESC_F_WRITE) {
+                        if (add_seg(m, d.addr, d.len, e->out, &e->nout) < 0)
+                                return -EIO;
+                        e->out_len += d.len;
+                } else {
+                        /* the driver puts all readable parts first */
+                        if (e->nout || add_seg(m, d.addr, d.len, e->in, &e->nin) < 0)
+                                return -EIO;
+                        e->in_len += d.len;
+                }
+                if (e->in_len + e->out_len > (64u << 20))
+                        return -EIO;
+                if (!(d.flags & VRING_DESC_F_NEXT))
+                        return 0;
+                i = d.next;
+        }
+}
+
+int vq_pop(struct vu_vq *q, const struct vu_mem *m, bool indirect, struct vu_elem *e)
+{
+        if (q->broken || !q->desc)
+                return -EIO;
+        const uint8_t *avail = q->avail;
+        uint16_t idx = load16(avail + 2);
+        if (idx == q->last_avail)
+                return 0;
+        if ((uint16_t)(idx - q->last_avail) > q->num) {
+                q->broken = true;
+                return -EIO;
+        }
+        uint16_t head;
+        memcpy(&head, avail + 4 + 2 * (q->last_avail % q->num), 2);
+        q->last_avail++;
+        e->head = head;
+        e->nin = e->nout = 0;
+        e->in_len = e->out_len = 0;
+        unsigned budget = q->num;
+        if (head >= q->num || walk(m, q->desc, q->num, head, indirect, false, e, &budget) < 0) {
+                q->broken = true;
+                return -EIO;
+        }
+        return 1;
+}
+
+void vq_push(struct vu_vq *q, uint16_t head, uint32_t len)
+{
+        uint8_t *used = q->used;
+        struct vring_used_elem ue = {.id = head, .len = len};
+        memcpy(used + 4 + 8 * (q->used_idx % q->num), &ue, sizeof(ue));
+        q->used_idx++;
+        __atomic_store_n((uint16_t *)(used + 2), q->used_idx, __ATOMIC_RELEASE);
+}
+
+void vq_notify(struct vu_vq *q)
+{
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        uint16_t flags = load16(q->avail);
+        if (!(flags & VRING_AVAIL_F_NO_INTERRUPT) && q->call_fd >= 0)
+                eventfd_write(q->call_fd, 1);
+}
+
+static size_t gather(const struct vu_elem *e, uint8_t *buf, size_t max)
+{
+        size_t n = 0;
+        for (unsigned i = 0; i < e->nin && n < max; i++) {
+                size_t c = e->in[i].iov_len < max - n ? e->in[i].iov_len : max - n;
+                memcpy(buf + n, e->in[i].iov_base, c);
+                n += c;
+        }
+        return n;
+}
+
+static size_t scatter(const struct vu_elem *e, const uint8_t *buf, size_t len)
+{
+        size_t n = 0;
+        for (unsigned i = 0; i < e->nout && n < len; i++) {
+                size_t c = e->out[i].iov_len < len - n ? e->out[i].iov_len : len - n;
+                memcpy(e->out[i].iov_base, buf + n, c);
+                n += c;
+        }
+        return n;
+}
+
+int vq_process(struct vu_vq *q, const struct vu_mem *m, bool indirect, vu_handler h, void *ctx, uint8_t *inbuf,
+               size_t inmax, uint8_t *outbuf, size_t outmax)
+{
+        static struct vu_elem e; /* large; one request at a time */
+        int done = 0, r;
+        while ((r = vq_pop(q, m, indirect, &e)) > 0) {
+                /* a request larger than the buffer is passed truncated; the
+                 * handler sees its header's length disagree and refuses it */
+                size_t inlen = gather(&e, inbuf, inmax);
+                size_t cap = e.out_len < outmax ? e.out_len : outmax;
+                size_t outlen = h(ctx, inbuf, inlen, outbuf, cap);
+                if (outlen > cap)
+                        outlen = cap;
+                vq_push(q, e.head, (uint32_t)scatter(&e, outbuf, outlen));
+                done++;
+        }
+        if (done)
+                vq_notify(q);
+        return r < 0 ? r : done;
+}
+
+/* ---- vhost-user messages ---- */
+
+enum {
+        VHOST_USER_GET_FEATURES = 1,
+        VHOST_USER_SET_FEATURES = 2,
+        VHOST_USER_SET_OWNER = 3,
+        VHOST_USER_RESET_OWNER = 4,
+        VHOST_USER_SET_MEM_TABLE = 5,
+        VHOST_USER_SET_LOG_BASE = 6,
+        VHOST_USER_SET_LOG_FD = 7,
+        VHOST_USER_SET_VRING_NUM = 8,
+        VHOST_USER_SET_VRING_ADDR = 9,
+        VHOST_USER_SET_VRING_BASE = 10,
+        VHOST_USER_GET_VRING_BASE = 11,
+        VHOST_USER_SET_VRING_KICK = 12,
+        VHOST_USER_SET_VRING_CALL = 13,
+        VHOST_USER_SET_VRING_ERR = 14,
+        VHOST_USER_GET_PROTOCOL_FEATURES = 15,
+        VHOST_USER_SET_PROTOCOL_FEATURES = 16,
+        VHOST_USER_GET_QUEUE_NUM = 17,
+        VHOST_USER_SET_VRING_ENABLE = 18,
+};
+
+#define VHOST_USER_VERSION 0x1
+#define VHOST_USER_REPLY 0x4
+#define VHOST_USER_NEED_REPLY 0x8
+#define VHOST_USER_VRING_NOFD 0x100
+#define VHOST_USER_F_PROTOCOL_FEATURES (1ULL << 30)
+#define VIRTIO_F_VERSION_1 (1ULL << 32)
+#define VIRTIO_RING_F_INDIRECT_DESC (1ULL << 28)
+#define VHOST_USER_PROTOCOL_F_MQ 0
+
+#define DEVICE_FEATURES (VIRTIO_F_VERSION_1 | VIRTIO_RING_F_INDIRECT_DESC | VHOST_USER_F_PROTOCOL_FEATURES)
+#define PROTOCOL_FEATURES (1ULL << VHOST_USER_PROTOCOL_F_MQ)
+
+struct vu_hdr {
+        uint32_t request, flags, size;
+};
+struct vu_state {
+        uint32_t index, num;
+};
+struct vu_addr {
+        uint32_t index, flags;
+        uint64_t desc, used, avail, log;
+};
+struct vu_memreg {
+        uint64_t gpa, size, uaddr, mmap_offset;
+};
+struct vu_memtable {
+        uint32_t nregions, padding;
+        struct vu_memreg r[VU_MAX_REGIONS];
+};
+union vu_payload {
+        uint64_t u64;
+        struct vu_state state;
+        struct vu_addr addr;
+        struct vu_memtable mem;
+        uint8_t raw[512];
+};
+
+void vu_dev_init(struct vu_dev *d, int sock, int epfd)
+{
+        memset(d, 0, sizeof(*d));
+        d->sock = sock;
+        d->epfd = epfd;
+        for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
+                d->vq[i].kick_fd = d->vq[i].call_fd = -1;
+}
+
+static void vq_reset(struct vu_dev *d, struct vu_vq *q)
+{
+        if (q->kick_fd >= 0) {
+                epoll_ctl(d->epfd, EPOLL_CTL_DEL, q->kick_fd, NULL);
+                close(q->kick_fd);
+        }
+        if (q->call_fd >= 0)
+                close(q->call_fd);
+        memset(q, 0, sizeof(*q));
+        q->kick_fd = q->call_fd = -1;
+}
+
+void vu_dev_fini(struct vu_dev *d)
+{
+        for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
+                vq_reset(d, &d->vq[i]);
+        vu_mem_unmap(&d->mem);
+}
+
+static void close_fds(int *fds, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (fds[i] >= 0)
+                        close(fds[i]);
+}
+
+static int reply(struct vu_dev *d, const struct vu_hdr *req, const void *p, uint32_t size)
+{
+        struct {
+                struct vu_hdr h;
+                uint8_t p[sizeof(union vu_payload)];
+        } m;
+        m.h = (struct vu_hdr){.request = req->request, .flags = VHOST_USER_VERSION | VHOST_USER_REPLY, .size = size};
+        memcpy(m.p, p, size);
+        ssize_t n = send(d->sock, &m, sizeof(m.h) + size, MSG_NOSIGNAL);
+        return n == (ssize_t)(sizeof(m.h) + size) ? 0 : -EIO;
+}
+
+static int set_mem_table(struct vu_dev *d, const union vu_payload *p, uint32_t size, int *fds, size_t nfds)
+{
+        if (size < 8 || p->mem.nregions == 0 || p->mem.nregions > VU_MAX_REGIONS ||
+            size < 8 + p->mem.nregions * sizeof(struct vu_memreg) || nfds != p->mem.nregions)
+                return -EINVAL;
+        struct vu_mem nm = {0};
+        for (unsigned i = 0; i < p->mem.nregions; i++) {
+                const struct vu_memreg *r = &p->mem.r[i];
+                if (r->size == 0 || r->mmap_offset > UINT64_MAX - r->size || r->gpa > UINT64_MAX - r->size ||
+                    r->uaddr > UINT64_MAX - r->size || r->mmap_offset + r->size > SIZE_MAX) {
+                        vu_mem_unmap(&nm);
+                        return -EINVAL;
+                }
+                size_t len = (size_t)(r->mmap_offset + r->size);
+                void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fds[i], 0);
+                if (map == MAP_FAILED) {
+                        int e = errno;
+                        vu_mem_unmap(&nm);
+                        return -e;
+                }
+                nm.r[nm.n++] = (struct vu_region){.gpa = r->gpa, .size = r->size, .uaddr = r->uaddr,
+                                                  .host = (uint8_t *)map + r->mmap_offset, .map = map, .map_len = len};
+        }
+        vu_mem_unmap(&d->mem);
+        d->mem = nm;
+        /* rings already set up move with the table */
+        for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
+                if (d->vq[i].addr_set && vq_map(&d->vq[i], &d->mem) < 0)
+                        d->vq[i].broken = true;
+        return 0;
+}
+
+static struct vu_vq *queue(struct vu_dev *d, uint32_t index)
+{
+        return index < VU_MAX_QUEUES ? &d->vq[index] : NULL;
+}
+
+/* KICK/CALL/ERR carry a queue index and maybe an fd. */
+static int vring_fd(struct vu_dev *d, uint32_t request, uint64_t v, int *fds, size_t nfds)
+{
+        struct vu_vq *q = queue(d, (uint32_t)(v & 0xff));
+        bool nofd = v & VHOST_USER_VRING_NOFD;
+        if (!q || (nofd ? nfds != 0 : nfds != 1))
+                return -EINVAL;
+        int fd = nofd ? -1 : fds[0];
+        fds[0] = -1;
+        if (request == VHOST_USER_SET_VRING_ERR) {
+                if (fd >= 0)
+                        close(fd);
+                return 0;
+        }
+        if (request == VHOST_USER_SET_VRING_CALL) {
+                if (q->call_fd >= 0)
+                        close(q->call_fd);
+                q->call_fd = fd;
+                return 0;
+        }
+        if (q->kick_fd >= 0) {
+                epoll_ctl(d->epfd, EPOLL_CTL_DEL, q->kick_fd, NULL);
+                close(q->kick_fd);
+        }
+        q->kick_fd = fd;
+        /* without protocol features a ring starts when it gets its kick fd */
+        if (!(d->features & VHOST_USER_F_PROTOCOL_FEATURES))
+                q->enabled = true;
+        if (fd >= 0) {
+                struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(q - d->vq)};
+                if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+int vu_dispatch(struct vu_dev *d)
+{
+        struct vu_hdr h;
+        union vu_payload p;
+        int fds[VU_MAX_REGIONS];
+        size_t nfds = 0;
+        char cbuf[CMSG_SPACE(sizeof(fds))];
+        struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+        ssize_t n;
+        do
+                n = recvmsg(d->sock, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n == 0)
+                return 1;
+        if (n < 0)
+                return -errno;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        for (size_t i = 0; i < k && nfds < VU_MAX_REGIONS; i++)
+                                memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                }
+        int r = 0;
+        if (n != sizeof(h) || (mh.msg_flags & MSG_CTRUNC) || (h.flags & 0x3) != VHOST_USER_VERSION ||
+            h.size > sizeof(p)) {
+                r = -EPROTO;
+                goto out;
+        }
+        memset(&p, 0, sizeof(p));
+        if (h.size) {
+                ssize_t m;
+                do
+                        m = recv(d->sock, &p, h.size, MSG_WAITALL);
+                while (m < 0 && errno == EINTR);
+                if (m != (ssize_t)h.size) {
+                        r = -EPROTO;
+                        goto out;
+                }
+        }
+        bool want_u64 = false, want_state = false;
+        switch (h.request) {
+        case VHOST_USER_SET_FEATURES:
+        case VHOST_USER_SET_PROTOCOL_FEATURES:
+        case VHOST_USER_SET_VRING_KICK:
+        case VHOST_USER_SET_VRING_CALL:
+        case VHOST_USER_SET_VRING_ERR:
+                want_u64 = true;
+                break;
+        case VHOST_USER_SET_VRING_NUM:
+        case VHOST_USER_SET_VRING_BASE:
+        case VHOST_USER_GET_VRING_BASE:
+        case VHOST_USER_SET_VRING_ENABLE:
+                want_state = true;
+                break;
+        }
+        if ((want_u64 && h.size != 8) || (want_state && h.size != sizeof(struct vu_state))) {
+                r = -EPROTO;
+                goto out;
+        }
+        struct vu_vq *q = want_state ? queue(d, p.state.index) : NULL;
+        if (want_state && !q) {
+                r = -EINVAL;
+                goto out;
+        }
+        switch (h.request) {
+        case VHOST_USER_GET_FEATURES: {
+                uint64_t f = DEVICE_FEATURES;
+                r = reply(d, &h, &f, 8);
+                break;
+        }
+        case VHOST_USER_SET_FEATURES:
+                if (p.u64 & ~DEVICE_FEATURES)
+                        r = -EINVAL;
+                else
+                        d->features = p.u64;
+                break;
+        case VHOST_USER_GET_PROTOCOL_FEATURES: {
+                uint64_t f = PROTOCOL_FEATURES;
+                r = reply(d, &h, &f, 8);
+                break;
+        }
+        case VHOST_USER_SET_PROTOCOL_FEATURES:
+                d->protocol_features = p.u64 & PROTOCOL_FEATURES;
+                break;
+        case VHOST_USER_GET_QUEUE_NUM: {
+                uint64_t nq = VU_MAX_QUEUES;
+                r = reply(d, &h, &nq, 8);
+                break;
+        }
+        case VHOST_USER_SET_OWNER:
+                d->owner = true;
+                break;
+        case VHOST_USER_RESET_OWNER:
+                for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
+                        vq_reset(d, &d->vq[i]);
+                d->owner = false;
+                break;
+        case VHOST_USER_SET_MEM_TABLE:
+                /* the maps outlive the fds, closed below */
+                r = set_mem_table(d, &p, h.size, fds, nfds);
+                break;
+        case VHOST_USER_SET_VRING_NUM:
+                if (p.state.num == 0 || p.state.num > VU_MAX_QUEUE_SIZE || (p.state.num & (p.state.num - 1)))
+                        r = -EINVAL;
+                else
+                        q->num = (uint16_t)p.state.num;
+                break;
+        case VHOST_USER_SET_VRING_ADDR: {
+                if (h.size != sizeof(struct vu_addr) || !(q = queue(d, p.addr.index))) {
+                        r = -EINVAL;
+                        break;
+                }
+                q->desc_ua = p.addr.desc;
+                q->avail_ua = p.addr.avail;
+                q->used_ua = p.addr.used;
+                q->addr_set = true;
+                q->broken = vq_map(q, &d->mem) < 0;
+                if (!q->broken)
+                        q->used_idx = load16((uint8_t *)q->used + 2);
+                break;
+        }
+        case VHOST_USER_SET_VRING_BASE:
+                q->last_avail = (uint16_t)p.state.num;
+                q->used_idx = (uint16_t)p.state.num;
+                break;
+        case VHOST_USER_GET_VRING_BASE: {
+                struct vu_state s = {.index = p.state.index, .num = q->last_avail};
+                q->enabled = false;
+                if (q->kick_fd >= 0) {
+                        epoll_ctl(d->epfd, EPOLL_CTL_DEL, q->kick_fd, NULL);
+                        close(q->kick_fd);
+                        q->kick_fd = -1;
+                }
+                r = reply(d, &h, &s, sizeof(s));
+                break;
+        }
+        case VHOST_USER_SET_VRING_KICK:
+        case VHOST_USER_SET_VRING_CALL:
+        case VHOST_USER_SET_VRING_ERR:
+                r = vring_fd(d, h.request, p.u64, fds, nfds);
+                break;
+        case VHOST_USER_SET_VRING_ENABLE:
+                q->enabled = p.state.num != 0;
+                break;
+        default:
+                r = -ENOSYS;
+                break;
+        }
+        bool replied = h.request == VHOST_USER_GET_FEATURES || h.request == VHOST_USER_GET_PROTOCOL_FEATURES ||
+                       h.request == VHOST_USER_GET_QUEUE_NUM || h.request == VHOST_USER_GET_VRING_BASE;
+        if (r == 0 && !replied && (h.flags & VHOST_USER_NEED_REPLY)) {
+                uint64_t ok = 0;
+                r = reply(d, &h, &ok, 8);
+        }
+out:
+        close_fds(fds, nfds);
+        return r;
+}
