@@ -22,7 +22,7 @@ static const int allowed[] = {
         SYS_read, SYS_write, SYS_close, SYS_fstat, SYS_newfstatat, SYS_statx, SYS_lseek, SYS_mmap, SYS_munmap,
         SYS_mremap, SYS_mprotect, SYS_madvise, SYS_brk, SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn,
         SYS_pread64, SYS_pwrite64, SYS_readv, SYS_writev, SYS_preadv, SYS_pwritev, SYS_open, SYS_openat,
-        SYS_openat2, SYS_mkdirat, SYS_mknodat, SYS_unlinkat, SYS_renameat2, SYS_linkat, SYS_symlinkat,
+        SYS_openat2, SYS_mkdirat, SYS_mknodat, SYS_unlinkat, SYS_renameat, SYS_renameat2, SYS_linkat, SYS_symlinkat,
         SYS_readlinkat, SYS_fchownat, SYS_fchmodat, SYS_chmod, SYS_utimensat, SYS_getxattr, SYS_setxattr,
         SYS_listxattr, SYS_removexattr, SYS_fstatfs, SYS_ftruncate, SYS_fsync, SYS_fdatasync, SYS_syncfs,
         SYS_fallocate, SYS_getdents64, SYS_fcntl, SYS_dup, SYS_dup3, SYS_epoll_wait, SYS_epoll_pwait,
