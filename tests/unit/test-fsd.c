@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * msb-fsd driven in-process through a fake virtqueue: a memfd plays guest
+ * memory, requests are placed in it the way the guest driver does, and
+ * vq_process answers them with fs_handle against a scratch directory.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "common/util.h"
+#include "fsd/fs.h"
+#include "fsd/vhost.h"
+
+#define MEM_SIZE (8u << 20)
+#define GPA_BASE 0x100000ULL
+#define UVA_BASE 0x7f0000000000ULL
+#define QNUM 16
+#define OFF_DESC 0x0
+#define OFF_AVAIL 0x1000
+#define OFF_USED 0x2000
+#define OFF_REQ 0x10000
+#define OFF_REPLY 0x200000
+
+static uint8_t *mem;
+static struct vu_mem vm;
+static struct vu_vq q;
+static uint8_t *inbuf, *outbuf;
+static uint64_t unique = 1;
+
+struct desc {
+        uint64_t addr;
+        uint32_t len;
+        uint16_t flags, next;
+};
+
+static void ring_reset(void)
+{
+        memset(mem, 0, OFF_REQ);
+        memset(&q, 0, sizeof(q));
+        q.num = QNUM;
+        q.desc_ua = UVA_BASE + OFF_DESC;
+        q.avail_ua = UVA_BASE + OFF_AVAIL;
+        q.used_ua = UVA_BASE + OFF_USED;
+        q.addr_set = true;
+        q.kick_fd = q.call_fd = -1;
+        q.enabled = true;
+        if (vq_map(&q, &vm) < 0)
+                abort();
+}
+
+static struct desc *D(unsigned i)
+{
+        return (struct desc *)(mem + OFF_DESC) + i;
+}
+
+/* publish head as the next available chain */
+static void make_avail(uint16_t head)
+{
+        uint16_t *avail = (uint16_t *)(mem + OFF_AVAIL);
+        avail[2 + avail[1] % QNUM] = head;
+        __atomic_store_n(&avail[1], (uint16_t)(avail[1] + 1), __ATOMIC_RELEASE);
+}
+
+static uint32_t used_len(unsigned k)
+{
+        return *(uint32_t *)(mem + OFF_USED + 4 + 8 * (k % QNUM) + 4);
+}
+static uint16_t used_idx(void)
+{
+        return *(uint16_t *)(mem + OFF_USED + 2);
+}
+
+/* Send one FUSE request (header built here) through the ring; the reply is
+ * copied to *reply.  Returns the out header's error. */
+static int call(struct fs *fs, uint32_t opcode, uint64_t nodeid, const void *arg, size_t alen, void *reply,
+                size_t rcap)
+{
+        struct fuse_in_header h = {.len = (uint32_t)(sizeof(h) + alen), .opcode = opcode, .unique = unique++,
+                                   .nodeid = nodeid, .uid = 0, .gid = 0};
+        memcpy(mem + OFF_REQ, &h, sizeof(h));
+        if (alen)
+                memcpy(mem + OFF_REQ + sizeof(h), arg, alen);
+        *D(0) = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = h.len, .flags = 1, .next = 1};
+        *D(1) = (struct desc){.addr = GPA_BASE + OFF_REPLY, .len = 1 << 20, .flags = 2};
+        uint16_t before = used_idx();
+        make_avail(0);
+        int r = vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE);
+        if (r != 1 || used_idx() != (uint16_t)(before + 1)) {
+                fprintf(stderr, "opcode %u: vq_process gave %d\n", opcode, r);
+                return -9999;
+        }
+        struct fuse_out_header oh;
+        memcpy(&oh, mem + OFF_REPLY, sizeof(oh));
+        if (oh.unique != h.unique || oh.len != used_len(before))
+                return -9998;
+        if (reply && oh.len > sizeof(oh))
+                memcpy(reply, mem + OFF_REPLY + sizeof(oh), oh.len - sizeof(oh) < rcap ? oh.len - sizeof(oh) : rcap);
+        return oh.error;
+}
+
+static void init(struct fs *fs)
+{
+        struct fuse_init_in in = {.major = 7, .minor = 38, .max_readahead = 65536, .flags = FUSE_DO_READDIRPLUS};
+        struct fuse_init_out o = {0};
+        CHECK_INT(call(fs, FUSE_INIT, 0, &in, sizeof(in), &o, sizeof(o)), 0);
+        CHECK_INT(o.major, 7);
+        CHECK_INT(o.max_write, FS_MAX_WRITE);
+        CHECK(o.flags & FUSE_DO_READDIRPLUS);
+}
+
+static uint64_t lookup(struct fs *fs, uint64_t parent, const char *name, int *err, struct fuse_attr *attr)
+{
+        struct fuse_entry_out e = {0};
+        *err = call(fs, FUSE_LOOKUP, parent, name, strlen(name) + 1, &e, sizeof(e));
+        if (attr)
+                *attr = e.attr;
+        return e.nodeid;
+}
+
+static struct fs *share(const char *path, bool file, bool ro)
+{
+        struct fs_config c = {.path = path, .single_file = file, .read_only = ro, .owner = FS_OWNER_VIRTUAL,
+                              .timeout = 1};
+        struct fs *fs;
+        char err[256];
+        if (fs_new(&c, &fs, err, sizeof(err)) < 0) {
+                fprintf(stderr, "fs_new: %s\n", err);
+                abort();
+        }
+        ring_reset();
+        init(fs);
+        return fs;
+}
+
+static void write_host(const char *p, const char *s)
+{
+        FILE *f = fopen(p, "w");
+        fputs(s, f);
+        fclose(f);
+}
+
+/* the short fuse_setxattr_in (no FUSE_SETXATTR_EXT), name, value */
+static size_t setxattr_req(uint8_t *buf, const char *name, const char *value)
+{
+        struct fuse_setxattr_in in = {.size = (uint32_t)strlen(value)};
+        size_t n = offsetof(struct fuse_setxattr_in, setxattr_flags);
+        memcpy(buf, &in, n);
+        memcpy(buf + n, name, strlen(name) + 1);
+        n += strlen(name) + 1;
+        memcpy(buf + n, value, strlen(value));
+        return n + strlen(value);
+}
+
+static void test_names_and_lookup(const char *dir)
+{
+        struct fs *fs = share(dir, false, false);
+        int err;
+        CHECK(lookup(fs, 1, "hello", &err, NULL) > 1);
+        CHECK_INT(err, 0);
+        lookup(fs, 1, "missing", &err, NULL);
+        CHECK_INT(err, -ENOENT);
+        lookup(fs, 1, "..", &err, NULL);
+        CHECK_INT(err, -EINVAL);
+        lookup(fs, 1, ".", &err, NULL);
+        CHECK_INT(err, -EINVAL);
+        lookup(fs, 1, "", &err, NULL);
+        CHECK_INT(err, -EINVAL);
+        lookup(fs, 1, "sub/hello", &err, NULL);
+        CHECK_INT(err, -EINVAL);
+        char longname[300];
+        memset(longname, 'x', 299);
+        longname[299] = 0;
+        lookup(fs, 1, longname, &err, NULL);
+        CHECK_INT(err, -ENAMETOOLONG);
+        /* a symlink to / is stored; looking through it is not possible */
+        uint64_t l = lookup(fs, 1, "toroot", &err, NULL);
+        CHECK_INT(err, 0);
+        lookup(fs, l, "etc", &err, NULL);
+        CHECK_INT(err, -ENOTDIR);
+        struct fuse_open_in oi = {.flags = O_RDONLY};
+        CHECK_INT(call(fs, FUSE_OPENDIR, l, &oi, sizeof(oi), NULL, 0), -ENOTDIR);
+        /* unknown node ids and handles */
+        CHECK_INT(call(fs, FUSE_GETATTR, 987654, &(struct fuse_getattr_in){0}, sizeof(struct fuse_getattr_in), NULL,
+                       0),
+                  -EBADF);
+        struct fuse_read_in ri = {.fh = 4242, .size = 10};
+        CHECK_INT(call(fs, FUSE_READ, 1, &ri, sizeof(ri), NULL, 0), -EBADF);
+        CHECK_INT(call(fs, 9999, 1, NULL, 0, NULL, 0), -ENOSYS);
+        /* truncated arguments */
+        CHECK_INT(call(fs, FUSE_READ, 1, &ri, 8, NULL, 0), -EINVAL);
+        CHECK_INT(call(fs, FUSE_LOOKUP, 1, "nonul", 5, NULL, 0), -EINVAL);
+        /* a name with a NUL inside: only the first component counts, checked */
+        CHECK_INT(call(fs, FUSE_MKDIR, 1, &(struct fuse_mkdir_in){.mode = 0755}, sizeof(struct fuse_mkdir_in), NULL,
+                       0),
+                  -EINVAL);
+        fs_free(fs);
+}
+
+static void test_read_write_create(const char *dir)
+{
+        struct fs *fs = share(dir, false, false);
+        struct {
+                struct fuse_create_in in;
+                char name[8];
+        } cr = {.in = {.flags = O_RDWR, .mode = S_IFREG | 0644}, .name = "newf"};
+        struct {
+                struct fuse_entry_out e;
+                struct fuse_open_out o;
+        } co = {0};
+        CHECK_INT(call(fs, FUSE_CREATE, 1, &cr, sizeof(cr.in) + 5, &co, sizeof(co)), 0);
+        struct {
+                struct fuse_write_in in;
+                char data[5];
+        } wr = {.in = {.fh = co.o.fh, .offset = 0, .size = 5}, .data = "abcde"};
+        struct fuse_write_out wo = {0};
+        CHECK_INT(call(fs, FUSE_WRITE, co.e.nodeid, &wr, sizeof(wr.in) + 5, &wo, sizeof(wo)), 0);
+        CHECK_INT(wo.size, 5);
+        /* size field disagreeing with the payload */
+        wr.in.size = 500;
+        CHECK_INT(call(fs, FUSE_WRITE, co.e.nodeid, &wr, sizeof(wr.in) + 5, &wo, sizeof(wo)), -EINVAL);
+        char rb[16] = {0};
+        struct fuse_read_in ri = {.fh = co.o.fh, .offset = 1, .size = 3};
+        CHECK_INT(call(fs, FUSE_READ, co.e.nodeid, &ri, sizeof(ri), rb, sizeof(rb)), 0);
+        CHECK_STR(rb, "bcd");
+        CHECK_INT(call(fs, FUSE_RELEASE, co.e.nodeid, &(struct fuse_release_in){.fh = co.o.fh},
+                       sizeof(struct fuse_release_in), NULL, 0),
+                  0);
+        CHECK_INT(call(fs, FUSE_READ, co.e.nodeid, &ri, sizeof(ri), rb, sizeof(rb)), -EBADF);
+        char p[512];
+        snprintf(p, sizeof(p), "%s/newf", dir);
+        struct stat st;
+        CHECK(stat(p, &st) == 0 && st.st_size == 5);
+        /* guest chmod 4777 and mknod: the host inode keeps its mode, the
+         * device is a plain file, the guest sees what it set */
+        struct fuse_setattr_in sa = {.valid = FATTR_MODE | FATTR_UID, .mode = 04777, .uid = 77};
+        struct fuse_attr_out ao = {0};
+        CHECK_INT(call(fs, FUSE_SETATTR, co.e.nodeid, &sa, sizeof(sa), &ao, sizeof(ao)), 0);
+        CHECK_INT(ao.attr.mode, S_IFREG | 04777);
+        CHECK_INT(ao.attr.uid, 77);
+        CHECK(stat(p, &st) == 0 && (st.st_mode & 07777) == 0644 && st.st_uid == geteuid());
+        struct {
+                struct fuse_mknod_in in;
+                char name[8];
+        } mk = {.in = {.mode = S_IFCHR | 0600, .rdev = 0x0103}, .name = "dev"};
+        struct fuse_entry_out me = {0};
+        CHECK_INT(call(fs, FUSE_MKNOD, 1, &mk, sizeof(mk.in) + 4, &me, sizeof(me)), 0);
+        CHECK(S_ISCHR(me.attr.mode) && me.attr.rdev == 0x0103);
+        snprintf(p, sizeof(p), "%s/dev", dir);
+        CHECK(lstat(p, &st) == 0 && S_ISREG(st.st_mode));
+        /* our xattr is neither listed nor settable by the guest */
+        char lb[256] = {0};
+        struct fuse_getxattr_in gx = {.size = sizeof(lb)};
+        CHECK_INT(call(fs, FUSE_LISTXATTR, co.e.nodeid, &gx, sizeof(gx), lb, sizeof(lb)), 0);
+        CHECK(memmem(lb, sizeof(lb), "user.msb", 8) == NULL);
+        uint8_t sx[64];
+        size_t sxl = setxattr_req(sx, "user.msb.stat", "x");
+        CHECK_INT(call(fs, FUSE_SETXATTR, co.e.nodeid, sx, sxl, NULL, 0), -EPERM);
+        sxl = setxattr_req(sx, "user.ok", "x");
+        CHECK_INT(call(fs, FUSE_SETXATTR, co.e.nodeid, sx, sxl, NULL, 0), 0);
+        fs_free(fs);
+}
+
+static void test_read_only(const char *dir)
+{
+        struct fs *fs = share(dir, false, true);
+        int err;
+        uint64_t f = lookup(fs, 1, "hello", &err, NULL);
+        CHECK_INT(err, 0);
+        struct fuse_open_in oi = {.flags = O_WRONLY};
+        CHECK_INT(call(fs, FUSE_OPEN, f, &oi, sizeof(oi), NULL, 0), -EROFS);
+        oi.flags = O_RDONLY | O_TRUNC;
+        CHECK_INT(call(fs, FUSE_OPEN, f, &oi, sizeof(oi), NULL, 0), -EROFS);
+        struct fuse_setattr_in sa = {.valid = FATTR_SIZE, .size = 0};
+        CHECK_INT(call(fs, FUSE_SETATTR, f, &sa, sizeof(sa), NULL, 0), -EROFS);
+        sa.valid = FATTR_MODE;
+        CHECK_INT(call(fs, FUSE_SETATTR, f, &sa, sizeof(sa), NULL, 0), -EROFS);
+        CHECK_INT(call(fs, FUSE_UNLINK, 1, "hello", 6, NULL, 0), -EROFS);
+        struct {
+                struct fuse_mkdir_in in;
+                char name[4];
+        } md = {.in = {.mode = 0755}, .name = "nd"};
+        CHECK_INT(call(fs, FUSE_MKDIR, 1, &md, sizeof(md.in) + 3, NULL, 0), -EROFS);
+        struct {
+                struct fuse_create_in in;
+                char name[4];
+        } cr = {.in = {.flags = O_RDONLY, .mode = 0644}, .name = "nf"};
+        CHECK_INT(call(fs, FUSE_CREATE, 1, &cr, sizeof(cr.in) + 3, NULL, 0), -EROFS);
+        CHECK_INT(call(fs, FUSE_SYMLINK, 1, "ln\0hello", 9, NULL, 0), -EROFS);
+        struct {
+                struct fuse_rename_in in;
+                char names[16];
+        } rn = {.in = {.newdir = 1}};
+        memcpy(rn.names, "hello\0moved", 12);
+        CHECK_INT(call(fs, FUSE_RENAME, 1, &rn, sizeof(rn.in) + 12, NULL, 0), -EROFS);
+        uint8_t sx[64];
+        size_t sxl = setxattr_req(sx, "user.a", "x");
+        CHECK_INT(call(fs, FUSE_SETXATTR, f, sx, sxl, NULL, 0), -EROFS);
+        CHECK_INT(call(fs, FUSE_REMOVEXATTR, f, "user.a", 7, NULL, 0), -EROFS);
+        /* reading is fine */
+        oi.flags = O_RDONLY;
+        struct fuse_open_out oo = {0};
+        CHECK_INT(call(fs, FUSE_OPEN, f, &oi, sizeof(oi), &oo, sizeof(oo)), 0);
+        struct fuse_write_in wi = {.fh = oo.fh, .size = 0};
+        CHECK_INT(call(fs, FUSE_WRITE, f, &wi, sizeof(wi), NULL, 0), -EROFS);
+        fs_free(fs);
+        char p[512];
+        snprintf(p, sizeof(p), "%s/hello", dir);
+        struct stat st;
+        CHECK(stat(p, &st) == 0 && st.st_size == 5);
+}
+
+static void test_single_file(const char *dir)
+{
+        char p[512], other[512], repl[512];
+        snprintf(p, sizeof(p), "%s/one.toml", dir);
+        snprintf(other, sizeof(other), "%s/secret", dir);
+        snprintf(repl, sizeof(repl), "%s/one.toml.new", dir);
+        write_host(p, "v1");
+        write_host(other, "do not show");
+        struct fs *fs = share(p, true, false);
+        int err;
+        lookup(fs, 1, "secret", &err, NULL);
+        CHECK_INT(err, -ENOENT);
+        uint64_t f = lookup(fs, 1, "one.toml", &err, NULL);
+        CHECK_INT(err, 0);
+        /* the root lists ".", ".." and the file, nothing else */
+        struct fuse_open_in oi = {0};
+        struct fuse_open_out oo = {0};
+        CHECK_INT(call(fs, FUSE_OPENDIR, 1, &oi, sizeof(oi), &oo, sizeof(oo)), 0);
+        static uint8_t db[8192];
+        struct fuse_read_in ri = {.fh = oo.fh, .size = sizeof(db)};
+        memset(db, 0, sizeof(db));
+        CHECK_INT(call(fs, FUSE_READDIR, 1, &ri, sizeof(ri), db, sizeof(db)), 0);
+        CHECK(memmem(db, sizeof(db), "one.toml", 8) != NULL);
+        CHECK(memmem(db, sizeof(db), "secret", 6) == NULL);
+        /* nothing can be added next to it */
+        struct {
+                struct fuse_create_in in;
+                char name[4];
+        } cr = {.in = {.flags = O_RDWR, .mode = 0644}, .name = "nf"};
+        CHECK_INT(call(fs, FUSE_CREATE, 1, &cr, sizeof(cr.in) + 3, NULL, 0), -EPERM);
+        CHECK_INT(call(fs, FUSE_UNLINK, 1, "one.toml", 9, NULL, 0), -EPERM);
+        /* the host replaces the file by rename: a new open sees the new one */
+        write_host(repl, "v2");
+        CHECK(rename(repl, p) == 0);
+        oi.flags = O_RDONLY;
+        CHECK_INT(call(fs, FUSE_OPEN, f, &oi, sizeof(oi), &oo, sizeof(oo)), 0);
+        char rb[8] = {0};
+        ri = (struct fuse_read_in){.fh = oo.fh, .size = 7};
+        CHECK_INT(call(fs, FUSE_READ, f, &ri, sizeof(ri), rb, sizeof(rb)), 0);
+        CHECK_STR(rb, "v2");
+        fs_free(fs);
+}
+
+static void test_bad_rings(const char *dir)
+{
+        struct fs *fs = share(dir, false, true);
+        /* descriptor index out of range */
+        ring_reset();
+        make_avail(QNUM + 3);
+        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        CHECK(q.broken);
+        /* a broken queue stays stopped */
+        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        /* buffer outside guest memory */
+        ring_reset();
+        *D(0) = (struct desc){.addr = GPA_BASE + MEM_SIZE - 8, .len = 64};
+        make_avail(0);
+        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        /* address arithmetic that wraps */
+        ring_reset();
+        *D(0) = (struct desc){.addr = UINT64_MAX - 4, .len = 64};
+        make_avail(0);
+        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        /* a loop in the chain */
+        ring_reset();
+        *D(0) = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = 8, .flags = 1, .next = 1};
+        *D(1) = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = 8, .flags = 1, .next = 0};
+        make_avail(0);
+        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        /* readable after writable */
+        ring_reset();
+        *D(0) = (struct desc){.addr = GPA_BASE + OFF_REPLY, .len = 8, .flags = 3, .next = 1};
+        *D(1) = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = 8};
+        make_avail(0);
+        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        /* the driver claims more new buffers than the ring holds */
+        ring_reset();
+        *(uint16_t *)(mem + OFF_AVAIL + 2) = QNUM + 5;
+        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        /* indirect table outside memory, and nested indirect */
+        ring_reset();
+        *D(0) = (struct desc){.addr = GPA_BASE + MEM_SIZE, .len = 32, .flags = 4};
+        make_avail(0);
+        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        ring_reset();
+        struct desc *ind = (struct desc *)(mem + 0x3000);
+        ind[0] = (struct desc){.addr = GPA_BASE + 0x3000, .len = 32, .flags = 4};
+        *D(0) = (struct desc){.addr = GPA_BASE + 0x3000, .len = 32, .flags = 4};
+        make_avail(0);
+        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        /* indirect not negotiated */
+        ring_reset();
+        *D(0) = (struct desc){.addr = GPA_BASE + 0x3000, .len = 32, .flags = 4};
+        make_avail(0);
+        CHECK(vq_process(&q, &vm, false, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        /* a good indirect request works */
+        ring_reset();
+        struct fuse_in_header h = {.len = sizeof(h) + sizeof(struct fuse_getattr_in), .opcode = FUSE_GETATTR,
+                                   .unique = 77, .nodeid = 1};
+        memcpy(mem + OFF_REQ, &h, sizeof(h));
+        memset(mem + OFF_REQ + sizeof(h), 0, sizeof(struct fuse_getattr_in));
+        ind[0] = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = h.len, .flags = 1, .next = 1};
+        ind[1] = (struct desc){.addr = GPA_BASE + OFF_REPLY, .len = 4096, .flags = 2};
+        *D(0) = (struct desc){.addr = GPA_BASE + 0x3000, .len = 32, .flags = 4};
+        make_avail(0);
+        CHECK_INT(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE), 1);
+        CHECK_INT(used_len(0), sizeof(struct fuse_out_header) + sizeof(struct fuse_attr_out));
+        /* a request whose header claims more than was sent */
+        ring_reset();
+        h.len = 4000;
+        memcpy(mem + OFF_REQ, &h, sizeof(h));
+        *D(0) = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = 48, .flags = 1, .next = 1};
+        *D(1) = (struct desc){.addr = GPA_BASE + OFF_REPLY, .len = 4096, .flags = 2};
+        make_avail(0);
+        CHECK_INT(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE), 1);
+        struct fuse_out_header oh;
+        memcpy(&oh, mem + OFF_REPLY, sizeof(oh));
+        CHECK_INT(oh.error, -EINVAL);
+        /* no room for a reply header: answered with nothing, no crash */
+        ring_reset();
+        *D(0) = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = 48, .flags = 1, .next = 1};
+        *D(1) = (struct desc){.addr = GPA_BASE + OFF_REPLY, .len = 4, .flags = 2};
+        make_avail(0);
+        CHECK_INT(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE), 1);
+        CHECK_INT(used_len(0), 0);
+        fs_free(fs);
+}
+
+int main(void)
+{
+        if (chdir("/proc/self/fd") < 0) {
+                perror("/proc/self/fd");
+                return 1;
+        }
+        int mfd = memfd_create("guest", MFD_CLOEXEC);
+        if (mfd < 0 || ftruncate(mfd, MEM_SIZE) < 0)
+                return 1;
+        mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+        vm.n = 1;
+        vm.r[0] = (struct vu_region){.gpa = GPA_BASE, .size = MEM_SIZE, .uaddr = UVA_BASE, .host = mem};
+        inbuf = xmalloc(FS_BUF_SIZE);
+        outbuf = xmalloc(FS_BUF_SIZE);
+        char dir[] = "/tmp/msb-test-fsd.XXXXXX";
+        if (!mkdtemp(dir))
+                return 1;
+        char p[512];
+        snprintf(p, sizeof(p), "%s/hello", dir);
+        write_host(p, "hello");
+        snprintf(p, sizeof(p), "%s/toroot", dir);
+        if (symlink("/", p) < 0)
+                return 1;
+        test_names_and_lookup(dir);
+        test_read_write_create(dir);
+        test_read_only(dir);
+        test_single_file(dir);
+        test_bad_rings(dir);
+        rm_rf(dir);
+        free(inbuf);
+        free(outbuf);
+        CHECK_DONE();
+}
