@@ -125,4 +125,38 @@ t_virtiofsd_backend_still_works() {
         assert_eq "file written through virtiofsd" via-virtiofsd "$(cat "$v/f")"
 }
 
+t_unprivileged_user() {
+        # msb and msb-fsd as 'nobody': its own data dir (kernels borrowed from
+        # ours), no root anywhere; ro and ownership virtualization still hold
+        local u d
+        u=$(mktemp -d /tmp/msb-unpriv.XXXXXX)
+        mkdir -p "$u/bin" "$u/home" "$u/vol" "$u/rovol"
+        cp "$ROOT/build/msb" "$ROOT/build/msb-fsd" "$ROOT/build/agentd" "$u/bin/"
+        ln -s "$DATA/kernels" "$u/home/kernels"
+        echo keep >"$u/rovol/f"
+        chown -R nobody:nogroup "$u/home" "$u/vol"
+        chmod 755 "$u"
+        d=$(cat "$DATA/images/refs/busybox%3Alatest")
+        runuser -u nobody -- env MSB_HOME="$u/home" "$u/bin/msb" run --accel tcg --rootfs "$DATA/images/rootfs/${d#sha256:}" \
+                -v "$u/vol:/vol" -v "$u/rovol:/ro:ro" -- sh -c '
+                echo written >/vol/f && chmod 4755 /vol/f && stat -c "%a" /vol/f
+                mount -o remount,rw /ro
+                if echo x >>/ro/f 2>/dev/null; then echo WROTE; fi' >"$WORK/out" 2>"$WORK/err" && RC=0 || RC=$?
+        OUT=$(cat "$WORK/out")
+        ERR=$(cat "$WORK/err")
+        local host_owner host_mode ro_content leftover
+        host_owner=$(stat -c %U "$u/vol/f" 2>/dev/null)
+        host_mode=$(stat -c %a "$u/vol/f" 2>/dev/null)
+        ro_content=$(cat "$u/rovol/f")
+        leftover=$(pgrep -u nobody -f msb-fsd || true)
+        rm -rf "$u"
+        [ "$RC" = 0 ] || echo "$ERR" >&2
+        assert_eq status 0 "$RC"
+        assert_eq "guest view" 4755 "$OUT"
+        assert_eq "host owner" nobody "$host_owner"
+        assert_eq "host mode" 644 "$host_mode"
+        assert_eq "ro volume" keep "$ro_content"
+        assert_eq "servers left" "" "$leftover"
+}
+
 run_tests
