@@ -77,7 +77,37 @@ static int drop_caps(bool passthrough)
         return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
 }
 
-/* Root only: nothing of the host's tree stays reachable by path. */
+static int write_proc(const char *path, const char *s)
+{
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = write(fd, s, strlen(s));
+        int e = errno;
+        close(fd);
+        return n == (ssize_t)strlen(s) ? 0 : -e;
+}
+
+/* Unprivileged: a user namespace mapping only our own uid and gid, so the
+ * rest can be done without root.  Files keep being created as our uid. */
+static int enter_userns(void)
+{
+        uid_t uid = geteuid();
+        gid_t gid = getegid();
+        if (unshare(CLONE_NEWUSER) < 0)
+                return -errno;
+        char map[64];
+        int r = write_proc("/proc/self/setgroups", "deny");
+        snprintf(map, sizeof(map), "%u %u 1", (unsigned)uid, (unsigned)uid);
+        if (r == 0)
+                r = write_proc("/proc/self/uid_map", map);
+        snprintf(map, sizeof(map), "%u %u 1", (unsigned)gid, (unsigned)gid);
+        if (r == 0)
+                r = write_proc("/proc/self/gid_map", map);
+        return r;
+}
+
+/* Nothing of the host's tree stays reachable by path. */
 static int empty_root(void)
 {
         if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC) < 0)
@@ -109,6 +139,14 @@ int fsd_sandbox_enter(bool passthrough, char *err, size_t errsz)
                         snprintf(err, errsz, "cannot drop capabilities: %s", strerror(-r));
                         return r;
                 }
+        } else if (enter_userns() == 0) {
+                /* where unprivileged user namespaces are allowed; elsewhere
+                 * the seccomp filter below is what confines us */
+                if ((r = empty_root()) < 0) {
+                        snprintf(err, errsz, "cannot set up an empty mount namespace: %s", strerror(-r));
+                        return r;
+                }
+                drop_caps(false);
         }
         if ((r = install_seccomp()) < 0) {
                 snprintf(err, errsz, "cannot install the seccomp filter: %s", strerror(-r));
