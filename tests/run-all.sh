@@ -65,15 +65,20 @@ else
 fi
 
 e2e() { # e2e LABEL SUITE: run a suite, count its lines
-        local label=$1 suite=$2
+        local label=$1 suite=$2 rcfile fails=0 rc
+        rcfile=$(mktemp)
         echo "== $label $suite"
         while IFS= read -r line; do
                 case $line in
                 "ok   "*) record "$label ${line#ok   }" 0 >/dev/null; echo "$line" ;;
-                "FAIL "*) record "$label ${line#FAIL }" 1 >/dev/null; echo "$line" ;;
+                "FAIL "*) record "$label ${line#FAIL }" 1 >/dev/null; echo "$line"; fails=$((fails + 1)) ;;
                 *) echo "$line" ;;
                 esac
-        done < <("$suite" 2>&1)
+        done < <(bash "$suite" 2>&1; echo $? >"$rcfile")
+        rc=$(cat "$rcfile")
+        rm -f "$rcfile"
+        # a suite that dies before its tests report must not pass silently
+        [ "$rc" = 0 ] || [ "$fails" -gt 0 ] || record "$label $suite exited $rc without a FAIL line" 1
 }
 
 # the whole suite on the default kit (msb's tailored kernel)...
