@@ -114,9 +114,9 @@ static void test_run_opts(void)
         struct msb_error e = {0};
         CHECK_INT(msb_run_opts_add_volume(o, "/nonexistent-msb", "/x", 0, &e), -ENOENT);
         CHECK(strstr(e.message, "does not exist") != NULL);
-        CHECK_INT(msb_run_opts_add_volume(o, "/tmp", "/x", MSB_VOLUME_RO, &e), -ENOTSUP);
+        CHECK_INT(msb_run_opts_add_volume(o, "/tmp", "/x", 1u << 7, &e), -EINVAL);
         CHECK_INT(msb_run_opts_add_volume(o, "/dev/null", "/x", 0, &e), -EINVAL);
-        CHECK_INT(msb_run_opts_add_volume(o, "/tmp", "/x", 0, &e), 0);
+        CHECK_INT(msb_run_opts_add_volume(o, "/tmp", "/x", MSB_VOLUME_RO | MSB_VOLUME_OWNER_PASSTHROUGH, &e), 0);
         CHECK_INT(msb_run_opts_add_volume(o, "/usr", "//x/", 0, &e), -EINVAL);
         CHECK(strstr(e.message, "already used") != NULL);
         int n = 1;
