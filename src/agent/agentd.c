@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
@@ -40,6 +41,9 @@
 #define CTL_PORT_NAME "msb.ctl"
 #define MODULES_DIR "/lib/msb"
 #define NEWROOT "/mnt/root"
+/* where a volumes device is mounted while its entries are bind-mounted into
+ * place: outside NEWROOT, and unmounted before the command starts */
+#define VOLSTAGE "/mnt/volumes"
 /* Stop reading the command's output while this much is queued for the host:
  * the host's consumer sets the pace. */
 #define OUTQ_HIGH (1u << 20)
@@ -163,9 +167,16 @@ static __attribute__((noreturn)) void power_off(void)
          * root share, and virtiofsd answers it with syncfs() of the host
          * file system holding the image store, at every exit. */
         for (uint32_t i = 0; run_cfg && i < run_cfg->nmounts; i++) {
-                if (run_cfg->mounts[i].flags & MSB_MOUNT_RO)
+                const struct msb_mount_spec *m = &run_cfg->mounts[i];
+                if (m->flags & MSB_MOUNT_RO)
                         continue;
-                int fd = open(run_cfg->mounts[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                /* once per device: every volume behind one shares it */
+                bool seen = false;
+                for (uint32_t j = 0; j < i && !seen; j++)
+                        seen = !(run_cfg->mounts[j].flags & MSB_MOUNT_RO) && !strcmp(run_cfg->mounts[j].tag, m->tag);
+                if (seen)
+                        continue;
+                int fd = open(m->path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
                 if (fd >= 0) {
                         syncfs(fd);
                         close(fd);
@@ -301,6 +312,120 @@ static bool path_ok(const char *p)
         return true;
 }
 
+/* Open (creating what is missing) guest path p inside NEWROOT, resolving
+ * the image's symlinks as if NEWROOT were "/" (RESOLVE_IN_ROOT): a symlink
+ * in the image can never place a volume outside the guest's root.  The last
+ * component is made a directory, or with file an empty file.  Returns an
+ * O_PATH fd of it. */
+static int mount_point(int rootfd, const char *p, bool file)
+{
+        char buf[PATH_MAX];
+        snprintf(buf, sizeof(buf), "%s", p);
+        for (char *s = buf + 1;; s++) {
+                bool last = !strchr(s, '/');
+                char *e = last ? s + strlen(s) : strchr(s, '/');
+                char saved = *e;
+                *e = 0;
+                struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+                int fd = (int)syscall(SYS_openat2, rootfd, buf + 1, &how, sizeof(how));
+                if (fd < 0 && errno == ENOENT) {
+                        /* the parent exists (made in the step before): make
+                         * this one inside it, then look again */
+                        char *slash = strrchr(buf, '/');
+                        const char *name = slash + 1;
+                        *slash = 0;
+                        struct open_how ph = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+                        int pfd = buf[0] ? (int)syscall(SYS_openat2, rootfd, buf + 1, &ph, sizeof(ph))
+                                         : fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+                        *slash = '/';
+                        if (pfd < 0)
+                                fail("volume", errno, "%s: cannot open the parent of %s in the image", p, buf);
+                        int r;
+                        if (last && file) {
+                                r = openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+                                if (r >= 0)
+                                        close(r);
+                        } else
+                                r = mkdirat(pfd, name, 0755);
+                        int err = errno;
+                        close(pfd);
+                        if (r < 0 && err != EEXIST)
+                                fail("volume", err, "%s: cannot create %s in the guest", p, buf);
+                        fd = (int)syscall(SYS_openat2, rootfd, buf + 1, &how, sizeof(how));
+                }
+                if (fd < 0)
+                        fail("volume", errno, "%s: cannot open %s in the guest", p, buf);
+                struct stat st;
+                if (fstat(fd, &st) < 0)
+                        fail("volume", errno, "%s: cannot stat %s", p, buf);
+                if (!last && !S_ISDIR(st.st_mode))
+                        fail("volume", ENOTDIR, "%s: %s is not a directory in the image", p, buf);
+                if (last) {
+                        if (file && S_ISDIR(st.st_mode))
+                                fail("volume", EISDIR,
+                                     "%s: the image has a directory there, and a file cannot be mounted on it", p);
+                        if (!file && !S_ISDIR(st.st_mode))
+                                fail("volume", ENOTDIR,
+                                     "%s: the image has a file there, and a directory cannot be mounted on it", p);
+                        return fd;
+                }
+                close(fd);
+                *e = saved;
+                s = e;
+        }
+}
+
+/* Volumes arrive sorted parent-first.  A device holding many volumes (sub
+ * set) is mounted once at VOLSTAGE, outside the guest's root; each entry is
+ * bind-mounted into place and the staging mount goes away before the
+ * command starts, so the guest has exactly one path to each volume.  A
+ * device of its own (sub "") is mounted directly. */
+static void mount_volumes(const struct msb_run_msg *run)
+{
+        _cleanup_close_ int rootfd = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+                fail("volume", errno, "cannot open " NEWROOT);
+        const char *staged = NULL;
+        for (uint32_t i = 0; i < run->nmounts; i++) {
+                const struct msb_mount_spec *m = &run->mounts[i];
+                if (!path_ok(m->path))
+                        fail("volume", EINVAL, "bad guest path '%s'", m->path);
+                bool file = m->flags & MSB_MOUNT_FILE;
+                unsigned long fl = MS_NODEV | ((m->flags & MSB_MOUNT_RO) ? MS_RDONLY : 0);
+                _cleanup_close_ int fd = mount_point(rootfd, m->path, file);
+                char target[64];
+                snprintf(target, sizeof(target), "/proc/self/fd/%d", fd);
+                if (!m->sub[0]) {
+                        if (file)
+                                fail("volume", EINVAL, "%s: a file volume needs a volumes device", m->path);
+                        if (mount(m->tag, target, "virtiofs", fl, NULL) < 0)
+                                fail("volume", errno, "%s: cannot mount %s", m->path, m->tag);
+                        continue;
+                }
+                if (!staged) {
+                        mount_or_fail(m->tag, VOLSTAGE, "virtiofs", MS_NODEV, NULL);
+                        staged = m->tag;
+                } else if (strcmp(staged, m->tag) != 0) {
+                        fail("volume", EINVAL, "%s: volumes on more than one device", m->path);
+                }
+                _cleanup_free_ char *src = xasprintf(VOLSTAGE "/%s", m->sub);
+                if (mount(src, target, NULL, MS_BIND, NULL) < 0)
+                        fail("volume", errno, "%s: cannot bind-mount the volume", m->path);
+                /* bind mounts take their flags from a remount, which must
+                 * reach the new mount: fd names what lies under it, so look
+                 * the path up again (in the root, as before) */
+                struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+                _cleanup_close_ int top = (int)syscall(SYS_openat2, rootfd, m->path + 1, &how, sizeof(how));
+                if (top < 0)
+                        fail("volume", errno, "%s: cannot open the mounted volume", m->path);
+                snprintf(target, sizeof(target), "/proc/self/fd/%d", top);
+                if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | fl, NULL) < 0)
+                        fail("volume", errno, "%s: cannot set the volume's mount flags", m->path);
+        }
+        if (staged && umount2(VOLSTAGE, MNT_DETACH) < 0)
+                fail("volume", errno, "cannot unmount the volume staging point");
+}
+
 static void setup_root(const struct msb_run_msg *run)
 {
         if (!run->rootfs_tag[0])
@@ -329,17 +454,7 @@ static void setup_root(const struct msb_run_msg *run)
         unlink(NEWROOT "/dev/ptmx");
         (void)!symlink("pts/ptmx", NEWROOT "/dev/ptmx");
 
-        /* Volumes arrive sorted parent-first from the host. */
-        for (uint32_t i = 0; i < run->nmounts; i++) {
-                const struct msb_mount_spec *m = &run->mounts[i];
-                if (!path_ok(m->path))
-                        fail("volume", EINVAL, "bad guest path '%s'", m->path);
-                _cleanup_free_ char *dst = xasprintf(NEWROOT "%s", m->path);
-                unsigned long fl = MS_NODEV;
-                if (m->flags & MSB_MOUNT_RO)
-                        fl |= MS_RDONLY;
-                mount_or_fail(m->tag, dst, "virtiofs", fl, NULL);
-        }
+        mount_volumes(run);
 
         if (run->hostname[0] && sethostname(run->hostname, strlen(run->hostname)) < 0)
                 fail("hostname", errno, "cannot set hostname '%s'", run->hostname);

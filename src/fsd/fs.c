@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* FUSE request handling for one share; see fs.h for the rules it keeps. */
+/* FUSE request handling for one share or a set of them; see fs.h. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -24,9 +24,24 @@ struct vstat {
         uint32_t uid, gid, mode, rdev;
 };
 
+struct share {
+        struct fs_config c;
+        int root_fd;            /* the share's root, or the single file's directory */
+        char *file_name;        /* single-file share: the file's name in root_fd */
+        struct inode *file;     /* single-file share: its one inode, once looked up */
+};
+
+enum ino_kind {
+        K_NORMAL,   /* a host inode, reached through fd */
+        K_FILEROOT, /* single mode, single-file share: the made-up root holding the file */
+        K_TOP,      /* multi mode: the made-up root holding one entry per share */
+};
+
 struct inode {
         uint64_t id;
-        int fd;          /* O_PATH, O_NOFOLLOW; -1 for a single-file share's root */
+        enum ino_kind kind;
+        struct share *sh; /* whose policy applies; NULL for K_TOP */
+        int fd;          /* O_PATH, O_NOFOLLOW; -1 for the made-up roots */
         dev_t dev;
         ino_t ino;
         mode_t type;     /* S_IFMT bits of the host inode */
@@ -39,8 +54,9 @@ struct inode {
 
 struct handle {
         uint64_t id;
-        int fd;
+        int fd;          /* -1 for a made-up directory */
         bool dir;
+        bool ro;         /* its share is read-only */
         struct handle *next;
 };
 
@@ -48,9 +64,9 @@ struct handle {
 #define HSIZE (1u << HBITS)
 
 struct fs {
-        struct fs_config c;
-        int root_fd;            /* share root, or the single file's directory */
-        char *file_name;        /* single-file share: the file's name in root_fd */
+        struct share *shares;
+        size_t nshares;
+        bool multi;             /* root is K_TOP, one entry per share */
         struct inode *root;
         struct inode *by_id[HSIZE], *by_key[HSIZE];
         struct handle *handles[HSIZE];
@@ -80,10 +96,11 @@ static struct inode *ino_get(struct fs *fs, uint64_t id)
         return NULL;
 }
 
-static struct inode *ino_find(struct fs *fs, dev_t dev, ino_t ino)
+/* The same host inode in two shares is two inodes: each has its policy. */
+static struct inode *ino_find(struct fs *fs, struct share *sh, dev_t dev, ino_t ino)
 {
         for (struct inode *i = fs->by_key[hkey(dev, ino)]; i; i = i->next_key)
-                if (i->dev == dev && i->ino == ino && !i->byname)
+                if (i->dev == dev && i->ino == ino && i->sh == sh && i->kind == K_NORMAL && !i->byname)
                         return i;
         return NULL;
 }
@@ -125,6 +142,8 @@ static void ino_drop(struct fs *fs, struct inode *i)
                         break;
                 }
         ino_unlink_key(fs, i);
+        if (i->sh && i->sh->file == i)
+                i->sh->file = NULL;
         if (i->fd >= 0)
                 close(i->fd);
         free(i);
@@ -139,12 +158,13 @@ static struct handle *fh_get(struct fs *fs, uint64_t id, bool dir)
         return NULL;
 }
 
-static uint64_t fh_new(struct fs *fs, int fd, bool dir)
+static uint64_t fh_new(struct fs *fs, int fd, bool dir, bool read_only)
 {
         struct handle *h = xcalloc(1, sizeof(*h));
         h->id = fs->next_fh++;
         h->fd = fd;
         h->dir = dir;
+        h->ro = read_only;
         unsigned b = hash64(h->id);
         h->next = fs->handles[b];
         fs->handles[b] = h;
@@ -157,7 +177,8 @@ static int fh_release(struct fs *fs, uint64_t id, bool dir)
                 if ((*p)->id == id && (*p)->dir == dir) {
                         struct handle *h = *p;
                         *p = h->next;
-                        close(h->fd);
+                        if (h->fd >= 0)
+                                close(h->fd);
                         free(h);
                         return 0;
                 }
@@ -212,7 +233,7 @@ static int check_name(const char *n)
  * so a file the host replaced by rename is what new opens see. */
 static int byname_refresh(struct fs *fs, struct inode *i)
 {
-        int fd = open_beneath(fs->root_fd, fs->file_name, O_PATH, 0);
+        int fd = open_beneath(i->sh->root_fd, i->sh->file_name, O_PATH, 0);
         if (fd < 0)
                 return fd;
         struct stat st;
@@ -233,7 +254,7 @@ static int byname_refresh(struct fs *fs, struct inode *i)
 
 static int ino_stat(struct fs *fs, struct inode *i, struct stat *st)
 {
-        if (i->fd < 0) { /* a single-file share's synthetic root */
+        if (i->kind != K_NORMAL) { /* a made-up root */
                 memset(st, 0, sizeof(*st));
                 st->st_ino = 1;
                 st->st_mode = S_IFDIR | 0755;
@@ -250,9 +271,14 @@ static int ino_stat(struct fs *fs, struct inode *i, struct stat *st)
 
 /* ---- ownership virtualization ---- */
 
-static bool virt(struct fs *fs)
+static bool virt(const struct inode *i)
 {
-        return fs->c.owner == FS_OWNER_VIRTUAL;
+        return i->sh && i->sh->c.owner == FS_OWNER_VIRTUAL;
+}
+
+static bool ro(const struct inode *i)
+{
+        return !i->sh || i->sh->c.read_only;
 }
 
 static void vstat_load(struct inode *i)
@@ -314,7 +340,7 @@ static void fill_attr(struct fs *fs, struct inode *i, const struct stat *st, str
         a->gid = st->st_gid;
         a->rdev = (uint32_t)st->st_rdev;
         a->blksize = (uint32_t)st->st_blksize;
-        if (virt(fs)) {
+        if (virt(i)) {
                 vstat_load(i);
                 if (i->vvalid) {
                         a->uid = i->v.uid;
@@ -335,7 +361,7 @@ static void set_timeout(double t, uint64_t *sec, uint32_t *nsec)
 
 static double timeout_for(struct fs *fs, struct inode *i)
 {
-        return i->byname ? 0 : fs->c.timeout;
+        return i->byname ? 0 : i->sh ? i->sh->c.timeout : 1;
 }
 
 static void fill_entry(struct fs *fs, struct inode *i, const struct stat *st, struct fuse_entry_out *e)
@@ -348,10 +374,10 @@ static void fill_entry(struct fs *fs, struct inode *i, const struct stat *st, st
         fill_attr(fs, i, st, &e->attr);
 }
 
-/* Find or make the inode for fd (consumed); counts one lookup. */
-static struct inode *ino_take(struct fs *fs, int fd, const struct stat *st)
+/* Find or make the inode for fd (consumed) in share sh; counts one lookup. */
+static struct inode *ino_take(struct fs *fs, struct share *sh, int fd, const struct stat *st)
 {
-        struct inode *i = ino_find(fs, st->st_dev, st->st_ino);
+        struct inode *i = ino_find(fs, sh, st->st_dev, st->st_ino);
         if (i) {
                 close(fd);
                 i->nlookup++;
@@ -359,6 +385,8 @@ static struct inode *ino_take(struct fs *fs, int fd, const struct stat *st)
         }
         i = xcalloc(1, sizeof(*i));
         i->id = fs->next_ino_id++;
+        i->kind = K_NORMAL;
+        i->sh = sh;
         i->fd = fd;
         i->dev = st->st_dev;
         i->ino = st->st_ino;
@@ -366,6 +394,60 @@ static struct inode *ino_take(struct fs *fs, int fd, const struct stat *st)
         i->nlookup = 1;
         ino_insert(fs, i);
         return i;
+}
+
+/* A single-file share's file: one inode, re-resolved by name. */
+static int lookup_file(struct fs *fs, struct share *sh, struct stat *st, struct inode **ret)
+{
+        struct inode *i = sh->file;
+        if (!i) {
+                i = xcalloc(1, sizeof(*i));
+                i->id = fs->next_ino_id++;
+                i->kind = K_NORMAL;
+                i->sh = sh;
+                i->fd = -1;
+                i->byname = true;
+                i->type = S_IFREG;
+                ino_insert(fs, i);
+                sh->file = i;
+        }
+        int r = byname_refresh(fs, i);
+        if (r < 0 && i->fd < 0) {
+                if (i->nlookup == 0) {
+                        sh->file = NULL;
+                        ino_drop(fs, i);
+                }
+                return r;
+        }
+        if (r < 0)
+                return r;
+        if (fstatat(i->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        i->nlookup++;
+        *ret = i;
+        return 0;
+}
+
+/* Multi mode: entry "N" of the top directory is share N's root. */
+static int lookup_share(struct fs *fs, const char *name, struct stat *st, struct inode **ret)
+{
+        char *end;
+        unsigned long k = strtoul(name, &end, 10);
+        if (*end || k >= fs->nshares || (name[0] == '0' && name[1]) || name[0] == '+' || name[0] == '-')
+                return -ENOENT;
+        struct share *sh = &fs->shares[k];
+        if (sh->c.single_file)
+                return lookup_file(fs, sh, st, ret);
+        int fd = fcntl(sh->root_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, st) < 0) {
+                int e = -errno;
+                close(fd);
+                return e;
+        }
+        *ret = ino_take(fs, sh, fd, st);
+        return 0;
 }
 
 static int do_lookup(struct fs *fs, struct inode *parent, const char *name, struct fuse_entry_out *e,
@@ -378,29 +460,10 @@ static int do_lookup(struct fs *fs, struct inode *parent, const char *name, stru
                 return -ENOTDIR;
         struct stat st;
         struct inode *i;
-        if (fs->file_name && parent == fs->root) {
-                if (strcmp(name, fs->file_name) != 0)
-                        return -ENOENT;
-                i = ino_get(fs, 2);
-                if (!i) {
-                        i = xcalloc(1, sizeof(*i));
-                        i->id = 2;
-                        i->fd = -1;
-                        i->byname = true;
-                        i->type = S_IFREG;
-                        ino_insert(fs, i);
-                }
-                r = byname_refresh(fs, i);
-                if (r < 0 && i->fd < 0) {
-                        if (i->nlookup == 0)
-                                ino_drop(fs, i);
-                        return r;
-                }
-                if (r < 0)
-                        return r;
-                if (fstatat(i->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
-                i->nlookup++;
+        if (parent->kind == K_TOP) {
+                r = lookup_share(fs, name, &st, &i);
+        } else if (parent->kind == K_FILEROOT) {
+                r = strcmp(name, parent->sh->file_name) ? -ENOENT : lookup_file(fs, parent->sh, &st, &i);
         } else {
                 int fd = open_beneath(parent->fd, name, O_PATH, 0);
                 if (fd < 0)
@@ -410,8 +473,11 @@ static int do_lookup(struct fs *fs, struct inode *parent, const char *name, stru
                         close(fd);
                         return r;
                 }
-                i = ino_take(fs, fd, &st);
+                i = ino_take(fs, parent->sh, fd, &st);
+                r = 0;
         }
+        if (r < 0)
+                return r;
         fill_entry(fs, i, &st, e);
         if (ret)
                 *ret = i;
@@ -466,9 +532,9 @@ static const char *take_name(struct args *a)
 
 /* ---- operations: each returns reply payload length or -errno ---- */
 
-#define RO_CHECK(fs)                    \
+#define RO_CHECK(i)                     \
         do {                            \
-                if ((fs)->c.read_only)  \
+                if (ro(i))              \
                         return -EROFS;  \
         } while (0)
 
@@ -484,7 +550,8 @@ static ssize_t op_init(struct fs *fs, struct args *a, uint8_t *res, size_t cap)
                 return -EINVAL;
         uint32_t want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS |
                         FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES;
-        want |= fs->c.read_only ? FUSE_CACHE_SYMLINKS : FUSE_AUTO_INVAL_DATA;
+        /* one read-only share (the image root) may be cached hard */
+        want |= !fs->multi && fs->shares[0].c.read_only ? FUSE_CACHE_SYMLINKS : FUSE_AUTO_INVAL_DATA;
         struct fuse_init_out o = {
                 .major = FUSE_KERNEL_VERSION,
                 .minor = in.minor < FUSE_KERNEL_MINOR_VERSION ? in.minor : FUSE_KERNEL_MINOR_VERSION,
@@ -565,9 +632,9 @@ static ssize_t op_setattr(struct fs *fs, struct inode *i, struct args *a, uint8_
         uint32_t v = in.valid;
         if (v & (FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW |
                  FATTR_MTIME_NOW))
-                RO_CHECK(fs);
-        if (i->fd < 0)
-                return -EPERM; /* the synthetic root */
+                RO_CHECK(i);
+        if (i->kind != K_NORMAL || i->fd < 0)
+                return -EPERM; /* a made-up root */
         if (i->byname)
                 byname_refresh(fs, i);
         int r;
@@ -594,7 +661,7 @@ static ssize_t op_setattr(struct fs *fs, struct inode *i, struct args *a, uint8_
                         return -errno;
         }
         if (v & (FATTR_MODE | FATTR_UID | FATTR_GID)) {
-                if (virt(fs)) {
+                if (virt(i)) {
                         struct stat st;
                         r = ino_stat(fs, i, &st);
                         if (r < 0)
@@ -630,12 +697,12 @@ static int dir_op_check(struct fs *fs, struct inode *parent, const char *name)
 {
         if (!name)
                 return -EINVAL;
-        if (fs->c.read_only)
+        if (parent->kind != K_NORMAL)
+                return -EPERM; /* made-up roots hold their entries, no more */
+        if (ro(parent))
                 return -EROFS;
         if (!S_ISDIR(parent->type))
                 return -ENOTDIR;
-        if (fs->file_name && parent == fs->root)
-                return -EPERM; /* a single-file share holds its one file, no more */
         return check_name(name);
 }
 
@@ -648,7 +715,7 @@ static ssize_t finish_create(struct fs *fs, struct inode *parent, const char *na
         int r = do_lookup(fs, parent, name, &e, &i);
         if (r < 0)
                 return r;
-        if (virt(fs)) {
+        if (virt(parent)) {
                 struct vstat nv = {.uid = h->uid, .gid = h->gid, .mode = mode, .rdev = rdev};
                 if (nv.uid != e.attr.uid || nv.gid != e.attr.gid || nv.mode != e.attr.mode || nv.rdev != e.attr.rdev) {
                         vstat_store(i, &nv);
@@ -671,9 +738,9 @@ static ssize_t finish_create(struct fs *fs, struct inode *parent, const char *na
 /* Host mode for something the guest creates: with virtualization the host
  * copy never gets setuid/setgid/sticky or group/other write, and the owner
  * can always read and write it. */
-static mode_t host_mode(struct fs *fs, mode_t mode, bool dir)
+static mode_t host_mode(const struct inode *parent, mode_t mode, bool dir)
 {
-        if (!virt(fs))
+        if (!virt(parent))
                 return mode & 07777;
         return (mode & 0755) | (dir ? 0700 : 0600);
 }
@@ -691,9 +758,9 @@ static ssize_t op_mknod(struct fs *fs, struct inode *p, const struct fuse_in_hea
         mode_t t = in.mode & S_IFMT;
         if (!S_ISREG(t) && !S_ISCHR(t) && !S_ISBLK(t) && !S_ISFIFO(t) && !S_ISSOCK(t))
                 return -EINVAL;
-        if (virt(fs) || S_ISREG(t)) {
+        if (virt(p) || S_ISREG(t)) {
                 /* devices, fifos and sockets become plain host files */
-                int fd = open_beneath(p->fd, name, O_CREAT | O_EXCL | O_WRONLY, host_mode(fs, in.mode, false));
+                int fd = open_beneath(p->fd, name, O_CREAT | O_EXCL | O_WRONLY, host_mode(p, in.mode, false));
                 if (fd < 0)
                         return fd;
                 close(fd);
@@ -712,7 +779,7 @@ static ssize_t op_mkdir(struct fs *fs, struct inode *p, const struct fuse_in_hea
         int r = dir_op_check(fs, p, name);
         if (r < 0)
                 return r;
-        if (mkdirat(p->fd, name, host_mode(fs, in.mode, true)) < 0)
+        if (mkdirat(p->fd, name, host_mode(p, in.mode, true)) < 0)
                 return -errno;
         return finish_create(fs, p, name, h, S_IFDIR | (in.mode & 07777), 0, res, cap, NULL);
 }
@@ -739,12 +806,14 @@ static ssize_t op_link(struct fs *fs, struct inode *p, const struct fuse_in_head
         if (!take(a, &in, sizeof(in)))
                 return -EINVAL;
         const char *name = take_name(a);
-        int r = dir_op_check(fs, p, name);
-        if (r < 0)
-                return r;
         struct inode *old = ino_get(fs, in.oldnodeid);
         if (!old || old->fd < 0)
                 return -EBADF;
+        if (old->sh != p->sh)
+                return -EXDEV;
+        int r = dir_op_check(fs, p, name);
+        if (r < 0)
+                return r;
         if (S_ISDIR(old->type))
                 return -EPERM;
         char pp[64];
@@ -786,12 +855,14 @@ static ssize_t op_rename(struct fs *fs, struct inode *p, struct args *a, bool v2
         struct inode *np = ino_get(fs, newdir);
         if (!np)
                 return -EBADF;
+        if (np->sh != p->sh)
+                return -EXDEV;
         int r = dir_op_check(fs, p, oldname);
         if (r == 0)
                 r = dir_op_check(fs, np, newname);
         if (r < 0)
                 return r;
-        uint32_t allowed = RENAME_NOREPLACE | RENAME_EXCHANGE | (virt(fs) ? 0 : RENAME_WHITEOUT);
+        uint32_t allowed = RENAME_NOREPLACE | RENAME_EXCHANGE | (virt(p) ? 0 : RENAME_WHITEOUT);
         if (flags & ~allowed)
                 return -EINVAL;
         if (renameat2(p->fd, oldname, np->fd, newname, flags) < 0)
@@ -799,10 +870,10 @@ static ssize_t op_rename(struct fs *fs, struct inode *p, struct args *a, bool v2
         return 0;
 }
 
-static int open_flags(struct fs *fs, uint32_t gflags, int *ret)
+static int open_flags(const struct inode *i, uint32_t gflags, int *ret)
 {
         int fl = (int)gflags & (O_ACCMODE | O_APPEND | O_TRUNC | O_SYNC | O_DSYNC | O_NOATIME);
-        if (fs->c.read_only && ((fl & O_ACCMODE) != O_RDONLY || (fl & O_TRUNC)))
+        if (ro(i) && ((fl & O_ACCMODE) != O_RDONLY || (fl & O_TRUNC)))
                 return -EROFS;
         if ((fl & O_ACCMODE) == O_ACCMODE)
                 return -EINVAL;
@@ -814,7 +885,7 @@ static uint32_t fopen_flags(struct fs *fs, struct inode *i)
 {
         if (i->byname)
                 return 0;
-        return fs->c.read_only ? FOPEN_KEEP_CACHE : 0;
+        return ro(i) ? FOPEN_KEEP_CACHE : 0;
 }
 
 static ssize_t op_open(struct fs *fs, struct inode *i, struct args *a, uint8_t *res, size_t cap, bool dir)
@@ -828,12 +899,12 @@ static ssize_t op_open(struct fs *fs, struct inode *i, struct args *a, uint8_t *
         if (dir) {
                 if (!S_ISDIR(i->type))
                         return -ENOTDIR;
-                /* the synthetic root's listing is made up, its fd never read */
-                fd = i->fd < 0 ? fcntl(fs->root_fd, F_DUPFD_CLOEXEC, 3) : ino_open(i, O_RDONLY | O_DIRECTORY);
-                if (fd < 0)
-                        return i->fd < 0 ? -errno : fd;
+                /* a made-up root's listing is made up too: no fd */
+                fd = i->kind != K_NORMAL ? -1 : ino_open(i, O_RDONLY | O_DIRECTORY);
+                if (i->kind == K_NORMAL && fd < 0)
+                        return fd;
         } else {
-                int r = open_flags(fs, in.flags, &fl);
+                int r = open_flags(i, in.flags, &fl);
                 if (r < 0)
                         return r;
                 if (i->byname && (r = byname_refresh(fs, i)) < 0)
@@ -844,8 +915,8 @@ static ssize_t op_open(struct fs *fs, struct inode *i, struct args *a, uint8_t *
                 if (fd < 0)
                         return fd;
         }
-        struct fuse_open_out o = {.fh = fh_new(fs, fd, dir), .open_flags = dir ? 0 : fopen_flags(fs, i)};
-        if (dir && fs->c.read_only)
+        struct fuse_open_out o = {.fh = fh_new(fs, fd, dir, ro(i)), .open_flags = dir ? 0 : fopen_flags(fs, i)};
+        if (dir && ro(i) && i->kind == K_NORMAL)
                 o.open_flags = FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR;
         memcpy(res, &o, sizeof(o));
         return sizeof(o);
@@ -864,12 +935,12 @@ static ssize_t op_create(struct fs *fs, struct inode *p, const struct fuse_in_he
         if (cap < sizeof(struct fuse_entry_out) + sizeof(struct fuse_open_out))
                 return -EINVAL;
         int fl;
-        r = open_flags(fs, in.flags, &fl);
+        r = open_flags(p, in.flags, &fl);
         if (r < 0)
                 return r;
         /* O_NONBLOCK: an existing fifo must not hang the server */
         int fd = open_beneath(p->fd, name, fl | O_CREAT | (int)(in.flags & O_EXCL) | O_NONBLOCK,
-                              host_mode(fs, in.mode, false));
+                              host_mode(p, in.mode, false));
         if (fd < 0)
                 return fd;
         struct stat st;
@@ -884,7 +955,7 @@ static ssize_t op_create(struct fs *fs, struct inode *p, const struct fuse_in_he
                 close(fd);
                 return n;
         }
-        struct fuse_open_out o = {.fh = fh_new(fs, fd, false), .open_flags = fopen_flags(fs, i)};
+        struct fuse_open_out o = {.fh = fh_new(fs, fd, false, ro(p)), .open_flags = fopen_flags(fs, i)};
         memcpy(res + n, &o, sizeof(o));
         return n + (ssize_t)sizeof(o);
 }
@@ -909,10 +980,11 @@ static ssize_t op_write(struct fs *fs, struct args *a, uint8_t *res, size_t cap)
         struct fuse_write_in in;
         if (!take(a, &in, sizeof(in)))
                 return -EINVAL;
-        RO_CHECK(fs);
         struct handle *h = fh_get(fs, in.fh, false);
         if (!h)
                 return -EBADF;
+        if (h->ro)
+                return -EROFS;
         if (in.size != a->len || in.size > FS_MAX_WRITE || in.offset > (uint64_t)INT64_MAX ||
             cap < sizeof(struct fuse_write_out))
                 return -EINVAL;
@@ -924,10 +996,11 @@ static ssize_t op_write(struct fs *fs, struct args *a, uint8_t *res, size_t cap)
         return sizeof(o);
 }
 
-static ssize_t op_statfs(struct fs *fs, uint8_t *res, size_t cap)
+static ssize_t op_statfs(struct fs *fs, struct inode *i, uint8_t *res, size_t cap)
 {
         struct statfs s;
-        if (fstatfs(fs->root_fd, &s) < 0)
+        struct share *sh = i->sh ? i->sh : &fs->shares[0];
+        if (fstatfs(sh->root_fd, &s) < 0)
                 return -errno;
         struct fuse_statfs_out o = {.st = {
                 .blocks = s.f_blocks, .bfree = s.f_bfree, .bavail = s.f_bavail, .files = s.f_files,
@@ -947,7 +1020,7 @@ static ssize_t op_fsync(struct fs *fs, struct args *a, bool dir)
         struct handle *h = fh_get(fs, in.fh, dir);
         if (!h)
                 return -EBADF;
-        if (fs->c.read_only)
+        if (h->ro)
                 return 0;
         int r = (in.fsync_flags & 1) ? fdatasync(h->fd) : fsync(h->fd);
         return r < 0 ? -errno : 0;
@@ -973,10 +1046,21 @@ static ssize_t op_readdir(struct fs *fs, struct inode *i, struct args *a, uint8_
                 return -EBADF;
         size_t limit = in.size < cap ? in.size : cap;
         size_t used = 0;
-        if (i->fd < 0) { /* single-file root: ".", "..", the file */
-                const char *names[3] = {".", "..", fs->file_name};
-                for (uint64_t k = in.offset; k < 3; k++) {
-                        size_t nl = strlen(names[k]);
+        if (i->kind != K_NORMAL) {
+                /* made-up roots: ".", "..", then the single file, or one
+                 * entry per share named by its index */
+                size_t n = i->kind == K_TOP ? fs->nshares : 1;
+                for (uint64_t k = in.offset; k < 2 + n; k++) {
+                        char nb[24];
+                        const char *name = k == 0 ? "." : k == 1 ? ".." : nb;
+                        if (k >= 2) {
+                                if (i->kind == K_TOP)
+                                        snprintf(nb, sizeof(nb), "%llu", (unsigned long long)(k - 2));
+                                else
+                                        name = i->sh->file_name;
+                        }
+                        bool is_dir = k < 2 || (i->kind == K_TOP && !fs->shares[k - 2].c.single_file);
+                        size_t nl = strlen(name);
                         size_t need = plus ? FUSE_DIRENTPLUS_SIZE(&(struct fuse_direntplus){.dirent.namelen = (uint32_t)nl})
                                            : FUSE_DIRENT_SIZE(&(struct fuse_dirent){.namelen = (uint32_t)nl});
                         if (used + need > limit)
@@ -985,21 +1069,18 @@ static ssize_t op_readdir(struct fs *fs, struct inode *i, struct args *a, uint8_
                         if (plus) {
                                 struct fuse_direntplus *dp = (struct fuse_direntplus *)(res + used);
                                 memset(dp, 0, need);
-                                if (k == 2) {
-                                        struct inode *child;
-                                        if (do_lookup(fs, i, names[k], &dp->entry_out, &child) < 0)
-                                                memset(&dp->entry_out, 0, sizeof(dp->entry_out));
-                                }
+                                if (k >= 2 && do_lookup(fs, i, name, &dp->entry_out, NULL) < 0)
+                                        memset(&dp->entry_out, 0, sizeof(dp->entry_out));
                                 d = &dp->dirent;
                         } else {
                                 d = (struct fuse_dirent *)(res + used);
                                 memset(d, 0, need);
                         }
-                        d->ino = k == 2 ? 2 : 1;
+                        d->ino = k + 1;
                         d->off = k + 1;
                         d->namelen = (uint32_t)nl;
-                        d->type = k == 2 ? DT_REG : DT_DIR;
-                        memcpy(d->name, names[k], nl);
+                        d->type = is_dir ? DT_DIR : DT_REG;
+                        memcpy(d->name, name, nl);
                         used += need;
                 }
                 return (ssize_t)used;
@@ -1051,11 +1132,11 @@ static ssize_t op_readdir(struct fs *fs, struct inode *i, struct args *a, uint8_
 #define GUEST_NS_PREFIX FS_XATTR_PREFIX "g."
 
 /* Host name for a guest xattr name, or NULL if the guest may not use it. */
-static const char *xattr_host_name(struct fs *fs, const char *name, char *buf, size_t n)
+static const char *xattr_host_name(const struct inode *i, const char *name, char *buf, size_t n)
 {
         if (!*name || strlen(name) > XATTR_NAME_MAX || str_has_prefix(name, FS_XATTR_PREFIX))
                 return NULL;
-        if (!virt(fs) || str_has_prefix(name, "user."))
+        if (!virt(i) || str_has_prefix(name, "user."))
                 return name;
         /* security.*, trusted.*, system.*: kept out of the host's namespaces */
         if (snprintf(buf, n, GUEST_NS_PREFIX "%s", name) >= (int)n)
@@ -1072,7 +1153,7 @@ static ssize_t op_getxattr(struct fs *fs, struct inode *i, struct args *a, uint8
         if (!name)
                 return -EINVAL;
         char hb[XATTR_NAME_MAX + 16];
-        const char *hn = xattr_host_name(fs, name, hb, sizeof(hb));
+        const char *hn = xattr_host_name(i, name, hb, sizeof(hb));
         if (!hn || i->fd < 0 || S_ISLNK(i->type) || (!S_ISREG(i->type) && !S_ISDIR(i->type)))
                 return -ENODATA;
         char p[64];
@@ -1114,11 +1195,11 @@ static ssize_t op_listxattr(struct fs *fs, struct inode *i, struct args *a, uint
                 size_t l = strnlen(nm, (size_t)(n - off));
                 off += (ssize_t)l + 1;
                 const char *show = NULL;
-                if (str_has_prefix(nm, GUEST_NS_PREFIX) && virt(fs))
+                if (str_has_prefix(nm, GUEST_NS_PREFIX) && virt(i))
                         show = nm + strlen(GUEST_NS_PREFIX);
                 else if (str_has_prefix(nm, FS_XATTR_PREFIX))
                         show = NULL;
-                else if (!virt(fs) || str_has_prefix(nm, "user."))
+                else if (!virt(i) || str_has_prefix(nm, "user."))
                         show = nm;
                 if (show && *show) {
                         size_t sl = strlen(show) + 1;
@@ -1148,9 +1229,9 @@ static ssize_t op_setxattr(struct fs *fs, struct inode *i, struct args *a)
         const char *name = take_name(a);
         if (!name || in.size != a->len || in.size > XATTR_SIZE_MAX)
                 return -EINVAL;
-        RO_CHECK(fs);
+        RO_CHECK(i);
         char hb[XATTR_NAME_MAX + 16];
-        const char *hn = xattr_host_name(fs, name, hb, sizeof(hb));
+        const char *hn = xattr_host_name(i, name, hb, sizeof(hb));
         if (!hn)
                 return -EPERM;
         if (i->fd < 0 || (!S_ISREG(i->type) && !S_ISDIR(i->type)))
@@ -1165,9 +1246,9 @@ static ssize_t op_removexattr(struct fs *fs, struct inode *i, struct args *a)
         const char *name = take_name(a);
         if (!name)
                 return -EINVAL;
-        RO_CHECK(fs);
+        RO_CHECK(i);
         char hb[XATTR_NAME_MAX + 16];
-        const char *hn = xattr_host_name(fs, name, hb, sizeof(hb));
+        const char *hn = xattr_host_name(i, name, hb, sizeof(hb));
         if (!hn)
                 return -EPERM;
         if (i->fd < 0 || (!S_ISREG(i->type) && !S_ISDIR(i->type)))
@@ -1216,10 +1297,11 @@ static ssize_t op_fallocate(struct fs *fs, struct args *a)
         struct fuse_fallocate_in in;
         if (!take(a, &in, sizeof(in)))
                 return -EINVAL;
-        RO_CHECK(fs);
         struct handle *h = fh_get(fs, in.fh, false);
         if (!h)
                 return -EBADF;
+        if (h->ro)
+                return -EROFS;
         if (in.offset > (uint64_t)INT64_MAX || in.length > (uint64_t)INT64_MAX)
                 return -EINVAL;
         return fallocate(h->fd, (int)in.mode, (off_t)in.offset, (off_t)in.length) < 0 ? -errno : 0;
@@ -1231,7 +1313,8 @@ static void drop_all(struct fs *fs)
                 while (fs->handles[b]) {
                         struct handle *h = fs->handles[b];
                         fs->handles[b] = h->next;
-                        close(h->fd);
+                        if (h->fd >= 0)
+                                close(h->fd);
                         free(h);
                 }
                 struct inode *i = fs->by_id[b];
@@ -1297,9 +1380,6 @@ size_t fs_handle(void *v, const uint8_t *in, size_t inlen, uint8_t *out, size_t 
                 fs->inited = false;
                 r = 0;
                 goto done;
-        case FUSE_STATFS:
-                r = op_statfs(fs, res, cap);
-                goto done;
         case FUSE_READ:
                 r = op_read(fs, &a, res, cap);
                 goto done;
@@ -1326,9 +1406,11 @@ size_t fs_handle(void *v, const uint8_t *in, size_t inlen, uint8_t *out, size_t 
                 r = op_fsync(fs, &a, h.opcode == FUSE_FSYNCDIR);
                 goto done;
         case FUSE_SYNCFS:
-                if (!fs->c.read_only) {
+                for (size_t k = 0; k < fs->nshares; k++) {
+                        if (fs->shares[k].c.read_only)
+                                continue;
                         char p[64];
-                        procpath(p, sizeof(p), fs->root_fd);
+                        procpath(p, sizeof(p), fs->shares[k].root_fd);
                         int rfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                         if (rfd >= 0) {
                                 syncfs(rfd);
@@ -1345,6 +1427,7 @@ size_t fs_handle(void *v, const uint8_t *in, size_t inlen, uint8_t *out, size_t 
         }
         switch (h.opcode) {
         case FUSE_LOOKUP: r = op_lookup(fs, i, &a, res, cap); break;
+        case FUSE_STATFS: r = op_statfs(fs, i, res, cap); break;
         case FUSE_GETATTR: r = reply_attr(fs, i, res, cap); break;
         case FUSE_SETATTR: r = op_setattr(fs, i, &a, res, cap); break;
         case FUSE_READLINK: r = op_readlink(fs, i, res, cap); break;
@@ -1370,7 +1453,7 @@ size_t fs_handle(void *v, const uint8_t *in, size_t inlen, uint8_t *out, size_t 
                 if (!take(&a, &ai, sizeof(ai)))
                         r = -EINVAL;
                 else
-                        r = (fs->c.read_only && (ai.mask & W_OK)) ? -EROFS : 0;
+                        r = (ro(i) && (ai.mask & W_OK)) ? -EROFS : 0;
                 break;
         }
         default: r = -ENOSYS; break;
@@ -1387,56 +1470,91 @@ done:;
         return oh.len;
 }
 
-int fs_new(const struct fs_config *c, struct fs **ret, char *err, size_t errsz)
+static int share_open(struct share *sh, const struct fs_config *c, char *err, size_t errsz)
 {
-        struct fs *fs = xcalloc(1, sizeof(*fs));
-        fs->c = *c;
-        fs->next_ino_id = 3; /* 1 is the root, 2 a single-file share's file */
-        fs->next_fh = 1;
+        sh->c = *c;
+        sh->root_fd = -1;
         const char *dir = c->path;
-        char *copy = NULL;
+        _cleanup_free_ char *copy = NULL;
+        if (!c->path || c->path[0] != '/') {
+                snprintf(err, errsz, "%s: not an absolute path", c->path ? c->path : "(null)");
+                return -EINVAL;
+        }
         if (c->single_file) {
                 copy = xstrdup(c->path);
                 char *slash = strrchr(copy, '/');
-                if (!slash || !slash[1]) {
-                        snprintf(err, errsz, "%s: not an absolute file path", c->path);
-                        free(copy);
-                        free(fs);
+                if (!slash[1]) {
+                        snprintf(err, errsz, "%s: not a file path", c->path);
                         return -EINVAL;
                 }
-                fs->file_name = xstrdup(slash + 1);
+                sh->file_name = xstrdup(slash + 1);
                 *slash = 0;
                 dir = *copy ? copy : "/";
         }
-        fs->root_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        int e = errno;
-        free(copy);
-        if (fs->root_fd < 0) {
+        sh->root_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (sh->root_fd < 0) {
+                int e = errno;
                 snprintf(err, errsz, "cannot open %s: %s", dir, strerror(e));
-                free(fs->file_name);
-                free(fs);
                 return -e;
+        }
+        if (c->single_file) {
+                struct stat st;
+                if (fstatat(sh->root_fd, sh->file_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+                        snprintf(err, errsz, "%s: not a regular file", c->path);
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+static void share_close(struct share *sh)
+{
+        if (sh->root_fd >= 0)
+                close(sh->root_fd);
+        free(sh->file_name);
+}
+
+int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **ret, char *err, size_t errsz)
+{
+        if (n == 0 || (!multi && n != 1)) {
+                snprintf(err, errsz, "no share given");
+                return -EINVAL;
+        }
+        struct fs *fs = xcalloc(1, sizeof(*fs));
+        fs->shares = xcalloc(n, sizeof(*fs->shares));
+        fs->multi = multi;
+        fs->next_ino_id = 2; /* 1 is the root */
+        fs->next_fh = 1;
+        for (size_t k = 0; k < n; k++) {
+                fs->shares[k].root_fd = -1;
+                fs->nshares = k + 1;
+                int r = share_open(&fs->shares[k], &c[k], err, errsz);
+                if (r < 0) {
+                        fs_free(fs);
+                        return r;
+                }
         }
         struct inode *root = xcalloc(1, sizeof(*root));
         root->id = FUSE_ROOT_ID;
         root->nlookup = 1;
         root->type = S_IFDIR;
-        if (c->single_file) {
-                root->fd = -1;
-                struct stat st;
-                if (fstatat(fs->root_fd, fs->file_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
-                        snprintf(err, errsz, "%s: not a regular file", c->path);
-                        close(fs->root_fd);
-                        free(fs->file_name);
-                        free(root);
-                        free(fs);
-                        return -EINVAL;
-                }
+        root->fd = -1;
+        if (multi) {
+                root->kind = K_TOP;
+        } else if (c[0].single_file) {
+                root->kind = K_FILEROOT;
+                root->sh = &fs->shares[0];
         } else {
-                root->fd = fcntl(fs->root_fd, F_DUPFD_CLOEXEC, 3);
                 struct stat st;
+                root->kind = K_NORMAL;
+                root->sh = &fs->shares[0];
+                root->fd = fcntl(fs->shares[0].root_fd, F_DUPFD_CLOEXEC, 3);
                 if (root->fd < 0 || fstat(root->fd, &st) < 0) {
-                        snprintf(err, errsz, "cannot stat %s: %s", dir, strerror(errno));
+                        snprintf(err, errsz, "cannot stat %s: %s", c[0].path, strerror(errno));
+                        if (root->fd >= 0)
+                                close(root->fd);
+                        free(root);
+                        fs_free(fs);
                         return -EIO;
                 }
                 root->dev = st.st_dev;
@@ -1448,13 +1566,20 @@ int fs_new(const struct fs_config *c, struct fs **ret, char *err, size_t errsz)
         return 0;
 }
 
+int fs_new(const struct fs_config *c, struct fs **ret, char *err, size_t errsz)
+{
+        return fs_new_multi(c, 1, false, ret, err, errsz);
+}
+
 void fs_free(struct fs *fs)
 {
         if (!fs)
                 return;
         drop_all(fs);
-        ino_drop(fs, fs->root);
-        close(fs->root_fd);
-        free(fs->file_name);
+        if (fs->root)
+                ino_drop(fs, fs->root);
+        for (size_t k = 0; k < fs->nshares; k++)
+                share_close(&fs->shares[k]);
+        free(fs->shares);
         free(fs);
 }

@@ -37,6 +37,11 @@ struct fs;
 /* The process's working directory must be /proc/self/fd while it serves:
  * inodes are reopened and their xattrs reached through it.  Open the share; on failure returns -errno and writes a reason to err. */
 int fs_new(const struct fs_config *c, struct fs **ret, char *err, size_t errsz);
+/* n shares behind one device.  With multi, the root is a made-up directory
+ * whose entry "K" is share K (its root directory, or for a single-file share
+ * the file itself), each with its own policy; the guest mounts it once and
+ * bind-mounts the entries.  Without, n must be 1 and the root is the share. */
+int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **ret, char *err, size_t errsz);
 void fs_free(struct fs *fs);
 /* One request in, one reply out (see vu_handler); 0 means no reply. */
 size_t fs_handle(void *fs, const uint8_t *in, size_t inlen, uint8_t *out, size_t outcap);

@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * msb-fsd: one share, one process.  msb starts it with a listening unix
- * socket at fd 3 (so QEMU can connect the moment it starts), it accepts one
- * vhost-user connection, serves FUSE requests for the share until QEMU goes
- * away, and exits.
+ * msb-fsd: one virtio-fs device, one process.  msb starts it with a
+ * listening unix socket at fd 3 (so QEMU can connect the moment it starts),
+ * it accepts one vhost-user connection, serves FUSE requests until QEMU goes
+ * away, and exits.  Two forms:
  *
  *   msb-fsd --fd 3 --path DIR|FILE [--file] [--ro] [--owner virtual|passthrough]
  *           [--timeout SECONDS]
+ *       one share, the device's root (the image root)
+ *   msb-fsd --fd 3 --volume OPTS:PATH... [--timeout SECONDS]
+ *       many shares, entry K of the device's root is the K-th --volume; OPTS
+ *       is a comma-separated list of dir|file, ro|rw, virtual|passthrough
+ *       (PATH, everything after the first ':', may hold any character)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,8 +37,44 @@
 
 static void usage(FILE *f)
 {
-        fprintf(f, "usage: msb-fsd --fd N --path DIR|FILE [--file] [--ro] [--owner virtual|passthrough] "
-                   "[--timeout SECONDS] [--no-sandbox]\n");
+        fprintf(f, "usage: msb-fsd --fd N --path DIR|FILE [--file] [--ro] [--owner virtual|passthrough]\n"
+                   "               [--timeout SECONDS] [--no-sandbox]\n"
+                   "       msb-fsd --fd N --volume {dir|file},{ro|rw},{virtual|passthrough}:PATH...\n"
+                   "               [--timeout SECONDS] [--no-sandbox]\n");
+}
+
+#define MAX_VOLUMES 64
+
+static int parse_volume(const char *spec, struct fs_config *c)
+{
+        const char *colon = strchr(spec, ':');
+        if (!colon || !colon[1])
+                return -1;
+        char opts[64];
+        size_t n = (size_t)(colon - spec);
+        if (n >= sizeof(opts))
+                return -1;
+        memcpy(opts, spec, n);
+        opts[n] = 0;
+        *c = (struct fs_config){.path = colon + 1, .owner = FS_OWNER_VIRTUAL};
+        int seen = 0;
+        for (char *save = NULL, *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+                if (!strcmp(o, "dir"))
+                        seen |= 1;
+                else if (!strcmp(o, "file"))
+                        seen |= 1, c->single_file = true;
+                else if (!strcmp(o, "rw"))
+                        seen |= 2;
+                else if (!strcmp(o, "ro"))
+                        seen |= 2, c->read_only = true;
+                else if (!strcmp(o, "virtual"))
+                        seen |= 4;
+                else if (!strcmp(o, "passthrough"))
+                        seen |= 4, c->owner = FS_OWNER_PASSTHROUGH;
+                else
+                        return -1;
+        }
+        return seen == 7 ? 0 : -1;
 }
 
 static void serve_queues(struct vu_dev *d, struct fs *fs, uint8_t *inbuf, uint8_t *outbuf)
@@ -52,6 +93,8 @@ static void serve_queues(struct vu_dev *d, struct fs *fs, uint8_t *inbuf, uint8_
 int main(int argc, char **argv)
 {
         struct fs_config c = {.owner = FS_OWNER_VIRTUAL, .timeout = 1.0};
+        static struct fs_config vols[MAX_VOLUMES];
+        size_t nvols = 0;
         int lfd = -1;
         bool sandbox = true;
         static const struct option opts[] = {
@@ -59,7 +102,7 @@ int main(int argc, char **argv)
                 {"file", no_argument, NULL, 'F'},         {"ro", no_argument, NULL, 'r'},
                 {"owner", required_argument, NULL, 'o'},  {"timeout", required_argument, NULL, 't'},
                 {"no-sandbox", no_argument, NULL, 'N'},   {"help", no_argument, NULL, 'h'},
-                {"version", no_argument, NULL, 'V'},
+                {"version", no_argument, NULL, 'V'},      {"volume", required_argument, NULL, 'v'},
                 {0},
         };
         int ch;
@@ -102,6 +145,15 @@ int main(int argc, char **argv)
                 case 'N':
                         sandbox = false;
                         break;
+                case 'v':
+                        if (nvols >= MAX_VOLUMES || parse_volume(optarg, &vols[nvols]) < 0) {
+                                fprintf(stderr, "msb-fsd: --volume '%s': expected {dir|file},{ro|rw},"
+                                                "{virtual|passthrough}:PATH (at most %d)\n",
+                                        optarg, MAX_VOLUMES);
+                                return 2;
+                        }
+                        nvols++;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 0;
@@ -114,7 +166,7 @@ int main(int argc, char **argv)
                         return 2;
                 }
         }
-        if (lfd < 0 || !c.path || optind != argc) {
+        if (lfd < 0 || optind != argc || (!c.path) == (nvols == 0)) {
                 usage(stderr);
                 return 2;
         }
@@ -127,7 +179,12 @@ int main(int argc, char **argv)
         }
         struct fs *fs;
         char err[512];
-        int r = fs_new(&c, &fs, err, sizeof(err));
+        for (size_t k = 0; k < nvols; k++)
+                vols[k].timeout = c.timeout;
+        bool passthrough = c.owner == FS_OWNER_PASSTHROUGH;
+        for (size_t k = 0; k < nvols; k++)
+                passthrough |= vols[k].owner == FS_OWNER_PASSTHROUGH;
+        int r = nvols ? fs_new_multi(vols, nvols, true, &fs, err, sizeof(err)) : fs_new(&c, &fs, err, sizeof(err));
         if (r < 0) {
                 fprintf(stderr, "msb-fsd: %s\n", err);
                 return 1;
@@ -137,7 +194,7 @@ int main(int argc, char **argv)
                 perror("msb-fsd: epoll_create1");
                 return 1;
         }
-        if (sandbox ? fsd_sandbox_enter(c.owner == FS_OWNER_PASSTHROUGH, err, sizeof(err)) < 0
+        if (sandbox ? fsd_sandbox_enter(passthrough, err, sizeof(err)) < 0
                     : chdir("/proc/self/fd") < 0) {
                 fprintf(stderr, "msb-fsd: %s\n", sandbox ? err : strerror(errno));
                 return 1;

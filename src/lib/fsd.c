@@ -63,8 +63,23 @@ static char **msb_fsd_argv(const struct fsd_share *s, int listen_fd)
         return v;
 }
 
+static char **msb_fsd_argv_multi(const struct fsd_share *s, size_t n, int listen_fd)
+{
+        char **v = NULL;
+        strv_push_take(&v, msb_fsd_binary());
+        strv_push_take(&v, xasprintf("--fd=%d", listen_fd));
+        strv_push(&v, "--timeout");
+        strv_push(&v, "1");
+        for (size_t i = 0; i < n; i++) {
+                strv_push(&v, "--volume");
+                strv_push_take(&v, xasprintf("%s,%s,%s:%s", s[i].file ? "file" : "dir", s[i].read_only ? "ro" : "rw",
+                                             s[i].owner_passthrough ? "passthrough" : "virtual", s[i].path));
+        }
+        return v;
+}
+
 static const struct fsd_backend backends[] = {
-        {.name = "msb", .argv = msb_fsd_argv, .enforces_ro = true, .needs_root = false, .files = true},
+        {.name = "msb", .argv = msb_fsd_argv, .argv_multi = msb_fsd_argv_multi, .enforces_ro = true, .needs_root = false, .files = true},
         {.name = "virtiofsd", .argv = virtiofsd_argv, .enforces_ro = false, .needs_root = true, .files = false},
 };
 

@@ -143,6 +143,9 @@ struct fsd_backend {
         /* argv for a server of share s on the listening socket passed as
          * fd listen_fd */
         char **(*argv)(const struct fsd_share *s, int listen_fd);
+        /* argv for one server of n shares behind one device, entry "K" of
+         * its root being share K; NULL if the backend cannot */
+        char **(*argv_multi)(const struct fsd_share *s, size_t n, int listen_fd);
         bool enforces_ro;  /* else read-only is the guest's mount flag only */
         bool needs_root;
         bool files;        /* can share a single file */

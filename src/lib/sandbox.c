@@ -28,6 +28,7 @@
 #include "proto/proto.h"
 
 #define MAX_VOLUMES 32u
+#define VIRTIOFSD_MAX_VOLUMES 6u
 #define DEFAULT_MEMORY_MIB 512u
 #define MAX_MEMORY_MIB (64u * 1024u)
 #define MAX_CPUS 64u
@@ -35,9 +36,10 @@
 #define CTL_OUTQ_HIGH (1u << 20)
 
 struct volume {
-        char *host;
-        char *guest;
+        char *host;   /* resolved once: realpath */
+        char *guest;  /* normalized */
         unsigned flags;
+        bool file;    /* host is a regular file */
 };
 
 struct msb_run_opts {
@@ -218,19 +220,17 @@ int msb_run_opts_add_volume(struct msb_run_opts *o, const char *host, const char
         struct stat st;
         if (stat(real, &st) < 0)
                 return msb_err(err, errno, "volume '%s:%s': %s", host, guest, strerror(errno));
-        if (S_ISREG(st.st_mode))
-                return msb_err(err, ENOTSUP,
-                               "volume '%s:%s': host path is a file; file volumes are not supported yet, share its "
-                               "directory instead",
-                               host, guest);
-        if (!S_ISDIR(st.st_mode))
-                return msb_err(err, EINVAL, "volume '%s:%s': host path is neither a file nor a directory", host,
-                               guest);
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+                return msb_err(err, EINVAL,
+                               "volume '%s:%s': host path %s is neither a regular file nor a directory (a socket, "
+                               "device or fifo cannot be shared)",
+                               host, guest, real);
         for (size_t i = 0; i < o->nvols; i++)
                 if (!strcmp(o->vols[i].guest, g))
                         return msb_err(err, EINVAL, "volume '%s:%s': guest path %s is already used by another volume",
                                        host, guest, g);
-        o->vols[o->nvols++] = (struct volume){.host = TAKE_PTR(real), .guest = TAKE_PTR(g), .flags = flags};
+        o->vols[o->nvols++] =
+                (struct volume){.host = TAKE_PTR(real), .guest = TAKE_PTR(g), .flags = flags, .file = S_ISREG(st.st_mode)};
         return 0;
 }
 
@@ -270,6 +270,7 @@ struct child {
         pid_t pid;
         int pidfd;
         char *what;
+        char *log;   /* its stderr, for the message when it dies */
 };
 
 struct sandbox {
@@ -294,6 +295,7 @@ static void sandbox_teardown(struct sandbox *sb)
         for (size_t i = 0; i < sb->nfsd; i++) {
                 proc_kill_wait(sb->fsd[i].pid, &sb->fsd[i].pidfd);
                 free(sb->fsd[i].what);
+                free(sb->fsd[i].log);
         }
         free(sb->qemu.what);
         for (size_t i = 0; i < sb->nshares; i++) {
@@ -342,12 +344,14 @@ static void console_tail(const char *path, char *out, size_t outsz, int lines)
                         *c = ' ';
 }
 
-static int add_share(struct sandbox *sb, const struct fsd_backend *be, const struct fsd_share *share,
-                     struct msb_error *err)
+/* Start one virtio-fs server: msb binds and listens on its socket, the
+ * server inherits the listening socket, so QEMU can connect the moment it
+ * starts (no wait-for-socket race).  The device gets a random tag, never
+ * derived from a path, so two shares can never collide. */
+static int add_server(struct sandbox *sb, char **argv_for_fd3, const char *what, struct msb_error *err)
 {
         size_t i = sb->nshares;
         char tag[33];
-        /* random tags: never derived from paths, so no collisions */
         random_hex(tag, 8);
         memmove(tag + 3, tag, 17);
         memcpy(tag, "msb", 3);
@@ -360,21 +364,42 @@ static int add_share(struct sandbox *sb, const struct fsd_backend *be, const str
         _cleanup_close_ int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0)
                 return msb_err(err, errno, "cannot create socket %s: %s", sock, strerror(errno));
-        /* the server inherits the listening socket, so QEMU can connect
-         * the moment it starts: no wait-for-socket race */
-        _cleanup_strv_ char **argv = be->argv(share, 3);
         _cleanup_free_ char *logp = xasprintf("%s/fsd%zu.log", sb->dir, i);
         _cleanup_close_ int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         struct child *c = &sb->fsd[sb->nfsd];
-        int r = proc_spawn(argv, -1, logfd, logfd, lfd, &c->pid, &c->pidfd);
+        int r = proc_spawn(argv_for_fd3, -1, logfd, logfd, lfd, &c->pid, &c->pidfd);
         if (r < 0)
-                return msb_err(err, r, "cannot start %s: %s", argv[0], strerror(-r));
-        c->what = xasprintf("virtio-fs server for %s", share->path);
+                return msb_err(err, r, "cannot start %s: %s", argv_for_fd3[0], strerror(-r));
+        c->what = xstrdup(what);
+        c->log = TAKE_PTR(logp);
         sb->nfsd++;
         sb->shares[i].tag = xstrdup(tag);
         sb->shares[i].socket_path = TAKE_PTR(sock);
         sb->nshares++;
         return 0;
+}
+
+static int add_share(struct sandbox *sb, const struct fsd_backend *be, const struct fsd_share *share,
+                     struct msb_error *err)
+{
+        _cleanup_strv_ char **argv = be->argv(share, 3);
+        _cleanup_free_ char *what = xasprintf("virtio-fs server for %s", share->path);
+        return add_server(sb, argv, what, err);
+}
+
+/* All volumes behind one device (msb-fsd): any number of them costs one
+ * process and one of microvm's eight virtio-mmio slots. */
+static int add_volumes(struct sandbox *sb, const struct fsd_backend *be, const struct msb_run_opts *o,
+                       struct msb_error *err)
+{
+        struct fsd_share sh[MAX_VOLUMES];
+        for (size_t i = 0; i < o->nvols; i++)
+                sh[i] = (struct fsd_share){.path = o->vols[i].host,
+                                           .file = o->vols[i].file,
+                                           .read_only = o->vols[i].flags & MSB_VOLUME_RO,
+                                           .owner_passthrough = o->vols[i].flags & MSB_VOLUME_OWNER_PASSTHROUGH};
+        _cleanup_strv_ char **argv = be->argv_multi(sh, o->nvols, 3);
+        return add_server(sb, argv, "virtio-fs server for the volumes", err);
 }
 
 /* Final env: image Env, then -e values overriding by key. */
@@ -417,7 +442,19 @@ struct relay {
         int status;
         char *error;
         int sigints;
+        const struct msb_run_opts *o;
 };
+
+/* The volume an agentd message "GUEST: ..." is about, if any. */
+static const struct volume *volume_of(const struct msb_run_opts *o, const char *msg)
+{
+        for (size_t i = 0; i < o->nvols; i++) {
+                size_t n = strlen(o->vols[i].guest);
+                if (!strncmp(msg, o->vols[i].guest, n) && msg[n] == ':' && msg[n + 1] == ' ')
+                        return &o->vols[i];
+        }
+        return NULL;
+}
 
 static int write_host(int fd, const uint8_t *p, size_t n, bool *broken)
 {
@@ -483,6 +520,7 @@ static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, c
                 msb_enc_empty(&rl->out, MSB_MSG_EXIT_ACK);
                 return 0;
         case MSB_MSG_ERROR: {
+                const struct volume *v;
                 const char *step = m->u.error.step;
                 int e = m->u.error.err;
                 if (!strcmp(step, "exec")) {
@@ -491,6 +529,11 @@ static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, c
                                               e == ENOENT ? "executable file not found in $PATH"
                                                           : (e > 0 && e < 4096 ? strerror(e) : "unknown error"));
                         rl->status = -rl->status; /* mark: exec error with a status */
+                } else if (!strcmp(step, "volume") && (v = volume_of(rl->o, m->u.error.message))) {
+                        /* agentd names the guest path; add the host side */
+                        rl->error = xasprintf("volume '%s:%s': %s%s%s", v->host, v->guest,
+                                              m->u.error.message + strlen(v->guest) + 2, e ? ": " : "",
+                                              e > 0 && e < 4096 ? strerror(e) : "");
                 } else {
                         rl->error = xasprintf("guest setup failed at step '%s': %s%s%s", step, m->u.error.message,
                                               e ? ": " : "", e > 0 && e < 4096 ? strerror(e) : "");
@@ -536,6 +579,21 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
         if (be->needs_root && geteuid() != 0 && !getenv("MSB_VIRTIOFSD"))
                 return msb_err(err, EPERM, "the virtiofsd fs backend (/usr/lib/qemu/virtiofsd) only runs as root; "
                                            "run msb with sudo or use --fs-backend msb");
+        if (!be->argv_multi) {
+                /* one device per volume: microvm has 8 virtio-mmio slots,
+                 * two of them taken by the control port and the image */
+                if (o->nvols > VIRTIOFSD_MAX_VOLUMES)
+                        return msb_err(err, E2BIG,
+                                       "the %s fs backend takes at most %u volumes (one device each); use "
+                                       "--fs-backend msb for up to %u",
+                                       be->name, VIRTIOFSD_MAX_VOLUMES, MAX_VOLUMES);
+                for (size_t i = 0; i < o->nvols; i++)
+                        if (o->vols[i].file)
+                                return msb_err(err, ENOTSUP,
+                                               "volume '%s:%s': the %s fs backend cannot share a single file; use "
+                                               "--fs-backend msb",
+                                               o->vols[i].host, o->vols[i].guest, be->name);
+        }
 
         /* ---- resolve what to run, before anything is started ---- */
         _cleanup_free_ char *rootfs = NULL, *hostname = NULL;
@@ -633,17 +691,32 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
         if (r < 0)
                 goto out_sig;
         struct msb_mount_spec mounts[MAX_VOLUMES];
-        for (size_t i = 0; i < o->nvols; i++) {
-                r = add_share(&sb, be,
-                              &(struct fsd_share){.path = o->vols[i].host,
-                                                  .read_only = o->vols[i].flags & MSB_VOLUME_RO,
-                                                  .owner_passthrough = o->vols[i].flags & MSB_VOLUME_OWNER_PASSTHROUGH},
-                              err);
+        char subs[MAX_VOLUMES][12];
+        if (o->nvols && be->argv_multi) {
+                r = add_volumes(&sb, be, o, err);
                 if (r < 0)
                         goto out_sig;
-                mounts[i] = (struct msb_mount_spec){.tag = sb.shares[i + 1].tag,
-                                                    .path = o->vols[i].guest,
-                                                    .flags = o->vols[i].flags & MSB_VOLUME_RO ? MSB_MOUNT_RO : 0};
+        }
+        for (size_t i = 0; i < o->nvols; i++) {
+                if (be->argv_multi) {
+                        snprintf(subs[i], sizeof(subs[i]), "%zu", i);
+                } else {
+                        subs[i][0] = 0;
+                        r = add_share(&sb, be,
+                                      &(struct fsd_share){.path = o->vols[i].host,
+                                                          .read_only = o->vols[i].flags & MSB_VOLUME_RO,
+                                                          .owner_passthrough =
+                                                                  o->vols[i].flags & MSB_VOLUME_OWNER_PASSTHROUGH},
+                                      err);
+                        if (r < 0)
+                                goto out_sig;
+                }
+                mounts[i] = (struct msb_mount_spec){
+                        .tag = sb.shares[be->argv_multi ? 1 : i + 1].tag,
+                        .sub = subs[i],
+                        .path = o->vols[i].guest,
+                        .flags = (o->vols[i].flags & MSB_VOLUME_RO ? MSB_MOUNT_RO : 0) |
+                                 (o->vols[i].file ? MSB_MOUNT_FILE : 0)};
         }
         /* parents before children: /data before /data/sub */
         qsort(mounts, o->nvols, sizeof(mounts[0]), cmp_depth);
@@ -699,7 +772,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 .nmounts = (uint32_t)o->nvols,
                 .mounts = mounts,
         };
-        struct relay rl = {0};
+        struct relay rl = {.o = o};
         bool stdin_open = o->stdin_forward;
         int64_t boot_deadline = mono_ms() + boot_timeout_ms(accel);
         int64_t exit_deadline = -1;

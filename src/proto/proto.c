@@ -128,7 +128,7 @@ int msb_enc_run(struct msb_buf *out, const struct msb_run_msg *run)
                 if (!str_ok(run->env[i]))
                         return -E2BIG;
         for (uint32_t i = 0; i < run->nmounts; i++)
-                if (!str_ok(run->mounts[i].tag) || !str_ok(run->mounts[i].path))
+                if (!str_ok(run->mounts[i].tag) || !str_ok(run->mounts[i].sub) || !str_ok(run->mounts[i].path))
                         return -E2BIG;
 
         size_t st = frame_begin(out, MSB_MSG_RUN);
@@ -146,6 +146,7 @@ int msb_enc_run(struct msb_buf *out, const struct msb_run_msg *run)
         put_u32(out, run->nmounts);
         for (uint32_t i = 0; i < run->nmounts; i++) {
                 put_str(out, run->mounts[i].tag);
+                put_str(out, run->mounts[i].sub);
                 put_str(out, run->mounts[i].path);
                 put_u32(out, run->mounts[i].flags);
         }
@@ -291,6 +292,7 @@ void msb_msg_free(struct msb_msg *m)
                 strv_free_n(r->env, r->envc);
                 for (uint32_t i = 0; r->mounts && i < r->nmounts; i++) {
                         free(r->mounts[i].tag);
+                        free(r->mounts[i].sub);
                         free(r->mounts[i].path);
                 }
                 free(r->mounts);
@@ -320,8 +322,8 @@ static int decode_run(struct cursor *c, struct msb_run_msg *r)
                 c->bad = true;
         r->env = get_strv(c, &r->envc, MSB_PROTO_MAX_ENV);
         uint32_t n = get_u32(c);
-        /* each mount takes at least 12 bytes */
-        if (c->bad || n > MSB_PROTO_MAX_MOUNTS || (size_t)n > c->left / 12) {
+        /* each mount takes at least 16 bytes */
+        if (c->bad || n > MSB_PROTO_MAX_MOUNTS || (size_t)n > c->left / 16) {
                 c->bad = true;
                 return -EBADMSG;
         }
@@ -330,10 +332,15 @@ static int decode_run(struct cursor *c, struct msb_run_msg *r)
                 abort();
         for (uint32_t i = 0; i < n && !c->bad; i++) {
                 r->mounts[i].tag = get_str(c);
+                r->mounts[i].sub = get_str(c);
                 r->mounts[i].path = get_str(c);
                 r->mounts[i].flags = get_u32(c);
                 r->nmounts = i + 1;
                 if (r->mounts[i].flags & ~MSB_MOUNT_KNOWN_FLAGS)
+                        c->bad = true;
+                /* the guest mounts <share>/<sub>: one component, never a way up */
+                const char *sub = r->mounts[i].sub;
+                if (sub && (strchr(sub, '/') || !strcmp(sub, ".") || !strcmp(sub, "..")))
                         c->bad = true;
         }
         for (uint32_t i = 0; i < r->envc && !c->bad; i++)

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSB_PROTO_VERSION 1u
+#define MSB_PROTO_VERSION 2u
 #define MSB_PROTO_HDR_SIZE 8u
 /* Largest payload either side accepts.  Big enough for a RUN message with a
  * large environment; small enough that a hostile peer cannot make us allocate
@@ -56,7 +56,8 @@ enum msb_msg_type {
 
 /* mount flags */
 #define MSB_MOUNT_RO (1u << 0)
-#define MSB_MOUNT_KNOWN_FLAGS MSB_MOUNT_RO
+#define MSB_MOUNT_FILE (1u << 1) /* the source is a regular file */
+#define MSB_MOUNT_KNOWN_FLAGS (MSB_MOUNT_RO | MSB_MOUNT_FILE)
 
 /* EXIT kinds */
 #define MSB_EXIT_CODE 0u   /* value is the exit status (0..255) */
@@ -64,6 +65,8 @@ enum msb_msg_type {
 
 struct msb_mount_spec {
         char *tag;  /* virtio-fs tag */
+        char *sub;  /* entry in the share's root to mount ("" = the root itself);
+                       one path component: no '/', not "." or ".." */
         char *path; /* absolute guest path */
         uint32_t flags;
 };

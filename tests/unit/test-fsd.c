@@ -361,6 +361,81 @@ static void test_single_file(const char *dir)
         fs_free(fs);
 }
 
+/* Several shares behind one device, each with its own policy; the same
+ * host directory shared twice is two sets of inodes. */
+static void test_multi(const char *dir)
+{
+        char f[512];
+        snprintf(f, sizeof(f), "%s/hello", dir);
+        struct fs_config c[3] = {
+                {.path = dir, .owner = FS_OWNER_VIRTUAL, .timeout = 1},
+                {.path = f, .single_file = true, .read_only = true, .owner = FS_OWNER_VIRTUAL, .timeout = 1},
+                {.path = dir, .read_only = true, .owner = FS_OWNER_VIRTUAL, .timeout = 1},
+        };
+        struct fs *fs;
+        char err[256];
+        CHECK_INT(fs_new_multi(c, 3, true, &fs, err, sizeof(err)), 0);
+        ring_reset();
+        init(fs);
+        int err2;
+        uint64_t rw = lookup(fs, 1, "0", &err2, NULL);
+        CHECK_INT(err2, 0);
+        struct fuse_attr fa;
+        uint64_t file = lookup(fs, 1, "1", &err2, &fa);
+        CHECK_INT(err2, 0);
+        CHECK(S_ISREG(fa.mode));
+        uint64_t rodir = lookup(fs, 1, "2", &err2, NULL);
+        CHECK_INT(err2, 0);
+        CHECK(rw != rodir);
+        lookup(fs, 1, "3", &err2, NULL);
+        CHECK_INT(err2, -ENOENT);
+        lookup(fs, 1, "01", &err2, NULL);
+        CHECK_INT(err2, -ENOENT);
+        /* the same host file through the rw and the ro share */
+        uint64_t h_rw = lookup(fs, rw, "hello", &err2, NULL);
+        uint64_t h_ro = lookup(fs, rodir, "hello", &err2, NULL);
+        CHECK(h_rw != h_ro);
+        struct fuse_open_in oi = {.flags = O_WRONLY};
+        struct fuse_open_out oo;
+        CHECK_INT(call(fs, FUSE_OPEN, h_ro, &oi, sizeof(oi), &oo, sizeof(oo)), -EROFS);
+        CHECK_INT(call(fs, FUSE_OPEN, file, &oi, sizeof(oi), &oo, sizeof(oo)), -EROFS);
+        CHECK_INT(call(fs, FUSE_OPEN, h_rw, &oi, sizeof(oi), &oo, sizeof(oo)), 0);
+        /* nothing is made in the top directory; nothing moves between shares */
+        struct {
+                struct fuse_mkdir_in in;
+                char name[4];
+        } md = {.in = {.mode = 0755}, .name = "nd"};
+        CHECK_INT(call(fs, FUSE_MKDIR, 1, &md, sizeof(md.in) + 3, NULL, 0), -EPERM);
+        struct {
+                struct fuse_rename_in in;
+                char names[16];
+        } rn = {.in = {.newdir = rodir}};
+        memcpy(rn.names, "hello\0moved", 12);
+        CHECK_INT(call(fs, FUSE_RENAME, rw, &rn, sizeof(rn.in) + 12, NULL, 0), -EXDEV);
+        struct {
+                struct fuse_link_in in;
+                char name[8];
+        } ln = {.in = {.oldnodeid = h_ro}, .name = "again"};
+        CHECK_INT(call(fs, FUSE_LINK, rw, &ln, sizeof(ln.in) + 6, NULL, 0), -EXDEV);
+        /* the top lists one entry per share */
+        oi.flags = O_RDONLY;
+        CHECK_INT(call(fs, FUSE_OPENDIR, 1, &oi, sizeof(oi), &oo, sizeof(oo)), 0);
+        static uint8_t db[4096];
+        memset(db, 0, sizeof(db));
+        struct fuse_read_in ri = {.fh = oo.fh, .size = sizeof(db)};
+        CHECK_INT(call(fs, FUSE_READDIRPLUS, 1, &ri, sizeof(ri), db, sizeof(db)), 0);
+        int names = 0;
+        for (size_t off = 0; off + sizeof(struct fuse_direntplus) <= sizeof(db);) {
+                struct fuse_direntplus *dp = (struct fuse_direntplus *)(db + off);
+                if (!dp->dirent.namelen)
+                        break;
+                names++;
+                off += FUSE_DIRENTPLUS_SIZE(dp);
+        }
+        CHECK_INT(names, 5);
+        fs_free(fs);
+}
+
 static void test_bad_rings(const char *dir)
 {
         struct fs *fs = share(dir, false, true);
@@ -473,6 +548,7 @@ int main(void)
         test_read_write_create(dir);
         test_read_only(dir);
         test_single_file(dir);
+        test_multi(dir);
         test_bad_rings(dir);
         rm_rf(dir);
         free(inbuf);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "common/util.h"
 #include "proto/proto.h"
 
 /* Decode the single frame held in b. */
@@ -37,7 +38,8 @@ static void test_roundtrips(void)
 
         char *argv[] = {"sh", "-c", "echo hi", NULL};
         char *env[] = {"A=1", "PATH=/bin", NULL};
-        struct msb_mount_spec mounts[] = {{"tag1", "/data", 0}, {"tag2", "/data/sub dir", MSB_MOUNT_RO}};
+        struct msb_mount_spec mounts[] = {{"tag1", "", "/data", 0},
+                                          {"tag2", "3", "/data/sub dir", MSB_MOUNT_RO | MSB_MOUNT_FILE}};
         struct msb_run_msg run = {.flags = MSB_RUN_STDIN,
                                   .rootfs_tag = "root",
                                   .hostname = "h",
@@ -65,7 +67,9 @@ static void test_roundtrips(void)
         CHECK(m.u.run.env[2] == NULL);
         CHECK_INT(m.u.run.nmounts, 2);
         CHECK_STR(m.u.run.mounts[1].path, "/data/sub dir");
-        CHECK_INT(m.u.run.mounts[1].flags, MSB_MOUNT_RO);
+        CHECK_INT(m.u.run.mounts[1].flags, MSB_MOUNT_RO | MSB_MOUNT_FILE);
+        CHECK_STR(m.u.run.mounts[1].sub, "3");
+        CHECK_STR(m.u.run.mounts[0].sub, "");
         msb_msg_free(&m);
         msb_buf_free(&b);
 
@@ -176,7 +180,7 @@ static void test_malformed(void)
         struct msb_buf b = {0};
         char *argv[] = {"x", NULL};
         char *env[] = {"A=1", NULL};
-        struct msb_mount_spec mt[] = {{"t", "/m", 0}};
+        struct msb_mount_spec mt[] = {{"t", "", "/m", 0}};
         struct msb_run_msg run = {.rootfs_tag = "r", .hostname = "", .workdir = "", .user = "",
                                   .argc = 1, .argv = argv, .envc = 1, .env = env, .nmounts = 1, .mounts = mt};
         msb_enc_run(&b, &run);
@@ -192,6 +196,17 @@ static void test_malformed(void)
         CHECK_INT(decode_raw(MSB_MSG_RUN, more, plen + 1), -EBADMSG);
         free(more);
         msb_buf_free(&b);
+
+        /* a mount's sub-entry is one component: no way up or across */
+        const char *bad_subs[] = {"..", ".", "a/b", "/"};
+        for (size_t k = 0; k < ARRAY_SIZE(bad_subs); k++) {
+                struct msb_buf bb = {0};
+                mt[0].sub = (char *)bad_subs[k];
+                msb_enc_run(&bb, &run);
+                CHECK_INT(decode_raw(MSB_MSG_RUN, msb_buf_head(&bb) + 8, msb_buf_pending(&bb) - 8), -EBADMSG);
+                msb_buf_free(&bb);
+        }
+        mt[0].sub = "";
 
         /* string with embedded NUL */
         uint8_t hello[] = {1, 0, 0, 0, 3, 0, 0, 0, 'a', 0, 'b'};
