@@ -282,7 +282,6 @@ t_bad_input_clear_errors_no_leaks() {
         check "already used" run -v /tmp:/x -v /usr:/x/ busybox true
         check "unknown option 'bogus'" run -v /tmp:/x:bogus busybox true
         check "expected HOST:GUEST" run -v /tmp busybox true
-        check "file volumes are not supported yet" run -v "$WORK/afile:/x" busybox true
         check "give one of ro or rw" run -v /tmp:/x:ro,rw busybox true
         check "unknown option 'rx'" run -v /tmp:/x:rx busybox true
         check "expected msb or virtiofsd" run --fs-backend fuse busybox true
