@@ -92,9 +92,10 @@ int msb_run_opts_set_stdio(struct msb_run_opts *opts, int stdin_fd, int stdout_f
  * default they are kept in a user.msb.stat xattr and the host inode's owner
  * and mode never change. */
 #define MSB_VOLUME_OWNER_PASSTHROUGH (1u << 1)
-/* Share a host directory at guest_path.  Errors (-EINVAL etc.) name the
- * volume in err.  File volumes are not supported yet and fail with
- * -ENOTSUP. */
+/* Share a host file or directory at guest_path (absolute; not /, not under
+ * /proc, /sys or /dev, no ".."); host_path is resolved with realpath() now.
+ * Up to 32 per run.  Errors (-EINVAL, -ENOENT, -E2BIG) name the volume in
+ * err.  See docs/volumes.md. */
 int msb_run_opts_add_volume(struct msb_run_opts *opts, const char *host_path, const char *guest_path,
                             unsigned flags, struct msb_error *err);
 
