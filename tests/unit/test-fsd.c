@@ -79,6 +79,11 @@ static uint16_t used_idx(void)
         return *(uint16_t *)(mem + OFF_USED + 2);
 }
 
+static int run_ring(struct fs *fs, bool indirect)
+{
+        return vq_process(&q, &vm, indirect, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE);
+}
+
 /* Send one FUSE request (header built here) through the ring; the reply is
  * copied to *reply.  Returns the out header's error. */
 static int call(struct fs *fs, uint32_t opcode, uint64_t nodeid, const void *arg, size_t alen, void *reply,
@@ -93,7 +98,7 @@ static int call(struct fs *fs, uint32_t opcode, uint64_t nodeid, const void *arg
         *D(1) = (struct desc){.addr = GPA_BASE + OFF_REPLY, .len = 1 << 20, .flags = 2};
         uint16_t before = used_idx();
         make_avail(0);
-        int r = vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE);
+        int r = run_ring(fs, true);
         if (r != 1 || used_idx() != (uint16_t)(before + 1)) {
                 fprintf(stderr, "opcode %u: vq_process gave %d\n", opcode, r);
                 return -9999;
@@ -442,52 +447,52 @@ static void test_bad_rings(const char *dir)
         /* descriptor index out of range */
         ring_reset();
         make_avail(QNUM + 3);
-        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        CHECK(run_ring(fs, true) < 0);
         CHECK(q.broken);
         /* a broken queue stays stopped */
-        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        CHECK(run_ring(fs, true) < 0);
         /* buffer outside guest memory */
         ring_reset();
         *D(0) = (struct desc){.addr = GPA_BASE + MEM_SIZE - 8, .len = 64};
         make_avail(0);
-        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        CHECK(run_ring(fs, true) < 0);
         /* address arithmetic that wraps */
         ring_reset();
         *D(0) = (struct desc){.addr = UINT64_MAX - 4, .len = 64};
         make_avail(0);
-        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        CHECK(run_ring(fs, true) < 0);
         /* a loop in the chain */
         ring_reset();
         *D(0) = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = 8, .flags = 1, .next = 1};
         *D(1) = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = 8, .flags = 1, .next = 0};
         make_avail(0);
-        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        CHECK(run_ring(fs, true) < 0);
         /* readable after writable */
         ring_reset();
         *D(0) = (struct desc){.addr = GPA_BASE + OFF_REPLY, .len = 8, .flags = 3, .next = 1};
         *D(1) = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = 8};
         make_avail(0);
-        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        CHECK(run_ring(fs, true) < 0);
         /* the driver claims more new buffers than the ring holds */
         ring_reset();
         *(uint16_t *)(mem + OFF_AVAIL + 2) = QNUM + 5;
-        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        CHECK(run_ring(fs, true) < 0);
         /* indirect table outside memory, and nested indirect */
         ring_reset();
         *D(0) = (struct desc){.addr = GPA_BASE + MEM_SIZE, .len = 32, .flags = 4};
         make_avail(0);
-        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        CHECK(run_ring(fs, true) < 0);
         ring_reset();
         struct desc *ind = (struct desc *)(mem + 0x3000);
         ind[0] = (struct desc){.addr = GPA_BASE + 0x3000, .len = 32, .flags = 4};
         *D(0) = (struct desc){.addr = GPA_BASE + 0x3000, .len = 32, .flags = 4};
         make_avail(0);
-        CHECK(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        CHECK(run_ring(fs, true) < 0);
         /* indirect not negotiated */
         ring_reset();
         *D(0) = (struct desc){.addr = GPA_BASE + 0x3000, .len = 32, .flags = 4};
         make_avail(0);
-        CHECK(vq_process(&q, &vm, false, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE) < 0);
+        CHECK(run_ring(fs, false) < 0);
         /* a good indirect request works */
         ring_reset();
         struct fuse_in_header h = {.len = sizeof(h) + sizeof(struct fuse_getattr_in), .opcode = FUSE_GETATTR,
@@ -498,7 +503,7 @@ static void test_bad_rings(const char *dir)
         ind[1] = (struct desc){.addr = GPA_BASE + OFF_REPLY, .len = 4096, .flags = 2};
         *D(0) = (struct desc){.addr = GPA_BASE + 0x3000, .len = 32, .flags = 4};
         make_avail(0);
-        CHECK_INT(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE), 1);
+        CHECK_INT(run_ring(fs, true), 1);
         CHECK_INT(used_len(0), sizeof(struct fuse_out_header) + sizeof(struct fuse_attr_out));
         /* a request whose header claims more than was sent */
         ring_reset();
@@ -507,7 +512,7 @@ static void test_bad_rings(const char *dir)
         *D(0) = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = 48, .flags = 1, .next = 1};
         *D(1) = (struct desc){.addr = GPA_BASE + OFF_REPLY, .len = 4096, .flags = 2};
         make_avail(0);
-        CHECK_INT(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE), 1);
+        CHECK_INT(run_ring(fs, true), 1);
         struct fuse_out_header oh;
         memcpy(&oh, mem + OFF_REPLY, sizeof(oh));
         CHECK_INT(oh.error, -EINVAL);
@@ -516,7 +521,7 @@ static void test_bad_rings(const char *dir)
         *D(0) = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = 48, .flags = 1, .next = 1};
         *D(1) = (struct desc){.addr = GPA_BASE + OFF_REPLY, .len = 4, .flags = 2};
         make_avail(0);
-        CHECK_INT(vq_process(&q, &vm, true, fs_handle, fs, inbuf, FS_BUF_SIZE, outbuf, FS_BUF_SIZE), 1);
+        CHECK_INT(run_ring(fs, true), 1);
         CHECK_INT(used_len(0), 0);
         fs_free(fs);
 }
