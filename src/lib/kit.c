@@ -276,20 +276,15 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
         _cleanup_free_ char *agentd_path = msb_find_helper("MSB_AGENTD", "agentd");
         if (!agentd_path)
                 return msb_err(err, ENOENT, "cannot find agentd next to msb; set MSB_AGENTD to its path");
-        _cleanup_free_ char *agentd = NULL;
-        size_t agentd_len;
-        r = read_file_at(AT_FDCWD, agentd_path, 64 << 20, &agentd, &agentd_len);
-        if (r < 0)
-                return msb_err(err, r, "cannot read agentd %s: %s", agentd_path, strerror(-r));
-
-        struct stat kst;
+        struct stat kst, ast, mst = {0};
         if (stat(kernel, &kst) < 0)
                 return msb_err(err, errno, "guest kernel %s: %s", kernel, strerror(errno));
-
-        struct modlist ml = {0};
-        struct modindex ix = {0};
+        if (stat(agentd_path, &ast) < 0)
+                return msb_err(err, errno, "cannot read agentd %s: %s", agentd_path, strerror(errno));
+        bool have_mods = moddir && access(moddir, R_OK) == 0;
         _cleanup_free_ char *release = NULL;
-        if (moddir && access(moddir, R_OK) == 0) {
+        if (have_mods) {
+                stat(moddir, &mst);
                 _cleanup_free_ char *real = realpath(moddir, NULL);
                 if (real) {
                         /* <release>/modules (our kit) or lib/modules/<release> */
@@ -300,12 +295,57 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                         }
                         release = xstrdup(b ? b + 1 : real);
                 }
+        }
+        if (!kit.release && release)
+                kit.release = xstrdup(release);
+
+        /* Fast path, every run: the files' identities (path, inode, size,
+         * mtime) name an index entry pointing at the initramfs built from
+         * them, so agentd is not re-hashed nor the modules tree walked. */
+        _cleanup_free_ char *cache = xasprintf("%s/cache", ctx->data_dir);
+        _cleanup_free_ char *index_path = NULL;
+        {
+                struct sha256 ih;
+                sha256_init(&ih);
+                char id[3 * PATH_MAX + 512];
+                int n = snprintf(id, sizeof(id), "v1\n%s\n%llu %llu %lld %lld.%ld\n%s\n%llu %llu %lld %lld.%ld\n%s\n%lld.%ld\n",
+                                 agentd_path, (unsigned long long)ast.st_dev, (unsigned long long)ast.st_ino,
+                                 (long long)ast.st_size, (long long)ast.st_mtim.tv_sec, ast.st_mtim.tv_nsec, kernel,
+                                 (unsigned long long)kst.st_dev, (unsigned long long)kst.st_ino, (long long)kst.st_size,
+                                 (long long)kst.st_mtim.tv_sec, kst.st_mtim.tv_nsec, have_mods ? moddir : "",
+                                 (long long)mst.st_mtim.tv_sec, mst.st_mtim.tv_nsec);
+                sha256_update(&ih, id, (size_t)n);
+                char ihex[65];
+                sha256_hex(&ih, ihex);
+                index_path = xasprintf("%s/initramfs-index-%.32s", cache, ihex);
+                char target[PATH_MAX];
+                ssize_t tl = readlink(index_path, target, sizeof(target) - 1);
+                if (tl > 0) {
+                        target[tl] = 0;
+                        _cleanup_free_ char *ip = xasprintf("%s/%s", cache, target);
+                        if (!strchr(target, '/') && access(ip, R_OK) == 0) {
+                                kit.initramfs = TAKE_PTR(ip);
+                                if (!kit.release)
+                                        kit.release = xstrdup("unknown");
+                                *ret_kit = kit;
+                                return 0;
+                        }
+                }
+        }
+
+        _cleanup_free_ char *agentd = NULL;
+        size_t agentd_len;
+        r = read_file_at(AT_FDCWD, agentd_path, 64 << 20, &agentd, &agentd_len);
+        if (r < 0)
+                return msb_err(err, r, "cannot read agentd %s: %s", agentd_path, strerror(-r));
+
+        struct modlist ml = {0};
+        struct modindex ix = {0};
+        if (have_mods) {
                 modindex_walk(&ix, moddir, 0);
                 for (size_t i = 0; i < ARRAY_SIZE(needed_modules) && r >= 0; i++)
                         r = add_module(&ml, &ix, moddir, needed_modules[i], 0, err);
         }
-        if (r >= 0 && !kit.release && release)
-                kit.release = TAKE_PTR(release);
         if (r >= 0) {
                 struct sha256 h;
                 sha256_init(&h);
@@ -320,7 +360,6 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                 }
                 char hex[65];
                 sha256_hex(&h, hex);
-                _cleanup_free_ char *cache = xasprintf("%s/cache", ctx->data_dir);
                 _cleanup_free_ char *path = xasprintf("%s/initramfs-%.32s.cpio", cache, hex);
                 if (access(path, R_OK) != 0) {
                         r = mkdir_p(cache, 0755);
@@ -368,6 +407,12 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                                 goto out;
                         }
                 }
+                /* remember it for the fast path (a symlink: atomic, tiny) */
+                _cleanup_free_ char *itmp = xasprintf("%s.tmp-%d", index_path, (int)getpid());
+                _cleanup_free_ char *base = xasprintf("initramfs-%.32s.cpio", hex);
+                unlink(itmp);
+                if (symlink(base, itmp) == 0 && rename(itmp, index_path) < 0)
+                        unlink(itmp);
                 kit.initramfs = TAKE_PTR(path);
                 if (!kit.release)
                         kit.release = xstrdup("unknown");
