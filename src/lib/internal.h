@@ -106,6 +106,20 @@ int msb_image_name_normalize(const char *name, char **ret, struct msb_error *err
 /* Parse an OCI image config JSON blob. */
 int msb_image_config_parse(const char *json, size_t len, struct msb_image_config *ret, struct msb_error *err);
 
+/* ---- ref.c: image references ---- */
+struct msb_ref {
+        char *domain; /* "docker.io", "host:5000" */
+        char *repo;   /* "library/alpine" */
+        char *tag;    /* NULL only with a digest */
+        char *digest; /* "sha256:<hex>" or NULL */
+};
+/* Parse by the distribution grammar and normalize (docker.io/library/,
+ * :latest); errors name the bad part. */
+int msb_ref_parse(const char *s, struct msb_ref *ret, struct msb_error *err);
+void msb_ref_free(struct msb_ref *r);
+/* "domain/repo:tag", "domain/repo@digest" or both. */
+char *msb_ref_string(const struct msb_ref *r);
+
 /* ---- vmm.c: QEMU backend ---- */
 struct vmm_share {
         char *tag;

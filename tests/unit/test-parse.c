@@ -131,8 +131,72 @@ static void test_run_opts(void)
         msb_run_opts_free(o);
 }
 
+static void ref_ok(const char *in, const char *want)
+{
+        struct msb_ref r;
+        struct msb_error e = {0};
+        int rc = msb_ref_parse(in, &r, &e);
+        CHECK_INT(rc, 0);
+        if (rc < 0) {
+                fprintf(stderr, "  %s: %s\n", in, e.message);
+                return;
+        }
+        char *s = msb_ref_string(&r);
+        CHECK_STR(s, want);
+        free(s);
+        msb_ref_free(&r);
+}
+
+static void ref_bad(const char *in, const char *why)
+{
+        struct msb_ref r;
+        struct msb_error e = {0};
+        CHECK_INT(msb_ref_parse(in, &r, &e), -EINVAL);
+        if (!strstr(e.message, why))
+                fprintf(stderr, "  %s: message '%s' lacks '%s'\n", in, e.message, why);
+        CHECK(strstr(e.message, why) != NULL);
+}
+
+static void test_refs(void)
+{
+        const char *d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        char buf[256];
+        ref_ok("alpine", "docker.io/library/alpine:latest");
+        ref_ok("library/alpine:3.20", "docker.io/library/alpine:3.20");
+        ref_ok("docker.io/library/alpine", "docker.io/library/alpine:latest");
+        ref_ok("index.docker.io/library/alpine", "docker.io/library/alpine:latest");
+        ref_ok("docker.io/alpine", "docker.io/library/alpine:latest");
+        ref_ok("user/app", "docker.io/user/app:latest");
+        ref_ok("host:5000/ns/name:tag", "host:5000/ns/name:tag");
+        ref_ok("localhost/x", "localhost/x:latest");
+        ref_ok("127.0.0.1:5000/a/b/c:v1.2_3-x", "127.0.0.1:5000/a/b/c:v1.2_3-x");
+        ref_ok("ghcr.io/o/a__b.c-d---e", "ghcr.io/o/a__b.c-d---e:latest");
+        snprintf(buf, sizeof(buf), "name@%s", d);
+        char want[256];
+        snprintf(want, sizeof(want), "docker.io/library/name@%s", d);
+        ref_ok(buf, want);
+        snprintf(buf, sizeof(buf), "h.io/n:t@%s", d);
+        snprintf(want, sizeof(want), "h.io/n:t@%s", d);
+        ref_ok(buf, want);
+        ref_bad("", "empty");
+        ref_bad("Alpine", "lowercase");
+        ref_bad("alpine:", "tag ''");
+        ref_bad("alpine:-x", "tag '-x'");
+        ref_bad("alpine@sha256:abc", "digest");
+        ref_bad("alpine@md5:0123", "digest");
+        ref_bad("a//b", "empty path component");
+        ref_bad("a/-b", "start and end");
+        ref_bad("a/b_", "start and end");
+        ref_bad("a/b___c", "separators");
+        ref_bad("a/b..c", "separators");
+        ref_bad("host:99999999/x", "registry");
+        ref_bad("host:5000/", "no repository");
+        ref_bad("a b", "character");
+}
+
 int main(void)
 {
+        test_refs();
         test_sizes();
         test_accel();
         test_guest_paths();
