@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -171,11 +172,22 @@ int main(int argc, char **argv)
                 return 2;
         }
         signal(SIGPIPE, SIG_IGN);
-        /* one O_PATH fd per inode the guest holds: allow as many as we may */
+        /* One O_PATH fd per inode the guest holds, and a guest keeps inodes
+         * cached until memory gets short: allow as many fds as we may (as
+         * root up to fs.nr_open, like virtiofsd; else the hard limit). */
         struct rlimit rl;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+                _cleanup_free_ char *nr = NULL;
+                if (geteuid() == 0 && read_file_at(AT_FDCWD, "/proc/sys/fs/nr_open", 64, &nr, NULL) == 0) {
+                        unsigned long long v = strtoull(nr, NULL, 10);
+                        if (v > rl.rlim_max)
+                                rl.rlim_max = v;
+                }
                 rl.rlim_cur = rl.rlim_max;
-                setrlimit(RLIMIT_NOFILE, &rl);
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+                        rl.rlim_cur = rl.rlim_max;
+                        setrlimit(RLIMIT_NOFILE, &rl);
+                }
         }
         struct fs *fs;
         char err[512];
