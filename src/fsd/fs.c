@@ -1331,20 +1331,11 @@ size_t fs_handle(void *v, const uint8_t *in, size_t inlen, uint8_t *out, size_t 
 {
         struct fs *fs = v;
         struct fuse_in_header h;
-        if (inlen < sizeof(h) || outcap < sizeof(struct fuse_out_header)) {
-                /* nothing to answer to: the guest's own malformed request */
-                return 0;
-        }
+        if (inlen < sizeof(h))
+                return 0; /* nothing to answer to: the guest's own malformed request */
         memcpy(&h, in, sizeof(h));
-        uint8_t *res = out + sizeof(struct fuse_out_header);
-        size_t cap = outcap - sizeof(struct fuse_out_header);
         struct args a = {.p = in + sizeof(h), .len = h.len >= sizeof(h) && h.len <= inlen ? h.len - sizeof(h) : 0};
-        ssize_t r;
-        struct inode *i = NULL;
-        if (h.len < sizeof(h) || h.len > inlen) {
-                r = -EINVAL;
-                goto done;
-        }
+        /* requests that get no reply come without room for one */
         switch (h.opcode) {
         case FUSE_FORGET: {
                 struct fuse_forget_in f;
@@ -1366,6 +1357,18 @@ size_t fs_handle(void *v, const uint8_t *in, size_t inlen, uint8_t *out, size_t 
         }
         case FUSE_INTERRUPT:
                 return 0;
+        }
+        if (outcap < sizeof(struct fuse_out_header))
+                return 0; /* no room to answer: the guest's own malformed request */
+        uint8_t *res = out + sizeof(struct fuse_out_header);
+        size_t cap = outcap - sizeof(struct fuse_out_header);
+        ssize_t r;
+        struct inode *i = NULL;
+        if (h.len < sizeof(h) || h.len > inlen) {
+                r = -EINVAL;
+                goto done;
+        }
+        switch (h.opcode) {
         case FUSE_INIT:
                 r = op_init(fs, &a, res, cap);
                 goto done;

@@ -210,6 +210,27 @@ static void test_names_and_lookup(const char *dir)
         fs_free(fs);
 }
 
+/* FORGET comes on the hiprio queue with no room for a reply: it must still
+ * drop the inode (and its host fd). */
+static void test_forget_without_reply_room(const char *dir)
+{
+        struct fs *fs = share(dir, false, false);
+        int err;
+        uint64_t n = lookup(fs, 1, "hello", &err, NULL);
+        CHECK_INT(err, 0);
+        struct {
+                struct fuse_in_header h;
+                struct fuse_forget_in f;
+        } fg = {.h = {.len = sizeof(fg), .opcode = FUSE_FORGET, .unique = unique++, .nodeid = n}, .f = {.nlookup = 1}};
+        memcpy(mem + OFF_REQ, &fg, sizeof(fg));
+        *D(0) = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = sizeof(fg)};
+        make_avail(0);
+        CHECK_INT(run_ring(fs, true), 1);
+        CHECK_INT(call(fs, FUSE_GETATTR, n, &(struct fuse_getattr_in){0}, sizeof(struct fuse_getattr_in), NULL, 0),
+                  -EBADF);
+        fs_free(fs);
+}
+
 static void test_read_write_create(const char *dir)
 {
         struct fs *fs = share(dir, false, false);
@@ -551,6 +572,7 @@ int main(void)
                 return 1;
         test_names_and_lookup(dir);
         test_read_write_create(dir);
+        test_forget_without_reply_room(dir);
         test_read_only(dir);
         test_single_file(dir);
         test_multi(dir);
