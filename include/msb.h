@@ -113,6 +113,17 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *opts, int *ret_statu
  * skopeo).  tag selects the manifest annotated with that ref name (NULL: the
  * only one).  name is stored as given, with ":latest" added when it has no
  * tag. */
+/* Pull an image from its registry (mirrors from msb's config file first):
+ * REF as docker takes it ("alpine", "host:5000/ns/app:1", "name@sha256:…").
+ * Every blob is verified while it downloads; the image is usable only once
+ * complete.  *ret_name (if not NULL) gets the stored name,
+ * "docker.io/library/alpine:latest". */
+int msb_image_pull(struct msb_ctx *ctx, const char *ref, char **ret_name, struct msb_error *err);
+
+enum msb_pull_policy { MSB_PULL_MISSING = 0, MSB_PULL_ALWAYS, MSB_PULL_NEVER };
+/* When msb_run pulls its image (default: when it is not in the store). */
+int msb_run_opts_set_pull(struct msb_run_opts *opts, enum msb_pull_policy policy);
+
 int msb_image_import(struct msb_ctx *ctx, const char *layout_dir, const char *tag, const char *name,
                      struct msb_error *err);
 

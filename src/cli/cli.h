@@ -5,6 +5,7 @@
 /* Each verb: returns the process exit status. */
 int cmd_run(int argc, char **argv);
 int cmd_image(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 

@@ -32,6 +32,7 @@ static void usage(FILE *f)
               "\n"
               "Commands:\n"
               "  run       Boot a microVM from an image and run a command in it\n"
+              "  pull      Pull an image from a registry\n"
               "  image     Manage local images (import)\n"
               "  info      Show the kernel, accelerator and tools a run would use\n"
               "  version   Print the version\n"
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
         }
         if (!strcmp(verb, "run"))
                 return cmd_run(argc - 1, argv + 1);
+        if (!strcmp(verb, "pull"))
+                return cmd_pull(argc - 1, argv + 1);
         if (!strcmp(verb, "image"))
                 return cmd_image(argc - 1, argv + 1);
         if (!strcmp(verb, "info"))

@@ -31,6 +31,7 @@ static void run_usage(FILE *f)
               "      --hostname NAME   guest hostname (default msb-<id>)\n"
               "      --rootfs DIR      run a host directory as the root (read-only, overlay on top)\n"
               "      --accel MODE      auto|kvm|tcg (default auto, or $MSB_ACCEL)\n"
+              "      --pull WHEN       always, missing (default: pull the image if it is not stored) or never\n"
               "      --fs-backend NAME msb (default) or virtiofsd (root only, no host-side ro; or $MSB_FS_BACKEND)\n"
               "      --verbose         say what msb does (accelerator, kernel, runtime dir)\n"
               "  -h, --help            show this help\n"
@@ -103,7 +104,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned *ret)
 
 int cmd_run(int argc, char **argv)
 {
-        enum { OPT_ENTRYPOINT = 256, OPT_HOSTNAME, OPT_ROOTFS, OPT_ACCEL, OPT_VERBOSE, OPT_FS_BACKEND };
+        enum { OPT_ENTRYPOINT = 256, OPT_HOSTNAME, OPT_ROOTFS, OPT_ACCEL, OPT_VERBOSE, OPT_FS_BACKEND, OPT_PULL };
         static const struct option longopts[] = {
                 {"env", required_argument, NULL, 'e'},
                 {"workdir", required_argument, NULL, 'w'},
@@ -117,6 +118,7 @@ int cmd_run(int argc, char **argv)
                 {"rootfs", required_argument, NULL, OPT_ROOTFS},
                 {"accel", required_argument, NULL, OPT_ACCEL},
                 {"fs-backend", required_argument, NULL, OPT_FS_BACKEND},
+                {"pull", required_argument, NULL, OPT_PULL},
                 {"verbose", no_argument, NULL, OPT_VERBOSE},
                 {"help", no_argument, NULL, 'h'},
                 {0},
@@ -199,6 +201,21 @@ int cmd_run(int argc, char **argv)
                         msb_run_opts_set_rootfs(o, optarg);
                         have_rootfs = true;
                         break;
+                case OPT_PULL: {
+                        enum msb_pull_policy pp;
+                        if (!strcmp(optarg, "missing"))
+                                pp = MSB_PULL_MISSING;
+                        else if (!strcmp(optarg, "always"))
+                                pp = MSB_PULL_ALWAYS;
+                        else if (!strcmp(optarg, "never"))
+                                pp = MSB_PULL_NEVER;
+                        else {
+                                cli_error("--pull '%s': expected always, missing or never", optarg);
+                                goto out;
+                        }
+                        msb_run_opts_set_pull(o, pp);
+                        break;
+                }
                 case OPT_FS_BACKEND:
                         if (msb_run_opts_set_fs_backend(o, optarg) < 0) {
                                 cli_error("--fs-backend '%s': expected msb or virtiofsd", optarg);

@@ -25,6 +25,7 @@
 
 #define MAX_JSON_SIZE (4u << 20) /* index, manifest, config */
 #define MAX_LAYERS 128u
+#define MAX_BLOB_SIZE (16ULL << 30) /* one layer */
 #define MAX_CONFIG_LIST 4096u /* entries in Env / Cmd / Entrypoint */
 
 void msb_image_config_free(struct msb_image_config *c)
@@ -531,11 +532,28 @@ int msb_image_open(struct msb_ctx *ctx, const char *ref, char **ret_rootfs, stru
         _cleanup_free_ char *rf = ref_file_name(norm);
         _cleanup_free_ char *rp = xasprintf("refs/%s", rf);
         _cleanup_free_ char *line = NULL;
-        if (sfd < 0 || read_file_at(sfd, rp, 4096, &line, NULL) < 0)
+        if (sfd >= 0 && read_file_at(sfd, rp, 4096, &line, NULL) < 0) {
+                /* not an imported name: the registry name it stands for */
+                struct msb_ref rr;
+                struct msb_error ignore;
+                if (msb_ref_parse(ref, &rr, &ignore) == 0) {
+                        _cleanup_free_ char *canon = msb_ref_string(&rr);
+                        _cleanup_free_ char *crf = ref_file_name(canon);
+                        _cleanup_free_ char *crp = xasprintf("refs/%s", crf);
+                        msb_ref_free(&rr);
+                        if (read_file_at(sfd, crp, 4096, &line, NULL) < 0)
+                                line = NULL;
+                        else {
+                                free(norm);
+                                norm = TAKE_PTR(canon);
+                        }
+                }
+        }
+        if (sfd < 0 || !line)
                 return msb_err(err, ENOENT,
-                               "image '%s' not found in the local store (%s); import it with "
-                               "'msb image import DIR %s'",
-                               norm, root, ref);
+                               "image '%s' not found in the local store (%s); pull it with 'msb pull %s' or import "
+                               "it with 'msb image import DIR %s'",
+                               norm, root, ref, ref);
         line[strcspn(line, "\n")] = '\0';
         const char *mhex;
         if (!digest_hex(line, &mhex))
@@ -566,4 +584,293 @@ int msb_image_open(struct msb_ctx *ctx, const char *ref, char **ret_rootfs, stru
                 return msb_err_wrap(err, r, "image '%s'", norm);
         *ret_rootfs = TAKE_PTR(rootfs);
         return 0;
+}
+
+/* ---------------- pulling from registries ---------------- */
+
+struct blob_sink {
+        int fd;
+        struct sha256 h;
+        uint64_t got, max;
+        const char *digest;
+        struct msb_error *err;
+};
+
+static int blob_sink_write(void *arg, const void *p, size_t n)
+{
+        struct blob_sink *b = arg;
+        if (b->got + n > b->max)
+                return msb_err(b->err, EBADMSG, "blob %s: the registry sent more than the %llu bytes its descriptor says",
+                               b->digest, (unsigned long long)b->max);
+        sha256_update(&b->h, p, n);
+        b->got += n;
+        int r = write_all(b->fd, p, n);
+        return r < 0 ? msb_err(b->err, r, "blob %s: write: %s", b->digest, strerror(-r)) : 0;
+}
+
+/* Download a blob into the store unless it is there; verified while it
+ * arrives, kept only when digest and size match. */
+static int store_fetch_blob(struct store *s, struct reg *g, const char *digest, json_int_t size, struct msb_error *err)
+{
+        const char *hex;
+        if (!digest_hex(digest, &hex))
+                return msb_err(err, EINVAL, "digest '%s' is not sha256:<64 hex digits>", digest ? digest : "");
+        if (size < 0 || (uint64_t)size > MAX_BLOB_SIZE)
+                return msb_err(err, EINVAL, "blob %s: size %lld is out of range (limit %llu)", digest, (long long)size,
+                               (unsigned long long)MAX_BLOB_SIZE);
+        _cleanup_free_ char *dst = xasprintf("blobs/sha256/%s", hex);
+        if (faccessat(s->fd, dst, R_OK, 0) == 0)
+                return 0; /* shared with an image we already have */
+        char rnd[17];
+        random_hex(rnd, 8);
+        _cleanup_free_ char *tmp = xasprintf("tmp/blob-%s", rnd);
+        _cleanup_close_ int fd = openat(s->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return msb_err(err, errno, "cannot create %s/%s: %s", s->root, tmp, strerror(errno));
+        struct blob_sink b = {.fd = fd, .max = (uint64_t)size, .digest = digest, .err = err};
+        sha256_init(&b.h);
+        int r = msb_reg_blob(g, digest, blob_sink_write, &b, err);
+        char got[65];
+        sha256_hex(&b.h, got);
+        if (r == 0 && b.got != (uint64_t)size)
+                r = msb_err(err, EBADMSG, "blob %s: got %llu bytes, its descriptor says %lld (truncated download?)",
+                            digest, (unsigned long long)b.got, (long long)size);
+        if (r == 0 && strcmp(got, hex) != 0)
+                r = msb_err(err, EBADMSG, "blob %s: content does not match its digest: expected %s, got sha256:%s",
+                            digest, digest, got);
+        if (r == 0 && fsync(fd) < 0)
+                r = msb_err(err, errno, "blob %s: fsync: %s", digest, strerror(errno));
+        if (r == 0 && renameat(s->fd, tmp, s->fd, dst) < 0)
+                r = msb_err(err, errno, "blob %s: rename: %s", digest, strerror(errno));
+        if (r < 0)
+                unlinkat(s->fd, tmp, 0);
+        return r;
+}
+
+/* Store bytes we already hold (a manifest) under their digest. */
+static int store_put_bytes(struct store *s, const char *hex, const char *data, size_t len, struct msb_error *err)
+{
+        _cleanup_free_ char *dst = xasprintf("blobs/sha256/%s", hex);
+        if (faccessat(s->fd, dst, R_OK, 0) == 0)
+                return 0;
+        int r = write_file_atomic_at(s->fd, dst, data, len, 0644);
+        return r < 0 ? msb_err(err, r, "cannot store manifest %s: %s", hex, strerror(-r)) : 0;
+}
+
+static bool is_schema1(const char *media, json_t *m)
+{
+        return str_has_prefix(media, "application/vnd.docker.distribution.manifest.v1") ||
+               json_integer_value(json_object_get(m, "schemaVersion")) == 1;
+}
+
+/* Fetch a manifest (by tag or digest) and check it: by digest its bytes must
+ * hash to it.  Returns the parsed JSON and its sha256. */
+static json_t *fetch_manifest(struct reg *g, const char *reference, const char *want_digest, char *ret_hex,
+                              char **ret_media, char **ret_body, size_t *ret_len, struct msb_error *err)
+{
+        char *body = NULL, *media = NULL;
+        size_t len;
+        if (msb_reg_manifest(g, reference, &body, &len, &media, err) < 0)
+                return NULL;
+        struct sha256 h;
+        sha256_init(&h);
+        sha256_update(&h, body, len);
+        sha256_hex(&h, ret_hex);
+        if (want_digest && strcmp(want_digest + 7, ret_hex) != 0) {
+                msb_err(err, EBADMSG, "manifest %s: content does not match its digest: expected %s, got sha256:%s",
+                        reference, want_digest, ret_hex);
+                free(body);
+                free(media);
+                return NULL;
+        }
+        json_error_t je;
+        json_t *m = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+        if (!json_is_object(m)) {
+                msb_err(err, EBADMSG, "manifest %s: not a JSON object (%s)", reference, je.text);
+                json_decref(m);
+                free(body);
+                free(media);
+                return NULL;
+        }
+        if (!*media || !strcmp(media, "application/json")) {
+                const char *mt = json_string_value(json_object_get(m, "mediaType"));
+                free(media);
+                media = xstrdup(mt ? mt : "");
+        }
+        *ret_media = media;
+        *ret_body = body;
+        *ret_len = len;
+        return m;
+}
+
+static int pull_from(struct msb_ctx *ctx, struct store *s, struct reg *g, const struct msb_ref *ref, const char *name,
+                     char *ret_mhex, struct msb_error *err)
+{
+        char hex[65];
+        _cleanup_free_ char *media = NULL, *body = NULL;
+        size_t len;
+        int r = 0;
+        json_t *m = fetch_manifest(g, ref->digest ? ref->digest : ref->tag, ref->digest, hex, &media, &body, &len, err);
+        if (!m)
+                return -EIO;
+        if (is_index_media(media)) {
+                json_t *d = index_pick_platform(m, err);
+                if (!d) {
+                        json_decref(m);
+                        return -ENOENT;
+                }
+                _cleanup_free_ char *want = xstrdup(desc_digest(d) ? desc_digest(d) : "");
+                const char *wh;
+                if (!digest_hex(want, &wh)) {
+                        json_decref(m);
+                        return msb_err(err, EBADMSG, "%s: index entry has a bad digest", name);
+                }
+                r = store_put_bytes(s, hex, body, len, err); /* the index too: pull by its digest works offline */
+                json_decref(m);
+                free(media);
+                free(body);
+                media = body = NULL;
+                if (r < 0)
+                        return r;
+                m = fetch_manifest(g, want, want, hex, &media, &body, &len, err);
+                if (!m)
+                        return -EIO;
+                if (is_index_media(media)) {
+                        json_decref(m);
+                        return msb_err(err, EBADMSG, "%s: an index inside an index", name);
+                }
+        }
+        if (is_schema1(media, m)) {
+                json_decref(m);
+                return msb_err(err, ENOTSUP,
+                               "%s: the registry serves a schema 1 manifest, which msb does not support; push the "
+                               "image again with a current docker, podman or skopeo",
+                               name);
+        }
+        if (strcmp(media, "application/vnd.oci.image.manifest.v1+json") != 0 &&
+            strcmp(media, "application/vnd.docker.distribution.manifest.v2+json") != 0) {
+                json_decref(m);
+                return msb_err(err, ENOTSUP, "%s: unsupported manifest media type '%s'", name, media);
+        }
+        json_t *config = json_object_get(m, "config");
+        json_t *layers = json_object_get(m, "layers");
+        if (json_integer_value(json_object_get(m, "schemaVersion")) != 2 || !json_is_object(config) ||
+            !json_is_array(layers) || json_array_size(layers) > MAX_LAYERS) {
+                json_decref(m);
+                return msb_err(err, EBADMSG, "%s: manifest %s lacks config or layers, or has more than %u layers",
+                               name, hex, MAX_LAYERS);
+        }
+        r = store_fetch_blob(s, g, desc_digest(config), json_integer_value(json_object_get(config, "size")), err);
+        /* the config before any layer: a bad one or another platform's
+         * fails before the big downloads */
+        if (r == 0) {
+                /* validate the config now so a bad one fails at pull, not at run */
+                const char *chex;
+                digest_hex(desc_digest(config), &chex);
+                _cleanup_free_ char *p = xasprintf("blobs/sha256/%s", chex);
+                _cleanup_free_ char *cj = NULL;
+                size_t cl;
+                r = read_file_at(s->fd, p, MAX_JSON_SIZE, &cj, &cl);
+                struct msb_image_config c;
+                if (r < 0)
+                        r = msb_err(err, r, "%s: image config: %s", name, strerror(-r));
+                else if ((r = msb_image_config_parse(cj, cl, &c, err)) == 0)
+                        msb_image_config_free(&c);
+                if (r == 0) {
+                        /* a single-platform image must be for this host too */
+                        json_t *cfgj = json_loadb(cj, cl, 0, NULL);
+                        const char *arch = json_string_value(json_object_get(cfgj, "architecture"));
+                        const char *os = json_string_value(json_object_get(cfgj, "os"));
+                        if ((arch && strcmp(arch, "amd64") != 0) || (os && strcmp(os, "linux") != 0))
+                                r = msb_err(err, ENOEXEC, "%s is an image for %s/%s; this host runs linux/amd64", name,
+                                            os ? os : "?", arch ? arch : "?");
+                        json_decref(cfgj);
+                }
+        }
+        size_t i;
+        json_t *d;
+        json_array_foreach(layers, i, d)
+        {
+                if (r < 0)
+                        break;
+                const char *lm = desc_media(d);
+                if (strstr(lm, "zstd")) {
+                        r = msb_err(err, ENOTSUP, "%s: layer %s is zstd-compressed, which msb does not unpack yet",
+                                    name, desc_digest(d) ? desc_digest(d) : "?");
+                        break;
+                }
+                msb_log(ctx, 1, "fetching layer %zu/%zu %.19s", i + 1, json_array_size(layers),
+                        desc_digest(d) ? desc_digest(d) : "?");
+                r = store_fetch_blob(s, g, desc_digest(d), json_integer_value(json_object_get(d, "size")), err);
+        }
+        /* the manifest goes in last: a blob store never names layers it lacks */
+        if (r == 0)
+                r = store_put_bytes(s, hex, body, len, err);
+        if (r == 0)
+                r = unpack_rootfs(ctx, s, hex, layers, err);
+        json_decref(m);
+        if (r == 0)
+                memcpy(ret_mhex, hex, 65);
+        return r;
+}
+
+int msb_image_pull(struct msb_ctx *ctx, const char *refstr, char **ret_name, struct msb_error *err)
+{
+        struct msb_ref ref;
+        int r = msb_ref_parse(refstr, &ref, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *name = msb_ref_string(&ref);
+        _cleanup_strv_ char **mirrors = NULL;
+        bool insecure;
+        r = msb_registry_config(ref.domain, &mirrors, &insecure, err);
+        if (r < 0) {
+                msb_ref_free(&ref);
+                return r;
+        }
+        _cleanup_strv_ char **bases = NULL;
+        for (char **m = mirrors; m && *m; m++)
+                strv_push(&bases, *m);
+        strv_push_take(&bases, msb_reg_upstream(ref.domain, insecure));
+        struct store s;
+        r = store_open(ctx, &s, err);
+        if (r < 0) {
+                msb_ref_free(&ref);
+                return r;
+        }
+        char mhex[65] = "";
+        char tried[1024] = "";
+        r = -EIO;
+        for (char **b = bases; *b; b++) {
+                msb_log(ctx, 1, "pulling %s from %s", name, *b);
+                struct reg *g = msb_reg_open(ctx, *b, ref.domain, ref.repo);
+                struct msb_error e1 = {0};
+                r = pull_from(ctx, &s, g, &ref, name, mhex, &e1);
+                msb_reg_close(g);
+                if (r == 0)
+                        break;
+                *err = e1;
+                size_t l = strlen(tried);
+                snprintf(tried + l, sizeof(tried) - l, "%s%s", l ? "; " : "", e1.message);
+                /* a corrupt or hostile answer is not a reason to try elsewhere quietly */
+                if (r == -EBADMSG || r == -ENOTSUP)
+                        break;
+        }
+        if (r < 0 && strv_len(bases) > 1 && r != -EBADMSG && r != -ENOTSUP)
+                msb_err(err, r, "cannot pull %s: %s", name, tried);
+        if (r == 0) {
+                _cleanup_free_ char *rf = ref_file_name(name);
+                _cleanup_free_ char *rp = xasprintf("refs/%s", rf);
+                _cleanup_free_ char *line = xasprintf("sha256:%s\n", mhex);
+                r = write_file_atomic_at(s.fd, rp, line, strlen(line), 0644);
+                if (r < 0)
+                        r = msb_err(err, r, "cannot record image name: %s", strerror(-r));
+                else
+                        msb_log(ctx, 0, "pulled %s (sha256:%s)", name, mhex);
+        }
+        store_close(&s);
+        msb_ref_free(&ref);
+        if (r == 0 && ret_name)
+                *ret_name = TAKE_PTR(name);
+        return r;
 }

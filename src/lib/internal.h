@@ -120,6 +120,25 @@ void msb_ref_free(struct msb_ref *r);
 /* "domain/repo:tag", "domain/repo@digest" or both. */
 char *msb_ref_string(const struct msb_ref *r);
 
+/* ---- registry.c: distribution API client ---- */
+struct reg;
+/* Mirrors for domain from msb's config file ($MSB_CONFIG,
+ * $XDG_CONFIG_HOME/msb/config or ~/.config/msb/config) and whether the
+ * domain is marked insecure (plain HTTP). */
+int msb_registry_config(const char *domain, char ***ret_mirrors, bool *ret_insecure, struct msb_error *err);
+/* The registry's own URL: https, http for loopback or insecure ones;
+ * docker.io is registry-1.docker.io. */
+char *msb_reg_upstream(const char *domain, bool insecure);
+struct reg *msb_reg_open(struct msb_ctx *ctx, const char *base, const char *domain, const char *repo);
+void msb_reg_close(struct reg *g);
+/* GET a manifest by tag or digest (at most 4 MiB); media type from the
+ * Content-Type.  -ENOENT for 404, -EACCES when access is denied. */
+int msb_reg_manifest(struct reg *g, const char *reference, char **ret_body, size_t *ret_len, char **ret_media,
+                     struct msb_error *err);
+/* Stream a blob into sink (which may stop it by returning < 0). */
+int msb_reg_blob(struct reg *g, const char *digest, int (*sink)(void *arg, const void *p, size_t n), void *arg,
+                 struct msb_error *err);
+
 /* ---- vmm.c: QEMU backend ---- */
 struct vmm_share {
         char *tag;

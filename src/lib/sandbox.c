@@ -56,6 +56,7 @@ struct msb_run_opts {
         unsigned memory_mib;
         enum msb_accel accel;
         char *fs_backend;
+        enum msb_pull_policy pull;
         bool stdin_forward;
         int fds[3];
         struct volume vols[MAX_VOLUMES];
@@ -181,6 +182,14 @@ int msb_run_opts_set_stdin(struct msb_run_opts *o, bool forward)
         o->stdin_forward = forward;
         return 0;
 }
+int msb_run_opts_set_pull(struct msb_run_opts *o, enum msb_pull_policy p)
+{
+        if (p != MSB_PULL_MISSING && p != MSB_PULL_ALWAYS && p != MSB_PULL_NEVER)
+                return -EINVAL;
+        o->pull = p;
+        return 0;
+}
+
 int msb_run_opts_set_fs_backend(struct msb_run_opts *o, const char *name)
 {
         if (name && !fsd_backend_find(name))
@@ -607,7 +616,20 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 if (!rootfs || stat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
                         return msb_err(err, ENOENT, "--rootfs '%s': not a directory", o->rootfs);
         } else {
+                if (o->pull == MSB_PULL_ALWAYS) {
+                        r = msb_image_pull(ctx, o->image, NULL, err);
+                        if (r < 0)
+                                return r;
+                }
                 r = msb_image_open(ctx, o->image, &rootfs, &cfg, err);
+                if (r == -ENOENT && o->pull == MSB_PULL_MISSING) {
+                        struct msb_error perr = {0};
+                        int pr = msb_image_pull(ctx, o->image, NULL, &perr);
+                        if (pr < 0)
+                                return msb_err(err, pr, "image '%s' is not in the local store, and pulling it failed: %s",
+                                               o->image, perr.message);
+                        r = msb_image_open(ctx, o->image, &rootfs, &cfg, err);
+                }
                 if (r < 0)
                         return r;
         }

@@ -286,7 +286,8 @@ t_bad_input_clear_errors_no_leaks() {
         check "unknown option 'rx'" run -v /tmp:/x:rx busybox true
         check "expected msb or virtiofsd" run --fs-backend fuse busybox true
         check "no image given" run
-        check "not found in the local store" run no-such-image true
+        check "not found in the local store" run --pull never no-such-image true
+        check "not in the local store, and pulling it failed" run no-such-image true
         check "character 'B' is not allowed" run BadName true
         check "--rootfs '/nonexistent'" run --rootfs /nonexistent true
         check "unknown command 'bogus'" bogus

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* msb pull [-q] REF */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static void pull_usage(FILE *f)
+{
+        fputs("Usage: msb pull [-q] REF\n"
+              "\n"
+              "Pull an image from its registry into the local store: REF as docker takes it,\n"
+              "e.g. alpine, library/alpine:3.20, host:5000/ns/app:1, name@sha256:<hex>.\n"
+              "Registry mirrors (tried first) and insecure registries come from the config file\n"
+              "($MSB_CONFIG, $XDG_CONFIG_HOME/msb/config or ~/.config/msb/config):\n"
+              "    mirror docker.io http://127.0.0.1:5000\n"
+              "    insecure registry.lan:5000\n"
+              "Credentials come from ~/.docker/config.json.\n"
+              "\n"
+              "  -q, --quiet   print only the stored name\n",
+              f);
+}
+
+int cmd_pull(int argc, char **argv)
+{
+        bool quiet = false;
+        const char *ref = NULL;
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+                        pull_usage(stdout);
+                        return 0;
+                }
+                if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
+                        quiet = true;
+                else if (argv[i][0] == '-' || ref) {
+                        pull_usage(stderr);
+                        return 125;
+                } else
+                        ref = argv[i];
+        }
+        if (!ref) {
+                pull_usage(stderr);
+                return 125;
+        }
+        struct msb_error err = {0};
+        struct msb_ctx *ctx;
+        if (msb_ctx_new(&ctx, &err) < 0) {
+                cli_error("%s", err.message);
+                return 125;
+        }
+        if (!quiet)
+                msb_ctx_set_log(ctx, isatty(2) ? 1 : 0, cli_log, NULL);
+        char *name = NULL;
+        int status = 0;
+        if (msb_image_pull(ctx, ref, &name, &err) < 0) {
+                cli_error("pull %s: %s", ref, err.message);
+                status = 125;
+        } else if (quiet) {
+                printf("%s\n", name);
+        }
+        free(name);
+        msb_ctx_free(ctx);
+        return status;
+}

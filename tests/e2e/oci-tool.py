@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Rewrite OCI image layouts for the pull tests (stdlib only).
+
+  oci-tool.py index LAYOUT TAG ARCH...   make TAG an image index with one
+        manifest per ARCH (copies of TAG's image whose config says ARCH)
+  oci-tool.py hostile LAYOUT TAG KIND    append a layer that tries to write
+        outside the root: KIND is dotdot, absolute, symlink or hardlink
+"""
+import gzip, hashlib, io, json, os, sys, tarfile
+
+
+def put(layout, data):
+    d = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(layout, "blobs", "sha256", d), "wb") as f:
+        f.write(data)
+    return "sha256:" + d, len(data)
+
+
+def get(layout, digest):
+    with open(os.path.join(layout, "blobs", "sha256", digest.split(":", 1)[1]), "rb") as f:
+        return f.read()
+
+
+def entry(layout, tag):
+    idx = json.load(open(os.path.join(layout, "index.json")))
+    for m in idx["manifests"]:
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
+            return idx, m
+    sys.exit("no manifest tagged %s" % tag)
+
+
+def save_index(layout, idx):
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump(idx, f)
+
+
+def cmd_index(layout, tag, archs):
+    idx, m = entry(layout, tag)
+    man = json.loads(get(layout, m["digest"]))
+    cfg = json.loads(get(layout, man["config"]["digest"]))
+    entries = []
+    for arch in archs:
+        c = dict(cfg, architecture=arch, os="linux")
+        cd, cs = put(layout, json.dumps(c).encode())
+        mm = dict(man, config=dict(man["config"], digest=cd, size=cs))
+        md, ms = put(layout, json.dumps(mm).encode())
+        entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+                        "platform": {"architecture": arch, "os": "linux"}})
+    ix = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries}
+    d, s = put(layout, json.dumps(ix).encode())
+    m.update(mediaType="application/vnd.oci.image.index.v1+json", digest=d, size=s)
+    save_index(layout, idx)
+
+
+def cmd_hostile(layout, tag, kind):
+    idx, m = entry(layout, tag)
+    man = json.loads(get(layout, m["digest"]))
+    cfg = json.loads(get(layout, man["config"]["digest"]))
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
+        def add(name, data=b"escaped\n", **kw):
+            ti = tarfile.TarInfo(name)
+            for k, v in kw.items():
+                setattr(ti, k, v)
+            ti.size = len(data) if ti.type == tarfile.REGTYPE else 0
+            t.addfile(ti, io.BytesIO(data) if ti.type == tarfile.REGTYPE else None)
+        if kind == "dotdot":
+            add("../../../../tmp/msb-pull-escape")
+        elif kind == "absolute":
+            add("/tmp/msb-pull-escape")
+        elif kind == "symlink":
+            add("up", type=tarfile.SYMTYPE, linkname="/tmp")
+            add("up/msb-pull-escape")
+        elif kind == "hardlink":
+            add("h", type=tarfile.LNKTYPE, linkname="../../../../tmp/msb-pull-escape")
+        else:
+            sys.exit("unknown kind " + kind)
+    data = raw.getvalue()
+    diff = "sha256:" + hashlib.sha256(data).hexdigest()
+    gz = gzip.compress(data, mtime=0)
+    ld, ls = put(layout, gz)
+    man["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ls})
+    cfg["rootfs"]["diff_ids"].append(diff)
+    cd, cs = put(layout, json.dumps(cfg).encode())
+    man["config"] = dict(man["config"], digest=cd, size=cs)
+    md, ms = put(layout, json.dumps(man).encode())
+    m.update(digest=md, size=ms)
+    save_index(layout, idx)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 4 and sys.argv[1] == "index":
+        cmd_index(sys.argv[2], sys.argv[3], sys.argv[4:])
+    elif len(sys.argv) == 5 and sys.argv[1] == "hostile":
+        cmd_hostile(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        sys.exit(__doc__)

@@ -1,0 +1,238 @@
+#!/bin/bash
+# End-to-end: pulling images from a real OCI registry (Debian's
+# docker-registry) on a free loopback port, with images this suite builds
+# (busybox layers, scripts/oci-layout.sh) and pushes with skopeo.  A mirror
+# maps docker.io to it, which is how `alpine` resolves here.
+. "$(dirname "$0")/lib.sh"
+
+busybox_rootfs() {
+        local d
+        d=$(cat "$DATA/images/refs/busybox%3Alatest")
+        echo "$DATA/images/rootfs/${d#sha256:}"
+}
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+REG=127.0.0.1:$PORT
+mkdir -p "$WORK/registry"
+cat >"$WORK/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $WORK/registry
+  delete:
+    enabled: true
+http:
+  addr: $REG
+YML
+docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
+REGPID=$!
+trap 'kill $REGPID 2>/dev/null; wait $REGPID 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 100); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.1; done
+curl -sf "http://$REG/v2/" >/dev/null || { echo "docker-registry did not start: $(cat "$WORK/registry.log")" >&2; exit 1; }
+
+# msb's own config: docker.io comes from the local registry
+export MSB_CONFIG=$WORK/msb-config
+echo "mirror docker.io http://$REG" >"$MSB_CONFIG"
+# a data dir of our own, so pulls start from an empty store; kernels borrowed
+export MSB_HOME=$WORK/home
+mkdir -p "$MSB_HOME"
+ln -s "$DATA/kernels" "$MSB_HOME/kernels"
+STORE=$MSB_HOME/images
+RUNDIR=$MSB_HOME/run
+
+push() { # push LAYOUT TAG REPO:TAG [--all]
+        skopeo copy -q ${4:-} --dest-tls-verify=false "oci:$1:$2" "docker://$REG/$3" >/dev/null
+}
+store_state() {
+        echo "refs=$(ls "$STORE/refs" 2>/dev/null | sort | tr '\n' ' ') rootfs=$(ls "$STORE/rootfs" 2>/dev/null | wc -l) tmp=$(ls -A "$STORE/tmp" 2>/dev/null | wc -l)"
+}
+
+# the base image: busybox plus an os-release naming it
+mkdir -p "$WORK/l1/etc"
+printf 'NAME="msb test alpine"\nID=alpine\n' >"$WORK/l1/etc/os-release"
+"$ROOT/scripts/oci-layout.sh" "$WORK/base" v1 '{"Cmd":["/bin/sh"],"Env":["PATH=/usr/bin:/bin:/sbin"]}' \
+        "$(busybox_rootfs)" "$WORK/l1" >/dev/null
+push "$WORK/base" v1 library/alpine:latest
+
+t_run_alpine_through_mirror() {
+        run_msb run alpine -- cat /etc/os-release
+        assert_eq status 0 "$RC"
+        assert_contains os-release 'NAME="msb test alpine"' "$OUT"
+        assert_contains store "docker.io%2Flibrary%2Falpine%3Alatest" "$(store_state)"
+        # the second run uses the stored image: it works with the registry gone too
+        run_msb run --pull never alpine -- true
+        assert_eq "second run" 0 "$RC"
+}
+
+t_pull_by_tag_and_digest() {
+        run_msb pull -q "$REG/library/alpine:latest"
+        assert_eq status 0 "$RC"
+        assert_eq name "$REG/library/alpine:latest" "$OUT"
+        local digest
+        digest=$(curl -sI -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+                "http://$REG/v2/library/alpine/manifests/latest" | tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p')
+        [ -n "$digest" ] || fail "registry gave no digest"
+        run_msb pull -q "$REG/library/alpine@$digest"
+        assert_eq "by digest" 0 "$RC"
+        run_msb run --pull never "$REG/library/alpine@$digest" -- cat /etc/os-release
+        assert_contains "run by digest" "msb test alpine" "$OUT"
+        # a digest that is not the tag's content
+        run_msb pull "$REG/library/alpine@sha256:$(printf '0%.0s' $(seq 64))"
+        assert_eq "unknown digest" 125 "$RC"
+        assert_contains message "404" "$ERR"
+}
+
+t_layers_whiteouts_and_opaque_dirs() {
+        mkdir -p "$WORK/w1/data/keep" "$WORK/w1/data/gone" "$WORK/w1/opq" "$WORK/w2/data" "$WORK/w2/opq"
+        echo a >"$WORK/w1/data/file-a"; echo k >"$WORK/w1/data/keep/k"; echo g >"$WORK/w1/data/gone/g"
+        echo old >"$WORK/w1/opq/old"
+        : >"$WORK/w2/data/.wh.file-a"; : >"$WORK/w2/data/.wh.gone"
+        : >"$WORK/w2/opq/.wh..wh..opq"; echo new >"$WORK/w2/opq/new"
+        "$ROOT/scripts/oci-layout.sh" "$WORK/wh" v1 '{"Cmd":["/bin/sh"]}' "$(busybox_rootfs)" "$WORK/w1" "$WORK/w2" >/dev/null
+        push "$WORK/wh" v1 test/whiteouts:v1
+        run_msb run "$REG/test/whiteouts:v1" -- sh -c 'ls /data /opq | tr "\n" " "'
+        assert_eq status 0 "$RC"
+        assert_eq listing "/data: keep  /opq: new " "$OUT"
+}
+
+t_multi_arch_index_and_foreign_arch() {
+        cp -a "$WORK/base" "$WORK/multi"
+        python3 "$ROOT/tests/e2e/oci-tool.py" index "$WORK/multi" v1 arm64 amd64 s390x
+        push "$WORK/multi" v1 test/multi:v1 --all
+        run_msb run "$REG/test/multi:v1" -- cat /etc/os-release
+        assert_eq "index picks amd64" 0 "$RC"
+        assert_contains os-release "msb test alpine" "$OUT"
+        cp -a "$WORK/base" "$WORK/arm"
+        python3 "$ROOT/tests/e2e/oci-tool.py" index "$WORK/arm" v1 arm64 ppc64le
+        push "$WORK/arm" v1 test/arm:v1 --all
+        local before
+        before=$(store_state)
+        run_msb pull "$REG/test/arm:v1"
+        assert_eq "index without amd64" 125 "$RC"
+        assert_contains message "no linux/amd64 variant (available: linux/arm64, linux/ppc64le)" "$ERR"
+        assert_eq "store untouched" "$before" "$(store_state)"
+}
+
+corrupt_layer() { # corrupt_layer REPO:TAG how -> changes the stored layer blob in the registry
+        local m digest f
+        m=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/${1%:*}/manifests/${1#*:}")
+        digest=$(echo "$m" | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][-1]["digest"])')
+        f=$WORK/registry/docker/registry/v2/blobs/sha256/${digest:7:2}/${digest#sha256:}/data
+        [ -f "$f" ] || fail "no blob file $f"
+        case $2 in
+        flip) printf 'X' | dd of="$f" bs=1 seek=100 conv=notrunc status=none ;;
+        truncate) truncate -s 50 "$f" ;;
+        esac
+        echo "$digest"
+}
+
+t_corrupt_blob_stores_nothing() {
+        mkdir -p "$WORK/c1"; echo c >"$WORK/c1/c"
+        "$ROOT/scripts/oci-layout.sh" "$WORK/cor" v1 '{"Cmd":["/bin/sh"]}' "$(busybox_rootfs)" "$WORK/c1" >/dev/null
+        push "$WORK/cor" v1 test/corrupt:v1
+        local digest before
+        digest=$(corrupt_layer test/corrupt:v1 flip)
+        before=$(store_state)
+        run_msb pull "$REG/test/corrupt:v1"
+        assert_eq status 125 "$RC"
+        assert_contains message "content does not match its digest: expected $digest, got sha256:" "$ERR"
+        assert_eq "store" "$before" "$(store_state)"
+        [ ! -e "$STORE/blobs/sha256/${digest#sha256:}" ] || fail "the corrupt blob was kept"
+}
+
+t_truncated_download_stores_nothing() {
+        mkdir -p "$WORK/t1"; echo t >"$WORK/t1/t"
+        "$ROOT/scripts/oci-layout.sh" "$WORK/tr" v1 '{"Cmd":["/bin/sh"]}' "$(busybox_rootfs)" "$WORK/t1" >/dev/null
+        push "$WORK/tr" v1 test/trunc:v1
+        local before
+        corrupt_layer test/trunc:v1 truncate >/dev/null
+        before=$(store_state)
+        run_msb pull "$REG/test/trunc:v1"
+        assert_eq status 125 "$RC"
+        assert_contains message "truncated download" "$ERR"
+        assert_eq "store" "$before" "$(store_state)"
+}
+
+t_missing_manifest_is_clear() {
+        run_msb pull "$REG/library/alpine:no-such-tag"
+        assert_eq status 125 "$RC"
+        assert_contains message "no such manifest" "$ERR"
+        assert_contains message "404" "$ERR"
+        run_msb run --pull never nothing-here -- true
+        assert_eq "--pull never" 125 "$RC"
+        assert_contains message "not found in the local store" "$ERR"
+}
+
+t_bad_references_are_clear() {
+        local r
+        for r in "Alpine" "alpine:" "a//b" "host:99999999/x" "alpine@sha256:abc"; do
+                run_msb pull "$r"
+                assert_eq "status of $r" 125 "$RC"
+                assert_contains "message of $r" "image reference" "$ERR"
+        done
+        run_msb run --pull sometimes alpine -- true
+        assert_contains "--pull" "expected always, missing or never" "$ERR"
+}
+
+t_auth_401_then_credentials() {
+        # a second registry that wants a password (htpasswd, bcrypt)
+        local port2 pid2 before
+        port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        python3 -W ignore -c 'import crypt; print("tester:" + crypt.crypt("secret", crypt.mksalt(crypt.METHOD_BLOWFISH)))' >"$WORK/htpasswd"
+        mkdir -p "$WORK/registry2"
+        sed -e "s|$WORK/registry\$|$WORK/registry2|" -e "s|addr: $REG|addr: 127.0.0.1:$port2|" "$WORK/registry.yml" >"$WORK/registry2.yml"
+        printf 'auth:\n  htpasswd:\n    realm: msb-test\n    path: %s\n' "$WORK/htpasswd" >>"$WORK/registry2.yml"
+        docker-registry serve "$WORK/registry2.yml" >"$WORK/registry2.log" 2>&1 &
+        pid2=$!
+        for _ in $(seq 100); do curl -s "http://127.0.0.1:$port2/v2/" >/dev/null && break; sleep 0.1; done
+        skopeo copy -q --dest-tls-verify=false --dest-creds tester:secret "oci:$WORK/base:v1" \
+                "docker://127.0.0.1:$port2/private/app:v1" >/dev/null
+        before=$(store_state)
+        run_msb pull "127.0.0.1:$port2/private/app:v1"
+        local rc1=$RC err1=$ERR after401
+        after401=$(store_state)
+        mkdir -p "$WORK/docker"
+        printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"}}}' "$port2" "$(printf tester:secret | base64)" >"$WORK/docker/config.json"
+        DOCKER_CONFIG=$WORK/docker "$MSB" pull -q "127.0.0.1:$port2/private/app:v1" >"$WORK/out" 2>"$WORK/err" && RC=0 || RC=$?
+        kill $pid2; wait $pid2 2>/dev/null || true
+        assert_eq "without credentials" 125 "$rc1"
+        assert_contains "401 message" "user name and password" "$err1"
+        assert_eq "nothing stored on 401" "$before" "$after401"
+        assert_eq "with credentials" 0 "$RC"
+}
+
+t_hostile_layers_rejected_before_landing() {
+        local kind before
+        for kind in dotdot absolute symlink hardlink; do
+                rm -rf "$WORK/h-$kind" /tmp/msb-pull-escape
+                cp -a "$WORK/base" "$WORK/h-$kind"
+                python3 "$ROOT/tests/e2e/oci-tool.py" hostile "$WORK/h-$kind" v1 "$kind"
+                push "$WORK/h-$kind" v1 "test/hostile-$kind:v1"
+                before=$(store_state)
+                run_msb pull "$REG/test/hostile-$kind:v1"
+                assert_eq "status ($kind)" 125 "$RC"
+                assert_contains "message ($kind)" "rejected" "$ERR"
+                [ ! -e /tmp/msb-pull-escape ] || fail "a $kind layer wrote outside the rootfs"
+                assert_eq "store ($kind)" "$before" "$(store_state)"
+        done
+}
+
+t_concurrent_pulls_of_one_image() {
+        mkdir -p "$WORK/p1"; echo p >"$WORK/p1/p"
+        "$ROOT/scripts/oci-layout.sh" "$WORK/par" v1 '{"Cmd":["/bin/sh"]}' "$(busybox_rootfs)" "$WORK/p1" >/dev/null
+        push "$WORK/par" v1 test/parallel:v1
+        local a b ra rb
+        "$MSB" pull -q "$REG/test/parallel:v1" >"$WORK/a.out" 2>&1 & a=$!
+        "$MSB" pull -q "$REG/test/parallel:v1" >"$WORK/b.out" 2>&1 & b=$!
+        wait $a && ra=0 || ra=$?
+        wait $b && rb=0 || rb=$?
+        assert_eq "first pull" 0 "$ra"
+        assert_eq "second pull" 0 "$rb"
+        assert_eq "no work left over" 0 "$(ls -A "$STORE/tmp" | wc -l)"
+        run_msb run --pull never "$REG/test/parallel:v1" -- cat /p
+        assert_eq "runs" p "$OUT"
+}
+
+run_tests
