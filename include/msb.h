@@ -120,6 +120,19 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *opts, int *ret_statu
  * "docker.io/library/alpine:latest". */
 int msb_image_pull(struct msb_ctx *ctx, const char *ref, char **ret_name, struct msb_error *err);
 
+struct msb_image_info {
+        char *name;      /* as stored: "docker.io/library/alpine:latest", "busybox:latest" */
+        char *id;        /* first 12 hex digits of the manifest digest */
+        uint64_t size;   /* bytes the unpacked root takes on disk */
+        int64_t created; /* from the image config, seconds since 1970; 0 if unknown */
+};
+/* The stored images (free with msb_image_list_free). */
+int msb_image_list(struct msb_ctx *ctx, struct msb_image_info **ret, size_t *ret_n, struct msb_error *err);
+void msb_image_list_free(struct msb_image_info *v, size_t n);
+/* Remove a name; its rootfs and blobs go when no other name uses them.
+ * -EBUSY while a running sandbox uses the image, -ENOENT if unknown. */
+int msb_image_remove(struct msb_ctx *ctx, const char *ref, struct msb_error *err);
+
 enum msb_pull_policy { MSB_PULL_MISSING = 0, MSB_PULL_ALWAYS, MSB_PULL_NEVER };
 /* When msb_run pulls its image (default: when it is not in the store). */
 int msb_run_opts_set_pull(struct msb_run_opts *opts, enum msb_pull_policy policy);

@@ -33,6 +33,8 @@ static void usage(FILE *f)
               "Commands:\n"
               "  run       Boot a microVM from an image and run a command in it\n"
               "  pull      Pull an image from a registry\n"
+              "  images    List stored images\n"
+              "  rmi       Remove stored images\n"
               "  image     Manage local images (import)\n"
               "  info      Show the kernel, accelerator and tools a run would use\n"
               "  version   Print the version\n"
@@ -59,6 +61,10 @@ int main(int argc, char **argv)
         }
         if (!strcmp(verb, "run"))
                 return cmd_run(argc - 1, argv + 1);
+        if (!strcmp(verb, "images"))
+                return cmd_images(argc - 1, argv + 1);
+        if (!strcmp(verb, "rmi"))
+                return cmd_rmi(argc - 1, argv + 1);
         if (!strcmp(verb, "pull"))
                 return cmd_pull(argc - 1, argv + 1);
         if (!strcmp(verb, "image"))

@@ -15,6 +15,10 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dirent.h>
+#include <limits.h>
+#include <sys/file.h>
+#include <time.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -333,11 +337,6 @@ static int unpack_rootfs(struct msb_ctx *ctx, struct store *s, const char *mhex,
                 const char *dg = desc_digest(l);
                 if (!digest_hex(dg, &hex)) {
                         r = msb_err(err, EINVAL, "layer %zu: bad digest", i);
-                        break;
-                }
-                const char *mt = desc_media(l);
-                if (strstr(mt, "zstd")) {
-                        r = msb_err(err, ENOTSUP, "layer %s: zstd-compressed layers are not supported yet", dg);
                         break;
                 }
                 _cleanup_free_ char *bp = xasprintf("blobs/sha256/%s", hex);
@@ -793,12 +792,6 @@ static int pull_from(struct msb_ctx *ctx, struct store *s, struct reg *g, const 
         {
                 if (r < 0)
                         break;
-                const char *lm = desc_media(d);
-                if (strstr(lm, "zstd")) {
-                        r = msb_err(err, ENOTSUP, "%s: layer %s is zstd-compressed, which msb does not unpack yet",
-                                    name, desc_digest(d) ? desc_digest(d) : "?");
-                        break;
-                }
                 msb_log(ctx, 1, "fetching layer %zu/%zu %.19s", i + 1, json_array_size(layers),
                         desc_digest(d) ? desc_digest(d) : "?");
                 r = store_fetch_blob(s, g, desc_digest(d), json_integer_value(json_object_get(d, "size")), err);
@@ -873,4 +866,243 @@ int msb_image_pull(struct msb_ctx *ctx, const char *refstr, char **ret_name, str
         if (r == 0 && ret_name)
                 *ret_name = TAKE_PTR(name);
         return r;
+}
+
+/* ---------------- listing and removing ---------------- */
+
+static char *ref_name_from_file(const char *f)
+{
+        char *out = xmalloc(strlen(f) + 1), *o = out;
+        for (const char *s = f; *s; s++) {
+                unsigned v;
+                if (*s == '%' && sscanf(s + 1, "%2X", &v) == 1 && isxdigit((unsigned char)s[1]) &&
+                    isxdigit((unsigned char)s[2])) {
+                        *o++ = (char)v;
+                        s += 2;
+                } else
+                        *o++ = *s;
+        }
+        *o = 0;
+        return out;
+}
+
+static uint64_t tree_bytes(int dirfd, const char *name, int depth)
+{
+        struct stat st;
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return 0;
+        uint64_t sum = (uint64_t)st.st_blocks * 512;
+        if (!S_ISDIR(st.st_mode) || depth > 64)
+                return sum;
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return sum;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return sum;
+        }
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                        sum += tree_bytes(fd, de->d_name, depth + 1);
+        closedir(d);
+        return sum;
+}
+
+int msb_image_list(struct msb_ctx *ctx, struct msb_image_info **ret, size_t *ret_n, struct msb_error *err)
+{
+        *ret = NULL;
+        *ret_n = 0;
+        _cleanup_free_ char *root = xasprintf("%s/images", ctx->data_dir);
+        _cleanup_close_ int sfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (sfd < 0)
+                return errno == ENOENT ? 0 : msb_err(err, errno, "image store %s: %s", root, strerror(errno));
+        int rfd = openat(sfd, "refs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = rfd >= 0 ? fdopendir(rfd) : NULL;
+        if (!d) {
+                if (rfd >= 0)
+                        close(rfd);
+                return 0;
+        }
+        struct dirent *de;
+        struct msb_image_info *v = NULL;
+        size_t n = 0;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                _cleanup_free_ char *line = NULL;
+                if (read_file_at(rfd, de->d_name, 4096, &line, NULL) < 0)
+                        continue;
+                line[strcspn(line, "\n")] = 0;
+                const char *mhex;
+                if (!digest_hex(line, &mhex))
+                        continue;
+                struct msb_image_info ii = {0};
+                ii.name = ref_name_from_file(de->d_name);
+                ii.id = strndup(mhex, 12);
+                _cleanup_free_ char *rp = xasprintf("rootfs/%s", mhex);
+                ii.size = tree_bytes(sfd, rp, 0);
+                /* created: from the config */
+                _cleanup_free_ char *mp = xasprintf("blobs/sha256/%s", mhex);
+                struct msb_error ig;
+                json_t *m = load_json_at(sfd, mp, &ig, "manifest");
+                const char *chex;
+                if (m && digest_hex(desc_digest(json_object_get(m, "config")), &chex)) {
+                        _cleanup_free_ char *cp = xasprintf("blobs/sha256/%s", chex);
+                        json_t *c = load_json_at(sfd, cp, &ig, "config");
+                        const char *created = json_string_value(json_object_get(c, "created"));
+                        struct tm tm = {0};
+                        if (created && strptime(created, "%Y-%m-%dT%H:%M:%S", &tm))
+                                ii.created = timegm(&tm);
+                        json_decref(c);
+                }
+                json_decref(m);
+                v = xrealloc(v, (n + 1) * sizeof(*v));
+                v[n++] = ii;
+        }
+        closedir(d);
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+void msb_image_list_free(struct msb_image_info *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(v[i].name);
+                free(v[i].id);
+        }
+        free(v);
+}
+
+/* Is a running sandbox (runtime dir with its lock held) using rootfs? */
+static bool rootfs_in_use(struct msb_ctx *ctx, const char *rootfs)
+{
+        DIR *d = opendir(ctx->runtime_dir);
+        if (!d)
+                return false;
+        bool used = false;
+        struct dirent *de;
+        while (!used && (de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                _cleanup_free_ char *lp = xasprintf("%s/%s/lock", ctx->runtime_dir, de->d_name);
+                _cleanup_free_ char *rp = xasprintf("%s/%s/rootfs", ctx->runtime_dir, de->d_name);
+                _cleanup_close_ int fd = open(lp, O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || flock(fd, LOCK_SH | LOCK_NB) == 0)
+                        continue; /* not running */
+                _cleanup_free_ char *r = NULL;
+                if (read_file_at(AT_FDCWD, rp, PATH_MAX, &r, NULL) == 0 && !strcmp(r, rootfs))
+                        used = true;
+        }
+        closedir(d);
+        return used;
+}
+
+/* Add the blobs manifest hex references (itself, config, layers). */
+static void mark_manifest(int sfd, const char *mhex, char ***keep)
+{
+        strv_push(keep, mhex);
+        _cleanup_free_ char *mp = xasprintf("blobs/sha256/%s", mhex);
+        struct msb_error ig;
+        json_t *m = load_json_at(sfd, mp, &ig, "manifest");
+        const char *h;
+        if (digest_hex(desc_digest(json_object_get(m, "config")), &h))
+                strv_push(keep, h);
+        size_t i;
+        json_t *l;
+        json_array_foreach(json_object_get(m, "layers"), i, l)
+                if (digest_hex(desc_digest(l), &h))
+                        strv_push(keep, h);
+        json_decref(m);
+}
+
+int msb_image_remove(struct msb_ctx *ctx, const char *ref, struct msb_error *err)
+{
+        struct store s;
+        int r = store_open(ctx, &s, err);
+        if (r < 0)
+                return r;
+        /* the name as imported, or the registry name it stands for */
+        _cleanup_free_ char *norm = NULL, *rp = NULL, *line = NULL;
+        if (msb_image_name_normalize(ref, &norm, err) == 0) {
+                _cleanup_free_ char *rf = ref_file_name(norm);
+                rp = xasprintf("refs/%s", rf);
+                if (read_file_at(s.fd, rp, 4096, &line, NULL) < 0) {
+                        free(rp);
+                        rp = NULL;
+                }
+        }
+        struct msb_ref rr;
+        struct msb_error ig;
+        if (!rp && msb_ref_parse(ref, &rr, &ig) == 0) {
+                _cleanup_free_ char *canon = msb_ref_string(&rr);
+                _cleanup_free_ char *rf = ref_file_name(canon);
+                msb_ref_free(&rr);
+                rp = xasprintf("refs/%s", rf);
+                if (read_file_at(s.fd, rp, 4096, &line, NULL) < 0) {
+                        free(rp);
+                        rp = NULL;
+                }
+        }
+        if (!rp) {
+                store_close(&s);
+                return msb_err(err, ENOENT, "image '%s' is not in the local store; 'msb images' lists what is", ref);
+        }
+        line[strcspn(line, "\n")] = 0;
+        const char *mhex;
+        if (!digest_hex(line, &mhex)) {
+                store_close(&s);
+                return msb_err(err, EINVAL, "image '%s': store entry %s is corrupt", ref, rp);
+        }
+        _cleanup_free_ char *rootfs = xasprintf("%s/rootfs/%s", s.root, mhex);
+        if (rootfs_in_use(ctx, rootfs)) {
+                store_close(&s);
+                return msb_err(err, EBUSY, "image '%s' is used by a running sandbox; stop it first", ref);
+        }
+        if (unlinkat(s.fd, rp, 0) < 0) {
+                r = msb_err(err, errno, "cannot remove %s/%s: %s", s.root, rp, strerror(errno));
+                store_close(&s);
+                return r;
+        }
+        /* Collect what no remaining name uses: rootfs dirs and blobs. */
+        char **keep = NULL;
+        int rfd = openat(s.fd, "refs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = rfd >= 0 ? fdopendir(rfd) : NULL;
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                _cleanup_free_ char *l2 = NULL;
+                const char *h2;
+                if (de->d_name[0] != '.' && read_file_at(rfd, de->d_name, 4096, &l2, NULL) == 0) {
+                        l2[strcspn(l2, "\n")] = 0;
+                        if (digest_hex(l2, &h2))
+                                mark_manifest(s.fd, h2, &keep);
+                }
+        }
+        if (d)
+                closedir(d);
+        bool still = false;
+        for (char **k = keep; k && *k && !still; k++)
+                still = !strcmp(*k, mhex);
+        if (!still) {
+                _cleanup_free_ char *rr2 = xasprintf("rootfs/%s", mhex);
+                rm_rf_at(s.fd, rr2);
+                char **mine = NULL;
+                mark_manifest(s.fd, mhex, &mine);
+                for (char **m = mine; m && *m; m++) {
+                        bool used = false;
+                        for (char **k = keep; k && *k && !used; k++)
+                                used = !strcmp(*k, *m);
+                        if (!used) {
+                                _cleanup_free_ char *bp = xasprintf("blobs/sha256/%s", *m);
+                                unlinkat(s.fd, bp, 0);
+                        }
+                }
+                strv_free(mine);
+        }
+        strv_free(keep);
+        store_close(&s);
+        msb_log(ctx, 0, "removed %s", ref);
+        return 0;
 }

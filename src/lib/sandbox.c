@@ -694,6 +694,11 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
         }
         sb.console = xasprintf("%s/console.log", sb.dir);
         msb_log(ctx, 1, "sandbox %s, runtime dir %s", sb.id, sb.dir);
+        {
+                /* which image root this run uses: msb rmi refuses to remove it */
+                _cleanup_free_ char *ip = xasprintf("%s/rootfs", sb.dir);
+                (void)write_file_atomic_at(AT_FDCWD, ip, rootfs, strlen(rootfs), 0600);
+        }
 
         /* ---- signals: taken through a signalfd for the whole run ---- */
         sigemptyset(&mask);

@@ -22,17 +22,51 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "internal.h"
 
 struct tar_in {
-        gzFile gz;
+        gzFile gz;            /* gzip or plain */
+        ZSTD_DStream *zs;     /* or zstd */
+        int fd;
+        uint8_t *zbuf;
+        ZSTD_inBuffer zin;
+        bool zeof;
         uint64_t pos;
 };
+
+static int zstd_read(struct tar_in *t, uint8_t *p, size_t len)
+{
+        ZSTD_outBuffer out = {.dst = p, .size = len, .pos = 0};
+        while (out.pos < out.size) {
+                if (t->zin.pos == t->zin.size && !t->zeof) {
+                        ssize_t n;
+                        do
+                                n = read(t->fd, t->zbuf, ZSTD_DStreamInSize());
+                        while (n < 0 && errno == EINTR);
+                        if (n < 0)
+                                return -EIO;
+                        if (n == 0)
+                                t->zeof = true;
+                        t->zin = (ZSTD_inBuffer){.src = t->zbuf, .size = (size_t)n, .pos = 0};
+                }
+                size_t before = out.pos;
+                size_t rc = ZSTD_decompressStream(t->zs, &out, &t->zin);
+                if (ZSTD_isError(rc))
+                        return -EIO;
+                if (out.pos == before && t->zin.pos == t->zin.size && t->zeof)
+                        return -ENODATA; /* truncated */
+        }
+        t->pos += len;
+        return 0;
+}
 
 static int tin_read(struct tar_in *t, void *buf, size_t len)
 {
         uint8_t *p = buf;
+        if (t->zs)
+                return zstd_read(t, p, len);
         while (len > 0) {
                 unsigned chunk = len > (1u << 30) ? (1u << 30) : (unsigned)len;
                 int n = gzread(t->gz, p, chunk);
@@ -464,14 +498,31 @@ int tar_unpack(int fd, int rootfd, struct tar_stats *stats, struct msb_error *er
         int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (dfd < 0)
                 return msb_err(err, errno, "dup: %s", strerror(errno));
-        /* gzread reads gzip (also concatenated members) and passes plain
-         * data through unchanged, which covers both layer encodings. */
-        struct tar_in t = {.gz = gzdopen(dfd, "rb")};
-        if (!t.gz) {
-                close(dfd);
-                return msb_err(err, ENOMEM, "cannot open layer stream");
+        /* zstd by its magic number; otherwise gzread, which reads gzip
+         * (also concatenated members) and passes plain data through. */
+        uint8_t magic[4] = {0};
+        bool zstd = pread(dfd, magic, 4, 0) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f &&
+                    magic[3] == 0xfd;
+        struct tar_in t = {.fd = dfd};
+        if (zstd) {
+                t.zs = ZSTD_createDStream();
+                t.zbuf = xmalloc(ZSTD_DStreamInSize());
+                /* a layer may not make us allocate a huge window */
+                if (!t.zs || ZSTD_isError(ZSTD_initDStream(t.zs)) ||
+                    ZSTD_isError(ZSTD_DCtx_setParameter(t.zs, ZSTD_d_windowLogMax, 27))) {
+                        ZSTD_freeDStream(t.zs);
+                        free(t.zbuf);
+                        close(dfd);
+                        return msb_err(err, ENOMEM, "cannot open zstd layer stream");
+                }
+        } else {
+                t.gz = gzdopen(dfd, "rb");
+                if (!t.gz) {
+                        close(dfd);
+                        return msb_err(err, ENOMEM, "cannot open layer stream");
+                }
+                gzbuffer(t.gz, 128 * 1024);
         }
-        gzbuffer(t.gz, 128 * 1024);
         struct entry e = {0};
         char *longname = NULL, *longlink = NULL, *pax_path = NULL, *pax_link = NULL;
         uint64_t pax_size = UINT64_MAX;
@@ -588,7 +639,12 @@ int tar_unpack(int fd, int rootfd, struct tar_stats *stats, struct msb_error *er
         free(longlink);
         free(pax_path);
         free(pax_link);
-        gzclose(t.gz);
+        if (t.zs) {
+                ZSTD_freeDStream(t.zs);
+                free(t.zbuf);
+                close(dfd);
+        } else
+                gzclose(t.gz);
         if (r == 0 && stats)
                 *stats = st;
         return r;

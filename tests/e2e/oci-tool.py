@@ -6,8 +6,9 @@
         manifest per ARCH (copies of TAG's image whose config says ARCH)
   oci-tool.py hostile LAYOUT TAG KIND    append a layer that tries to write
         outside the root: KIND is dotdot, absolute, symlink or hardlink
+  oci-tool.py zstd LAYOUT TAG            recompress TAG's layers with zstd(1)
 """
-import gzip, hashlib, io, json, os, sys, tarfile
+import gzip, hashlib, io, json, os, subprocess, sys, tarfile
 
 
 def put(layout, data):
@@ -89,9 +90,24 @@ def cmd_hostile(layout, tag, kind):
     save_index(layout, idx)
 
 
+def cmd_zstd(layout, tag):
+    idx, m = entry(layout, tag)
+    man = json.loads(get(layout, m["digest"]))
+    for l in man["layers"]:
+        raw = gzip.decompress(get(layout, l["digest"]))
+        z = subprocess.run(["zstd", "-q", "-c", "-19"], input=raw, stdout=subprocess.PIPE, check=True).stdout
+        d, s = put(layout, z)
+        l.update(digest=d, size=s, mediaType="application/vnd.oci.image.layer.v1.tar+zstd")
+    md, ms = put(layout, json.dumps(man).encode())
+    m.update(digest=md, size=ms)
+    save_index(layout, idx)
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "index":
         cmd_index(sys.argv[2], sys.argv[3], sys.argv[4:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "zstd":
+        cmd_zstd(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 5 and sys.argv[1] == "hostile":
         cmd_hostile(sys.argv[2], sys.argv[3], sys.argv[4])
     else:

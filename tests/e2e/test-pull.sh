@@ -115,6 +115,47 @@ t_multi_arch_index_and_foreign_arch() {
         assert_eq "store untouched" "$before" "$(store_state)"
 }
 
+t_zstd_layers() {
+        cp -a "$WORK/base" "$WORK/zst"
+        python3 "$ROOT/tests/e2e/oci-tool.py" zstd "$WORK/zst" v1
+        push "$WORK/zst" v1 test/zstd:v1
+        run_msb run "$REG/test/zstd:v1" -- cat /etc/os-release
+        assert_eq status 0 "$RC"
+        assert_contains os-release "msb test alpine" "$OUT"
+}
+
+t_images_rmi_then_pull_again() {
+        mkdir -p "$WORK/r1"; echo r >"$WORK/r1/r"
+        "$ROOT/scripts/oci-layout.sh" "$WORK/rmi" v1 '{"Cmd":["/bin/sh"],"Env":["PATH=/bin"]}' "$(busybox_rootfs)" "$WORK/r1" >/dev/null
+        push "$WORK/rmi" v1 test/rmi:v1
+        run_msb pull -q "$REG/test/rmi:v1"
+        assert_eq pull 0 "$RC"
+        run_msb images
+        assert_contains listing "$REG/test/rmi" "$OUT"
+        assert_contains header "NAME" "$OUT"
+        local id rootfs
+        id=$(echo "$OUT" | awk -v n="$REG/test/rmi" '$1 == n {print $3}')
+        [ ${#id} = 12 ] || fail "no 12-digit id in: $OUT"
+        rootfs=$(ls -d "$STORE/rootfs/$id"*)
+        # in use by a running sandbox: refused
+        "$MSB" run --pull never "$REG/test/rmi:v1" -- sh -c 'echo ready; sleep 100' >"$WORK/bg.out" 2>&1 &
+        local bg=$!
+        for _ in $(seq 300); do grep -q ready "$WORK/bg.out" && break; sleep 0.1; done
+        run_msb rmi "$REG/test/rmi:v1"
+        assert_eq "rmi while running" 125 "$RC"
+        assert_contains message "used by a running sandbox" "$ERR"
+        kill -TERM $bg; wait $bg 2>/dev/null || true
+        run_msb rmi "$REG/test/rmi:v1"
+        assert_eq "rmi" 0 "$RC"
+        [ ! -e "$rootfs" ] || fail "rootfs $rootfs left behind"
+        run_msb images
+        assert_not_contains listing "$REG/test/rmi" "$OUT"
+        run_msb rmi "$REG/test/rmi:v1"
+        assert_contains "second rmi" "not in the local store" "$ERR"
+        run_msb run "$REG/test/rmi:v1" -- cat /r
+        assert_eq "pulled again on run" r "$OUT"
+}
+
 corrupt_layer() { # corrupt_layer REPO:TAG how -> changes the stored layer blob in the registry
         local m digest f
         m=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/${1%:*}/manifests/${1#*:}")
