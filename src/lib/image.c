@@ -180,10 +180,12 @@ int msb_image_config_parse(const char *json, size_t len, struct msb_image_config
 struct store {
         char *root; /* <data>/images */
         int fd;
+        int lock;   /* -1 until store_lock */
 };
 
 static int store_open(struct msb_ctx *ctx, struct store *s, struct msb_error *err)
 {
+        s->lock = -1;
         s->root = xasprintf("%s/images", ctx->data_dir);
         static const char *const sub[] = {"blobs/sha256", "rootfs", "refs", "tmp"};
         for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
@@ -209,6 +211,19 @@ static void store_close(struct store *s)
         free(s->root);
         if (s->fd >= 0)
                 close(s->fd);
+        if (s->lock >= 0)
+                close(s->lock);
+}
+
+/* Adding to the store (pull, import) holds the store lock shared; removing
+ * (rmi's collection of unused blobs) holds it exclusive, so it never takes
+ * the blobs of a pull that has not written its name yet. */
+static int store_lock(struct store *s, int how, struct msb_error *err)
+{
+        s->lock = openat(s->fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (s->lock < 0 || flock(s->lock, how) < 0)
+                return msb_err(err, errno, "cannot lock the image store %s: %s", s->root, strerror(errno));
+        return 0;
 }
 
 /* Copy blob <hex> from a layout's blobs dir into the store, verifying it. */
@@ -381,6 +396,11 @@ int msb_image_import(struct msb_ctx *ctx, const char *layout_dir, const char *ta
         r = store_open(ctx, &s, err);
         if (r < 0)
                 return r;
+        r = store_lock(&s, LOCK_SH, err);
+        if (r < 0) {
+                store_close(&s);
+                return r;
+        }
         json_t *index = load_json_at(lfd, "index.json", err, layout_dir);
         json_t *manifest = NULL, *sub = NULL;
         if (!index) {
@@ -831,6 +851,12 @@ int msb_image_pull(struct msb_ctx *ctx, const char *refstr, char **ret_name, str
                 msb_ref_free(&ref);
                 return r;
         }
+        r = store_lock(&s, LOCK_SH, err);
+        if (r < 0) {
+                store_close(&s);
+                msb_ref_free(&ref);
+                return r;
+        }
         char mhex[65] = "";
         char tried[1024] = "";
         r = -EIO;
@@ -1024,6 +1050,11 @@ int msb_image_remove(struct msb_ctx *ctx, const char *ref, struct msb_error *err
         int r = store_open(ctx, &s, err);
         if (r < 0)
                 return r;
+        r = store_lock(&s, LOCK_EX, err);
+        if (r < 0) {
+                store_close(&s);
+                return r;
+        }
         /* the name as imported, or the registry name it stands for */
         _cleanup_free_ char *norm = NULL, *rp = NULL, *line = NULL;
         if (msb_image_name_normalize(ref, &norm, err) == 0) {
