@@ -1,9 +1,10 @@
 #!/bin/bash
 # End-to-end: volumes as the seed (microsandbox PR #504) describes them, files
 # and directories, rw and ro, and its reviewer's three findings as regression
-# tests.  The seed's runs use `alpine`; until msb pulls from registries they
-# run on the local busybox image, otherwise verbatim.
+# tests.  The seed's runs are verbatim: `alpine` comes from a local registry
+# through a docker.io mirror (tests/e2e/registry.sh).
 . "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/e2e/registry.sh"
 
 V=$WORK/vols
 fresh() { rm -rf "$V"; mkdir -p "$V"; }
@@ -16,7 +17,7 @@ host_state() {
 t_seed_integration_read() {
         fresh
         echo "hello" >"$V/test.txt"
-        run_msb run --volume "$V/test.txt:/root/test.txt" busybox -- cat /root/test.txt
+        run_msb run --volume "$V/test.txt:/root/test.txt" alpine -- cat /root/test.txt
         assert_eq status 0 "$RC"
         assert_eq output hello "$OUT"
 }
@@ -24,7 +25,7 @@ t_seed_integration_read() {
 t_seed_integration_write_back() {
         fresh
         echo "original" >"$V/test.txt"
-        run_msb run --volume "$V/test.txt:/root/test.txt" busybox -- sh -c 'echo "modified" > /root/test.txt'
+        run_msb run --volume "$V/test.txt:/root/test.txt" alpine -- sh -c 'echo "modified" > /root/test.txt'
         assert_eq status 0 "$RC"
         assert_eq "host file" modified "$(cat "$V/test.txt")"
 }
@@ -33,7 +34,7 @@ t_seed_security_only_mounted_file_visible() {
         fresh
         echo "secret" >"$V/mount-test.txt"
         echo "adjacent-$$-marker" >"$V/adjacent-file.txt"
-        run_msb run --volume "$V/mount-test.txt:/root/test.txt" busybox -- sh -c '
+        run_msb run --volume "$V/mount-test.txt:/root/test.txt" alpine -- sh -c '
                 cat /proc/mounts /proc/self/mountinfo
                 echo ---
                 find / -xdev -name "adjacent*" 2>/dev/null
@@ -54,7 +55,7 @@ t_seed_security_dotdot_reaches_only_guest_files() {
         echo "secret" >"$V/mount-test.txt"
         mkdir "$V/d"
         echo host-only >"$V/host-only.txt"
-        run_msb run --volume "$V/mount-test.txt:/root/test.txt" -v "$V/d:/data" busybox -- sh -c '
+        run_msb run --volume "$V/mount-test.txt:/root/test.txt" -v "$V/d:/data" alpine -- sh -c '
                 cat /root/test.txt/../../etc/hostname 2>&1 | head -1
                 ls /data/../.. | tr "\n" " "; echo
                 ls / | tr "\n" " "; echo
@@ -72,7 +73,7 @@ t_seed_security_guest_chmod_leaves_host_mode() {
         fresh
         echo "secret" >"$V/mount-test.txt"
         chmod 600 "$V/mount-test.txt"
-        run_msb run --volume "$V/mount-test.txt:/root/test.txt" busybox -- sh -c 'chmod 777 /root/test.txt; chown 123:456 /root/test.txt; chmod u+s /root/test.txt; stat -c "%a %u:%g" /root/test.txt'
+        run_msb run --volume "$V/mount-test.txt:/root/test.txt" alpine -- sh -c 'chmod 777 /root/test.txt; chown 123:456 /root/test.txt; chmod u+s /root/test.txt; stat -c "%a %u:%g" /root/test.txt'
         assert_eq status 0 "$RC"
         assert_eq "guest view" "4777 123:456" "$OUT"
         assert_eq "host mode" "600 0:0" "$(stat -c '%a %u:%g' "$V/mount-test.txt")"
@@ -83,9 +84,9 @@ t_review_no_stale_file_from_previous_run() {
         mkdir "$V/cfg"
         echo "v1-secret-$$" >"$V/cfg/config-v1.toml"
         echo "v2" >"$V/cfg/config-v2.toml"
-        run_msb run -v "$V/cfg/config-v1.toml:/etc/app/config.toml" busybox -- cat /etc/app/config.toml
+        run_msb run -v "$V/cfg/config-v1.toml:/etc/app/config.toml" alpine -- cat /etc/app/config.toml
         assert_eq "first run" "v1-secret-$$" "$OUT"
-        run_msb run -v "$V/cfg/config-v2.toml:/etc/app/config.toml" busybox -- sh -c '
+        run_msb run -v "$V/cfg/config-v2.toml:/etc/app/config.toml" alpine -- sh -c '
                 cat /etc/app/config.toml; ls -a /etc/app | tr "\n" " "; echo
                 grep -rl "v1-secret" /etc /root /tmp /run /var /home 2>/dev/null; true'
         assert_eq status 0 "$RC"
@@ -97,7 +98,7 @@ t_review_no_tag_collision() {
         fresh
         echo app >"$V/a"
         echo under >"$V/b"
-        run_msb run -v "$V/a:/etc/app" -v "$V/b:/etc_app" busybox -- sh -c 'cat /etc/app /etc_app'
+        run_msb run -v "$V/a:/etc/app" -v "$V/b:/etc_app" alpine -- sh -c 'cat /etc/app /etc_app'
         assert_eq status 0 "$RC"
         assert_eq output "app
 under" "$OUT"
@@ -105,7 +106,7 @@ under" "$OUT"
         mkdir "$V/da" "$V/db"
         echo in-da >"$V/da/f"
         echo in-db >"$V/db/f"
-        run_msb run -v "$V/da:/etc/app" -v "$V/db:/etc_app" busybox -- sh -c 'cat /etc/app/f /etc_app/f'
+        run_msb run -v "$V/da:/etc/app" -v "$V/db:/etc_app" alpine -- sh -c 'cat /etc/app/f /etc_app/f'
         assert_eq output "in-da
 in-db" "$OUT"
 }
@@ -114,7 +115,7 @@ t_review_no_staging_left_visible() {
         fresh
         echo x >"$V/f"
         mkdir "$V/d"
-        run_msb run -v "$V/f:/etc/one.conf" -v "$V/d:/data" busybox -- sh -c '
+        run_msb run -v "$V/f:/etc/one.conf" -v "$V/d:/data" alpine -- sh -c '
                 awk "{print \$2}" /proc/mounts | sort | tr "\n" " "; echo
                 awk "{print \$4}" /proc/self/mountinfo | sort -u | tr "\n" " "; echo
                 ls -a /mnt 2>&1; true'
@@ -138,7 +139,7 @@ t_ro_file_and_directory_host_byte_identical() {
         chmod 640 "$V/single.txt"
         local before after
         before=$(host_state "$V")
-        run_msb run -v "$V/d:/data:ro" -v "$V/single.txt:/etc/single.txt:ro" busybox -- sh -c '
+        run_msb run -v "$V/d:/data:ro" -v "$V/single.txt:/etc/single.txt:ro" alpine -- sh -c '
                 n=0
                 try() { if "$@" 2>/dev/null; then echo "WROTE: $*"; n=$((n+1)); fi; }
                 for f in /data/f /etc/single.txt; do
@@ -183,14 +184,14 @@ t_32_volumes_files_and_dirs() {
                 echo "file$i" >"$V/f$i"
                 args+=(-v "$V/d$i:/vol/d$i" -v "$V/f$i:/vol/f$i.txt")
         done
-        run_msb run "${args[@]}" busybox -- sh -c 'for i in $(seq 1 16); do cat /vol/d$i/f /vol/f$i.txt; done | tr "\n" " "; echo x > /vol/d16/new'
+        run_msb run "${args[@]}" alpine -- sh -c 'for i in $(seq 1 16); do cat /vol/d$i/f /vol/f$i.txt; done | tr "\n" " "; echo x > /vol/d16/new'
         assert_eq status 0 "$RC"
         local want=""
         for i in $(seq 1 16); do want+="dir$i file$i "; done
         assert_eq "all 32 volumes" "$want" "$OUT"
         assert_eq "write reached the host" x "$(cat "$V/d16/new")"
         # one past the documented limit is refused up front
-        run_msb run "${args[@]}" -v "$V/f1:/vol/extra" busybox -- true
+        run_msb run "${args[@]}" -v "$V/f1:/vol/extra" alpine -- true
         assert_eq "33 volumes" 125 "$RC"
         assert_contains message "at most 32 volumes" "$ERR"
 }
@@ -200,7 +201,7 @@ t_file_on_another_filesystem() {
         local f
         f=$(mktemp /dev/shm/msb-vol.XXXXXX)
         echo on-tmpfs >"$f"
-        run_msb run -v "$f:/etc/t.txt" busybox -- sh -c 'cat /etc/t.txt; echo appended >> /etc/t.txt'
+        run_msb run -v "$f:/etc/t.txt" alpine -- sh -c 'cat /etc/t.txt; echo appended >> /etc/t.txt'
         local content
         content=$(cat "$f")
         rm -f "$f"
@@ -215,7 +216,7 @@ t_spaces_unicode_relative_and_symlinked_host_paths() {
         mkdir -p "$V/dir with space/ünï"
         echo spaced >"$V/dir with space/ünï/fïle one.txt"
         ln -s "dir with space/ünï/fïle one.txt" "$V/link"
-        (cd "$V" && "$MSB" run -v "./dir with space/ünï/fïle one.txt:/data/ö p.txt" -v "link:/etc/l.txt" busybox -- \
+        (cd "$V" && "$MSB" run -v "./dir with space/ünï/fïle one.txt:/data/ö p.txt" -v "link:/etc/l.txt" alpine -- \
                 sh -c 'cat "/data/ö p.txt" /etc/l.txt; echo x >> /etc/l.txt') >"$WORK/out" 2>"$WORK/err" && RC=0 || RC=$?
         assert_eq status 0 "$RC"
         assert_eq output "spaced
@@ -251,7 +252,7 @@ t_readable_not_owned_file_as_user() {
         fresh
         echo private >"$V/p"
         chmod 600 "$V/p"
-        run_msb run -v "$V/p:/etc/p" busybox -- cat /etc/p
+        run_msb run -v "$V/p:/etc/p" alpine -- cat /etc/p
         assert_eq "root-owned 0600 by root" private "$OUT"
 }
 
@@ -260,7 +261,7 @@ t_nested_parent_first() {
         mkdir -p "$V/top"
         echo inner >"$V/inner.txt"
         # given child first on purpose: msb orders them
-        run_msb run -v "$V/inner.txt:/data/sub/inner.txt" -v "$V/top:/data" busybox -- cat /data/sub/inner.txt
+        run_msb run -v "$V/inner.txt:/data/sub/inner.txt" -v "$V/top:/data" alpine -- cat /data/sub/inner.txt
         assert_eq status 0 "$RC"
         assert_eq output inner "$OUT"
         # the mount point was made inside the rw parent volume, on the host
@@ -271,7 +272,7 @@ t_host_replaces_file_by_rename() {
         fresh
         echo one >"$V/c.conf"
         ( sleep 3; echo two >"$V/c.new"; mv "$V/c.new" "$V/c.conf" ) &
-        run_msb run -v "$V/c.conf:/etc/c.conf" busybox -- sh -c 'cat /etc/c.conf; sleep 6; cat /etc/c.conf'
+        run_msb run -v "$V/c.conf:/etc/c.conf" alpine -- sh -c 'cat /etc/c.conf; sleep 6; cat /etc/c.conf'
         wait
         assert_eq status 0 "$RC"
         assert_eq output "one
@@ -288,7 +289,7 @@ t_bad_volumes_clear_errors_no_leaks() {
         check() { # check EXPECTED_SUBSTRING ARGS...
                 local want=$1
                 shift
-                run_msb run "$@" busybox true
+                run_msb run "$@" alpine true
                 assert_eq "status of $*" 125 "$RC"
                 assert_contains "message of $*" "$want" "$ERR"
         }
@@ -318,21 +319,21 @@ t_ctrl_c_and_sigkill_leave_nothing() {
         mkdir "$V/d"
         local before after bg
         before=$(leak_snapshot)
-        "$MSB" run -v "$V/f:/etc/f" -v "$V/d:/d" busybox -- sh -c 'echo ready; sleep 100' >"$WORK/bg.out" 2>&1 &
+        "$MSB" run -v "$V/f:/etc/f" -v "$V/d:/d" alpine -- sh -c 'echo ready; sleep 100' >"$WORK/bg.out" 2>&1 &
         bg=$!
         for _ in $(seq 300); do grep -q ready "$WORK/bg.out" && break; sleep 0.1; done
         kill -INT $bg; sleep 1; kill -INT $bg 2>/dev/null || true
         wait $bg || true
         after=$(leak_snapshot)
         assert_eq "after Ctrl-C" "$before" "$after"
-        "$MSB" run -v "$V/f:/etc/f" -v "$V/d:/d" busybox -- sh -c 'echo ready; sleep 100' >"$WORK/bg.out" 2>&1 &
+        "$MSB" run -v "$V/f:/etc/f" -v "$V/d:/d" alpine -- sh -c 'echo ready; sleep 100' >"$WORK/bg.out" 2>&1 &
         bg=$!
         for _ in $(seq 300); do grep -q ready "$WORK/bg.out" && break; sleep 0.1; done
         kill -KILL $bg
         wait $bg 2>/dev/null || true
         for _ in $(seq 50); do pgrep -f "msb-fsd.*$V" >/dev/null || break; sleep 0.1; done
         ! pgrep -f "msb-fsd.*$V" >/dev/null || fail "the fs server outlived a SIGKILLed msb"
-        run_msb run busybox -- true
+        run_msb run alpine -- true
         after=$(leak_snapshot)
         assert_eq "after SIGKILL and one more run" "$before" "$after"
 }
