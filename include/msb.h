@@ -120,6 +120,13 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *opts, int *ret_statu
  * "docker.io/library/alpine:latest". */
 int msb_image_pull(struct msb_ctx *ctx, const char *ref, char **ret_name, struct msb_error *err);
 
+/* Load images from a `docker save` archive or an OCI archive (a tar of an
+ * OCI layout), gzip or plain.  Names come from the archive (RepoTags,
+ * io.containerd.image.name, a full org.opencontainers.image.ref.name), or
+ * name if given; they are stored as registry names
+ * ("docker.io/library/alpine:latest").  *ret_names lists them (strv). */
+int msb_image_load(struct msb_ctx *ctx, const char *file, const char *name, char ***ret_names, struct msb_error *err);
+
 struct msb_image_info {
         char *name;      /* as stored: "docker.io/library/alpine:latest", "busybox:latest" */
         char *id;        /* first 12 hex digits of the manifest digest */

@@ -35,6 +35,7 @@ static void usage(FILE *f)
               "  pull      Pull an image from a registry\n"
               "  images    List stored images\n"
               "  rmi       Remove stored images\n"
+              "  load      Load images from a docker save or OCI archive\n"
               "  image     Manage local images (import)\n"
               "  info      Show the kernel, accelerator and tools a run would use\n"
               "  version   Print the version\n"
@@ -63,6 +64,8 @@ int main(int argc, char **argv)
                 return cmd_run(argc - 1, argv + 1);
         if (!strcmp(verb, "images"))
                 return cmd_images(argc - 1, argv + 1);
+        if (!strcmp(verb, "load"))
+                return cmd_load(argc - 1, argv + 1);
         if (!strcmp(verb, "rmi"))
                 return cmd_rmi(argc - 1, argv + 1);
         if (!strcmp(verb, "pull"))

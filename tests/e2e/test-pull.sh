@@ -107,6 +107,31 @@ t_images_rmi_then_pull_again() {
         assert_eq "pulled again on run" r "$OUT"
 }
 
+t_load_docker_and_oci_archives() {
+        skopeo copy -q "oci:$WORK/base:v1" "docker-archive:$WORK/d.tar:test/loaded:d1" >/dev/null
+        run_msb load -i "$WORK/d.tar"
+        assert_eq "docker archive" 0 "$RC"
+        assert_eq output "loaded docker.io/test/loaded:d1" "$OUT"
+        run_msb run --pull never test/loaded:d1 -- cat /etc/os-release
+        assert_contains "run the loaded image" "msb test alpine" "$OUT"
+        gzip -c "$WORK/d.tar" >"$WORK/d.tar.gz"
+        run_msb load -i "$WORK/d.tar.gz" test/gz:1
+        assert_eq "gzip archive, named" "loaded docker.io/test/gz:1" "$OUT"
+        skopeo copy -q "oci:$WORK/base:v1" "oci-archive:$WORK/o.tar:v9" >/dev/null
+        run_msb load -i "$WORK/o.tar"
+        assert_eq "OCI archive without a name" 125 "$RC"
+        assert_contains message "give one: msb load -i FILE NAME" "$ERR"
+        run_msb load -i "$WORK/o.tar" myapp:oci
+        assert_eq "OCI archive" "loaded docker.io/library/myapp:oci" "$OUT"
+        run_msb run --pull never myapp:oci -- cat /etc/os-release
+        assert_contains "run the OCI archive" "msb test alpine" "$OUT"
+        echo "not an archive" >"$WORK/junk"
+        run_msb load -i "$WORK/junk"
+        assert_eq "junk" 125 "$RC"
+        assert_contains message "junk" "$ERR"
+        assert_eq "nothing left in tmp" 0 "$(ls -A "$STORE/tmp" | wc -l)"
+}
+
 corrupt_layer() { # corrupt_layer REPO:TAG how -> changes the stored layer blob in the registry
         local m digest f
         m=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/${1%:*}/manifests/${1#*:}")
