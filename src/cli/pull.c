@@ -50,8 +50,11 @@ int cmd_pull(int argc, char **argv)
                 cli_error("%s", err.message);
                 return 125;
         }
+        /* a live line per layer on a terminal; nothing but errors otherwise */
+        if (!quiet && isatty(2))
+                msb_ctx_set_progress(ctx, true);
         if (!quiet)
-                msb_ctx_set_log(ctx, isatty(2) ? 1 : 0, cli_log, NULL);
+                msb_ctx_set_log(ctx, 0, cli_log, NULL);
         char *name = NULL;
         int status = 0;
         if (msb_image_pull(ctx, ref, &name, &err) < 0) {

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -272,6 +273,9 @@ int cmd_run(int argc, char **argv)
         }
         if (verbose)
                 msb_ctx_set_log(ctx, 1, cli_log, NULL);
+        /* an image pulled on first use shows its layers on a terminal */
+        if (isatty(2))
+                msb_ctx_set_progress(ctx, true);
         int st = 0;
         int r = msb_run(ctx, o, &st, &err);
         if (r < 0) {

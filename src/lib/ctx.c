@@ -83,3 +83,8 @@ void msb_log(const struct msb_ctx *ctx, int level, const char *fmt, ...)
         va_end(ap);
         ctx->log_fn(line, ctx->log_ud);
 }
+
+void msb_ctx_set_progress(struct msb_ctx *ctx, bool on)
+{
+        ctx->progress = on;
+}

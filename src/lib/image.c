@@ -20,6 +20,7 @@
 #include <linux/openat2.h>
 #include <sys/file.h>
 #include <sys/syscall.h>
+#include <pthread.h>
 #include <time.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -609,13 +610,40 @@ int msb_image_open(struct msb_ctx *ctx, const char *ref, char **ret_rootfs, stru
 
 /* ---------------- pulling from registries ---------------- */
 
+/* One blob to fetch, shared with the progress display. */
+struct fetch_job {
+        const char *digest;
+        uint64_t size;
+        uint64_t done;        /* bytes so far (atomic) */
+        int state;            /* FETCH_* (atomic) */
+        int r;
+        struct msb_error err;
+};
+enum { FETCH_WAITING, FETCH_ACTIVE, FETCH_DONE, FETCH_FAILED, FETCH_HAD };
+
 struct blob_sink {
         int fd;
         struct sha256 h;
         uint64_t got, max;
         const char *digest;
+        struct fetch_job *job;
         struct msb_error *err;
 };
+
+static int blob_sink_status(void *arg, long status)
+{
+        struct blob_sink *b = arg;
+        if (status == 200 && b->got > 0) {
+                /* the registry ignored our range: start over */
+                if (ftruncate(b->fd, 0) < 0)
+                        return -errno;
+                sha256_init(&b->h);
+                b->got = 0;
+                if (b->job)
+                        __atomic_store_n(&b->job->done, 0, __ATOMIC_RELAXED);
+        }
+        return 0;
+}
 
 static int blob_sink_write(void *arg, const void *p, size_t n)
 {
@@ -624,14 +652,32 @@ static int blob_sink_write(void *arg, const void *p, size_t n)
                 return msb_err(b->err, EBADMSG, "blob %s: the registry sent more than the %llu bytes its descriptor says",
                                b->digest, (unsigned long long)b->max);
         sha256_update(&b->h, p, n);
+        const uint8_t *q = p;
+        size_t left = n;
+        off_t at = (off_t)b->got;
+        while (left > 0) {
+                ssize_t w = pwrite(b->fd, q, left, at);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0)
+                        return msb_err(b->err, errno, "blob %s: write: %s", b->digest, strerror(errno));
+                q += w;
+                left -= (size_t)w;
+                at += w;
+        }
         b->got += n;
-        int r = write_all(b->fd, p, n);
-        return r < 0 ? msb_err(b->err, r, "blob %s: write: %s", b->digest, strerror(-r)) : 0;
+        if (b->job)
+                __atomic_store_n(&b->job->done, b->got, __ATOMIC_RELAXED);
+        return 0;
 }
 
 /* Download a blob into the store unless it is there; verified while it
- * arrives, kept only when digest and size match. */
-static int store_fetch_blob(struct store *s, struct reg *g, const char *digest, json_int_t size, struct msb_error *err)
+ * arrives, kept only when digest and size match.  The bytes go to
+ * tmp/partial-<hex>, locked while written: a pull that was killed leaves
+ * it, and the next one resumes it with a range request (re-hashing what is
+ * there); two pulls of one blob take turns. */
+static int store_fetch_blob(struct store *s, struct reg *g, const char *digest, json_int_t size,
+                            struct fetch_job *job, struct msb_error *err)
 {
         const char *hex;
         if (!digest_hex(digest, &hex))
@@ -641,30 +687,199 @@ static int store_fetch_blob(struct store *s, struct reg *g, const char *digest, 
                                (unsigned long long)MAX_BLOB_SIZE);
         _cleanup_free_ char *dst = xasprintf("blobs/sha256/%s", hex);
         if (faccessat(s->fd, dst, R_OK, 0) == 0)
-                return 0; /* shared with an image we already have */
-        char rnd[17];
-        random_hex(rnd, 8);
-        _cleanup_free_ char *tmp = xasprintf("tmp/blob-%s", rnd);
-        _cleanup_close_ int fd = openat(s->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                return 1; /* shared with an image we already have */
+        _cleanup_free_ char *part = xasprintf("tmp/partial-%s", hex);
+        _cleanup_close_ int fd = openat(s->fd, part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0)
-                return msb_err(err, errno, "cannot create %s/%s: %s", s->root, tmp, strerror(errno));
-        struct blob_sink b = {.fd = fd, .max = (uint64_t)size, .digest = digest, .err = err};
+                return msb_err(err, errno, "cannot create %s/%s: %s", s->root, part, strerror(errno));
+        if (flock(fd, LOCK_EX) < 0)
+                return msb_err(err, errno, "cannot lock %s/%s: %s", s->root, part, strerror(errno));
+        if (faccessat(s->fd, dst, R_OK, 0) == 0)
+                return 1; /* the other pull finished it */
+        struct blob_sink b = {.fd = fd, .max = (uint64_t)size, .digest = digest, .job = job, .err = err};
         sha256_init(&b.h);
-        int r = msb_reg_blob(g, digest, blob_sink_write, &b, err);
+        /* what an interrupted pull left: hash it and go on from there */
+        struct stat st;
+        if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size <= (uint64_t)size) {
+                uint8_t buf[65536];
+                ssize_t n;
+                while ((n = pread(fd, buf, sizeof(buf), (off_t)b.got)) > 0) {
+                        sha256_update(&b.h, buf, (size_t)n);
+                        b.got += (uint64_t)n;
+                }
+        } else if (ftruncate(fd, 0) < 0) {
+                return msb_err(err, errno, "blob %s: truncate: %s", digest, strerror(errno));
+        }
+        int r = 0;
+        if (b.got < (uint64_t)size)
+                r = msb_reg_blob(g, digest, b.got, blob_sink_status, blob_sink_write, &b, err);
         char got[65];
         sha256_hex(&b.h, got);
-        if (r == 0 && b.got != (uint64_t)size)
+        bool bad = false;
+        if (r == 0 && b.got != (uint64_t)size) {
                 r = msb_err(err, EBADMSG, "blob %s: got %llu bytes, its descriptor says %lld (truncated download?)",
                             digest, (unsigned long long)b.got, (long long)size);
-        if (r == 0 && strcmp(got, hex) != 0)
+                bad = true;
+        }
+        if (r == 0 && strcmp(got, hex) != 0) {
                 r = msb_err(err, EBADMSG, "blob %s: content does not match its digest: expected %s, got sha256:%s",
                             digest, digest, got);
+                bad = true;
+        }
+        if (r == -EBADMSG)
+                bad = true;
         if (r == 0 && fsync(fd) < 0)
                 r = msb_err(err, errno, "blob %s: fsync: %s", digest, strerror(errno));
-        if (r == 0 && renameat(s->fd, tmp, s->fd, dst) < 0)
+        if (r == 0 && renameat(s->fd, part, s->fd, dst) < 0)
                 r = msb_err(err, errno, "blob %s: rename: %s", digest, strerror(errno));
-        if (r < 0)
-                unlinkat(s->fd, tmp, 0);
+        /* a wrong answer is not worth resuming; a broken connection is */
+        if (bad)
+                unlinkat(s->fd, part, 0);
+        return r;
+}
+
+#define FETCH_THREADS 4
+
+struct fetcher {
+        struct store *s;
+        struct reg *g;
+        struct fetch_job *jobs;
+        size_t n;
+        size_t next;    /* atomic */
+        bool stop;      /* atomic: a job failed */
+        size_t running; /* atomic: workers not yet finished */
+};
+
+static void *fetch_worker(void *arg)
+{
+        struct fetcher *f = arg;
+        struct reg *g = msb_reg_clone(f->g);
+        for (;;) {
+                size_t i = __atomic_fetch_add(&f->next, 1, __ATOMIC_RELAXED);
+                if (i >= f->n || __atomic_load_n(&f->stop, __ATOMIC_RELAXED))
+                        break;
+                struct fetch_job *j = &f->jobs[i];
+                __atomic_store_n(&j->state, FETCH_ACTIVE, __ATOMIC_RELAXED);
+                int r = store_fetch_blob(f->s, g, j->digest, (json_int_t)j->size, j, &j->err);
+                j->r = r < 0 ? r : 0;
+                if (r == 1)
+                        __atomic_store_n(&j->done, j->size, __ATOMIC_RELAXED);
+                __atomic_store_n(&j->state, r < 0 ? FETCH_FAILED : r == 1 ? FETCH_HAD : FETCH_DONE,
+                                 __ATOMIC_RELEASE);
+                if (r < 0)
+                        __atomic_store_n(&f->stop, true, __ATOMIC_RELAXED);
+        }
+        msb_reg_close(g);
+        __atomic_fetch_sub(&f->running, 1, __ATOMIC_RELEASE);
+        return NULL;
+}
+
+static void fmt_bytes(uint64_t b, char *out, size_t n)
+{
+        if (b >= 1000000)
+                snprintf(out, n, "%.1f MB", (double)b / 1e6);
+        else
+                snprintf(out, n, "%.1f kB", (double)b / 1e3);
+}
+
+/* One line per layer, redrawn in place. */
+static void progress_draw(struct fetch_job *jobs, size_t n, double secs, bool first)
+{
+        if (!first)
+                fprintf(stderr, "\033[%zuA", n);
+        for (size_t i = 0; i < n; i++) {
+                uint64_t d = __atomic_load_n(&jobs[i].done, __ATOMIC_RELAXED);
+                int st = __atomic_load_n(&jobs[i].state, __ATOMIC_ACQUIRE);
+                char a[32], t[32];
+                fmt_bytes(d, a, sizeof(a));
+                fmt_bytes(jobs[i].size, t, sizeof(t));
+                const char *what = st == FETCH_WAITING ? "waiting"
+                                   : st == FETCH_ACTIVE ? "downloading"
+                                   : st == FETCH_DONE   ? "done"
+                                   : st == FETCH_HAD    ? "already stored"
+                                                        : "FAILED";
+                fprintf(stderr, "\r\033[K  %.19s  %-14s %10s / %-10s", jobs[i].digest, what, a, t);
+                if (st == FETCH_ACTIVE && secs > 0.2)
+                        fprintf(stderr, "  %.1f MB/s", (double)d / 1e6 / secs);
+                fputc('\n', stderr);
+        }
+        fflush(stderr);
+}
+
+static double now_s(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Fetch the layers, up to FETCH_THREADS at a time; the first failure stops
+ * the others from starting and is returned. */
+static int fetch_layers(struct msb_ctx *ctx, struct store *s, struct reg *g, json_t *layers, const char *name,
+                        struct msb_error *err)
+{
+        size_t n = json_array_size(layers);
+        if (n == 0)
+                return 0;
+        struct fetch_job *jobs = xcalloc(n, sizeof(*jobs));
+        size_t i;
+        json_t *d;
+        json_array_foreach(layers, i, d)
+        {
+                jobs[i].digest = desc_digest(d) ? desc_digest(d) : "";
+                json_int_t sz = json_integer_value(json_object_get(d, "size"));
+                jobs[i].size = sz > 0 ? (uint64_t)sz : 0;
+                if (sz < 0 || !json_is_integer(json_object_get(d, "size"))) {
+                        free(jobs);
+                        return msb_err(err, EBADMSG, "%s: layer %zu has no valid size", name, i);
+                }
+        }
+        struct fetcher f = {.s = s, .g = g, .jobs = jobs, .n = n};
+        size_t nt = n < FETCH_THREADS ? n : FETCH_THREADS;
+        pthread_t th[FETCH_THREADS];
+        size_t started = 0;
+        f.running = nt;
+        for (; started < nt; started++)
+                if (pthread_create(&th[started], NULL, fetch_worker, &f) != 0)
+                        break;
+        __atomic_fetch_sub(&f.running, nt - started, __ATOMIC_RELEASE);
+        if (started == 0) {
+                f.running = 1;
+                fetch_worker(&f); /* no threads: do it here */
+        }
+        double t0 = now_s();
+        bool show = ctx->progress;
+        if (show)
+                progress_draw(jobs, n, 0, true);
+        for (;;) {
+                bool all = __atomic_load_n(&f.running, __ATOMIC_ACQUIRE) == 0;
+                if (show)
+                        progress_draw(jobs, n, now_s() - t0, false);
+                if (all)
+                        break;
+                struct timespec ts = {0, 200 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        for (size_t k = 0; k < started; k++)
+                pthread_join(th[k], NULL);
+        if (show)
+                progress_draw(jobs, n, now_s() - t0, false);
+        int r = 0;
+        uint64_t total = 0;
+        for (size_t k = 0; k < n; k++) {
+                total += jobs[k].state == FETCH_DONE ? jobs[k].size : 0;
+                if (jobs[k].r < 0 && r == 0) {
+                        r = jobs[k].r;
+                        *err = jobs[k].err;
+                }
+        }
+        if (r == 0) {
+                char tb[32];
+                fmt_bytes(total, tb, sizeof(tb));
+                msb_log(ctx, ctx->progress ? 0 : 1, "%s: %zu layers, %s downloaded in %.1f s", name, n, tb,
+                        now_s() - t0);
+        }
+        free(jobs);
         return r;
 }
 
@@ -781,7 +996,9 @@ static int pull_from(struct msb_ctx *ctx, struct store *s, struct reg *g, const 
                 return msb_err(err, EBADMSG, "%s: manifest %s lacks config or layers, or has more than %u layers",
                                name, hex, MAX_LAYERS);
         }
-        r = store_fetch_blob(s, g, desc_digest(config), json_integer_value(json_object_get(config, "size")), err);
+        r = store_fetch_blob(s, g, desc_digest(config), json_integer_value(json_object_get(config, "size")), NULL, err);
+        if (r > 0)
+                r = 0;
         /* the config before any layer: a bad one or another platform's
          * fails before the big downloads */
         if (r == 0) {
@@ -808,16 +1025,8 @@ static int pull_from(struct msb_ctx *ctx, struct store *s, struct reg *g, const 
                         json_decref(cfgj);
                 }
         }
-        size_t i;
-        json_t *d;
-        json_array_foreach(layers, i, d)
-        {
-                if (r < 0)
-                        break;
-                msb_log(ctx, 1, "fetching layer %zu/%zu %.19s", i + 1, json_array_size(layers),
-                        desc_digest(d) ? desc_digest(d) : "?");
-                r = store_fetch_blob(s, g, desc_digest(d), json_integer_value(json_object_get(d, "size")), err);
-        }
+        if (r == 0)
+                r = fetch_layers(ctx, s, g, layers, name, err);
         /* the manifest goes in last: a blob store never names layers it lacks */
         if (r == 0)
                 r = store_put_bytes(s, hex, body, len, err);

@@ -21,6 +21,7 @@ struct msb_ctx {
         int log_level;
         void (*log_fn)(const char *line, void *userdata);
         void *log_ud;
+        bool progress;     /* live per-layer pull progress on stderr */
 };
 void msb_log(const struct msb_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -135,9 +136,13 @@ void msb_reg_close(struct reg *g);
  * Content-Type.  -ENOENT for 404, -EACCES when access is denied. */
 int msb_reg_manifest(struct reg *g, const char *reference, char **ret_body, size_t *ret_len, char **ret_media,
                      struct msb_error *err);
-/* Stream a blob into sink (which may stop it by returning < 0). */
-int msb_reg_blob(struct reg *g, const char *digest, int (*sink)(void *arg, const void *p, size_t n), void *arg,
-                 struct msb_error *err);
+/* Stream a blob into sink (which may stop it by returning < 0), from byte
+ * offset on; on_status hears 200 (whole blob: start over) or 206 (the
+ * range) before the first byte. */
+int msb_reg_blob(struct reg *g, const char *digest, uint64_t offset, int (*on_status)(void *arg, long status),
+                 int (*sink)(void *arg, const void *p, size_t n), void *arg, struct msb_error *err);
+/* Another connection to the same registry, sharing the token. */
+struct reg *msb_reg_clone(const struct reg *g);
 
 /* ---- vmm.c: QEMU backend ---- */
 struct vmm_share {

@@ -144,7 +144,9 @@ struct resp {
         char *mem;
         size_t len, max;
         int (*sink)(void *arg, const void *p, size_t n);
+        int (*on_status)(void *arg, long status);
         void *sink_arg;
+        const char *range;  /* "Range: bytes=N-" */
         bool too_big;
         int sink_err;
 };
@@ -199,11 +201,18 @@ static size_t on_body(char *b, size_t sz, size_t n, void *arg)
         struct resp *r = arg;
         size_t len = sz * n;
         if (r->sink) {
-                /* only a 200's body is the blob; an error page is not */
+                /* only a 200's or 206's body is the blob; an error page is not */
                 long st = 0;
                 curl_easy_getinfo(r->c, CURLINFO_RESPONSE_CODE, &st);
-                if (st != 200)
+                if (st != 200 && st != 206)
                         return len;
+                if (r->status == 0) {
+                        r->status = st; /* the sink learns whether its range was honoured */
+                        if (r->on_status && r->on_status(r->sink_arg, st) < 0) {
+                                r->sink_err = -ECANCELED;
+                                return 0;
+                        }
+                }
                 int e = r->sink(r->sink_arg, b, len);
                 if (e < 0) {
                         r->sink_err = e;
@@ -233,6 +242,8 @@ static int perform(struct reg *g, const char *url, const char *accept, const cha
                 h = curl_slist_append(h, accept);
         if (auth)
                 h = curl_slist_append(h, auth);
+        if (r->range)
+                h = curl_slist_append(h, r->range);
         h = curl_slist_append(h, "User-Agent: msb/" MSB_VERSION);
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -249,6 +260,7 @@ static int perform(struct reg *g, const char *url, const char *accept, const cha
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        r->status = 0;
         CURLcode cc = curl_easy_perform(c);
         curl_slist_free_all(h);
         if (r->sink_err)
@@ -441,19 +453,29 @@ int msb_reg_manifest(struct reg *g, const char *reference, char **ret_body, size
         return 0;
 }
 
-int msb_reg_blob(struct reg *g, const char *digest, int (*sink)(void *arg, const void *p, size_t n), void *arg,
-                 struct msb_error *err)
+int msb_reg_blob(struct reg *g, const char *digest, uint64_t offset, int (*on_status)(void *arg, long status),
+                 int (*sink)(void *arg, const void *p, size_t n), void *arg, struct msb_error *err)
 {
         _cleanup_free_ char *path = xasprintf("%s/blobs/%s", g->repo, digest);
-        struct resp r = {.sink = sink, .sink_arg = arg};
+        _cleanup_free_ char *range = offset ? xasprintf("Range: bytes=%llu-", (unsigned long long)offset) : NULL;
+        struct resp r = {.sink = sink, .on_status = on_status, .sink_arg = arg, .range = range};
         int rc = reg_get(g, path, NULL, &r, err);
-        long st = r.status;
+        long st = 0;
+        curl_easy_getinfo(g->curl, CURLINFO_RESPONSE_CODE, &st);
         resp_free(&r);
         if (rc < 0)
                 return rc;
         if (st == 404)
                 return msb_err(err, ENOENT, "blob %s: not on %s (404)", digest, g->base);
-        if (st != 200)
+        if (st != 200 && st != 206)
                 return msb_err(err, EIO, "blob %s: %s answered HTTP %ld", digest, g->base, st);
         return 0;
+}
+
+struct reg *msb_reg_clone(const struct reg *g)
+{
+        struct reg *c = msb_reg_open(g->ctx, g->base, g->domain, g->repo);
+        if (g->auth)
+                c->auth = xstrdup(g->auth);
+        return c;
 }

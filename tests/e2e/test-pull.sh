@@ -132,6 +132,46 @@ t_load_docker_and_oci_archives() {
         assert_eq "nothing left in tmp" 0 "$(ls -A "$STORE/tmp" | wc -l)"
 }
 
+t_interrupted_pull_resumes_or_restarts() {
+        mkdir -p "$WORK/big"
+        head -c $((24 << 20)) /dev/urandom >"$WORK/big/blob"
+        "$ROOT/scripts/oci-layout.sh" "$WORK/bigl" v1 '{"Cmd":["/bin/sh"]}' "$(busybox_rootfs)" "$WORK/big" >/dev/null
+        push "$WORK/bigl" v1 test/big:v1
+        local m digest f want
+        m=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/test/big/manifests/v1")
+        digest=$(echo "$m" | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][-1]["digest"])')
+        f=$WORK/registry/docker/registry/v2/blobs/sha256/${digest:7:2}/${digest#sha256:}/data
+        want=$(sha256sum "$WORK/big/blob" | cut -d' ' -f1)
+        # what a killed pull leaves: the first 5 MB of the layer; the next
+        # pull goes on from there with a range request
+        mkdir -p "$STORE/tmp"
+        head -c $((5 << 20)) "$f" >"$STORE/tmp/partial-${digest#sha256:}"
+        run_msb pull -q "$REG/test/big:v1"
+        assert_eq "resumed pull" 0 "$RC"
+        assert_eq "tmp after" 0 "$(ls -A "$STORE/tmp" | wc -l)"
+        run_msb run --pull never "$REG/test/big:v1" -- sha256sum /blob
+        assert_eq "content" "$want  /blob" "$OUT"
+        # a partial that does not match is found out and thrown away; the
+        # pull after that starts over
+        run_msb rmi "$REG/test/big:v1"
+        head -c $((5 << 20)) /dev/zero >"$STORE/tmp/partial-${digest#sha256:}"
+        run_msb pull -q "$REG/test/big:v1"
+        assert_eq "bad partial" 125 "$RC"
+        assert_contains message "does not match its digest" "$ERR"
+        run_msb pull -q "$REG/test/big:v1"
+        assert_eq "after a bad partial" 0 "$RC"
+        # SIGKILL in the middle, then again
+        run_msb rmi "$REG/test/big:v1"
+        "$MSB" pull -q "$REG/test/big:v1" >/dev/null 2>&1 &
+        local bg=$!
+        sleep 0.15
+        kill -KILL $bg 2>/dev/null || true
+        wait $bg 2>/dev/null || true
+        assert_contains "no name after a kill (or it finished)" "" "$(store_state)"
+        run_msb run "$REG/test/big:v1" -- sha256sum /blob
+        assert_eq "after SIGKILL" "$want  /blob" "$OUT"
+}
+
 corrupt_layer() { # corrupt_layer REPO:TAG how -> changes the stored layer blob in the registry
         local m digest f
         m=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/${1%:*}/manifests/${1#*:}")
