@@ -142,6 +142,13 @@ void msb_image_list_free(struct msb_image_info *v, size_t n);
  * -EBUSY while a running sandbox uses the image, -ENOENT if unknown. */
 int msb_image_remove(struct msb_ctx *ctx, const char *ref, struct msb_error *err);
 
+/* Check user/password against registry (host[:port], "docker.io") and keep
+ * them in ~/.docker/config.json ($DOCKER_CONFIG), where pulls look. */
+int msb_registry_login(struct msb_ctx *ctx, const char *registry, const char *user, const char *password,
+                       struct msb_error *err);
+/* Forget them; -ENOENT if there were none. */
+int msb_registry_logout(const char *registry, struct msb_error *err);
+
 enum msb_pull_policy { MSB_PULL_MISSING = 0, MSB_PULL_ALWAYS, MSB_PULL_NEVER };
 /* When msb_run pulls its image (default: when it is not in the store). */
 int msb_run_opts_set_pull(struct msb_run_opts *opts, enum msb_pull_policy policy);

@@ -36,6 +36,8 @@ static void usage(FILE *f)
               "  images    List stored images\n"
               "  rmi       Remove stored images\n"
               "  load      Load images from a docker save or OCI archive\n"
+              "  login     Keep credentials for a registry\n"
+              "  logout    Forget them\n"
               "  image     Manage local images (import)\n"
               "  info      Show the kernel, accelerator and tools a run would use\n"
               "  version   Print the version\n"
@@ -64,6 +66,10 @@ int main(int argc, char **argv)
                 return cmd_run(argc - 1, argv + 1);
         if (!strcmp(verb, "images"))
                 return cmd_images(argc - 1, argv + 1);
+        if (!strcmp(verb, "login"))
+                return cmd_login(argc - 1, argv + 1);
+        if (!strcmp(verb, "logout"))
+                return cmd_logout(argc - 1, argv + 1);
         if (!strcmp(verb, "load"))
                 return cmd_load(argc - 1, argv + 1);
         if (!strcmp(verb, "rmi"))

@@ -324,10 +324,11 @@ static int authenticate(struct reg *g, const char *www, struct msb_error *err)
         if (!realm || (!str_has_prefix(realm, "https://") && !str_has_prefix(realm, "http://")))
                 return msb_err(err, EACCES, "%s: bearer challenge without a usable realm", g->domain);
         _cleanup_free_ char *svc = service ? url_escape(g->curl, service) : NULL;
-        _cleanup_free_ char *def_scope = xasprintf("repository:%s:pull", g->repo);
-        _cleanup_free_ char *sc = url_escape(g->curl, scope ? scope : def_scope);
-        _cleanup_free_ char *url = xasprintf("%s%cscope=%s%s%s", realm, strchr(realm, '?') ? '&' : '?', sc,
-                                             svc ? "&service=" : "", svc ? svc : "");
+        /* login asks about the registry, not a repository: no scope then */
+        _cleanup_free_ char *def_scope = g->repo[0] ? xasprintf("repository:%s:pull", g->repo) : NULL;
+        _cleanup_free_ char *sc = scope || def_scope ? url_escape(g->curl, scope ? scope : def_scope) : NULL;
+        _cleanup_free_ char *url = xasprintf("%s%c%s%s%s%s", realm, strchr(realm, '?') ? '&' : '?',
+                                             sc ? "scope=" : "", sc ? sc : "", svc ? "&service=" : "", svc ? svc : "");
         _cleanup_free_ char *basic = g->basic ? xasprintf("Authorization: Basic %s", g->basic) : NULL;
         struct resp r = {.max = MAX_TOKEN_RESPONSE};
         int rc = perform(g, url, NULL, basic, &r, err);
@@ -478,4 +479,114 @@ struct reg *msb_reg_clone(const struct reg *g)
         if (g->auth)
                 c->auth = xstrdup(g->auth);
         return c;
+}
+
+/* ---- login / logout ---- */
+
+static char *base64(const char *in, size_t n)
+{
+        static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char *out = xmalloc(4 * ((n + 2) / 3) + 1), *o = out;
+        for (size_t i = 0; i < n; i += 3) {
+                uint32_t v = (uint32_t)(uint8_t)in[i] << 16;
+                if (i + 1 < n)
+                        v |= (uint32_t)(uint8_t)in[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= (uint8_t)in[i + 2];
+                *o++ = t[(v >> 18) & 63];
+                *o++ = t[(v >> 12) & 63];
+                *o++ = i + 1 < n ? t[(v >> 6) & 63] : '=';
+                *o++ = i + 2 < n ? t[v & 63] : '=';
+        }
+        *o = 0;
+        return out;
+}
+
+static char *docker_config_path(void)
+{
+        const char *dc = getenv("DOCKER_CONFIG");
+        const char *home = getenv("HOME");
+        return dc && *dc ? xasprintf("%s/config.json", dc) : home && *home ? xasprintf("%s/.docker/config.json", home) : NULL;
+}
+
+static int docker_config_update(const char *domain, const char *auth, struct msb_error *err)
+{
+        _cleanup_free_ char *p = docker_config_path();
+        if (!p)
+                return msb_err(err, EINVAL, "cannot find ~/.docker/config.json: set HOME or DOCKER_CONFIG");
+        json_error_t je;
+        json_t *j = json_load_file(p, 0, &je);
+        if (!j && access(p, F_OK) == 0)
+                return msb_err(err, EINVAL, "%s: %s (line %d); fix or remove it", p, je.text, je.line);
+        if (!j)
+                j = json_object();
+        if (!json_is_object(j)) {
+                json_decref(j);
+                return msb_err(err, EINVAL, "%s is not a JSON object", p);
+        }
+        json_t *auths = json_object_get(j, "auths");
+        if (!json_is_object(auths)) {
+                auths = json_object();
+                json_object_set_new(j, "auths", auths);
+        }
+        if (auth)
+                json_object_set_new(auths, domain, json_pack("{s:s}", "auth", auth));
+        else if (json_object_del(auths, domain) < 0) {
+                json_decref(j);
+                return msb_err(err, ENOENT, "not logged in to %s (no entry in %s)", domain, p);
+        }
+        char *text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
+        json_decref(j);
+        _cleanup_free_ char *dir = xstrdup(p);
+        *strrchr(dir, '/') = 0;
+        int r = mkdir_p(dir, 0700);
+        if (r == 0)
+                r = write_file_atomic_at(AT_FDCWD, p, text, strlen(text), 0600);
+        free(text);
+        return r < 0 ? msb_err(err, r, "cannot write %s: %s", p, strerror(-r)) : 0;
+}
+
+int msb_registry_login(struct msb_ctx *ctx, const char *registry, const char *user, const char *password,
+                       struct msb_error *err)
+{
+        if (!user || !*user || strchr(user, ':'))
+                return msb_err(err, EINVAL, "user name '%s' is empty or has a ':'", user ? user : "");
+        if (!password || !*password)
+                return msb_err(err, EINVAL, "the password is empty");
+        _cleanup_strv_ char **mirrors = NULL;
+        bool insecure;
+        int r = msb_registry_config(registry, &mirrors, &insecure, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *base = msb_reg_upstream(registry, insecure);
+        _cleanup_free_ char *up = xasprintf("%s:%s", user, password);
+        _cleanup_free_ char *b64 = base64(up, strlen(up));
+        explicit_bzero(up, strlen(up));
+        /* check the credentials against the registry before keeping them */
+        struct reg *g = msb_reg_open(ctx, base, registry, "");
+        free(g->basic);
+        g->basic = xstrdup(b64);
+        _cleanup_free_ char *url = xasprintf("%s/v2/", base);
+        struct resp rs = {.max = 1 << 16};
+        r = perform(g, url, NULL, NULL, &rs, err);
+        if (r == 0 && rs.status == 401) {
+                _cleanup_free_ char *www = rs.www_auth ? xstrdup(rs.www_auth) : NULL;
+                resp_free(&rs);
+                rs = (struct resp){.max = 1 << 16};
+                r = authenticate(g, www, err);
+                if (r == 0)
+                        r = perform(g, url, NULL, g->auth, &rs, err);
+        }
+        if (r == 0 && rs.status != 200)
+                r = msb_err(err, EACCES, "%s refused the credentials for '%s' (HTTP %ld)", base, user, rs.status);
+        resp_free(&rs);
+        msb_reg_close(g);
+        if (r < 0)
+                return r;
+        return docker_config_update(registry, b64, err);
+}
+
+int msb_registry_logout(const char *registry, struct msb_error *err)
+{
+        return docker_config_update(registry, NULL, err);
 }

@@ -250,10 +250,21 @@ t_auth_401_then_credentials() {
         run_msb pull "127.0.0.1:$port2/private/app:v1"
         local rc1=$RC err1=$ERR after401
         after401=$(store_state)
-        mkdir -p "$WORK/docker"
-        printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"}}}' "$port2" "$(printf tester:secret | base64)" >"$WORK/docker/config.json"
-        DOCKER_CONFIG=$WORK/docker "$MSB" pull -q "127.0.0.1:$port2/private/app:v1" >"$WORK/out" 2>"$WORK/err" && RC=0 || RC=$?
+        export DOCKER_CONFIG=$WORK/docker
+        local bad good pulled out_rc logout_rc after_logout
+        echo wrong | "$MSB" login -u tester --password-stdin "127.0.0.1:$port2" >/dev/null 2>"$WORK/err" && bad=0 || bad=$?
+        echo secret | "$MSB" login -u tester --password-stdin "127.0.0.1:$port2" >/dev/null 2>&1 && good=0 || good=$?
+        "$MSB" pull -q "127.0.0.1:$port2/private/app:v1" >"$WORK/out" 2>"$WORK/err2" && RC=0 || RC=$?
+        "$MSB" logout "127.0.0.1:$port2" >/dev/null && logout_rc=0 || logout_rc=$?
+        "$MSB" rmi "127.0.0.1:$port2/private/app:v1" >/dev/null
+        "$MSB" pull -q "127.0.0.1:$port2/private/app:v1" >/dev/null 2>&1 && after_logout=0 || after_logout=$?
+        unset DOCKER_CONFIG
         kill $pid2; wait $pid2 2>/dev/null || true
+        assert_eq "login with a wrong password" 125 "$bad"
+        assert_contains "its message" "refused the credentials" "$(cat "$WORK/err")"
+        assert_eq "login" 0 "$good"
+        assert_eq "logout" 0 "$logout_rc"
+        assert_eq "pull after logout" 125 "$after_logout"
         assert_eq "without credentials" 125 "$rc1"
         assert_contains "401 message" "user name and password" "$err1"
         assert_eq "nothing stored on 401" "$before" "$after401"
