@@ -41,6 +41,8 @@ struct msb_ctx;
 int msb_ctx_new(struct msb_ctx **ret_ctx, struct msb_error *err);
 void msb_ctx_free(struct msb_ctx *ctx);
 /* Receive log lines (verbose diagnostics).  level 0 = normal, 1 = verbose. */
+/* Pull over plain HTTP from registries not marked insecure in the config. */
+void msb_ctx_set_insecure(struct msb_ctx *ctx, bool on);
 /* Show pulls' per-layer progress on stderr (meant for a terminal). */
 void msb_ctx_set_progress(struct msb_ctx *ctx, bool on);
 void msb_ctx_set_log(struct msb_ctx *ctx, int level, void (*fn)(const char *line, void *userdata),

@@ -9,7 +9,7 @@
 
 static void pull_usage(FILE *f)
 {
-        fputs("Usage: msb pull [-q] REF\n"
+        fputs("Usage: msb pull [-q] [--insecure] REF\n"
               "\n"
               "Pull an image from its registry into the local store: REF as docker takes it,\n"
               "e.g. alpine, library/alpine:3.20, host:5000/ns/app:1, name@sha256:<hex>.\n"
@@ -19,13 +19,14 @@ static void pull_usage(FILE *f)
               "    insecure registry.lan:5000\n"
               "Credentials come from ~/.docker/config.json.\n"
               "\n"
-              "  -q, --quiet   print only the stored name\n",
+              "  -q, --quiet     print only the stored name\n"
+              "      --insecure  plain HTTP to the registry (loopback registries always are)\n",
               f);
 }
 
 int cmd_pull(int argc, char **argv)
 {
-        bool quiet = false;
+        bool quiet = false, insecure = false;
         const char *ref = NULL;
         for (int i = 1; i < argc; i++) {
                 if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -34,6 +35,8 @@ int cmd_pull(int argc, char **argv)
                 }
                 if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
                         quiet = true;
+                else if (!strcmp(argv[i], "--insecure"))
+                        insecure = true;
                 else if (argv[i][0] == '-' || ref) {
                         pull_usage(stderr);
                         return 125;
@@ -55,6 +58,7 @@ int cmd_pull(int argc, char **argv)
                 msb_ctx_set_progress(ctx, true);
         if (!quiet)
                 msb_ctx_set_log(ctx, 0, cli_log, NULL);
+        msb_ctx_set_insecure(ctx, insecure);
         char *name = NULL;
         int status = 0;
         if (msb_image_pull(ctx, ref, &name, &err) < 0) {

@@ -88,3 +88,8 @@ void msb_ctx_set_progress(struct msb_ctx *ctx, bool on)
 {
         ctx->progress = on;
 }
+
+void msb_ctx_set_insecure(struct msb_ctx *ctx, bool on)
+{
+        ctx->insecure = on;
+}

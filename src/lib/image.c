@@ -1055,7 +1055,7 @@ int msb_image_pull(struct msb_ctx *ctx, const char *refstr, char **ret_name, str
         _cleanup_strv_ char **bases = NULL;
         for (char **m = mirrors; m && *m; m++)
                 strv_push(&bases, *m);
-        strv_push_take(&bases, msb_reg_upstream(ref.domain, insecure));
+        strv_push_take(&bases, msb_reg_upstream(ref.domain, insecure || ctx->insecure));
         struct store s;
         r = store_open(ctx, &s, err);
         if (r < 0) {

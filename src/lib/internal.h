@@ -22,6 +22,7 @@ struct msb_ctx {
         void (*log_fn)(const char *line, void *userdata);
         void *log_ud;
         bool progress;     /* live per-layer pull progress on stderr */
+        bool insecure;     /* pull over plain HTTP (msb pull --insecure) */
 };
 void msb_log(const struct msb_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

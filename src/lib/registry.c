@@ -62,7 +62,11 @@ int msb_registry_config(const char *domain, char ***ret_mirrors, bool *ret_insec
         if (r < 0)
                 return msb_err(err, r, "config %s: %s", p, strerror(-r));
         int lineno = 0;
-        for (char *save = NULL, *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        for (char *line = data, *next; line && *line; line = next) {
+                /* by hand, not strtok: empty lines count for line numbers */
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
                 lineno++;
                 char *hash = strchr(line, '#');
                 if (hash)

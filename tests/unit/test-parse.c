@@ -2,6 +2,9 @@
 /* Flag and value parsing: sizes, accelerators, guest paths, image names. */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "lib/internal.h"
@@ -194,9 +197,62 @@ static void test_refs(void)
         ref_bad("a b", "character");
 }
 
+static void test_registry_config(void)
+{
+        char path[] = "/tmp/msb-test-config.XXXXXX";
+        int fd = mkstemp(path);
+        const char *text = "# mirrors\n"
+                           "mirror docker.io http://127.0.0.1:5000/   # trailing slash goes\n"
+                           "mirror docker.io https://mirror.example\n"
+                           "mirror ghcr.io https://other\n"
+                           "\n"
+                           "insecure registry.lan:5000\n";
+        CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+        close(fd);
+        setenv("MSB_CONFIG", path, 1);
+        char **m = NULL;
+        bool insecure = true;
+        struct msb_error e = {0};
+        CHECK_INT(msb_registry_config("docker.io", &m, &insecure, &e), 0);
+        CHECK(m && m[0] && m[1] && !m[2]);
+        if (m && m[0] && m[1]) {
+                CHECK_STR(m[0], "http://127.0.0.1:5000");
+                CHECK_STR(m[1], "https://mirror.example");
+        }
+        CHECK(!insecure);
+        strv_free(m);
+        CHECK_INT(msb_registry_config("registry.lan:5000", &m, &insecure, &e), 0);
+        CHECK(!m && insecure);
+        FILE *f = fopen(path, "a");
+        fputs("mirror docker.io ftp://nope\n", f);
+        fclose(f);
+        CHECK_INT(msb_registry_config("docker.io", &m, &insecure, &e), -EINVAL);
+        CHECK(strstr(e.message, "line 7") != NULL);
+        f = fopen(path, "w");
+        fputs("mirrors docker.io http://x\n", f);
+        fclose(f);
+        CHECK_INT(msb_registry_config("docker.io", &m, &insecure, &e), -EINVAL);
+        CHECK(strstr(e.message, "expected 'mirror DOMAIN URL'") != NULL);
+        unlink(path);
+        unsetenv("MSB_CONFIG");
+        char *u = msb_reg_upstream("docker.io", false);
+        CHECK_STR(u, "https://registry-1.docker.io");
+        free(u);
+        u = msb_reg_upstream("127.0.0.1:5000", false);
+        CHECK_STR(u, "http://127.0.0.1:5000");
+        free(u);
+        u = msb_reg_upstream("quay.io", false);
+        CHECK_STR(u, "https://quay.io");
+        free(u);
+        u = msb_reg_upstream("quay.io", true);
+        CHECK_STR(u, "http://quay.io");
+        free(u);
+}
+
 int main(void)
 {
         test_refs();
+        test_registry_config();
         test_sizes();
         test_accel();
         test_guest_paths();
