@@ -16,5 +16,7 @@ int cmd_info(int argc, char **argv);
 
 /* Print "msb: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A context, or NULL after printing why not. */
+struct msb_ctx *cli_ctx(void);
 /* Log callback for libmsb (prints "msb: " lines to stderr). */
 void cli_log(const char *line, void *userdata);

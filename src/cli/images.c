@@ -56,11 +56,9 @@ int cmd_images(int argc, char **argv)
                 return 125;
         }
         struct msb_error err = {0};
-        struct msb_ctx *ctx;
-        if (msb_ctx_new(&ctx, &err) < 0) {
-                cli_error("%s", err.message);
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
                 return 125;
-        }
         struct msb_image_info *v;
         size_t n;
         int status = 0;
@@ -97,11 +95,9 @@ int cmd_rmi(int argc, char **argv)
                 return argc < 2 ? 125 : 0;
         }
         struct msb_error err = {0};
-        struct msb_ctx *ctx;
-        if (msb_ctx_new(&ctx, &err) < 0) {
-                cli_error("%s", err.message);
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
                 return 125;
-        }
         int status = 0;
         for (int i = 1; i < argc; i++) {
                 if (msb_image_remove(ctx, argv[i], &err) < 0) {

@@ -17,11 +17,9 @@ int cmd_info(int argc, char **argv)
                 return 125;
         }
         struct msb_error err = {0};
-        struct msb_ctx *ctx;
-        if (msb_ctx_new(&ctx, &err) < 0) {
-                cli_error("%s", err.message);
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
                 return 125;
-        }
         struct msb_info *i;
         int r = msb_info_get(ctx, &i, &err);
         msb_ctx_free(ctx);

@@ -38,11 +38,9 @@ int cmd_load(int argc, char **argv)
                 return 125;
         }
         struct msb_error err = {0};
-        struct msb_ctx *ctx;
-        if (msb_ctx_new(&ctx, &err) < 0) {
-                cli_error("%s", err.message);
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
                 return 125;
-        }
         char **names = NULL;
         int status = 0;
         if (msb_image_load(ctx, file, name, &names, &err) < 0) {

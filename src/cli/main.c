@@ -18,6 +18,17 @@ void cli_error(const char *fmt, ...)
         va_end(ap);
 }
 
+struct msb_ctx *cli_ctx(void)
+{
+        struct msb_error err = {0};
+        struct msb_ctx *ctx;
+        if (msb_ctx_new(&ctx, &err) < 0) {
+                cli_error("%s", err.message);
+                return NULL;
+        }
+        return ctx;
+}
+
 void cli_log(const char *line, void *userdata)
 {
         (void)userdata;

@@ -48,11 +48,9 @@ int cmd_pull(int argc, char **argv)
                 return 125;
         }
         struct msb_error err = {0};
-        struct msb_ctx *ctx;
-        if (msb_ctx_new(&ctx, &err) < 0) {
-                cli_error("%s", err.message);
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
                 return 125;
-        }
         /* a live line per layer on a terminal; nothing but errors otherwise */
         if (!quiet && isatty(2))
                 msb_ctx_set_progress(ctx, true);

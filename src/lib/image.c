@@ -229,25 +229,22 @@ static int store_lock(struct store *s, int how, struct msb_error *err)
         return 0;
 }
 
-/* Copy blob <hex> from a layout's blobs dir into the store, verifying it. */
-static int store_put_blob(struct store *s, int layout_fd, const char *digest, json_int_t size, struct msb_error *err)
+/* Copy fd in into a new tmp/blob-<random> of the store, hashing it on the
+ * way: *ret_tmp (store-relative), its sha256 hex and size.  On error the
+ * tmp file is gone. */
+static int store_copy_in(struct store *s, int in, const char *what, char **ret_tmp, char hex[65], uint64_t *ret_size,
+                         struct msb_error *err)
 {
-        const char *hex;
-        if (!digest_hex(digest, &hex))
-                return msb_err(err, EINVAL, "digest '%s' is not sha256:<64 hex digits>", digest ? digest : "");
-        _cleanup_free_ char *dst = xasprintf("blobs/sha256/%s", hex);
-        if (faccessat(s->fd, dst, R_OK, 0) == 0)
-                return 0;
-        _cleanup_free_ char *src = xasprintf("blobs/sha256/%s", hex);
-        _cleanup_close_ int in = openat(layout_fd, src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (in < 0)
-                return msb_err(err, errno, "blob %s: %s", digest, strerror(errno));
         char rnd[17];
         random_hex(rnd, 8);
-        _cleanup_free_ char *tmp = xasprintf("tmp/blob-%s", rnd);
+        char *tmp = xasprintf("tmp/blob-%s", rnd);
         _cleanup_close_ int out = openat(s->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (out < 0)
-                return msb_err(err, errno, "cannot create %s/%s: %s", s->root, tmp, strerror(errno));
+        if (out < 0) {
+                int e = errno;
+                msb_err(err, e, "cannot create %s/%s: %s", s->root, tmp, strerror(e));
+                free(tmp);
+                return -e;
+        }
         struct sha256 h;
         sha256_init(&h);
         uint8_t buf[65536];
@@ -258,28 +255,54 @@ static int store_put_blob(struct store *s, int layout_fd, const char *digest, js
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
-                        r = msb_err(err, errno, "blob %s: read: %s", digest, strerror(errno));
+                        r = msb_err(err, errno, "%s: read: %s", what, strerror(errno));
                         break;
                 }
                 if (n == 0)
                         break;
                 sha256_update(&h, buf, (size_t)n);
                 total += (uint64_t)n;
-                r = write_all(out, buf, (size_t)n);
-                if (r < 0) {
-                        r = msb_err(err, r, "blob %s: write: %s", digest, strerror(-r));
+                if ((r = write_all(out, buf, (size_t)n)) < 0) {
+                        r = msb_err(err, r, "%s: write: %s", what, strerror(-r));
                         break;
                 }
         }
+        if (r == 0 && fsync(out) < 0)
+                r = msb_err(err, errno, "%s: fsync: %s", what, strerror(errno));
+        if (r < 0) {
+                unlinkat(s->fd, tmp, 0);
+                free(tmp);
+                return r;
+        }
+        sha256_hex(&h, hex);
+        *ret_size = total;
+        *ret_tmp = tmp;
+        return 0;
+}
+
+/* Copy blob <hex> from a layout's blobs dir into the store, verifying it. */
+static int store_put_blob(struct store *s, int layout_fd, const char *digest, json_int_t size, struct msb_error *err)
+{
+        const char *hex;
+        if (!digest_hex(digest, &hex))
+                return msb_err(err, EINVAL, "digest '%s' is not sha256:<64 hex digits>", digest ? digest : "");
+        _cleanup_free_ char *dst = xasprintf("blobs/sha256/%s", hex);
+        if (faccessat(s->fd, dst, R_OK, 0) == 0)
+                return 0;
+        _cleanup_close_ int in = openat(layout_fd, dst, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (in < 0)
+                return msb_err(err, errno, "blob %s: %s", digest, strerror(errno));
+        _cleanup_free_ char *tmp = NULL;
         char got[65];
-        sha256_hex(&h, got);
-        if (r == 0 && strcmp(got, hex) != 0)
+        uint64_t total;
+        int r = store_copy_in(s, in, digest, &tmp, got, &total, err);
+        if (r < 0)
+                return r;
+        if (strcmp(got, hex) != 0)
                 r = msb_err(err, EBADMSG, "blob %s: content does not match its digest (got sha256:%s)", digest, got);
         if (r == 0 && size >= 0 && (uint64_t)size != total)
                 r = msb_err(err, EBADMSG, "blob %s: size %llu does not match the descriptor's %lld", digest,
                             (unsigned long long)total, (long long)size);
-        if (r == 0 && fsync(out) < 0)
-                r = msb_err(err, errno, "blob %s: fsync: %s", digest, strerror(errno));
         if (r == 0 && renameat(s->fd, tmp, s->fd, dst) < 0)
                 r = msb_err(err, errno, "blob %s: rename: %s", digest, strerror(errno));
         if (r < 0)
@@ -1371,40 +1394,15 @@ static int store_put_file(struct store *s, int dirfd, const char *path, char *he
         _cleanup_close_ int in = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
         if (in < 0)
                 return msb_err(err, errno, "archive entry '%s': %s", path, strerror(errno));
-        char rnd[17];
-        random_hex(rnd, 8);
-        _cleanup_free_ char *tmp = xasprintf("tmp/blob-%s", rnd);
-        _cleanup_close_ int out = openat(s->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (out < 0)
-                return msb_err(err, errno, "cannot create %s/%s: %s", s->root, tmp, strerror(errno));
-        struct sha256 h;
-        sha256_init(&h);
-        uint8_t buf[65536];
-        uint64_t total = 0;
-        int r = 0;
-        for (;;) {
-                ssize_t n = read(in, buf, sizeof(buf));
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        if (n < 0)
-                                r = msb_err(err, errno, "archive entry '%s': %s", path, strerror(errno));
-                        break;
-                }
-                sha256_update(&h, buf, (size_t)n);
-                total += (uint64_t)n;
-                if ((r = write_all(out, buf, (size_t)n)) < 0) {
-                        r = msb_err(err, r, "write: %s", strerror(-r));
-                        break;
-                }
-        }
-        sha256_hex(&h, hex);
-        _cleanup_free_ char *dst = xasprintf("blobs/sha256/%s", hex);
-        if (r == 0 && renameat(s->fd, tmp, s->fd, dst) < 0)
-                r = msb_err(err, errno, "cannot store %s: %s", path, strerror(errno));
+        _cleanup_free_ char *tmp = NULL;
+        int r = store_copy_in(s, in, path, &tmp, hex, size, err);
         if (r < 0)
+                return r;
+        _cleanup_free_ char *dst = xasprintf("blobs/sha256/%s", hex);
+        if (renameat(s->fd, tmp, s->fd, dst) < 0) {
+                r = msb_err(err, errno, "cannot store %s: %s", path, strerror(errno));
                 unlinkat(s->fd, tmp, 0);
-        *size = total;
+        }
         return r;
 }
 
