@@ -14,11 +14,13 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include "common/util.h"
 #include "fsd/fs.h"
+#include "fsd/vhost.h"
 
 struct vstat {
         uint32_t uid, gid, mode, rdev;
@@ -29,6 +31,7 @@ struct share {
         int root_fd;            /* the share's root, or the single file's directory */
         char *file_name;        /* single-file share: the file's name in root_fd */
         struct inode *file;     /* single-file share: its one inode, once looked up */
+        bool marked;            /* root carries FS_XATTR_MARK: files may carry FS_XATTR_STAT */
 };
 
 enum ino_kind {
@@ -286,7 +289,9 @@ static void vstat_load(struct inode *i)
         if (i->vloaded)
                 return;
         i->vloaded = true;
-        if (i->fd < 0 || S_ISLNK(i->type))
+        /* a share whose root was never marked has no file with our xattr:
+         * no getxattr per inode (a find over 10k files pays 10k of them) */
+        if (i->fd < 0 || S_ISLNK(i->type) || !i->sh || (!i->sh->marked && !i->byname))
                 return;
         char p[64], buf[96];
         procpath(p, sizeof(p), i->fd);
@@ -317,6 +322,13 @@ static void vstat_store(struct inode *i, const struct vstat *v)
         if (i->fd < 0 || S_ISLNK(i->type))
                 return;
         char p[64], buf[96];
+        /* mark the share's root first, so a later run knows to look */
+        if (i->sh && !i->sh->marked && !i->byname) {
+                procpath(p, sizeof(p), i->sh->root_fd);
+                if (setxattr(p, FS_XATTR_MARK, "1", 1, 0) < 0)
+                        return; /* cannot mark: keep the guest's view in memory only */
+                i->sh->marked = true;
+        }
         procpath(p, sizeof(p), i->fd);
         int n = snprintf(buf, sizeof(buf), "1:%u:%u:%o:%u", v->uid, v->gid, v->mode, v->rdev);
         (void)setxattr(p, FS_XATTR_STAT, buf, (size_t)n, 0);
@@ -975,7 +987,27 @@ static ssize_t op_read(struct fs *fs, struct args *a, uint8_t *res, size_t cap)
         return r < 0 ? -errno : r;
 }
 
-static ssize_t op_write(struct fs *fs, struct args *a, uint8_t *res, size_t cap)
+/* The payload of a large write, straight from the request's guest-memory
+ * segments after the headers. */
+static unsigned payload_iov(const struct vu_elem *e, size_t skip, size_t len, struct iovec *iov, unsigned max)
+{
+        unsigned n = 0;
+        for (unsigned i = 0; i < e->nin && len > 0 && n < max; i++) {
+                size_t l = e->in[i].iov_len;
+                if (skip >= l) {
+                        skip -= l;
+                        continue;
+                }
+                size_t take_n = l - skip < len ? l - skip : len;
+                iov[n++] = (struct iovec){.iov_base = (uint8_t *)e->in[i].iov_base + skip, .iov_len = take_n};
+                len -= take_n;
+                skip = 0;
+        }
+        return len ? 0 : n;
+}
+
+static ssize_t op_write(struct fs *fs, struct args *a, const struct vu_elem *e, size_t arglen, uint8_t *res,
+                        size_t cap)
 {
         struct fuse_write_in in;
         if (!take(a, &in, sizeof(in)))
@@ -985,10 +1017,19 @@ static ssize_t op_write(struct fs *fs, struct args *a, uint8_t *res, size_t cap)
                 return -EBADF;
         if (h->ro)
                 return -EROFS;
-        if (in.size != a->len || in.size > FS_MAX_WRITE || in.offset > (uint64_t)INT64_MAX ||
+        size_t have = e ? arglen - sizeof(in) : a->len;
+        if (in.size != have || in.size > FS_MAX_WRITE || in.offset > (uint64_t)INT64_MAX ||
             cap < sizeof(struct fuse_write_out))
                 return -EINVAL;
-        ssize_t r = pwrite(h->fd, a->p, in.size, (off_t)in.offset);
+        ssize_t r;
+        if (e) {
+                static struct iovec iov[VU_MAX_SEGS];
+                unsigned n = payload_iov(e, sizeof(struct fuse_in_header) + sizeof(in), in.size, iov, VU_MAX_SEGS);
+                if (!n)
+                        return -EINVAL;
+                r = pwritev(h->fd, iov, (int)n, (off_t)in.offset);
+        } else
+                r = pwrite(h->fd, a->p, in.size, (off_t)in.offset);
         if (r < 0)
                 return -errno;
         struct fuse_write_out o = {.size = (uint32_t)r};
@@ -1327,7 +1368,7 @@ static void drop_all(struct fs *fs)
         }
 }
 
-size_t fs_handle(void *v, const uint8_t *in, size_t inlen, uint8_t *out, size_t outcap)
+size_t fs_handle(void *v, const uint8_t *in, size_t inlen, const struct vu_elem *e, uint8_t *out, size_t outcap)
 {
         struct fs *fs = v;
         struct fuse_in_header h;
@@ -1364,10 +1405,15 @@ size_t fs_handle(void *v, const uint8_t *in, size_t inlen, uint8_t *out, size_t 
         size_t cap = outcap - sizeof(struct fuse_out_header);
         ssize_t r;
         struct inode *i = NULL;
-        if (h.len < sizeof(h) || h.len > inlen) {
+        /* only a write's payload may stay in guest memory (see vu_handler) */
+        bool tail = e && h.opcode == FUSE_WRITE && h.len == e->in_len && h.len > inlen &&
+                    inlen >= sizeof(h) + sizeof(struct fuse_write_in);
+        if (h.len < sizeof(h) || (h.len > inlen && !tail)) {
                 r = -EINVAL;
                 goto done;
         }
+        if (tail)
+                a.len = inlen - sizeof(h);
         switch (h.opcode) {
         case FUSE_INIT:
                 r = op_init(fs, &a, res, cap);
@@ -1387,7 +1433,7 @@ size_t fs_handle(void *v, const uint8_t *in, size_t inlen, uint8_t *out, size_t 
                 r = op_read(fs, &a, res, cap);
                 goto done;
         case FUSE_WRITE:
-                r = op_write(fs, &a, res, cap);
+                r = op_write(fs, &a, tail ? e : NULL, h.len - sizeof(h), res, cap);
                 goto done;
         case FUSE_LSEEK:
                 r = op_lseek(fs, &a, res, cap);
@@ -1499,6 +1545,11 @@ static int share_open(struct share *sh, const struct fs_config *c, char *err, si
                 int e = errno;
                 snprintf(err, errsz, "cannot open %s: %s", dir, strerror(e));
                 return -e;
+        }
+        if (!c->single_file) {
+                char p[64], v[4];
+                procpath(p, sizeof(p), sh->root_fd);
+                sh->marked = getxattr(p, FS_XATTR_MARK, v, sizeof(v)) >= 0;
         }
         if (c->single_file) {
                 struct stat st;

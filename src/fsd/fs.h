@@ -43,9 +43,14 @@ int fs_new(const struct fs_config *c, struct fs **ret, char *err, size_t errsz);
  * bind-mounts the entries.  Without, n must be 1 and the root is the share. */
 int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **ret, char *err, size_t errsz);
 void fs_free(struct fs *fs);
+struct vu_elem;
 /* One request in, one reply out (see vu_handler); 0 means no reply. */
-size_t fs_handle(void *fs, const uint8_t *in, size_t inlen, uint8_t *out, size_t outcap);
+size_t fs_handle(void *fs, const uint8_t *in, size_t inlen, const struct vu_elem *e, uint8_t *out, size_t outcap);
 
 /* The xattr holding virtualized ownership, hidden from the guest. */
 #define FS_XATTR_PREFIX "user.msb."
 #define FS_XATTR_STAT "user.msb.stat"
+/* On a directory share's root: some file below may carry FS_XATTR_STAT
+ * (without it the server does not look, which saves a system call per
+ * inode). */
+#define FS_XATTR_MARK "user.msb.virt"

@@ -189,6 +189,11 @@ int main(int argc, char **argv)
                         setrlimit(RLIMIT_NOFILE, &rl);
                 }
         }
+        /* fs.c reaches inodes through /proc/self/fd (see fs.h) */
+        if (chdir("/proc/self/fd") < 0) {
+                fprintf(stderr, "msb-fsd: cannot enter /proc/self/fd: %s (is /proc mounted?)\n", strerror(errno));
+                return 1;
+        }
         struct fs *fs;
         char err[512];
         for (size_t k = 0; k < nvols; k++)
@@ -206,9 +211,8 @@ int main(int argc, char **argv)
                 perror("msb-fsd: epoll_create1");
                 return 1;
         }
-        if (sandbox ? fsd_sandbox_enter(passthrough, err, sizeof(err)) < 0
-                    : chdir("/proc/self/fd") < 0) {
-                fprintf(stderr, "msb-fsd: %s\n", sandbox ? err : strerror(errno));
+        if (sandbox && fsd_sandbox_enter(passthrough, err, sizeof(err)) < 0) {
+                fprintf(stderr, "msb-fsd: %s\n", err);
                 return 1;
         }
         int sock;

@@ -236,10 +236,11 @@ int vq_process(struct vu_vq *q, const struct vu_mem *m, bool indirect, vu_handle
         int done = 0, r;
         while ((r = vq_pop(q, m, indirect, &e)) > 0) {
                 /* a request larger than the buffer is passed truncated; the
-                 * handler sees its header's length disagree and refuses it */
-                size_t inlen = gather(&e, inbuf, inmax);
+                 * handler sees its header's length disagree and refuses it
+                 * (or, for bulk data, reads the rest from e) */
+                size_t inlen = gather(&e, inbuf, e.in_len > VU_COPY_MAX ? VU_COPY_PREFIX : inmax);
                 size_t cap = e.out_len < outmax ? e.out_len : outmax;
-                size_t outlen = h(ctx, inbuf, inlen, outbuf, cap);
+                size_t outlen = h(ctx, inbuf, inlen, &e, outbuf, cap);
                 if (outlen > cap)
                         outlen = cap;
                 vq_push(q, e.head, (uint32_t)scatter(&e, outbuf, outlen));

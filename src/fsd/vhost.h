@@ -69,8 +69,15 @@ void vq_push(struct vu_vq *q, uint16_t head, uint32_t len);
 void vq_notify(struct vu_vq *q);
 
 /* Turns one request (bytes copied out of guest memory) into a reply written
- * to out (capacity outcap); returns the reply length, 0 for no reply. */
-typedef size_t (*vu_handler)(void *ctx, const uint8_t *in, size_t inlen, uint8_t *out, size_t outcap);
+ * to out (capacity outcap); returns the reply length, 0 for no reply.  For a
+ * request larger than VU_COPY_MAX only its first VU_COPY_PREFIX bytes are
+ * copied (inlen < e->in_len): the handler may read the rest (bulk data such
+ * as a write's payload, which the guest may change without harm) straight
+ * from e->in.  e is NULL when a handler is called directly. */
+typedef size_t (*vu_handler)(void *ctx, const uint8_t *in, size_t inlen, const struct vu_elem *e, uint8_t *out,
+                             size_t outcap);
+#define VU_COPY_MAX (256u << 10)
+#define VU_COPY_PREFIX 4096u
 
 /* Take and answer everything the ring holds.  Request bytes are copied out
  * of guest memory before they are parsed, so the guest cannot change them

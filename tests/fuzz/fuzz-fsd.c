@@ -64,13 +64,14 @@ static void setup(void)
                 struct fuse_in_header h;
                 struct fuse_init_in i;
         } init = {.h = {.len = sizeof(init), .opcode = FUSE_INIT, .unique = 1}, .i = {.major = 7, .minor = 38}};
-        fs_handle(fs, (uint8_t *)&init, sizeof(init), outbuf, FS_BUF_SIZE);
+        fs_handle(fs, (uint8_t *)&init, sizeof(init), NULL, outbuf, FS_BUF_SIZE);
         mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         vm.n = 1;
         vm.r[0] = (struct vu_region){.gpa = 0x1000, .size = MEM_SIZE, .uaddr = 0x40000000, .host = mem};
 }
 
-static size_t answer_nothing(void *ctx, const uint8_t *in, size_t inlen, uint8_t *out, size_t outcap)
+static size_t answer_nothing(void *ctx, const uint8_t *in, size_t inlen, const struct vu_elem *e, uint8_t *out,
+                             size_t outcap)
 {
         return inlen < outcap ? inlen : outcap;
 }
@@ -99,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         memcpy(inbuf + sizeof(h), data + off, n);
                         /* reply room varies with the input too */
                         size_t cap = flags & 4 ? 16 + (size_t)(flags >> 3) * 8 : FS_BUF_SIZE;
-                        size_t r = fs_handle(fs, inbuf, sizeof(h) + n, outbuf, cap);
+                        size_t r = fs_handle(fs, inbuf, sizeof(h) + n, NULL, outbuf, cap);
                         if (r > cap)
                                 abort();
                         off += n;
@@ -109,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         struct fuse_in_header h;
                         struct fuse_init_in i;
                 } init = {.h = {.len = sizeof(init), .opcode = FUSE_INIT, .unique = 1}, .i = {.major = 7, .minor = 38}};
-                fs_handle(fs, (uint8_t *)&init, sizeof(init), outbuf, FS_BUF_SIZE);
+                fs_handle(fs, (uint8_t *)&init, sizeof(init), NULL, outbuf, FS_BUF_SIZE);
                 return 0;
         }
         /* ring: desc table at 0, avail at 0x1000, used at 0x2000 (offsets in mem) */

@@ -253,6 +253,33 @@ static void test_read_write_create(const char *dir)
         /* size field disagreeing with the payload */
         wr.in.size = 500;
         CHECK_INT(call(fs, FUSE_WRITE, co.e.nodeid, &wr, sizeof(wr.in) + 5, &wo, sizeof(wo)), -EINVAL);
+        /* a write larger than the copy limit: its payload is read from
+         * guest memory in place */
+        size_t big = 600 << 10;
+        uint8_t *bw = xmalloc(sizeof(struct fuse_write_in) + big);
+        struct fuse_write_in bwi = {.fh = co.o.fh, .offset = 5, .size = (uint32_t)big};
+        memcpy(bw, &bwi, sizeof(bwi));
+        for (size_t k = 0; k < big; k++)
+                bw[sizeof(bwi) + k] = (uint8_t)(k * 7 + 1);
+        CHECK_INT(call(fs, FUSE_WRITE, co.e.nodeid, bw, sizeof(bwi) + big, &wo, sizeof(wo)), 0);
+        CHECK_INT(wo.size, big);
+        /* ...and one whose size field lies about it */
+        bwi.size = (uint32_t)big - 1;
+        memcpy(bw, &bwi, sizeof(bwi));
+        CHECK_INT(call(fs, FUSE_WRITE, co.e.nodeid, bw, sizeof(bwi) + big, &wo, sizeof(wo)), -EINVAL);
+        {
+                char hp[512];
+                snprintf(hp, sizeof(hp), "%s/newf", dir);
+                FILE *hf = fopen(hp, "rb");
+                uint8_t *back = xmalloc(big + 5);
+                CHECK(hf && fread(back, 1, big + 5, hf) == big + 5);
+                CHECK(memcmp(back + 5, bw + sizeof(bwi), big) == 0);
+                if (hf)
+                        fclose(hf);
+                free(back);
+                CHECK(truncate(hp, 5) == 0);
+        }
+        free(bw);
         char rb[16] = {0};
         struct fuse_read_in ri = {.fh = co.o.fh, .offset = 1, .size = 3};
         CHECK_INT(call(fs, FUSE_READ, co.e.nodeid, &ri, sizeof(ri), rb, sizeof(rb)), 0);
@@ -273,6 +300,21 @@ static void test_read_write_create(const char *dir)
         CHECK_INT(ao.attr.mode, S_IFREG | 04777);
         CHECK_INT(ao.attr.uid, 77);
         CHECK(stat(p, &st) == 0 && (st.st_mode & 07777) == 0644 && st.st_uid == geteuid());
+        /* the share's root is marked, so the next server looks for the view */
+        char mv[4];
+        CHECK(getxattr(dir, FS_XATTR_MARK, mv, sizeof(mv)) == 1);
+        {
+                struct fs *fs2 = share(dir, false, false);
+                struct fuse_attr a2;
+                int e2;
+                lookup(fs2, 1, "newf", &e2, &a2);
+                CHECK_INT(e2, 0);
+                CHECK_INT(a2.mode, S_IFREG | 04777);
+                CHECK_INT(a2.uid, 77);
+                fs_free(fs2);
+                ring_reset();
+                init(fs);
+        }
         struct {
                 struct fuse_mknod_in in;
                 char name[8];
