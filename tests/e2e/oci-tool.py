@@ -7,6 +7,8 @@
   oci-tool.py hostile LAYOUT TAG KIND    append a layer that tries to write
         outside the root: KIND is dotdot, absolute, symlink or hardlink
   oci-tool.py zstd LAYOUT TAG            recompress TAG's layers with zstd(1)
+  oci-tool.py history LAYOUT TAG         give TAG's config a history entry per
+        layer (what skopeo needs to write a schema 1 manifest)
 """
 import gzip, hashlib, io, json, os, subprocess, sys, tarfile
 
@@ -103,9 +105,24 @@ def cmd_zstd(layout, tag):
     save_index(layout, idx)
 
 
+def cmd_history(layout, tag):
+    idx, m = entry(layout, tag)
+    man = json.loads(get(layout, m["digest"]))
+    cfg = json.loads(get(layout, man["config"]["digest"]))
+    cfg["history"] = [{"created": "2026-01-01T00:00:00Z", "created_by": "layer %d" % i}
+                      for i in range(len(man["layers"]))]
+    cd, cs = put(layout, json.dumps(cfg).encode())
+    man["config"] = dict(man["config"], digest=cd, size=cs)
+    md, ms = put(layout, json.dumps(man).encode())
+    m.update(digest=md, size=ms)
+    save_index(layout, idx)
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "index":
         cmd_index(sys.argv[2], sys.argv[3], sys.argv[4:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "history":
+        cmd_history(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 4 and sys.argv[1] == "zstd":
         cmd_zstd(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 5 and sys.argv[1] == "hostile":

@@ -26,6 +26,10 @@ storage:
     enabled: true
 http:
   addr: $REG
+# so the suite can push a schema 1 manifest and see msb refuse it
+compatibility:
+  schema1:
+    enabled: true
 YML
 docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
 REGPID=$!

@@ -172,6 +172,21 @@ t_interrupted_pull_resumes_or_restarts() {
         assert_eq "after SIGKILL" "$want  /blob" "$OUT"
 }
 
+t_docker_schema2_pulls_schema1_refused() {
+        cp -a "$WORK/base" "$WORK/hist"
+        python3 "$ROOT/tests/e2e/oci-tool.py" history "$WORK/hist" v1
+        skopeo copy -q --format v2s2 --dest-tls-verify=false "oci:$WORK/hist:v1" "docker://$REG/test/v2s2:v1" >/dev/null
+        skopeo copy -q --format v2s1 --dest-tls-verify=false "oci:$WORK/hist:v1" "docker://$REG/test/v2s1:v1" >/dev/null
+        run_msb pull -q "$REG/test/v2s2:v1"
+        assert_eq "Docker schema 2" 0 "$RC"
+        local before
+        before=$(store_state)
+        run_msb pull "$REG/test/v2s1:v1"
+        assert_eq "schema 1" 125 "$RC"
+        assert_contains message "schema 1 manifest, which msb does not support" "$ERR"
+        assert_eq "nothing stored" "$before" "$(store_state)"
+}
+
 corrupt_layer() { # corrupt_layer REPO:TAG how -> changes the stored layer blob in the registry
         local m digest f
         m=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REG/v2/${1%:*}/manifests/${1#*:}")
