@@ -267,8 +267,6 @@ static int store_copy_in(struct store *s, int in, const char *what, char **ret_t
                         break;
                 }
         }
-        if (r == 0 && fsync(out) < 0)
-                r = msb_err(err, errno, "%s: fsync: %s", what, strerror(errno));
         if (r < 0) {
                 unlinkat(s->fd, tmp, 0);
                 free(tmp);
@@ -751,8 +749,6 @@ static int store_fetch_blob(struct store *s, struct reg *g, const char *digest, 
         }
         if (r == -EBADMSG)
                 bad = true;
-        if (r == 0 && fsync(fd) < 0)
-                r = msb_err(err, errno, "blob %s: fsync: %s", digest, strerror(errno));
         if (r == 0 && renameat(s->fd, part, s->fd, dst) < 0)
                 r = msb_err(err, errno, "blob %s: rename: %s", digest, strerror(errno));
         /* a wrong answer is not worth resuming; a broken connection is */
