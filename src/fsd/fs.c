@@ -718,6 +718,16 @@ static int dir_op_check(struct fs *fs, struct inode *parent, const char *name)
         return check_name(name);
 }
 
+/* The fixed part of a request that names an entry in parent p (insz 0:
+ * none), then the name; both checked. */
+static int take_entry(struct fs *fs, struct inode *p, struct args *a, void *in, size_t insz, const char **name)
+{
+        if (insz && !take(a, in, insz))
+                return -EINVAL;
+        *name = take_name(a);
+        return dir_op_check(fs, p, *name);
+}
+
 /* After creating name in parent: record who made it, answer its entry. */
 static ssize_t finish_create(struct fs *fs, struct inode *parent, const char *name, const struct fuse_in_header *h,
                              mode_t mode, uint32_t rdev, uint8_t *res, size_t cap, struct inode **ret)
@@ -761,10 +771,8 @@ static ssize_t op_mknod(struct fs *fs, struct inode *p, const struct fuse_in_hea
                         size_t cap)
 {
         struct fuse_mknod_in in;
-        if (!take(a, &in, sizeof(in)))
-                return -EINVAL;
-        const char *name = take_name(a);
-        int r = dir_op_check(fs, p, name);
+        const char *name;
+        int r = take_entry(fs, p, a, &in, sizeof(in), &name);
         if (r < 0)
                 return r;
         mode_t t = in.mode & S_IFMT;
@@ -785,10 +793,8 @@ static ssize_t op_mkdir(struct fs *fs, struct inode *p, const struct fuse_in_hea
                         size_t cap)
 {
         struct fuse_mkdir_in in;
-        if (!take(a, &in, sizeof(in)))
-                return -EINVAL;
-        const char *name = take_name(a);
-        int r = dir_op_check(fs, p, name);
+        const char *name;
+        int r = take_entry(fs, p, a, &in, sizeof(in), &name);
         if (r < 0)
                 return r;
         if (mkdirat(p->fd, name, host_mode(p, in.mode, true)) < 0)
@@ -839,8 +845,8 @@ static ssize_t op_link(struct fs *fs, struct inode *p, const struct fuse_in_head
 
 static ssize_t op_unlink(struct fs *fs, struct inode *p, struct args *a, bool dir)
 {
-        const char *name = take_name(a);
-        int r = dir_op_check(fs, p, name);
+        const char *name;
+        int r = take_entry(fs, p, a, NULL, 0, &name);
         if (r < 0)
                 return r;
         return unlinkat(p->fd, name, dir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
@@ -938,10 +944,8 @@ static ssize_t op_create(struct fs *fs, struct inode *p, const struct fuse_in_he
                          size_t cap)
 {
         struct fuse_create_in in;
-        if (!take(a, &in, sizeof(in)))
-                return -EINVAL;
-        const char *name = take_name(a);
-        int r = dir_op_check(fs, p, name);
+        const char *name;
+        int r = take_entry(fs, p, a, &in, sizeof(in), &name);
         if (r < 0)
                 return r;
         if (cap < sizeof(struct fuse_entry_out) + sizeof(struct fuse_open_out))

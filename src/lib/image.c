@@ -98,6 +98,16 @@ static char *ref_file_name(const char *name)
         return out;
 }
 
+/* Point name at manifest <hex> (atomically: a reader sees the old or the new). */
+static int write_ref(int store_fd, const char *name, const char *hex, struct msb_error *err)
+{
+        _cleanup_free_ char *rf = ref_file_name(name);
+        _cleanup_free_ char *rp = xasprintf("refs/%s", rf);
+        _cleanup_free_ char *line = xasprintf("sha256:%s\n", hex);
+        int r = write_file_atomic_at(store_fd, rp, line, strlen(line), 0644);
+        return r < 0 ? msb_err(err, r, "cannot record image name %s: %s", name, strerror(-r)) : 0;
+}
+
 static json_t *load_json_at(int dirfd, const char *path, struct msb_error *err, const char *what)
 {
         _cleanup_free_ char *data = NULL;
@@ -546,14 +556,9 @@ int msb_image_import(struct msb_ctx *ctx, const char *layout_dir, const char *ta
         r = unpack_rootfs(ctx, &s, mhex, layers, err);
         if (r < 0)
                 goto out;
-        {
-                _cleanup_free_ char *rf = ref_file_name(norm);
-                _cleanup_free_ char *rp = xasprintf("refs/%s", rf);
-                _cleanup_free_ char *line = xasprintf("%s\n", mdigest);
-                r = write_file_atomic_at(s.fd, rp, line, strlen(line), 0644);
-                if (r < 0)
-                        r = msb_err(err, r, "cannot record image name: %s", strerror(-r));
-        }
+        r = write_ref(s.fd, norm, mhex, err);
+        if (r < 0)
+                goto out;
         msb_log(ctx, 0, "imported %s as %s", mdigest, norm);
 out:
         json_decref(index);
@@ -1107,16 +1112,8 @@ int msb_image_pull(struct msb_ctx *ctx, const char *refstr, char **ret_name, str
         }
         if (r < 0 && strv_len(bases) > 1 && r != -EBADMSG && r != -ENOTSUP)
                 msb_err(err, r, "cannot pull %s: %s", name, tried);
-        if (r == 0) {
-                _cleanup_free_ char *rf = ref_file_name(name);
-                _cleanup_free_ char *rp = xasprintf("refs/%s", rf);
-                _cleanup_free_ char *line = xasprintf("sha256:%s\n", mhex);
-                r = write_file_atomic_at(s.fd, rp, line, strlen(line), 0644);
-                if (r < 0)
-                        r = msb_err(err, r, "cannot record image name: %s", strerror(-r));
-                else
-                        msb_log(ctx, 0, "pulled %s (sha256:%s)", name, mhex);
-        }
+        if (r == 0 && (r = write_ref(s.fd, name, mhex, err)) == 0)
+                msb_log(ctx, 0, "pulled %s (sha256:%s)", name, mhex);
         store_close(&s);
         msb_ref_free(&ref);
         if (r == 0 && ret_name)
@@ -1507,13 +1504,8 @@ static int load_docker(struct msb_ctx *ctx, struct store *s, int dirfd, const ch
                                 r = msb_err(err, EINVAL, "docker archive: '%s' is not a valid image name", *t);
                                 break;
                         }
-                        _cleanup_free_ char *rf = ref_file_name(canon);
-                        _cleanup_free_ char *rp = xasprintf("refs/%s", rf);
-                        _cleanup_free_ char *line = xasprintf("sha256:%s\n", mhex);
-                        r = write_file_atomic_at(s->fd, rp, line, strlen(line), 0644);
-                        if (r < 0)
-                                r = msb_err(err, r, "cannot record image name: %s", strerror(-r));
-                        else
+                        r = write_ref(s->fd, canon, mhex, err);
+                        if (r == 0)
                                 strv_push(names, canon);
                 }
                 strv_free(tags);
