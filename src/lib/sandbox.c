@@ -903,9 +903,19 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 }
                 for (size_t i = 0; i < sb.nfsd; i++)
                         if (p[4 + i].revents & POLLIN) {
-                                failure = xasprintf("the %s exited unexpectedly; the VM was stopped", sb.fsd[i].what);
+                                /* A server also exits when QEMU closes its
+                                 * socket on the way out (a guest panic, a
+                                 * power-off): then QEMU's exit is the story,
+                                 * and it follows within moments. */
+                                struct pollfd q = {.fd = sb.qemu.pidfd, .events = POLLIN};
+                                bool qemu_exiting = poll(&q, 1, 1000) == 1;
                                 proc_kill_wait(sb.fsd[i].pid, &sb.fsd[i].pidfd);
                                 sb.fsd[i].pid = 0;
+                                if (qemu_exiting) {
+                                        p[2].revents |= POLLIN;
+                                        continue;
+                                }
+                                failure = xasprintf("the %s exited unexpectedly; the VM was stopped", sb.fsd[i].what);
                                 break;
                         }
                 if (failure)
