@@ -1094,6 +1094,12 @@ int msb_image_pull(struct msb_ctx *ctx, const char *refstr, char **ret_name, str
         }
         char mhex[65] = "";
         char tried[1024] = "";
+        r = msb_reg_init(err);
+        if (r < 0) {
+                store_close(&s);
+                msb_ref_free(&ref);
+                return r;
+        }
         r = -EIO;
         for (char **b = bases; *b; b++) {
                 msb_log(ctx, 1, "pulling %s from %s", name, *b);

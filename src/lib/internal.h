@@ -131,6 +131,7 @@ int msb_registry_config(const char *domain, char ***ret_mirrors, bool *ret_insec
 /* The registry's own URL: https, http for loopback or insecure ones;
  * docker.io is registry-1.docker.io. */
 char *msb_reg_upstream(const char *domain, bool insecure);
+int msb_reg_init(struct msb_error *err);
 struct reg *msb_reg_open(struct msb_ctx *ctx, const char *base, const char *domain, const char *repo);
 void msb_reg_close(struct reg *g);
 /* GET a manifest by tag or digest (at most 4 MiB); media type from the

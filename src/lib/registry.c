@@ -9,12 +9,12 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "curl-dl.h"
 #include "internal.h"
 
 #define MAX_MANIFEST (4u << 20)
@@ -379,13 +379,18 @@ static int reg_get(struct reg *g, const char *path, const char *accept, struct r
         return 0;
 }
 
+int msb_reg_init(struct msb_error *err)
+{
+        const char *why = NULL;
+        int r = curl_dl_load(&why);
+        return r < 0 ? msb_err(err, -r, "cannot talk to registries: %s", why) : 0;
+}
+
 struct reg *msb_reg_open(struct msb_ctx *ctx, const char *base, const char *domain, const char *repo)
 {
-        static bool inited;
-        if (!inited) {
-                curl_global_init(CURL_GLOBAL_DEFAULT);
-                inited = true;
-        }
+        /* callers ran msb_reg_init() */
+        if (curl_dl_load(NULL) < 0)
+                abort();
         struct reg *g = xcalloc(1, sizeof(*g));
         g->ctx = ctx;
         g->curl = curl_easy_init();
@@ -567,6 +572,10 @@ int msb_registry_login(struct msb_ctx *ctx, const char *registry, const char *us
         _cleanup_free_ char *b64 = base64(up, strlen(up));
         explicit_bzero(up, strlen(up));
         /* check the credentials against the registry before keeping them */
+        if ((r = msb_reg_init(err)) < 0) {
+                explicit_bzero(b64, strlen(b64));
+                return r;
+        }
         struct reg *g = msb_reg_open(ctx, base, registry, "");
         free(g->basic);
         g->basic = xstrdup(b64);

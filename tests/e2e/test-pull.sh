@@ -243,6 +243,25 @@ t_missing_manifest_is_clear() {
         assert_contains message "not found in the local store" "$ERR"
 }
 
+# libcurl is loaded only when a registry is contacted; a broken one is named
+# and runs of stored images never notice it
+t_libcurl_loaded_on_demand() {
+        mkdir -p "$WORK/fakecurl"
+        echo 'int not_curl;' >"$WORK/fakecurl/c.c"
+        gcc -shared -fPIC -o "$WORK/fakecurl/libcurl.so.4" "$WORK/fakecurl/c.c"
+        local before
+        before=$(store_state)
+        LD_LIBRARY_PATH=$WORK/fakecurl run_msb pull "$REG/library/alpine:latest"
+        assert_eq status 125 "$RC"
+        assert_contains message "libcurl" "$ERR"
+        assert_eq "store" "$before" "$(store_state)"
+        run_msb pull -q "$REG/library/alpine:latest"
+        assert_eq "pull with the real libcurl" 0 "$RC"
+        LD_LIBRARY_PATH=$WORK/fakecurl run_msb run --pull never "$REG/library/alpine:latest" -- echo fine
+        assert_eq "run status" 0 "$RC"
+        assert_eq "run output" fine "$OUT"
+}
+
 t_bad_references_are_clear() {
         local r
         for r in "Alpine" "alpine:" "a//b" "host:99999999/x" "alpine@sha256:abc"; do
