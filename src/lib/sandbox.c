@@ -446,7 +446,7 @@ static int cmp_depth(const void *a, const void *b)
 struct relay {
         struct msb_buf out; /* to guest */
         struct msb_reader rd;
-        bool have_hello, sent_run, done;
+        bool have_hello, done;
         bool stdout_broken, stderr_broken;
         int status;
         char *error;
@@ -508,13 +508,6 @@ static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, c
                         return 0;
                 }
                 rl->have_hello = true;
-                msb_enc_hello(&rl->out, MSB_PROTO_VERSION, "msb");
-                if (msb_enc_run(&rl->out, run) < 0) {
-                        rl->error = xstrdup("the command line and environment are too large");
-                        rl->done = true;
-                        return 0;
-                }
-                rl->sent_run = true;
                 msb_log(sb->ctx, 1, "guest agent ready; running %s", run->argv[0]);
                 return 0;
         case MSB_MSG_STDOUT:
@@ -523,9 +516,10 @@ static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, c
                 return write_host(sb->o->fds[2], m->u.data.data, m->u.data.len, &rl->stderr_broken);
         case MSB_MSG_EXIT:
                 rl->status = m->u.exit.kind == MSB_EXIT_SIGNAL ? 128 + (int)m->u.exit.value : (int)m->u.exit.value;
+                /* all output came before EXIT and has been written out;
+                 * agentd synced the volumes before it sent EXIT, so the VM
+                 * holds nothing more of ours and is stopped at once */
                 rl->done = true;
-                /* all output before EXIT has been written out: let the
-                 * guest power off */
                 msb_enc_empty(&rl->out, MSB_MSG_EXIT_ACK);
                 return 0;
         case MSB_MSG_ERROR: {
@@ -800,9 +794,16 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 .mounts = mounts,
         };
         struct relay rl = {.o = o};
+        /* HELLO and RUN go out at once: they wait in the socket until agentd
+         * opens its port, which saves a round trip at every start */
+        msb_enc_hello(&rl.out, MSB_PROTO_VERSION, "msb");
+        if (msb_enc_run(&rl.out, &run) < 0) {
+                msb_buf_free(&rl.out);
+                r = msb_err(err, E2BIG, "the command line and environment are too large");
+                goto out_sig;
+        }
         bool stdin_open = o->stdin_forward;
         int64_t boot_deadline = mono_ms() + boot_timeout_ms(accel);
-        int64_t exit_deadline = -1;
         bool qemu_gone = false, vm_killed = false;
         char *failure = NULL;
         while (!qemu_gone) {
@@ -813,7 +814,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 p[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
                 p[n++] = (struct pollfd){.fd = sb.qemu.pidfd, .events = POLLIN};
                 p[n++] = (struct pollfd){
-                        .fd = stdin_open && rl.sent_run && !rl.done && msb_buf_pending(&rl.out) < CTL_OUTQ_HIGH
+                        .fd = stdin_open && !rl.done && msb_buf_pending(&rl.out) < CTL_OUTQ_HIGH
                                       ? o->fds[0]
                                       : -1,
                         .events = POLLIN};
@@ -823,8 +824,6 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 int64_t now = mono_ms();
                 if (!rl.have_hello && !rl.done)
                         timeout = (int)(boot_deadline > now ? boot_deadline - now : 0);
-                if (exit_deadline >= 0)
-                        timeout = (int)(exit_deadline > now ? exit_deadline - now : 0);
                 int k = poll(p, (nfds_t)n, timeout);
                 if (k < 0 && errno != EINTR) {
                         failure = xasprintf("poll: %s", strerror(errno));
@@ -832,8 +831,6 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 }
                 now = mono_ms();
                 if (k == 0) {
-                        if (exit_deadline >= 0 && now >= exit_deadline)
-                                break; /* the guest did not power off in time; kill it */
                         if (!rl.have_hello && now >= boot_deadline) {
                                 failure = xasprintf("the VM did not start the guest agent within %d s",
                                                     boot_timeout_ms(accel) / 1000);
@@ -865,8 +862,12 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                                         failure = xstrdup("the guest sent a malformed control message; stopping it");
                                         break;
                                 }
-                                if (rl.done && exit_deadline < 0)
-                                        exit_deadline = mono_ms() + 3000;
+                                if (rl.done) {
+                                        /* the guest is told, if the socket
+                                         * takes it now; it is stopped anyway */
+                                        (void)!write(sb.ctl, msb_buf_head(&rl.out), msb_buf_pending(&rl.out));
+                                        break;
+                                }
                         } else if (got == 0) {
                                 /* QEMU closed the channel: it is exiting */
                                 p[2].revents |= POLLIN;
@@ -877,7 +878,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                         while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
                                 if (si.ssi_signo == SIGPIPE)
                                         continue;
-                                if (rl.sent_run && !rl.done && rl.sigints == 0) {
+                                if (rl.have_hello && !rl.done && rl.sigints == 0) {
                                         msb_log(ctx, 1, "forwarding signal %u to the command", si.ssi_signo);
                                         msb_enc_signal(&rl.out, si.ssi_signo);
                                         rl.sigints++;

@@ -70,7 +70,7 @@ char **vmm_qemu_argv(const struct vmm_config *c)
          * panic=-1: a panicking guest resets at once, so QEMU exits */
         AF("console=ttyS0 reboot=t panic=-1 %s i8042.noaux i8042.nomux i8042.nopnp "
            "i8042.dumbkbd tsc=reliable no_timer_check%s%s",
-           c->debug ? "loglevel=7" : "quiet loglevel=3", c->debug ? " msb.debug=1" : "", tsc);
+           getenv("MSB_DEBUG_KERNEL") ? "loglevel=7" : "quiet loglevel=3", c->debug ? " msb.debug=1" : "", tsc);
         /* vhost-user refuses legacy virtio */
         A("-global");
         A("virtio-mmio.force-legacy=false");

@@ -9,7 +9,8 @@
  *
  * Payload fields are little-endian integers and strings encoded as
  * u32 length + bytes (no terminating NUL; an embedded NUL is rejected).
- * The guest speaks first with HELLO; the host answers HELLO then RUN.
+ * Each side sends HELLO first; the host sends RUN right after its HELLO,
+ * without waiting for the guest's (both check the other's version).
  *
  * Both ends treat everything they receive as untrusted: decoders read through
  * a bounds-checked cursor and reject unknown types, oversized frames, bad
