@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/users.h"
 #include "common/util.h"
 #include "proto/proto.h"
 
@@ -495,140 +496,32 @@ static void setup_root(const struct msb_run_msg *run)
                 fail("switch-root", errno, "chroot");
 }
 
-/* ---- user resolution from the image's /etc/passwd and /etc/group ---- */
+/* ---- the user, when the host could not resolve it ---- */
 
-struct user_ids {
-        uid_t uid;
-        gid_t gid;
-        char home[PATH_MAX];
-        gid_t groups[64];
-        size_t ngroups;
-};
-
-static bool parse_id(const char *s, unsigned long *ret)
+/* The host resolves the user from the image's files before the VM starts
+ * (MSB_RUN_IDS); when a volume may cover /etc/passwd or /etc/group it leaves
+ * that to us, reading the files the command will see. */
+static void resolve_user(const struct msb_run_msg *run, struct ids *u)
 {
-        if (!*s || !isdigit((unsigned char)*s))
-                return false;
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(s, &end, 10);
-        if (errno || *end || v > 0x7fffffffUL)
-                return false;
-        *ret = v;
-        return true;
-}
-
-/* Looks up name or uid in /etc/passwd.  Returns true if found. */
-static bool passwd_lookup(const char *name, unsigned long uid, bool by_uid, struct user_ids *u, char *ret_name,
-                          size_t name_sz)
-{
-        FILE *f = fopen("/etc/passwd", "re");
-        if (!f)
-                return false;
-        char line[4096];
-        bool found = false;
-        while (!found && fgets(line, sizeof(line), f)) {
-                line[strcspn(line, "\n")] = '\0';
-                char *fields[7] = {0};
-                char *s = line;
-                int n = 0;
-                for (; n < 7 && s; n++) {
-                        fields[n] = s;
-                        s = strchr(s, ':');
-                        if (s)
-                                *s++ = '\0';
-                }
-                if (n < 7)
-                        continue;
-                unsigned long fu, fg;
-                if (!parse_id(fields[2], &fu) || !parse_id(fields[3], &fg))
-                        continue;
-                if (by_uid ? fu == uid : strcmp(fields[0], name) == 0) {
-                        u->uid = (uid_t)fu;
-                        u->gid = (gid_t)fg;
-                        snprintf(u->home, sizeof(u->home), "%s", fields[5]);
-                        snprintf(ret_name, name_sz, "%s", fields[0]);
-                        found = true;
-                }
+        if (run->flags & MSB_RUN_IDS) {
+                memset(u, 0, sizeof(*u));
+                u->uid = run->uid;
+                u->gid = run->gid;
+                u->ngroups = run->ngroups;
+                memcpy(u->groups, run->groups, run->ngroups * sizeof(u->groups[0]));
+                snprintf(u->home, sizeof(u->home), "%s", run->home);
+                return;
         }
-        fclose(f);
-        return found;
-}
-
-/* group name -> gid (want_gid NULL) or collect supplementary groups of user. */
-static bool group_scan(const char *gname, gid_t *want_gid, const char *member, struct user_ids *u)
-{
-        FILE *f = fopen("/etc/group", "re");
-        if (!f)
-                return false;
-        char line[8192];
-        bool found = false;
-        while (fgets(line, sizeof(line), f)) {
-                line[strcspn(line, "\n")] = '\0';
-                char *name = line, *pw = strchr(name, ':');
-                if (!pw)
-                        continue;
-                *pw++ = '\0';
-                char *gid_s = strchr(pw, ':');
-                if (!gid_s)
-                        continue;
-                *gid_s++ = '\0';
-                char *mem = strchr(gid_s, ':');
-                if (!mem)
-                        continue;
-                *mem++ = '\0';
-                unsigned long g;
-                if (!parse_id(gid_s, &g))
-                        continue;
-                if (gname && strcmp(name, gname) == 0) {
-                        *want_gid = (gid_t)g;
-                        found = true;
-                        break;
-                }
-                if (member) {
-                        char *save = NULL;
-                        for (char *m = strtok_r(mem, ",", &save); m; m = strtok_r(NULL, ",", &save))
-                                if (strcmp(m, member) == 0 && u->ngroups < ARRAY_SIZE(u->groups))
-                                        u->groups[u->ngroups++] = (gid_t)g;
-                }
-        }
-        fclose(f);
-        return found;
-}
-
-static void resolve_user(const char *spec, struct user_ids *u)
-{
-        memset(u, 0, sizeof(*u));
-        snprintf(u->home, sizeof(u->home), "/root");
-        char name[256] = "root";
-        if (!*spec)
-                spec = "0";
-        char buf[512];
-        snprintf(buf, sizeof(buf), "%s", spec);
-        char *grp = strchr(buf, ':');
-        if (grp)
-                *grp++ = '\0';
-        unsigned long id;
-        if (parse_id(buf, &id)) {
-                if (!passwd_lookup(NULL, id, true, u, name, sizeof(name))) {
-                        /* docker: unknown numeric uid runs with gid 0, HOME=/ */
-                        u->uid = (uid_t)id;
-                        u->gid = 0;
-                        snprintf(u->home, sizeof(u->home), id == 0 ? "/root" : "/");
-                        name[0] = '\0';
-                }
-        } else if (!passwd_lookup(buf, 0, false, u, name, sizeof(name))) {
-                fail("user", ENOENT, "user '%s' not found in the image's /etc/passwd", buf);
-        }
-        if (grp) {
-                if (parse_id(grp, &id))
-                        u->gid = (gid_t)id;
-                else if (!group_scan(grp, &u->gid, NULL, NULL))
-                        fail("user", ENOENT, "group '%s' not found in the image's /etc/group", grp);
-        }
-        u->groups[u->ngroups++] = u->gid;
-        if (name[0] && !grp)
-                group_scan(NULL, NULL, name, u);
+        _cleanup_free_ char *passwd = NULL, *group = NULL;
+        int r = read_file_at(AT_FDCWD, "/etc/passwd", 4u << 20, &passwd, NULL);
+        if (r < 0 && r != -ENOENT)
+                fail("user", -r, "cannot read the image's /etc/passwd");
+        r = read_file_at(AT_FDCWD, "/etc/group", 4u << 20, &group, NULL);
+        if (r < 0 && r != -ENOENT)
+                fail("user", -r, "cannot read the image's /etc/group");
+        char why[1200];
+        if (ids_resolve(run->user, passwd, group, u, why, sizeof(why)) < 0)
+                fail("user", 0, "%s", why);
 }
 
 /* ---- run and relay ---- */
@@ -651,8 +544,8 @@ static bool env_has(char **env, const char *key)
 
 static pid_t spawn(const struct msb_run_msg *run, int *ret_in, int *ret_out, int *ret_err)
 {
-        struct user_ids u;
-        resolve_user(run->user, &u);
+        struct ids u;
+        resolve_user(run, &u);
         if (debug)
                 logmsg("user resolved");
 
@@ -695,7 +588,7 @@ static pid_t spawn(const struct msb_run_msg *run, int *ret_in, int *ret_out, int
                         goto child_fail;
                 if (chdir(wd) < 0)
                         goto child_fail;
-                if (setgroups(u.ngroups, u.groups) < 0 || setgid(u.gid) < 0 || setuid(u.uid) < 0)
+                if (setgroups(u.ngroups, (const gid_t *)u.groups) < 0 || setgid(u.gid) < 0 || setuid(u.uid) < 0)
                         goto child_fail;
                 environ = env;
                 /* execvp searches the PATH of environ, which is now the

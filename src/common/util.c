@@ -7,8 +7,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 void *xmalloc(size_t n)
 {
@@ -117,11 +119,31 @@ ssize_t read_all(int fd, void *buf, size_t len)
         return (ssize_t)got;
 }
 
+static int read_fd(int fd, size_t max, char **ret_data, size_t *ret_len);
+
 int read_file_at(int dirfd, const char *path, size_t max, char **ret_data, size_t *ret_len)
 {
-        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a fifo where a file should be must not hang us */
+        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
+        return read_fd(fd, max, ret_data, ret_len);
+}
+
+int read_file_in_root(int rootfd, const char *path, size_t max, char **ret_data, size_t *ret_len)
+{
+        struct open_how how = {
+                .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        _cleanup_close_ int fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+        if (fd < 0)
+                return -errno;
+        return read_fd(fd, max, ret_data, ret_len);
+}
+
+static int read_fd(int fd, size_t max, char **ret_data, size_t *ret_len)
+{
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;

@@ -70,6 +70,9 @@ ssize_t read_all(int fd, void *buf, size_t len);
 
 /* Read a whole file (relative to dirfd) up to max bytes; NUL-terminates. */
 int read_file_at(int dirfd, const char *path, size_t max, char **ret_data, size_t *ret_len);
+/* The same, with path resolved as if rootfd were "/" (symlinks included):
+ * for files inside an untrusted tree such as an image's root. */
+int read_file_in_root(int rootfd, const char *path, size_t max, char **ret_data, size_t *ret_len);
 /* Write a file atomically (tmp + rename) relative to dirfd. */
 int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
 

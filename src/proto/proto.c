@@ -130,6 +130,8 @@ int msb_enc_run(struct msb_buf *out, const struct msb_run_msg *run)
         for (uint32_t i = 0; i < run->nmounts; i++)
                 if (!str_ok(run->mounts[i].tag) || !str_ok(run->mounts[i].sub) || !str_ok(run->mounts[i].path))
                         return -E2BIG;
+        if (run->ngroups > MSB_PROTO_MAX_GROUPS || (run->home && !str_ok(run->home)))
+                return -E2BIG;
 
         size_t st = frame_begin(out, MSB_MSG_RUN);
         put_u32(out, run->flags);
@@ -150,6 +152,12 @@ int msb_enc_run(struct msb_buf *out, const struct msb_run_msg *run)
                 put_str(out, run->mounts[i].path);
                 put_u32(out, run->mounts[i].flags);
         }
+        put_u32(out, run->uid);
+        put_u32(out, run->gid);
+        put_u32(out, run->ngroups);
+        for (uint32_t i = 0; i < run->ngroups; i++)
+                put_u32(out, run->groups[i]);
+        put_str(out, run->home ? run->home : "");
         return frame_end(out, st);
 }
 
@@ -288,6 +296,7 @@ void msb_msg_free(struct msb_msg *m)
                 free(r->hostname);
                 free(r->workdir);
                 free(r->user);
+                free(r->home);
                 strv_free_n(r->argv, r->argc);
                 strv_free_n(r->env, r->envc);
                 for (uint32_t i = 0; r->mounts && i < r->nmounts; i++) {
@@ -346,6 +355,19 @@ static int decode_run(struct cursor *c, struct msb_run_msg *r)
         for (uint32_t i = 0; i < r->envc && !c->bad; i++)
                 if (!strchr(r->env[i], '=') || r->env[i][0] == '=')
                         c->bad = true;
+        r->uid = get_u32(c);
+        r->gid = get_u32(c);
+        r->ngroups = get_u32(c);
+        if (r->ngroups > MSB_PROTO_MAX_GROUPS) {
+                r->ngroups = 0;
+                c->bad = true;
+        }
+        for (uint32_t i = 0; i < r->ngroups; i++)
+                r->groups[i] = get_u32(c);
+        r->home = get_str(c);
+        if (!c->bad && (r->flags & MSB_RUN_IDS) &&
+            (r->ngroups < 1 || r->groups[0] != r->gid || r->home[0] != '/'))
+                c->bad = true;
         return c->bad ? -EBADMSG : 0;
 }
 

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSB_PROTO_VERSION 2u
+#define MSB_PROTO_VERSION 3u
 #define MSB_PROTO_HDR_SIZE 8u
 /* Largest payload either side accepts.  Big enough for a RUN message with a
  * large environment; small enough that a hostile peer cannot make us allocate
@@ -35,6 +35,7 @@
 #define MSB_PROTO_MAX_ARGS 4096u
 #define MSB_PROTO_MAX_ENV 4096u
 #define MSB_PROTO_MAX_MOUNTS 64u
+#define MSB_PROTO_MAX_GROUPS 64u
 
 enum msb_msg_type {
         MSB_MSG_HELLO = 1,     /* both ways: version handshake */
@@ -53,7 +54,9 @@ enum msb_msg_type {
 
 /* RUN flags */
 #define MSB_RUN_STDIN (1u << 0) /* forward host stdin */
-#define MSB_RUN_KNOWN_FLAGS MSB_RUN_STDIN
+#define MSB_RUN_IDS (1u << 1)   /* uid, gid, groups, home are resolved: the
+                                 * guest does not read /etc/passwd itself */
+#define MSB_RUN_KNOWN_FLAGS (MSB_RUN_STDIN | MSB_RUN_IDS)
 
 /* mount flags */
 #define MSB_MOUNT_RO (1u << 0)
@@ -84,6 +87,11 @@ struct msb_run_msg {
         char **env; /* NULL-terminated, each "K=V" */
         uint32_t nmounts;
         struct msb_mount_spec *mounts;
+        /* with MSB_RUN_IDS: the user, resolved by the host from the image
+         * (ngroups >= 1, groups[0] == gid, home absolute); else zero/"" */
+        uint32_t uid, gid, ngroups;
+        uint32_t groups[MSB_PROTO_MAX_GROUPS];
+        char *home;
 };
 
 struct msb_msg {

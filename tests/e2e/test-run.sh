@@ -83,9 +83,38 @@ t_user_numeric_uid_gid() {
         assert_eq stdout "1234
 5678
 /" "$OUT"
+        # an unknown name is refused before any VM starts
+        local before
+        before=$(leak_snapshot)
         run_msb run -u no-such-user busybox -- true
         assert_eq status 125 "$RC"
-        assert_contains stderr "no-such-user" "$ERR"
+        assert_contains stderr "user 'no-such-user' not found in the image's /etc/passwd" "$ERR"
+        run_msb run -u nobody:no-such-group busybox -- true
+        assert_eq "group status" 125 "$RC"
+        assert_contains stderr "group 'no-such-group' not found in the image's /etc/group" "$ERR"
+        assert_eq "host state" "$before" "$(leak_snapshot)"
+}
+
+# A volume over /etc/passwd or /etc/group changes who a name is: msb leaves
+# the lookup to the guest, which reads the files the command sees.
+t_user_from_a_volume_passwd() {
+        printf 'root:x:0:0:root:/root:/bin/sh\nalice:x:4242:4343:Alice:/home/alice:/bin/sh\n' >"$WORK/passwd"
+        printf 'root:x:0:\nalices:x:4343:\nextra:x:77:alice\n' >"$WORK/group"
+        run_msb run -v "$WORK/passwd:/etc/passwd:ro" -v "$WORK/group:/etc/group:ro" -u alice busybox -- \
+                sh -c 'id -u; id -g; id -G; echo $HOME'
+        assert_eq status 0 "$RC"
+        assert_eq stdout "4242
+4343
+4343 77
+/home/alice" "$OUT"
+        mkdir -p "$WORK/etc"
+        cp "$WORK/passwd" "$WORK/group" "$WORK/etc/"
+        run_msb run -v "$WORK/etc:/etc:ro" -u alice busybox -- id -u
+        assert_eq "etc directory volume" 4242 "$OUT"
+        # and a name only the image has is then unknown, said by the guest
+        run_msb run -v "$WORK/passwd:/etc/passwd:ro" -u nobody busybox -- true
+        assert_eq "unknown status" 125 "$RC"
+        assert_contains stderr "user 'nobody' not found in the image's /etc/passwd" "$ERR"
 }
 
 t_volume_directory_both_ways() {

@@ -73,6 +73,30 @@ static void test_roundtrips(void)
         msb_msg_free(&m);
         msb_buf_free(&b);
 
+        /* a user resolved by the host */
+        run.flags = MSB_RUN_IDS;
+        run.uid = 1000;
+        run.gid = 100;
+        run.ngroups = 3;
+        run.groups[0] = 100;
+        run.groups[1] = 27;
+        run.groups[2] = 4294967295u;
+        run.home = "/home/u";
+        CHECK_INT(msb_enc_run(&b, &run), 0);
+        CHECK_INT(decode_one(&b, &m), 1);
+        CHECK_INT(m.u.run.flags, MSB_RUN_IDS);
+        CHECK_INT(m.u.run.uid, 1000);
+        CHECK_INT(m.u.run.gid, 100);
+        CHECK_INT(m.u.run.ngroups, 3);
+        CHECK_INT(m.u.run.groups[1], 27);
+        CHECK_INT(m.u.run.groups[2], 4294967295u);
+        CHECK_STR(m.u.run.home, "/home/u");
+        msb_msg_free(&m);
+        msb_buf_free(&b);
+        run.ngroups = MSB_PROTO_MAX_GROUPS + 1;
+        CHECK_INT(msb_enc_run(&b, &run), -E2BIG);
+        msb_buf_free(&b);
+
         static const uint16_t data_types[] = {MSB_MSG_STDIN, MSB_MSG_STDOUT, MSB_MSG_STDERR};
         for (size_t i = 0; i < 3; i++) {
                 uint8_t payload[MSB_PROTO_DATA_CHUNK];
@@ -207,6 +231,37 @@ static void test_malformed(void)
                 msb_buf_free(&bb);
         }
         mt[0].sub = "";
+
+        /* resolved ids must be whole: groups[0] is gid, home absolute, at
+         * most MSB_PROTO_MAX_GROUPS groups (patched in after encoding) */
+        struct {
+                uint32_t ngroups, g0;
+                const char *home;
+        } bad_ids[] = {{0, 7, "/h"}, {1, 8, "/h"}, {1, 7, "h"}, {1, 7, ""}};
+        for (size_t k = 0; k < ARRAY_SIZE(bad_ids); k++) {
+                struct msb_buf bb = {0};
+                struct msb_run_msg r2 = run;
+                r2.flags = MSB_RUN_IDS;
+                r2.gid = 7;
+                r2.ngroups = bad_ids[k].ngroups;
+                r2.groups[0] = bad_ids[k].g0;
+                r2.home = (char *)bad_ids[k].home;
+                CHECK_INT(msb_enc_run(&bb, &r2), 0);
+                CHECK_INT(decode_raw(MSB_MSG_RUN, msb_buf_head(&bb) + 8, msb_buf_pending(&bb) - 8), -EBADMSG);
+                msb_buf_free(&bb);
+        }
+        {
+                struct msb_buf bb = {0};
+                struct msb_run_msg r2 = run;
+                r2.home = "/h";
+                msb_enc_run(&bb, &r2);
+                /* ngroups sits before the home string (4 + 2 bytes) */
+                uint8_t *pp = (uint8_t *)msb_buf_head(&bb) + msb_buf_pending(&bb) - 4 - 2 - 4;
+                CHECK_INT(pp[0], 0);
+                pp[0] = MSB_PROTO_MAX_GROUPS + 1;
+                CHECK_INT(decode_raw(MSB_MSG_RUN, msb_buf_head(&bb) + 8, msb_buf_pending(&bb) - 8), -EBADMSG);
+                msb_buf_free(&bb);
+        }
 
         /* string with embedded NUL */
         uint8_t hello[] = {1, 0, 0, 0, 3, 0, 0, 0, 'a', 0, 'b'};
