@@ -180,7 +180,7 @@ static int read_fd(int fd, size_t max, char **ret_data, size_t *ret_len)
         return 0;
 }
 
-int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode)
+static int write_file_renamed(int dirfd, const char *path, const void *data, size_t len, mode_t mode, bool durable)
 {
         char hex[17];
         int r = random_hex(hex, 8);
@@ -191,13 +191,23 @@ int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t l
         if (fd < 0)
                 return -errno;
         r = write_all(fd, data, len);
-        if (r == 0 && fsync(fd) < 0)
+        if (r == 0 && durable && fsync(fd) < 0)
                 r = -errno;
         if (r == 0 && renameat(dirfd, tmp, dirfd, path) < 0)
                 r = -errno;
         if (r < 0)
                 unlinkat(dirfd, tmp, 0);
         return r;
+}
+
+int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode)
+{
+        return write_file_renamed(dirfd, path, data, len, mode, true);
+}
+
+int write_file_replace_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode)
+{
+        return write_file_renamed(dirfd, path, data, len, mode, false);
 }
 
 int mkdir_p(const char *path, mode_t mode)

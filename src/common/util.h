@@ -75,6 +75,9 @@ int read_file_at(int dirfd, const char *path, size_t max, char **ret_data, size_
 int read_file_in_root(int rootfd, const char *path, size_t max, char **ret_data, size_t *ret_len);
 /* Write a file atomically (tmp + rename) relative to dirfd. */
 int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
+/* Readers see the old file or the whole new one, but nothing is promised
+ * after a power cut (no fsync): for runtime state, which a reboot clears. */
+int write_file_replace_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
 
 /* mkdir -p; existing directories are fine. */
 int mkdir_p(const char *path, mode_t mode);

@@ -204,4 +204,5 @@ char *msb_find_helper(const char *env, const char *name);
  * terminal's Ctrl-C reaches only msb) and dies with us (PDEATHSIG). */
 int proc_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int keep_fd, pid_t *ret_pid, int *ret_pidfd);
 /* SIGKILL and reap, if still running. */
+void proc_kill(pid_t pid, int pidfd);
 void proc_kill_wait(pid_t pid, int *pidfd);

@@ -63,6 +63,14 @@ int proc_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int keep_f
         return 0;
 }
 
+/* SIGKILL without waiting; only through a pidfd, which cannot reach a
+ * recycled pid. */
+void proc_kill(pid_t pid, int pidfd)
+{
+        if (pid > 0 && pidfd >= 0)
+                syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+}
+
 void proc_kill_wait(pid_t pid, int *pidfd)
 {
         if (pid <= 0)

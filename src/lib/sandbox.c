@@ -302,6 +302,11 @@ struct sandbox {
 
 static void sandbox_teardown(struct sandbox *sb)
 {
+        /* signal everyone first: QEMU's and the servers' exits (address
+         * space, namespaces) then overlap instead of queueing */
+        proc_kill(sb->qemu.pid, sb->qemu.pidfd);
+        for (size_t i = 0; i < sb->nfsd; i++)
+                proc_kill(sb->fsd[i].pid, sb->fsd[i].pidfd);
         if (sb->qemu.pid > 0)
                 proc_kill_wait(sb->qemu.pid, &sb->qemu.pidfd);
         for (size_t i = 0; i < sb->nfsd; i++) {
@@ -744,7 +749,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
         {
                 /* which image root this run uses: msb rmi refuses to remove it */
                 _cleanup_free_ char *ip = xasprintf("%s/rootfs", sb.dir);
-                (void)write_file_atomic_at(AT_FDCWD, ip, rootfs, strlen(rootfs), 0600);
+                (void)write_file_replace_at(AT_FDCWD, ip, rootfs, strlen(rootfs), 0600);
         }
 
         /* ---- signals: taken through a signalfd for the whole run ---- */
