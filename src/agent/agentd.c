@@ -41,6 +41,7 @@
 #include "proto/proto.h"
 
 #define CTL_PORT_NAME "msb.ctl"
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MODULES_DIR "/lib/msb"
 #define NEWROOT "/mnt/root"
 /* where a volumes device is mounted while its entries are bind-mounted into
@@ -76,7 +77,7 @@ static void logmsg(const char *fmt, ...)
         struct timespec ts;
         clock_gettime(CLOCK_BOOTTIME, &ts);
         char pre[48];
-        int pn = snprintf(pre, sizeof(pre), "[%5ld.%03ld] agentd: ", (long)ts.tv_sec, ts.tv_nsec / 1000000);
+        int pn = snprintf(pre, sizeof(pre), "[%5ld.%06ld] agentd: ", (long)ts.tv_sec, ts.tv_nsec / 1000);
         (void)!write(2, pre, (size_t)pn);
         (void)!write(2, buf, (size_t)n);
 }
@@ -453,26 +454,138 @@ static void raise_readahead(const char *mnt)
         close(fd);
 }
 
-static void setup_root(const struct msb_run_msg *run)
+/* The command's PATH, as execvp in the child will search it. */
+static const char *run_path(const struct msb_run_msg *run)
 {
-        if (!run->rootfs_tag[0])
-                fail("rootfs", EINVAL, "no rootfs tag");
-        mount_or_fail(run->rootfs_tag, "/mnt/lower", "virtiofs", MS_RDONLY | MS_NODEV, NULL);
-        raise_readahead("/mnt/lower");
-        mount_or_fail("tmpfs", "/mnt/rw", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
-        mkdir_or_fail("/mnt/rw/upper", 0755);
-        mkdir_or_fail("/mnt/rw/work", 0755);
-        mount_or_fail("overlay", NEWROOT, "overlay", 0,
-                      "lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work");
+        for (uint32_t i = 0; i < run->envc; i++)
+                if (!strncmp(run->env[i], "PATH=", 5))
+                        return run->env[i] + 5;
+        return DEFAULT_PATH;
+}
 
-        mount_or_fail("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-        mount_or_fail("sysfs", NEWROOT "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-        mount_or_fail("devtmpfs", NEWROOT "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
-        mount_or_fail("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-                      "newinstance,ptmxmode=0666,mode=0620,gid=5");
-        mount_or_fail("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-        mount_or_fail("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-        mount_or_fail("tmpfs", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+/*
+ * Start reading the command's executable into the page cache now, while the
+ * rest of the root is mounted.  Left to exec, a cold binary is paged in by
+ * faults that each wait for their own round trip to the host: measured for
+ * busybox under TCG, 4 READs with ~4-6 ms of stalled guest between them,
+ * where one readahead() issues them all at once and returns.  Best effort,
+ * and only a hint: execvp still decides what runs.
+ */
+static void prefetch_command(const struct msb_run_msg *run)
+{
+        const char *cmd = run->exec_path[0] ? run->exec_path : run->argv[0];
+        if (!*cmd || (strchr(cmd, '/') && cmd[0] != '/'))
+                return; /* relative to the working directory: not worth it */
+        _cleanup_close_ int rootfd = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+                return;
+        const char *path = cmd[0] == '/' ? "" : run_path(run);
+        for (const char *s = path;;) {
+                const char *e = strchrnul(s, ':');
+                char full[PATH_MAX];
+                int n = cmd[0] == '/' ? snprintf(full, sizeof(full), "%s", cmd)
+                                      : snprintf(full, sizeof(full), "%.*s/%s", (int)(e - s), s, cmd);
+                struct open_how how = {.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+                                       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+                int fd = n > 0 && (size_t)n < sizeof(full) && full[0] == '/'
+                                 ? (int)syscall(SYS_openat2, rootfd, full + 1, &how, sizeof(how))
+                                 : -1;
+                if (fd >= 0) {
+                        struct stat st;
+                        bool hit = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
+                        /* the kernel cuts one call to the read-ahead
+                         * window (1 MiB): ask per window; each returns
+                         * once its READ is queued */
+                        off_t end = st.st_size < (64 << 20) ? st.st_size : (64 << 20);
+                        for (off_t off = 0; hit && off < end; off += 1 << 20)
+                                readahead(fd, off, 1 << 20);
+                        close(fd);
+                        if (hit)
+                                return;
+                }
+                if (!*e)
+                        return;
+                s = e + 1;
+        }
+}
+
+/*
+ * The image root, up to everything that does not depend on RUN: the share
+ * read-only at /mnt/lower, a tmpfs for the overlay's upper layer, the
+ * overlay at NEWROOT, and the kernel file systems inside it.  msb names the
+ * root share on the kernel command line (msb.root=TAG), so this runs while
+ * the control port is still coming up; without that it runs after RUN.
+ * Failures are kept, not acted on: before the port is open nobody would
+ * hear them.  base_failed() reports them once RUN has arrived.
+ */
+static struct {
+        bool done, failed;
+        const char *step;
+        int err;
+        char msg[320];
+} base;
+
+static bool base_step(const char *step, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool base_step(const char *step, int err, const char *fmt, ...)
+{
+        base.failed = true;
+        base.step = step;
+        base.err = err;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(base.msg, sizeof(base.msg), fmt, ap);
+        va_end(ap);
+        return false;
+}
+
+static bool base_mount(const char *src, const char *dst, const char *type, unsigned long flags, const char *data)
+{
+        int r = mkdir_p(dst, 0755);
+        if (r < 0)
+                return base_step("mkdir", -r, "cannot create %s", dst);
+        if (mount(src, dst, type, flags, data) < 0)
+                return base_step("mount", errno, "mount %s (%s) on %s", src, type, dst);
+        return true;
+}
+
+static bool tag_ok(const char *t)
+{
+        size_t n = strlen(t);
+        if (n == 0 || n > 36) /* virtio-fs tags are at most 36 bytes */
+                return false;
+        for (; *t; t++)
+                if (!isalnum((unsigned char)*t) && *t != '-' && *t != '_')
+                        return false;
+        return true;
+}
+
+static void mount_base(const char *tag)
+{
+        base.done = true;
+        if (!tag_ok(tag)) {
+                base_step("rootfs", EINVAL, "bad rootfs tag");
+                return;
+        }
+        if (!base_mount(tag, "/mnt/lower", "virtiofs", MS_RDONLY | MS_NODEV, NULL))
+                return;
+        raise_readahead("/mnt/lower");
+        if (!base_mount("tmpfs", "/mnt/rw", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"))
+                return;
+        if (mkdir("/mnt/rw/upper", 0755) < 0 || mkdir("/mnt/rw/work", 0755) < 0) {
+                base_step("mkdir", errno, "cannot create the overlay's upper layer");
+                return;
+        }
+        if (!base_mount("overlay", NEWROOT, "overlay", 0,
+                        "lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work") ||
+            !base_mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) ||
+            !base_mount("sysfs", NEWROOT "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) ||
+            !base_mount("devtmpfs", NEWROOT "/dev", "devtmpfs", MS_NOSUID, "mode=0755") ||
+            !base_mount("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                        "newinstance,ptmxmode=0666,mode=0620,gid=5") ||
+            !base_mount("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") ||
+            !base_mount("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") ||
+            !base_mount("tmpfs", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"))
+                return;
         static const char *const links[][2] = {
                 {"/proc/self/fd", NEWROOT "/dev/fd"},       {"/proc/self/fd/0", NEWROOT "/dev/stdin"},
                 {"/proc/self/fd/1", NEWROOT "/dev/stdout"}, {"/proc/self/fd/2", NEWROOT "/dev/stderr"},
@@ -481,7 +594,20 @@ static void setup_root(const struct msb_run_msg *run)
                 (void)!symlink(links[i][0], links[i][1]);
         unlink(NEWROOT "/dev/ptmx");
         (void)!symlink("pts/ptmx", NEWROOT "/dev/ptmx");
+}
 
+static void setup_root(const struct msb_run_msg *run, const char *premounted)
+{
+        if (!premounted)
+                mount_base(run->rootfs_tag);
+        else if (strcmp(premounted, run->rootfs_tag) != 0)
+                fail("rootfs", EINVAL, "the root share on the kernel command line (%s) is not RUN's (%s)", premounted,
+                     run->rootfs_tag);
+        if (base.failed)
+                fail(base.step, base.err, "%s", base.msg);
+        if (debug)
+                logmsg("base root mounted");
+        prefetch_command(run);
         mount_volumes(run);
 
         if (run->hostname[0] && sethostname(run->hostname, strlen(run->hostname)) < 0)
@@ -553,7 +679,7 @@ static pid_t spawn(const struct msb_run_msg *run, int *ret_in, int *ret_out, int
         for (uint32_t i = 0; i < run->envc; i++)
                 strv_push(&env, run->env[i]);
         if (!env_has(env, "PATH"))
-                strv_push(&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+                strv_push(&env, "PATH=" DEFAULT_PATH);
         if (!env_has(env, "HOME"))
                 strv_push_take(&env, xasprintf("HOME=%s", u.home));
         if (!env_has(env, "HOSTNAME") && run->hostname[0])
@@ -593,6 +719,11 @@ static pid_t spawn(const struct msb_run_msg *run, int *ret_in, int *ret_out, int
                 environ = env;
                 /* execvp searches the PATH of environ, which is now the
                  * command's own environment, as docker does. */
+                if (run->exec_path[0])
+                        execv(run->exec_path, run->argv);
+                /* and if the host's find does not run (a script without
+                 * #!, a volume changed things), execvp's own search and
+                 * errors decide, as without it */
                 execvp(run->argv[0], run->argv);
         child_fail:;
                 int e = errno;
@@ -777,12 +908,25 @@ int main(void)
             mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755") < 0)
                 fail("early-mount", errno, "cannot mount /proc, /sys or /dev");
         _cleanup_free_ char *cmdline = NULL;
-        if (read_file_at(AT_FDCWD, "/proc/cmdline", 65536, &cmdline, NULL) == 0 && strstr(cmdline, "msb.debug=1"))
-                debug = true;
+        char root_tag[64] = "";
+        if (read_file_at(AT_FDCWD, "/proc/cmdline", 65536, &cmdline, NULL) == 0) {
+                char *save = NULL;
+                for (char *w = strtok_r(cmdline, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
+                        if (!strcmp(w, "msb.debug=1"))
+                                debug = true;
+                        else if (!strncmp(w, "msb.root=", 9))
+                                snprintf(root_tag, sizeof(root_tag), "%s", w + 9);
+                }
+        }
 
         if (debug)
                 logmsg("started");
         load_modules();
+        if (root_tag[0]) {
+                mount_base(root_tag);
+                if (debug)
+                        logmsg("base root mounted early");
+        }
         ctl_fd = open_ctl_port();
         if (debug)
                 logmsg("control port open");
@@ -802,7 +946,7 @@ int main(void)
                 fail("protocol", EPROTO, "expected RUN, got %s", msb_msg_type_name(run.type));
         if (debug)
                 logmsg("RUN received: %s", run.u.run.argv[0]);
-        setup_root(&run.u.run);
+        setup_root(&run.u.run, root_tag[0] ? root_tag : NULL);
         run_cfg = &run.u.run;
         if (debug)
                 logmsg("root ready");

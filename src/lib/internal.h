@@ -163,6 +163,7 @@ struct vmm_config {
         bool debug;            /* agentd debug logging, kernel messages on */
         unsigned tsc_khz;      /* TCG: host TSC rate for the guest, 0 = let it calibrate */
         bool acpi;             /* false for kernels taking virtio-mmio devices from the cmdline */
+        const char *root_tag;  /* the image root's share, for agentd to mount early; or NULL */
         struct vmm_share *shares;
         size_t nshares;
 };

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -601,6 +603,61 @@ static int host_resolve_user(const char *rootfs, const struct msb_run_opts *o, c
         return 0;
 }
 
+/* Does a volume at guest path g cover path p, or lie inside it? */
+static bool volume_touches(const char *g, const char *p)
+{
+        return volume_covers(g, p) || volume_covers(p, g);
+}
+
+/*
+ * Find argv[0] on the command's PATH in the image, as execvp in the guest
+ * would: the first PATH entry holding a regular file with an execute bit.
+ * In the guest each miss was a lookup through overlayfs and virtio-fs
+ * (busybox's `true` is in the sixth and last default entry: ~14 round trips
+ * under TCG).  Returns the path to exec, or NULL to leave the search to the
+ * guest: a name with a slash, a relative PATH entry, a volume on or inside
+ * a PATH entry, anything unexpected, or no match (the guest then reports
+ * "not found" as before).  agentd falls back to its own search if exec of
+ * this path fails.
+ */
+static char *host_find_exec(const char *rootfs, const struct msb_run_opts *o, const char *cmd, char **env)
+{
+        if (!*cmd || strchr(cmd, '/') || strlen(cmd) > 255)
+                return NULL;
+        const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        for (char **e = env; e && *e; e++)
+                if (!strncmp(*e, "PATH=", 5)) {
+                        path = *e + 5;
+                        break;
+                }
+        _cleanup_close_ int rfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rfd < 0)
+                return NULL;
+        for (const char *s = path;;) {
+                const char *e = strchrnul(s, ':');
+                _cleanup_free_ char *dir = xasprintf("%.*s", (int)(e - s), s);
+                if (dir[0] != '/')
+                        return NULL;
+                _cleanup_free_ char *norm = guest_path_normalize(dir);
+                if (strstr(norm, "/..")) /* volumes are compared as plain paths */
+                        return NULL;
+                for (size_t i = 0; i < o->nvols; i++)
+                        if (volume_touches(o->vols[i].guest, norm))
+                                return NULL;
+                _cleanup_free_ char *full = xasprintf("%s/%s", strcmp(norm, "/") ? norm : "", cmd);
+                struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+                _cleanup_close_ int fd = (int)syscall(SYS_openat2, rfd, full + 1, &how, sizeof(how));
+                struct stat st;
+                if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111))
+                        return TAKE_PTR(full);
+                if (fd < 0 && errno != ENOENT && errno != ENOTDIR)
+                        return NULL;
+                if (!*e)
+                        return NULL;
+                s = e + 1;
+        }
+}
+
 static int64_t mono_ms(void)
 {
         struct timespec ts;
@@ -701,6 +758,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 msb_image_config_free(&cfg);
                 return r;
         }
+        _cleanup_free_ char *exec_path = host_find_exec(rootfs, o, argv[0], env);
 
         struct msb_kit kit = {0};
         r = msb_kit_prepare(ctx, &kit, err);
@@ -820,6 +878,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                         .debug = getenv("MSB_DEBUG_AGENT") != NULL,
                         .tsc_khz = accel == MSB_ACCEL_TCG ? msb_host_tsc_khz(ctx) : 0,
                         .acpi = kit.acpi,
+                        .root_tag = sb.shares[0].tag,
                         .shares = sb.shares,
                         .nshares = sb.nshares,
                 };
@@ -851,6 +910,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 .nmounts = (uint32_t)o->nvols,
                 .mounts = mounts,
         };
+        run.exec_path = exec_path;
         if (have_ids) {
                 run.flags |= MSB_RUN_IDS;
                 run.uid = ids.uid;

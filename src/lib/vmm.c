@@ -68,9 +68,14 @@ char **vmm_qemu_argv(const struct vmm_config *c)
                 snprintf(tsc, sizeof(tsc), " tsc_early_khz=%u", c->tsc_khz);
         /* reboot=t: triple-fault reset works on every kernel config;
          * panic=-1: a panicking guest resets at once, so QEMU exits */
+        /* msb.root: agentd mounts the image root while its control port
+         * comes up, instead of after RUN */
+        char root[64] = "";
+        if (c->root_tag)
+                snprintf(root, sizeof(root), " msb.root=%s", c->root_tag);
         AF("console=ttyS0 reboot=t panic=-1 %s i8042.noaux i8042.nomux i8042.nopnp "
-           "i8042.dumbkbd tsc=reliable no_timer_check%s%s",
-           getenv("MSB_DEBUG_KERNEL") ? "loglevel=7" : "quiet loglevel=3", c->debug ? " msb.debug=1" : "", tsc);
+           "i8042.dumbkbd tsc=reliable no_timer_check%s%s%s",
+           getenv("MSB_DEBUG_KERNEL") ? "loglevel=7" : "quiet loglevel=3", c->debug ? " msb.debug=1" : "", tsc, root);
         /* vhost-user refuses legacy virtio */
         A("-global");
         A("virtio-mmio.force-legacy=false");

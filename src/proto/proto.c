@@ -130,7 +130,8 @@ int msb_enc_run(struct msb_buf *out, const struct msb_run_msg *run)
         for (uint32_t i = 0; i < run->nmounts; i++)
                 if (!str_ok(run->mounts[i].tag) || !str_ok(run->mounts[i].sub) || !str_ok(run->mounts[i].path))
                         return -E2BIG;
-        if (run->ngroups > MSB_PROTO_MAX_GROUPS || (run->home && !str_ok(run->home)))
+        if (run->ngroups > MSB_PROTO_MAX_GROUPS || (run->home && !str_ok(run->home)) ||
+            (run->exec_path && !str_ok(run->exec_path)))
                 return -E2BIG;
 
         size_t st = frame_begin(out, MSB_MSG_RUN);
@@ -158,6 +159,7 @@ int msb_enc_run(struct msb_buf *out, const struct msb_run_msg *run)
         for (uint32_t i = 0; i < run->ngroups; i++)
                 put_u32(out, run->groups[i]);
         put_str(out, run->home ? run->home : "");
+        put_str(out, run->exec_path ? run->exec_path : "");
         return frame_end(out, st);
 }
 
@@ -297,6 +299,7 @@ void msb_msg_free(struct msb_msg *m)
                 free(r->workdir);
                 free(r->user);
                 free(r->home);
+                free(r->exec_path);
                 strv_free_n(r->argv, r->argc);
                 strv_free_n(r->env, r->envc);
                 for (uint32_t i = 0; r->mounts && i < r->nmounts; i++) {
@@ -365,8 +368,11 @@ static int decode_run(struct cursor *c, struct msb_run_msg *r)
         for (uint32_t i = 0; i < r->ngroups; i++)
                 r->groups[i] = get_u32(c);
         r->home = get_str(c);
+        r->exec_path = get_str(c);
         if (!c->bad && (r->flags & MSB_RUN_IDS) &&
             (r->ngroups < 1 || r->groups[0] != r->gid || r->home[0] != '/'))
+                c->bad = true;
+        if (!c->bad && r->exec_path[0] && r->exec_path[0] != '/')
                 c->bad = true;
         return c->bad ? -EBADMSG : 0;
 }

@@ -92,6 +92,9 @@ struct msb_run_msg {
         uint32_t uid, gid, ngroups;
         uint32_t groups[MSB_PROTO_MAX_GROUPS];
         char *home;
+        /* argv[0] found on the image's PATH by the host (absolute), or ""
+         * for the guest to search PATH itself */
+        char *exec_path;
 };
 
 struct msb_msg {

@@ -90,6 +90,36 @@ t_import_is_idempotent_and_runs() {
         assert_eq "store after re-import" "$before" "$(store_state)"
 }
 
+# msb finds argv[0] on the image's PATH before the VM starts; what runs must
+# be what execvp in the guest would pick
+t_path_search_matches_execvp() {
+        local l2=$WORK/pathlayer
+        rm -rf "$l2"
+        mkdir -p "$l2/usr/local/bin" "$l2/usr/bin" "$l2/bin" "$l2/opt/tools"
+        printf 'echo ran-by-sh\n' >"$l2/usr/local/bin/noshebang"
+        printf '#!/bin/sh\necho first\n' >"$l2/usr/local/bin/dup"
+        printf '#!/bin/sh\necho second\n' >"$l2/usr/bin/dup"
+        printf '#!/bin/sh\necho not-me\n' >"$l2/usr/local/bin/notexec"
+        printf '#!/bin/sh\necho bin-notexec\n' >"$l2/bin/notexec"
+        printf '#!/bin/sh\necho tool\n' >"$l2/opt/tools/tool"
+        chmod 755 "$l2/usr/local/bin/noshebang" "$l2/usr/local/bin/dup" "$l2/usr/bin/dup" "$l2/bin/notexec" \
+                "$l2/opt/tools/tool"
+        chmod 644 "$l2/usr/local/bin/notexec"
+        "$ROOT/scripts/oci-layout.sh" "$WORK/lp" v1 '{"Cmd":["/bin/sh"]}' "$(busybox_rootfs)" "$l2" >/dev/null
+        run_msb image import "$WORK/lp:v1" msbtest/path:v1
+        assert_eq import 0 "$RC"
+        run_msb run msbtest/path:v1 -- noshebang
+        assert_eq "script without #! runs with sh" ran-by-sh "$OUT"
+        run_msb run msbtest/path:v1 -- dup
+        assert_eq "first PATH entry wins" first "$OUT"
+        run_msb run msbtest/path:v1 -- notexec
+        assert_eq "a file without x is passed over" bin-notexec "$OUT"
+        run_msb run -e PATH=/opt/tools:/bin msbtest/path:v1 -- tool
+        assert_eq "the command's PATH" tool "$OUT"
+        run_msb run -e PATH=/opt/tools:/bin msbtest/path:v1 -- dup
+        assert_eq "not on that PATH" 127 "$RC"
+}
+
 t_umoci_layout_imports_and_boots() {
         command -v umoci >/dev/null || fail "umoci is not installed (setup.sh test installs it)"
         local L=$WORK/umoci

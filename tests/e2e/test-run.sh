@@ -95,6 +95,19 @@ t_user_numeric_uid_gid() {
         assert_eq "host state" "$before" "$(leak_snapshot)"
 }
 
+# A volume on a PATH directory is searched like the image's own: it wins
+# when it comes first (msb leaves that search to the guest)
+t_volume_on_path_shadows_image() {
+        mkdir -p "$WORK/pbin"
+        printf '#!/bin/sh\necho from-volume\n' >"$WORK/pbin/true"
+        chmod 755 "$WORK/pbin/true"
+        run_msb run -v "$WORK/pbin:/usr/local/bin:ro" busybox -- true
+        assert_eq status 0 "$RC"
+        assert_eq stdout from-volume "$OUT"
+        run_msb run -v "$WORK/pbin/true:/usr/local/sbin/true:ro" busybox -- true
+        assert_eq "file volume" from-volume "$OUT"
+}
+
 # A volume over /etc/passwd or /etc/group changes who a name is: msb leaves
 # the lookup to the guest, which reads the files the command sees.
 t_user_from_a_volume_passwd() {

@@ -82,8 +82,10 @@ static void test_roundtrips(void)
         run.groups[1] = 27;
         run.groups[2] = 4294967295u;
         run.home = "/home/u";
+        run.exec_path = "/usr/bin/env";
         CHECK_INT(msb_enc_run(&b, &run), 0);
         CHECK_INT(decode_one(&b, &m), 1);
+        CHECK_STR(m.u.run.exec_path, "/usr/bin/env");
         CHECK_INT(m.u.run.flags, MSB_RUN_IDS);
         CHECK_INT(m.u.run.uid, 1000);
         CHECK_INT(m.u.run.gid, 100);
@@ -255,10 +257,21 @@ static void test_malformed(void)
                 struct msb_run_msg r2 = run;
                 r2.home = "/h";
                 msb_enc_run(&bb, &r2);
-                /* ngroups sits before the home string (4 + 2 bytes) */
-                uint8_t *pp = (uint8_t *)msb_buf_head(&bb) + msb_buf_pending(&bb) - 4 - 2 - 4;
+                /* ngroups sits before the home string (4 + 2 bytes) and
+                 * the empty exec path (4) */
+                uint8_t *pp = (uint8_t *)msb_buf_head(&bb) + msb_buf_pending(&bb) - 4 - 4 - 2 - 4;
                 CHECK_INT(pp[0], 0);
                 pp[0] = MSB_PROTO_MAX_GROUPS + 1;
+                CHECK_INT(decode_raw(MSB_MSG_RUN, msb_buf_head(&bb) + 8, msb_buf_pending(&bb) - 8), -EBADMSG);
+                msb_buf_free(&bb);
+        }
+
+        /* the host's exec path is absolute or empty */
+        {
+                struct msb_buf bb = {0};
+                struct msb_run_msg r2 = run;
+                r2.exec_path = "bin/sh";
+                CHECK_INT(msb_enc_run(&bb, &r2), 0);
                 CHECK_INT(decode_raw(MSB_MSG_RUN, msb_buf_head(&bb) + 8, msb_buf_pending(&bb) - 8), -EBADMSG);
                 msb_buf_free(&bb);
         }
