@@ -80,6 +80,14 @@ void strv_push_take(char ***v, char *s)
         (*v)[n + 1] = NULL;
 }
 
+bool strv_contains(char *const *v, const char *s)
+{
+        for (; v && *v; v++)
+                if (!strcmp(*v, s))
+                        return true;
+        return false;
+}
+
 void strv_push(char ***v, const char *s)
 {
         strv_push_take(v, xstrdup(s));

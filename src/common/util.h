@@ -61,6 +61,7 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 size_t strv_len(char *const *v);
 /* Append a copy of s to a NULL-terminated vector (reallocates). */
 void strv_push(char ***v, const char *s);
+bool strv_contains(char *const *v, const char *s);
 /* Append and take ownership of s. */
 void strv_push_take(char ***v, char *s);
 

@@ -231,11 +231,52 @@ static void store_close(struct store *s)
 /* Adding to the store (pull, import) holds the store lock shared; removing
  * (rmi's collection of unused blobs) holds it exclusive, so it never takes
  * the blobs of a pull that has not written its name yet. */
+/* Partial downloads older than this are not worth resuming. */
+#define PARTIAL_MAX_AGE_S (7 * 24 * 3600)
+
+/*
+ * With the store lock held exclusive nobody else is working in tmp/: what
+ * is there was left by a pull, import or load that died (SIGKILL, power
+ * cut).  Unpacked trees and copies go; partial downloads stay for a week,
+ * for the next pull of that blob to resume.
+ */
+static void store_sweep_tmp(struct store *s)
+{
+        _cleanup_close_ int dfd = openat(s->fd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        DIR *d = dfd >= 0 ? fdopendir(dup(dfd)) : NULL;
+        if (!d)
+                return;
+        time_t now = time(NULL);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                const char *n = de->d_name;
+                if (!strcmp(n, ".") || !strcmp(n, ".."))
+                        continue;
+                struct stat st;
+                if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (!strncmp(n, "partial-", 8) && S_ISREG(st.st_mode) && now - st.st_mtime < PARTIAL_MAX_AGE_S)
+                        continue;
+                if (S_ISDIR(st.st_mode))
+                        rm_rf_at(dfd, n);
+                else
+                        unlinkat(dfd, n, 0);
+        }
+        closedir(d);
+}
+
 static int store_lock(struct store *s, int how, struct msb_error *err)
 {
         s->lock = openat(s->fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (s->lock < 0 || flock(s->lock, how) < 0)
+        if (s->lock < 0)
                 return msb_err(err, errno, "cannot lock the image store %s: %s", s->root, strerror(errno));
+        /* alone in the store? then clear what dead writers left first */
+        if (how == LOCK_SH && flock(s->lock, LOCK_EX | LOCK_NB) == 0)
+                store_sweep_tmp(s);
+        if (flock(s->lock, how) < 0)
+                return msb_err(err, errno, "cannot lock the image store %s: %s", s->root, strerror(errno));
+        if (how == LOCK_EX)
+                store_sweep_tmp(s);
         return 0;
 }
 
@@ -1530,6 +1571,13 @@ int msb_image_load(struct msb_ctx *ctx, const char *file, const char *name, char
         int r = store_open(ctx, &s, err);
         if (r < 0)
                 return r;
+        /* locked before anything is put in tmp/, which a store alone
+         * sweeps */
+        r = store_lock(&s, LOCK_SH, err);
+        if (r < 0) {
+                store_close(&s);
+                return r;
+        }
         /* the archive is untrusted: unpacked by the same hardened code as a
          * layer, into the store's tmp, removed afterwards */
         char rnd[17];
@@ -1546,9 +1594,7 @@ int msb_image_load(struct msb_ctx *ctx, const char *file, const char *name, char
         if (r < 0)
                 msb_err_wrap(err, r, "'%s' is not a readable image archive", file);
         if (r == 0 && faccessat(dfd, "manifest.json", R_OK, 0) == 0) {
-                r = store_lock(&s, LOCK_SH, err);
-                if (r == 0)
-                        r = load_docker(ctx, &s, dfd, name, ret_names, err);
+                r = load_docker(ctx, &s, dfd, name, ret_names, err);
         } else if (r == 0 && faccessat(dfd, "oci-layout", R_OK, 0) == 0) {
                 /* an OCI archive: import each tagged manifest */
                 json_t *index = load_json_at(dfd, "index.json", err, "OCI archive");

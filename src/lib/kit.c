@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -133,6 +134,61 @@ struct modlist {
         size_t len[MAX_MODULES];
         size_t n;
 };
+
+/* An index entry in use is touched when older than this; one not touched
+ * for CACHE_UNUSED_S is garbage, with the initramfs only it pointed at. */
+#define CACHE_TOUCH_S (24 * 3600)
+#define CACHE_UNUSED_S (14 * 24 * 3600)
+/* Younger files may belong to a build in progress elsewhere. */
+#define CACHE_GRACE_S 3600
+
+/*
+ * Every msb build (a new agentd) and kernel update leaves an initramfs
+ * behind, ~1-2 MB each.  Run after a build: drop index entries unused for
+ * two weeks, initramfs files no remaining entry points at, and temporary
+ * files of builds that died; nothing younger than an hour (another msb may
+ * be building it right now).
+ */
+static void prune_cache(const char *cache)
+{
+        _cleanup_close_ int dfd = open(cache, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return;
+        time_t now = time(NULL);
+        char **live = NULL;
+        DIR *d = fdopendir(dup(dfd));
+        if (!d)
+                return;
+        for (int pass = 0; pass < 2; pass++) {
+                rewinddir(d);
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        const char *n = de->d_name;
+                        struct stat st;
+                        if (strncmp(n, "initramfs-", 10) != 0 || fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                                continue;
+                        time_t age = now - st.st_mtime;
+                        if (pass == 0 && !strncmp(n, "initramfs-index-", 16) && S_ISLNK(st.st_mode)) {
+                                char t[256];
+                                ssize_t tl = readlinkat(dfd, n, t, sizeof(t) - 1);
+                                if (strstr(n, ".tmp-")) {
+                                        if (age > CACHE_GRACE_S)
+                                                unlinkat(dfd, n, 0);
+                                } else if (age > CACHE_UNUSED_S || tl <= 0) {
+                                        unlinkat(dfd, n, 0);
+                                } else {
+                                        t[tl] = 0;
+                                        strv_push(&live, t);
+                                }
+                        } else if (pass == 1 && age > CACHE_GRACE_S && S_ISREG(st.st_mode) &&
+                                   (strstr(n, ".tmp-") || !strv_contains(live, n))) {
+                                unlinkat(dfd, n, 0);
+                        }
+                }
+        }
+        closedir(d);
+        strv_free(live);
+}
 
 /* Depth-first: dependencies are appended before the module itself, which
  * gives the load order. */
@@ -324,6 +380,11 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                         target[tl] = 0;
                         _cleanup_free_ char *ip = xasprintf("%s/%s", cache, target);
                         if (!strchr(target, '/') && access(ip, R_OK) == 0) {
+                                /* in use: at most one touch a day keeps
+                                 * prune_cache() away from it */
+                                struct stat lst;
+                                if (lstat(index_path, &lst) == 0 && time(NULL) - lst.st_mtime > CACHE_TOUCH_S)
+                                        utimensat(AT_FDCWD, index_path, NULL, AT_SYMLINK_NOFOLLOW);
                                 kit.initramfs = TAKE_PTR(ip);
                                 if (!kit.release)
                                         kit.release = xstrdup("unknown");
@@ -413,6 +474,9 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                 unlink(itmp);
                 if (symlink(base, itmp) == 0 && rename(itmp, index_path) < 0)
                         unlink(itmp);
+                /* a new agentd or kernel: what older ones built may be
+                 * garbage now */
+                prune_cache(cache);
                 kit.initramfs = TAKE_PTR(path);
                 if (!kit.release)
                         kit.release = xstrdup("unknown");

@@ -176,6 +176,18 @@ t_interrupted_pull_resumes_or_restarts() {
         done
         run_msb run "$REG/test/big:v1" -- sha256sum /blob
         assert_eq "after SIGKILL" "$want  /blob" "$OUT"
+        # what dead writers leave in tmp/ goes with the next pull that has
+        # the store to itself; a young partial download stays, to resume
+        mkdir -p "$STORE/tmp/rootfs-deadbeef/bin" "$STORE/tmp/load-deadbeef"
+        echo x >"$STORE/tmp/blob-deadbeef"
+        echo x >"$STORE/tmp/partial-0000000000000000000000000000000000000000000000000000000000000000"
+        echo x >"$STORE/tmp/partial-1111111111111111111111111111111111111111111111111111111111111111"
+        touch -d '8 days ago' "$STORE/tmp/partial-1111111111111111111111111111111111111111111111111111111111111111"
+        run_msb pull -q "$REG/test/big:v1"
+        assert_eq "pull" 0 "$RC"
+        assert_eq "tmp swept" "partial-0000000000000000000000000000000000000000000000000000000000000000" \
+                "$(ls -A "$STORE/tmp")"
+        rm -f "$STORE/tmp/partial-0000000000000000000000000000000000000000000000000000000000000000"
 }
 
 t_docker_schema2_pulls_schema1_refused() {

@@ -78,6 +78,33 @@ t_env_workdir_user() {
 /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$OUT"
 }
 
+# Each agentd or kernel change builds a new initramfs; the build prunes what
+# nothing has used for two weeks, and never what may be in use
+t_initramfs_cache_pruned() {
+        local h=$WORK/prune-home c
+        mkdir -p "$h/cache"
+        ln -s "$DATA/kernels" "$h/kernels"
+        ln -s "$DATA/images" "$h/images"
+        c=$h/cache
+        echo old >"$c/initramfs-old.cpio"
+        ln -s initramfs-old.cpio "$c/initramfs-index-old"
+        echo kept >"$c/initramfs-kept.cpio"
+        ln -s initramfs-kept.cpio "$c/initramfs-index-kept"
+        echo young >"$c/initramfs-young.cpio"
+        echo dead >"$c/initramfs-dead.cpio.tmp-1234"
+        touch -h -d '20 days ago' "$c/initramfs-old.cpio" "$c/initramfs-index-old" "$c/initramfs-kept.cpio"
+        touch -h -d '3 days ago' "$c/initramfs-index-kept"
+        touch -d '2 hours ago' "$c/initramfs-dead.cpio.tmp-1234"
+        MSB_HOME=$h run_msb run busybox -- true
+        assert_eq status 0 "$RC"
+        local left
+        left=$(cd "$c" && ls -A | grep -v -e '^initramfs-[0-9a-f]\{32\}\.cpio$' -e '^initramfs-index-[0-9a-f]\{32\}$' \
+                -e '^accel$' -e '^tsc-khz$' -e '^kvm-probe.bin$' | tr '\n' ' ')
+        assert_eq "cache after a build" "initramfs-index-kept initramfs-kept.cpio initramfs-young.cpio " "$left"
+        assert_eq "new initramfs" 1 "$(ls "$c" | grep -c '^initramfs-[0-9a-f]\{32\}\.cpio$')"
+        rm -rf "$h"
+}
+
 t_user_numeric_uid_gid() {
         run_msb run -u 1234:5678 busybox -- sh -c 'id -u; id -g; echo $HOME'
         assert_eq stdout "1234
