@@ -45,6 +45,7 @@ struct inode {
         enum ino_kind kind;
         struct share *sh; /* whose policy applies; NULL for K_TOP */
         int fd;          /* O_PATH, O_NOFOLLOW; -1 for the made-up roots */
+        int rfd;         /* no-open mode: O_RDONLY, opened at the first READ; else -1 */
         dev_t dev;
         ino_t ino;
         mode_t type;     /* S_IFMT bits of the host inode */
@@ -70,6 +71,7 @@ struct fs {
         struct share *shares;
         size_t nshares;
         bool multi;             /* root is K_TOP, one entry per share */
+        bool noopen;            /* one read-only share: OPEN answers ENOSYS */
         struct inode *root;
         struct inode *by_id[HSIZE], *by_key[HSIZE];
         struct handle *handles[HSIZE];
@@ -149,6 +151,8 @@ static void ino_drop(struct fs *fs, struct inode *i)
                 i->sh->file = NULL;
         if (i->fd >= 0)
                 close(i->fd);
+        if (i->rfd >= 0)
+                close(i->rfd);
         free(i);
         fs->ninodes--;
 }
@@ -400,6 +404,7 @@ static struct inode *ino_take(struct fs *fs, struct share *sh, int fd, const str
         i->kind = K_NORMAL;
         i->sh = sh;
         i->fd = fd;
+        i->rfd = -1;
         i->dev = st->st_dev;
         i->ino = st->st_ino;
         i->type = st->st_mode & S_IFMT;
@@ -418,6 +423,7 @@ static int lookup_file(struct fs *fs, struct share *sh, struct stat *st, struct 
                 i->kind = K_NORMAL;
                 i->sh = sh;
                 i->fd = -1;
+                i->rfd = -1;
                 i->byname = true;
                 i->type = S_IFREG;
                 ino_insert(fs, i);
@@ -922,6 +928,10 @@ static ssize_t op_open(struct fs *fs, struct inode *i, struct args *a, uint8_t *
                 if (i->kind == K_NORMAL && fd < 0)
                         return fd;
         } else {
+                /* the kernel then opens files without asking, and sends
+                 * READ with fh 0 (read_fd) and no RELEASE */
+                if (fs->noopen)
+                        return -ENOSYS;
                 int r = open_flags(i, in.flags, &fl);
                 if (r < 0)
                         return r;
@@ -976,18 +986,44 @@ static ssize_t op_create(struct fs *fs, struct inode *p, const struct fuse_in_he
         return n + (ssize_t)sizeof(o);
 }
 
-static ssize_t op_read(struct fs *fs, struct args *a, uint8_t *res, size_t cap)
+/*
+ * The fd a READ or LSEEK uses: its open handle's, or in no-open mode (fh 0:
+ * the kernel opened the file without asking) the inode's own read-only fd,
+ * opened at first use and kept until FORGET.  Saves OPEN, FLUSH and RELEASE
+ * round trips for every file the guest opens in the image root: its
+ * contents never change under the guest.
+ */
+static int read_fd(struct fs *fs, uint64_t nodeid, uint64_t fh)
+{
+        struct handle *h = fh_get(fs, fh, false);
+        if (h)
+                return h->fd;
+        if (!fs->noopen || fh != 0)
+                return -EBADF;
+        struct inode *i = ino_get(fs, nodeid);
+        if (!i || i->kind != K_NORMAL || i->byname || !S_ISREG(i->type))
+                return -EBADF;
+        if (i->rfd < 0) {
+                int fd = ino_open(i, O_RDONLY | O_NONBLOCK);
+                if (fd < 0)
+                        return fd;
+                i->rfd = fd;
+        }
+        return i->rfd;
+}
+
+static ssize_t op_read(struct fs *fs, uint64_t nodeid, struct args *a, uint8_t *res, size_t cap)
 {
         struct fuse_read_in in;
         if (!take(a, &in, sizeof(in)))
                 return -EINVAL;
-        struct handle *h = fh_get(fs, in.fh, false);
-        if (!h)
-                return -EBADF;
+        int fd = read_fd(fs, nodeid, in.fh);
+        if (fd < 0)
+                return fd;
         if (in.offset > (uint64_t)INT64_MAX)
                 return -EINVAL;
         size_t n = in.size < cap ? in.size : cap;
-        ssize_t r = pread(h->fd, res, n, (off_t)in.offset);
+        ssize_t r = pread(fd, res, n, (off_t)in.offset);
         return r < 0 ? -errno : r;
 }
 
@@ -1319,17 +1355,17 @@ static ssize_t op_readlink(struct fs *fs, struct inode *i, uint8_t *res, size_t 
         return n;
 }
 
-static ssize_t op_lseek(struct fs *fs, struct args *a, uint8_t *res, size_t cap)
+static ssize_t op_lseek(struct fs *fs, uint64_t nodeid, struct args *a, uint8_t *res, size_t cap)
 {
         struct fuse_lseek_in in;
         if (!take(a, &in, sizeof(in)))
                 return -EINVAL;
-        struct handle *h = fh_get(fs, in.fh, false);
-        if (!h)
-                return -EBADF;
+        int fd = read_fd(fs, nodeid, in.fh);
+        if (fd < 0)
+                return fd;
         if (in.whence > SEEK_HOLE || in.offset > (uint64_t)INT64_MAX || cap < sizeof(struct fuse_lseek_out))
                 return -EINVAL;
-        off_t r = lseek(h->fd, (off_t)in.offset, (int)in.whence);
+        off_t r = lseek(fd, (off_t)in.offset, (int)in.whence);
         if (r < 0)
                 return -errno;
         struct fuse_lseek_out o = {.offset = (uint64_t)r};
@@ -1434,19 +1470,21 @@ size_t fs_handle(void *v, const uint8_t *in, size_t inlen, const struct vu_elem 
                 r = 0;
                 goto done;
         case FUSE_READ:
-                r = op_read(fs, &a, res, cap);
+                r = op_read(fs, h.nodeid, &a, res, cap);
                 goto done;
         case FUSE_WRITE:
                 r = op_write(fs, &a, tail ? e : NULL, h.len - sizeof(h), res, cap);
                 goto done;
         case FUSE_LSEEK:
-                r = op_lseek(fs, &a, res, cap);
+                r = op_lseek(fs, h.nodeid, &a, res, cap);
                 goto done;
         case FUSE_FALLOCATE:
                 r = op_fallocate(fs, &a);
                 goto done;
         case FUSE_FLUSH:
-                r = 0;
+                /* nothing to flush on a read-only share: ENOSYS tells the
+                 * kernel to stop sending it */
+                r = fs->noopen ? -ENOSYS : 0;
                 goto done;
         case FUSE_RELEASE:
         case FUSE_RELEASEDIR: {
@@ -1581,6 +1619,7 @@ int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **re
         struct fs *fs = xcalloc(1, sizeof(*fs));
         fs->shares = xcalloc(n, sizeof(*fs->shares));
         fs->multi = multi;
+        fs->noopen = !multi && c[0].immutable && c[0].read_only && !c[0].single_file;
         fs->next_ino_id = 2; /* 1 is the root */
         fs->next_fh = 1;
         for (size_t k = 0; k < n; k++) {

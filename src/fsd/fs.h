@@ -31,6 +31,8 @@ struct fs_config {
         bool read_only;        /* every mutation answers EROFS */
         enum fs_owner_mode owner;
         double timeout;        /* seconds the guest may cache entries and attributes */
+        bool immutable;        /* read-only, and nothing changes it while served (an
+                                * image root): files open without an OPEN round trip */
 };
 
 struct fs;

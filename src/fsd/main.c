@@ -5,9 +5,10 @@
  * it accepts one vhost-user connection, serves FUSE requests until QEMU goes
  * away, and exits.  Two forms:
  *
- *   msb-fsd --fd 3 --path DIR|FILE [--file] [--ro] [--owner virtual|passthrough]
- *           [--timeout SECONDS]
- *       one share, the device's root (the image root)
+ *   msb-fsd --fd 3 --path DIR|FILE [--file] [--ro [--immutable]]
+ *           [--owner virtual|passthrough] [--timeout SECONDS]
+ *       one share, the device's root (the image root; --immutable: nothing
+ *       changes it while served, so files open without OPEN round trips)
  *   msb-fsd --fd 3 --volume OPTS:PATH... [--timeout SECONDS]
  *       many shares, entry K of the device's root is the K-th --volume; OPTS
  *       is a comma-separated list of dir|file, ro|rw, virtual|passthrough
@@ -38,7 +39,7 @@
 
 static void usage(FILE *f)
 {
-        fprintf(f, "usage: msb-fsd --fd N --path DIR|FILE [--file] [--ro] [--owner virtual|passthrough]\n"
+        fprintf(f, "usage: msb-fsd --fd N --path DIR|FILE [--file] [--ro [--immutable]] [--owner virtual|passthrough]\n"
                    "               [--timeout SECONDS] [--no-sandbox]\n"
                    "       msb-fsd --fd N --volume {dir|file},{ro|rw},{virtual|passthrough}:PATH...\n"
                    "               [--timeout SECONDS] [--no-sandbox]\n");
@@ -104,7 +105,7 @@ int main(int argc, char **argv)
                 {"owner", required_argument, NULL, 'o'},  {"timeout", required_argument, NULL, 't'},
                 {"no-sandbox", no_argument, NULL, 'N'},   {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},      {"volume", required_argument, NULL, 'v'},
-                {0},
+                {"immutable", no_argument, NULL, 'I'},    {0},
         };
         int ch;
         while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -125,6 +126,9 @@ int main(int argc, char **argv)
                         break;
                 case 'r':
                         c.read_only = true;
+                        break;
+                case 'I':
+                        c.immutable = true;
                         break;
                 case 'o':
                         if (!strcmp(optarg, "virtual"))
@@ -201,6 +205,10 @@ int main(int argc, char **argv)
         bool passthrough = c.owner == FS_OWNER_PASSTHROUGH;
         for (size_t k = 0; k < nvols; k++)
                 passthrough |= vols[k].owner == FS_OWNER_PASSTHROUGH;
+        if (c.immutable && !c.read_only) {
+                fprintf(stderr, "msb-fsd: --immutable needs --ro\n");
+                return 2;
+        }
         int r = nvols ? fs_new_multi(vols, nvols, true, &fs, err, sizeof(err)) : fs_new(&c, &fs, err, sizeof(err));
         if (r < 0) {
                 fprintf(stderr, "msb-fsd: %s\n", err);

@@ -54,6 +54,8 @@ static char **msb_fsd_argv(const struct fsd_share *s, int listen_fd)
                 strv_push(&v, "--file");
         if (s->read_only)
                 strv_push(&v, "--ro");
+        if (s->rootfs && s->read_only)
+                strv_push(&v, "--immutable");
         strv_push(&v, "--owner");
         strv_push(&v, s->owner_passthrough ? "passthrough" : "virtual");
         /* the image root never changes while it is used: cache it for as

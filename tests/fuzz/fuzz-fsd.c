@@ -28,7 +28,7 @@
 #define MEM_SIZE (1u << 20)
 #define QNUM 64
 
-static struct fs *fs;
+static struct fs *fs, *fs_image; /* a writable share; an immutable image root */
 static uint8_t *inbuf, *outbuf, *mem;
 static struct vu_mem vm;
 static char dir[] = "/tmp/msb-fuzz-fsd.XXXXXX";
@@ -36,6 +36,7 @@ static char dir[] = "/tmp/msb-fuzz-fsd.XXXXXX";
 static void cleanup(void)
 {
         fs_free(fs);
+        fs_free(fs_image);
         rm_rf(dir);
 }
 
@@ -58,6 +59,10 @@ static void setup(void)
         char err[256];
         if (fs_new(&c, &fs, err, sizeof(err)) < 0)
                 abort();
+        struct fs_config ci = {.path = dir, .read_only = true, .immutable = true, .owner = FS_OWNER_VIRTUAL,
+                               .timeout = 1};
+        if (fs_new(&ci, &fs_image, err, sizeof(err)) < 0)
+                abort();
         inbuf = xmalloc(FS_BUF_SIZE);
         outbuf = xmalloc(FS_BUF_SIZE);
         struct {
@@ -65,6 +70,7 @@ static void setup(void)
                 struct fuse_init_in i;
         } init = {.h = {.len = sizeof(init), .opcode = FUSE_INIT, .unique = 1}, .i = {.major = 7, .minor = 38}};
         fs_handle(fs, (uint8_t *)&init, sizeof(init), NULL, outbuf, FS_BUF_SIZE);
+        fs_handle(fs_image, (uint8_t *)&init, sizeof(init), NULL, outbuf, FS_BUF_SIZE);
         mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         vm.n = 1;
         vm.r[0] = (struct vu_region){.gpa = 0x1000, .size = MEM_SIZE, .uaddr = 0x40000000, .host = mem};
@@ -84,6 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (size < 1)
                 return 0;
         if (!(data[0] & 1)) {
+                struct fs *t = data[0] & 4 ? fs_image : fs;
                 size_t off = 1;
                 uint64_t unique = 2;
                 while (off + 4 <= size) {
@@ -100,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         memcpy(inbuf + sizeof(h), data + off, n);
                         /* reply room varies with the input too */
                         size_t cap = flags & 4 ? 16 + (size_t)(flags >> 3) * 8 : FS_BUF_SIZE;
-                        size_t r = fs_handle(fs, inbuf, sizeof(h) + n, NULL, outbuf, cap);
+                        size_t r = fs_handle(t, inbuf, sizeof(h) + n, NULL, outbuf, cap);
                         if (r > cap)
                                 abort();
                         off += n;
@@ -110,7 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         struct fuse_in_header h;
                         struct fuse_init_in i;
                 } init = {.h = {.len = sizeof(init), .opcode = FUSE_INIT, .unique = 1}, .i = {.major = 7, .minor = 38}};
-                fs_handle(fs, (uint8_t *)&init, sizeof(init), NULL, outbuf, FS_BUF_SIZE);
+                fs_handle(t, (uint8_t *)&init, sizeof(init), NULL, outbuf, FS_BUF_SIZE);
                 return 0;
         }
         /* ring: desc table at 0, avail at 0x1000, used at 0x2000 (offsets in mem) */

@@ -386,6 +386,55 @@ static void test_read_only(const char *dir)
         CHECK(stat(p, &st) == 0 && st.st_size == 5);
 }
 
+/* An image root (--immutable): files are read without OPEN, by node id. */
+static void test_immutable_no_open(const char *dir)
+{
+        struct fs_config c = {.path = dir, .read_only = true, .immutable = true, .owner = FS_OWNER_VIRTUAL,
+                              .timeout = 1};
+        struct fs *fs;
+        char err[256];
+        CHECK_INT(fs_new(&c, &fs, err, sizeof(err)), 0);
+        ring_reset();
+        init(fs);
+        int e;
+        uint64_t f = lookup(fs, 1, "hello", &e, NULL);
+        CHECK_INT(e, 0);
+        struct fuse_open_in oi = {.flags = O_RDONLY};
+        CHECK_INT(call(fs, FUSE_OPEN, f, &oi, sizeof(oi), NULL, 0), -ENOSYS);
+        struct fuse_read_in ri = {.fh = 0, .offset = 1, .size = 100};
+        char buf[128] = {0};
+        CHECK_INT(call(fs, FUSE_READ, f, &ri, sizeof(ri), buf, sizeof(buf)), 0);
+        CHECK_STR(buf, "ello");
+        /* twice: the inode's fd is kept */
+        memset(buf, 0, sizeof(buf));
+        CHECK_INT(call(fs, FUSE_READ, f, &ri, sizeof(ri), buf, sizeof(buf)), 0);
+        CHECK_STR(buf, "ello");
+        struct fuse_lseek_in li = {.fh = 0, .offset = 0, .whence = SEEK_END};
+        struct fuse_lseek_out lo = {0};
+        CHECK_INT(call(fs, FUSE_LSEEK, f, &li, sizeof(li), &lo, sizeof(lo)), 0);
+        CHECK_INT(lo.offset, 5);
+        /* no way to read a directory, an unknown node or the root this way */
+        CHECK_INT(call(fs, FUSE_READ, 1, &ri, sizeof(ri), buf, sizeof(buf)), -EBADF);
+        CHECK_INT(call(fs, FUSE_READ, 12345, &ri, sizeof(ri), buf, sizeof(buf)), -EBADF);
+        /* a made-up handle is still refused */
+        ri.fh = 777;
+        CHECK_INT(call(fs, FUSE_READ, f, &ri, sizeof(ri), buf, sizeof(buf)), -EBADF);
+        struct fuse_flush_in fi = {.fh = 0};
+        CHECK_INT(call(fs, FUSE_FLUSH, f, &fi, sizeof(fi), NULL, 0), -ENOSYS);
+        /* directories still open (readdir needs a handle); nothing writes */
+        CHECK_INT(call(fs, FUSE_OPENDIR, 1, &oi, sizeof(oi), NULL, 0), 0);
+        CHECK_INT(call(fs, FUSE_UNLINK, 1, "hello", 6, NULL, 0), -EROFS);
+        fs_free(fs);
+        ri.fh = 0;
+
+        /* a read-only share that may change (a volume) keeps OPEN */
+        fs = share(dir, false, true);
+        f = lookup(fs, 1, "hello", &e, NULL);
+        CHECK_INT(call(fs, FUSE_OPEN, f, &oi, sizeof(oi), NULL, 0), 0);
+        CHECK_INT(call(fs, FUSE_READ, f, &ri, sizeof(ri), buf, sizeof(buf)), -EBADF);
+        fs_free(fs);
+}
+
 static void test_single_file(const char *dir)
 {
         char p[512], other[512], repl[512];
@@ -616,6 +665,7 @@ int main(void)
         test_read_write_create(dir);
         test_forget_without_reply_room(dir);
         test_read_only(dir);
+        test_immutable_no_open(dir);
         test_single_file(dir);
         test_multi(dir);
         test_bad_rings(dir);
