@@ -574,11 +574,18 @@ static bool try_ctl_port(void);
 
 static bool base_mount(const char *src, const char *dst, const char *type, unsigned long flags, const char *data)
 {
-        int r = mkdir_p(dst, 0755);
-        if (r < 0)
-                return base_step("mkdir", -r, "cannot create %s", dst);
-        if (mount(src, dst, type, flags, data) < 0)
-                return base_step("mount", errno, "mount %s (%s) on %s", src, type, dst);
+        /* images have /proc, /sys, /dev...: create a mount point only when
+         * the mount says it is missing (each mkdir is a syscall through
+         * overlayfs, under TCG) */
+        if (mount(src, dst, type, flags, data) < 0) {
+                if (errno != ENOENT)
+                        return base_step("mount", errno, "mount %s (%s) on %s", src, type, dst);
+                int r = mkdir_p(dst, 0755);
+                if (r < 0)
+                        return base_step("mkdir", -r, "cannot create %s", dst);
+                if (mount(src, dst, type, flags, data) < 0)
+                        return base_step("mount", errno, "mount %s (%s) on %s", src, type, dst);
+        }
         try_ctl_port();
         return true;
 }
