@@ -923,6 +923,10 @@ static ssize_t op_open(struct fs *fs, struct inode *i, struct args *a, uint8_t *
         if (dir) {
                 if (!S_ISDIR(i->type))
                         return -ENOTDIR;
+                /* READDIR then comes with fh 0 (read_fd), no RELEASEDIR,
+                 * and the kernel caches the listing (FOPEN_CACHE_DIR) */
+                if (fs->noopen && i->kind == K_NORMAL)
+                        return -ENOSYS;
                 /* a made-up root's listing is made up too: no fd */
                 fd = i->kind != K_NORMAL ? -1 : ino_open(i, O_RDONLY | O_DIRECTORY);
                 if (i->kind == K_NORMAL && fd < 0)
@@ -993,18 +997,18 @@ static ssize_t op_create(struct fs *fs, struct inode *p, const struct fuse_in_he
  * round trips for every file the guest opens in the image root: its
  * contents never change under the guest.
  */
-static int read_fd(struct fs *fs, uint64_t nodeid, uint64_t fh)
+static int read_fd(struct fs *fs, uint64_t nodeid, uint64_t fh, bool dir)
 {
-        struct handle *h = fh_get(fs, fh, false);
+        struct handle *h = fh_get(fs, fh, dir);
         if (h)
                 return h->fd;
         if (!fs->noopen || fh != 0)
                 return -EBADF;
         struct inode *i = ino_get(fs, nodeid);
-        if (!i || i->kind != K_NORMAL || i->byname || !S_ISREG(i->type))
+        if (!i || i->kind != K_NORMAL || i->byname || (dir ? !S_ISDIR(i->type) : !S_ISREG(i->type)))
                 return -EBADF;
         if (i->rfd < 0) {
-                int fd = ino_open(i, O_RDONLY | O_NONBLOCK);
+                int fd = ino_open(i, O_RDONLY | O_NONBLOCK | (dir ? O_DIRECTORY : 0));
                 if (fd < 0)
                         return fd;
                 i->rfd = fd;
@@ -1017,7 +1021,7 @@ static ssize_t op_read(struct fs *fs, uint64_t nodeid, struct args *a, uint8_t *
         struct fuse_read_in in;
         if (!take(a, &in, sizeof(in)))
                 return -EINVAL;
-        int fd = read_fd(fs, nodeid, in.fh);
+        int fd = read_fd(fs, nodeid, in.fh, false);
         if (fd < 0)
                 return fd;
         if (in.offset > (uint64_t)INT64_MAX)
@@ -1122,9 +1126,12 @@ static ssize_t op_readdir(struct fs *fs, struct inode *i, struct args *a, uint8_
         struct fuse_read_in in;
         if (!take(a, &in, sizeof(in)))
                 return -EINVAL;
+        /* an OPENDIR handle (fd -1 for the made-up roots), or in no-open
+         * mode the inode's own */
         struct handle *h = fh_get(fs, in.fh, true);
-        if (!h)
-                return -EBADF;
+        int dfd = h ? h->fd : read_fd(fs, i->id, in.fh, true);
+        if (!h && dfd < 0)
+                return dfd;
         size_t limit = in.size < cap ? in.size : cap;
         size_t used = 0;
         if (i->kind != K_NORMAL) {
@@ -1168,11 +1175,11 @@ static ssize_t op_readdir(struct fs *fs, struct inode *i, struct args *a, uint8_
         }
         if (in.offset > (uint64_t)INT64_MAX)
                 return -EINVAL;
-        if (lseek(h->fd, (off_t)in.offset, SEEK_SET) < 0)
+        if (lseek(dfd, (off_t)in.offset, SEEK_SET) < 0)
                 return -errno;
         static uint8_t dbuf[65536];
         for (;;) {
-                long n = syscall(SYS_getdents64, h->fd, dbuf, sizeof(dbuf));
+                long n = syscall(SYS_getdents64, dfd, dbuf, sizeof(dbuf));
                 if (n < 0)
                         return used ? (ssize_t)used : -errno;
                 if (n == 0)
@@ -1360,7 +1367,7 @@ static ssize_t op_lseek(struct fs *fs, uint64_t nodeid, struct args *a, uint8_t 
         struct fuse_lseek_in in;
         if (!take(a, &in, sizeof(in)))
                 return -EINVAL;
-        int fd = read_fd(fs, nodeid, in.fh);
+        int fd = read_fd(fs, nodeid, in.fh, false);
         if (fd < 0)
                 return fd;
         if (in.whence > SEEK_HOLE || in.offset > (uint64_t)INT64_MAX || cap < sizeof(struct fuse_lseek_out))
@@ -1636,6 +1643,7 @@ int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **re
         root->nlookup = 1;
         root->type = S_IFDIR;
         root->fd = -1;
+        root->rfd = -1;
         if (multi) {
                 root->kind = K_TOP;
         } else if (c[0].single_file) {

@@ -421,8 +421,26 @@ static void test_immutable_no_open(const char *dir)
         CHECK_INT(call(fs, FUSE_READ, f, &ri, sizeof(ri), buf, sizeof(buf)), -EBADF);
         struct fuse_flush_in fi = {.fh = 0};
         CHECK_INT(call(fs, FUSE_FLUSH, f, &fi, sizeof(fi), NULL, 0), -ENOSYS);
-        /* directories still open (readdir needs a handle); nothing writes */
-        CHECK_INT(call(fs, FUSE_OPENDIR, 1, &oi, sizeof(oi), NULL, 0), 0);
+        /* directories too: listed by node id with fh 0 */
+        CHECK_INT(call(fs, FUSE_OPENDIR, 1, &oi, sizeof(oi), NULL, 0), -ENOSYS);
+        struct fuse_read_in rd = {.fh = 0, .offset = 0, .size = 4096};
+        static char list[4096];
+        memset(list, 0, sizeof(list));
+        CHECK_INT(call(fs, FUSE_READDIR, 1, &rd, sizeof(rd), list, sizeof(list)), 0);
+        bool seen = false;
+        for (size_t off = 0; off + sizeof(struct fuse_dirent) <= sizeof(list);) {
+                struct fuse_dirent *de = (struct fuse_dirent *)(list + off);
+                if (de->namelen == 0)
+                        break;
+                seen |= de->namelen == 5 && !memcmp(de->name, "hello", 5);
+                off += FUSE_DIRENT_SIZE(de);
+        }
+        CHECK(seen);
+        /* a file is not listed, a made-up handle is refused */
+        CHECK_INT(call(fs, FUSE_READDIR, f, &rd, sizeof(rd), list, sizeof(list)), -EBADF);
+        rd.fh = 99;
+        CHECK_INT(call(fs, FUSE_READDIR, 1, &rd, sizeof(rd), list, sizeof(list)), -EBADF);
+        /* and nothing writes */
         CHECK_INT(call(fs, FUSE_UNLINK, 1, "hello", 6, NULL, 0), -EROFS);
         fs_free(fs);
         ri.fh = 0;
