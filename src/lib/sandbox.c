@@ -570,6 +570,102 @@ static bool volume_covers(const char *g, const char *p)
         return !strncmp(p, g, n) && (p[n] == '\0' || p[n] == '/');
 }
 
+/* Does a volume at guest path g cover path p, or lie inside it? */
+static bool volume_touches(const char *g, const char *p)
+{
+        return volume_covers(g, p) || volume_covers(p, g);
+}
+
+/*
+ * The image root as the host reads it before the VM starts, to do work the
+ * guest would do slowly under TCG (who the user is, where argv[0] is).  That
+ * is only right where no volume changes what the guest will see, and paths
+ * in an image may go through its symlinks (/bin -> usr/bin, and volumes
+ * are placed by agentd with the same resolution): so volumes and the paths
+ * looked at are compared both as written and as resolved in the image.
+ */
+struct image_view {
+        int rfd;            /* the image root, O_PATH */
+        char *host_prefix;  /* its real host path */
+        char **vol_real;    /* each volume's guest path, resolved in the image */
+        size_t nvols;
+        const struct msb_run_opts *o;
+};
+
+/* Guest path p as it resolves in the image: its longest existing prefix
+ * with symlinks followed inside the root, then the rest as written. */
+static char *image_resolve(const struct image_view *v, const char *p)
+{
+        _cleanup_free_ char *norm = guest_path_normalize(p);
+        size_t n = strlen(norm);
+        for (;;) {
+                _cleanup_free_ char *pre = xasprintf("%.*s", (int)n, norm);
+                struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+                _cleanup_close_ int fd = n > 1 ? (int)syscall(SYS_openat2, v->rfd, pre + 1, &how, sizeof(how)) : -1;
+                if (fd >= 0) {
+                        char link[64], real[PATH_MAX];
+                        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+                        ssize_t l = readlink(link, real, sizeof(real) - 1);
+                        size_t pl = strlen(v->host_prefix);
+                        if (l > 0) {
+                                real[l] = 0;
+                                if (!strncmp(real, v->host_prefix, pl) && (real[pl] == '/' || real[pl] == 0))
+                                        return real[pl] || norm[n] ? xasprintf("%s%s", real + pl, norm + n)
+                                                                   : xstrdup("/");
+                        }
+                        break;
+                }
+                if (n <= 1)
+                        break;
+                while (n > 1 && norm[n - 1] != '/')
+                        n--;
+                if (n > 1)
+                        n--; /* drop the '/' too */
+        }
+        return xstrdup(norm);
+}
+
+static bool image_view_open(struct image_view *v, const char *rootfs, const struct msb_run_opts *o)
+{
+        *v = (struct image_view){.rfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC), .o = o};
+        if (v->rfd < 0)
+                return false;
+        char link[64], real[PATH_MAX];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", v->rfd);
+        ssize_t l = readlink(link, real, sizeof(real) - 1);
+        if (l <= 0) {
+                close(v->rfd);
+                return false;
+        }
+        real[l] = 0;
+        v->host_prefix = xstrdup(strcmp(real, "/") ? real : "");
+        v->nvols = o->nvols;
+        v->vol_real = xcalloc(o->nvols + 1, sizeof(char *));
+        for (size_t i = 0; i < o->nvols; i++)
+                v->vol_real[i] = image_resolve(v, o->vols[i].guest);
+        return true;
+}
+
+static void image_view_close(struct image_view *v)
+{
+        if (v->rfd >= 0)
+                close(v->rfd);
+        free(v->host_prefix);
+        for (size_t i = 0; i < v->nvols; i++)
+                free(v->vol_real[i]);
+        free(v->vol_real);
+}
+
+/* Does some volume change what the guest sees at or under path p? */
+static bool image_path_shadowed(const struct image_view *v, const char *p)
+{
+        _cleanup_free_ char *real = image_resolve(v, p);
+        for (size_t i = 0; i < v->nvols; i++)
+                if (volume_touches(v->o->vols[i].guest, p) || volume_touches(v->vol_real[i], real))
+                        return true;
+        return false;
+}
+
 /*
  * Resolve the user from the image's /etc/passwd and /etc/group here, in
  * microseconds, instead of in the guest, where reading two files through
@@ -579,21 +675,17 @@ static bool volume_covers(const char *g, const char *p)
  * read here for any reason but absence.  An unknown name fails before any
  * VM starts.
  */
-static int host_resolve_user(const char *rootfs, const struct msb_run_opts *o, const char *spec, struct ids *ids,
-                             bool *have, struct msb_error *err)
+static int host_resolve_user(const struct image_view *v, const char *spec, struct ids *ids, bool *have,
+                             struct msb_error *err)
 {
         *have = false;
-        for (size_t i = 0; i < o->nvols; i++)
-                if (volume_covers(o->vols[i].guest, "/etc/passwd") || volume_covers(o->vols[i].guest, "/etc/group"))
-                        return 0;
-        _cleanup_close_ int rfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rfd < 0)
+        if (v->rfd < 0 || image_path_shadowed(v, "/etc/passwd") || image_path_shadowed(v, "/etc/group"))
                 return 0;
         _cleanup_free_ char *passwd = NULL, *group = NULL;
-        int r = read_file_in_root(rfd, "etc/passwd", 4u << 20, &passwd, NULL);
+        int r = read_file_in_root(v->rfd, "etc/passwd", 4u << 20, &passwd, NULL);
         if (r < 0 && r != -ENOENT)
                 return 0;
-        r = read_file_in_root(rfd, "etc/group", 4u << 20, &group, NULL);
+        r = read_file_in_root(v->rfd, "etc/group", 4u << 20, &group, NULL);
         if (r < 0 && r != -ENOENT)
                 return 0;
         char why[1200];
@@ -601,12 +693,6 @@ static int host_resolve_user(const char *rootfs, const struct msb_run_opts *o, c
                 return msb_err(err, ENOENT, "%s: name one the image has, or a numeric uid[:gid] (-u)", why);
         *have = true;
         return 0;
-}
-
-/* Does a volume at guest path g cover path p, or lie inside it? */
-static bool volume_touches(const char *g, const char *p)
-{
-        return volume_covers(g, p) || volume_covers(p, g);
 }
 
 /*
@@ -620,9 +706,9 @@ static bool volume_touches(const char *g, const char *p)
  * "not found" as before).  agentd falls back to its own search if exec of
  * this path fails.
  */
-static char *host_find_exec(const char *rootfs, const struct msb_run_opts *o, const char *cmd, char **env)
+static char *host_find_exec(const struct image_view *v, const char *cmd, char **env)
 {
-        if (!*cmd || strchr(cmd, '/') || strlen(cmd) > 255)
+        if (v->rfd < 0 || !*cmd || strchr(cmd, '/') || strlen(cmd) > 255)
                 return NULL;
         const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
         for (char **e = env; e && *e; e++)
@@ -630,9 +716,6 @@ static char *host_find_exec(const char *rootfs, const struct msb_run_opts *o, co
                         path = *e + 5;
                         break;
                 }
-        _cleanup_close_ int rfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rfd < 0)
-                return NULL;
         for (const char *s = path;;) {
                 const char *e = strchrnul(s, ':');
                 _cleanup_free_ char *dir = xasprintf("%.*s", (int)(e - s), s);
@@ -641,12 +724,11 @@ static char *host_find_exec(const char *rootfs, const struct msb_run_opts *o, co
                 _cleanup_free_ char *norm = guest_path_normalize(dir);
                 if (strstr(norm, "/..")) /* volumes are compared as plain paths */
                         return NULL;
-                for (size_t i = 0; i < o->nvols; i++)
-                        if (volume_touches(o->vols[i].guest, norm))
-                                return NULL;
+                if (image_path_shadowed(v, norm))
+                        return NULL;
                 _cleanup_free_ char *full = xasprintf("%s/%s", strcmp(norm, "/") ? norm : "", cmd);
                 struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-                _cleanup_close_ int fd = (int)syscall(SYS_openat2, rfd, full + 1, &how, sizeof(how));
+                _cleanup_close_ int fd = (int)syscall(SYS_openat2, v->rfd, full + 1, &how, sizeof(how));
                 struct stat st;
                 if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111))
                         return TAKE_PTR(full);
@@ -753,12 +835,16 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
         const char *user = o->user ? o->user : (cfg.user ? cfg.user : "");
         struct ids ids;
         bool have_ids;
-        r = host_resolve_user(rootfs, o, user, &ids, &have_ids, err);
+        struct image_view view;
+        if (!image_view_open(&view, rootfs, o))
+                view = (struct image_view){.rfd = -1};
+        r = host_resolve_user(&view, user, &ids, &have_ids, err);
+        _cleanup_free_ char *exec_path = r < 0 ? NULL : host_find_exec(&view, argv[0], env);
+        image_view_close(&view);
         if (r < 0) {
                 msb_image_config_free(&cfg);
                 return r;
         }
-        _cleanup_free_ char *exec_path = host_find_exec(rootfs, o, argv[0], env);
 
         struct msb_kit kit = {0};
         r = msb_kit_prepare(ctx, &kit, err);

@@ -118,6 +118,19 @@ t_path_search_matches_execvp() {
         assert_eq "the command's PATH" tool "$OUT"
         run_msb run -e PATH=/opt/tools:/bin msbtest/path:v1 -- dup
         assert_eq "not on that PATH" 127 "$RC"
+        # a volume reached through a symlinked PATH entry is still on PATH:
+        # /usr/local/sbin -> /opt/vol in the image, a volume at /opt/vol
+        local l3=$WORK/pathlayer3
+        rm -rf "$l3"
+        mkdir -p "$l3/usr/local" "$l3/opt/vol" "$WORK/volbin"
+        ln -s ../../opt/vol "$l3/usr/local/sbin"
+        printf '#!/bin/sh\necho through-the-link\n' >"$WORK/volbin/true"
+        chmod 755 "$WORK/volbin/true"
+        "$ROOT/scripts/oci-layout.sh" "$WORK/lp3" v1 '{"Cmd":["/bin/sh"]}' "$(busybox_rootfs)" "$l3" >/dev/null
+        run_msb image import "$WORK/lp3:v1" msbtest/path3:v1
+        assert_eq import 0 "$RC"
+        run_msb run -v "$WORK/volbin:/opt/vol:ro" msbtest/path3:v1 -- true
+        assert_eq "volume behind a symlinked PATH entry" through-the-link "$OUT"
 }
 
 t_umoci_layout_imports_and_boots() {
