@@ -53,6 +53,12 @@ if ninja -C build-fuzz >build-fuzz.log 2>&1; then
         rc=$?
         [ $rc = 0 ] || tail -30 build-fuzz/fuzz-tar.log
         record "fuzz tar unpacker (20000 runs)" $rc
+        mkdir -p "$seed/elf"
+        cp /bin/echo "$seed/elf/dynamic"
+        build-fuzz/tests/fuzz-elf -runs=100000 -max_len=65536 -seed=1 -artifact_prefix=build-fuzz/ "$seed/elf" >build-fuzz/fuzz-elf.log 2>&1
+        rc=$?
+        [ $rc = 0 ] || tail -30 build-fuzz/fuzz-elf.log
+        record "fuzz ELF reader (100000 runs)" $rc
         mkdir -p "$seed/fsd"
         build-fuzz/tests/fuzz-fsd -runs=200000 -max_len=4096 -seed=1 -artifact_prefix=build-fuzz/ "$seed/fsd" >build-fuzz/fuzz-fsd.log 2>&1
         rc=$?

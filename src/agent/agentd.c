@@ -503,42 +503,47 @@ static const char *run_path(const struct msb_run_msg *run)
  * where one readahead() issues them all at once and returns.  Best effort,
  * and only a hint: execvp still decides what runs.
  */
+/* Read ahead one file of the new root; false if it is not a regular file
+ * (with exec, one with an execute bit). */
+static bool prefetch_file(int rootfd, const char *path, bool exec)
+{
+        struct open_how how = {.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+                               .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+        _cleanup_close_ int fd = path[0] == '/' ? (int)syscall(SYS_openat2, rootfd, path + 1, &how, sizeof(how)) : -1;
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (exec && !(st.st_mode & 0111)))
+                return false;
+        /* the kernel cuts one call to the read-ahead window (1 MiB): ask per
+         * window; each returns once its READ is queued */
+        off_t end = st.st_size < (64 << 20) ? st.st_size : (64 << 20);
+        for (off_t off = 0; off < end; off += 1 << 20)
+                readahead(fd, off, 1 << 20);
+        return true;
+}
+
+/* The executable, in the order exec needs them: the file itself, then what
+ * the host found it loads (its interpreter, its libraries). */
 static void prefetch_command(const struct msb_run_msg *run)
 {
-        const char *cmd = run->exec_path[0] ? run->exec_path : run->argv[0];
-        if (!*cmd || (strchr(cmd, '/') && cmd[0] != '/'))
-                return; /* relative to the working directory: not worth it */
         _cleanup_close_ int rootfd = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0)
                 return;
-        const char *path = cmd[0] == '/' ? "" : run_path(run);
-        for (const char *s = path;;) {
-                const char *e = strchrnul(s, ':');
-                char full[PATH_MAX];
-                int n = cmd[0] == '/' ? snprintf(full, sizeof(full), "%s", cmd)
-                                      : snprintf(full, sizeof(full), "%.*s/%s", (int)(e - s), s, cmd);
-                struct open_how how = {.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
-                                       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-                int fd = n > 0 && (size_t)n < sizeof(full) && full[0] == '/'
-                                 ? (int)syscall(SYS_openat2, rootfd, full + 1, &how, sizeof(how))
-                                 : -1;
-                if (fd >= 0) {
-                        struct stat st;
-                        bool hit = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
-                        /* the kernel cuts one call to the read-ahead
-                         * window (1 MiB): ask per window; each returns
-                         * once its READ is queued */
-                        off_t end = st.st_size < (64 << 20) ? st.st_size : (64 << 20);
-                        for (off_t off = 0; hit && off < end; off += 1 << 20)
-                                readahead(fd, off, 1 << 20);
-                        close(fd);
-                        if (hit)
-                                return;
+        const char *cmd = run->exec_path[0] ? run->exec_path : run->argv[0];
+        if (cmd[0] == '/') {
+                prefetch_file(rootfd, cmd, true);
+        } else if (*cmd && !strchr(cmd, '/')) {
+                /* (a path relative to the working directory is not worth it) */
+                for (const char *s = run_path(run);;) {
+                        const char *e = strchrnul(s, ':');
+                        char full[PATH_MAX];
+                        int n = snprintf(full, sizeof(full), "%.*s/%s", (int)(e - s), s, cmd);
+                        if ((n > 0 && (size_t)n < sizeof(full) && prefetch_file(rootfd, full, true)) || !*e)
+                                break;
+                        s = e + 1;
                 }
-                if (!*e)
-                        return;
-                s = e + 1;
         }
+        for (uint32_t i = 0; i < run->nprefetch; i++)
+                prefetch_file(rootfd, run->prefetch[i], false);
 }
 
 /*

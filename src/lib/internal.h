@@ -66,6 +66,17 @@ struct tar_stats {
  * reject the layer (-EXDEV/-EINVAL with err filled). */
 int tar_unpack(int fd, int rootfd, struct tar_stats *stats, struct msb_error *err);
 
+/* ---- elf.c ---- */
+struct elf_src {
+        void *ctx;
+        uint64_t size; /* of the file */
+        ssize_t (*pread)(void *ctx, void *buf, size_t n, uint64_t off);
+};
+/* Of an x86-64 ELF file (untrusted): its program interpreter and up to
+ * max_needed DT_NEEDED names (no '/'); NULL/NULL for anything else or
+ * anything out of bounds.  Caller frees both. */
+void elf_deps(const struct elf_src *src, size_t max_needed, char **ret_interp, char ***ret_needed);
+
 /* ---- parse.c ---- */
 /* Validate a guest path: absolute, no "..", not "/", not under /proc /sys /dev. */
 int guest_path_check(const char *path, const char **ret_why);

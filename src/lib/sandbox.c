@@ -740,6 +740,63 @@ static char *host_find_exec(const struct image_view *v, const char *cmd, char **
         }
 }
 
+static ssize_t fd_pread(void *ctx, void *buf, size_t n, uint64_t off)
+{
+        return pread(*(int *)ctx, buf, n, (off_t)off);
+}
+
+/* An image file, resolved in the image: opened read-only if regular. */
+static int image_open_file(const struct image_view *v, const char *path, struct stat *st)
+{
+        struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                               .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+        int fd = path[0] == '/' ? (int)syscall(SYS_openat2, v->rfd, path + 1, &how, sizeof(how)) : -1;
+        if (fd >= 0 && (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))) {
+                close(fd);
+                fd = -1;
+        }
+        return fd;
+}
+
+/*
+ * What a dynamic executable loads before its own code runs: the program
+ * interpreter and the libraries it names, where the loader looks first for
+ * a glibc or musl image.  agentd reads them ahead with the executable: left
+ * to the loader, each is paged in fault by fault, one round trip at a time.
+ * A hint only: a wrong guess costs a read-ahead, a missed library nothing.
+ */
+static char **host_prefetch_list(const struct image_view *v, const char *exec_path)
+{
+        static const char *const libdirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64",
+                                              "/usr/lib64", "/lib", "/usr/lib"};
+        if (!exec_path || v->rfd < 0)
+                return NULL;
+        struct stat st;
+        _cleanup_close_ int fd = image_open_file(v, exec_path, &st);
+        if (fd < 0)
+                return NULL;
+        struct elf_src src = {.ctx = &fd, .size = (uint64_t)st.st_size, .pread = fd_pread};
+        _cleanup_free_ char *interp = NULL;
+        _cleanup_strv_ char **needed = NULL;
+        elf_deps(&src, MSB_PROTO_MAX_PREFETCH - 1, &interp, &needed);
+        char **list = NULL;
+        if (interp) {
+                _cleanup_close_ int ifd = image_open_file(v, interp, &st);
+                if (ifd >= 0)
+                        strv_push(&list, interp);
+        }
+        for (char **n = needed; n && *n; n++)
+                for (size_t d = 0; d < ARRAY_SIZE(libdirs); d++) {
+                        _cleanup_free_ char *p = xasprintf("%s/%s", libdirs[d], *n);
+                        _cleanup_close_ int lfd = image_open_file(v, p, &st);
+                        if (lfd >= 0) {
+                                strv_push(&list, p);
+                                break;
+                        }
+                }
+        return list;
+}
+
 static int64_t mono_ms(void)
 {
         struct timespec ts;
@@ -840,6 +897,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 view = (struct image_view){.rfd = -1};
         r = host_resolve_user(&view, user, &ids, &have_ids, err);
         _cleanup_free_ char *exec_path = r < 0 ? NULL : host_find_exec(&view, argv[0], env);
+        _cleanup_strv_ char **prefetch = host_prefetch_list(&view, exec_path);
         image_view_close(&view);
         if (r < 0) {
                 msb_image_config_free(&cfg);
@@ -997,6 +1055,8 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 .mounts = mounts,
         };
         run.exec_path = exec_path;
+        run.prefetch = prefetch;
+        run.nprefetch = (uint32_t)strv_len(prefetch);
         if (have_ids) {
                 run.flags |= MSB_RUN_IDS;
                 run.uid = ids.uid;

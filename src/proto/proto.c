@@ -131,8 +131,11 @@ int msb_enc_run(struct msb_buf *out, const struct msb_run_msg *run)
                 if (!str_ok(run->mounts[i].tag) || !str_ok(run->mounts[i].sub) || !str_ok(run->mounts[i].path))
                         return -E2BIG;
         if (run->ngroups > MSB_PROTO_MAX_GROUPS || (run->home && !str_ok(run->home)) ||
-            (run->exec_path && !str_ok(run->exec_path)))
+            (run->exec_path && !str_ok(run->exec_path)) || run->nprefetch > MSB_PROTO_MAX_PREFETCH)
                 return -E2BIG;
+        for (uint32_t i = 0; i < run->nprefetch; i++)
+                if (!str_ok(run->prefetch[i]))
+                        return -E2BIG;
 
         size_t st = frame_begin(out, MSB_MSG_RUN);
         put_u32(out, run->flags);
@@ -160,6 +163,9 @@ int msb_enc_run(struct msb_buf *out, const struct msb_run_msg *run)
                 put_u32(out, run->groups[i]);
         put_str(out, run->home ? run->home : "");
         put_str(out, run->exec_path ? run->exec_path : "");
+        put_u32(out, run->nprefetch);
+        for (uint32_t i = 0; i < run->nprefetch; i++)
+                put_str(out, run->prefetch[i]);
         return frame_end(out, st);
 }
 
@@ -300,6 +306,7 @@ void msb_msg_free(struct msb_msg *m)
                 free(r->user);
                 free(r->home);
                 free(r->exec_path);
+                strv_free_n(r->prefetch, r->nprefetch);
                 strv_free_n(r->argv, r->argc);
                 strv_free_n(r->env, r->envc);
                 for (uint32_t i = 0; r->mounts && i < r->nmounts; i++) {
@@ -374,6 +381,10 @@ static int decode_run(struct cursor *c, struct msb_run_msg *r)
                 c->bad = true;
         if (!c->bad && r->exec_path[0] && r->exec_path[0] != '/')
                 c->bad = true;
+        r->prefetch = get_strv(c, &r->nprefetch, MSB_PROTO_MAX_PREFETCH);
+        for (uint32_t i = 0; i < r->nprefetch && !c->bad; i++)
+                if (r->prefetch[i][0] != '/')
+                        c->bad = true;
         return c->bad ? -EBADMSG : 0;
 }
 

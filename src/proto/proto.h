@@ -36,6 +36,7 @@
 #define MSB_PROTO_MAX_ENV 4096u
 #define MSB_PROTO_MAX_MOUNTS 64u
 #define MSB_PROTO_MAX_GROUPS 64u
+#define MSB_PROTO_MAX_PREFETCH 16u
 
 enum msb_msg_type {
         MSB_MSG_HELLO = 1,     /* both ways: version handshake */
@@ -95,6 +96,10 @@ struct msb_run_msg {
         /* argv[0] found on the image's PATH by the host (absolute), or ""
          * for the guest to search PATH itself */
         char *exec_path;
+        /* more files to read ahead before exec (absolute): the program
+         * interpreter and libraries of a dynamic executable; a hint */
+        uint32_t nprefetch;
+        char **prefetch;
 };
 
 struct msb_msg {

@@ -133,6 +133,31 @@ t_path_search_matches_execvp() {
         assert_eq "volume behind a symlinked PATH entry" through-the-link "$OUT"
 }
 
+# A dynamically linked program (the host's own echo, with its loader and
+# libc): msb finds its interpreter and libraries and agentd reads them ahead;
+# it must run as it would without that
+t_dynamic_executable_runs() {
+        local l=$WORK/dynlayer lib
+        rm -rf "$l"
+        mkdir -p "$l/usr/local/bin" "$l/lib64" "$l/lib/x86_64-linux-gnu"
+        cp /bin/echo "$l/usr/local/bin/hostecho"
+        cp "$(readlink -f /lib64/ld-linux-x86-64.so.2)" "$l/lib64/ld-linux-x86-64.so.2"
+        for lib in $(ldd /bin/echo | awk '$3 ~ /^\// {print $3}'); do
+                cp "$(readlink -f "$lib")" "$l/lib/x86_64-linux-gnu/$(basename "$lib")"
+        done
+        "$ROOT/scripts/oci-layout.sh" "$WORK/ldyn" v1 '{"Cmd":["/bin/sh"]}' "$(busybox_rootfs)" "$l" >/dev/null
+        run_msb image import "$WORK/ldyn:v1" msbtest/dyn:v1
+        assert_eq import 0 "$RC"
+        run_msb run msbtest/dyn:v1 -- hostecho dynamic works
+        assert_eq status 0 "$RC"
+        assert_eq stdout "dynamic works" "$OUT"
+        # and through a volume on its library directory, which msb then
+        # leaves alone: the loader finds what the guest sees
+        mkdir -p "$WORK/emptylib"
+        run_msb run -v "$WORK/emptylib:/lib/x86_64-linux-gnu:ro" msbtest/dyn:v1 -- hostecho x
+        assert_eq "libc hidden by a volume" 127 "$RC"
+}
+
 t_umoci_layout_imports_and_boots() {
         command -v umoci >/dev/null || fail "umoci is not installed (setup.sh test installs it)"
         local L=$WORK/umoci

@@ -83,9 +83,14 @@ static void test_roundtrips(void)
         run.groups[2] = 4294967295u;
         run.home = "/home/u";
         run.exec_path = "/usr/bin/env";
+        char *pf[] = {"/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6", NULL};
+        run.prefetch = pf;
+        run.nprefetch = 2;
         CHECK_INT(msb_enc_run(&b, &run), 0);
         CHECK_INT(decode_one(&b, &m), 1);
         CHECK_STR(m.u.run.exec_path, "/usr/bin/env");
+        CHECK_INT(m.u.run.nprefetch, 2);
+        CHECK_STR(m.u.run.prefetch[1], "/lib/x86_64-linux-gnu/libc.so.6");
         CHECK_INT(m.u.run.flags, MSB_RUN_IDS);
         CHECK_INT(m.u.run.uid, 1000);
         CHECK_INT(m.u.run.gid, 100);
@@ -98,6 +103,12 @@ static void test_roundtrips(void)
         run.ngroups = MSB_PROTO_MAX_GROUPS + 1;
         CHECK_INT(msb_enc_run(&b, &run), -E2BIG);
         msb_buf_free(&b);
+        run.ngroups = 3;
+        run.nprefetch = MSB_PROTO_MAX_PREFETCH + 1;
+        CHECK_INT(msb_enc_run(&b, &run), -E2BIG);
+        msb_buf_free(&b);
+        run.nprefetch = 0;
+        run.prefetch = NULL;
 
         static const uint16_t data_types[] = {MSB_MSG_STDIN, MSB_MSG_STDOUT, MSB_MSG_STDERR};
         for (size_t i = 0; i < 3; i++) {
@@ -257,15 +268,26 @@ static void test_malformed(void)
                 struct msb_run_msg r2 = run;
                 r2.home = "/h";
                 msb_enc_run(&bb, &r2);
-                /* ngroups sits before the home string (4 + 2 bytes) and
-                 * the empty exec path (4) */
-                uint8_t *pp = (uint8_t *)msb_buf_head(&bb) + msb_buf_pending(&bb) - 4 - 4 - 2 - 4;
+                /* ngroups sits before the home string (4 + 2 bytes), the
+                 * empty exec path (4) and the prefetch count (4) */
+                uint8_t *pp = (uint8_t *)msb_buf_head(&bb) + msb_buf_pending(&bb) - 4 - 4 - 4 - 2 - 4;
                 CHECK_INT(pp[0], 0);
                 pp[0] = MSB_PROTO_MAX_GROUPS + 1;
                 CHECK_INT(decode_raw(MSB_MSG_RUN, msb_buf_head(&bb) + 8, msb_buf_pending(&bb) - 8), -EBADMSG);
                 msb_buf_free(&bb);
         }
 
+        /* prefetch paths are absolute */
+        {
+                struct msb_buf bb = {0};
+                struct msb_run_msg r2 = run;
+                char *rel[] = {"lib/libc.so.6", NULL};
+                r2.prefetch = rel;
+                r2.nprefetch = 1;
+                CHECK_INT(msb_enc_run(&bb, &r2), 0);
+                CHECK_INT(decode_raw(MSB_MSG_RUN, msb_buf_head(&bb) + 8, msb_buf_pending(&bb) - 8), -EBADMSG);
+                msb_buf_free(&bb);
+        }
         /* the host's exec path is absolute or empty */
         {
                 struct msb_buf bb = {0};
