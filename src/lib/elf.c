@@ -126,3 +126,26 @@ void elf_deps(const struct elf_src *src, size_t max_needed, char **ret_interp, c
                         strv_push(ret_needed, s);
         }
 }
+
+struct elf_mem {
+        const uint8_t *p;
+        size_t n;
+};
+
+static ssize_t mem_pread(void *ctx, void *buf, size_t n, uint64_t off)
+{
+        const struct elf_mem *m = ctx;
+        if (off > m->n)
+                return 0;
+        size_t k = m->n - (size_t)off < n ? m->n - (size_t)off : n;
+        memcpy(buf, m->p + off, k);
+        return (ssize_t)k;
+}
+
+void elf_deps_mem(const uint8_t *p, size_t n, uint64_t size, size_t max_needed, char **ret_interp,
+                  char ***ret_needed)
+{
+        struct elf_mem m = {p, n};
+        struct elf_src src = {.ctx = &m, .size = size, .pread = mem_pread};
+        elf_deps(&src, max_needed, ret_interp, ret_needed);
+}

@@ -76,6 +76,10 @@ struct elf_src {
  * max_needed DT_NEEDED names (no '/'); NULL/NULL for anything else or
  * anything out of bounds.  Caller frees both. */
 void elf_deps(const struct elf_src *src, size_t max_needed, char **ret_interp, char ***ret_needed);
+/* The same over n bytes in memory, for a file said to be size bytes long
+ * (tests and the fuzzer). */
+void elf_deps_mem(const uint8_t *p, size_t n, uint64_t size, size_t max_needed, char **ret_interp,
+                  char ***ret_needed);
 
 /* ---- parse.c ---- */
 /* Validate a guest path: absolute, no "..", not "/", not under /proc /sys /dev. */

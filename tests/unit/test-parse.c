@@ -316,26 +316,9 @@ static void test_users(void)
         free(many);
 }
 
-struct membuf {
-        const uint8_t *p;
-        size_t n;
-};
-
-static ssize_t mem_pread(void *ctx, void *buf, size_t n, uint64_t off)
-{
-        const struct membuf *m = ctx;
-        if (off > m->n)
-                return 0;
-        size_t k = m->n - off < n ? m->n - off : n;
-        memcpy(buf, m->p + off, k);
-        return (ssize_t)k;
-}
-
 static void elf_of(const uint8_t *p, size_t n, char **interp, char ***needed)
 {
-        struct membuf m = {p, n};
-        struct elf_src src = {.ctx = &m, .size = n, .pread = mem_pread};
-        elf_deps(&src, 15, interp, needed);
+        elf_deps_mem(p, n, n, 15, interp, needed);
 }
 
 static void test_elf(void)
