@@ -899,6 +899,14 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
         _cleanup_free_ char *exec_path = r < 0 ? NULL : host_find_exec(&view, argv[0], env);
         _cleanup_strv_ char **prefetch = host_prefetch_list(&view, exec_path);
         image_view_close(&view);
+        if (r == 0) {
+                char who[64] = "left to the guest";
+                if (have_ids)
+                        snprintf(who, sizeof(who), "uid %u gid %u", ids.uid, ids.gid);
+                msb_log(ctx, 1, "from the image: user %s; %s %s%s; %zu more file(s) to read ahead", who, argv[0],
+                        exec_path ? "is " : "", exec_path ? exec_path : "left to the guest's PATH search",
+                        strv_len(prefetch));
+        }
         if (r < 0) {
                 msb_image_config_free(&cfg);
                 return r;
