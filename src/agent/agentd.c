@@ -43,7 +43,6 @@
 #include "proto/proto.h"
 
 #define CTL_PORT_NAME "msb.ctl"
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MODULES_DIR "/lib/msb"
 #define NEWROOT "/mnt/root"
 /* where a volumes device is mounted while its entries are bind-mounted into
@@ -492,7 +491,7 @@ static const char *run_path(const struct msb_run_msg *run)
         for (uint32_t i = 0; i < run->envc; i++)
                 if (!strncmp(run->env[i], "PATH=", 5))
                         return run->env[i] + 5;
-        return DEFAULT_PATH;
+        return MSB_DEFAULT_PATH;
 }
 
 /*
@@ -553,10 +552,10 @@ static void prefetch_command(const struct msb_run_msg *run)
  * root share on the kernel command line (msb.root=TAG), so this runs while
  * the control port is still coming up; without that it runs after RUN.
  * Failures are kept, not acted on: before the port is open nobody would
- * hear them.  base_failed() reports them once RUN has arrived.
+ * hear them.  setup_root() reports them once RUN has arrived.
  */
 static struct {
-        bool done, failed;
+        bool failed;
         const char *step;
         int err;
         char msg[320];
@@ -608,7 +607,6 @@ static bool tag_ok(const char *t)
 
 static void mount_base(const char *tag)
 {
-        base.done = true;
         if (!tag_ok(tag)) {
                 base_step("rootfs", EINVAL, "bad rootfs tag");
                 return;
@@ -768,7 +766,7 @@ static pid_t spawn(const struct msb_run_msg *run, int *ret_in, int *ret_out, int
         for (uint32_t i = 0; i < run->envc; i++)
                 strv_push(&env, run->env[i]);
         if (!env_has(env, "PATH"))
-                strv_push(&env, "PATH=" DEFAULT_PATH);
+                strv_push(&env, "PATH=" MSB_DEFAULT_PATH);
         if (!env_has(env, "HOME"))
                 strv_push_take(&env, xasprintf("HOME=%s", u.home));
         if (!env_has(env, "HOSTNAME") && run->hostname[0])

@@ -196,7 +196,7 @@ struct store {
         int lock;   /* -1 until store_lock */
 };
 
-static int store_open(struct msb_ctx *ctx, struct store *s, struct msb_error *err)
+static int store_open_unlocked(struct msb_ctx *ctx, struct store *s, struct msb_error *err)
 {
         s->lock = -1;
         s->root = xasprintf("%s/images", ctx->data_dir);
@@ -278,6 +278,19 @@ static int store_lock(struct store *s, int how, struct msb_error *err)
         if (how == LOCK_EX)
                 store_sweep_tmp(s);
         return 0;
+}
+
+/* The store, locked how (LOCK_SH to add, LOCK_EX to remove): every user of
+ * the store holds the lock, so tmp/ can be swept by whoever is alone. */
+static int store_open(struct msb_ctx *ctx, struct store *s, int how, struct msb_error *err)
+{
+        int r = store_open_unlocked(ctx, s, err);
+        if (r < 0)
+                return r;
+        r = store_lock(s, how, err);
+        if (r < 0)
+                store_close(s);
+        return r;
 }
 
 /* Copy fd in into a new tmp/blob-<random> of the store, hashing it on the
@@ -468,14 +481,9 @@ int msb_image_import(struct msb_ctx *ctx, const char *layout_dir, const char *ta
         if (faccessat(lfd, "oci-layout", R_OK, 0) < 0)
                 return msb_err(err, EINVAL, "'%s' is not an OCI image layout (no oci-layout file)", layout_dir);
         struct store s;
-        r = store_open(ctx, &s, err);
+        r = store_open(ctx, &s, LOCK_SH, err);
         if (r < 0)
                 return r;
-        r = store_lock(&s, LOCK_SH, err);
-        if (r < 0) {
-                store_close(&s);
-                return r;
-        }
         json_t *index = load_json_at(lfd, "index.json", err, layout_dir);
         json_t *manifest = NULL, *sub = NULL;
         if (!index) {
@@ -1122,14 +1130,8 @@ int msb_image_pull(struct msb_ctx *ctx, const char *refstr, char **ret_name, str
                 strv_push(&bases, *m);
         strv_push_take(&bases, msb_reg_upstream(ref.domain, insecure || ctx->insecure));
         struct store s;
-        r = store_open(ctx, &s, err);
+        r = store_open(ctx, &s, LOCK_SH, err);
         if (r < 0) {
-                msb_ref_free(&ref);
-                return r;
-        }
-        r = store_lock(&s, LOCK_SH, err);
-        if (r < 0) {
-                store_close(&s);
                 msb_ref_free(&ref);
                 return r;
         }
@@ -1321,14 +1323,9 @@ static void mark_manifest(int sfd, const char *mhex, char ***keep)
 int msb_image_remove(struct msb_ctx *ctx, const char *ref, struct msb_error *err)
 {
         struct store s;
-        int r = store_open(ctx, &s, err);
+        int r = store_open(ctx, &s, LOCK_EX, err);
         if (r < 0)
                 return r;
-        r = store_lock(&s, LOCK_EX, err);
-        if (r < 0) {
-                store_close(&s);
-                return r;
-        }
         /* the name as imported, or the registry name it stands for */
         _cleanup_free_ char *norm = NULL, *rp = NULL, *line = NULL;
         if (msb_image_name_normalize(ref, &norm, err) == 0) {
@@ -1568,16 +1565,10 @@ int msb_image_load(struct msb_ctx *ctx, const char *file, const char *name, char
         if (fd < 0)
                 return msb_err(err, errno, "'%s': %s", file, strerror(errno));
         struct store s;
-        int r = store_open(ctx, &s, err);
+        /* locked before anything is put in tmp/ */
+        int r = store_open(ctx, &s, LOCK_SH, err);
         if (r < 0)
                 return r;
-        /* locked before anything is put in tmp/, which a store alone
-         * sweeps */
-        r = store_lock(&s, LOCK_SH, err);
-        if (r < 0) {
-                store_close(&s);
-                return r;
-        }
         /* the archive is untrusted: unpacked by the same hardened code as a
          * layer, into the store's tmp, removed afterwards */
         char rnd[17];

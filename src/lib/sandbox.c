@@ -588,7 +588,6 @@ struct image_view {
         int rfd;            /* the image root, O_PATH */
         char *host_prefix;  /* its real host path */
         char **vol_real;    /* each volume's guest path, resolved in the image */
-        size_t nvols;
         const struct msb_run_opts *o;
 };
 
@@ -639,7 +638,6 @@ static bool image_view_open(struct image_view *v, const char *rootfs, const stru
         }
         real[l] = 0;
         v->host_prefix = xstrdup(strcmp(real, "/") ? real : "");
-        v->nvols = o->nvols;
         v->vol_real = xcalloc(o->nvols + 1, sizeof(char *));
         for (size_t i = 0; i < o->nvols; i++)
                 v->vol_real[i] = image_resolve(v, o->vols[i].guest);
@@ -651,7 +649,7 @@ static void image_view_close(struct image_view *v)
         if (v->rfd >= 0)
                 close(v->rfd);
         free(v->host_prefix);
-        for (size_t i = 0; i < v->nvols; i++)
+        for (size_t i = 0; v->vol_real && i < v->o->nvols; i++)
                 free(v->vol_real[i]);
         free(v->vol_real);
 }
@@ -660,7 +658,7 @@ static void image_view_close(struct image_view *v)
 static bool image_path_shadowed(const struct image_view *v, const char *p)
 {
         _cleanup_free_ char *real = image_resolve(v, p);
-        for (size_t i = 0; i < v->nvols; i++)
+        for (size_t i = 0; i < v->o->nvols; i++)
                 if (volume_touches(v->o->vols[i].guest, p) || volume_touches(v->vol_real[i], real))
                         return true;
         return false;
@@ -710,7 +708,7 @@ static char *host_find_exec(const struct image_view *v, const char *cmd, char **
 {
         if (v->rfd < 0 || !*cmd || strchr(cmd, '/') || strlen(cmd) > 255)
                 return NULL;
-        const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        const char *path = MSB_DEFAULT_PATH;
         for (char **e = env; e && *e; e++)
                 if (!strncmp(*e, "PATH=", 5)) {
                         path = *e + 5;

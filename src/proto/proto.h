@@ -53,6 +53,10 @@ enum msb_msg_type {
         MSB_MSG_TYPE_MAX = 10,
 };
 
+/* The PATH a command gets when neither the image nor -e sets one (docker's);
+ * the host searches it too when it finds argv[0] for the guest. */
+#define MSB_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 /* RUN flags */
 #define MSB_RUN_STDIN (1u << 0) /* forward host stdin */
 #define MSB_RUN_IDS (1u << 1)   /* uid, gid, groups, home are resolved: the
