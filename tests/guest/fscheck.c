@@ -27,7 +27,9 @@ static int failed, passed;
 static char cur[64];
 static int cur_bad;
 
-static void bad(const char *fmt, ...)
+/* printf-like, so the compiler checks every EXPECT message and accepts the
+ * vprintf below (clang's -Wformat-nonliteral under -Werror=format=2) */
+__attribute__((format(printf, 1, 2))) static void bad(const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
