@@ -49,6 +49,9 @@ void msb_ctx_set_log(struct msb_ctx *ctx, int level, void (*fn)(const char *line
                      void *userdata);
 const char *msb_ctx_data_dir(const struct msb_ctx *ctx);
 const char *msb_ctx_runtime_dir(const struct msb_ctx *ctx);
+/* Where kernels and images installed for every user are looked up after
+ * the user's own ($MSB_SYSTEM_DIR, default <prefix>/lib/msb). */
+const char *msb_ctx_system_dir(const struct msb_ctx *ctx);
 
 enum msb_accel {
         MSB_ACCEL_AUTO = 0, /* KVM if a probe shows it runs guest code fast, else TCG */

@@ -237,6 +237,20 @@ int mkdir_p(const char *path, mode_t mode)
         return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+DIR *fdopendir_dup(int dfd)
+{
+        int d = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+        if (d < 0)
+                return NULL;
+        DIR *dir = fdopendir(d);
+        if (!dir) {
+                int e = errno;
+                close(d);
+                errno = e;
+        }
+        return dir;
+}
+
 static int rm_children(int dfd, int depth)
 {
         /* Depth guard: a hostile tree must not exhaust our stack. */
@@ -244,8 +258,9 @@ static int rm_children(int dfd, int depth)
                 return -ELOOP;
         DIR *d = fdopendir(dfd);
         if (!d) {
+                int e = errno; /* close() may change errno */
                 close(dfd);
-                return -errno;
+                return -e;
         }
         int r = 0;
         struct dirent *de;

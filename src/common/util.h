@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -84,6 +85,9 @@ int write_file_replace_at(int dirfd, const char *path, const void *data, size_t 
 int mkdir_p(const char *path, mode_t mode);
 /* Remove name inside dirfd recursively without following symlinks. */
 int rm_rf_at(int dirfd, const char *name);
+/* A directory stream over a duplicate of dfd, which stays the caller's;
+ * NULL (errno set) on failure, with nothing leaked. */
+DIR *fdopendir_dup(int dfd);
 int rm_rf(const char *path);
 
 /* Lowercase hex of len random bytes (getrandom); out has 2*len+1 bytes. */

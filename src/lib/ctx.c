@@ -42,6 +42,14 @@ int msb_ctx_new(struct msb_ctx **ret_ctx, struct msb_error *err)
                 if (!c->runtime_dir)
                         c->runtime_dir = xasprintf("%s/run", c->data_dir);
         }
+        /* what `meson install` (./setup.sh as root) put there for every
+         * user: kernels and the default image, read-only */
+        const char *sys = getenv("MSB_SYSTEM_DIR");
+        if (sys && *sys && sys[0] != '/') {
+                msb_ctx_free(c);
+                return msb_err(err, EINVAL, "MSB_SYSTEM_DIR '%s' must be an absolute path", sys);
+        }
+        c->system_dir = xstrdup(sys && *sys ? sys : MSB_SYSTEM_DIR);
         *ret_ctx = c;
         return 0;
 }
@@ -52,6 +60,7 @@ void msb_ctx_free(struct msb_ctx *ctx)
                 return;
         free(ctx->data_dir);
         free(ctx->runtime_dir);
+        free(ctx->system_dir);
         free(ctx);
 }
 
@@ -70,6 +79,11 @@ const char *msb_ctx_data_dir(const struct msb_ctx *ctx)
 const char *msb_ctx_runtime_dir(const struct msb_ctx *ctx)
 {
         return ctx->runtime_dir;
+}
+
+const char *msb_ctx_system_dir(const struct msb_ctx *ctx)
+{
+        return ctx->system_dir;
 }
 
 void msb_log(const struct msb_ctx *ctx, int level, const char *fmt, ...)

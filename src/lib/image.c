@@ -191,23 +191,52 @@ int msb_image_config_parse(const char *json, size_t len, struct msb_image_config
 }
 
 struct store {
+        struct msb_ctx *ctx;
         char *root; /* <data>/images */
         int fd;
         int lock;   /* -1 until store_lock */
 };
 
+/*
+ * Nobody but the store's owner may reach into it: an unpacked root holds
+ * whatever an image brought (its owners, modes and device nodes are only
+ * metadata now, but a pre-0.2 store had them for real, and blobs are the
+ * owner's business).  Made so, and made so again for a store created by
+ * an older msb, or a data dir someone opened up.
+ */
+static int store_dirs_private(struct msb_ctx *ctx, const char *root, struct msb_error *err)
+{
+        const char *dirs[] = {ctx->data_dir, root};
+        for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+                int r = mkdir_p(dirs[i], 0700);
+                struct stat st;
+                if (r == 0 && stat(dirs[i], &st) < 0)
+                        r = -errno;
+                if (r < 0)
+                        return msb_err(err, r, "cannot create image store %s: %s", dirs[i], strerror(-r));
+                if ((st.st_mode & 077) && st.st_uid == geteuid() && chmod(dirs[i], st.st_mode & 07700) < 0)
+                        return msb_err(err, errno, "cannot make %s private (mode 0700): %s", dirs[i],
+                                       strerror(errno));
+        }
+        return 0;
+}
+
 static int store_open_unlocked(struct msb_ctx *ctx, struct store *s, struct msb_error *err)
 {
         s->lock = -1;
+        s->ctx = ctx;
         s->root = xasprintf("%s/images", ctx->data_dir);
+        int r = store_dirs_private(ctx, s->root, err);
         static const char *const sub[] = {"blobs/sha256", "rootfs", "refs", "tmp"};
-        for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
+        for (size_t i = 0; r == 0 && i < ARRAY_SIZE(sub); i++) {
                 _cleanup_free_ char *p = xasprintf("%s/%s", s->root, sub[i]);
-                int r = mkdir_p(p, 0755);
-                if (r < 0) {
-                        free(s->root);
-                        return msb_err(err, r, "cannot create image store %s: %s", p, strerror(-r));
-                }
+                r = mkdir_p(p, 0700);
+                if (r < 0)
+                        msb_err(err, r, "cannot create image store %s: %s", p, strerror(-r));
+        }
+        if (r < 0) {
+                free(s->root);
+                return r;
         }
         s->fd = open(s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (s->fd < 0) {
@@ -243,7 +272,7 @@ static void store_close(struct store *s)
 static void store_sweep_tmp(struct store *s)
 {
         _cleanup_close_ int dfd = openat(s->fd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        DIR *d = dfd >= 0 ? fdopendir(dup(dfd)) : NULL;
+        DIR *d = dfd >= 0 ? fdopendir_dup(dfd) : NULL;
         if (!d)
                 return;
         time_t now = time(NULL);
@@ -265,18 +294,63 @@ static void store_sweep_tmp(struct store *s)
         closedir(d);
 }
 
+static bool rootfs_in_use(struct msb_ctx *ctx, const char *rootfs);
+
+/*
+ * The store's format: 2 since unpacked roots hold no owners, setuid bits
+ * or device nodes of their images (tar.c).  Roots unpacked by an older msb
+ * are removed (unless a sandbox runs from one) and unpacked again from
+ * their blobs when next used.  Called with the store lock exclusive.
+ */
+#define STORE_FORMAT "2\n"
+
+static bool store_current_at(int sfd)
+{
+        char buf[8] = {0};
+        _cleanup_close_ int fd = openat(sfd, "format", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        return fd >= 0 && read(fd, buf, sizeof(buf) - 1) > 0 && !strcmp(buf, STORE_FORMAT);
+}
+
+static void store_migrate(struct msb_ctx *ctx, struct store *s)
+{
+        if (store_current_at(s->fd))
+                return;
+        _cleanup_close_ int dfd = openat(s->fd, "rootfs", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        DIR *d = dfd >= 0 ? fdopendir_dup(dfd) : NULL;
+        if (!d)
+                return;
+        bool busy = false;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                _cleanup_free_ char *full = xasprintf("%s/rootfs/%s", s->root, de->d_name);
+                if (rootfs_in_use(ctx, full))
+                        busy = true;
+                else
+                        rm_rf_at(dfd, de->d_name);
+        }
+        closedir(d);
+        if (!busy)
+                write_file_atomic_at(s->fd, "format", STORE_FORMAT, strlen(STORE_FORMAT), 0600);
+}
+
 static int store_lock(struct store *s, int how, struct msb_error *err)
 {
-        s->lock = openat(s->fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        s->lock = openat(s->fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (s->lock < 0)
                 return msb_err(err, errno, "cannot lock the image store %s: %s", s->root, strerror(errno));
         /* alone in the store? then clear what dead writers left first */
-        if (how == LOCK_SH && flock(s->lock, LOCK_EX | LOCK_NB) == 0)
+        if (how == LOCK_SH && flock(s->lock, LOCK_EX | LOCK_NB) == 0) {
                 store_sweep_tmp(s);
+                store_migrate(s->ctx, s);
+        }
         if (flock(s->lock, how) < 0)
                 return msb_err(err, errno, "cannot lock the image store %s: %s", s->root, strerror(errno));
-        if (how == LOCK_EX)
+        if (how == LOCK_EX) {
                 store_sweep_tmp(s);
+                store_migrate(s->ctx, s);
+        }
         return 0;
 }
 
@@ -426,7 +500,8 @@ static int unpack_rootfs(struct msb_ctx *ctx, struct store *s, const char *mhex,
         _cleanup_free_ char *tmp = xasprintf("tmp/rootfs-%s", rnd);
         if (mkdirat(s->fd, tmp, 0755) < 0)
                 return msb_err(err, errno, "cannot create %s/%s: %s", s->root, tmp, strerror(errno));
-        int r = 0;
+        struct tar_opts opts = TAR_OPTS_DEFAULT;
+        int r = msb_config_unpack_limits(&opts.max_bytes, &opts.max_entries, err);
         _cleanup_close_ int rootfd = openat(s->fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (rootfd < 0)
                 r = msb_err(err, errno, "cannot open %s: %s", tmp, strerror(errno));
@@ -449,13 +524,19 @@ static int unpack_rootfs(struct msb_ctx *ctx, struct store *s, const char *mhex,
                         break;
                 }
                 struct tar_stats st;
-                r = tar_unpack(bfd, rootfd, &st, err);
+                r = tar_unpack(bfd, rootfd, &opts, &st, err);
                 if (r < 0) {
                         msb_err_wrap(err, r, "layer %s rejected", dg);
                         break;
                 }
                 msb_log(ctx, 1, "unpacked layer %.19s: %llu entries, %llu bytes", dg, (unsigned long long)st.entries,
                         (unsigned long long)st.bytes);
+                if (st.meta_lost || st.skipped_devices)
+                        msb_log(ctx, 0,
+                                "layer %.19s: %s has no user extended attributes: %llu owners or modes were not "
+                                "kept, %llu device nodes or fifos left out",
+                                dg, s->root, (unsigned long long)st.meta_lost,
+                                (unsigned long long)st.skipped_devices);
         }
         if (r == 0 && renameat(s->fd, tmp, s->fd, final) < 0) {
                 if (errno == EEXIST || errno == ENOTEMPTY)
@@ -617,6 +698,51 @@ out:
         return r;
 }
 
+/* The manifest hex the store at sfd names ref by (as imported, or as the
+ * registry name it stands for); *io_norm becomes the name found. */
+static bool store_find_ref(int sfd, const char *ref, char **io_norm, char ret_hex[65])
+{
+        _cleanup_free_ char *line = NULL;
+        _cleanup_free_ char *rf = ref_file_name(*io_norm);
+        _cleanup_free_ char *rp = xasprintf("refs/%s", rf);
+        if (read_file_at(sfd, rp, 4096, &line, NULL) < 0) {
+                struct msb_ref rr;
+                struct msb_error ignore;
+                if (msb_ref_parse(ref, &rr, &ignore) < 0)
+                        return false;
+                _cleanup_free_ char *canon = msb_ref_string(&rr);
+                _cleanup_free_ char *crf = ref_file_name(canon);
+                _cleanup_free_ char *crp = xasprintf("refs/%s", crf);
+                msb_ref_free(&rr);
+                if (read_file_at(sfd, crp, 4096, &line, NULL) < 0)
+                        return false;
+                free(*io_norm);
+                *io_norm = TAKE_PTR(canon);
+        }
+        line[strcspn(line, "\n")] = '\0';
+        const char *mhex;
+        if (!digest_hex(line, &mhex))
+                return false;
+        memcpy(ret_hex, mhex, 65);
+        return true;
+}
+
+/* Unpack the root of manifest mhex again (a store migrated from an older
+ * format, a root removed by hand): its blobs are all there. */
+static int store_reunpack(struct msb_ctx *ctx, const char *mhex, struct msb_error *err)
+{
+        struct store s;
+        int r = store_open(ctx, &s, LOCK_SH, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *mp = xasprintf("blobs/sha256/%s", mhex);
+        json_t *m = load_json_at(s.fd, mp, err, "image manifest");
+        r = m ? unpack_rootfs(ctx, &s, mhex, json_object_get(m, "layers"), err) : -EINVAL;
+        json_decref(m);
+        store_close(&s);
+        return r;
+}
+
 int msb_image_open(struct msb_ctx *ctx, const char *ref, char **ret_rootfs, struct msb_image_config *ret_cfg,
                    struct msb_error *err)
 {
@@ -624,37 +750,28 @@ int msb_image_open(struct msb_ctx *ctx, const char *ref, char **ret_rootfs, stru
         int r = msb_image_name_normalize(ref, &norm, err);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *root = xasprintf("%s/images", ctx->data_dir);
-        _cleanup_close_ int sfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        _cleanup_free_ char *rf = ref_file_name(norm);
-        _cleanup_free_ char *rp = xasprintf("refs/%s", rf);
-        _cleanup_free_ char *line = NULL;
-        if (sfd >= 0 && read_file_at(sfd, rp, 4096, &line, NULL) < 0) {
-                /* not an imported name: the registry name it stands for */
-                struct msb_ref rr;
-                struct msb_error ignore;
-                if (msb_ref_parse(ref, &rr, &ignore) == 0) {
-                        _cleanup_free_ char *canon = msb_ref_string(&rr);
-                        _cleanup_free_ char *crf = ref_file_name(canon);
-                        _cleanup_free_ char *crp = xasprintf("refs/%s", crf);
-                        msb_ref_free(&rr);
-                        if (read_file_at(sfd, crp, 4096, &line, NULL) < 0)
-                                line = NULL;
-                        else {
-                                free(norm);
-                                norm = TAKE_PTR(canon);
-                        }
+        /* the user's own store first, then the images installed for every
+         * user (read-only, never unpacked into) */
+        _cleanup_free_ char *mine = xasprintf("%s/images", ctx->data_dir);
+        _cleanup_free_ char *sys = ctx->system_dir ? xasprintf("%s/images", ctx->system_dir) : NULL;
+        const char *roots[] = {mine, sys};
+        char mhex[65];
+        const char *root = NULL;
+        _cleanup_close_ int sfd = -1;
+        for (size_t k = 0; k < ARRAY_SIZE(roots) && !root && roots[k]; k++) {
+                sfd = open(roots[k], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (sfd >= 0 && store_find_ref(sfd, ref, &norm, mhex))
+                        root = roots[k];
+                else if (sfd >= 0) {
+                        close(sfd);
+                        sfd = -1;
                 }
         }
-        if (sfd < 0 || !line)
+        if (!root)
                 return msb_err(err, ENOENT,
                                "image '%s' not found in the local store (%s); pull it with 'msb pull %s' or import "
                                "it with 'msb image import DIR %s'",
-                               norm, root, ref, ref);
-        line[strcspn(line, "\n")] = '\0';
-        const char *mhex;
-        if (!digest_hex(line, &mhex))
-                return msb_err(err, EINVAL, "image '%s': store entry %s/%s is corrupt", norm, root, rp);
+                               norm, mine, ref, ref);
         _cleanup_free_ char *mp = xasprintf("blobs/sha256/%s", mhex);
         json_t *m = load_json_at(sfd, mp, err, "image manifest");
         if (!m)
@@ -673,6 +790,17 @@ int msb_image_open(struct msb_ctx *ctx, const char *ref, char **ret_rootfs, stru
                 return msb_err(err, r, "image '%s': cannot read config: %s", norm, strerror(-r));
         _cleanup_free_ char *rootfs = xasprintf("%s/rootfs/%s", root, mhex);
         struct stat st;
+        if (root == mine && !store_current_at(sfd)) {
+                /* an older store: make it private, drop its old roots */
+                r = store_reunpack(ctx, mhex, err);
+                if (r < 0)
+                        return msb_err_wrap(err, r, "image '%s'", norm);
+        }
+        if (root == mine && stat(rootfs, &st) < 0 && errno == ENOENT) {
+                r = store_reunpack(ctx, mhex, err);
+                if (r < 0)
+                        return msb_err_wrap(err, r, "image '%s'", norm);
+        }
         if (stat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
                 return msb_err(err, ENOENT, "image '%s': unpacked root %s is missing; import the image again", norm,
                                rootfs);
@@ -1302,13 +1430,15 @@ static bool rootfs_in_use(struct msb_ctx *ctx, const char *rootfs)
         return used;
 }
 
-/* Add the blobs manifest hex references (itself, config, layers). */
-static void mark_manifest(int sfd, const char *mhex, char ***keep)
+/* Add the blobs manifest hex references (itself, config, layers); -errno
+ * when the manifest cannot be read. */
+static int mark_manifest(int sfd, const char *mhex, char ***keep, struct msb_error *err)
 {
         strv_push(keep, mhex);
         _cleanup_free_ char *mp = xasprintf("blobs/sha256/%s", mhex);
-        struct msb_error ig;
-        json_t *m = load_json_at(sfd, mp, &ig, "manifest");
+        json_t *m = load_json_at(sfd, mp, err, "manifest");
+        if (!m)
+                return -EIO;
         const char *h;
         if (digest_hex(desc_digest(json_object_get(m, "config")), &h))
                 strv_push(keep, h);
@@ -1318,6 +1448,44 @@ static void mark_manifest(int sfd, const char *mhex, char ***keep)
                 if (digest_hex(desc_digest(l), &h))
                         strv_push(keep, h);
         json_decref(m);
+        return 0;
+}
+
+/* Every blob some name in refs/ uses.  A name or manifest that cannot be
+ * read fails the whole walk: what it names must not look unused. */
+static int store_live_blobs(struct store *s, char ***ret_keep, struct msb_error *err)
+{
+        _cleanup_close_ int rfd = openat(s->fd, "refs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = rfd >= 0 ? fdopendir_dup(rfd) : NULL;
+        if (!d)
+                return msb_err(err, errno, "cannot list %s/refs: %s", s->root, strerror(errno));
+        char **keep = NULL;
+        int r = 0;
+        struct dirent *de;
+        while (r == 0 && (de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                _cleanup_free_ char *line = NULL;
+                const char *h;
+                r = read_file_at(rfd, de->d_name, 4096, &line, NULL);
+                if (r < 0) {
+                        msb_err(err, r, "cannot read %s/refs/%s: %s", s->root, de->d_name, strerror(-r));
+                        break;
+                }
+                line[strcspn(line, "\n")] = 0;
+                if (!digest_hex(line, &h)) {
+                        r = msb_err(err, EINVAL, "%s/refs/%s is corrupt", s->root, de->d_name);
+                        break;
+                }
+                r = mark_manifest(s->fd, h, &keep, err);
+        }
+        closedir(d);
+        if (r < 0) {
+                strv_free(keep);
+                return r;
+        }
+        *ret_keep = keep;
+        return 0;
 }
 
 int msb_image_remove(struct msb_ctx *ctx, const char *ref, struct msb_error *err)
@@ -1370,20 +1538,12 @@ int msb_image_remove(struct msb_ctx *ctx, const char *ref, struct msb_error *err
         }
         /* Collect what no remaining name uses: rootfs dirs and blobs. */
         char **keep = NULL;
-        int rfd = openat(s.fd, "refs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = rfd >= 0 ? fdopendir(rfd) : NULL;
-        struct dirent *de;
-        while (d && (de = readdir(d))) {
-                _cleanup_free_ char *l2 = NULL;
-                const char *h2;
-                if (de->d_name[0] != '.' && read_file_at(rfd, de->d_name, 4096, &l2, NULL) == 0) {
-                        l2[strcspn(l2, "\n")] = 0;
-                        if (digest_hex(l2, &h2))
-                                mark_manifest(s.fd, h2, &keep);
-                }
+        struct msb_error gc_err = {0};
+        if (store_live_blobs(&s, &keep, &gc_err) < 0) {
+                msb_log(ctx, 0, "removed %s; unused blobs were kept: %s", ref, gc_err.message);
+                store_close(&s);
+                return 0;
         }
-        if (d)
-                closedir(d);
         bool still = false;
         for (char **k = keep; k && *k && !still; k++)
                 still = !strcmp(*k, mhex);
@@ -1391,7 +1551,7 @@ int msb_image_remove(struct msb_ctx *ctx, const char *ref, struct msb_error *err
                 _cleanup_free_ char *rr2 = xasprintf("rootfs/%s", mhex);
                 rm_rf_at(s.fd, rr2);
                 char **mine = NULL;
-                mark_manifest(s.fd, mhex, &mine);
+                mark_manifest(s.fd, mhex, &mine, &gc_err);
                 for (char **m = mine; m && *m; m++) {
                         bool used = false;
                         for (char **k = keep; k && *k && !used; k++)
@@ -1581,7 +1741,11 @@ int msb_image_load(struct msb_ctx *ctx, const char *file, const char *name, char
         }
         _cleanup_close_ int dfd = openat(s.fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         struct tar_stats st;
-        r = dfd < 0 ? msb_err(err, errno, "cannot open %s", tmp) : tar_unpack(fd, dfd, &st, err);
+        struct tar_opts opts = TAR_OPTS_DEFAULT;
+        opts.plain = true;
+        r = msb_config_unpack_limits(&opts.max_bytes, &opts.max_entries, err);
+        if (r == 0)
+                r = dfd < 0 ? msb_err(err, errno, "cannot open %s", tmp) : tar_unpack(fd, dfd, &opts, &st, err);
         if (r < 0)
                 msb_err_wrap(err, r, "'%s' is not a readable image archive", file);
         if (r == 0 && faccessat(dfd, "manifest.json", R_OK, 0) == 0) {

@@ -18,6 +18,7 @@ int msb_err_wrap(struct msb_error *err, int r, const char *fmt, ...) __attribute
 struct msb_ctx {
         char *data_dir;    /* images, kernels, caches */
         char *runtime_dir; /* one dir per running sandbox */
+        char *system_dir;  /* kernels and images installed for every user, or NULL */
         int log_level;
         void (*log_fn)(const char *line, void *userdata);
         void *log_ud;
@@ -51,20 +52,50 @@ int cpio_add(struct cpio_writer *w, const char *name, mode_t mode, uint32_t rdev
              const void *data, size_t len);
 int cpio_finish(struct cpio_writer *w);
 
+/* ---- config.c: msb's config file ---- */
+/* Its path ($MSB_CONFIG, $XDG_CONFIG_HOME/msb/config, ~/.config/msb/config),
+ * or NULL without HOME; the caller frees it. */
+char *msb_config_path(void);
+/* Call fn for every setting line (words[0] is the key, n counts the words,
+ * checked against the key's arity; where names file and line).  A missing
+ * file is empty; an unknown key fails. */
+int msb_config_each(int (*fn)(char **words, int n, void *ud, const char *where, struct msb_error *err), void *ud,
+                    struct msb_error *err);
+/* Overwrite *bytes / *entries with unpack-max-bytes / unpack-max-entries
+ * where the file sets them. */
+int msb_config_unpack_limits(uint64_t *bytes, uint64_t *entries, struct msb_error *err);
+
 /* ---- tar.c ---- */
 #define TAR_MAX_ENTRIES 1000000u /* per layer; a "tar bomb" of names */
 #define TAR_MAX_PATH 4096u
 #define TAR_MAX_PAX (1u << 20) /* extended header size */
+/* Default budget of one image, all layers together: generous for any real
+ * image, small enough that a tiny compressed layer cannot fill the disk.
+ * msb's config file overrides both (unpack-max-bytes, unpack-max-entries). */
+#define TAR_IMAGE_MAX_BYTES (64ULL << 30)
+#define TAR_IMAGE_MAX_ENTRIES 4000000ULL
+struct tar_opts {
+        uint64_t max_bytes, max_entries; /* for the whole image */
+        uint64_t bytes, entries;         /* used so far, by every layer */
+        bool plain;  /* an archive, not an image: no metadata, special files skipped */
+        bool marked; /* the root carries MSB_XATTR_MARK */
+};
+#define TAR_OPTS_DEFAULT ((struct tar_opts){.max_bytes = TAR_IMAGE_MAX_BYTES, .max_entries = TAR_IMAGE_MAX_ENTRIES})
 struct tar_stats {
         uint64_t entries;
         uint64_t bytes;
-        uint64_t skipped_devices; /* device nodes not created when not root */
+        uint64_t skipped_devices; /* special files not placed (archives, no xattrs) */
+        uint64_t meta_lost;       /* owners/modes the store's file system could not record */
 };
 /* Unpack a (gzip-compressed or plain) tar stream from fd into the directory
- * rootfd, applying OCI whiteouts.  Never writes outside rootfd: entries with
- * absolute names or "..", or that resolve through a symlink leading outside,
- * reject the layer (-EXDEV/-EINVAL with err filled). */
-int tar_unpack(int fd, int rootfd, struct tar_stats *stats, struct msb_error *err);
+ * rootfd (opened O_RDONLY), applying OCI whiteouts.  Never writes outside
+ * rootfd: entries with absolute names or "..", or that resolve through a
+ * symlink leading outside, reject the layer (-EXDEV/-EINVAL with err
+ * filled).  Nothing on the host gets an image's owners, setuid bits or
+ * device nodes: they are recorded in MSB_XATTR_STAT (common/vstat.h).
+ * opts (NULL: TAR_OPTS_DEFAULT) carries the image's budget across its
+ * layers; exceeding it fails with E2BIG/EFBIG. */
+int tar_unpack(int fd, int rootfd, struct tar_opts *opts, struct tar_stats *stats, struct msb_error *err);
 
 /* ---- elf.c ---- */
 struct elf_src {
@@ -222,3 +253,15 @@ int proc_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int keep_f
 /* SIGKILL and reap, if still running. */
 void proc_kill(pid_t pid, int pidfd);
 void proc_kill_wait(pid_t pid, int *pidfd);
+
+/* ---- registry.c: where credentials may go ---- */
+/* Whether a registry's "host[:port]" (or "[v6]:port") is loopback: the
+ * name localhost (any case), a whole dotted-quad IPv4 literal in
+ * 127.0.0.0/8, or [::1].  Prefixes do not count: "localhost.example" and
+ * "127.0.0.1.nip.io" are names anyone can point anywhere. */
+bool reg_host_is_loopback(const char *hostport);
+/* Whether basic credentials may be sent to url (a bearer token realm):
+ * https, or http to a loopback host or one marked "insecure" in msb's
+ * config file.  false for a URL that is not http(s)://host[:port]/...,
+ * including one with user:password@ in it. */
+bool reg_url_may_get_credentials(const char *url);

@@ -156,7 +156,7 @@ static void prune_cache(const char *cache)
                 return;
         time_t now = time(NULL);
         char **live = NULL;
-        DIR *d = fdopendir(dup(dfd));
+        DIR *d = fdopendir_dup(dfd);
         if (!d)
                 return;
         for (int pass = 0; pass < 2; pass++) {
@@ -257,6 +257,44 @@ char *msb_find_helper(const char *env, const char *name)
         return NULL;
 }
 
+/* msb's tailored kernel under root/kernels/msb, if there is one.  The
+ * uncompressed ELF boots through PVH, skipping the decompressor: ~15% off
+ * the TCG boot (bench/startup). */
+static bool kit_try_msb(const char *root, struct msb_kit *kit, char **ret_moddir)
+{
+        _cleanup_free_ char *tk = xasprintf("%s/kernels/msb/vmlinux", root);
+        if (access(tk, R_OK) < 0) {
+                free(tk);
+                tk = xasprintf("%s/kernels/msb/vmlinuz", root);
+                if (access(tk, R_OK) < 0)
+                        return false;
+        }
+        _cleanup_free_ char *rp = xasprintf("%s/kernels/msb/release", root);
+        _cleanup_free_ char *rel = NULL;
+        if (read_file_at(AT_FDCWD, rp, 256, &rel, NULL) == 0) {
+                rel[strcspn(rel, "\n")] = '\0';
+                kit->release = TAKE_PTR(rel);
+        }
+        kit->kernel = TAKE_PTR(tk);
+        kit->flavor = "msb";
+        kit->acpi = false;
+        *ret_moddir = NULL;
+        return true;
+}
+
+/* Debian's cloud kernel under root/kernels/default, with its modules. */
+static bool kit_try_debian(const char *root, struct msb_kit *kit, char **ret_moddir)
+{
+        _cleanup_free_ char *kernel = xasprintf("%s/kernels/default/vmlinuz", root);
+        if (access(kernel, R_OK) < 0)
+                return false;
+        *ret_moddir = xasprintf("%s/kernels/default/modules", root);
+        kit->kernel = TAKE_PTR(kernel);
+        kit->flavor = "debian";
+        kit->acpi = true;
+        return true;
+}
+
 static int find_kernel(struct msb_ctx *ctx, struct msb_kit *kit, char **ret_moddir, struct msb_error *err)
 {
         const char *k = getenv("MSB_KERNEL");
@@ -274,41 +312,25 @@ static int find_kernel(struct msb_ctx *ctx, struct msb_kit *kit, char **ret_modd
         const char *want = getenv("MSB_KIT");
         if (want && *want && strcmp(want, "msb") && strcmp(want, "debian"))
                 return msb_err(err, EINVAL, "MSB_KIT '%s': expected msb or debian", want);
+        /* the user's own kit, then the one installed for every user */
+        const char *roots[] = {ctx->data_dir, ctx->system_dir};
         if (!want || !*want || !strcmp(want, "msb")) {
-                /* the uncompressed ELF boots through PVH, skipping the
-                 * decompressor: ~15% off the TCG boot (bench/startup) */
-                _cleanup_free_ char *tk = xasprintf("%s/kernels/msb/vmlinux", ctx->data_dir);
-                if (access(tk, R_OK) < 0) {
-                        free(tk);
-                        tk = xasprintf("%s/kernels/msb/vmlinuz", ctx->data_dir);
-                }
-                if (access(tk, R_OK) == 0) {
-                        _cleanup_free_ char *rp = xasprintf("%s/kernels/msb/release", ctx->data_dir);
-                        _cleanup_free_ char *rel = NULL;
-                        if (read_file_at(AT_FDCWD, rp, 256, &rel, NULL) == 0) {
-                                rel[strcspn(rel, "\n")] = '\0';
-                                kit->release = TAKE_PTR(rel);
-                        }
-                        kit->kernel = TAKE_PTR(tk);
-                        kit->flavor = "msb";
-                        kit->acpi = false;
-                        *ret_moddir = NULL;
-                        return 0;
-                }
+                for (size_t i = 0; i < ARRAY_SIZE(roots); i++)
+                        if (roots[i] && kit_try_msb(roots[i], kit, ret_moddir))
+                                return 0;
                 if (want && !strcmp(want, "msb"))
-                        return msb_err(err, ENOENT, "MSB_KIT=msb but %s is missing: run scripts/kernel-build.sh", tk);
+                        return msb_err(err, ENOENT,
+                                       "MSB_KIT=msb but neither %s/kernels/msb nor %s/kernels/msb has a kernel: run "
+                                       "scripts/kernel-build.sh",
+                                       ctx->data_dir, ctx->system_dir);
         }
-        _cleanup_free_ char *kernel = xasprintf("%s/kernels/default/vmlinuz", ctx->data_dir);
-        if (access(kernel, R_OK) < 0)
-                return msb_err(err, ENOENT,
-                               "no guest kernel at %s: run ./setup.sh (it fetches Debian's cloud kernel) "
-                               "or set MSB_KERNEL to a kernel image",
-                               kernel);
-        *ret_moddir = xasprintf("%s/kernels/default/modules", ctx->data_dir);
-        kit->kernel = TAKE_PTR(kernel);
-        kit->flavor = "debian";
-        kit->acpi = true;
-        return 0;
+        for (size_t i = 0; i < ARRAY_SIZE(roots); i++)
+                if (roots[i] && kit_try_debian(roots[i], kit, ret_moddir))
+                        return 0;
+        return msb_err(err, ENOENT,
+                       "no guest kernel in %s/kernels or %s/kernels: run ./setup.sh (as root it installs one for "
+                       "every user) or set MSB_KERNEL to a kernel image",
+                       ctx->data_dir, ctx->system_dir);
 }
 
 void msb_kit_free(struct msb_kit *kit)

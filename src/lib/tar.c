@@ -20,10 +20,12 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <zlib.h>
 #include <zstd.h>
 
+#include "common/vstat.h"
 #include "internal.h"
 
 struct tar_in {
@@ -34,6 +36,7 @@ struct tar_in {
         ZSTD_inBuffer zin;
         bool zeof;
         uint64_t pos;
+        struct tar_opts *o;   /* the image's budget and mode */
 };
 
 static int zstd_read(struct tar_in *t, uint8_t *p, size_t len)
@@ -309,10 +312,7 @@ static int clear_dir(int pfd, const char *name)
         _cleanup_close_ int d = openat(pfd, name[0] ? name : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (d < 0)
                 return -errno;
-        _cleanup_close_ int dup = fcntl(d, F_DUPFD_CLOEXEC, 0);
-        if (dup < 0)
-                return -errno;
-        DIR *dd = fdopendir(TAKE_FD(dup));
+        DIR *dd = fdopendir_dup(d);
         if (!dd)
                 return -errno;
         struct dirent *de;
@@ -352,13 +352,133 @@ static int skip_body(struct tar_in *t, uint64_t n, const struct entry *e, struct
         return 0;
 }
 
+/*
+ * How an entry lands on the host.  The host copy never carries what could
+ * hand a host user something: it is owned by whoever unpacks (never
+ * chowned), has no setuid/setgid bits, and a device node, fifo or socket
+ * is an empty regular file.  Its owner is always able to read it (the
+ * virtio-fs server runs as that owner).  What the guest must see instead
+ * (owner, full mode, type, device number) goes into MSB_XATTR_STAT, which
+ * msb-fsd serves; the image root is marked so msb-fsd looks for it.
+ */
+static mode_t host_mode(const struct entry *e, mode_t kind)
+{
+        mode_t m = (mode_t)(e->mode & 01777); /* sticky stays: it grants nothing */
+        if (kind == S_IFDIR)
+                return S_IFDIR | m | 0700;
+        return S_IFREG | (kind == S_IFREG ? m | 0400 : 0600);
+}
+
+/* Record on fd what the guest must see of the entry where the host's
+ * stat (hst) differs; remove a stale record otherwise.  -EOPNOTSUPP when
+ * the store's file system has no user xattrs. */
+static int meta_record(struct tar_in *t, int rootfd, int fd, const struct stat *hst, const struct entry *e,
+                       mode_t kind)
+{
+        mode_t want = kind | (mode_t)(e->mode & 07777);
+        unsigned rdev = 0;
+        if (kind == S_IFCHR || kind == S_IFBLK)
+                rdev = (unsigned)makedev((unsigned)e->devmajor, (unsigned)e->devminor);
+        if (hst->st_uid == e->uid && hst->st_gid == e->gid && hst->st_mode == want) {
+                if (fremovexattr(fd, MSB_XATTR_STAT) < 0 && errno != ENODATA && errno != EOPNOTSUPP)
+                        return -errno;
+                return 0;
+        }
+        if (t->o->plain)
+                return 0;
+        if (!t->o->marked) {
+                if (fsetxattr(rootfd, MSB_XATTR_MARK, "1", 1, 0) < 0)
+                        return -errno;
+                t->o->marked = true;
+        }
+        char buf[MSB_VSTAT_MAX];
+        int n = msb_vstat_format(buf, (unsigned)e->uid, (unsigned)e->gid, (unsigned)want, rdev);
+        return fsetxattr(fd, MSB_XATTR_STAT, buf, (size_t)n, 0) < 0 ? -errno : 0;
+}
+
+/* meta_record for a fresh fd, with the failure reported for entry e. */
+static int meta_apply(struct tar_in *t, int rootfd, int fd, const struct entry *e, mode_t kind, struct tar_stats *st,
+                      struct msb_error *err)
+{
+        struct stat hst;
+        if (fstat(fd, &hst) < 0)
+                return msb_err(err, errno, "entry '%s': stat: %s", e->path, strerror(errno));
+        int r = meta_record(t, rootfd, fd, &hst, e, kind);
+        if (r == -EOPNOTSUPP) {
+                /* the guest sees the host's owner and mode: never more */
+                st->meta_lost++;
+                return kind == S_IFREG || kind == S_IFDIR ? 0 : -EOPNOTSUPP;
+        }
+        return r < 0 ? msb_err(err, r, "entry '%s': cannot record its owner and mode: %s", e->path, strerror(-r)) : 0;
+}
+
+static int place_file(struct tar_in *t, int rootfd, int pfd, const char *base, struct entry *e, struct tar_stats *st,
+                      struct msb_error *err)
+{
+        _cleanup_close_ int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return msb_err(err, errno, "entry '%s': cannot create: %s", e->path, strerror(errno));
+        int r = write_data(t, fd, e->size);
+        if (r < 0)
+                return r == -ENODATA ? msb_err(err, EIO, "entry '%s': layer is truncated", e->path)
+                                     : msb_err(err, r, "entry '%s': %s", e->path, strerror(-r));
+        if (fchmod(fd, host_mode(e, S_IFREG) & 07777) < 0)
+                return msb_err(err, errno, "entry '%s': chmod: %s", e->path, strerror(errno));
+        if ((r = meta_apply(t, rootfd, fd, e, S_IFREG, st, err)) < 0)
+                return r;
+        struct timespec ts[2] = {{(time_t)e->mtime, 0}, {(time_t)e->mtime, 0}};
+        futimens(fd, ts);
+        st->bytes += e->size;
+        return 0;
+}
+
+static int place_dir(struct tar_in *t, int rootfd, int pfd, const char *base, bool exists, struct entry *e,
+                     struct msb_error *err)
+{
+        if (!exists && mkdirat(pfd, base, 0700) < 0)
+                return msb_err(err, errno, "entry '%s': mkdir: %s", e->path, strerror(errno));
+        _cleanup_close_ int fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return msb_err(err, errno, "entry '%s': %s", e->path, strerror(errno));
+        if (fchmod(fd, host_mode(e, S_IFDIR) & 07777) < 0)
+                return msb_err(err, errno, "entry '%s': chmod: %s", e->path, strerror(errno));
+        struct tar_stats ignored = {0};
+        return meta_apply(t, rootfd, fd, e, S_IFDIR, &ignored, err);
+}
+
+/* A device node, fifo (or socket): never made on the host, where it would
+ * be usable by whoever can reach the store; an empty placeholder file
+ * whose metadata makes the guest see what the image holds.  Archives
+ * (plain mode) have no use for them at all. */
+static int place_special(struct tar_in *t, int rootfd, int pfd, const char *base, struct entry *e,
+                         struct tar_stats *st, struct msb_error *err)
+{
+        mode_t kind = e->type == '3' ? S_IFCHR : e->type == '4' ? S_IFBLK : S_IFIFO;
+        if (e->devmajor >= 4096 || e->devminor >= (1u << 20))
+                return msb_err(err, EINVAL, "entry '%s': device number %llu:%llu is out of range", e->path,
+                               (unsigned long long)e->devmajor, (unsigned long long)e->devminor);
+        if (t->o->plain) {
+                st->skipped_devices++;
+                return 0;
+        }
+        _cleanup_close_ int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return msb_err(err, errno, "entry '%s': cannot create: %s", e->path, strerror(errno));
+        int r = meta_apply(t, rootfd, fd, e, kind, st, err);
+        if (r == -EOPNOTSUPP) {
+                unlinkat(pfd, base, 0);
+                st->skipped_devices++;
+                return 0;
+        }
+        return r;
+}
+
 static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar_stats *st, struct msb_error *err)
 {
         const char *why = NULL;
         _cleanup_free_ char *path = clean_path(e->path, &why);
         if (!path)
                 return msb_err(err, EINVAL, "entry '%s': %s", e->path, why);
-        bool root = geteuid() == 0;
         /* body bytes still to skip; regular files consume theirs */
         uint64_t data = e->size;
         if (!*path) {
@@ -390,9 +510,13 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
                 return skip_body(t, data, e, err);
         }
 
-        mode_t perm = (mode_t)(e->mode & 07777);
-        if (!root)
-                perm &= ~(mode_t)(S_ISUID | S_ISGID);
+        if (e->uid > MSB_ID_MAX || e->gid > MSB_ID_MAX)
+                return msb_err(err, EINVAL, "entry '%s': owner %llu:%llu is out of range", e->path,
+                               (unsigned long long)e->uid, (unsigned long long)e->gid);
+        if (t->o->entries++ >= t->o->max_entries)
+                return msb_err(err, E2BIG,
+                               "the image has more than %llu entries (raise unpack-max-entries in msb's config file)",
+                               (unsigned long long)t->o->max_entries);
 
         struct stat cur;
         bool exists = fstatat(pfd, base, &cur, AT_SYMLINK_NOFOLLOW) == 0;
@@ -403,53 +527,28 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
                                        strerror(-r));
         }
 
-        int r = 0;
         switch (e->type) {
         case '0':
         case '\0':
-        case '7': {
-                _cleanup_close_ int fd =
-                        openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-                if (fd < 0)
-                        return msb_err(err, errno, "entry '%s': cannot create: %s", e->path, strerror(errno));
-                r = write_data(t, fd, e->size);
-                if (r < 0)
-                        return r == -ENODATA ? msb_err(err, EIO, "entry '%s': layer is truncated", e->path)
-                                             : msb_err(err, r, "entry '%s': %s", e->path, strerror(-r));
-                data = 0;
-                if (root && fchown(fd, (uid_t)e->uid, (gid_t)e->gid) < 0)
-                        return msb_err(err, errno, "entry '%s': chown: %s", e->path, strerror(errno));
-                if (fchmod(fd, perm) < 0)
-                        return msb_err(err, errno, "entry '%s': chmod: %s", e->path, strerror(errno));
-                struct timespec ts[2] = {{(time_t)e->mtime, 0}, {(time_t)e->mtime, 0}};
-                futimens(fd, ts);
-                st->bytes += e->size;
-                break;
-        }
-        case '5': {
-                if (!exists || !S_ISDIR(cur.st_mode)) {
-                        if (mkdirat(pfd, base, 0700) < 0)
-                                return msb_err(err, errno, "entry '%s': mkdir: %s", e->path, strerror(errno));
-                }
-                _cleanup_close_ int fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (fd < 0)
-                        return msb_err(err, errno, "entry '%s': %s", e->path, strerror(errno));
-                if (root && fchown(fd, (uid_t)e->uid, (gid_t)e->gid) < 0)
-                        return msb_err(err, errno, "entry '%s': chown: %s", e->path, strerror(errno));
-                /* unprivileged unpacking must still be able to fill it */
-                if (fchmod(fd, root ? perm : perm | 0700) < 0)
-                        return msb_err(err, errno, "entry '%s': chmod: %s", e->path, strerror(errno));
-                break;
-        }
+        case '7':
+                if (e->size > t->o->max_bytes - t->o->bytes)
+                        return msb_err(err, EFBIG,
+                                       "entry '%s': the image unpacks to more than %llu bytes (raise "
+                                       "unpack-max-bytes in msb's config file)",
+                                       e->path, (unsigned long long)t->o->max_bytes);
+                t->o->bytes += e->size;
+                return place_file(t, rootfd, pfd, base, e, st, err);
+        case '5':
+                return place_dir(t, rootfd, pfd, base, exists && S_ISDIR(cur.st_mode), e, err) ?: skip_body(t, data, e, err);
         case '2':
                 if (!e->link || !*e->link)
                         return msb_err(err, EINVAL, "entry '%s': symlink without target", e->path);
                 /* stored verbatim; never followed while unpacking except
-                 * through open_beneath(), which keeps resolution inside */
+                 * through open_beneath(), which keeps resolution inside.  A
+                 * symlink cannot carry a user xattr: it keeps the host
+                 * owner, which nothing checks. */
                 if (symlinkat(e->link, pfd, base) < 0)
                         return msb_err(err, errno, "entry '%s': symlink: %s", e->path, strerror(errno));
-                if (root && fchownat(pfd, base, (uid_t)e->uid, (gid_t)e->gid, AT_SYMLINK_NOFOLLOW) < 0)
-                        return msb_err(err, errno, "entry '%s': chown: %s", e->path, strerror(errno));
                 break;
         case '1': {
                 const char *lwhy = NULL;
@@ -468,6 +567,7 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
                 if (fstatat(tfd, tbase, &tst, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(tst.st_mode))
                         return msb_err(err, EINVAL, "entry '%s': hard link target '%s' is missing or a directory",
                                        e->path, e->link);
+                /* the link shares the target's inode, and so its metadata */
                 if (linkat(tfd, tbase, pfd, base, 0) < 0)
                         return msb_err(err, errno, "entry '%s': link: %s", e->path, strerror(errno));
                 break;
@@ -475,15 +575,9 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
         case '3':
         case '4':
         case '6': {
-                mode_t kind = e->type == '3' ? S_IFCHR : e->type == '4' ? S_IFBLK : S_IFIFO;
-                if (kind != S_IFIFO && !root) {
-                        st->skipped_devices++;
-                        break;
-                }
-                if (mknodat(pfd, base, kind | perm, makedev((unsigned)e->devmajor, (unsigned)e->devminor)) < 0)
-                        return msb_err(err, errno, "entry '%s': mknod: %s", e->path, strerror(errno));
-                if (root && fchownat(pfd, base, (uid_t)e->uid, (gid_t)e->gid, AT_SYMLINK_NOFOLLOW) < 0)
-                        return msb_err(err, errno, "entry '%s': chown: %s", e->path, strerror(errno));
+                int r = place_special(t, rootfd, pfd, base, e, st, err);
+                if (r < 0)
+                        return r;
                 break;
         }
         default:
@@ -492,9 +586,10 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
         return skip_body(t, data, e, err);
 }
 
-int tar_unpack(int fd, int rootfd, struct tar_stats *stats, struct msb_error *err)
+int tar_unpack(int fd, int rootfd, struct tar_opts *opts, struct tar_stats *stats, struct msb_error *err)
 {
         struct tar_stats st = {0};
+        struct tar_opts defaults = TAR_OPTS_DEFAULT;
         int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (dfd < 0)
                 return msb_err(err, errno, "dup: %s", strerror(errno));
@@ -503,7 +598,7 @@ int tar_unpack(int fd, int rootfd, struct tar_stats *stats, struct msb_error *er
         uint8_t magic[4] = {0};
         bool zstd = pread(dfd, magic, 4, 0) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f &&
                     magic[3] == 0xfd;
-        struct tar_in t = {.fd = dfd};
+        struct tar_in t = {.fd = dfd, .o = opts ? opts : &defaults};
         if (zstd) {
                 t.zs = ZSTD_createDStream();
                 t.zbuf = xmalloc(ZSTD_DStreamInSize());

@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         lseek(fd, 0, SEEK_SET);
         struct msb_error e;
-        tar_unpack(fd, rootfd, NULL, &e);
+        tar_unpack(fd, rootfd, NULL, NULL, &e);
         close(fd);
         close(rootfd);
         /* only "root" may exist in base */

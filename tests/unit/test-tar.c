@@ -9,9 +9,12 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <zlib.h>
 
 #include "check.h"
+#include "common/vstat.h"
 #include "lib/internal.h"
 
 struct tb {
@@ -46,15 +49,21 @@ static void tb_checksum(uint8_t h[512])
         h[155] = ' ';
 }
 
+struct owner {
+        unsigned uid, gid, major, minor;
+};
+
 /* One ustar entry; name up to 99 bytes. */
-static void tb_entry(struct tb *t, const char *name, char type, unsigned mode, const char *link, const void *data,
-                     size_t size)
+static void tb_entry_as(struct tb *t, const char *name, char type, unsigned mode, const char *link, const void *data,
+                        size_t size, struct owner o)
 {
         uint8_t h[512] = {0};
         snprintf((char *)h, 100, "%s", name);
         snprintf((char *)h + 100, 8, "%07o", mode);
-        snprintf((char *)h + 108, 8, "%07o", 0);
-        snprintf((char *)h + 116, 8, "%07o", 0);
+        snprintf((char *)h + 108, 8, "%07o", o.uid);
+        snprintf((char *)h + 116, 8, "%07o", o.gid);
+        snprintf((char *)h + 329, 8, "%07o", o.major);
+        snprintf((char *)h + 337, 8, "%07o", o.minor);
         snprintf((char *)h + 124, 12, "%011zo", size);
         snprintf((char *)h + 136, 12, "%011o", 0);
         h[156] = (uint8_t)type;
@@ -67,6 +76,12 @@ static void tb_entry(struct tb *t, const char *name, char type, unsigned mode, c
                 tb_put(t, data, size);
                 tb_pad(t);
         }
+}
+
+static void tb_entry(struct tb *t, const char *name, char type, unsigned mode, const char *link, const void *data,
+                     size_t size)
+{
+        tb_entry_as(t, name, type, mode, link, data, size, (struct owner){0, 0, 0, 0});
 }
 
 static void tb_file(struct tb *t, const char *name, const char *content)
@@ -112,7 +127,7 @@ static int unpack(struct tb *t, bool gz, struct msb_error *e)
         }
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         memset(e, 0, sizeof(*e));
-        int r = tar_unpack(fd, rootfd, NULL, e);
+        int r = tar_unpack(fd, rootfd, NULL, NULL, e);
         close(fd);
         free(path);
         free(t->p);
@@ -126,6 +141,16 @@ static char *slurp(const char *rel)
         if (read_file_at(rootfd, rel, 1 << 20, &data, NULL) < 0)
                 return NULL;
         return data;
+}
+
+/* The MSB_XATTR_STAT record of rel, or NULL. */
+static char *vstat_of(const char *rel)
+{
+        char *p = xasprintf("%s/root/%s", base, rel);
+        char buf[MSB_VSTAT_MAX] = {0};
+        ssize_t n = lgetxattr(p, MSB_XATTR_STAT, buf, sizeof(buf) - 1);
+        free(p);
+        return n > 0 ? xstrdup(buf) : NULL;
 }
 
 static int outside_count(void)
@@ -168,8 +193,12 @@ static void test_basic(bool gz)
         s = slurp("x/y/z");
         CHECK_STR(s, "deep");
         free(s);
+        /* a fifo is never made on the host: a placeholder file says it */
         CHECK_INT(fstatat(rootfd, "a/fifo", &st, AT_SYMLINK_NOFOLLOW), 0);
-        CHECK(S_ISFIFO(st.st_mode));
+        CHECK(S_ISREG(st.st_mode));
+        s = vstat_of("a/fifo");
+        CHECK_STR(s, "1:0:0:10600:0");
+        free(s);
 }
 
 static void test_whiteouts(void)
@@ -411,6 +440,148 @@ static void test_malformed(void)
         CHECK_INT(unpack(&t, false, &e), -ENOTSUP);
 }
 
+/* Owners, setuid bits and device nodes of an image live in metadata only:
+ * what lands on the host grants no host user anything. */
+static void test_no_privilege_on_host(void)
+{
+        fresh_root();
+        struct tb t = {0};
+        struct msb_error e;
+        tb_entry_as(&t, "bin/", '5', 0755, NULL, NULL, 0, (struct owner){0, 0, 0, 0});
+        tb_entry_as(&t, "bin/su", '0', 04755, NULL, "#!", 2, (struct owner){0, 0, 0, 0});
+        tb_entry_as(&t, "bin/wall", '0', 02755, NULL, "#!", 2, (struct owner){0, 5, 0, 0});
+        tb_entry_as(&t, "home/u/", '5', 0700, NULL, NULL, 0, (struct owner){1000, 1000, 0, 0});
+        tb_entry_as(&t, "home/u/secret", '0', 0000, NULL, "s", 1, (struct owner){1000, 1000, 0, 0});
+        tb_entry_as(&t, "dev/sda", '4', 0660, NULL, NULL, 0, (struct owner){0, 6, 8, 0});
+        tb_entry_as(&t, "dev/zero", '3', 0666, NULL, NULL, 0, (struct owner){0, 0, 1, 5});
+        tb_entry_as(&t, "tmp/", '5', 01777, NULL, NULL, 0, (struct owner){0, 0, 0, 0});
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), 0);
+        if (e.message[0])
+                fprintf(stderr, "unexpected: %s\n", e.message);
+        const char *names[] = {"bin/su", "bin/wall", "home/u", "home/u/secret", "dev/sda", "dev/zero", "tmp"};
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+                struct stat st;
+                CHECK_INT(fstatat(rootfd, names[k], &st, AT_SYMLINK_NOFOLLOW), 0);
+                /* host: ours, no setuid/setgid, only files and directories */
+                CHECK_INT(st.st_uid, geteuid());
+                CHECK_INT(st.st_gid, getegid());
+                CHECK_INT(st.st_mode & 06000, 0);
+                CHECK(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode));
+                CHECK((st.st_mode & 0400) != 0);
+        }
+        /* the guest's view */
+        struct {
+                const char *name, *want;
+        } v[] = {
+                {"bin/su", "1:0:0:104755:0"},
+                {"bin/wall", "1:0:5:102755:0"},
+                {"home/u", "1:1000:1000:40700:0"},
+                {"home/u/secret", "1:1000:1000:100000:0"},
+                {"dev/sda", "1:0:6:60660:2048"},
+                {"dev/zero", "1:0:0:20666:261"},
+        };
+        for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++) {
+                char *got = vstat_of(v[k].name);
+                CHECK_STR(got, v[k].want);
+                free(got);
+        }
+        /* nothing to record for what the host shows as is (as root) */
+        if (geteuid() == 0) {
+                char *got = vstat_of("tmp");
+                CHECK(got == NULL);
+                free(got);
+        }
+        char mark[4] = {0};
+        CHECK_INT((int)fgetxattr(rootfd, MSB_XATTR_MARK, mark, sizeof(mark)), 1);
+        /* a later layer that declares the directory plainly drops the record */
+        tb_entry_as(&t, "home/u/", '5', 0755, NULL, NULL, 0, (struct owner){geteuid(), getegid(), 0, 0});
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), 0);
+        char *got = vstat_of("home/u");
+        CHECK(got == NULL);
+        free(got);
+}
+
+/* An archive (msb load) gets no metadata and no special files at all. */
+static void test_plain_mode(void)
+{
+        fresh_root();
+        struct tb t = {0};
+        struct msb_error e = {0};
+        tb_entry_as(&t, "config.json", '3', 0644, NULL, NULL, 0, (struct owner){0, 0, 1, 5});
+        tb_entry(&t, "fifo", '6', 0644, NULL, NULL, 0);
+        tb_file(&t, "manifest.json", "[]");
+        tb_end(&t);
+        char *path = xasprintf("%s/layer", base);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        write_all(fd, t.p, t.len);
+        close(fd);
+        free(t.p);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct tar_opts o = TAR_OPTS_DEFAULT;
+        o.plain = true;
+        struct tar_stats st;
+        CHECK_INT(tar_unpack(fd, rootfd, &o, &st, &e), 0);
+        close(fd);
+        free(path);
+        CHECK_INT(st.skipped_devices, 2);
+        struct stat sb;
+        CHECK(fstatat(rootfd, "config.json", &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+        CHECK(fstatat(rootfd, "fifo", &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+        char mark[4];
+        CHECK(fgetxattr(rootfd, MSB_XATTR_MARK, mark, sizeof(mark)) < 0);
+}
+
+/* One image's budget holds across its layers: a small layer that expands
+ * to much more than allowed fails, naming the limit. */
+static void test_budget(void)
+{
+        fresh_root();
+        struct tar_opts o = TAR_OPTS_DEFAULT;
+        o.max_bytes = 10000;
+        o.max_entries = 5;
+        struct msb_error e = {0};
+        static char big[6000];
+        memset(big, 'x', sizeof(big));
+        for (int layer = 0; layer < 2; layer++) {
+                struct tb t = {0};
+                tb_entry(&t, layer ? "b" : "a", '0', 0644, NULL, big, sizeof(big));
+                tb_end(&t);
+                char *path = xasprintf("%s/layer", base);
+                gzFile g = gzopen(path, "wb");
+                gzwrite(g, t.p, (unsigned)t.len);
+                gzclose(g);
+                free(t.p);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                int r = tar_unpack(fd, rootfd, &o, NULL, &e);
+                close(fd);
+                free(path);
+                CHECK_INT(r, layer ? -EFBIG : 0);
+        }
+        CHECK(strstr(e.message, "unpack-max-bytes") != NULL);
+        fresh_root();
+        o = (struct tar_opts)TAR_OPTS_DEFAULT;
+        o.max_entries = 5;
+        struct tb t = {0};
+        for (int k = 0; k < 6; k++) {
+                char n[8];
+                snprintf(n, sizeof(n), "f%d", k);
+                tb_file(&t, n, "x");
+        }
+        tb_end(&t);
+        char *path = xasprintf("%s/layer", base);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        write_all(fd, t.p, t.len);
+        close(fd);
+        free(t.p);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        CHECK_INT(tar_unpack(fd, rootfd, &o, NULL, &e), -E2BIG);
+        CHECK(strstr(e.message, "unpack-max-entries") != NULL);
+        close(fd);
+        free(path);
+}
+
 int main(void)
 {
         base = mkdtemp(tmpl_base);
@@ -424,6 +595,9 @@ int main(void)
         test_inside_symlink_dir();
         test_hostile();
         test_malformed();
+        test_no_privilege_on_host();
+        test_plain_mode();
+        test_budget();
         close(rootfd);
         char *cmd = xasprintf("rm -rf %s", base);
         if (system(cmd) != 0)
