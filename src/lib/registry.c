@@ -6,11 +6,18 @@
  * msb's config file.  Everything a registry answers is untrusted: sizes are
  * capped, JSON is parsed by jansson, digests are checked by the caller while
  * bytes arrive.
+ *
+ * Credentials stay with the endpoint they were stored for: a mirror gets
+ * its own host's, a token realm gets them only over https (or plain HTTP to
+ * loopback or a host marked insecure), and no Authorization header follows
+ * a redirect to another scheme, host or port.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,12 +27,17 @@
 #define MAX_MANIFEST (4u << 20)
 #define MAX_TOKEN_RESPONSE (256u << 10)
 #define MAX_HEADER 8192
+/* blob GETs are commonly redirected once, to storage; more is a loop */
+#define MAX_REDIRECTS 5
 
 struct reg {
         struct msb_ctx *ctx;
-        CURL *curl;
+        CURL *curl;   /* NULL when libcurl could not be used: open_err says why */
+        int open_err;
+        const char *open_why;
         char *base;   /* "https://host" or a mirror's URL, no trailing '/' */
-        char *domain; /* for credentials and messages */
+        char *domain; /* the image's registry, for messages */
+        char *cred_host; /* auths key for base: domain, or a mirror's host[:port] */
         char *repo;
         char *auth;   /* "Authorization: ..." once known */
         char *basic;  /* base64 user:pass from the docker config, if any */
@@ -103,35 +115,182 @@ int msb_registry_config(const char *domain, char ***ret_mirrors, bool *ret_insec
         return 0;
 }
 
-static bool is_loopback(const char *domain)
+/* ---- hosts and URLs ---- */
+
+/* Split an authority, "host[:port]" or "[v6addr][:port]" (n bytes), into
+ * host (brackets removed) and port (0 when none).  false for anything else:
+ * empty parts, a port that is not 1-65535, text after the port. */
+static bool split_host_port(const char *s, size_t n, char *host, size_t hostsz, bool *ret_v6, unsigned *ret_port)
 {
-        return str_has_prefix(domain, "localhost") || str_has_prefix(domain, "127.") || str_has_prefix(domain, "[::1]");
+        size_t hs = 0, hl;
+        const char *rest;
+        bool v6 = n > 0 && s[0] == '[';
+        if (v6) {
+                const char *e = memchr(s, ']', n);
+                if (!e)
+                        return false;
+                hs = 1;
+                hl = (size_t)(e - s) - 1;
+                rest = e + 1;
+        } else {
+                const char *c = memchr(s, ':', n);
+                hl = c ? (size_t)(c - s) : n;
+                rest = s + hl;
+        }
+        size_t rl = n - (size_t)(rest - s);
+        if (hl == 0 || hl >= hostsz)
+                return false;
+        unsigned port = 0;
+        if (rl > 0) {
+                if (rest[0] != ':' || rl < 2 || rl > 6)
+                        return false;
+                for (size_t i = 1; i < rl; i++) {
+                        if (!isdigit((unsigned char)rest[i]))
+                                return false;
+                        port = port * 10 + (unsigned)(rest[i] - '0');
+                }
+                if (port == 0 || port > 65535)
+                        return false;
+        }
+        memcpy(host, s + hs, hl);
+        host[hl] = 0;
+        *ret_v6 = v6;
+        *ret_port = port;
+        return true;
 }
 
-/* base64 "user:pass" for domain from $DOCKER_CONFIG/config.json or
- * ~/.docker/config.json ("auths" → domain → "auth"), or NULL. */
-static char *docker_credentials(const char *domain)
+bool reg_host_is_loopback(const char *hostport)
+{
+        char host[256];
+        bool v6;
+        unsigned port;
+        if (!hostport || !split_host_port(hostport, strlen(hostport), host, sizeof(host), &v6, &port))
+                return false;
+        if (v6) {
+                struct in6_addr a6;
+                return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+        }
+        /* the name itself, not names that start with it (localhost.attacker.example) */
+        if (!strcasecmp(host, "localhost"))
+                return true;
+        /* inet_pton takes only a whole dotted quad: not 127.0.0.1.nip.io, a
+         * name anyone can point anywhere, nor 1270.0.0.1 */
+        struct in_addr a4;
+        return inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+/* Where a URL goes: its scheme, host and port (the default one when none is
+ * written) and the authority as written.  false for anything but
+ * http(s)://host[:port] — userinfo included, which msb never writes and
+ * which would only hide the real host from a quick look. */
+struct origin {
+        bool https;
+        bool v6;
+        unsigned port;
+        char host[256];
+        char authority[300];
+};
+
+static bool url_origin(const char *url, struct origin *o)
+{
+        const char *a;
+        if (!strncasecmp(url, "https://", 8)) {
+                o->https = true;
+                a = url + 8;
+        } else if (!strncasecmp(url, "http://", 7)) {
+                o->https = false;
+                a = url + 7;
+        } else
+                return false;
+        size_t n = strcspn(a, "/?#");
+        if (n >= sizeof(o->authority) || memchr(a, '@', n) || memchr(a, '\\', n))
+                return false;
+        if (!split_host_port(a, n, o->host, sizeof(o->host), &o->v6, &o->port))
+                return false;
+        if (o->port == 0)
+                o->port = o->https ? 443 : 80;
+        memcpy(o->authority, a, n);
+        o->authority[n] = 0;
+        return true;
+}
+
+static bool same_origin(const char *u1, const char *u2)
+{
+        struct origin a, b;
+        return url_origin(u1, &a) && url_origin(u2, &b) && a.https == b.https && a.port == b.port &&
+               a.v6 == b.v6 && !strcasecmp(a.host, b.host);
+}
+
+bool reg_url_may_get_credentials(const char *url)
+{
+        struct origin o;
+        if (!url || !url_origin(url, &o))
+                return false;
+        if (o.https || reg_host_is_loopback(o.authority))
+                return true;
+        /* plain HTTP elsewhere: only where the user said so, "insecure HOST[:PORT]" */
+        _cleanup_strv_ char **mirrors = NULL;
+        bool insecure = false;
+        return msb_registry_config(o.authority, &mirrors, &insecure, NULL) == 0 && insecure;
+}
+
+/* The auths key for the credentials sent to base: the registry's own name
+ * when base is the registry (registry-1.docker.io is docker.io), else the
+ * host[:port] of base.  A mirror is someone else: it never gets the
+ * registry's credentials, only those stored for itself. */
+static char *credential_host(const char *base, const char *domain)
+{
+        struct origin o;
+        if (!url_origin(base, &o))
+                return NULL;
+        if (!strcasecmp(o.authority, domain) ||
+            (!strcmp(domain, "docker.io") && !strcasecmp(o.authority, "registry-1.docker.io")))
+                return xstrdup(domain);
+        return xstrdup(o.authority);
+}
+
+/* An auths key as docker reduces it to a host: "https://h:5000/v1/" → "h:5000" */
+static bool auths_key_is(const char *key, const char *host)
+{
+        if (!strncasecmp(key, "https://", 8))
+                key += 8;
+        else if (!strncasecmp(key, "http://", 7))
+                key += 7;
+        size_t n = strcspn(key, "/");
+        return n == strlen(host) && !strncasecmp(key, host, n);
+}
+
+/* base64 "user:pass" for host from $DOCKER_CONFIG/config.json or
+ * ~/.docker/config.json ("auths" → host → "auth"), or NULL.  The exact key
+ * first, then one that names the same host with a scheme or path, as
+ * docker writes some. */
+static char *docker_credentials(const char *host)
 {
         const char *dc = getenv("DOCKER_CONFIG");
         const char *home = getenv("HOME");
         _cleanup_free_ char *p = dc && *dc ? xasprintf("%s/config.json", dc)
                                            : home && *home ? xasprintf("%s/.docker/config.json", home) : NULL;
-        if (!p)
+        if (!p || !host)
                 return NULL;
         json_error_t je;
         json_t *j = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
         if (!j)
                 return NULL;
         json_t *auths = json_object_get(j, "auths");
-        const char *keys[] = {domain, !strcmp(domain, "docker.io") ? "https://index.docker.io/v1/" : NULL};
-        char *out = NULL;
-        for (size_t i = 0; i < ARRAY_SIZE(keys) && !out; i++) {
-                if (!keys[i])
-                        continue;
-                const char *a = json_string_value(json_object_get(json_object_get(auths, keys[i]), "auth"));
-                if (a && *a && strlen(a) < 4096)
-                        out = xstrdup(a);
-        }
+        json_t *entry = json_object_get(auths, host);
+        if (!entry && !strcmp(host, "docker.io"))
+                entry = json_object_get(auths, "https://index.docker.io/v1/");
+        const char *key;
+        json_t *v;
+        if (!entry)
+                json_object_foreach(auths, key, v) {
+                        if (auths_key_is(key, host)) {
+                                entry = v;
+                                break;
+                        }
+                }
+        const char *a = json_string_value(json_object_get(entry, "auth"));
+        char *out = a && *a && strlen(a) < 4096 ? xstrdup(a) : NULL;
         json_decref(j);
         return out;
 }
@@ -152,6 +311,7 @@ struct resp {
         void *sink_arg;
         const char *range;  /* "Range: bytes=N-" */
         bool too_big;
+        bool foreign;       /* a redirect led away from the URL's origin */
         int sink_err;
 };
 
@@ -204,10 +364,13 @@ static size_t on_body(char *b, size_t sz, size_t n, void *arg)
 {
         struct resp *r = arg;
         size_t len = sz * n;
+        long st = 0;
+        curl_easy_getinfo(r->c, CURLINFO_RESPONSE_CODE, &st);
+        /* a redirect's page is not the answer; perform() goes on to the next */
+        if (st >= 300 && st < 400)
+                return len;
         if (r->sink) {
                 /* only a 200's or 206's body is the blob; an error page is not */
-                long st = 0;
-                curl_easy_getinfo(r->c, CURLINFO_RESPONSE_CODE, &st);
                 if (st != 200 && st != 206)
                         return len;
                 if (r->status == 0) {
@@ -235,8 +398,9 @@ static size_t on_body(char *b, size_t sz, size_t n, void *arg)
         return len;
 }
 
-static int perform(struct reg *g, const char *url, const char *accept, const char *auth, struct resp *r,
-                   struct msb_error *err)
+/* One request, redirects not followed. */
+static int perform_once(struct reg *g, const char *url, const char *accept, const char *auth, struct resp *r,
+                        struct msb_error *err)
 {
         CURL *c = g->curl;
         curl_easy_reset(c);
@@ -251,10 +415,11 @@ static int perform(struct reg *g, const char *url, const char *accept, const cha
         h = curl_slist_append(h, "User-Agent: msb/" MSB_VERSION);
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+        /* perform() follows redirects itself; libcurl must not, nor carry
+         * credentials anywhere (these are its defaults, said out loud) */
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
         /* a stalled transfer fails instead of hanging: < 1 KiB/s for 60 s */
         curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
@@ -275,6 +440,47 @@ static int perform(struct reg *g, const char *url, const char *accept, const cha
                 return msb_err(err, EIO, "%s: %s", url, curl_easy_strerror(cc));
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
         return 0;
+}
+
+static bool is_redirect(long status)
+{
+        return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* GET url with auth (an "Authorization: ..." header or NULL), following up
+ * to MAX_REDIRECTS redirects by hand.  libcurl would decide by itself
+ * whether a custom Authorization header goes along to another host, and
+ * how it decides has changed between versions (CVE-2018-1000007,
+ * CVE-2022-27776); the library is loaded at run time, so its version is
+ * not ours to choose.  Here auth goes only to url's own scheme, host and
+ * port: registries redirect blob GETs to storage hosts, which must not see
+ * the registry's token or password.  Once a redirect has left that origin
+ * no credential is sent again, not even on the way back, and r->foreign
+ * says so. */
+static int perform(struct reg *g, const char *url, const char *accept, const char *auth, struct resp *r,
+                   struct msb_error *err)
+{
+        if (!g->curl)
+                return msb_err(err, g->open_err, "cannot talk to %s: %s", g->base, g->open_why);
+        _cleanup_free_ char *cur = xstrdup(url);
+        r->foreign = false;
+        for (int hops = 0;; hops++) {
+                int rc = perform_once(g, cur, accept, r->foreign ? NULL : auth, r, err);
+                if (rc < 0 || !is_redirect(r->status))
+                        return rc;
+                if (hops == MAX_REDIRECTS)
+                        return msb_err(err, ELOOP, "%s: more than %d redirects; the registry or its storage is misconfigured",
+                                       url, MAX_REDIRECTS);
+                char *loc = NULL;
+                if (curl_easy_getinfo(g->curl, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || !loc || !*loc)
+                        return msb_err(err, EPROTO, "%s: HTTP %ld without a Location", cur, r->status);
+                if (strncasecmp(loc, "http://", 7) && strncasecmp(loc, "https://", 8))
+                        return msb_err(err, EPROTO, "%s: redirect to '%.200s', which is not an http(s) URL", cur, loc);
+                if (!same_origin(url, loc))
+                        r->foreign = true;
+                free(cur);
+                cur = xstrdup(loc);
+        }
 }
 
 /* value of key="..." (or key=token) in a WWW-Authenticate header */
@@ -313,9 +519,10 @@ static int authenticate(struct reg *g, const char *www, struct msb_error *err)
         if (!strncasecmp(www, "Basic", 5)) {
                 if (!g->basic)
                         return msb_err(err, EACCES,
-                                       "%s: the registry wants a user name and password; add them to "
-                                       "~/.docker/config.json (auths.\"%s\".auth)",
-                                       g->domain, g->domain);
+                                       "%s: the registry wants a user name and password; run 'msb login %s' "
+                                       "(they go to ~/.docker/config.json, auths.\"%s\".auth)",
+                                       g->base, g->cred_host ? g->cred_host : g->domain,
+                                       g->cred_host ? g->cred_host : g->domain);
                 free(g->auth);
                 g->auth = xasprintf("Authorization: Basic %s", g->basic);
                 return 0;
@@ -333,12 +540,31 @@ static int authenticate(struct reg *g, const char *www, struct msb_error *err)
         _cleanup_free_ char *sc = scope || def_scope ? url_escape(g->curl, scope ? scope : def_scope) : NULL;
         _cleanup_free_ char *url = xasprintf("%s%c%s%s%s%s", realm, strchr(realm, '?') ? '&' : '?',
                                              sc ? "scope=" : "", sc ? sc : "", svc ? "&service=" : "", svc ? svc : "");
-        _cleanup_free_ char *basic = g->basic ? xasprintf("Authorization: Basic %s", g->basic) : NULL;
+        /* The realm is whatever URL the registry names.  Over plain HTTP
+         * to a host on the network the password would travel in clear text
+         * to wherever the answer pointed, so the token is asked for
+         * anonymously then, unless that host is loopback or marked insecure. */
+        bool withheld = g->basic && !reg_url_may_get_credentials(realm);
+        _cleanup_free_ char *basic = g->basic && !withheld ? xasprintf("Authorization: Basic %s", g->basic) : NULL;
         struct resp r = {.max = MAX_TOKEN_RESPONSE};
         int rc = perform(g, url, NULL, basic, &r, err);
-        if (rc == 0 && r.status != 200)
-                rc = msb_err(err, EACCES, "%s: the token service %s answered %ld%s", g->domain, realm, r.status,
-                             r.status == 401 ? " (credentials needed: ~/.docker/config.json)" : "");
+        if (rc == 0 && r.status != 200) {
+                struct origin o;
+                if (withheld && r.status == 401 && url_origin(realm, &o))
+                        rc = msb_err(err, EACCES,
+                                     "%s: the token service %s answered 401; the credentials for %s were not sent to it "
+                                     "because it is plain HTTP to a host that is not loopback: if %s is trusted, add "
+                                     "'insecure %s' to msb's config file",
+                                     g->domain, realm, g->cred_host, o.authority, o.authority);
+                else if (withheld && r.status == 401)
+                        rc = msb_err(err, EACCES,
+                                     "%s: the token service %.200s answered 401; the credentials for %s were not sent "
+                                     "to it because its URL is not plain http(s)://host[:port]/...",
+                                     g->domain, realm, g->cred_host);
+                else
+                        rc = msb_err(err, EACCES, "%s: the token service %s answered %ld%s", g->domain, realm, r.status,
+                                     r.status == 401 ? " (credentials needed: msb login, or ~/.docker/config.json)" : "");
+        }
         json_t *j = NULL;
         if (rc == 0) {
                 json_error_t je;
@@ -367,7 +593,9 @@ static int reg_get(struct reg *g, const char *path, const char *accept, struct r
                 int rc = perform(g, url, accept, g->auth, r, err);
                 if (rc < 0)
                         return rc;
-                if (r->status != 401 || attempt == 1)
+                /* a 401 from where a redirect led is not the registry
+                 * asking: the realm it names gets nothing */
+                if (r->status != 401 || attempt == 1 || r->foreign)
                         return 0;
                 _cleanup_free_ char *www = r->www_auth ? xstrdup(r->www_auth) : NULL;
                 resp_free(r);
@@ -388,18 +616,24 @@ int msb_reg_init(struct msb_error *err)
 
 struct reg *msb_reg_open(struct msb_ctx *ctx, const char *base, const char *domain, const char *repo)
 {
-        /* callers ran msb_reg_init() */
-        if (curl_dl_load(NULL) < 0)
-                abort();
         struct reg *g = xcalloc(1, sizeof(*g));
         g->ctx = ctx;
-        g->curl = curl_easy_init();
-        if (!g->curl)
-                abort();
         g->base = xstrdup(base);
         g->domain = xstrdup(domain);
         g->repo = xstrdup(repo);
-        g->basic = docker_credentials(domain);
+        g->cred_host = credential_host(base, domain);
+        g->basic = docker_credentials(g->cred_host);
+        /* callers ran msb_reg_init(); should libcurl still fail, the first
+         * request says so (perform()) instead of this returning nothing */
+        const char *why = NULL;
+        int r = curl_dl_load(&why);
+        if (r < 0) {
+                g->open_err = -r;
+                g->open_why = why ? why : "libcurl cannot be loaded";
+        } else if (!(g->curl = curl_easy_init())) {
+                g->open_err = ENOMEM;
+                g->open_why = "libcurl could not make a connection handle (out of memory?)";
+        }
         return g;
 }
 
@@ -407,9 +641,11 @@ void msb_reg_close(struct reg *g)
 {
         if (!g)
                 return;
-        curl_easy_cleanup(g->curl);
+        if (g->curl)
+                curl_easy_cleanup(g->curl);
         free(g->base);
         free(g->domain);
+        free(g->cred_host);
         free(g->repo);
         free(g->auth);
         free(g->basic);
@@ -420,7 +656,7 @@ char *msb_reg_upstream(const char *domain, bool insecure)
 {
         if (!strcmp(domain, "docker.io"))
                 return xstrdup("https://registry-1.docker.io");
-        return xasprintf("%s://%s", insecure || is_loopback(domain) ? "http" : "https", domain);
+        return xasprintf("%s://%s", insecure || reg_host_is_loopback(domain) ? "http" : "https", domain);
 }
 
 #define ACCEPT_MANIFESTS                                                                                   \
@@ -470,8 +706,7 @@ int msb_reg_blob(struct reg *g, const char *digest, uint64_t offset, int (*on_st
         _cleanup_free_ char *range = offset ? xasprintf("Range: bytes=%llu-", (unsigned long long)offset) : NULL;
         struct resp r = {.sink = sink, .on_status = on_status, .sink_arg = arg, .range = range};
         int rc = reg_get(g, path, NULL, &r, err);
-        long st = 0;
-        curl_easy_getinfo(g->curl, CURLINFO_RESPONSE_CODE, &st);
+        long st = r.status;
         resp_free(&r);
         if (rc < 0)
                 return rc;
@@ -582,7 +817,7 @@ int msb_registry_login(struct msb_ctx *ctx, const char *registry, const char *us
         _cleanup_free_ char *url = xasprintf("%s/v2/", base);
         struct resp rs = {.max = 1 << 16};
         r = perform(g, url, NULL, NULL, &rs, err);
-        if (r == 0 && rs.status == 401) {
+        if (r == 0 && rs.status == 401 && !rs.foreign) {
                 _cleanup_free_ char *www = rs.www_auth ? xstrdup(rs.www_auth) : NULL;
                 resp_free(&rs);
                 rs = (struct resp){.max = 1 << 16};
