@@ -4,7 +4,7 @@
 # fail the current test with a message; a test never "skips" silently.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-MSB=$ROOT/build/msb
+MSB=${MSB_BIN:-$ROOT/build/msb} # MSB_BIN: test another build
 . "$ROOT/scripts/lib.sh"
 DATA=$(msb_data_dir)
 if [ -n "${MSB_HOME:-}" ]; then RUNDIR=$MSB_HOME/run

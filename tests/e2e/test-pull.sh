@@ -355,4 +355,112 @@ t_concurrent_pulls_of_one_image() {
         assert_eq "runs" p "$OUT"
 }
 
+# ---- where credentials go: a registry front with bearer tokens
+# (tests/e2e/auth-registry.py) before the suite's registry, a token server
+# that logs every Authorization header, and a storage host on 127.0.0.2
+
+b64() { printf %s "$1" | base64 -w0; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# auth_rig [--redirect-blobs] [--storage-asks]: (re)start the front; sets
+# FRONT (its host:port) and RIGLOG.  Stopped when the test ends.
+auth_rig() {
+        [ -z "${RIGPID:-}" ] || { kill "$RIGPID"; wait "$RIGPID" 2>/dev/null || true; }
+        RIGLOG=$WORK/rig.log
+        rm -f "$WORK/rig.ports" "$RIGLOG"
+        python3 "$ROOT/tests/e2e/auth-registry.py" "http://$REG" "$RIGLOG" "$WORK/rig.ports" tester:secret "$@" \
+                >"$WORK/rig.err" 2>&1 &
+        RIGPID=$!
+        trap 'kill $RIGPID 2>/dev/null; wait $RIGPID 2>/dev/null || true' EXIT
+        for _ in $(seq 100); do [ -e "$WORK/rig.ports" ] && break; sleep 0.1; done
+        [ -e "$WORK/rig.ports" ] || fail "auth-registry.py did not start: $(cat "$WORK/rig.err")"
+        local port
+        read -r port _ <"$WORK/rig.ports"
+        FRONT=127.0.0.1:$port
+}
+# docker_auths HOST USER:PASSWORD...: a docker config.json with these logins
+docker_auths() {
+        export DOCKER_CONFIG=$WORK/docker-auths
+        mkdir -p "$DOCKER_CONFIG"
+        local sep="" json='{"auths":{'
+        while [ $# -gt 0 ]; do
+                json+="$sep\"$1\":{\"auth\":\"$(b64 "$2")\"}"
+                sep=,
+                shift 2
+        done
+        echo "$json}}" >"$DOCKER_CONFIG/config.json"
+}
+# auth_image NAME: an image with a layer of its own (so a pull fetches
+# blobs whatever ran before), pushed to the registry as test/NAME:v1
+auth_image() {
+        mkdir -p "$WORK/$1-layer"
+        echo "$1" >"$WORK/$1-layer/$1"
+        "$ROOT/scripts/oci-layout.sh" "$WORK/$1" v1 '{"Cmd":["/bin/sh"]}' "$(busybox_rootfs)" "$WORK/$1-layer" >/dev/null
+        push "$WORK/$1" v1 "test/$1:v1"
+}
+
+t_bearer_token_with_credentials() {
+        auth_image auth-bearer
+        auth_rig
+        docker_auths
+        run_msb pull "$FRONT/test/auth-bearer:v1"
+        assert_eq "without credentials" 125 "$RC"
+        assert_contains "its message" "answered 401" "$ERR"
+        echo secret | "$MSB" login -u tester --password-stdin "$FRONT" >/dev/null 2>"$WORK/err" ||
+                fail "login through the token server: $(cat "$WORK/err")"
+        run_msb pull -q "$FRONT/test/auth-bearer:v1"
+        assert_eq "with credentials" 0 "$RC"
+        local log
+        log=$(cat "$RIGLOG")
+        assert_contains "token request" \
+                "token /token?scope=repository%3Atest%2Fauth-bearer%3Apull&service=msb-test Basic $(b64 tester:secret)" "$log"
+        assert_contains "manifest with the token" "front /v2/test/auth-bearer/manifests/v1 Bearer " "$log"
+        assert_contains "blob with the token" "front /v2/test/auth-bearer/blobs/sha256:" "$log"
+}
+
+# A mirror is another party: it gets the credentials stored for its own
+# host, never the registry's.  The registry here is a loopback port nothing
+# listens on, so only the mirror can answer.
+t_mirror_gets_its_own_credentials() {
+        auth_image auth-mirror
+        auth_rig
+        local upstream
+        upstream=127.0.0.1:$(free_port)
+        export MSB_CONFIG=$WORK/msb-config-mirror
+        echo "mirror $upstream http://$FRONT" >"$MSB_CONFIG"
+        docker_auths "$upstream" upstream:hunter2
+        run_msb pull "$upstream/test/auth-mirror:v1"
+        assert_eq "mirror with no credentials of its own" 125 "$RC"
+        assert_not_contains "what the mirror and its realm saw" "Basic" "$(cat "$RIGLOG")"
+        docker_auths "$upstream" upstream:hunter2 "$FRONT" tester:secret
+        run_msb pull -q "$upstream/test/auth-mirror:v1"
+        assert_eq "mirror with its own credentials" 0 "$RC"
+        assert_contains "the mirror's credentials" "Basic $(b64 tester:secret)" "$(cat "$RIGLOG")"
+        assert_not_contains "the registry's credentials" "$(b64 upstream:hunter2)" "$(cat "$RIGLOG")"
+}
+
+# Registries redirect blob GETs to storage: the token goes along to the
+# registry's own origin, never to another host, and a 401 from that host
+# does not make msb send its password to the realm the host names.
+t_redirected_blob_gets_no_credentials() {
+        auth_image auth-redirect
+        auth_rig --redirect-blobs
+        docker_auths "$FRONT" tester:secret
+        run_msb pull -q "$FRONT/test/auth-redirect:v1"
+        assert_eq "pull through redirects" 0 "$RC"
+        local log
+        log=$(cat "$RIGLOG")
+        assert_contains "same-origin hop" "front /same/v2/test/auth-redirect/blobs/sha256:" "$log"
+        assert_eq "same-origin hops without the token" "" "$(grep '^front /same/' "$RIGLOG" | grep -v ' Bearer ' || true)"
+        assert_contains "storage host reached" "blobs /v2/test/auth-redirect/blobs/sha256:" "$log"
+        assert_eq "storage requests with credentials" "" "$(grep '^blobs ' "$RIGLOG" | grep -v ' -$' || true)"
+        auth_image auth-storage
+        auth_rig --redirect-blobs --storage-asks
+        docker_auths "$FRONT" tester:secret
+        run_msb pull "$FRONT/test/auth-storage:v1"
+        assert_eq "storage that wants a login" 125 "$RC"
+        assert_contains "its message" "401" "$ERR"
+        assert_eq "what the storage host and its realm got" "" "$(grep '^blobs ' "$RIGLOG" | grep -v ' -$' || true)"
+}
+
 run_tests
