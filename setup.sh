@@ -49,8 +49,10 @@ fi
 # The default image: rebuilt only when busybox or the recipe changes.
 data=$(msb_data_dir)
 stamp=$(cat /bin/busybox scripts/mkimage-busybox.sh scripts/oci-layout.sh | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$data/cache/busybox-image.stamp" 2>/dev/null)" != "$stamp" ] ||
-        [ ! -f "$data/images/refs/busybox%3Alatest" ]; then
+ref=$(cat "$data/images/refs/busybox%3Alatest" 2>/dev/null || true)
+# (an older store's roots are dropped when msb migrates it: import again)
+if [ "$(cat "$data/cache/busybox-image.stamp" 2>/dev/null)" != "$stamp" ] || [ -z "$ref" ] ||
+        [ ! -d "$data/images/rootfs/${ref#sha256:}" ] || [ "$(cat "$data/images/format" 2>/dev/null)" != 2 ]; then
         say "building the default image 'busybox' from busybox-static"
         tmp=$(mktemp -d)
         trap 'rm -rf "$tmp"' EXIT

@@ -150,6 +150,24 @@ int read_file_in_root(int rootfd, const char *path, size_t max, char **ret_data,
         return read_fd(fd, max, ret_data, ret_len);
 }
 
+int open_beneath_at(int dirfd, const char *path)
+{
+        struct open_how how = {
+                .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW,
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+        return fd < 0 ? -errno : fd;
+}
+
+int read_file_beneath(int dirfd, const char *path, size_t max, char **ret_data, size_t *ret_len)
+{
+        _cleanup_close_ int fd = open_beneath_at(dirfd, path);
+        if (fd < 0)
+                return fd;
+        return read_fd(fd, max, ret_data, ret_len);
+}
+
 static int read_fd(int fd, size_t max, char **ret_data, size_t *ret_len)
 {
         struct stat st;

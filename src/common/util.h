@@ -75,6 +75,12 @@ int read_file_at(int dirfd, const char *path, size_t max, char **ret_data, size_
 /* The same, with path resolved as if rootfd were "/" (symlinks included):
  * for files inside an untrusted tree such as an image's root. */
 int read_file_in_root(int rootfd, const char *path, size_t max, char **ret_data, size_t *ret_len);
+/* Open path beneath dirfd for reading, through no symlink at all and
+ * without blocking (a fifo): for archives and layouts, whose names are
+ * untrusted.  -errno on failure. */
+int open_beneath_at(int dirfd, const char *path);
+/* read_file_at() through open_beneath_at(). */
+int read_file_beneath(int dirfd, const char *path, size_t max, char **ret_data, size_t *ret_len);
 /* Write a file atomically (tmp + rename) relative to dirfd. */
 int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
 /* Readers see the old file or the whole new one, but nothing is promised

@@ -112,9 +112,12 @@ static json_t *load_json_at(int dirfd, const char *path, struct msb_error *err, 
 {
         _cleanup_free_ char *data = NULL;
         size_t len;
-        int r = read_file_at(dirfd, path, MAX_JSON_SIZE, &data, &len);
+        int r = read_file_beneath(dirfd, path, MAX_JSON_SIZE, &data, &len);
         if (r < 0) {
-                msb_err(err, r, "%s: cannot read %s: %s", what, path, r == -EFBIG ? "larger than 4 MiB" : strerror(-r));
+                msb_err(err, r, "%s: cannot read %s: %s", what, path,
+                        r == -EFBIG    ? "larger than 4 MiB"
+                        : r == -EINVAL ? "not a regular file"
+                                       : strerror(-r));
                 return NULL;
         }
         json_error_t je;
@@ -370,9 +373,16 @@ static int store_open(struct msb_ctx *ctx, struct store *s, int how, struct msb_
 /* Copy fd in into a new tmp/blob-<random> of the store, hashing it on the
  * way: *ret_tmp (store-relative), its sha256 hex and size.  On error the
  * tmp file is gone. */
-static int store_copy_in(struct store *s, int in, const char *what, char **ret_tmp, char hex[65], uint64_t *ret_size,
-                         struct msb_error *err)
+static int store_copy_in(struct store *s, int in, const char *what, uint64_t max, char **ret_tmp, char hex[65],
+                         uint64_t *ret_size, struct msb_error *err)
 {
+        /* only a regular file is a blob: a device (endless /dev/zero) or a
+         * fifo (a hang with the store locked) never is */
+        struct stat ist;
+        if (fstat(in, &ist) < 0)
+                return msb_err(err, errno, "%s: %s", what, strerror(errno));
+        if (!S_ISREG(ist.st_mode))
+                return msb_err(err, EINVAL, "%s is not a regular file", what);
         char rnd[17];
         random_hex(rnd, 8);
         char *tmp = xasprintf("tmp/blob-%s", rnd);
@@ -398,6 +408,11 @@ static int store_copy_in(struct store *s, int in, const char *what, char **ret_t
                 }
                 if (n == 0)
                         break;
+                if ((uint64_t)n > max - total) {
+                        r = msb_err(err, EFBIG, "%s is larger than the %llu bytes declared for it", what,
+                                    (unsigned long long)max);
+                        break;
+                }
                 sha256_update(&h, buf, (size_t)n);
                 total += (uint64_t)n;
                 if ((r = write_all(out, buf, (size_t)n)) < 0) {
@@ -425,13 +440,13 @@ static int store_put_blob(struct store *s, int layout_fd, const char *digest, js
         _cleanup_free_ char *dst = xasprintf("blobs/sha256/%s", hex);
         if (faccessat(s->fd, dst, R_OK, 0) == 0)
                 return 0;
-        _cleanup_close_ int in = openat(layout_fd, dst, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        _cleanup_close_ int in = open_beneath_at(layout_fd, dst);
         if (in < 0)
-                return msb_err(err, errno, "blob %s: %s", digest, strerror(errno));
+                return msb_err(err, -in, "blob %s: %s", digest, strerror(-in));
         _cleanup_free_ char *tmp = NULL;
         char got[65];
         uint64_t total;
-        int r = store_copy_in(s, in, digest, &tmp, got, &total, err);
+        int r = store_copy_in(s, in, digest, size >= 0 ? (uint64_t)size : MAX_BLOB_SIZE, &tmp, got, &total, err);
         if (r < 0)
                 return r;
         if (strcmp(got, hex) != 0)
@@ -1586,13 +1601,13 @@ static char *canonical_name(const char *n)
  * fills hex and size. */
 static int store_put_file(struct store *s, int dirfd, const char *path, char *hex, uint64_t *size, struct msb_error *err)
 {
-        struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW,
-                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-        _cleanup_close_ int in = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+        _cleanup_close_ int in = open_beneath_at(dirfd, path);
         if (in < 0)
-                return msb_err(err, errno, "archive entry '%s': %s", path, strerror(errno));
+                return msb_err(err, -in, "archive entry '%s': %s", path, strerror(-in));
         _cleanup_free_ char *tmp = NULL;
-        int r = store_copy_in(s, in, path, &tmp, hex, size, err);
+        /* a docker save archive declares no sizes: the unpack budget
+         * bounded the file already; one blob's own cap on top */
+        int r = store_copy_in(s, in, path, MAX_BLOB_SIZE, &tmp, hex, size, err);
         if (r < 0)
                 return r;
         _cleanup_free_ char *dst = xasprintf("blobs/sha256/%s", hex);
@@ -1610,7 +1625,7 @@ static int load_docker(struct msb_ctx *ctx, struct store *s, int dirfd, const ch
 {
         _cleanup_free_ char *raw = NULL;
         size_t rawlen;
-        int r = read_file_at(dirfd, "manifest.json", MAX_JSON_SIZE, &raw, &rawlen);
+        int r = read_file_beneath(dirfd, "manifest.json", MAX_JSON_SIZE, &raw, &rawlen);
         if (r < 0)
                 return msb_err(err, r, "docker archive: manifest.json: %s", strerror(-r));
         json_error_t je;

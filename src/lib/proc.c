@@ -7,11 +7,14 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "internal.h"
 
 int proc_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int keep_fd, pid_t *ret_pid, int *ret_pidfd)
 {
+        /* what our children fork and leave behind becomes ours to reap */
+        prctl(PR_SET_CHILD_SUBREAPER, 1);
         pid_t parent = getpid();
         pid_t pid = fork();
         if (pid < 0)
@@ -63,25 +66,60 @@ int proc_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int keep_f
         return 0;
 }
 
-/* SIGKILL without waiting; only through a pidfd, which cannot reach a
- * recycled pid. */
+/*
+ * Every child leads its own session and process group (proc_spawn), and
+ * whatever it forks stays in that group unless it leaves on purpose:
+ * virtiofsd forks its sandboxed half, which outlived a kill of the parent
+ * alone.  The group's number cannot be reused while any member lives (the
+ * kernel keeps its struct pid), so signalling -pid reaches only ours.
+ */
+static void kill_group(pid_t pid)
+{
+        if (pid > 0)
+                kill(-pid, SIGKILL);
+}
+
+/* SIGKILL without waiting, to the child (through its pidfd, which cannot
+ * reach a recycled pid) and to its process group. */
 void proc_kill(pid_t pid, int pidfd)
 {
-        if (pid > 0 && pidfd >= 0)
+        if (pid > 0 && pidfd >= 0) {
+                kill_group(pid);
                 syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        }
+}
+
+/* Once the leader is reaped, wait (at most ~2 s) for the rest of its group
+ * to be gone too.  msb is their subreaper (proc_spawn), so the orphans are
+ * its children: reap them here, not leave zombies to an init that may be
+ * slow at it. */
+static void wait_group_gone(pid_t pid)
+{
+        for (int i = 0; i < 2000 && kill(-pid, 0) == 0; i++) {
+                kill(-pid, SIGKILL);
+                while (waitpid(-pid, NULL, WNOHANG) > 0) {
+                }
+                if (kill(-pid, 0) < 0)
+                        break;
+                struct timespec ts = {0, 1000000};
+                nanosleep(&ts, NULL);
+        }
 }
 
 void proc_kill_wait(pid_t pid, int *pidfd)
 {
         if (pid <= 0)
                 return;
-        /* pidfd_send_signal cannot hit a recycled pid */
+        /* pidfd_send_signal cannot hit a recycled pid; until the leader
+         * is reaped its group number cannot be recycled either */
+        kill_group(pid);
         if (pidfd && *pidfd >= 0)
                 syscall(SYS_pidfd_send_signal, *pidfd, SIGKILL, NULL, 0);
         else
                 kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
+        wait_group_gone(pid);
         if (pidfd && *pidfd >= 0) {
                 close(*pidfd);
                 *pidfd = -1;

@@ -470,6 +470,8 @@ static int place_special(struct tar_in *t, int rootfd, int pfd, const char *base
                 st->skipped_devices++;
                 return 0;
         }
+        struct timespec ts[2] = {{(time_t)e->mtime, 0}, {(time_t)e->mtime, 0}};
+        futimens(fd, ts);
         return r;
 }
 

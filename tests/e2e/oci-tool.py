@@ -6,6 +6,11 @@
         manifest per ARCH (copies of TAG's image whose config says ARCH)
   oci-tool.py hostile LAYOUT TAG KIND    append a layer that tries to write
         outside the root: KIND is dotdot, absolute, symlink or hardlink
+  oci-tool.py hostile LAYOUT TAG special append device nodes, a fifo, a
+        setuid-root copy of $SUID_BIN and files of uid 1000
+  oci-tool.py docker-special OUT KIND    write a docker save archive whose
+        config.json is a char device 1:5 (KIND chardev) or whose layer is a
+        fifo (KIND fifo)
   oci-tool.py zstd LAYOUT TAG            recompress TAG's layers with zstd(1)
   oci-tool.py history LAYOUT TAG         give TAG's config a history entry per
         layer (what skopeo needs to write a schema 1 manifest)
@@ -77,6 +82,16 @@ def cmd_hostile(layout, tag, kind):
             add("up/msb-pull-escape")
         elif kind == "hardlink":
             add("h", type=tarfile.LNKTYPE, linkname="../../../../tmp/msb-pull-escape")
+        elif kind == "special":
+            exe = open(os.environ["SUID_BIN"], "rb").read()
+            add("imgdev", type=tarfile.DIRTYPE, mode=0o755)
+            add("imgdev/sda", type=tarfile.BLKTYPE, devmajor=8, devminor=0, mode=0o660, gid=6)
+            add("imgdev/zero", type=tarfile.CHRTYPE, devmajor=1, devminor=5, mode=0o666)
+            add("imgdev/fifo", type=tarfile.FIFOTYPE, mode=0o644)
+            add("bin/suidcheck", exe, mode=0o4755)
+            add("bin/plaincheck", exe, mode=0o755)
+            add("home/u", type=tarfile.DIRTYPE, mode=0o700, uid=1000, gid=1000)
+            add("home/u/own", b"mine\n", mode=0o600, uid=1000, gid=1000)
         else:
             sys.exit("unknown kind " + kind)
     data = raw.getvalue()
@@ -90,6 +105,26 @@ def cmd_hostile(layout, tag, kind):
     md, ms = put(layout, json.dumps(man).encode())
     m.update(digest=md, size=ms)
     save_index(layout, idx)
+
+
+def cmd_docker_special(out, kind):
+    with tarfile.open(out, mode="w") as t:
+        def add(name, data=b"", **kw):
+            ti = tarfile.TarInfo(name)
+            for k, v in kw.items():
+                setattr(ti, k, v)
+            ti.size = len(data) if ti.type == tarfile.REGTYPE else 0
+            t.addfile(ti, io.BytesIO(data) if ti.type == tarfile.REGTYPE else None)
+        man = [{"Config": "config.json", "RepoTags": ["msbtest/load:v1"], "Layers": ["layer.tar"]}]
+        add("manifest.json", json.dumps(man).encode())
+        if kind == "chardev":
+            add("config.json", type=tarfile.CHRTYPE, devmajor=1, devminor=5, mode=0o644)
+            add("layer.tar", b"\0" * 1024)
+        elif kind == "fifo":
+            add("config.json", b'{"architecture":"amd64","os":"linux","config":{}}')
+            add("layer.tar", type=tarfile.FIFOTYPE, mode=0o644)
+        else:
+            sys.exit("unknown kind " + kind)
 
 
 def cmd_zstd(layout, tag):
@@ -123,6 +158,8 @@ if __name__ == "__main__":
         cmd_index(sys.argv[2], sys.argv[3], sys.argv[4:])
     elif len(sys.argv) == 4 and sys.argv[1] == "history":
         cmd_history(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "docker-special":
+        cmd_docker_special(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 4 and sys.argv[1] == "zstd":
         cmd_zstd(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 5 and sys.argv[1] == "hostile":

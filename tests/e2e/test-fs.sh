@@ -123,6 +123,14 @@ t_virtiofsd_backend_still_works() {
         run_msb run --fs-backend virtiofsd -v "$v:/vol" busybox -- sh -c 'echo via-virtiofsd > /vol/f; cat /etc/hostname >/dev/null'
         assert_eq status 0 "$RC"
         assert_eq "file written through virtiofsd" via-virtiofsd "$(cat "$v/f")"
+        # virtiofsd forks a sandboxed half: msb returns only when both are gone
+        local i left
+        for i in 1 2 3; do
+                run_msb run --fs-backend virtiofsd busybox -- true
+                assert_eq "status of run $i" 0 "$RC"
+                left=$(pgrep -f '^/usr/lib/qemu/virtiofsd --fd=' || true)
+                assert_eq "virtiofsd processes right after run $i" "" "$left"
+        done
 }
 
 t_unprivileged_user() {

@@ -90,6 +90,117 @@ t_import_is_idempotent_and_runs() {
         assert_eq "store after re-import" "$before" "$(store_state)"
 }
 
+# An image's device nodes, fifos, setuid bits and owners never reach the
+# host: the host copy is a plain file of the store's owner, the guest sees
+# the image's view (served from metadata), and setuid still works inside.
+t_image_special_files_are_metadata_only() {
+        local l=$WORK/special rootfs d bad
+        "$MSB" rmi msbtest/special:v1 >/dev/null 2>&1
+        mkdir -p "$WORK/spbase" && cp -a "$(busybox_rootfs)/." "$WORK/spbase/"
+        "$ROOT/scripts/oci-layout.sh" "$l" v1 '{"Cmd":["/bin/sh"]}' "$WORK/spbase"
+        SUID_BIN=$ROOT/build/featurecheck python3 "$ROOT/tests/e2e/oci-tool.py" hostile "$l" v1 special
+        run_msb image import "$l:v1" msbtest/special:v1
+        assert_eq "import status" 0 "$RC"
+        d=$(cat "$DATA/images/refs/msbtest%2Fspecial%3Av1")
+        rootfs=$DATA/images/rootfs/${d#sha256:}
+        # host: no device, fifo or setuid/setgid file; everything ours
+        bad=$(find "$rootfs" \( -type b -o -type c -o -type p -o -type s -o -perm /6000 -o ! -user "$(id -u)" \) -print)
+        assert_eq "special files or foreign owners on the host" "" "$bad"
+        # the store is not walkable by other users
+        assert_eq "data dir mode" 700 "$(stat -c %a "$DATA")"
+        assert_eq "store mode" 700 "$(stat -c %a "$DATA/images")"
+        if runuser -u nobody -- cat "$rootfs/bin/plaincheck" >/dev/null 2>&1; then
+                fail "nobody can read an unpacked root"
+        fi
+        # guest: the image's view
+        run_msb run msbtest/special:v1 -- sh -c 'ls -ln /imgdev | sort; stat -c "%A %u:%g %n" /home/u /home/u/own /bin/suidcheck'
+        assert_eq "guest status" 0 "$RC"
+        OUT=$(echo "$OUT" | tr -s ' ')
+        assert_contains "block device" "brw-rw---- 1 0 6 8, 0 Jan 1 1970 sda" "$OUT"
+        assert_contains "char device" "crw-rw-rw- 1 0 0 1, 5 Jan 1 1970 zero" "$OUT"
+        assert_contains "fifo" "prw-r--r--" "$OUT"
+        assert_contains "owned dir" "drwx------ 1000:1000 /home/u" "$OUT"
+        assert_contains "owned file" "-rw------- 1000:1000 /home/u/own" "$OUT"
+        assert_contains "setuid file" "-rwsr-xr-x 0:0 /bin/suidcheck" "$OUT"
+        # setuid works in the guest, and only where the image set it
+        run_msb run -u 1000 msbtest/special:v1 -- sh -c '/bin/suidcheck ids; /bin/plaincheck ids'
+        assert_eq "setuid run status" 0 "$RC"
+        assert_eq "setuid in the guest" "uid=1000 euid=0
+uid=1000 euid=1000" "$OUT"
+        "$MSB" rmi msbtest/special:v1 >/dev/null
+}
+
+# msb load reads only regular files of an archive: a char device posing as
+# config.json (endless zeros) or a fifo posing as a layer (a hang with the
+# store locked) fail at once and leave nothing behind.
+t_load_refuses_special_files() {
+        local kind before
+        before=$(store_state)
+        for kind in chardev fifo; do
+                python3 "$ROOT/tests/e2e/oci-tool.py" docker-special "$WORK/$kind.tar" "$kind"
+                "$MSB" load -i "$WORK/$kind.tar" >"$WORK/out" 2>"$WORK/err" &
+                local pid=$! waited=0
+                while kill -0 $pid 2>/dev/null && [ $waited -lt 30 ]; do sleep 0.5; waited=$((waited + 1)); done
+                if kill -0 $pid 2>/dev/null; then
+                        kill -9 $pid
+                        wait $pid 2>/dev/null
+                        fail "$kind: msb load still running after 15 s"
+                fi
+                wait $pid && RC=0 || RC=$?
+                assert_eq "$kind: status" 125 "$RC"
+                assert_contains "$kind: message" "archive entry" "$(cat "$WORK/err")"
+        done
+        assert_eq "store" "$before" "$(store_state)"
+}
+
+# The unpack budget from msb's config file: exceeding it fails the import,
+# names the layer and the setting, and keeps nothing.
+t_unpack_budget_from_config() {
+        local before
+        mkdir -p "$WORK/big"
+        head -c 3000000 /dev/urandom >"$WORK/big/blob"
+        "$ROOT/scripts/oci-layout.sh" "$WORK/lbig" v1 '{}' "$WORK/big"
+        printf 'unpack-max-bytes 2M\n' >"$WORK/budget.conf"
+        before=$(store_state)
+        MSB_CONFIG=$WORK/budget.conf run_msb image import "$WORK/lbig:v1" msbtest/big:v1
+        assert_eq status 125 "$RC"
+        assert_contains "names the layer" "layer sha256:" "$ERR"
+        assert_contains "names the setting" "unpack-max-bytes" "$ERR"
+        assert_eq "store" "$before" "$(store_state)"
+        printf 'unpack-max-bytes lots\n' >"$WORK/budget.conf"
+        MSB_CONFIG=$WORK/budget.conf run_msb image import "$WORK/lbig:v1" msbtest/big:v1
+        assert_eq "bad setting status" 125 "$RC"
+        assert_contains "bad setting" "line 1: unpack-max-bytes 'lots' is not a size" "$ERR"
+}
+
+# rmi never collects what another name still uses, even when that name
+# cannot be read: the collection stops instead.
+t_rmi_keeps_blobs_when_a_ref_is_unreadable() {
+        local layer
+        # a clean start, whatever an interrupted earlier run left
+        rm -rf "$DATA/images/refs/msbtest%2Fgc-a%3Av1" "$DATA/images/refs/msbtest%2Fgc-b%3Av1"
+        mini_layout "$WORK/lgc" v1 "gc-$RANDOM-$$"
+        run_msb image import "$WORK/lgc:v1" msbtest/gc-a:v1
+        assert_eq status 0 "$RC"
+        run_msb image import "$WORK/lgc:v1" msbtest/gc-b:v1
+        layer=$(ls "$WORK/lgc/blobs/sha256" | while read -r b; do [ -e "$DATA/images/blobs/sha256/$b" ] && echo "$b"; done | sort)
+        # gc-b's name becomes unreadable (a directory where its file was)
+        mv "$DATA/images/refs/msbtest%2Fgc-b%3Av1" "$WORK/ref-b"
+        mkdir "$DATA/images/refs/msbtest%2Fgc-b%3Av1"
+        run_msb rmi msbtest/gc-a:v1
+        assert_eq "rmi status" 0 "$RC"
+        for b in $layer; do
+                [ -e "$DATA/images/blobs/sha256/$b" ] || fail "blob $b of msbtest/gc-b was collected"
+        done
+        rmdir "$DATA/images/refs/msbtest%2Fgc-b%3Av1"
+        mv "$WORK/ref-b" "$DATA/images/refs/msbtest%2Fgc-b%3Av1"
+        run_msb rmi msbtest/gc-b:v1
+        assert_eq "rmi b status" 0 "$RC"
+        for b in $layer; do
+                [ ! -e "$DATA/images/blobs/sha256/$b" ] || fail "blob $b left after both names went"
+        done
+}
+
 # msb finds argv[0] on the image's PATH before the VM starts; what runs must
 # be what execvp in the guest would pick
 t_path_search_matches_execvp() {
