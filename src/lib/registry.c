@@ -45,73 +45,43 @@ struct reg {
 
 /* ---- config: mirrors and insecure registries ---- */
 
-static char *config_path(void)
+struct reg_config {
+        const char *domain;
+        char **mirrors;
+        bool insecure;
+};
+
+static int reg_config_line(char **w, int n, void *ud, const char *where, struct msb_error *err)
 {
-        const char *e = getenv("MSB_CONFIG");
-        if (e && *e)
-                return xstrdup(e);
-        e = getenv("XDG_CONFIG_HOME");
-        if (e && *e)
-                return xasprintf("%s/msb/config", e);
-        e = getenv("HOME");
-        return e && *e ? xasprintf("%s/.config/msb/config", e) : NULL;
+        struct reg_config *c = ud;
+        if (!strcmp(w[0], "mirror")) {
+                if (!str_has_prefix(w[2], "http://") && !str_has_prefix(w[2], "https://"))
+                        return msb_err(err, EINVAL, "%s: mirror URL '%s' must start with http:// or https://", where,
+                                       w[2]);
+                if (!strcmp(w[1], c->domain)) {
+                        size_t l = strlen(w[2]);
+                        while (l > 0 && w[2][l - 1] == '/')
+                                w[2][--l] = 0;
+                        strv_push(&c->mirrors, w[2]);
+                }
+        } else if (!strcmp(w[0], "insecure") && !strcmp(w[1], c->domain))
+                c->insecure = true;
+        return 0;
 }
 
-/* Lines "mirror DOMAIN URL" and "insecure DOMAIN"; '#' starts a comment.
- * Returns the mirrors for domain (NULL-terminated) and whether it is
+/* "mirror DOMAIN URL" and "insecure DOMAIN" lines of msb's config file
+ * (config.c): the mirrors for domain (NULL-terminated) and whether it is
  * marked insecure. */
 int msb_registry_config(const char *domain, char ***ret_mirrors, bool *ret_insecure, struct msb_error *err)
 {
-        *ret_mirrors = NULL;
-        *ret_insecure = false;
-        _cleanup_free_ char *p = config_path();
-        if (!p)
-                return 0;
-        _cleanup_free_ char *data = NULL;
-        int r = read_file_at(AT_FDCWD, p, 1 << 20, &data, NULL);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return msb_err(err, r, "config %s: %s", p, strerror(-r));
-        int lineno = 0;
-        for (char *line = data, *next; line && *line; line = next) {
-                /* by hand, not strtok: empty lines count for line numbers */
-                next = strchr(line, '\n');
-                if (next)
-                        *next++ = '\0';
-                lineno++;
-                char *hash = strchr(line, '#');
-                if (hash)
-                        *hash = 0;
-                char *w[4] = {0};
-                int n = 0;
-                for (char *s2 = NULL, *t = strtok_r(line, " \t\r", &s2); t && n < 4; t = strtok_r(NULL, " \t\r", &s2))
-                        w[n++] = t;
-                if (n == 0)
-                        continue;
-                if (!strcmp(w[0], "mirror") && n == 3) {
-                        if (!str_has_prefix(w[2], "http://") && !str_has_prefix(w[2], "https://")) {
-                                strv_free(*ret_mirrors);
-                                *ret_mirrors = NULL;
-                                return msb_err(err, EINVAL, "config %s line %d: mirror URL '%s' must start with http:// or https://",
-                                               p, lineno, w[2]);
-                        }
-                        if (!strcmp(w[1], domain)) {
-                                size_t l = strlen(w[2]);
-                                while (l > 0 && w[2][l - 1] == '/')
-                                        w[2][--l] = 0;
-                                strv_push(ret_mirrors, w[2]);
-                        }
-                } else if (!strcmp(w[0], "insecure") && n == 2) {
-                        if (!strcmp(w[1], domain))
-                                *ret_insecure = true;
-                } else {
-                        strv_free(*ret_mirrors);
-                        *ret_mirrors = NULL;
-                        return msb_err(err, EINVAL,
-                                       "config %s line %d: expected 'mirror DOMAIN URL' or 'insecure DOMAIN'", p, lineno);
-                }
+        struct reg_config c = {.domain = domain};
+        int r = msb_config_each(reg_config_line, &c, err);
+        if (r < 0) {
+                strv_free(c.mirrors);
+                return r;
         }
+        *ret_mirrors = c.mirrors;
+        *ret_insecure = c.insecure;
         return 0;
 }
 

@@ -234,7 +234,22 @@ static void test_registry_config(void)
         fputs("mirrors docker.io http://x\n", f);
         fclose(f);
         CHECK_INT(msb_registry_config("docker.io", &m, &insecure, &e), -EINVAL);
-        CHECK(strstr(e.message, "expected 'mirror DOMAIN URL'") != NULL);
+        CHECK(strstr(e.message, "unknown setting 'mirrors'") != NULL);
+        /* one file for every reader: registry settings beside the unpack
+         * budget, each reader taking its own */
+        f = fopen(path, "w");
+        fputs("unpack-max-bytes 1G\nunpack-max-entries 5\ninsecure docker.io\n", f);
+        fclose(f);
+        CHECK_INT(msb_registry_config("docker.io", &m, &insecure, &e), 0);
+        CHECK(insecure);
+        uint64_t bytes = 0, entries = 0;
+        CHECK_INT(msb_config_unpack_limits(&bytes, &entries, &e), 0);
+        CHECK(bytes == (1ULL << 30) && entries == 5);
+        f = fopen(path, "w");
+        fputs("mirror docker.io\n", f);
+        fclose(f);
+        CHECK_INT(msb_registry_config("docker.io", &m, &insecure, &e), -EINVAL);
+        CHECK(strstr(e.message, "line 1: expected 'mirror DOMAIN URL'") != NULL);
         unlink(path);
         unsetenv("MSB_CONFIG");
         char *u = msb_reg_upstream("docker.io", false);
