@@ -1086,7 +1086,8 @@ static int fetch_layers(struct msb_ctx *ctx, struct store *s, struct reg *g, jso
                 total += jobs[k].state == FETCH_DONE ? jobs[k].size : 0;
                 if (jobs[k].r < 0 && r == 0) {
                         r = jobs[k].r;
-                        *err = jobs[k].err;
+                        if (err)
+                                *err = jobs[k].err;
                 }
         }
         if (r == 0) {
@@ -1295,7 +1296,8 @@ int msb_image_pull(struct msb_ctx *ctx, const char *refstr, char **ret_name, str
                 msb_reg_close(g);
                 if (r == 0)
                         break;
-                *err = e1;
+                if (err)
+                        *err = e1;
                 size_t l = strlen(tried);
                 snprintf(tried + l, sizeof(tried) - l, "%s%s", l ? "; " : "", e1.message);
                 /* a corrupt or hostile answer is not a reason to try elsewhere quietly */

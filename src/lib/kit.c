@@ -343,13 +343,12 @@ void msb_kit_free(struct msb_kit *kit)
 
 int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_error *err)
 {
-        struct msb_kit kit = {0};
+        /* freed on every return; handed over (and cleared) on success */
+        __attribute__((cleanup(msb_kit_free))) struct msb_kit kit = {0};
         _cleanup_free_ char *moddir = NULL;
         int r = find_kernel(ctx, &kit, &moddir, err);
-        if (r < 0) {
-                msb_kit_free(&kit);
+        if (r < 0)
                 return r;
-        }
         const char *kernel = kit.kernel;
         _cleanup_free_ char *agentd_path = msb_find_helper("MSB_AGENTD", "agentd");
         if (!agentd_path)
@@ -411,6 +410,7 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                                 if (!kit.release)
                                         kit.release = xstrdup("unknown");
                                 *ret_kit = kit;
+                                kit = (struct msb_kit){0};
                                 return 0;
                         }
                 }
@@ -470,6 +470,11 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                                 char *order = NULL;
                                 size_t olen = 0;
                                 FILE *of = open_memstream(&order, &olen);
+                                if (!of) {
+                                        r = msb_err(err, ENOMEM, "cannot build the module list: out of memory");
+                                        unlink(tmp);
+                                        goto out;
+                                }
                                 for (size_t i = 0; i < ml.n; i++) {
                                         _cleanup_free_ char *nm = xasprintf("lib/msb/%s.ko", ml.v[i]->name);
                                         cpio_add(&w, nm, S_IFREG | 0644, 0, 0, ml.data[i], ml.len[i]);
@@ -507,7 +512,6 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                 r = 0;
         }
 out:
-        msb_kit_free(&kit);
         for (size_t i = 0; i < ml.n; i++)
                 free(ml.data[i]);
         for (size_t i = 0; i < ix.n; i++)

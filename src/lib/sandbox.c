@@ -804,11 +804,15 @@ static int64_t mono_ms(void)
 
 static int boot_timeout_ms(enum msb_accel a)
 {
+        /* seconds, 1 to a day; anything else (atoi's overflow included) is
+         * ignored for the default */
         const char *e = getenv("MSB_BOOT_TIMEOUT");
         if (e && *e) {
-                int v = atoi(e);
-                if (v > 0)
-                        return v * 1000;
+                char *end;
+                errno = 0;
+                long v = strtol(e, &end, 10);
+                if (!errno && !*end && v > 0 && v <= 86400)
+                        return (int)v * 1000;
         }
         return a == MSB_ACCEL_KVM ? 30000 : 90000;
 }
