@@ -65,6 +65,12 @@ if [ "$(cat "$data/cache/busybox-image.stamp" 2>/dev/null)" != "$stamp" ] || [ -
         trap - EXIT
 fi
 
+# As root: install for every user of the machine (<prefix>/bin/msb, kernels
+# and the default image under <prefix>/lib/msb).
+if [ "$(id -u)" = 0 ]; then
+        scripts/install-system.sh
+fi
+
 if [ "$mode" = demo ]; then
         say "build/msb run busybox -- sh -c 'echo hello from \$(hostname); uname -r'"
         exec build/msb run busybox -- sh -c 'echo "hello from $(hostname), a microVM running kernel $(uname -r)"'

@@ -174,6 +174,7 @@ struct msb_info {
         char *qemu_version;   /* first line of qemu --version */
         char *fs_server;      /* backend name and binary */
         char *fs_server_version;
+        char *system_dir;     /* kernels and images installed for every user */
 };
 /* Fill *ret_info (free with msb_info_free).  May run the KVM probe and build
  * the initramfs, as a run would. */

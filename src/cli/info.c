@@ -35,7 +35,10 @@ int cmd_info(int argc, char **argv)
         printf("accelerator:    %s (%s)\n", i->accel, i->accel_why);
         printf("qemu:           %s\n", i->qemu_version);
         printf("fs server:      %s, %s\n", i->fs_server, i->fs_server_version);
-        printf("data dir:       %s (images, kernels)\n", i->data_dir);
+        printf("data dir:       %s (yours: kernels you built)\n", i->data_dir);
+        printf("image store:    %s/images (yours: what you pull, import or load)\n", i->data_dir);
+        printf("system dir:     %s (every user's, read-only: kernels and images, looked up after yours)\n",
+               i->system_dir);
         printf("cache dir:      %s/cache (initramfs, accelerator verdict, TSC rate)\n", i->data_dir);
         printf("runtime dir:    %s\n", i->runtime_dir);
         msb_info_free(i);

@@ -58,6 +58,7 @@ void msb_info_free(struct msb_info *i)
         free(i->qemu_version);
         free(i->fs_server);
         free(i->fs_server_version);
+        free(i->system_dir);
         free(i);
 }
 
@@ -77,6 +78,7 @@ int msb_info_get(struct msb_ctx *ctx, struct msb_info **ret, struct msb_error *e
         struct msb_info *i = xcalloc(1, sizeof(*i));
         i->data_dir = xstrdup(ctx->data_dir);
         i->runtime_dir = xstrdup(ctx->runtime_dir);
+        i->system_dir = xstrdup(ctx->system_dir);
         i->kernel = TAKE_PTR(kit.kernel);
         i->kernel_release = TAKE_PTR(kit.release);
         i->kernel_flavor = xstrdup(kit.flavor);

@@ -385,6 +385,33 @@ t_info_reports_kit() {
         assert_contains "fs server version" "msb-fsd $("$MSB" version | sed 's/^msb //')" "$OUT"
 }
 
+# Installed once by root (./setup.sh), msb works for any user with nothing
+# set up: the installed binary, the kernel and the default image from
+# <prefix>/lib/msb, the user's own store in their HOME, nothing of root's
+# data dir reachable.
+t_every_user_runs_the_installed_msb() {
+        local h msb=/usr/local/bin/msb
+        [ -x "$msb" ] || { fail "$msb is not installed (./setup.sh as root installs it)"; return 1; }
+        h=$(mktemp -d /tmp/msb-user.XXXXXX)
+        chown nobody:nogroup "$h"
+        runuser -u nobody -- env -i HOME="$h" PATH=/usr/bin:/bin "$msb" run busybox -- id >"$WORK/out" 2>"$WORK/err" &&
+                RC=0 || RC=$?
+        OUT=$(cat "$WORK/out")
+        ERR=$(cat "$WORK/err")
+        assert_eq status 0 "$RC" || echo "$ERR" >&2
+        assert_contains "root in the guest" "uid=0(root)" "$OUT"
+        runuser -u nobody -- env -i HOME="$h" PATH=/usr/bin:/bin "$msb" info >"$WORK/out" 2>&1 || true
+        OUT=$(cat "$WORK/out")
+        assert_contains "kernel from the system dir" "kernel:         /usr/local/lib/msb/kernels/" "$OUT"
+        assert_contains "own store" "image store:    $h/.local/share/msb/images" "$OUT"
+        assert_contains "system dir" "system dir:     /usr/local/lib/msb" "$OUT"
+        # root's store is not reachable by this user
+        if runuser -u nobody -- ls "$DATA/images/rootfs" >/dev/null 2>&1; then
+                fail "nobody can list root's unpacked images"
+        fi
+        rm -rf "$h"
+}
+
 t_kernel_features_present() {
         if [ ! -f "$WORK/fcimg.done" ]; then
                 mkdir -p "$WORK/fclayer"

@@ -234,14 +234,12 @@ t_readable_not_owned_file_as_user() {
         u=$(mktemp -d /tmp/msb-vol-user.XXXXXX)
         mkdir -p "$u/bin" "$u/home"
         cp "$ROOT/build/msb" "$ROOT/build/msb-fsd" "$ROOT/build/agentd" "$u/bin/"
-        ln -s "$DATA/kernels" "$u/home/kernels"
         echo root-owned >"$u/ro-by-root.txt"
         chmod 644 "$u/ro-by-root.txt"
         chown -R nobody:nogroup "$u/home"
         chmod 755 "$u"
-        d=$(cat "$DATA/images/refs/busybox%3Alatest")
-        runuser -u nobody -- env MSB_HOME="$u/home" "$u/bin/msb" run --accel tcg --rootfs "$DATA/images/rootfs/${d#sha256:}" \
-                -v "$u/ro-by-root.txt:/etc/r.txt" -- sh -c 'cat /etc/r.txt; echo x >> /etc/r.txt && echo WROTE; true' \
+        runuser -u nobody -- env MSB_HOME="$u/home" "$u/bin/msb" run --accel tcg \
+                -v "$u/ro-by-root.txt:/etc/r.txt" busybox -- sh -c 'cat /etc/r.txt; echo x >> /etc/r.txt && echo WROTE; true' \
                 >"$WORK/out" 2>"$WORK/err" && RC=0 || RC=$?
         local content
         content=$(cat "$u/ro-by-root.txt")
