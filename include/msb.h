@@ -43,8 +43,25 @@ void msb_ctx_free(struct msb_ctx *ctx);
 /* Receive log lines (verbose diagnostics).  level 0 = normal, 1 = verbose. */
 /* Pull over plain HTTP from registries not marked insecure in the config. */
 void msb_ctx_set_insecure(struct msb_ctx *ctx, bool on);
-/* Show pulls' per-layer progress on stderr (meant for a terminal). */
+/* Log each pull's summary (layers, bytes, seconds) at level 0 instead of 1. */
 void msb_ctx_set_progress(struct msb_ctx *ctx, bool on);
+
+/* One layer of a pull in progress. */
+enum msb_layer_state { MSB_LAYER_WAITING, MSB_LAYER_ACTIVE, MSB_LAYER_DONE, MSB_LAYER_FAILED, MSB_LAYER_HAD };
+struct msb_layer_progress {
+        const char *digest; /* "sha256:..." */
+        uint64_t size;      /* as the manifest declares it */
+        uint64_t done;      /* bytes so far */
+        enum msb_layer_state state;
+};
+/* Called by the pulling thread with every layer's state: once with
+ * first = true when the downloads start, about five times a second while
+ * they run, and once when all have ended; secs counts from the start.  The
+ * library itself never prints: drawing is the caller's.  fn NULL: none. */
+void msb_ctx_set_progress_fn(struct msb_ctx *ctx,
+                             void (*fn)(const struct msb_layer_progress *layers, size_t n, double secs, bool first,
+                                        void *userdata),
+                             void *userdata);
 void msb_ctx_set_log(struct msb_ctx *ctx, int level, void (*fn)(const char *line, void *userdata),
                      void *userdata);
 const char *msb_ctx_data_dir(const struct msb_ctx *ctx);

@@ -20,3 +20,6 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct msb_ctx *cli_ctx(void);
 /* Log callback for libmsb (prints "msb: " lines to stderr). */
 void cli_log(const char *line, void *userdata);
+/* Progress callback for libmsb pulls: one line per layer on stderr, redrawn
+ * in place (for a terminal). */
+void cli_pull_progress(const struct msb_layer_progress *layers, size_t n, double secs, bool first, void *userdata);

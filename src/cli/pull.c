@@ -24,6 +24,33 @@ static void pull_usage(FILE *f)
               f);
 }
 
+static void human_bytes(uint64_t b, char *out, size_t n)
+{
+        if (b >= 1000000)
+                snprintf(out, n, "%.1f MB", (double)b / 1e6);
+        else
+                snprintf(out, n, "%.1f kB", (double)b / 1e3);
+}
+
+void cli_pull_progress(const struct msb_layer_progress *layers, size_t n, double secs, bool first, void *userdata)
+{
+        static const char *const what[] = {[MSB_LAYER_WAITING] = "waiting", [MSB_LAYER_ACTIVE] = "downloading",
+                                           [MSB_LAYER_DONE] = "done", [MSB_LAYER_FAILED] = "FAILED",
+                                           [MSB_LAYER_HAD] = "already stored"};
+        if (!first)
+                fprintf(stderr, "\033[%zuA", n);
+        for (size_t i = 0; i < n; i++) {
+                char a[32], t[32];
+                human_bytes(layers[i].done, a, sizeof(a));
+                human_bytes(layers[i].size, t, sizeof(t));
+                fprintf(stderr, "\r\033[K  %.19s  %-14s %10s / %-10s", layers[i].digest, what[layers[i].state], a, t);
+                if (layers[i].state == MSB_LAYER_ACTIVE && secs > 0.2)
+                        fprintf(stderr, "  %.1f MB/s", (double)layers[i].done / 1e6 / secs);
+                fputc('\n', stderr);
+        }
+        fflush(stderr);
+}
+
 int cmd_pull(int argc, char **argv)
 {
         bool quiet = false, insecure = false;
@@ -52,8 +79,10 @@ int cmd_pull(int argc, char **argv)
         if (!ctx)
                 return 125;
         /* a live line per layer on a terminal; nothing but errors otherwise */
-        if (!quiet && isatty(2))
+        if (!quiet && isatty(2)) {
                 msb_ctx_set_progress(ctx, true);
+                msb_ctx_set_progress_fn(ctx, cli_pull_progress, NULL);
+        }
         if (!quiet)
                 msb_ctx_set_log(ctx, 0, cli_log, NULL);
         msb_ctx_set_insecure(ctx, insecure);

@@ -274,8 +274,10 @@ int cmd_run(int argc, char **argv)
         if (verbose)
                 msb_ctx_set_log(ctx, 1, cli_log, NULL);
         /* an image pulled on first use shows its layers on a terminal */
-        if (isatty(2))
+        if (isatty(2)) {
                 msb_ctx_set_progress(ctx, true);
+                msb_ctx_set_progress_fn(ctx, cli_pull_progress, NULL);
+        }
         int st = 0;
         int r = msb_run(ctx, o, &st, &err);
         if (r < 0) {

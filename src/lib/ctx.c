@@ -103,6 +103,13 @@ void msb_ctx_set_progress(struct msb_ctx *ctx, bool on)
         ctx->progress = on;
 }
 
+void msb_ctx_set_progress_fn(struct msb_ctx *ctx,
+                             void (*fn)(const struct msb_layer_progress *, size_t, double, bool, void *), void *ud)
+{
+        ctx->progress_fn = fn;
+        ctx->progress_ud = ud;
+}
+
 void msb_ctx_set_insecure(struct msb_ctx *ctx, bool on)
 {
         ctx->insecure = on;

@@ -998,28 +998,27 @@ static void fmt_bytes(uint64_t b, char *out, size_t n)
                 snprintf(out, n, "%.1f kB", (double)b / 1e3);
 }
 
-/* One line per layer, redrawn in place. */
-static void progress_draw(struct fetch_job *jobs, size_t n, double secs, bool first)
+/* Hand the layers' state to the caller's progress function, if any. */
+static void progress_report(struct msb_ctx *ctx, struct fetch_job *jobs, size_t n, double secs, bool first)
 {
-        if (!first)
-                fprintf(stderr, "\033[%zuA", n);
+        if (!ctx->progress_fn)
+                return;
+        struct msb_layer_progress *p = xcalloc(n, sizeof(*p));
         for (size_t i = 0; i < n; i++) {
-                uint64_t d = __atomic_load_n(&jobs[i].done, __ATOMIC_RELAXED);
                 int st = __atomic_load_n(&jobs[i].state, __ATOMIC_ACQUIRE);
-                char a[32], t[32];
-                fmt_bytes(d, a, sizeof(a));
-                fmt_bytes(jobs[i].size, t, sizeof(t));
-                const char *what = st == FETCH_WAITING ? "waiting"
-                                   : st == FETCH_ACTIVE ? "downloading"
-                                   : st == FETCH_DONE   ? "done"
-                                   : st == FETCH_HAD    ? "already stored"
-                                                        : "FAILED";
-                fprintf(stderr, "\r\033[K  %.19s  %-14s %10s / %-10s", jobs[i].digest, what, a, t);
-                if (st == FETCH_ACTIVE && secs > 0.2)
-                        fprintf(stderr, "  %.1f MB/s", (double)d / 1e6 / secs);
-                fputc('\n', stderr);
+                p[i] = (struct msb_layer_progress){
+                        .digest = jobs[i].digest,
+                        .size = jobs[i].size,
+                        .done = __atomic_load_n(&jobs[i].done, __ATOMIC_RELAXED),
+                        .state = st == FETCH_WAITING  ? MSB_LAYER_WAITING
+                                 : st == FETCH_ACTIVE ? MSB_LAYER_ACTIVE
+                                 : st == FETCH_DONE   ? MSB_LAYER_DONE
+                                 : st == FETCH_HAD    ? MSB_LAYER_HAD
+                                                      : MSB_LAYER_FAILED,
+                };
         }
-        fflush(stderr);
+        ctx->progress_fn(p, n, secs, first, ctx->progress_ud);
+        free(p);
 }
 
 static double now_s(void)
@@ -1064,13 +1063,10 @@ static int fetch_layers(struct msb_ctx *ctx, struct store *s, struct reg *g, jso
                 fetch_worker(&f); /* no threads: do it here */
         }
         double t0 = now_s();
-        bool show = ctx->progress;
-        if (show)
-                progress_draw(jobs, n, 0, true);
+        progress_report(ctx, jobs, n, 0, true);
         for (;;) {
                 bool all = __atomic_load_n(&f.running, __ATOMIC_ACQUIRE) == 0;
-                if (show)
-                        progress_draw(jobs, n, now_s() - t0, false);
+                progress_report(ctx, jobs, n, now_s() - t0, false);
                 if (all)
                         break;
                 struct timespec ts = {0, 200 * 1000 * 1000};
@@ -1078,8 +1074,7 @@ static int fetch_layers(struct msb_ctx *ctx, struct store *s, struct reg *g, jso
         }
         for (size_t k = 0; k < started; k++)
                 pthread_join(th[k], NULL);
-        if (show)
-                progress_draw(jobs, n, now_s() - t0, false);
+        progress_report(ctx, jobs, n, now_s() - t0, false);
         int r = 0;
         uint64_t total = 0;
         for (size_t k = 0; k < n; k++) {

@@ -22,7 +22,9 @@ struct msb_ctx {
         int log_level;
         void (*log_fn)(const char *line, void *userdata);
         void *log_ud;
-        bool progress;     /* live per-layer pull progress on stderr */
+        bool progress;     /* pull summaries at log level 0 */
+        void (*progress_fn)(const struct msb_layer_progress *, size_t, double, bool, void *);
+        void *progress_ud;
         bool insecure;     /* pull over plain HTTP (msb pull --insecure) */
 };
 void msb_log(const struct msb_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
