@@ -34,7 +34,8 @@ for link in msb default; do
         ln -sfn "$target" "$sys/kernels/$link.tmp" && mv -T "$sys/kernels/$link.tmp" "$sys/kernels/$link"
 done
 # kernels no link names any more
-for d in "$sys"/kernels/*/; do
+for d in "$sys"/kernels/*; do
+        [ -d "$d" ] && [ ! -L "$d" ] || continue
         d=$(basename "$d")
         [ "$d" = "$(readlink "$sys/kernels/msb" 2>/dev/null)" ] || [ "$d" = "$(readlink "$sys/kernels/default" 2>/dev/null)" ] ||
                 rm -rf "${sys:?}/kernels/$d"
