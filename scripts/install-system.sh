@@ -10,6 +10,8 @@
 # with nothing set up; what a user pulls goes to their own store.
 # Idempotent: copies only what changed.
 set -euo pipefail
+# what lands in <prefix> is for every user to read, whatever root's umask
+umask 022
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 [ "$(id -u)" = 0 ] || { echo "install-system.sh: run as root" >&2; exit 1; }

@@ -269,40 +269,62 @@ DIR *fdopendir_dup(int dfd)
         return dir;
 }
 
-static int rm_children(int dfd, int depth)
+/*
+ * Remove everything below dfd (consumed), iteratively: descend into a
+ * non-empty child, empty it, climb back through "..", and rescan.  One
+ * directory fd at a time and no recursion, so no depth of tree (an image
+ * may make one thousands of levels deep) can exhaust fds or stack.  The
+ * first failure stops the whole removal (a rescan would only meet it again).
+ */
+static int rm_children(int dfd)
 {
-        /* Depth guard: a hostile tree must not exhaust our stack. */
-        if (depth > 4096)
-                return -ELOOP;
-        DIR *d = fdopendir(dfd);
-        if (!d) {
-                int e = errno; /* close() may change errno */
-                close(dfd);
-                return -e;
-        }
-        int r = 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                if (unlinkat(dirfd(d), de->d_name, 0) == 0 || errno == ENOENT)
-                        continue;
-                if (errno != EISDIR && errno != EPERM) {
+        int cur = dfd, depth = 0, r = 0;
+        for (;;) {
+                DIR *d = fdopendir_dup(cur);
+                if (!d) {
                         r = -errno;
+                        break;
+                }
+                int down = -1;
+                struct dirent *de;
+                while (r == 0 && down < 0 && (de = readdir(d))) {
+                        const char *n = de->d_name;
+                        if (!strcmp(n, ".") || !strcmp(n, ".."))
+                                continue;
+                        if (unlinkat(cur, n, 0) == 0 || errno == ENOENT)
+                                continue;
+                        if (errno != EISDIR && errno != EPERM) {
+                                r = -errno;
+                                break;
+                        }
+                        if (unlinkat(cur, n, AT_REMOVEDIR) == 0 || errno == ENOENT)
+                                continue;
+                        if (errno != ENOTEMPTY && errno != EEXIST) {
+                                r = -errno;
+                                break;
+                        }
+                        down = openat(cur, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (down < 0)
+                                r = -errno;
+                }
+                closedir(d);
+                if (down >= 0) {
+                        close(cur);
+                        cur = down;
+                        depth++;
                         continue;
                 }
-                int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (cfd < 0) {
-                        r = -errno;
-                        continue;
-                }
-                int q = rm_children(cfd, depth + 1);
-                if (q < 0)
-                        r = q;
-                if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-                        r = -errno;
+                if (r < 0 || depth == 0)
+                        break;
+                /* emptied: back to the parent, whose rescan removes it */
+                int up = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                close(cur);
+                if (up < 0)
+                        return -errno;
+                cur = up;
+                depth--;
         }
-        closedir(d);
+        close(cur);
         return r;
 }
 
@@ -315,7 +337,7 @@ int rm_rf_at(int dirfd, const char *name)
         int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return errno == ENOENT ? 0 : -errno;
-        int r = rm_children(fd, 0);
+        int r = rm_children(fd);
         if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
                 r = -errno;
         return r;

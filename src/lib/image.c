@@ -217,7 +217,12 @@ static int store_dirs_private(struct msb_ctx *ctx, const char *root, struct msb_
                         r = -errno;
                 if (r < 0)
                         return msb_err(err, r, "cannot create image store %s: %s", dirs[i], strerror(-r));
-                if ((st.st_mode & 077) && st.st_uid == geteuid() && chmod(dirs[i], st.st_mode & 07700) < 0)
+                if (st.st_uid != geteuid())
+                        return msb_err(err, EPERM,
+                                       "%s belongs to uid %u, not to you: another user could change your images; "
+                                       "set MSB_HOME to a directory of your own",
+                                       dirs[i], (unsigned)st.st_uid);
+                if ((st.st_mode & 077) && chmod(dirs[i], st.st_mode & 07700) < 0)
                         return msb_err(err, errno, "cannot make %s private (mode 0700): %s", dirs[i],
                                        strerror(errno));
         }
@@ -328,10 +333,8 @@ static void store_migrate(struct msb_ctx *ctx, struct store *s)
                 if (de->d_name[0] == '.')
                         continue;
                 _cleanup_free_ char *full = xasprintf("%s/rootfs/%s", s->root, de->d_name);
-                if (rootfs_in_use(ctx, full))
-                        busy = true;
-                else
-                        rm_rf_at(dfd, de->d_name);
+                if (rootfs_in_use(ctx, full) || rm_rf_at(dfd, de->d_name) < 0)
+                        busy = true; /* not current until every old root is gone */
         }
         closedir(d);
         if (!busy)
@@ -810,6 +813,12 @@ int msb_image_open(struct msb_ctx *ctx, const char *ref, char **ret_rootfs, stru
                 r = store_reunpack(ctx, mhex, err);
                 if (r < 0)
                         return msb_err_wrap(err, r, "image '%s'", norm);
+                /* never run from a root an older msb unpacked */
+                if (!store_current_at(sfd))
+                        return msb_err(err, EBUSY,
+                                       "the image store %s is being upgraded, and another msb is using it (or a "
+                                       "running sandbox uses an old image); try again when it is done",
+                                       mine);
         }
         if (root == mine && stat(rootfs, &st) < 0 && errno == ENOENT) {
                 r = store_reunpack(ctx, mhex, err);
@@ -1733,9 +1742,14 @@ static int load_docker(struct msb_ctx *ctx, struct store *s, int dirfd, const ch
 int msb_image_load(struct msb_ctx *ctx, const char *file, const char *name, char ***ret_names, struct msb_error *err)
 {
         *ret_names = NULL;
-        _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC);
+        /* O_NONBLOCK: a fifo must not hang us (later holding the store lock) */
+        _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd < 0)
                 return msb_err(err, errno, "'%s': %s", file, strerror(errno));
+        struct stat fst;
+        if (fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode))
+                return msb_err(err, EINVAL, "'%s' is not a regular file; save the archive to a file first", file);
+        fcntl(fd, F_SETFL, 0);
         struct store s;
         /* locked before anything is put in tmp/ */
         int r = store_open(ctx, &s, LOCK_SH, err);

@@ -95,8 +95,10 @@ void proc_kill(pid_t pid, int pidfd)
  * slow at it. */
 static void wait_group_gone(pid_t pid)
 {
+        /* no signal here: with the leader reaped, the group's number may
+         * be free once its last member is; kill_group() already reached
+         * every member while the leader pinned it */
         for (int i = 0; i < 2000 && kill(-pid, 0) == 0; i++) {
-                kill(-pid, SIGKILL);
                 while (waitpid(-pid, NULL, WNOHANG) > 0) {
                 }
                 if (kill(-pid, 0) < 0)

@@ -204,8 +204,8 @@ static char *field_str(const uint8_t *f, size_t n)
 }
 
 /*
- * Clean an entry name.  Leading "./" components are dropped; absolute names,
- * ".." components and control characters are rejected.  Returns NULL (and the
+ * Clean an entry name.  Leading "./" components are dropped; absolute names
+ * and ".." components are rejected (other bytes are a name's own business).  Returns NULL (and the
  * reason) on rejection, "" for the root itself.
  */
 static char *clean_path(const char *in, const char **why)
@@ -252,8 +252,9 @@ static int open_beneath(int rootfd, const char *path, int flags)
         return fd < 0 ? -errno : fd;
 }
 
-/* Open (creating as needed) the directory dir beneath rootfd. */
-static int open_parent(int rootfd, const char *dir)
+/* Open (creating as needed) the directory dir beneath rootfd.  Each
+ * directory made counts against the image's entries: -E2BIG past them. */
+static int open_parent(int rootfd, const char *dir, struct tar_opts *o)
 {
         int fd = open_beneath(rootfd, dir, O_PATH | O_DIRECTORY);
         if (fd != -ENOENT)
@@ -279,6 +280,8 @@ static int open_parent(int rootfd, const char *dir)
                                 pfd = open_beneath(rootfd, "", O_PATH | O_DIRECTORY);
                         if (pfd < 0)
                                 return pfd;
+                        if (o->entries++ >= o->max_entries)
+                                return -E2BIG;
                         if (mkdirat(pfd, base, 0755) < 0 && errno != EEXIST)
                                 return -errno;
                         t = open_beneath(rootfd, p, O_PATH | O_DIRECTORY);
@@ -344,8 +347,35 @@ static int write_data(struct tar_in *t, int fd, uint64_t size)
         return 0;
 }
 
+/* Count n more bytes against the image's budget: what it writes, and what
+ * it makes us decompress only to throw away (a directory "with a body").
+ * -EFBIG past it. */
+static int charge_bytes(struct tar_in *t, uint64_t n)
+{
+        if (n > t->o->max_bytes - t->o->bytes)
+                return -EFBIG;
+        t->o->bytes += n;
+        return 0;
+}
+
+/* code: EFBIG (bytes) or E2BIG (entries) */
+static int budget_error(struct tar_in *t, const struct entry *e, int code, struct msb_error *err)
+{
+        if (code == EFBIG)
+                return msb_err(err, EFBIG,
+                               "entry '%s': the image unpacks to more than %llu bytes (raise unpack-max-bytes in "
+                               "msb's config file)",
+                               e->path, (unsigned long long)t->o->max_bytes);
+        return msb_err(err, E2BIG,
+                       "entry '%s': the image has more than %llu entries (raise unpack-max-entries in msb's config "
+                       "file)",
+                       e->path, (unsigned long long)t->o->max_entries);
+}
+
 static int skip_body(struct tar_in *t, uint64_t n, const struct entry *e, struct msb_error *err)
 {
+        if (charge_bytes(t, n) < 0)
+                return budget_error(t, e, EFBIG, err);
         int r = tin_skip(t, n);
         if (r < 0)
                 return msb_err(err, EIO, "entry '%s': layer is truncated", e->path);
@@ -363,7 +393,10 @@ static int skip_body(struct tar_in *t, uint64_t n, const struct entry *e, struct
  */
 static mode_t host_mode(const struct entry *e, mode_t kind)
 {
-        mode_t m = (mode_t)(e->mode & 01777); /* sticky stays: it grants nothing */
+        /* never writable by group or others: a shared store (the default
+         * image installed for every user) must not become a drop box; the
+         * image's real mode (1777 /tmp, 0666 files) is recorded instead */
+        mode_t m = (mode_t)(e->mode & 0755);
         if (kind == S_IFDIR)
                 return S_IFDIR | m | 0700;
         return S_IFREG | (kind == S_IFREG ? m | 0400 : 0600);
@@ -489,7 +522,15 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
         }
         const char *dir, *base;
         split(path, &dir, &base);
-        _cleanup_close_ int pfd = open_parent(rootfd, dir);
+        /* a whiteout in a directory that does not exist removes nothing,
+         * and makes no directory either */
+        bool whiteout = !strncmp(base, ".wh.", 4);
+        _cleanup_close_ int pfd = whiteout ? open_beneath(rootfd, dir, O_PATH | O_DIRECTORY)
+                                           : open_parent(rootfd, dir, t->o);
+        if (whiteout && pfd == -ENOENT)
+                return skip_body(t, data, e, err);
+        if (pfd == -E2BIG)
+                return budget_error(t, e, E2BIG, err);
         if (pfd < 0) {
                 if (pfd == -EXDEV || pfd == -ELOOP)
                         return msb_err(err, EXDEV, "entry '%s': its directory resolves outside the image root "
@@ -499,7 +540,7 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
         }
 
         /* OCI whiteouts */
-        if (!strncmp(base, ".wh.", 4)) {
+        if (whiteout) {
                 int r;
                 if (!strcmp(base, ".wh..wh..opq"))
                         r = clear_dir(pfd, "");
@@ -516,9 +557,7 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
                 return msb_err(err, EINVAL, "entry '%s': owner %llu:%llu is out of range", e->path,
                                (unsigned long long)e->uid, (unsigned long long)e->gid);
         if (t->o->entries++ >= t->o->max_entries)
-                return msb_err(err, E2BIG,
-                               "the image has more than %llu entries (raise unpack-max-entries in msb's config file)",
-                               (unsigned long long)t->o->max_entries);
+                return budget_error(t, e, E2BIG, err);
 
         struct stat cur;
         bool exists = fstatat(pfd, base, &cur, AT_SYMLINK_NOFOLLOW) == 0;
@@ -533,12 +572,8 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
         case '0':
         case '\0':
         case '7':
-                if (e->size > t->o->max_bytes - t->o->bytes)
-                        return msb_err(err, EFBIG,
-                                       "entry '%s': the image unpacks to more than %llu bytes (raise "
-                                       "unpack-max-bytes in msb's config file)",
-                                       e->path, (unsigned long long)t->o->max_bytes);
-                t->o->bytes += e->size;
+                if (charge_bytes(t, e->size) < 0)
+                        return budget_error(t, e, EFBIG, err);
                 return place_file(t, rootfd, pfd, base, e, st, err);
         case '5':
                 return place_dir(t, rootfd, pfd, base, exists && S_ISDIR(cur.st_mode), e, err) ?: skip_body(t, data, e, err);
@@ -549,6 +584,8 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
                  * through open_beneath(), which keeps resolution inside.  A
                  * symlink cannot carry a user xattr: it keeps the host
                  * owner, which nothing checks. */
+                if (charge_bytes(t, strlen(e->link)) < 0)
+                        return budget_error(t, e, EFBIG, err);
                 if (symlinkat(e->link, pfd, base) < 0)
                         return msb_err(err, errno, "entry '%s': symlink: %s", e->path, strerror(errno));
                 break;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -486,9 +487,17 @@ static void test_no_privilege_on_host(void)
                 CHECK_STR(got, v[k].want);
                 free(got);
         }
+        /* never writable by group or others on the host (a shared store
+         * must not become a drop box): the sticky 1777 is metadata */
+        struct stat tst;
+        CHECK_INT(fstatat(rootfd, "tmp", &tst, 0), 0);
+        CHECK_INT(tst.st_mode & 07777, 0755);
+        char *tv = vstat_of("tmp");
+        CHECK_STR(tv, "1:0:0:41777:0");
+        free(tv);
         /* nothing to record for what the host shows as is (as root) */
         if (geteuid() == 0) {
-                char *got = vstat_of("tmp");
+                char *got = vstat_of("bin");
                 CHECK(got == NULL);
                 free(got);
         }
@@ -580,6 +589,69 @@ static void test_budget(void)
         CHECK(strstr(e.message, "unpack-max-entries") != NULL);
         close(fd);
         free(path);
+
+        /* what costs without being an entry of its own still counts:
+         * implied parent directories, whiteouts in missing directories
+         * (which make nothing), symlink targets, bodies of entries that
+         * have none */
+        struct {
+                const char *name;
+                char type;
+                const char *link;
+                size_t body;
+                int want;
+        } cases[] = {
+                {"a/b/c/d/e/f/g/h/i/j/k", '0', NULL, 0, -E2BIG},
+                {"x/y/z/w/.wh.gone", '0', NULL, 0, 0},
+                {"s", '2', "0123456789012345678901234567890123456789", 0, -EFBIG},
+                {"d/", '5', NULL, 4096, -EFBIG},
+        };
+        for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+                fresh_root();
+                o = (struct tar_opts)TAR_OPTS_DEFAULT;
+                o.max_entries = 5;
+                o.max_bytes = 32;
+                struct tb c = {0};
+                static char body[4096];
+                tb_entry(&c, cases[k].name, cases[k].type, 0755, cases[k].link, cases[k].body ? body : NULL,
+                         cases[k].body);
+                tb_end(&c);
+                path = xasprintf("%s/layer", base);
+                fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                write_all(fd, c.p, c.len);
+                close(fd);
+                free(c.p);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                CHECK_INT(tar_unpack(fd, rootfd, &o, NULL, &e), cases[k].want);
+                close(fd);
+                free(path);
+                struct stat sb;
+                if (cases[k].name[0] == 'x') /* the whiteout made no directory */
+                        CHECK(fstatat(rootfd, "x", &sb, 0) < 0 && errno == ENOENT);
+        }
+}
+
+/* A tree deeper than the fd limit can still be removed (a failed unpack
+ * of a hostile layer must not leave it behind). */
+static void test_deep_tree_removed(void)
+{
+        fresh_root();
+        int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (int i = 0; i < 3000; i++) {
+                CHECK_INT(mkdirat(fd, "d", 0755), 0);
+                int nfd = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                close(fd);
+                fd = nfd;
+        }
+        CHECK_INT(openat(fd, "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0644) >= 0, 1);
+        close(fd);
+        struct rlimit old, low = {256, 256};
+        getrlimit(RLIMIT_NOFILE, &old);
+        setrlimit(RLIMIT_NOFILE, &low);
+        CHECK_INT(rm_rf_at(rootfd, "d"), 0);
+        setrlimit(RLIMIT_NOFILE, &old);
+        struct stat sb;
+        CHECK(fstatat(rootfd, "d", &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
 }
 
 int main(void)
@@ -598,6 +670,7 @@ int main(void)
         test_no_privilege_on_host();
         test_plain_mode();
         test_budget();
+        test_deep_tree_removed();
         close(rootfd);
         char *cmd = xasprintf("rm -rf %s", base);
         if (system(cmd) != 0)
