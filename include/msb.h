@@ -156,8 +156,10 @@ struct msb_image_info {
         char *id;        /* first 12 hex digits of the manifest digest */
         uint64_t size;   /* bytes the unpacked root takes on disk */
         int64_t created; /* from the image config, seconds since 1970; 0 if unknown */
+        bool system;     /* installed for every user (read-only), not in the user's store */
 };
-/* The stored images (free with msb_image_list_free). */
+/* The stored images, the user's own and then those installed for every
+ * user (free with msb_image_list_free). */
 int msb_image_list(struct msb_ctx *ctx, struct msb_image_info **ret, size_t *ret_n, struct msb_error *err);
 void msb_image_list_free(struct msb_image_info *v, size_t n);
 /* Remove a name; its rootfs and blobs go when no other name uses them.

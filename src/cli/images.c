@@ -67,7 +67,7 @@ int cmd_images(int argc, char **argv)
                 status = 125;
         } else {
                 qsort(v, n, sizeof(*v), by_name);
-                printf("%-44s %-16s %-12s %10s  %s\n", "NAME", "TAG", "ID", "SIZE", "CREATED");
+                printf("%-44s %-16s %-12s %10s  %-16s %s\n", "NAME", "TAG", "ID", "SIZE", "CREATED", "STORE");
                 for (size_t i = 0; i < n; i++) {
                         char *name = v[i].name, *tag = "";
                         char *at = strchr(name, '@');
@@ -80,7 +80,8 @@ int cmd_images(int argc, char **argv)
                         char sz[32], age[48];
                         human_size(v[i].size, sz, sizeof(sz));
                         human_age(v[i].created, age, sizeof(age));
-                        printf("%-44s %-16.16s %-12s %10s  %s\n", name, tag, v[i].id, sz, age);
+                        printf("%-44s %-16.16s %-12s %10s  %-16s %s\n", name, tag, v[i].id, sz, age,
+                               v[i].system ? "system (read-only)" : "yours");
                 }
                 msb_image_list_free(v, n);
         }

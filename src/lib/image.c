@@ -1361,24 +1361,17 @@ static uint64_t tree_bytes(int dirfd, const char *name, int depth)
         return sum;
 }
 
-int msb_image_list(struct msb_ctx *ctx, struct msb_image_info **ret, size_t *ret_n, struct msb_error *err)
+/* Append the images of the store at root to *v. */
+static int store_list(const char *root, bool system, struct msb_image_info **v, size_t *n, struct msb_error *err)
 {
-        *ret = NULL;
-        *ret_n = 0;
-        _cleanup_free_ char *root = xasprintf("%s/images", ctx->data_dir);
         _cleanup_close_ int sfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (sfd < 0)
                 return errno == ENOENT ? 0 : msb_err(err, errno, "image store %s: %s", root, strerror(errno));
-        int rfd = openat(sfd, "refs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = rfd >= 0 ? fdopendir(rfd) : NULL;
-        if (!d) {
-                if (rfd >= 0)
-                        close(rfd);
+        _cleanup_close_ int rfd = openat(sfd, "refs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = rfd >= 0 ? fdopendir_dup(rfd) : NULL;
+        if (!d)
                 return 0;
-        }
         struct dirent *de;
-        struct msb_image_info *v = NULL;
-        size_t n = 0;
         while ((de = readdir(d))) {
                 if (de->d_name[0] == '.')
                         continue;
@@ -1389,7 +1382,7 @@ int msb_image_list(struct msb_ctx *ctx, struct msb_image_info **ret, size_t *ret
                 const char *mhex;
                 if (!digest_hex(line, &mhex))
                         continue;
-                struct msb_image_info ii = {0};
+                struct msb_image_info ii = {.system = system};
                 ii.name = ref_name_from_file(de->d_name);
                 ii.id = strndup(mhex, 12);
                 _cleanup_free_ char *rp = xasprintf("rootfs/%s", mhex);
@@ -1409,10 +1402,28 @@ int msb_image_list(struct msb_ctx *ctx, struct msb_image_info **ret, size_t *ret
                         json_decref(c);
                 }
                 json_decref(m);
-                v = xrealloc(v, (n + 1) * sizeof(*v));
-                v[n++] = ii;
+                *v = xrealloc(*v, (*n + 1) * sizeof(**v));
+                (*v)[(*n)++] = ii;
         }
         closedir(d);
+        return 0;
+}
+
+int msb_image_list(struct msb_ctx *ctx, struct msb_image_info **ret, size_t *ret_n, struct msb_error *err)
+{
+        *ret = NULL;
+        *ret_n = 0;
+        _cleanup_free_ char *mine = xasprintf("%s/images", ctx->data_dir);
+        _cleanup_free_ char *sys = ctx->system_dir ? xasprintf("%s/images", ctx->system_dir) : NULL;
+        struct msb_image_info *v = NULL;
+        size_t n = 0;
+        int r = store_list(mine, false, &v, &n, err);
+        if (r == 0 && sys && strcmp(sys, mine))
+                r = store_list(sys, true, &v, &n, err);
+        if (r < 0) {
+                msb_image_list_free(v, n);
+                return r;
+        }
         *ret = v;
         *ret_n = n;
         return 0;

@@ -405,6 +405,8 @@ t_every_user_runs_the_installed_msb() {
         assert_contains "kernel from the system dir" "kernel:         /usr/local/lib/msb/kernels/" "$OUT"
         assert_contains "own store" "image store:    $h/.local/share/msb/images" "$OUT"
         assert_contains "system dir" "system dir:     /usr/local/lib/msb" "$OUT"
+        OUT=$(runuser -u nobody -- env -i HOME="$h" PATH=/usr/bin:/bin "$msb" images 2>&1 | awk '$1 == "busybox"')
+        assert_contains "the default image, listed as the system's" "system (read-only)" "$OUT"
         # root's store is not reachable by this user
         if runuser -u nobody -- ls "$DATA/images/rootfs" >/dev/null 2>&1; then
                 fail "nobody can list root's unpacked images"
