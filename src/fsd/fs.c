@@ -201,7 +201,13 @@ static void procpath(char *buf, size_t n, int fd)
         snprintf(buf, n, "%d", fd);
 }
 
-/* Reopen an inode for I/O; only regular files and directories. */
+/*
+ * Reopen an inode for I/O: only regular files and directories, ever.  The
+ * type is the host inode's as its O_PATH fd found it, and reopening through
+ * that fd opens that very inode, so no rename on the host can slip a
+ * device, fifo or socket in between.  (A device the guest made in a
+ * virtualized share is a regular host file.)
+ */
 static int ino_open(struct inode *i, int flags)
 {
         if (!S_ISREG(i->type) && !S_ISDIR(i->type))
@@ -785,7 +791,8 @@ static ssize_t op_mknod(struct fs *fs, struct inode *p, const struct fuse_in_hea
         if (!S_ISREG(t) && !S_ISCHR(t) && !S_ISBLK(t) && !S_ISFIFO(t) && !S_ISSOCK(t))
                 return -EINVAL;
         if (virt(p) || S_ISREG(t)) {
-                /* devices, fifos and sockets become plain host files */
+                /* devices, fifos and sockets become plain host files; O_EXCL:
+                 * whatever already has the name is never opened */
                 int fd = open_beneath(p->fd, name, O_CREAT | O_EXCL | O_WRONLY, host_mode(p, in.mode, false));
                 if (fd < 0)
                         return fd;
@@ -954,6 +961,46 @@ static ssize_t op_open(struct fs *fs, struct inode *i, struct args *a, uint8_t *
         return sizeof(o);
 }
 
+/*
+ * CREATE's open: a new regular file, or an existing regular file, never
+ * anything else.  O_EXCL first, so nothing that exists is opened that way;
+ * what has the name is then looked at through an O_PATH fd (which opens
+ * nothing: a device's driver never hears of it, a fifo cannot block), and
+ * only a regular file is reopened, through that fd: the same inode,
+ * whatever the host renames meanwhile.  A device, fifo or socket: EACCES,
+ * as OPEN answers.
+ */
+static int create_regular(int pfd, const char *name, int fl, bool excl, mode_t mode)
+{
+        /* twice at most: the host may remove the name between the two */
+        for (int tries = 0; tries < 2; tries++) {
+                int fd = open_beneath(pfd, name, fl | O_CREAT | O_EXCL | O_NOCTTY, mode);
+                if (fd != -EEXIST || excl)
+                        return fd;
+                int pf = open_beneath(pfd, name, O_PATH, 0);
+                if (pf == -ENOENT)
+                        continue;
+                if (pf < 0)
+                        return pf;
+                struct stat st;
+                int r = fstat(pf, &st) < 0          ? -errno
+                        : S_ISREG(st.st_mode) ? 0
+                        : S_ISDIR(st.st_mode) ? -EISDIR
+                        : S_ISLNK(st.st_mode) ? -ELOOP
+                                              : -EACCES;
+                if (r == 0) {
+                        char p[64];
+                        procpath(p, sizeof(p), pf);
+                        r = open(p, fl | O_CLOEXEC | O_NOCTTY);
+                        if (r < 0)
+                                r = -errno;
+                }
+                close(pf);
+                return r;
+        }
+        return -ENOENT;
+}
+
 static ssize_t op_create(struct fs *fs, struct inode *p, const struct fuse_in_header *h, struct args *a, uint8_t *res,
                          size_t cap)
 {
@@ -968,17 +1015,9 @@ static ssize_t op_create(struct fs *fs, struct inode *p, const struct fuse_in_he
         r = open_flags(p, in.flags, &fl);
         if (r < 0)
                 return r;
-        /* O_NONBLOCK: an existing fifo must not hang the server */
-        int fd = open_beneath(p->fd, name, fl | O_CREAT | (int)(in.flags & O_EXCL) | O_NONBLOCK,
-                              host_mode(p, in.mode, false));
+        int fd = create_regular(p->fd, name, fl, in.flags & O_EXCL, host_mode(p, in.mode, false));
         if (fd < 0)
                 return fd;
-        struct stat st;
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-                close(fd);
-                return -EACCES;
-        }
-        fcntl(fd, F_SETFL, fl & ~(O_ACCMODE | O_TRUNC | O_LARGEFILE));
         struct inode *i;
         ssize_t n = finish_create(fs, p, name, h, S_IFREG | (in.mode & 07777), 0, res, cap, &i);
         if (n < 0) {

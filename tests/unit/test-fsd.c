@@ -5,13 +5,18 @@
  * vq_process answers them with fs_handle against a scratch directory.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -656,6 +661,153 @@ static void test_bad_rings(const char *dir)
         fs_free(fs);
 }
 
+/* ---- device nodes, fifos and sockets are never opened ---- */
+
+/* Does any fd of ours other than skip point at path? */
+static bool fd_open_on(const char *path, int skip)
+{
+        DIR *d = opendir("/proc/self/fd");
+        bool found = false;
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                char l[64], t[PATH_MAX];
+                if (atoi(de->d_name) == skip || de->d_name[0] == '.')
+                        continue;
+                snprintf(l, sizeof(l), "/proc/self/fd/%s", de->d_name);
+                ssize_t n = readlink(l, t, sizeof(t) - 1);
+                if (n > 0) {
+                        t[n] = 0;
+                        found |= strcmp(t, path) == 0;
+                }
+        }
+        if (d)
+                closedir(d);
+        return found;
+}
+
+/* Names in the inotify events waiting on ifd that were opened, as
+ * "name name ..."; IN_OPEN is not reported for O_PATH opens, so it means a
+ * real open reached the driver (a device's, a fifo's). */
+static void opened_names(int ifd, char *out, size_t n)
+{
+        static char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+        out[0] = 0;
+        ssize_t len;
+        while ((len = read(ifd, buf, sizeof(buf))) > 0)
+                for (char *c = buf; c < buf + len;) {
+                        struct inotify_event *ev = (struct inotify_event *)c;
+                        if ((ev->mask & IN_OPEN) && ev->len && strlen(out) + strlen(ev->name) + 2 < n) {
+                                strcat(out, ev->name);
+                                strcat(out, " ");
+                        }
+                        c += sizeof(*ev) + ev->len;
+                }
+}
+
+static void test_special_files(const char *top)
+{
+        if (geteuid() != 0) {
+                printf("test-fsd: special files: skipped, mknod needs root\n");
+                return;
+        }
+        char dir[512], fifo[600], dev[600];
+        snprintf(dir, sizeof(dir), "%s/special", top);
+        snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+        snprintf(dev, sizeof(dev), "%s/null", dir);
+        CHECK(mkdir(dir, 0755) == 0);
+        CHECK(mkfifo(fifo, 0666) == 0);
+        /* /dev/null's numbers: harmless if it were opened */
+        CHECK(mknod(dev, S_IFCHR | 0666, makedev(1, 3)) == 0);
+        /* a reader, so an open for writing would succeed (and show) */
+        int rd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        CHECK(rd >= 0);
+        int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        CHECK(ifd >= 0 && inotify_add_watch(ifd, dir, IN_OPEN) >= 0);
+        char opened[256];
+        opened_names(ifd, opened, sizeof(opened)); /* our own reader's */
+
+        struct fs_config c = {.path = dir, .owner = FS_OWNER_PASSTHROUGH, .timeout = 1};
+        struct fs *fs;
+        char err[256];
+        CHECK_INT(fs_new(&c, &fs, err, sizeof(err)), 0);
+        ring_reset();
+        init(fs);
+        /* CREATE without O_EXCL over each: refused, nothing opened */
+        static const int cflags[] = {O_WRONLY, O_RDWR, O_RDONLY, O_WRONLY | O_TRUNC};
+        for (size_t k = 0; k < sizeof(cflags) / sizeof(cflags[0]); k++) {
+                struct {
+                        struct fuse_create_in in;
+                        char name[8];
+                } cr = {.in = {.flags = (uint32_t)cflags[k], .mode = S_IFREG | 0644}, .name = "fifo"};
+                CHECK_INT(call(fs, FUSE_CREATE, 1, &cr, sizeof(cr.in) + 5, NULL, 0), -EACCES);
+                memcpy(cr.name, "null", 5);
+                CHECK_INT(call(fs, FUSE_CREATE, 1, &cr, sizeof(cr.in) + 5, NULL, 0), -EACCES);
+                cr.in.flags |= O_EXCL;
+                CHECK_INT(call(fs, FUSE_CREATE, 1, &cr, sizeof(cr.in) + 5, NULL, 0), -EEXIST);
+        }
+        /* OPEN of what LOOKUP found */
+        int e;
+        struct fuse_attr a;
+        uint64_t nf = lookup(fs, 1, "fifo", &e, &a);
+        CHECK(e == 0 && S_ISFIFO(a.mode));
+        uint64_t nd = lookup(fs, 1, "null", &e, &a);
+        CHECK(e == 0 && S_ISCHR(a.mode));
+        struct fuse_open_in oi = {.flags = O_RDWR};
+        CHECK_INT(call(fs, FUSE_OPEN, nf, &oi, sizeof(oi), NULL, 0), -EACCES);
+        CHECK_INT(call(fs, FUSE_OPEN, nd, &oi, sizeof(oi), NULL, 0), -EACCES);
+        oi.flags = O_RDONLY;
+        CHECK_INT(call(fs, FUSE_OPENDIR, nf, &oi, sizeof(oi), NULL, 0), -ENOTDIR);
+        /* SETATTR size would open for writing */
+        struct fuse_setattr_in sa = {.valid = FATTR_SIZE, .size = 0};
+        CHECK_INT(call(fs, FUSE_SETATTR, nd, &sa, sizeof(sa), NULL, 0), -EINVAL);
+        /* xattrs of them are not touched either (ENODATA, as before) */
+        char xb[64];
+        struct {
+                struct fuse_getxattr_in in;
+                char name[16];
+        } gx = {.in = {.size = sizeof(xb)}, .name = "user.x"};
+        CHECK_INT(call(fs, FUSE_GETXATTR, nf, &gx, sizeof(gx.in) + 7, xb, sizeof(xb)), -ENODATA);
+        fs_free(fs);
+
+        /* the image root's READ by node id: only regular files */
+        struct fs_config ci = {.path = dir, .read_only = true, .immutable = true, .owner = FS_OWNER_VIRTUAL,
+                               .timeout = 1};
+        CHECK_INT(fs_new(&ci, &fs, err, sizeof(err)), 0);
+        ring_reset();
+        init(fs);
+        nf = lookup(fs, 1, "fifo", &e, NULL);
+        nd = lookup(fs, 1, "null", &e, NULL);
+        struct fuse_read_in ri = {.fh = 0, .size = 16};
+        char rb[16];
+        CHECK_INT(call(fs, FUSE_READ, nf, &ri, sizeof(ri), rb, sizeof(rb)), -EBADF);
+        CHECK_INT(call(fs, FUSE_READ, nd, &ri, sizeof(ri), rb, sizeof(rb)), -EBADF);
+        CHECK_INT(call(fs, FUSE_READDIR, nd, &ri, sizeof(ri), rb, sizeof(rb)), -EBADF);
+        fs_free(fs);
+
+        /* a virtualized share: MKNOD over them makes nothing, opens nothing */
+        c.owner = FS_OWNER_VIRTUAL;
+        CHECK_INT(fs_new(&c, &fs, err, sizeof(err)), 0);
+        ring_reset();
+        init(fs);
+        struct {
+                struct fuse_mknod_in in;
+                char name[8];
+        } mk = {.in = {.mode = S_IFREG | 0644}, .name = "fifo"};
+        CHECK_INT(call(fs, FUSE_MKNOD, 1, &mk, sizeof(mk.in) + 5, NULL, 0), -EEXIST);
+        fs_free(fs);
+
+        opened_names(ifd, opened, sizeof(opened));
+        CHECK_STR(opened, "");
+        CHECK(!fd_open_on(fifo, rd));
+        CHECK(!fd_open_on(dev, -1));
+        struct stat st;
+        CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
+        CHECK(lstat(dev, &st) == 0 && S_ISCHR(st.st_mode));
+        close(ifd);
+        close(rd);
+        rm_rf(dir);
+}
+
 int main(void)
 {
         if (chdir("/proc/self/fd") < 0) {
@@ -687,6 +839,7 @@ int main(void)
         test_single_file(dir);
         test_multi(dir);
         test_bad_rings(dir);
+        test_special_files(dir);
         rm_rf(dir);
         free(inbuf);
         free(outbuf);
