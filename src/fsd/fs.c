@@ -44,16 +44,28 @@ struct inode {
         uint64_t id;
         enum ino_kind kind;
         struct share *sh; /* whose policy applies; NULL for K_TOP */
-        int fd;          /* O_PATH, O_NOFOLLOW; -1 for the made-up roots */
+        int fd;          /* O_PATH, O_NOFOLLOW; -1 for the made-up roots, and while the
+                          * fd cache has it closed (ino_fd reopens it) */
         int rfd;         /* no-open mode: O_RDONLY, opened at the first READ; else -1 */
         dev_t dev;
         ino_t ino;
         mode_t type;     /* S_IFMT bits of the host inode */
         uint64_t nlookup;
+        /* where it was last seen, which is how a closed fd is reopened;
+         * holds a reference on parent.  NULL for pinned inodes. */
+        struct inode *parent;
+        char *name;
+        uint32_t nchildren; /* inodes whose parent this is */
+        uint32_t nopen;     /* open handles: its fd stays open meanwhile */
+        bool pinned;     /* fd never closed by the cache: roots, share roots, the single file */
+        bool on_lru;     /* its fds count in fs->ncached and may be closed */
+        uint8_t ncounted; /* how many of them fs->ncached counts */
+        bool dead;       /* unreachable, freed at the end of the request (fs->dead) */
         bool byname;     /* single-file share's file: re-resolved by name */
         bool vloaded, vvalid;
         struct vstat v;
         struct inode *next_id, *next_key;
+        struct inode *lru_prev, *lru_next; /* fs->lru_head is the most recently used */
 };
 
 struct handle {
@@ -61,11 +73,20 @@ struct handle {
         int fd;          /* -1 for a made-up directory */
         bool dir;
         bool ro;         /* its share is read-only */
+        struct inode *ino; /* holds a reference (nopen) */
         struct handle *next;
 };
 
+/* Initial buckets of the inode tables, which double whenever they hold as
+ * many inodes as buckets, so a chain stays short for a guest walking a
+ * million files; and the fixed handle table's. */
+#define INO_BUCKETS_MIN 4096u
 #define HBITS 12
 #define HSIZE (1u << HBITS)
+
+/* How far up a closed inode's parents are walked to reopen it: more than
+ * any path (PATH_MAX / 2 components), and what keeps a loop from spinning. */
+#define FS_MAX_REOPEN_DEPTH 4096
 
 struct fs {
         struct share *shares;
@@ -73,29 +94,35 @@ struct fs {
         bool multi;             /* root is K_TOP, one entry per share */
         bool noopen;            /* one read-only share: OPEN answers ENOSYS */
         struct inode *root;
-        struct inode *by_id[HSIZE], *by_key[HSIZE];
+        struct inode **by_id, **by_key;
+        size_t nbuckets;        /* of each, a power of two */
         struct handle *handles[HSIZE];
+        size_t nhandles;
         uint64_t next_ino_id, next_fh;
-        size_t ninodes;
+        size_t ninodes;         /* not counting dead ones */
+        struct inode *lru_head, *lru_tail;
+        size_t ncached;         /* fds held by inodes on the LRU */
+        struct inode *dead;     /* dropped during this request, chained by next_id */
+        struct fs_limits lim;
         bool inited;
         uint32_t minor;
 };
 
-static unsigned hash64(uint64_t v)
+static unsigned hash64(uint64_t v, size_t nbuckets)
 {
         v ^= v >> 33;
         v *= 0xff51afd7ed558ccdULL;
         v ^= v >> 33;
-        return (unsigned)(v & (HSIZE - 1));
+        return (unsigned)(v & (nbuckets - 1));
 }
-static unsigned hkey(dev_t dev, ino_t ino)
+static unsigned hkey(dev_t dev, ino_t ino, size_t nbuckets)
 {
-        return hash64((uint64_t)ino * 31 + (uint64_t)dev);
+        return hash64((uint64_t)ino * 31 + (uint64_t)dev, nbuckets);
 }
 
 static struct inode *ino_get(struct fs *fs, uint64_t id)
 {
-        for (struct inode *i = fs->by_id[hash64(id)]; i; i = i->next_id)
+        for (struct inode *i = fs->by_id[hash64(id, fs->nbuckets)]; i; i = i->next_id)
                 if (i->id == id)
                         return i;
         return NULL;
@@ -104,25 +131,56 @@ static struct inode *ino_get(struct fs *fs, uint64_t id)
 /* The same host inode in two shares is two inodes: each has its policy. */
 static struct inode *ino_find(struct fs *fs, struct share *sh, dev_t dev, ino_t ino)
 {
-        for (struct inode *i = fs->by_key[hkey(dev, ino)]; i; i = i->next_key)
+        for (struct inode *i = fs->by_key[hkey(dev, ino, fs->nbuckets)]; i; i = i->next_key)
                 if (i->dev == dev && i->ino == ino && i->sh == sh && i->kind == K_NORMAL && !i->byname)
                         return i;
         return NULL;
 }
 
-static void ino_insert(struct fs *fs, struct inode *i)
+static void ino_link(struct fs *fs, struct inode *i)
 {
-        unsigned a = hash64(i->id), b = hkey(i->dev, i->ino);
+        unsigned a = hash64(i->id, fs->nbuckets), b = hkey(i->dev, i->ino, fs->nbuckets);
         i->next_id = fs->by_id[a];
         fs->by_id[a] = i;
         i->next_key = fs->by_key[b];
         fs->by_key[b] = i;
+}
+
+/* Twice the buckets; on allocation failure the chains just get longer. */
+static void ino_grow(struct fs *fs)
+{
+        size_t n = fs->nbuckets * 2;
+        struct inode **a = calloc(n, sizeof(*a)), **b = calloc(n, sizeof(*b));
+        if (!a || !b) {
+                free(a);
+                free(b);
+                return;
+        }
+        struct inode **oa = fs->by_id, **ob = fs->by_key;
+        size_t on = fs->nbuckets;
+        fs->by_id = a;
+        fs->by_key = b;
+        fs->nbuckets = n;
+        for (size_t k = 0; k < on; k++)
+                for (struct inode *i = oa[k], *next; i; i = next) {
+                        next = i->next_id;
+                        ino_link(fs, i);
+                }
+        free(oa);
+        free(ob);
+}
+
+static void ino_insert(struct fs *fs, struct inode *i)
+{
+        if (fs->ninodes >= fs->nbuckets)
+                ino_grow(fs);
+        ino_link(fs, i);
         fs->ninodes++;
 }
 
 static void ino_unlink_key(struct fs *fs, struct inode *i)
 {
-        for (struct inode **p = &fs->by_key[hkey(i->dev, i->ino)]; *p; p = &(*p)->next_key)
+        for (struct inode **p = &fs->by_key[hkey(i->dev, i->ino, fs->nbuckets)]; *p; p = &(*p)->next_key)
                 if (*p == i) {
                         *p = i->next_key;
                         return;
@@ -134,58 +192,248 @@ static void ino_rekey(struct fs *fs, struct inode *i, dev_t dev, ino_t ino)
         ino_unlink_key(fs, i);
         i->dev = dev;
         i->ino = ino;
-        unsigned b = hkey(dev, ino);
+        unsigned b = hkey(dev, ino, fs->nbuckets);
         i->next_key = fs->by_key[b];
         fs->by_key[b] = i;
 }
 
-static void ino_drop(struct fs *fs, struct inode *i)
+/* One component under dirfd, never following anything. */
+static int open_beneath(int dirfd, const char *name, int flags, mode_t mode)
 {
-        for (struct inode **p = &fs->by_id[hash64(i->id)]; *p; p = &(*p)->next_id)
-                if (*p == i) {
-                        *p = i->next_id;
-                        break;
-                }
-        ino_unlink_key(fs, i);
-        if (i->sh && i->sh->file == i)
-                i->sh->file = NULL;
+        struct open_how how = {
+                .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+                .mode = (flags & O_CREAT) ? mode : 0,
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        int fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+        if (fd < 0 && errno == ENOSYS)
+                fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+        return fd < 0 ? -errno : fd;
+}
+
+/* ---- the fd cache: O_PATH and read fds of inodes, least recently used
+ * closed beyond fs->lim.inode_fds (docs/fsd.md "Limits") ---- */
+
+static size_t ino_nfds(const struct inode *i)
+{
+        return (size_t)(i->fd >= 0) + (size_t)(i->rfd >= 0);
+}
+
+static void lru_remove(struct fs *fs, struct inode *i)
+{
+        if (!i->on_lru)
+                return;
+        *(i->lru_prev ? &i->lru_prev->lru_next : &fs->lru_head) = i->lru_next;
+        *(i->lru_next ? &i->lru_next->lru_prev : &fs->lru_tail) = i->lru_prev;
+        i->lru_prev = i->lru_next = NULL;
+        i->on_lru = false;
+        fs->ncached -= i->ncounted;
+        i->ncounted = 0;
+}
+
+/* (Re)file i by what it holds now: on the LRU, most recently used, when it
+ * has an fd the cache may close.  Called whenever its fds change. */
+static void lru_update(struct fs *fs, struct inode *i)
+{
+        lru_remove(fs, i);
+        if (i->pinned || i->dead || i->nopen || !ino_nfds(i))
+                return;
+        i->lru_prev = NULL;
+        i->lru_next = fs->lru_head;
+        *(fs->lru_head ? &fs->lru_head->lru_prev : &fs->lru_tail) = i;
+        fs->lru_head = i;
+        i->on_lru = true;
+        i->ncounted = (uint8_t)ino_nfds(i);
+        fs->ncached += i->ncounted;
+}
+
+static void ino_close_fds(struct inode *i)
+{
         if (i->fd >= 0)
                 close(i->fd);
         if (i->rfd >= 0)
                 close(i->rfd);
+        i->fd = i->rfd = -1;
+}
+
+/* At the start of a request, so no fd the request is using is closed under
+ * it: a request may exceed the limit by what it opens itself (a
+ * READDIRPLUS by one per entry), which RLIMIT_NOFILE leaves room for. */
+static void lru_trim(struct fs *fs)
+{
+        while (fs->ncached > fs->lim.inode_fds && fs->lru_tail) {
+                struct inode *i = fs->lru_tail;
+                lru_remove(fs, i);
+                ino_close_fds(i);
+        }
+}
+
+/* ---- inode lifetime ---- */
+
+/* Unreachable from now on; its memory and fds go at the end of the request
+ * (fs_reap), so a pointer or fd the request holds stays valid until then.
+ * Its parent loses a reference, which may drop it too. */
+static void ino_kill(struct fs *fs, struct inode *i)
+{
+        for (;;) {
+                for (struct inode **p = &fs->by_id[hash64(i->id, fs->nbuckets)]; *p; p = &(*p)->next_id)
+                        if (*p == i) {
+                                *p = i->next_id;
+                                break;
+                        }
+                ino_unlink_key(fs, i);
+                lru_remove(fs, i);
+                if (i->sh && i->sh->file == i)
+                        i->sh->file = NULL;
+                i->dead = true;
+                i->next_id = fs->dead;
+                fs->dead = i;
+                fs->ninodes--;
+                struct inode *p = i->parent;
+                i->parent = NULL;
+                if (!p || --p->nchildren || p->nlookup || p->nopen || p == fs->root)
+                        return;
+                i = p;
+        }
+}
+
+/* Drop i if nothing refers to it any more: no lookup the guest holds, no
+ * open handle, no child that may need it to be reopened. */
+static void ino_put(struct fs *fs, struct inode *i)
+{
+        if (i != fs->root && !i->dead && !i->nlookup && !i->nopen && !i->nchildren)
+                ino_kill(fs, i);
+}
+
+static void ino_free(struct inode *i)
+{
+        ino_close_fds(i);
+        free(i->name);
         free(i);
-        fs->ninodes--;
+}
+
+/* Free what the request dropped. */
+static void fs_reap(struct fs *fs)
+{
+        while (fs->dead) {
+                struct inode *i = fs->dead;
+                fs->dead = i->next_id;
+                ino_free(i);
+        }
+}
+
+/* i is known as name in parent from now on (a rename, or found under
+ * another name): that is where it is reopened.  A directory is never put
+ * below itself (a host bind mount can show one inside itself), so the
+ * parent chain has no loop. */
+static void ino_move(struct fs *fs, struct inode *i, struct inode *parent, const char *name)
+{
+        if (i->pinned || !parent || parent->kind != K_NORMAL || (i->parent == parent && !strcmp(i->name, name)))
+                return;
+        int depth = 0;
+        for (struct inode *a = parent; a; a = a->parent)
+                if (a == i || ++depth > FS_MAX_REOPEN_DEPTH)
+                        return;
+        char *n = strdup(name);
+        if (!n)
+                return; /* keeps the old name: at worst ESTALE once its fd was closed */
+        parent->nchildren++;
+        struct inode *old = i->parent;
+        free(i->name);
+        i->name = n;
+        i->parent = parent;
+        if (old) {
+                old->nchildren--;
+                ino_put(fs, old);
+        }
+}
+
+/* Reopen i's O_PATH fd by its name in its parent, the closest closed
+ * ancestor first.  It must still be the same inode: a host that renamed
+ * or removed it meanwhile gets the guest ESTALE (it looks it up again). */
+static int ino_reopen(struct fs *fs, struct inode *i)
+{
+        while (i->fd < 0) {
+                struct inode *a = i;
+                for (int depth = 0; a->parent && a->parent->fd < 0; a = a->parent)
+                        if (++depth > FS_MAX_REOPEN_DEPTH)
+                                return -ESTALE;
+                /* a pinned inode, the top of every chain, is never closed */
+                if (!a->parent || !a->name)
+                        return -ESTALE;
+                int fd = open_beneath(a->parent->fd, a->name, O_PATH, 0);
+                if (fd < 0)
+                        return fd == -ENOENT || fd == -ELOOP || fd == -ENOTDIR ? -ESTALE : fd;
+                struct stat st;
+                if (fstat(fd, &st) < 0 || st.st_dev != a->dev || st.st_ino != a->ino ||
+                    (st.st_mode & S_IFMT) != a->type) {
+                        close(fd);
+                        return -ESTALE;
+                }
+                a->fd = fd;
+                lru_update(fs, a);
+        }
+        return 0;
+}
+
+/* i's O_PATH fd for this request, reopened if the cache closed it. */
+static int ino_fd(struct fs *fs, struct inode *i)
+{
+        if (i->fd < 0) {
+                if (i->kind != K_NORMAL)
+                        return -EBADF; /* a made-up root has none */
+                int r = ino_reopen(fs, i);
+                if (r < 0)
+                        return r;
+        } else if (i->on_lru && fs->lru_head != i) {
+                lru_update(fs, i);
+        }
+        return i->fd;
 }
 
 static struct handle *fh_get(struct fs *fs, uint64_t id, bool dir)
 {
-        for (struct handle *h = fs->handles[hash64(id)]; h; h = h->next)
+        for (struct handle *h = fs->handles[hash64(id, HSIZE)]; h; h = h->next)
                 if (h->id == id)
                         return h->dir == dir ? h : NULL;
         return NULL;
 }
 
-static uint64_t fh_new(struct fs *fs, int fd, bool dir, bool read_only)
+/* A handle for fd (consumed only on success) on inode i. */
+static int fh_new(struct fs *fs, int fd, bool dir, bool read_only, struct inode *i, uint64_t *ret)
 {
-        struct handle *h = xcalloc(1, sizeof(*h));
+        if (fs->nhandles >= fs->lim.handles)
+                return -EMFILE;
+        struct handle *h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
         h->id = fs->next_fh++;
         h->fd = fd;
         h->dir = dir;
         h->ro = read_only;
-        unsigned b = hash64(h->id);
+        h->ino = i;
+        i->nopen++;
+        lru_update(fs, i); /* an open inode keeps its fd */
+        unsigned b = hash64(h->id, HSIZE);
         h->next = fs->handles[b];
         fs->handles[b] = h;
-        return h->id;
+        fs->nhandles++;
+        *ret = h->id;
+        return 0;
 }
 
 static int fh_release(struct fs *fs, uint64_t id, bool dir)
 {
-        for (struct handle **p = &fs->handles[hash64(id)]; *p; p = &(*p)->next)
+        for (struct handle **p = &fs->handles[hash64(id, HSIZE)]; *p; p = &(*p)->next)
                 if ((*p)->id == id && (*p)->dir == dir) {
                         struct handle *h = *p;
                         *p = h->next;
                         if (h->fd >= 0)
                                 close(h->fd);
+                        fs->nhandles--;
+                        h->ino->nopen--;
+                        lru_update(fs, h->ino);
+                        ino_put(fs, h->ino);
                         free(h);
                         return 0;
                 }
@@ -201,6 +449,17 @@ static void procpath(char *buf, size_t n, int fd)
         snprintf(buf, n, "%d", fd);
 }
 
+/* i's O_PATH fd as a path, for the calls that take one (xattrs): they
+ * act on the inode without opening it. */
+static int ino_path(struct fs *fs, struct inode *i, char *p, size_t n)
+{
+        int fd = ino_fd(fs, i);
+        if (fd < 0)
+                return fd;
+        procpath(p, n, fd);
+        return 0;
+}
+
 /*
  * Reopen an inode for I/O: only regular files and directories, ever.  The
  * type is the host inode's as its O_PATH fd found it, and reopening through
@@ -208,27 +467,16 @@ static void procpath(char *buf, size_t n, int fd)
  * device, fifo or socket in between.  (A device the guest made in a
  * virtualized share is a regular host file.)
  */
-static int ino_open(struct inode *i, int flags)
+static int ino_open(struct fs *fs, struct inode *i, int flags)
 {
         if (!S_ISREG(i->type) && !S_ISDIR(i->type))
                 return -EACCES;
+        int ifd = ino_fd(fs, i);
+        if (ifd < 0)
+                return ifd;
         char p[64];
-        procpath(p, sizeof(p), i->fd);
+        procpath(p, sizeof(p), ifd);
         int fd = open(p, flags | O_CLOEXEC | O_NOCTTY);
-        return fd < 0 ? -errno : fd;
-}
-
-/* One component under dirfd, never following anything. */
-static int open_beneath(int dirfd, const char *name, int flags, mode_t mode)
-{
-        struct open_how how = {
-                .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
-                .mode = (flags & O_CREAT) ? mode : 0,
-                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-        };
-        int fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
-        if (fd < 0 && errno == ENOSYS)
-                fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
         return fd < 0 ? -errno : fd;
 }
 
@@ -277,7 +525,10 @@ static int ino_stat(struct fs *fs, struct inode *i, struct stat *st)
         }
         if (i->byname)
                 byname_refresh(fs, i); /* vanished: keep answering for the old one */
-        if (fstatat(i->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+        int fd = ino_fd(fs, i);
+        if (fd < 0)
+                return fd;
+        if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
         return 0;
 }
@@ -294,17 +545,23 @@ static bool ro(const struct inode *i)
         return !i->sh || i->sh->c.read_only;
 }
 
-static void vstat_load(struct inode *i)
+static void vstat_load(struct fs *fs, struct inode *i)
 {
         if (i->vloaded)
                 return;
-        i->vloaded = true;
         /* a share whose root was never marked has no file with our xattr:
          * no getxattr per inode (a find over 10k files pays 10k of them) */
-        if (i->fd < 0 || S_ISLNK(i->type) || !i->sh || (!i->sh->marked && !i->byname))
+        if (i->kind != K_NORMAL || S_ISLNK(i->type) || !i->sh || (!i->sh->marked && !i->byname)) {
+                i->vloaded = true;
                 return;
+        }
+        int fd = ino_fd(fs, i);
+        if (fd < 0)
+                return; /* looked at next time */
+        i->vloaded = true;
         char p[64], buf[96];
-        procpath(p, sizeof(p), i->fd);
+        /* a path call: it does not open the file, whatever its type */
+        procpath(p, sizeof(p), fd);
         ssize_t n = getxattr(p, FS_XATTR_STAT, buf, sizeof(buf) - 1);
         if (n <= 0)
                 return;
@@ -325,11 +582,12 @@ static void vstat_load(struct inode *i)
 /* Record guest-visible ownership; in memory when the host file cannot carry
  * the xattr (symlinks, filesystems without user xattrs, files we may not
  * write). */
-static void vstat_store(struct inode *i, const struct vstat *v)
+static void vstat_store(struct fs *fs, struct inode *i, const struct vstat *v)
 {
         i->v = *v;
         i->vvalid = i->vloaded = true;
-        if (i->fd < 0 || S_ISLNK(i->type))
+        int fd = i->kind == K_NORMAL && !S_ISLNK(i->type) ? ino_fd(fs, i) : -1;
+        if (fd < 0)
                 return;
         char p[64], buf[96];
         /* mark the share's root first, so a later run knows to look */
@@ -339,7 +597,7 @@ static void vstat_store(struct inode *i, const struct vstat *v)
                         return; /* cannot mark: keep the guest's view in memory only */
                 i->sh->marked = true;
         }
-        procpath(p, sizeof(p), i->fd);
+        procpath(p, sizeof(p), fd);
         int n = snprintf(buf, sizeof(buf), "1:%u:%u:%o:%u", v->uid, v->gid, v->mode, v->rdev);
         (void)setxattr(p, FS_XATTR_STAT, buf, (size_t)n, 0);
 }
@@ -363,7 +621,7 @@ static void fill_attr(struct fs *fs, struct inode *i, const struct stat *st, str
         a->rdev = (uint32_t)st->st_rdev;
         a->blksize = (uint32_t)st->st_blksize;
         if (virt(i)) {
-                vstat_load(i);
+                vstat_load(fs, i);
                 if (i->vvalid) {
                         a->uid = i->v.uid;
                         a->gid = i->v.gid;
@@ -396,27 +654,66 @@ static void fill_entry(struct fs *fs, struct inode *i, const struct stat *st, st
         fill_attr(fs, i, st, &e->attr);
 }
 
-/* Find or make the inode for fd (consumed) in share sh; counts one lookup. */
-static struct inode *ino_take(struct fs *fs, struct share *sh, int fd, const struct stat *st)
+/* A new inode, counted against fs->lim.inodes; NULL when it is full (ENFILE)
+ * or memory is short. */
+static struct inode *ino_new(struct fs *fs, struct share *sh, int *err)
 {
-        struct inode *i = ino_find(fs, sh, st->st_dev, st->st_ino);
-        if (i) {
-                close(fd);
-                i->nlookup++;
-                return i;
+        if (fs->ninodes >= fs->lim.inodes) {
+                *err = -ENFILE;
+                return NULL;
         }
-        i = xcalloc(1, sizeof(*i));
+        struct inode *i = calloc(1, sizeof(*i));
+        if (!i) {
+                *err = -ENOMEM;
+                return NULL;
+        }
         i->id = fs->next_ino_id++;
         i->kind = K_NORMAL;
         i->sh = sh;
+        i->fd = i->rfd = -1;
+        return i;
+}
+
+/* Find or make the inode for fd (consumed), found as name in parent (NULL:
+ * a share's root, whose fd is never closed); counts one lookup. */
+static int ino_take(struct fs *fs, struct share *sh, struct inode *parent, const char *name, int fd,
+                    const struct stat *st, struct inode **ret)
+{
+        struct inode *i = ino_find(fs, sh, st->st_dev, st->st_ino);
+        if (i) {
+                if (i->fd < 0) /* closed by the cache: here is a fresh one */
+                        i->fd = fd;
+                else
+                        close(fd);
+                lru_update(fs, i); /* just used */
+                if (parent)
+                        ino_move(fs, i, parent, name);
+                i->nlookup++;
+                *ret = i;
+                return 0;
+        }
+        int r;
+        i = ino_new(fs, sh, &r);
+        char *n = i && parent ? strdup(name) : NULL;
+        if (!i || (parent && !n)) {
+                free(i);
+                close(fd);
+                return i ? -ENOMEM : r;
+        }
         i->fd = fd;
-        i->rfd = -1;
         i->dev = st->st_dev;
         i->ino = st->st_ino;
         i->type = st->st_mode & S_IFMT;
         i->nlookup = 1;
+        i->pinned = !parent;
+        i->parent = parent;
+        i->name = n;
+        if (parent)
+                parent->nchildren++;
         ino_insert(fs, i);
-        return i;
+        lru_update(fs, i);
+        *ret = i;
+        return 0;
 }
 
 /* A single-file share's file: one inode, re-resolved by name. */
@@ -424,23 +721,18 @@ static int lookup_file(struct fs *fs, struct share *sh, struct stat *st, struct 
 {
         struct inode *i = sh->file;
         if (!i) {
-                i = xcalloc(1, sizeof(*i));
-                i->id = fs->next_ino_id++;
-                i->kind = K_NORMAL;
-                i->sh = sh;
-                i->fd = -1;
-                i->rfd = -1;
+                int r;
+                if (!(i = ino_new(fs, sh, &r)))
+                        return r;
                 i->byname = true;
+                i->pinned = true;
                 i->type = S_IFREG;
                 ino_insert(fs, i);
                 sh->file = i;
         }
         int r = byname_refresh(fs, i);
         if (r < 0 && i->fd < 0) {
-                if (i->nlookup == 0) {
-                        sh->file = NULL;
-                        ino_drop(fs, i);
-                }
+                ino_put(fs, i);
                 return r;
         }
         if (r < 0)
@@ -470,8 +762,7 @@ static int lookup_share(struct fs *fs, const char *name, struct stat *st, struct
                 close(fd);
                 return e;
         }
-        *ret = ino_take(fs, sh, fd, st);
-        return 0;
+        return ino_take(fs, sh, NULL, NULL, fd, st, ret);
 }
 
 static int do_lookup(struct fs *fs, struct inode *parent, const char *name, struct fuse_entry_out *e,
@@ -489,7 +780,10 @@ static int do_lookup(struct fs *fs, struct inode *parent, const char *name, stru
         } else if (parent->kind == K_FILEROOT) {
                 r = strcmp(name, parent->sh->file_name) ? -ENOENT : lookup_file(fs, parent->sh, &st, &i);
         } else {
-                int fd = open_beneath(parent->fd, name, O_PATH, 0);
+                int pfd = ino_fd(fs, parent);
+                if (pfd < 0)
+                        return pfd;
+                int fd = open_beneath(pfd, name, O_PATH, 0);
                 if (fd < 0)
                         return fd == -ELOOP ? -ENOENT : fd;
                 if (fstat(fd, &st) < 0) {
@@ -497,8 +791,7 @@ static int do_lookup(struct fs *fs, struct inode *parent, const char *name, stru
                         close(fd);
                         return r;
                 }
-                i = ino_take(fs, parent->sh, fd, &st);
-                r = 0;
+                r = ino_take(fs, parent->sh, parent, name, fd, &st, &i);
         }
         if (r < 0)
                 return r;
@@ -514,8 +807,7 @@ static void forget(struct fs *fs, uint64_t id, uint64_t n)
         if (!i || i == fs->root)
                 return;
         i->nlookup = n >= i->nlookup ? 0 : i->nlookup - n;
-        if (i->nlookup == 0)
-                ino_drop(fs, i);
+        ino_put(fs, i);
 }
 
 /* ---- request parsing ---- */
@@ -640,7 +932,7 @@ static int truncate_inode(struct fs *fs, struct inode *i, uint64_t fhid, bool ha
                 return ftruncate(h->fd, (off_t)size) < 0 ? -errno : 0;
         if (!S_ISREG(i->type))
                 return -EINVAL;
-        int fd = ino_open(i, O_WRONLY);
+        int fd = ino_open(fs, i, O_WRONLY);
         if (fd < 0)
                 return fd;
         int r = ftruncate(fd, (off_t)size) < 0 ? -errno : 0;
@@ -657,10 +949,13 @@ static ssize_t op_setattr(struct fs *fs, struct inode *i, struct args *a, uint8_
         if (v & (FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW |
                  FATTR_MTIME_NOW))
                 RO_CHECK(i);
-        if (i->kind != K_NORMAL || i->fd < 0)
+        if (i->kind != K_NORMAL)
                 return -EPERM; /* a made-up root */
         if (i->byname)
                 byname_refresh(fs, i);
+        int ifd = ino_fd(fs, i);
+        if (ifd < 0)
+                return ifd;
         int r;
         if (v & FATTR_SIZE) {
                 r = truncate_inode(fs, i, in.fh, v & FATTR_FH, in.size);
@@ -680,7 +975,7 @@ static ssize_t op_setattr(struct fs *fs, struct inode *i, struct args *a, uint8_
                 if (S_ISLNK(i->type))
                         return -EOPNOTSUPP;
                 char p[64];
-                procpath(p, sizeof(p), i->fd);
+                procpath(p, sizeof(p), ifd);
                 if (utimensat(AT_FDCWD, p, ts, 0) < 0)
                         return -errno;
         }
@@ -699,16 +994,16 @@ static ssize_t op_setattr(struct fs *fs, struct inode *i, struct args *a, uint8_
                                 nv.uid = in.uid;
                         if (v & FATTR_GID)
                                 nv.gid = in.gid;
-                        vstat_store(i, &nv);
+                        vstat_store(fs, i, &nv);
                 } else {
                         if ((v & FATTR_MODE) && !S_ISLNK(i->type)) {
                                 char p[64];
-                                procpath(p, sizeof(p), i->fd);
+                                procpath(p, sizeof(p), ifd);
                                 if (chmod(p, in.mode & 07777) < 0)
                                         return -errno;
                         }
                         if ((v & (FATTR_UID | FATTR_GID)) &&
-                            fchownat(i->fd, "", (v & FATTR_UID) ? in.uid : (uid_t)-1,
+                            fchownat(ifd, "", (v & FATTR_UID) ? in.uid : (uid_t)-1,
                                      (v & FATTR_GID) ? in.gid : (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
                                 return -errno;
                 }
@@ -716,7 +1011,8 @@ static ssize_t op_setattr(struct fs *fs, struct inode *i, struct args *a, uint8_
         return reply_attr(fs, i, res, cap);
 }
 
-/* Parent checks shared by everything that makes or removes a name. */
+/* Parent checks shared by everything that makes or removes a name;
+ * returns the parent's fd. */
 static int dir_op_check(struct fs *fs, struct inode *parent, const char *name)
 {
         if (!name)
@@ -727,11 +1023,19 @@ static int dir_op_check(struct fs *fs, struct inode *parent, const char *name)
                 return -EROFS;
         if (!S_ISDIR(parent->type))
                 return -ENOTDIR;
-        return check_name(name);
+        int r = check_name(name);
+        return r < 0 ? r : ino_fd(fs, parent);
+}
+
+/* Room for one more inode: checked before anything is created, so a guest
+ * at the limit gets ENFILE and no host file. */
+static int inode_room(struct fs *fs)
+{
+        return fs->ninodes < fs->lim.inodes ? 0 : -ENFILE;
 }
 
 /* The fixed part of a request that names an entry in parent p (insz 0:
- * none), then the name; both checked. */
+ * none), then the name; both checked.  Returns the parent's fd. */
 static int take_entry(struct fs *fs, struct inode *p, struct args *a, void *in, size_t insz, const char **name)
 {
         if (insz && !take(a, in, insz))
@@ -752,14 +1056,17 @@ static ssize_t finish_create(struct fs *fs, struct inode *parent, const char *na
         if (virt(parent)) {
                 struct vstat nv = {.uid = h->uid, .gid = h->gid, .mode = mode, .rdev = rdev};
                 if (nv.uid != e.attr.uid || nv.gid != e.attr.gid || nv.mode != e.attr.mode || nv.rdev != e.attr.rdev) {
-                        vstat_store(i, &nv);
+                        vstat_store(fs, i, &nv);
                         e.attr.uid = nv.uid;
                         e.attr.gid = nv.gid;
                         e.attr.mode = nv.mode;
                         e.attr.rdev = nv.rdev;
                 }
         } else if (geteuid() == 0) {
-                if (fchownat(i->fd, "", h->uid, h->gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+                int fd = ino_fd(fs, i);
+                if (fd < 0)
+                        return fd;
+                if (fchownat(fd, "", h->uid, h->gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
                         return -errno;
                 e.attr.uid = h->uid;
                 e.attr.gid = h->gid;
@@ -784,7 +1091,10 @@ static ssize_t op_mknod(struct fs *fs, struct inode *p, const struct fuse_in_hea
 {
         struct fuse_mknod_in in;
         const char *name;
-        int r = take_entry(fs, p, a, &in, sizeof(in), &name);
+        int pfd = take_entry(fs, p, a, &in, sizeof(in), &name);
+        if (pfd < 0)
+                return pfd;
+        int r = inode_room(fs);
         if (r < 0)
                 return r;
         mode_t t = in.mode & S_IFMT;
@@ -793,11 +1103,11 @@ static ssize_t op_mknod(struct fs *fs, struct inode *p, const struct fuse_in_hea
         if (virt(p) || S_ISREG(t)) {
                 /* devices, fifos and sockets become plain host files; O_EXCL:
                  * whatever already has the name is never opened */
-                int fd = open_beneath(p->fd, name, O_CREAT | O_EXCL | O_WRONLY, host_mode(p, in.mode, false));
+                int fd = open_beneath(pfd, name, O_CREAT | O_EXCL | O_WRONLY, host_mode(p, in.mode, false));
                 if (fd < 0)
                         return fd;
                 close(fd);
-        } else if (mknodat(p->fd, name, in.mode, in.rdev) < 0)
+        } else if (mknodat(pfd, name, in.mode, in.rdev) < 0)
                 return -errno;
         return finish_create(fs, p, name, h, in.mode, in.rdev, res, cap, NULL);
 }
@@ -807,10 +1117,13 @@ static ssize_t op_mkdir(struct fs *fs, struct inode *p, const struct fuse_in_hea
 {
         struct fuse_mkdir_in in;
         const char *name;
-        int r = take_entry(fs, p, a, &in, sizeof(in), &name);
+        int pfd = take_entry(fs, p, a, &in, sizeof(in), &name);
+        if (pfd < 0)
+                return pfd;
+        int r = inode_room(fs);
         if (r < 0)
                 return r;
-        if (mkdirat(p->fd, name, host_mode(p, in.mode, true)) < 0)
+        if (mkdirat(pfd, name, host_mode(p, in.mode, true)) < 0)
                 return -errno;
         return finish_create(fs, p, name, h, S_IFDIR | (in.mode & 07777), 0, res, cap, NULL);
 }
@@ -820,12 +1133,15 @@ static ssize_t op_symlink(struct fs *fs, struct inode *p, const struct fuse_in_h
 {
         const char *name = take_name(a);
         const char *target = take_name(a);
-        int r = dir_op_check(fs, p, name);
-        if (r < 0)
-                return r;
+        int pfd = dir_op_check(fs, p, name);
+        if (pfd < 0)
+                return pfd;
         if (!target || !*target || strlen(target) >= PATH_MAX)
                 return -EINVAL;
-        if (symlinkat(target, p->fd, name) < 0)
+        int r = inode_room(fs);
+        if (r < 0)
+                return r;
+        if (symlinkat(target, pfd, name) < 0)
                 return -errno;
         return finish_create(fs, p, name, h, S_IFLNK | 0777, 0, res, cap, NULL);
 }
@@ -838,31 +1154,46 @@ static ssize_t op_link(struct fs *fs, struct inode *p, const struct fuse_in_head
                 return -EINVAL;
         const char *name = take_name(a);
         struct inode *old = ino_get(fs, in.oldnodeid);
-        if (!old || old->fd < 0)
+        if (!old || old->kind != K_NORMAL)
                 return -EBADF;
         if (old->sh != p->sh)
                 return -EXDEV;
-        int r = dir_op_check(fs, p, name);
-        if (r < 0)
-                return r;
+        int pfd = dir_op_check(fs, p, name);
+        if (pfd < 0)
+                return pfd;
         if (S_ISDIR(old->type))
                 return -EPERM;
+        int ofd = ino_fd(fs, old);
+        if (ofd < 0)
+                return ofd;
         char pp[64];
-        procpath(pp, sizeof(pp), old->fd);
-        if (linkat(AT_FDCWD, pp, p->fd, name, AT_SYMLINK_FOLLOW) < 0)
+        procpath(pp, sizeof(pp), ofd);
+        if (linkat(AT_FDCWD, pp, pfd, name, AT_SYMLINK_FOLLOW) < 0)
                 return -errno;
         struct fuse_entry_out e;
-        r = do_lookup(fs, p, name, &e, NULL);
+        int r = do_lookup(fs, p, name, &e, NULL);
         return r < 0 ? r : reply_entry(&e, res, cap);
 }
 
 static ssize_t op_unlink(struct fs *fs, struct inode *p, struct args *a, bool dir)
 {
         const char *name;
-        int r = take_entry(fs, p, a, NULL, 0, &name);
-        if (r < 0)
-                return r;
-        return unlinkat(p->fd, name, dir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+        int pfd = take_entry(fs, p, a, NULL, 0, &name);
+        if (pfd < 0)
+                return pfd;
+        return unlinkat(pfd, name, dir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+}
+
+/* After a rename: the inode now at name in dir is known there, which is
+ * where it is reopened once its fd was closed. */
+static void rename_track(struct fs *fs, struct inode *dir, int dfd, const char *name)
+{
+        struct stat st;
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return;
+        struct inode *i = ino_find(fs, dir->sh, st.st_dev, st.st_ino);
+        if (i)
+                ino_move(fs, i, dir, name);
 }
 
 static ssize_t op_rename(struct fs *fs, struct inode *p, struct args *a, bool v2)
@@ -888,16 +1219,20 @@ static ssize_t op_rename(struct fs *fs, struct inode *p, struct args *a, bool v2
                 return -EBADF;
         if (np->sh != p->sh)
                 return -EXDEV;
-        int r = dir_op_check(fs, p, oldname);
-        if (r == 0)
-                r = dir_op_check(fs, np, newname);
-        if (r < 0)
-                return r;
+        int pfd = dir_op_check(fs, p, oldname);
+        if (pfd < 0)
+                return pfd;
+        int npfd = dir_op_check(fs, np, newname);
+        if (npfd < 0)
+                return npfd;
         uint32_t allowed = RENAME_NOREPLACE | RENAME_EXCHANGE | (virt(p) ? 0 : RENAME_WHITEOUT);
         if (flags & ~allowed)
                 return -EINVAL;
-        if (renameat2(p->fd, oldname, np->fd, newname, flags) < 0)
+        if (renameat2(pfd, oldname, npfd, newname, flags) < 0)
                 return -errno;
+        rename_track(fs, np, npfd, newname);
+        if (flags & RENAME_EXCHANGE)
+                rename_track(fs, p, pfd, oldname);
         return 0;
 }
 
@@ -934,8 +1269,10 @@ static ssize_t op_open(struct fs *fs, struct inode *i, struct args *a, uint8_t *
                  * and the kernel caches the listing (FOPEN_CACHE_DIR) */
                 if (fs->noopen && i->kind == K_NORMAL)
                         return -ENOSYS;
+                if (fs->nhandles >= fs->lim.handles)
+                        return -EMFILE;
                 /* a made-up root's listing is made up too: no fd */
-                fd = i->kind != K_NORMAL ? -1 : ino_open(i, O_RDONLY | O_DIRECTORY);
+                fd = i->kind != K_NORMAL ? -1 : ino_open(fs, i, O_RDONLY | O_DIRECTORY);
                 if (i->kind == K_NORMAL && fd < 0)
                         return fd;
         } else {
@@ -950,11 +1287,19 @@ static ssize_t op_open(struct fs *fs, struct inode *i, struct args *a, uint8_t *
                         return r;
                 if (S_ISDIR(i->type))
                         return -EISDIR;
-                fd = ino_open(i, fl & ~O_NOATIME);
+                if (fs->nhandles >= fs->lim.handles)
+                        return -EMFILE;
+                fd = ino_open(fs, i, fl & ~O_NOATIME);
                 if (fd < 0)
                         return fd;
         }
-        struct fuse_open_out o = {.fh = fh_new(fs, fd, dir, ro(i)), .open_flags = dir ? 0 : fopen_flags(fs, i)};
+        struct fuse_open_out o = {.open_flags = dir ? 0 : fopen_flags(fs, i)};
+        int r = fh_new(fs, fd, dir, ro(i), i, &o.fh);
+        if (r < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return r;
+        }
         if (dir && ro(i) && i->kind == K_NORMAL)
                 o.open_flags = FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR;
         memcpy(res, &o, sizeof(o));
@@ -1006,16 +1351,20 @@ static ssize_t op_create(struct fs *fs, struct inode *p, const struct fuse_in_he
 {
         struct fuse_create_in in;
         const char *name;
-        int r = take_entry(fs, p, a, &in, sizeof(in), &name);
-        if (r < 0)
-                return r;
+        int pfd = take_entry(fs, p, a, &in, sizeof(in), &name);
+        if (pfd < 0)
+                return pfd;
         if (cap < sizeof(struct fuse_entry_out) + sizeof(struct fuse_open_out))
                 return -EINVAL;
         int fl;
-        r = open_flags(p, in.flags, &fl);
+        int r = open_flags(p, in.flags, &fl);
         if (r < 0)
                 return r;
-        int fd = create_regular(p->fd, name, fl, in.flags & O_EXCL, host_mode(p, in.mode, false));
+        if (fs->nhandles >= fs->lim.handles)
+                return -EMFILE;
+        if ((r = inode_room(fs)) < 0)
+                return r;
+        int fd = create_regular(pfd, name, fl, in.flags & O_EXCL, host_mode(p, in.mode, false));
         if (fd < 0)
                 return fd;
         struct inode *i;
@@ -1024,7 +1373,12 @@ static ssize_t op_create(struct fs *fs, struct inode *p, const struct fuse_in_he
                 close(fd);
                 return n;
         }
-        struct fuse_open_out o = {.fh = fh_new(fs, fd, false, ro(p)), .open_flags = fopen_flags(fs, i)};
+        struct fuse_open_out o = {.open_flags = fopen_flags(fs, i)};
+        if ((r = fh_new(fs, fd, false, ro(p), i, &o.fh)) < 0) {
+                close(fd);
+                forget(fs, i->id, 1); /* the guest never hears of the lookup */
+                return r;
+        }
         memcpy(res + n, &o, sizeof(o));
         return n + (ssize_t)sizeof(o);
 }
@@ -1047,10 +1401,13 @@ static int read_fd(struct fs *fs, uint64_t nodeid, uint64_t fh, bool dir)
         if (!i || i->kind != K_NORMAL || i->byname || (dir ? !S_ISDIR(i->type) : !S_ISREG(i->type)))
                 return -EBADF;
         if (i->rfd < 0) {
-                int fd = ino_open(i, O_RDONLY | O_NONBLOCK | (dir ? O_DIRECTORY : 0));
+                int fd = ino_open(fs, i, O_RDONLY | O_NONBLOCK | (dir ? O_DIRECTORY : 0));
                 if (fd < 0)
                         return fd;
                 i->rfd = fd;
+                lru_update(fs, i);
+        } else if (i->on_lru && fs->lru_head != i) {
+                lru_update(fs, i);
         }
         return i->rfd;
 }
@@ -1281,10 +1638,12 @@ static ssize_t op_getxattr(struct fs *fs, struct inode *i, struct args *a, uint8
                 return -EINVAL;
         char hb[XATTR_NAME_MAX + 16];
         const char *hn = xattr_host_name(i, name, hb, sizeof(hb));
-        if (!hn || i->fd < 0 || S_ISLNK(i->type) || (!S_ISREG(i->type) && !S_ISDIR(i->type)))
+        if (!hn || i->kind != K_NORMAL || (!S_ISREG(i->type) && !S_ISDIR(i->type)))
                 return -ENODATA;
         char p[64];
-        procpath(p, sizeof(p), i->fd);
+        int r = ino_path(fs, i, p, sizeof(p));
+        if (r < 0)
+                return r;
         if (in.size == 0) {
                 ssize_t n = getxattr(p, hn, NULL, 0);
                 if (n < 0)
@@ -1307,9 +1666,11 @@ static ssize_t op_listxattr(struct fs *fs, struct inode *i, struct args *a, uint
                 return -EINVAL;
         static char list[XATTR_LIST_MAX];
         ssize_t n = 0;
-        if (i->fd >= 0 && (S_ISREG(i->type) || S_ISDIR(i->type))) {
+        if (i->kind == K_NORMAL && (S_ISREG(i->type) || S_ISDIR(i->type))) {
                 char p[64];
-                procpath(p, sizeof(p), i->fd);
+                int r = ino_path(fs, i, p, sizeof(p));
+                if (r < 0)
+                        return r;
                 n = listxattr(p, list, sizeof(list));
                 if (n < 0)
                         return -errno;
@@ -1361,10 +1722,12 @@ static ssize_t op_setxattr(struct fs *fs, struct inode *i, struct args *a)
         const char *hn = xattr_host_name(i, name, hb, sizeof(hb));
         if (!hn)
                 return -EPERM;
-        if (i->fd < 0 || (!S_ISREG(i->type) && !S_ISDIR(i->type)))
+        if (i->kind != K_NORMAL || (!S_ISREG(i->type) && !S_ISDIR(i->type)))
                 return -EPERM;
         char p[64];
-        procpath(p, sizeof(p), i->fd);
+        int r = ino_path(fs, i, p, sizeof(p));
+        if (r < 0)
+                return r;
         return setxattr(p, hn, a->p, in.size, (int)in.flags) < 0 ? -errno : 0;
 }
 
@@ -1378,10 +1741,12 @@ static ssize_t op_removexattr(struct fs *fs, struct inode *i, struct args *a)
         const char *hn = xattr_host_name(i, name, hb, sizeof(hb));
         if (!hn)
                 return -EPERM;
-        if (i->fd < 0 || (!S_ISREG(i->type) && !S_ISDIR(i->type)))
+        if (i->kind != K_NORMAL || (!S_ISREG(i->type) && !S_ISDIR(i->type)))
                 return -ENODATA;
         char p[64];
-        procpath(p, sizeof(p), i->fd);
+        int r = ino_path(fs, i, p, sizeof(p));
+        if (r < 0)
+                return r;
         return removexattr(p, hn) < 0 ? -errno : 0;
 }
 
@@ -1389,10 +1754,13 @@ static ssize_t op_removexattr(struct fs *fs, struct inode *i, struct args *a)
 
 static ssize_t op_readlink(struct fs *fs, struct inode *i, uint8_t *res, size_t cap)
 {
-        if (!S_ISLNK(i->type) || i->fd < 0)
+        if (!S_ISLNK(i->type) || i->kind != K_NORMAL)
                 return -EINVAL;
+        int fd = ino_fd(fs, i);
+        if (fd < 0)
+                return fd;
         char buf[PATH_MAX];
-        ssize_t n = readlinkat(i->fd, "", buf, sizeof(buf));
+        ssize_t n = readlinkat(fd, "", buf, sizeof(buf));
         if (n < 0)
                 return -errno;
         if ((size_t)n > cap)
@@ -1434,6 +1802,7 @@ static ssize_t op_fallocate(struct fs *fs, struct args *a)
         return fallocate(h->fd, (int)in.mode, (off_t)in.offset, (off_t)in.length) < 0 ? -errno : 0;
 }
 
+/* DESTROY, and fs_free: every handle, every inode but the root. */
 static void drop_all(struct fs *fs)
 {
         for (unsigned b = 0; b < HSIZE; b++) {
@@ -1444,19 +1813,31 @@ static void drop_all(struct fs *fs)
                                 close(h->fd);
                         free(h);
                 }
-                struct inode *i = fs->by_id[b];
-                while (i) {
-                        struct inode *next = i->next_id;
+        }
+        fs->nhandles = 0;
+        fs_reap(fs);
+        for (size_t b = 0; b < fs->nbuckets; b++) {
+                for (struct inode *i = fs->by_id[b], *next; i; i = next) {
+                        next = i->next_id;
                         if (i != fs->root)
-                                ino_drop(fs, i);
-                        i = next;
+                                ino_free(i);
                 }
+                fs->by_id[b] = fs->by_key[b] = NULL;
+        }
+        for (size_t k = 0; k < fs->nshares; k++)
+                fs->shares[k].file = NULL;
+        fs->lru_head = fs->lru_tail = NULL;
+        fs->ncached = 0;
+        fs->ninodes = 0;
+        if (fs->root) {
+                fs->root->nopen = fs->root->nchildren = 0;
+                ino_insert(fs, fs->root);
         }
 }
 
-size_t fs_handle(void *v, const uint8_t *in, size_t inlen, const struct vu_elem *e, uint8_t *out, size_t outcap)
+static size_t handle_one(struct fs *fs, const uint8_t *in, size_t inlen, const struct vu_elem *e, uint8_t *out,
+                         size_t outcap)
 {
-        struct fs *fs = v;
         struct fuse_in_header h;
         if (inlen < sizeof(h))
                 return 0; /* nothing to answer to: the guest's own malformed request */
@@ -1607,6 +1988,15 @@ done:;
         return oh.len;
 }
 
+size_t fs_handle(void *v, const uint8_t *in, size_t inlen, const struct vu_elem *e, uint8_t *out, size_t outcap)
+{
+        struct fs *fs = v;
+        lru_trim(fs);
+        size_t n = handle_one(fs, in, inlen, e, out, outcap);
+        fs_reap(fs);
+        return n;
+}
+
 static int share_open(struct share *sh, const struct fs_config *c, char *err, size_t errsz)
 {
         sh->c = *c;
@@ -1668,6 +2058,10 @@ int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **re
         fs->noopen = !multi && c[0].immutable && c[0].read_only && !c[0].single_file;
         fs->next_ino_id = 2; /* 1 is the root */
         fs->next_fh = 1;
+        fs->nbuckets = INO_BUCKETS_MIN;
+        fs->by_id = xcalloc(fs->nbuckets, sizeof(*fs->by_id));
+        fs->by_key = xcalloc(fs->nbuckets, sizeof(*fs->by_key));
+        fs->lim = (struct fs_limits){.handles = FS_MAX_HANDLES, .inodes = FS_MAX_INODES, .inode_fds = FS_MAX_INODE_FDS};
         for (size_t k = 0; k < n; k++) {
                 fs->shares[k].root_fd = -1;
                 fs->nshares = k + 1;
@@ -1683,6 +2077,7 @@ int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **re
         root->type = S_IFDIR;
         root->fd = -1;
         root->rfd = -1;
+        root->pinned = true;
         if (multi) {
                 root->kind = K_TOP;
         } else if (c[0].single_file) {
@@ -1721,9 +2116,32 @@ void fs_free(struct fs *fs)
                 return;
         drop_all(fs);
         if (fs->root)
-                ino_drop(fs, fs->root);
+                ino_free(fs->root);
         for (size_t k = 0; k < fs->nshares; k++)
                 share_close(&fs->shares[k]);
         free(fs->shares);
+        free(fs->by_id);
+        free(fs->by_key);
         free(fs);
+}
+
+void fs_set_limits(struct fs *fs, const struct fs_limits *l)
+{
+        fs->lim = *l;
+        /* a request needs a few inodes and fds at least (a rename: two
+         * parents and what moved) */
+        if (fs->lim.inodes < FS_MIN_LIMIT)
+                fs->lim.inodes = FS_MIN_LIMIT;
+        if (fs->lim.inode_fds < FS_MIN_LIMIT)
+                fs->lim.inode_fds = FS_MIN_LIMIT;
+}
+
+void fs_get_limits(const struct fs *fs, struct fs_limits *ret)
+{
+        *ret = fs->lim;
+}
+
+void fs_usage(const struct fs *fs, struct fs_limits *ret)
+{
+        *ret = (struct fs_limits){.handles = fs->nhandles, .inodes = fs->ninodes, .inode_fds = fs->ncached};
 }

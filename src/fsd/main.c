@@ -47,6 +47,94 @@ static void usage(FILE *f)
 
 #define MAX_VOLUMES 64
 
+/*
+ * RLIMIT_NOFILE, fixed: every handle's fd and its inode's O_PATH fd (kept
+ * open while the file is), the inode fd cache, and FSD_NOFILE_SLACK for
+ * what one request opens beyond the cache before it is trimmed (a 1 MiB
+ * READDIRPLUS: ~6.5 Ki entries), the shares, the socket and eventfds.  Not
+ * fs.nr_open (a million, as virtiofsd takes): the limits in fs.h are what
+ * bound a guest, this only backs them.  Fd tables grow as they fill, so the
+ * number costs nothing until used.
+ */
+#define FSD_NOFILE_SLACK 16384u
+#define FSD_NOFILE (2 * FS_MAX_HANDLES + FS_MAX_INODE_FDS + FSD_NOFILE_SLACK)
+
+/*
+ * RLIMIT_DATA: private writable memory (heap, anonymous private mmaps),
+ * which is where everything a guest can make the server allocate lives:
+ * inodes (~200 bytes each, at most FS_MAX_INODES: ~400 MiB) and their hash
+ * tables, handles, the request buffers.  Not RLIMIT_AS: guest memory is
+ * mapped in from QEMU's memfd (SET_MEM_TABLE, 512 MiB to 64 GiB), and
+ * RLIMIT_DATA does not count shared mappings (checked: a 4 GiB MAP_SHARED
+ * memfd maps and is written under a 64 MiB RLIMIT_DATA).  Reaching it costs
+ * the guest ENOMEM for that request, or at worst this server: never the
+ * host.
+ */
+#define FSD_MAX_DATA (768ull << 20)
+
+/* Sanitizers reserve terabytes of private shadow memory: no data limit. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FSD_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define FSD_SANITIZED 1
+#endif
+#endif
+
+/* Set the fd and memory limits; returns RLIMIT_NOFILE as set. */
+static rlim_t set_rlimits(void)
+{
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return 1024;
+        /* as root the hard limit goes to FSD_NOFILE, up or down; otherwise
+         * as high as it lets us */
+        rlim_t want = geteuid() == 0 || rl.rlim_max >= FSD_NOFILE ? FSD_NOFILE : rl.rlim_max;
+        struct rlimit set = {want, want};
+        if (setrlimit(RLIMIT_NOFILE, &set) < 0) {
+                set = (struct rlimit){rl.rlim_max, rl.rlim_max};
+                if (setrlimit(RLIMIT_NOFILE, &set) < 0)
+                        set = rl;
+        }
+#ifndef FSD_SANITIZED
+        struct rlimit d = {FSD_MAX_DATA, FSD_MAX_DATA};
+        if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_max < FSD_MAX_DATA)
+                d = rl;
+        setrlimit(RLIMIT_DATA, &d);
+#endif
+        return set.rlim_cur;
+}
+
+/* The fs limits in the proportions of FSD_NOFILE, where the host allows
+ * fewer fds. */
+static void fit_fds(struct fs *fs, rlim_t nofile)
+{
+        if (nofile >= FSD_NOFILE)
+                return;
+        struct fs_limits l;
+        fs_get_limits(fs, &l);
+        l.handles = (size_t)(nofile * FS_MAX_HANDLES / FSD_NOFILE);
+        l.inode_fds = (size_t)(nofile * FS_MAX_INODE_FDS / FSD_NOFILE);
+        fs_set_limits(fs, &l);
+}
+
+/* As many inodes as the guest's RAM can cache (see FS_MAX_INODES), once
+ * QEMU has told us its size. */
+static void fit_inodes(struct fs *fs, const struct vu_mem *m)
+{
+        uint64_t bytes = 0;
+        for (unsigned k = 0; k < m->n; k++)
+                bytes += m->r[k].size;
+        uint64_t n = bytes / FS_GUEST_BYTES_PER_INODE;
+        n = n < FS_MIN_INODES ? FS_MIN_INODES : n > FS_MAX_INODES ? FS_MAX_INODES : n;
+        struct fs_limits l;
+        fs_get_limits(fs, &l);
+        if (l.inodes != n) {
+                l.inodes = (size_t)n;
+                fs_set_limits(fs, &l);
+        }
+}
+
 static int parse_volume(const char *spec, struct fs_config *c)
 {
         const char *colon = strchr(spec, ':');
@@ -176,23 +264,7 @@ int main(int argc, char **argv)
                 return 2;
         }
         signal(SIGPIPE, SIG_IGN);
-        /* One O_PATH fd per inode the guest holds, and a guest keeps inodes
-         * cached until memory gets short: allow as many fds as we may (as
-         * root up to fs.nr_open, like virtiofsd; else the hard limit). */
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-                _cleanup_free_ char *nr = NULL;
-                if (geteuid() == 0 && read_file_at(AT_FDCWD, "/proc/sys/fs/nr_open", 64, &nr, NULL) == 0) {
-                        unsigned long long v = strtoull(nr, NULL, 10);
-                        if (v > rl.rlim_max)
-                                rl.rlim_max = v;
-                }
-                rl.rlim_cur = rl.rlim_max;
-                if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-                        rl.rlim_cur = rl.rlim_max;
-                        setrlimit(RLIMIT_NOFILE, &rl);
-                }
-        }
+        rlim_t nofile = set_rlimits();
         /* fs.c reaches inodes through /proc/self/fd (see fs.h) */
         if (chdir("/proc/self/fd") < 0) {
                 fprintf(stderr, "msb-fsd: cannot enter /proc/self/fd: %s (is /proc mounted?)\n", strerror(errno));
@@ -219,6 +291,7 @@ int main(int argc, char **argv)
                 perror("msb-fsd: epoll_create1");
                 return 1;
         }
+        fit_fds(fs, nofile);
         if (sandbox && fsd_sandbox_enter(passthrough, err, sizeof(err)) < 0) {
                 fprintf(stderr, "msb-fsd: %s\n", err);
                 return 1;
@@ -255,6 +328,7 @@ int main(int argc, char **argv)
                 for (int k = 0; k < n; k++) {
                         if (evs[k].data.u32 == SOCK_TAG) {
                                 r = vu_dispatch(&dev);
+                                fit_inodes(fs, &dev.mem);
                                 if (r == 1) {
                                         quit = true; /* QEMU is gone */
                                 } else if (r < 0) {

@@ -6,7 +6,11 @@
  *         share (read-write, files capped at 4 MiB by RLIMIT_FSIZE so no
  *         input can fill the disk).  Each is [opcode][nodeid][flags]
  *         [body length][body]: the header is built here so most requests
- *         get past it, and flags bit 0 makes its length lie;
+ *         get past it, and flags bit 0 makes its length lie.  Bit 2 picks
+ *         the immutable image root instead, bit 3 a share with tiny limits
+ *         (fs_limits), which one input can fill, so handle and inode
+ *         exhaustion and the fd cache closing and reopening inodes are
+ *         reached; it starts from nothing (DESTROY) after every input;
  *   odd:  the bytes become a virtqueue's descriptor table and available
  *         ring in fake guest memory, then vq_process walks them.
  */
@@ -28,7 +32,7 @@
 #define MEM_SIZE (1u << 20)
 #define QNUM 64
 
-static struct fs *fs, *fs_image; /* a writable share; an immutable image root */
+static struct fs *fs, *fs_image, *fs_tight; /* a writable share; an immutable image root; tiny limits */
 static uint8_t *inbuf, *outbuf, *mem;
 static struct vu_mem vm;
 static char dir[] = "/tmp/msb-fuzz-fsd.XXXXXX";
@@ -37,6 +41,7 @@ static void cleanup(void)
 {
         fs_free(fs);
         fs_free(fs_image);
+        fs_free(fs_tight);
         rm_rf(dir);
 }
 
@@ -63,6 +68,10 @@ static void setup(void)
                                .timeout = 1};
         if (fs_new(&ci, &fs_image, err, sizeof(err)) < 0)
                 abort();
+        if (fs_new(&c, &fs_tight, err, sizeof(err)) < 0)
+                abort();
+        struct fs_limits tight = {.handles = 4, .inodes = FS_MIN_LIMIT + 4, .inode_fds = FS_MIN_LIMIT};
+        fs_set_limits(fs_tight, &tight);
         inbuf = xmalloc(FS_BUF_SIZE);
         outbuf = xmalloc(FS_BUF_SIZE);
         struct {
@@ -71,6 +80,7 @@ static void setup(void)
         } init = {.h = {.len = sizeof(init), .opcode = FUSE_INIT, .unique = 1}, .i = {.major = 7, .minor = 38}};
         fs_handle(fs, (uint8_t *)&init, sizeof(init), NULL, outbuf, FS_BUF_SIZE);
         fs_handle(fs_image, (uint8_t *)&init, sizeof(init), NULL, outbuf, FS_BUF_SIZE);
+        fs_handle(fs_tight, (uint8_t *)&init, sizeof(init), NULL, outbuf, FS_BUF_SIZE);
         mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         vm.n = 1;
         vm.r[0] = (struct vu_region){.gpa = 0x1000, .size = MEM_SIZE, .uaddr = 0x40000000, .host = mem};
@@ -90,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (size < 1)
                 return 0;
         if (!(data[0] & 1)) {
-                struct fs *t = data[0] & 4 ? fs_image : fs;
+                struct fs *t = data[0] & 8 ? fs_tight : data[0] & 4 ? fs_image : fs;
                 size_t off = 1;
                 uint64_t unique = 2;
                 while (off + 4 <= size) {
@@ -117,7 +127,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         struct fuse_in_header h;
                         struct fuse_init_in i;
                 } init = {.h = {.len = sizeof(init), .opcode = FUSE_INIT, .unique = 1}, .i = {.major = 7, .minor = 38}};
+                if (t == fs_tight) {
+                        struct fuse_in_header d = {.len = sizeof(d), .opcode = FUSE_DESTROY, .unique = 1};
+                        fs_handle(t, (uint8_t *)&init, sizeof(init), NULL, outbuf, FS_BUF_SIZE);
+                        fs_handle(t, (uint8_t *)&d, sizeof(d), NULL, outbuf, FS_BUF_SIZE);
+                }
                 fs_handle(t, (uint8_t *)&init, sizeof(init), NULL, outbuf, FS_BUF_SIZE);
+                /* what the limits promise, whatever the input did */
+                struct fs_limits u, l;
+                fs_usage(t, &u);
+                fs_get_limits(t, &l);
+                if (u.handles > l.handles || u.inodes > l.inodes)
+                        abort();
                 return 0;
         }
         /* ring: desc table at 0, avail at 0x1000, used at 0x2000 (offsets in mem) */

@@ -661,6 +661,367 @@ static void test_bad_rings(const char *dir)
         fs_free(fs);
 }
 
+/* ---- limits (docs/fsd.md "Limits") ---- */
+
+/* Entries in /proc/self/fd: what the server holds on the host, plus our own. */
+static int count_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        int n = 0;
+        if (!d)
+                return -1;
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n;
+}
+
+static void forget1(struct fs *fs, uint64_t node, uint64_t n)
+{
+        struct {
+                struct fuse_in_header h;
+                struct fuse_forget_in f;
+        } fg = {.h = {.len = sizeof(fg), .opcode = FUSE_FORGET, .unique = unique++, .nodeid = node}, .f = {.nlookup = n}};
+        memcpy(mem + OFF_REQ, &fg, sizeof(fg));
+        *D(0) = (struct desc){.addr = GPA_BASE + OFF_REQ, .len = sizeof(fg)};
+        make_avail(0);
+        CHECK_INT(run_ring(fs, true), 1);
+}
+
+static void host_file(const char *dir, const char *name, const char *content)
+{
+        char p[512];
+        snprintf(p, sizeof(p), "%s/%s", dir, name);
+        write_host(p, content);
+}
+
+/* The reviewer's case: OPENDIR on the volumes' made-up root, never
+ * released.  Each used to cost a handle for good (20 million: 627 MB); now
+ * the table stops at FS_MAX_HANDLES and the guest gets EMFILE. */
+static void test_handle_limit(const char *dir)
+{
+        struct fs_config c = {.path = dir, .owner = FS_OWNER_VIRTUAL, .timeout = 1};
+        struct fs *fs;
+        char err[256];
+        CHECK_INT(fs_new_multi(&c, 1, true, &fs, err, sizeof(err)), 0);
+        ring_reset();
+        init(fs);
+        struct fuse_open_in oi = {.flags = O_RDONLY};
+        struct fuse_open_out oo = {0};
+        int fds = count_fds();
+        unsigned ok = 0, emfile = 0;
+        uint64_t first = 0;
+        for (unsigned k = 0; k < FS_MAX_HANDLES + 100; k++) {
+                int r = call(fs, FUSE_OPENDIR, 1, &oi, sizeof(oi), &oo, sizeof(oo));
+                if (r == 0 && !first)
+                        first = oo.fh;
+                ok += r == 0;
+                emfile += r == -EMFILE;
+        }
+        CHECK_INT(ok, FS_MAX_HANDLES);
+        CHECK_INT(emfile, 100);
+        struct fs_limits u;
+        fs_usage(fs, &u);
+        CHECK_INT(u.handles, FS_MAX_HANDLES);
+        CHECK_INT(count_fds(), fds); /* a made-up root's listing holds no fd */
+        /* RELEASEDIR frees a slot */
+        CHECK_INT(call(fs, FUSE_RELEASEDIR, 1, &(struct fuse_release_in){.fh = first}, sizeof(struct fuse_release_in),
+                       NULL, 0),
+                  0);
+        CHECK_INT(call(fs, FUSE_OPENDIR, 1, &oi, sizeof(oi), &oo, sizeof(oo)), 0);
+        CHECK_INT(call(fs, FUSE_OPENDIR, 1, &oi, sizeof(oi), &oo, sizeof(oo)), -EMFILE);
+        fs_free(fs);
+
+        /* OPEN of one file, over and over: each a host fd, until the limit */
+        fs = share(dir, false, false);
+        struct fs_limits l = {.handles = 50, .inodes = 1000, .inode_fds = 100};
+        fs_set_limits(fs, &l);
+        int e;
+        uint64_t f = lookup(fs, 1, "hello", &e, NULL);
+        CHECK_INT(e, 0);
+        fds = count_fds();
+        uint64_t fhs[60] = {0};
+        ok = emfile = 0;
+        for (unsigned k = 0; k < 60; k++) {
+                int r = call(fs, FUSE_OPEN, f, &oi, sizeof(oi), &oo, sizeof(oo));
+                fhs[k] = r == 0 ? oo.fh : 0;
+                ok += r == 0;
+                emfile += r == -EMFILE;
+        }
+        CHECK_INT(ok, 50);
+        CHECK_INT(emfile, 10);
+        CHECK_INT(count_fds(), fds + 50);
+        /* CREATE and OPENDIR count too, and nothing is created at the limit */
+        struct {
+                struct fuse_create_in in;
+                char name[8];
+        } cr = {.in = {.flags = O_RDWR, .mode = S_IFREG | 0644}, .name = "lim"};
+        CHECK_INT(call(fs, FUSE_CREATE, 1, &cr, sizeof(cr.in) + 4, NULL, 0), -EMFILE);
+        char p[512];
+        snprintf(p, sizeof(p), "%s/lim", dir);
+        CHECK(access(p, F_OK) < 0);
+        CHECK_INT(call(fs, FUSE_OPENDIR, 1, &oi, sizeof(oi), &oo, sizeof(oo)), -EMFILE);
+        for (unsigned k = 0; k < 60; k++)
+                if (fhs[k])
+                        CHECK_INT(call(fs, FUSE_RELEASE, f, &(struct fuse_release_in){.fh = fhs[k]},
+                                       sizeof(struct fuse_release_in), NULL, 0),
+                                  0);
+        CHECK_INT(count_fds(), fds);
+        CHECK_INT(call(fs, FUSE_OPEN, f, &oi, sizeof(oi), &oo, sizeof(oo)), 0);
+        fs_free(fs);
+}
+
+/* Inodes the guest holds lookups on: ENFILE beyond the limit, for LOOKUP
+ * and everything that creates (which then creates nothing); FORGET makes
+ * room again.  READDIRPLUS leaves entries it has no room for without one. */
+static void test_inode_limit(const char *top)
+{
+        char dir[512];
+        snprintf(dir, sizeof(dir), "%s/many", top);
+        CHECK(mkdir(dir, 0755) == 0);
+        for (int k = 0; k < 60; k++) {
+                char n[16];
+                snprintf(n, sizeof(n), "f%02d", k);
+                host_file(dir, n, "x");
+        }
+        struct fs *fs = share(dir, false, false);
+        struct fs_limits l = {.handles = 100, .inodes = 41, .inode_fds = 1000};
+        fs_set_limits(fs, &l);
+        uint64_t ids[60] = {0};
+        int ok = 0, enfile = 0;
+        for (int k = 0; k < 60; k++) {
+                char n[16];
+                int e;
+                snprintf(n, sizeof(n), "f%02d", k);
+                ids[k] = lookup(fs, 1, n, &e, NULL);
+                ok += e == 0;
+                enfile += e == -ENFILE;
+        }
+        CHECK_INT(ok, 40); /* the root is the 41st */
+        CHECK_INT(enfile, 20);
+        struct fs_limits u;
+        fs_usage(fs, &u);
+        CHECK_INT(u.inodes, 41);
+        /* looking up one held already costs nothing */
+        int e;
+        CHECK_INT(lookup(fs, 1, "f00", &e, NULL), ids[0]);
+        CHECK_INT(e, 0);
+        struct {
+                struct fuse_mkdir_in in;
+                char name[8];
+        } md = {.in = {.mode = 0755}, .name = "nd"};
+        CHECK_INT(call(fs, FUSE_MKDIR, 1, &md, sizeof(md.in) + 3, NULL, 0), -ENFILE);
+        struct {
+                struct fuse_create_in in;
+                char name[8];
+        } cr = {.in = {.flags = O_RDWR, .mode = S_IFREG | 0644}, .name = "nf"};
+        CHECK_INT(call(fs, FUSE_CREATE, 1, &cr, sizeof(cr.in) + 3, NULL, 0), -ENFILE);
+        struct {
+                struct fuse_mknod_in in;
+                char name[8];
+        } mk = {.in = {.mode = S_IFIFO | 0644}, .name = "np"};
+        CHECK_INT(call(fs, FUSE_MKNOD, 1, &mk, sizeof(mk.in) + 3, NULL, 0), -ENFILE);
+        CHECK_INT(call(fs, FUSE_SYMLINK, 1, "ns\0x", 5, NULL, 0), -ENFILE);
+        char p[512];
+        snprintf(p, sizeof(p), "%s/nd", dir);
+        CHECK(access(p, F_OK) < 0);
+        snprintf(p, sizeof(p), "%s/nf", dir);
+        CHECK(access(p, F_OK) < 0);
+        /* a listing at the limit: names, but no entries to hold */
+        struct fuse_open_in oi = {.flags = O_RDONLY};
+        struct fuse_open_out oo = {0};
+        CHECK_INT(call(fs, FUSE_OPENDIR, 1, &oi, sizeof(oi), &oo, sizeof(oo)), 0);
+        static uint8_t db[65536];
+        memset(db, 0, sizeof(db));
+        struct fuse_read_in ri = {.fh = oo.fh, .size = sizeof(db)};
+        CHECK_INT(call(fs, FUSE_READDIRPLUS, 1, &ri, sizeof(ri), db, sizeof(db)), 0);
+        int names = 0, entries = 0;
+        for (size_t off = 0; off + sizeof(struct fuse_direntplus) <= sizeof(db);) {
+                struct fuse_direntplus *dp = (struct fuse_direntplus *)(db + off);
+                if (!dp->dirent.namelen)
+                        break;
+                names++;
+                entries += dp->entry_out.nodeid != 0;
+                off += FUSE_DIRENTPLUS_SIZE(dp);
+        }
+        CHECK_INT(names, 62);
+        CHECK_INT(entries, 40); /* only those held already */
+        fs_usage(fs, &u);
+        CHECK_INT(u.inodes, 41);
+        /* FORGET makes room: the lookups readdirplus counted, then ours */
+        for (int k = 0; k < 10; k++)
+                forget1(fs, ids[k], k == 0 ? 3 : 2);
+        fs_usage(fs, &u);
+        CHECK_INT(u.inodes, 31);
+        CHECK(lookup(fs, 1, "f50", &e, NULL) > 1);
+        CHECK_INT(e, 0);
+        CHECK_INT(call(fs, FUSE_MKDIR, 1, &md, sizeof(md.in) + 3, NULL, 0), 0);
+        fs_free(fs);
+        rm_rf(dir);
+}
+
+static int getattr(struct fs *fs, uint64_t node, struct fuse_attr *a)
+{
+        struct fuse_attr_out ao = {0};
+        int r = call(fs, FUSE_GETATTR, node, &(struct fuse_getattr_in){0}, sizeof(struct fuse_getattr_in), &ao,
+                     sizeof(ao));
+        if (a)
+                *a = ao.attr;
+        return r;
+}
+
+/* Inodes' fds beyond the cache's limit are closed, least recently used
+ * first, and reopened by name on use: a guest holding many inodes costs the
+ * host a bounded number of fds, and everything keeps working. */
+static void test_fd_cache(const char *top)
+{
+        char dir[512], p[600], q2[600];
+        snprintf(dir, sizeof(dir), "%s/cache", top);
+        CHECK(mkdir(dir, 0755) == 0);
+        for (int k = 0; k < 100; k++) {
+                char n[16], content[16];
+                snprintf(n, sizeof(n), "f%02d", k);
+                snprintf(content, sizeof(content), "%d", k * 1000);
+                host_file(dir, n, content); /* sizes tell them apart */
+        }
+        snprintf(p, sizeof(p), "%s/sub", dir);
+        CHECK(mkdir(p, 0755) == 0);
+        snprintf(p, sizeof(p), "%s/sub/deep", dir);
+        CHECK(mkdir(p, 0755) == 0);
+        host_file(p, "leaf", "leafdata");
+        struct fs *fs = share(dir, false, false);
+        struct fs_limits l = {.handles = 100, .inodes = 1000, .inode_fds = 8};
+        fs_set_limits(fs, &l);
+        int base = count_fds(), e, most = 0;
+        uint64_t sub = lookup(fs, 1, "sub", &e, NULL);
+        uint64_t deep = lookup(fs, sub, "deep", &e, NULL);
+        uint64_t leaf = lookup(fs, deep, "leaf", &e, NULL);
+        CHECK_INT(e, 0);
+        uint64_t ids[100];
+        for (int k = 0; k < 100; k++) {
+                char n[16];
+                snprintf(n, sizeof(n), "f%02d", k);
+                ids[k] = lookup(fs, 1, n, &e, NULL);
+                CHECK_INT(e, 0);
+                int now = count_fds() - base;
+                most = now > most ? now : most;
+        }
+        /* the cache's 8, and what the last request opened before the next trims */
+        CHECK(most <= 8 + 1);
+        struct fs_limits u;
+        fs_usage(fs, &u);
+        CHECK_INT(u.inodes, 104);
+        /* every inode still answers, with its own attributes */
+        for (int k = 0; k < 100; k++) {
+                struct fuse_attr a;
+                CHECK_INT(getattr(fs, ids[k], &a), 0);
+                char content[16];
+                CHECK_INT(a.size, snprintf(content, sizeof(content), "%d", k * 1000));
+                int now = count_fds() - base;
+                most = now > most ? now : most;
+        }
+        CHECK(most <= 8 + 1);
+        /* a closed inode below closed directories: reopened down the chain */
+        struct fuse_attr a;
+        CHECK_INT(getattr(fs, leaf, &a), 0);
+        CHECK_INT(a.size, 8);
+        struct fuse_open_in oi = {.flags = O_RDONLY};
+        struct fuse_open_out oo = {0};
+        CHECK_INT(call(fs, FUSE_OPEN, leaf, &oi, sizeof(oi), &oo, sizeof(oo)), 0);
+        char rb[16] = {0};
+        struct fuse_read_in ri = {.fh = oo.fh, .size = 8};
+        CHECK_INT(call(fs, FUSE_READ, leaf, &ri, sizeof(ri), rb, sizeof(rb)), 0);
+        CHECK_STR(rb, "leafdata");
+        /* an open file keeps its fd: unlinked, evicted by 20 lookups, it
+         * still answers GETATTR */
+        snprintf(p, sizeof(p), "%s/sub/deep/leaf", dir);
+        CHECK(unlink(p) == 0);
+        for (int k = 0; k < 20; k++)
+                CHECK_INT(getattr(fs, ids[k], NULL), 0);
+        CHECK_INT(getattr(fs, leaf, &a), 0);
+        CHECK_INT(a.nlink, 0);
+        CHECK_INT(call(fs, FUSE_RELEASE, leaf, &(struct fuse_release_in){.fh = oo.fh}, sizeof(struct fuse_release_in),
+                       NULL, 0),
+                  0);
+        /* the guest renames a file whose fd is closed: found by its new name */
+        struct {
+                struct fuse_rename_in in;
+                char names[16];
+        } rn = {.in = {.newdir = sub}};
+        memcpy(rn.names, "f00\0moved", 10);
+        CHECK_INT(call(fs, FUSE_RENAME, 1, &rn, sizeof(rn.in) + 10, NULL, 0), 0);
+        for (int k = 20; k < 40; k++)
+                CHECK_INT(getattr(fs, ids[k], NULL), 0);
+        CHECK_INT(getattr(fs, ids[0], &a), 0);
+        CHECK_INT(a.size, 1);
+        /* the host renames one: ESTALE until the guest looks it up again,
+         * which finds the same inode */
+        for (int k = 40; k < 60; k++)
+                CHECK_INT(getattr(fs, ids[k], NULL), 0);
+        snprintf(p, sizeof(p), "%s/f01", dir);
+        snprintf(q2, sizeof(q2), "%s/f01.host", dir);
+        CHECK(rename(p, q2) == 0);
+        CHECK_INT(getattr(fs, ids[1], NULL), -ESTALE);
+        CHECK_INT(lookup(fs, 1, "f01.host", &e, NULL), ids[1]);
+        CHECK_INT(e, 0);
+        CHECK_INT(getattr(fs, ids[1], &a), 0);
+        CHECK_INT(a.size, 4);
+        /* ...and replaced by another file under the old name: not mistaken
+         * for it */
+        for (int k = 60; k < 80; k++)
+                CHECK_INT(getattr(fs, ids[k], NULL), 0);
+        snprintf(p, sizeof(p), "%s/f02", dir);
+        snprintf(q2, sizeof(q2), "%s/f02.keep", dir);
+        CHECK(link(p, q2) == 0); /* keeps its inode number from being reused */
+        CHECK(unlink(p) == 0);
+        write_host(p, "other!");
+        CHECK_INT(getattr(fs, ids[2], NULL), -ESTALE);
+        fs_usage(fs, &u);
+        CHECK(u.inode_fds <= 8 + 1);
+        /* FORGET of everything frees the inodes, the parents last */
+        for (int k = 0; k < 100; k++)
+                forget1(fs, ids[k], k == 1 ? 2 : 1);
+        forget1(fs, leaf, 1);
+        forget1(fs, deep, 1);
+        forget1(fs, sub, 1);
+        fs_usage(fs, &u);
+        CHECK_INT(u.inodes, 1);
+        CHECK_INT(u.inode_fds, 0);
+        CHECK_INT(count_fds(), base);
+        fs_free(fs);
+
+        /* the image root: READ by node id keeps a read fd per inode, which
+         * the cache bounds as well */
+        struct fs_config ci = {.path = dir, .read_only = true, .immutable = true, .owner = FS_OWNER_VIRTUAL,
+                               .timeout = 1};
+        char err[256];
+        CHECK_INT(fs_new(&ci, &fs, err, sizeof(err)), 0);
+        ring_reset();
+        init(fs);
+        fs_set_limits(fs, &l);
+        base = count_fds();
+        most = 0;
+        for (int pass = 0; pass < 2; pass++)
+                for (int k = 3; k < 100; k++) {
+                        char n[16], want[16];
+                        snprintf(n, sizeof(n), "f%02d", k);
+                        uint64_t id = lookup(fs, 1, n, &e, NULL);
+                        CHECK_INT(e, 0);
+                        memset(rb, 0, sizeof(rb));
+                        ri = (struct fuse_read_in){.fh = 0, .size = 8};
+                        CHECK_INT(call(fs, FUSE_READ, id, &ri, sizeof(ri), rb, sizeof(rb)), 0);
+                        snprintf(want, sizeof(want), "%d", k * 1000);
+                        CHECK_STR(rb, want);
+                        int now = count_fds() - base;
+                        most = now > most ? now : most;
+                }
+        CHECK(most <= 8 + 2);
+        fs_usage(fs, &u);
+        CHECK(u.inode_fds <= 8 + 2);
+        fs_free(fs);
+        rm_rf(dir);
+}
+
 /* ---- device nodes, fifos and sockets are never opened ---- */
 
 /* Does any fd of ours other than skip point at path? */
@@ -839,6 +1200,9 @@ int main(void)
         test_single_file(dir);
         test_multi(dir);
         test_bad_rings(dir);
+        test_handle_limit(dir);
+        test_inode_limit(dir);
+        test_fd_cache(dir);
         test_special_files(dir);
         rm_rf(dir);
         free(inbuf);
