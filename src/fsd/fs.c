@@ -465,7 +465,8 @@ static int ino_path(struct fs *fs, struct inode *i, char *p, size_t n)
  * type is the host inode's as its O_PATH fd found it, and reopening through
  * that fd opens that very inode, so no rename on the host can slip a
  * device, fifo or socket in between.  (A device the guest made in a
- * virtualized share is a regular host file.)
+ * virtualized share is a regular host file; the sandbox mounts shares
+ * nodev besides.)
  */
 static int ino_open(struct fs *fs, struct inode *i, int flags)
 {
@@ -2144,4 +2145,22 @@ void fs_get_limits(const struct fs *fs, struct fs_limits *ret)
 void fs_usage(const struct fs *fs, struct fs_limits *ret)
 {
         *ret = (struct fs_limits){.handles = fs->nhandles, .inodes = fs->ninodes, .inode_fds = fs->ncached};
+}
+
+size_t fs_host_dirs(struct fs *fs, int *fds, bool *ro, size_t max)
+{
+        size_t n = 0;
+        for (size_t k = 0; k < fs->nshares; k++, n++)
+                if (n < max) {
+                        fds[n] = fs->shares[k].root_fd;
+                        ro[n] = fs->shares[k].c.read_only;
+                }
+        if (fs->root && fs->root->fd >= 0) {
+                if (n < max) {
+                        fds[n] = fs->root->fd;
+                        ro[n] = fs->root->sh->c.read_only;
+                }
+                n++;
+        }
+        return n;
 }

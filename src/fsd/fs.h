@@ -89,6 +89,11 @@ void fs_set_limits(struct fs *fs, const struct fs_limits *l);
 void fs_get_limits(const struct fs *fs, struct fs_limits *ret);
 /* What is held now: handles, inodes (the root included), cached inode fds. */
 void fs_usage(const struct fs *fs, struct fs_limits *ret);
+/* The directory fds through which fs reaches the host (every share's
+ * root, a single-file share's directory, the root inode's): what the
+ * sandbox carries into its new root (fsd_sandbox_enter).  Fills at most
+ * max and returns how many there are; call before serving. */
+size_t fs_host_dirs(struct fs *fs, int *fds, bool *ro, size_t max);
 struct vu_elem;
 /* One request in, one reply out (see vu_handler); 0 means no reply. */
 size_t fs_handle(void *fs, const uint8_t *in, size_t inlen, const struct vu_elem *e, uint8_t *out, size_t outcap);

@@ -265,7 +265,8 @@ int main(int argc, char **argv)
         }
         signal(SIGPIPE, SIG_IGN);
         rlim_t nofile = set_rlimits();
-        /* fs.c reaches inodes through /proc/self/fd (see fs.h) */
+        /* fs.c reaches inodes through /proc/self/fd (see fs.h); the sandbox
+         * moves us into its own */
         if (chdir("/proc/self/fd") < 0) {
                 fprintf(stderr, "msb-fsd: cannot enter /proc/self/fd: %s (is /proc mounted?)\n", strerror(errno));
                 return 1;
@@ -292,7 +293,10 @@ int main(int argc, char **argv)
                 return 1;
         }
         fit_fds(fs, nofile);
-        if (sandbox && fsd_sandbox_enter(passthrough, err, sizeof(err)) < 0) {
+        int dirs[FSD_SANDBOX_MAX_DIRS];
+        bool dirs_ro[FSD_SANDBOX_MAX_DIRS];
+        size_t ndirs = fs_host_dirs(fs, dirs, dirs_ro, FSD_SANDBOX_MAX_DIRS);
+        if (sandbox && fsd_sandbox_enter(dirs, dirs_ro, ndirs, passthrough, err, sizeof(err)) < 0) {
                 fprintf(stderr, "msb-fsd: %s\n", err);
                 return 1;
         }

@@ -1,7 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * msb-fsd's confinement (see sandbox.h and docs/fsd.md "Confinement"), in
+ * this order:
+ *   1. unprivileged: a user namespace mapping only our own uid and gid, so
+ *      the rest needs no root;
+ *   2. a pid namespace, entered by forking: mounting a procfs needs
+ *      CAP_SYS_ADMIN over the pid namespace it shows, and one that shows
+ *      only ourselves has no /proc/PID/root of another process to walk out
+ *      through.  The parent only waits;
+ *   3. mount, network and IPC namespaces; pivot_root into an empty tmpfs
+ *      holding that procfs and the shares' bind mounts, the old root
+ *      detached;
+ *   4. capabilities cut, no_new_privs, the seccomp allow-list.
+ */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -11,9 +26,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fsd/sandbox.h"
@@ -29,6 +49,10 @@ static const int allowed[] = {
         SYS_epoll_ctl, SYS_accept4, SYS_recvmsg, SYS_recvfrom, SYS_sendto, SYS_sendmsg, SYS_exit,
         SYS_exit_group, SYS_getpid, SYS_gettid, SYS_geteuid, SYS_getuid, SYS_getegid, SYS_getgid, SYS_futex,
         SYS_clock_gettime, SYS_restart_syscall, SYS_tgkill, SYS_getrandom, SYS_copy_file_range,
+        /* not serving's own: sanitizer runtimes set up an alternate signal
+         * stack, so an ASan build of msb-fsd (and test-fsd) can run
+         * confined; it only names memory of ours */
+        SYS_sigaltstack,
 };
 
 #define NALLOWED (sizeof(allowed) / sizeof(allowed[0]))
@@ -107,34 +131,244 @@ static int enter_userns(void)
         return r;
 }
 
-/* Nothing of the host's tree stays reachable by path. */
-static int empty_root(void)
+/* Where the new root is put together before pivot_root: any directory will
+ * do, the tmpfs mounted on it is in our mount namespace alone. */
+#define NEWROOT "/tmp"
+
+/* mount_setattr(2)'s argument, declared here for C libraries older than
+ * glibc 2.36 */
+struct msb_mount_attr {
+        uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x1
+#define MOUNT_ATTR_NOSUID 0x2
+#define MOUNT_ATTR_NODEV 0x4
+#define MOUNT_ATTR_NOEXEC 0x8
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+/*
+ * The directory fd refers to, reached in our new mount namespace.  fd was
+ * opened before it existed, so it sits on one of the host's mounts, which
+ * cannot be bind-mounted from here (EINVAL); its path leads to our copy of
+ * that mount, and must lead to the very same directory, or the share is
+ * refused.
+ */
+static int reopen_here(int fd)
 {
+        char link[64], path[PATH_MAX];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, path, sizeof(path) - 1);
+        if (n <= 0 || (size_t)n >= sizeof(path) - 1)
+                return n < 0 ? -errno : -ENAMETOOLONG;
+        path[n] = 0;
+        if (path[0] != '/')
+                return -ENOENT; /* not reachable by path */
+        int nfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (nfd < 0)
+                return -errno;
+        struct stat a, b;
+        if (fstat(nfd, &a) < 0 || fstat(fd, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+                close(nfd);
+                return -ESTALE; /* moved or covered since it was opened */
+        }
+        return nfd;
+}
+
+/* Mount the directory fd refers to at target.  nodev: the kernel refuses to
+ * open a device node in a share even if the server tried; nosuid, noexec:
+ * nothing is run from it; read-only shares read-only on the mount too. */
+static int bind_dir(int here, int fd, const char *target, bool ro)
+{
+        char src[64];
+        snprintf(src, sizeof(src), "/proc/self/fd/%d", here);
+        if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+                return -errno;
+        struct msb_mount_attr a = {
+                .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | (ro ? MOUNT_ATTR_RDONLY : 0),
+        };
+        /* mounts below the share too (5.12+) */
+        if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &a, sizeof(a)) == 0)
+                return 0;
+        if (errno != ENOSYS)
+                return -errno;
+        /* older kernels: the share's own mount, restating the flags a user
+         * namespace may not drop (read-only, atime) */
+        struct statvfs sv;
+        if (fstatvfs(fd, &sv) < 0)
+                return -errno;
+        unsigned long fl = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+        if (ro || (sv.f_flag & ST_RDONLY))
+                fl |= MS_RDONLY;
+        fl |= (sv.f_flag & ST_NOATIME) ? MS_NOATIME : (sv.f_flag & ST_RELATIME) ? MS_RELATIME : MS_STRICTATIME;
+        if (sv.f_flag & ST_NODIRATIME)
+                fl |= MS_NODIRATIME;
+        return mount(NULL, target, NULL, fl, NULL) < 0 ? -errno : 0;
+}
+
+/*
+ * Nothing of the host's tree stays reachable: an empty tmpfs becomes the
+ * root (pivot_root, the old one detached, as bubblewrap does), holding a
+ * procfs of our own pid namespace and each directory of dirs bind-mounted
+ * as /0, /1, ...; dirs[k] is then replaced by the same directory reached
+ * through /k.  Runs in the child, the pid namespace's first process.
+ */
+static int empty_root(const int *dirs, const bool *ro, size_t n, char *err, size_t errsz)
+{
+#define FAIL(what)                                                                      \
+        do {                                                                            \
+                int e_ = errno;                                                         \
+                snprintf(err, errsz, "%s: %s", what, strerror(e_));                     \
+                return -e_;                                                             \
+        } while (0)
         if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC) < 0)
-                return -errno;
+                FAIL("cannot set up an empty mount namespace");
+        /* nothing we mount may propagate to the host */
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-                return -errno;
-        /* any directory will do as the mount point: the tmpfs is ours alone */
-        if (mount("msb-fsd", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=4k,mode=0555") < 0)
-                return -errno;
-        if (chroot("/tmp") < 0)
-                return -errno;
+                FAIL("cannot make the mount namespace private");
+        /* before the tmpfs covers NEWROOT, where a share may be */
+        int here[FSD_SANDBOX_MAX_DIRS];
+        int r = 0;
+        size_t nhere = 0;
+        for (; nhere < n && r == 0; nhere++)
+                if ((here[nhere] = r = reopen_here(dirs[nhere])) >= 0)
+                        r = 0;
+        const char *what = r < 0 ? "cannot reach a share in the new mount namespace" : NULL;
+        if (r == 0 && mount("msb-fsd", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755") < 0) {
+                r = -errno;
+                what = "cannot mount the new root's tmpfs on " NEWROOT;
+        }
+        char p[64];
+        for (size_t k = 0; k < n && r == 0; k++) {
+                snprintf(p, sizeof(p), NEWROOT "/%zu", k);
+                if (mkdir(p, 0755) < 0)
+                        r = -errno;
+                else
+                        r = bind_dir(here[k], dirs[k], p, ro[k]);
+                what = "cannot bind-mount a share into the new root";
+        }
+        for (size_t k = 0; k < nhere; k++)
+                if (here[k] >= 0)
+                        close(here[k]);
+        if (r < 0) {
+                errno = -r;
+                FAIL(what);
+        }
+        /*
+         * A procfs of our own: fs.c reopens O_PATH fds and reaches their
+         * xattrs through /proc/self/fd/N.  Only our pid namespace's
+         * processes (just us) are in it, so no /proc/PID/root leads out;
+         * read-only, so no /proc/sys setting can be written; and with
+         * subset=pid (5.8+) there is nothing but the pid directories.
+         */
+        if (mkdir(NEWROOT "/proc", 0555) < 0)
+                FAIL("cannot make /proc in the new root");
+        unsigned long pf = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY;
+        if (mount("proc", NEWROOT "/proc", "proc", pf, "subset=pid") < 0 &&
+            (errno != EINVAL || mount("proc", NEWROOT "/proc", "proc", pf, NULL) < 0))
+                FAIL("cannot mount a procfs in the new root");
+        if (mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                FAIL("cannot make the new root read-only");
+        /* the old root goes on top of the new one, and is then detached */
+        if (chdir(NEWROOT) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
+            chdir("/") < 0)
+                FAIL("cannot pivot into the new root");
+        for (size_t k = 0; k < n; k++) {
+                snprintf(p, sizeof(p), "/%zu", k);
+                int fd = open(p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        FAIL("cannot reopen a share inside the new root");
+                /* the very directory the server opened, now on the bind mount */
+                struct stat a, b;
+                bool same = fstat(fd, &a) == 0 && fstat(dirs[k], &b) == 0 && a.st_dev == b.st_dev &&
+                            a.st_ino == b.st_ino;
+                r = same && dup3(fd, dirs[k], O_CLOEXEC) >= 0 ? 0 : same ? -errno : -EXDEV;
+                close(fd);
+                if (r < 0) {
+                        errno = -r;
+                        FAIL("cannot reopen a share inside the new root");
+                }
+        }
+        if (chdir("/proc/self/fd") < 0)
+                FAIL("cannot enter /proc/self/fd in the new root");
+        return 0;
+#undef FAIL
+}
+
+/*
+ * The process msb started stays outside and waits: it holds nothing (every
+ * fd but the pipe the child watches is closed) and leaves the way the
+ * server did, so msb, which watches this pid, sees the server's exit.  The
+ * server dies with it (PDEATHSIG), and it dies with msb.
+ */
+static _Noreturn void wait_and_leave(pid_t child, int keep)
+{
+        if (keep > 3)
+                syscall(SYS_close_range, 3, keep - 1, 0);
+        syscall(SYS_close_range, keep + 1, ~0U, 0);
+        int st;
+        while (waitpid(child, &st, 0) < 0)
+                if (errno != EINTR)
+                        _exit(1);
+        if (WIFEXITED(st))
+                _exit(WEXITSTATUS(st));
+        int sig = WTERMSIG(st);
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* its own death needs no core file */
+        signal(sig, SIG_DFL);
+        sigset_t s;
+        sigemptyset(&s);
+        sigaddset(&s, sig);
+        sigprocmask(SIG_UNBLOCK, &s, NULL);
+        raise(sig);
+        _exit(128 + sig);
+}
+
+/* Unshare the pid namespace and fork: the child, its first process, returns 0. */
+static int enter_pidns(char *err, size_t errsz)
+{
+        int alive[2];
+        if (unshare(CLONE_NEWPID) < 0 || pipe2(alive, O_CLOEXEC) < 0) {
+                int e = errno;
+                snprintf(err, errsz, "cannot set up a pid namespace: %s", strerror(e));
+                return -e;
+        }
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+                int e = errno;
+                snprintf(err, errsz, "cannot fork into the pid namespace: %s", strerror(e));
+                close(alive[0]);
+                close(alive[1]);
+                return -e;
+        }
+        if (pid > 0) {
+                close(alive[0]);
+                wait_and_leave(pid, alive[1]);
+        }
+        /* die with the parent, and check it did not go before that took
+         * effect (getppid() is 0 in here): its end of the pipe closes */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        close(alive[1]);
+        struct pollfd pf = {.fd = alive[0], .events = POLLIN};
+        if (poll(&pf, 1, 0) != 0)
+                _exit(1);
+        close(alive[0]);
         return 0;
 }
 
-int fsd_sandbox_enter(bool passthrough, char *err, size_t errsz)
+int fsd_sandbox_enter(const int *dirs, const bool *ro, size_t ndirs, bool passthrough, char *err, size_t errsz)
 {
-        /* the working directory stays here, outside the new root */
-        if (chdir("/proc/self/fd") < 0) {
-                snprintf(err, errsz, "cannot enter /proc/self/fd: %s (is /proc mounted?)", strerror(errno));
-                return -errno;
+        if (ndirs > FSD_SANDBOX_MAX_DIRS) {
+                snprintf(err, errsz, "%zu share directories: at most %d", ndirs, FSD_SANDBOX_MAX_DIRS);
+                return -E2BIG;
         }
         int r;
         if (geteuid() == 0) {
-                if ((r = empty_root()) < 0) {
-                        snprintf(err, errsz, "cannot set up an empty mount namespace: %s", strerror(-r));
+                if ((r = enter_pidns(err, errsz)) < 0 || (r = empty_root(dirs, ro, ndirs, err, errsz)) < 0)
                         return r;
-                }
                 if ((r = drop_caps(passthrough)) < 0) {
                         snprintf(err, errsz, "cannot drop capabilities: %s", strerror(-r));
                         return r;
@@ -142,10 +376,8 @@ int fsd_sandbox_enter(bool passthrough, char *err, size_t errsz)
         } else if (enter_userns() == 0) {
                 /* where unprivileged user namespaces are allowed; elsewhere
                  * the seccomp filter below is what confines us */
-                if ((r = empty_root()) < 0) {
-                        snprintf(err, errsz, "cannot set up an empty mount namespace: %s", strerror(-r));
+                if ((r = enter_pidns(err, errsz)) < 0 || (r = empty_root(dirs, ro, ndirs, err, errsz)) < 0)
                         return r;
-                }
                 drop_caps(false);
         }
         if ((r = install_seccomp()) < 0) {

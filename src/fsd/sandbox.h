@@ -3,11 +3,29 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Confine msb-fsd once its share is open: working directory /proc/self/fd;
- * a private mount namespace whose root is an empty tmpfs, no network, and
- * only the file capabilities serving needs (CAP_MKNOD only for pass-through
- * ownership) -- as root directly, unprivileged inside a user namespace that
- * maps only our own uid and gid, where the host allows one; then
- * no_new_privs and a seccomp allow-list of the system calls serving uses,
- * killing the process on anything else. */
-int fsd_sandbox_enter(bool passthrough, char *err, size_t errsz);
+/* At most this many directory fds to carry into the confined root (every
+ * share's directory, plus the root inode's: see fs_host_dirs). */
+#define FSD_SANDBOX_MAX_DIRS 128
+
+/*
+ * Confine msb-fsd once its shares are open (docs/fsd.md "Confinement").
+ *
+ * Forks: the calling process only waits and leaves with the server's exit
+ * status (or dies of its signal), never returning; the child returns 0 and
+ * serves.  The child is pid 1 of a new pid namespace, in new mount, network
+ * and IPC namespaces, whose root is an empty read-only tmpfs holding a fresh
+ * read-only procfs (only the child's own pid is in it) and one bind mount
+ * (nosuid, nodev, noexec; read-only where ro[k]) per directory in dirs.
+ * The old root is detached, and each dirs[k] is replaced, on the same fd
+ * number, by the same directory reached through its bind mount, so ".."
+ * from it ends in the new root.  The working directory is /proc/self/fd of
+ * that procfs (fs.h).  Capabilities are cut to what serving needs
+ * (CAP_MKNOD only with passthrough); then no_new_privs and a seccomp
+ * allow-list that kills the process on any other system call.
+ *
+ * As root directly; unprivileged inside a user namespace mapping only our
+ * own uid and gid.  Where the host allows no user namespace, only the
+ * seccomp filter confines an unprivileged server (no fork then).
+ * Returns 0 in the server, or -errno with a reason in err.
+ */
+int fsd_sandbox_enter(const int *dirs, const bool *ro, size_t ndirs, bool passthrough, char *err, size_t errsz);

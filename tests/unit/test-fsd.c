@@ -8,21 +8,27 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/fuse.h>
 #include <limits.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "common/util.h"
 #include "fsd/fs.h"
+#include "fsd/sandbox.h"
 #include "fsd/vhost.h"
 
 #define MEM_SIZE (8u << 20)
@@ -1169,6 +1175,266 @@ static void test_special_files(const char *top)
         rm_rf(dir);
 }
 
+/* ---- confinement (docs/fsd.md "Confinement") ---- */
+
+/* A call that must fail in the confined server.  Only calls on the seccomp
+ * allow-list are tried: mkdir(2), symlink(2), link(2), creat(2) and chdir(2)
+ * are not on it, so the filter would kill the process, which blocks them
+ * too; their *at forms are allowed and must fail on their own. */
+#define MUST_FAIL(call)                                                                                   \
+        do {                                                                                              \
+                long r_ = (long)(call);                                                                   \
+                if (r_ >= 0) {                                                                            \
+                        fprintf(stderr, "%s:%d: confined server could: %s\n", __FILE__, __LINE__, #call); \
+                        check_failures++;                                                                 \
+                        if (r_ > 2)                                                                       \
+                                close((int)r_);                                                           \
+                }                                                                                         \
+        } while (0)
+
+struct jail {
+        char top[512];   /* holds share/ and its sibling secret */
+        char share[600];
+        int pre_fd;      /* O_PATH to share/hello, opened before confinement */
+        dev_t parent_dev; /* top, as the host sees it */
+        ino_t parent_ino;
+        char escape[64]; /* a name under /var/tmp that must not appear */
+};
+
+/* In the confined server: every way out fails, serving still works. */
+static void jailed(struct fs *fs, const struct jail *j, int share_fd)
+{
+        char p[128];
+        /* absolute, from the working directory (/proc/self/fd), with .. */
+        MUST_FAIL(openat(AT_FDCWD, "/etc/passwd", O_RDONLY | O_CLOEXEC));
+        MUST_FAIL(openat(AT_FDCWD, "../../../etc/passwd", O_RDONLY | O_CLOEXEC));
+        MUST_FAIL(openat(AT_FDCWD, "../../../../../../../etc/passwd", O_RDONLY | O_CLOEXEC));
+        MUST_FAIL(openat(AT_FDCWD, "/proc/1/root/etc/passwd", O_RDONLY | O_CLOEXEC));
+        MUST_FAIL(openat(AT_FDCWD, "/proc/self/cwd/../../../etc/passwd", O_RDONLY | O_CLOEXEC));
+        MUST_FAIL(openat(AT_FDCWD, "/proc/sys/kernel/hostname", O_WRONLY | O_CLOEXEC));
+        /* from the share's own fd */
+        MUST_FAIL(openat(share_fd, "../secret", O_RDONLY | O_CLOEXEC));
+        MUST_FAIL(openat(share_fd, "../../../../../etc/passwd", O_RDONLY | O_CLOEXEC));
+        int up = openat(share_fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        struct stat st;
+        if (up >= 0) {
+                CHECK(fstat(up, &st) == 0 && !(st.st_dev == j->parent_dev && st.st_ino == j->parent_ino));
+                MUST_FAIL(openat(up, "secret", O_RDONLY | O_CLOEXEC));
+                close(up);
+        }
+        /* creating: files, directories, symlinks, links, nodes, renames */
+        snprintf(p, sizeof(p), "../../../var/tmp/%s", j->escape);
+        MUST_FAIL(openat(AT_FDCWD, p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+        MUST_FAIL(mkdirat(AT_FDCWD, p, 0755));
+        MUST_FAIL(symlinkat("/etc", AT_FDCWD, p));
+        MUST_FAIL(mknodat(AT_FDCWD, p, S_IFIFO | 0644, 0));
+        char pre[32];
+        snprintf(pre, sizeof(pre), "%d", j->pre_fd);
+        MUST_FAIL(linkat(AT_FDCWD, pre, AT_FDCWD, p, AT_SYMLINK_FOLLOW));
+        MUST_FAIL(linkat(j->pre_fd, "", AT_FDCWD, p, AT_EMPTY_PATH));
+        MUST_FAIL(renameat(share_fd, "hello", AT_FDCWD, p));
+        MUST_FAIL(openat(AT_FDCWD, "/x", O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+        MUST_FAIL(mkdirat(AT_FDCWD, "/x", 0755));
+        MUST_FAIL(symlinkat("/etc", AT_FDCWD, "/x"));
+        MUST_FAIL(openat(share_fd, "../escape", O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+        MUST_FAIL(mkdirat(share_fd, "../escape", 0755));
+        MUST_FAIL(symlinkat("/etc", share_fd, "../escape"));
+        MUST_FAIL(linkat(AT_FDCWD, pre, share_fd, "../escape", AT_SYMLINK_FOLLOW));
+        MUST_FAIL(renameat(share_fd, "hello", share_fd, "../escape"));
+        /* the only process in its pid namespace */
+        CHECK_INT(getpid(), 1);
+
+        /* an O_PATH fd from before reopens for reading */
+        int fd = openat(AT_FDCWD, pre, O_RDONLY | O_CLOEXEC);
+        char buf[16] = {0};
+        CHECK(fd >= 0 && read(fd, buf, sizeof(buf) - 1) == 5);
+        CHECK_STR(buf, "hello");
+        if (fd >= 0)
+                close(fd);
+        /* and the server serves: read, create, write, chmod (an xattr through
+         * /proc/self/fd), mkdir, symlink, link, rename, list, statfs */
+        int e;
+        uint64_t h = lookup(fs, 1, "hello", &e, NULL);
+        CHECK_INT(e, 0);
+        struct fuse_open_in oi = {.flags = O_RDONLY};
+        struct fuse_open_out oo = {0};
+        CHECK_INT(call(fs, FUSE_OPEN, h, &oi, sizeof(oi), &oo, sizeof(oo)), 0);
+        memset(buf, 0, sizeof(buf));
+        struct fuse_read_in ri = {.fh = oo.fh, .size = 5};
+        CHECK_INT(call(fs, FUSE_READ, h, &ri, sizeof(ri), buf, sizeof(buf)), 0);
+        CHECK_STR(buf, "hello");
+        struct {
+                struct fuse_create_in in;
+                char name[8];
+        } cr = {.in = {.flags = O_RDWR, .mode = S_IFREG | 0644}, .name = "made"};
+        struct {
+                struct fuse_entry_out e;
+                struct fuse_open_out o;
+        } co = {0};
+        CHECK_INT(call(fs, FUSE_CREATE, 1, &cr, sizeof(cr.in) + 5, &co, sizeof(co)), 0);
+        struct {
+                struct fuse_write_in in;
+                char data[4];
+        } wr = {.in = {.fh = co.o.fh, .size = 4}, .data = "abcd"};
+        struct fuse_write_out wo = {0};
+        CHECK_INT(call(fs, FUSE_WRITE, co.e.nodeid, &wr, sizeof(wr.in) + 4, &wo, sizeof(wo)), 0);
+        CHECK_INT(wo.size, 4);
+        struct fuse_setattr_in sa = {.valid = FATTR_MODE, .mode = 04755};
+        struct fuse_attr_out ao = {0};
+        CHECK_INT(call(fs, FUSE_SETATTR, co.e.nodeid, &sa, sizeof(sa), &ao, sizeof(ao)), 0);
+        CHECK_INT(ao.attr.mode, S_IFREG | 04755);
+        struct {
+                struct fuse_mkdir_in in;
+                char name[4];
+        } md = {.in = {.mode = 0755}, .name = "d"};
+        CHECK_INT(call(fs, FUSE_MKDIR, 1, &md, sizeof(md.in) + 2, NULL, 0), 0);
+        CHECK_INT(call(fs, FUSE_SYMLINK, 1, "sl\0made", 8, NULL, 0), 0);
+        struct {
+                struct fuse_link_in in;
+                char name[4];
+        } ln = {.in = {.oldnodeid = co.e.nodeid}, .name = "hl"};
+        CHECK_INT(call(fs, FUSE_LINK, 1, &ln, sizeof(ln.in) + 3, NULL, 0), 0);
+        struct {
+                struct fuse_rename_in in;
+                char names[16];
+        } rn = {.in = {.newdir = 1}};
+        memcpy(rn.names, "hl\0hl2", 7);
+        CHECK_INT(call(fs, FUSE_RENAME, 1, &rn, sizeof(rn.in) + 7, NULL, 0), 0);
+        CHECK_INT(call(fs, FUSE_UNLINK, 1, "hl2", 4, NULL, 0), 0);
+        CHECK_INT(call(fs, FUSE_OPENDIR, 1, &oi, sizeof(oi), &oo, sizeof(oo)), 0);
+        static uint8_t db[8192];
+        ri = (struct fuse_read_in){.fh = oo.fh, .size = sizeof(db)};
+        CHECK_INT(call(fs, FUSE_READDIRPLUS, 1, &ri, sizeof(ri), db, sizeof(db)), 0);
+        CHECK(memmem(db, sizeof(db), "made", 4) != NULL);
+        struct fuse_statfs_out so = {0};
+        CHECK_INT(call(fs, FUSE_STATFS, 1, NULL, 0, &so, sizeof(so)), 0);
+        CHECK(so.st.bsize > 0);
+        CHECK_INT(call(fs, FUSE_SYNCFS, 1, &(struct fuse_syncfs_in){0}, sizeof(struct fuse_syncfs_in), NULL, 0), 0);
+}
+
+/* fsd_sandbox_enter for real, in a child (as uid 0, or as nobody); returns
+ * the number of failed checks, -1 if the child died of a signal. */
+static int run_jailed(const struct jail *j, bool nobody)
+{
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+                check_failures = 0;
+                if (nobody) {
+                        /* as msb-fsd started by an unprivileged user: a
+                         * fresh exec is dumpable, which writing our own
+                         * uid_map needs; setuid() from root is not */
+                        if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0 ||
+                            prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+                                _exit(100);
+                }
+                struct fs *fs = share(j->share, false, false);
+                int dirs[FSD_SANDBOX_MAX_DIRS];
+                bool ro[FSD_SANDBOX_MAX_DIRS];
+                size_t n = fs_host_dirs(fs, dirs, ro, FSD_SANDBOX_MAX_DIRS);
+                int share_fd = n ? dirs[0] : -1;
+                char err[512];
+                if (fsd_sandbox_enter(dirs, ro, n, false, err, sizeof(err)) < 0) {
+                        fprintf(stderr, "fsd_sandbox_enter: %s\n", err);
+                        _exit(101);
+                }
+                jailed(fs, j, share_fd);
+                _exit(check_failures > 99 ? 99 : check_failures);
+        }
+        int st;
+        if (pid < 0 || waitpid(pid, &st, 0) < 0)
+                return -1;
+        if (WIFSIGNALED(st)) {
+                fprintf(stderr, "confined child died of signal %d%s\n", WTERMSIG(st),
+                        WTERMSIG(st) == SIGSYS ? " (seccomp: a call serving needs is missing from the allow-list)"
+                                               : "");
+                return -1;
+        }
+        return WEXITSTATUS(st);
+}
+
+/* Can nobody make a user namespace here?  If not, msb-fsd confines an
+ * unprivileged server by seccomp alone, and there is nothing to test. */
+static bool userns_for_nobody(char *why, size_t n)
+{
+        pid_t pid = fork();
+        if (pid == 0) {
+                if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(2);
+                _exit(unshare(CLONE_NEWUSER) < 0 ? 1 : 0);
+        }
+        int st;
+        if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                char knob[16] = "?";
+                FILE *f = fopen("/proc/sys/user/max_user_namespaces", "r");
+                if (f) {
+                        if (!fgets(knob, sizeof(knob), f))
+                                knob[0] = 0;
+                        fclose(f);
+                }
+                knob[strcspn(knob, "\n")] = 0;
+                snprintf(why, n,
+                         "unshare(CLONE_NEWUSER) as uid 65534 fails here (user.max_user_namespaces=%s; "
+                         "kernel.unprivileged_userns_clone or an LSM may forbid it)",
+                         knob);
+                return false;
+        }
+        return true;
+}
+
+static void test_confinement(void)
+{
+        if (geteuid() != 0) {
+                printf("test-fsd: confinement: skipped, the test needs root (it also runs the unprivileged half as "
+                       "uid 65534)\n");
+                return;
+        }
+        for (int nobody = 0; nobody < 2; nobody++) {
+                char why[256];
+                if (nobody && !userns_for_nobody(why, sizeof(why))) {
+                        printf("test-fsd: confinement as nobody: skipped: %s\n", why);
+                        continue;
+                }
+                struct jail j = {.pre_fd = -1};
+                snprintf(j.top, sizeof(j.top), "/tmp/msb-test-fsd-jail.XXXXXX");
+                CHECK(mkdtemp(j.top) != NULL);
+                snprintf(j.share, sizeof(j.share), "%s/share", j.top);
+                snprintf(j.escape, sizeof(j.escape), "msb-test-fsd-escape.%d", (int)getpid());
+                CHECK(chmod(j.top, 0755) == 0 && mkdir(j.share, 0755) == 0);
+                host_file(j.top, "secret", "host only");
+                host_file(j.share, "hello", "hello");
+                char p[700];
+                snprintf(p, sizeof(p), "%s/hello", j.share);
+                if (nobody)
+                        CHECK(chown(j.share, 65534, 65534) == 0 && chown(p, 65534, 65534) == 0);
+                j.pre_fd = open(p, O_PATH | O_CLOEXEC);
+                struct stat st;
+                CHECK(stat(j.top, &st) == 0);
+                j.parent_dev = st.st_dev;
+                j.parent_ino = st.st_ino;
+                int failed = run_jailed(&j, nobody);
+                if (failed)
+                        fprintf(stderr, "confinement%s: %d check(s) failed in the confined server\n",
+                                nobody ? " as nobody" : "", failed);
+                CHECK_INT(failed, 0);
+                /* nothing appeared outside, what the server made is inside */
+                snprintf(p, sizeof(p), "/var/tmp/%s", j.escape);
+                CHECK(lstat(p, &st) < 0);
+                rm_rf(p);
+                snprintf(p, sizeof(p), "%s/escape", j.top);
+                CHECK(lstat(p, &st) < 0);
+                snprintf(p, sizeof(p), "%s/made", j.share);
+                CHECK(stat(p, &st) == 0 && st.st_size == 4 && (st.st_mode & 07777) == 0644);
+                snprintf(p, sizeof(p), "%s/d", j.share);
+                CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode));
+                snprintf(p, sizeof(p), "%s/hello", j.share);
+                CHECK(stat(p, &st) == 0);
+                close(j.pre_fd);
+                rm_rf(j.top);
+        }
+        ring_reset();
+}
+
 int main(void)
 {
         if (chdir("/proc/self/fd") < 0) {
@@ -1205,6 +1471,7 @@ int main(void)
         test_fd_cache(dir);
         test_special_files(dir);
         rm_rf(dir);
+        test_confinement();
         free(inbuf);
         free(outbuf);
         CHECK_DONE();
