@@ -59,6 +59,15 @@ if ninja -C build-fuzz >build-fuzz.log 2>&1; then
         rc=$?
         [ $rc = 0 ] || tail -30 build-fuzz/fuzz-elf.log
         record "fuzz ELF reader (100000 runs)" $rc
+        mkdir -p "$seed/registry"
+        printf 'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull"' \
+                >"$seed/registry/challenge"
+        printf 'http://[::1]:5000/v2/' >"$seed/registry/url"
+        build-fuzz/tests/fuzz-registry -runs=200000 -max_len=1024 -seed=1 -artifact_prefix=build-fuzz/ "$seed/registry" \
+                >build-fuzz/fuzz-registry.log 2>&1
+        rc=$?
+        [ $rc = 0 ] || tail -30 build-fuzz/fuzz-registry.log
+        record "fuzz registry hosts, URLs and challenges (200000 runs)" $rc
         mkdir -p "$seed/fsd"
         build-fuzz/tests/fuzz-fsd -runs=200000 -max_len=4096 -seed=1 -artifact_prefix=build-fuzz/ "$seed/fsd" >build-fuzz/fuzz-fsd.log 2>&1
         rc=$?

@@ -267,3 +267,6 @@ bool reg_host_is_loopback(const char *hostport);
  * config file.  false for a URL that is not http(s)://host[:port]/...,
  * including one with user:password@ in it. */
 bool reg_url_may_get_credentials(const char *url);
+/* The value of key in a WWW-Authenticate challenge (untrusted, from the
+ * registry), unquoted; NULL if absent.  The caller frees it. */
+char *reg_auth_param(const char *h, const char *key);

@@ -454,7 +454,7 @@ static int perform(struct reg *g, const char *url, const char *accept, const cha
 }
 
 /* value of key="..." (or key=token) in a WWW-Authenticate header */
-static char *auth_param(const char *h, const char *key)
+char *reg_auth_param(const char *h, const char *key)
 {
         size_t kl = strlen(key);
         for (const char *p = h; (p = strcasestr(p, key)); p += kl) {
@@ -499,9 +499,9 @@ static int authenticate(struct reg *g, const char *www, struct msb_error *err)
         }
         if (strncasecmp(www, "Bearer", 6) != 0)
                 return msb_err(err, EACCES, "%s: unsupported authentication scheme in '%.60s'", g->domain, www);
-        _cleanup_free_ char *realm = auth_param(www, "realm");
-        _cleanup_free_ char *service = auth_param(www, "service");
-        _cleanup_free_ char *scope = auth_param(www, "scope");
+        _cleanup_free_ char *realm = reg_auth_param(www, "realm");
+        _cleanup_free_ char *service = reg_auth_param(www, "service");
+        _cleanup_free_ char *scope = reg_auth_param(www, "scope");
         if (!realm || (!str_has_prefix(realm, "https://") && !str_has_prefix(realm, "http://")))
                 return msb_err(err, EACCES, "%s: bearer challenge without a usable realm", g->domain);
         _cleanup_free_ char *svc = service ? url_escape(g->curl, service) : NULL;

@@ -18,6 +18,15 @@
 import gzip, hashlib, io, json, os, subprocess, sys, tarfile
 
 
+def add_entry(t, name, data=b"", **kw):
+    """Append one member to tarfile t; kw sets TarInfo fields (type, mode, ...)."""
+    ti = tarfile.TarInfo(name)
+    for k, v in kw.items():
+        setattr(ti, k, v)
+    ti.size = len(data) if ti.type == tarfile.REGTYPE else 0
+    t.addfile(ti, io.BytesIO(data) if ti.type == tarfile.REGTYPE else None)
+
+
 def put(layout, data):
     d = hashlib.sha256(data).hexdigest()
     with open(os.path.join(layout, "blobs", "sha256", d), "wb") as f:
@@ -68,11 +77,7 @@ def cmd_hostile(layout, tag, kind):
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
         def add(name, data=b"escaped\n", **kw):
-            ti = tarfile.TarInfo(name)
-            for k, v in kw.items():
-                setattr(ti, k, v)
-            ti.size = len(data) if ti.type == tarfile.REGTYPE else 0
-            t.addfile(ti, io.BytesIO(data) if ti.type == tarfile.REGTYPE else None)
+            add_entry(t, name, data, **kw)
         if kind == "dotdot":
             add("../../../../tmp/msb-pull-escape")
         elif kind == "absolute":
@@ -110,11 +115,7 @@ def cmd_hostile(layout, tag, kind):
 def cmd_docker_special(out, kind):
     with tarfile.open(out, mode="w") as t:
         def add(name, data=b"", **kw):
-            ti = tarfile.TarInfo(name)
-            for k, v in kw.items():
-                setattr(ti, k, v)
-            ti.size = len(data) if ti.type == tarfile.REGTYPE else 0
-            t.addfile(ti, io.BytesIO(data) if ti.type == tarfile.REGTYPE else None)
+            add_entry(t, name, data, **kw)
         man = [{"Config": "config.json", "RepoTags": ["msbtest/load:v1"], "Layers": ["layer.tar"]}]
         add("manifest.json", json.dumps(man).encode())
         if kind == "chardev":

@@ -114,7 +114,15 @@ static void fresh_root(void)
         free(p);
 }
 
+/* Write t as a layer file (gzip or plain) and unpack it with opts. */
+static int unpack_opts(struct tb *t, bool gz, struct tar_opts *opts, struct tar_stats *st, struct msb_error *e);
+
 static int unpack(struct tb *t, bool gz, struct msb_error *e)
+{
+        return unpack_opts(t, gz, NULL, NULL, e);
+}
+
+static int unpack_opts(struct tb *t, bool gz, struct tar_opts *opts, struct tar_stats *st, struct msb_error *e)
 {
         char *path = xasprintf("%s/layer", base);
         if (gz) {
@@ -128,7 +136,7 @@ static int unpack(struct tb *t, bool gz, struct msb_error *e)
         }
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         memset(e, 0, sizeof(*e));
-        int r = tar_unpack(fd, rootfd, NULL, NULL, e);
+        int r = tar_unpack(fd, rootfd, opts, st, e);
         close(fd);
         free(path);
         free(t->p);
@@ -522,18 +530,10 @@ static void test_plain_mode(void)
         tb_entry(&t, "fifo", '6', 0644, NULL, NULL, 0);
         tb_file(&t, "manifest.json", "[]");
         tb_end(&t);
-        char *path = xasprintf("%s/layer", base);
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        write_all(fd, t.p, t.len);
-        close(fd);
-        free(t.p);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
         struct tar_opts o = TAR_OPTS_DEFAULT;
         o.plain = true;
         struct tar_stats st;
-        CHECK_INT(tar_unpack(fd, rootfd, &o, &st, &e), 0);
-        close(fd);
-        free(path);
+        CHECK_INT(unpack_opts(&t, false, &o, &st, &e), 0);
         CHECK_INT(st.skipped_devices, 2);
         struct stat sb;
         CHECK(fstatat(rootfd, "config.json", &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
@@ -557,16 +557,7 @@ static void test_budget(void)
                 struct tb t = {0};
                 tb_entry(&t, layer ? "b" : "a", '0', 0644, NULL, big, sizeof(big));
                 tb_end(&t);
-                char *path = xasprintf("%s/layer", base);
-                gzFile g = gzopen(path, "wb");
-                gzwrite(g, t.p, (unsigned)t.len);
-                gzclose(g);
-                free(t.p);
-                int fd = open(path, O_RDONLY | O_CLOEXEC);
-                int r = tar_unpack(fd, rootfd, &o, NULL, &e);
-                close(fd);
-                free(path);
-                CHECK_INT(r, layer ? -EFBIG : 0);
+                CHECK_INT(unpack_opts(&t, true, &o, NULL, &e), layer ? -EFBIG : 0);
         }
         CHECK(strstr(e.message, "unpack-max-bytes") != NULL);
         fresh_root();
@@ -579,16 +570,8 @@ static void test_budget(void)
                 tb_file(&t, n, "x");
         }
         tb_end(&t);
-        char *path = xasprintf("%s/layer", base);
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        write_all(fd, t.p, t.len);
-        close(fd);
-        free(t.p);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        CHECK_INT(tar_unpack(fd, rootfd, &o, NULL, &e), -E2BIG);
+        CHECK_INT(unpack_opts(&t, false, &o, NULL, &e), -E2BIG);
         CHECK(strstr(e.message, "unpack-max-entries") != NULL);
-        close(fd);
-        free(path);
 
         /* what costs without being an entry of its own still counts:
          * implied parent directories, whiteouts in missing directories
@@ -616,15 +599,7 @@ static void test_budget(void)
                 tb_entry(&c, cases[k].name, cases[k].type, 0755, cases[k].link, cases[k].body ? body : NULL,
                          cases[k].body);
                 tb_end(&c);
-                path = xasprintf("%s/layer", base);
-                fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-                write_all(fd, c.p, c.len);
-                close(fd);
-                free(c.p);
-                fd = open(path, O_RDONLY | O_CLOEXEC);
-                CHECK_INT(tar_unpack(fd, rootfd, &o, NULL, &e), cases[k].want);
-                close(fd);
-                free(path);
+                CHECK_INT(unpack_opts(&c, false, &o, NULL, &e), cases[k].want);
                 struct stat sb;
                 if (cases[k].name[0] == 'x') /* the whiteout made no directory */
                         CHECK(fstatat(rootfd, "x", &sb, 0) < 0 && errno == ENOENT);
