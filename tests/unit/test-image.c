@@ -81,9 +81,35 @@ static void test_config(void)
         CHECK_INT(parse("not json", &c, &e), -EINVAL);
 }
 
+/* Every public function takes a NULL error: a failed pull from a port
+ * where nothing listens (loopback only) returns, it does not crash. */
+static void test_null_error(void)
+{
+        char home[] = "/tmp/msb-test-image-XXXXXX";
+        if (!mkdtemp(home)) {
+                CHECK(0);
+                return;
+        }
+        setenv("MSB_HOME", home, 1);
+        setenv("MSB_CONFIG", "/nonexistent/msb-test-config", 1);
+        struct msb_ctx *ctx = NULL;
+        CHECK_INT(msb_ctx_new(&ctx, NULL), 0);
+        char *name = NULL;
+        CHECK(msb_image_pull(ctx, "127.0.0.1:1/msbtest/none:v1", &name, NULL) < 0);
+        CHECK(msb_image_remove(ctx, "msbtest/none:v1", NULL) == -ENOENT);
+        msb_ctx_free(ctx);
+        free(name);
+        char *cmd = xasprintf("rm -rf %s", home);
+        CHECK_INT(system(cmd), 0);
+        free(cmd);
+        unsetenv("MSB_HOME");
+        unsetenv("MSB_CONFIG");
+}
+
 int main(void)
 {
         test_sha256();
         test_config();
+        test_null_error();
         CHECK_DONE();
 }
