@@ -233,6 +233,8 @@ static int store_open_unlocked(struct msb_ctx *ctx, struct store *s, struct msb_
 {
         s->lock = -1;
         s->ctx = ctx;
+        /* whatever comes into the store is hashed: the fast code, please */
+        sha256_fast();
         s->root = xasprintf("%s/images", ctx->data_dir);
         int r = store_dirs_private(ctx, s->root, err);
         static const char *const sub[] = {"blobs/sha256", "rootfs", "refs", "tmp"};

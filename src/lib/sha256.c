@@ -1,8 +1,46 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* SHA-256 (FIPS 180-4), for content addresses and cache keys. */
+/*
+ * SHA-256 (FIPS 180-4), for content addresses and cache keys: our own
+ * portable code, or libcrypto's (hardware-accelerated) once sha256_fast()
+ * loaded it.  libcrypto is dlopen'ed, as libcurl is: it is on every host
+ * that has libcurl, and a run that hashes a few bytes never loads it.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <openssl/sha.h>
 #include <string.h>
 
 #include "internal.h"
+
+_Static_assert(sizeof(SHA256_CTX) <= sizeof(((struct sha256 *)0)->ossl_ctx), "SHA256_CTX does not fit");
+
+/* SHA256_Init/Update/Final: deprecated in OpenSSL 3 for new code in favour
+ * of EVP, which allocates a context per hash; these do not, and use the
+ * same accelerated block function. */
+static int (*ossl_init)(SHA256_CTX *c);
+static int (*ossl_update)(SHA256_CTX *c, const void *data, size_t len);
+static int (*ossl_final)(unsigned char *md, SHA256_CTX *c);
+
+/* 1 once libcrypto is in use; set before any thread hashes (sha256_fast()
+ * runs where a pull or import opens the store, before its workers start) */
+static int fast_state; /* 0 not tried, 1 loaded, -1 unavailable */
+
+bool sha256_fast(void)
+{
+        if (fast_state == 0) {
+                fast_state = -1;
+                void *h = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
+                void *i = h ? dlsym(h, "SHA256_Init") : NULL, *u = h ? dlsym(h, "SHA256_Update") : NULL,
+                     *f = h ? dlsym(h, "SHA256_Final") : NULL;
+                if (i && u && f) {
+                        *(void **)&ossl_init = i;
+                        *(void **)&ossl_update = u;
+                        *(void **)&ossl_final = f;
+                        fast_state = 1;
+                }
+        }
+        return fast_state == 1;
+}
 
 static const uint32_t K[64] = {
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -54,6 +92,9 @@ static void block(struct sha256 *s, const uint8_t *p)
 
 void sha256_init(struct sha256 *s)
 {
+        s->ossl = fast_state == 1 && ossl_init((SHA256_CTX *)s->ossl_ctx) == 1;
+        if (s->ossl)
+                return;
         static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                        0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
         memcpy(s->h, iv, sizeof(iv));
@@ -63,6 +104,10 @@ void sha256_init(struct sha256 *s)
 
 void sha256_update(struct sha256 *s, const void *data, size_t len)
 {
+        if (s->ossl) {
+                ossl_update((SHA256_CTX *)s->ossl_ctx, data, len);
+                return;
+        }
         const uint8_t *p = data;
         s->len += len;
         if (s->n) {
@@ -87,6 +132,10 @@ void sha256_update(struct sha256 *s, const void *data, size_t len)
 
 void sha256_final(struct sha256 *s, uint8_t out[32])
 {
+        if (s->ossl) {
+                ossl_final(out, (SHA256_CTX *)s->ossl_ctx);
+                return;
+        }
         uint64_t bits = s->len * 8;
         uint8_t pad = 0x80;
         sha256_update(s, &pad, 1);
