@@ -973,12 +973,17 @@ static ssize_t op_setattr(struct fs *fs, struct inode *i, struct args *a, uint8_
                         ts[1].tv_nsec = UTIME_NOW;
                 else if (v & FATTR_MTIME)
                         ts[1] = (struct timespec){.tv_sec = (time_t)in.mtime, .tv_nsec = in.mtimensec % 1000000000};
-                if (S_ISLNK(i->type))
-                        return -EOPNOTSUPP;
-                char p[64];
-                procpath(p, sizeof(p), ifd);
-                if (utimensat(AT_FDCWD, p, ts, 0) < 0)
-                        return -errno;
+                /* on the O_PATH fd itself: a symlink's own times too (touch
+                 * -h, cp -a, tar x), as the guest's tmpfs allows; kernels
+                 * without AT_EMPTY_PATH here fall back to the fd's path */
+                if (utimensat(ifd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno != EINVAL || S_ISLNK(i->type))
+                                return -errno;
+                        char p[64];
+                        procpath(p, sizeof(p), ifd);
+                        if (utimensat(AT_FDCWD, p, ts, 0) < 0)
+                                return -errno;
+                }
         }
         if (v & (FATTR_MODE | FATTR_UID | FATTR_GID)) {
                 if (virt(i)) {
@@ -1963,8 +1968,12 @@ static size_t handle_one(struct fs *fs, const uint8_t *in, size_t inlen, const s
         case FUSE_CREATE: r = op_create(fs, i, &h, &a, res, cap); break;
         case FUSE_READDIR: r = op_readdir(fs, i, &a, res, cap, false); break;
         case FUSE_READDIRPLUS: r = op_readdir(fs, i, &a, res, cap, true); break;
-        case FUSE_GETXATTR: r = op_getxattr(fs, i, &a, res, cap); break;
-        case FUSE_LISTXATTR: r = op_listxattr(fs, i, &a, res, cap); break;
+        /* The immutable image root has no xattrs a guest could see (layer
+         * xattrs are not applied; ours are hidden): ENOSYS makes the
+         * guest kernel stop asking for the whole mount, where `ls -l`
+         * and overlayfs would otherwise ask for every entry. */
+        case FUSE_GETXATTR: r = fs->noopen ? -ENOSYS : op_getxattr(fs, i, &a, res, cap); break;
+        case FUSE_LISTXATTR: r = fs->noopen ? -ENOSYS : op_listxattr(fs, i, &a, res, cap); break;
         case FUSE_SETXATTR: r = op_setxattr(fs, i, &a); break;
         case FUSE_REMOVEXATTR: r = op_removexattr(fs, i, &a); break;
         case FUSE_ACCESS: {

@@ -453,6 +453,13 @@ static void test_immutable_no_open(const char *dir)
         CHECK_INT(call(fs, FUSE_READDIR, 1, &rd, sizeof(rd), list, sizeof(list)), -EBADF);
         /* and nothing writes */
         CHECK_INT(call(fs, FUSE_UNLINK, 1, "hello", 6, NULL, 0), -EROFS);
+        /* no xattrs to see: ENOSYS, so the guest kernel stops asking */
+        struct {
+                struct fuse_getxattr_in in;
+                char name[16];
+        } gx = {.in = {.size = 64}, .name = "user.x"};
+        CHECK_INT(call(fs, FUSE_GETXATTR, f, &gx, sizeof(gx.in) + 7, buf, sizeof(buf)), -ENOSYS);
+        CHECK_INT(call(fs, FUSE_LISTXATTR, f, &gx.in, sizeof(gx.in), buf, sizeof(buf)), -ENOSYS);
         fs_free(fs);
         ri.fh = 0;
 
