@@ -153,6 +153,12 @@ int main(int argc, char **argv)
         EXPECT(is("s", "via-link"));
         EXPECT(symlink("nowhere/at/all", "dangling") == 0);
         EXPECT_ERR(open("dangling", O_RDONLY), ENOENT);
+        /* a symlink's own times (touch -h, cp -a, tar x), not its target's */
+        struct timespec lts[2] = {{1000000, 0}, {2000000, 0}};
+        EXPECT(utimensat(AT_FDCWD, "dangling", lts, AT_SYMLINK_NOFOLLOW) == 0);
+        EXPECT(lstat("dangling", &st) == 0 && st.st_mtime == 2000000 && st.st_atime == 1000000);
+        EXPECT(utimensat(AT_FDCWD, "s", lts, AT_SYMLINK_NOFOLLOW) == 0);
+        EXPECT(stat("a2", &st) == 0 && st.st_mtime != 2000000);
         end();
 
         begin("unlink-while-open");
