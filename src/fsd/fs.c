@@ -919,6 +919,16 @@ static ssize_t op_lookup(struct fs *fs, struct inode *i, struct args *a, uint8_t
         struct fuse_entry_out e;
         struct inode *child;
         int r = do_lookup(fs, i, name, &e, &child);
+        if (r == -ENOENT && fs->noopen) {
+                /* the immutable root never gains a name: the guest may
+                 * cache its absence as long as anything else (nodeid 0
+                 * is FUSE's negative entry).  PATH and library searches,
+                 * interpreters' module lookups and overlayfs's own checks
+                 * of the lower layer then cost one round trip per name. */
+                memset(&e, 0, sizeof(e));
+                set_timeout(fs->shares[0].c.timeout, &e.entry_valid, &e.entry_valid_nsec);
+                return reply_entry(&e, res, cap);
+        }
         if (r < 0)
                 return r;
         return reply_entry(&e, res, cap);

@@ -453,6 +453,11 @@ static void test_immutable_no_open(const char *dir)
         CHECK_INT(call(fs, FUSE_READDIR, 1, &rd, sizeof(rd), list, sizeof(list)), -EBADF);
         /* and nothing writes */
         CHECK_INT(call(fs, FUSE_UNLINK, 1, "hello", 6, NULL, 0), -EROFS);
+        /* a missing name is a cacheable negative entry (nodeid 0) */
+        struct fuse_entry_out neg = {.nodeid = 99};
+        CHECK_INT(call(fs, FUSE_LOOKUP, 1, "missing", 8, &neg, sizeof(neg)), 0);
+        CHECK_INT(neg.nodeid, 0);
+        CHECK_INT(neg.entry_valid, 1);
         /* no xattrs to see: ENOSYS, so the guest kernel stops asking */
         struct {
                 struct fuse_getxattr_in in;
