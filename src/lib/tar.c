@@ -28,6 +28,12 @@
 #include "common/vstat.h"
 #include "internal.h"
 
+/* What this layer has placed, by path hash: see clear_dir(). */
+struct placed {
+        uint64_t *v; /* 0 = empty slot */
+        size_t cap, n;
+};
+
 struct tar_in {
         gzFile gz;            /* gzip or plain */
         ZSTD_DStream *zs;     /* or zstd */
@@ -40,6 +46,7 @@ struct tar_in {
         uid_t uid;            /* who we are: the owner of what we create */
         gid_t gid;
         mode_t umask;
+        struct placed mine;   /* what this layer placed (opaque whiteouts) */
 };
 
 static int zstd_read(struct tar_in *t, uint8_t *p, size_t len)
@@ -312,23 +319,102 @@ static void split(char *path, const char **dir, const char **base)
         }
 }
 
-static int clear_dir(int pfd, const char *name)
+/*
+ * What this layer has placed, by path, for opaque whiteouts: they hide the
+ * lower layers' content of a directory, not the entries the same layer put
+ * there (which may come before the marker in the stream: tar writers sort
+ * by name, and "-x" sorts before ".wh..wh..opq").  64-bit hashes of the
+ * cleaned paths, open addressing (struct placed); at most TAR_MAX_ENTRIES
+ * per layer.
+ */
+
+static uint64_t path_hash(const char *dir, const char *name)
 {
-        /* opaque whiteout: empty the directory (lower layers' content) */
-        _cleanup_close_ int d = openat(pfd, name[0] ? name : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (d < 0)
-                return -errno;
-        DIR *dd = fdopendir_dup(d);
+        uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+        for (const char *p = dir; *p; p++)
+                h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+        if (*dir)
+                h = (h ^ '/') * 1099511628211ULL;
+        for (const char *p = name; *p; p++)
+                h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+        return h ? h : 1;
+}
+
+static void placed_add(struct placed *s, uint64_t h)
+{
+        if (2 * (s->n + 1) > s->cap) {
+                struct placed g = {.cap = s->cap ? 2 * s->cap : 1024};
+                g.v = xcalloc(g.cap, sizeof(*g.v));
+                for (size_t i = 0; i < s->cap; i++)
+                        if (s->v[i])
+                                placed_add(&g, s->v[i]);
+                free(s->v);
+                *s = g;
+        }
+        size_t i = h & (s->cap - 1);
+        while (s->v[i] && s->v[i] != h)
+                i = (i + 1) & (s->cap - 1);
+        if (!s->v[i]) {
+                s->v[i] = h;
+                s->n++;
+        }
+}
+
+/* Add dir/name and every directory above it (implied parents count as
+ * placed: their lower content is hidden below them, not they themselves). */
+static void placed_add_path(struct placed *s, const char *dir, const char *name)
+{
+        uint64_t h = 14695981039346656037ULL;
+        for (const char *p = dir; *p; p++) {
+                if (*p == '/')
+                        placed_add(s, h ? h : 1);
+                h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+        }
+        if (*dir) {
+                placed_add(s, h ? h : 1);
+                h = (h ^ '/') * 1099511628211ULL;
+        }
+        for (const char *p = name; *p; p++)
+                h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+        placed_add(s, h ? h : 1);
+}
+
+static bool placed_has(const struct placed *s, uint64_t h)
+{
+        if (!s->cap)
+                return false;
+        for (size_t i = h & (s->cap - 1); s->v[i]; i = (i + 1) & (s->cap - 1))
+                if (s->v[i] == h)
+                        return true;
+        return false;
+}
+
+/* Opaque whiteout of the directory dfd (path dir, "" for the root): remove
+ * what earlier layers put below it, keeping what this layer placed (and,
+ * below a kept directory, again only what this layer placed). */
+static int clear_dir(const struct placed *mine, int dfd, const char *dir, int depth)
+{
+        if (depth > (int)(TAR_MAX_PATH / 2))
+                return -ELOOP;
+        DIR *dd = fdopendir_dup(dfd);
         if (!dd)
                 return -errno;
         struct dirent *de;
         int r = 0;
-        while ((de = readdir(dd))) {
-                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+        while (r == 0 && (de = readdir(dd))) {
+                const char *n = de->d_name;
+                if (!strcmp(n, ".") || !strcmp(n, ".."))
                         continue;
-                int q = rm_rf_at(d, de->d_name);
-                if (q < 0)
-                        r = q;
+                if (!placed_has(mine, path_hash(dir, n))) {
+                        r = rm_rf_at(dfd, n);
+                        continue;
+                }
+                int sub = openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub < 0)
+                        continue; /* a file (or symlink) of this layer: kept */
+                _cleanup_free_ char *path = *dir ? xasprintf("%s/%s", dir, n) : xstrdup(n);
+                r = clear_dir(mine, sub, path, depth + 1);
+                close(sub);
         }
         closedir(dd);
         return r;
@@ -569,8 +655,10 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
         /* OCI whiteouts */
         if (whiteout) {
                 int r;
-                if (!strcmp(base, ".wh..wh..opq"))
-                        r = clear_dir(pfd, "");
+                if (!strcmp(base, ".wh..wh..opq")) {
+                        _cleanup_close_ int d = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        r = d < 0 ? -errno : clear_dir(&t->mine, d, dir, 0);
+                }
                 else if (!base[4] || !strcmp(base + 4, ".") || !strcmp(base + 4, ".."))
                         return msb_err(err, EINVAL, "entry '%s': malformed whiteout", e->path);
                 else
@@ -585,6 +673,8 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
                                (unsigned long long)e->uid, (unsigned long long)e->gid);
         if (t->o->entries++ >= t->o->max_entries)
                 return budget_error(t, e, E2BIG, err);
+
+        placed_add_path(&t->mine, dir, base);
 
         /* files and special files replace what is there as they are made
          * (create_entry); other kinds look first */
@@ -814,6 +904,7 @@ int tar_unpack(int fd, int rootfd, struct tar_opts *opts, struct tar_stats *stat
                 }
         }
         entry_clear(&e);
+        free(t.mine.v);
         free(longname);
         free(longlink);
         free(pax_path);

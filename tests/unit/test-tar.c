@@ -243,6 +243,34 @@ static void test_whiteouts(void)
         CHECK_INT(unpack(&t, false, &e), -EINVAL);
 }
 
+/* An opaque whiteout hides the lower layers' content of its directory, not
+ * what the same layer put there, before the marker or after it. */
+static void test_opaque_keeps_own_layer(void)
+{
+        fresh_root();
+        struct tb t = {0};
+        struct msb_error e;
+        tb_file(&t, "e/old1", "o");
+        tb_file(&t, "e/sub/old2", "o");
+        tb_file(&t, "e/keepdir/lower", "o");
+        tb_end(&t);
+        CHECK_INT(unpack(&t, true, &e), 0);
+        tb_entry(&t, "e/", '5', 0755, NULL, NULL, 0);
+        tb_file(&t, "e/+early", "mine");
+        tb_file(&t, "e/keepdir/mine", "mine");
+        tb_entry(&t, "e/.wh..wh..opq", '0', 0644, NULL, NULL, 0);
+        tb_file(&t, "e/late", "mine");
+        tb_end(&t);
+        CHECK_INT(unpack(&t, false, &e), 0);
+        struct stat st;
+        CHECK_INT(fstatat(rootfd, "e/+early", &st, 0), 0);
+        CHECK_INT(fstatat(rootfd, "e/keepdir/mine", &st, 0), 0);
+        CHECK_INT(fstatat(rootfd, "e/late", &st, 0), 0);
+        CHECK(fstatat(rootfd, "e/keepdir/lower", &st, 0) < 0 && errno == ENOENT);
+        CHECK(fstatat(rootfd, "e/old1", &st, 0) < 0 && errno == ENOENT);
+        CHECK(fstatat(rootfd, "e/sub", &st, 0) < 0 && errno == ENOENT);
+}
+
 static void test_long_names(void)
 {
         fresh_root();
@@ -637,6 +665,7 @@ int main(void)
         test_basic(false);
         test_basic(true);
         test_whiteouts();
+        test_opaque_keeps_own_layer();
         test_long_names();
         test_replace();
         test_inside_symlink_dir();
