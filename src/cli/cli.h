@@ -23,3 +23,5 @@ void cli_log(const char *line, void *userdata);
 /* Progress callback for libmsb pulls: one line per layer on stderr, redrawn
  * in place (for a terminal). */
 void cli_pull_progress(const struct msb_layer_progress *layers, size_t n, double secs, bool first, void *userdata);
+/* "512 B", "2.1 MB": decimal units, as docker prints sizes. */
+void cli_human_size(uint64_t b, char *out, size_t n);

@@ -7,7 +7,7 @@
 
 #include "cli.h"
 
-static void human_size(uint64_t b, char *out, size_t n)
+void cli_human_size(uint64_t b, char *out, size_t n)
 {
         const char *u[] = {"B", "kB", "MB", "GB", "TB"};
         double v = (double)b;
@@ -78,7 +78,7 @@ int cmd_images(int argc, char **argv)
                         else if (colon)
                                 *colon = 0, tag = colon + 1;
                         char sz[32], age[48];
-                        human_size(v[i].size, sz, sizeof(sz));
+                        cli_human_size(v[i].size, sz, sizeof(sz));
                         human_age(v[i].created, age, sizeof(age));
                         printf("%-44s %-16.16s %-12s %10s  %-16s %s\n", name, tag, v[i].id, sz, age,
                                v[i].system ? "system (read-only)" : "yours");

@@ -24,14 +24,6 @@ static void pull_usage(FILE *f)
               f);
 }
 
-static void human_bytes(uint64_t b, char *out, size_t n)
-{
-        if (b >= 1000000)
-                snprintf(out, n, "%.1f MB", (double)b / 1e6);
-        else
-                snprintf(out, n, "%.1f kB", (double)b / 1e3);
-}
-
 void cli_pull_progress(const struct msb_layer_progress *layers, size_t n, double secs, bool first, void *userdata)
 {
         static const char *const what[] = {[MSB_LAYER_WAITING] = "waiting", [MSB_LAYER_ACTIVE] = "downloading",
@@ -41,8 +33,8 @@ void cli_pull_progress(const struct msb_layer_progress *layers, size_t n, double
                 fprintf(stderr, "\033[%zuA", n);
         for (size_t i = 0; i < n; i++) {
                 char a[32], t[32];
-                human_bytes(layers[i].done, a, sizeof(a));
-                human_bytes(layers[i].size, t, sizeof(t));
+                cli_human_size(layers[i].done, a, sizeof(a));
+                cli_human_size(layers[i].size, t, sizeof(t));
                 fprintf(stderr, "\r\033[K  %.19s  %-14s %10s / %-10s", layers[i].digest, what[layers[i].state], a, t);
                 if (layers[i].state == MSB_LAYER_ACTIVE && secs > 0.2)
                         fprintf(stderr, "  %.1f MB/s", (double)layers[i].done / 1e6 / secs);
