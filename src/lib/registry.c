@@ -211,7 +211,9 @@ bool reg_url_may_get_credentials(const char *url)
 static char *credential_host(const char *base, const char *domain)
 {
         struct origin o;
-        if (!url_origin(base, &o))
+        /* plain HTTP to a host on the network (an http:// mirror not
+         * marked insecure) gets nobody's credentials */
+        if (!url_origin(base, &o) || !reg_url_may_get_credentials(base))
                 return NULL;
         if (!strcasecmp(o.authority, domain) ||
             (!strcmp(domain, "docker.io") && !strcasecmp(o.authority, "registry-1.docker.io")))
@@ -390,6 +392,9 @@ static int perform_once(struct reg *g, const char *url, const char *accept, cons
         curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
         curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        /* a proxy from the environment must not see loopback traffic, which
+         * is plain HTTP with its credentials */
+        curl_easy_setopt(c, CURLOPT_NOPROXY, "localhost,127.0.0.0/8,::1");
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
         /* a stalled transfer fails instead of hanging: < 1 KiB/s for 60 s */
         curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
@@ -446,6 +451,14 @@ static int perform(struct reg *g, const char *url, const char *accept, const cha
                         return msb_err(err, EPROTO, "%s: HTTP %ld without a Location", cur, r->status);
                 if (strncasecmp(loc, "http://", 7) && strncasecmp(loc, "https://", 8))
                         return msb_err(err, EPROTO, "%s: redirect to '%.200s', which is not an http(s) URL", cur, loc);
+                /* plain HTTP only where it is meant: a redirect must not
+                 * downgrade a pull to it (a manifest by tag has nothing
+                 * else to check it against) */
+                if (!strncasecmp(loc, "http://", 7) && !reg_url_may_get_credentials(loc))
+                        return msb_err(err, EPROTO,
+                                       "%s: redirect to plain-HTTP '%.200s' refused; if that host is meant to serve "
+                                       "plain HTTP, add 'insecure HOST[:PORT]' to msb's config file",
+                                       cur, loc);
                 if (!same_origin(url, loc))
                         r->foreign = true;
                 free(cur);
@@ -510,31 +523,26 @@ static int authenticate(struct reg *g, const char *www, struct msb_error *err)
         _cleanup_free_ char *sc = scope || def_scope ? url_escape(g->curl, scope ? scope : def_scope) : NULL;
         _cleanup_free_ char *url = xasprintf("%s%c%s%s%s%s", realm, strchr(realm, '?') ? '&' : '?',
                                              sc ? "scope=" : "", sc ? sc : "", svc ? "&service=" : "", svc ? svc : "");
-        /* The realm is whatever URL the registry names.  Over plain HTTP
-         * to a host on the network the password would travel in clear text
-         * to wherever the answer pointed, so the token is asked for
-         * anonymously then, unless that host is loopback or marked insecure. */
-        bool withheld = g->basic && !reg_url_may_get_credentials(realm);
-        _cleanup_free_ char *basic = g->basic && !withheld ? xasprintf("Authorization: Basic %s", g->basic) : NULL;
+        /* The realm is whatever URL the registry names.  Plain HTTP to a
+         * host on the network is refused, as for registries: the password
+         * (or the token's answer) would travel in clear text to wherever
+         * the challenge pointed. */
+        if (!reg_url_may_get_credentials(realm)) {
+                struct origin o;
+                return url_origin(realm, &o)
+                               ? msb_err(err, EACCES,
+                                         "%s: the token service %.200s is plain HTTP to a host that is not loopback; "
+                                         "if %s is trusted, add 'insecure %s' to msb's config file",
+                                         g->domain, realm, o.authority, o.authority)
+                               : msb_err(err, EACCES, "%s: the token service URL '%.200s' is not http(s)://host[:port]/...",
+                                         g->domain, realm);
+        }
+        _cleanup_free_ char *basic = g->basic ? xasprintf("Authorization: Basic %s", g->basic) : NULL;
         struct resp r = {.max = MAX_TOKEN_RESPONSE};
         int rc = perform(g, url, NULL, basic, &r, err);
-        if (rc == 0 && r.status != 200) {
-                struct origin o;
-                if (withheld && r.status == 401 && url_origin(realm, &o))
-                        rc = msb_err(err, EACCES,
-                                     "%s: the token service %s answered 401; the credentials for %s were not sent to it "
-                                     "because it is plain HTTP to a host that is not loopback: if %s is trusted, add "
-                                     "'insecure %s' to msb's config file",
-                                     g->domain, realm, g->cred_host, o.authority, o.authority);
-                else if (withheld && r.status == 401)
-                        rc = msb_err(err, EACCES,
-                                     "%s: the token service %.200s answered 401; the credentials for %s were not sent "
-                                     "to it because its URL is not plain http(s)://host[:port]/...",
-                                     g->domain, realm, g->cred_host);
-                else
-                        rc = msb_err(err, EACCES, "%s: the token service %s answered %ld%s", g->domain, realm, r.status,
-                                     r.status == 401 ? " (credentials needed: msb login, or ~/.docker/config.json)" : "");
-        }
+        if (rc == 0 && r.status != 200)
+                rc = msb_err(err, EACCES, "%s: the token service %s answered %ld%s", g->domain, realm, r.status,
+                             r.status == 401 ? " (credentials needed: msb login, or ~/.docker/config.json)" : "");
         json_t *j = NULL;
         if (rc == 0) {
                 json_error_t je;
