@@ -20,6 +20,7 @@
 
 #include "common/util.h"
 #include "fsd/fs.h"
+#include "fsd/sandbox.h"
 #include "fsd/vhost.h"
 
 struct vstat {
@@ -328,7 +329,11 @@ static void fs_reap(struct fs *fs)
  * parent chain has no loop. */
 static void ino_move(struct fs *fs, struct inode *i, struct inode *parent, const char *name)
 {
-        if (i->pinned || !parent || parent->kind != K_NORMAL || (i->parent == parent && !strcmp(i->name, name)))
+        /* a parent already on the dead list (its last reference went
+         * earlier in this request, e.g. the first half of an exchange) is
+         * freed at the end of it: never adopt one */
+        if (i->pinned || !parent || parent->dead || parent->kind != K_NORMAL ||
+            (i->parent == parent && !strcmp(i->name, name)))
                 return;
         int depth = 0;
         for (struct inode *a = parent; a; a = a->parent)
@@ -1079,17 +1084,25 @@ static ssize_t finish_create(struct fs *fs, struct inode *parent, const char *na
                         e.attr.rdev = nv.rdev;
                 }
         } else if (geteuid() == 0) {
+                /* on failure the guest never hears of the lookup
+                 * do_lookup counted: take it back, or the inode stays */
                 int fd = ino_fd(fs, i);
-                if (fd < 0)
-                        return fd;
-                if (fchownat(fd, "", h->uid, h->gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
+                if (fd < 0 || fchownat(fd, "", h->uid, h->gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+                        int e2 = fd < 0 ? fd : -errno;
+                        forget(fs, i->id, 1);
+                        return e2;
+                }
                 e.attr.uid = h->uid;
                 e.attr.gid = h->gid;
         }
+        ssize_t n = reply_entry(&e, res, cap);
+        if (n < 0) {
+                forget(fs, i->id, 1);
+                return n;
+        }
         if (ret)
                 *ret = i;
-        return reply_entry(&e, res, cap);
+        return n;
 }
 
 /* Host mode for something the guest creates: with virtualization the host
@@ -2166,18 +2179,19 @@ void fs_usage(const struct fs *fs, struct fs_limits *ret)
         *ret = (struct fs_limits){.handles = fs->nhandles, .inodes = fs->ninodes, .inode_fds = fs->ncached};
 }
 
-size_t fs_host_dirs(struct fs *fs, int *fds, bool *ro, size_t max)
+size_t fs_host_dirs(struct fs *fs, int *fds, unsigned *flags, size_t max)
 {
         size_t n = 0;
         for (size_t k = 0; k < fs->nshares; k++, n++)
                 if (n < max) {
                         fds[n] = fs->shares[k].root_fd;
-                        ro[n] = fs->shares[k].c.read_only;
+                        flags[n] = (fs->shares[k].c.read_only ? FSD_DIR_RO : 0) |
+                                   (fs->shares[k].c.single_file ? FSD_DIR_FLAT : 0);
                 }
         if (fs->root && fs->root->fd >= 0) {
                 if (n < max) {
                         fds[n] = fs->root->fd;
-                        ro[n] = fs->root->sh->c.read_only;
+                        flags[n] = fs->root->sh->c.read_only ? FSD_DIR_RO : 0;
                 }
                 n++;
         }

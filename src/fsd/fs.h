@@ -91,9 +91,10 @@ void fs_get_limits(const struct fs *fs, struct fs_limits *ret);
 void fs_usage(const struct fs *fs, struct fs_limits *ret);
 /* The directory fds through which fs reaches the host (every share's
  * root, a single-file share's directory, the root inode's): what the
- * sandbox carries into its new root (fsd_sandbox_enter).  Fills at most
+ * sandbox carries into its new root (fsd_sandbox_enter), with their
+ * FSD_DIR_* flags.  Fills at most
  * max and returns how many there are; call before serving. */
-size_t fs_host_dirs(struct fs *fs, int *fds, bool *ro, size_t max);
+size_t fs_host_dirs(struct fs *fs, int *fds, unsigned *flags, size_t max);
 struct vu_elem;
 /* One request in, one reply out (see vu_handler); 0 means no reply. */
 size_t fs_handle(void *fs, const uint8_t *in, size_t inlen, const struct vu_elem *e, uint8_t *out, size_t outcap);

@@ -26,6 +26,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/fuse.h>
 
@@ -62,15 +63,16 @@ static void usage(FILE *f)
 /*
  * RLIMIT_DATA: private writable memory (heap, anonymous private mmaps),
  * which is where everything a guest can make the server allocate lives:
- * inodes (~200 bytes each, at most FS_MAX_INODES: ~400 MiB) and their hash
- * tables, handles, the request buffers.  Not RLIMIT_AS: guest memory is
+ * inodes (~200 bytes each plus the name, up to ~430 with 255-byte names; at
+ * most FS_MAX_INODES: ~900 MiB) and their hash tables, handles, the
+ * request buffers.  Not RLIMIT_AS: guest memory is
  * mapped in from QEMU's memfd (SET_MEM_TABLE, 512 MiB to 64 GiB), and
  * RLIMIT_DATA does not count shared mappings (checked: a 4 GiB MAP_SHARED
  * memfd maps and is written under a 64 MiB RLIMIT_DATA).  Reaching it costs
  * the guest ENOMEM for that request, or at worst this server: never the
  * host.
  */
-#define FSD_MAX_DATA (768ull << 20)
+#define FSD_MAX_DATA (1280ull << 20)
 
 /* Sanitizers reserve terabytes of private shadow memory: no data limit. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -201,7 +203,7 @@ int main(int argc, char **argv)
                 switch (ch) {
                 case 'f':
                         lfd = (int)strtol(optarg, &end, 10);
-                        if (*end || lfd < 0) {
+                        if (*end || lfd < 3) { /* 0..2 are stdio */
                                 fprintf(stderr, "msb-fsd: --fd '%s': not an fd number\n", optarg);
                                 return 2;
                         }
@@ -263,6 +265,12 @@ int main(int argc, char **argv)
                 usage(stderr);
                 return 2;
         }
+        /* Only stdio and the listening socket come in: whatever else an
+         * embedding program leaked to us (an fd on /etc, on its home)
+         * would stay reachable after confinement. */
+        if (lfd > 3)
+                syscall(SYS_close_range, 3u, (unsigned)lfd - 1, 0u);
+        syscall(SYS_close_range, (unsigned)lfd + 1, ~0u, 0u);
         signal(SIGPIPE, SIG_IGN);
         rlim_t nofile = set_rlimits();
         /* fs.c reaches inodes through /proc/self/fd (see fs.h); the sandbox
@@ -294,9 +302,9 @@ int main(int argc, char **argv)
         }
         fit_fds(fs, nofile);
         int dirs[FSD_SANDBOX_MAX_DIRS];
-        bool dirs_ro[FSD_SANDBOX_MAX_DIRS];
-        size_t ndirs = fs_host_dirs(fs, dirs, dirs_ro, FSD_SANDBOX_MAX_DIRS);
-        if (sandbox && fsd_sandbox_enter(dirs, dirs_ro, ndirs, passthrough, err, sizeof(err)) < 0) {
+        unsigned dirs_flags[FSD_SANDBOX_MAX_DIRS];
+        size_t ndirs = fs_host_dirs(fs, dirs, dirs_flags, FSD_SANDBOX_MAX_DIRS);
+        if (sandbox && fsd_sandbox_enter(dirs, dirs_flags, ndirs, passthrough, err, sizeof(err)) < 0) {
                 fprintf(stderr, "msb-fsd: %s\n", err);
                 return 1;
         }

@@ -181,11 +181,15 @@ static int reopen_here(int fd)
 /* Mount the directory fd refers to at target.  nodev: the kernel refuses to
  * open a device node in a share even if the server tried; nosuid, noexec:
  * nothing is run from it; read-only shares read-only on the mount too. */
-static int bind_dir(int here, int fd, const char *target, bool ro)
+static int bind_dir(int here, int fd, const char *target, unsigned flags)
 {
+        bool ro = flags & FSD_DIR_RO;
         char src[64];
         snprintf(src, sizeof(src), "/proc/self/fd/%d", here);
-        if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+        /* flat: a single-file share's directory (which may be the host's
+         * "/"): its own file system only, none of the mounts below it
+         * (/proc, /sys, /dev, ...), which the server has no use for */
+        if (mount(src, target, NULL, MS_BIND | ((flags & FSD_DIR_FLAT) ? 0 : MS_REC), NULL) < 0)
                 return -errno;
         struct msb_mount_attr a = {
                 .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | (ro ? MOUNT_ATTR_RDONLY : 0),
@@ -216,7 +220,7 @@ static int bind_dir(int here, int fd, const char *target, bool ro)
  * as /0, /1, ...; dirs[k] is then replaced by the same directory reached
  * through /k.  Runs in the child, the pid namespace's first process.
  */
-static int empty_root(const int *dirs, const bool *ro, size_t n, char *err, size_t errsz)
+static int empty_root(const int *dirs, const unsigned *flags, size_t n, char *err, size_t errsz)
 {
 #define FAIL(what)                                                                      \
         do {                                                                            \
@@ -247,7 +251,7 @@ static int empty_root(const int *dirs, const bool *ro, size_t n, char *err, size
                 if (mkdir(p, 0755) < 0)
                         r = -errno;
                 else
-                        r = bind_dir(here[k], dirs[k], p, ro[k]);
+                        r = bind_dir(here[k], dirs[k], p, flags[k]);
                 what = "cannot bind-mount a share into the new root";
         }
         for (size_t k = 0; k < nhere; k++)
@@ -359,7 +363,8 @@ static int enter_pidns(char *err, size_t errsz)
         return 0;
 }
 
-int fsd_sandbox_enter(const int *dirs, const bool *ro, size_t ndirs, bool passthrough, char *err, size_t errsz)
+int fsd_sandbox_enter(const int *dirs, const unsigned *flags, size_t ndirs, bool passthrough, char *err,
+                      size_t errsz)
 {
         if (ndirs > FSD_SANDBOX_MAX_DIRS) {
                 snprintf(err, errsz, "%zu share directories: at most %d", ndirs, FSD_SANDBOX_MAX_DIRS);
@@ -367,7 +372,7 @@ int fsd_sandbox_enter(const int *dirs, const bool *ro, size_t ndirs, bool passth
         }
         int r;
         if (geteuid() == 0) {
-                if ((r = enter_pidns(err, errsz)) < 0 || (r = empty_root(dirs, ro, ndirs, err, errsz)) < 0)
+                if ((r = enter_pidns(err, errsz)) < 0 || (r = empty_root(dirs, flags, ndirs, err, errsz)) < 0)
                         return r;
                 if ((r = drop_caps(passthrough)) < 0) {
                         snprintf(err, errsz, "cannot drop capabilities: %s", strerror(-r));
@@ -376,7 +381,7 @@ int fsd_sandbox_enter(const int *dirs, const bool *ro, size_t ndirs, bool passth
         } else if (enter_userns() == 0) {
                 /* where unprivileged user namespaces are allowed; elsewhere
                  * the seccomp filter below is what confines us */
-                if ((r = enter_pidns(err, errsz)) < 0 || (r = empty_root(dirs, ro, ndirs, err, errsz)) < 0)
+                if ((r = enter_pidns(err, errsz)) < 0 || (r = empty_root(dirs, flags, ndirs, err, errsz)) < 0)
                         return r;
                 drop_caps(false);
         }

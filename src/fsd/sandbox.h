@@ -15,7 +15,8 @@
  * serves.  The child is pid 1 of a new pid namespace, in new mount, network
  * and IPC namespaces, whose root is an empty read-only tmpfs holding a fresh
  * read-only procfs (only the child's own pid is in it) and one bind mount
- * (nosuid, nodev, noexec; read-only where ro[k]) per directory in dirs.
+ * (nosuid, nodev, noexec; read-only where flags[k] has FSD_DIR_RO; without
+ * the mounts below it where FSD_DIR_FLAT) per directory in dirs.
  * The old root is detached, and each dirs[k] is replaced, on the same fd
  * number, by the same directory reached through its bind mount, so ".."
  * from it ends in the new root.  The working directory is /proc/self/fd of
@@ -28,4 +29,7 @@
  * seccomp filter confines an unprivileged server (no fork then).
  * Returns 0 in the server, or -errno with a reason in err.
  */
-int fsd_sandbox_enter(const int *dirs, const bool *ro, size_t ndirs, bool passthrough, char *err, size_t errsz);
+#define FSD_DIR_RO 1u   /* the share is read-only: so is its mount */
+#define FSD_DIR_FLAT 2u /* bind the directory alone, not the mounts below it */
+int fsd_sandbox_enter(const int *dirs, const unsigned *flags, size_t ndirs, bool passthrough, char *err,
+                      size_t errsz);

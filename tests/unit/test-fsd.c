@@ -891,6 +891,41 @@ static int getattr(struct fs *fs, uint64_t node, struct fuse_attr *a)
 /* Inodes' fds beyond the cache's limit are closed, least recently used
  * first, and reopened by name on use: a guest holding many inodes costs the
  * host a bounded number of fds, and everything keeps working. */
+/* RENAME_EXCHANGE whose first half drops the last reference of the source
+ * directory: the second half must not make that directory (freed at the end
+ * of the request) the parent of the other file.  ASan saw the use after
+ * free on the next FORGET before the fix. */
+static void test_exchange_after_parent_dropped(const char *top)
+{
+        char dir[512], p[600];
+        snprintf(dir, sizeof(dir), "%s/xchg", top);
+        CHECK(mkdir(dir, 0755) == 0);
+        snprintf(p, sizeof(p), "%s/D", dir);
+        CHECK(mkdir(p, 0755) == 0);
+        host_file(p, "x", "x");
+        snprintf(p, sizeof(p), "%s/E", dir);
+        CHECK(mkdir(p, 0755) == 0);
+        host_file(p, "y", "y");
+        struct fs *fs = share(dir, false, false);
+        int e;
+        uint64_t d = lookup(fs, 1, "D", &e, NULL);
+        uint64_t x = lookup(fs, d, "x", &e, NULL);
+        uint64_t ed = lookup(fs, 1, "E", &e, NULL);
+        uint64_t y = lookup(fs, ed, "y", &e, NULL);
+        CHECK_INT(e, 0);
+        forget1(fs, d, 1); /* D lives on only as x's parent */
+        struct {
+                struct fuse_rename2_in in;
+                char names[8];
+        } rn = {.in = {.newdir = ed, .flags = RENAME_EXCHANGE}};
+        memcpy(rn.names, "x\0y", 4);
+        CHECK_INT(call(fs, FUSE_RENAME2, d, &rn, sizeof(rn.in) + 4, NULL, 0), 0);
+        forget1(fs, y, 1);
+        forget1(fs, x, 1);
+        CHECK_INT(getattr(fs, ed, NULL), 0);
+        fs_free(fs);
+}
+
 static void test_fd_cache(const char *top)
 {
         char dir[512], p[600], q2[600];
@@ -1342,11 +1377,11 @@ static int run_jailed(const struct jail *j, bool nobody)
                 }
                 struct fs *fs = share(j->share, false, false);
                 int dirs[FSD_SANDBOX_MAX_DIRS];
-                bool ro[FSD_SANDBOX_MAX_DIRS];
-                size_t n = fs_host_dirs(fs, dirs, ro, FSD_SANDBOX_MAX_DIRS);
+                unsigned fl[FSD_SANDBOX_MAX_DIRS];
+                size_t n = fs_host_dirs(fs, dirs, fl, FSD_SANDBOX_MAX_DIRS);
                 int share_fd = n ? dirs[0] : -1;
                 char err[512];
-                if (fsd_sandbox_enter(dirs, ro, n, false, err, sizeof(err)) < 0) {
+                if (fsd_sandbox_enter(dirs, fl, n, false, err, sizeof(err)) < 0) {
                         fprintf(stderr, "fsd_sandbox_enter: %s\n", err);
                         _exit(101);
                 }
@@ -1481,6 +1516,7 @@ int main(void)
         test_handle_limit(dir);
         test_inode_limit(dir);
         test_fd_cache(dir);
+        test_exchange_after_parent_dropped(dir);
         test_special_files(dir);
         rm_rf(dir);
         test_confinement();
