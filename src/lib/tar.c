@@ -328,16 +328,30 @@ static void split(char *path, const char **dir, const char **base)
  * per layer.
  */
 
+/* FNV-1a, one byte at a time, so a path and its prefixes share one pass */
+#define FNV_INIT 14695981039346656037ULL
+static uint64_t fnv_byte(uint64_t h, uint8_t c)
+{
+        return (h ^ c) * 1099511628211ULL;
+}
+
+/* 0 marks an empty slot: no path hashes to it */
+static uint64_t nonzero(uint64_t h)
+{
+        return h ? h : 1;
+}
+
+/* The hash of the path dir/name ("" dir: name alone). */
 static uint64_t path_hash(const char *dir, const char *name)
 {
-        uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+        uint64_t h = FNV_INIT;
         for (const char *p = dir; *p; p++)
-                h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+                h = fnv_byte(h, (uint8_t)*p);
         if (*dir)
-                h = (h ^ '/') * 1099511628211ULL;
+                h = fnv_byte(h, '/');
         for (const char *p = name; *p; p++)
-                h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-        return h ? h : 1;
+                h = fnv_byte(h, (uint8_t)*p);
+        return nonzero(h);
 }
 
 static void placed_add(struct placed *s, uint64_t h)
@@ -364,19 +378,19 @@ static void placed_add(struct placed *s, uint64_t h)
  * placed: their lower content is hidden below them, not they themselves). */
 static void placed_add_path(struct placed *s, const char *dir, const char *name)
 {
-        uint64_t h = 14695981039346656037ULL;
+        uint64_t h = FNV_INIT;
         for (const char *p = dir; *p; p++) {
                 if (*p == '/')
-                        placed_add(s, h ? h : 1);
-                h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+                        placed_add(s, nonzero(h)); /* an ancestor */
+                h = fnv_byte(h, (uint8_t)*p);
         }
         if (*dir) {
-                placed_add(s, h ? h : 1);
-                h = (h ^ '/') * 1099511628211ULL;
+                placed_add(s, nonzero(h));
+                h = fnv_byte(h, '/');
         }
         for (const char *p = name; *p; p++)
-                h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-        placed_add(s, h ? h : 1);
+                h = fnv_byte(h, (uint8_t)*p);
+        placed_add(s, nonzero(h));
 }
 
 static bool placed_has(const struct placed *s, uint64_t h)
