@@ -453,6 +453,9 @@ static int cmp_depth(const void *a, const void *b)
         return dx < dy ? -1 : dx > dy ? 1 : strcmp(x->path, y->path);
 }
 
+/* the main process's id on the guest channel */
+#define MAIN_ID 1u
+
 struct relay {
         struct msb_buf out; /* to guest */
         struct msb_reader rd;
@@ -461,6 +464,7 @@ struct relay {
         int status;
         char *error;
         int sigints;
+        uint32_t stdin_unacked; /* STDIN bytes the guest has not handed on yet */
         const struct msb_run_opts *o;
 };
 
@@ -504,7 +508,7 @@ static int exec_status(int e)
         return e == ENOENT || e == ENOTDIR ? MSB_EXIT_NOT_FOUND : MSB_EXIT_NOT_EXECUTABLE;
 }
 
-static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, const struct msb_run_msg *run)
+static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, const struct msb_exec_msg *run)
 {
         switch (m->type) {
         case MSB_MSG_HELLO:
@@ -521,18 +525,36 @@ static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, c
                 msb_log(sb->ctx, 1, "guest agent ready; running %s", run->argv[0]);
                 return 0;
         case MSB_MSG_STDOUT:
-                return write_host(sb->o->fds[1], m->u.data.data, m->u.data.len, &rl->stdout_broken);
         case MSB_MSG_STDERR:
-                return write_host(sb->o->fds[2], m->u.data.data, m->u.data.len, &rl->stderr_broken);
+                if (m->id != MAIN_ID)
+                        return -EPROTO;
+                write_host(sb->o->fds[m->type == MSB_MSG_STDOUT ? 1 : 2], m->u.data.data, m->u.data.len,
+                           m->type == MSB_MSG_STDOUT ? &rl->stdout_broken : &rl->stderr_broken);
+                /* written out (or dropped for a reader that went away):
+                 * the guest may send this much more */
+                if (m->u.data.len)
+                        msb_enc_u32(&rl->out, MSB_MSG_ACK, MAIN_ID, (uint32_t)m->u.data.len);
+                return 0;
+        case MSB_MSG_ACK:
+                if (m->id != MAIN_ID || m->u.ack > rl->stdin_unacked)
+                        return -EPROTO;
+                rl->stdin_unacked -= m->u.ack;
+                return 0;
+        case MSB_MSG_STARTED:
+                return m->id == MAIN_ID ? 0 : -EPROTO;
         case MSB_MSG_EXIT:
+                if (m->id != MAIN_ID)
+                        return -EPROTO;
                 rl->status = m->u.exit.kind == MSB_EXIT_SIGNAL ? 128 + (int)m->u.exit.value : (int)m->u.exit.value;
                 /* all output came before EXIT and has been written out;
                  * agentd synced the volumes before it sent EXIT, so the VM
                  * holds nothing more of ours and is stopped at once */
                 rl->done = true;
-                msb_enc_empty(&rl->out, MSB_MSG_EXIT_ACK);
+                msb_enc_empty(&rl->out, MSB_MSG_SHUTDOWN);
                 return 0;
         case MSB_MSG_ERROR: {
+                if (m->id != MAIN_ID && m->id != 0)
+                        return -EPROTO;
                 const struct volume *v;
                 const char *step = m->u.error.step;
                 int e = m->u.error.err;
@@ -552,7 +574,7 @@ static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, c
                                               e ? ": " : "", e > 0 && e < 4096 ? strerror(e) : "");
                 }
                 rl->done = true;
-                msb_enc_empty(&rl->out, MSB_MSG_EXIT_ACK);
+                msb_enc_empty(&rl->out, MSB_MSG_SHUTDOWN);
                 return 0;
         }
         default:
@@ -1051,24 +1073,27 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
 
         /* ---- relay ---- */
         hostname = o->hostname ? xstrdup(o->hostname) : xasprintf("msb-%.8s", sb.id);
-        struct msb_run_msg run = {
-                .flags = o->stdin_forward ? MSB_RUN_STDIN : 0,
+        struct msb_setup_msg setup = {
                 .rootfs_tag = sb.shares[0].tag,
                 .hostname = hostname,
+                .nmounts = (uint32_t)o->nvols,
+                .mounts = mounts,
+        };
+        struct msb_exec_msg run = {
+                .id = MAIN_ID,
+                .flags = MSB_EXEC_MAIN | (o->stdin_forward ? MSB_EXEC_STDIN : 0),
                 .workdir = o->workdir ? o->workdir : (cfg.workdir ? cfg.workdir : ""),
                 .user = (char *)user,
                 .argc = (uint32_t)strv_len(argv),
                 .argv = argv,
                 .envc = (uint32_t)strv_len(env),
                 .env = env,
-                .nmounts = (uint32_t)o->nvols,
-                .mounts = mounts,
         };
         run.exec_path = exec_path;
         run.prefetch = prefetch;
         run.nprefetch = (uint32_t)strv_len(prefetch);
         if (have_ids) {
-                run.flags |= MSB_RUN_IDS;
+                run.flags |= MSB_EXEC_IDS;
                 run.uid = ids.uid;
                 run.gid = ids.gid;
                 run.ngroups = ids.ngroups;
@@ -1079,7 +1104,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
         /* HELLO and RUN go out at once: they wait in the socket until agentd
          * opens its port, which saves a round trip at every start */
         msb_enc_hello(&rl.out, MSB_PROTO_VERSION, "msb");
-        if (msb_enc_run(&rl.out, &run) < 0) {
+        if (msb_enc_setup(&rl.out, &setup) < 0 || msb_enc_exec(&rl.out, &run) < 0) {
                 msb_buf_free(&rl.out);
                 r = msb_err(err, E2BIG, "the command line and environment are too large");
                 goto out_sig;
@@ -1096,7 +1121,8 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 p[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
                 p[n++] = (struct pollfd){.fd = sb.qemu.pidfd, .events = POLLIN};
                 p[n++] = (struct pollfd){
-                        .fd = stdin_open && !rl.done && msb_buf_pending(&rl.out) < CTL_OUTQ_HIGH
+                        .fd = stdin_open && !rl.done && msb_buf_pending(&rl.out) < CTL_OUTQ_HIGH &&
+                                              rl.stdin_unacked + MSB_PROTO_DATA_CHUNK <= MSB_PROTO_WINDOW
                                       ? o->fds[0]
                                       : -1,
                         .events = POLLIN};
@@ -1162,7 +1188,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                                         continue;
                                 if (rl.have_hello && !rl.done && rl.sigints == 0) {
                                         msb_log(ctx, 1, "forwarding signal %u to the command", si.ssi_signo);
-                                        msb_enc_signal(&rl.out, si.ssi_signo);
+                                        msb_enc_u32(&rl.out, MSB_MSG_SIGNAL, MAIN_ID, si.ssi_signo);
                                         rl.sigints++;
                                 } else if (!rl.done) {
                                         /* second signal, or nothing to forward to yet */
@@ -1177,10 +1203,11 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                 if (p[3].revents & (POLLIN | POLLHUP | POLLERR)) {
                         uint8_t buf[MSB_PROTO_DATA_CHUNK];
                         ssize_t got = read(o->fds[0], buf, sizeof(buf));
-                        if (got > 0)
-                                msb_enc_data(&rl.out, MSB_MSG_STDIN, buf, (size_t)got);
-                        else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-                                msb_enc_empty(&rl.out, MSB_MSG_STDIN_EOF);
+                        if (got > 0) {
+                                msb_enc_data(&rl.out, MSB_MSG_STDIN, MAIN_ID, buf, (size_t)got);
+                                rl.stdin_unacked += (uint32_t)got;
+                        } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+                                msb_enc_id(&rl.out, MSB_MSG_STDIN_EOF, MAIN_ID);
                                 stdin_open = false;
                         }
                 }

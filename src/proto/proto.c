@@ -114,66 +114,79 @@ int msb_enc_hello(struct msb_buf *out, uint32_t version, const char *peer)
         return frame_end(out, st);
 }
 
-int msb_enc_run(struct msb_buf *out, const struct msb_run_msg *run)
+static bool strv_ok(char *const *v, uint32_t n)
 {
-        if (run->argc < 1 || run->argc > MSB_PROTO_MAX_ARGS || run->envc > MSB_PROTO_MAX_ENV ||
-            run->nmounts > MSB_PROTO_MAX_MOUNTS)
-                return -E2BIG;
-        if (!str_ok(run->rootfs_tag) || !str_ok(run->hostname) || !str_ok(run->workdir) || !str_ok(run->user))
-                return -E2BIG;
-        for (uint32_t i = 0; i < run->argc; i++)
-                if (!str_ok(run->argv[i]))
-                        return -E2BIG;
-        for (uint32_t i = 0; i < run->envc; i++)
-                if (!str_ok(run->env[i]))
-                        return -E2BIG;
-        for (uint32_t i = 0; i < run->nmounts; i++)
-                if (!str_ok(run->mounts[i].tag) || !str_ok(run->mounts[i].sub) || !str_ok(run->mounts[i].path))
-                        return -E2BIG;
-        if (run->ngroups > MSB_PROTO_MAX_GROUPS || (run->home && !str_ok(run->home)) ||
-            (run->exec_path && !str_ok(run->exec_path)) || run->nprefetch > MSB_PROTO_MAX_PREFETCH)
-                return -E2BIG;
-        for (uint32_t i = 0; i < run->nprefetch; i++)
-                if (!str_ok(run->prefetch[i]))
-                        return -E2BIG;
+        for (uint32_t i = 0; i < n; i++)
+                if (!str_ok(v[i]))
+                        return false;
+        return true;
+}
 
-        size_t st = frame_begin(out, MSB_MSG_RUN);
-        put_u32(out, run->flags);
-        put_str(out, run->rootfs_tag);
-        put_str(out, run->hostname);
-        put_str(out, run->workdir);
-        put_str(out, run->user);
-        put_u32(out, run->argc);
-        for (uint32_t i = 0; i < run->argc; i++)
-                put_str(out, run->argv[i]);
-        put_u32(out, run->envc);
-        for (uint32_t i = 0; i < run->envc; i++)
-                put_str(out, run->env[i]);
-        put_u32(out, run->nmounts);
-        for (uint32_t i = 0; i < run->nmounts; i++) {
-                put_str(out, run->mounts[i].tag);
-                put_str(out, run->mounts[i].sub);
-                put_str(out, run->mounts[i].path);
-                put_u32(out, run->mounts[i].flags);
+int msb_enc_setup(struct msb_buf *out, const struct msb_setup_msg *su)
+{
+        if (su->nmounts > MSB_PROTO_MAX_MOUNTS || !str_ok(su->rootfs_tag) || !str_ok(su->hostname))
+                return -E2BIG;
+        for (uint32_t i = 0; i < su->nmounts; i++)
+                if (!str_ok(su->mounts[i].tag) || !str_ok(su->mounts[i].sub) || !str_ok(su->mounts[i].path))
+                        return -E2BIG;
+        size_t st = frame_begin(out, MSB_MSG_SETUP);
+        put_u32(out, su->flags);
+        put_str(out, su->rootfs_tag);
+        put_str(out, su->hostname);
+        put_u32(out, su->nmounts);
+        for (uint32_t i = 0; i < su->nmounts; i++) {
+                put_str(out, su->mounts[i].tag);
+                put_str(out, su->mounts[i].sub);
+                put_str(out, su->mounts[i].path);
+                put_u32(out, su->mounts[i].flags);
         }
-        put_u32(out, run->uid);
-        put_u32(out, run->gid);
-        put_u32(out, run->ngroups);
-        for (uint32_t i = 0; i < run->ngroups; i++)
-                put_u32(out, run->groups[i]);
-        put_str(out, run->home ? run->home : "");
-        put_str(out, run->exec_path ? run->exec_path : "");
-        put_u32(out, run->nprefetch);
-        for (uint32_t i = 0; i < run->nprefetch; i++)
-                put_str(out, run->prefetch[i]);
         return frame_end(out, st);
 }
 
-int msb_enc_data(struct msb_buf *out, uint16_t type, const void *data, size_t len)
+int msb_enc_exec(struct msb_buf *out, const struct msb_exec_msg *ex)
 {
-        if (len > MSB_PROTO_MAX_PAYLOAD)
+        if (ex->argc < 1 || ex->argc > MSB_PROTO_MAX_ARGS || ex->envc > MSB_PROTO_MAX_ENV)
+                return -E2BIG;
+        if (!str_ok(ex->workdir) || !str_ok(ex->user) || !strv_ok(ex->argv, ex->argc) ||
+            !strv_ok(ex->env, ex->envc))
+                return -E2BIG;
+        if (ex->ngroups > MSB_PROTO_MAX_GROUPS || (ex->home && !str_ok(ex->home)) ||
+            (ex->exec_path && !str_ok(ex->exec_path)) || ex->nprefetch > MSB_PROTO_MAX_PREFETCH ||
+            !strv_ok(ex->prefetch, ex->nprefetch))
+                return -E2BIG;
+
+        size_t st = frame_begin(out, MSB_MSG_EXEC);
+        put_u32(out, ex->id);
+        put_u32(out, ex->flags);
+        put_str(out, ex->workdir);
+        put_str(out, ex->user);
+        put_u32(out, ex->argc);
+        for (uint32_t i = 0; i < ex->argc; i++)
+                put_str(out, ex->argv[i]);
+        put_u32(out, ex->envc);
+        for (uint32_t i = 0; i < ex->envc; i++)
+                put_str(out, ex->env[i]);
+        put_u32(out, ex->uid);
+        put_u32(out, ex->gid);
+        put_u32(out, ex->ngroups);
+        for (uint32_t i = 0; i < ex->ngroups; i++)
+                put_u32(out, ex->groups[i]);
+        put_str(out, ex->home ? ex->home : "");
+        put_str(out, ex->exec_path ? ex->exec_path : "");
+        put_u32(out, ex->nprefetch);
+        for (uint32_t i = 0; i < ex->nprefetch; i++)
+                put_str(out, ex->prefetch[i]);
+        put_u32(out, ex->rows);
+        put_u32(out, ex->cols);
+        return frame_end(out, st);
+}
+
+int msb_enc_data(struct msb_buf *out, uint16_t type, uint32_t id, const void *data, size_t len)
+{
+        if (len > MSB_PROTO_MAX_PAYLOAD - 4)
                 return -E2BIG;
         size_t st = frame_begin(out, type);
+        put_u32(out, id);
         msb_buf_append(out, data, len);
         return frame_end(out, st);
 }
@@ -184,26 +197,45 @@ int msb_enc_empty(struct msb_buf *out, uint16_t type)
         return frame_end(out, st);
 }
 
-int msb_enc_signal(struct msb_buf *out, uint32_t signo)
+int msb_enc_id(struct msb_buf *out, uint16_t type, uint32_t id)
 {
-        size_t st = frame_begin(out, MSB_MSG_SIGNAL);
-        put_u32(out, signo);
+        size_t st = frame_begin(out, type);
+        put_u32(out, id);
         return frame_end(out, st);
 }
 
-int msb_enc_exit(struct msb_buf *out, uint32_t kind, uint32_t value)
+int msb_enc_u32(struct msb_buf *out, uint16_t type, uint32_t id, uint32_t v)
+{
+        size_t st = frame_begin(out, type);
+        put_u32(out, id);
+        put_u32(out, v);
+        return frame_end(out, st);
+}
+
+int msb_enc_resize(struct msb_buf *out, uint32_t id, uint32_t rows, uint32_t cols)
+{
+        size_t st = frame_begin(out, MSB_MSG_RESIZE);
+        put_u32(out, id);
+        put_u32(out, rows);
+        put_u32(out, cols);
+        return frame_end(out, st);
+}
+
+int msb_enc_exit(struct msb_buf *out, uint32_t id, uint32_t kind, uint32_t value)
 {
         size_t st = frame_begin(out, MSB_MSG_EXIT);
+        put_u32(out, id);
         put_u32(out, kind);
         put_u32(out, value);
         return frame_end(out, st);
 }
 
-int msb_enc_error(struct msb_buf *out, const char *step, int32_t err, const char *message)
+int msb_enc_error(struct msb_buf *out, uint32_t id, const char *step, int32_t err, const char *message)
 {
         if (!str_ok(step) || !str_ok(message))
                 return -E2BIG;
         size_t st = frame_begin(out, MSB_MSG_ERROR);
+        put_u32(out, id);
         put_str(out, step);
         put_u32(out, (uint32_t)err);
         put_str(out, message);
@@ -292,16 +324,29 @@ int msb_frame_header(const uint8_t hdr[MSB_PROTO_HDR_SIZE], uint16_t *ret_type, 
         return 0;
 }
 
+static void mounts_free(struct msb_mount_spec *m, uint32_t n)
+{
+        for (uint32_t i = 0; m && i < n; i++) {
+                free(m[i].tag);
+                free(m[i].sub);
+                free(m[i].path);
+        }
+        free(m);
+}
+
 void msb_msg_free(struct msb_msg *m)
 {
         switch (m->type) {
         case MSB_MSG_HELLO:
                 free(m->u.hello.peer);
                 break;
-        case MSB_MSG_RUN: {
-                struct msb_run_msg *r = &m->u.run;
-                free(r->rootfs_tag);
-                free(r->hostname);
+        case MSB_MSG_SETUP:
+                free(m->u.setup.rootfs_tag);
+                free(m->u.setup.hostname);
+                mounts_free(m->u.setup.mounts, m->u.setup.nmounts);
+                break;
+        case MSB_MSG_EXEC: {
+                struct msb_exec_msg *r = &m->u.exec;
                 free(r->workdir);
                 free(r->user);
                 free(r->home);
@@ -309,12 +354,6 @@ void msb_msg_free(struct msb_msg *m)
                 strv_free_n(r->prefetch, r->nprefetch);
                 strv_free_n(r->argv, r->argc);
                 strv_free_n(r->env, r->envc);
-                for (uint32_t i = 0; r->mounts && i < r->nmounts; i++) {
-                        free(r->mounts[i].tag);
-                        free(r->mounts[i].sub);
-                        free(r->mounts[i].path);
-                }
-                free(r->mounts);
                 break;
         }
         case MSB_MSG_ERROR:
@@ -327,19 +366,13 @@ void msb_msg_free(struct msb_msg *m)
         memset(m, 0, sizeof(*m));
 }
 
-static int decode_run(struct cursor *c, struct msb_run_msg *r)
+static int decode_setup(struct cursor *c, struct msb_setup_msg *r)
 {
         r->flags = get_u32(c);
-        if (r->flags & ~MSB_RUN_KNOWN_FLAGS)
+        if (r->flags & ~MSB_SETUP_KNOWN_FLAGS)
                 c->bad = true;
         r->rootfs_tag = get_str(c);
         r->hostname = get_str(c);
-        r->workdir = get_str(c);
-        r->user = get_str(c);
-        r->argv = get_strv(c, &r->argc, MSB_PROTO_MAX_ARGS);
-        if (!c->bad && r->argc < 1)
-                c->bad = true;
-        r->env = get_strv(c, &r->envc, MSB_PROTO_MAX_ENV);
         uint32_t n = get_u32(c);
         /* each mount takes at least 16 bytes */
         if (c->bad || n > MSB_PROTO_MAX_MOUNTS || (size_t)n > c->left / 16) {
@@ -362,6 +395,21 @@ static int decode_run(struct cursor *c, struct msb_run_msg *r)
                 if (sub && (strchr(sub, '/') || !strcmp(sub, ".") || !strcmp(sub, "..")))
                         c->bad = true;
         }
+        return c->bad ? -EBADMSG : 0;
+}
+
+static int decode_exec(struct cursor *c, struct msb_exec_msg *r)
+{
+        r->id = get_u32(c);
+        r->flags = get_u32(c);
+        if (r->id == 0 || (r->flags & ~MSB_EXEC_KNOWN_FLAGS))
+                c->bad = true;
+        r->workdir = get_str(c);
+        r->user = get_str(c);
+        r->argv = get_strv(c, &r->argc, MSB_PROTO_MAX_ARGS);
+        if (!c->bad && r->argc < 1)
+                c->bad = true;
+        r->env = get_strv(c, &r->envc, MSB_PROTO_MAX_ENV);
         for (uint32_t i = 0; i < r->envc && !c->bad; i++)
                 if (!strchr(r->env[i], '=') || r->env[i][0] == '=')
                         c->bad = true;
@@ -376,7 +424,7 @@ static int decode_run(struct cursor *c, struct msb_run_msg *r)
                 r->groups[i] = get_u32(c);
         r->home = get_str(c);
         r->exec_path = get_str(c);
-        if (!c->bad && (r->flags & MSB_RUN_IDS) &&
+        if (!c->bad && (r->flags & MSB_EXEC_IDS) &&
             (r->ngroups < 1 || r->groups[0] != r->gid || r->home[0] != '/'))
                 c->bad = true;
         if (!c->bad && r->exec_path[0] && r->exec_path[0] != '/')
@@ -385,7 +433,23 @@ static int decode_run(struct cursor *c, struct msb_run_msg *r)
         for (uint32_t i = 0; i < r->nprefetch && !c->bad; i++)
                 if (r->prefetch[i][0] != '/')
                         c->bad = true;
+        r->rows = get_u32(c);
+        r->cols = get_u32(c);
+        bool tty = r->flags & MSB_EXEC_TTY;
+        if (tty ? (r->rows < 1 || r->rows > 65535 || r->cols < 1 || r->cols > 65535) : (r->rows || r->cols))
+                c->bad = true;
         return c->bad ? -EBADMSG : 0;
+}
+
+static bool signo_ok(uint32_t s)
+{
+        return s >= 1 && s <= 64;
+}
+
+/* The types whose payload starts with a process id; it must be nonzero. */
+static bool has_id(uint16_t type)
+{
+        return type >= MSB_MSG_STDIN && type <= MSB_MSG_STOP && type != MSB_MSG_SHUTDOWN;
 }
 
 int msb_msg_decode(uint16_t type, const uint8_t *payload, size_t len, struct msb_msg *out)
@@ -393,36 +457,71 @@ int msb_msg_decode(uint16_t type, const uint8_t *payload, size_t len, struct msb
         struct cursor c = {.p = payload, .left = len};
         memset(out, 0, sizeof(*out));
         out->type = type;
+        if (has_id(type)) {
+                out->id = get_u32(&c);
+                /* ERROR may name the sandbox itself (0) */
+                if (out->id == 0 && type != MSB_MSG_ERROR)
+                        c.bad = true;
+        }
         switch (type) {
         case MSB_MSG_HELLO:
                 out->u.hello.version = get_u32(&c);
                 out->u.hello.peer = get_str(&c);
                 break;
-        case MSB_MSG_RUN:
-                decode_run(&c, &out->u.run);
+        case MSB_MSG_SETUP:
+                decode_setup(&c, &out->u.setup);
+                break;
+        case MSB_MSG_EXEC:
+                decode_exec(&c, &out->u.exec);
+                out->id = out->u.exec.id;
                 break;
         case MSB_MSG_STDIN:
         case MSB_MSG_STDOUT:
         case MSB_MSG_STDERR:
-                out->u.data.data = payload;
-                out->u.data.len = len;
+                out->u.data.data = c.p;
+                out->u.data.len = c.left;
                 c.left = 0;
                 break;
         case MSB_MSG_STDIN_EOF:
-        case MSB_MSG_EXIT_ACK:
+        case MSB_MSG_SHUTDOWN:
+        case MSB_MSG_WAIT:
                 break;
         case MSB_MSG_SIGNAL:
                 out->u.signo = get_u32(&c);
-                if (out->u.signo < 1 || out->u.signo > 64)
+                if (!signo_ok(out->u.signo))
                         c.bad = true;
+                break;
+        case MSB_MSG_RESIZE:
+                out->u.resize.rows = get_u32(&c);
+                out->u.resize.cols = get_u32(&c);
+                if (out->u.resize.rows < 1 || out->u.resize.rows > 65535 || out->u.resize.cols < 1 ||
+                    out->u.resize.cols > 65535)
+                        c.bad = true;
+                break;
+        case MSB_MSG_ACK:
+                out->u.ack = get_u32(&c);
+                if (out->u.ack == 0 || out->u.ack > MSB_PROTO_WINDOW)
+                        c.bad = true;
+                break;
+        case MSB_MSG_STARTED:
+                out->u.pid = get_u32(&c);
+                if (out->u.pid == 0 || out->u.pid > (1u << 22))
+                        c.bad = true;
+                break;
+        case MSB_MSG_ATTACH:
+                out->u.flags = get_u32(&c);
+                if (out->u.flags & ~MSB_ATTACH_KNOWN_FLAGS)
+                        c.bad = true;
+                break;
+        case MSB_MSG_STOP:
+                out->u.grace_ms = get_u32(&c);
                 break;
         case MSB_MSG_EXIT:
                 out->u.exit.kind = get_u32(&c);
                 out->u.exit.value = get_u32(&c);
                 if (out->u.exit.kind == MSB_EXIT_CODE && out->u.exit.value > 255)
                         c.bad = true;
-                else if (out->u.exit.kind == MSB_EXIT_SIGNAL &&
-                         (out->u.exit.value < 1 || out->u.exit.value > 64))
+                else if (out->u.exit.kind == MSB_EXIT_SIGNAL && !signo_ok(out->u.exit.value))
                         c.bad = true;
                 else if (out->u.exit.kind > MSB_EXIT_SIGNAL)
                         c.bad = true;
@@ -496,10 +595,12 @@ int msb_reader_next(struct msb_reader *r, struct msb_msg *out)
 const char *msb_msg_type_name(uint16_t type)
 {
         static const char *const names[] = {
-                [MSB_MSG_HELLO] = "HELLO",   [MSB_MSG_RUN] = "RUN",       [MSB_MSG_STDIN] = "STDIN",
-                [MSB_MSG_STDIN_EOF] = "STDIN_EOF", [MSB_MSG_STDOUT] = "STDOUT", [MSB_MSG_STDERR] = "STDERR",
-                [MSB_MSG_SIGNAL] = "SIGNAL", [MSB_MSG_EXIT] = "EXIT",     [MSB_MSG_ERROR] = "ERROR",
-                [MSB_MSG_EXIT_ACK] = "EXIT_ACK",
+                [MSB_MSG_HELLO] = "HELLO",       [MSB_MSG_SETUP] = "SETUP",   [MSB_MSG_EXEC] = "EXEC",
+                [MSB_MSG_STDIN] = "STDIN",       [MSB_MSG_STDIN_EOF] = "STDIN_EOF",
+                [MSB_MSG_STDOUT] = "STDOUT",     [MSB_MSG_STDERR] = "STDERR", [MSB_MSG_SIGNAL] = "SIGNAL",
+                [MSB_MSG_RESIZE] = "RESIZE",     [MSB_MSG_ACK] = "ACK",       [MSB_MSG_STARTED] = "STARTED",
+                [MSB_MSG_EXIT] = "EXIT",         [MSB_MSG_ERROR] = "ERROR",   [MSB_MSG_SHUTDOWN] = "SHUTDOWN",
+                [MSB_MSG_ATTACH] = "ATTACH",     [MSB_MSG_STOP] = "STOP",     [MSB_MSG_WAIT] = "WAIT",
         };
         if (type < sizeof(names) / sizeof(names[0]) && names[type])
                 return names[type];

@@ -22,14 +22,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSB_PROTO_VERSION 3u
+#define MSB_PROTO_VERSION 4u
 #define MSB_PROTO_HDR_SIZE 8u
-/* Largest payload either side accepts.  Big enough for a RUN message with a
+/* Largest payload either side accepts.  Big enough for an EXEC message with a
  * large environment; small enough that a hostile peer cannot make us allocate
  * much. */
 #define MSB_PROTO_MAX_PAYLOAD (256u * 1024u)
 /* Stream data is cut into chunks of at most this size. */
 #define MSB_PROTO_DATA_CHUNK (32u * 1024u)
+/* Flow control, per process and direction: at most this many bytes of
+ * STDOUT+STDERR (guest -> host) or of STDIN (host -> guest) may be sent and
+ * not yet acknowledged with ACK.  The receiver acknowledges once it has
+ * handed the bytes on (written them to the process, the terminal, the log).
+ * A peer that sends more is broken or hostile: the stream is dropped. */
+#define MSB_PROTO_WINDOW (256u * 1024u)
+/* Processes alive at once in one guest (the main one and execs). */
+#define MSB_PROTO_MAX_PROCS 1024u
 /* Per-field limits, checked on decode. */
 #define MSB_PROTO_MAX_STR (64u * 1024u)
 #define MSB_PROTO_MAX_ARGS 4096u
@@ -38,30 +46,70 @@
 #define MSB_PROTO_MAX_GROUPS 64u
 #define MSB_PROTO_MAX_PREFETCH 16u
 
+/*
+ * Conversation on the guest channel:
+ *
+ *   host:  HELLO, SETUP, [EXEC id=1 MAIN]        (sent at once, no round trip)
+ *   guest: HELLO, then per process: STARTED id | ERROR id; output; EXIT id
+ *   host:  EXEC id=N (any time), STDIN/STDIN_EOF/SIGNAL/RESIZE/ACK id
+ *   host:  SHUTDOWN (kill everything, sync, power off)
+ *
+ * Process ids are chosen by the host: nonzero, never reused within one boot.
+ * id 0 in ERROR means the sandbox itself (setup failed; the guest powers
+ * off).  When the MAIN process ends, the guest kills every other process,
+ * syncs all writable file systems, then sends EXIT for it: the host may stop
+ * the VM as soon as that EXIT arrives.
+ *
+ * The same framing carries the host-side conversation between the msb CLI
+ * and a sandbox's supervisor (over its unix socket): one request per
+ * connection (EXEC, ATTACH, STOP or WAIT), after HELLO; the connection's
+ * process is always id 1 there.  ATTACH/STOP/WAIT never appear on the guest
+ * channel, and each side rejects types not meant for it.
+ */
 enum msb_msg_type {
         MSB_MSG_HELLO = 1,     /* both ways: version handshake */
-        MSB_MSG_RUN = 2,       /* host -> guest: what to run */
-        MSB_MSG_STDIN = 3,     /* host -> guest: data */
-        MSB_MSG_STDIN_EOF = 4, /* host -> guest: no more stdin */
-        MSB_MSG_STDOUT = 5,    /* guest -> host: data */
-        MSB_MSG_STDERR = 6,    /* guest -> host: data */
-        MSB_MSG_SIGNAL = 7,    /* host -> guest: deliver a signal */
-        MSB_MSG_EXIT = 8,      /* guest -> host: the command ended */
-        MSB_MSG_ERROR = 9,     /* guest -> host: setup failed */
-        MSB_MSG_EXIT_ACK = 10, /* host -> guest: EXIT/ERROR and all output before
-                                * it arrived; the guest may power off now */
-        MSB_MSG_TYPE_MAX = 10,
+        MSB_MSG_SETUP = 2,     /* host -> guest: root, hostname, mounts */
+        MSB_MSG_EXEC = 3,      /* host -> guest: start a process */
+        MSB_MSG_STDIN = 4,     /* host -> guest: id, data */
+        MSB_MSG_STDIN_EOF = 5, /* host -> guest: id; no more stdin */
+        MSB_MSG_STDOUT = 6,    /* guest -> host: id, data (the terminal, with TTY) */
+        MSB_MSG_STDERR = 7,    /* guest -> host: id, data */
+        MSB_MSG_SIGNAL = 8,    /* host -> guest: id, signo (to its process group) */
+        MSB_MSG_RESIZE = 9,    /* host -> guest: id, rows, cols of its terminal */
+        MSB_MSG_ACK = 10,      /* both ways: id, bytes handed on (flow control) */
+        MSB_MSG_STARTED = 11,  /* guest -> host: id, guest pid */
+        MSB_MSG_EXIT = 12,     /* guest -> host: id, how the process ended */
+        MSB_MSG_ERROR = 13,    /* guest -> host: id (0: setup), step, errno, text */
+        MSB_MSG_SHUTDOWN = 14, /* host -> guest: stop everything, sync, power off */
+        /* CLI <-> supervisor only */
+        MSB_MSG_ATTACH = 15,   /* id 1, flags: the main process's streams */
+        MSB_MSG_STOP = 16,     /* grace (ms): SIGTERM to main, SHUTDOWN after grace */
+        MSB_MSG_WAIT = 17,     /* answered with EXIT once the sandbox stopped */
+        MSB_MSG_TYPE_MAX = 17,
 };
 
 /* The PATH a command gets when neither the image nor -e sets one (docker's);
  * the host searches it too when it finds argv[0] for the guest. */
 #define MSB_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-/* RUN flags */
-#define MSB_RUN_STDIN (1u << 0) /* forward host stdin */
-#define MSB_RUN_IDS (1u << 1)   /* uid, gid, groups, home are resolved: the
-                                 * guest does not read /etc/passwd itself */
-#define MSB_RUN_KNOWN_FLAGS (MSB_RUN_STDIN | MSB_RUN_IDS)
+/* SETUP flags */
+#define MSB_SETUP_DISK (1u << 0) /* the root's writable layer is the ext4 file
+                                  * system on the first virtio-blk disk
+                                  * (/dev/vda), kept across boots; else tmpfs */
+#define MSB_SETUP_KNOWN_FLAGS (MSB_SETUP_DISK)
+
+/* EXEC flags */
+#define MSB_EXEC_STDIN (1u << 0) /* stdin comes from STDIN messages; else /dev/null */
+#define MSB_EXEC_IDS (1u << 1)   /* uid, gid, groups, home are resolved: the
+                                  * guest does not read /etc/passwd itself */
+#define MSB_EXEC_TTY (1u << 2)   /* a pseudo-terminal (rows, cols); stdout and
+                                  * stderr both go through it as STDOUT */
+#define MSB_EXEC_MAIN (1u << 3)  /* the sandbox's main process (at most one) */
+#define MSB_EXEC_KNOWN_FLAGS (MSB_EXEC_STDIN | MSB_EXEC_IDS | MSB_EXEC_TTY | MSB_EXEC_MAIN)
+
+/* ATTACH flags */
+#define MSB_ATTACH_STDIN (1u << 0) /* the client forwards its stdin */
+#define MSB_ATTACH_KNOWN_FLAGS (MSB_ATTACH_STDIN)
 
 /* mount flags */
 #define MSB_MOUNT_RO (1u << 0)
@@ -80,19 +128,24 @@ struct msb_mount_spec {
         uint32_t flags;
 };
 
-struct msb_run_msg {
+struct msb_setup_msg {
         uint32_t flags;
         char *rootfs_tag;
         char *hostname;
-        char *workdir; /* "" = image default (/) */
+        uint32_t nmounts;
+        struct msb_mount_spec *mounts;
+};
+
+struct msb_exec_msg {
+        uint32_t id;
+        uint32_t flags;
+        char *workdir; /* "" = / */
         char *user;    /* "" = root; else name|uid[:group|gid] */
         uint32_t argc;
         char **argv; /* NULL-terminated, argc >= 1 */
         uint32_t envc;
         char **env; /* NULL-terminated, each "K=V" */
-        uint32_t nmounts;
-        struct msb_mount_spec *mounts;
-        /* with MSB_RUN_IDS: the user, resolved by the host from the image
+        /* with MSB_EXEC_IDS: the user, resolved by the host from the image
          * (ngroups >= 1, groups[0] == gid, home absolute); else zero/"" */
         uint32_t uid, gid, ngroups;
         uint32_t groups[MSB_PROTO_MAX_GROUPS];
@@ -104,16 +157,20 @@ struct msb_run_msg {
          * interpreter and libraries of a dynamic executable; a hint */
         uint32_t nprefetch;
         char **prefetch;
+        /* with MSB_EXEC_TTY: the terminal's size (1..65535 each), else 0 */
+        uint32_t rows, cols;
 };
 
 struct msb_msg {
         uint16_t type;
+        uint32_t id; /* the process, for the types that name one; else 0 */
         union {
                 struct {
                         uint32_t version;
                         char *peer; /* free-form name of the sender */
                 } hello;
-                struct msb_run_msg run;
+                struct msb_setup_msg setup;
+                struct msb_exec_msg exec; /* exec.id == id */
                 struct {
                         /* Points into the frame buffer the message was
                          * decoded from; valid until that buffer changes. */
@@ -121,6 +178,13 @@ struct msb_msg {
                         size_t len;
                 } data;
                 uint32_t signo;
+                uint32_t ack;  /* bytes */
+                uint32_t pid;  /* STARTED */
+                uint32_t grace_ms; /* STOP */
+                uint32_t flags;    /* ATTACH */
+                struct {
+                        uint32_t rows, cols;
+                } resize;
                 struct {
                         uint32_t kind;
                         uint32_t value;
@@ -156,12 +220,20 @@ static inline const uint8_t *msb_buf_head(const struct msb_buf *b)
 /* Encoders append one whole frame to out.  They return 0, or -E2BIG when the
  * message would not fit in MSB_PROTO_MAX_PAYLOAD / the field limits. */
 int msb_enc_hello(struct msb_buf *out, uint32_t version, const char *peer);
-int msb_enc_run(struct msb_buf *out, const struct msb_run_msg *run);
-int msb_enc_data(struct msb_buf *out, uint16_t type, const void *data, size_t len);
+int msb_enc_setup(struct msb_buf *out, const struct msb_setup_msg *setup);
+int msb_enc_exec(struct msb_buf *out, const struct msb_exec_msg *exec);
+/* STDIN, STDOUT, STDERR */
+int msb_enc_data(struct msb_buf *out, uint16_t type, uint32_t id, const void *data, size_t len);
+/* SHUTDOWN, WAIT: no payload */
 int msb_enc_empty(struct msb_buf *out, uint16_t type);
-int msb_enc_signal(struct msb_buf *out, uint32_t signo);
-int msb_enc_exit(struct msb_buf *out, uint32_t kind, uint32_t value);
-int msb_enc_error(struct msb_buf *out, const char *step, int32_t err, const char *message);
+/* STDIN_EOF: the id alone */
+int msb_enc_id(struct msb_buf *out, uint16_t type, uint32_t id);
+/* SIGNAL (signo), ACK (bytes), STARTED (pid), ATTACH (flags), STOP (grace
+ * in ms; id 1, the main process) */
+int msb_enc_u32(struct msb_buf *out, uint16_t type, uint32_t id, uint32_t v);
+int msb_enc_resize(struct msb_buf *out, uint32_t id, uint32_t rows, uint32_t cols);
+int msb_enc_exit(struct msb_buf *out, uint32_t id, uint32_t kind, uint32_t value);
+int msb_enc_error(struct msb_buf *out, uint32_t id, const char *step, int32_t err, const char *message);
 
 /* Parse a frame header.  Returns 0 and fills type/len, or -EPROTO for an
  * unknown type, nonzero reserved field or oversized payload. */
