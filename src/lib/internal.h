@@ -223,6 +223,7 @@ struct vmm_config {
         const char *root_tag;  /* the image root's share, for agentd to mount early; or NULL */
         struct vmm_share *shares;
         size_t nshares;
+        const char *disk;      /* raw disk image for virtio-blk (/dev/vda), or NULL */
 };
 /* Build QEMU's argv (NULL-terminated, owned by caller). */
 char **vmm_qemu_argv(const struct vmm_config *c);

@@ -29,44 +29,17 @@
 #include "internal.h"
 #include "common/users.h"
 #include "proto/proto.h"
+#include "vm.h"
 
 _Static_assert(IDS_MAX_GROUPS <= MSB_PROTO_MAX_GROUPS, "groups must fit a RUN message");
 
-#define MAX_VOLUMES 32u
 #define VIRTIOFSD_MAX_VOLUMES 6u
-#define DEFAULT_MEMORY_MIB 512u
 #define MAX_MEMORY_MIB (64u * 1024u)
 #define MAX_CPUS 64u
 /* Stop reading host stdin while this much is queued for the guest. */
 #define CTL_OUTQ_HIGH (1u << 20)
 
-struct volume {
-        char *host;   /* resolved once: realpath */
-        char *guest;  /* normalized */
-        unsigned flags;
-        bool file;    /* host is a regular file */
-};
 
-struct msb_run_opts {
-        char *image;
-        char *rootfs;
-        char **command;
-        char *entrypoint;
-        bool entrypoint_set;
-        char **env;
-        char *workdir;
-        char *user;
-        char *hostname;
-        unsigned cpus;
-        unsigned memory_mib;
-        enum msb_accel accel;
-        char *fs_backend;
-        enum msb_pull_policy pull;
-        bool stdin_forward;
-        int fds[3];
-        struct volume vols[MAX_VOLUMES];
-        size_t nvols;
-};
 
 int msb_run_opts_new(struct msb_run_opts **ret)
 {
@@ -280,27 +253,7 @@ static void cleanup_stale(struct msb_ctx *ctx)
         closedir(d);
 }
 
-struct child {
-        pid_t pid;
-        int pidfd;
-        char *what;
-        char *log;   /* its stderr, for the message when it dies */
-};
 
-struct sandbox {
-        struct msb_ctx *ctx;
-        const struct msb_run_opts *o;
-        char id[25];
-        char *dir;
-        int lock_fd;
-        int ctl;     /* our end of the control channel */
-        struct child qemu;
-        struct child fsd[MAX_VOLUMES + 1];
-        size_t nfsd;
-        struct vmm_share shares[MAX_VOLUMES + 1];
-        size_t nshares;
-        char *console;
-};
 
 static void sandbox_teardown(struct sandbox *sb)
 {
@@ -817,7 +770,7 @@ static char **host_prefetch_list(const struct image_view *v, const char *exec_pa
         return list;
 }
 
-static int64_t mono_ms(void)
+int64_t mono_ms(void)
 {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -839,11 +792,15 @@ static int boot_timeout_ms(enum msb_accel a)
         return a == MSB_ACCEL_KVM ? 30000 : 90000;
 }
 
-int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, struct msb_error *err)
+/* What to run, resolved before anything is started: the image, the main
+ * command, its user, the kernel and the accelerator. */
+static int vm_plan(struct vm *vm, struct msb_ctx *ctx, const struct msb_run_opts *o, const struct vm_opts *vo,
+                   struct msb_error *err)
 {
         if (!o->image && !o->rootfs)
                 return msb_err(err, EINVAL, "no image given: name an image or use --rootfs DIR");
-        const struct fsd_backend *be = fsd_backend_find(o->fs_backend);
+        vm->be = fsd_backend_find(o->fs_backend);
+        const struct fsd_backend *be = vm->be;
         if (!be)
                 return msb_err(err, EINVAL, "fs backend '%s': unknown; use msb or virtiofsd",
                                o->fs_backend ? o->fs_backend : getenv("MSB_FS_BACKEND"));
@@ -867,17 +824,11 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                                                "--fs-backend msb",
                                                o->vols[i].host, o->vols[i].guest, be->name);
         }
-
-        /* ---- resolve what to run, before anything is started ---- */
-        _cleanup_free_ char *rootfs = NULL, *hostname = NULL;
-        _cleanup_close_ int sfd = -1;
-        sigset_t mask, oldmask;
-        struct msb_image_config cfg = {0};
         int r;
         if (o->rootfs) {
-                rootfs = realpath(o->rootfs, NULL);
+                vm->rootfs = realpath(o->rootfs, NULL);
                 struct stat st;
-                if (!rootfs || stat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
+                if (!vm->rootfs || stat(vm->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
                         return msb_err(err, ENOENT, "--rootfs '%s': not a directory", o->rootfs);
         } else {
                 if (o->pull == MSB_PULL_ALWAYS) {
@@ -885,249 +836,288 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                         if (r < 0)
                                 return r;
                 }
-                r = msb_image_open(ctx, o->image, &rootfs, &cfg, err);
+                r = msb_image_open(ctx, o->image, &vm->rootfs, &vm->cfg, err);
                 if (r == -ENOENT && o->pull == MSB_PULL_MISSING) {
                         struct msb_error perr = {0};
                         int pr = msb_image_pull(ctx, o->image, NULL, &perr);
                         if (pr < 0)
                                 return msb_err(err, pr, "image '%s' is not in the local store, and pulling it failed: %s",
                                                o->image, perr.message);
-                        r = msb_image_open(ctx, o->image, &rootfs, &cfg, err);
+                        r = msb_image_open(ctx, o->image, &vm->rootfs, &vm->cfg, err);
                 }
                 if (r < 0)
                         return r;
         }
-        _cleanup_strv_ char **argv = NULL;
         if (o->entrypoint_set) {
                 if (o->entrypoint && *o->entrypoint)
-                        strv_push(&argv, o->entrypoint);
+                        strv_push(&vm->argv, o->entrypoint);
         } else
-                for (char **e = cfg.entrypoint; e && *e; e++)
-                        strv_push(&argv, *e);
-        char **cmd = o->command && o->command[0] ? o->command : (o->entrypoint_set ? NULL : cfg.cmd);
+                for (char **e = vm->cfg.entrypoint; e && *e; e++)
+                        strv_push(&vm->argv, *e);
+        char **cmd = o->command && o->command[0] ? o->command : (o->entrypoint_set ? NULL : vm->cfg.cmd);
         for (char **e = cmd; e && *e; e++)
-                strv_push(&argv, *e);
-        if (!argv || !argv[0]) {
-                msb_image_config_free(&cfg);
+                strv_push(&vm->argv, *e);
+        if ((!vm->argv || !vm->argv[0]) && !vo->main_optional)
                 return msb_err(err, EINVAL, "no command given and the image has no Cmd or Entrypoint: add one "
                                             "after the image name");
-        }
-        _cleanup_strv_ char **env = merge_env(cfg.env, o->env);
-        const char *user = o->user ? o->user : (cfg.user ? cfg.user : "");
-        struct ids ids;
-        bool have_ids;
-        struct image_view view;
-        if (!image_view_open(&view, rootfs, o))
-                view = (struct image_view){.rfd = -1};
-        r = host_resolve_user(&view, user, &ids, &have_ids, err);
-        _cleanup_free_ char *exec_path = r < 0 ? NULL : host_find_exec(&view, argv[0], env);
-        _cleanup_strv_ char **prefetch = host_prefetch_list(&view, exec_path);
-        image_view_close(&view);
-        if (r == 0) {
-                char who[64] = "left to the guest";
-                if (have_ids)
-                        snprintf(who, sizeof(who), "uid %u gid %u", ids.uid, ids.gid);
-                msb_log(ctx, 1, "from the image: user %s; %s %s%s; %zu more file(s) to read ahead", who, argv[0],
-                        exec_path ? "is " : "", exec_path ? exec_path : "left to the guest's PATH search",
-                        strv_len(prefetch));
-        }
-        if (r < 0) {
-                msb_image_config_free(&cfg);
-                return r;
-        }
-
-        struct msb_kit kit = {0};
-        r = msb_kit_prepare(ctx, &kit, err);
-        if (r < 0) {
-                msb_image_config_free(&cfg);
-                return r;
-        }
-        enum msb_accel accel;
-        _cleanup_free_ char *accel_why = NULL;
-        r = msb_accel_resolve(ctx, o->accel, &accel, &accel_why, err);
-        if (r < 0) {
-                msb_kit_free(&kit);
-                msb_image_config_free(&cfg);
-                return r;
-        }
-        msb_log(ctx, 1, "accelerator: %s (%s)", accel == MSB_ACCEL_KVM ? "kvm" : "tcg", accel_why);
-        msb_log(ctx, 1, "kernel: %s (%s, %s kit)", kit.kernel, kit.release, kit.flavor);
-
-        /* ---- runtime dir ---- */
-        struct sandbox sb = {.ctx = ctx, .o = o, .lock_fd = -1, .ctl = -1};
-        sb.qemu.pidfd = -1;
-        r = mkdir_p(ctx->runtime_dir, 0700);
-        if (r < 0) {
-                r = msb_err(err, r, "cannot create runtime dir %s: %s", ctx->runtime_dir, strerror(-r));
-                goto out;
-        }
-        cleanup_stale(ctx);
-        random_hex(sb.id, 12);
-        sb.dir = xasprintf("%s/%s", ctx->runtime_dir, sb.id);
-        if (mkdir(sb.dir, 0700) < 0) {
-                r = msb_err(err, errno, "cannot create %s: %s", sb.dir, strerror(errno));
-                free(sb.dir);
-                sb.dir = NULL;
-                goto out;
-        }
-        {
-                _cleanup_free_ char *lock = xasprintf("%s/lock", sb.dir);
-                sb.lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-                if (sb.lock_fd < 0 || flock(sb.lock_fd, LOCK_EX) < 0) {
-                        r = msb_err(err, errno, "cannot lock %s: %s", lock, strerror(errno));
-                        goto out;
+        vm->env = merge_env(vm->cfg.env, o->env);
+        vm->user = o->user ? o->user : (vm->cfg.user ? vm->cfg.user : "");
+        if (vm->argv && vm->argv[0]) {
+                struct image_view view;
+                if (!image_view_open(&view, vm->rootfs, o))
+                        view = (struct image_view){.rfd = -1};
+                r = host_resolve_user(&view, vm->user, &vm->ids, &vm->have_ids, err);
+                if (r == 0) {
+                        vm->exec_path = host_find_exec(&view, vm->argv[0], vm->env);
+                        vm->prefetch = host_prefetch_list(&view, vm->exec_path);
                 }
-        }
-        sb.console = xasprintf("%s/console.log", sb.dir);
-        msb_log(ctx, 1, "sandbox %s, runtime dir %s", sb.id, sb.dir);
-        {
-                /* which image root this run uses: msb rmi refuses to remove it */
-                _cleanup_free_ char *ip = xasprintf("%s/rootfs", sb.dir);
-                (void)write_file_replace_at(AT_FDCWD, ip, rootfs, strlen(rootfs), 0600);
-        }
-
-        /* ---- signals: taken through a signalfd for the whole run ---- */
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGHUP);
-        sigaddset(&mask, SIGPIPE);
-        sigprocmask(SIG_BLOCK, &mask, &oldmask);
-        sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-        if (sfd < 0) {
-                r = msb_err(err, errno, "signalfd: %s", strerror(errno));
-                goto out_sig;
-        }
-
-        /* ---- shares and servers ---- */
-        r = add_share(&sb, be, &(struct fsd_share){.path = rootfs, .read_only = true, .rootfs = true}, err);
-        if (r < 0)
-                goto out_sig;
-        struct msb_mount_spec mounts[MAX_VOLUMES];
-        char subs[MAX_VOLUMES][12];
-        if (o->nvols && be->argv_multi) {
-                r = add_volumes(&sb, be, o, err);
+                image_view_close(&view);
                 if (r < 0)
-                        goto out_sig;
+                        return r;
+                char who[64] = "left to the guest";
+                if (vm->have_ids)
+                        snprintf(who, sizeof(who), "uid %u gid %u", vm->ids.uid, vm->ids.gid);
+                msb_log(ctx, 1, "from the image: user %s; %s %s%s; %zu more file(s) to read ahead", who,
+                        vm->argv[0], vm->exec_path ? "is " : "",
+                        vm->exec_path ? vm->exec_path : "left to the guest's PATH search", strv_len(vm->prefetch));
+        }
+        r = msb_kit_prepare(ctx, &vm->kit, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *accel_why = NULL;
+        r = msb_accel_resolve(ctx, o->accel, &vm->accel, &accel_why, err);
+        if (r < 0)
+                return r;
+        msb_log(ctx, 1, "accelerator: %s (%s)", vm->accel == MSB_ACCEL_KVM ? "kvm" : "tcg", accel_why);
+        msb_log(ctx, 1, "kernel: %s (%s, %s kit)", vm->kit.kernel, vm->kit.release, vm->kit.flavor);
+        return 0;
+}
+
+/* The runtime dir <runtime>/<id>/, locked for as long as the VM runs. */
+static int vm_runtime_dir(struct vm *vm, struct msb_ctx *ctx, struct msb_error *err)
+{
+        struct sandbox *sb = &vm->sb;
+        int r = mkdir_p(ctx->runtime_dir, 0700);
+        if (r < 0)
+                return msb_err(err, r, "cannot create runtime dir %s: %s", ctx->runtime_dir, strerror(-r));
+        cleanup_stale(ctx);
+        random_hex(sb->id, 12);
+        _cleanup_free_ char *dir = xasprintf("%s/%s", ctx->runtime_dir, sb->id);
+        if (mkdir(dir, 0700) < 0)
+                return msb_err(err, errno, "cannot create %s: %s", dir, strerror(errno));
+        sb->dir = TAKE_PTR(dir);
+        _cleanup_free_ char *lock = xasprintf("%s/lock", sb->dir);
+        sb->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (sb->lock_fd < 0 || flock(sb->lock_fd, LOCK_EX) < 0)
+                return msb_err(err, errno, "cannot lock %s: %s", lock, strerror(errno));
+        sb->console = xasprintf("%s/console.log", sb->dir);
+        msb_log(ctx, 1, "sandbox %s, runtime dir %s", sb->id, sb->dir);
+        /* which image root this run uses: msb rmi refuses to remove it */
+        _cleanup_free_ char *ip = xasprintf("%s/rootfs", sb->dir);
+        (void)write_file_replace_at(AT_FDCWD, ip, vm->rootfs, strlen(vm->rootfs), 0600);
+        return 0;
+}
+
+/* The virtio-fs servers: the image root, then the volumes. */
+static int vm_shares(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
+{
+        struct sandbox *sb = &vm->sb;
+        const struct fsd_backend *be = vm->be;
+        int r = add_share(sb, be, &(struct fsd_share){.path = vm->rootfs, .read_only = true, .rootfs = true}, err);
+        if (r < 0)
+                return r;
+        if (o->nvols && be->argv_multi) {
+                r = add_volumes(sb, be, o, err);
+                if (r < 0)
+                        return r;
         }
         for (size_t i = 0; i < o->nvols; i++) {
                 if (be->argv_multi) {
-                        snprintf(subs[i], sizeof(subs[i]), "%zu", i);
+                        snprintf(vm->subs[i], sizeof(vm->subs[i]), "%zu", i);
                 } else {
-                        subs[i][0] = 0;
-                        r = add_share(&sb, be,
+                        vm->subs[i][0] = 0;
+                        r = add_share(sb, be,
                                       &(struct fsd_share){.path = o->vols[i].host,
                                                           .read_only = o->vols[i].flags & MSB_VOLUME_RO,
                                                           .owner_passthrough =
                                                                   o->vols[i].flags & MSB_VOLUME_OWNER_PASSTHROUGH},
                                       err);
                         if (r < 0)
-                                goto out_sig;
+                                return r;
                 }
-                mounts[i] = (struct msb_mount_spec){
-                        .tag = sb.shares[be->argv_multi ? 1 : i + 1].tag,
-                        .sub = subs[i],
+                vm->mounts[i] = (struct msb_mount_spec){
+                        .tag = sb->shares[be->argv_multi ? 1 : i + 1].tag,
+                        .sub = vm->subs[i],
                         .path = o->vols[i].guest,
                         .flags = (o->vols[i].flags & MSB_VOLUME_RO ? MSB_MOUNT_RO : 0) |
                                  (o->vols[i].file ? MSB_MOUNT_FILE : 0)};
         }
         /* parents before children: /data before /data/sub */
-        qsort(mounts, o->nvols, sizeof(mounts[0]), cmp_depth);
+        qsort(vm->mounts, o->nvols, sizeof(vm->mounts[0]), cmp_depth);
+        return 0;
+}
 
-        /* ---- VM ---- */
+static int vm_qemu(struct vm *vm, const struct msb_run_opts *o, const struct vm_opts *vo, struct msb_error *err)
+{
+        struct sandbox *sb = &vm->sb;
         int sp[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
-                r = msb_err(err, errno, "socketpair: %s", strerror(errno));
-                goto out_sig;
-        }
-        sb.ctl = sp[0];
-        {
-                struct vmm_config vc = {
-                        .qemu = vmm_qemu_binary(),
-                        .kernel = kit.kernel,
-                        .initramfs = kit.initramfs,
-                        .console_log = sb.console,
-                        .accel = accel,
-                        .cpus = o->cpus,
-                        .memory_mib = o->memory_mib,
-                        .ctl_fd = 3,
-                        .debug = getenv("MSB_DEBUG_AGENT") != NULL,
-                        .tsc_khz = accel == MSB_ACCEL_TCG ? msb_host_tsc_khz(ctx) : 0,
-                        .acpi = kit.acpi,
-                        .root_tag = sb.shares[0].tag,
-                        .shares = sb.shares,
-                        .nshares = sb.nshares,
-                };
-                _cleanup_strv_ char **qargv = vmm_qemu_argv(&vc);
-                _cleanup_free_ char *qlog = xasprintf("%s/qemu.log", sb.dir);
-                _cleanup_close_ int qlogfd = open(qlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-                r = proc_spawn(qargv, -1, qlogfd, qlogfd, sp[1], &sb.qemu.pid, &sb.qemu.pidfd);
-                close(sp[1]);
-                if (r < 0) {
-                        r = msb_err(err, r, "cannot start %s: %s", qargv[0], strerror(-r));
-                        goto out_sig;
-                }
-                sb.qemu.what = xstrdup("QEMU");
-        }
-        fcntl(sb.ctl, F_SETFL, fcntl(sb.ctl, F_GETFL) | O_NONBLOCK);
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+                return msb_err(err, errno, "socketpair: %s", strerror(errno));
+        sb->ctl = sp[0];
+        struct vmm_config vc = {
+                .qemu = vmm_qemu_binary(),
+                .kernel = vm->kit.kernel,
+                .initramfs = vm->kit.initramfs,
+                .console_log = sb->console,
+                .accel = vm->accel,
+                .cpus = o->cpus,
+                .memory_mib = o->memory_mib,
+                .ctl_fd = 3,
+                .debug = getenv("MSB_DEBUG_AGENT") != NULL,
+                .tsc_khz = vm->accel == MSB_ACCEL_TCG ? msb_host_tsc_khz(sb->ctx) : 0,
+                .acpi = vm->kit.acpi,
+                .root_tag = sb->shares[0].tag,
+                .shares = sb->shares,
+                .nshares = sb->nshares,
+                .disk = vo->disk,
+        };
+        _cleanup_strv_ char **qargv = vmm_qemu_argv(&vc);
+        _cleanup_free_ char *qlog = xasprintf("%s/qemu.log", sb->dir);
+        _cleanup_close_ int qlogfd = open(qlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        int r = proc_spawn(qargv, -1, qlogfd, qlogfd, sp[1], &sb->qemu.pid, &sb->qemu.pidfd);
+        close(sp[1]);
+        if (r < 0)
+                return msb_err(err, r, "cannot start %s: %s", qargv[0], strerror(-r));
+        sb->qemu.what = xstrdup("QEMU");
+        fcntl(sb->ctl, F_SETFL, fcntl(sb->ctl, F_GETFL) | O_NONBLOCK);
+        return 0;
+}
 
-        /* ---- relay ---- */
-        hostname = o->hostname ? xstrdup(o->hostname) : xasprintf("msb-%.8s", sb.id);
-        struct msb_setup_msg setup = {
-                .rootfs_tag = sb.shares[0].tag,
-                .hostname = hostname,
+/* HELLO, SETUP and the main EXEC go out at once: they wait in the socket
+ * until agentd opens its port, which saves a round trip at every start. */
+static int vm_greet(struct vm *vm, const struct msb_run_opts *o, const struct vm_opts *vo, struct msb_error *err)
+{
+        struct sandbox *sb = &vm->sb;
+        vm->hostname = o->hostname ? xstrdup(o->hostname)
+                                   : vo->hostname ? xstrdup(vo->hostname) : xasprintf("msb-%.8s", sb->id);
+        vm->setup = (struct msb_setup_msg){
+                .flags = vo->disk ? MSB_SETUP_DISK : 0,
+                .rootfs_tag = sb->shares[0].tag,
+                .hostname = vm->hostname,
                 .nmounts = (uint32_t)o->nvols,
-                .mounts = mounts,
+                .mounts = vm->mounts,
         };
-        struct msb_exec_msg run = {
-                .id = MAIN_ID,
-                .flags = MSB_EXEC_MAIN | (o->stdin_forward ? MSB_EXEC_STDIN : 0),
-                .workdir = o->workdir ? o->workdir : (cfg.workdir ? cfg.workdir : ""),
-                .user = (char *)user,
-                .argc = (uint32_t)strv_len(argv),
-                .argv = argv,
-                .envc = (uint32_t)strv_len(env),
-                .env = env,
+        struct msb_exec_msg *m = &vm->main;
+        *m = (struct msb_exec_msg){
+                .id = VM_MAIN_ID,
+                .flags = MSB_EXEC_MAIN | (o->stdin_forward ? MSB_EXEC_STDIN : 0) | (vo->tty ? MSB_EXEC_TTY : 0),
+                .workdir = o->workdir ? o->workdir : (vm->cfg.workdir ? vm->cfg.workdir : ""),
+                .user = (char *)vm->user,
+                .argc = (uint32_t)strv_len(vm->argv),
+                .argv = vm->argv,
+                .envc = (uint32_t)strv_len(vm->env),
+                .env = vm->env,
+                .exec_path = vm->exec_path,
+                .prefetch = vm->prefetch,
+                .nprefetch = (uint32_t)strv_len(vm->prefetch),
+                .rows = vo->tty ? vo->rows : 0,
+                .cols = vo->tty ? vo->cols : 0,
         };
-        run.exec_path = exec_path;
-        run.prefetch = prefetch;
-        run.nprefetch = (uint32_t)strv_len(prefetch);
-        if (have_ids) {
-                run.flags |= MSB_EXEC_IDS;
-                run.uid = ids.uid;
-                run.gid = ids.gid;
-                run.ngroups = ids.ngroups;
-                memcpy(run.groups, ids.groups, ids.ngroups * sizeof(ids.groups[0]));
-                run.home = ids.home;
+        if (vm->have_ids) {
+                m->flags |= MSB_EXEC_IDS;
+                m->uid = vm->ids.uid;
+                m->gid = vm->ids.gid;
+                m->ngroups = vm->ids.ngroups;
+                memcpy(m->groups, vm->ids.groups, vm->ids.ngroups * sizeof(vm->ids.groups[0]));
+                m->home = vm->ids.home;
         }
+        msb_enc_hello(&vm->out, MSB_PROTO_VERSION, "msb");
+        if (msb_enc_setup(&vm->out, &vm->setup) < 0 ||
+            (m->argc && !vo->hold_main && msb_enc_exec(&vm->out, m) < 0))
+                return msb_err(err, E2BIG, "the command line and environment are too large");
+        vm->boot_deadline = mono_ms() + boot_timeout_ms(vm->accel);
+        return 0;
+}
+
+int vm_start(struct msb_ctx *ctx, const struct msb_run_opts *o, const struct vm_opts *vo, struct vm **ret,
+             struct msb_error *err)
+{
+        struct vm *vm = xcalloc(1, sizeof(*vm));
+        vm->sb = (struct sandbox){.ctx = ctx, .o = o, .lock_fd = -1, .ctl = -1};
+        vm->sb.qemu.pidfd = -1;
+        int r = vm_plan(vm, ctx, o, vo, err);
+        if (r >= 0)
+                r = vm_runtime_dir(vm, ctx, err);
+        if (r >= 0)
+                r = vm_shares(vm, o, err);
+        if (r >= 0)
+                r = vm_qemu(vm, o, vo, err);
+        if (r >= 0)
+                r = vm_greet(vm, o, vo, err);
+        if (r < 0) {
+                vm_free(vm);
+                return r;
+        }
+        *ret = vm;
+        return 0;
+}
+
+void vm_free(struct vm *vm)
+{
+        if (!vm)
+                return;
+        sandbox_teardown(&vm->sb);
+        msb_kit_free(&vm->kit);
+        msb_image_config_free(&vm->cfg);
+        free(vm->rootfs);
+        free(vm->hostname);
+        free(vm->exec_path);
+        strv_free(vm->argv);
+        strv_free(vm->env);
+        strv_free(vm->prefetch);
+        msb_buf_free(&vm->out);
+        free(vm);
+}
+
+/* Last lines of the guest console, for a VM that died or never came up. */
+char *vm_console_tail(struct vm *vm)
+{
+        char tail[4096];
+        console_tail(vm->sb.console, tail, sizeof(tail), 15);
+        return xstrdup(tail);
+}
+
+/* The ephemeral run's loop: the main process's streams to and from our
+ * stdio, signals forwarded, until it exits or the VM dies. */
+static int relay_main(struct vm *vm, const struct msb_run_opts *o, int sfd, int *ret_status, struct msb_error *err)
+{
+        struct sandbox *sb = &vm->sb;
+        struct msb_ctx *ctx = sb->ctx;
+        const struct msb_exec_msg *run = &vm->main;
+        enum msb_accel accel = vm->accel;
+        int r;
         struct relay rl = {.o = o};
-        /* HELLO and RUN go out at once: they wait in the socket until agentd
-         * opens its port, which saves a round trip at every start */
-        msb_enc_hello(&rl.out, MSB_PROTO_VERSION, "msb");
-        if (msb_enc_setup(&rl.out, &setup) < 0 || msb_enc_exec(&rl.out, &run) < 0) {
-                msb_buf_free(&rl.out);
-                r = msb_err(err, E2BIG, "the command line and environment are too large");
-                goto out_sig;
-        }
+        rl.out = vm->out;
+        vm->out = (struct msb_buf){0};
+        int64_t boot_deadline = vm->boot_deadline;
         bool stdin_open = o->stdin_forward;
-        int64_t boot_deadline = mono_ms() + boot_timeout_ms(accel);
         bool qemu_gone = false, vm_killed = false;
         char *failure = NULL;
         while (!qemu_gone) {
                 struct pollfd p[4 + MAX_VOLUMES + 1];
                 int n = 0;
-                p[n++] = (struct pollfd){.fd = sb.ctl,
+                p[n++] = (struct pollfd){.fd = sb->ctl,
                                          .events = (short)(POLLIN | (msb_buf_pending(&rl.out) ? POLLOUT : 0))};
                 p[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
-                p[n++] = (struct pollfd){.fd = sb.qemu.pidfd, .events = POLLIN};
+                p[n++] = (struct pollfd){.fd = sb->qemu.pidfd, .events = POLLIN};
                 p[n++] = (struct pollfd){
                         .fd = stdin_open && !rl.done && msb_buf_pending(&rl.out) < CTL_OUTQ_HIGH &&
                                               rl.stdin_unacked + MSB_PROTO_DATA_CHUNK <= MSB_PROTO_WINDOW
                                       ? o->fds[0]
                                       : -1,
                         .events = POLLIN};
-                for (size_t i = 0; i < sb.nfsd; i++)
-                        p[n++] = (struct pollfd){.fd = rl.done ? -1 : sb.fsd[i].pidfd, .events = POLLIN};
+                for (size_t i = 0; i < sb->nfsd; i++)
+                        p[n++] = (struct pollfd){.fd = rl.done ? -1 : sb->fsd[i].pidfd, .events = POLLIN};
                 int timeout = -1;
                 int64_t now = mono_ms();
                 if (!rl.have_hello && !rl.done)
@@ -1147,19 +1137,19 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                         continue;
                 }
                 if (p[0].revents & POLLOUT) {
-                        ssize_t w = write(sb.ctl, msb_buf_head(&rl.out), msb_buf_pending(&rl.out));
+                        ssize_t w = write(sb->ctl, msb_buf_head(&rl.out), msb_buf_pending(&rl.out));
                         if (w > 0)
                                 msb_buf_consume(&rl.out, (size_t)w);
                 }
                 if (p[0].revents & (POLLIN | POLLHUP)) {
                         uint8_t buf[65536];
-                        ssize_t got = read(sb.ctl, buf, sizeof(buf));
+                        ssize_t got = read(sb->ctl, buf, sizeof(buf));
                         if (got > 0) {
                                 msb_reader_feed(&rl.rd, buf, (size_t)got);
                                 struct msb_msg m;
                                 int q;
                                 while (!rl.done && (q = msb_reader_next(&rl.rd, &m)) == 1) {
-                                        int h = handle_msg(&sb, &rl, &m, &run);
+                                        int h = handle_msg(sb, &rl, &m, run);
                                         msb_msg_free(&m);
                                         if (h < 0) {
                                                 q = h;
@@ -1173,7 +1163,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                                 if (rl.done) {
                                         /* the guest is told, if the socket
                                          * takes it now; it is stopped anyway */
-                                        (void)!write(sb.ctl, msb_buf_head(&rl.out), msb_buf_pending(&rl.out));
+                                        (void)!write(sb->ctl, msb_buf_head(&rl.out), msb_buf_pending(&rl.out));
                                         break;
                                 }
                         } else if (got == 0) {
@@ -1211,21 +1201,21 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                                 stdin_open = false;
                         }
                 }
-                for (size_t i = 0; i < sb.nfsd; i++)
+                for (size_t i = 0; i < sb->nfsd; i++)
                         if (p[4 + i].revents & POLLIN) {
                                 /* A server also exits when QEMU closes its
                                  * socket on the way out (a guest panic, a
                                  * power-off): then QEMU's exit is the story,
                                  * and it follows within moments. */
-                                struct pollfd q = {.fd = sb.qemu.pidfd, .events = POLLIN};
+                                struct pollfd q = {.fd = sb->qemu.pidfd, .events = POLLIN};
                                 bool qemu_exiting = poll(&q, 1, 1000) == 1;
-                                proc_kill_wait(sb.fsd[i].pid, &sb.fsd[i].pidfd);
-                                sb.fsd[i].pid = 0;
+                                proc_kill_wait(sb->fsd[i].pid, &sb->fsd[i].pidfd);
+                                sb->fsd[i].pid = 0;
                                 if (qemu_exiting) {
                                         p[2].revents |= POLLIN;
                                         continue;
                                 }
-                                failure = xasprintf("the %s exited unexpectedly; the VM was stopped", sb.fsd[i].what);
+                                failure = xasprintf("the %s exited unexpectedly; the VM was stopped", sb->fsd[i].what);
                                 break;
                         }
                 if (failure)
@@ -1235,13 +1225,13 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
                          * queued in the socket */
                         for (;;) {
                                 uint8_t buf[65536];
-                                ssize_t got = read(sb.ctl, buf, sizeof(buf));
+                                ssize_t got = read(sb->ctl, buf, sizeof(buf));
                                 if (got <= 0)
                                         break;
                                 msb_reader_feed(&rl.rd, buf, (size_t)got);
                                 struct msb_msg m;
                                 while (!rl.done && msb_reader_next(&rl.rd, &m) == 1) {
-                                        handle_msg(&sb, &rl, &m, &run);
+                                        handle_msg(sb, &rl, &m, run);
                                         msb_msg_free(&m);
                                 }
                         }
@@ -1254,7 +1244,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
         /* ---- result ---- */
         if (failure || (rl.error && rl.status >= 0)) {
                 char tail[4096];
-                console_tail(sb.console, tail, sizeof(tail), 15);
+                console_tail(sb->console, tail, sizeof(tail), 15);
                 const char *what = failure ? failure : rl.error;
                 /* the VM died or never came up: its console says why */
                 if (failure && tail[0])
@@ -1274,9 +1264,33 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
         free(rl.error);
         msb_buf_free(&rl.out);
         msb_reader_free(&rl.rd);
+        return r;
+}
+
+int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, struct msb_error *err)
+{
+        _cleanup_close_ int sfd = -1;
+        sigset_t mask, oldmask;
+        int r;
+        /* ---- signals: taken through a signalfd for the whole run ---- */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGPIPE);
+        sigprocmask(SIG_BLOCK, &mask, &oldmask);
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        struct vm *vm = NULL;
+        if (sfd < 0) {
+                r = msb_err(err, errno, "signalfd: %s", strerror(errno));
+                goto out_sig;
+        }
+        r = vm_start(ctx, o, &(struct vm_opts){0}, &vm, err);
+        if (r < 0)
+                goto out_sig;
+        r = relay_main(vm, o, sfd, ret_status, err);
 out_sig:
-        sandbox_teardown(&sb);
-        sb.dir = NULL;
+        vm_free(vm);
         {
                 /* drop signals that arrived during teardown, then restore */
                 struct timespec zero = {0, 0};
@@ -1284,12 +1298,5 @@ out_sig:
                 }
         }
         sigprocmask(SIG_SETMASK, &oldmask, NULL);
-        msb_kit_free(&kit);
-        msb_image_config_free(&cfg);
-        return r;
-out:
-        sandbox_teardown(&sb);
-        msb_kit_free(&kit);
-        msb_image_config_free(&cfg);
         return r;
 }

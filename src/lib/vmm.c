@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include <stdio.h>
 
+#include <string.h>
+
 #include "internal.h"
 
 const char *vmm_qemu_binary(void)
@@ -85,6 +87,23 @@ char **vmm_qemu_argv(const struct vmm_config *c)
         AF("socket,id=ctl,fd=%d", c->ctl_fd);
         A("-device");
         A("virtserialport,chardev=ctl,name=msb.ctl");
+        if (c->disk) {
+                /* QEMU's option syntax: a ',' in a value is written ",," */
+                char *esc = xcalloc(2 * strlen(c->disk) + 1, 1);
+                for (const char *p = c->disk, *q; *p; p = q) {
+                        q = strchrnul(p, ',');
+                        strncat(esc, p, (size_t)(q - p));
+                        if (*q == ',') {
+                                strcat(esc, ",,");
+                                q++;
+                        }
+                }
+                A("-drive");
+                AF("file=%s,if=none,id=disk0,format=raw,discard=unmap", esc);
+                free(esc);
+                A("-device");
+                A("virtio-blk-device,drive=disk0");
+        }
         for (size_t i = 0; i < c->nshares; i++) {
                 A("-chardev");
                 AF("socket,id=fs%zu,path=%s", i, c->shares[i].socket_path);

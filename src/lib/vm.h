@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A booted VM and what it owns (runtime dir, virtio-fs servers, QEMU, the
+ * control channel), shared by the ephemeral run (sandbox.c) and a named
+ * sandbox's supervisor (supervisor.c).
+ */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "internal.h"
+#include "common/users.h"
+#include "proto/proto.h"
+
+#define MAX_VOLUMES 32u
+#define DEFAULT_MEMORY_MIB 512u
+/* the main process's id on the guest channel */
+#define VM_MAIN_ID 1u
+
+struct volume {
+        char *host;   /* resolved once: realpath */
+        char *guest;  /* normalized */
+        unsigned flags;
+        bool file;    /* host is a regular file */
+};
+
+struct msb_run_opts {
+        char *image;
+        char *rootfs;
+        char **command;
+        char *entrypoint;
+        bool entrypoint_set;
+        char **env;
+        char *workdir;
+        char *user;
+        char *hostname;
+        unsigned cpus;
+        unsigned memory_mib;
+        enum msb_accel accel;
+        char *fs_backend;
+        enum msb_pull_policy pull;
+        bool stdin_forward;
+        int fds[3];
+        struct volume vols[MAX_VOLUMES];
+        size_t nvols;
+};
+
+struct child {
+        pid_t pid;
+        int pidfd;
+        char *what;
+        char *log;   /* its stderr, for the message when it dies */
+};
+
+struct sandbox {
+        struct msb_ctx *ctx;
+        const struct msb_run_opts *o;
+        char id[25];
+        char *dir;
+        int lock_fd;
+        int ctl;     /* our end of the control channel */
+        struct child qemu;
+        struct child fsd[MAX_VOLUMES + 1];
+        size_t nfsd;
+        struct vmm_share shares[MAX_VOLUMES + 1];
+        size_t nshares;
+        char *console;
+};
+
+struct vm_opts {
+        const char *disk;     /* the writable layer's disk image, or NULL for tmpfs */
+        const char *hostname; /* default hostname (the sandbox's name), or NULL */
+        bool main_optional;   /* no command anywhere: no main process */
+        bool hold_main;       /* the main EXEC is sent later (vm->main), by the caller */
+        bool tty;             /* the main process gets a terminal of rows x cols */
+        uint32_t rows, cols;
+};
+
+struct vm {
+        struct sandbox sb;
+        const struct fsd_backend *be;
+        struct msb_kit kit;
+        struct msb_image_config cfg;
+        enum msb_accel accel;
+        char *rootfs, *hostname, *exec_path;
+        const char *user;
+        char **argv, **env, **prefetch;
+        struct ids ids;
+        bool have_ids;
+        struct msb_mount_spec mounts[MAX_VOLUMES];
+        char subs[MAX_VOLUMES][12];
+        struct msb_setup_msg setup;
+        struct msb_exec_msg main; /* argc 0: none */
+        struct msb_buf out;       /* queued for the guest: HELLO, SETUP[, EXEC] */
+        int64_t boot_deadline;    /* CLOCK_MONOTONIC ms by which agentd must answer */
+};
+
+/* Resolve, then boot: on success the VM is starting and vm->out holds what
+ * goes to the guest first.  On failure nothing is left behind. */
+int vm_start(struct msb_ctx *ctx, const struct msb_run_opts *o, const struct vm_opts *vo, struct vm **ret,
+             struct msb_error *err);
+/* Stop everything the VM owns and remove its runtime dir. */
+void vm_free(struct vm *vm);
+/* The guest console's last lines (owned). */
+char *vm_console_tail(struct vm *vm);
+int64_t mono_ms(void);
