@@ -133,6 +133,105 @@ int msb_run_opts_add_volume(struct msb_run_opts *opts, const char *host_path, co
  * command, a second one stops the VM.  Nothing is left behind on return. */
 int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *opts, int *ret_status, struct msb_error *err);
 
+/* ---- sandboxes that live (docs/sandboxes.md) ----
+ *
+ * A named sandbox is an object on disk (<data>/sandboxes/NAME: its
+ * options, state, writable layer and logs) that a per-sandbox supervisor
+ * process runs: QEMU, the virtio-fs servers and the guest channel belong to
+ * the supervisor, and every call below talks to it over a unix socket only
+ * its owner can open.  Errors name the sandbox; calls are safe to make
+ * concurrently from several processes (one wins, the others get an error).
+ */
+/* The main process gets a pseudo-terminal (rows x cols: msb_run_opts_set_tty). */
+int msb_run_opts_set_tty(struct msb_run_opts *opts, bool tty, unsigned rows, unsigned cols);
+/* Size of the persistent writable layer (a sparse disk image; default 8 GiB);
+ * 0: none, writes go to guest memory and are lost when the sandbox stops. */
+int msb_run_opts_set_disk_size(struct msb_run_opts *opts, uint64_t bytes);
+/* Stop the sandbox this many seconds after it started (0: never). */
+int msb_run_opts_set_max_duration(struct msb_run_opts *opts, unsigned secs);
+/* Stop it after this many seconds with no exec and no client (0: never). */
+int msb_run_opts_set_idle_timeout(struct msb_run_opts *opts, unsigned secs);
+/* Kill the main process after this many seconds (0: never); the run's
+ * status is then 124, as timeout(1)'s. */
+int msb_run_opts_set_timeout(struct msb_run_opts *opts, unsigned secs);
+/* Remove the sandbox when it stops (run --rm, run -d without a name). */
+int msb_run_opts_set_auto_remove(struct msb_run_opts *opts, bool remove);
+
+/* docker's grammar: [a-zA-Z0-9][a-zA-Z0-9_.-]+, at most 128 characters. */
+int msb_sandbox_name_check(const char *name, struct msb_error *err);
+/* Record a sandbox (status "created"); nothing runs yet.  -EEXIST if the
+ * name is taken.  opts' stdio fds are not kept. */
+int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_run_opts *opts,
+                       struct msb_error *err);
+/* Boot it under a new supervisor and return once the guest runs (and its
+ * main process started, unless MSB_START_HOLD: then it starts at the first
+ * msb_sandbox_attach, so no output is missed).  -EBUSY if it runs. */
+#define MSB_START_HOLD (1u << 0)
+int msb_sandbox_start(struct msb_ctx *ctx, const char *name, unsigned flags, struct msb_error *err);
+/* SIGTERM to the main process, then after grace_ms everything stops (the
+ * guest syncs its disks).  Returns once the sandbox is stopped. */
+int msb_sandbox_stop(struct msb_ctx *ctx, const char *name, unsigned grace_ms, struct msb_error *err);
+/* A signal to the main process's process group. */
+int msb_sandbox_kill(struct msb_ctx *ctx, const char *name, int signo, struct msb_error *err);
+/* Wait until it stops; *ret_status as msb_run's. */
+int msb_sandbox_wait(struct msb_ctx *ctx, const char *name, int *ret_status, struct msb_error *err);
+/* Remove it and its writable layer and logs; a running one only with force
+ * (it is stopped at once). */
+int msb_sandbox_remove(struct msb_ctx *ctx, const char *name, bool force, struct msb_error *err);
+
+struct msb_sandbox_info {
+        char *name;
+        char *image;
+        char *command;   /* the main command, space-joined ("" if none) */
+        const char *status; /* "created", "running", "stopped", "crashed" */
+        int exit_code;   /* of the main process once stopped, else -1 */
+        int64_t created, started, finished; /* unix seconds, 0 if never */
+        unsigned cpus, memory_mib;
+        int pid;         /* the supervisor's, when running */
+};
+int msb_sandbox_list(struct msb_ctx *ctx, struct msb_sandbox_info **ret, size_t *ret_n, struct msb_error *err);
+void msb_sandbox_info_free(struct msb_sandbox_info *info, size_t n);
+/* JSON: config, state, pids, runtime paths, volumes, kernel. */
+int msb_sandbox_inspect(struct msb_ctx *ctx, const char *name, char **ret_json, struct msb_error *err);
+/* The main process's log files, newest last (for msb logs; CRI format:
+ * "RFC3339NANO stdout|stderr P|F text"). */
+int msb_sandbox_log_paths(struct msb_ctx *ctx, const char *name, char ***ret_paths, struct msb_error *err);
+/* Is it running (its supervisor alive)? */
+bool msb_sandbox_running(struct msb_ctx *ctx, const char *name);
+
+/* A process in a running sandbox: exec'd, or the main one attached to. */
+struct msb_proc;
+struct msb_exec_opts {
+        char *const *argv;  /* required */
+        char *const *env;   /* "K=V" on top of the sandbox's env, or NULL */
+        const char *workdir; /* NULL: the sandbox's */
+        const char *user;    /* NULL: the sandbox's */
+        bool stdin;          /* forward stdin (else /dev/null) */
+        bool tty;            /* a pseudo-terminal of rows x cols */
+        unsigned rows, cols;
+};
+/* Start a process; returns once it runs.  1 (err says why, *ret_status
+ * 126/127) when it could not be executed. */
+int msb_sandbox_exec(struct msb_ctx *ctx, const char *name, const struct msb_exec_opts *opts,
+                     struct msb_proc **ret, int *ret_status, struct msb_error *err);
+/* Attach to the main process (one client at a time: -EBUSY). */
+int msb_sandbox_attach(struct msb_ctx *ctx, const char *name, bool forward_stdin, struct msb_proc **ret,
+                       struct msb_error *err);
+struct msb_relay_opts {
+        int in_fd, out_fd, err_fd; /* in_fd -1: none */
+        int tty_fd;        /* a terminal whose size follows SIGWINCH, or -1 */
+        const char *detach_keys; /* e.g. "\x10\x11" (Ctrl-P Ctrl-Q), NULL: none */
+        unsigned timeout_ms; /* SIGKILL the process after this long (0: never);
+                              * its status is then 124 */
+};
+/* Relay the process's streams until it exits (0, *ret_status as
+ * msb_run's), the user detaches (MSB_DETACHED) or the sandbox stops.
+ * SIGINT/SIGTERM/SIGHUP are forwarded to the process while it runs. */
+#define MSB_DETACHED 2
+int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret_status, struct msb_error *err);
+int msb_proc_signal(struct msb_proc *p, int signo);
+void msb_proc_free(struct msb_proc *p);
+
 /* Import an image from an OCI image layout directory (as written by umoci or
  * skopeo).  tag selects the manifest annotated with that ref name (NULL: the
  * only one).  name is stored as given, with ":latest" added when it has no

@@ -39,10 +39,22 @@ static void usage(FILE *f)
 {
         fputs("Usage: msb COMMAND [OPTIONS]\n"
               "\n"
-              "Run commands in throw-away microVMs.\n"
+              "Run commands in microVMs: throw-away ones, or sandboxes that live.\n"
               "\n"
               "Commands:\n"
               "  run       Boot a microVM from an image and run a command in it\n"
+              "  create    Record a named sandbox without starting it\n"
+              "  start     Boot stopped sandboxes\n"
+              "  stop      Stop sandboxes (SIGTERM, then the VM after a grace period)\n"
+              "  restart   Stop and start sandboxes\n"
+              "  kill      Send a signal to sandboxes' main processes\n"
+              "  wait      Wait for sandboxes to stop; print their exit status\n"
+              "  exec      Run a command in a running sandbox\n"
+              "  attach    Attach to a sandbox's main process\n"
+              "  logs      Print a sandbox's main process output\n"
+              "  ls        List sandboxes (ps is the same)\n"
+              "  inspect   Print sandboxes' configuration and state (JSON)\n"
+              "  rm        Remove sandboxes\n"
               "  pull      Pull an image from a registry\n"
               "  images    List stored images\n"
               "  rmi       Remove stored images\n"
@@ -73,8 +85,18 @@ int main(int argc, char **argv)
                 usage(stdout);
                 return 0;
         }
-        if (!strcmp(verb, "run"))
-                return cmd_run(argc - 1, argv + 1);
+        static const struct {
+                const char *name;
+                int (*fn)(int, char **);
+        } verbs[] = {
+                {"run", cmd_run},         {"create", cmd_create}, {"start", cmd_start}, {"stop", cmd_stop},
+                {"restart", cmd_restart}, {"kill", cmd_kill},     {"wait", cmd_wait},   {"exec", cmd_exec},
+                {"attach", cmd_attach},   {"logs", cmd_logs},     {"ls", cmd_ls},       {"ps", cmd_ls},
+                {"inspect", cmd_inspect}, {"rm", cmd_rm},
+        };
+        for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+                if (!strcmp(verb, verbs[i].name))
+                        return verbs[i].fn(argc - 1, argv + 1);
         if (!strcmp(verb, "images"))
                 return cmd_images(argc - 1, argv + 1);
         if (!strcmp(verb, "login"))

@@ -8,11 +8,17 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "cli.h"
 
-static void run_usage(FILE *f)
+static void run_usage(FILE *f, const char *verb)
 {
+        if (!strcmp(verb, "create"))
+                fputs("Usage: msb create --name NAME [OPTIONS] IMAGE [--] [COMMAND [ARG...]]\n\n"
+                      "Record a sandbox without starting it (msb start NAME boots it); without a command and with an\n"
+                      "image that has none, it stays up with no main process, for msb exec.\n\n",
+                      f);
         fputs("Usage: msb run [OPTIONS] IMAGE [--] [COMMAND [ARG...]]\n"
               "       msb run [OPTIONS] --rootfs DIR [--] COMMAND [ARG...]\n"
               "\n"
@@ -28,6 +34,14 @@ static void run_usage(FILE *f)
               "                        rw (default) or ro (enforced on the host), passthrough\n"
               "                        (guest chmod/chown change the host file; default: kept in the guest)\n"
               "  -i, --interactive     forward stdin to the command\n"
+              "  -t, --tty             give the command a terminal (raw mode here; Ctrl-P Ctrl-Q detaches)\n"
+              "  -d, --detach          start it in the background and print its name\n"
+              "      --name NAME       keep the sandbox (and its disk) after the command ends\n"
+              "      --rm              remove a named sandbox when it stops\n"
+              "      --disk-size SIZE  its persistent writable layer (default 8G)\n"
+              "      --max-duration S  stop the sandbox after S seconds\n"
+              "      --idle-timeout S  stop it after S seconds without exec or client\n"
+              "      --timeout S       kill the command after S seconds (exit status 124)\n"
               "      --entrypoint CMD  override the image's entrypoint\n"
               "      --hostname NAME   guest hostname (default msb-<id>)\n"
               "      --rootfs DIR      run a host directory as the root (read-only, overlay on top)\n"
@@ -92,7 +106,7 @@ static int parse_volume(struct msb_run_opts *o, const char *spec, struct msb_err
         return r;
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned *ret)
+int cli_parse_uint(const char *s, unsigned long max, unsigned *ret)
 {
         char *end;
         errno = 0;
@@ -103,9 +117,14 @@ static int parse_uint(const char *s, unsigned long max, unsigned *ret)
         return 0;
 }
 
-int cmd_run(int argc, char **argv)
+/* Options shared by run and create.  Returns 0, 1 after --help, -1 after
+ * printing an error. */
+static int parse_run_args(const char *verb, int argc, char **argv, struct run_cli *rc)
 {
-        enum { OPT_ENTRYPOINT = 256, OPT_HOSTNAME, OPT_ROOTFS, OPT_ACCEL, OPT_VERBOSE, OPT_FS_BACKEND, OPT_PULL };
+        enum {
+                OPT_ENTRYPOINT = 256, OPT_HOSTNAME, OPT_ROOTFS, OPT_ACCEL, OPT_VERBOSE, OPT_FS_BACKEND, OPT_PULL,
+                OPT_NAME, OPT_RM, OPT_DISK, OPT_MAXDUR, OPT_IDLE, OPT_TIMEOUT,
+        };
         static const struct option longopts[] = {
                 {"env", required_argument, NULL, 'e'},
                 {"workdir", required_argument, NULL, 'w'},
@@ -114,6 +133,14 @@ int cmd_run(int argc, char **argv)
                 {"memory", required_argument, NULL, 'm'},
                 {"volume", required_argument, NULL, 'v'},
                 {"interactive", no_argument, NULL, 'i'},
+                {"tty", no_argument, NULL, 't'},
+                {"detach", no_argument, NULL, 'd'},
+                {"name", required_argument, NULL, OPT_NAME},
+                {"rm", no_argument, NULL, OPT_RM},
+                {"disk-size", required_argument, NULL, OPT_DISK},
+                {"max-duration", required_argument, NULL, OPT_MAXDUR},
+                {"idle-timeout", required_argument, NULL, OPT_IDLE},
+                {"timeout", required_argument, NULL, OPT_TIMEOUT},
                 {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
                 {"hostname", required_argument, NULL, OPT_HOSTNAME},
                 {"rootfs", required_argument, NULL, OPT_ROOTFS},
@@ -124,28 +151,27 @@ int cmd_run(int argc, char **argv)
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
-        struct msb_run_opts *o;
-        msb_run_opts_new(&o);
+        struct msb_run_opts *o = rc->o;
         struct msb_error err = {0};
-        bool verbose = false, have_rootfs = false;
-        int c, status = 125;
+        bool have_rootfs = false;
+        int c;
         opterr = 0;
         /* '+': stop at the image name; what follows belongs to the command */
-        while ((c = getopt_long(argc, argv, "+e:w:u:c:m:v:ih", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "+e:w:u:c:m:v:itdh", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'e':
                         if (strchr(optarg, '=')) {
                                 if (msb_run_opts_add_env(o, optarg) < 0) {
                                         cli_error("--env '%s': expected KEY=VALUE", optarg);
-                                        goto out;
+                                        return -1;
                                 }
                         } else if (!*optarg) {
                                 cli_error("--env: empty variable name");
-                                goto out;
+                                return -1;
                         } else if (getenv(optarg)) {
                                 char *kv;
                                 if (asprintf(&kv, "%s=%s", optarg, getenv(optarg)) < 0)
-                                        goto out;
+                                        return -1;
                                 msb_run_opts_add_env(o, kv);
                                 free(kv);
                         }
@@ -153,20 +179,20 @@ int cmd_run(int argc, char **argv)
                 case 'w':
                         if (msb_run_opts_set_workdir(o, optarg) < 0) {
                                 cli_error("--workdir '%s': must be an absolute path", optarg);
-                                goto out;
+                                return -1;
                         }
                         break;
                 case 'u':
                         if (msb_run_opts_set_user(o, optarg) < 0) {
                                 cli_error("--user '%s': expected NAME, UID, NAME:GROUP or UID:GID", optarg);
-                                goto out;
+                                return -1;
                         }
                         break;
                 case 'c': {
                         unsigned n;
-                        if (parse_uint(optarg, 64, &n) < 0 || msb_run_opts_set_cpus(o, n) < 0) {
+                        if (cli_parse_uint(optarg, 64, &n) < 0 || msb_run_opts_set_cpus(o, n) < 0) {
                                 cli_error("--cpus '%s': expected a number from 1 to 64", optarg);
-                                goto out;
+                                return -1;
                         }
                         break;
                 }
@@ -176,26 +202,74 @@ int cmd_run(int argc, char **argv)
                             msb_run_opts_set_memory_mib(o, (unsigned)(bytes >> 20 > UINT_MAX ? UINT_MAX : bytes >> 20)) <
                                     0) {
                                 cli_error("--memory '%s': expected a size from 128M to 64G, e.g. 512M or 1G", optarg);
-                                goto out;
+                                return -1;
                         }
                         break;
                 }
                 case 'v':
                         if (parse_volume(o, optarg, &err) < 0) {
                                 cli_error("%s", err.message);
-                                goto out;
+                                return -1;
                         }
                         break;
                 case 'i':
                         msb_run_opts_set_stdin(o, true);
+                        rc->interactive = true;
                         break;
+                case 't':
+                        rc->tty = true;
+                        break;
+                case 'd':
+                        rc->detach = true;
+                        break;
+                case OPT_NAME:
+                        if (msb_sandbox_name_check(optarg, &err) < 0) {
+                                cli_error("--name: %s", err.message);
+                                return -1;
+                        }
+                        rc->name = optarg;
+                        break;
+                case OPT_RM:
+                        rc->rm = true;
+                        break;
+                case OPT_DISK: {
+                        uint64_t bytes;
+                        if (msb_parse_size(optarg, &bytes) < 0 || bytes == 0 ||
+                            msb_run_opts_set_disk_size(o, bytes) < 0) {
+                                cli_error("--disk-size '%s': expected a size from 64M to 16T, e.g. 8G", optarg);
+                                return -1;
+                        }
+                        rc->disk_set = true;
+                        break;
+                }
+                case OPT_MAXDUR:
+                case OPT_IDLE:
+                case OPT_TIMEOUT: {
+                        unsigned n;
+                        if (cli_parse_uint(optarg, 365u * 86400u, &n) < 0 || n == 0) {
+                                cli_error("--%s '%s': expected a number of seconds from 1 to 31536000",
+                                          c == OPT_MAXDUR ? "max-duration" : c == OPT_IDLE ? "idle-timeout" : "timeout",
+                                          optarg);
+                                return -1;
+                        }
+                        if (c == OPT_MAXDUR)
+                                msb_run_opts_set_max_duration(o, n);
+                        else if (c == OPT_IDLE)
+                                msb_run_opts_set_idle_timeout(o, n);
+                        else {
+                                rc->timeout = n;
+                                msb_run_opts_set_timeout(o, n);
+                        }
+                        rc->lifetime_set |= c != OPT_TIMEOUT;
+                        break;
+                }
                 case OPT_ENTRYPOINT:
                         msb_run_opts_set_entrypoint(o, optarg);
                         break;
                 case OPT_HOSTNAME:
                         if (msb_run_opts_set_hostname(o, optarg) < 0) {
                                 cli_error("--hostname '%s': use up to 63 letters, digits, '-' and '.'", optarg);
-                                goto out;
+                                return -1;
                         }
                         break;
                 case OPT_ROOTFS:
@@ -212,7 +286,7 @@ int cmd_run(int argc, char **argv)
                                 pp = MSB_PULL_NEVER;
                         else {
                                 cli_error("--pull '%s': expected always, missing or never", optarg);
-                                goto out;
+                                return -1;
                         }
                         msb_run_opts_set_pull(o, pp);
                         break;
@@ -220,57 +294,66 @@ int cmd_run(int argc, char **argv)
                 case OPT_FS_BACKEND:
                         if (msb_run_opts_set_fs_backend(o, optarg) < 0) {
                                 cli_error("--fs-backend '%s': expected msb or virtiofsd", optarg);
-                                goto out;
+                                return -1;
                         }
                         break;
                 case OPT_ACCEL: {
                         enum msb_accel a;
                         if (msb_accel_parse(optarg, &a) < 0) {
                                 cli_error("--accel '%s': expected auto, kvm or tcg", optarg);
-                                goto out;
+                                return -1;
                         }
                         msb_run_opts_set_accel(o, a);
                         break;
                 }
                 case OPT_VERBOSE:
-                        verbose = true;
+                        rc->verbose = true;
                         break;
                 case 'h':
-                        run_usage(stdout);
-                        status = 0;
-                        goto out;
+                        run_usage(stdout, verb);
+                        return 1;
                 case '?':
                 default:
                         if (optopt)
-                                cli_error("run: unknown option '-%c'; see 'msb run --help'", optopt);
+                                cli_error("%s: unknown option '-%c'; see 'msb %s --help'", verb, optopt, verb);
                         else
-                                cli_error("run: unknown option '%s'; see 'msb run --help'", argv[optind - 1]);
-                        goto out;
+                                cli_error("%s: unknown option '%s'; see 'msb %s --help'", verb, argv[optind - 1], verb);
+                        return -1;
                 }
         }
         int i = optind;
         if (!have_rootfs) {
                 if (i >= argc || !strcmp(argv[i], "--")) {
-                        cli_error("run: no image given; usage: msb run [OPTIONS] IMAGE [--] [COMMAND...]");
-                        goto out;
+                        cli_error("%s: no image given; usage: msb %s [OPTIONS] IMAGE [--] [COMMAND...]", verb, verb);
+                        return -1;
                 }
                 msb_run_opts_set_image(o, argv[i++]);
         }
         if (i < argc && !strcmp(argv[i], "--"))
                 i++;
-        char **cmd = calloc((size_t)(argc - i) + 1, sizeof(char *));
-        if (!cmd)
-                goto out;
-        for (int k = i; k < argc; k++)
-                cmd[k - i] = argv[k];
-        msb_run_opts_set_command(o, cmd);
-        free(cmd);
-
-        struct msb_ctx *ctx;
-        if (msb_ctx_new(&ctx, &err) < 0) {
-                cli_error("%s", err.message);
-                goto out;
+        msb_run_opts_set_command(o, argv + i);
+        rc->has_command = i < argc;
+        if (rc->tty) {
+                /* the guest's programs draw for the terminal we have */
+                const char *term = getenv("TERM");
+                char *kv;
+                if (asprintf(&kv, "TERM=%s", term && *term ? term : "xterm") >= 0) {
+                        msb_run_opts_add_env(o, kv);
+                        free(kv);
+                }
+                struct winsize ws = {0};
+                if (ioctl(0, TIOCGWINSZ, &ws) < 0 || !ws.ws_row || !ws.ws_col)
+                        ws = (struct winsize){.ws_row = 24, .ws_col = 80};
+                msb_run_opts_set_tty(o, true, ws.ws_row, ws.ws_col);
         }
+        return 0;
+}
+
+static struct msb_ctx *run_ctx(bool verbose)
+{
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
+                return NULL;
         if (verbose)
                 msb_ctx_set_log(ctx, 1, cli_log, NULL);
         /* an image pulled on first use shows its layers on a terminal */
@@ -278,8 +361,18 @@ int cmd_run(int argc, char **argv)
                 msb_ctx_set_progress(ctx, true);
                 msb_ctx_set_progress_fn(ctx, cli_pull_progress, NULL);
         }
-        int st = 0;
-        int r = msb_run(ctx, o, &st, &err);
+        return ctx;
+}
+
+/* The one-shot run, in this process: as fast as msb can start a command. */
+static int run_ephemeral(struct run_cli *rc)
+{
+        struct msb_ctx *ctx = run_ctx(rc->verbose);
+        if (!ctx)
+                return 125;
+        struct msb_error err = {0};
+        int st = 0, status;
+        int r = msb_run(ctx, rc->o, &st, &err);
         if (r < 0) {
                 cli_error("%s", err.message);
                 status = 125;
@@ -289,7 +382,90 @@ int cmd_run(int argc, char **argv)
                 status = st;
         }
         msb_ctx_free(ctx);
+        return status;
+}
+
+/* run -d, -t, --name: a sandbox with a supervisor, attached to unless -d. */
+static int run_supervised(struct run_cli *rc)
+{
+        struct msb_ctx *ctx = run_ctx(rc->verbose);
+        if (!ctx)
+                return 125;
+        struct msb_error err = {0};
+        char gen[32];
+        const char *name = rc->name;
+        if (!name) {
+                /* an unnamed sandbox is ephemeral: memory-backed, removed when it stops */
+                char hex[9];
+                cli_random_hex(hex, 4);
+                snprintf(gen, sizeof(gen), "msb-%s", hex);
+                name = gen;
+                msb_run_opts_set_disk_size(rc->o, 0);
+                rc->rm = true;
+        }
+        msb_run_opts_set_auto_remove(rc->o, rc->rm);
+        int status = 125;
+        if (msb_sandbox_create(ctx, name, rc->o, &err) < 0 ||
+            msb_sandbox_start(ctx, name, rc->detach ? 0 : MSB_START_HOLD, &err) < 0) {
+                cli_error("%s", err.message);
+                /* a sandbox that never ran is not kept */
+                struct msb_error e2 = {0};
+                if (err.code != EEXIST)
+                        msb_sandbox_remove(ctx, name, true, &e2);
+                goto out;
+        }
+        if (rc->detach) {
+                printf("%s\n", name);
+                status = 0;
+                goto out;
+        }
+        status = cli_attach(ctx, name, rc->interactive, rc->tty, rc->timeout);
 out:
-        msb_run_opts_free(o);
+        msb_ctx_free(ctx);
+        return status;
+}
+
+int cmd_run(int argc, char **argv)
+{
+        struct run_cli rc = {0};
+        msb_run_opts_new(&rc.o);
+        int r = parse_run_args("run", argc, argv, &rc), status = r == 1 ? 0 : 125;
+        if (r == 0) {
+                if (rc.rm && !rc.name)
+                        rc.rm = false; /* an unnamed run is removed anyway */
+                if ((rc.disk_set || rc.lifetime_set) && !rc.name && !rc.detach)
+                        cli_error("run: --disk-size, --max-duration and --idle-timeout are for sandboxes that live: "
+                                  "add --name NAME or -d");
+                else if (rc.name || rc.detach || rc.tty)
+                        status = run_supervised(&rc);
+                else
+                        status = run_ephemeral(&rc);
+        }
+        msb_run_opts_free(rc.o);
+        return status;
+}
+
+int cmd_create(int argc, char **argv)
+{
+        struct run_cli rc = {0};
+        msb_run_opts_new(&rc.o);
+        int r = parse_run_args("create", argc, argv, &rc), status = r == 1 ? 0 : 125;
+        if (r == 0 && !rc.name)
+                cli_error("create: --name NAME is required");
+        else if (r == 0 && (rc.detach || rc.timeout))
+                cli_error("create: -d and --timeout are for run and exec");
+        else if (r == 0) {
+                struct msb_ctx *ctx = run_ctx(rc.verbose);
+                struct msb_error err = {0};
+                msb_run_opts_set_auto_remove(rc.o, rc.rm);
+                if (ctx && msb_sandbox_create(ctx, rc.name, rc.o, &err) < 0)
+                        cli_error("%s", err.message);
+                else if (ctx) {
+                        printf("%s\n", rc.name);
+                        status = 0;
+                }
+                msb_ctx_free(ctx);
+        }
+        msb_run_opts_free(rc.o);
         return status;
 }

@@ -176,6 +176,49 @@ int msb_run_opts_set_fs_backend(struct msb_run_opts *o, const char *name)
         return 0;
 }
 
+int msb_run_opts_set_tty(struct msb_run_opts *o, bool tty, unsigned rows, unsigned cols)
+{
+        if (tty && (rows < 1 || rows > 65535 || cols < 1 || cols > 65535))
+                return -EINVAL;
+        o->tty = tty;
+        o->rows = tty ? rows : 0;
+        o->cols = tty ? cols : 0;
+        return 0;
+}
+
+int msb_run_opts_set_disk_size(struct msb_run_opts *o, uint64_t bytes)
+{
+        if (bytes && (bytes < SB_DISK_MIN || bytes > SB_DISK_MAX))
+                return -ERANGE;
+        o->no_disk = bytes == 0;
+        o->disk_size = bytes;
+        return 0;
+}
+
+int msb_run_opts_set_max_duration(struct msb_run_opts *o, unsigned secs)
+{
+        o->max_duration = secs;
+        return 0;
+}
+
+int msb_run_opts_set_idle_timeout(struct msb_run_opts *o, unsigned secs)
+{
+        o->idle_timeout = secs;
+        return 0;
+}
+
+int msb_run_opts_set_timeout(struct msb_run_opts *o, unsigned secs)
+{
+        o->timeout = secs;
+        return 0;
+}
+
+int msb_run_opts_set_auto_remove(struct msb_run_opts *o, bool remove)
+{
+        o->auto_remove = remove;
+        return 0;
+}
+
 int msb_run_opts_set_stdio(struct msb_run_opts *o, int in, int out, int err)
 {
         o->fds[0] = in;
@@ -1101,6 +1144,7 @@ static int relay_main(struct vm *vm, const struct msb_run_opts *o, int sfd, int 
         vm->out = (struct msb_buf){0};
         int64_t boot_deadline = vm->boot_deadline;
         bool stdin_open = o->stdin_forward;
+        int64_t kill_at = o->timeout ? mono_ms() + (int64_t)o->timeout * 1000 : 0;
         bool qemu_gone = false, vm_killed = false;
         char *failure = NULL;
         while (!qemu_gone) {
@@ -1122,12 +1166,21 @@ static int relay_main(struct vm *vm, const struct msb_run_opts *o, int sfd, int 
                 int64_t now = mono_ms();
                 if (!rl.have_hello && !rl.done)
                         timeout = (int)(boot_deadline > now ? boot_deadline - now : 0);
+                else if (kill_at && !rl.done)
+                        timeout = (int)(kill_at > now ? kill_at - now : 0);
                 int k = poll(p, (nfds_t)n, timeout);
                 if (k < 0 && errno != EINTR) {
                         failure = xasprintf("poll: %s", strerror(errno));
                         break;
                 }
                 now = mono_ms();
+                if (kill_at && rl.have_hello && now >= kill_at && !rl.done) {
+                        /* --timeout: the VM is stopped, as a second Ctrl-C would */
+                        msb_log(ctx, 1, "--timeout reached: stopping the VM");
+                        vm_killed = true;
+                        rl.status = 124;
+                        break;
+                }
                 if (k == 0) {
                         if (!rl.have_hello && now >= boot_deadline) {
                                 failure = xasprintf("the VM did not start the guest agent within %d s",

@@ -17,6 +17,10 @@
 #define DEFAULT_MEMORY_MIB 512u
 /* the main process's id on the guest channel */
 #define VM_MAIN_ID 1u
+/* the persistent writable layer's disk image */
+#define SB_DISK_DEFAULT (8ull << 30)
+#define SB_DISK_MIN (64ull << 20)
+#define SB_DISK_MAX (16ull << 40)
 
 struct volume {
         char *host;   /* resolved once: realpath */
@@ -44,6 +48,14 @@ struct msb_run_opts {
         int fds[3];
         struct volume vols[MAX_VOLUMES];
         size_t nvols;
+        /* named sandboxes */
+        bool tty;
+        unsigned rows, cols;
+        uint64_t disk_size;
+        unsigned max_duration, idle_timeout;
+        bool auto_remove;
+        unsigned timeout; /* seconds, ephemeral run */
+        bool no_disk; /* writes go to guest memory (tmpfs), as in an ephemeral run */
 };
 
 struct child {

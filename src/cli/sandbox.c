@@ -1,0 +1,719 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Sandboxes that live: start, stop, restart, kill, wait, ls, inspect, logs,
+ * rm, exec, attach (run and create are in run.c). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define DETACH_KEYS "\x10\x11" /* Ctrl-P Ctrl-Q, as docker */
+
+void cli_random_hex(char *out, size_t bytes)
+{
+        unsigned char b[32];
+        if (bytes > sizeof(b))
+                bytes = sizeof(b);
+        if (getrandom(b, bytes, 0) != (ssize_t)bytes)
+                for (size_t i = 0; i < bytes; i++)
+                        b[i] = (unsigned char)(rand() ^ getpid());
+        for (size_t i = 0; i < bytes; i++)
+                sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* ---- the terminal ---- */
+
+static struct termios saved_tio;
+static bool tio_saved;
+
+static void tty_restore(void)
+{
+        if (tio_saved) {
+                tcsetattr(0, TCSADRAIN, &saved_tio);
+                tio_saved = false;
+        }
+}
+
+/* Raw mode, as a local program would have it: every key goes to the guest's
+ * terminal, whose line discipline makes Ctrl-C, Ctrl-Z and Ctrl-\ signals
+ * for the foreground job there. */
+static void tty_raw(void)
+{
+        if (!isatty(0) || tcgetattr(0, &saved_tio) < 0)
+                return;
+        struct termios t = saved_tio;
+        cfmakeraw(&t);
+        if (tcsetattr(0, TCSADRAIN, &t) == 0) {
+                tio_saved = true;
+                atexit(tty_restore);
+        }
+}
+
+static int relay(struct msb_proc *p, const char *name, bool forward_stdin, bool tty, unsigned timeout, bool detachable)
+{
+        struct msb_relay_opts ro = {
+                .in_fd = forward_stdin ? 0 : -1,
+                .out_fd = 1,
+                .err_fd = 2,
+                .tty_fd = tty && isatty(0) ? 0 : -1,
+                .detach_keys = tty && detachable ? DETACH_KEYS : NULL,
+                .timeout_ms = timeout * 1000u,
+        };
+        if (tty)
+                tty_raw();
+        struct msb_error err = {0};
+        int st = 0;
+        int r = msb_proc_relay(p, &ro, &st, &err);
+        tty_restore();
+        if (r == MSB_DETACHED) {
+                fprintf(stderr, "msb: detached from %s (msb attach %s to come back)\n", name, name);
+                return 0;
+        }
+        if (r < 0) {
+                cli_error("%s", err.message);
+                return 125;
+        }
+        if (r == 1)
+                cli_error("%s", err.message);
+        if (st == 124 && timeout)
+                cli_error("%s: timed out after %u s; the command was killed", name, timeout);
+        return st;
+}
+
+int cli_attach(struct msb_ctx *ctx, const char *name, bool forward_stdin, bool tty, unsigned timeout)
+{
+        struct msb_proc *p;
+        struct msb_error err = {0};
+        if (msb_sandbox_attach(ctx, name, forward_stdin, &p, &err) < 0) {
+                cli_error("%s", err.message);
+                return 125;
+        }
+        int st = relay(p, name, forward_stdin, tty, timeout, true);
+        msb_proc_free(p);
+        if (st == 125 || st < 0) {
+                /* the connection ended without an exit status: the state has it */
+                int ws;
+                struct msb_error e2 = {0};
+                if (msb_sandbox_wait(ctx, name, &ws, &e2) == 0)
+                        return ws;
+        }
+        return st;
+}
+
+/* ---- small helpers ---- */
+
+/* One-name-or-more commands share this shape: options, then names. */
+struct verb {
+        const char *name, *usage, *opts;
+        const struct option *longopts;
+};
+
+static int usage_error(const struct verb *v, const char *what)
+{
+        cli_error("%s: %s; usage: %s", v->name, what, v->usage);
+        return 125;
+}
+
+static int unknown_option(const struct verb *v, char **argv)
+{
+        if (optopt)
+                cli_error("%s: unknown option '-%c'; see 'msb %s --help'", v->name, optopt, v->name);
+        else
+                cli_error("%s: unknown option '%s'; see 'msb %s --help'", v->name, argv[optind - 1], v->name);
+        return 125;
+}
+
+static int parse_signal(const char *s)
+{
+        static const struct {
+                const char *n;
+                int v;
+        } sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL}, {"USR1", SIGUSR1},
+                    {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
+                    {"WINCH", SIGWINCH}, {"ALRM", SIGALRM}, {"PIPE", SIGPIPE}};
+        unsigned n;
+        if (cli_parse_uint(s, 64, &n) == 0)
+                return n >= 1 ? (int)n : -1;
+        if (!strncasecmp(s, "SIG", 3))
+                s += 3;
+        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+                if (!strcasecmp(s, sigs[i].n))
+                        return sigs[i].v;
+        return -1;
+}
+
+static void fmt_age(int64_t t, char *out, size_t n)
+{
+        int64_t d = time(NULL) - t;
+        if (t <= 0)
+                snprintf(out, n, "-");
+        else if (d < 60)
+                snprintf(out, n, "%llds ago", (long long)(d < 0 ? 0 : d));
+        else if (d < 3600)
+                snprintf(out, n, "%lldm ago", (long long)d / 60);
+        else if (d < 86400)
+                snprintf(out, n, "%lldh ago", (long long)d / 3600);
+        else
+                snprintf(out, n, "%lldd ago", (long long)d / 86400);
+}
+
+/* ---- start, stop, restart, kill, wait, rm ---- */
+
+int cmd_start(int argc, char **argv)
+{
+        static const struct option lo[] = {{"attach", no_argument, NULL, 'a'},
+                                           {"interactive", no_argument, NULL, 'i'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {0}};
+        const struct verb v = {"start", "msb start [-a] [-i] NAME...", "+aih", lo};
+        bool attach = false, inter = false;
+        int c;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, v.opts, lo, NULL)) != -1) {
+                if (c == 'a')
+                        attach = true;
+                else if (c == 'i')
+                        inter = true;
+                else if (c == 'h') {
+                        printf("Usage: %s\n\nBoot stopped sandboxes.\n\n"
+                               "  -a, --attach       attach to the main process (Ctrl-P Ctrl-Q detaches)\n"
+                               "  -i, --interactive  with -a, forward stdin\n",
+                               v.usage);
+                        return 0;
+                } else
+                        return unknown_option(&v, argv);
+        }
+        if (optind >= argc)
+                return usage_error(&v, "no sandbox named");
+        if (attach && argc - optind > 1)
+                return usage_error(&v, "-a takes one sandbox");
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
+                return 125;
+        int status = 0;
+        for (int i = optind; i < argc; i++) {
+                struct msb_error err = {0};
+                if (msb_sandbox_start(ctx, argv[i], attach ? MSB_START_HOLD : 0, &err) < 0) {
+                        cli_error("%s", err.message);
+                        status = 125;
+                        continue;
+                }
+                if (attach) {
+                        char *insp = NULL;
+                        bool tty = false;
+                        if (msb_sandbox_inspect(ctx, argv[i], &insp, &err) == 0)
+                                tty = strstr(insp, "\"tty\": true") != NULL;
+                        free(insp);
+                        status = cli_attach(ctx, argv[i], inter, tty, 0);
+                } else
+                        printf("%s\n", argv[i]);
+        }
+        msb_ctx_free(ctx);
+        return status;
+}
+
+static int stop_like(int argc, char **argv, bool restart)
+{
+        static const struct option lo[] = {{"time", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, {0}};
+        const struct verb v = {restart ? "restart" : "stop",
+                               restart ? "msb restart [-t SECONDS] NAME..." : "msb stop [-t SECONDS] NAME...", "+t:h",
+                               lo};
+        unsigned grace = 10;
+        int c;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, v.opts, lo, NULL)) != -1) {
+                if (c == 't') {
+                        if (cli_parse_uint(optarg, 86400, &grace) < 0) {
+                                cli_error("%s: -t '%s': expected seconds from 0 to 86400", v.name, optarg);
+                                return 125;
+                        }
+                } else if (c == 'h') {
+                        printf("Usage: %s\n\n%s\n\n  -t, --time SECONDS  grace period after SIGTERM (default 10); "
+                               "then everything is stopped\n",
+                               v.usage,
+                               restart ? "Stop sandboxes, then start them again (their disks are kept)."
+                                       : "Send SIGTERM to each sandbox's main process, then stop its VM after the "
+                                         "grace period; the guest's disks are synced first.");
+                        return 0;
+                } else
+                        return unknown_option(&v, argv);
+        }
+        if (optind >= argc)
+                return usage_error(&v, "no sandbox named");
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
+                return 125;
+        int status = 0;
+        for (int i = optind; i < argc; i++) {
+                struct msb_error err = {0};
+                if (msb_sandbox_stop(ctx, argv[i], grace * 1000, &err) < 0 ||
+                    (restart && msb_sandbox_start(ctx, argv[i], 0, &err) < 0)) {
+                        cli_error("%s", err.message);
+                        status = 125;
+                } else
+                        printf("%s\n", argv[i]);
+        }
+        msb_ctx_free(ctx);
+        return status;
+}
+
+int cmd_stop(int argc, char **argv)
+{
+        return stop_like(argc, argv, false);
+}
+
+int cmd_restart(int argc, char **argv)
+{
+        return stop_like(argc, argv, true);
+}
+
+int cmd_kill(int argc, char **argv)
+{
+        static const struct option lo[] = {{"signal", required_argument, NULL, 's'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {0}};
+        const struct verb v = {"kill", "msb kill [-s SIGNAL] NAME...", "+s:h", lo};
+        int sig = SIGKILL, c;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, v.opts, lo, NULL)) != -1) {
+                if (c == 's') {
+                        if ((sig = parse_signal(optarg)) < 0) {
+                                cli_error("kill: signal '%s': expected a name (TERM, SIGHUP, ...) or a number 1-64",
+                                          optarg);
+                                return 125;
+                        }
+                } else if (c == 'h') {
+                        printf("Usage: %s\n\nSend a signal (default KILL) to each sandbox's main process.\n", v.usage);
+                        return 0;
+                } else
+                        return unknown_option(&v, argv);
+        }
+        if (optind >= argc)
+                return usage_error(&v, "no sandbox named");
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
+                return 125;
+        int status = 0;
+        for (int i = optind; i < argc; i++) {
+                struct msb_error err = {0};
+                if (msb_sandbox_kill(ctx, argv[i], sig, &err) < 0) {
+                        cli_error("%s", err.message);
+                        status = 125;
+                } else
+                        printf("%s\n", argv[i]);
+        }
+        msb_ctx_free(ctx);
+        return status;
+}
+
+int cmd_wait(int argc, char **argv)
+{
+        static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {0}};
+        const struct verb v = {"wait", "msb wait NAME...", "+h", lo};
+        int c;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, v.opts, lo, NULL)) != -1) {
+                if (c == 'h') {
+                        printf("Usage: %s\n\nWait until each sandbox stops, then print its main process's exit "
+                               "status.\n",
+                               v.usage);
+                        return 0;
+                }
+                return unknown_option(&v, argv);
+        }
+        if (optind >= argc)
+                return usage_error(&v, "no sandbox named");
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
+                return 125;
+        int status = 0;
+        for (int i = optind; i < argc; i++) {
+                struct msb_error err = {0};
+                int st;
+                if (msb_sandbox_wait(ctx, argv[i], &st, &err) < 0) {
+                        cli_error("%s", err.message);
+                        status = 125;
+                } else {
+                        printf("%d\n", st);
+                        fflush(stdout);
+                }
+        }
+        msb_ctx_free(ctx);
+        return status;
+}
+
+int cmd_rm(int argc, char **argv)
+{
+        static const struct option lo[] = {{"force", no_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'}, {0}};
+        const struct verb v = {"rm", "msb rm [-f] NAME...", "+fh", lo};
+        bool force = false;
+        int c;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, v.opts, lo, NULL)) != -1) {
+                if (c == 'f')
+                        force = true;
+                else if (c == 'h') {
+                        printf("Usage: %s\n\nRemove sandboxes with their disks and logs.\n\n"
+                               "  -f, --force  stop a running one first (at once, no grace period)\n",
+                               v.usage);
+                        return 0;
+                } else
+                        return unknown_option(&v, argv);
+        }
+        if (optind >= argc)
+                return usage_error(&v, "no sandbox named");
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
+                return 125;
+        int status = 0;
+        for (int i = optind; i < argc; i++) {
+                struct msb_error err = {0};
+                if (msb_sandbox_remove(ctx, argv[i], force, &err) < 0) {
+                        cli_error("%s", err.message);
+                        status = 125;
+                } else
+                        printf("%s\n", argv[i]);
+        }
+        msb_ctx_free(ctx);
+        return status;
+}
+
+/* ---- ls, inspect ---- */
+
+static void json_str(FILE *f, const char *s)
+{
+        fputc('"', f);
+        for (; *s; s++) {
+                unsigned char ch = (unsigned char)*s;
+                if (ch == '"' || ch == '\\')
+                        fprintf(f, "\\%c", ch);
+                else if (ch < 0x20)
+                        fprintf(f, "\\u%04x", ch);
+                else
+                        fputc(ch, f);
+        }
+        fputc('"', f);
+}
+
+int cmd_ls(int argc, char **argv)
+{
+        enum { OPT_FORMAT = 256 };
+        static const struct option lo[] = {{"all", no_argument, NULL, 'a'},
+                                           {"quiet", no_argument, NULL, 'q'},
+                                           {"format", required_argument, NULL, OPT_FORMAT},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {0}};
+        const struct verb v = {"ls", "msb ls [-a] [-q] [--format table|json]", "+aqh", lo};
+        bool all = false, quiet = false, json = false;
+        int c;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, v.opts, lo, NULL)) != -1) {
+                if (c == 'a')
+                        all = true;
+                else if (c == 'q')
+                        quiet = true;
+                else if (c == OPT_FORMAT) {
+                        if (!strcmp(optarg, "json"))
+                                json = true;
+                        else if (strcmp(optarg, "table")) {
+                                cli_error("ls: --format '%s': expected table or json", optarg);
+                                return 125;
+                        }
+                } else if (c == 'h') {
+                        printf("Usage: %s\n\nList running sandboxes (-a: all of them).\n\n"
+                               "  -a, --all       also created, stopped and crashed ones\n"
+                               "  -q, --quiet     names only\n"
+                               "      --format F  table (default) or json\n",
+                               v.usage);
+                        return 0;
+                } else
+                        return unknown_option(&v, argv);
+        }
+        if (optind < argc)
+                return usage_error(&v, "unexpected argument");
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
+                return 125;
+        struct msb_sandbox_info *in;
+        size_t n;
+        struct msb_error err = {0};
+        if (msb_sandbox_list(ctx, &in, &n, &err) < 0) {
+                cli_error("%s", err.message);
+                msb_ctx_free(ctx);
+                return 125;
+        }
+        if (json)
+                printf("[");
+        else if (!quiet)
+                printf("%-20s %-24s %-9s %-5s %-12s %-5s %-7s %s\n", "NAME", "IMAGE", "STATUS", "EXIT", "CREATED", "CPUS",
+                       "MEMORY", "COMMAND");
+        bool first = true;
+        for (size_t i = 0; i < n; i++) {
+                if (!all && strcmp(in[i].status, "running"))
+                        continue;
+                if (quiet && !json) {
+                        printf("%s\n", in[i].name);
+                        continue;
+                }
+                if (json) {
+                        printf("%s\n  {\"name\": ", first ? "" : ",");
+                        json_str(stdout, in[i].name);
+                        printf(", \"image\": ");
+                        json_str(stdout, in[i].image);
+                        printf(", \"command\": ");
+                        json_str(stdout, in[i].command);
+                        printf(", \"status\": \"%s\", \"exit_code\": ", in[i].status);
+                        if (in[i].exit_code >= 0 && strcmp(in[i].status, "running"))
+                                printf("%d", in[i].exit_code);
+                        else
+                                printf("null");
+                        printf(", \"created\": %lld, \"started\": %lld, \"finished\": %lld, \"cpus\": %u, "
+                               "\"memory_mib\": %u, \"pid\": %d}",
+                               (long long)in[i].created, (long long)in[i].started, (long long)in[i].finished,
+                               in[i].cpus, in[i].memory_mib, in[i].pid);
+                        first = false;
+                        continue;
+                }
+                char age[32], ex[8] = "-", mem[16];
+                fmt_age(in[i].created, age, sizeof(age));
+                if (in[i].exit_code >= 0 && strcmp(in[i].status, "running") && strcmp(in[i].status, "created"))
+                        snprintf(ex, sizeof(ex), "%d", in[i].exit_code);
+                snprintf(mem, sizeof(mem), "%uM", in[i].memory_mib);
+                printf("%-20s %-24.24s %-9s %-5s %-12s %-5u %-7s %.40s\n", in[i].name, in[i].image, in[i].status, ex,
+                       age, in[i].cpus, mem, in[i].command);
+        }
+        if (json)
+                printf("%s]\n", first ? "" : "\n");
+        msb_sandbox_info_free(in, n);
+        msb_ctx_free(ctx);
+        return 0;
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+        static const struct option lo[] = {{"help", no_argument, NULL, 'h'}, {0}};
+        const struct verb v = {"inspect", "msb inspect NAME...", "+h", lo};
+        int c;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, v.opts, lo, NULL)) != -1) {
+                if (c == 'h') {
+                        printf("Usage: %s\n\nPrint sandboxes' configuration and state as a JSON array.\n", v.usage);
+                        return 0;
+                }
+                return unknown_option(&v, argv);
+        }
+        if (optind >= argc)
+                return usage_error(&v, "no sandbox named");
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
+                return 125;
+        int status = 0;
+        bool first = true;
+        printf("[");
+        for (int i = optind; i < argc; i++) {
+                struct msb_error err = {0};
+                char *js;
+                if (msb_sandbox_inspect(ctx, argv[i], &js, &err) < 0) {
+                        cli_error("%s", err.message);
+                        status = 125;
+                        continue;
+                }
+                printf("%s\n%s", first ? "" : ",", js);
+                first = false;
+                free(js);
+        }
+        printf("%s]\n", first ? "" : "\n");
+        msb_ctx_free(ctx);
+        return status;
+}
+
+/* ---- exec, attach ---- */
+
+int cmd_exec(int argc, char **argv)
+{
+        enum { OPT_TIMEOUT = 256 };
+        static const struct option lo[] = {{"interactive", no_argument, NULL, 'i'},
+                                           {"tty", no_argument, NULL, 't'},
+                                           {"detach", no_argument, NULL, 'd'},
+                                           {"env", required_argument, NULL, 'e'},
+                                           {"workdir", required_argument, NULL, 'w'},
+                                           {"user", required_argument, NULL, 'u'},
+                                           {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {0}};
+        const struct verb v = {"exec", "msb exec [OPTIONS] NAME COMMAND [ARG...]", "+itde:w:u:h", lo};
+        bool inter = false, tty = false, detach = false;
+        const char *wd = NULL, *user = NULL;
+        unsigned timeout = 0;
+        char **env = NULL;
+        size_t nenv = 0;
+        int c, status = 125;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, v.opts, lo, NULL)) != -1) {
+                switch (c) {
+                case 'i':
+                        inter = true;
+                        break;
+                case 't':
+                        tty = true;
+                        break;
+                case 'd':
+                        detach = true;
+                        break;
+                case 'e': {
+                        char *kv = NULL;
+                        if (strchr(optarg, '=') && optarg[0] != '=')
+                                kv = strdup(optarg);
+                        else if (*optarg && !strchr(optarg, '=') && getenv(optarg) &&
+                                 asprintf(&kv, "%s=%s", optarg, getenv(optarg)) < 0)
+                                kv = NULL;
+                        else if (!*optarg || optarg[0] == '=') {
+                                cli_error("exec: --env '%s': expected KEY=VALUE", optarg);
+                                goto out;
+                        }
+                        if (kv) {
+                                env = realloc(env, (nenv + 2) * sizeof(*env));
+                                env[nenv++] = kv;
+                                env[nenv] = NULL;
+                        }
+                        break;
+                }
+                case 'w':
+                        if (optarg[0] != '/') {
+                                cli_error("exec: --workdir '%s': must be an absolute path", optarg);
+                                goto out;
+                        }
+                        wd = optarg;
+                        break;
+                case 'u':
+                        user = optarg;
+                        break;
+                case OPT_TIMEOUT:
+                        if (cli_parse_uint(optarg, 365u * 86400u, &timeout) < 0 || !timeout) {
+                                cli_error("exec: --timeout '%s': expected a number of seconds from 1 to 31536000",
+                                          optarg);
+                                goto out;
+                        }
+                        break;
+                case 'h':
+                        printf("Usage: %s\n\nRun a command in a running sandbox.\n\n"
+                               "  -i, --interactive  forward stdin\n"
+                               "  -t, --tty          give it a terminal\n"
+                               "  -d, --detach       start it and return\n"
+                               "  -e, --env K=V      set a variable (on top of the sandbox's)\n"
+                               "  -w, --workdir DIR  working directory\n"
+                               "  -u, --user USER    user[:group] or uid[:gid]\n"
+                               "      --timeout S    kill it after S seconds (exit status 124)\n",
+                               v.usage);
+                        status = 0;
+                        goto out;
+                default:
+                        status = unknown_option(&v, argv);
+                        goto out;
+                }
+        }
+        if (argc - optind < 2) {
+                status = usage_error(&v, optind >= argc ? "no sandbox named" : "no command given");
+                goto out;
+        }
+        if (detach && (inter || tty)) {
+                cli_error("exec: -d cannot be combined with -i or -t");
+                goto out;
+        }
+        const char *name = argv[optind];
+        if (tty) {
+                const char *term = getenv("TERM");
+                char *kv;
+                if (asprintf(&kv, "TERM=%s", term && *term ? term : "xterm") >= 0) {
+                        env = realloc(env, (nenv + 2) * sizeof(*env));
+                        /* first, so that an explicit -e TERM= wins */
+                        memmove(env + 1, env, (nenv + 1) * sizeof(*env));
+                        env[0] = kv;
+                        nenv++;
+                        env[nenv] = NULL;
+                }
+        }
+        struct winsize ws = {0};
+        if (tty && (ioctl(0, TIOCGWINSZ, &ws) < 0 || !ws.ws_row || !ws.ws_col))
+                ws = (struct winsize){.ws_row = 24, .ws_col = 80};
+        struct msb_exec_opts eo = {.argv = argv + optind + 1, .env = env, .workdir = wd, .user = user,
+                                   .stdin = inter, .tty = tty, .rows = ws.ws_row, .cols = ws.ws_col};
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
+                goto out;
+        struct msb_error err = {0};
+        struct msb_proc *p = NULL;
+        int st = 0;
+        int r = msb_sandbox_exec(ctx, name, &eo, &p, &st, &err);
+        if (r < 0)
+                cli_error("%s", err.message);
+        else if (r == 1) {
+                cli_error("%s", err.message);
+                status = st;
+        } else if (detach)
+                status = 0;
+        else
+                status = relay(p, name, inter, tty, timeout, false);
+        msb_proc_free(p);
+        msb_ctx_free(ctx);
+out:
+        for (size_t i = 0; i < nenv; i++)
+                free(env[i]);
+        free(env);
+        return status;
+}
+
+int cmd_attach(int argc, char **argv)
+{
+        enum { OPT_NO_STDIN = 256 };
+        static const struct option lo[] = {{"no-stdin", no_argument, NULL, OPT_NO_STDIN},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {0}};
+        const struct verb v = {"attach", "msb attach [--no-stdin] NAME", "+h", lo};
+        bool in = true;
+        int c;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, v.opts, lo, NULL)) != -1) {
+                if (c == OPT_NO_STDIN)
+                        in = false;
+                else if (c == 'h') {
+                        printf("Usage: %s\n\nAttach this terminal to a sandbox's main process; Ctrl-P Ctrl-Q "
+                               "detaches (with a terminal).\n",
+                               v.usage);
+                        return 0;
+                } else
+                        return unknown_option(&v, argv);
+        }
+        if (argc - optind != 1)
+                return usage_error(&v, "name one sandbox");
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
+                return 125;
+        const char *name = argv[optind];
+        char *insp = NULL;
+        struct msb_error err = {0};
+        bool tty = false, interactive = false;
+        if (msb_sandbox_inspect(ctx, name, &insp, &err) < 0) {
+                cli_error("%s", err.message);
+                msb_ctx_free(ctx);
+                return 125;
+        }
+        tty = strstr(insp, "\"tty\": true") != NULL;
+        interactive = strstr(insp, "\"interactive\": true") != NULL;
+        free(insp);
+        int st = cli_attach(ctx, name, in && interactive, tty, 0);
+        msb_ctx_free(ctx);
+        return st;
+}

@@ -1,0 +1,617 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The client side of a named sandbox: start, stop, kill, wait, remove, and
+ * processes (exec, attach) whose streams are relayed over a connection to
+ * the sandbox's supervisor (supervisor.c).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sbstore.h"
+
+#define REPLY_TIMEOUT_MS 30000
+
+struct msb_proc {
+        int fd;
+        struct msb_reader rd;
+        struct msb_buf out;
+        uint32_t stdin_unacked;
+        char *name;
+};
+
+void msb_proc_free(struct msb_proc *p)
+{
+        if (!p)
+                return;
+        if (p->fd >= 0)
+                close(p->fd);
+        msb_reader_free(&p->rd);
+        msb_buf_free(&p->out);
+        free(p->name);
+        free(p);
+}
+
+static int send_out(struct msb_proc *p)
+{
+        while (msb_buf_pending(&p->out)) {
+                ssize_t w = write(p->fd, msb_buf_head(&p->out), msb_buf_pending(&p->out));
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0 && errno == EAGAIN) {
+                        struct pollfd q = {.fd = p->fd, .events = POLLOUT};
+                        poll(&q, 1, 1000);
+                        continue;
+                }
+                if (w <= 0)
+                        return -EPIPE;
+                msb_buf_consume(&p->out, (size_t)w);
+        }
+        return 0;
+}
+
+/* The next message, waiting up to timeout_ms: 1, 0 at EOF or timeout, < 0
+ * on a protocol error. */
+static int recv_msg(struct msb_proc *p, struct msb_msg *m, int timeout_ms)
+{
+        int64_t end = mono_ms() + timeout_ms;
+        for (;;) {
+                int q = msb_reader_next(&p->rd, m);
+                if (q != 0)
+                        return q;
+                int64_t left = end - mono_ms();
+                struct pollfd pf = {.fd = p->fd, .events = POLLIN};
+                if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+                        return 0;
+                uint8_t buf[65536];
+                ssize_t n = read(p->fd, buf, sizeof(buf));
+                if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                if (n <= 0)
+                        return 0;
+                msb_reader_feed(&p->rd, buf, (size_t)n);
+        }
+}
+
+static int not_running(struct msb_ctx *ctx, const char *name, struct msb_error *err)
+{
+        struct sb_state st;
+        int r = sb_state_current(ctx, name, &st, err);
+        if (r < 0)
+                return r;
+        r = msb_err(err, ESRCH, "sandbox '%s' is not running (it is %s): msb start %s", name, st.status, name);
+        sb_state_free(&st);
+        return r;
+}
+
+/* A connection to the supervisor, HELLO exchanged. */
+static int sb_connect(struct msb_ctx *ctx, const char *name, struct msb_proc **ret, struct msb_error *err)
+{
+        int r = msb_sandbox_name_check(name, err);
+        if (r < 0)
+                return r;
+        struct sb_state st;
+        r = sb_state_current(ctx, name, &st, err);
+        if (r < 0)
+                return r;
+        if (strcmp(st.status, "running") || !st.socket) {
+                sb_state_free(&st);
+                return not_running(ctx, name, err);
+        }
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", st.socket);
+        sb_state_free(&st);
+        struct msb_proc *p = xcalloc(1, sizeof(*p));
+        p->name = xstrdup(name);
+        p->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (p->fd < 0 || connect(p->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                r = errno == ENOENT || errno == ECONNREFUSED ? not_running(ctx, name, err)
+                                                             : msb_err(err, errno, "sandbox '%s': cannot connect to %s: %s",
+                                                                       name, sa.sun_path, strerror(errno));
+                msb_proc_free(p);
+                return r;
+        }
+        msb_enc_hello(&p->out, MSB_PROTO_VERSION, "msb");
+        struct msb_msg m;
+        if (send_out(p) < 0 || recv_msg(p, &m, REPLY_TIMEOUT_MS) != 1) {
+                msb_proc_free(p);
+                return msb_err(err, EIO, "sandbox '%s': its supervisor did not answer", name);
+        }
+        bool ok = m.type == MSB_MSG_HELLO && m.u.hello.version == MSB_PROTO_VERSION;
+        msb_msg_free(&m);
+        if (!ok) {
+                msb_proc_free(p);
+                return msb_err(err, EPROTO, "sandbox '%s': its supervisor speaks another protocol version", name);
+        }
+        *ret = p;
+        return 0;
+}
+
+static int exec_status(int e)
+{
+        return e == ENOENT || e == ENOTDIR ? MSB_EXIT_NOT_FOUND : MSB_EXIT_NOT_EXECUTABLE;
+}
+
+static int exit_value(const struct msb_msg *m)
+{
+        return m->u.exit.kind == MSB_EXIT_SIGNAL ? 128 + (int)m->u.exit.value : (int)m->u.exit.value;
+}
+
+int msb_sandbox_exec(struct msb_ctx *ctx, const char *name, const struct msb_exec_opts *eo, struct msb_proc **ret,
+                     int *ret_status, struct msb_error *err)
+{
+        if (!eo->argv || !eo->argv[0])
+                return msb_err(err, EINVAL, "no command given: name one after the sandbox");
+        for (char *const *e = eo->env; e && *e; e++)
+                if (!strchr(*e, '=') || **e == '=')
+                        return msb_err(err, EINVAL, "environment '%s': expected K=V", *e);
+        struct msb_proc *p;
+        int r = sb_connect(ctx, name, &p, err);
+        if (r < 0)
+                return r;
+        struct msb_exec_msg ex = {
+                .id = 1,
+                .flags = (eo->stdin ? MSB_EXEC_STDIN : 0) | (eo->tty ? MSB_EXEC_TTY : 0),
+                .workdir = (char *)(eo->workdir ? eo->workdir : ""),
+                .user = (char *)(eo->user ? eo->user : ""),
+                .argc = (uint32_t)strv_len((char **)eo->argv),
+                .argv = (char **)eo->argv,
+                .envc = (uint32_t)strv_len((char **)eo->env),
+                .env = (char **)eo->env,
+                .home = "",
+                .exec_path = "",
+                .rows = eo->tty ? (eo->rows ? eo->rows : 24) : 0,
+                .cols = eo->tty ? (eo->cols ? eo->cols : 80) : 0,
+        };
+        if (msb_enc_exec(&p->out, &ex) < 0) {
+                msb_proc_free(p);
+                return msb_err(err, E2BIG, "the command line and environment are too large");
+        }
+        struct msb_msg m;
+        if (send_out(p) < 0 || (r = recv_msg(p, &m, REPLY_TIMEOUT_MS)) != 1) {
+                msb_proc_free(p);
+                return msb_err(err, EIO, "sandbox '%s': %s", name,
+                               r < 0 ? "its supervisor sent a malformed message" : "the process did not start");
+        }
+        if (m.type == MSB_MSG_ERROR) {
+                bool exec = !strcmp(m.u.error.step, "exec") || !strcmp(m.u.error.step, "workdir") ||
+                            !strcmp(m.u.error.step, "user");
+                r = msb_err(err, m.u.error.err > 0 ? m.u.error.err : EIO, "%s", m.u.error.message);
+                if (exec && m.u.error.err != ESRCH && m.u.error.err != EAGAIN) {
+                        *ret_status = exec_status(m.u.error.err);
+                        r = 1;
+                }
+                msb_msg_free(&m);
+                msb_proc_free(p);
+                return r;
+        }
+        if (m.type != MSB_MSG_STARTED) {
+                msb_msg_free(&m);
+                msb_proc_free(p);
+                return msb_err(err, EPROTO, "sandbox '%s': unexpected answer from its supervisor", name);
+        }
+        msb_msg_free(&m);
+        *ret = p;
+        return 0;
+}
+
+int msb_sandbox_attach(struct msb_ctx *ctx, const char *name, bool forward_stdin, struct msb_proc **ret,
+                       struct msb_error *err)
+{
+        struct msb_proc *p;
+        int r = sb_connect(ctx, name, &p, err);
+        if (r < 0)
+                return r;
+        msb_enc_u32(&p->out, MSB_MSG_ATTACH, 1, forward_stdin ? MSB_ATTACH_STDIN : 0);
+        if (send_out(p) < 0) {
+                msb_proc_free(p);
+                return msb_err(err, EIO, "sandbox '%s': its supervisor went away", name);
+        }
+        *ret = p;
+        return 0;
+}
+
+int msb_proc_signal(struct msb_proc *p, int signo)
+{
+        msb_enc_u32(&p->out, MSB_MSG_SIGNAL, 1, (uint32_t)signo);
+        return send_out(p);
+}
+
+/* ---- the relay ---- */
+
+struct relay_state {
+        const struct msb_relay_opts *ro;
+        bool in_open, done, detached, killed;
+        int status;
+        char *error;
+        int error_status; /* 126/127 for an exec failure, else 0 */
+        int dk_matched;   /* detach keys typed so far */
+};
+
+static void send_resize(struct msb_proc *p, int tty_fd)
+{
+        struct winsize ws;
+        if (tty_fd >= 0 && ioctl(tty_fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col)
+                msb_enc_resize(&p->out, 1, ws.ws_row, ws.ws_col);
+}
+
+/* stdin to the process, minus the detach keys: a prefix of them is held
+ * back until the next byte shows whether the user meant them. */
+static void relay_stdin(struct msb_proc *p, struct relay_state *rs, const uint8_t *buf, size_t n)
+{
+        const char *dk = rs->ro->detach_keys;
+        size_t dkn = dk ? strlen(dk) : 0;
+        uint8_t tmp[MSB_PROTO_DATA_CHUNK + 16];
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (dkn && buf[i] == (uint8_t)dk[rs->dk_matched]) {
+                        if (++rs->dk_matched == (int)dkn) {
+                                rs->detached = rs->done = true;
+                                break;
+                        }
+                        continue;
+                }
+                if (rs->dk_matched) {
+                        memcpy(tmp + k, dk, (size_t)rs->dk_matched);
+                        k += (size_t)rs->dk_matched;
+                        rs->dk_matched = 0;
+                }
+                tmp[k++] = buf[i];
+        }
+        if (k) {
+                msb_enc_data(&p->out, MSB_MSG_STDIN, 1, tmp, k);
+                p->stdin_unacked += (uint32_t)k;
+        }
+}
+
+static void write_out(int fd, const uint8_t *b, size_t n)
+{
+        if (fd < 0)
+                return;
+        while (n > 0) {
+                ssize_t w = write(fd, b, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0 && errno == EAGAIN) {
+                        struct pollfd q = {.fd = fd, .events = POLLOUT};
+                        poll(&q, 1, -1);
+                        continue;
+                }
+                if (w <= 0)
+                        return; /* the reader went away: output is dropped */
+                b += w;
+                n -= (size_t)w;
+        }
+}
+
+static int relay_msg(struct msb_proc *p, struct relay_state *rs, struct msb_msg *m)
+{
+        switch (m->type) {
+        case MSB_MSG_STDOUT:
+        case MSB_MSG_STDERR:
+                write_out(m->type == MSB_MSG_STDOUT ? rs->ro->out_fd : rs->ro->err_fd, m->u.data.data, m->u.data.len);
+                if (m->u.data.len)
+                        msb_enc_u32(&p->out, MSB_MSG_ACK, 1, (uint32_t)m->u.data.len);
+                return 0;
+        case MSB_MSG_ACK:
+                if (m->u.ack > p->stdin_unacked)
+                        return -EPROTO;
+                p->stdin_unacked -= m->u.ack;
+                return 0;
+        case MSB_MSG_STARTED:
+                return 0;
+        case MSB_MSG_EXIT:
+                rs->status = exit_value(m);
+                rs->done = true;
+                return 0;
+        case MSB_MSG_ERROR:
+                rs->error = xstrdup(m->u.error.message);
+                if (!strcmp(m->u.error.step, "exec"))
+                        rs->error_status = exec_status(m->u.error.err);
+                rs->done = true;
+                return 0;
+        default:
+                return -EPROTO;
+        }
+}
+
+static void relay_signals(struct msb_proc *p, struct relay_state *rs, int sfd)
+{
+        struct signalfd_siginfo si;
+        while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+                if (si.ssi_signo == SIGWINCH)
+                        send_resize(p, rs->ro->tty_fd);
+                else
+                        msb_enc_u32(&p->out, MSB_MSG_SIGNAL, 1, si.ssi_signo);
+        }
+}
+
+static int relay_loop(struct msb_proc *p, struct relay_state *rs, int sfd)
+{
+        const struct msb_relay_opts *ro = rs->ro;
+        int64_t deadline = ro->timeout_ms ? mono_ms() + ro->timeout_ms : 0;
+        while (!rs->done) {
+                bool room = p->stdin_unacked + MSB_PROTO_DATA_CHUNK <= MSB_PROTO_WINDOW &&
+                            msb_buf_pending(&p->out) < (1u << 20);
+                struct pollfd pf[3] = {
+                        {.fd = p->fd, .events = (short)(POLLIN | (msb_buf_pending(&p->out) ? POLLOUT : 0))},
+                        {.fd = sfd, .events = POLLIN},
+                        {.fd = rs->in_open && room ? ro->in_fd : -1, .events = POLLIN},
+                };
+                int t = -1;
+                if (deadline && !rs->killed)
+                        t = (int)(deadline > mono_ms() ? deadline - mono_ms() : 0);
+                int k = poll(pf, 3, t);
+                if (k < 0 && errno != EINTR)
+                        return -errno;
+                if (deadline && !rs->killed && mono_ms() >= deadline) {
+                        msb_enc_u32(&p->out, MSB_MSG_SIGNAL, 1, SIGKILL);
+                        rs->killed = true;
+                }
+                if (k <= 0)
+                        continue;
+                if (pf[0].revents & POLLOUT) {
+                        ssize_t w = write(p->fd, msb_buf_head(&p->out), msb_buf_pending(&p->out));
+                        if (w > 0)
+                                msb_buf_consume(&p->out, (size_t)w);
+                }
+                if (pf[1].revents & POLLIN)
+                        relay_signals(p, rs, sfd);
+                if (pf[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+                        uint8_t buf[MSB_PROTO_DATA_CHUNK];
+                        ssize_t n = read(ro->in_fd, buf, sizeof(buf));
+                        if (n > 0)
+                                relay_stdin(p, rs, buf, (size_t)n);
+                        else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                                msb_enc_id(&p->out, MSB_MSG_STDIN_EOF, 1);
+                                rs->in_open = false;
+                        }
+                }
+                if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+                        uint8_t buf[65536];
+                        ssize_t n = read(p->fd, buf, sizeof(buf));
+                        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+                                return -ECONNRESET;
+                        if (n > 0)
+                                msb_reader_feed(&p->rd, buf, (size_t)n);
+                        struct msb_msg m;
+                        int q;
+                        while (!rs->done && (q = msb_reader_next(&p->rd, &m)) == 1) {
+                                int r = relay_msg(p, rs, &m);
+                                msb_msg_free(&m);
+                                if (r < 0)
+                                        return r;
+                        }
+                        if (q < 0)
+                                return q;
+                }
+        }
+        (void)send_out(p);
+        return 0;
+}
+
+int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret_status, struct msb_error *err)
+{
+        struct relay_state rs = {.ro = ro, .in_open = ro->in_fd >= 0, .status = -1};
+        sigset_t mask, old;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGWINCH);
+        sigaddset(&mask, SIGPIPE);
+        sigprocmask(SIG_BLOCK, &mask, &old);
+        sigdelset(&mask, SIGPIPE);
+        int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        fcntl(p->fd, F_SETFL, fcntl(p->fd, F_GETFL) | O_NONBLOCK);
+        send_resize(p, ro->tty_fd);
+        int r = sfd < 0 ? -errno : relay_loop(p, &rs, sfd);
+        if (sfd >= 0)
+                close(sfd);
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&mask, NULL, &zero) > 0) {
+        }
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        if (r < 0) {
+                free(rs.error);
+                return msb_err(err, -r, "sandbox '%s': %s", p->name,
+                               r == -ECONNRESET ? "the connection to its supervisor ended (the sandbox stopped?)"
+                                                : "its supervisor sent a malformed message");
+        }
+        if (rs.detached) {
+                free(rs.error);
+                return MSB_DETACHED;
+        }
+        if (rs.error) {
+                r = msb_err(err, EIO, "%s", rs.error);
+                free(rs.error);
+                if (rs.error_status) {
+                        *ret_status = rs.error_status;
+                        return 1;
+                }
+                return r;
+        }
+        *ret_status = rs.killed ? 124 : rs.status;
+        return 0;
+}
+
+/* ---- lifecycle ---- */
+
+int msb_sandbox_start(struct msb_ctx *ctx, const char *name, unsigned flags, struct msb_error *err)
+{
+        int r = msb_sandbox_name_check(name, err);
+        if (r < 0)
+                return r;
+        int lk = sb_oplock(ctx, name, err);
+        if (lk < 0)
+                return lk;
+        struct sb_state st;
+        r = sb_state_current(ctx, name, &st, err);
+        if (r >= 0 && !strcmp(st.status, "running"))
+                r = msb_err(err, EBUSY, "sandbox '%s' is already running", name);
+        if (r >= 0)
+                sb_state_free(&st);
+        if (r >= 0)
+                r = sb_supervise(ctx, name, flags, err);
+        close(lk);
+        return r;
+}
+
+/* Until the supervisor has gone (its lock is free), at most timeout_ms. */
+static bool wait_gone(const char *dir, int timeout_ms)
+{
+        int64_t end = mono_ms() + timeout_ms;
+        while (sb_alive(dir)) {
+                if (mono_ms() >= end)
+                        return false;
+                struct timespec ts = {0, 20 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        return true;
+}
+
+/* Send one request and wait for its EXIT (or the end of the connection). */
+static int request(struct msb_ctx *ctx, const char *name, void (*enc)(struct msb_buf *, uint32_t), uint32_t v,
+                   int timeout_ms, int *ret_status, struct msb_error *err)
+{
+        struct msb_proc *p;
+        int r = sb_connect(ctx, name, &p, err);
+        if (r < 0)
+                return r;
+        enc(&p->out, v);
+        r = send_out(p);
+        struct msb_msg m;
+        int q = r < 0 ? 0 : recv_msg(p, &m, timeout_ms);
+        r = 0;
+        if (q == 1) {
+                if (m.type == MSB_MSG_EXIT && ret_status)
+                        *ret_status = exit_value(&m);
+                else if (m.type == MSB_MSG_ERROR)
+                        r = msb_err(err, m.u.error.err > 0 ? m.u.error.err : EIO, "sandbox '%s': %s", name,
+                                    m.u.error.message);
+                msb_msg_free(&m);
+        } else if (ret_status)
+                *ret_status = -1;
+        msb_proc_free(p);
+        return r;
+}
+
+static void enc_stop(struct msb_buf *b, uint32_t grace)
+{
+        msb_enc_u32(b, MSB_MSG_STOP, 1, grace);
+}
+
+static void enc_wait(struct msb_buf *b, uint32_t unused)
+{
+        msb_enc_empty(b, MSB_MSG_WAIT);
+}
+
+static void enc_kill(struct msb_buf *b, uint32_t signo)
+{
+        msb_enc_u32(b, MSB_MSG_SIGNAL, 1, signo);
+}
+
+int msb_sandbox_stop(struct msb_ctx *ctx, const char *name, unsigned grace_ms, struct msb_error *err)
+{
+        int r = msb_sandbox_name_check(name, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *dir = sb_dir(ctx, name);
+        struct sb_state st;
+        r = sb_state_current(ctx, name, &st, err);
+        if (r < 0)
+                return r;
+        bool running = !strcmp(st.status, "running");
+        sb_state_free(&st);
+        if (!running)
+                return 0; /* as docker: stopping a stopped sandbox is fine */
+        r = request(ctx, name, enc_stop, grace_ms, (int)grace_ms + 30000, NULL, err);
+        if (r == -ESRCH)
+                r = 0;
+        if (r < 0)
+                return r;
+        if (!wait_gone(dir, 30000))
+                return msb_err(err, ETIMEDOUT, "sandbox '%s' did not stop within %u s", name, grace_ms / 1000 + 30);
+        return 0;
+}
+
+int msb_sandbox_kill(struct msb_ctx *ctx, const char *name, int signo, struct msb_error *err)
+{
+        if (signo < 1 || signo > 64)
+                return msb_err(err, EINVAL, "signal %d is not a signal number (1-64)", signo);
+        return request(ctx, name, enc_kill, (uint32_t)signo, REPLY_TIMEOUT_MS, NULL, err);
+}
+
+int msb_sandbox_wait(struct msb_ctx *ctx, const char *name, int *ret_status, struct msb_error *err)
+{
+        int r = msb_sandbox_name_check(name, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *dir = sb_dir(ctx, name);
+        struct sb_state st;
+        r = sb_state_current(ctx, name, &st, err);
+        if (r < 0)
+                return r;
+        bool running = !strcmp(st.status, "running");
+        sb_state_free(&st);
+        if (running) {
+                int status = -1;
+                r = request(ctx, name, enc_wait, 0, INT32_MAX, &status, err);
+                if (r < 0 && r != -ESRCH)
+                        return r;
+                wait_gone(dir, 30000);
+        }
+        r = sb_state_current(ctx, name, &st, err);
+        if (r == -ENOENT) {
+                /* it removed itself (--rm) after it stopped */
+                return msb_err(err, ENOENT, "sandbox '%s' was removed when it stopped", name);
+        }
+        if (r < 0)
+                return r;
+        *ret_status = st.exit_code >= 0 ? st.exit_code : 0;
+        sb_state_free(&st);
+        return 0;
+}
+
+int msb_sandbox_remove(struct msb_ctx *ctx, const char *name, bool force, struct msb_error *err)
+{
+        int r = msb_sandbox_name_check(name, err);
+        if (r < 0)
+                return r;
+        int lk = sb_oplock(ctx, name, err);
+        if (lk < 0)
+                return lk;
+        _cleanup_free_ char *dir = sb_dir(ctx, name);
+        if (sb_alive(dir)) {
+                if (!force) {
+                        close(lk);
+                        return msb_err(err, EBUSY, "sandbox '%s' is running: msb stop %s first, or msb rm -f %s", name,
+                                       name, name);
+                }
+                struct msb_error e2 = {0};
+                (void)request(ctx, name, enc_stop, 0, 15000, NULL, &e2);
+                if (!wait_gone(dir, 15000)) {
+                        struct sb_state st;
+                        if (sb_state_read(dir, &st) == 0 && st.pid > 0)
+                                kill(st.pid, SIGKILL);
+                        sb_state_free(&st);
+                        wait_gone(dir, 5000);
+                }
+        }
+        r = sb_remove_files(ctx, name);
+        close(lk);
+        if (r < 0 && r != -ENOENT)
+                return msb_err(err, -r, "cannot remove sandbox '%s': %s", name, strerror(-r));
+        return 0;
+}

@@ -1,0 +1,531 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Named sandboxes on disk: <data>/sandboxes/NAME/ holds
+ *
+ *   config.json  the options it was created with (never changes)
+ *   state.json   status, supervisor pid, runtime paths, times, exit code
+ *                (replaced atomically by whoever changes it)
+ *   run.lock     flock'ed exclusively by the supervisor while it lives: a
+ *                sandbox whose state says "running" but whose lock is free
+ *                has crashed (its supervisor was killed, the host rebooted)
+ *   op.lock      taken by start/stop/rm while they change the sandbox
+ *   disk.img     the writable layer (ext4 made here, written only by the
+ *                guest from then on: the host never mounts or reads it)
+ *   main.log[.1] the main process's output (CRI format, rotated)
+ *
+ * A sandbox appears by rename() of a finished temporary dir, and goes by
+ * rename() to a temporary name before its files are removed: concurrent
+ * creates of one name cannot both win, and no command sees half of one.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sbstore.h"
+
+int msb_sandbox_name_check(const char *name, struct msb_error *err)
+{
+        size_t n = name ? strlen(name) : 0;
+        bool ok = n >= 2 && n <= SB_NAME_MAX && name[0] != '.' && name[0] != '_' && name[0] != '-';
+        for (size_t i = 0; ok && i < n; i++) {
+                char c = name[i];
+                ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                     c == '.' || c == '-';
+        }
+        if (!ok)
+                return msb_err(err, EINVAL,
+                               "sandbox name '%s' is invalid: use 2 to %d letters, digits, '_', '.' or '-', "
+                               "starting with a letter or digit",
+                               name ? name : "", SB_NAME_MAX);
+        return 0;
+}
+
+char *sb_dir(struct msb_ctx *ctx, const char *name)
+{
+        return xasprintf("%s/sandboxes/%s", ctx->data_dir, name);
+}
+
+/* ---- config ---- */
+
+static json_t *strv_json(char **v)
+{
+        json_t *a = json_array();
+        for (; v && *v; v++)
+                json_array_append_new(a, json_string(*v));
+        return a;
+}
+
+static json_t *opts_json(const struct msb_run_opts *o)
+{
+        json_t *vols = json_array();
+        for (size_t i = 0; i < o->nvols; i++)
+                json_array_append_new(vols, json_pack("{s:s,s:s,s:b,s:b}", "host", o->vols[i].host, "guest",
+                                                      o->vols[i].guest, "ro", !!(o->vols[i].flags & MSB_VOLUME_RO),
+                                                      "passthrough",
+                                                      !!(o->vols[i].flags & MSB_VOLUME_OWNER_PASSTHROUGH)));
+        json_t *j = json_object();
+        json_object_set_new(j, "image", o->image ? json_string(o->image) : json_null());
+        json_object_set_new(j, "rootfs", o->rootfs ? json_string(o->rootfs) : json_null());
+        json_object_set_new(j, "command", strv_json(o->command));
+        json_object_set_new(j, "entrypoint", o->entrypoint_set ? json_string(o->entrypoint ? o->entrypoint : "")
+                                                                 : json_null());
+        json_object_set_new(j, "env", strv_json(o->env));
+        json_object_set_new(j, "workdir", o->workdir ? json_string(o->workdir) : json_null());
+        json_object_set_new(j, "user", o->user ? json_string(o->user) : json_null());
+        json_object_set_new(j, "hostname", o->hostname ? json_string(o->hostname) : json_null());
+        json_object_set_new(j, "cpus", json_integer(o->cpus));
+        json_object_set_new(j, "memory_mib", json_integer(o->memory_mib));
+        json_object_set_new(j, "accel", json_string(o->accel == MSB_ACCEL_KVM   ? "kvm"
+                                                    : o->accel == MSB_ACCEL_TCG ? "tcg"
+                                                                                : "auto"));
+        json_object_set_new(j, "fs_backend", o->fs_backend ? json_string(o->fs_backend) : json_null());
+        json_object_set_new(j, "interactive", json_boolean(o->stdin_forward));
+        json_object_set_new(j, "tty", json_boolean(o->tty));
+        json_object_set_new(j, "disk_size", json_integer((json_int_t)o->disk_size));
+        json_object_set_new(j, "disk", json_boolean(!o->no_disk));
+        json_object_set_new(j, "max_duration", json_integer(o->max_duration));
+        json_object_set_new(j, "idle_timeout", json_integer(o->idle_timeout));
+        json_object_set_new(j, "auto_remove", json_boolean(o->auto_remove));
+        json_object_set_new(j, "volumes", vols);
+        return j;
+}
+
+static const char *jstr(json_t *j, const char *key)
+{
+        json_t *v = json_object_get(j, key);
+        return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static char **jstrv(json_t *j, const char *key)
+{
+        char **v = NULL;
+        json_t *a = json_object_get(j, key), *e;
+        size_t i;
+        json_array_foreach(a, i, e) if (json_is_string(e)) strv_push(&v, json_string_value(e));
+        return v;
+}
+
+/* The options a sandbox was created with; volumes are checked again (a
+ * host path may have gone since). */
+int sb_config_load(struct msb_ctx *ctx, const char *name, struct msb_run_opts **ret, struct msb_error *err)
+{
+        _cleanup_free_ char *path = xasprintf("%s/sandboxes/%s/config.json", ctx->data_dir, name);
+        json_error_t je;
+        json_t *j = json_load_file(path, 0, &je);
+        if (!j)
+                return msb_err(err, EIO, "sandbox '%s': cannot read %s: %s", name, path, je.text);
+        struct msb_run_opts *o;
+        msb_run_opts_new(&o);
+        if (jstr(j, "image"))
+                msb_run_opts_set_image(o, jstr(j, "image"));
+        if (jstr(j, "rootfs"))
+                msb_run_opts_set_rootfs(o, jstr(j, "rootfs"));
+        o->command = jstrv(j, "command");
+        if (jstr(j, "entrypoint"))
+                msb_run_opts_set_entrypoint(o, jstr(j, "entrypoint"));
+        o->env = jstrv(j, "env");
+        if (jstr(j, "workdir"))
+                msb_run_opts_set_workdir(o, jstr(j, "workdir"));
+        if (jstr(j, "user"))
+                msb_run_opts_set_user(o, jstr(j, "user"));
+        if (jstr(j, "hostname"))
+                msb_run_opts_set_hostname(o, jstr(j, "hostname"));
+        o->cpus = (unsigned)json_integer_value(json_object_get(j, "cpus"));
+        o->memory_mib = (unsigned)json_integer_value(json_object_get(j, "memory_mib"));
+        if (jstr(j, "accel"))
+                msb_accel_parse(jstr(j, "accel"), &o->accel);
+        if (jstr(j, "fs_backend"))
+                o->fs_backend = xstrdup(jstr(j, "fs_backend"));
+        o->stdin_forward = json_is_true(json_object_get(j, "interactive"));
+        o->tty = json_is_true(json_object_get(j, "tty"));
+        o->disk_size = (uint64_t)json_integer_value(json_object_get(j, "disk_size"));
+        o->no_disk = json_is_false(json_object_get(j, "disk"));
+        o->max_duration = (unsigned)json_integer_value(json_object_get(j, "max_duration"));
+        o->idle_timeout = (unsigned)json_integer_value(json_object_get(j, "idle_timeout"));
+        o->auto_remove = json_is_true(json_object_get(j, "auto_remove"));
+        json_t *vols = json_object_get(j, "volumes"), *v;
+        size_t i;
+        int r = 0;
+        json_array_foreach(vols, i, v)
+        {
+                const char *h = jstr(v, "host"), *g = jstr(v, "guest");
+                unsigned fl = (json_is_true(json_object_get(v, "ro")) ? MSB_VOLUME_RO : 0) |
+                              (json_is_true(json_object_get(v, "passthrough")) ? MSB_VOLUME_OWNER_PASSTHROUGH : 0);
+                if (!h || !g || (r = msb_run_opts_add_volume(o, h, g, fl, err)) < 0) {
+                        r = msb_err_wrap(err, r < 0 ? r : -EINVAL, "sandbox '%s'", name);
+                        break;
+                }
+        }
+        json_decref(j);
+        if (o->cpus < 1 || o->memory_mib < 1)
+                r = msb_err(err, EINVAL, "sandbox '%s': %s is damaged (no cpus or memory)", name, path);
+        if (r < 0) {
+                msb_run_opts_free(o);
+                return r;
+        }
+        *ret = o;
+        return 0;
+}
+
+/* ---- state ---- */
+
+void sb_state_free(struct sb_state *st)
+{
+        free(st->runtime);
+        free(st->socket);
+        free(st->error);
+        free(st->kernel);
+        memset(st, 0, sizeof(*st));
+}
+
+int sb_state_write(const char *dir, const struct sb_state *st)
+{
+        json_t *j = json_pack("{s:s,s:i,s:I,s:I,s:I,s:i}", "status", st->status, "pid", st->pid, "created",
+                              (json_int_t)st->created, "started", (json_int_t)st->started, "finished",
+                              (json_int_t)st->finished, "exit_code", st->exit_code);
+        if (st->runtime)
+                json_object_set_new(j, "runtime_dir", json_string(st->runtime));
+        if (st->socket)
+                json_object_set_new(j, "socket", json_string(st->socket));
+        if (st->error)
+                json_object_set_new(j, "error", json_string(st->error));
+        if (st->kernel)
+                json_object_set_new(j, "kernel", json_string(st->kernel));
+        char *s = json_dumps(j, JSON_INDENT(2));
+        json_decref(j);
+        _cleanup_free_ char *path = xasprintf("%s/state.json", dir);
+        int r = write_file_replace_at(AT_FDCWD, path, s, strlen(s), 0600);
+        free(s);
+        return r;
+}
+
+int sb_state_read(const char *dir, struct sb_state *st)
+{
+        memset(st, 0, sizeof(*st));
+        _cleanup_free_ char *path = xasprintf("%s/state.json", dir);
+        json_t *j = json_load_file(path, 0, NULL);
+        if (!j)
+                return -errno ? -errno : -EIO;
+        snprintf(st->status, sizeof(st->status), "%s", jstr(j, "status") ? jstr(j, "status") : "created");
+        st->pid = (int)json_integer_value(json_object_get(j, "pid"));
+        st->created = (int64_t)json_integer_value(json_object_get(j, "created"));
+        st->started = (int64_t)json_integer_value(json_object_get(j, "started"));
+        st->finished = (int64_t)json_integer_value(json_object_get(j, "finished"));
+        json_t *ec = json_object_get(j, "exit_code");
+        st->exit_code = ec ? (int)json_integer_value(ec) : -1;
+#define DUP(f, k) st->f = jstr(j, k) ? xstrdup(jstr(j, k)) : NULL
+        DUP(runtime, "runtime_dir");
+        DUP(socket, "socket");
+        DUP(error, "error");
+        DUP(kernel, "kernel");
+#undef DUP
+        json_decref(j);
+        return 0;
+}
+
+bool sb_alive(const char *dir)
+{
+        _cleanup_free_ char *path = xasprintf("%s/run.lock", dir);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return false;
+        if (flock(fd, LOCK_SH | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK;
+        return false; /* closing drops our shared lock */
+}
+
+/* The state, with "running" checked against the supervisor's lock. */
+int sb_state_current(struct msb_ctx *ctx, const char *name, struct sb_state *st, struct msb_error *err)
+{
+        _cleanup_free_ char *dir = sb_dir(ctx, name);
+        struct stat s;
+        if (stat(dir, &s) < 0)
+                return msb_err(err, ENOENT, "no sandbox named '%s' (msb ls -a lists them)", name);
+        int r = sb_state_read(dir, st);
+        if (r < 0)
+                return msb_err(err, -r, "sandbox '%s': cannot read its state: %s", name, strerror(-r));
+        if (!strcmp(st->status, "running") && !sb_alive(dir))
+                snprintf(st->status, sizeof(st->status), "crashed");
+        return 0;
+}
+
+bool msb_sandbox_running(struct msb_ctx *ctx, const char *name)
+{
+        if (msb_sandbox_name_check(name, NULL) < 0)
+                return false;
+        _cleanup_free_ char *dir = sb_dir(ctx, name);
+        return sb_alive(dir);
+}
+
+int sb_oplock(struct msb_ctx *ctx, const char *name, struct msb_error *err)
+{
+        _cleanup_free_ char *path = xasprintf("%s/sandboxes/%s/op.lock", ctx->data_dir, name);
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return errno == ENOENT ? msb_err(err, ENOENT, "no sandbox named '%s' (msb ls -a lists them)", name)
+                                       : msb_err(err, errno, "sandbox '%s': %s: %s", name, path, strerror(errno));
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                close(fd);
+                return msb_err(err, EBUSY,
+                               "sandbox '%s' is busy: another msb command is starting, stopping or removing it",
+                               name);
+        }
+        return fd;
+}
+
+/* ---- create ---- */
+
+static const char *mke2fs_path(void)
+{
+        static const char *const c[] = {"/usr/sbin/mke2fs", "/sbin/mke2fs", "/usr/bin/mke2fs"};
+        for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+                if (access(c[i], X_OK) == 0)
+                        return c[i];
+        return NULL;
+}
+
+/* An empty ext4 file system in a sparse file: made here, from then on
+ * written only by the guest. */
+static int make_disk(const char *path, uint64_t size, struct msb_error *err)
+{
+        const char *mk = mke2fs_path();
+        if (!mk)
+                return msb_err(err, ENOENT, "mke2fs not found: install e2fsprogs (apt-get install e2fsprogs)");
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+                return msb_err(err, errno, "cannot create %s: %s", path, strerror(errno));
+        char *argv[] = {(char *)mk, "-q", "-F", "-t", "ext4", "-L", "msb-upper", "-m", "0", "-E",
+                        "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0,nodiscard", (char *)path, NULL};
+        _cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        pid_t pid;
+        int pidfd = -1;
+        int r = proc_spawn(argv, devnull, devnull, devnull, -1, &pid, &pidfd);
+        if (r < 0)
+                return msb_err(err, r, "cannot run %s: %s", mk, strerror(-r));
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        if (pidfd >= 0)
+                close(pidfd);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                return msb_err(err, EIO, "%s failed on %s (exit status %d)", mk, path,
+                               WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+        return 0;
+}
+
+int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_run_opts *o, struct msb_error *err)
+{
+        int r = msb_sandbox_name_check(name, err);
+        if (r < 0)
+                return r;
+        if (!o->image && !o->rootfs)
+                return msb_err(err, EINVAL, "no image given: name an image or use --rootfs DIR");
+        _cleanup_free_ char *top = xasprintf("%s/sandboxes", ctx->data_dir);
+        r = mkdir_p(top, 0700);
+        if (r < 0)
+                return msb_err(err, -r, "cannot create %s: %s", top, strerror(-r));
+        _cleanup_free_ char *final = sb_dir(ctx, name);
+        if (access(final, F_OK) == 0)
+                return msb_err(err, EEXIST, "sandbox name '%s' is already in use: pick another, or msb rm %s",
+                               name, name);
+        char rnd[9];
+        random_hex(rnd, 4);
+        _cleanup_free_ char *tmp = xasprintf("%s/.new-%s-%s", top, name, rnd);
+        if (mkdir(tmp, 0700) < 0)
+                return msb_err(err, errno, "cannot create %s: %s", tmp, strerror(errno));
+        json_t *cfg = opts_json(o);
+        json_object_set_new(cfg, "name", json_string(name));
+        _cleanup_free_ char *cpath = xasprintf("%s/config.json", tmp);
+        r = json_dump_file(cfg, cpath, JSON_INDENT(2)) < 0 ? msb_err(err, EIO, "cannot write %s", cpath) : 0;
+        json_decref(cfg);
+        struct sb_state st = {.created = time(NULL), .exit_code = -1};
+        snprintf(st.status, sizeof(st.status), "created");
+        if (r >= 0 && sb_state_write(tmp, &st) < 0)
+                r = msb_err(err, EIO, "cannot write the state of '%s' in %s", name, tmp);
+        if (r >= 0 && !o->no_disk) {
+                _cleanup_free_ char *disk = xasprintf("%s/disk.img", tmp);
+                r = make_disk(disk, o->disk_size ? o->disk_size : SB_DISK_DEFAULT, err);
+        }
+        /* rename() onto an existing, non-empty dir fails: one create wins */
+        if (r >= 0 && rename(tmp, final) < 0)
+                r = errno == EEXIST || errno == ENOTEMPTY
+                            ? msb_err(err, EEXIST, "sandbox name '%s' is already in use: pick another, or msb rm %s",
+                                      name, name)
+                            : msb_err(err, errno, "cannot create %s: %s", final, strerror(errno));
+        if (r < 0)
+                rm_rf(tmp);
+        return r < 0 ? r : 0;
+}
+
+/* ---- list, inspect ---- */
+
+static char *joined_command(json_t *cfg)
+{
+        _cleanup_strv_ char **v = jstrv(cfg, "command");
+        size_t n = 1;
+        for (char **e = v; e && *e; e++)
+                n += strlen(*e) + 1;
+        char *s = xcalloc(n, 1);
+        for (char **e = v; e && *e; e++) {
+                if (e != v)
+                        strcat(s, " ");
+                strcat(s, *e);
+        }
+        return s;
+}
+
+static int info_load(struct msb_ctx *ctx, const char *name, struct msb_sandbox_info *in)
+{
+        struct sb_state st;
+        if (sb_state_current(ctx, name, &st, NULL) < 0)
+                return -ENOENT;
+        _cleanup_free_ char *path = xasprintf("%s/sandboxes/%s/config.json", ctx->data_dir, name);
+        json_t *cfg = json_load_file(path, 0, NULL);
+        if (!cfg) {
+                sb_state_free(&st);
+                return -EIO;
+        }
+        *in = (struct msb_sandbox_info){
+                .name = xstrdup(name),
+                .image = xstrdup(jstr(cfg, "image") ? jstr(cfg, "image") : jstr(cfg, "rootfs") ? jstr(cfg, "rootfs") : ""),
+                .command = joined_command(cfg),
+                .exit_code = st.exit_code,
+                .created = st.created,
+                .started = st.started,
+                .finished = st.finished,
+                .cpus = (unsigned)json_integer_value(json_object_get(cfg, "cpus")),
+                .memory_mib = (unsigned)json_integer_value(json_object_get(cfg, "memory_mib")),
+                .pid = !strcmp(st.status, "running") ? st.pid : 0,
+        };
+        static const char *const names[] = {"created", "running", "stopped", "crashed"};
+        in->status = "crashed";
+        for (size_t i = 0; i < 4; i++)
+                if (!strcmp(st.status, names[i]))
+                        in->status = names[i];
+        json_decref(cfg);
+        sb_state_free(&st);
+        return 0;
+}
+
+static int cmp_info(const void *a, const void *b)
+{
+        const struct msb_sandbox_info *x = a, *y = b;
+        return x->created != y->created ? (x->created > y->created ? -1 : 1) : strcmp(x->name, y->name);
+}
+
+int msb_sandbox_list(struct msb_ctx *ctx, struct msb_sandbox_info **ret, size_t *ret_n, struct msb_error *err)
+{
+        _cleanup_free_ char *top = xasprintf("%s/sandboxes", ctx->data_dir);
+        struct msb_sandbox_info *v = NULL;
+        size_t n = 0;
+        DIR *d = opendir(top);
+        if (!d && errno != ENOENT)
+                return msb_err(err, errno, "cannot read %s: %s", top, strerror(errno));
+        for (struct dirent *de; d && (de = readdir(d));) {
+                if (de->d_name[0] == '.' || msb_sandbox_name_check(de->d_name, NULL) < 0)
+                        continue;
+                v = realloc(v, (n + 1) * sizeof(*v));
+                if (!v)
+                        abort();
+                if (info_load(ctx, de->d_name, &v[n]) == 0)
+                        n++;
+        }
+        if (d)
+                closedir(d);
+        if (n)
+                qsort(v, n, sizeof(*v), cmp_info);
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+void msb_sandbox_info_free(struct msb_sandbox_info *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(v[i].name);
+                free(v[i].image);
+                free(v[i].command);
+        }
+        free(v);
+}
+
+int msb_sandbox_inspect(struct msb_ctx *ctx, const char *name, char **ret_json, struct msb_error *err)
+{
+        int r = msb_sandbox_name_check(name, err);
+        if (r < 0)
+                return r;
+        struct sb_state st;
+        r = sb_state_current(ctx, name, &st, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *dir = sb_dir(ctx, name);
+        _cleanup_free_ char *cpath = xasprintf("%s/config.json", dir);
+        json_t *cfg = json_load_file(cpath, 0, NULL);
+        if (!cfg) {
+                sb_state_free(&st);
+                return msb_err(err, EIO, "sandbox '%s': cannot read %s", name, cpath);
+        }
+        bool running = !strcmp(st.status, "running");
+        json_t *state = json_pack("{s:s,s:b,s:i,s:I,s:I,s:I}", "status", st.status, "running", running, "pid",
+                                  running ? st.pid : 0, "created", (json_int_t)st.created, "started",
+                                  (json_int_t)st.started, "finished", (json_int_t)st.finished);
+        json_object_set_new(state, "exit_code", st.exit_code >= 0 && !running ? json_integer(st.exit_code)
+                                                                               : json_null());
+        if (st.error)
+                json_object_set_new(state, "error", json_string(st.error));
+        _cleanup_free_ char *disk = xasprintf("%s/disk.img", dir), *log = xasprintf("%s/main.log", dir);
+        json_t *paths = json_pack("{s:s,s:s,s:s}", "dir", dir, "disk", disk, "log", log);
+        if (running && st.runtime)
+                json_object_set_new(paths, "runtime_dir", json_string(st.runtime));
+        if (running && st.socket)
+                json_object_set_new(paths, "socket", json_string(st.socket));
+        json_t *top = json_pack("{s:s,s:o,s:o,s:o}", "name", name, "config", cfg, "state", state, "paths", paths);
+        if (st.kernel)
+                json_object_set_new(top, "kernel", json_string(st.kernel));
+        json_object_set(top, "volumes", json_object_get(cfg, "volumes"));
+        *ret_json = json_dumps(top, JSON_INDENT(2));
+        json_decref(top);
+        sb_state_free(&st);
+        return 0;
+}
+
+int msb_sandbox_log_paths(struct msb_ctx *ctx, const char *name, char ***ret_paths, struct msb_error *err)
+{
+        int r = msb_sandbox_name_check(name, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *dir = sb_dir(ctx, name);
+        if (access(dir, F_OK) < 0)
+                return msb_err(err, ENOENT, "no sandbox named '%s' (msb ls -a lists them)", name);
+        char **v = NULL;
+        _cleanup_free_ char *old = xasprintf("%s/main.log.1", dir);
+        if (access(old, F_OK) == 0)
+                strv_push(&v, old);
+        strv_push_take(&v, xasprintf("%s/main.log", dir));
+        *ret_paths = v;
+        return 0;
+}
+
+/* ---- remove ---- */
+
+/* The sandbox's files go: renamed away first, so no other command sees a
+ * half-removed sandbox, then deleted. */
+int sb_remove_files(struct msb_ctx *ctx, const char *name)
+{
+        _cleanup_free_ char *dir = sb_dir(ctx, name);
+        char rnd[9];
+        random_hex(rnd, 4);
+        _cleanup_free_ char *gone = xasprintf("%s/sandboxes/.rm-%s-%s", ctx->data_dir, name, rnd);
+        if (rename(dir, gone) < 0)
+                return -errno;
+        return rm_rf(gone);
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Named sandboxes on disk (sbstore.c) and their supervisor (supervisor.c). */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vm.h"
+
+#define SB_NAME_MAX 128
+
+struct sb_state {
+        char status[16]; /* created, running, stopped, crashed */
+        int pid;         /* the supervisor's */
+        int64_t created, started, finished;
+        int exit_code;   /* -1: none */
+        char *runtime;   /* runtime dir while running */
+        char *socket;    /* the supervisor's socket while running */
+        char *error;     /* why the last start or run failed */
+        char *kernel;
+};
+
+char *sb_dir(struct msb_ctx *ctx, const char *name);
+int sb_config_load(struct msb_ctx *ctx, const char *name, struct msb_run_opts **ret, struct msb_error *err);
+int sb_state_read(const char *dir, struct sb_state *st);
+int sb_state_write(const char *dir, const struct sb_state *st);
+void sb_state_free(struct sb_state *st);
+/* Is a supervisor holding the sandbox's run.lock? */
+bool sb_alive(const char *dir);
+/* The state, "running" checked against the lock ("crashed" if it is free). */
+int sb_state_current(struct msb_ctx *ctx, const char *name, struct sb_state *st, struct msb_error *err);
+/* op.lock, taken without waiting: its fd, or -EBUSY with err filled. */
+int sb_oplock(struct msb_ctx *ctx, const char *name, struct msb_error *err);
+int sb_remove_files(struct msb_ctx *ctx, const char *name);
+
+/* supervisor.c: fork a supervisor for the sandbox and return once it
+ * reports the guest ready (or why not). */
+int sb_supervise(struct msb_ctx *ctx, const char *name, unsigned flags, struct msb_error *err);
