@@ -306,6 +306,30 @@ static void store_sweep_tmp(struct store *s)
 
 static bool rootfs_in_use(struct msb_ctx *ctx, const char *rootfs);
 
+/* Does a named sandbox (running or not) sit on this image root?  Its disk
+ * was made on it.  *who (if not NULL) gets the first such name. */
+static bool sandbox_uses_rootfs(struct msb_ctx *ctx, const char *rootfs, char **who)
+{
+        _cleanup_free_ char *top = xasprintf("%s/sandboxes", ctx->data_dir);
+        DIR *d = opendir(top);
+        if (!d)
+                return false;
+        bool used = false;
+        for (struct dirent *de; !used && (de = readdir(d));) {
+                if (de->d_name[0] == '.')
+                        continue;
+                _cleanup_free_ char *rp = xasprintf("%s/%s/rootfs", top, de->d_name);
+                _cleanup_free_ char *r = NULL;
+                if (read_file_at(AT_FDCWD, rp, PATH_MAX, &r, NULL) == 0 && !strcmp(r, rootfs)) {
+                        used = true;
+                        if (who)
+                                *who = xstrdup(de->d_name);
+                }
+        }
+        closedir(d);
+        return used;
+}
+
 /*
  * The store's format: 2 since unpacked roots hold no owners, setuid bits
  * or device nodes of their images (tar.c).  Roots unpacked by an older msb
@@ -1461,7 +1485,7 @@ static bool rootfs_in_use(struct msb_ctx *ctx, const char *rootfs)
                         used = true;
         }
         closedir(d);
-        return used;
+        return used || sandbox_uses_rootfs(ctx, rootfs, NULL);
 }
 
 /* Add the blobs manifest hex references (itself, config, layers); -errno
@@ -1563,6 +1587,10 @@ int msb_image_remove(struct msb_ctx *ctx, const char *ref, struct msb_error *err
         _cleanup_free_ char *rootfs = xasprintf("%s/rootfs/%s", s.root, mhex);
         if (rootfs_in_use(ctx, rootfs)) {
                 store_close(&s);
+                _cleanup_free_ char *who = NULL;
+                if (sandbox_uses_rootfs(ctx, rootfs, &who))
+                        return msb_err(err, EBUSY, "image '%s' is used by sandbox '%s'; msb rm %s first", ref, who,
+                                       who);
                 return msb_err(err, EBUSY, "image '%s' is used by a running sandbox; stop it first", ref);
         }
         if (unlinkat(s.fd, rp, 0) < 0) {

@@ -890,6 +890,11 @@ static int vm_plan(struct vm *vm, struct msb_ctx *ctx, const struct msb_run_opts
                 }
                 if (r < 0)
                         return r;
+                if (vo->pinned_rootfs && strcmp(vo->pinned_rootfs, vm->rootfs))
+                        return msb_err(err, ESTALE,
+                                       "image '%s' changed since this sandbox was created (pulled again?), and its "
+                                       "disk was made on the old one: msb rm the sandbox and create it again",
+                                       o->image);
         }
         if (o->entrypoint_set) {
                 if (o->entrypoint && *o->entrypoint)

@@ -322,6 +322,23 @@ static int make_disk(const char *path, uint64_t size, struct msb_error *err)
         return 0;
 }
 
+/* What a create or rm killed half-way left: .new-* and .rm-* dirs older
+ * than ten minutes (younger ones may be in use). */
+static void sweep_leftovers(const char *top)
+{
+        DIR *d = opendir(top);
+        if (!d)
+                return;
+        for (struct dirent *de; (de = readdir(d));) {
+                struct stat st;
+                if ((strncmp(de->d_name, ".new-", 5) && strncmp(de->d_name, ".rm-", 4)) ||
+                    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || time(NULL) - st.st_mtime < 600)
+                        continue;
+                rm_rf_at(dirfd(d), de->d_name);
+        }
+        closedir(d);
+}
+
 int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_run_opts *o, struct msb_error *err)
 {
         int r = msb_sandbox_name_check(name, err);
@@ -333,6 +350,7 @@ int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_r
         r = mkdir_p(top, 0700);
         if (r < 0)
                 return msb_err(err, -r, "cannot create %s: %s", top, strerror(-r));
+        sweep_leftovers(top);
         _cleanup_free_ char *final = sb_dir(ctx, name);
         if (access(final, F_OK) == 0)
                 return msb_err(err, EEXIST, "sandbox name '%s' is already in use: pick another, or msb rm %s",
@@ -351,6 +369,28 @@ int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_r
         snprintf(st.status, sizeof(st.status), "created");
         if (r >= 0 && sb_state_write(tmp, &st) < 0)
                 r = msb_err(err, EIO, "cannot write the state of '%s' in %s", name, tmp);
+        if (r >= 0 && o->image) {
+                /* the image root the disk is made on: msb rmi keeps it, and
+                 * start refuses another one under the same name */
+                _cleanup_free_ char *rootfs = NULL;
+                struct msb_image_config cfgi = {0};
+                r = msb_image_open(ctx, o->image, &rootfs, &cfgi, err);
+                if (r == -ENOENT && o->pull != MSB_PULL_NEVER) {
+                        struct msb_error perr = {0};
+                        if (msb_image_pull(ctx, o->image, NULL, &perr) < 0)
+                                r = msb_err(err, perr.code ? perr.code : EIO,
+                                            "image '%s' is not in the local store, and pulling it failed: %s",
+                                            o->image, perr.message);
+                        else
+                                r = msb_image_open(ctx, o->image, &rootfs, &cfgi, err);
+                }
+                msb_image_config_free(&cfgi);
+                _cleanup_free_ char *rp = xasprintf("%s/rootfs", tmp);
+                if (r >= 0)
+                        r = write_file_replace_at(AT_FDCWD, rp, rootfs, strlen(rootfs), 0600) < 0
+                                    ? msb_err(err, EIO, "cannot write %s", rp)
+                                    : 0;
+        }
         if (r >= 0 && !o->no_disk) {
                 _cleanup_free_ char *disk = xasprintf("%s/disk.img", tmp);
                 r = make_disk(disk, o->disk_size ? o->disk_size : SB_DISK_DEFAULT, err);

@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -812,7 +813,9 @@ static int supervise(struct msb_ctx *ctx, const char *name, unsigned flags, int 
         sigprocmask(SIG_BLOCK, &mask, NULL);
         s.sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         _cleanup_free_ char *disk = xasprintf("%s/disk.img", s.dir);
-        struct vm_opts vo = {.disk = s.o->no_disk ? NULL : disk, .hostname = name, .main_optional = true,
+        _cleanup_free_ char *pinned = NULL, *pinpath = xasprintf("%s/rootfs", s.dir);
+        (void)read_file_at(AT_FDCWD, pinpath, PATH_MAX, &pinned, NULL);
+        struct vm_opts vo = {.pinned_rootfs = pinned,.disk = s.o->no_disk ? NULL : disk, .hostname = name, .main_optional = true,
                              .hold_main = flags & MSB_START_HOLD, .tty = s.o->tty, .rows = s.o->rows ? s.o->rows : 24,
                              .cols = s.o->cols ? s.o->cols : 80};
         r = vm_start(ctx, s.o, &vo, &s.vm, &err);

@@ -83,6 +83,7 @@ struct sandbox {
 struct vm_opts {
         const char *disk;     /* the writable layer's disk image, or NULL for tmpfs */
         const char *hostname; /* default hostname (the sandbox's name), or NULL */
+        const char *pinned_rootfs; /* the image must still resolve to this root */
         bool main_optional;   /* no command anywhere: no main process */
         bool hold_main;       /* the main EXEC is sent later (vm->main), by the caller */
         bool tty;             /* the main process gets a terminal of rows x cols */
