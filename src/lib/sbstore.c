@@ -90,6 +90,8 @@ static json_t *opts_json(const struct msb_run_opts *o)
         json_object_set_new(j, "fs_backend", o->fs_backend ? json_string(o->fs_backend) : json_null());
         json_object_set_new(j, "interactive", json_boolean(o->stdin_forward));
         json_object_set_new(j, "tty", json_boolean(o->tty));
+        json_object_set_new(j, "rows", json_integer(o->rows));
+        json_object_set_new(j, "cols", json_integer(o->cols));
         json_object_set_new(j, "disk_size", json_integer((json_int_t)o->disk_size));
         json_object_set_new(j, "disk", json_boolean(!o->no_disk));
         json_object_set_new(j, "max_duration", json_integer(o->max_duration));
@@ -147,6 +149,9 @@ int sb_config_load(struct msb_ctx *ctx, const char *name, struct msb_run_opts **
                 o->fs_backend = xstrdup(jstr(j, "fs_backend"));
         o->stdin_forward = json_is_true(json_object_get(j, "interactive"));
         o->tty = json_is_true(json_object_get(j, "tty"));
+        if (o->tty)
+                msb_run_opts_set_tty(o, true, (unsigned)json_integer_value(json_object_get(j, "rows")),
+                                     (unsigned)json_integer_value(json_object_get(j, "cols")));
         o->disk_size = (uint64_t)json_integer_value(json_object_get(j, "disk_size"));
         o->no_disk = json_is_false(json_object_get(j, "disk"));
         o->max_duration = (unsigned)json_integer_value(json_object_get(j, "max_duration"));
@@ -363,8 +368,12 @@ int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_r
         json_t *cfg = opts_json(o);
         json_object_set_new(cfg, "name", json_string(name));
         _cleanup_free_ char *cpath = xasprintf("%s/config.json", tmp);
-        r = json_dump_file(cfg, cpath, JSON_INDENT(2)) < 0 ? msb_err(err, EIO, "cannot write %s", cpath) : 0;
+        char *cs = json_dumps(cfg, JSON_INDENT(2));
         json_decref(cfg);
+        r = !cs || write_file_replace_at(AT_FDCWD, cpath, cs, strlen(cs), 0600) < 0
+                    ? msb_err(err, EIO, "cannot write %s", cpath)
+                    : 0;
+        free(cs);
         struct sb_state st = {.created = time(NULL), .exit_code = -1};
         snprintf(st.status, sizeof(st.status), "created");
         if (r >= 0 && sb_state_write(tmp, &st) < 0)
