@@ -188,9 +188,12 @@ struct msb_sandbox_info {
         int64_t created, started, finished; /* unix seconds, 0 if never */
         unsigned cpus, memory_mib;
         int pid;         /* the supervisor's, when running */
+        bool tty, interactive; /* how its main process was created (-t, -i) */
 };
 int msb_sandbox_list(struct msb_ctx *ctx, struct msb_sandbox_info **ret, size_t *ret_n, struct msb_error *err);
 void msb_sandbox_info_free(struct msb_sandbox_info *info, size_t n);
+/* One sandbox's; free with msb_sandbox_info_free(info, 1). */
+int msb_sandbox_get(struct msb_ctx *ctx, const char *name, struct msb_sandbox_info **ret, struct msb_error *err);
 /* JSON: config, state, pids, runtime paths, volumes, kernel. */
 int msb_sandbox_inspect(struct msb_ctx *ctx, const char *name, char **ret_json, struct msb_error *err);
 /* The main process's log files, newest last (for msb logs; CRI format:
@@ -220,7 +223,7 @@ int msb_sandbox_attach(struct msb_ctx *ctx, const char *name, bool forward_stdin
 struct msb_relay_opts {
         int in_fd, out_fd, err_fd; /* in_fd -1: none */
         int tty_fd;        /* a terminal whose size follows SIGWINCH, or -1 */
-        const char *detach_keys; /* e.g. "\x10\x11" (Ctrl-P Ctrl-Q), NULL: none */
+        const char *detach_keys; /* e.g. "\x10\x11" (Ctrl-P Ctrl-Q), NULL: none; at most MSB_DETACH_KEYS_MAX */
         unsigned timeout_ms; /* SIGKILL the process after this long (0: never);
                               * its status is then 124 */
 };
@@ -228,6 +231,7 @@ struct msb_relay_opts {
  * msb_run's), the user detaches (MSB_DETACHED) or the sandbox stops.
  * SIGINT/SIGTERM/SIGHUP are forwarded to the process while it runs. */
 #define MSB_DETACHED 2
+#define MSB_DETACH_KEYS_MAX 8
 int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret_status, struct msb_error *err);
 int msb_proc_signal(struct msb_proc *p, int signo);
 void msb_proc_free(struct msb_proc *p);

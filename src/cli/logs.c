@@ -89,38 +89,46 @@ static long print_files(const struct logs_opts *lo, char **paths, long skip)
         return pos;
 }
 
+/* Print every whole record f has from off on; returns the new offset. */
+static long drain(const struct logs_opts *lo, FILE *f, long off, char **line, size_t *cap)
+{
+        fseek(f, off, SEEK_SET);
+        ssize_t n;
+        while ((n = getline(line, cap, f)) > 0 && (*line)[n - 1] == '\n') {
+                emit(lo, *line, (size_t)n);
+                off += n;
+        }
+        fflush(stdout);
+        fflush(stderr);
+        return off;
+}
+
+/* Keep printing what the supervisor appends until the sandbox stops.  The
+ * open file is read to its end before a rotated-in new one is taken. */
 static void follow(const struct logs_opts *lo, struct msb_ctx *ctx, const char *name, const char *path, long off)
 {
-        struct stat st0;
-        ino_t ino = stat(path, &st0) == 0 ? st0.st_ino : 0;
         char *line = NULL;
         size_t cap = 0;
+        FILE *f = fopen(path, "re");
         for (;;) {
                 bool running = msb_sandbox_running(ctx, name);
-                FILE *f = fopen(path, "re");
-                struct stat st;
-                if (f && fstat(fileno(f), &st) == 0) {
-                        if (st.st_ino != ino || st.st_size < off) {
-                                /* rotated: the new file from its start */
-                                ino = st.st_ino;
-                                off = 0;
-                        }
-                        fseek(f, off, SEEK_SET);
-                        ssize_t n;
-                        while ((n = getline(&line, &cap, f)) > 0 && line[n - 1] == '\n') {
-                                emit(lo, line, (size_t)n);
-                                off += n;
-                        }
-                        fflush(stdout);
-                        fflush(stderr);
-                }
                 if (f)
-                        fclose(f);
+                        off = drain(lo, f, off, &line, &cap);
+                struct stat now, cur;
+                if (stat(path, &now) == 0 && (!f || (fstat(fileno(f), &cur) == 0 && cur.st_ino != now.st_ino))) {
+                        if (f)
+                                fclose(f);
+                        f = fopen(path, "re");
+                        off = 0;
+                        continue;
+                }
                 if (!running)
                         break;
                 struct timespec ts = {0, 100 * 1000 * 1000};
                 nanosleep(&ts, NULL);
         }
+        if (f)
+                fclose(f);
         free(line);
 }
 

@@ -61,17 +61,23 @@ static void tty_raw(void)
         }
 }
 
-static int relay(struct msb_proc *p, const char *name, bool forward_stdin, bool tty, unsigned timeout, bool detachable)
+/* The process's streams here until it ends: its status, 125 on an msb
+ * failure (*lost: the connection ended without one). */
+static int relay(struct msb_proc *p, const char *name, bool forward_stdin, bool tty, unsigned timeout, bool detachable,
+                 bool *lost)
 {
+        /* raw mode only where keys go to the guest: otherwise Ctrl-C must
+         * stay a signal here, which the relay forwards */
+        bool raw = tty && forward_stdin && isatty(0);
         struct msb_relay_opts ro = {
                 .in_fd = forward_stdin ? 0 : -1,
                 .out_fd = 1,
                 .err_fd = 2,
                 .tty_fd = tty && isatty(0) ? 0 : -1,
-                .detach_keys = tty && detachable ? DETACH_KEYS : NULL,
+                .detach_keys = raw && detachable ? DETACH_KEYS : NULL,
                 .timeout_ms = timeout * 1000u,
         };
-        if (tty)
+        if (raw)
                 tty_raw();
         struct msb_error err = {0};
         int st = 0;
@@ -83,6 +89,8 @@ static int relay(struct msb_proc *p, const char *name, bool forward_stdin, bool 
         }
         if (r < 0) {
                 cli_error("%s", err.message);
+                if (lost)
+                        *lost = err.code == ECONNRESET;
                 return 125;
         }
         if (r == 1)
@@ -100,9 +108,10 @@ int cli_attach(struct msb_ctx *ctx, const char *name, bool forward_stdin, bool t
                 cli_error("%s", err.message);
                 return 125;
         }
-        int st = relay(p, name, forward_stdin, tty, timeout, true);
+        bool lost = false;
+        int st = relay(p, name, forward_stdin, tty, timeout, true, &lost);
         msb_proc_free(p);
-        if (st == 125 || st < 0) {
+        if (lost) {
                 /* the connection ended without an exit status: the state has it */
                 int ws;
                 struct msb_error e2 = {0};
@@ -211,11 +220,9 @@ int cmd_start(int argc, char **argv)
                         continue;
                 }
                 if (attach) {
-                        char *insp = NULL;
-                        bool tty = false;
-                        if (msb_sandbox_inspect(ctx, argv[i], &insp, &err) == 0)
-                                tty = strstr(insp, "\"tty\": true") != NULL;
-                        free(insp);
+                        struct msb_sandbox_info *in = NULL;
+                        bool tty = msb_sandbox_get(ctx, argv[i], &in, &err) == 0 && in->tty;
+                        msb_sandbox_info_free(in, in ? 1 : 0);
                         status = cli_attach(ctx, argv[i], inter, tty, 0);
                 } else
                         printf("%s\n", argv[i]);
@@ -584,7 +591,10 @@ int cmd_exec(int argc, char **argv)
                                 goto out;
                         }
                         if (kv) {
-                                env = realloc(env, (nenv + 2) * sizeof(*env));
+                                char **ne = realloc(env, (nenv + 2) * sizeof(*env));
+                                if (!ne)
+                                        abort();
+                                env = ne;
                                 env[nenv++] = kv;
                                 env[nenv] = NULL;
                         }
@@ -637,7 +647,10 @@ int cmd_exec(int argc, char **argv)
                 const char *term = getenv("TERM");
                 char *kv;
                 if (asprintf(&kv, "TERM=%s", term && *term ? term : "xterm") >= 0) {
-                        env = realloc(env, (nenv + 2) * sizeof(*env));
+                        char **ne = realloc(env, (nenv + 2) * sizeof(*env));
+                        if (!ne)
+                                abort();
+                        env = ne;
                         /* first, so that an explicit -e TERM= wins */
                         memmove(env + 1, env, (nenv + 1) * sizeof(*env));
                         env[0] = kv;
@@ -665,7 +678,7 @@ int cmd_exec(int argc, char **argv)
         } else if (detach)
                 status = 0;
         else
-                status = relay(p, name, inter, tty, timeout, false);
+                status = relay(p, name, inter, tty, timeout, false, NULL);
         msb_proc_free(p);
         msb_ctx_free(ctx);
 out:
@@ -702,17 +715,15 @@ int cmd_attach(int argc, char **argv)
         if (!ctx)
                 return 125;
         const char *name = argv[optind];
-        char *insp = NULL;
+        struct msb_sandbox_info *info = NULL;
         struct msb_error err = {0};
-        bool tty = false, interactive = false;
-        if (msb_sandbox_inspect(ctx, name, &insp, &err) < 0) {
+        if (msb_sandbox_get(ctx, name, &info, &err) < 0) {
                 cli_error("%s", err.message);
                 msb_ctx_free(ctx);
                 return 125;
         }
-        tty = strstr(insp, "\"tty\": true") != NULL;
-        interactive = strstr(insp, "\"interactive\": true") != NULL;
-        free(insp);
+        bool tty = info->tty, interactive = info->interactive;
+        msb_sandbox_info_free(info, 1);
         int st = cli_attach(ctx, name, in && interactive, tty, 0);
         msb_ctx_free(ctx);
         return st;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -25,6 +26,8 @@
 
 struct msb_proc {
         int fd;
+        bool attach;  /* to the main process: its end is the sandbox's */
+        char *dir;    /* the sandbox's */
         struct msb_reader rd;
         struct msb_buf out;
         uint32_t stdin_unacked;
@@ -40,13 +43,14 @@ void msb_proc_free(struct msb_proc *p)
         msb_reader_free(&p->rd);
         msb_buf_free(&p->out);
         free(p->name);
+        free(p->dir);
         free(p);
 }
 
 static int send_out(struct msb_proc *p)
 {
         while (msb_buf_pending(&p->out)) {
-                ssize_t w = write(p->fd, msb_buf_head(&p->out), msb_buf_pending(&p->out));
+                ssize_t w = send(p->fd, msb_buf_head(&p->out), msb_buf_pending(&p->out), MSG_NOSIGNAL);
                 if (w < 0 && errno == EINTR)
                         continue;
                 if (w < 0 && errno == EAGAIN) {
@@ -114,6 +118,7 @@ static int sb_connect(struct msb_ctx *ctx, const char *name, struct msb_proc **r
         sb_state_free(&st);
         struct msb_proc *p = xcalloc(1, sizeof(*p));
         p->name = xstrdup(name);
+        p->dir = sb_dir(ctx, name);
         p->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (p->fd < 0 || connect(p->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
                 r = errno == ENOENT || errno == ECONNREFUSED ? not_running(ctx, name, err)
@@ -213,6 +218,7 @@ int msb_sandbox_attach(struct msb_ctx *ctx, const char *name, bool forward_stdin
         int r = sb_connect(ctx, name, &p, err);
         if (r < 0)
                 return r;
+        p->attach = true;
         msb_enc_u32(&p->out, MSB_MSG_ATTACH, 1, forward_stdin ? MSB_ATTACH_STDIN : 0);
         if (send_out(p) < 0) {
                 msb_proc_free(p);
@@ -247,12 +253,13 @@ static void send_resize(struct msb_proc *p, int tty_fd)
 }
 
 /* stdin to the process, minus the detach keys: a prefix of them is held
- * back until the next byte shows whether the user meant them. */
+ * back until the next byte shows whether the user meant them.  n is at most
+ * MSB_PROTO_DATA_CHUNK - MSB_DETACH_KEYS_MAX, so one frame takes it all. */
 static void relay_stdin(struct msb_proc *p, struct relay_state *rs, const uint8_t *buf, size_t n)
 {
         const char *dk = rs->ro->detach_keys;
         size_t dkn = dk ? strlen(dk) : 0;
-        uint8_t tmp[MSB_PROTO_DATA_CHUNK + 16];
+        uint8_t tmp[MSB_PROTO_DATA_CHUNK];
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
                 if (dkn && buf[i] == (uint8_t)dk[rs->dk_matched]) {
@@ -263,11 +270,23 @@ static void relay_stdin(struct msb_proc *p, struct relay_state *rs, const uint8_
                         continue;
                 }
                 if (rs->dk_matched) {
+                        /* not the keys after all: what was held goes, and
+                         * this byte may start them again */
                         memcpy(tmp + k, dk, (size_t)rs->dk_matched);
                         k += (size_t)rs->dk_matched;
                         rs->dk_matched = 0;
+                        if (buf[i] == (uint8_t)dk[0]) {
+                                rs->dk_matched = 1;
+                                continue;
+                        }
                 }
                 tmp[k++] = buf[i];
+        }
+        if (n == 0 && rs->dk_matched) {
+                /* stdin ended: a held prefix was meant as input */
+                memcpy(tmp, dk, (size_t)rs->dk_matched);
+                k = (size_t)rs->dk_matched;
+                rs->dk_matched = 0;
         }
         if (k) {
                 msb_enc_data(&p->out, MSB_MSG_STDIN, 1, tmp, k);
@@ -337,11 +356,28 @@ static void relay_signals(struct msb_proc *p, struct relay_state *rs, int sfd)
         }
 }
 
+/* Handle every whole frame already received. */
+static int relay_decode(struct msb_proc *p, struct relay_state *rs)
+{
+        struct msb_msg m;
+        int q;
+        while (!rs->done && (q = msb_reader_next(&p->rd, &m)) == 1) {
+                int r = relay_msg(p, rs, &m);
+                msb_msg_free(&m);
+                if (r < 0)
+                        return r;
+        }
+        return q < 0 ? q : 0;
+}
+
 static int relay_loop(struct msb_proc *p, struct relay_state *rs, int sfd)
 {
         const struct msb_relay_opts *ro = rs->ro;
         int64_t deadline = ro->timeout_ms ? mono_ms() + ro->timeout_ms : 0;
-        while (!rs->done) {
+        size_t dkn = ro->detach_keys ? strlen(ro->detach_keys) : 0;
+        /* what came with the answer to our request is handled first */
+        int r = relay_decode(p, rs);
+        while (!rs->done && r == 0) {
                 bool room = p->stdin_unacked + MSB_PROTO_DATA_CHUNK <= MSB_PROTO_WINDOW &&
                             msb_buf_pending(&p->out) < (1u << 20);
                 struct pollfd pf[3] = {
@@ -362,7 +398,8 @@ static int relay_loop(struct msb_proc *p, struct relay_state *rs, int sfd)
                 if (k <= 0)
                         continue;
                 if (pf[0].revents & POLLOUT) {
-                        ssize_t w = write(p->fd, msb_buf_head(&p->out), msb_buf_pending(&p->out));
+                        ssize_t w = send(p->fd, msb_buf_head(&p->out), msb_buf_pending(&p->out),
+                                         MSG_NOSIGNAL | MSG_DONTWAIT);
                         if (w > 0)
                                 msb_buf_consume(&p->out, (size_t)w);
                 }
@@ -370,10 +407,11 @@ static int relay_loop(struct msb_proc *p, struct relay_state *rs, int sfd)
                         relay_signals(p, rs, sfd);
                 if (pf[2].revents & (POLLIN | POLLHUP | POLLERR)) {
                         uint8_t buf[MSB_PROTO_DATA_CHUNK];
-                        ssize_t n = read(ro->in_fd, buf, sizeof(buf));
+                        ssize_t n = read(ro->in_fd, buf, sizeof(buf) - dkn);
                         if (n > 0)
                                 relay_stdin(p, rs, buf, (size_t)n);
                         else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                                relay_stdin(p, rs, buf, 0);
                                 msb_enc_id(&p->out, MSB_MSG_STDIN_EOF, 1);
                                 rs->in_open = false;
                         }
@@ -381,28 +419,36 @@ static int relay_loop(struct msb_proc *p, struct relay_state *rs, int sfd)
                 if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
                         uint8_t buf[65536];
                         ssize_t n = read(p->fd, buf, sizeof(buf));
-                        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
-                                return -ECONNRESET;
                         if (n > 0)
                                 msb_reader_feed(&p->rd, buf, (size_t)n);
-                        struct msb_msg m;
-                        int q;
-                        while (!rs->done && (q = msb_reader_next(&p->rd, &m)) == 1) {
-                                int r = relay_msg(p, rs, &m);
-                                msb_msg_free(&m);
-                                if (r < 0)
-                                        return r;
-                        }
-                        if (q < 0)
-                                return q;
+                        r = relay_decode(p, rs);
+                        if (!rs->done && (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)))
+                                return -ECONNRESET;
                 }
         }
+        if (r < 0)
+                return r;
         (void)send_out(p);
         return 0;
 }
 
+/* Until the supervisor has gone (its lock is free), at most timeout_ms. */
+static bool wait_gone(const char *dir, int timeout_ms)
+{
+        int64_t end = mono_ms() + timeout_ms;
+        while (sb_alive(dir)) {
+                if (mono_ms() >= end)
+                        return false;
+                struct timespec ts = {0, 20 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        return true;
+}
+
 int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret_status, struct msb_error *err)
 {
+        if (ro->detach_keys && strlen(ro->detach_keys) > MSB_DETACH_KEYS_MAX)
+                return msb_err(err, EINVAL, "detach keys: at most %d of them", MSB_DETACH_KEYS_MAX);
         struct relay_state rs = {.ro = ro, .in_open = ro->in_fd >= 0, .status = -1};
         sigset_t mask, old;
         sigemptyset(&mask);
@@ -412,8 +458,9 @@ int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret
         sigaddset(&mask, SIGWINCH);
         sigaddset(&mask, SIGPIPE);
         sigprocmask(SIG_BLOCK, &mask, &old);
-        sigdelset(&mask, SIGPIPE);
-        int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        sigset_t taken = mask;
+        sigdelset(&taken, SIGPIPE);
+        int sfd = signalfd(-1, &taken, SFD_CLOEXEC | SFD_NONBLOCK);
         fcntl(p->fd, F_SETFL, fcntl(p->fd, F_GETFL) | O_NONBLOCK);
         send_resize(p, ro->tty_fd);
         int r = sfd < 0 ? -errno : relay_loop(p, &rs, sfd);
@@ -426,7 +473,7 @@ int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret
         if (r < 0) {
                 free(rs.error);
                 return msb_err(err, -r, "sandbox '%s': %s", p->name,
-                               r == -ECONNRESET ? "the connection to its supervisor ended (the sandbox stopped?)"
+                               r == -ECONNRESET ? "the connection to its supervisor ended (the sandbox stopped)"
                                                 : "its supervisor sent a malformed message");
         }
         if (rs.detached) {
@@ -443,6 +490,10 @@ int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret
                 return r;
         }
         *ret_status = rs.killed ? 124 : rs.status;
+        /* the main process ended: the sandbox is stopping; once this
+         * returns, it has stopped (and a --rm one is gone) */
+        if (p->attach)
+                wait_gone(p->dir, 30000);
         return 0;
 }
 
@@ -466,19 +517,6 @@ int msb_sandbox_start(struct msb_ctx *ctx, const char *name, unsigned flags, str
                 r = sb_supervise(ctx, name, flags, err);
         close(lk);
         return r;
-}
-
-/* Until the supervisor has gone (its lock is free), at most timeout_ms. */
-static bool wait_gone(const char *dir, int timeout_ms)
-{
-        int64_t end = mono_ms() + timeout_ms;
-        while (sb_alive(dir)) {
-                if (mono_ms() >= end)
-                        return false;
-                struct timespec ts = {0, 20 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-        }
-        return true;
 }
 
 /* Send one request and wait for its EXIT (or the end of the connection). */
@@ -542,7 +580,8 @@ int msb_sandbox_stop(struct msb_ctx *ctx, const char *name, unsigned grace_ms, s
         if (r < 0)
                 return r;
         if (!wait_gone(dir, 30000))
-                return msb_err(err, ETIMEDOUT, "sandbox '%s' did not stop within %u s", name, grace_ms / 1000 + 30);
+                return msb_err(err, ETIMEDOUT, "sandbox '%s' did not stop within %u s: msb rm -f %s stops it at once",
+                               name, grace_ms / 1000 + 30, name);
         return 0;
 }
 
@@ -571,6 +610,10 @@ int msb_sandbox_wait(struct msb_ctx *ctx, const char *name, int *ret_status, str
                 if (r < 0 && r != -ESRCH)
                         return r;
                 wait_gone(dir, 30000);
+                if (status >= 0) {
+                        *ret_status = status;
+                        return 0;
+                }
         }
         r = sb_state_current(ctx, name, &st, err);
         if (r == -ENOENT) {
@@ -602,10 +645,16 @@ int msb_sandbox_remove(struct msb_ctx *ctx, const char *name, bool force, struct
                 struct msb_error e2 = {0};
                 (void)request(ctx, name, enc_stop, 0, 15000, NULL, &e2);
                 if (!wait_gone(dir, 15000)) {
-                        struct sb_state st;
-                        if (sb_state_read(dir, &st) == 0 && st.pid > 0)
-                                kill(st.pid, SIGKILL);
-                        sb_state_free(&st);
+                        /* the lock's holder wrote its pid in it; a pidfd
+                         * taken while it still holds the lock is it */
+                        _cleanup_free_ char *lp = xasprintf("%s/run.lock", dir), *pid = NULL;
+                        int pfd = -1;
+                        if (read_file_at(AT_FDCWD, lp, 32, &pid, NULL) == 0 && atoi(pid) > 1)
+                                pfd = (int)syscall(SYS_pidfd_open, atoi(pid), 0);
+                        if (pfd >= 0 && sb_alive(dir))
+                                syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+                        if (pfd >= 0)
+                                close(pfd);
                         wait_gone(dir, 5000);
                 }
         }

@@ -1083,7 +1083,8 @@ static int vm_greet(struct vm *vm, const struct msb_run_opts *o, const struct vm
         if (msb_enc_setup(&vm->out, &vm->setup) < 0 ||
             (m->argc && !vo->hold_main && msb_enc_exec(&vm->out, m) < 0))
                 return msb_err(err, E2BIG, "the command line and environment are too large");
-        vm->boot_deadline = mono_ms() + boot_timeout_ms(vm->accel);
+        vm->boot_started = mono_ms();
+        vm->boot_deadline = vm->boot_started + boot_timeout_ms(vm->accel);
         return 0;
 }
 

@@ -8,7 +8,8 @@
  *   run.lock     flock'ed exclusively by the supervisor while it lives: a
  *                sandbox whose state says "running" but whose lock is free
  *                has crashed (its supervisor was killed, the host rebooted)
- *   op.lock      taken by start/stop/rm while they change the sandbox
+ *   op.lock      taken by start and rm while they change the sandbox (stop
+ *                goes through the supervisor, which serializes it)
  *   disk.img     the writable layer (ext4 made here, written only by the
  *                guest from then on: the host never mounts or reads it)
  *   main.log[.1] the main process's output (CRI format, rotated)
@@ -55,6 +56,36 @@ char *sb_dir(struct msb_ctx *ctx, const char *name)
 }
 
 /* ---- config ---- */
+
+static bool utf8_ok(const char *s)
+{
+        json_t *j = s ? json_string(s) : json_null();
+        bool ok = j != NULL;
+        json_decref(j);
+        return ok;
+}
+
+/* JSON holds only UTF-8: say which input is not, rather than lose it. */
+static int opts_check_utf8(const struct msb_run_opts *o, struct msb_error *err)
+{
+        const char *one[] = {o->image, o->rootfs, o->entrypoint, o->workdir, o->user, o->hostname};
+        for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++)
+                if (!utf8_ok(one[i]))
+                        return msb_err(err, EINVAL, "'%s' is not valid UTF-8, which a sandbox's config must be", one[i]);
+        for (char **v = o->command; v && *v; v++)
+                if (!utf8_ok(*v))
+                        return msb_err(err, EINVAL, "argument '%s' is not valid UTF-8, which a sandbox's config must be",
+                                       *v);
+        for (char **v = o->env; v && *v; v++)
+                if (!utf8_ok(*v))
+                        return msb_err(err, EINVAL, "--env '%s' is not valid UTF-8, which a sandbox's config must be",
+                                       *v);
+        for (size_t i = 0; i < o->nvols; i++)
+                if (!utf8_ok(o->vols[i].host) || !utf8_ok(o->vols[i].guest))
+                        return msb_err(err, EINVAL, "volume '%s:%s' is not valid UTF-8, which a sandbox's config must be",
+                                       o->vols[i].host, o->vols[i].guest);
+        return 0;
+}
 
 static json_t *strv_json(char **v)
 {
@@ -208,7 +239,8 @@ int sb_state_write(const char *dir, const struct sb_state *st)
         char *s = json_dumps(j, JSON_INDENT(2));
         json_decref(j);
         _cleanup_free_ char *path = xasprintf("%s/state.json", dir);
-        int r = write_file_replace_at(AT_FDCWD, path, s, strlen(s), 0600);
+        /* atomic and durable: state survives a host crash as written */
+        int r = write_file_atomic_at(AT_FDCWD, path, s, strlen(s), 0600);
         free(s);
         return r;
 }
@@ -281,7 +313,7 @@ int sb_oplock(struct msb_ctx *ctx, const char *name, struct msb_error *err)
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
                 close(fd);
                 return msb_err(err, EBUSY,
-                               "sandbox '%s' is busy: another msb command is starting, stopping or removing it",
+                               "sandbox '%s' is busy: another msb command is starting or removing it; try again",
                                name);
         }
         return fd;
@@ -339,6 +371,11 @@ static void sweep_leftovers(const char *top)
                 if ((strncmp(de->d_name, ".new-", 5) && strncmp(de->d_name, ".rm-", 4)) ||
                     fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || time(NULL) - st.st_mtime < 600)
                         continue;
+                /* a create that still runs holds op.lock in its dir */
+                _cleanup_free_ char *lk = xasprintf("%s/op.lock", de->d_name);
+                _cleanup_close_ int fd = openat(dirfd(d), lk, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
+                        continue;
                 rm_rf_at(dirfd(d), de->d_name);
         }
         closedir(d);
@@ -351,6 +388,9 @@ int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_r
                 return r;
         if (!o->image && !o->rootfs)
                 return msb_err(err, EINVAL, "no image given: name an image or use --rootfs DIR");
+        r = opts_check_utf8(o, err);
+        if (r < 0)
+                return r;
         _cleanup_free_ char *top = xasprintf("%s/sandboxes", ctx->data_dir);
         r = mkdir_p(top, 0700);
         if (r < 0)
@@ -365,6 +405,11 @@ int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_r
         _cleanup_free_ char *tmp = xasprintf("%s/.new-%s-%s", top, name, rnd);
         if (mkdir(tmp, 0700) < 0)
                 return msb_err(err, errno, "cannot create %s: %s", tmp, strerror(errno));
+        /* held until the rename: a sweep by another create leaves us be */
+        _cleanup_free_ char *lkp = xasprintf("%s/op.lock", tmp);
+        _cleanup_close_ int lk = open(lkp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (lk >= 0)
+                (void)flock(lk, LOCK_EX);
         json_t *cfg = opts_json(o);
         json_object_set_new(cfg, "name", json_string(name));
         _cleanup_free_ char *cpath = xasprintf("%s/config.json", tmp);
@@ -454,6 +499,8 @@ static int info_load(struct msb_ctx *ctx, const char *name, struct msb_sandbox_i
                 .cpus = (unsigned)json_integer_value(json_object_get(cfg, "cpus")),
                 .memory_mib = (unsigned)json_integer_value(json_object_get(cfg, "memory_mib")),
                 .pid = !strcmp(st.status, "running") ? st.pid : 0,
+                .tty = json_is_true(json_object_get(cfg, "tty")),
+                .interactive = json_is_true(json_object_get(cfg, "interactive")),
         };
         static const char *const names[] = {"created", "running", "stopped", "crashed"};
         in->status = "crashed";
@@ -494,6 +541,22 @@ int msb_sandbox_list(struct msb_ctx *ctx, struct msb_sandbox_info **ret, size_t 
                 qsort(v, n, sizeof(*v), cmp_info);
         *ret = v;
         *ret_n = n;
+        return 0;
+}
+
+int msb_sandbox_get(struct msb_ctx *ctx, const char *name, struct msb_sandbox_info **ret, struct msb_error *err)
+{
+        int r = msb_sandbox_name_check(name, err);
+        if (r < 0)
+                return r;
+        struct msb_sandbox_info *in = xcalloc(1, sizeof(*in));
+        r = info_load(ctx, name, in);
+        if (r < 0) {
+                free(in);
+                return r == -ENOENT ? msb_err(err, ENOENT, "no sandbox named '%s' (msb ls -a lists them)", name)
+                                    : msb_err(err, -r, "sandbox '%s': cannot read its config", name);
+        }
+        *ret = in;
         return 0;
 }
 

@@ -40,15 +40,25 @@
 #define LOG_MAX_BYTES (10u << 20) /* per file; one older file is kept */
 #define SHUTDOWN_WAIT_MS 10000     /* after SHUTDOWN, QEMU is killed */
 #define CONN_MAX 256
+/* Stop reading the guest and clients while this much waits for the guest:
+ * a guest that does not read its port cannot make us queue without end. */
+#define GUEST_OUTQ_HIGH (1u << 20)
+#define STARTED_WAIT_MS 60000 /* from HELLO to the main process's STARTED */
+#define ATTACH_WAIT_MS 60000  /* a held main process waits this long for its client */
+#define FAREWELL_MS 2000      /* for the last words to every client */
+
+struct sup;
+static void set_error(struct sup *s, char *msg);
 
 struct conn;
 
 struct gproc {
         uint32_t id;
         struct conn *conn; /* its client, or NULL */
-        bool main, exited, tty;
+        bool main, exited, tty, stdin, stdin_eof;
         uint32_t to_client;     /* output forwarded to conn, not yet ACKed by it */
         uint32_t stdin_unacked; /* from conn, not yet ACKed by the guest */
+        uint32_t stdin_orphan;  /* from a client that left, not yet ACKed */
         struct gproc *next;
 };
 
@@ -59,7 +69,8 @@ struct conn {
         struct msb_reader rd;
         struct msb_buf out;
         enum conn_kind kind;
-        bool hello, closing; /* closing: drop once out is flushed */
+        bool hello, closing; /* closing: drop once out is flushed; input ignored */
+        bool stdin;          /* ATTACH with MSB_ATTACH_STDIN */
         struct gproc *p;
         struct conn *next;
 };
@@ -80,6 +91,8 @@ struct sup {
         bool have_hello, main_pending; /* main EXEC held for the first ATTACH */
         int stop_phase;                /* 0, 1: SIGTERM sent, 2: SHUTDOWN sent */
         int64_t stop_deadline, max_deadline, idle_since;
+        int64_t started_deadline; /* the main process must have STARTED by then */
+        int64_t attach_deadline;  /* a held main process must be attached to by then */
         int status; /* main's, msb_run's convention; -1 none */
         char *error;
         bool crashed, done, main_error;
@@ -168,6 +181,9 @@ static void proc_detach(struct sup *s, struct gproc *p)
         if (p->to_client)
                 msb_enc_u32(&s->vm->out, MSB_MSG_ACK, p->id, p->to_client);
         p->to_client = 0;
+        /* the guest's ACKs for what this client sent are not the next one's */
+        p->stdin_orphan += p->stdin_unacked;
+        p->stdin_unacked = 0;
         p->conn->p = NULL;
         p->conn = NULL;
 }
@@ -191,12 +207,19 @@ static void proc_free(struct sup *s, struct gproc *p)
 
 static void conn_close(struct sup *s, struct conn *c)
 {
-        if (c->p) {
-                /* a terminal that goes away hangs up, as a real one does */
-                if (c->kind == C_EXEC && c->p->tty && !c->p->exited)
-                        msb_enc_u32(&s->vm->out, MSB_MSG_SIGNAL, c->p->id, SIGHUP);
-                proc_detach(s, c->p);
+        struct gproc *p = c->p;
+        if (p && c->kind == C_EXEC && !p->exited) {
+                /* a terminal that goes away hangs up, as a real one does;
+                 * a stdin that goes away ends */
+                if (p->tty)
+                        msb_enc_u32(&s->vm->out, MSB_MSG_SIGNAL, p->id, SIGHUP);
+                else if (p->stdin && !p->stdin_eof) {
+                        msb_enc_id(&s->vm->out, MSB_MSG_STDIN_EOF, p->id);
+                        p->stdin_eof = true;
+                }
         }
+        if (p)
+                proc_detach(s, p);
         for (struct conn **pp = &s->conns; *pp; pp = &(*pp)->next)
                 if (*pp == c) {
                         *pp = c->next;
@@ -209,9 +232,10 @@ static void conn_close(struct sup *s, struct conn *c)
         free(c);
 }
 
-static void conn_error(struct conn *c, const char *step, int e, const char *msg)
+static void conn_error(struct sup *s, struct conn *c, const char *step, int e, const char *msg)
 {
-        msb_enc_error(&c->out, 1, step, e, msg);
+        _cleanup_free_ char *m = xasprintf("sandbox '%s': %s", s->name, msg);
+        msb_enc_error(&c->out, 1, step, e, m);
         c->closing = true;
 }
 
@@ -302,8 +326,7 @@ static int guest_error(struct sup *s, struct msb_msg *m)
                                                       ? "executable file not found in $PATH"
                                                       : (e > 0 && e < 4096 ? strerror(e) : ""));
         if (m->id == 0) {
-                free(s->error);
-                s->error = xasprintf("guest setup failed at step '%s': %s", step, text);
+                set_error(s, xasprintf("guest setup failed at step '%s': %s", step, text));
                 s->crashed = true;
                 s->done = true;
                 return 0;
@@ -314,8 +337,7 @@ static int guest_error(struct sup *s, struct msb_msg *m)
         if (p->conn)
                 msb_enc_error(&p->conn->out, 1, step, e, text);
         if (p->main) {
-                free(s->error);
-                s->error = xstrdup(text);
+                set_error(s, xstrdup(text));
                 s->status = !strcmp(step, "exec") ? exec_status(e) : MSB_EXIT_NOT_EXECUTABLE;
                 s->main_error = true;
                 s->done = true;
@@ -332,33 +354,44 @@ static int guest_msg(struct sup *s, struct msb_msg *m)
                 if (s->have_hello)
                         return -EPROTO;
                 if (m->u.hello.version != MSB_PROTO_VERSION) {
-                        s->error = xasprintf("guest agent speaks protocol version %u, msb speaks %u",
-                                             m->u.hello.version, MSB_PROTO_VERSION);
+                        set_error(s, xasprintf("guest agent speaks protocol version %u, msb speaks %u: rebuild the "
+                                               "guest kit (./setup.sh)",
+                                               m->u.hello.version, MSB_PROTO_VERSION));
                         s->crashed = s->done = true;
                         return 0;
                 }
                 s->have_hello = true;
                 if (!s->main || s->main_pending)
                         ready(s, "ok");
+                if (s->main && !s->main_pending)
+                        s->started_deadline = mono_ms() + STARTED_WAIT_MS;
+                if (s->main_pending)
+                        s->attach_deadline = mono_ms() + ATTACH_WAIT_MS;
                 return 0;
         case MSB_MSG_STARTED:
                 if (!(p = proc_find(s, m->id)))
                         return -EPROTO;
-                if (p->main)
+                if (p->main) {
                         ready(s, "ok");
+                        s->started_deadline = 0;
+                }
                 if (p->conn)
                         msb_enc_u32(&p->conn->out, MSB_MSG_STARTED, 1, m->u.pid);
                 return 0;
         case MSB_MSG_STDOUT:
         case MSB_MSG_STDERR:
                 return guest_output(s, m);
-        case MSB_MSG_ACK:
-                if (!(p = proc_find(s, m->id)) || m->u.ack > p->stdin_unacked)
+        case MSB_MSG_ACK: {
+                if (!(p = proc_find(s, m->id)) || m->u.ack > p->stdin_orphan + p->stdin_unacked)
                         return -EPROTO;
-                p->stdin_unacked -= m->u.ack;
-                if (p->conn)
-                        msb_enc_u32(&p->conn->out, MSB_MSG_ACK, 1, m->u.ack);
+                uint32_t old = m->u.ack < p->stdin_orphan ? m->u.ack : p->stdin_orphan;
+                p->stdin_orphan -= old;
+                uint32_t mine = m->u.ack - old;
+                p->stdin_unacked -= mine;
+                if (p->conn && mine)
+                        msb_enc_u32(&p->conn->out, MSB_MSG_ACK, 1, mine);
                 return 0;
+        }
         case MSB_MSG_EXIT:
                 if (!(p = proc_find(s, m->id)))
                         return -EPROTO;
@@ -382,9 +415,13 @@ static int guest_msg(struct sup *s, struct msb_msg *m)
 static void send_main(struct sup *s)
 {
         s->main_pending = false;
-        proc_new(s, VM_MAIN_ID, true);
+        struct gproc *p = proc_new(s, VM_MAIN_ID, true);
+        p->stdin = s->vm->main.flags & MSB_EXEC_STDIN;
+        p->tty = s->vm->main.flags & MSB_EXEC_TTY;
+        s->attach_deadline = 0;
+        s->started_deadline = mono_ms() + STARTED_WAIT_MS;
         if (msb_enc_exec(&s->vm->out, &s->vm->main) < 0) {
-                s->error = xstrdup("the command line and environment are too large");
+                set_error(s, xstrdup("the command line and environment are too large"));
                 s->done = true;
         }
 }
@@ -392,9 +429,9 @@ static void send_main(struct sup *s)
 static void client_exec(struct sup *s, struct conn *c, struct msb_exec_msg *req)
 {
         if (s->nprocs >= MSB_PROTO_MAX_PROCS - 1)
-                return conn_error(c, "exec", EAGAIN, "too many processes in this sandbox");
+                return conn_error(s, c, "exec", EAGAIN, "too many processes in this sandbox");
         if (s->stop_phase || s->done)
-                return conn_error(c, "exec", ESRCH, "the sandbox is stopping");
+                return conn_error(s, c, "exec", ESRCH, "the sandbox is stopping");
         struct vm *vm = s->vm;
         _cleanup_strv_ char **env = NULL;
         for (char **e = vm->env; e && *e; e++)
@@ -436,9 +473,10 @@ static void client_exec(struct sup *s, struct conn *c, struct msb_exec_msg *req)
         ex.nprefetch = 0;
         ex.prefetch = NULL;
         if (msb_enc_exec(&vm->out, &ex) < 0)
-                return conn_error(c, "exec", E2BIG, "the command line and environment are too large");
+                return conn_error(s, c, "exec", E2BIG, "the command line and environment are too large");
         struct gproc *p = proc_new(s, ex.id, false);
         p->tty = ex.flags & MSB_EXEC_TTY;
+        p->stdin = ex.flags & MSB_EXEC_STDIN;
         p->conn = c;
         c->p = p;
         c->kind = C_EXEC;
@@ -447,16 +485,16 @@ static void client_exec(struct sup *s, struct conn *c, struct msb_exec_msg *req)
 static void client_attach(struct sup *s, struct conn *c, uint32_t flags)
 {
         if (!s->main && !s->main_pending)
-                return conn_error(c, "attach", ESRCH, "the sandbox has no main process running");
+                return conn_error(s, c, "attach", ESRCH, "the sandbox has no main process running");
         if ((s->main && s->main->conn) || s->stop_phase)
-                return conn_error(c, "attach", EBUSY,
+                return conn_error(s, c, "attach", EBUSY,
                                   s->stop_phase ? "the sandbox is stopping" : "another client is attached already");
         if (s->main_pending)
                 send_main(s);
         c->kind = C_ATTACH;
         c->p = s->main;
+        c->stdin = flags & MSB_ATTACH_STDIN;
         s->main->conn = c;
-        (void)flags;
 }
 
 /* The first request on a connection decides what it is. */
@@ -478,7 +516,7 @@ static int client_request(struct sup *s, struct conn *c, struct msb_msg *m)
                 return 0;
         case MSB_MSG_SIGNAL:
                 if (!s->main || s->main->exited)
-                        conn_error(c, "kill", ESRCH, "the sandbox has no main process running");
+                        conn_error(s, c, "kill", ESRCH, "the sandbox has no main process running");
                 else {
                         msb_enc_u32(&s->vm->out, MSB_MSG_SIGNAL, s->main->id, m->u.signo);
                         msb_enc_exit(&c->out, 1, MSB_EXIT_CODE, 0);
@@ -498,6 +536,8 @@ static int client_msg(struct sup *s, struct conn *c, struct msb_msg *m)
                 c->hello = true;
                 return 0;
         }
+        if (c->closing)
+                return 0; /* its answer is on the way; what it sends now is moot */
         if (c->kind == C_NEW)
                 return client_request(s, c, m);
         struct gproc *p = c->p;
@@ -505,13 +545,23 @@ static int client_msg(struct sup *s, struct conn *c, struct msb_msg *m)
                 return -EPROTO;
         if (!p)
                 return 0; /* its process ended; late input is dropped */
+        bool takes_stdin = p->stdin && !p->stdin_eof && (c->kind == C_EXEC || c->stdin);
         switch (m->type) {
         case MSB_MSG_STDIN:
                 if (p->stdin_unacked + m->u.data.len > MSB_PROTO_WINDOW)
                         return -EPROTO;
+                if (!takes_stdin) {
+                        /* dropped, but acknowledged: the client's window stays right */
+                        if (m->u.data.len)
+                                msb_enc_u32(&c->out, MSB_MSG_ACK, 1, (uint32_t)m->u.data.len);
+                        return 0;
+                }
                 p->stdin_unacked += (uint32_t)m->u.data.len;
                 return msb_enc_data(&s->vm->out, MSB_MSG_STDIN, p->id, m->u.data.data, m->u.data.len);
         case MSB_MSG_STDIN_EOF:
+                if (!takes_stdin)
+                        return 0;
+                p->stdin_eof = true;
                 return msb_enc_id(&s->vm->out, MSB_MSG_STDIN_EOF, p->id);
         case MSB_MSG_SIGNAL:
                 return msb_enc_u32(&s->vm->out, MSB_MSG_SIGNAL, p->id, m->u.signo);
@@ -601,7 +651,7 @@ static void guest_read(struct sup *s)
                 }
         }
         if (!s->done && q < 0) {
-                s->error = xstrdup("the guest sent a malformed control message; the sandbox was stopped");
+                set_error(s, xstrdup("the guest sent a malformed control message; the sandbox was stopped"));
                 s->crashed = s->done = true;
         }
 }
@@ -609,53 +659,79 @@ static void guest_read(struct sup *s)
 static void flush_fd(int fd, struct msb_buf *b)
 {
         while (msb_buf_pending(b)) {
-                ssize_t w = write(fd, msb_buf_head(b), msb_buf_pending(b));
+                ssize_t w = send(fd, msb_buf_head(b), msb_buf_pending(b), MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (w <= 0)
                         return;
                 msb_buf_consume(b, (size_t)w);
         }
 }
 
-static int64_t next_timeout(struct sup *s, int64_t now)
+static void set_error(struct sup *s, char *msg)
+{
+        if (s->error) { /* the first cause is the story */
+                free(msg);
+                return;
+        }
+        s->error = msg;
+}
+
+/* No client and no exec'd process (the main one may run): idle. */
+static void idle_update(struct sup *s, int64_t now)
+{
+        bool idle = !s->nconns && s->nprocs == (s->main ? 1u : 0u);
+        if (!idle)
+                s->idle_since = 0;
+        else if (!s->idle_since)
+                s->idle_since = now;
+}
+
+/* The next deadline, in ms from now (-1: none). */
+static int next_timeout(struct sup *s, int64_t now)
 {
         int64_t t = -1;
-#define AT(x)                                                                                                      \
-        do {                                                                                                       \
-                int64_t d_ = (x) > now ? (x) - now : 0;                                                            \
-                if (t < 0 || d_ < t)                                                                               \
-                        t = d_;                                                                                    \
-        } while (0)
-        if (!s->have_hello)
-                AT(s->vm->boot_deadline);
-        if (s->stop_phase)
-                AT(s->stop_deadline);
-        if (s->max_deadline)
-                AT(s->max_deadline);
-        if (s->o->idle_timeout && s->idle_since)
-                AT(s->idle_since + (int64_t)s->o->idle_timeout * 1000);
-#undef AT
-        return t;
+        int64_t at[6] = {
+                !s->have_hello ? s->vm->boot_deadline : 0,
+                s->stop_phase ? s->stop_deadline : 0,
+                !s->stop_phase ? s->max_deadline : 0,
+                !s->stop_phase && s->o->idle_timeout && s->idle_since
+                        ? s->idle_since + (int64_t)s->o->idle_timeout * 1000
+                        : 0,
+                !s->stop_phase ? s->started_deadline : 0,
+                !s->stop_phase ? s->attach_deadline : 0,
+        };
+        for (size_t i = 0; i < 6; i++) {
+                if (!at[i])
+                        continue;
+                int64_t d = at[i] > now ? at[i] - now : 0;
+                if (t < 0 || d < t)
+                        t = d;
+        }
+        return t > INT32_MAX ? INT32_MAX : (int)t;
 }
 
 static void timers(struct sup *s, int64_t now)
 {
         if (!s->have_hello && now >= s->vm->boot_deadline) {
-                s->error = xstrdup("the VM did not start the guest agent in time");
+                set_error(s, xasprintf("the VM did not start the guest agent within %lld s (MSB_BOOT_TIMEOUT "
+                                       "sets the limit)",
+                                       (long long)(s->vm->boot_deadline - s->vm->boot_started) / 1000));
                 s->crashed = s->done = true;
                 return;
         }
         stop_tick(s);
-        if (s->max_deadline && now >= s->max_deadline && !s->stop_phase) {
+        if (s->stop_phase)
+                return;
+        if (s->started_deadline && now >= s->started_deadline) {
+                set_error(s, xstrdup("the guest agent did not start the main process within 60 s"));
+                s->crashed = s->done = true;
+        } else if (s->attach_deadline && now >= s->attach_deadline) {
+                msb_log(s->ctx, 1, "nobody attached to the held main process within 60 s; stopping");
+                stop_begin(s, 0);
+        } else if (s->max_deadline && now >= s->max_deadline) {
                 msb_log(s->ctx, 1, "--max-duration reached");
                 stop_begin(s, 10000);
-        }
-        bool idle = !s->nconns && !(s->nprocs - (s->main ? 1 : 0));
-        if (!idle)
-                s->idle_since = 0;
-        else if (!s->idle_since)
-                s->idle_since = now;
-        if (s->o->idle_timeout && s->idle_since && now >= s->idle_since + (int64_t)s->o->idle_timeout * 1000 &&
-            !s->stop_phase) {
+        } else if (s->o->idle_timeout && s->idle_since &&
+                   now >= s->idle_since + (int64_t)s->o->idle_timeout * 1000) {
                 msb_log(s->ctx, 1, "--idle-timeout reached");
                 stop_begin(s, 10000);
         }
@@ -669,34 +745,54 @@ static void signals(struct sup *s)
                         stop_begin(s, 10000);
 }
 
+/* A virtio-fs server exited.  QEMU closes their sockets when it powers
+ * off, so that is the normal way out when QEMU follows within moments. */
+static void server_exited(struct sup *s, size_t i)
+{
+        struct vm *vm = s->vm;
+        struct pollfd q = {.fd = vm->sb.qemu.pidfd, .events = POLLIN};
+        bool qemu_exiting = poll(&q, 1, 1000) == 1;
+        proc_kill_wait(vm->sb.fsd[i].pid, &vm->sb.fsd[i].pidfd);
+        vm->sb.fsd[i].pid = 0;
+        if (!qemu_exiting && !s->stop_phase) {
+                set_error(s, xasprintf("the %s exited unexpectedly; the VM was stopped", vm->sb.fsd[i].what));
+                s->crashed = true;
+        }
+        s->done = true;
+}
+
 static void loop(struct sup *s)
 {
         struct vm *vm = s->vm;
         while (!s->done) {
-                struct pollfd p[5 + MAX_VOLUMES + 1 + CONN_MAX];
+                struct pollfd p[4 + MAX_VOLUMES + 1 + CONN_MAX];
                 struct conn *cs[CONN_MAX];
                 int n = 0;
+                /* a guest that does not drain what we owe it is not read from */
+                bool room = msb_buf_pending(&vm->out) < GUEST_OUTQ_HIGH;
                 p[n++] = (struct pollfd){.fd = vm->sb.ctl,
-                                         .events = (short)(POLLIN | (msb_buf_pending(&vm->out) ? POLLOUT : 0))};
+                                         .events = (short)((room ? POLLIN : 0) |
+                                                           (msb_buf_pending(&vm->out) ? POLLOUT : 0))};
                 p[n++] = (struct pollfd){.fd = vm->sb.qemu.pidfd, .events = POLLIN};
                 p[n++] = (struct pollfd){.fd = s->sfd, .events = POLLIN};
                 p[n++] = (struct pollfd){.fd = s->lfd, .events = POLLIN};
                 int nfixed = n;
                 for (size_t i = 0; i < vm->sb.nfsd; i++)
-                        p[n++] = (struct pollfd){.fd = vm->sb.fsd[i].pidfd, .events = POLLIN};
+                        p[n++] = (struct pollfd){.fd = vm->sb.fsd[i].pid > 0 ? vm->sb.fsd[i].pidfd : -1,
+                                                 .events = POLLIN};
                 int cbase = n, nc = 0;
                 for (struct conn *c = s->conns; c && nc < CONN_MAX; c = c->next) {
                         cs[nc++] = c;
                         p[n++] = (struct pollfd){
                                 .fd = c->fd,
-                                .events = (short)((c->closing ? 0 : POLLIN) | (msb_buf_pending(&c->out) ? POLLOUT : 0))};
+                                .events = (short)((room ? POLLIN : 0) | (msb_buf_pending(&c->out) ? POLLOUT : 0))};
                 }
                 int64_t now = mono_ms();
-                int k = poll(p, (nfds_t)n, (int)next_timeout(s, now));
+                idle_update(s, now);
+                int k = poll(p, (nfds_t)n, next_timeout(s, now));
                 if (k < 0 && errno != EINTR)
                         break;
-                now = mono_ms();
-                timers(s, now);
+                timers(s, mono_ms());
                 if (k <= 0)
                         continue;
                 if (p[0].revents & POLLOUT)
@@ -706,7 +802,7 @@ static void loop(struct sup *s)
                 if (p[1].revents & POLLIN) {
                         if (!s->stop_phase && !s->done) {
                                 s->crashed = true;
-                                s->error = xstrdup("the VM stopped unexpectedly");
+                                set_error(s, xstrdup("the VM stopped unexpectedly"));
                         }
                         s->done = true;
                 }
@@ -714,12 +810,9 @@ static void loop(struct sup *s)
                         signals(s);
                 if (p[3].revents & POLLIN)
                         client_accept(s);
-                for (int i = nfixed; i < cbase; i++)
-                        if (p[i].revents & POLLIN) {
-                                s->error = xasprintf("the %s exited unexpectedly; the VM was stopped",
-                                                     vm->sb.fsd[i - nfixed].what);
-                                s->crashed = s->done = true;
-                        }
+                for (int i = nfixed; i < cbase && !s->done; i++)
+                        if (p[i].revents & POLLIN)
+                                server_exited(s, (size_t)(i - nfixed));
                 for (int i = 0; i < nc; i++) {
                         struct conn *c = cs[i];
                         short re = p[cbase + i].revents;
@@ -733,24 +826,39 @@ static void loop(struct sup *s)
         }
 }
 
-/* Tell every client how it ended, as far as the sockets take it now. */
+/* Tell every client how it ended, within FAREWELL_MS for all of them. */
 static void farewell(struct sup *s)
 {
         int st = s->status;
+        bool sig = st > 128 && st < 128 + 65;
         for (struct conn *c = s->conns; c; c = c->next) {
-                if (c->kind == C_WAIT || c->kind == C_STOP || (c->kind == C_ATTACH && c->p)) {
-                        if (st >= 0 && !s->main_error)
-                                msb_enc_exit(&c->out, 1, st > 128 && st < 128 + 65 ? MSB_EXIT_SIGNAL : MSB_EXIT_CODE,
-                                             (uint32_t)(st > 128 && st < 128 + 65 ? st - 128 : st));
-                        else if (c->kind != C_ATTACH)
-                                msb_enc_exit(&c->out, 1, MSB_EXIT_CODE, st >= 0 ? (uint32_t)(st & 255) : 255);
-                } else if (c->p)
-                        msb_enc_error(&c->out, 1, "exec", ESRCH, "the sandbox stopped");
-                int fl = fcntl(c->fd, F_GETFL);
-                fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK);
-                struct timeval tv = {.tv_sec = 1};
-                setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-                flush_fd(c->fd, &c->out);
+                if (c->closing)
+                        continue;
+                if (c->kind == C_WAIT || c->kind == C_STOP || (c->kind == C_ATTACH && c->p && !s->main_error))
+                        msb_enc_exit(&c->out, 1, sig ? MSB_EXIT_SIGNAL : MSB_EXIT_CODE,
+                                     (uint32_t)(sig ? st - 128 : st >= 0 ? st & 255 : s->crashed ? 255 : 0));
+                else if (c->kind == C_EXEC && c->p)
+                        /* the sandbox stopped under it: killed */
+                        msb_enc_exit(&c->out, 1, MSB_EXIT_SIGNAL, SIGKILL);
+        }
+        int64_t end = mono_ms() + FAREWELL_MS;
+        for (;;) {
+                struct pollfd p[CONN_MAX];
+                struct conn *cs[CONN_MAX];
+                int n = 0;
+                for (struct conn *c = s->conns; c && n < CONN_MAX; c = c->next)
+                        if (msb_buf_pending(&c->out)) {
+                                cs[n] = c;
+                                p[n++] = (struct pollfd){.fd = c->fd, .events = POLLOUT};
+                        }
+                int64_t left = end - mono_ms();
+                if (!n || left <= 0 || poll(p, (nfds_t)n, (int)left) <= 0)
+                        break;
+                for (int i = 0; i < n; i++)
+                        if (p[i].revents & POLLOUT)
+                                flush_fd(cs[i]->fd, &cs[i]->out);
+                        else if (p[i].revents)
+                                msb_buf_free(&cs[i]->out); /* gone */
         }
         while (s->conns)
                 conn_close(s, s->conns);
@@ -795,9 +903,14 @@ static int supervise(struct msb_ctx *ctx, const char *name, unsigned flags, int 
         _cleanup_free_ char *lock = xasprintf("%s/run.lock", s.dir);
         s.lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (s.lock_fd < 0 || flock(s.lock_fd, LOCK_EX | LOCK_NB) < 0) {
-                ready(&s, "sandbox is already running");
+                ready(&s, "it is already running (or still stopping: try again in a moment)");
                 return 1;
         }
+        /* whose lock it is, for msb rm -f when nothing else answers */
+        char pidbuf[24];
+        int pl = snprintf(pidbuf, sizeof(pidbuf), "%d\n", getpid());
+        if (ftruncate(s.lock_fd, 0) < 0 || pwrite(s.lock_fd, pidbuf, (size_t)pl, 0) != pl)
+                msb_log(ctx, 1, "cannot record our pid in %s", lock);
         int r = sb_config_load(ctx, name, &s.o, &err);
         if (r < 0) {
                 ready(&s, err.message);
@@ -833,8 +946,11 @@ static int supervise(struct msb_ctx *ctx, const char *name, unsigned flags, int 
         if (s.vm->main.argc) {
                 if (flags & MSB_START_HOLD)
                         s.main_pending = true;
-                else
-                        proc_new(&s, VM_MAIN_ID, true);
+                else {
+                        struct gproc *m = proc_new(&s, VM_MAIN_ID, true);
+                        m->stdin = s.vm->main.flags & MSB_EXEC_STDIN;
+                        m->tty = s.vm->main.flags & MSB_EXEC_TTY;
+                }
         }
         log_open(&s);
         snprintf(s.st.status, sizeof(s.st.status), "running");
@@ -852,8 +968,14 @@ static int supervise(struct msb_ctx *ctx, const char *name, unsigned flags, int 
         if (s.o->max_duration)
                 s.max_deadline = mono_ms() + (int64_t)s.o->max_duration * 1000;
         loop(&s);
+        /* no new client from here on: they would wait for nothing */
+        close(s.lfd);
+        s.lfd = -1;
+        if (s.st.socket)
+                unlink(s.st.socket);
         if (s.ready_fd >= 0) {
-                _cleanup_free_ char *tail = vm_console_tail(s.vm);
+                /* a VM that died or never came up: its console says why */
+                _cleanup_free_ char *tail = s.crashed ? vm_console_tail(s.vm) : xstrdup("");
                 _cleanup_free_ char *msg = xasprintf("%s%s%s", s.error ? s.error : "the VM stopped during start",
                                                      tail[0] ? "; last lines of the guest console:\n" : "", tail);
                 ready(&s, msg);
@@ -869,7 +991,6 @@ static int supervise(struct msb_ctx *ctx, const char *name, unsigned flags, int 
         msb_run_opts_free(s.o);
         if (remove)
                 sb_remove_files(ctx, name);
-        close(s.lfd);
         close(s.sfd);
         msb_reader_free(&s.rd);
         sb_state_free(&s.st);
@@ -895,13 +1016,23 @@ int sb_supervise(struct msb_ctx *ctx, const char *name, unsigned flags, struct m
                 setsid();
                 if (fork() != 0)
                         _exit(0);
+                if (chdir("/") < 0)
+                        _exit(1);
+                /* out of the way of 0..3 first (the CLI may have run with
+                 * a standard fd closed) */
+                int w = fcntl(rp[1], F_DUPFD_CLOEXEC, 10);
                 int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
                 int logfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (w < 0 || nul < 0)
+                        _exit(1);
                 dup2(nul, 0);
                 dup2(nul, 1);
                 dup2(logfd >= 0 ? logfd : nul, 2);
-                dup2(rp[1], 3);
-                close_range(4, ~0u, 0); /* the CLI's locks and files stay the CLI's */
+                dup2(w, 3);
+                /* the CLI's locks and files stay the CLI's: op.lock above all */
+                if (close_range(4, ~0u, 0) < 0)
+                        for (int fd = 4; fd < 65536; fd++)
+                                close(fd);
                 fcntl(3, F_SETFD, FD_CLOEXEC);
                 signal(SIGINT, SIG_DFL);
                 signal(SIGPIPE, SIG_IGN);
@@ -930,5 +1061,5 @@ int sb_supervise(struct msb_ctx *ctx, const char *name, unsigned flags, struct m
         if (!strcmp(msg, "ok"))
                 return 0;
         return msb_err(err, EIO, "sandbox '%s' did not start: %s", name,
-                       n ? msg : "its supervisor died (see its supervisor.log)");
+                       n ? msg : "its supervisor died; run with --verbose and see <data>/sandboxes/NAME/supervisor.log");
 }

@@ -106,7 +106,7 @@ struct vm {
         struct msb_setup_msg setup;
         struct msb_exec_msg main; /* argc 0: none */
         struct msb_buf out;       /* queued for the guest: HELLO, SETUP[, EXEC] */
-        int64_t boot_deadline;    /* CLOCK_MONOTONIC ms by which agentd must answer */
+        int64_t boot_started, boot_deadline; /* CLOCK_MONOTONIC ms: agentd must answer by then */
 };
 
 /* Resolve, then boot: on success the VM is starting and vm->out holds what

@@ -61,8 +61,9 @@
  * the VM as soon as that EXIT arrives.
  *
  * The same framing carries the host-side conversation between the msb CLI
- * and a sandbox's supervisor (over its unix socket): one request per
- * connection (EXEC, ATTACH, STOP or WAIT), after HELLO; the connection's
+ * and a sandbox's supervisor (over its unix socket): after HELLO, one
+ * request per connection: EXEC, ATTACH (id 1, flags), STOP (id 1, grace),
+ * WAIT, or a bare SIGNAL (id 1: to the main process).  The connection's
  * process is always id 1 there.  ATTACH/STOP/WAIT never appear on the guest
  * channel, and each side rejects types not meant for it.
  */
