@@ -572,7 +572,7 @@ static void finish(struct proc *p)
 static void drain(struct proc *p)
 {
         for (int i = 0; i < 2; i++)
-                while (p->out[i] >= 0 && may_send(p))
+                while (p->out[i] >= 0 && (p->drain[i] == 0 || may_send(p)))
                         if (pump_out(p, i) != PUMP_MORE)
                                 close_fd(&p->out[i]);
         if (p->out[OUT] < 0 && p->out[ERR] < 0)

@@ -354,7 +354,10 @@ static bool mkdir_keep(const char *path)
  * host, empty on the first boot), with upper/ and work/ in its root. */
 static bool mount_disk(void)
 {
-        if (mkdir_p(DISK_MNT, 0755) < 0 || mount(DISK_DEV, DISK_MNT, "ext4", MS_NOSUID | MS_NODEV, NULL) < 0)
+        int r = mkdir_p(DISK_MNT, 0755);
+        if (r < 0)
+                return base_step("disk", -r, "cannot create " DISK_MNT);
+        if (mount(DISK_DEV, DISK_MNT, "ext4", MS_NOSUID | MS_NODEV, NULL) < 0)
                 return base_step("disk", errno, "cannot mount the sandbox's disk " DISK_DEV " (ext4) on " DISK_MNT);
         if (!mkdir_keep(DISK_MNT "/upper") || !mkdir_keep(DISK_MNT "/work"))
                 return base_step("disk", errno, "cannot create upper/ and work/ on the sandbox's disk");
