@@ -83,6 +83,23 @@ static int mounts_has(const char *type)
         return found;
 }
 
+/* A terminal as script(1) or sshd open one: a master from /dev/ptmx, its
+ * slave by name, and a line written on the slave read on the master. */
+static int pty_works(void)
+{
+        int m = posix_openpt(O_RDWR | O_NOCTTY);
+        if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0)
+                return 0;
+        const char *name = ptsname(m);
+        int s = name && !strncmp(name, "/dev/pts/", 9) ? open(name, O_RDWR | O_NOCTTY) : -1;
+        char buf[16] = "";
+        int ok = s >= 0 && write(s, "pty\n", 4) == 4 && read(m, buf, sizeof(buf) - 1) > 0 && !strncmp(buf, "pty", 3);
+        if (s >= 0)
+                close(s);
+        close(m);
+        return ok;
+}
+
 int main(int argc, char **argv)
 {
         /* "featurecheck ids": what a setuid test needs from a binary */
@@ -101,15 +118,13 @@ int main(int argc, char **argv)
         report("overlay-mount",
                mount("overlay", "/tmp/fc/m", "overlay", 0, "lowerdir=/tmp/fc/l,upperdir=/tmp/fc/u,workdir=/tmp/fc/w") == 0,
                "mount overlay");
-        int pt = posix_openpt(O_RDWR | O_NOCTTY);
-        int pty_ok = pt >= 0 && grantpt(pt) == 0 && unlockpt(pt) == 0;
-        if (pty_ok) {
-                int s = open(ptsname(pt), O_RDWR | O_NOCTTY);
-                pty_ok = s >= 0;
-                if (s >= 0)
-                        close(s);
-        }
-        report("pty", pty_ok, "posix_openpt/ptsname");
+        report("pty", pty_works(), "posix_openpt, the slave, a byte through it");
+        char ptmx[64] = "";
+        ssize_t pl = readlink("/dev/ptmx", ptmx, sizeof(ptmx) - 1);
+        ptmx[pl > 0 ? pl : 0] = '\0';
+        errno = EINVAL;
+        report("ptmx of the guest's devpts", !strcmp(ptmx, "pts/ptmx") && mounts_has("devpts"),
+               "/dev/ptmx -> pts/ptmx, devpts mounted");
         report("netns", in_child(do_netns) == 0, "unshare(CLONE_NEWNET)");
         report("userns", in_child(do_userns) == 0, "unshare(CLONE_NEWUSER)");
         report("pid+mount+uts+ipc ns", in_child(do_pidns) == 0, "unshare");
