@@ -243,6 +243,7 @@ struct relay_state {
         char *error;
         int error_status; /* 126/127 for an exec failure, else 0 */
         int dk_matched;   /* detach keys typed so far */
+        uint32_t out_owed; /* output written out, not acknowledged yet */
 };
 
 static void send_resize(struct msb_proc *p, int tty_fd)
@@ -320,8 +321,15 @@ static int relay_msg(struct msb_proc *p, struct relay_state *rs, struct msb_msg 
         case MSB_MSG_STDOUT:
         case MSB_MSG_STDERR:
                 write_out(m->type == MSB_MSG_STDOUT ? rs->ro->out_fd : rs->ro->err_fd, m->u.data.data, m->u.data.len);
-                if (m->u.data.len)
-                        msb_enc_u32(&p->out, MSB_MSG_ACK, 1, (uint32_t)m->u.data.len);
+                /* acknowledged once half a window is owed: every ACK wakes
+                 * the guest, and it only stops at a full window */
+                if (m->u.data.len > MSB_PROTO_WINDOW - rs->out_owed)
+                        return -EPROTO;
+                rs->out_owed += (uint32_t)m->u.data.len;
+                if (rs->out_owed >= MSB_PROTO_WINDOW / 2) {
+                        msb_enc_u32(&p->out, MSB_MSG_ACK, 1, rs->out_owed);
+                        rs->out_owed = 0;
+                }
                 return 0;
         case MSB_MSG_ACK:
                 if (m->u.ack > p->stdin_unacked)
