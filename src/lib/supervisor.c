@@ -253,6 +253,8 @@ static void stop_begin(struct sup *s, unsigned grace_ms)
                 msb_log(s->ctx, 1, "stopping: SIGTERM to the main process, %u ms grace", grace_ms);
                 return;
         }
+        if (s->main && !s->main->exited && s->status < 0)
+                s->status = 128 + SIGKILL; /* docker's 137 for a stop that had to kill */
         msb_enc_empty(&s->vm->out, MSB_MSG_SHUTDOWN);
         s->stop_phase = 2;
         s->stop_deadline = mono_ms() + SHUTDOWN_WAIT_MS;
@@ -265,8 +267,6 @@ static void stop_tick(struct sup *s)
                 return;
         if (s->stop_phase == 1) {
                 s->stop_phase = 0;
-                if (s->status < 0)
-                        s->status = 128 + SIGKILL; /* docker's 137 for a stop that had to kill */
                 stop_begin(s, 0);
         } else {
                 msb_log(s->ctx, 1, "the guest did not power off in time; stopping QEMU");

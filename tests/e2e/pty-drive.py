@@ -50,17 +50,19 @@ def main():
     out = b""
 
     def pump(timeout):
+        """Read what comes within timeout: "data", "idle" or "eof"."""
         nonlocal out
         r, _, _ = select.select([master], [], [], timeout)
-        if r:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return False
-            if not data:
-                return False
-            out += data
-        return True
+        if not r:
+            return "idle"
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            return "eof"
+        if not data:
+            return "eof"
+        out += data
+        return "data"
 
     for step in steps:
         op, arg = step[0], (step[1] if len(step) > 1 else "")
@@ -70,7 +72,7 @@ def main():
             want = codecs.decode(arg, "unicode_escape").encode("latin-1")
             end = time.time() + 60
             while want not in out and time.time() < end:
-                if not pump(0.2):
+                if pump(0.2) == "eof":
                     break
             if want not in out:
                 sys.stdout.write(out.decode("utf-8", "replace"))
@@ -94,7 +96,7 @@ def main():
         if done:
             status = os.waitstatus_to_exitcode(st)
             break
-    while pump(0.1):
+    while pump(0.1) == "data":
         pass
     if status is None:
         os.kill(pid, 9)
