@@ -571,24 +571,23 @@ void msb_reader_feed(struct msb_reader *r, const void *data, size_t len)
 
 int msb_reader_next(struct msb_reader *r, struct msb_msg *out)
 {
-        if (r->consumed) {
-                memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
-                r->len -= r->consumed;
-                r->consumed = 0;
-        }
-        if (r->len < MSB_PROTO_HDR_SIZE)
+        /* frames are taken in place: no copying per frame (a peer sending
+         * many tiny ones costs one compaction per feed, not one per frame) */
+        size_t avail = r->len - r->consumed;
+        if (avail < MSB_PROTO_HDR_SIZE)
                 return 0;
+        const uint8_t *f = r->buf + r->consumed;
         uint16_t type;
         uint32_t plen;
-        int q = msb_frame_header(r->buf, &type, &plen);
+        int q = msb_frame_header(f, &type, &plen);
         if (q < 0)
                 return q;
-        if (r->len - MSB_PROTO_HDR_SIZE < plen)
+        if (avail - MSB_PROTO_HDR_SIZE < plen)
                 return 0;
-        q = msb_msg_decode(type, r->buf + MSB_PROTO_HDR_SIZE, plen, out);
+        q = msb_msg_decode(type, f + MSB_PROTO_HDR_SIZE, plen, out);
         if (q < 0)
                 return q;
-        r->consumed = MSB_PROTO_HDR_SIZE + plen;
+        r->consumed += MSB_PROTO_HDR_SIZE + plen;
         return 1;
 }
 

@@ -251,7 +251,7 @@ struct msb_reader {
         uint8_t *buf;
         size_t len;
         size_t cap;
-        size_t consumed; /* bytes of the last returned frame, dropped on next call */
+        size_t consumed; /* bytes already returned; dropped at the next feed */
 };
 void msb_reader_free(struct msb_reader *r);
 /* Append bytes received from the peer. */
