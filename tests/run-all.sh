@@ -108,6 +108,7 @@ done
 # ...and a smoke set on Debian's cloud kernel, so the fallback keeps working
 MSB_KIT=debian TEST_FILTER='t_hello|t_stdout_stderr|t_stdin_piped|t_volume|t_guest_kernel_panic|t_image_config|t_kernel_features|t_ctrl_c|t_info' \
         e2e e2e-debian-kernel tests/e2e/test-run.sh
+MSB_KIT=debian TEST_FILTER='t_01_|t_05_|t_06_|t_16_' e2e e2e-debian-kernel tests/e2e/test-sandbox.sh
 
 if [ ${#FAILED[@]} -gt 0 ]; then
         echo "failed:"

@@ -30,7 +30,9 @@
 #include "internal.h"
 
 /* The drivers agentd needs; their dependencies are added from modinfo. */
-static const char *const needed_modules[] = {"virtio_mmio", "virtio_console", "virtiofs", "overlay"};
+static const char *const needed_modules[] = {"virtio_mmio", "virtio_console", "virtiofs", "overlay",
+                                             /* a named sandbox's writable layer */
+                                             "virtio_blk", "ext4"};
 #define MAX_MODULES 64
 
 struct modfile {
@@ -392,6 +394,9 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                                  (long long)kst.st_mtim.tv_sec, kst.st_mtim.tv_nsec, have_mods ? moddir : "",
                                  (long long)mst.st_mtim.tv_sec, mst.st_mtim.tv_nsec);
                 sha256_update(&ih, id, (size_t)n);
+                /* a new list of drivers is a new initramfs */
+                for (size_t i = 0; i < ARRAY_SIZE(needed_modules); i++)
+                        sha256_update(&ih, needed_modules[i], strlen(needed_modules[i]) + 1);
                 char ihex[65];
                 sha256_hex(&ih, ihex);
                 index_path = xasprintf("%s/initramfs-index-%.32s", cache, ihex);

@@ -689,10 +689,13 @@ static void set_error(struct sup *s, char *msg)
         s->error = msg;
 }
 
-/* No client and no exec'd process (the main one may run): idle. */
+/* No client using it (a waiter does not count) and no exec'd process (the
+ * main one may run): idle. */
 static void idle_update(struct sup *s, int64_t now)
 {
-        bool idle = !s->nconns && s->nprocs == (s->main ? 1u : 0u);
+        bool idle = s->nprocs == (s->main ? 1u : 0u);
+        for (struct conn *c = s->conns; c && idle; c = c->next)
+                idle = c->kind == C_WAIT || c->kind == C_STOP;
         if (!idle)
                 s->idle_since = 0;
         else if (!s->idle_since)

@@ -255,6 +255,54 @@ EOF
         "$MSB" rm "e2e-c-$$" >/dev/null
 }
 
+t_14b_vi_and_job_control_in_a_terminal() {
+        cat >"$WORK/pty4" <<'EOF'
+expect # 
+send busybox vi /tmp/note\r
+sleep 1
+send ihello from vi\x1b:wq\r
+expect # 
+send cat /tmp/note\r
+expect hello from vi
+send sleep 100\r
+sleep 1
+send \x1a
+expect Stopped
+send kill -9 %1; echo killed-$?\r
+expect killed-0
+sleep 0.5
+send exit\r
+sleep 0.5
+send exit\r
+close
+EOF
+        out=$($PTY "$WORK/pty4" -- "$MSB" exec -it "$SB" sh)
+        assert_contains "vi wrote the file" "hello from vi" "$out"
+        assert_contains "Ctrl-Z stopped the job" "Stopped" "$out"
+        assert_contains "raw mode restored" "PTYDRIVE status=0 attrs=same" "$out"
+}
+
+t_14c_lifetimes_and_log_rotation() {
+        run_msb run -d --name "e2e-b-$$" --idle-timeout 3 busybox -- sleep 1000
+        run_msb run -d --name "e2e-c-$$" --max-duration 4 busybox -- sh -c 'trap "exit 9" TERM; while :; do sleep 1; done'
+        # 12 MB of output: the log rotates at 10 MiB and keeps one old file
+        run_msb exec "e2e-b-$$" true
+        run_msb wait "e2e-b-$$"
+        assert_eq "idle timeout stopped it (SIGTERM)" 143 "$OUT"
+        run_msb wait "e2e-c-$$"
+        assert_eq "max duration stopped it" 9 "$OUT"
+        "$MSB" rm "e2e-b-$$" "e2e-c-$$" >/dev/null
+        run_msb run --name "e2e-b-$$" busybox -- sh -c 'i=0; while [ $i -lt 120 ]; do head -c 100000 /dev/zero | tr "\0" a | fold -w 99; i=$((i+1)); done; echo last-line'
+        assert_eq "run --name status" 0 "$RC"
+        dir=$DATA/sandboxes/e2e-b-$$
+        [ -f "$dir/main.log.1" ] || fail "the log did not rotate"
+        total=$(cat "$dir"/main.log* | wc -c)
+        [ "$total" -lt $((21 * 1024 * 1024)) ] || fail "logs take $total bytes"
+        run_msb logs --tail 1 "e2e-b-$$"
+        assert_eq "the newest line is kept" last-line "$OUT"
+        "$MSB" rm "e2e-b-$$" >/dev/null
+}
+
 t_15_timeouts() {
         run_msb exec --timeout 2 "$SB" sleep 100
         assert_eq "exec --timeout" 124 "$RC"
