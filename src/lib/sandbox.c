@@ -463,6 +463,12 @@ struct relay {
         uint32_t stdin_unacked; /* STDIN bytes the guest has not handed on yet */
         uint32_t out_owed;      /* output written out, not acknowledged yet */
         const struct msb_run_opts *o;
+        /* the loop's */
+        struct vm *vm;
+        int sfd;
+        bool stdin_open, qemu_gone, vm_killed;
+        int64_t kill_at; /* --timeout */
+        char *failure;   /* msb's own failure: the VM died, a server died, ... */
 };
 
 /* The volume an agentd message "GUEST: ..." is about, if any. */
@@ -1146,190 +1152,216 @@ char *vm_console_tail(struct vm *vm)
         return xstrdup(tail);
 }
 
+/* Frames from the guest, as many as are whole.  got == 0: QEMU closed the
+ * channel (it is exiting). */
+static void relay_guest_in(struct relay *rl)
+{
+        struct sandbox *sb = &rl->vm->sb;
+        uint8_t buf[65536];
+        ssize_t got = read(sb->ctl, buf, sizeof(buf));
+        if (got <= 0) {
+                if (got == 0)
+                        rl->qemu_gone = true;
+                return;
+        }
+        msb_reader_feed(&rl->rd, buf, (size_t)got);
+        struct msb_msg m;
+        int q;
+        while (!rl->done && (q = msb_reader_next(&rl->rd, &m)) == 1) {
+                int h = handle_msg(sb, rl, &m, &rl->vm->main);
+                msb_msg_free(&m);
+                if (h < 0) {
+                        q = h;
+                        break;
+                }
+        }
+        if (!rl->done && q < 0)
+                rl->failure = xstrdup("the guest sent a malformed control message; stopping it");
+        if (rl->done)
+                /* the guest is told, if the socket takes it now; it is
+                 * stopped anyway */
+                (void)!write(sb->ctl, msb_buf_head(&rl->out), msb_buf_pending(&rl->out));
+}
+
+/* The first SIGINT/SIGTERM/SIGHUP goes to the command; a second one (or
+ * one before the guest answered) stops the VM. */
+static void relay_signals(struct relay *rl)
+{
+        struct signalfd_siginfo si;
+        while (!rl->vm_killed && read(rl->sfd, &si, sizeof(si)) == sizeof(si)) {
+                if (si.ssi_signo == SIGPIPE)
+                        continue;
+                if (rl->have_hello && !rl->done && rl->sigints == 0) {
+                        msb_log(rl->vm->sb.ctx, 1, "forwarding signal %u to the command", si.ssi_signo);
+                        msb_enc_u32(&rl->out, MSB_MSG_SIGNAL, MAIN_ID, si.ssi_signo);
+                        rl->sigints++;
+                } else if (!rl->done) {
+                        rl->vm_killed = true;
+                        rl->status = 128 + (int)si.ssi_signo;
+                }
+        }
+}
+
+static void relay_stdin(struct relay *rl)
+{
+        uint8_t buf[MSB_PROTO_DATA_CHUNK];
+        ssize_t got = read(rl->o->fds[0], buf, sizeof(buf));
+        if (got > 0) {
+                msb_enc_data(&rl->out, MSB_MSG_STDIN, MAIN_ID, buf, (size_t)got);
+                rl->stdin_unacked += (uint32_t)got;
+        } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+                msb_enc_id(&rl->out, MSB_MSG_STDIN_EOF, MAIN_ID);
+                rl->stdin_open = false;
+        }
+}
+
+/* A server also exits when QEMU closes its socket on the way out (a guest
+ * panic, a power-off): then QEMU's exit is the story, and it follows
+ * within moments. */
+static void relay_server_exited(struct relay *rl, size_t i)
+{
+        struct sandbox *sb = &rl->vm->sb;
+        struct pollfd q = {.fd = sb->qemu.pidfd, .events = POLLIN};
+        bool qemu_exiting = poll(&q, 1, 1000) == 1;
+        proc_kill_wait(sb->fsd[i].pid, &sb->fsd[i].pidfd);
+        sb->fsd[i].pid = 0;
+        if (qemu_exiting)
+                rl->qemu_gone = true;
+        else
+                rl->failure = xasprintf("the %s exited unexpectedly; the VM was stopped", sb->fsd[i].what);
+}
+
+/* QEMU is gone; frames it delivered may still be queued in the socket. */
+static void relay_drain(struct relay *rl)
+{
+        struct sandbox *sb = &rl->vm->sb;
+        for (;;) {
+                uint8_t buf[65536];
+                ssize_t got = read(sb->ctl, buf, sizeof(buf));
+                if (got <= 0)
+                        break;
+                msb_reader_feed(&rl->rd, buf, (size_t)got);
+                struct msb_msg m;
+                while (!rl->done && msb_reader_next(&rl->rd, &m) == 1) {
+                        handle_msg(sb, rl, &m, &rl->vm->main);
+                        msb_msg_free(&m);
+                }
+        }
+}
+
+/* Boot deadline, then --timeout: ms to wait (-1: none).  Sets the outcome
+ * when one has passed. */
+static int relay_deadlines(struct relay *rl)
+{
+        int64_t now = mono_ms();
+        if (!rl->have_hello && !rl->done) {
+                if (now >= rl->vm->boot_deadline)
+                        rl->failure = xasprintf("the VM did not start the guest agent within %d s",
+                                                boot_timeout_ms(rl->vm->accel) / 1000);
+                return (int)(rl->vm->boot_deadline > now ? rl->vm->boot_deadline - now : 0);
+        }
+        if (rl->kill_at && !rl->done) {
+                if (now >= rl->kill_at) {
+                        /* --timeout: the VM is stopped, as a second Ctrl-C would */
+                        msb_log(rl->vm->sb.ctx, 1, "--timeout reached: stopping the VM");
+                        rl->vm_killed = true;
+                        rl->status = 124;
+                }
+                return (int)(rl->kill_at > now ? rl->kill_at - now : 0);
+        }
+        return -1;
+}
+
+static bool relay_over(const struct relay *rl)
+{
+        return rl->done || rl->qemu_gone || rl->vm_killed || rl->failure;
+}
+
+/* One round: wait for the control channel, signals, QEMU, stdin and the
+ * servers, then handle what is ready. */
+static void relay_round(struct relay *rl)
+{
+        struct sandbox *sb = &rl->vm->sb;
+        struct pollfd p[4 + MAX_VOLUMES + 1];
+        int n = 0;
+        p[n++] = (struct pollfd){.fd = sb->ctl, .events = (short)(POLLIN | (msb_buf_pending(&rl->out) ? POLLOUT : 0))};
+        p[n++] = (struct pollfd){.fd = rl->sfd, .events = POLLIN};
+        p[n++] = (struct pollfd){.fd = sb->qemu.pidfd, .events = POLLIN};
+        bool room = msb_buf_pending(&rl->out) < CTL_OUTQ_HIGH &&
+                    rl->stdin_unacked + MSB_PROTO_DATA_CHUNK <= MSB_PROTO_WINDOW;
+        p[n++] = (struct pollfd){.fd = rl->stdin_open && room ? rl->o->fds[0] : -1, .events = POLLIN};
+        for (size_t i = 0; i < sb->nfsd; i++)
+                p[n++] = (struct pollfd){.fd = sb->fsd[i].pidfd, .events = POLLIN};
+        int timeout = relay_deadlines(rl);
+        if (relay_over(rl))
+                return;
+        int k = poll(p, (nfds_t)n, timeout);
+        if (k < 0 && errno != EINTR)
+                rl->failure = xasprintf("poll: %s", strerror(errno));
+        if (k <= 0)
+                return;
+        if (p[0].revents & POLLOUT) {
+                ssize_t w = write(sb->ctl, msb_buf_head(&rl->out), msb_buf_pending(&rl->out));
+                if (w > 0)
+                        msb_buf_consume(&rl->out, (size_t)w);
+        }
+        if (p[0].revents & (POLLIN | POLLHUP))
+                relay_guest_in(rl);
+        if (!relay_over(rl) && (p[1].revents & POLLIN))
+                relay_signals(rl);
+        if (!relay_over(rl) && (p[3].revents & (POLLIN | POLLHUP | POLLERR)))
+                relay_stdin(rl);
+        for (size_t i = 0; i < sb->nfsd && !relay_over(rl); i++)
+                if (p[4 + i].revents & POLLIN)
+                        relay_server_exited(rl, i);
+        if (p[2].revents & POLLIN)
+                rl->qemu_gone = true;
+}
+
+/* What the run comes to: 0 and the status, 1 for a command that could not
+ * be executed, < 0 for msb's own failure. */
+static int relay_result(struct relay *rl, int *ret_status, struct msb_error *err)
+{
+        if (!rl->done && !rl->vm_killed && !rl->failure)
+                rl->failure = xstrdup("the VM stopped before the command finished");
+        if (rl->failure || (rl->error && rl->status >= 0)) {
+                char tail[4096];
+                console_tail(rl->vm->sb.console, tail, sizeof(tail), 15);
+                const char *what = rl->failure ? rl->failure : rl->error;
+                /* the VM died or never came up: its console says why */
+                if (rl->failure && tail[0])
+                        return msb_err(err, EIO, "%s; last lines of the guest console:\n%s", what, tail);
+                return msb_err(err, EIO, "%s", what);
+        }
+        if (rl->error) {
+                /* exec failure: report, but with the docker status */
+                msb_err(err, ENOEXEC, "%s", rl->error);
+                *ret_status = -rl->status;
+                return 1;
+        }
+        *ret_status = rl->status;
+        return 0;
+}
+
 /* The ephemeral run's loop: the main process's streams to and from our
  * stdio, signals forwarded, until it exits or the VM dies. */
 static int relay_main(struct vm *vm, const struct msb_run_opts *o, int sfd, int *ret_status, struct msb_error *err)
 {
-        struct sandbox *sb = &vm->sb;
-        struct msb_ctx *ctx = sb->ctx;
-        const struct msb_exec_msg *run = &vm->main;
-        enum msb_accel accel = vm->accel;
-        int r;
-        struct relay rl = {.o = o};
-        rl.out = vm->out;
+        struct relay rl = {
+                .o = o,
+                .vm = vm,
+                .sfd = sfd,
+                .out = vm->out,
+                .stdin_open = o->stdin_forward,
+                .kill_at = o->timeout ? mono_ms() + (int64_t)o->timeout * 1000 : 0,
+        };
         vm->out = (struct msb_buf){0};
-        int64_t boot_deadline = vm->boot_deadline;
-        bool stdin_open = o->stdin_forward;
-        int64_t kill_at = o->timeout ? mono_ms() + (int64_t)o->timeout * 1000 : 0;
-        bool qemu_gone = false, vm_killed = false;
-        char *failure = NULL;
-        while (!qemu_gone) {
-                struct pollfd p[4 + MAX_VOLUMES + 1];
-                int n = 0;
-                p[n++] = (struct pollfd){.fd = sb->ctl,
-                                         .events = (short)(POLLIN | (msb_buf_pending(&rl.out) ? POLLOUT : 0))};
-                p[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
-                p[n++] = (struct pollfd){.fd = sb->qemu.pidfd, .events = POLLIN};
-                p[n++] = (struct pollfd){
-                        .fd = stdin_open && !rl.done && msb_buf_pending(&rl.out) < CTL_OUTQ_HIGH &&
-                                              rl.stdin_unacked + MSB_PROTO_DATA_CHUNK <= MSB_PROTO_WINDOW
-                                      ? o->fds[0]
-                                      : -1,
-                        .events = POLLIN};
-                for (size_t i = 0; i < sb->nfsd; i++)
-                        p[n++] = (struct pollfd){.fd = rl.done ? -1 : sb->fsd[i].pidfd, .events = POLLIN};
-                int timeout = -1;
-                int64_t now = mono_ms();
-                if (!rl.have_hello && !rl.done)
-                        timeout = (int)(boot_deadline > now ? boot_deadline - now : 0);
-                else if (kill_at && !rl.done)
-                        timeout = (int)(kill_at > now ? kill_at - now : 0);
-                int k = poll(p, (nfds_t)n, timeout);
-                if (k < 0 && errno != EINTR) {
-                        failure = xasprintf("poll: %s", strerror(errno));
-                        break;
-                }
-                now = mono_ms();
-                if (kill_at && rl.have_hello && now >= kill_at && !rl.done) {
-                        /* --timeout: the VM is stopped, as a second Ctrl-C would */
-                        msb_log(ctx, 1, "--timeout reached: stopping the VM");
-                        vm_killed = true;
-                        rl.status = 124;
-                        break;
-                }
-                if (k == 0) {
-                        if (!rl.have_hello && now >= boot_deadline) {
-                                failure = xasprintf("the VM did not start the guest agent within %d s",
-                                                    boot_timeout_ms(accel) / 1000);
-                                break;
-                        }
-                        continue;
-                }
-                if (p[0].revents & POLLOUT) {
-                        ssize_t w = write(sb->ctl, msb_buf_head(&rl.out), msb_buf_pending(&rl.out));
-                        if (w > 0)
-                                msb_buf_consume(&rl.out, (size_t)w);
-                }
-                if (p[0].revents & (POLLIN | POLLHUP)) {
-                        uint8_t buf[65536];
-                        ssize_t got = read(sb->ctl, buf, sizeof(buf));
-                        if (got > 0) {
-                                msb_reader_feed(&rl.rd, buf, (size_t)got);
-                                struct msb_msg m;
-                                int q;
-                                while (!rl.done && (q = msb_reader_next(&rl.rd, &m)) == 1) {
-                                        int h = handle_msg(sb, &rl, &m, run);
-                                        msb_msg_free(&m);
-                                        if (h < 0) {
-                                                q = h;
-                                                break;
-                                        }
-                                }
-                                if (!rl.done && q < 0) {
-                                        failure = xstrdup("the guest sent a malformed control message; stopping it");
-                                        break;
-                                }
-                                if (rl.done) {
-                                        /* the guest is told, if the socket
-                                         * takes it now; it is stopped anyway */
-                                        (void)!write(sb->ctl, msb_buf_head(&rl.out), msb_buf_pending(&rl.out));
-                                        break;
-                                }
-                        } else if (got == 0) {
-                                /* QEMU closed the channel: it is exiting */
-                                p[2].revents |= POLLIN;
-                        }
-                }
-                if (p[1].revents & POLLIN) {
-                        struct signalfd_siginfo si;
-                        while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-                                if (si.ssi_signo == SIGPIPE)
-                                        continue;
-                                if (rl.have_hello && !rl.done && rl.sigints == 0) {
-                                        msb_log(ctx, 1, "forwarding signal %u to the command", si.ssi_signo);
-                                        msb_enc_u32(&rl.out, MSB_MSG_SIGNAL, MAIN_ID, si.ssi_signo);
-                                        rl.sigints++;
-                                } else if (!rl.done) {
-                                        /* second signal, or nothing to forward to yet */
-                                        vm_killed = true;
-                                        rl.status = 128 + (int)si.ssi_signo;
-                                        break;
-                                }
-                        }
-                        if (vm_killed)
-                                break;
-                }
-                if (p[3].revents & (POLLIN | POLLHUP | POLLERR)) {
-                        uint8_t buf[MSB_PROTO_DATA_CHUNK];
-                        ssize_t got = read(o->fds[0], buf, sizeof(buf));
-                        if (got > 0) {
-                                msb_enc_data(&rl.out, MSB_MSG_STDIN, MAIN_ID, buf, (size_t)got);
-                                rl.stdin_unacked += (uint32_t)got;
-                        } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-                                msb_enc_id(&rl.out, MSB_MSG_STDIN_EOF, MAIN_ID);
-                                stdin_open = false;
-                        }
-                }
-                for (size_t i = 0; i < sb->nfsd; i++)
-                        if (p[4 + i].revents & POLLIN) {
-                                /* A server also exits when QEMU closes its
-                                 * socket on the way out (a guest panic, a
-                                 * power-off): then QEMU's exit is the story,
-                                 * and it follows within moments. */
-                                struct pollfd q = {.fd = sb->qemu.pidfd, .events = POLLIN};
-                                bool qemu_exiting = poll(&q, 1, 1000) == 1;
-                                proc_kill_wait(sb->fsd[i].pid, &sb->fsd[i].pidfd);
-                                sb->fsd[i].pid = 0;
-                                if (qemu_exiting) {
-                                        p[2].revents |= POLLIN;
-                                        continue;
-                                }
-                                failure = xasprintf("the %s exited unexpectedly; the VM was stopped", sb->fsd[i].what);
-                                break;
-                        }
-                if (failure)
-                        break;
-                if (p[2].revents & POLLIN) {
-                        /* QEMU is gone; frames it delivered may still be
-                         * queued in the socket */
-                        for (;;) {
-                                uint8_t buf[65536];
-                                ssize_t got = read(sb->ctl, buf, sizeof(buf));
-                                if (got <= 0)
-                                        break;
-                                msb_reader_feed(&rl.rd, buf, (size_t)got);
-                                struct msb_msg m;
-                                while (!rl.done && msb_reader_next(&rl.rd, &m) == 1) {
-                                        handle_msg(sb, &rl, &m, run);
-                                        msb_msg_free(&m);
-                                }
-                        }
-                        qemu_gone = true;
-                }
-        }
-        if (!rl.done && !vm_killed && !failure)
-                failure = xstrdup("the VM stopped before the command finished");
-
-        /* ---- result ---- */
-        if (failure || (rl.error && rl.status >= 0)) {
-                char tail[4096];
-                console_tail(sb->console, tail, sizeof(tail), 15);
-                const char *what = failure ? failure : rl.error;
-                /* the VM died or never came up: its console says why */
-                if (failure && tail[0])
-                        r = msb_err(err, EIO, "%s; last lines of the guest console:\n%s", what, tail);
-                else
-                        r = msb_err(err, EIO, "%s", what);
-        } else if (rl.error) {
-                /* exec failure: report, but with the docker status */
-                r = msb_err(err, ENOEXEC, "%s", rl.error);
-                *ret_status = -rl.status;
-                r = 1;
-        } else {
-                *ret_status = rl.status;
-                r = 0;
-        }
-        free(failure);
+        while (!relay_over(&rl))
+                relay_round(&rl);
+        if (rl.qemu_gone && !rl.done)
+                relay_drain(&rl);
+        int r = relay_result(&rl, ret_status, err);
+        free(rl.failure);
         free(rl.error);
         msb_buf_free(&rl.out);
         msb_reader_free(&rl.rd);
