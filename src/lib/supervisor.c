@@ -910,30 +910,23 @@ static void state_final(struct sup *s)
         sb_state_write(s->dir, &s->st);
 }
 
-/* Runs in the supervisor process; returns its exit status. */
-static int supervise(struct msb_ctx *ctx, const char *name, unsigned flags, int ready_fd)
+/* run.lock, held for our whole life, with our pid in it (for msb rm -f
+ * when nothing else answers). */
+static int sup_lock(struct sup *s)
 {
-        struct sup s = {.ctx = ctx, .name = name, .lfd = -1, .sfd = -1, .lock_fd = -1, .ready_fd = ready_fd,
-                        .log_fd = -1, .next_id = VM_MAIN_ID + 1, .status = -1};
-        struct msb_error err = {0};
-        s.dir = sb_dir(ctx, name);
-        _cleanup_free_ char *lock = xasprintf("%s/run.lock", s.dir);
-        s.lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (s.lock_fd < 0 || flock(s.lock_fd, LOCK_EX | LOCK_NB) < 0) {
-                ready(&s, "it is already running (or still stopping: try again in a moment)");
-                return 1;
-        }
-        /* whose lock it is, for msb rm -f when nothing else answers */
+        _cleanup_free_ char *lock = xasprintf("%s/run.lock", s->dir);
+        s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0)
+                return -EBUSY;
         char pidbuf[24];
         int pl = snprintf(pidbuf, sizeof(pidbuf), "%d\n", getpid());
-        if (ftruncate(s.lock_fd, 0) < 0 || pwrite(s.lock_fd, pidbuf, (size_t)pl, 0) != pl)
-                msb_log(ctx, 1, "cannot record our pid in %s", lock);
-        int r = sb_config_load(ctx, name, &s.o, &err);
-        if (r < 0) {
-                ready(&s, err.message);
-                return 1;
-        }
-        sb_state_read(s.dir, &s.st);
+        if (ftruncate(s->lock_fd, 0) < 0 || pwrite(s->lock_fd, pidbuf, (size_t)pl, 0) != pl)
+                msb_log(s->ctx, 1, "cannot record our pid in %s", lock);
+        return 0;
+}
+
+static void sup_signals(struct sup *s)
+{
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -941,79 +934,130 @@ static int supervise(struct msb_ctx *ctx, const char *name, unsigned flags, int 
         sigaddset(&mask, SIGHUP);
         sigaddset(&mask, SIGPIPE);
         sigprocmask(SIG_BLOCK, &mask, NULL);
-        s.sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-        _cleanup_free_ char *disk = xasprintf("%s/disk.img", s.dir);
-        _cleanup_free_ char *pinned = NULL, *pinpath = xasprintf("%s/rootfs", s.dir);
+        s->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* The VM, on the sandbox's disk and pinned image root, and our socket. */
+static int sup_boot(struct sup *s, unsigned flags, struct msb_error *err)
+{
+        int r = sb_config_load(s->ctx, s->name, &s->o, err);
+        if (r < 0)
+                return r;
+        sb_state_read(s->dir, &s->st);
+        sup_signals(s);
+        _cleanup_free_ char *disk = xasprintf("%s/disk.img", s->dir);
+        _cleanup_free_ char *pinned = NULL, *pinpath = xasprintf("%s/rootfs", s->dir);
         (void)read_file_at(AT_FDCWD, pinpath, PATH_MAX, &pinned, NULL);
-        struct vm_opts vo = {.pinned_rootfs = pinned,.disk = s.o->no_disk ? NULL : disk, .hostname = name, .main_optional = true,
-                             .hold_main = flags & MSB_START_HOLD, .tty = s.o->tty, .rows = s.o->rows ? s.o->rows : 24,
-                             .cols = s.o->cols ? s.o->cols : 80};
-        r = vm_start(ctx, s.o, &vo, &s.vm, &err);
-        if (r >= 0)
-                r = listen_on(&s, &err);
-        if (r < 0) {
-                free(s.st.error);
-                s.st.error = xstrdup(err.message);
-                sb_state_write(s.dir, &s.st);
-                ready(&s, err.message);
-                vm_free(s.vm);
-                msb_run_opts_free(s.o);
-                return 1;
+        struct vm_opts vo = {
+                .pinned_rootfs = pinned,
+                .disk = s->o->no_disk ? NULL : disk,
+                .hostname = s->name,
+                .main_optional = true,
+                .hold_main = flags & MSB_START_HOLD,
+                .tty = s->o->tty,
+                .rows = s->o->rows ? s->o->rows : 24,
+                .cols = s->o->cols ? s->o->cols : 80,
+        };
+        r = vm_start(s->ctx, s->o, &vo, &s->vm, err);
+        if (r < 0)
+                return r;
+        r = listen_on(s, err);
+        if (r < 0)
+                return r;
+        if (s->vm->main.argc && (flags & MSB_START_HOLD))
+                s->main_pending = true;
+        else if (s->vm->main.argc) {
+                struct gproc *m = proc_new(s, VM_MAIN_ID, true);
+                m->stdin = s->vm->main.flags & MSB_EXEC_STDIN;
+                m->tty = s->vm->main.flags & MSB_EXEC_TTY;
         }
-        if (s.vm->main.argc) {
-                if (flags & MSB_START_HOLD)
-                        s.main_pending = true;
-                else {
-                        struct gproc *m = proc_new(&s, VM_MAIN_ID, true);
-                        m->stdin = s.vm->main.flags & MSB_EXEC_STDIN;
-                        m->tty = s.vm->main.flags & MSB_EXEC_TTY;
-                }
-        }
-        log_open(&s);
-        snprintf(s.st.status, sizeof(s.st.status), "running");
-        s.st.pid = getpid();
-        s.st.started = time(NULL);
-        s.st.finished = 0;
-        s.st.exit_code = -1;
-        free(s.st.runtime);
-        s.st.runtime = xstrdup(s.vm->sb.dir);
-        free(s.st.kernel);
-        s.st.kernel = xstrdup(s.vm->kit.kernel);
-        free(s.st.error);
-        s.st.error = NULL;
-        sb_state_write(s.dir, &s.st);
-        if (s.o->max_duration)
-                s.max_deadline = mono_ms() + (int64_t)s.o->max_duration * 1000;
-        loop(&s);
-        /* no new client from here on: they would wait for nothing */
-        close(s.lfd);
-        s.lfd = -1;
-        if (s.st.socket)
-                unlink(s.st.socket);
-        if (s.ready_fd >= 0) {
-                /* a VM that died or never came up: its console says why */
-                _cleanup_free_ char *tail = s.crashed ? vm_console_tail(s.vm) : xstrdup("");
-                _cleanup_free_ char *msg = xasprintf("%s%s%s", s.error ? s.error : "the VM stopped during start",
-                                                     tail[0] ? "; last lines of the guest console:\n" : "", tail);
-                ready(&s, msg);
-        }
-        farewell(&s);
-        vm_free(s.vm);
-        if (s.log_fd >= 0)
-                close(s.log_fd);
-        while (s.procs)
-                proc_free(&s, s.procs);
-        state_final(&s);
-        bool remove = s.o->auto_remove;
-        msb_run_opts_free(s.o);
-        if (remove)
-                sb_remove_files(ctx, name);
-        close(s.sfd);
-        msb_reader_free(&s.rd);
-        sb_state_free(&s.st);
-        free(s.error);
-        free(s.dir);
         return 0;
+}
+
+static void sup_running(struct sup *s)
+{
+        log_open(s);
+        snprintf(s->st.status, sizeof(s->st.status), "running");
+        s->st.pid = getpid();
+        s->st.started = time(NULL);
+        s->st.finished = 0;
+        s->st.exit_code = -1;
+        free(s->st.runtime);
+        s->st.runtime = xstrdup(s->vm->sb.dir);
+        free(s->st.kernel);
+        s->st.kernel = xstrdup(s->vm->kit.kernel);
+        free(s->st.error);
+        s->st.error = NULL;
+        sb_state_write(s->dir, &s->st);
+        if (s->o->max_duration)
+                s->max_deadline = mono_ms() + (int64_t)s->o->max_duration * 1000;
+}
+
+/* After the loop: nobody new gets in, the starter and every client hear
+ * how it ended, the VM goes, the state says so. */
+static void sup_end(struct sup *s)
+{
+        close(s->lfd);
+        s->lfd = -1;
+        if (s->st.socket)
+                unlink(s->st.socket);
+        if (s->ready_fd >= 0) {
+                /* a VM that died or never came up: its console says why */
+                _cleanup_free_ char *tail = s->crashed ? vm_console_tail(s->vm) : xstrdup("");
+                _cleanup_free_ char *msg = xasprintf("%s%s%s", s->error ? s->error : "the VM stopped during start",
+                                                     tail[0] ? "; last lines of the guest console:\n" : "", tail);
+                ready(s, msg);
+        }
+        farewell(s);
+        vm_free(s->vm);
+        s->vm = NULL;
+        if (s->log_fd >= 0)
+                close(s->log_fd);
+        while (s->procs)
+                proc_free(s, s->procs);
+        state_final(s);
+        if (s->o->auto_remove)
+                sb_remove_files(s->ctx, s->name);
+}
+
+static void sup_free(struct sup *s)
+{
+        vm_free(s->vm);
+        msb_run_opts_free(s->o);
+        if (s->sfd >= 0)
+                close(s->sfd);
+        if (s->lfd >= 0)
+                close(s->lfd);
+        msb_reader_free(&s->rd);
+        sb_state_free(&s->st);
+        free(s->error);
+        free(s->dir);
+}
+
+/* Runs in the supervisor process; returns its exit status. */
+static int supervise(struct msb_ctx *ctx, const char *name, unsigned flags, int ready_fd)
+{
+        struct sup s = {.ctx = ctx, .name = name, .lfd = -1, .sfd = -1, .lock_fd = -1, .ready_fd = ready_fd,
+                        .log_fd = -1, .next_id = VM_MAIN_ID + 1, .status = -1};
+        struct msb_error err = {0};
+        s.dir = sb_dir(ctx, name);
+        int r = sup_lock(&s);
+        if (r < 0)
+                ready(&s, "it is already running (or still stopping: try again in a moment)");
+        else if ((r = sup_boot(&s, flags, &err)) < 0) {
+                if (s.o) {
+                        free(s.st.error);
+                        s.st.error = xstrdup(err.message);
+                        sb_state_write(s.dir, &s.st);
+                }
+                ready(&s, err.message);
+        } else {
+                sup_running(&s);
+                loop(&s);
+                sup_end(&s);
+        }
+        sup_free(&s);
+        return r < 0 ? 1 : 0;
 }
 
 /* The supervisor is the grandchild, in its own session, so that nothing
