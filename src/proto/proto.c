@@ -145,6 +145,11 @@ int msb_enc_setup(struct msb_buf *out, const struct msb_setup_msg *su)
 
 int msb_enc_exec(struct msb_buf *out, const struct msb_exec_msg *ex)
 {
+        /* what the decoder would refuse never goes out */
+        bool tty = ex->flags & MSB_EXEC_TTY;
+        if (ex->id == 0 || (ex->flags & ~MSB_EXEC_KNOWN_FLAGS) ||
+            (tty ? (ex->rows < 1 || ex->rows > 65535 || ex->cols < 1 || ex->cols > 65535) : (ex->rows || ex->cols)))
+                return -EINVAL;
         if (ex->argc < 1 || ex->argc > MSB_PROTO_MAX_ARGS || ex->envc > MSB_PROTO_MAX_ENV)
                 return -E2BIG;
         if (!str_ok(ex->workdir) || !str_ok(ex->user) || !strv_ok(ex->argv, ex->argc) ||

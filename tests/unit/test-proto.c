@@ -447,6 +447,8 @@ static void test_truncations(void)
 }
 
 /* id 0 means "no process": only ERROR (the sandbox itself) may carry it. */
+static void check_bad_exec(const struct msb_exec_msg *ex, const char *what);
+
 static void test_id_zero(void)
 {
         uint8_t p[12] = {0};
@@ -468,9 +470,9 @@ static void test_id_zero(void)
         struct msb_buf b = {0};
         struct msb_exec_msg ex = sample_exec();
         ex.id = 0;
-        msb_enc_exec(&b, &ex);
-        CHECK_INT(decode_payload(&b), -EBADMSG);
-        msb_buf_free(&b);
+        CHECK_INT(msb_enc_exec(&b, &ex), -EINVAL);
+        CHECK_INT(msb_buf_pending(&b), 0);
+        check_bad_exec(&ex, "id 0");
 }
 
 /* Values out of their range in otherwise whole messages. */
@@ -512,12 +514,27 @@ static void test_ranges(void)
         CHECK_INT(decode_raw(MSB_MSG_RESIZE, ok, 12), 0);
 }
 
-/* EXEC variants the decoder must refuse; each is encoded (the encoder does
- * not judge them) and decoded. */
+/* EXEC variants the decoder must refuse.  What the encoder refuses too
+ * (-EINVAL: id, flags, terminal size) is encoded valid and then patched to
+ * the bad values, so the decoder is tested either way. */
 static void check_bad_exec(const struct msb_exec_msg *ex, const char *what)
 {
         struct msb_buf b = {0};
-        CHECK_INT(msb_enc_exec(&b, ex), 0);
+        int r = msb_enc_exec(&b, ex);
+        if (r == -EINVAL) {
+                struct msb_exec_msg ok = *ex;
+                ok.id = 1;
+                ok.flags &= MSB_EXEC_KNOWN_FLAGS & ~MSB_EXEC_TTY;
+                ok.rows = ok.cols = 0;
+                CHECK_INT(msb_enc_exec(&b, &ok), 0);
+                uint8_t *pl = (uint8_t *)msb_buf_head(&b) + MSB_PROTO_HDR_SIZE;
+                uint8_t *end = (uint8_t *)msb_buf_head(&b) + msb_buf_pending(&b);
+                put32(pl, ex->id);
+                put32(pl + 4, ex->flags);
+                put32(end - 8, ex->rows);
+                put32(end - 4, ex->cols);
+        } else
+                CHECK_INT(r, 0);
         if (decode_payload(&b) != -EBADMSG) {
                 fprintf(stderr, "EXEC with %s decoded\n", what);
                 check_failures++;
