@@ -78,6 +78,12 @@ if ninja -C build-fuzz >build-fuzz.log 2>&1; then
         rc=$?
         [ $rc = 0 ] || tail -30 build-fuzz/fuzz-fsd.log
         record "fuzz virtio-fs requests and rings (200000 runs)" $rc
+        python3 tests/fuzz/seed-supervisor.py "$seed/supervisor"
+        build-fuzz/tests/fuzz-supervisor -runs=300000 -max_len=4096 -seed=1 -artifact_prefix=build-fuzz/ "$seed/supervisor" \
+                >build-fuzz/fuzz-supervisor.log 2>&1
+        rc=$?
+        [ $rc = 0 ] || tail -30 build-fuzz/fuzz-supervisor.log
+        record "fuzz sandbox supervisor: guest and client frames (300000 runs)" $rc
         rm -rf "$seed"
 else
         tail -30 build-fuzz.log

@@ -35,3 +35,6 @@ int sb_remove_files(struct msb_ctx *ctx, const char *name);
 /* supervisor.c: fork a supervisor for the sandbox and return once it
  * reports the guest ready (or why not). */
 int sb_supervise(struct msb_ctx *ctx, const char *name, unsigned flags, struct msb_error *err);
+
+/* The fuzzer's way into the supervisor's handlers (supervisor.c). */
+void sup_fuzz(const uint8_t *data, size_t size);

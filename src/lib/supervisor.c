@@ -843,8 +843,8 @@ static void loop(struct sup *s)
         }
 }
 
-/* Tell every client how it ended, within FAREWELL_MS for all of them. */
-static void farewell(struct sup *s)
+/* Tell every client how it ended, within wait_ms for all of them. */
+static void farewell(struct sup *s, int wait_ms)
 {
         int st = s->status;
         bool sig = st > 128 && st < 128 + 65;
@@ -858,7 +858,7 @@ static void farewell(struct sup *s)
                         /* the sandbox stopped under it: killed */
                         msb_enc_exit(&c->out, 1, MSB_EXIT_SIGNAL, SIGKILL);
         }
-        int64_t end = mono_ms() + FAREWELL_MS;
+        int64_t end = mono_ms() + wait_ms;
         for (;;) {
                 struct pollfd p[CONN_MAX];
                 struct conn *cs[CONN_MAX];
@@ -1008,7 +1008,7 @@ static void sup_end(struct sup *s)
                                                      tail[0] ? "; last lines of the guest console:\n" : "", tail);
                 ready(s, msg);
         }
-        farewell(s);
+        farewell(s, FAREWELL_MS);
         vm_free(s->vm);
         s->vm = NULL;
         if (s->log_fd >= 0)
@@ -1123,4 +1123,85 @@ int sb_supervise(struct msb_ctx *ctx, const char *name, unsigned flags, struct m
                 return 0;
         return msb_err(err, EIO, "sandbox '%s' did not start: %s", name,
                        n ? msg : "its supervisor died; run with --verbose and see <data>/sandboxes/NAME/supervisor.log");
+}
+
+/* ---- for the fuzzer ---- */
+
+/* A supervisor with no VM behind it: frames from a hostile guest and from
+ * three clients, interleaved as data says (each chunk: one selector byte,
+ * a little-endian u16 length, the bytes), go through the same handlers as
+ * in the loop.  Nothing is read from or written to a real fd. */
+void sup_fuzz(const uint8_t *data, size_t size)
+{
+        struct vm vm = {0};
+        char *argv[] = {"sh", NULL}, *env[] = {"A=b", NULL};
+        vm.main = (struct msb_exec_msg){.id = VM_MAIN_ID, .flags = MSB_EXEC_MAIN | MSB_EXEC_STDIN, .workdir = "",
+                                        .user = "", .argc = 1, .argv = argv, .envc = 1, .env = env, .home = "",
+                                        .exec_path = ""};
+        vm.env = env;
+        vm.user = "";
+        vm.boot_deadline = INT64_MAX;
+        struct msb_run_opts o = {0};
+        struct sup s = {.name = "fuzz", .vm = &vm, .o = &o, .lfd = -1, .sfd = -1, .lock_fd = -1, .ready_fd = -1,
+                        .log_fd = -1, .next_id = VM_MAIN_ID + 1, .status = -1, .main_pending = size && (data[0] & 1)};
+        if (!s.main_pending)
+                proc_new(&s, VM_MAIN_ID, true)->stdin = true;
+        struct msb_ctx quiet = {0}; /* no log function: msb_log says nothing */
+        s.ctx = &quiet;
+        struct conn *cl[3];
+        for (int i = 0; i < 3; i++) {
+                cl[i] = xcalloc(1, sizeof(*cl[i]));
+                cl[i]->fd = -1;
+                cl[i]->next = s.conns;
+                s.conns = cl[i];
+                s.nconns++;
+        }
+        size_t off = size ? 1 : 0;
+        while (off + 3 <= size && !s.done) {
+                unsigned sel = data[off] % 4;
+                size_t n = (size_t)(data[off + 1] | data[off + 2] << 8);
+                off += 3;
+                if (n > size - off)
+                        n = size - off;
+                struct msb_reader *rd = NULL;
+                struct conn *c = NULL;
+                if (sel == 0)
+                        rd = &s.rd;
+                else {
+                        for (struct conn *x = s.conns; x; x = x->next)
+                                if (x == cl[sel - 1])
+                                        c = x;
+                        if (c)
+                                rd = &c->rd;
+                }
+                if (rd) {
+                        msb_reader_feed(rd, data + off, n);
+                        struct msb_msg m;
+                        int q;
+                        while (!s.done && (q = msb_reader_next(rd, &m)) == 1) {
+                                int r = c ? client_msg(&s, c, &m) : guest_msg(&s, &m);
+                                msb_msg_free(&m);
+                                if (r < 0)
+                                        break;
+                        }
+                }
+                off += n;
+                /* what the loop does between rounds */
+                idle_update(&s, mono_ms());
+                for (int i = 0; i < 3; i++)
+                        for (struct conn *x = s.conns; x; x = x->next)
+                                if (x == cl[i] && x->closing) {
+                                        conn_close(&s, x);
+                                        cl[i] = NULL;
+                                        break;
+                                }
+                if (msb_buf_pending(&vm.out) > GUEST_OUTQ_HIGH)
+                        msb_buf_free(&vm.out); /* the guest read it */
+        }
+        farewell(&s, 0);
+        while (s.procs)
+                proc_free(&s, s.procs);
+        msb_buf_free(&vm.out);
+        msb_reader_free(&s.rd);
+        free(s.error);
 }
