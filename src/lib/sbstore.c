@@ -220,6 +220,7 @@ void sb_state_free(struct sb_state *st)
         free(st->socket);
         free(st->error);
         free(st->kernel);
+        free(st->server_pids);
         memset(st, 0, sizeof(*st));
 }
 
@@ -236,6 +237,10 @@ int sb_state_write(const char *dir, const struct sb_state *st)
                 json_object_set_new(j, "error", json_string(st->error));
         if (st->kernel)
                 json_object_set_new(j, "kernel", json_string(st->kernel));
+        if (st->qemu_pid)
+                json_object_set_new(j, "qemu_pid", json_integer(st->qemu_pid));
+        if (st->server_pids)
+                json_object_set_new(j, "server_pids", json_string(st->server_pids));
         char *s = json_dumps(j, JSON_INDENT(2));
         json_decref(j);
         _cleanup_free_ char *path = xasprintf("%s/state.json", dir);
@@ -264,7 +269,9 @@ int sb_state_read(const char *dir, struct sb_state *st)
         DUP(socket, "socket");
         DUP(error, "error");
         DUP(kernel, "kernel");
+        DUP(server_pids, "server_pids");
 #undef DUP
+        st->qemu_pid = (int)json_integer_value(json_object_get(j, "qemu_pid"));
         json_decref(j);
         return 0;
 }
@@ -594,6 +601,15 @@ int msb_sandbox_inspect(struct msb_ctx *ctx, const char *name, char **ret_json, 
                                                                                : json_null());
         if (st.error)
                 json_object_set_new(state, "error", json_string(st.error));
+        if (running) {
+                json_t *pids = json_pack("{s:i,s:i}", "supervisor", st.pid, "qemu", st.qemu_pid);
+                json_t *servers = json_array();
+                for (char *save = NULL, *t = st.server_pids ? strtok_r(st.server_pids, " ", &save) : NULL; t;
+                     t = strtok_r(NULL, " ", &save))
+                        json_array_append_new(servers, json_integer(atoi(t)));
+                json_object_set_new(pids, "fs_servers", servers);
+                json_object_set_new(state, "pids", pids);
+        }
         _cleanup_free_ char *disk = xasprintf("%s/disk.img", dir), *log = xasprintf("%s/main.log", dir);
         json_t *paths = json_pack("{s:s,s:s,s:s}", "dir", dir, "disk", disk, "log", log);
         if (running && st.runtime)

@@ -11,6 +11,8 @@
 struct sb_state {
         char status[16]; /* created, running, stopped, crashed */
         int pid;         /* the supervisor's */
+        int qemu_pid;    /* while running */
+        char *server_pids; /* the virtio-fs servers', space-separated, while running */
         int64_t created, started, finished;
         int exit_code;   /* -1: none */
         char *runtime;   /* runtime dir while running */

@@ -902,6 +902,9 @@ static void state_final(struct sup *s)
         s->st.finished = time(NULL);
         s->st.exit_code = s->status >= 0 ? s->status : (s->crashed ? 255 : 0);
         s->st.pid = 0;
+        s->st.qemu_pid = 0;
+        free(s->st.server_pids);
+        s->st.server_pids = NULL;
         free(s->st.runtime);
         free(s->st.socket);
         s->st.runtime = s->st.socket = NULL;
@@ -986,6 +989,14 @@ static void sup_running(struct sup *s)
         s->st.runtime = xstrdup(s->vm->sb.dir);
         free(s->st.kernel);
         s->st.kernel = xstrdup(s->vm->kit.kernel);
+        s->st.qemu_pid = s->vm->sb.qemu.pid;
+        free(s->st.server_pids);
+        s->st.server_pids = xstrdup("");
+        for (size_t i = 0; i < s->vm->sb.nfsd; i++) {
+                char *n = xasprintf("%s%s%d", s->st.server_pids, i ? " " : "", (int)s->vm->sb.fsd[i].pid);
+                free(s->st.server_pids);
+                s->st.server_pids = n;
+        }
         free(s->st.error);
         s->st.error = NULL;
         sb_state_write(s->dir, &s->st);

@@ -111,6 +111,24 @@ t_07_kill_and_stop_without_grace() {
         assert_eq "stop -t 0" "stopped 137" "$(sb_status "$SB")"
 }
 
+t_07b_restart_and_second_attach() {
+        run_msb restart -t 1 "$SB"
+        assert_eq "restart" 0 "$RC"
+        assert_eq "running after restart" running "$(sb_status "$SB" | cut -d' ' -f1)"
+        pids=$("$MSB" inspect "$SB" | python3 -c 'import json,sys; p=json.load(sys.stdin)[0]["state"]["pids"]; print(p["supervisor"], p["qemu"], len(p["fs_servers"]))')
+        set -- $pids
+        kill -0 "$1" && kill -0 "$2" || fail "inspect's pids are not alive: $pids"
+        assert_eq "one fs server (no volumes)" 1 "$3"
+        "$MSB" attach --no-stdin "$SB" >"$WORK/attach1.out" 2>&1 &
+        local a=$!
+        sleep 1
+        run_msb attach --no-stdin "$SB"
+        assert_eq "second attach" 125 "$RC"
+        assert_contains "second attach" "attached already" "$ERR"
+        kill -9 $a 2>/dev/null || true
+        wait $a 2>/dev/null || true
+}
+
 t_08_cli_killed_during_exec_and_run_d() {
         run_msb start "$SB"
         "$MSB" exec "$SB" sh -c 'sleep 600' &
