@@ -234,6 +234,11 @@ struct msb_relay_opts {
 #define MSB_DETACH_KEYS_MAX 8
 int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret_status, struct msb_error *err);
 int msb_proc_signal(struct msb_proc *p, int signo);
+/* The process's terminal size (with tty): SIGWINCH in the guest. */
+int msb_proc_resize(struct msb_proc *p, unsigned rows, unsigned cols);
+/* The connection to poll for when driving a process without
+ * msb_proc_relay (readable: output or its end is there). */
+int msb_proc_fd(const struct msb_proc *p);
 void msb_proc_free(struct msb_proc *p);
 
 /* Import an image from an OCI image layout directory (as written by umoci or

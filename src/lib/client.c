@@ -230,8 +230,23 @@ int msb_sandbox_attach(struct msb_ctx *ctx, const char *name, bool forward_stdin
 
 int msb_proc_signal(struct msb_proc *p, int signo)
 {
+        if (signo < 1 || signo > 64)
+                return -EINVAL;
         msb_enc_u32(&p->out, MSB_MSG_SIGNAL, 1, (uint32_t)signo);
         return send_out(p);
+}
+
+int msb_proc_resize(struct msb_proc *p, unsigned rows, unsigned cols)
+{
+        if (rows < 1 || rows > 65535 || cols < 1 || cols > 65535)
+                return -EINVAL;
+        msb_enc_resize(&p->out, 1, rows, cols);
+        return send_out(p);
+}
+
+int msb_proc_fd(const struct msb_proc *p)
+{
+        return p->fd;
 }
 
 /* ---- the relay ---- */
