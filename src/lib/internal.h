@@ -90,12 +90,20 @@ struct tar_opts {
         uint64_t bytes, entries;         /* used so far, by every layer */
         bool plain;  /* an archive, not an image: no metadata, special files skipped */
         bool marked; /* the root carries MSB_XATTR_MARK */
+        /* a copy out of a sandbox (msb cp): an uncompressed tar; no
+         * whiteouts (".wh." is a name like any other) and no xattrs; modes
+         * kept without setuid/setgid (directories' once all is in them),
+         * modification times kept (nanoseconds from pax), special files
+         * skipped; an entry never replaces a directory with a non-directory
+         * or the reverse, and a hard link must name an entry of the same
+         * copy */
+        bool copy;
 };
 #define TAR_OPTS_DEFAULT ((struct tar_opts){.max_bytes = TAR_IMAGE_MAX_BYTES, .max_entries = TAR_IMAGE_MAX_ENTRIES})
 struct tar_stats {
         uint64_t entries;
         uint64_t bytes;
-        uint64_t skipped_devices; /* special files not placed (archives, no xattrs) */
+        uint64_t skipped_devices; /* special files not placed (archives, copies, no xattrs) */
         uint64_t meta_lost;       /* owners/modes the store's file system could not record */
 };
 /* Unpack a (gzip-compressed or plain) tar stream from fd into the directory

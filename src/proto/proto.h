@@ -106,7 +106,19 @@ enum msb_msg_type {
 #define MSB_EXEC_TTY (1u << 2)   /* a pseudo-terminal (rows, cols); stdout and
                                   * stderr both go through it as STDOUT */
 #define MSB_EXEC_MAIN (1u << 3)  /* the sandbox's main process (at most one) */
-#define MSB_EXEC_KNOWN_FLAGS (MSB_EXEC_STDIN | MSB_EXEC_IDS | MSB_EXEC_TTY | MSB_EXEC_MAIN)
+/* Not a program: argv[0] names a routine built into agentd, run in a child
+ * of agentd (as uid, gid) with the same streams, exit status and flow
+ * control as a program (src/agent/tarcp.c):
+ *   cp-out PATH NAME      a tar of PATH on stdout, its top entry named NAME
+ *                         (PATH may end in "/.": a directory's own entry)
+ *   cp-in DIR NAME [a]    extract the tar on stdin (top entry NAME, or "."
+ *                         for a directory's contents) where docker cp would
+ *                         put it for destination DIR; "a": keep the
+ *                         archive's owners, else root's
+ * Errors: one line on stderr, exit 2 if a named path does not exist, else 1.
+ * Neither MAIN nor TTY. */
+#define MSB_EXEC_INTERNAL (1u << 4)
+#define MSB_EXEC_KNOWN_FLAGS (MSB_EXEC_STDIN | MSB_EXEC_IDS | MSB_EXEC_TTY | MSB_EXEC_MAIN | MSB_EXEC_INTERNAL)
 
 /* ATTACH flags */
 #define MSB_ATTACH_STDIN (1u << 0) /* the client forwards its stdin */
