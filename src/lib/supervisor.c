@@ -46,6 +46,10 @@
 #define STARTED_WAIT_MS 60000 /* from HELLO to the main process's STARTED */
 #define ATTACH_WAIT_MS 60000  /* a held main process waits this long for its client */
 #define FAREWELL_MS 2000      /* for the last words to every client */
+/* Booted without its main process (msb cp on a stopped sandbox): it stops
+ * once its last client and process are gone, or after this long if no
+ * client ever came (the one that started it died). */
+#define NO_MAIN_FIRST_CLIENT_MS 60000
 
 struct sup;
 static void set_error(struct sup *s, char *msg);
@@ -97,7 +101,9 @@ struct sup {
         int status; /* main's, msb_run's convention; -1 none */
         char *error;
         bool crashed, done, main_error;
+        bool no_main, had_client; /* MSB_START_NO_MAIN; a client connected */
         struct sb_state st;
+        struct sb_state before; /* with no_main: the state to leave again */
 };
 
 /* ---- the main process's log (CRI format) ---- */
@@ -436,6 +442,37 @@ static void send_main(struct sup *s)
         }
 }
 
+static void exec_sent(struct sup *s, struct conn *c, const struct msb_exec_msg *ex)
+{
+        struct gproc *p = proc_new(s, ex->id, false);
+        p->tty = ex->flags & MSB_EXEC_TTY;
+        p->stdin = ex->flags & MSB_EXEC_STDIN;
+        p->conn = c;
+        c->p = p;
+        c->kind = C_EXEC;
+}
+
+/* A routine of agentd's (msb cp): as root, from "/", in no environment of
+ * the image's, whoever the sandbox's user is (docker cp's way). */
+static void client_exec_routine(struct sup *s, struct conn *c, struct msb_exec_msg *ex)
+{
+        ex->flags = MSB_EXEC_INTERNAL | MSB_EXEC_IDS | (ex->flags & MSB_EXEC_STDIN);
+        ex->workdir = "/";
+        ex->user = "0:0";
+        ex->env = NULL;
+        ex->envc = 0;
+        ex->uid = ex->gid = 0;
+        ex->ngroups = 1;
+        ex->groups[0] = 0;
+        ex->home = "/root";
+        ex->exec_path = "";
+        ex->nprefetch = 0;
+        ex->prefetch = NULL;
+        if (msb_enc_exec(&s->vm->out, ex) < 0)
+                return conn_error(s, c, "exec", E2BIG, "the command line is too large");
+        exec_sent(s, c, ex);
+}
+
 static void client_exec(struct sup *s, struct conn *c, struct msb_exec_msg *req)
 {
         if (s->nprocs >= MSB_PROTO_MAX_PROCS - 1)
@@ -459,6 +496,8 @@ static void client_exec(struct sup *s, struct conn *c, struct msb_exec_msg *req)
         }
         struct msb_exec_msg ex = *req;
         ex.id = s->next_id++;
+        if (req->flags & MSB_EXEC_INTERNAL)
+                return client_exec_routine(s, c, &ex);
         ex.flags &= MSB_EXEC_STDIN | MSB_EXEC_TTY;
         ex.env = env;
         ex.envc = (uint32_t)strv_len(env);
@@ -484,12 +523,7 @@ static void client_exec(struct sup *s, struct conn *c, struct msb_exec_msg *req)
         ex.prefetch = NULL;
         if (msb_enc_exec(&vm->out, &ex) < 0)
                 return conn_error(s, c, "exec", E2BIG, "the command line and environment are too large");
-        struct gproc *p = proc_new(s, ex.id, false);
-        p->tty = ex.flags & MSB_EXEC_TTY;
-        p->stdin = ex.flags & MSB_EXEC_STDIN;
-        p->conn = c;
-        c->p = p;
-        c->kind = C_EXEC;
+        exec_sent(s, c, &ex);
 }
 
 static void client_attach(struct sup *s, struct conn *c, uint32_t flags)
@@ -630,6 +664,7 @@ static void client_accept(struct sup *s)
         }
         struct conn *c = xcalloc(1, sizeof(*c));
         c->fd = fd;
+        s->had_client = true;
         msb_enc_hello(&c->out, MSB_PROTO_VERSION, "msb-supervisor");
         c->next = s->conns;
         s->conns = c;
@@ -699,11 +734,19 @@ static void idle_update(struct sup *s, int64_t now)
                 s->idle_since = now;
 }
 
+/* Booted for a copy: when it stops (0: not idle, no deadline). */
+static int64_t no_main_deadline(const struct sup *s)
+{
+        if (!s->no_main || !s->idle_since)
+                return 0;
+        return s->idle_since + (s->had_client ? 0 : NO_MAIN_FIRST_CLIENT_MS);
+}
+
 /* The next deadline, in ms from now (-1: none). */
 static int next_timeout(struct sup *s, int64_t now)
 {
         int64_t t = -1;
-        int64_t at[6] = {
+        int64_t at[7] = {
                 !s->have_hello ? s->vm->boot_deadline : 0,
                 s->stop_phase ? s->stop_deadline : 0,
                 !s->stop_phase ? s->max_deadline : 0,
@@ -712,8 +755,9 @@ static int next_timeout(struct sup *s, int64_t now)
                         : 0,
                 !s->stop_phase ? s->started_deadline : 0,
                 !s->stop_phase ? s->attach_deadline : 0,
+                !s->stop_phase ? no_main_deadline(s) : 0,
         };
-        for (size_t i = 0; i < 6; i++) {
+        for (size_t i = 0; i < ARRAY_SIZE(at); i++) {
                 if (!at[i])
                         continue;
                 int64_t d = at[i] > now ? at[i] - now : 0;
@@ -740,6 +784,9 @@ static void timers(struct sup *s, int64_t now)
                 s->crashed = s->done = true;
         } else if (s->attach_deadline && now >= s->attach_deadline) {
                 msb_log(s->ctx, 1, "nobody attached to the held main process within 60 s; stopping");
+                stop_begin(s, 0);
+        } else if (no_main_deadline(s) && now >= no_main_deadline(s)) {
+                msb_log(s->ctx, 1, "booted without its main process, and nothing uses it any more: stopping");
                 stop_begin(s, 0);
         } else if (s->max_deadline && now >= s->max_deadline) {
                 msb_log(s->ctx, 1, "--max-duration reached");
@@ -893,11 +940,26 @@ static int listen_on(struct sup *s, struct msb_error *err)
         return 0;
 }
 
+/* Booted for a copy: the sandbox is left as it was found (a "created" one
+ * has still never run; a stopped one keeps its exit code and times). */
+static void state_restore(struct sup *s)
+{
+        snprintf(s->st.status, sizeof(s->st.status), "%s",
+                 !strcmp(s->before.status, "running") ? "crashed" : s->before.status);
+        s->st.started = s->before.started;
+        s->st.finished = s->before.finished;
+        s->st.exit_code = s->before.exit_code;
+        free(s->error);
+        s->error = s->before.error ? xstrdup(s->before.error) : NULL;
+}
+
 static void state_final(struct sup *s)
 {
         snprintf(s->st.status, sizeof(s->st.status), "%s", s->crashed ? "crashed" : "stopped");
         s->st.finished = time(NULL);
         s->st.exit_code = s->status >= 0 ? s->status : (s->crashed ? 255 : 0);
+        if (s->no_main && !s->crashed)
+                state_restore(s);
         s->st.pid = 0;
         free(s->st.runtime);
         free(s->st.socket);
@@ -931,6 +993,9 @@ static int supervise(struct msb_ctx *ctx, const char *name, unsigned flags, int 
                 return 1;
         }
         sb_state_read(s.dir, &s.st);
+        s.no_main = flags & MSB_START_NO_MAIN;
+        if (s.no_main)
+                sb_state_read(s.dir, &s.before);
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -943,7 +1008,7 @@ static int supervise(struct msb_ctx *ctx, const char *name, unsigned flags, int 
         _cleanup_free_ char *pinned = NULL, *pinpath = xasprintf("%s/rootfs", s.dir);
         (void)read_file_at(AT_FDCWD, pinpath, PATH_MAX, &pinned, NULL);
         struct vm_opts vo = {.pinned_rootfs = pinned,.disk = s.o->no_disk ? NULL : disk, .hostname = name, .main_optional = true,
-                             .hold_main = flags & MSB_START_HOLD, .tty = s.o->tty, .rows = s.o->rows ? s.o->rows : 24,
+                             .hold_main = flags & (MSB_START_HOLD | MSB_START_NO_MAIN), .tty = s.o->tty, .rows = s.o->rows ? s.o->rows : 24,
                              .cols = s.o->cols ? s.o->cols : 80};
         r = vm_start(ctx, s.o, &vo, &s.vm, &err);
         if (r >= 0)
@@ -957,7 +1022,7 @@ static int supervise(struct msb_ctx *ctx, const char *name, unsigned flags, int 
                 msb_run_opts_free(s.o);
                 return 1;
         }
-        if (s.vm->main.argc) {
+        if (s.vm->main.argc && !s.no_main) {
                 if (flags & MSB_START_HOLD)
                         s.main_pending = true;
                 else {
@@ -1001,13 +1066,15 @@ static int supervise(struct msb_ctx *ctx, const char *name, unsigned flags, int 
         while (s.procs)
                 proc_free(&s, s.procs);
         state_final(&s);
-        bool remove = s.o->auto_remove;
+        /* one that was stopped stays, whatever it was made with */
+        bool remove = s.o->auto_remove && !s.no_main;
         msb_run_opts_free(s.o);
         if (remove)
                 sb_remove_files(ctx, name);
         close(s.sfd);
         msb_reader_free(&s.rd);
         sb_state_free(&s.st);
+        sb_state_free(&s.before);
         free(s.error);
         free(s.dir);
         return 0;
