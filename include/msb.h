@@ -272,6 +272,14 @@ int msb_sandbox_copy_out(struct msb_ctx *ctx, const char *name, const char *gues
  * flags: MSB_COPY_ARCHIVE. */
 int msb_sandbox_copy_in(struct msb_ctx *ctx, const char *name, const char *host_src, const char *guest_dst,
                         unsigned flags, struct msb_copy_stats *ret_stats, struct msb_error *err);
+/* docker cp's "-": a tar of guest_path (its top entry named as it, or "."
+ * for "DIR/." and "/") written to fd as the guest sends it; and a tar read
+ * from fd (ustar, pax, GNU long names) extracted at guest_dst, a directory
+ * (made if missing). */
+int msb_sandbox_copy_out_tar(struct msb_ctx *ctx, const char *name, const char *guest_path, int fd, unsigned flags,
+                             struct msb_error *err);
+int msb_sandbox_copy_in_tar(struct msb_ctx *ctx, const char *name, int fd, const char *guest_dst, unsigned flags,
+                            struct msb_error *err);
 
 /* Import an image from an OCI image layout directory (as written by umoci or
  * skopeo).  tag selects the manifest annotated with that ref name (NULL: the

@@ -190,6 +190,22 @@ static int read_pax(struct in *in, struct entry *e, uint64_t size)
         return 0;
 }
 
+/* A GNU long name ('L') or link target ('K'), as a tar from stdin may
+ * have them. */
+static int read_long(struct in *in, struct entry *e, char type, uint64_t size)
+{
+        char buf[TARW_MAX_PATH];
+        if (size >= sizeof(buf) || in_read(in, buf, (size_t)size) < 0 ||
+            in_read(in, NULL, (BLOCK - size % BLOCK) % BLOCK) < 0)
+                return -1;
+        size_t n = strnlen(buf, (size_t)size);
+        if (type == 'L')
+                e->pax_path = set_str(e->path, buf, n);
+        else
+                e->pax_link = set_str(e->link, buf, n);
+        return 0;
+}
+
 static bool checksum_ok(const uint8_t *h)
 {
         uint64_t want, sum = 0;
@@ -221,7 +237,8 @@ static bool from_header(struct entry *e, const uint8_t *h)
 }
 
 /* The next entry: 1, 0 at the end of the archive, -1 for a malformed or
- * truncated one. */
+ * truncated one.  Extended headers (pax, GNU long names) go into the entry
+ * that follows them; pax global headers are read past. */
 static int next_entry(struct in *in, struct entry *e)
 {
         uint8_t h[BLOCK];
@@ -239,10 +256,12 @@ static int next_entry(struct in *in, struct entry *e)
                 uint64_t size;
                 if (!checksum_ok(h) || !get_num(h + 124, 12, &size))
                         return -1;
-                if (h[156] != 'x')
-                        return from_header(e, h) ? 1 : -1;
-                if (read_pax(in, e, size) < 0)
-                        return -1;
+                int r = h[156] == 'x' ? read_pax(in, e, size)
+                        : h[156] == 'L' || h[156] == 'K' ? read_long(in, e, h[156], size)
+                        : h[156] == 'g' ? in_read(in, NULL, size + (BLOCK - size % BLOCK) % BLOCK)
+                                        : from_header(e, h) ? 1 : -1;
+                if (r != 0)
+                        return r;
         }
 }
 
@@ -444,7 +463,7 @@ static int place_link(struct extract *x, int pfd, const char *base, struct entry
 
 static bool is_file(char type)
 {
-        return type == '0' || type == '\0';
+        return type == '0' || type == '\0' || type == '7';
 }
 
 /* The entry in its directory (made as needed); a file takes its body. */

@@ -38,7 +38,8 @@ static void cp_help(void)
                "  A file goes to DEST_PATH, or into it when it is a directory; a directory becomes\n"
                "  DEST_PATH when that does not exist, else goes into it under its own name;\n"
                "  SRC_PATH/. copies a directory's contents.  Modes and times are kept, symlinks are\n"
-               "  copied as symlinks, devices, fifos and sockets are left out.\n\n"
+               "  copied as symlinks, devices, fifos and sockets are left out.  \"-\" as DEST_PATH\n"
+               "  writes a tar to stdout; as SRC_PATH it reads one from stdin into a directory.\n\n"
                "  -a, --archive  copying in: keep the files' owners (default: root's)\n",
                CP_USAGE);
 }
@@ -51,8 +52,15 @@ static int cp_run(const char *name, const char *src, const char *dst, bool in, u
                 return 125;
         struct msb_error err = {0};
         struct msb_copy_stats st = {0};
-        int r = in ? msb_sandbox_copy_in(ctx, name, src, dst, flags, &st, &err)
-                   : msb_sandbox_copy_out(ctx, name, src, dst, flags, &st, &err);
+        int r;
+        /* "-": a tar on stdout or from stdin */
+        if (in && !strcmp(src, "-"))
+                r = msb_sandbox_copy_in_tar(ctx, name, 0, dst, flags, &err);
+        else if (!in && !strcmp(dst, "-"))
+                r = msb_sandbox_copy_out_tar(ctx, name, src, 1, flags, &err);
+        else
+                r = in ? msb_sandbox_copy_in(ctx, name, src, dst, flags, &st, &err)
+                       : msb_sandbox_copy_out(ctx, name, src, dst, flags, &st, &err);
         msb_ctx_free(ctx);
         if (r < 0) {
                 cli_error("%s", err.message);

@@ -338,6 +338,40 @@ int msb_sandbox_copy_out(struct msb_ctx *ctx, const char *name, const char *src,
         return r < 0 ? r : 0;
 }
 
+/* A copy out as a tar on fd (docker cp's "-"): the guest's stream as it
+ * is, for the caller to read as an archive. */
+int msb_sandbox_copy_out_tar(struct msb_ctx *ctx, const char *name, const char *src, int fd, unsigned flags,
+                             struct msb_error *err)
+{
+        struct sb_state st;
+        _cleanup_free_ char *gsrc = NULL;
+        int r = msb_sandbox_name_check(name, err);
+        if (r < 0 || (r = sb_state_current(ctx, name, &st, err)) < 0)
+                return r;
+        sb_state_free(&st);
+        if (flags)
+                return msb_err(err, EINVAL, "cp: unknown flags for a copy out of a sandbox");
+        if ((r = guest_path(src, &gsrc, err)) < 0)
+                return r;
+        _cleanup_free_ char *top = top_name(gsrc);
+        char *argv[] = {"cp-out", gsrc, top, NULL};
+        bool booted = false;
+        struct msb_proc *p = NULL;
+        char errbuf[ROUTINE_ERR_MAX];
+        int status = -1;
+        uint64_t skipped = 0;
+        r = sb_acquire(ctx, name, &booted, err);
+        if (r >= 0)
+                r = sb_exec_routine(ctx, name, argv, false, &p, err);
+        if (r >= 0)
+                r = sb_proc_relay_copy(p, -1, fd, errbuf, sizeof(errbuf), &status, err);
+        if (r >= 0)
+                r = routine_result(name, status, errbuf, &skipped, err);
+        msb_proc_free(p);
+        sb_release(ctx, name, booted);
+        return r < 0 ? r : 0;
+}
+
 /* ---- into the sandbox ---- */
 
 struct pack_job {
@@ -401,6 +435,46 @@ static int in_stream(struct msb_proc *p, const char *name, const char *src, cons
         return routine_result(name, status, errbuf, &cs->skipped, err);
 }
 
+/* The routine for a copy in, fed from in_fd, or from a thread writing a
+ * tar of src (in_fd < 0). */
+static int copy_in_run(struct msb_ctx *ctx, const char *name, const char *src, int in_fd, char *argv[],
+                       struct msb_copy_stats *cs, struct msb_error *err)
+{
+        bool booted = false;
+        struct msb_proc *p = NULL;
+        char errbuf[ROUTINE_ERR_MAX];
+        int status = -1;
+        int r = sb_acquire(ctx, name, &booted, err);
+        if (r >= 0)
+                r = sb_exec_routine(ctx, name, argv, true, &p, err);
+        if (r >= 0 && in_fd < 0)
+                r = in_stream(p, name, src, argv[2], cs, err);
+        else if (r >= 0 && (r = sb_proc_relay_copy(p, in_fd, -1, errbuf, sizeof(errbuf), &status, err)) >= 0)
+                r = routine_result(name, status, errbuf, &cs->skipped, err);
+        msb_proc_free(p);
+        sb_release(ctx, name, booted);
+        return r;
+}
+
+int msb_sandbox_copy_in_tar(struct msb_ctx *ctx, const char *name, int fd, const char *dst, unsigned flags,
+                            struct msb_error *err)
+{
+        struct sb_state st;
+        _cleanup_free_ char *gdst = NULL;
+        int r = msb_sandbox_name_check(name, err);
+        if (r < 0 || (r = sb_state_current(ctx, name, &st, err)) < 0)
+                return r;
+        sb_state_free(&st);
+        if (flags & ~MSB_COPY_ARCHIVE)
+                return msb_err(err, EINVAL, "cp: unknown flags for a copy into a sandbox");
+        if ((r = guest_path(dst, &gdst, err)) < 0)
+                return r;
+        char *argv[] = {"cp-in", gdst, ".", (flags & MSB_COPY_ARCHIVE) ? "a" : NULL, NULL};
+        struct msb_copy_stats cs = {0};
+        r = copy_in_run(ctx, name, NULL, fd, argv, &cs, err);
+        return r < 0 ? r : 0;
+}
+
 int msb_sandbox_copy_in(struct msb_ctx *ctx, const char *name, const char *src, const char *dst, unsigned flags,
                         struct msb_copy_stats *ret_stats, struct msb_error *err)
 {
@@ -417,17 +491,9 @@ int msb_sandbox_copy_in(struct msb_ctx *ctx, const char *name, const char *src, 
         if ((r = guest_path(dst, &gdst, err)) < 0 || (r = in_source_check(src, err)) < 0)
                 return r;
         _cleanup_free_ char *top = top_name(src);
-        bool booted = false;
-        struct msb_proc *p = NULL;
         struct msb_copy_stats cs = {0};
         char *argv[] = {"cp-in", gdst, top, (flags & MSB_COPY_ARCHIVE) ? "a" : NULL, NULL};
-        r = sb_acquire(ctx, name, &booted, err);
-        if (r >= 0)
-                r = sb_exec_routine(ctx, name, argv, true, &p, err);
-        if (r >= 0)
-                r = in_stream(p, name, src, top, &cs, err);
-        msb_proc_free(p);
-        sb_release(ctx, name, booted);
+        r = copy_in_run(ctx, name, src, -1, argv, &cs, err);
         if (r >= 0 && ret_stats)
                 *ret_stats = cs;
         return r < 0 ? r : 0;

@@ -60,6 +60,7 @@ struct gproc {
         uint32_t id;
         struct conn *conn; /* its client, or NULL */
         bool main, exited, tty, stdin, stdin_eof;
+        bool routine; /* of agentd's (msb cp): nobody else wants what it does */
         uint32_t to_client;     /* output forwarded to conn, not yet ACKed by it */
         uint32_t owed;          /* output taken with no client, not yet ACKed */
         uint32_t stdin_unacked; /* from conn, not yet ACKed by the guest */
@@ -218,7 +219,9 @@ static void conn_close(struct sup *s, struct conn *c)
         if (p && c->kind == C_EXEC && !p->exited) {
                 /* a terminal that goes away hangs up, as a real one does;
                  * a stdin that goes away ends */
-                if (p->tty)
+                if (p->routine)
+                        msb_enc_u32(&s->vm->out, MSB_MSG_SIGNAL, p->id, SIGKILL);
+                else if (p->tty)
                         msb_enc_u32(&s->vm->out, MSB_MSG_SIGNAL, p->id, SIGHUP);
                 else if (p->stdin && !p->stdin_eof) {
                         msb_enc_id(&s->vm->out, MSB_MSG_STDIN_EOF, p->id);
@@ -447,6 +450,7 @@ static void exec_sent(struct sup *s, struct conn *c, const struct msb_exec_msg *
         struct gproc *p = proc_new(s, ex->id, false);
         p->tty = ex->flags & MSB_EXEC_TTY;
         p->stdin = ex->flags & MSB_EXEC_STDIN;
+        p->routine = ex->flags & MSB_EXEC_INTERNAL;
         p->conn = c;
         c->p = p;
         c->kind = C_EXEC;

@@ -219,6 +219,28 @@ static void test_out(void)
         CHECK_INT(run(argv3), 127);
 }
 
+/* a tar from stdin (msb cp - NAME:DIR) made by GNU tar, long names and all */
+static void test_gnu_tar_in(void)
+{
+        if (system("tar --version >/dev/null 2>&1") != 0) {
+                fprintf(stderr, "no tar here: skipping the GNU tar check\n");
+                return;
+        }
+        char longn[201];
+        memset(longn, 'L', 200);
+        longn[200] = '\0';
+        _cleanup_free_ char *rel = xasprintf("src/sub/%s", longn);
+        put(rel, "long", 0644);
+        _cleanup_free_ char *cmd = xasprintf("tar --format=gnu -cf %s/in.tar -C %s/src .", base, base);
+        CHECK_INT(system(cmd), 0);
+        CHECK_INT(cp_in("gnu", ".", false), 0);
+        _cleanup_free_ char *back = xasprintf("gnu/sub/%s", longn);
+        check_file(back, "long");
+        check_file("gnu/sub/g", "g");
+        CHECK_INT(lst("gnu/f").st_ino, lst("gnu/sub/hard").st_ino);
+        unlinkat(basefd, rel, 0);
+}
+
 int main(void)
 {
         base = mkdtemp(tmpl);
@@ -229,6 +251,7 @@ int main(void)
         test_landing();
         test_refused();
         test_owners();
+        test_gnu_tar_in();
         test_out();
         close(basefd);
         _cleanup_free_ char *cmd = xasprintf("rm -rf %s", base);
