@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,23 @@
 #define PAX_MAX (64u * 1024u)
 
 enum { EXIT_FAILED = 1, EXIT_MISSING = 2 };
+
+/* SIGINT (msb cp's Ctrl-C), SIGTERM (its client went away), SIGHUP: a
+ * copy in stops reading and takes its temporary directory away. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+        interrupted = sig;
+}
+
+static void catch_signals(void)
+{
+        struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: read() returns */
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+}
 
 static int complain(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int complain(int status, const char *fmt, ...)
@@ -89,6 +107,8 @@ static int in_read(struct in *in, void *p, size_t n)
 {
         uint8_t *d = p;
         while (n > 0) {
+                if (interrupted)
+                        return -1;
                 if (in->off == in->len) {
                         ssize_t k = read(0, in->buf, sizeof(in->buf));
                         if (k < 0 && errno == EINTR)
@@ -519,7 +539,9 @@ static int extract(struct extract *x)
                         break;
                 }
         }
-        if (r < 0 && !x->why[0])
+        if (r < 0 && interrupted)
+                snprintf(x->why, sizeof(x->why), "interrupted");
+        else if (r < 0 && !x->why[0])
                 snprintf(x->why, sizeof(x->why), "the archive is malformed or truncated");
         dirs_finish(x);
         free(e);
@@ -608,6 +630,7 @@ static int cp_in(int argc, char **argv)
         _cleanup_free_ char *dst = xstrdup(argv[1]);
         const char *name = argv[2];
         struct extract x = {.keep_owners = argc == 4};
+        catch_signals();
         x.rootfd = land_prepare(&l, dst);
         if (x.rootfd < 0)
                 return -x.rootfd;

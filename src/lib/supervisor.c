@@ -219,8 +219,8 @@ static void conn_close(struct sup *s, struct conn *c)
         if (p && c->kind == C_EXEC && !p->exited) {
                 /* a terminal that goes away hangs up, as a real one does;
                  * a stdin that goes away ends */
-                if (p->routine)
-                        msb_enc_u32(&s->vm->out, MSB_MSG_SIGNAL, p->id, SIGKILL);
+                if (p->routine) /* a copy in takes its temporary directory away */
+                        msb_enc_u32(&s->vm->out, MSB_MSG_SIGNAL, p->id, SIGTERM);
                 else if (p->tty)
                         msb_enc_u32(&s->vm->out, MSB_MSG_SIGNAL, p->id, SIGHUP);
                 else if (p->stdin && !p->stdin_eof) {
@@ -401,7 +401,12 @@ static int guest_msg(struct sup *s, struct msb_msg *m)
         case MSB_MSG_STDERR:
                 return guest_output(s, m);
         case MSB_MSG_ACK: {
-                if (!(p = proc_find(s, m->id)) || m->u.ack > p->stdin_orphan + p->stdin_unacked)
+                /* stdin still in flight when a process ended is dropped and
+                 * acknowledged by agentd after its EXIT: ids are never
+                 * reused, so an ACK for one that was is no error */
+                if (!(p = proc_find(s, m->id)))
+                        return m->id < s->next_id ? 0 : -EPROTO;
+                if (m->u.ack > p->stdin_orphan + p->stdin_unacked)
                         return -EPROTO;
                 uint32_t old = m->u.ack < p->stdin_orphan ? m->u.ack : p->stdin_orphan;
                 p->stdin_orphan -= old;
