@@ -532,15 +532,14 @@ static int charge_bytes(struct tar_in *t, uint64_t n)
 /* code: EFBIG (bytes) or E2BIG (entries) */
 static int budget_error(struct tar_in *t, const struct entry *e, int code, struct msb_error *err)
 {
+        const char *what = t->o->copy ? "the copy is" : "the image unpacks to";
         if (code == EFBIG)
                 return msb_err(err, EFBIG,
-                               "entry '%s': the image unpacks to more than %llu bytes (raise unpack-max-bytes in "
-                               "msb's config file)",
-                               e->path, (unsigned long long)t->o->max_bytes);
+                               "entry '%s': %s more than %llu bytes (raise unpack-max-bytes in msb's config file)",
+                               e->path, what, (unsigned long long)t->o->max_bytes);
         return msb_err(err, E2BIG,
-                       "entry '%s': the image has more than %llu entries (raise unpack-max-entries in msb's config "
-                       "file)",
-                       e->path, (unsigned long long)t->o->max_entries);
+                       "entry '%s': %s more than %llu entries (raise unpack-max-entries in msb's config file)",
+                       e->path, t->o->copy ? "the copy has" : "the image has", (unsigned long long)t->o->max_entries);
 }
 
 static int skip_body(struct tar_in *t, uint64_t n, const struct entry *e, struct msb_error *err)
