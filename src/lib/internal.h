@@ -85,6 +85,11 @@ int msb_config_unpack_limits(uint64_t *bytes, uint64_t *entries, struct msb_erro
  * msb's config file overrides both (unpack-max-bytes, unpack-max-entries). */
 #define TAR_IMAGE_MAX_BYTES (64ULL << 30)
 #define TAR_IMAGE_MAX_ENTRIES 4000000ULL
+/* A copy's directories get their modes and times at the end: their names
+ * are kept until then, at most this many bytes of them (about a million
+ * directories), so that what a guest sends cannot make msb grow without
+ * bound. */
+#define TAR_COPY_MAX_DIR_BYTES (128u << 20)
 struct tar_opts {
         uint64_t max_bytes, max_entries; /* for the whole image */
         uint64_t bytes, entries;         /* used so far, by every layer */

@@ -949,6 +949,23 @@ static int listen_on(struct sup *s, struct msb_error *err)
         return 0;
 }
 
+/* The VM is up: "running", with where it runs. */
+static void state_running(struct sup *s)
+{
+        snprintf(s->st.status, sizeof(s->st.status), "running");
+        s->st.pid = getpid();
+        s->st.started = time(NULL);
+        s->st.finished = 0;
+        s->st.exit_code = -1;
+        free(s->st.runtime);
+        s->st.runtime = xstrdup(s->vm->sb.dir);
+        free(s->st.kernel);
+        s->st.kernel = xstrdup(s->vm->kit.kernel);
+        free(s->st.error);
+        s->st.error = NULL;
+        sb_state_write(s->dir, &s->st);
+}
+
 /* Booted for a copy: the sandbox is left as it was found (a "created" one
  * has still never run; a stopped one keeps its exit code and times). */
 static void state_restore(struct sup *s)
@@ -1041,18 +1058,7 @@ static int supervise(struct msb_ctx *ctx, const char *name, unsigned flags, int 
                 }
         }
         log_open(&s);
-        snprintf(s.st.status, sizeof(s.st.status), "running");
-        s.st.pid = getpid();
-        s.st.started = time(NULL);
-        s.st.finished = 0;
-        s.st.exit_code = -1;
-        free(s.st.runtime);
-        s.st.runtime = xstrdup(s.vm->sb.dir);
-        free(s.st.kernel);
-        s.st.kernel = xstrdup(s.vm->kit.kernel);
-        free(s.st.error);
-        s.st.error = NULL;
-        sb_state_write(s.dir, &s.st);
+        state_running(&s);
         if (s.o->max_duration)
                 s.max_deadline = mono_ms() + (int64_t)s.o->max_duration * 1000;
         loop(&s);

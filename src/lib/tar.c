@@ -58,7 +58,7 @@ struct tar_in {
         mode_t umask;
         struct placed mine;   /* what this layer placed (opaque whiteouts, copies' hard links) */
         struct dirmeta *dirs; /* copies: directories to finish */
-        size_t ndirs, capdirs;
+        size_t ndirs, capdirs, dirs_bytes;
 };
 
 static int zstd_read(struct tar_in *t, uint8_t *p, size_t len)
@@ -671,13 +671,18 @@ static int place_file(struct tar_in *t, int rootfd, int pfd, const char *base, s
         return 0;
 }
 
-/* A copy's directory gets its mode and time once the copy is in it. */
-static void dir_defer(struct tar_in *t, const char *dir, const char *base, const struct entry *e)
+/* A copy's directory gets its mode and time once the copy is in it.
+ * -E2BIG past TAR_COPY_MAX_DIR_BYTES. */
+static int dir_defer(struct tar_in *t, const char *dir, const char *base, const struct entry *e)
 {
+        t->dirs_bytes += sizeof(struct dirmeta) + strlen(dir) + strlen(base) + 2;
+        if (t->dirs_bytes > TAR_COPY_MAX_DIR_BYTES)
+                return -E2BIG;
         if (t->ndirs == t->capdirs)
                 t->dirs = xrealloc(t->dirs, (t->capdirs = t->capdirs ? 2 * t->capdirs : 64) * sizeof(*t->dirs));
         t->dirs[t->ndirs++] = (struct dirmeta){.path = *dir ? xasprintf("%s/%s", dir, base) : xstrdup(base),
                                                .mode = (mode_t)(e->mode & 01777), .mtime = entry_mtime(e)};
+        return 0;
 }
 
 /* Deepest first, so a directory's time is set after its subdirectories'
@@ -861,8 +866,10 @@ static int place(struct tar_in *t, int rootfd, int pfd, const char *dir, const c
                 return place_file(t, rootfd, pfd, base, e, st, err);
         case '5': {
                 int r = place_dir(t, rootfd, pfd, base, exists_dir, e, err);
-                if (r == 0 && t->o->copy)
-                        dir_defer(t, dir, base, e);
+                if (r == 0 && t->o->copy && dir_defer(t, dir, base, e) < 0)
+                        return msb_err(err, E2BIG, "entry '%s': the copy has more directories than msb keeps track "
+                                                   "of (%u MiB of their names)",
+                                       e->path, TAR_COPY_MAX_DIR_BYTES >> 20);
                 return r;
         }
         case '2':
