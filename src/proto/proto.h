@@ -54,7 +54,13 @@
  *   host:  EXEC id=N (any time), STDIN/STDIN_EOF/SIGNAL/RESIZE/ACK id
  *   host:  SHUTDOWN (kill everything, sync, power off)
  *
+ * An EXEC with MSB_EXEC_INTERNAL runs a routine built into agentd (msb cp's
+ * tar streams) instead of a program; everything else about it is a
+ * process's: STARTED, streams, windows, SIGNAL, EXIT.
+ *
  * Process ids are chosen by the host: nonzero, never reused within one boot.
+ * stdin that reaches agentd after a process's EXIT is dropped and still
+ * acknowledged: an ACK may name an id that has ended.
  * id 0 in ERROR means the sandbox itself (setup failed; the guest powers
  * off).  When the MAIN process ends, the guest kills every other process,
  * syncs all writable file systems, then sends EXIT for it: the host may stop
