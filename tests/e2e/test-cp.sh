@@ -255,7 +255,7 @@ t_09_stopped_sandbox_boots_and_stops() {
         assert_eq "it was kept on its disk" while-stopped "$(cat "$WORK/ws-back")"
         assert_eq "still stopped" "stopped 137" "$(sb_status "$SB")"
         assert_eq "no VM or runtime dir left" "$before" "$(leak_snapshot)"
-        run_msb create --name "e2e-cpc-$$" busybox
+        run_msb create --name "e2e-cpc-$$" busybox -- sleep 1000
         run_msb cp "$WORK/ws" "e2e-cpc-$$:/ws"
         assert_eq "cp into a created sandbox" 0 "$RC"
         assert_eq "still created" "created -1" "$(sb_status "e2e-cpc-$$" | sed 's/None/-1/')"
