@@ -167,6 +167,11 @@ int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_r
  * main process started, unless MSB_START_HOLD: then it starts at the first
  * msb_sandbox_attach, so no output is missed).  -EBUSY if it runs. */
 #define MSB_START_HOLD (1u << 0)
+/* Boot without the main process, for a while (msb cp on a stopped
+ * sandbox): the sandbox stops by itself once its last client and process
+ * are gone (or 60 s after the start if no client came), and its recorded
+ * status, exit code and times are left as they were. */
+#define MSB_START_NO_MAIN (1u << 1)
 int msb_sandbox_start(struct msb_ctx *ctx, const char *name, unsigned flags, struct msb_error *err);
 /* SIGTERM to the main process, then after grace_ms everything stops (the
  * guest syncs its disks).  Returns once the sandbox is stopped. */
@@ -240,6 +245,46 @@ int msb_proc_resize(struct msb_proc *p, unsigned rows, unsigned cols);
  * msb_proc_relay (readable: output or its end is there). */
 int msb_proc_fd(const struct msb_proc *p);
 void msb_proc_free(struct msb_proc *p);
+
+/* ---- copying files (msb cp; docs/sandboxes.md) ----
+ *
+ * A file or a tree, in or out, as docker cp does it: into an existing
+ * directory under the source's name ("SRC/." copies a directory's
+ * contents), else as the destination itself, made next to it and renamed
+ * into place.  Modes and modification times are kept; symlinks are copied
+ * as symlinks (never followed below the source), hard links as hard links;
+ * devices, fifos and sockets are left out (counted).  A stopped sandbox is
+ * booted for the copy without its main process and stopped again.
+ */
+struct msb_copy_stats {
+        uint64_t entries; /* archive entries sent */
+        uint64_t bytes;   /* file contents */
+        uint64_t skipped; /* devices, fifos, sockets not copied */
+};
+/* Copy in: the files keep the host's owners (docker cp -a); else root's. */
+#define MSB_COPY_ARCHIVE (1u << 0)
+/* guest_path out of the sandbox to host_dst.  Whatever the guest presents
+ * (symlinks, ".." names, special files), nothing is written outside
+ * host_dst (or, when it lands by rename, a temporary directory next to
+ * it); files are the caller's, without setuid/setgid bits.  Errors name
+ * the input: -ENOENT (no such sandbox, guest path or host directory),
+ * -ENOTDIR/-EISDIR (a directory over a file or the reverse); on an error
+ * about the inputs nothing has changed.  flags: none yet (0). */
+int msb_sandbox_copy_out(struct msb_ctx *ctx, const char *name, const char *guest_path, const char *host_dst,
+                         unsigned flags, struct msb_copy_stats *ret_stats, struct msb_error *err);
+/* host_src into the sandbox at guest_dst; nothing outside host_src is
+ * read (a symlink in it is copied as one).  Errors as msb_sandbox_copy_out;
+ * flags: MSB_COPY_ARCHIVE. */
+int msb_sandbox_copy_in(struct msb_ctx *ctx, const char *name, const char *host_src, const char *guest_dst,
+                        unsigned flags, struct msb_copy_stats *ret_stats, struct msb_error *err);
+/* docker cp's "-": a tar of guest_path (its top entry named as it, or "."
+ * for "DIR/." and "/") written to fd as the guest sends it; and a tar read
+ * from fd (ustar, pax, GNU long names) extracted at guest_dst, a directory
+ * (made if missing). */
+int msb_sandbox_copy_out_tar(struct msb_ctx *ctx, const char *name, const char *guest_path, int fd, unsigned flags,
+                             struct msb_error *err);
+int msb_sandbox_copy_in_tar(struct msb_ctx *ctx, const char *name, int fd, const char *guest_dst, unsigned flags,
+                            struct msb_error *err);
 
 /* Import an image from an OCI image layout directory (as written by umoci or
  * skopeo).  tag selects the manifest annotated with that ref name (NULL: the

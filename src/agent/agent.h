@@ -5,6 +5,7 @@
  *   root.c    the guest's root: image share, overlay (tmpfs or disk upper),
  *             kernel file systems, volumes, the switch into it
  *   procs.c   after SETUP: the process manager and its poll() loop
+ *   tarcp.c   msb cp's routines (MSB_EXEC_INTERNAL), run in a child
  */
 #pragma once
 
@@ -62,3 +63,8 @@ void root_sync_disk(void);
 /* Run processes for the host until SHUTDOWN; first (may be NULL) is a
  * message already taken from the reader, handled before anything else. */
 __attribute__((noreturn)) void procs_run(const struct msb_setup_msg *su, struct msb_msg *first);
+
+/* ---- tarcp.c ---- */
+/* A routine named by argv[0] ("cp-out", "cp-in"), in a child of agentd
+ * whose 0, 1, 2 are the process's streams: its exit status. */
+int tarcp_main(int argc, char **argv);

@@ -280,8 +280,22 @@ struct child_args {
         const struct ids *u;
         int fds[3];
         bool tty;
+        bool internal; /* a routine of agentd's (tarcp.c), not a program */
         int report; /* close-on-exec pipe: errno if it does not exec */
 };
+
+/* A routine of agentd's runs in a copy of it (fork, not clone(CLONE_VM)),
+ * keeping nothing of agentd's but its 0, 1, 2: another process's pipe end
+ * held here would keep that process from its end of file.  Closing the
+ * report pipe with the rest tells agentd it started. */
+static __attribute__((noreturn)) void run_internal(const struct child_args *c)
+{
+        if (close_range(3, ~0u, 0) < 0)
+                for (int fd = 3; fd < 4096; fd++)
+                        close(fd);
+        environ = c->env;
+        _exit(tarcp_main((int)c->ex->argc, c->ex->argv));
+}
 
 /* Runs on its own stack in our memory until execve: only system calls and
  * exec, no allocation. */
@@ -307,6 +321,8 @@ static int child_main(void *arg)
         if (syscall(SYS_setgroups, (size_t)c->u->ngroups, c->u->groups) < 0 || syscall(SYS_setgid, c->u->gid) < 0 ||
             syscall(SYS_setuid, c->u->uid) < 0)
                 goto fail;
+        if (c->internal)
+                run_internal(c);
         /* execvp searches the PATH of environ, which is now the command's
          * own environment, as docker does */
         environ = c->env;
@@ -322,11 +338,26 @@ fail:;
         _exit(127);
 }
 
+/* clone(CLONE_VM | CLONE_VFORK) on a stack of its own: the pid, or -1. */
+static pid_t clone_child(struct child_args *ca)
+{
+        void *stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (stack == MAP_FAILED)
+                return -1;
+        char **saved_environ = environ;
+        pid_t pid = clone(child_main, (uint8_t *)stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, ca);
+        int e = errno;
+        environ = saved_environ; /* the child set it for execvp, in our memory */
+        munmap(stack, CHILD_STACK);
+        errno = e;
+        return pid;
+}
+
 /*
  * vfork-style: the child borrows our memory until it execs, so no page
  * tables are copied and nothing is copied on write (measured ~4 ms for
- * fork() under TCG); we wait meanwhile.  Returns the pid, or -1 with the
- * failed step and errno.
+ * fork() under TCG); we wait meanwhile.  A routine of ours forks instead
+ * (run_internal()).  Returns the pid, or -1 with the failed step and errno.
  */
 static pid_t start_child(struct child_args *ca, const char **ret_step, int *ret_err)
 {
@@ -338,17 +369,10 @@ static pid_t start_child(struct child_args *ca, const char **ret_step, int *ret_
                 return -1;
         }
         ca->report = rep[1];
-        pid_t pid = -1;
-        void *stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-        if (stack != MAP_FAILED) {
-                char **saved_environ = environ;
-                pid = clone(child_main, (uint8_t *)stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, ca);
-                *ret_err = errno;
-                environ = saved_environ; /* the child set it for execvp, in our memory */
-                munmap(stack, CHILD_STACK);
-        } else {
-                *ret_err = errno;
-        }
+        pid_t pid = ca->internal ? fork() : clone_child(ca);
+        if (pid == 0)
+                child_main(ca); /* fork()'s child: does not return */
+        *ret_err = errno;
         close(rep[1]);
         int e = 0;
         if (pid > 0 && read_all(rep[0], &e, sizeof(e)) == (ssize_t)sizeof(e)) {
@@ -387,7 +411,8 @@ static int spawn(struct proc *p, const struct msb_exec_msg *ex)
                 return -1;
         }
         _cleanup_strv_ char **env = proc_env(ex, &u);
-        struct child_args ca = {.ex = ex, .env = env, .wd = wd, .u = &u, .tty = p->tty};
+        struct child_args ca = {.ex = ex, .env = env, .wd = wd, .u = &u, .tty = p->tty,
+                                .internal = ex->flags & MSB_EXEC_INTERNAL};
         memcpy(ca.fds, child, sizeof(child));
         const char *step = "spawn";
         int err = 0;

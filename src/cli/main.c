@@ -51,6 +51,7 @@ static void usage(FILE *f)
               "  wait      Wait for sandboxes to stop; print their exit status\n"
               "  exec      Run a command in a running sandbox\n"
               "  attach    Attach to a sandbox's main process\n"
+              "  cp        Copy files and directories between a sandbox and the host\n"
               "  logs      Print a sandbox's main process output\n"
               "  ls        List sandboxes (ps is the same)\n"
               "  inspect   Print sandboxes' configuration and state (JSON)\n"
@@ -92,7 +93,7 @@ int main(int argc, char **argv)
                 {"run", cmd_run},         {"create", cmd_create}, {"start", cmd_start}, {"stop", cmd_stop},
                 {"restart", cmd_restart}, {"kill", cmd_kill},     {"wait", cmd_wait},   {"exec", cmd_exec},
                 {"attach", cmd_attach},   {"logs", cmd_logs},     {"ls", cmd_ls},       {"ps", cmd_ls},
-                {"inspect", cmd_inspect}, {"rm", cmd_rm},
+                {"inspect", cmd_inspect}, {"rm", cmd_rm},         {"cp", cmd_cp},
         };
         for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
                 if (!strcmp(verb, verbs[i].name))

@@ -153,33 +153,15 @@ static int exit_value(const struct msb_msg *m)
         return m->u.exit.kind == MSB_EXIT_SIGNAL ? 128 + (int)m->u.exit.value : (int)m->u.exit.value;
 }
 
-int msb_sandbox_exec(struct msb_ctx *ctx, const char *name, const struct msb_exec_opts *eo, struct msb_proc **ret,
-                     int *ret_status, struct msb_error *err)
+/* Send EXEC and wait for STARTED (or why not); see msb_sandbox_exec(). */
+static int exec_request(struct msb_ctx *ctx, const char *name, const struct msb_exec_msg *ex, struct msb_proc **ret,
+                        int *ret_status, struct msb_error *err)
 {
-        if (!eo->argv || !eo->argv[0])
-                return msb_err(err, EINVAL, "no command given: name one after the sandbox");
-        for (char *const *e = eo->env; e && *e; e++)
-                if (!strchr(*e, '=') || **e == '=')
-                        return msb_err(err, EINVAL, "environment '%s': expected K=V", *e);
         struct msb_proc *p;
         int r = sb_connect(ctx, name, &p, err);
         if (r < 0)
                 return r;
-        struct msb_exec_msg ex = {
-                .id = 1,
-                .flags = (eo->stdin ? MSB_EXEC_STDIN : 0) | (eo->tty ? MSB_EXEC_TTY : 0),
-                .workdir = (char *)(eo->workdir ? eo->workdir : ""),
-                .user = (char *)(eo->user ? eo->user : ""),
-                .argc = (uint32_t)strv_len((char **)eo->argv),
-                .argv = (char **)eo->argv,
-                .envc = (uint32_t)strv_len((char **)eo->env),
-                .env = (char **)eo->env,
-                .home = "",
-                .exec_path = "",
-                .rows = eo->tty ? (eo->rows ? eo->rows : 24) : 0,
-                .cols = eo->tty ? (eo->cols ? eo->cols : 80) : 0,
-        };
-        if (msb_enc_exec(&p->out, &ex) < 0) {
+        if (msb_enc_exec(&p->out, ex) < 0) {
                 msb_proc_free(p);
                 return msb_err(err, E2BIG, "the command line and environment are too large");
         }
@@ -209,6 +191,50 @@ int msb_sandbox_exec(struct msb_ctx *ctx, const char *name, const struct msb_exe
         msb_msg_free(&m);
         *ret = p;
         return 0;
+}
+
+int msb_sandbox_exec(struct msb_ctx *ctx, const char *name, const struct msb_exec_opts *eo, struct msb_proc **ret,
+                     int *ret_status, struct msb_error *err)
+{
+        if (!eo->argv || !eo->argv[0])
+                return msb_err(err, EINVAL, "no command given: name one after the sandbox");
+        for (char *const *e = eo->env; e && *e; e++)
+                if (!strchr(*e, '=') || **e == '=')
+                        return msb_err(err, EINVAL, "environment '%s': expected K=V", *e);
+        struct msb_exec_msg ex = {
+                .id = 1,
+                .flags = (eo->stdin ? MSB_EXEC_STDIN : 0) | (eo->tty ? MSB_EXEC_TTY : 0),
+                .workdir = (char *)(eo->workdir ? eo->workdir : ""),
+                .user = (char *)(eo->user ? eo->user : ""),
+                .argc = (uint32_t)strv_len((char **)eo->argv),
+                .argv = (char **)eo->argv,
+                .envc = (uint32_t)strv_len((char **)eo->env),
+                .env = (char **)eo->env,
+                .home = "",
+                .exec_path = "",
+                .rows = eo->tty ? (eo->rows ? eo->rows : 24) : 0,
+                .cols = eo->tty ? (eo->cols ? eo->cols : 80) : 0,
+        };
+        return exec_request(ctx, name, &ex, ret, ret_status, err);
+}
+
+int sb_exec_routine(struct msb_ctx *ctx, const char *name, char *const argv[], bool with_stdin, struct msb_proc **ret,
+                    struct msb_error *err)
+{
+        struct msb_exec_msg ex = {
+                .id = 1,
+                .flags = MSB_EXEC_INTERNAL | (with_stdin ? MSB_EXEC_STDIN : 0),
+                .workdir = "/",
+                .user = "",
+                .argc = (uint32_t)strv_len((char **)argv),
+                .argv = (char **)argv,
+                .home = "",
+                .exec_path = "",
+        };
+        int status;
+        int r = exec_request(ctx, name, &ex, ret, &status, err);
+        /* agentd always has its routines: not starting one is a failure */
+        return r == 1 ? -EIO : r;
 }
 
 int msb_sandbox_attach(struct msb_ctx *ctx, const char *name, bool forward_stdin, struct msb_proc **ret,
@@ -259,6 +285,10 @@ struct relay_state {
         int error_status; /* 126/127 for an exec failure, else 0 */
         int dk_matched;   /* detach keys typed so far */
         uint32_t out_owed; /* output written out, not acknowledged yet */
+        /* a copy (sb_proc_relay_copy): stderr kept here, not written */
+        char *errbuf;
+        size_t errcap, errlen;
+        bool copy, out_gone; /* a copy's out_fd reader went away: killed */
 };
 
 static void send_resize(struct msb_proc *p, int tty_fd)
@@ -310,10 +340,11 @@ static void relay_stdin(struct msb_proc *p, struct relay_state *rs, const uint8_
         }
 }
 
-static void write_out(int fd, const uint8_t *b, size_t n)
+/* All of b to fd; -1 if its reader went away (the rest is dropped). */
+static int write_out(int fd, const uint8_t *b, size_t n)
 {
         if (fd < 0)
-                return;
+                return 0;
         while (n > 0) {
                 ssize_t w = write(fd, b, n);
                 if (w < 0 && errno == EINTR)
@@ -324,9 +355,31 @@ static void write_out(int fd, const uint8_t *b, size_t n)
                         continue;
                 }
                 if (w <= 0)
-                        return; /* the reader went away: output is dropped */
+                        return -1; /* the reader went away: output is dropped */
                 b += w;
                 n -= (size_t)w;
+        }
+        return 0;
+}
+
+/* Output of the process: to its fd; for a copy, stderr into errbuf, and a
+ * stdout nobody reads any more (the copy failed here) ends the process. */
+static void relay_output(struct msb_proc *p, struct relay_state *rs, const struct msb_msg *m)
+{
+        const uint8_t *d = m->u.data.data;
+        size_t n = m->u.data.len;
+        if (rs->copy && m->type == MSB_MSG_STDERR) {
+                size_t k = rs->errcap - 1 - rs->errlen < n ? rs->errcap - 1 - rs->errlen : n;
+                memcpy(rs->errbuf + rs->errlen, d, k);
+                rs->errlen += k;
+                rs->errbuf[rs->errlen] = '\0';
+                return;
+        }
+        if (rs->out_gone)
+                return;
+        if (write_out(m->type == MSB_MSG_STDOUT ? rs->ro->out_fd : rs->ro->err_fd, d, n) < 0 && rs->copy) {
+                msb_enc_u32(&p->out, MSB_MSG_SIGNAL, 1, SIGKILL);
+                rs->out_gone = true;
         }
 }
 
@@ -335,7 +388,7 @@ static int relay_msg(struct msb_proc *p, struct relay_state *rs, struct msb_msg 
         switch (m->type) {
         case MSB_MSG_STDOUT:
         case MSB_MSG_STDERR:
-                write_out(m->type == MSB_MSG_STDOUT ? rs->ro->out_fd : rs->ro->err_fd, m->u.data.data, m->u.data.len);
+                relay_output(p, rs, m);
                 /* acknowledged once half a window is owed: every ACK wakes
                  * the guest, and it only stops at a full window */
                 if (m->u.data.len > MSB_PROTO_WINDOW - rs->out_owed)
@@ -456,7 +509,7 @@ static int relay_loop(struct msb_proc *p, struct relay_state *rs, int sfd)
 }
 
 /* Until the supervisor has gone (its lock is free), at most timeout_ms. */
-static bool wait_gone(const char *dir, int timeout_ms)
+bool sb_wait_gone(const char *dir, int timeout_ms)
 {
         int64_t end = mono_ms() + timeout_ms;
         while (sb_alive(dir)) {
@@ -468,11 +521,10 @@ static bool wait_gone(const char *dir, int timeout_ms)
         return true;
 }
 
-int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret_status, struct msb_error *err)
+/* The relay loop with its signals: 0, or -errno. */
+static int relay_run(struct msb_proc *p, struct relay_state *rs)
 {
-        if (ro->detach_keys && strlen(ro->detach_keys) > MSB_DETACH_KEYS_MAX)
-                return msb_err(err, EINVAL, "detach keys: at most %d of them", MSB_DETACH_KEYS_MAX);
-        struct relay_state rs = {.ro = ro, .in_open = ro->in_fd >= 0, .status = -1};
+        const struct msb_relay_opts *ro = rs->ro;
         sigset_t mask, old;
         sigemptyset(&mask);
         sigaddset(&mask, SIGINT);
@@ -486,13 +538,42 @@ int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret
         int sfd = signalfd(-1, &taken, SFD_CLOEXEC | SFD_NONBLOCK);
         fcntl(p->fd, F_SETFL, fcntl(p->fd, F_GETFL) | O_NONBLOCK);
         send_resize(p, ro->tty_fd);
-        int r = sfd < 0 ? -errno : relay_loop(p, &rs, sfd);
+        int r = sfd < 0 ? -errno : relay_loop(p, rs, sfd);
         if (sfd >= 0)
                 close(sfd);
         struct timespec zero = {0, 0};
         while (sigtimedwait(&mask, NULL, &zero) > 0) {
         }
         sigprocmask(SIG_SETMASK, &old, NULL);
+        return r;
+}
+
+int sb_proc_relay_copy(struct msb_proc *p, int in_fd, int out_fd, char *errbuf, size_t errcap, int *ret_status,
+                       struct msb_error *err)
+{
+        struct msb_relay_opts ro = {.in_fd = in_fd, .out_fd = out_fd, .err_fd = -1, .tty_fd = -1};
+        struct relay_state rs = {.ro = &ro, .in_open = in_fd >= 0, .status = -1, .copy = true, .errbuf = errbuf,
+                                 .errcap = errcap};
+        errbuf[0] = '\0';
+        int r = relay_run(p, &rs);
+        if (r < 0)
+                r = msb_err(err, -r, "sandbox '%s': %s", p->name,
+                            r == -ECONNRESET ? "the connection to its supervisor ended (the sandbox stopped)"
+                                             : "its supervisor sent a malformed message");
+        else if (rs.error)
+                r = msb_err(err, EIO, "sandbox '%s': %s", p->name, rs.error);
+        else
+                *ret_status = rs.status;
+        free(rs.error);
+        return r;
+}
+
+int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret_status, struct msb_error *err)
+{
+        if (ro->detach_keys && strlen(ro->detach_keys) > MSB_DETACH_KEYS_MAX)
+                return msb_err(err, EINVAL, "detach keys: at most %d of them", MSB_DETACH_KEYS_MAX);
+        struct relay_state rs = {.ro = ro, .in_open = ro->in_fd >= 0, .status = -1};
+        int r = relay_run(p, &rs);
         if (r < 0) {
                 free(rs.error);
                 return msb_err(err, -r, "sandbox '%s': %s", p->name,
@@ -516,7 +597,7 @@ int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret
         /* the main process ended: the sandbox is stopping; once this
          * returns, it has stopped (and a --rm one is gone) */
         if (p->attach)
-                wait_gone(p->dir, 30000);
+                sb_wait_gone(p->dir, 30000);
         return 0;
 }
 
@@ -602,7 +683,7 @@ int msb_sandbox_stop(struct msb_ctx *ctx, const char *name, unsigned grace_ms, s
                 r = 0;
         if (r < 0)
                 return r;
-        if (!wait_gone(dir, 30000))
+        if (!sb_wait_gone(dir, 30000))
                 return msb_err(err, ETIMEDOUT, "sandbox '%s' did not stop within %u s: msb rm -f %s stops it at once",
                                name, grace_ms / 1000 + 30, name);
         return 0;
@@ -632,7 +713,7 @@ int msb_sandbox_wait(struct msb_ctx *ctx, const char *name, int *ret_status, str
                 r = request(ctx, name, enc_wait, 0, INT32_MAX, &status, err);
                 if (r < 0 && r != -ESRCH)
                         return r;
-                wait_gone(dir, 30000);
+                sb_wait_gone(dir, 30000);
                 if (status >= 0) {
                         *ret_status = status;
                         return 0;
@@ -667,7 +748,7 @@ int msb_sandbox_remove(struct msb_ctx *ctx, const char *name, bool force, struct
                 }
                 struct msb_error e2 = {0};
                 (void)request(ctx, name, enc_stop, 0, 15000, NULL, &e2);
-                if (!wait_gone(dir, 15000)) {
+                if (!sb_wait_gone(dir, 15000)) {
                         /* the lock's holder wrote its pid in it; a pidfd
                          * taken while it still holds the lock is it */
                         _cleanup_free_ char *lp = xasprintf("%s/run.lock", dir), *pid = NULL;
@@ -678,7 +759,7 @@ int msb_sandbox_remove(struct msb_ctx *ctx, const char *name, bool force, struct
                                 syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
                         if (pfd >= 0)
                                 close(pfd);
-                        wait_gone(dir, 5000);
+                        sb_wait_gone(dir, 5000);
                 }
         }
         r = sb_remove_files(ctx, name);

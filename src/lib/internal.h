@@ -85,17 +85,30 @@ int msb_config_unpack_limits(uint64_t *bytes, uint64_t *entries, struct msb_erro
  * msb's config file overrides both (unpack-max-bytes, unpack-max-entries). */
 #define TAR_IMAGE_MAX_BYTES (64ULL << 30)
 #define TAR_IMAGE_MAX_ENTRIES 4000000ULL
+/* A copy's directories get their modes and times at the end: their names
+ * are kept until then, at most this many bytes of them (about a million
+ * directories), so that what a guest sends cannot make msb grow without
+ * bound. */
+#define TAR_COPY_MAX_DIR_BYTES (128u << 20)
 struct tar_opts {
         uint64_t max_bytes, max_entries; /* for the whole image */
         uint64_t bytes, entries;         /* used so far, by every layer */
         bool plain;  /* an archive, not an image: no metadata, special files skipped */
         bool marked; /* the root carries MSB_XATTR_MARK */
+        /* a copy out of a sandbox (msb cp): an uncompressed tar; no
+         * whiteouts (".wh." is a name like any other) and no xattrs; modes
+         * kept without setuid/setgid (directories' once all is in them),
+         * modification times kept (nanoseconds from pax), special files
+         * skipped; an entry never replaces a directory with a non-directory
+         * or the reverse, and a hard link must name an entry of the same
+         * copy */
+        bool copy;
 };
 #define TAR_OPTS_DEFAULT ((struct tar_opts){.max_bytes = TAR_IMAGE_MAX_BYTES, .max_entries = TAR_IMAGE_MAX_ENTRIES})
 struct tar_stats {
         uint64_t entries;
         uint64_t bytes;
-        uint64_t skipped_devices; /* special files not placed (archives, no xattrs) */
+        uint64_t skipped_devices; /* special files not placed (archives, copies, no xattrs) */
         uint64_t meta_lost;       /* owners/modes the store's file system could not record */
 };
 /* Unpack a (gzip-compressed or plain) tar stream from fd into the directory

@@ -46,6 +46,10 @@
 #define STARTED_WAIT_MS 60000 /* from HELLO to the main process's STARTED */
 #define ATTACH_WAIT_MS 60000  /* a held main process waits this long for its client */
 #define FAREWELL_MS 2000      /* for the last words to every client */
+/* Booted without its main process (msb cp on a stopped sandbox): it stops
+ * once its last client and process are gone, or after this long if no
+ * client ever came (the one that started it died). */
+#define NO_MAIN_FIRST_CLIENT_MS 60000
 
 struct sup;
 static void set_error(struct sup *s, char *msg);
@@ -56,6 +60,7 @@ struct gproc {
         uint32_t id;
         struct conn *conn; /* its client, or NULL */
         bool main, exited, tty, stdin, stdin_eof;
+        bool routine; /* of agentd's (msb cp): nobody else wants what it does */
         uint32_t to_client;     /* output forwarded to conn, not yet ACKed by it */
         uint32_t owed;          /* output taken with no client, not yet ACKed */
         uint32_t stdin_unacked; /* from conn, not yet ACKed by the guest */
@@ -97,7 +102,9 @@ struct sup {
         int status; /* main's, msb_run's convention; -1 none */
         char *error;
         bool crashed, done, main_error;
+        bool no_main, had_client; /* MSB_START_NO_MAIN; a client connected */
         struct sb_state st;
+        struct sb_state before; /* with no_main: the state to leave again */
 };
 
 /* ---- the main process's log (CRI format) ---- */
@@ -212,7 +219,9 @@ static void conn_close(struct sup *s, struct conn *c)
         if (p && c->kind == C_EXEC && !p->exited) {
                 /* a terminal that goes away hangs up, as a real one does;
                  * a stdin that goes away ends */
-                if (p->tty)
+                if (p->routine) /* a copy in takes its temporary directory away */
+                        msb_enc_u32(&s->vm->out, MSB_MSG_SIGNAL, p->id, SIGTERM);
+                else if (p->tty)
                         msb_enc_u32(&s->vm->out, MSB_MSG_SIGNAL, p->id, SIGHUP);
                 else if (p->stdin && !p->stdin_eof) {
                         msb_enc_id(&s->vm->out, MSB_MSG_STDIN_EOF, p->id);
@@ -392,7 +401,12 @@ static int guest_msg(struct sup *s, struct msb_msg *m)
         case MSB_MSG_STDERR:
                 return guest_output(s, m);
         case MSB_MSG_ACK: {
-                if (!(p = proc_find(s, m->id)) || m->u.ack > p->stdin_orphan + p->stdin_unacked)
+                /* stdin still in flight when a process ended is dropped and
+                 * acknowledged by agentd after its EXIT: ids are never
+                 * reused, so an ACK for one that was is no error */
+                if (!(p = proc_find(s, m->id)))
+                        return m->id < s->next_id ? 0 : -EPROTO;
+                if (m->u.ack > p->stdin_orphan + p->stdin_unacked)
                         return -EPROTO;
                 uint32_t old = m->u.ack < p->stdin_orphan ? m->u.ack : p->stdin_orphan;
                 p->stdin_orphan -= old;
@@ -436,6 +450,38 @@ static void send_main(struct sup *s)
         }
 }
 
+static void exec_sent(struct sup *s, struct conn *c, const struct msb_exec_msg *ex)
+{
+        struct gproc *p = proc_new(s, ex->id, false);
+        p->tty = ex->flags & MSB_EXEC_TTY;
+        p->stdin = ex->flags & MSB_EXEC_STDIN;
+        p->routine = ex->flags & MSB_EXEC_INTERNAL;
+        p->conn = c;
+        c->p = p;
+        c->kind = C_EXEC;
+}
+
+/* A routine of agentd's (msb cp): as root, from "/", in no environment of
+ * the image's, whoever the sandbox's user is (docker cp's way). */
+static void client_exec_routine(struct sup *s, struct conn *c, struct msb_exec_msg *ex)
+{
+        ex->flags = MSB_EXEC_INTERNAL | MSB_EXEC_IDS | (ex->flags & MSB_EXEC_STDIN);
+        ex->workdir = "/";
+        ex->user = "0:0";
+        ex->env = NULL;
+        ex->envc = 0;
+        ex->uid = ex->gid = 0;
+        ex->ngroups = 1;
+        ex->groups[0] = 0;
+        ex->home = "/root";
+        ex->exec_path = "";
+        ex->nprefetch = 0;
+        ex->prefetch = NULL;
+        if (msb_enc_exec(&s->vm->out, ex) < 0)
+                return conn_error(s, c, "exec", E2BIG, "the command line is too large");
+        exec_sent(s, c, ex);
+}
+
 static void client_exec(struct sup *s, struct conn *c, struct msb_exec_msg *req)
 {
         if (s->nprocs >= MSB_PROTO_MAX_PROCS - 1)
@@ -459,6 +505,8 @@ static void client_exec(struct sup *s, struct conn *c, struct msb_exec_msg *req)
         }
         struct msb_exec_msg ex = *req;
         ex.id = s->next_id++;
+        if (req->flags & MSB_EXEC_INTERNAL)
+                return client_exec_routine(s, c, &ex);
         ex.flags &= MSB_EXEC_STDIN | MSB_EXEC_TTY;
         ex.env = env;
         ex.envc = (uint32_t)strv_len(env);
@@ -484,12 +532,7 @@ static void client_exec(struct sup *s, struct conn *c, struct msb_exec_msg *req)
         ex.prefetch = NULL;
         if (msb_enc_exec(&vm->out, &ex) < 0)
                 return conn_error(s, c, "exec", E2BIG, "the command line and environment are too large");
-        struct gproc *p = proc_new(s, ex.id, false);
-        p->tty = ex.flags & MSB_EXEC_TTY;
-        p->stdin = ex.flags & MSB_EXEC_STDIN;
-        p->conn = c;
-        c->p = p;
-        c->kind = C_EXEC;
+        exec_sent(s, c, &ex);
 }
 
 static void client_attach(struct sup *s, struct conn *c, uint32_t flags)
@@ -630,6 +673,7 @@ static void client_accept(struct sup *s)
         }
         struct conn *c = xcalloc(1, sizeof(*c));
         c->fd = fd;
+        s->had_client = true;
         msb_enc_hello(&c->out, MSB_PROTO_VERSION, "msb-supervisor");
         c->next = s->conns;
         s->conns = c;
@@ -702,11 +746,19 @@ static void idle_update(struct sup *s, int64_t now)
                 s->idle_since = now;
 }
 
+/* Booted for a copy: when it stops (0: not idle, no deadline). */
+static int64_t no_main_deadline(const struct sup *s)
+{
+        if (!s->no_main || !s->idle_since)
+                return 0;
+        return s->idle_since + (s->had_client ? 0 : NO_MAIN_FIRST_CLIENT_MS);
+}
+
 /* The next deadline, in ms from now (-1: none). */
 static int next_timeout(struct sup *s, int64_t now)
 {
         int64_t t = -1;
-        int64_t at[6] = {
+        int64_t at[7] = {
                 !s->have_hello ? s->vm->boot_deadline : 0,
                 s->stop_phase ? s->stop_deadline : 0,
                 !s->stop_phase ? s->max_deadline : 0,
@@ -715,8 +767,9 @@ static int next_timeout(struct sup *s, int64_t now)
                         : 0,
                 !s->stop_phase ? s->started_deadline : 0,
                 !s->stop_phase ? s->attach_deadline : 0,
+                !s->stop_phase ? no_main_deadline(s) : 0,
         };
-        for (size_t i = 0; i < 6; i++) {
+        for (size_t i = 0; i < ARRAY_SIZE(at); i++) {
                 if (!at[i])
                         continue;
                 int64_t d = at[i] > now ? at[i] - now : 0;
@@ -743,6 +796,9 @@ static void timers(struct sup *s, int64_t now)
                 s->crashed = s->done = true;
         } else if (s->attach_deadline && now >= s->attach_deadline) {
                 msb_log(s->ctx, 1, "nobody attached to the held main process within 60 s; stopping");
+                stop_begin(s, 0);
+        } else if (no_main_deadline(s) && now >= no_main_deadline(s)) {
+                msb_log(s->ctx, 1, "booted without its main process, and nothing uses it any more: stopping");
                 stop_begin(s, 0);
         } else if (s->max_deadline && now >= s->max_deadline) {
                 msb_log(s->ctx, 1, "--max-duration reached");
@@ -896,11 +952,26 @@ static int listen_on(struct sup *s, struct msb_error *err)
         return 0;
 }
 
+/* Booted for a copy: the sandbox is left as it was found (a "created" one
+ * has still never run; a stopped one keeps its exit code and times). */
+static void state_restore(struct sup *s)
+{
+        snprintf(s->st.status, sizeof(s->st.status), "%s",
+                 !strcmp(s->before.status, "running") ? "crashed" : s->before.status);
+        s->st.started = s->before.started;
+        s->st.finished = s->before.finished;
+        s->st.exit_code = s->before.exit_code;
+        free(s->error);
+        s->error = s->before.error ? xstrdup(s->before.error) : NULL;
+}
+
 static void state_final(struct sup *s)
 {
         snprintf(s->st.status, sizeof(s->st.status), "%s", s->crashed ? "crashed" : "stopped");
         s->st.finished = time(NULL);
         s->st.exit_code = s->status >= 0 ? s->status : (s->crashed ? 255 : 0);
+        if (s->no_main && !s->crashed)
+                state_restore(s);
         s->st.pid = 0;
         s->st.qemu_pid = 0;
         free(s->st.server_pids);
@@ -947,6 +1018,9 @@ static int sup_boot(struct sup *s, unsigned flags, struct msb_error *err)
         if (r < 0)
                 return r;
         sb_state_read(s->dir, &s->st);
+        s->no_main = flags & MSB_START_NO_MAIN;
+        if (s->no_main)
+                sb_state_read(s->dir, &s->before);
         sup_signals(s);
         _cleanup_free_ char *disk = xasprintf("%s/disk.img", s->dir);
         _cleanup_free_ char *pinned = NULL, *pinpath = xasprintf("%s/rootfs", s->dir);
@@ -956,7 +1030,7 @@ static int sup_boot(struct sup *s, unsigned flags, struct msb_error *err)
                 .disk = s->o->no_disk ? NULL : disk,
                 .hostname = s->name,
                 .main_optional = true,
-                .hold_main = flags & MSB_START_HOLD,
+                .hold_main = flags & (MSB_START_HOLD | MSB_START_NO_MAIN),
                 .tty = s->o->tty,
                 .rows = s->o->rows ? s->o->rows : 24,
                 .cols = s->o->cols ? s->o->cols : 80,
@@ -967,7 +1041,9 @@ static int sup_boot(struct sup *s, unsigned flags, struct msb_error *err)
         r = listen_on(s, err);
         if (r < 0)
                 return r;
-        if (s->vm->main.argc && (flags & MSB_START_HOLD))
+        if (s->no_main)
+                ; /* booted for a copy: the main process is not started */
+        else if (s->vm->main.argc && (flags & MSB_START_HOLD))
                 s->main_pending = true;
         else if (s->vm->main.argc) {
                 struct gproc *m = proc_new(s, VM_MAIN_ID, true);
@@ -1027,7 +1103,8 @@ static void sup_end(struct sup *s)
         while (s->procs)
                 proc_free(s, s->procs);
         state_final(s);
-        if (s->o->auto_remove)
+        /* one that was stopped stays, whatever it was made with */
+        if (s->o->auto_remove && !s->no_main)
                 sb_remove_files(s->ctx, s->name);
 }
 
@@ -1041,6 +1118,7 @@ static void sup_free(struct sup *s)
                 close(s->lfd);
         msb_reader_free(&s->rd);
         sb_state_free(&s->st);
+        sb_state_free(&s->before);
         free(s->error);
         free(s->dir);
 }

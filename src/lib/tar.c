@@ -34,8 +34,18 @@ struct placed {
         size_t cap, n;
 };
 
+/* A directory of a copy whose mode and time are set once the copy is in
+ * it (its entries would change the time; a read-only mode would keep them
+ * out). */
+struct dirmeta {
+        char *path;
+        mode_t mode;
+        struct timespec mtime;
+};
+
 struct tar_in {
-        gzFile gz;            /* gzip or plain */
+        bool raw;             /* a plain stream read as it is (copies) */
+        gzFile gz;            /* or gzip or plain, detected */
         ZSTD_DStream *zs;     /* or zstd */
         int fd;
         uint8_t *zbuf;
@@ -46,7 +56,9 @@ struct tar_in {
         uid_t uid;            /* who we are: the owner of what we create */
         gid_t gid;
         mode_t umask;
-        struct placed mine;   /* what this layer placed (opaque whiteouts) */
+        struct placed mine;   /* what this layer placed (opaque whiteouts, copies' hard links) */
+        struct dirmeta *dirs; /* copies: directories to finish */
+        size_t ndirs, capdirs, dirs_bytes;
 };
 
 static int zstd_read(struct tar_in *t, uint8_t *p, size_t len)
@@ -75,9 +87,20 @@ static int zstd_read(struct tar_in *t, uint8_t *p, size_t len)
         return 0;
 }
 
+static int raw_read(struct tar_in *t, uint8_t *p, size_t len)
+{
+        ssize_t n = read_all(t->fd, p, len);
+        if (n < 0)
+                return -EIO;
+        t->pos += (uint64_t)n;
+        return (size_t)n < len ? -ENODATA : 0;
+}
+
 static int tin_read(struct tar_in *t, void *buf, size_t len)
 {
         uint8_t *p = buf;
+        if (t->raw)
+                return raw_read(t, p, len);
         if (t->zs)
                 return zstd_read(t, p, len);
         while (len > 0) {
@@ -155,7 +178,26 @@ struct entry {
         char type;
         uint64_t size;
         uint64_t mode, uid, gid, mtime, devmajor, devminor;
+        long mtime_ns; /* from a pax mtime */
 };
+
+/* What extended headers (pax 'x', GNU 'L' and 'K') say about the entry
+ * that follows them; a pax path or link target wins over a GNU one. */
+struct ext {
+        char *pax_path, *pax_link, *longname, *longlink;
+        uint64_t size; /* UINT64_MAX: none */
+        bool has_mtime;
+        struct timespec mtime;
+};
+
+static void ext_clear(struct ext *x)
+{
+        free(x->pax_path);
+        free(x->pax_link);
+        free(x->longname);
+        free(x->longlink);
+        *x = (struct ext){.size = UINT64_MAX};
+}
 
 static void entry_clear(struct entry *e)
 {
@@ -164,8 +206,32 @@ static void entry_clear(struct entry *e)
         memset(e, 0, sizeof(*e));
 }
 
+/* A pax mtime, "SECONDS[.FRACTION]"; false for anything else (negative
+ * times included: the entry keeps its header's). */
+static bool pax_time(const char *v, size_t n, struct timespec *ret)
+{
+        uint64_t sec = 0;
+        long ns = 0;
+        size_t i = 0;
+        for (; i < n && v[i] >= '0' && v[i] <= '9'; i++) {
+                if (sec > (UINT64_C(1) << 40))
+                        return false; /* past any time_t a file has */
+                sec = sec * 10 + (uint64_t)(v[i] - '0');
+        }
+        if (i == 0 || (i < n && v[i] != '.'))
+                return false;
+        long scale = 100000000;
+        for (i++; i < n; i++, scale /= 10) {
+                if (v[i] < '0' || v[i] > '9')
+                        return false;
+                ns += scale * (v[i] - '0'); /* digits past nanoseconds add 0 */
+        }
+        *ret = (struct timespec){.tv_sec = (time_t)sec, .tv_nsec = ns};
+        return true;
+}
+
 /* pax records: "%d key=value\n" */
-static int parse_pax(const char *buf, size_t len, char **path, char **link, uint64_t *size)
+static int parse_pax(const char *buf, size_t len, struct ext *x)
 {
         size_t off = 0;
         while (off < len) {
@@ -187,11 +253,13 @@ static int parse_pax(const char *buf, size_t len, char **path, char **link, uint
                 if (memchr(eq + 1, '\0', vlen) && !(klen > 13 && !strncmp(kv, "SCHILY.xattr.", 13)))
                         return -EINVAL;
                 if (klen == 4 && !strncmp(kv, "path", 4)) {
-                        free(*path);
-                        *path = strndup(eq + 1, vlen);
+                        free(x->pax_path);
+                        x->pax_path = strndup(eq + 1, vlen);
                 } else if (klen == 8 && !strncmp(kv, "linkpath", 8)) {
-                        free(*link);
-                        *link = strndup(eq + 1, vlen);
+                        free(x->pax_link);
+                        x->pax_link = strndup(eq + 1, vlen);
+                } else if (klen == 5 && !strncmp(kv, "mtime", 5)) {
+                        x->has_mtime = pax_time(eq + 1, vlen, &x->mtime);
                 } else if (klen == 4 && !strncmp(kv, "size", 4)) {
                         uint64_t v = 0;
                         for (size_t k = 0; k < vlen; k++) {
@@ -200,7 +268,7 @@ static int parse_pax(const char *buf, size_t len, char **path, char **link, uint
                                         return -EINVAL;
                                 v = v * 10 + (uint64_t)(c - '0');
                         }
-                        *size = v;
+                        x->size = v;
                 }
                 off += reclen;
         }
@@ -464,15 +532,14 @@ static int charge_bytes(struct tar_in *t, uint64_t n)
 /* code: EFBIG (bytes) or E2BIG (entries) */
 static int budget_error(struct tar_in *t, const struct entry *e, int code, struct msb_error *err)
 {
+        const char *what = t->o->copy ? "the copy is" : "the image unpacks to";
         if (code == EFBIG)
                 return msb_err(err, EFBIG,
-                               "entry '%s': the image unpacks to more than %llu bytes (raise unpack-max-bytes in "
-                               "msb's config file)",
-                               e->path, (unsigned long long)t->o->max_bytes);
+                               "entry '%s': %s more than %llu bytes (raise unpack-max-bytes in msb's config file)",
+                               e->path, what, (unsigned long long)t->o->max_bytes);
         return msb_err(err, E2BIG,
-                       "entry '%s': the image has more than %llu entries (raise unpack-max-entries in msb's config "
-                       "file)",
-                       e->path, (unsigned long long)t->o->max_entries);
+                       "entry '%s': %s more than %llu entries (raise unpack-max-entries in msb's config file)",
+                       e->path, t->o->copy ? "the copy has" : "the image has", (unsigned long long)t->o->max_entries);
 }
 
 static int skip_body(struct tar_in *t, uint64_t n, const struct entry *e, struct msb_error *err)
@@ -494,8 +561,13 @@ static int skip_body(struct tar_in *t, uint64_t n, const struct entry *e, struct
  * (owner, full mode, type, device number) goes into MSB_XATTR_STAT, which
  * msb-fsd serves; the image root is marked so msb-fsd looks for it.
  */
-static mode_t host_mode(const struct entry *e, mode_t kind)
+static mode_t host_mode(const struct tar_in *t, const struct entry *e, mode_t kind)
 {
+        /* a copy's file keeps its permissions but setuid/setgid (no one
+         * else reaches a copy as they do the store); its directories are
+         * the owner's alone until they are finished (dirs_finish()) */
+        if (t->o->copy)
+                return kind == S_IFDIR ? S_IFDIR | 0700 : S_IFREG | (mode_t)(e->mode & 0777);
         /* never writable by group or others: a shared store (the default
          * image installed for every user) must not become a drop box; the
          * image's real mode (1777 /tmp, 0666 files) is recorded instead */
@@ -540,6 +612,8 @@ static int meta_apply(struct tar_in *t, int rootfd, int fd, bool fresh, mode_t h
                       mode_t kind, struct tar_stats *st, struct msb_error *err)
 {
         struct stat hst = {.st_uid = t->uid, .st_gid = t->gid, .st_mode = hmode};
+        if (t->o->copy)
+                return 0; /* a copy is the host's: nothing recorded for a guest */
         if (!fresh && fstat(fd, &hst) < 0)
                 return msb_err(err, errno, "entry '%s': stat: %s", e->path, strerror(errno));
         int r = meta_record(t, rootfd, fd, &hst, fresh, e, kind);
@@ -563,16 +637,22 @@ static int create_entry(struct tar_in *t, int pfd, const char *base, mode_t mode
                 int fd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, m);
                 if (fd >= 0 || errno != EEXIST || tries > 0)
                         return fd < 0 ? -errno : fd;
-                int r = rm_rf_at(pfd, base);
+                /* a copy never removes a directory (make_room() said so) */
+                int r = !t->o->copy ? rm_rf_at(pfd, base) : unlinkat(pfd, base, 0) < 0 ? -errno : 0;
                 if (r < 0)
                         return r;
         }
 }
 
+static struct timespec entry_mtime(const struct entry *e)
+{
+        return (struct timespec){.tv_sec = (time_t)e->mtime, .tv_nsec = e->mtime_ns};
+}
+
 static int place_file(struct tar_in *t, int rootfd, int pfd, const char *base, struct entry *e, struct tar_stats *st,
                       struct msb_error *err)
 {
-        mode_t hm = host_mode(e, S_IFREG);
+        mode_t hm = host_mode(t, e, S_IFREG);
         bool fix;
         _cleanup_close_ int fd = create_entry(t, pfd, base, hm & 07777, &fix);
         if (fd < 0)
@@ -585,10 +665,48 @@ static int place_file(struct tar_in *t, int rootfd, int pfd, const char *base, s
                 return msb_err(err, errno, "entry '%s': chmod: %s", e->path, strerror(errno));
         if ((r = meta_apply(t, rootfd, fd, true, hm, e, S_IFREG, st, err)) < 0)
                 return r;
-        struct timespec ts[2] = {{(time_t)e->mtime, 0}, {(time_t)e->mtime, 0}};
+        struct timespec ts[2] = {entry_mtime(e), entry_mtime(e)};
         futimens(fd, ts);
         st->bytes += e->size;
         return 0;
+}
+
+/* A copy's directory gets its mode and time once the copy is in it.
+ * -E2BIG past TAR_COPY_MAX_DIR_BYTES. */
+static int dir_defer(struct tar_in *t, const char *dir, const char *base, const struct entry *e)
+{
+        t->dirs_bytes += sizeof(struct dirmeta) + strlen(dir) + strlen(base) + 2;
+        if (t->dirs_bytes > TAR_COPY_MAX_DIR_BYTES)
+                return -E2BIG;
+        if (t->ndirs == t->capdirs)
+                t->dirs = xrealloc(t->dirs, (t->capdirs = t->capdirs ? 2 * t->capdirs : 64) * sizeof(*t->dirs));
+        t->dirs[t->ndirs++] = (struct dirmeta){.path = *dir ? xasprintf("%s/%s", dir, base) : xstrdup(base),
+                                               .mode = (mode_t)(e->mode & 01777), .mtime = entry_mtime(e)};
+        return 0;
+}
+
+/* Deepest first, so a directory's time is set after its subdirectories'
+ * (which would change it).  Each is found again beneath the root, never
+ * through a symlink at its own name. */
+static void dirs_finish(struct tar_in *t, int rootfd)
+{
+        for (size_t i = t->ndirs; i-- > 0;) {
+                struct dirmeta *d = &t->dirs[i];
+                int fd = open_beneath(rootfd, d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+                if (fd >= 0) {
+                        struct timespec ts[2] = {d->mtime, d->mtime};
+                        (void)!fchmod(fd, d->mode);
+                        futimens(fd, ts);
+                        close(fd);
+                }
+        }
+}
+
+static void dirs_free(struct tar_in *t)
+{
+        for (size_t i = 0; i < t->ndirs; i++)
+                free(t->dirs[i].path);
+        free(t->dirs);
 }
 
 static int place_dir(struct tar_in *t, int rootfd, int pfd, const char *base, bool exists, struct entry *e,
@@ -599,7 +717,7 @@ static int place_dir(struct tar_in *t, int rootfd, int pfd, const char *base, bo
         _cleanup_close_ int fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return msb_err(err, errno, "entry '%s': %s", e->path, strerror(errno));
-        if (fchmod(fd, host_mode(e, S_IFDIR) & 07777) < 0)
+        if (fchmod(fd, host_mode(t, e, S_IFDIR) & 07777) < 0)
                 return msb_err(err, errno, "entry '%s': chmod: %s", e->path, strerror(errno));
         struct tar_stats ignored = {0};
         return meta_apply(t, rootfd, fd, false, 0, e, S_IFDIR, &ignored, err);
@@ -635,74 +753,110 @@ static int place_special(struct tar_in *t, int rootfd, int pfd, const char *base
         return r;
 }
 
-static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar_stats *st, struct msb_error *err)
+/* OCI whiteouts: ".wh.NAME" removes NAME, ".wh..wh..opq" what earlier
+ * layers put in its directory. */
+static int apply_whiteout(struct tar_in *t, int pfd, const char *dir, const char *base, struct entry *e,
+                          struct msb_error *err)
 {
-        const char *why = NULL;
-        _cleanup_free_ char *path = clean_path(e->path, &why);
-        if (!path)
-                return msb_err(err, EINVAL, "entry '%s': %s", e->path, why);
-        /* body bytes still to skip; regular files consume theirs */
-        uint64_t data = e->size;
-        if (!*path) {
-                /* the root directory itself: nothing to place */
-                return skip_body(t, data, e, err);
-        }
-        const char *dir, *base;
-        split(path, &dir, &base);
-        /* a whiteout in a directory that does not exist removes nothing,
-         * and makes no directory either */
-        bool whiteout = !strncmp(base, ".wh.", 4);
-        _cleanup_close_ int pfd = whiteout ? open_beneath(rootfd, dir, O_PATH | O_DIRECTORY)
-                                           : open_parent(rootfd, dir, t->o);
-        if (whiteout && pfd == -ENOENT)
-                return skip_body(t, data, e, err);
-        if (pfd == -E2BIG)
-                return budget_error(t, e, E2BIG, err);
-        if (pfd < 0) {
-                if (pfd == -EXDEV || pfd == -ELOOP)
-                        return msb_err(err, EXDEV, "entry '%s': its directory resolves outside the image root "
-                                                   "(through a symlink)",
-                                       e->path);
-                return msb_err(err, pfd, "entry '%s': cannot open its directory: %s", e->path, strerror(-pfd));
-        }
+        int r;
+        if (!strcmp(base, ".wh..wh..opq")) {
+                _cleanup_close_ int d = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                r = d < 0 ? -errno : clear_dir(&t->mine, d, dir, 0);
+        } else if (!base[4] || !strcmp(base + 4, ".") || !strcmp(base + 4, ".."))
+                return msb_err(err, EINVAL, "entry '%s': malformed whiteout", e->path);
+        else
+                r = rm_rf_at(pfd, base + 4);
+        if (r < 0)
+                return msb_err(err, r, "entry '%s': whiteout failed: %s", e->path, strerror(-r));
+        return skip_body(t, e->size, e, err);
+}
 
-        /* OCI whiteouts */
-        if (whiteout) {
-                int r;
-                if (!strcmp(base, ".wh..wh..opq")) {
-                        _cleanup_close_ int d = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                        r = d < 0 ? -errno : clear_dir(&t->mine, d, dir, 0);
-                }
-                else if (!base[4] || !strcmp(base + 4, ".") || !strcmp(base + 4, ".."))
-                        return msb_err(err, EINVAL, "entry '%s': malformed whiteout", e->path);
-                else
-                        r = rm_rf_at(pfd, base + 4);
-                if (r < 0)
-                        return msb_err(err, r, "entry '%s': whiteout failed: %s", e->path, strerror(-r));
-                return skip_body(t, data, e, err);
-        }
+static bool is_special(char type)
+{
+        return type == '3' || type == '4' || type == '6';
+}
 
-        if (e->uid > MSB_ID_MAX || e->gid > MSB_ID_MAX)
-                return msb_err(err, EINVAL, "entry '%s': owner %llu:%llu is out of range", e->path,
-                               (unsigned long long)e->uid, (unsigned long long)e->gid);
-        if (t->o->entries++ >= t->o->max_entries)
-                return budget_error(t, e, E2BIG, err);
-
-        placed_add_path(&t->mine, dir, base);
-
-        /* files and special files replace what is there as they are made
-         * (create_entry); other kinds look first */
-        bool creates = e->type == '0' || e->type == '\0' || e->type == '7' || e->type == '3' || e->type == '4' ||
-                       e->type == '6';
+/*
+ * What is at base already.  Files and special files replace it as they are
+ * made (create_entry); other kinds remove it first, except that a directory
+ * stays for a directory (*ret_dir).  A copy never turns a directory into
+ * something else or the reverse (docker cp's rule): that would delete a
+ * tree, or a file, the user has.
+ */
+static int make_room(struct tar_in *t, int pfd, const char *base, const struct entry *e, bool *ret_dir,
+                     struct msb_error *err)
+{
+        bool creates = e->type == '0' || e->type == '\0' || e->type == '7' || is_special(e->type);
         struct stat cur;
-        bool exists = !creates && fstatat(pfd, base, &cur, AT_SYMLINK_NOFOLLOW) == 0;
-        if (exists && !(e->type == '5' && S_ISDIR(cur.st_mode))) {
-                int r = rm_rf_at(pfd, base);
-                if (r < 0)
-                        return msb_err(err, r, "entry '%s': cannot replace existing entry: %s", e->path,
-                                       strerror(-r));
+        *ret_dir = false;
+        if ((creates && !t->o->copy) || fstatat(pfd, base, &cur, AT_SYMLINK_NOFOLLOW) < 0)
+                return 0;
+        bool is_dir = S_ISDIR(cur.st_mode), want_dir = e->type == '5';
+        if (t->o->copy && is_dir != want_dir)
+                return msb_err(err, is_dir ? EISDIR : ENOTDIR, "entry '%s': cannot overwrite %s with %s", e->path,
+                               is_dir ? "a directory" : "a non-directory", is_dir ? "a non-directory" : "a directory");
+        if (is_dir && want_dir) {
+                *ret_dir = true;
+                return 0;
         }
+        int r = creates ? 0 : rm_rf_at(pfd, base);
+        if (r < 0)
+                return msb_err(err, r, "entry '%s': cannot replace existing entry: %s", e->path, strerror(-r));
+        return 0;
+}
 
+static int place_symlink(struct tar_in *t, int pfd, const char *base, struct entry *e, struct msb_error *err)
+{
+        if (!e->link || !*e->link)
+                return msb_err(err, EINVAL, "entry '%s': symlink without target", e->path);
+        /* stored verbatim; never followed while unpacking except through
+         * open_beneath(), which keeps resolution inside.  A symlink cannot
+         * carry a user xattr: it keeps the host owner, which nothing
+         * checks. */
+        if (charge_bytes(t, strlen(e->link)) < 0)
+                return budget_error(t, e, EFBIG, err);
+        if (symlinkat(e->link, pfd, base) < 0)
+                return msb_err(err, errno, "entry '%s': symlink: %s", e->path, strerror(errno));
+        if (t->o->copy) {
+                struct timespec ts[2] = {entry_mtime(e), entry_mtime(e)};
+                utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW);
+        }
+        return 0;
+}
+
+/* A hard link: its target resolved beneath the root, never a directory;
+ * in a copy, an entry the same copy placed (not a file the user had). */
+static int place_link(struct tar_in *t, int rootfd, int pfd, const char *base, struct entry *e,
+                      struct msb_error *err)
+{
+        const char *lwhy = NULL;
+        _cleanup_free_ char *target = e->link ? clean_path(e->link, &lwhy) : NULL;
+        if (!target || !*target)
+                return msb_err(err, EXDEV, "entry '%s': hard link target '%s': %s", e->path, e->link ? e->link : "",
+                               lwhy ? lwhy : "empty");
+        const char *tdir, *tbase;
+        split(target, &tdir, &tbase);
+        if (t->o->copy && !placed_has(&t->mine, path_hash(tdir, tbase)))
+                return msb_err(err, EXDEV, "entry '%s': hard link target '%s' is not part of the copy", e->path,
+                               e->link);
+        _cleanup_close_ int tfd = open_beneath(rootfd, tdir, O_PATH | O_DIRECTORY);
+        if (tfd < 0)
+                return msb_err(err, EXDEV, "entry '%s': hard link target '%s' is outside the image root or missing",
+                               e->path, e->link);
+        struct stat tst;
+        if (fstatat(tfd, tbase, &tst, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(tst.st_mode))
+                return msb_err(err, EINVAL, "entry '%s': hard link target '%s' is missing or a directory", e->path,
+                               e->link);
+        /* the link shares the target's inode, and so its metadata */
+        if (linkat(tfd, tbase, pfd, base, 0) < 0)
+                return msb_err(err, errno, "entry '%s': link: %s", e->path, strerror(errno));
+        return 0;
+}
+
+/* The entry, its parent open (pfd) and its place made. */
+static int place(struct tar_in *t, int rootfd, int pfd, const char *dir, const char *base, bool exists_dir,
+                 struct entry *e, struct tar_stats *st, struct msb_error *err)
+{
         switch (e->type) {
         case '0':
         case '\0':
@@ -710,54 +864,82 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
                 if (charge_bytes(t, e->size) < 0)
                         return budget_error(t, e, EFBIG, err);
                 return place_file(t, rootfd, pfd, base, e, st, err);
-        case '5':
-                return place_dir(t, rootfd, pfd, base, exists && S_ISDIR(cur.st_mode), e, err) ?: skip_body(t, data, e, err);
-        case '2':
-                if (!e->link || !*e->link)
-                        return msb_err(err, EINVAL, "entry '%s': symlink without target", e->path);
-                /* stored verbatim; never followed while unpacking except
-                 * through open_beneath(), which keeps resolution inside.  A
-                 * symlink cannot carry a user xattr: it keeps the host
-                 * owner, which nothing checks. */
-                if (charge_bytes(t, strlen(e->link)) < 0)
-                        return budget_error(t, e, EFBIG, err);
-                if (symlinkat(e->link, pfd, base) < 0)
-                        return msb_err(err, errno, "entry '%s': symlink: %s", e->path, strerror(errno));
-                break;
-        case '1': {
-                const char *lwhy = NULL;
-                _cleanup_free_ char *target = e->link ? clean_path(e->link, &lwhy) : NULL;
-                if (!target || !*target)
-                        return msb_err(err, EXDEV, "entry '%s': hard link target '%s': %s", e->path,
-                                       e->link ? e->link : "", lwhy ? lwhy : "empty");
-                const char *tdir, *tbase;
-                split(target, &tdir, &tbase);
-                _cleanup_close_ int tfd = open_beneath(rootfd, tdir, O_PATH | O_DIRECTORY);
-                if (tfd < 0)
-                        return msb_err(err, EXDEV, "entry '%s': hard link target '%s' is outside the image root "
-                                                   "or missing",
-                                       e->path, e->link);
-                struct stat tst;
-                if (fstatat(tfd, tbase, &tst, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(tst.st_mode))
-                        return msb_err(err, EINVAL, "entry '%s': hard link target '%s' is missing or a directory",
-                                       e->path, e->link);
-                /* the link shares the target's inode, and so its metadata */
-                if (linkat(tfd, tbase, pfd, base, 0) < 0)
-                        return msb_err(err, errno, "entry '%s': link: %s", e->path, strerror(errno));
-                break;
+        case '5': {
+                int r = place_dir(t, rootfd, pfd, base, exists_dir, e, err);
+                if (r == 0 && t->o->copy && dir_defer(t, dir, base, e) < 0)
+                        return msb_err(err, E2BIG, "entry '%s': the copy has more directories than msb keeps track "
+                                                   "of (%u MiB of their names)",
+                                       e->path, TAR_COPY_MAX_DIR_BYTES >> 20);
+                return r;
         }
+        case '2':
+                return place_symlink(t, pfd, base, e, err);
+        case '1':
+                return place_link(t, rootfd, pfd, base, e, err);
         case '3':
         case '4':
-        case '6': {
-                int r = place_special(t, rootfd, pfd, base, e, st, err);
-                if (r < 0)
-                        return r;
-                break;
-        }
+        case '6':
+                return place_special(t, rootfd, pfd, base, e, st, err);
         default:
                 return msb_err(err, ENOTSUP, "entry '%s': unsupported tar entry type '%c'", e->path, e->type);
         }
-        return skip_body(t, data, e, err);
+}
+
+/* The parent directory of an entry, made as needed; whiteouts (in an
+ * image) make none.  -ENOENT only for a whiteout whose directory is not
+ * there. */
+static int entry_parent(struct tar_in *t, int rootfd, const char *dir, bool whiteout, struct entry *e,
+                        struct msb_error *err)
+{
+        int pfd = whiteout ? open_beneath(rootfd, dir, O_PATH | O_DIRECTORY) : open_parent(rootfd, dir, t->o);
+        if (pfd >= 0 || (whiteout && pfd == -ENOENT))
+                return pfd;
+        if (pfd == -E2BIG)
+                return budget_error(t, e, E2BIG, err);
+        if (pfd == -EXDEV || pfd == -ELOOP)
+                return msb_err(err, EXDEV, "entry '%s': its directory resolves outside the image root (through a "
+                                           "symlink)",
+                               e->path);
+        return msb_err(err, pfd, "entry '%s': cannot open its directory: %s", e->path, strerror(-pfd));
+}
+
+static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar_stats *st, struct msb_error *err)
+{
+        const char *why = NULL;
+        _cleanup_free_ char *path = clean_path(e->path, &why);
+        if (!path)
+                return msb_err(err, EINVAL, "entry '%s': %s", e->path, why);
+        /* the root directory itself: nothing to place; a copy has no use
+         * for special files */
+        if (!*path || (t->o->copy && is_special(e->type))) {
+                st->skipped_devices += *path ? 1 : 0;
+                return skip_body(t, e->size, e, err);
+        }
+        const char *dir, *base;
+        split(path, &dir, &base);
+        /* a whiteout in a directory that does not exist removes nothing,
+         * and makes no directory either; in a copy it is a name */
+        bool whiteout = !t->o->copy && !strncmp(base, ".wh.", 4);
+        _cleanup_close_ int pfd = entry_parent(t, rootfd, dir, whiteout, e, err);
+        if (whiteout && pfd == -ENOENT)
+                return skip_body(t, e->size, e, err);
+        if (pfd < 0)
+                return pfd;
+        if (whiteout)
+                return apply_whiteout(t, pfd, dir, base, e, err);
+        if (e->uid > MSB_ID_MAX || e->gid > MSB_ID_MAX)
+                return msb_err(err, EINVAL, "entry '%s': owner %llu:%llu is out of range", e->path,
+                               (unsigned long long)e->uid, (unsigned long long)e->gid);
+        if (t->o->entries++ >= t->o->max_entries)
+                return budget_error(t, e, E2BIG, err);
+        placed_add_path(&t->mine, dir, base);
+        bool exists_dir;
+        int r = make_room(t, pfd, base, e, &exists_dir, err);
+        if (r == 0)
+                r = place(t, rootfd, pfd, dir, base, exists_dir, e, st, err);
+        /* body bytes still to skip; regular files consumed theirs */
+        bool file = e->type == '0' || e->type == '\0' || e->type == '7';
+        return r < 0 ? r : skip_body(t, file ? 0 : e->size, e, err);
 }
 
 /* The process's umask, read without changing it (umask(2) would, for
@@ -773,162 +955,177 @@ static mode_t current_umask(void)
         return 0777;
 }
 
-int tar_unpack(int fd, int rootfd, struct tar_opts *opts, struct tar_stats *stats, struct msb_error *err)
+/* Open fd's stream: raw for a copy; else zstd by its magic number, or
+ * gzread, which reads gzip (also concatenated members) and passes plain
+ * data through. */
+static int stream_open(struct tar_in *t, int fd, struct msb_error *err)
 {
-        struct tar_stats st = {0};
-        struct tar_opts defaults = TAR_OPTS_DEFAULT;
-        int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (dfd < 0)
+        t->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (t->fd < 0)
                 return msb_err(err, errno, "dup: %s", strerror(errno));
-        /* zstd by its magic number; otherwise gzread, which reads gzip
-         * (also concatenated members) and passes plain data through. */
         uint8_t magic[4] = {0};
-        bool zstd = pread(dfd, magic, 4, 0) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f &&
-                    magic[3] == 0xfd;
-        struct tar_in t = {.fd = dfd, .o = opts ? opts : &defaults, .uid = geteuid(), .gid = getegid(),
-                           .umask = current_umask()};
-        if (zstd) {
-                t.zs = ZSTD_createDStream();
-                t.zbuf = xmalloc(ZSTD_DStreamInSize());
+        t->raw = t->o->copy;
+        if (!t->raw && pread(t->fd, magic, 4, 0) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f &&
+            magic[3] == 0xfd) {
+                t->zs = ZSTD_createDStream();
+                t->zbuf = xmalloc(ZSTD_DStreamInSize());
                 /* a layer may not make us allocate a huge window */
-                if (!t.zs || ZSTD_isError(ZSTD_initDStream(t.zs)) ||
-                    ZSTD_isError(ZSTD_DCtx_setParameter(t.zs, ZSTD_d_windowLogMax, 27))) {
-                        ZSTD_freeDStream(t.zs);
-                        free(t.zbuf);
-                        close(dfd);
+                if (!t->zs || ZSTD_isError(ZSTD_initDStream(t->zs)) ||
+                    ZSTD_isError(ZSTD_DCtx_setParameter(t->zs, ZSTD_d_windowLogMax, 27)))
                         return msb_err(err, ENOMEM, "cannot open zstd layer stream");
-                }
-        } else {
-                t.gz = gzdopen(dfd, "rb");
-                if (!t.gz) {
-                        close(dfd);
+        } else if (!t->raw) {
+                t->gz = gzdopen(t->fd, "rb");
+                if (!t->gz)
                         return msb_err(err, ENOMEM, "cannot open layer stream");
-                }
-                gzbuffer(t.gz, 128 * 1024);
+                gzbuffer(t->gz, 128 * 1024);
         }
-        struct entry e = {0};
-        char *longname = NULL, *longlink = NULL, *pax_path = NULL, *pax_link = NULL;
-        uint64_t pax_size = UINT64_MAX;
-        int r = 0, zero_blocks = 0;
-        uint8_t h[512];
-        for (;;) {
-                r = tin_read(&t, h, sizeof(h));
-                if (r == -ENODATA) {
-                        /* some writers omit the two zero blocks */
-                        r = (zero_blocks > 0 || st.entries > 0) && t.pos % 512 == 0 ? 0
-                                                                                  : msb_err(err, EIO, "layer is truncated");
-                        if (r == 0 && t.pos == 0)
-                                r = msb_err(err, EIO, "layer is empty");
-                        break;
-                }
-                if (r < 0) {
-                        r = msb_err(err, EIO, "layer is not a valid tar or gzip stream");
-                        break;
-                }
+        return 0;
+}
+
+static void stream_close(struct tar_in *t)
+{
+        if (t->gz)
+                gzclose(t->gz); /* and its fd */
+        else if (t->fd >= 0)
+                close(t->fd);
+        ZSTD_freeDStream(t->zs);
+        free(t->zbuf);
+}
+
+static const char *what(const struct tar_in *t)
+{
+        return t->o->copy ? "the copy" : "layer";
+}
+
+/* The next header into h: 1, or 0 at the end of the archive: two zero
+ * blocks, or the end of the data (some writers omit the blocks; not in a
+ * copy, where a missing end means its writer failed). */
+static int next_header(struct tar_in *t, uint8_t h[512], const struct tar_stats *st, struct msb_error *err)
+{
+        for (int zeros = 0;;) {
+                int r = tin_read(t, h, 512);
+                if (r == -ENODATA && t->pos == 0)
+                        return msb_err(err, EIO, "%s is empty", what(t));
+                if (r == -ENODATA)
+                        return (zeros > 0 || st->entries > 0) && t->pos % 512 == 0 && !t->o->copy
+                                       ? 0
+                                       : msb_err(err, EIO, "%s is truncated", what(t));
+                if (r < 0)
+                        return msb_err(err, EIO, "%s is not a valid tar or gzip stream", what(t));
                 bool zero = true;
                 for (int i = 0; i < 512 && zero; i++)
                         zero = h[i] == 0;
-                if (zero) {
-                        if (++zero_blocks == 2)
-                                break;
-                        continue;
-                }
-                zero_blocks = 0;
-                if (!checksum_ok(h)) {
-                        r = msb_err(err, EINVAL, "layer is not a valid tar (bad header checksum at offset %llu)",
-                                    (unsigned long long)(t.pos - 512));
-                        break;
-                }
-                if (++st.entries > TAR_MAX_ENTRIES) {
-                        r = msb_err(err, E2BIG, "layer has more than %u entries", TAR_MAX_ENTRIES);
-                        break;
-                }
-                entry_clear(&e);
-                e.type = (char)h[156];
-                if (parse_num(h + 124, 12, &e.size) < 0 || parse_num(h + 100, 8, &e.mode) < 0 ||
-                    parse_num(h + 108, 8, &e.uid) < 0 || parse_num(h + 116, 8, &e.gid) < 0 ||
-                    parse_num(h + 136, 12, &e.mtime) < 0 || parse_num(h + 329, 8, &e.devmajor) < 0 ||
-                    parse_num(h + 337, 8, &e.devminor) < 0) {
-                        r = msb_err(err, EINVAL, "layer has a malformed tar header");
-                        break;
-                }
-                if (pax_size != UINT64_MAX)
-                        e.size = pax_size;
-                uint64_t padded = (e.size + 511) & ~(uint64_t)511;
-                if (e.type == 'x' || e.type == 'g' || e.type == 'L' || e.type == 'K') {
-                        if (e.size > TAR_MAX_PAX) {
-                                r = msb_err(err, E2BIG, "layer has a %llu-byte extended header (limit %u)",
-                                            (unsigned long long)e.size, TAR_MAX_PAX);
-                                break;
-                        }
-                        char *buf = xmalloc((size_t)padded + 1);
-                        r = tin_read(&t, buf, (size_t)padded);
-                        if (r < 0) {
-                                free(buf);
-                                r = msb_err(err, EIO, "layer is truncated");
-                                break;
-                        }
-                        buf[e.size] = '\0';
-                        if (e.type == 'x')
-                                r = parse_pax(buf, (size_t)e.size, &pax_path, &pax_link, &pax_size);
-                        else if (e.type == 'L') {
-                                free(longname);
-                                longname = strndup(buf, (size_t)e.size);
-                        } else if (e.type == 'K') {
-                                free(longlink);
-                                longlink = strndup(buf, (size_t)e.size);
-                        }
-                        free(buf);
-                        if (r < 0) {
-                                r = msb_err(err, EINVAL, "layer has a malformed pax header");
-                                break;
-                        }
-                        continue;
-                }
-                /* ustar prefix field joins the name when present */
-                if (pax_path)
-                        e.path = TAKE_PTR(pax_path);
-                else if (longname)
-                        e.path = TAKE_PTR(longname);
-                else {
-                        _cleanup_free_ char *name = field_str(h, 100);
-                        _cleanup_free_ char *prefix = memcmp(h + 257, "ustar", 5) == 0 ? field_str(h + 345, 155)
-                                                                                        : xstrdup("");
-                        e.path = *prefix ? xasprintf("%s/%s", prefix, name) : TAKE_PTR(name);
-                }
-                if (pax_link)
-                        e.link = TAKE_PTR(pax_link);
-                else if (longlink)
-                        e.link = TAKE_PTR(longlink);
-                else
-                        e.link = field_str(h + 157, 100);
-                pax_size = UINT64_MAX;
-                if (strlen(e.path) >= TAR_MAX_PATH || strlen(e.link) >= TAR_MAX_PATH) {
-                        r = msb_err(err, ENAMETOOLONG, "layer has a path longer than %u bytes", TAR_MAX_PATH);
-                        break;
-                }
-                r = apply_entry(&t, rootfd, &e, &st, err);
-                if (r < 0)
-                        break;
-                /* skip the padding after the data */
-                r = tin_skip(&t, padded - e.size);
-                if (r < 0) {
-                        r = msb_err(err, EIO, "layer is truncated");
-                        break;
-                }
+                if (!zero)
+                        return 1;
+                if (++zeros == 2)
+                        return 0;
         }
+}
+
+static int parse_header(const uint8_t *h, struct entry *e)
+{
+        e->type = (char)h[156];
+        if (parse_num(h + 124, 12, &e->size) < 0 || parse_num(h + 100, 8, &e->mode) < 0 ||
+            parse_num(h + 108, 8, &e->uid) < 0 || parse_num(h + 116, 8, &e->gid) < 0 ||
+            parse_num(h + 136, 12, &e->mtime) < 0 || parse_num(h + 329, 8, &e->devmajor) < 0 ||
+            parse_num(h + 337, 8, &e->devminor) < 0)
+                return -EINVAL;
+        return 0;
+}
+
+/* An extended header's body (pax 'x' or 'g', GNU 'L' or 'K') into x. */
+static int read_ext(struct tar_in *t, const struct entry *e, struct ext *x, struct msb_error *err)
+{
+        if (e->size > TAR_MAX_PAX)
+                return msb_err(err, E2BIG, "%s has a %llu-byte extended header (limit %u)", what(t),
+                               (unsigned long long)e->size, TAR_MAX_PAX);
+        uint64_t padded = (e->size + 511) & ~(uint64_t)511;
+        _cleanup_free_ char *buf = xmalloc((size_t)padded + 1);
+        if (tin_read(t, buf, (size_t)padded) < 0)
+                return msb_err(err, EIO, "%s is truncated", what(t));
+        buf[e->size] = '\0';
+        if (e->type == 'x' && parse_pax(buf, (size_t)e->size, x) < 0)
+                return msb_err(err, EINVAL, "%s has a malformed pax header", what(t));
+        char **slot = e->type == 'L' ? &x->longname : e->type == 'K' ? &x->longlink : NULL;
+        if (slot) {
+                free(*slot);
+                *slot = strndup(buf, (size_t)e->size);
+        }
+        return 0;
+}
+
+/* e's name, link target and time: from what extended headers said (x,
+ * consumed), else the header's fields (a ustar prefix joins the name). */
+static void entry_names(struct entry *e, const uint8_t *h, struct ext *x)
+{
+        if (x->pax_path || x->longname)
+                e->path = x->pax_path ? TAKE_PTR(x->pax_path) : TAKE_PTR(x->longname);
+        else {
+                _cleanup_free_ char *name = field_str(h, 100);
+                _cleanup_free_ char *prefix = memcmp(h + 257, "ustar", 5) == 0 ? field_str(h + 345, 155)
+                                                                                : xstrdup("");
+                e->path = *prefix ? xasprintf("%s/%s", prefix, name) : TAKE_PTR(name);
+        }
+        if (x->pax_link || x->longlink)
+                e->link = x->pax_link ? TAKE_PTR(x->pax_link) : TAKE_PTR(x->longlink);
+        else
+                e->link = field_str(h + 157, 100);
+        if (x->size != UINT64_MAX)
+                e->size = x->size;
+        if (x->has_mtime) {
+                e->mtime = (uint64_t)x->mtime.tv_sec;
+                e->mtime_ns = x->mtime.tv_nsec;
+        }
+        ext_clear(x);
+}
+
+/* One header block and what follows it. */
+static int one_entry(struct tar_in *t, int rootfd, const uint8_t *h, struct entry *e, struct ext *x,
+                     struct tar_stats *st, struct msb_error *err)
+{
+        if (!checksum_ok(h))
+                return msb_err(err, EINVAL, "%s is not a valid tar (bad header checksum at offset %llu)", what(t),
+                               (unsigned long long)(t->pos - 512));
+        if (++st->entries > TAR_MAX_ENTRIES)
+                return msb_err(err, E2BIG, "%s has more than %u entries", what(t), TAR_MAX_ENTRIES);
+        entry_clear(e);
+        if (parse_header(h, e) < 0)
+                return msb_err(err, EINVAL, "%s has a malformed tar header", what(t));
+        if (e->type == 'x' || e->type == 'g' || e->type == 'L' || e->type == 'K')
+                return read_ext(t, e, x, err);
+        entry_names(e, h, x);
+        if (strlen(e->path) >= TAR_MAX_PATH || strlen(e->link) >= TAR_MAX_PATH)
+                return msb_err(err, ENAMETOOLONG, "%s has a path longer than %u bytes", what(t), TAR_MAX_PATH);
+        int r = apply_entry(t, rootfd, e, st, err);
+        if (r < 0)
+                return r;
+        /* the padding after the data */
+        uint64_t padded = (e->size + 511) & ~(uint64_t)511;
+        if (tin_skip(t, padded - e->size) < 0)
+                return msb_err(err, EIO, "%s is truncated", what(t));
+        return 0;
+}
+
+int tar_unpack(int fd, int rootfd, struct tar_opts *opts, struct tar_stats *stats, struct msb_error *err)
+{
+        struct tar_opts defaults = TAR_OPTS_DEFAULT;
+        struct tar_in t = {.fd = -1, .o = opts ? opts : &defaults, .uid = geteuid(), .gid = getegid(),
+                           .umask = current_umask()};
+        struct tar_stats st = {0};
+        struct entry e = {0};
+        struct ext x = {.size = UINT64_MAX};
+        uint8_t h[512];
+        int r = stream_open(&t, fd, err);
+        while (r >= 0 && (r = next_header(&t, h, &st, err)) == 1)
+                r = one_entry(&t, rootfd, h, &e, &x, &st, err);
+        /* a copy that failed half way still gets its directories' modes
+         * back (an existing one it merged into among them) */
+        dirs_finish(&t, rootfd);
+        dirs_free(&t);
         entry_clear(&e);
+        ext_clear(&x);
         free(t.mine.v);
-        free(longname);
-        free(longlink);
-        free(pax_path);
-        free(pax_link);
-        if (t.zs) {
-                ZSTD_freeDStream(t.zs);
-                free(t.zbuf);
-                close(dfd);
-        } else
-                gzclose(t.gz);
+        stream_close(&t);
         if (r == 0 && stats)
                 *stats = st;
         return r;

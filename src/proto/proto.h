@@ -54,7 +54,13 @@
  *   host:  EXEC id=N (any time), STDIN/STDIN_EOF/SIGNAL/RESIZE/ACK id
  *   host:  SHUTDOWN (kill everything, sync, power off)
  *
+ * An EXEC with MSB_EXEC_INTERNAL runs a routine built into agentd (msb cp's
+ * tar streams) instead of a program; everything else about it is a
+ * process's: STARTED, streams, windows, SIGNAL, EXIT.
+ *
  * Process ids are chosen by the host: nonzero, never reused within one boot.
+ * stdin that reaches agentd after a process's EXIT is dropped and still
+ * acknowledged: an ACK may name an id that has ended.
  * id 0 in ERROR means the sandbox itself (setup failed; the guest powers
  * off).  When the MAIN process ends, the guest kills every other process,
  * syncs all writable file systems, then sends EXIT for it: the host may stop
@@ -106,7 +112,19 @@ enum msb_msg_type {
 #define MSB_EXEC_TTY (1u << 2)   /* a pseudo-terminal (rows, cols); stdout and
                                   * stderr both go through it as STDOUT */
 #define MSB_EXEC_MAIN (1u << 3)  /* the sandbox's main process (at most one) */
-#define MSB_EXEC_KNOWN_FLAGS (MSB_EXEC_STDIN | MSB_EXEC_IDS | MSB_EXEC_TTY | MSB_EXEC_MAIN)
+/* Not a program: argv[0] names a routine built into agentd, run in a child
+ * of agentd (as uid, gid) with the same streams, exit status and flow
+ * control as a program (src/agent/tarcp.c):
+ *   cp-out PATH NAME      a tar of PATH on stdout, its top entry named NAME
+ *                         (PATH may end in "/.": a directory's own entry)
+ *   cp-in DIR NAME [a]    extract the tar on stdin (top entry NAME, or "."
+ *                         for a directory's contents) where docker cp would
+ *                         put it for destination DIR; "a": keep the
+ *                         archive's owners, else root's
+ * Errors: one line on stderr, exit 2 if a named path does not exist, else 1.
+ * Neither MAIN nor TTY. */
+#define MSB_EXEC_INTERNAL (1u << 4)
+#define MSB_EXEC_KNOWN_FLAGS (MSB_EXEC_STDIN | MSB_EXEC_IDS | MSB_EXEC_TTY | MSB_EXEC_MAIN | MSB_EXEC_INTERNAL)
 
 /* ATTACH flags */
 #define MSB_ATTACH_STDIN (1u << 0) /* the client forwards its stdin */

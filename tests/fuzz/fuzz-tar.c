@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer target: layer unpacking into a scratch root.  Besides crashes,
- * it aborts if anything ever appears next to the root (an escape). */
+/* libFuzzer target: layer unpacking into a scratch root, as an image layer,
+ * an archive (msb load) or a copy out of a sandbox (msb cp).  Besides
+ * crashes, it aborts if anything ever appears next to the root (an
+ * escape), or a special or setuid file inside it. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -41,6 +43,9 @@ static void check_no_special(int dfd, int depth)
                 if (st.st_mode & 06000)
                         abort();
                 if (S_ISDIR(st.st_mode) && depth < 64) {
+                        /* a copy keeps modes: 0000 must not stop the walk
+                         * or the next input's removal */
+                        fchmodat(dfd, de->d_name, 0700, 0);
                         int sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (sub >= 0) {
                                 check_no_special(sub, depth + 1);
@@ -71,12 +76,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         lseek(fd, 0, SEEK_SET);
         struct msb_error e;
-        /* small budgets, so inputs reach the limits; the mode (image or
-         * archive) from the input's length, both kept deterministic */
+        /* small budgets, so inputs reach the limits; the mode (image,
+         * archive, or a copy out of a sandbox) from the input's length,
+         * kept deterministic */
         struct tar_opts o = TAR_OPTS_DEFAULT;
         o.max_bytes = 16384;
         o.max_entries = 48;
-        o.plain = size % 2;
+        o.plain = size % 3 == 1;
+        o.copy = size % 3 == 2;
         struct tar_stats st;
         int r = tar_unpack(fd, rootfd, &o, &st, &e);
         if (o.bytes > o.max_bytes || (o.entries > o.max_entries && r == 0))

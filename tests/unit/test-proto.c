@@ -140,6 +140,20 @@ static void test_exec_plain(void)
 }
 
 /* a user resolved by the host, a path found by it, files to read ahead */
+/* a built-in routine (msb cp) round-trips with stdin */
+static void test_exec_internal(void)
+{
+        struct msb_buf b = {0};
+        struct msb_msg m;
+        struct msb_exec_msg ex = sample_exec();
+        ex.flags = MSB_EXEC_INTERNAL | MSB_EXEC_STDIN;
+        CHECK_INT(msb_enc_exec(&b, &ex), 0);
+        CHECK_INT(decode_one(&b, &m), 1);
+        CHECK_INT(m.u.exec.flags, MSB_EXEC_INTERNAL | MSB_EXEC_STDIN);
+        msb_msg_free(&m);
+        msb_buf_free(&b);
+}
+
 static void test_exec_ids(void)
 {
         struct msb_buf b = {0};
@@ -545,8 +559,14 @@ static void check_bad_exec(const struct msb_exec_msg *ex, const char *what)
 static void test_bad_exec(void)
 {
         struct msb_exec_msg ex = sample_exec();
-        ex.flags = 1u << 4;
+        ex.flags = 1u << 5;
         check_bad_exec(&ex, "an unknown flag");
+        ex.flags = MSB_EXEC_INTERNAL | MSB_EXEC_MAIN;
+        check_bad_exec(&ex, "a built-in routine as the main process");
+        ex.flags = MSB_EXEC_INTERNAL | MSB_EXEC_TTY;
+        ex.rows = ex.cols = 24;
+        check_bad_exec(&ex, "a built-in routine on a terminal");
+        ex.rows = ex.cols = 0;
         ex.flags = MSB_EXEC_TTY;
         check_bad_exec(&ex, "a terminal without a size");
         ex.rows = 24;
@@ -674,6 +694,7 @@ int main(void)
         test_hello();
         test_setup();
         test_exec_plain();
+        test_exec_internal();
         test_exec_ids();
         test_exec_tty();
         test_data();

@@ -657,6 +657,216 @@ static void test_deep_tree_removed(void)
         CHECK(fstatat(rootfd, "d", &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
 }
 
+/* ---- copies out of a sandbox (msb cp): what the guest sends is hostile ---- */
+
+static int copy_unpack(struct tb *t, struct tar_stats *st, struct msb_error *e)
+{
+        struct tar_opts o = TAR_OPTS_DEFAULT;
+        o.copy = true;
+        return unpack_opts(t, false, &o, st, e);
+}
+
+static void expect_copy_rejected(const char *what, struct tb *t, int err_code, const char *msg_part)
+{
+        struct msb_error e;
+        tb_end(t);
+        int r = copy_unpack(t, NULL, &e);
+        if (r != -err_code)
+                fprintf(stderr, "copy case '%s': got %d (%s), expected %d\n", what, r, e.message, -err_code);
+        CHECK_INT(r, -err_code);
+        if (msg_part && !strstr(e.message, msg_part)) {
+                fprintf(stderr, "copy case '%s': message '%s' lacks '%s'\n", what, e.message, msg_part);
+                check_failures++;
+        }
+        CHECK_INT(outside_count(), 0);
+}
+
+/* A pax header with one record, for the entry that follows. */
+static void tb_pax(struct tb *t, const char *key, const char *val)
+{
+        char rec[512];
+        size_t kv = strlen(key) + strlen(val) + 3, n = kv + 2;
+        if (n >= 100)
+                n++;
+        snprintf(rec, sizeof(rec), "%zu %s=%s\n", n, key, val);
+        tb_entry(t, "././@PaxHeader", 'x', 0644, NULL, rec, strlen(rec));
+}
+
+static void test_copy_escapes(void)
+{
+        char *outside = xasprintf("%s/outside", base);
+        char *outside_file = xasprintf("%s/outside/target", base);
+        struct tb t = {0};
+
+        fresh_root();
+        tb_file(&t, "../evil", "x");
+        expect_copy_rejected("dot-dot name", &t, EINVAL, "'..'");
+        fresh_root();
+        tb_file(&t, "/evil", "x");
+        expect_copy_rejected("absolute name", &t, EINVAL, "absolute path");
+        fresh_root();
+        tb_entry(&t, "x/", '5', 0755, NULL, NULL, 0);
+        tb_entry(&t, "x/link", '2', 0777, outside, NULL, 0);
+        tb_file(&t, "x/link/pwned", "x");
+        expect_copy_rejected("symlink then a file through it", &t, EXDEV, "outside");
+        fresh_root();
+        tb_entry(&t, "x/", '5', 0755, NULL, NULL, 0);
+        tb_entry(&t, "x/up", '2', 0777, "../../../..", NULL, 0);
+        tb_entry(&t, "x/up/tmp/", '5', 0755, NULL, NULL, 0);
+        expect_copy_rejected("symlink up then a directory through it", &t, EXDEV, NULL);
+
+        /* hard links: outside by "..", absolute, and a file of the user's
+         * that the copy did not bring (it must not gain a name in it) */
+        fresh_root();
+        int fd = open(outside_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        close(fd);
+        fd = openat(rootfd, "mine", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        close(fd);
+        struct msb_error e;
+        const char *targets[] = {"../outside/target", outside_file, "mine"};
+        for (size_t k = 0; k < ARRAY_SIZE(targets); k++) {
+                tb_entry(&t, "h", '1', 0644, targets[k], NULL, 0);
+                tb_end(&t);
+                CHECK_INT(copy_unpack(&t, NULL, &e), -EXDEV);
+        }
+        CHECK(strstr(e.message, "not part of the copy") != NULL);
+        struct stat st;
+        CHECK(fstatat(rootfd, "h", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+        CHECK_INT(stat(outside_file, &st), 0);
+        CHECK_INT(st.st_nlink, 1);
+        CHECK_INT(fstatat(rootfd, "mine", &st, 0), 0);
+        CHECK_INT(st.st_nlink, 1);
+        unlink(outside_file);
+        free(outside);
+        free(outside_file);
+}
+
+/* ".wh." is a name like any other; no xattrs; special files skipped */
+static void test_copy_names_and_kinds(void)
+{
+        fresh_root();
+        int fd = openat(rootfd, "keep", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        close(fd);
+        struct tb t = {0};
+        struct msb_error e = {0};
+        tb_file(&t, ".wh.keep", "w");
+        tb_file(&t, ".wh..wh..opq", "o");
+        tb_entry_as(&t, "owned", '0', 0644, NULL, "x", 1, (struct owner){1234, 5678, 0, 0});
+        tb_entry(&t, "fifo", '6', 0644, NULL, NULL, 0);
+        tb_entry_as(&t, "null", '3', 0666, NULL, NULL, 0, (struct owner){0, 0, 1, 3});
+        tb_end(&t);
+        struct tar_stats ts;
+        CHECK_INT(copy_unpack(&t, &ts, &e), 0);
+        CHECK_INT(ts.skipped_devices, 2);
+        struct stat st;
+        CHECK_INT(fstatat(rootfd, "keep", &st, 0), 0);
+        char *s = slurp(".wh.keep");
+        CHECK_STR(s, "w");
+        free(s);
+        s = slurp(".wh..wh..opq");
+        CHECK_STR(s, "o");
+        free(s);
+        CHECK(fstatat(rootfd, "fifo", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+        CHECK(fstatat(rootfd, "null", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+        CHECK_INT(fstatat(rootfd, "owned", &st, 0), 0);
+        CHECK_INT(st.st_uid, geteuid());
+        CHECK(vstat_of("owned") == NULL);
+        char mark[4];
+        CHECK(fgetxattr(rootfd, MSB_XATTR_MARK, mark, sizeof(mark)) < 0);
+}
+
+static void check_mode(const char *rel, unsigned want)
+{
+        struct stat st;
+        CHECK_INT(fstatat(rootfd, rel, &st, AT_SYMLINK_NOFOLLOW), 0);
+        if ((st.st_mode & 07777) != want)
+                fprintf(stderr, "%s: mode %o, expected %o\n", rel, st.st_mode & 07777, want);
+        CHECK_INT(st.st_mode & 07777, want);
+}
+
+/* permissions kept but setuid/setgid; times kept to the nanosecond, a
+ * directory's after its entries went in */
+static void test_copy_modes_times(void)
+{
+        fresh_root();
+        struct tb t = {0};
+        struct msb_error e = {0};
+        tb_pax(&t, "mtime", "1234567890.123456789");
+        tb_entry(&t, "ro/", '5', 0555, NULL, NULL, 0);
+        tb_file(&t, "ro/f", "in a read-only dir");
+        tb_entry(&t, "suid", '0', 04755, NULL, "x", 1);
+        tb_entry(&t, "sgid/", '5', 02775, NULL, NULL, 0);
+        tb_entry(&t, "tmp/", '5', 01777, NULL, NULL, 0);
+        tb_entry(&t, "open", '0', 0666, NULL, "x", 1);
+        tb_pax(&t, "mtime", "1000000000.5");
+        tb_entry(&t, "sym", '2', 0777, "ro/f", NULL, 0);
+        tb_end(&t);
+        CHECK_INT(copy_unpack(&t, NULL, &e), 0);
+        if (e.message[0])
+                fprintf(stderr, "unexpected: %s\n", e.message);
+        check_mode("ro", 0555);
+        check_mode("suid", 0755);
+        check_mode("sgid", 0775);
+        check_mode("tmp", 01777);
+        check_mode("open", 0666);
+        struct stat st;
+        CHECK_INT(fstatat(rootfd, "ro", &st, 0), 0);
+        CHECK_INT(st.st_mtim.tv_sec, 1234567890);
+        CHECK_INT(st.st_mtim.tv_nsec, 123456789);
+        CHECK_INT(fstatat(rootfd, "sym", &st, AT_SYMLINK_NOFOLLOW), 0);
+        CHECK_INT(st.st_mtim.tv_sec, 1000000000);
+        CHECK_INT(st.st_mtim.tv_nsec, 500000000);
+        char *s = slurp("ro/f");
+        CHECK_STR(s, "in a read-only dir");
+        free(s);
+}
+
+/* never a directory turned into a file or the reverse; a copy that stops
+ * half way is an error */
+static void test_copy_replace_and_truncation(void)
+{
+        fresh_root();
+        CHECK_INT(mkdirat(rootfd, "d", 0755), 0);
+        int fd = openat(rootfd, "d/precious", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        close(fd);
+        fd = openat(rootfd, "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        close(fd);
+        struct tb t = {0};
+        tb_file(&t, "d", "a file over a directory");
+        expect_copy_rejected("file over a directory", &t, EISDIR, "cannot overwrite a directory");
+        tb_entry(&t, "f/", '5', 0755, NULL, NULL, 0);
+        expect_copy_rejected("directory over a file", &t, ENOTDIR, NULL);
+        tb_entry(&t, "d", '2', 0777, "x", NULL, 0);
+        expect_copy_rejected("symlink over a directory", &t, EISDIR, NULL);
+        struct stat st;
+        CHECK_INT(fstatat(rootfd, "d/precious", &st, 0), 0);
+        CHECK_INT(fstatat(rootfd, "f", &st, AT_SYMLINK_NOFOLLOW), 0);
+        CHECK(S_ISREG(st.st_mode));
+
+        /* a file over a file and a directory into a directory are fine */
+        tb_file(&t, "f", "new");
+        tb_entry(&t, "d/", '5', 0700, NULL, NULL, 0);
+        tb_file(&t, "d/more", "m");
+        tb_end(&t);
+        struct msb_error e;
+        CHECK_INT(copy_unpack(&t, NULL, &e), 0);
+        char *s = slurp("f");
+        CHECK_STR(s, "new");
+        free(s);
+        CHECK_INT(fstatat(rootfd, "d/precious", &st, 0), 0);
+        check_mode("d", 0700);
+
+        /* no end-of-archive blocks: the sender did not finish */
+        fresh_root();
+        tb_file(&t, "a", "x");
+        CHECK_INT(copy_unpack(&t, NULL, &e), -EIO);
+        CHECK(strstr(e.message, "the copy is truncated") != NULL);
+        tb_end(&t);
+        CHECK_INT(copy_unpack(&t, NULL, &e), 0); /* the end alone: an empty copy, which is no error here */
+        CHECK_INT(copy_unpack(&t, NULL, &e), -EIO); /* no bytes at all */
+        CHECK(strstr(e.message, "the copy is empty") != NULL);
+}
+
 int main(void)
 {
         base = mkdtemp(tmpl_base);
@@ -675,6 +885,10 @@ int main(void)
         test_plain_mode();
         test_budget();
         test_deep_tree_removed();
+        test_copy_escapes();
+        test_copy_names_and_kinds();
+        test_copy_modes_times();
+        test_copy_replace_and_truncation();
         close(rootfd);
         char *cmd = xasprintf("rm -rf %s", base);
         if (system(cmd) != 0)
