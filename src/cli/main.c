@@ -1,21 +1,36 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* msb: command-line front end of libmsb.  main() dispatches to one verb. */
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
 
+/* Messages carry names a guest or an image chose (paths in a copy, a
+ * console's last lines): control bytes other than newline and tab are
+ * shown as \xNN, never sent to the terminal as they are. */
 void cli_error(const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        fputs("msb: ", stderr);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+        char *msg = NULL;
+        int n = vasprintf(&msg, fmt, ap);
         va_end(ap);
+        if (n < 0)
+                return;
+        fputs("msb: ", stderr);
+        for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+                if ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f)
+                        fprintf(stderr, "\\x%02x", *p);
+                else
+                        fputc(*p, stderr);
+        }
+        fputc('\n', stderr);
+        free(msg);
 }
 
 struct msb_ctx *cli_ctx(void)

@@ -293,6 +293,10 @@ static int rm_children(int dfd)
                                 continue;
                         if (unlinkat(cur, n, 0) == 0 || errno == ENOENT)
                                 continue;
+                        /* a directory left read-only (a copy cut short,
+                         * a Go module cache): ours, so made writable */
+                        if (errno == EACCES && fchmod(cur, 0700) == 0 && (unlinkat(cur, n, 0) == 0 || errno == ENOENT))
+                                continue;
                         if (errno != EISDIR && errno != EPERM) {
                                 r = -errno;
                                 break;
@@ -304,6 +308,8 @@ static int rm_children(int dfd)
                                 break;
                         }
                         down = openat(cur, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (down < 0 && errno == EACCES && fchmodat(cur, n, 0700, 0) == 0)
+                                down = openat(cur, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (down < 0)
                                 r = -errno;
                 }

@@ -23,6 +23,7 @@
 #include "sbstore.h"
 
 #define REPLY_TIMEOUT_MS 30000
+#define COPY_GIVEUP_MS 5000 /* a copy told to stop ends by then, guest or not */
 
 struct msb_proc {
         int fd;
@@ -289,6 +290,7 @@ struct relay_state {
         char *errbuf;
         size_t errcap, errlen;
         bool copy, out_gone; /* a copy's out_fd reader went away: killed */
+        int64_t giveup_at;   /* a copy told to stop: the guest gets this long */
 };
 
 static void send_resize(struct msb_proc *p, int tty_fd)
@@ -380,6 +382,7 @@ static void relay_output(struct msb_proc *p, struct relay_state *rs, const struc
         if (write_out(m->type == MSB_MSG_STDOUT ? rs->ro->out_fd : rs->ro->err_fd, d, n) < 0 && rs->copy) {
                 msb_enc_u32(&p->out, MSB_MSG_SIGNAL, 1, SIGKILL);
                 rs->out_gone = true;
+                rs->giveup_at = mono_ms() + COPY_GIVEUP_MS;
         }
 }
 
@@ -393,6 +396,8 @@ static int relay_msg(struct msb_proc *p, struct relay_state *rs, struct msb_msg 
                  * the guest, and it only stops at a full window */
                 if (m->u.data.len > MSB_PROTO_WINDOW - rs->out_owed)
                         return -EPROTO;
+                if (rs->out_gone)
+                        return 0; /* no more ACKs: a guest that keeps sending stalls */
                 rs->out_owed += (uint32_t)m->u.data.len;
                 if (rs->out_owed >= MSB_PROTO_WINDOW / 2) {
                         msb_enc_u32(&p->out, MSB_MSG_ACK, 1, rs->out_owed);
@@ -429,6 +434,9 @@ static void relay_signals(struct msb_proc *p, struct relay_state *rs, int sfd)
                         send_resize(p, rs->ro->tty_fd);
                 else
                         msb_enc_u32(&p->out, MSB_MSG_SIGNAL, 1, si.ssi_signo);
+                /* a copy stops when asked, whatever the guest does */
+                if (rs->copy && si.ssi_signo != SIGWINCH && !rs->giveup_at)
+                        rs->giveup_at = mono_ms() + COPY_GIVEUP_MS;
         }
 }
 
@@ -464,6 +472,13 @@ static int relay_loop(struct msb_proc *p, struct relay_state *rs, int sfd)
                 int t = -1;
                 if (deadline && !rs->killed)
                         t = (int)(deadline > mono_ms() ? deadline - mono_ms() : 0);
+                if (rs->giveup_at) {
+                        int64_t left = rs->giveup_at - mono_ms();
+                        if (left <= 0)
+                                return -ETIMEDOUT;
+                        if (t < 0 || left < t)
+                                t = (int)left;
+                }
                 int k = poll(pf, 3, t);
                 if (k < 0 && errno != EINTR)
                         return -errno;
@@ -558,8 +573,9 @@ int sb_proc_relay_copy(struct msb_proc *p, int in_fd, int out_fd, char *errbuf, 
         int r = relay_run(p, &rs);
         if (r < 0)
                 r = msb_err(err, -r, "sandbox '%s': %s", p->name,
-                            r == -ECONNRESET ? "the connection to its supervisor ended (the sandbox stopped)"
-                                             : "its supervisor sent a malformed message");
+                            r == -ECONNRESET  ? "the connection to its supervisor ended (the sandbox stopped)"
+                            : r == -ETIMEDOUT ? "the copy was stopped; the guest did not end it in time"
+                                              : "its supervisor sent a malformed message");
         else if (rs.error)
                 r = msb_err(err, EIO, "sandbox '%s': %s", p->name, rs.error);
         else

@@ -275,6 +275,7 @@ static int out_stream(struct msb_proc *p, const char *name, struct out_target *t
                 return msb_err(err, errno, "pipe: %s", strerror(errno));
         struct unpack_job j = {.fd = pfd[0], .rootfd = t->dirfd, .o = TAR_OPTS_DEFAULT};
         j.o.copy = true;
+        j.o.copy_top = t->top; /* the one name the guest may create under a directory */
         int r = msb_config_unpack_limits(&j.o.max_bytes, &j.o.max_entries, err);
         pthread_t th;
         if (r < 0 || (r = thread_start(&th, unpack_thread, &j)) < 0) {

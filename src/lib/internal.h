@@ -103,6 +103,9 @@ struct tar_opts {
          * or the reverse, and a hard link must name an entry of the same
          * copy */
         bool copy;
+        /* with copy: every entry is this name or beneath it ("." or NULL:
+         * any name, for a copy into a directory of its own) */
+        const char *copy_top;
 };
 #define TAR_OPTS_DEFAULT ((struct tar_opts){.max_bytes = TAR_IMAGE_MAX_BYTES, .max_entries = TAR_IMAGE_MAX_ENTRIES})
 struct tar_stats {

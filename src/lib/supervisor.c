@@ -737,7 +737,10 @@ static void set_error(struct sup *s, char *msg)
  * main one may run): idle. */
 static void idle_update(struct sup *s, int64_t now)
 {
-        bool idle = s->nprocs == (s->main ? 1u : 0u);
+        /* booted for a copy, what counts is a client: a routine whose
+         * client left was told to stop, and a guest that ignores that
+         * must not keep the VM up */
+        bool idle = s->no_main || s->nprocs == (s->main ? 1u : 0u);
         for (struct conn *c = s->conns; c && idle; c = c->next)
                 idle = c->kind == C_WAIT || c->kind == C_STOP;
         if (!idle)

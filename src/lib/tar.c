@@ -41,6 +41,8 @@ struct dirmeta {
         char *path;
         mode_t mode;
         struct timespec mtime;
+        dev_t dev;
+        ino_t ino;
 };
 
 struct tar_in {
@@ -56,6 +58,9 @@ struct tar_in {
         uid_t uid;            /* who we are: the owner of what we create */
         gid_t gid;
         mode_t umask;
+        /* what a copy takes off the guest's modes: the umask for a user,
+         * nothing for root (GNU tar's rule) */
+        mode_t copy_umask;
         struct placed mine;   /* what this layer placed (opaque whiteouts, copies' hard links) */
         struct dirmeta *dirs; /* copies: directories to finish */
         size_t ndirs, capdirs, dirs_bytes;
@@ -320,11 +325,14 @@ static char *clean_path(const char *in, const char **why)
         return out;
 }
 
-static int open_beneath(int rootfd, const char *path, int flags)
+/* In a copy (nosym) no symlink is followed at all, not even one inside:
+ * the guest's links would let it aim later entries, hard links and
+ * directory modes anywhere beneath the destination, at the user's files. */
+static int open_beneath(int rootfd, const char *path, int flags, bool nosym)
 {
         struct open_how how = {
                 .flags = (uint64_t)(flags | O_CLOEXEC),
-                .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | (nosym ? RESOLVE_NO_SYMLINKS : 0),
         };
         int fd = (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof(how));
         return fd < 0 ? -errno : fd;
@@ -334,7 +342,7 @@ static int open_beneath(int rootfd, const char *path, int flags)
  * directory made counts against the image's entries: -E2BIG past them. */
 static int open_parent(int rootfd, const char *dir, struct tar_opts *o)
 {
-        int fd = open_beneath(rootfd, dir, O_PATH | O_DIRECTORY);
+        int fd = open_beneath(rootfd, dir, O_PATH | O_DIRECTORY, o->copy);
         if (fd != -ENOENT)
                 return fd;
         /* create missing components one by one, each resolved beneath root */
@@ -344,25 +352,25 @@ static int open_parent(int rootfd, const char *dir, struct tar_opts *o)
                         continue;
                 char saved = *s;
                 *s = '\0';
-                int t = open_beneath(rootfd, p, O_PATH | O_DIRECTORY);
+                int t = open_beneath(rootfd, p, O_PATH | O_DIRECTORY, o->copy);
                 if (t == -ENOENT) {
                         char *slash = strrchr(p, '/');
                         _cleanup_close_ int pfd = -1;
                         const char *base = p;
                         if (slash) {
                                 *slash = '\0';
-                                pfd = open_beneath(rootfd, p, O_PATH | O_DIRECTORY);
+                                pfd = open_beneath(rootfd, p, O_PATH | O_DIRECTORY, o->copy);
                                 *slash = '/';
                                 base = slash + 1;
                         } else
-                                pfd = open_beneath(rootfd, "", O_PATH | O_DIRECTORY);
+                                pfd = open_beneath(rootfd, "", O_PATH | O_DIRECTORY, o->copy);
                         if (pfd < 0)
                                 return pfd;
                         if (o->entries++ >= o->max_entries)
                                 return -E2BIG;
                         if (mkdirat(pfd, base, 0755) < 0 && errno != EEXIST)
                                 return -errno;
-                        t = open_beneath(rootfd, p, O_PATH | O_DIRECTORY);
+                        t = open_beneath(rootfd, p, O_PATH | O_DIRECTORY, o->copy);
                 }
                 if (t < 0)
                         return t;
@@ -371,7 +379,7 @@ static int open_parent(int rootfd, const char *dir, struct tar_opts *o)
                 if (!saved)
                         break;
         }
-        return open_beneath(rootfd, dir, O_PATH | O_DIRECTORY);
+        return open_beneath(rootfd, dir, O_PATH | O_DIRECTORY, o->copy);
 }
 
 static void split(char *path, const char **dir, const char **base)
@@ -459,6 +467,18 @@ static void placed_add_path(struct placed *s, const char *dir, const char *name)
         for (const char *p = name; *p; p++)
                 h = fnv_byte(h, (uint8_t)*p);
         placed_add(s, nonzero(h));
+}
+
+/* A copy's own files by inode: a hard link may name only those (names can
+ * be aimed, and hashes of names collide on purpose). */
+static uint64_t ino_hash(const struct stat *st)
+{
+        uint64_t h = FNV_INIT;
+        for (size_t i = 0; i < sizeof(st->st_dev); i++)
+                h = fnv_byte(h, (uint8_t)(st->st_dev >> (8 * i)));
+        for (size_t i = 0; i < sizeof(st->st_ino); i++)
+                h = fnv_byte(h, (uint8_t)(st->st_ino >> (8 * i)));
+        return nonzero(h);
 }
 
 static bool placed_has(const struct placed *s, uint64_t h)
@@ -567,7 +587,7 @@ static mode_t host_mode(const struct tar_in *t, const struct entry *e, mode_t ki
          * else reaches a copy as they do the store); its directories are
          * the owner's alone until they are finished (dirs_finish()) */
         if (t->o->copy)
-                return kind == S_IFDIR ? S_IFDIR | 0700 : S_IFREG | (mode_t)(e->mode & 0777);
+                return kind == S_IFDIR ? S_IFDIR | 0700 : S_IFREG | ((mode_t)(e->mode & 0777) & ~t->copy_umask);
         /* never writable by group or others: a shared store (the default
          * image installed for every user) must not become a drop box; the
          * image's real mode (1777 /tmp, 0666 files) is recorded instead */
@@ -668,20 +688,27 @@ static int place_file(struct tar_in *t, int rootfd, int pfd, const char *base, s
         struct timespec ts[2] = {entry_mtime(e), entry_mtime(e)};
         futimens(fd, ts);
         st->bytes += e->size;
+        struct stat fst;
+        if (t->o->copy && fstat(fd, &fst) == 0)
+                placed_add(&t->mine, ino_hash(&fst));
         return 0;
 }
 
 /* A copy's directory gets its mode and time once the copy is in it.
  * -E2BIG past TAR_COPY_MAX_DIR_BYTES. */
-static int dir_defer(struct tar_in *t, const char *dir, const char *base, const struct entry *e)
+static int dir_defer(struct tar_in *t, int pfd, const char *dir, const char *base, const struct entry *e)
 {
+        struct stat st;
+        if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+                return 0; /* nothing of ours to finish */
         t->dirs_bytes += sizeof(struct dirmeta) + strlen(dir) + strlen(base) + 2;
         if (t->dirs_bytes > TAR_COPY_MAX_DIR_BYTES)
                 return -E2BIG;
         if (t->ndirs == t->capdirs)
                 t->dirs = xrealloc(t->dirs, (t->capdirs = t->capdirs ? 2 * t->capdirs : 64) * sizeof(*t->dirs));
         t->dirs[t->ndirs++] = (struct dirmeta){.path = *dir ? xasprintf("%s/%s", dir, base) : xstrdup(base),
-                                               .mode = (mode_t)(e->mode & 01777), .mtime = entry_mtime(e)};
+                                               .mode = (mode_t)(e->mode & 01777) & ~t->copy_umask,
+                                               .mtime = entry_mtime(e), .dev = st.st_dev, .ino = st.st_ino};
         return 0;
 }
 
@@ -692,7 +719,14 @@ static void dirs_finish(struct tar_in *t, int rootfd)
 {
         for (size_t i = t->ndirs; i-- > 0;) {
                 struct dirmeta *d = &t->dirs[i];
-                int fd = open_beneath(rootfd, d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+                int fd = open_beneath(rootfd, d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, true);
+                struct stat st;
+                /* the very directory this copy made or entered, not one
+                 * swapped in under its name since */
+                if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_dev != d->dev || st.st_ino != d->ino)) {
+                        close(fd);
+                        fd = -1;
+                }
                 if (fd >= 0) {
                         struct timespec ts[2] = {d->mtime, d->mtime};
                         (void)!fchmod(fd, d->mode);
@@ -817,9 +851,12 @@ static int place_symlink(struct tar_in *t, int pfd, const char *base, struct ent
                 return budget_error(t, e, EFBIG, err);
         if (symlinkat(e->link, pfd, base) < 0)
                 return msb_err(err, errno, "entry '%s': symlink: %s", e->path, strerror(errno));
+        struct stat lst;
         if (t->o->copy) {
                 struct timespec ts[2] = {entry_mtime(e), entry_mtime(e)};
                 utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW);
+                if (fstatat(pfd, base, &lst, AT_SYMLINK_NOFOLLOW) == 0)
+                        placed_add(&t->mine, ino_hash(&lst));
         }
         return 0;
 }
@@ -836,16 +873,16 @@ static int place_link(struct tar_in *t, int rootfd, int pfd, const char *base, s
                                lwhy ? lwhy : "empty");
         const char *tdir, *tbase;
         split(target, &tdir, &tbase);
-        if (t->o->copy && !placed_has(&t->mine, path_hash(tdir, tbase)))
-                return msb_err(err, EXDEV, "entry '%s': hard link target '%s' is not part of the copy", e->path,
-                               e->link);
-        _cleanup_close_ int tfd = open_beneath(rootfd, tdir, O_PATH | O_DIRECTORY);
+        _cleanup_close_ int tfd = open_beneath(rootfd, tdir, O_PATH | O_DIRECTORY, t->o->copy);
         if (tfd < 0)
                 return msb_err(err, EXDEV, "entry '%s': hard link target '%s' is outside the image root or missing",
                                e->path, e->link);
         struct stat tst;
         if (fstatat(tfd, tbase, &tst, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(tst.st_mode))
                 return msb_err(err, EINVAL, "entry '%s': hard link target '%s' is missing or a directory", e->path,
+                               e->link);
+        if (t->o->copy && !placed_has(&t->mine, ino_hash(&tst)))
+                return msb_err(err, EXDEV, "entry '%s': hard link target '%s' is not a file of the copy", e->path,
                                e->link);
         /* the link shares the target's inode, and so its metadata */
         if (linkat(tfd, tbase, pfd, base, 0) < 0)
@@ -866,7 +903,7 @@ static int place(struct tar_in *t, int rootfd, int pfd, const char *dir, const c
                 return place_file(t, rootfd, pfd, base, e, st, err);
         case '5': {
                 int r = place_dir(t, rootfd, pfd, base, exists_dir, e, err);
-                if (r == 0 && t->o->copy && dir_defer(t, dir, base, e) < 0)
+                if (r == 0 && t->o->copy && dir_defer(t, pfd, dir, base, e) < 0)
                         return msb_err(err, E2BIG, "entry '%s': the copy has more directories than msb keeps track "
                                                    "of (%u MiB of their names)",
                                        e->path, TAR_COPY_MAX_DIR_BYTES >> 20);
@@ -891,11 +928,15 @@ static int place(struct tar_in *t, int rootfd, int pfd, const char *dir, const c
 static int entry_parent(struct tar_in *t, int rootfd, const char *dir, bool whiteout, struct entry *e,
                         struct msb_error *err)
 {
-        int pfd = whiteout ? open_beneath(rootfd, dir, O_PATH | O_DIRECTORY) : open_parent(rootfd, dir, t->o);
+        int pfd = whiteout ? open_beneath(rootfd, dir, O_PATH | O_DIRECTORY, false) : open_parent(rootfd, dir, t->o);
         if (pfd >= 0 || (whiteout && pfd == -ENOENT))
                 return pfd;
         if (pfd == -E2BIG)
                 return budget_error(t, e, E2BIG, err);
+        if ((pfd == -EXDEV || pfd == -ELOOP) && t->o->copy)
+                return msb_err(err, EXDEV, "entry '%s': its directory is reached through a symlink, which a copy "
+                                           "never follows",
+                               e->path);
         if (pfd == -EXDEV || pfd == -ELOOP)
                 return msb_err(err, EXDEV, "entry '%s': its directory resolves outside the image root (through a "
                                            "symlink)",
@@ -909,6 +950,12 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
         _cleanup_free_ char *path = clean_path(e->path, &why);
         if (!path)
                 return msb_err(err, EINVAL, "entry '%s': %s", e->path, why);
+        /* a copy is one tree, under the name asked for: nothing beside it */
+        const char *top = t->o->copy_top;
+        size_t tn = top ? strlen(top) : 0;
+        if (top && strcmp(top, ".") && *path && (strncmp(path, top, tn) || (path[tn] && path[tn] != '/')))
+                return msb_err(err, EXDEV, "entry '%s' is not under '%s', the one name the copy may create", e->path,
+                               top);
         /* the root directory itself: nothing to place; a copy has no use
          * for special files */
         if (!*path || (t->o->copy && is_special(e->type))) {
@@ -932,7 +979,8 @@ static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar
                                (unsigned long long)e->uid, (unsigned long long)e->gid);
         if (t->o->entries++ >= t->o->max_entries)
                 return budget_error(t, e, E2BIG, err);
-        placed_add_path(&t->mine, dir, base);
+        if (!t->o->copy)
+                placed_add_path(&t->mine, dir, base);
         bool exists_dir;
         int r = make_room(t, pfd, base, e, &exists_dir, err);
         if (r == 0)
@@ -1111,6 +1159,7 @@ int tar_unpack(int fd, int rootfd, struct tar_opts *opts, struct tar_stats *stat
         struct tar_opts defaults = TAR_OPTS_DEFAULT;
         struct tar_in t = {.fd = -1, .o = opts ? opts : &defaults, .uid = geteuid(), .gid = getegid(),
                            .umask = current_umask()};
+        t.copy_umask = geteuid() == 0 ? 0 : t.umask;
         struct tar_stats st = {0};
         struct entry e = {0};
         struct ext x = {.size = UINT64_MAX};

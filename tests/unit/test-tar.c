@@ -708,7 +708,7 @@ static void test_copy_escapes(void)
         tb_entry(&t, "x/", '5', 0755, NULL, NULL, 0);
         tb_entry(&t, "x/link", '2', 0777, outside, NULL, 0);
         tb_file(&t, "x/link/pwned", "x");
-        expect_copy_rejected("symlink then a file through it", &t, EXDEV, "outside");
+        expect_copy_rejected("symlink then a file through it", &t, EXDEV, "symlink");
         fresh_root();
         tb_entry(&t, "x/", '5', 0755, NULL, NULL, 0);
         tb_entry(&t, "x/up", '2', 0777, "../../../..", NULL, 0);
@@ -729,7 +729,7 @@ static void test_copy_escapes(void)
                 tb_end(&t);
                 CHECK_INT(copy_unpack(&t, NULL, &e), -EXDEV);
         }
-        CHECK(strstr(e.message, "not part of the copy") != NULL);
+        CHECK(strstr(e.message, "not a file of the copy") != NULL);
         struct stat st;
         CHECK(fstatat(rootfd, "h", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
         CHECK_INT(stat(outside_file, &st), 0);
@@ -739,6 +739,59 @@ static void test_copy_escapes(void)
         unlink(outside_file);
         free(outside);
         free(outside_file);
+
+        /* a link of the guest's own, inside the destination, leads nowhere
+         * either: no entry goes through any symlink */
+        fresh_root();
+        tb_entry(&t, "x/", '5', 0755, NULL, NULL, 0);
+        fd = openat(rootfd, "users", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(fd < 0);
+        CHECK_INT(mkdirat(rootfd, "users", 0755), 0);
+        tb_entry(&t, "x/l", '2', 0777, "../users", NULL, 0);
+        tb_file(&t, "x/l/Makefile", "pwned");
+        expect_copy_rejected("a file through a symlink inside", &t, EXDEV, "symlink");
+        CHECK(fstatat(rootfd, "users/Makefile", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+        /* a hard link to a name the guest pointed at the user's file */
+        fresh_root();
+        fd = openat(rootfd, "secret", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        close(fd);
+        tb_entry(&t, "t", '2', 0777, "secret", NULL, 0);
+        tb_entry(&t, "h", '1', 0644, "t", NULL, 0);
+        tb_end(&t);
+        CHECK_INT(copy_unpack(&t, NULL, &e), 0);
+        /* h names the symlink the copy made, never what it points at */
+        CHECK_INT(fstatat(rootfd, "h", &st, AT_SYMLINK_NOFOLLOW), 0);
+        CHECK(S_ISLNK(st.st_mode));
+        CHECK_INT(fstatat(rootfd, "secret", &st, 0), 0);
+        CHECK_INT(st.st_nlink, 1);
+}
+
+/* A copy asked for under one name creates nothing beside it. */
+static void test_copy_top(void)
+{
+        fresh_root();
+        struct tb t = {0};
+        struct msb_error e = {0};
+        struct tar_opts o = TAR_OPTS_DEFAULT;
+        o.copy = true;
+        o.copy_top = "out";
+        tb_entry(&t, "out/", '5', 0755, NULL, NULL, 0);
+        tb_file(&t, "out/f", "fine");
+        tb_entry(&t, ".ssh/", '5', 0777, NULL, NULL, 0);
+        tb_file(&t, ".ssh/authorized_keys", "attacker");
+        tb_end(&t);
+        CHECK_INT(unpack_opts(&t, false, &o, NULL, &e), -EXDEV);
+        CHECK(strstr(e.message, "not under 'out'") != NULL);
+        struct stat st;
+        CHECK(fstatat(rootfd, ".ssh", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+        char *f = slurp("out/f");
+        CHECK_STR(f, "fine");
+        free(f);
+        /* "outward" is not "out" */
+        fresh_root();
+        tb_file(&t, "outward", "x");
+        tb_end(&t);
+        CHECK_INT(unpack_opts(&t, false, &o, NULL, &e), -EXDEV);
 }
 
 /* ".wh." is a name like any other; no xattrs; special files skipped */
@@ -788,6 +841,9 @@ static void check_mode(const char *rel, unsigned want)
  * directory's after its entries went in */
 static void test_copy_modes_times(void)
 {
+        /* as tar does: for a user the umask applies (nothing lands group
+         * or world writable that the user would not have made so) */
+        mode_t old = umask(022);
         fresh_root();
         struct tb t = {0};
         struct msb_error e = {0};
@@ -806,9 +862,10 @@ static void test_copy_modes_times(void)
                 fprintf(stderr, "unexpected: %s\n", e.message);
         check_mode("ro", 0555);
         check_mode("suid", 0755);
-        check_mode("sgid", 0775);
-        check_mode("tmp", 01777);
-        check_mode("open", 0666);
+        bool root = geteuid() == 0; /* root keeps the modes as they are */
+        check_mode("sgid", root ? 0775 : 0755);
+        check_mode("tmp", root ? 01777 : 01755);
+        check_mode("open", root ? 0666 : 0644);
         struct stat st;
         CHECK_INT(fstatat(rootfd, "ro", &st, 0), 0);
         CHECK_INT(st.st_mtim.tv_sec, 1234567890);
@@ -819,6 +876,7 @@ static void test_copy_modes_times(void)
         char *s = slurp("ro/f");
         CHECK_STR(s, "in a read-only dir");
         free(s);
+        umask(old);
 }
 
 /* never a directory turned into a file or the reverse; a copy that stops
@@ -886,6 +944,7 @@ int main(void)
         test_budget();
         test_deep_tree_removed();
         test_copy_escapes();
+        test_copy_top();
         test_copy_names_and_kinds();
         test_copy_modes_times();
         test_copy_replace_and_truncation();
