@@ -388,6 +388,38 @@ static void sweep_leftovers(const char *top)
         closedir(d);
 }
 
+/* A sandbox made to be removed when it stops (an unnamed run -d or -t)
+ * whose msb was killed between create and start never runs: after ten
+ * minutes it goes too. */
+static void sweep_stranded(struct msb_ctx *ctx, const char *top)
+{
+        DIR *d = opendir(top);
+        if (!d)
+                return;
+        for (struct dirent *de; (de = readdir(d));) {
+                if (de->d_name[0] == '.' || msb_sandbox_name_check(de->d_name, NULL) < 0)
+                        continue;
+                _cleanup_free_ char *dir = xasprintf("%s/%s", top, de->d_name);
+                _cleanup_free_ char *cpath = xasprintf("%s/config.json", dir);
+                struct sb_state st;
+                if (sb_state_read(dir, &st) < 0)
+                        continue;
+                bool old_created = !strcmp(st.status, "created") && st.created && time(NULL) - st.created > 600;
+                sb_state_free(&st);
+                json_t *cfg = old_created ? json_load_file(cpath, 0, NULL) : NULL;
+                bool stranded = cfg && json_is_true(json_object_get(cfg, "auto_remove"));
+                json_decref(cfg);
+                if (!stranded || sb_alive(dir))
+                        continue;
+                int lk = sb_oplock(ctx, de->d_name, NULL);
+                if (lk >= 0) {
+                        sb_remove_files(ctx, de->d_name);
+                        close(lk);
+                }
+        }
+        closedir(d);
+}
+
 int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_run_opts *o, struct msb_error *err)
 {
         int r = msb_sandbox_name_check(name, err);
@@ -403,6 +435,7 @@ int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_r
         if (r < 0)
                 return msb_err(err, -r, "cannot create %s: %s", top, strerror(-r));
         sweep_leftovers(top);
+        sweep_stranded(ctx, top);
         _cleanup_free_ char *final = sb_dir(ctx, name);
         if (access(final, F_OK) == 0)
                 return msb_err(err, EEXIST, "sandbox name '%s' is already in use: pick another, or msb rm %s",

@@ -169,6 +169,33 @@ static void test_create_race(struct msb_ctx *ctx)
         msb_run_opts_free(o);
 }
 
+/* An auto-remove sandbox that was never started goes after ten minutes,
+ * at the next create; a named one that was never started stays. */
+static void test_stranded(struct msb_ctx *ctx)
+{
+        struct msb_run_opts *o = opts();
+        msb_run_opts_set_auto_remove(o, true);
+        CHECK_INT(msb_sandbox_create(ctx, "stranded", o, NULL), 0);
+        msb_run_opts_set_auto_remove(o, false);
+        CHECK_INT(msb_sandbox_create(ctx, "kept", o, NULL), 0);
+        char *dirs[] = {sb_dir(ctx, "stranded"), sb_dir(ctx, "kept")};
+        for (int i = 0; i < 2; i++) {
+                struct sb_state st;
+                CHECK_INT(sb_state_read(dirs[i], &st), 0);
+                st.created -= 3600;
+                CHECK_INT(sb_state_write(dirs[i], &st), 0);
+                sb_state_free(&st);
+        }
+        CHECK_INT(msb_sandbox_create(ctx, "another", o, NULL), 0);
+        CHECK(access(dirs[0], F_OK) < 0);
+        CHECK_INT(access(dirs[1], F_OK), 0);
+        msb_sandbox_remove(ctx, "kept", false, NULL);
+        msb_sandbox_remove(ctx, "another", false, NULL);
+        free(dirs[0]);
+        free(dirs[1]);
+        msb_run_opts_free(o);
+}
+
 int main(void)
 {
         test_names();
@@ -182,6 +209,7 @@ int main(void)
         if (ctx) {
                 test_lifecycle(ctx);
                 test_create_race(ctx);
+                test_stranded(ctx);
                 msb_ctx_free(ctx);
         }
         char *cmd = xasprintf("rm -rf %s", home);
