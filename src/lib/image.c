@@ -332,11 +332,12 @@ static bool sandbox_uses_rootfs(struct msb_ctx *ctx, const char *rootfs, char **
 
 /*
  * The store's format: 2 since unpacked roots hold no owners, setuid bits
- * or device nodes of their images (tar.c).  Roots unpacked by an older msb
+ * or device nodes of their images (tar.c); 3 since they are readable by
+ * every user (a shared store serves every user's msb-fsd).  Roots unpacked by an older msb
  * are removed (unless a sandbox runs from one) and unpacked again from
  * their blobs when next used.  Called with the store lock exclusive.
  */
-#define STORE_FORMAT "2\n"
+#define STORE_FORMAT "3\n"
 
 static bool store_current_at(int sfd)
 {

@@ -589,12 +589,16 @@ static mode_t host_mode(const struct tar_in *t, const struct entry *e, mode_t ki
         if (t->o->copy)
                 return kind == S_IFDIR ? S_IFDIR | 0700 : S_IFREG | ((mode_t)(e->mode & 0777) & ~t->copy_umask);
         /* never writable by group or others: a shared store (the default
-         * image installed for every user) must not become a drop box; the
-         * image's real mode (1777 /tmp, 0666 files) is recorded instead */
+         * image installed for every user) must not become a drop box; and
+         * always readable by all: a user's store is in a 0700 directory
+         * anyway, and the shared one must serve every user's msb-fsd (an
+         * image's 0700 /root would otherwise be unreadable to all but the
+         * installer).  The image's real mode (1777 /tmp, 0700 /root, 0666
+         * files) is recorded instead */
         mode_t m = (mode_t)(e->mode & 0755);
         if (kind == S_IFDIR)
-                return S_IFDIR | m | 0700;
-        return S_IFREG | (kind == S_IFREG ? m | 0400 : 0600);
+                return S_IFDIR | 0755;
+        return S_IFREG | (kind == S_IFREG ? m | 0444 : 0644);
 }
 
 /* Record on fd what the guest must see of the entry where the host's

@@ -397,12 +397,17 @@ t_every_user_runs_the_installed_msb() {
         h=$WORK/nobody-home
         mkdir -p "$h"
         chown nobody:nogroup "$h"
-        runuser -u nobody -- env -i HOME="$h" PATH=/usr/bin:/bin "$msb" run busybox -- id >"$WORK/out" 2>"$WORK/err" &&
+        # the shared image serves every user's msb-fsd: its 0700 /root is
+        # 0700 in the guest, and the guest's root writes there
+        runuser -u nobody -- env -i HOME="$h" PATH=/usr/bin:/bin "$msb" run busybox -- \
+                sh -c 'id; ls -ld /root; echo w >/root/x && cat /root/x' >"$WORK/out" 2>"$WORK/err" &&
                 RC=0 || RC=$?
         OUT=$(cat "$WORK/out")
         ERR=$(cat "$WORK/err")
         assert_eq status 0 "$RC" || echo "$ERR" >&2
         assert_contains "root in the guest" "uid=0(root)" "$OUT"
+        assert_contains "the image's mode in the guest" "drwx------" "$OUT"
+        assert_contains "a write to /root" "w" "$(echo "$OUT" | tail -1)"
         runuser -u nobody -- env -i HOME="$h" PATH=/usr/bin:/bin "$msb" info >"$WORK/out" 2>&1 || true
         OUT=$(cat "$WORK/out")
         assert_contains "kernel from the system dir" "kernel:         /usr/local/lib/msb/kernels/" "$OUT"
