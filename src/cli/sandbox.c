@@ -180,6 +180,31 @@ static void fmt_age(int64_t t, char *out, size_t n)
 
 /* ---- start, stop, restart, kill, wait, rm ---- */
 
+/* The names after the options, each through fn (which prints what it
+ * has to say on success); a failure is reported and makes the status 125,
+ * and the next name is still tried, as docker does. */
+static int each_name(const struct verb *v, int argc, char **argv, void *arg,
+                     int (*fn)(struct msb_ctx *ctx, const char *name, void *arg, struct msb_error *err))
+{
+        if (optind >= argc)
+                return usage_error(v, "no sandbox named");
+        struct msb_ctx *ctx = cli_ctx();
+        if (!ctx)
+                return 125;
+        int status = 0;
+        for (int i = optind; i < argc; i++) {
+                struct msb_error err = {0};
+                if (fn(ctx, argv[i], arg, &err) < 0) {
+                        cli_error("%s", err.message);
+                        status = 125;
+                }
+                fflush(stdout);
+        }
+        msb_ctx_free(ctx);
+        return status;
+}
+
+
 int cmd_start(int argc, char **argv)
 {
         static const struct option lo[] = {{"attach", no_argument, NULL, 'a'},
@@ -231,6 +256,22 @@ int cmd_start(int argc, char **argv)
         return status;
 }
 
+struct stop_args {
+        unsigned grace_ms;
+        bool restart;
+};
+
+static int stop_one(struct msb_ctx *ctx, const char *name, void *arg, struct msb_error *err)
+{
+        const struct stop_args *a = arg;
+        int r = msb_sandbox_stop(ctx, name, a->grace_ms, err);
+        if (r >= 0 && a->restart)
+                r = msb_sandbox_start(ctx, name, 0, err);
+        if (r >= 0)
+                printf("%s\n", name);
+        return r;
+}
+
 static int stop_like(int argc, char **argv, bool restart)
 {
         static const struct option lo[] = {{"time", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, {0}};
@@ -257,23 +298,8 @@ static int stop_like(int argc, char **argv, bool restart)
                 } else
                         return unknown_option(&v, argv);
         }
-        if (optind >= argc)
-                return usage_error(&v, "no sandbox named");
-        struct msb_ctx *ctx = cli_ctx();
-        if (!ctx)
-                return 125;
-        int status = 0;
-        for (int i = optind; i < argc; i++) {
-                struct msb_error err = {0};
-                if (msb_sandbox_stop(ctx, argv[i], grace * 1000, &err) < 0 ||
-                    (restart && msb_sandbox_start(ctx, argv[i], 0, &err) < 0)) {
-                        cli_error("%s", err.message);
-                        status = 125;
-                } else
-                        printf("%s\n", argv[i]);
-        }
-        msb_ctx_free(ctx);
-        return status;
+        struct stop_args a = {.grace_ms = grace * 1000, .restart = restart};
+        return each_name(&v, argc, argv, &a, stop_one);
 }
 
 int cmd_stop(int argc, char **argv)
@@ -284,6 +310,14 @@ int cmd_stop(int argc, char **argv)
 int cmd_restart(int argc, char **argv)
 {
         return stop_like(argc, argv, true);
+}
+
+static int kill_one(struct msb_ctx *ctx, const char *name, void *arg, struct msb_error *err)
+{
+        int r = msb_sandbox_kill(ctx, name, *(int *)arg, err);
+        if (r >= 0)
+                printf("%s\n", name);
+        return r;
 }
 
 int cmd_kill(int argc, char **argv)
@@ -307,22 +341,16 @@ int cmd_kill(int argc, char **argv)
                 } else
                         return unknown_option(&v, argv);
         }
-        if (optind >= argc)
-                return usage_error(&v, "no sandbox named");
-        struct msb_ctx *ctx = cli_ctx();
-        if (!ctx)
-                return 125;
-        int status = 0;
-        for (int i = optind; i < argc; i++) {
-                struct msb_error err = {0};
-                if (msb_sandbox_kill(ctx, argv[i], sig, &err) < 0) {
-                        cli_error("%s", err.message);
-                        status = 125;
-                } else
-                        printf("%s\n", argv[i]);
-        }
-        msb_ctx_free(ctx);
-        return status;
+        return each_name(&v, argc, argv, &sig, kill_one);
+}
+
+static int wait_one(struct msb_ctx *ctx, const char *name, void *arg, struct msb_error *err)
+{
+        int st;
+        int r = msb_sandbox_wait(ctx, name, &st, err);
+        if (r >= 0)
+                printf("%d\n", st);
+        return r;
 }
 
 int cmd_wait(int argc, char **argv)
@@ -340,25 +368,15 @@ int cmd_wait(int argc, char **argv)
                 }
                 return unknown_option(&v, argv);
         }
-        if (optind >= argc)
-                return usage_error(&v, "no sandbox named");
-        struct msb_ctx *ctx = cli_ctx();
-        if (!ctx)
-                return 125;
-        int status = 0;
-        for (int i = optind; i < argc; i++) {
-                struct msb_error err = {0};
-                int st;
-                if (msb_sandbox_wait(ctx, argv[i], &st, &err) < 0) {
-                        cli_error("%s", err.message);
-                        status = 125;
-                } else {
-                        printf("%d\n", st);
-                        fflush(stdout);
-                }
-        }
-        msb_ctx_free(ctx);
-        return status;
+        return each_name(&v, argc, argv, NULL, wait_one);
+}
+
+static int rm_one(struct msb_ctx *ctx, const char *name, void *arg, struct msb_error *err)
+{
+        int r = msb_sandbox_remove(ctx, name, *(bool *)arg, err);
+        if (r >= 0)
+                printf("%s\n", name);
+        return r;
 }
 
 int cmd_rm(int argc, char **argv)
@@ -379,22 +397,7 @@ int cmd_rm(int argc, char **argv)
                 } else
                         return unknown_option(&v, argv);
         }
-        if (optind >= argc)
-                return usage_error(&v, "no sandbox named");
-        struct msb_ctx *ctx = cli_ctx();
-        if (!ctx)
-                return 125;
-        int status = 0;
-        for (int i = optind; i < argc; i++) {
-                struct msb_error err = {0};
-                if (msb_sandbox_remove(ctx, argv[i], force, &err) < 0) {
-                        cli_error("%s", err.message);
-                        status = 125;
-                } else
-                        printf("%s\n", argv[i]);
-        }
-        msb_ctx_free(ctx);
-        return status;
+        return each_name(&v, argc, argv, &force, rm_one);
 }
 
 /* ---- ls, inspect ---- */
