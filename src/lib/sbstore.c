@@ -680,9 +680,31 @@ int msb_sandbox_log_paths(struct msb_ctx *ctx, const char *name, char ***ret_pat
 
 /* The sandbox's files go: renamed away first, so no other command sees a
  * half-removed sandbox, then deleted. */
+/* A crashed sandbox's runtime dir (its supervisor was killed): gone with
+ * it, if it is one of ours (state.json names it) and nobody holds it. */
+static void runtime_leftover(struct msb_ctx *ctx, const char *dir)
+{
+        struct sb_state st;
+        if (sb_state_read(dir, &st) < 0)
+                return;
+        size_t n = strlen(ctx->runtime_dir);
+        const char *id = st.runtime && !strncmp(st.runtime, ctx->runtime_dir, n) && st.runtime[n] == '/'
+                                 ? st.runtime + n + 1
+                                 : NULL;
+        if (id && *id && !strchr(id, '/') && strcmp(id, ".") && strcmp(id, "..")) {
+                _cleanup_free_ char *lock = xasprintf("%s/lock", st.runtime);
+                _cleanup_close_ int fd = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+                if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+                        rm_rf(st.runtime);
+        }
+        sb_state_free(&st);
+}
+
 int sb_remove_files(struct msb_ctx *ctx, const char *name)
 {
         _cleanup_free_ char *dir = sb_dir(ctx, name);
+        if (!sb_alive(dir))
+                runtime_leftover(ctx, dir);
         char rnd[9];
         random_hex(rnd, 4);
         _cleanup_free_ char *gone = xasprintf("%s/sandboxes/.rm-%s-%s", ctx->data_dir, name, rnd);

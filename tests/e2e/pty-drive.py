@@ -8,6 +8,7 @@ SCRIPT is a file of steps, one per line:
     send TEXT             type TEXT (Python escapes: \\r, \\x03 for Ctrl-C ...)
     expect TEXT           wait (up to 60 s) until the output so far contains TEXT
     sleep SECONDS
+    run SHELL-COMMAND     run a command on the host (e.g. kill the VM under the terminal)
     close                 stop reading; wait for the command to exit
 Prints the whole output to stdout at the end, then a line
 "PTYDRIVE status=N attrs=same|changed" (whether the terminal's attributes are
@@ -20,6 +21,7 @@ import os
 import pty
 import select
 import struct
+import subprocess
 import sys
 import termios
 import time
@@ -86,6 +88,8 @@ def main():
             end = time.time() + float(arg)
             while time.time() < end:
                 pump(0.05)
+        elif op == "run":
+            subprocess.call(arg, shell=True)
         elif op == "close":
             break
     end = time.time() + 60

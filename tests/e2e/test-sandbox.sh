@@ -249,6 +249,27 @@ EOF
         assert_contains "exit status, raw mode restored" "PTYDRIVE status=3 attrs=same" "$out"
 }
 
+t_13b_terminal_restored_when_the_command_or_vm_dies() {
+        cat >"$WORK/pty5" <<'EOF'
+expect # 
+send kill -9 $$\r
+close
+EOF
+        out=$($PTY "$WORK/pty5" -- "$MSB" exec -it "$SB" sh)
+        assert_contains "SIGKILL of the command" "PTYDRIVE status=137 attrs=same" "$out"
+        run_msb run -d --name "e2e-b-$$" busybox -- sleep 1000
+        pid=$("$MSB" inspect "e2e-b-$$" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["state"]["pid"])')
+        cat >"$WORK/pty6" <<EOF
+expect # 
+run kill -9 $pid
+close
+EOF
+        out=$($PTY "$WORK/pty6" -- "$MSB" exec -it "e2e-b-$$" sh)
+        assert_contains "the VM died under the terminal" "PTYDRIVE status=125 attrs=same" "$out"
+        assert_contains "says so" "connection to its supervisor ended" "$out"
+        "$MSB" rm -f "e2e-b-$$" >/dev/null
+}
+
 t_14_terminal_run_detach_attach() {
         cat >"$WORK/pty2" <<'EOF'
 expect # 
