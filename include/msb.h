@@ -157,6 +157,9 @@ int msb_run_opts_set_timeout(struct msb_run_opts *opts, unsigned secs);
 /* Remove the sandbox when it stops (run --rm, run -d without a name). */
 int msb_run_opts_set_auto_remove(struct msb_run_opts *opts, bool remove);
 
+/* A fresh name for a sandbox nobody named: "msb-" and 8 random hex
+ * digits (out holds at least 13 bytes). */
+void msb_sandbox_name_random(char *out);
 /* docker's grammar: [a-zA-Z0-9][a-zA-Z0-9_.-]+, at most 128 characters. */
 int msb_sandbox_name_check(const char *name, struct msb_error *err);
 /* Record a sandbox (status "created"); nothing runs yet.  -EEXIST if the

@@ -47,7 +47,6 @@ struct run_cli {
         unsigned timeout;
 };
 int cli_parse_uint(const char *s, unsigned long max, unsigned *ret);
-void cli_random_hex(char *out, size_t bytes);
 /* Attach to a sandbox's main process on this terminal until it ends (its
  * status) or the user detaches (0). */
 int cli_attach(struct msb_ctx *ctx, const char *name, bool forward_stdin, bool tty, unsigned timeout);

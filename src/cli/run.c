@@ -396,9 +396,7 @@ static int run_supervised(struct run_cli *rc)
         const char *name = rc->name;
         if (!name) {
                 /* an unnamed sandbox is ephemeral: memory-backed, removed when it stops */
-                char hex[9];
-                cli_random_hex(hex, 4);
-                snprintf(gen, sizeof(gen), "msb-%s", hex);
+                msb_sandbox_name_random(gen);
                 name = gen;
                 msb_run_opts_set_disk_size(rc->o, 0);
                 rc->rm = true;

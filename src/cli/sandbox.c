@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
@@ -20,18 +19,6 @@
 #include "cli.h"
 
 #define DETACH_KEYS "\x10\x11" /* Ctrl-P Ctrl-Q, as docker */
-
-void cli_random_hex(char *out, size_t bytes)
-{
-        unsigned char b[32];
-        if (bytes > sizeof(b))
-                bytes = sizeof(b);
-        if (getrandom(b, bytes, 0) != (ssize_t)bytes)
-                for (size_t i = 0; i < bytes; i++)
-                        b[i] = (unsigned char)(rand() ^ getpid());
-        for (size_t i = 0; i < bytes; i++)
-                sprintf(out + 2 * i, "%02x", b[i]);
-}
 
 /* ---- the terminal ---- */
 

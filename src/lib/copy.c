@@ -301,21 +301,30 @@ static int out_stream(struct msb_proc *p, const char *name, struct out_target *t
         return r;
 }
 
-int msb_sandbox_copy_out(struct msb_ctx *ctx, const char *name, const char *src, const char *dst, unsigned flags,
-                         struct msb_copy_stats *ret_stats, struct msb_error *err)
+/* What every copy checks first: the sandbox exists, the flags are known
+ * for the direction, and the guest path, made absolute (*ret_gpath). */
+static int copy_check(struct msb_ctx *ctx, const char *name, const char *gpath, unsigned flags, bool in,
+                      char **ret_gpath, struct msb_error *err)
 {
         struct sb_state st;
-        struct msb_error none;
-        _cleanup_free_ char *gsrc = NULL;
-        err = err ? err : &none;
-        err->message[0] = '\0';
         int r = msb_sandbox_name_check(name, err);
         if (r < 0 || (r = sb_state_current(ctx, name, &st, err)) < 0)
                 return r;
         sb_state_free(&st);
-        if (flags)
-                return msb_err(err, EINVAL, "cp: unknown flags for a copy out of a sandbox");
-        if ((r = guest_path(src, &gsrc, err)) < 0)
+        if (flags & ~(in ? MSB_COPY_ARCHIVE : 0u))
+                return msb_err(err, EINVAL, "cp: unknown flags for a copy %s a sandbox", in ? "into" : "out of");
+        return guest_path(gpath, ret_gpath, err);
+}
+
+int msb_sandbox_copy_out(struct msb_ctx *ctx, const char *name, const char *src, const char *dst, unsigned flags,
+                         struct msb_copy_stats *ret_stats, struct msb_error *err)
+{
+        struct msb_error none;
+        _cleanup_free_ char *gsrc = NULL;
+        err = err ? err : &none;
+        err->message[0] = '\0';
+        int r = copy_check(ctx, name, src, flags, false, &gsrc, err);
+        if (r < 0)
                 return r;
         struct out_target t;
         bool booted = false;
@@ -344,15 +353,9 @@ int msb_sandbox_copy_out(struct msb_ctx *ctx, const char *name, const char *src,
 int msb_sandbox_copy_out_tar(struct msb_ctx *ctx, const char *name, const char *src, int fd, unsigned flags,
                              struct msb_error *err)
 {
-        struct sb_state st;
         _cleanup_free_ char *gsrc = NULL;
-        int r = msb_sandbox_name_check(name, err);
-        if (r < 0 || (r = sb_state_current(ctx, name, &st, err)) < 0)
-                return r;
-        sb_state_free(&st);
-        if (flags)
-                return msb_err(err, EINVAL, "cp: unknown flags for a copy out of a sandbox");
-        if ((r = guest_path(src, &gsrc, err)) < 0)
+        int r = copy_check(ctx, name, src, flags, false, &gsrc, err);
+        if (r < 0)
                 return r;
         _cleanup_free_ char *top = top_name(gsrc);
         char *argv[] = {"cp-out", gsrc, top, NULL};
@@ -460,15 +463,9 @@ static int copy_in_run(struct msb_ctx *ctx, const char *name, const char *src, i
 int msb_sandbox_copy_in_tar(struct msb_ctx *ctx, const char *name, int fd, const char *dst, unsigned flags,
                             struct msb_error *err)
 {
-        struct sb_state st;
         _cleanup_free_ char *gdst = NULL;
-        int r = msb_sandbox_name_check(name, err);
-        if (r < 0 || (r = sb_state_current(ctx, name, &st, err)) < 0)
-                return r;
-        sb_state_free(&st);
-        if (flags & ~MSB_COPY_ARCHIVE)
-                return msb_err(err, EINVAL, "cp: unknown flags for a copy into a sandbox");
-        if ((r = guest_path(dst, &gdst, err)) < 0)
+        int r = copy_check(ctx, name, dst, flags, true, &gdst, err);
+        if (r < 0)
                 return r;
         char *argv[] = {"cp-in", gdst, ".", (flags & MSB_COPY_ARCHIVE) ? "a" : NULL, NULL};
         struct msb_copy_stats cs = {0};
@@ -479,17 +476,11 @@ int msb_sandbox_copy_in_tar(struct msb_ctx *ctx, const char *name, int fd, const
 int msb_sandbox_copy_in(struct msb_ctx *ctx, const char *name, const char *src, const char *dst, unsigned flags,
                         struct msb_copy_stats *ret_stats, struct msb_error *err)
 {
-        struct sb_state st;
         struct msb_error none;
         _cleanup_free_ char *gdst = NULL;
         err = err ? err : &none;
-        int r = msb_sandbox_name_check(name, err);
-        if (r < 0 || (r = sb_state_current(ctx, name, &st, err)) < 0)
-                return r;
-        sb_state_free(&st);
-        if (flags & ~MSB_COPY_ARCHIVE)
-                return msb_err(err, EINVAL, "cp: unknown flags for a copy into a sandbox");
-        if ((r = guest_path(dst, &gdst, err)) < 0 || (r = in_source_check(src, err)) < 0)
+        int r = copy_check(ctx, name, dst, flags, true, &gdst, err);
+        if (r < 0 || (r = in_source_check(src, err)) < 0)
                 return r;
         _cleanup_free_ char *top = top_name(src);
         struct msb_copy_stats cs = {0};

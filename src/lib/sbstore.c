@@ -50,6 +50,13 @@ int msb_sandbox_name_check(const char *name, struct msb_error *err)
         return 0;
 }
 
+void msb_sandbox_name_random(char *out)
+{
+        memcpy(out, "msb-", 4);
+        if (random_hex(out + 4, 4) < 0)
+                snprintf(out + 4, 9, "%08x", (unsigned)getpid() ^ (unsigned)time(NULL));
+}
+
 char *sb_dir(struct msb_ctx *ctx, const char *name)
 {
         return xasprintf("%s/sandboxes/%s", ctx->data_dir, name);
