@@ -19,10 +19,8 @@
 #include "net/net.h"
 #include "vm.h"
 
-/* The guest's side of its link.  Private addresses, but the guest reaches
- * nothing by them: passt terminates every connection on the host. */
-#define GUEST4 "10.0.2.15"
-#define GW4 "10.0.2.2"
+#define GUEST4 NET_GUEST4
+#define GW4 NET_GW4
 #define PREFIX4 24
 #define GUEST6 "fd00:6d73:6200::15"
 #define GW6 "fd00:6d73:6200::2"
@@ -218,13 +216,14 @@ static void addr_bytes(const char *s, uint8_t *out, int family)
         inet_pton(family == 4 ? AF_INET : AF_INET6, s, out);
 }
 
-static char **netd_argv(const struct msb_run_opts *o, const char *passt, bool v6, const char *dns, bool verbose,
-                        bool direct)
+static char **netd_argv(const struct msb_run_opts *o, const char *dir, const char *passt, bool v6, const char *dns,
+                        bool verbose, bool direct)
 {
         char **v = NULL;
         char *bin = msb_find_helper("MSB_NETD", "msb-netd");
         strv_push_take(&v, bin ? bin : xstrdup("msb-netd"));
         strv_push_take(&v, xasprintf("--passt=%s", passt));
+        strv_push_take(&v, xasprintf("--passt-log=%s/passt.log", dir));
         strv_push_take(&v, xasprintf("--mode=%s", net_mode_name(mode_of(o))));
         for (char **r = o->net_rules; r && *r; r++)
                 strv_push_take(&v, xasprintf("--rule=%s", *r));
@@ -285,7 +284,7 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
         bool is_direct = direct && !strcmp(direct, "1");
         if (is_direct)
                 fprintf(stderr, "msb: MSB_NET_DIRECT=1: no network policy for this sandbox (a benchmark's baseline)\n");
-        _cleanup_strv_ char **argv = netd_argv(o, passt, v6, have_dns ? dns : NULL, verbose, is_direct);
+        _cleanup_strv_ char **argv = netd_argv(o, sb->dir, passt, v6, have_dns ? dns : NULL, verbose, is_direct);
         _cleanup_free_ char *logp = xasprintf("%s/net.log", sb->dir);
         _cleanup_close_ int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         struct child *c = &sb->fsd[sb->nfsd];

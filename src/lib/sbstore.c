@@ -673,6 +673,15 @@ int msb_sandbox_inspect(struct msb_ctx *ctx, const char *name, char **ret_json, 
         if (st.kernel)
                 json_object_set_new(top, "kernel", json_string(st.kernel));
         json_object_set(top, "volumes", json_object_get(cfg, "volumes"));
+        const char *mode = jstr(cfg, "net");
+        json_t *net = json_pack("{s:s}", "mode", mode ? mode : "public");
+        if (!mode || strcmp(mode, "none") != 0) {
+                json_object_set_new(net, "address", json_string(NET_GUEST4));
+                json_object_set_new(net, "gateway", json_string(NET_GW4));
+                json_object_set(net, "rules", json_object_get(cfg, "net_rules"));
+                json_object_set(net, "ports", json_object_get(cfg, "ports"));
+        }
+        json_object_set_new(top, "network", net);
         *ret_json = json_dumps(top, JSON_INDENT(2));
         json_decref(top);
         sb_state_free(&st);

@@ -117,6 +117,10 @@ struct vm {
 };
 
 /* ---- net.c ---- */
+/* The guest's side of its link.  Private addresses, but the guest reaches
+ * nothing by them: passt terminates every connection on the host. */
+#define NET_GUEST4 "10.0.2.15"
+#define NET_GW4 "10.0.2.2"
 /* The options together make sense (no ports or rules with --net none). */
 int net_opts_check(const struct msb_run_opts *o, struct msb_error *err);
 /* Start msb-netd (and through it passt) unless --net none; fills

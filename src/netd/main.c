@@ -49,7 +49,7 @@
 #define MAX_HOST_ADDRS 64
 
 struct opts {
-        const char *passt;
+        const char *passt, *passt_log;
         bool direct, verbose;
         struct net_config cfg;
         struct net_rule rules[MAX_RULES];
@@ -109,10 +109,11 @@ static unsigned parse_uint(const char *what, const char *s, unsigned max)
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
-        enum { A_PASST = 256, A_MODE, A_RULE, A_PORT, A_GUEST4, A_GW4, A_PREFIX4, A_GUEST6, A_GW6, A_PREFIX6,
+        enum { A_PASST = 256, A_PASST_LOG, A_MODE, A_RULE, A_PORT, A_GUEST4, A_GW4, A_PREFIX4, A_GUEST6, A_GW6, A_PREFIX6,
                A_MTU, A_DNS, A_DIRECT, A_VERBOSE };
         static const struct option lo[] = {
-                {"passt", 1, 0, A_PASST},     {"mode", 1, 0, A_MODE},       {"rule", 1, 0, A_RULE},
+                {"passt", 1, 0, A_PASST},     {"passt-log", 1, 0, A_PASST_LOG},
+                {"mode", 1, 0, A_MODE},       {"rule", 1, 0, A_RULE},
                 {"port", 1, 0, A_PORT},       {"guest4", 1, 0, A_GUEST4},   {"gw4", 1, 0, A_GW4},
                 {"prefix4", 1, 0, A_PREFIX4}, {"guest6", 1, 0, A_GUEST6},   {"gw6", 1, 0, A_GW6},
                 {"prefix6", 1, 0, A_PREFIX6}, {"mtu", 1, 0, A_MTU},         {"dns", 1, 0, A_DNS},
@@ -125,6 +126,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
         for (int ch; (ch = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
                 switch (ch) {
                 case A_PASST: o->passt = optarg; break;
+                case A_PASST_LOG: o->passt_log = optarg; break;
                 case A_MODE:
                         if (net_mode_parse(optarg, &c->mode) < 0 || c->mode == NET_MODE_NONE)
                                 die("--mode: %s", optarg);
@@ -206,7 +208,12 @@ static char **passt_argv(const struct opts *o, int fd)
         strv_push(&v, o->passt);
         strv_push(&v, "-f");
         strv_push(&v, "-q");
-        strv_push(&v, "-e");
+        /* its own file: without one passt logs to syslog */
+        if (o->passt_log)
+                strv_push_take(&v, xasprintf("--log-file=%s", o->passt_log));
+        /* as root passt becomes nobody anyway; saying so keeps it quiet */
+        if (geteuid() == 0)
+                strv_push(&v, "--runas=65534:65534");
         strv_push_take(&v, xasprintf("--fd=%d", fd));
         fmt(a, sizeof(a), &c->guest4);
         strv_push_take(&v, xasprintf("--address=%s", a));
