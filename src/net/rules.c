@@ -409,21 +409,27 @@ int net_rule_parse(const char *s, struct net_rule *ret, char *err, size_t errsz)
                 const char *colon = strchr(t, ':');
                 /* a bare IPv6 address or prefix, when nothing follows it */
                 if (colon && strchr(colon + 1, ':')) {
-                        int c = parse_cidr(t, 6, &r, err, errsz);
-                        if (c < 0)
-                                return -1;
-                        if (c > 0)
+                        struct net_rule v6 = r;
+                        char e6[1];
+                        if (parse_cidr(t, 6, &v6, e6, sizeof(e6)) > 0) {
+                                r = v6;
                                 goto done;
-                        return fail(err, errsz,
-                                    "invalid target \"%s\" (write an IPv6 address followed by a protocol in brackets: [fd00::1]:tcp)",
-                                    t);
+                        }
+                        /* else TARGET:PROTO:PORTS, or an IPv6 address with a
+                         * protocol but no brackets (said below) */
                 }
                 size_t n = colon ? (size_t)(colon - t) : strlen(t);
                 if (n >= sizeof(target))
                         return fail(err, errsz, "target \"%.*s\" is too long", (int)n, t);
                 snprintf(target, sizeof(target), "%.*s", (int)n, t);
-                if (parse_target(target, &r, err, errsz) < 0)
+                if (parse_target(target, &r, err, errsz) < 0) {
+                        if (colon && strchr(colon + 1, ':') && strchr("0123456789abcdefABCDEF", t[0]))
+                                return fail(err, errsz,
+                                            "invalid target \"%s\" (write an IPv6 address followed by a protocol "
+                                            "in brackets: [fd00::1]:tcp)",
+                                            t);
                         return -1;
+                }
                 if (colon)
                         proto = colon + 1;
         }
