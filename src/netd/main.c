@@ -426,8 +426,12 @@ static int relay(struct netd *n, int qemu, int stack)
                 if (upstream_fd >= 0 && (p[2].revents & POLLIN))
                         upstream_in(n);
                 next_tick = netd_tick(n, now_ms());
-                take_engine(&to_guest, netd_to_guest(n));
-                take_engine(&to_stack, netd_to_stack(n));
+                /* the engine's replies wait in its own bounded queue (and
+                 * are dropped there) while a side does not read */
+                if (out_pending(&to_guest) < OUT_HIGH)
+                        take_engine(&to_guest, netd_to_guest(n));
+                if (out_pending(&to_stack) < OUT_HIGH)
+                        take_engine(&to_stack, netd_to_stack(n));
                 if (!flush(qemu, &to_guest))
                         return 0;
                 if (!flush(stack, &to_stack))
