@@ -292,6 +292,7 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
         if (r < 0)
                 return msb_err(err, r, "cannot start %s: %s", argv[0], strerror(-r));
         c->what = xstrdup("network process (msb-netd)");
+        c->net = true;
         c->log = TAKE_PTR(logp);
         sb->nfsd++;
         struct msb_net_spec *n = &vm->net;

@@ -261,6 +261,8 @@ int sb_state_write(const char *dir, const struct sb_state *st)
                 json_object_set_new(j, "qemu_pid", json_integer(st->qemu_pid));
         if (st->server_pids)
                 json_object_set_new(j, "server_pids", json_string(st->server_pids));
+        if (st->net_pid)
+                json_object_set_new(j, "net_pid", json_integer(st->net_pid));
         char *s = json_dumps(j, JSON_INDENT(2));
         json_decref(j);
         _cleanup_free_ char *path = xasprintf("%s/state.json", dir);
@@ -292,6 +294,7 @@ int sb_state_read(const char *dir, struct sb_state *st)
         DUP(server_pids, "server_pids");
 #undef DUP
         st->qemu_pid = (int)json_integer_value(json_object_get(j, "qemu_pid"));
+        st->net_pid = (int)json_integer_value(json_object_get(j, "net_pid"));
         json_decref(j);
         return 0;
 }
@@ -661,6 +664,8 @@ int msb_sandbox_inspect(struct msb_ctx *ctx, const char *name, char **ret_json, 
                      t = strtok_r(NULL, " ", &save))
                         json_array_append_new(servers, json_integer(atoi(t)));
                 json_object_set_new(pids, "fs_servers", servers);
+                if (st.net_pid)
+                        json_object_set_new(pids, "network", json_integer(st.net_pid));
                 json_object_set_new(state, "pids", pids);
         }
         _cleanup_free_ char *disk = xasprintf("%s/disk.img", dir), *log = xasprintf("%s/main.log", dir);

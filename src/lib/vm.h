@@ -67,6 +67,7 @@ struct child {
         int pidfd;
         char *what;
         char *log;   /* its stderr, for the message when it dies */
+        bool net;    /* msb-netd, among the servers */
 };
 
 struct sandbox {
