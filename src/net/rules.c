@@ -123,7 +123,7 @@ static const struct pfx linklocal_pfx[] = { V4(169, 254, 0, 0, 16), V6(10, 0xfe,
 /* cloud instance metadata: AWS/GCP/Azure/OpenStack, Alibaba, AWS over IPv6 */
 static const struct pfx meta_pfx[] = {
         V4(169, 254, 169, 254, 32), V4(100, 100, 100, 200, 32),
-        V6(128, 0xfd, 0x00, 0x0e, 0xc2, [15] = 0x54),
+        V6(128, 0xfd, 0x00, 0x0e, 0xc2, [14] = 0x02, [15] = 0x54),
 };
 static const struct pfx multicast_pfx[] = { V4(224, 0, 0, 0, 4), V4(255, 255, 255, 255, 32), V6(8, 0xff) };
 /* IPv4 that is never public: "this network" and the reserved 240/4 */
@@ -171,7 +171,9 @@ bool net_group_has(const struct net_config *c, enum net_group g, const struct ne
         case NET_G_LOOPBACK:
                 return IN(loopback_pfx, a);
         case NET_G_PRIVATE:
-                return IN(private_pfx, a);
+                /* the gateway (10.0.2.2) and the host's own LAN addresses
+                 * reach the host, which only mode host and group host grant */
+                return !is_host(c, a) && IN(private_pfx, a);
         case NET_G_LINKLOCAL:
                 return IN(linklocal_pfx, a);
         case NET_G_META:
@@ -414,9 +416,10 @@ int net_rule_parse(const char *s, struct net_rule *ret, char *err, size_t errsz)
                                 return -1;
                         if (c > 0)
                                 goto done;
-                        return fail(err, errsz,
-                                    "invalid target \"%s\" (write an IPv6 address followed by a protocol in brackets: [fd00::1]:tcp)",
-                                    t);
+                        if (strspn(t, "0123456789abcdefABCDEF") == (size_t)(colon - t) && colon - t <= 4)
+                                return fail(err, errsz,
+                                            "invalid target \"%s\" (an IPv6 address followed by a protocol goes in brackets: [fd00::1]:tcp)",
+                                            t);
                 }
                 size_t n = colon ? (size_t)(colon - t) : strlen(t);
                 if (n >= sizeof(target))
