@@ -12,12 +12,15 @@
  *           2 an upstream DNS message (op bit 4: its id becomes the one the
  *             engine sent last; bit 5: the last question sent is spliced in
  *             after its 12-byte header), so answers get past the matching,
- *           3 time passes (len * 10 ms, no bytes) and the queues are drained,
+ *           3 time passes (len * 10 ms, no bytes) and the queues are
+ *             drained (bit 4: no netd_tick; bit 5: only one frame each),
  *           4 the bytes as a DNS query from the guest to the gateway
  *             (bit 4: over IPv6),
  *           5 a frame built from [addr][proto][sport:2][dport:2][flags] and
  *             the rest as payload (bit 4: from passt to the guest).
  * Every frame the engine queues must parse back with right checksums.
+ * A config byte of 0xff instead feeds the rest, as text, to the rule and
+ * port parsers (what the CLI hands them).
  * Seeds: tests/fuzz/seed-net.py.
  */
 #include <stdio.h>
@@ -84,8 +87,8 @@ static void setup(void)
                 net_addr_parse(addrs[i], &addr_tab[i]);
 }
 
-/* drain a queue, checking every frame the engine made */
-static void drain(struct netd_queue *q)
+/* drain a queue (or its first frame), checking every frame the engine made */
+static void drain(struct netd_queue *q, bool one)
 {
         if (q->len - q->off > NETD_QUEUE_MAX || q->len > q->cap)
                 abort();
@@ -103,6 +106,8 @@ static void drain(struct netd_queue *q)
                 if (csum_fold(csum_add(sum, p.l4, p.l4_len)) != 0)
                         abort();
                 q->off += 4 + n;
+                if (one)
+                        return;
         }
         if (q->off != q->len)
                 abort();
@@ -148,6 +153,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup();
         if (size < 1)
                 return 0;
+        if (data[0] == 0xff) {
+                char text[400], err[200];
+                size_t n = size - 1 < sizeof(text) - 1 ? size - 1 : sizeof(text) - 1;
+                memcpy(text, data + 1, n);
+                text[n] = '\0';
+                struct net_rule r;
+                struct net_port p;
+                if (net_rule_parse(text, &r, err, sizeof(err)) < 0 && !memchr(err, '\0', sizeof(err)))
+                        abort();
+                net_port_parse(text, &p, err, sizeof(err));
+                struct net_addr a;
+                if (net_addr_parse(text, &a) == 1)
+                        for (enum net_group g = NET_G_PUBLIC; g <= NET_G_ANY; g++)
+                                net_group_has(NULL, g, &a);
+                return 0;
+        }
         static const enum net_mode modes[] = { NET_MODE_PUBLIC, NET_MODE_PRIVATE, NET_MODE_HOST, NET_MODE_ALL };
         struct net_config c = {
                 .mode = modes[data[0] & 3],
@@ -178,9 +199,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 i += 3;
                 if (op % 6 == 3) {
                         now += (int64_t)len * 10;
-                        netd_tick(n, now);
-                        drain(netd_to_guest(n));
-                        drain(netd_to_stack(n));
+                        if (!(op & 0x10))
+                                netd_tick(n, now);
+                        drain(netd_to_guest(n), op & 0x20);
+                        drain(netd_to_stack(n), op & 0x20);
                         continue;
                 }
                 if (len > size - i)
@@ -267,8 +289,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
         }
         netd_tick(n, now + 3 * 3600 * 1000LL);
-        drain(netd_to_guest(n));
-        drain(netd_to_stack(n));
+        drain(netd_to_guest(n), false);
+        drain(netd_to_stack(n), false);
         struct netd_stats st;
         netd_stats(n, &st);
         netd_free(n);

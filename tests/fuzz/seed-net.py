@@ -146,6 +146,13 @@ seeds = {
     rec(2 | 0x30, struct.pack('>HHHHHH', 0, 0x8180, 1, 2, 0, 0) +
         struct.pack('>HHHIH', 0xc00c, 5, 1, 60, 2) + b'\xc0\x0c' +
         struct.pack('>HHHIH', 0xc040, 1, 1, 60, 4) + b'\x01\x02\x03\x04'),
+    'rule-text': b'\xff' + b'allow:egress@[fd00::/8]:tcp:80-90',
+    'port-text': b'\xff' + b'[::1]:8080:80/udp',
+    # denied flows fill the reply queue, one frame is written out, more come (the queue
+    # compacts); then 200 s pass with no tick, so a flow expires when looked up
+    'partial-drain': bytes([0]) + b''.join(flow(3, 0, 3000 + i, 99, 0x02) for i in range(8)) + rec(3 | 0x20) +
+    b''.join(flow(3, 1, 3000 + i, 99, 0) for i in range(8)) + bytes([3 | 0x10]) + struct.pack('>H', 20000) +
+    flow(3, 1, 3000, 99, 0),
 }
 
 os.makedirs(sys.argv[1], exist_ok=True)

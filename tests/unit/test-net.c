@@ -1070,6 +1070,27 @@ static void test_bounds(void)
         netd_from_guest(n, fr, len, 0);
         CHECK_INT(q->dropped, dropped);
         CHECK_INT(q_count(q), 1);
+        /* half written out, then more: what is left moves to the front, in order */
+        q->off = q->len = 0;
+        for (int i = 0; i < 200; i++) {
+                len = mk_tcp(fr, true, "10.0.2.15", "203.0.113.1", 40000, 80, TCP_ACK, 1, (uint32_t)i);
+                netd_from_guest(n, fr, len, 0);
+        }
+        const uint8_t *rf;
+        for (int i = 0; i < 100; i++)
+                q_next(q, &rf);
+        for (int i = 200; i < 600; i++) {
+                len = mk_tcp(fr, true, "10.0.2.15", "203.0.113.1", 40000, 80, TCP_ACK, 1, (uint32_t)i);
+                netd_from_guest(n, fr, len, 0);
+        }
+        CHECK_INT(q_count(q), 500);
+        struct pkt rp;
+        bool in_order = true;
+        for (uint32_t i = 100; i < 600; i++) {
+                size_t rl = q_next(q, &rf);
+                in_order &= rl > 0 && sums_ok(rf, rl, &rp) && rp.seq == i;
+        }
+        CHECK(in_order);
         netd_free(n);
 
         /* a small flow table: the least recently used flow goes */
