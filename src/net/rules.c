@@ -358,6 +358,11 @@ static int parse_target(const char *t, struct net_rule *r, char *err, size_t err
         bool dotted = memchr(t, '.', n ? n - 1 : 0) != NULL || (n && t[n - 1] == '.');
         if (!dotted || !hostname_norm(t, r->name, sizeof(r->name)))
                 return fail(err, errsz, "unknown group or invalid domain \"%s\"", t);
+        /* no top-level domain is all digits: "10.0.0" is a mistyped address */
+        const char *last = strrchr(r->name, '.');
+        last = last ? last + 1 : r->name;
+        if (strspn(last, "0123456789") == strlen(last))
+                return fail(err, errsz, "invalid address \"%s\" (and not a domain: its last label is a number)", t);
         r->kind = NET_T_DOMAIN;
         return 0;
 }

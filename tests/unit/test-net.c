@@ -296,6 +296,8 @@ static void test_rules(void)
         rule_bad("allow@foo..bar", "unknown group or invalid domain \"foo..bar\"");
         rule_bad("allow@pubic", "unknown group or invalid domain \"pubic\"");
         rule_bad("allow@exa mple.com", "\"exa mple.com\"");
+        rule_bad("allow@10.0.0", "invalid address \"10.0.0\"");
+        rule_bad("allow@10.0.0.256:tcp", "invalid address \"10.0.0.256\"");
         rule_bad("allow@*.", "invalid wildcard \"*.\"");
         rule_bad("allow@*example.com", "invalid wildcard \"*example.com\"");
         rule_bad("allow@any:sctp", "unknown protocol \"sctp\"");
