@@ -927,8 +927,14 @@ static void test_dns_spoof_timeout_and_caps(void)
         len = mk_udp(fr, true, "10.0.2.15", "10.0.2.2", 33333, 53, bad, 5);
         CHECK_INT(netd_from_guest(n, fr, len, 0), NETD_DROP);
         CHECK_INT(q_count(netd_to_guest(n)), 0);
+        /* more records after the question than a stub resolver sends */
+        size_t ql = mk_query(qbuf, 0x7779, "p.test", DNS_T_A, 0);
+        put16(qbuf + 10, 9);
+        len = mk_udp(fr, true, "10.0.2.15", "10.0.2.2", 33333, 53, qbuf, ql);
+        netd_from_guest(n, fr, len, 0);
+        CHECK_INT(reply_rcode(n, 0x7779, &d), DNS_FORMERR);
         /* a compression pointer in a query's question */
-        size_t ql = mk_query(qbuf, 0x7777, "p.test", DNS_T_A, 0);
+        ql = mk_query(qbuf, 0x7777, "p.test", DNS_T_A, 0);
         qbuf[12] = 0xc0;
         qbuf[13] = 12;
         len = mk_udp(fr, true, "10.0.2.15", "10.0.2.2", 33333, 53, qbuf, ql);
