@@ -471,6 +471,8 @@ int net_port_parse(const char *s, struct net_port *ret, char *err, size_t errsz)
                 rest = close + 2;
         } else {
                 char *c1 = strchr(buf, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                if (c2 && strchr(c2 + 1, ':'))
+                        return fail(err, errsz, "too many \":\" in \"%s\" (an IPv6 host address goes in brackets: [::1]:8080:80)", s);
                 if (c2) {
                         *c1 = '\0';
                         if (!net_addr_parse(buf, &p.host) || p.host.family != 4)

@@ -350,6 +350,8 @@ static void test_ports(void)
         CHECK_INT(net_port_parse("1.2.3:80:80", &p, err, sizeof(err)), -1);
         CHECK(strstr(err, "\"1.2.3\"") != NULL);
         CHECK_INT(net_port_parse("[::1:80:80", &p, err, sizeof(err)), -1);
+        CHECK_INT(net_port_parse("::1:8080:80", &p, err, sizeof(err)), -1);
+        CHECK(strstr(err, "in brackets") != NULL);
 }
 
 static void test_addrs(void)
