@@ -460,6 +460,7 @@ void setup_root(const struct msb_setup_msg *su, const char *premounted, const st
         setup_base(su, premounted);
         if (first)
                 prefetch_command(first);
+        net_setup(su);
         mount_volumes(su);
         setup_cfg = su;
 

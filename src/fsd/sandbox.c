@@ -46,7 +46,7 @@ static const int allowed[] = {
         SYS_readlinkat, SYS_fchownat, SYS_fchmodat, SYS_chmod, SYS_utimensat, SYS_getxattr, SYS_setxattr,
         SYS_listxattr, SYS_removexattr, SYS_fstatfs, SYS_ftruncate, SYS_fsync, SYS_fdatasync, SYS_syncfs,
         SYS_fallocate, SYS_getdents64, SYS_fcntl, SYS_dup, SYS_dup3, SYS_epoll_wait, SYS_epoll_pwait,
-        SYS_epoll_ctl, SYS_accept4, SYS_recvmsg, SYS_recvfrom, SYS_sendto, SYS_sendmsg, SYS_exit,
+        SYS_epoll_ctl, SYS_poll, SYS_ppoll, SYS_accept4, SYS_recvmsg, SYS_recvfrom, SYS_sendto, SYS_sendmsg, SYS_exit,
         SYS_exit_group, SYS_getpid, SYS_gettid, SYS_geteuid, SYS_getuid, SYS_getegid, SYS_getgid, SYS_futex,
         SYS_clock_gettime, SYS_restart_syscall, SYS_tgkill, SYS_getrandom, SYS_copy_file_range,
         /* not serving's own: sanitizer runtimes set up an alternate signal

@@ -66,6 +66,9 @@ void msb_run_opts_free(struct msb_run_opts *o)
         free(o->user);
         free(o->hostname);
         free(o->fs_backend);
+        free(o->net_mode);
+        strv_free(o->net_rules);
+        strv_free(o->net_ports);
         for (size_t i = 0; i < o->nvols; i++) {
                 free(o->vols[i].host);
                 free(o->vols[i].guest);
@@ -326,6 +329,7 @@ static void sandbox_teardown(struct sandbox *sb)
         if (sb->lock_fd >= 0)
                 close(sb->lock_fd);
         free(sb->console);
+        free(sb->net_socket);
 }
 
 /* Last lines of the console log, for boot failures. */
@@ -964,7 +968,9 @@ static int vm_plan(struct vm *vm, struct msb_ctx *ctx, const struct msb_run_opts
 {
         if (!o->image && !o->rootfs)
                 return msb_err(err, EINVAL, "no image given: name an image or use --rootfs DIR");
-        int r = vm_backend(vm, o, err);
+        int r = net_opts_check(o, err);
+        if (r >= 0)
+                r = vm_backend(vm, o, err);
         if (r >= 0)
                 r = vm_image(vm, ctx, o, vo, err);
         if (r >= 0)
@@ -1069,6 +1075,7 @@ static int vm_qemu(struct vm *vm, const struct msb_run_opts *o, const struct vm_
                 .shares = sb->shares,
                 .nshares = sb->nshares,
                 .disk = vo->disk,
+                .net_socket = sb->net_socket,
         };
         _cleanup_strv_ char **qargv = vmm_qemu_argv(&vc);
         _cleanup_free_ char *qlog = xasprintf("%s/qemu.log", sb->dir);
@@ -1090,7 +1097,8 @@ static int vm_greet(struct vm *vm, const struct msb_run_opts *o, const struct vm
         vm->hostname = o->hostname ? xstrdup(o->hostname)
                                    : vo->hostname ? xstrdup(vo->hostname) : xasprintf("msb-%.8s", sb->id);
         vm->setup = (struct msb_setup_msg){
-                .flags = vo->disk ? MSB_SETUP_DISK : 0,
+                .flags = (vo->disk ? MSB_SETUP_DISK : 0) | (vm->has_net ? MSB_SETUP_NET : 0),
+                .net = vm->net,
                 .rootfs_tag = sb->shares[0].tag,
                 .hostname = vm->hostname,
                 .nmounts = (uint32_t)o->nvols,
@@ -1140,6 +1148,8 @@ int vm_start(struct msb_ctx *ctx, const struct msb_run_opts *o, const struct vm_
                 r = vm_runtime_dir(vm, ctx, err);
         if (r >= 0)
                 r = vm_shares(vm, o, err);
+        if (r >= 0)
+                r = vm_net(vm, o, err);
         if (r >= 0)
                 r = vm_qemu(vm, o, vo, err);
         if (r >= 0)

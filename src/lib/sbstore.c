@@ -136,6 +136,9 @@ static json_t *opts_json(const struct msb_run_opts *o)
         json_object_set_new(j, "idle_timeout", json_integer(o->idle_timeout));
         json_object_set_new(j, "auto_remove", json_boolean(o->auto_remove));
         json_object_set_new(j, "volumes", vols);
+        json_object_set_new(j, "net", o->net_mode ? json_string(o->net_mode) : json_null());
+        json_object_set_new(j, "net_rules", strv_json(o->net_rules));
+        json_object_set_new(j, "ports", strv_json(o->net_ports));
         return j;
 }
 
@@ -208,6 +211,16 @@ int sb_config_load(struct msb_ctx *ctx, const char *name, struct msb_run_opts **
                         break;
                 }
         }
+        /* checked again like the volumes; a port taken since is only an
+         * error when the sandbox starts */
+        const char *mode = jstr(j, "net");
+        if (r >= 0 && mode && (r = msb_run_opts_set_net(o, mode, err)) < 0)
+                r = msb_err_wrap(err, r, "sandbox '%s'", name);
+        _cleanup_strv_ char **rules = jstrv(j, "net_rules");
+        for (char **x = rules; r >= 0 && x && *x; x++)
+                if ((r = msb_run_opts_add_net_rule(o, *x, err)) < 0)
+                        r = msb_err_wrap(err, r, "sandbox '%s'", name);
+        o->net_ports = jstrv(j, "ports");
         json_decref(j);
         if (o->cpus < 1 || o->memory_mib < 1)
                 r = msb_err(err, EINVAL, "sandbox '%s': %s is damaged (no cpus or memory)", name, path);
@@ -660,6 +673,15 @@ int msb_sandbox_inspect(struct msb_ctx *ctx, const char *name, char **ret_json, 
         if (st.kernel)
                 json_object_set_new(top, "kernel", json_string(st.kernel));
         json_object_set(top, "volumes", json_object_get(cfg, "volumes"));
+        const char *mode = jstr(cfg, "net");
+        json_t *net = json_pack("{s:s}", "mode", mode ? mode : "public");
+        if (!mode || strcmp(mode, "none") != 0) {
+                json_object_set_new(net, "address", json_string(NET_GUEST4));
+                json_object_set_new(net, "gateway", json_string(NET_GW4));
+                json_object_set(net, "rules", json_object_get(cfg, "net_rules"));
+                json_object_set(net, "ports", json_object_get(cfg, "ports"));
+        }
+        json_object_set_new(top, "network", net);
         *ret_json = json_dumps(top, JSON_INDENT(2));
         json_decref(top);
         sb_state_free(&st);

@@ -122,10 +122,18 @@ static bool strv_ok(char *const *v, uint32_t n)
         return true;
 }
 
+bool msb_net_spec_ok(const struct msb_net_spec *n)
+{
+        return n->prefix4 >= 1 && n->prefix4 <= 30 && n->prefix6 <= 127 && n->mtu >= 68 && n->mtu <= 65520 &&
+               (n->prefix6 == 0 || n->mtu >= 1280);
+}
+
 int msb_enc_setup(struct msb_buf *out, const struct msb_setup_msg *su)
 {
         if (su->nmounts > MSB_PROTO_MAX_MOUNTS || !str_ok(su->rootfs_tag) || !str_ok(su->hostname))
                 return -E2BIG;
+        if ((su->flags & MSB_SETUP_NET) && !msb_net_spec_ok(&su->net))
+                return -EINVAL;
         for (uint32_t i = 0; i < su->nmounts; i++)
                 if (!str_ok(su->mounts[i].tag) || !str_ok(su->mounts[i].sub) || !str_ok(su->mounts[i].path))
                         return -E2BIG;
@@ -139,6 +147,16 @@ int msb_enc_setup(struct msb_buf *out, const struct msb_setup_msg *su)
                 put_str(out, su->mounts[i].sub);
                 put_str(out, su->mounts[i].path);
                 put_u32(out, su->mounts[i].flags);
+        }
+        if (su->flags & MSB_SETUP_NET) {
+                const struct msb_net_spec *n = &su->net;
+                msb_buf_append(out, n->addr4, 4);
+                msb_buf_append(out, n->gw4, 4);
+                put_u32(out, n->prefix4);
+                msb_buf_append(out, n->addr6, 16);
+                msb_buf_append(out, n->gw6, 16);
+                put_u32(out, n->prefix6);
+                put_u32(out, n->mtu);
         }
         return frame_end(out, st);
 }
@@ -267,6 +285,18 @@ static uint32_t get_u32(struct cursor *c)
         c->p += 4;
         c->left -= 4;
         return v;
+}
+
+static void get_bytes(struct cursor *c, uint8_t *out, size_t n)
+{
+        if (c->bad || c->left < n) {
+                c->bad = true;
+                memset(out, 0, n);
+                return;
+        }
+        memcpy(out, c->p, n);
+        c->p += n;
+        c->left -= n;
 }
 
 static char *get_str(struct cursor *c)
@@ -398,6 +428,18 @@ static int decode_setup(struct cursor *c, struct msb_setup_msg *r)
                 /* the guest mounts <share>/<sub>: one component, never a way up */
                 const char *sub = r->mounts[i].sub;
                 if (sub && (strchr(sub, '/') || !strcmp(sub, ".") || !strcmp(sub, "..")))
+                        c->bad = true;
+        }
+        if (r->flags & MSB_SETUP_NET) {
+                struct msb_net_spec *ns = &r->net;
+                get_bytes(c, ns->addr4, 4);
+                get_bytes(c, ns->gw4, 4);
+                ns->prefix4 = get_u32(c);
+                get_bytes(c, ns->addr6, 16);
+                get_bytes(c, ns->gw6, 16);
+                ns->prefix6 = get_u32(c);
+                ns->mtu = get_u32(c);
+                if (!msb_net_spec_ok(ns))
                         c->bad = true;
         }
         return c->bad ? -EBADMSG : 0;

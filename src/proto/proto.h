@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSB_PROTO_VERSION 4u
+#define MSB_PROTO_VERSION 5u
 #define MSB_PROTO_HDR_SIZE 8u
 /* Largest payload either side accepts.  Big enough for an EXEC message with a
  * large environment; small enough that a hostile peer cannot make us allocate
@@ -103,7 +103,9 @@ enum msb_msg_type {
 #define MSB_SETUP_DISK (1u << 0) /* the root's writable layer is the ext4 file
                                   * system on the first virtio-blk disk
                                   * (/dev/vda), kept across boots; else tmpfs */
-#define MSB_SETUP_KNOWN_FLAGS (MSB_SETUP_DISK)
+#define MSB_SETUP_NET (1u << 1)  /* eth0 is configured from setup.net; else
+                                  * the guest has only lo */
+#define MSB_SETUP_KNOWN_FLAGS (MSB_SETUP_DISK | MSB_SETUP_NET)
 
 /* EXEC flags */
 #define MSB_EXEC_STDIN (1u << 0) /* stdin comes from STDIN messages; else /dev/null */
@@ -147,12 +149,23 @@ struct msb_mount_spec {
         uint32_t flags;
 };
 
+/* eth0's static configuration (no DHCP in the guest); the gateways are
+ * also the resolvers.  prefix6 0: no IPv6. */
+struct msb_net_spec {
+        uint8_t addr4[4], gw4[4];
+        uint32_t prefix4; /* 1..30 */
+        uint8_t addr6[16], gw6[16];
+        uint32_t prefix6; /* 0 or 1..127 */
+        uint32_t mtu;     /* 68..65520 */
+};
+
 struct msb_setup_msg {
         uint32_t flags;
         char *rootfs_tag;
         char *hostname;
         uint32_t nmounts;
         struct msb_mount_spec *mounts;
+        struct msb_net_spec net; /* with MSB_SETUP_NET */
 };
 
 struct msb_exec_msg {
@@ -239,6 +252,8 @@ static inline const uint8_t *msb_buf_head(const struct msb_buf *b)
 /* Encoders append one whole frame to out.  They return 0, or -E2BIG when the
  * message would not fit in MSB_PROTO_MAX_PAYLOAD / the field limits. */
 int msb_enc_hello(struct msb_buf *out, uint32_t version, const char *peer);
+/* the limits agentd accepts (and msb_enc_setup checks) */
+bool msb_net_spec_ok(const struct msb_net_spec *n);
 int msb_enc_setup(struct msb_buf *out, const struct msb_setup_msg *setup);
 int msb_enc_exec(struct msb_buf *out, const struct msb_exec_msg *exec);
 /* STDIN, STDOUT, STDERR */
