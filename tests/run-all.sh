@@ -84,6 +84,12 @@ if ninja -C build-fuzz >build-fuzz.log 2>&1; then
         rc=$?
         [ $rc = 0 ] || tail -30 build-fuzz/fuzz-supervisor.log
         record "fuzz sandbox supervisor: guest and client frames (300000 runs)" $rc
+        python3 tests/fuzz/seed-net.py "$seed/net"
+        build-fuzz/tests/fuzz-net -runs=300000 -max_len=4096 -seed=1 -artifact_prefix=build-fuzz/ "$seed/net" \
+                >build-fuzz/fuzz-net.log 2>&1
+        rc=$?
+        [ $rc = 0 ] || tail -30 build-fuzz/fuzz-net.log
+        record "fuzz network policy engine: guest and passt frames, upstream DNS (300000 runs)" $rc
         rm -rf "$seed"
 else
         tail -30 build-fuzz.log

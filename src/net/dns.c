@@ -116,6 +116,8 @@ int dns_rr_next(struct dns_msg *d, struct dns_rr *rr)
 int dns_query_udp_max(struct dns_msg *d)
 {
         int max = DNS_UDP_MIN;
+        if ((unsigned)d->ancount + d->nscount + d->arcount > DNS_QUERY_RR_MAX)
+                return -1;
         struct dns_rr rr;
         int r;
         while ((r = dns_rr_next(d, &rr)) > 0)

@@ -18,6 +18,9 @@
 /* compression pointers followed in one name; each must also point before
  * the previous one, so this only bounds the work, loops are impossible */
 #define DNS_PTR_MAX 64
+/* records after a query's question: a stub resolver sends an EDNS0 OPT
+ * record at most; a query with more is refused (FORMERR) unread */
+#define DNS_QUERY_RR_MAX 8
 /* RFC 1035 4.2.1: a UDP message is at most 512 bytes without EDNS0 */
 #define DNS_UDP_MIN 512
 
@@ -70,7 +73,8 @@ int dns_msg_parse(const uint8_t *m, size_t n, bool allow_ptr, struct dns_msg *d)
 int dns_rr_next(struct dns_msg *d, struct dns_rr *rr);
 
 /* The UDP payload size the asker can take: 512, or its EDNS0 OPT record's
- * (at least 512); -1 if the records after the question are malformed. */
+ * (at least 512); -1 if the records after the question are malformed or
+ * more than DNS_QUERY_RR_MAX. */
 int dns_query_udp_max(struct dns_msg *d);
 
 /* A reply with only a header and the question qwire (may be NULL, then no

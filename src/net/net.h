@@ -111,6 +111,10 @@ struct netd_queue {
         size_t len, cap, off; /* off: the part already written out */
         uint64_t dropped;
 };
+/* Draining: write buf[off..len) and add what was written to off (frames may
+ * be cut anywhere, the stream is one byte sequence).  netd empties a queue
+ * whose off reached len, and moves the unwritten tail to the front when it
+ * needs room; buf may move, so keep no pointer into it across netd_* calls. */
 
 struct netd;
 struct netd *netd_new(const struct net_config *c);

@@ -93,7 +93,7 @@ struct netd {
         struct link *lglob, *lrule; /* FIFO over all, FIFO within a rule */
         struct list lall, *lrules;
         unsigned *lcount;
-        int32_t lfree, lbuckets[LEARN_BUCKETS];
+        int32_t lfree, *lbuckets; /* all of these allocated at the first address learned */
         uint32_t nlearn, learn_gen;
 
         struct pending pend[NETD_DNS_PENDING_MAX];
@@ -229,6 +229,8 @@ static uint32_t learn_hash(const struct netd *n, uint32_t rule, const struct net
 
 static int32_t learn_find(const struct netd *n, uint32_t rule, const struct net_addr *a)
 {
+        if (!n->learn)
+                return -1;
         for (int32_t i = n->lbuckets[learn_hash(n, rule, a)]; i >= 0; i = n->learn[i].hnext)
                 if (n->learn[i].rule == rule && net_addr_eq(&n->learn[i].a, a))
                         return i;
@@ -251,8 +253,26 @@ static void learn_del(struct netd *n, int32_t i)
         n->lfree = i;
 }
 
+/* Most sandboxes have no name rule, so the tables (about 400 KiB) are
+ * made when the first address is learned. */
+static void learn_init(struct netd *n)
+{
+        n->learn = xcalloc(NETD_LEARN_MAX, sizeof(*n->learn));
+        n->lglob = xcalloc(NETD_LEARN_MAX, sizeof(*n->lglob));
+        n->lrule = xcalloc(NETD_LEARN_MAX, sizeof(*n->lrule));
+        for (int32_t i = 0; i < NETD_LEARN_MAX; i++) {
+                n->learn[i].hnext = i + 1 < NETD_LEARN_MAX ? i + 1 : -1;
+                n->lglob[i] = n->lrule[i] = (struct link){ -1, -1 };
+        }
+        n->lfree = 0;
+        n->lbuckets = xmalloc(LEARN_BUCKETS * sizeof(*n->lbuckets));
+        memset(n->lbuckets, 0xff, LEARN_BUCKETS * sizeof(*n->lbuckets));
+}
+
 static void learn_add(struct netd *n, uint32_t rule, const struct net_addr *a)
 {
+        if (!n->learn)
+                learn_init(n);
         int32_t i = learn_find(n, rule, a);
         if (i >= 0) { /* seen again: the newest now */
                 list_unlink(&n->lall, n->lglob, i);
@@ -498,15 +518,6 @@ struct netd *netd_new(const struct net_config *c)
         n->ffree = 0;
         n->lru = (struct list){ -1, -1 };
 
-        n->learn = xcalloc(NETD_LEARN_MAX, sizeof(*n->learn));
-        n->lglob = xcalloc(NETD_LEARN_MAX, sizeof(*n->lglob));
-        n->lrule = xcalloc(NETD_LEARN_MAX, sizeof(*n->lrule));
-        for (int32_t i = 0; i < NETD_LEARN_MAX; i++) {
-                n->learn[i].hnext = i + 1 < NETD_LEARN_MAX ? i + 1 : -1;
-                n->lglob[i] = n->lrule[i] = (struct link){ -1, -1 };
-        }
-        n->lfree = 0;
-        memset(n->lbuckets, 0xff, sizeof(n->lbuckets));
         n->lall = (struct list){ -1, -1 };
         n->lrules = xcalloc(c->nrules, sizeof(*n->lrules));
         for (size_t i = 0; i < c->nrules; i++)
@@ -528,6 +539,7 @@ void netd_free(struct netd *n)
         free(n->learn);
         free(n->lglob);
         free(n->lrule);
+        free(n->lbuckets);
         free(n->lrules);
         free(n->lcount);
         free(n->to_guest.buf);

@@ -123,7 +123,7 @@ static const struct pfx linklocal_pfx[] = { V4(169, 254, 0, 0, 16), V6(10, 0xfe,
 /* cloud instance metadata: AWS/GCP/Azure/OpenStack, Alibaba, AWS over IPv6 */
 static const struct pfx meta_pfx[] = {
         V4(169, 254, 169, 254, 32), V4(100, 100, 100, 200, 32),
-        V6(128, 0xfd, 0x00, 0x0e, 0xc2, [15] = 0x54),
+        V6(128, 0xfd, 0x00, 0x0e, 0xc2, [14] = 0x02, [15] = 0x54),
 };
 static const struct pfx multicast_pfx[] = { V4(224, 0, 0, 0, 4), V4(255, 255, 255, 255, 32), V6(8, 0xff) };
 /* IPv4 that is never public: "this network" and the reserved 240/4 */
@@ -171,7 +171,9 @@ bool net_group_has(const struct net_config *c, enum net_group g, const struct ne
         case NET_G_LOOPBACK:
                 return IN(loopback_pfx, a);
         case NET_G_PRIVATE:
-                return IN(private_pfx, a);
+                /* the gateway (10.0.2.2) and the host's own LAN addresses
+                 * reach the host, which only mode host and group host grant */
+                return !is_host(c, a) && IN(private_pfx, a);
         case NET_G_LINKLOCAL:
                 return IN(linklocal_pfx, a);
         case NET_G_META:
@@ -356,6 +358,11 @@ static int parse_target(const char *t, struct net_rule *r, char *err, size_t err
         bool dotted = memchr(t, '.', n ? n - 1 : 0) != NULL || (n && t[n - 1] == '.');
         if (!dotted || !hostname_norm(t, r->name, sizeof(r->name)))
                 return fail(err, errsz, "unknown group or invalid domain \"%s\"", t);
+        /* no top-level domain is all digits: "10.0.0" is a mistyped address */
+        const char *last = strrchr(r->name, '.');
+        last = last ? last + 1 : r->name;
+        if (strspn(last, "0123456789") == strlen(last))
+                return fail(err, errsz, "invalid address \"%s\" (and not a domain: its last label is a number)", t);
         r->kind = NET_T_DOMAIN;
         return 0;
 }
@@ -409,27 +416,22 @@ int net_rule_parse(const char *s, struct net_rule *ret, char *err, size_t errsz)
                 const char *colon = strchr(t, ':');
                 /* a bare IPv6 address or prefix, when nothing follows it */
                 if (colon && strchr(colon + 1, ':')) {
-                        struct net_rule v6 = r;
-                        char e6[1];
-                        if (parse_cidr(t, 6, &v6, e6, sizeof(e6)) > 0) {
-                                r = v6;
+                        int c = parse_cidr(t, 6, &r, err, errsz);
+                        if (c < 0)
+                                return -1;
+                        if (c > 0)
                                 goto done;
-                        }
-                        /* else TARGET:PROTO:PORTS, or an IPv6 address with a
-                         * protocol but no brackets (said below) */
+                        if (strspn(t, "0123456789abcdefABCDEF") == (size_t)(colon - t) && colon - t <= 4)
+                                return fail(err, errsz,
+                                            "invalid target \"%s\" (an IPv6 address followed by a protocol goes in brackets: [fd00::1]:tcp)",
+                                            t);
                 }
                 size_t n = colon ? (size_t)(colon - t) : strlen(t);
                 if (n >= sizeof(target))
                         return fail(err, errsz, "target \"%.*s\" is too long", (int)n, t);
                 snprintf(target, sizeof(target), "%.*s", (int)n, t);
-                if (parse_target(target, &r, err, errsz) < 0) {
-                        if (colon && strchr(colon + 1, ':') && strchr("0123456789abcdefABCDEF", t[0]))
-                                return fail(err, errsz,
-                                            "invalid target \"%s\" (write an IPv6 address followed by a protocol "
-                                            "in brackets: [fd00::1]:tcp)",
-                                            t);
+                if (parse_target(target, &r, err, errsz) < 0)
                         return -1;
-                }
                 if (colon)
                         proto = colon + 1;
         }
@@ -469,6 +471,8 @@ int net_port_parse(const char *s, struct net_port *ret, char *err, size_t errsz)
                 rest = close + 2;
         } else {
                 char *c1 = strchr(buf, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                if (c2 && strchr(c2 + 1, ':'))
+                        return fail(err, errsz, "too many \":\" in \"%s\" (an IPv6 host address goes in brackets: [::1]:8080:80)", s);
                 if (c2) {
                         *c1 = '\0';
                         if (!net_addr_parse(buf, &p.host) || p.host.family != 4)
