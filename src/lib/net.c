@@ -259,6 +259,7 @@ static char **netd_argv(const struct msb_run_opts *o, const char *dir, const cha
                 strv_push_take(&v, xasprintf("--prefix6=%d", PREFIX6));
         }
         strv_push_take(&v, xasprintf("--mtu=%d", NET_MTU));
+        strv_push(&v, "--guest-mac=" NET_GUEST_MAC);
         if (dns)
                 strv_push_take(&v, xasprintf("--dns=%s", dns));
         if (verbose)

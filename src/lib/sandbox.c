@@ -1107,6 +1107,7 @@ static int vm_qemu(struct vm *vm, const struct msb_run_opts *o, const struct vm_
                 .nshares = sb->nshares,
                 .disk = vo->disk,
                 .net_socket = sb->net_socket,
+                .net_mac = NET_GUEST_MAC,
         };
         _cleanup_strv_ char **qargv = vmm_qemu_argv(&vc);
         _cleanup_free_ char *qlog = xasprintf("%s/qemu.log", sb->dir);

@@ -137,6 +137,8 @@ struct vm {
  * nothing by them: passt terminates every connection on the host. */
 #define NET_GUEST4 "10.0.2.15"
 #define NET_GW4 "10.0.2.2"
+/* every sandbox's: each has a link of its own */
+#define NET_GUEST_MAC "52:54:00:6d:73:62"
 /* The options together make sense (no ports or rules with --net none). */
 int net_opts_check(const struct msb_run_opts *o, struct msb_error *err);
 /* Start msb-netd (and through it passt) unless --net none; fills

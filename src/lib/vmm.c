@@ -111,7 +111,7 @@ char **vmm_qemu_argv(const struct vmm_config *c)
                 A("-netdev");
                 AF("stream,id=net0,server=off,addr.type=unix,addr.path=%s", c->net_socket);
                 A("-device");
-                A("virtio-net-device,netdev=net0,mac=52:54:00:6d:73:62");
+                AF("virtio-net-device,netdev=net0,mac=%s", c->net_mac);
         }
         for (size_t i = 0; i < c->nshares; i++) {
                 A("-chardev");

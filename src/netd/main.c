@@ -50,7 +50,8 @@
 
 struct opts {
         const char *passt, *passt_log;
-        bool direct, verbose;
+        bool direct, verbose, have_mac;
+        uint8_t guest_mac[6];
         struct net_config cfg;
         struct net_rule rules[MAX_RULES];
         struct net_port ports[MAX_PORTS];
@@ -110,7 +111,7 @@ static unsigned parse_uint(const char *what, const char *s, unsigned max)
 static void parse_args(int argc, char **argv, struct opts *o)
 {
         enum { A_PASST = 256, A_PASST_LOG, A_MODE, A_RULE, A_PORT, A_GUEST4, A_GW4, A_PREFIX4, A_GUEST6, A_GW6, A_PREFIX6,
-               A_MTU, A_DNS, A_DIRECT, A_VERBOSE, A_PUBLISH_ALL };
+               A_MTU, A_DNS, A_DIRECT, A_VERBOSE, A_PUBLISH_ALL, A_GUEST_MAC };
         static const struct option lo[] = {
                 {"passt", 1, 0, A_PASST},     {"passt-log", 1, 0, A_PASST_LOG},
                 {"mode", 1, 0, A_MODE},       {"rule", 1, 0, A_RULE},
@@ -118,7 +119,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
                 {"prefix4", 1, 0, A_PREFIX4}, {"guest6", 1, 0, A_GUEST6},   {"gw6", 1, 0, A_GW6},
                 {"prefix6", 1, 0, A_PREFIX6}, {"mtu", 1, 0, A_MTU},         {"dns", 1, 0, A_DNS},
                 {"direct", 0, 0, A_DIRECT},   {"verbose", 0, 0, A_VERBOSE}, {"publish-all", 0, 0, A_PUBLISH_ALL},
-                {0},
+                {"guest-mac", 1, 0, A_GUEST_MAC}, {0},
         };
         struct net_config *c = &o->cfg;
         c->mode = NET_MODE_PUBLIC;
@@ -157,6 +158,16 @@ static void parse_args(int argc, char **argv, struct opts *o)
                 case A_DIRECT: o->direct = true; break;
                 case A_VERBOSE: o->verbose = true; break;
                 case A_PUBLISH_ALL: c->publish_all = true; break;
+                case A_GUEST_MAC: {
+                        unsigned m[6];
+                        char end;
+                        if (sscanf(optarg, "%x:%x:%x:%x:%x:%x%c", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5], &end) != 6)
+                                die("--guest-mac: not a MAC address: %s", optarg);
+                        for (int i = 0; i < 6; i++)
+                                o->guest_mac[i] = (uint8_t)m[i];
+                        o->have_mac = true;
+                        break;
+                }
                 default: die("usage: see src/netd/main.c");
                 }
         }
@@ -363,9 +374,14 @@ static bool flush_frames(int fd, struct outq *q, bool *writable, size_t budget)
                         break;
                 ssize_t w = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
                 if (w < 0) {
-                        if (errno == EAGAIN || errno == EINTR)
-                                break;
-                        return false;
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN)
+                                return false;
+                        /* full after all (small frames cost more than
+                         * their bytes): wait for POLLOUT */
+                        *writable = false;
+                        return true;
                 }
                 q->off += (size_t)w;
                 sent += len + 2048;
@@ -459,12 +475,35 @@ static void upstream_in(struct netd *n)
         }
 }
 
-static int relay(struct netd *n, int qemu, int stack, size_t budget)
+/* An ARP request from the guest's address for the gateway: passt learns
+ * the guest's MAC from the frames it gets, and until the guest sends one
+ * (an IPv4-only guest with nothing to say sends none) it could not deliver
+ * a connection to a published port.  Made here, not by the guest. */
+static void announce_guest(struct outq *to_stack, const struct opts *o)
+{
+        uint8_t f[4 + 42] = {0, 0, 0, 42};
+        uint8_t *e = f + 4, *a = e + 14;
+        memset(e, 0xff, 6);
+        memcpy(e + 6, o->guest_mac, 6);
+        e[12] = 0x08, e[13] = 0x06;
+        a[1] = 1;               /* Ethernet */
+        a[2] = 0x08, a[3] = 0;  /* IPv4 */
+        a[4] = 6, a[5] = 4;
+        a[7] = 1;               /* request */
+        memcpy(a + 8, o->guest_mac, 6);
+        memcpy(a + 14, o->cfg.guest4.a, 4);
+        memcpy(a + 24, o->cfg.gw4.a, 4);
+        out_append(to_stack, f, sizeof(f));
+}
+
+static int relay(struct netd *n, int qemu, int stack, size_t budget, const struct opts *o)
 {
         bool stack_writable = true;
         struct side g = {.fd = qemu, .rbuf = xcalloc(1, RBUF + 4 + MAX_FRAME), .name = "QEMU"};
         struct side h = {.fd = stack, .rbuf = xcalloc(1, RBUF + 4 + MAX_FRAME), .name = "passt"};
         struct outq to_guest = {0}, to_stack = {0};
+        if (o->have_mac)
+                announce_guest(&to_stack, o);
         int64_t next_tick = netd_tick(n, now_ms());
         for (;;) {
                 struct pollfd p[3] = {
@@ -550,5 +589,5 @@ int main(int argc, char **argv)
                 fprintf(stderr, "msb-netd: mode %s, %zu rules, %zu published ports, resolver %s\n",
                         net_mode_name(o->cfg.mode), o->cfg.nrules, o->cfg.nports, o->dns.family ? a : "none");
         }
-        return relay(n, qemu, sp[0], budget);
+        return relay(n, qemu, sp[0], budget, o);
 }
