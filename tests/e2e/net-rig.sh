@@ -168,7 +168,7 @@ rig_check() {
 
 rig_build_netprobe() {
         mkdir -p "$RIG_TOOLS"
-        gcc -O2 -static -Wall -o "$RIG_TOOLS/netprobe" "$RIG_SRC/netprobe.c" 2>"$RIG_DIR/gcc.log" ||
+        gcc -O2 -static -Wall -Wextra -o "$RIG_TOOLS/netprobe" "$RIG_SRC/netprobe.c" 2>"$RIG_DIR/gcc.log" ||
                 { rig_log "netprobe did not build:"; cat "$RIG_DIR/gcc.log" >&2; return 1; }
 }
 

@@ -5,13 +5,14 @@
  *
  *   netprobe udp HOST PORT MSG        send MSG, print the answer (3 s wait)
  *   netprobe udp-echo PORT SECS       answer each datagram D with "guest:D"
- *   netprobe tcp HOST PORT N          N connects and closes; "ok N"
+ *   netprobe tcp HOST PORT N          N connects and closes; "ok N NANOSECONDS"
  *   netprobe send HOST PORT BYTES     send BYTES zeros, half-close, print the answer
  *   netprobe accept PORT SECS         accept and close, for SECS seconds
  *   netprobe sink PORT SECS           per connection: read to EOF, answer "BYTES\n"
  *
  * Failures print "netprobe: WHAT: strerror" and exit 1; no answer to a
  * datagram exits 2.  Servers listen on [::] (both families). */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static int die(const char *what)
@@ -101,16 +103,24 @@ static int udp_echo(char **a)
         }
 }
 
+static long long now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static int tcp(char **a)
 {
         long n = atol(a[2]);
+        long long t0 = now_ns();
         for (long i = 0; i < n; i++) {
                 int fd = connect_to(a[0], a[1], SOCK_STREAM);
                 if (fd < 0)
                         return die("connect");
                 close(fd);
         }
-        printf("ok %ld\n", n);
+        printf("ok %ld %lld\n", n, now_ns() - t0);
         return 0;
 }
 

@@ -33,7 +33,7 @@ get() { o=$(timeout 5 wget -q -O - "$2" 2>&1); r=$?
   if [ $r = 0 ]; then echo "$1 $o"; elif [ $r -gt 128 ]; then echo "$1 timeout"
   else echo "$1 fail:$(echo "$o" | tail -n 1 | sed "s/.*: //" | tr " " _)"; fi; }
 dns() { o=$(timeout 5 nslookup "$2" 2>&1)
-  a=$(echo "$o" | sed -n "s/^Address: *//p" | sort | tr "\n" , )
+  a=$(echo "$o" | sed -n "1,/^\$/d; s/^Address:[[:space:]]*//p" | sort | tr "\n" , )
   e=$(echo "$o" | sed -n "s/.*can.t find [^:]*: *//p" | head -n 1 | tr " " _)
   a=${a%,}; echo "$1 ${a:-${e:-none}}"; }
 udp() { o=$(timeout 8 /t/netprobe udp "$2" "$3" hello 2>&1); r=$?
@@ -118,7 +118,7 @@ echo "hostname $(hostname)"' --hostname nettest
         is v6addr fd00:6d73:6200::15/64 "eth0 IPv6 (the host ns has a v6 default route)"
         is v4route "$GW" "IPv4 default route"
         is v6route "$GW6" "IPv6 default route"
-        is resolv "$GW," "resolv.conf names the gateway only"
+        is resolv "$GW,$GW6," "resolv.conf names the gateways"
         is hosts ok "/etc/hosts names the hostname"
         is hostname nettest hostname
         checked
