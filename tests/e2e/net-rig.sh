@@ -69,7 +69,7 @@ rig_wait() {
 rig_spawn() {
         local ns=$1
         shift
-        ip netns exec "$ns" timeout -k 5 "$RIG_LIFETIME" "$@" </dev/null &
+        ip netns exec "$ns" timeout -k 5 "$RIG_LIFETIME" "$@" </dev/null 2>>"$RIG_DIR/stderr.log" &
         RIG_PIDS+=($!)
 }
 

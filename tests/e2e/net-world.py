@@ -84,6 +84,11 @@ def http_server(addr, port, name):
         allow_reuse_address = True
         address_family = family(addr)
 
+        def handle_error(self, request, client_address):
+            # a client that goes away mid-answer (a test killing a
+            # download) is expected: a line in the log, no traceback
+            log("http-error", name, client_address[0], sys.exc_info()[1])
+
     srv = Server((addr, port), Handler, bind_and_activate=False)
     if family(addr) == socket.AF_INET6:
         srv.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
