@@ -85,7 +85,7 @@ rig_up() {
         RIG_TOOLS=$RIG_DIR/tools
         : >"$RIG_LOG"
         : >"$RIG_DNS_LOG"
-        trap 'rig_down; eval "${RIG_ON_EXIT:-}"' EXIT
+        trap 'eval "${RIG_ON_EXIT:-}"; rig_down' EXIT
         trap 'exit 130' INT
         trap 'exit 143' TERM
         RIG_UP=1

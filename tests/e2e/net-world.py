@@ -6,7 +6,7 @@ brackets ([2001:db8:1::10]).
   http   GET /        -> "NAME\n"  (who answered)
          GET /bytes/N -> N bytes of 'x' (N <= 1 GiB)
   udp    each datagram D is answered with "NAME:D"
-  sink   TCP: read to EOF, answer "BYTES NANOSECONDS\n" (first byte to EOF), close
+  sink   TCP: read "N\n" and N bytes, answer "BYTES NANOSECONDS\n" (first byte to last)
   source TCP: read one line "N\n", send N zero bytes, close
 
 Every request is logged to --log as "KIND NAME PEER DETAIL", one line, so a
@@ -121,13 +121,30 @@ def tcp_server(addr, port, name, handle):
     return run
 
 
+def readline(c):
+    line = b""
+    while not line.endswith(b"\n") and len(line) < 32:
+        d = c.recv(1)
+        if not d:
+            return None
+        line += d
+    return line
+
+
 def sink(c, peer, name):
+    # "N\n" then N bytes; the answer comes after the N-th byte, not at EOF:
+    # passt (0.0~git20230309) never passes the server's FIN to a guest
+    # that has half-closed, so a client waiting for EOF would hang
     with c:
         c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        line = readline(c)
+        if line is None:
+            return
+        want = int(line)
         buf = bytearray(1 << 20)
         total, t0 = 0, None
-        while True:
-            n = c.recv_into(buf)
+        while total < want:
+            n = c.recv_into(buf, min(len(buf), want - total))
             if n == 0:
                 break
             if t0 is None:
@@ -140,12 +157,9 @@ def sink(c, peer, name):
 
 def source(c, peer, name):
     with c:
-        line = b""
-        while not line.endswith(b"\n") and len(line) < 32:
-            d = c.recv(1)
-            if not d:
-                return
-            line += d
+        line = readline(c)
+        if line is None:
+            return
         n = min(int(line), 4 << 30)
         log("source", name, peer[0], n)
         chunk = bytes(1 << 20)

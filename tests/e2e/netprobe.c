@@ -6,9 +6,9 @@
  *   netprobe udp HOST PORT MSG        send MSG, print the answer (3 s wait)
  *   netprobe udp-echo PORT SECS       answer each datagram D with "guest:D"
  *   netprobe tcp HOST PORT N          N connects and closes; "ok N NANOSECONDS"
- *   netprobe send HOST PORT BYTES     send BYTES zeros, half-close, print the answer
- *   netprobe accept PORT SECS         accept and close, for SECS seconds
- *   netprobe sink PORT SECS           per connection: read to EOF, answer "BYTES\n"
+ *   netprobe send HOST PORT BYTES     send "BYTES\n" and BYTES zeros, print the answer line
+ *   netprobe accept PORT SECS         accept, write "x", close; for SECS seconds
+ *   netprobe sink PORT SECS           per connection: read "N\n" and N bytes, answer "N\n"
  *
  * Failures print "netprobe: WHAT: strerror" and exit 1; no answer to a
  * datagram exits 2.  Servers listen on [::] (both families). */
@@ -61,6 +61,19 @@ static int listen_on(const char *port, int type)
         if (type == SOCK_STREAM && listen(fd, 128) < 0)
                 return -1;
         return fd;
+}
+
+/* copy one line from fd to stdout */
+static int answer_line(int fd)
+{
+        char c;
+        ssize_t n;
+        while ((n = read(fd, &c, 1)) == 1) {
+                putchar(c);
+                if (c == '\n')
+                        return 0;
+        }
+        return n < 0 ? die("read") : 1;
 }
 
 static int udp(char **a)
@@ -124,6 +137,9 @@ static int tcp(char **a)
         return 0;
 }
 
+/* "N\n", N zero bytes, then the answer's first line.  Never half-closes:
+ * passt (0.0~git20230309) does not pass the peer's FIN to a guest that has
+ * sent its own, so waiting for EOF after shutdown(SHUT_WR) would hang. */
 static int send_bytes(char **a)
 {
         static char buf[1 << 16];
@@ -131,17 +147,14 @@ static int send_bytes(char **a)
         int fd = connect_to(a[0], a[1], SOCK_STREAM);
         if (fd < 0)
                 return die("connect");
+        dprintf(fd, "%lld\n", left);
         while (left > 0) {
                 ssize_t n = write(fd, buf, left < (long long)sizeof(buf) ? (size_t)left : sizeof(buf));
                 if (n < 0)
                         return die("write");
                 left -= n;
         }
-        shutdown(fd, SHUT_WR);
-        ssize_t n;
-        while ((n = read(fd, buf, sizeof(buf))) > 0)
-                fwrite(buf, 1, (size_t)n, stdout);
-        return n < 0 ? die("read") : 0;
+        return answer_line(fd);
 }
 
 static int serve(char **a, int sink)
@@ -156,11 +169,26 @@ static int serve(char **a, int sink)
                 if (c < 0)
                         return die("accept");
                 if (sink) {
-                        long long total = 0;
-                        ssize_t n;
-                        while ((n = read(c, buf, sizeof(buf))) > 0)
+                        /* "N\n" then N bytes; answered after the N-th */
+                        char line[32];
+                        size_t len = 0;
+                        long long want, total = 0;
+                        while (len < sizeof(line) - 1 && read(c, line + len, 1) == 1 && line[len] != '\n')
+                                len++;
+                        line[len] = 0;
+                        want = atoll(line);
+                        while (total < want) {
+                                ssize_t n = read(c, buf, want - total < (long long)sizeof(buf) ? (size_t)(want - total) : sizeof(buf));
+                                if (n <= 0)
+                                        break;
                                 total += n;
+                        }
                         dprintf(c, "%lld\n", total);
+                } else {
+                        /* one byte, so the client can tell the guest
+                         * itself answered (passt accepts on the host side
+                         * before the guest has) */
+                        (void)!write(c, "x", 1);
                 }
                 close(c);
         }
