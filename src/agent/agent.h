@@ -6,6 +6,7 @@
  *             kernel file systems, volumes, the switch into it
  *   procs.c   after SETUP: the process manager and its poll() loop
  *   tarcp.c   msb cp's routines (MSB_EXEC_INTERNAL), run in a child
+ *   net.c     lo, eth0 and /etc/{hosts,resolv.conf} from SETUP
  */
 #pragma once
 
@@ -58,6 +59,11 @@ void setup_root(const struct msb_setup_msg *su, const char *premounted, const st
 void root_sync(void);
 /* syncfs() of the disk upper, if there is one. */
 void root_sync_disk(void);
+
+/* ---- net.c ---- */
+/* lo up; with MSB_SETUP_NET eth0 configured; /etc/hosts (and resolv.conf)
+ * written under NEWROOT.  Before the volumes: a volume at /etc/hosts wins. */
+void net_setup(const struct msb_setup_msg *su);
 
 /* ---- procs.c ---- */
 /* Run processes for the host until SHUTDOWN; first (may be NULL) is a

@@ -33,6 +33,14 @@ static void run_usage(FILE *f, const char *verb)
               "  -v, --volume HOST:GUEST[:OPTS]  share a host directory at GUEST; OPTS, comma-separated:\n"
               "                        rw (default) or ro (enforced on the host), passthrough\n"
               "                        (guest chmod/chown change the host file; default: kept in the guest)\n"
+              "      --net MODE        public (default: the internet and DNS, nothing private), private\n"
+              "                        (adds RFC 1918, ULA, CGNAT), host (adds the host and its loopback\n"
+              "                        services, at the gateway 10.0.2.2), all, or none (no network device)\n"
+              "      --net-rule RULE   allow|deny[:egress|:ingress]@TARGET[:tcp|udp|icmp[:PORTS]], repeatable,\n"
+              "                        first match wins; TARGET: IP, CIDR, domain, *.domain or a group\n"
+              "                        (public private loopback link-local meta multicast host dns any)\n"
+              "  -p, --publish [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp]  publish a guest port on the host\n"
+              "                        (on 127.0.0.1 unless HOSTIP is given)\n"
               "  -i, --interactive     forward stdin to the command\n"
               "  -t, --tty             give the command a terminal (raw mode here; Ctrl-P Ctrl-Q detaches)\n"
               "  -d, --detach          start it in the background and print its name\n"
@@ -48,7 +56,8 @@ static void run_usage(FILE *f, const char *verb)
               "      --accel MODE      auto|kvm|tcg (default auto, or $MSB_ACCEL)\n"
               "      --pull WHEN       always, missing (default: pull the image if it is not stored) or never\n"
               "      --fs-backend NAME msb (default) or virtiofsd (root only, no host-side ro; or $MSB_FS_BACKEND)\n"
-              "      --verbose         say what msb does (accelerator, kernel, runtime dir)\n"
+              "      --verbose         say what msb does (accelerator, kernel, runtime dir, each network\n"
+              "                        policy decision)\n"
               "  -h, --help            show this help\n"
               "\n"
               "Exit status: the command's; 128+N if killed by signal N; 125 if msb failed;\n"
@@ -123,7 +132,7 @@ static int parse_run_args(const char *verb, int argc, char **argv, struct run_cl
 {
         enum {
                 OPT_ENTRYPOINT = 256, OPT_HOSTNAME, OPT_ROOTFS, OPT_ACCEL, OPT_VERBOSE, OPT_FS_BACKEND, OPT_PULL,
-                OPT_NAME, OPT_RM, OPT_DISK, OPT_MAXDUR, OPT_IDLE, OPT_TIMEOUT,
+                OPT_NAME, OPT_RM, OPT_DISK, OPT_MAXDUR, OPT_IDLE, OPT_TIMEOUT, OPT_NET, OPT_NET_RULE,
         };
         static const struct option longopts[] = {
                 {"env", required_argument, NULL, 'e'},
@@ -148,6 +157,9 @@ static int parse_run_args(const char *verb, int argc, char **argv, struct run_cl
                 {"fs-backend", required_argument, NULL, OPT_FS_BACKEND},
                 {"pull", required_argument, NULL, OPT_PULL},
                 {"verbose", no_argument, NULL, OPT_VERBOSE},
+                {"net", required_argument, NULL, OPT_NET},
+                {"net-rule", required_argument, NULL, OPT_NET_RULE},
+                {"publish", required_argument, NULL, 'p'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
@@ -157,7 +169,7 @@ static int parse_run_args(const char *verb, int argc, char **argv, struct run_cl
         int c;
         opterr = 0;
         /* '+': stop at the image name; what follows belongs to the command */
-        while ((c = getopt_long(argc, argv, "+e:w:u:c:m:v:itdh", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "+e:w:u:c:m:v:p:itdh", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'e':
                         if (strchr(optarg, '=')) {
@@ -309,6 +321,16 @@ static int parse_run_args(const char *verb, int argc, char **argv, struct run_cl
                 case OPT_VERBOSE:
                         rc->verbose = true;
                         break;
+                case OPT_NET:
+                case OPT_NET_RULE:
+                case 'p':
+                        if ((c == OPT_NET      ? msb_run_opts_set_net(o, optarg, &err)
+                             : c == 'p'        ? msb_run_opts_add_port(o, optarg, &err)
+                                               : msb_run_opts_add_net_rule(o, optarg, &err)) < 0) {
+                                cli_error("%s", err.message);
+                                return -1;
+                        }
+                        break;
                 case 'h':
                         run_usage(stdout, verb);
                         return 1;
@@ -320,6 +342,10 @@ static int parse_run_args(const char *verb, int argc, char **argv, struct run_cl
                                 cli_error("%s: unknown option '%s'; see 'msb %s --help'", verb, argv[optind - 1], verb);
                         return -1;
                 }
+        }
+        if (msb_run_opts_check(o, &err) < 0) {
+                cli_error("%s", err.message);
+                return -1;
         }
         int i = optind;
         if (!have_rootfs) {

@@ -240,6 +240,7 @@ struct vmm_config {
         struct vmm_share *shares;
         size_t nshares;
         const char *disk;      /* raw disk image for virtio-blk (/dev/vda), or NULL */
+        const char *net_socket; /* msb-netd's socket for virtio-net, or NULL: no network device */
 };
 /* Build QEMU's argv (NULL-terminated, owned by caller). */
 char **vmm_qemu_argv(const struct vmm_config *c);

@@ -32,7 +32,9 @@
 /* The drivers agentd needs; their dependencies are added from modinfo. */
 static const char *const needed_modules[] = {"virtio_mmio", "virtio_console", "virtiofs", "overlay",
                                              /* a named sandbox's writable layer */
-                                             "virtio_blk", "ext4"};
+                                             "virtio_blk", "ext4",
+                                             /* the network (dependencies: net_failover, failover) */
+                                             "virtio_net"};
 #define MAX_MODULES 64
 
 struct modfile {

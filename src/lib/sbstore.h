@@ -13,6 +13,7 @@ struct sb_state {
         int pid;         /* the supervisor's */
         int qemu_pid;    /* while running */
         char *server_pids; /* the virtio-fs servers', space-separated, while running */
+        int net_pid;     /* msb-netd's, while running with a network */
         int64_t created, started, finished;
         int exit_code;   /* -1: none */
         char *runtime;   /* runtime dir while running */

@@ -977,6 +977,7 @@ static void state_final(struct sup *s)
                 state_restore(s);
         s->st.pid = 0;
         s->st.qemu_pid = 0;
+        s->st.net_pid = 0;
         free(s->st.server_pids);
         s->st.server_pids = NULL;
         free(s->st.runtime);
@@ -1071,8 +1072,14 @@ static void sup_running(struct sup *s)
         s->st.qemu_pid = s->vm->sb.qemu.pid;
         free(s->st.server_pids);
         s->st.server_pids = xstrdup("");
+        s->st.net_pid = 0;
         for (size_t i = 0; i < s->vm->sb.nfsd; i++) {
-                char *n = xasprintf("%s%s%d", s->st.server_pids, i ? " " : "", (int)s->vm->sb.fsd[i].pid);
+                if (s->vm->sb.fsd[i].net) {
+                        s->st.net_pid = (int)s->vm->sb.fsd[i].pid;
+                        continue;
+                }
+                char *n = xasprintf("%s%s%d", s->st.server_pids, *s->st.server_pids ? " " : "",
+                                    (int)s->vm->sb.fsd[i].pid);
                 free(s->st.server_pids);
                 s->st.server_pids = n;
         }

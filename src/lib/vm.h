@@ -14,6 +14,7 @@
 #include "proto/proto.h"
 
 #define MAX_VOLUMES 32u
+#define MAX_TMPFS 16u
 #define DEFAULT_MEMORY_MIB 512u
 /* the main process's id on the guest channel */
 #define VM_MAIN_ID 1u
@@ -56,6 +57,22 @@ struct msb_run_opts {
         bool auto_remove;
         unsigned timeout; /* seconds, ephemeral run */
         bool no_disk; /* writes go to guest memory (tmpfs), as in an ephemeral run */
+        /* OCI bundles (msb-runtime): the root served read-write, owners
+         * passed through, no overlay; explicit ids; rlimits; tmpfs mounts */
+        bool root_rw;
+        bool ids_set;
+        struct ids ids;
+        struct msb_rlimit rlimits[MSB_PROTO_MAX_RLIMITS];
+        uint32_t nrlimits;
+        struct tmpfs_mount {
+                char *path, *options;
+                unsigned flags; /* MSB_MOUNT_RO/NOSUID/NODEV/NOEXEC */
+        } tmpfs[MAX_TMPFS];
+        size_t ntmpfs;
+        /* the network (src/lib/net.c); mode NULL: public */
+        char *net_mode;
+        char **net_rules;
+        char **net_ports;
 };
 
 struct child {
@@ -63,6 +80,7 @@ struct child {
         int pidfd;
         char *what;
         char *log;   /* its stderr, for the message when it dies */
+        bool net;    /* msb-netd, among the servers */
 };
 
 struct sandbox {
@@ -73,11 +91,12 @@ struct sandbox {
         int lock_fd;
         int ctl;     /* our end of the control channel */
         struct child qemu;
-        struct child fsd[MAX_VOLUMES + 1];
+        struct child fsd[MAX_VOLUMES + 2]; /* the servers: virtio-fs, then msb-netd */
         size_t nfsd;
         struct vmm_share shares[MAX_VOLUMES + 1];
         size_t nshares;
         char *console;
+        char *net_socket;
 };
 
 struct vm_opts {
@@ -101,13 +120,26 @@ struct vm {
         char **argv, **env, **prefetch;
         struct ids ids;
         bool have_ids;
-        struct msb_mount_spec mounts[MAX_VOLUMES];
+        struct msb_mount_spec mounts[MAX_VOLUMES + MAX_TMPFS];
         char subs[MAX_VOLUMES][12];
         struct msb_setup_msg setup;
+        struct msb_net_spec net; /* eth0's configuration, when has_net */
+        bool has_net;
         struct msb_exec_msg main; /* argc 0: none */
         struct msb_buf out;       /* queued for the guest: HELLO, SETUP[, EXEC] */
         int64_t boot_started, boot_deadline; /* CLOCK_MONOTONIC ms: agentd must answer by then */
 };
+
+/* ---- net.c ---- */
+/* The guest's side of its link.  Private addresses, but the guest reaches
+ * nothing by them: passt terminates every connection on the host. */
+#define NET_GUEST4 "10.0.2.15"
+#define NET_GW4 "10.0.2.2"
+/* The options together make sense (no ports or rules with --net none). */
+int net_opts_check(const struct msb_run_opts *o, struct msb_error *err);
+/* Start msb-netd (and through it passt) unless --net none; fills
+ * vm->net.  The process joins sb->fsd[]. */
+int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err);
 
 /* Resolve, then boot: on success the VM is starting and vm->out holds what
  * goes to the guest first.  On failure nothing is left behind. */

@@ -104,6 +104,15 @@ char **vmm_qemu_argv(const struct vmm_config *c)
                 A("-device");
                 A("virtio-blk-device,drive=disk0");
         }
+        if (c->net_socket) {
+                /* passt's framing over a unix socket msb-netd listens on;
+                 * the MAC is the same in every sandbox: each has a link of
+                 * its own */
+                A("-netdev");
+                AF("stream,id=net0,server=off,addr.type=unix,addr.path=%s", c->net_socket);
+                A("-device");
+                A("virtio-net-device,netdev=net0,mac=52:54:00:6d:73:62");
+        }
         for (size_t i = 0; i < c->nshares; i++) {
                 A("-chardev");
                 AF("socket,id=fs%zu,path=%s", i, c->shares[i].socket_path);

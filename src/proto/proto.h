@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSB_PROTO_VERSION 4u
+#define MSB_PROTO_VERSION 5u
 #define MSB_PROTO_HDR_SIZE 8u
 /* Largest payload either side accepts.  Big enough for an EXEC message with a
  * large environment; small enough that a hostile peer cannot make us allocate
@@ -103,7 +103,12 @@ enum msb_msg_type {
 #define MSB_SETUP_DISK (1u << 0) /* the root's writable layer is the ext4 file
                                   * system on the first virtio-blk disk
                                   * (/dev/vda), kept across boots; else tmpfs */
-#define MSB_SETUP_KNOWN_FLAGS (MSB_SETUP_DISK)
+#define MSB_SETUP_NET (1u << 1)  /* eth0 is configured from setup.net; else
+                                  * the guest has only lo */
+#define MSB_SETUP_ROOT_RW (1u << 2) /* the root share is the root itself,
+                                     * read-write, no overlay (an OCI
+                                     * bundle's root: writes reach the host) */
+#define MSB_SETUP_KNOWN_FLAGS (MSB_SETUP_DISK | MSB_SETUP_NET | MSB_SETUP_ROOT_RW)
 
 /* EXEC flags */
 #define MSB_EXEC_STDIN (1u << 0) /* stdin comes from STDIN messages; else /dev/null */
@@ -133,7 +138,14 @@ enum msb_msg_type {
 /* mount flags */
 #define MSB_MOUNT_RO (1u << 0)
 #define MSB_MOUNT_FILE (1u << 1) /* the source is a regular file */
-#define MSB_MOUNT_KNOWN_FLAGS (MSB_MOUNT_RO | MSB_MOUNT_FILE)
+/* a tmpfs made in the guest: tag holds its options (size=, mode=, nr_inodes=,
+ * uid=, gid=; nothing else), sub is "" */
+#define MSB_MOUNT_TMPFS (1u << 2)
+#define MSB_MOUNT_NOSUID (1u << 3)
+#define MSB_MOUNT_NODEV (1u << 4)
+#define MSB_MOUNT_NOEXEC (1u << 5)
+#define MSB_MOUNT_KNOWN_FLAGS \
+        (MSB_MOUNT_RO | MSB_MOUNT_FILE | MSB_MOUNT_TMPFS | MSB_MOUNT_NOSUID | MSB_MOUNT_NODEV | MSB_MOUNT_NOEXEC)
 
 /* EXIT kinds */
 #define MSB_EXIT_CODE 0u   /* value is the exit status (0..255) */
@@ -147,12 +159,30 @@ struct msb_mount_spec {
         uint32_t flags;
 };
 
+/* eth0's static configuration (no DHCP in the guest); the gateways are
+ * also the resolvers.  prefix6 0: no IPv6. */
+struct msb_net_spec {
+        uint8_t addr4[4], gw4[4];
+        uint32_t prefix4; /* 1..30 */
+        uint8_t addr6[16], gw6[16];
+        uint32_t prefix6; /* 0 or 1..127 */
+        uint32_t mtu;     /* 68..65520 */
+};
+
 struct msb_setup_msg {
         uint32_t flags;
         char *rootfs_tag;
         char *hostname;
         uint32_t nmounts;
         struct msb_mount_spec *mounts;
+        struct msb_net_spec net; /* with MSB_SETUP_NET */
+};
+
+#define MSB_PROTO_MAX_RLIMITS 16u
+#define MSB_PROTO_RLIMIT_NR 16u /* Linux's RLIM_NLIMITS */
+struct msb_rlimit {
+        uint32_t resource;
+        uint64_t soft, hard; /* UINT64_MAX: unlimited */
 };
 
 struct msb_exec_msg {
@@ -178,6 +208,9 @@ struct msb_exec_msg {
         char **prefetch;
         /* with MSB_EXEC_TTY: the terminal's size (1..65535 each), else 0 */
         uint32_t rows, cols;
+        /* setrlimit() before exec: resource < MSB_PROTO_RLIMIT_NR, soft <= hard */
+        uint32_t nrlimits;
+        struct msb_rlimit rlimits[MSB_PROTO_MAX_RLIMITS];
 };
 
 struct msb_msg {
@@ -239,6 +272,8 @@ static inline const uint8_t *msb_buf_head(const struct msb_buf *b)
 /* Encoders append one whole frame to out.  They return 0, or -E2BIG when the
  * message would not fit in MSB_PROTO_MAX_PAYLOAD / the field limits. */
 int msb_enc_hello(struct msb_buf *out, uint32_t version, const char *peer);
+/* the limits agentd accepts (and msb_enc_setup checks) */
+bool msb_net_spec_ok(const struct msb_net_spec *n);
 int msb_enc_setup(struct msb_buf *out, const struct msb_setup_msg *setup);
 int msb_enc_exec(struct msb_buf *out, const struct msb_exec_msg *exec);
 /* STDIN, STDOUT, STDERR */

@@ -41,7 +41,7 @@ run_msb() {
 # runtime dirs, sockets, image-store temp files.
 leak_snapshot() {
         local procs dirs tmps
-        procs=$(pgrep -c -f '(qemu-system-x86_64|/usr/lib/qemu/virtiofsd|msb-fsd).*msb' || true)
+        procs=$(pgrep -c -f '(qemu-system-x86_64|/usr/lib/qemu/virtiofsd|msb-fsd|msb-netd|passt).*msb' || true)
         dirs=$(find "$RUNDIR" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
         tmps=$(find "$DATA/images/tmp" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
         echo "procs=$procs rundirs=$dirs storetmp=$tmps"

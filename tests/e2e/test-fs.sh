@@ -140,7 +140,7 @@ t_unprivileged_user() {
         local u
         u=$(mktemp -d /tmp/msb-unpriv.XXXXXX)
         mkdir -p "$u/bin" "$u/home" "$u/vol" "$u/rovol"
-        cp "$ROOT/build/msb" "$ROOT/build/msb-fsd" "$ROOT/build/agentd" "$u/bin/"
+        cp "$ROOT/build/msb" "$ROOT/build/msb-fsd" "$ROOT/build/msb-netd" "$ROOT/build/agentd" "$u/bin/"
         echo keep >"$u/rovol/f"
         chown -R nobody:nogroup "$u/home" "$u/vol"
         chmod 755 "$u"

@@ -233,7 +233,7 @@ t_readable_not_owned_file_as_user() {
         local u d
         u=$(mktemp -d /tmp/msb-vol-user.XXXXXX)
         mkdir -p "$u/bin" "$u/home"
-        cp "$ROOT/build/msb" "$ROOT/build/msb-fsd" "$ROOT/build/agentd" "$u/bin/"
+        cp "$ROOT/build/msb" "$ROOT/build/msb-fsd" "$ROOT/build/msb-netd" "$ROOT/build/agentd" "$u/bin/"
         echo root-owned >"$u/ro-by-root.txt"
         chmod 644 "$u/ro-by-root.txt"
         chown -R nobody:nogroup "$u/home"

@@ -134,6 +134,11 @@ int main(int argc, char **argv)
         report("unix socket", socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair(AF_UNIX)");
         report("inet socket", socket(AF_INET, SOCK_STREAM, 0) >= 0, "socket(AF_INET)");
         report("inet6 socket", socket(AF_INET6, SOCK_STREAM, 0) >= 0, "socket(AF_INET6)");
+        /* the default network: virtio-net up as eth0, and nothing else but
+         * lo (no sit0 tunnel from the kernel) */
+        report("virtio-net eth0", access("/sys/class/net/eth0", F_OK) == 0, "/sys/class/net/eth0");
+        report("no other interfaces", access("/sys/class/net/sit0", F_OK) != 0 && access("/sys/class/net/tunl0", F_OK) != 0,
+               "sit0 or tunl0 present");
         report("epoll", epoll_create1(0) >= 0, "epoll_create1");
         sigset_t m;
         sigemptyset(&m);

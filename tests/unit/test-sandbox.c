@@ -6,7 +6,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,7 +47,53 @@ static struct msb_run_opts *opts(void)
         msb_run_opts_set_tty(o, true, 30, 100);
         msb_run_opts_set_disk_size(o, 64ull << 20);
         msb_run_opts_set_idle_timeout(o, 9);
+        struct msb_error err = {0};
+        CHECK_INT(msb_run_opts_set_net(o, "private", &err), 0);
+        CHECK_INT(msb_run_opts_add_net_rule(o, "deny@*.example.com", &err), 0);
+        CHECK_INT(msb_run_opts_add_port(o, "127.0.0.1:38417:80", &err), 0);
         return o;
+}
+
+/* --net, --net-rule, -p: each bad value is refused with the option, the
+ * value and the fix named; nothing is kept from a refused one. */
+static void test_net_opts(void)
+{
+        struct msb_run_opts *o;
+        struct msb_error err = {0};
+        msb_run_opts_new(&o);
+        CHECK_INT(msb_run_opts_set_net(o, "publick", &err), -EINVAL);
+        CHECK(strstr(err.message, "--net 'publick'") && strstr(err.message, "public, private"));
+        CHECK_INT(msb_run_opts_add_net_rule(o, "allow@pubic", &err), -EINVAL);
+        CHECK(strstr(err.message, "--net-rule 'allow@pubic'") != NULL);
+        CHECK_INT(msb_run_opts_add_net_rule(o, "allow@10.0.0.0/8:tcp:90-80", &err), -EINVAL);
+        CHECK_INT(msb_run_opts_add_port(o, "80:80", &err), -EACCES);
+        CHECK(strstr(err.message, "privileged") != NULL);
+        CHECK_INT(msb_run_opts_add_port(o, "x:80", &err), -EINVAL);
+        CHECK_INT(msb_run_opts_add_port(o, "38418:80/sctp", &err), -EINVAL);
+        CHECK_INT(msb_run_opts_add_port(o, "38418:80", &err), 0);
+        CHECK_INT(msb_run_opts_add_port(o, "0.0.0.0:38418:81", &err), -EINVAL);
+        CHECK(strstr(err.message, "already published") != NULL);
+        CHECK_INT(msb_run_opts_add_port(o, "38418:80/udp", &err), 0);
+        /* the same port on another address does not clash */
+        CHECK_INT(msb_run_opts_add_port(o, "[::1]:38418:80", &err), 0);
+        CHECK_INT(msb_run_opts_add_port(o, "192.0.2.254:38419:80", &err) < 0, 1);
+        /* a port someone listens on */
+        int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t sl = sizeof(sa);
+        CHECK_INT(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        CHECK_INT(listen(l, 1), 0);
+        CHECK_INT(getsockname(l, (struct sockaddr *)&sa, &sl), 0);
+        char *spec = xasprintf("%u:80", ntohs(sa.sin_port));
+        CHECK_INT(msb_run_opts_add_port(o, spec, &err), -EADDRINUSE);
+        CHECK(strstr(err.message, "already in use") != NULL);
+        free(spec);
+        close(l);
+        CHECK_INT(msb_run_opts_check(o, &err), 0);
+        CHECK_INT(msb_run_opts_set_net(o, "none", &err), 0);
+        CHECK_INT(msb_run_opts_check(o, &err), -EINVAL);
+        CHECK(strstr(err.message, "--net none") != NULL);
+        msb_run_opts_free(o);
 }
 
 static void test_lifecycle(struct msb_ctx *ctx)
@@ -63,6 +112,9 @@ static void test_lifecycle(struct msb_ctx *ctx)
                 CHECK(back->tty && back->rows == 30 && back->cols == 100);
                 CHECK_INT(back->disk_size, 64ull << 20);
                 CHECK_INT(back->idle_timeout, 9);
+                CHECK_STR(back->net_mode, "private");
+                CHECK(back->net_rules && !strcmp(back->net_rules[0], "deny@*.example.com") && !back->net_rules[1]);
+                CHECK(back->net_ports && !strcmp(back->net_ports[0], "127.0.0.1:38417:80"));
                 msb_run_opts_free(back);
         }
         /* a sparse disk of the size asked for, owner-only */
@@ -199,6 +251,7 @@ static void test_stranded(struct msb_ctx *ctx)
 int main(void)
 {
         test_names();
+        test_net_opts();
         char home[] = "/tmp/msb-test-sb.XXXXXX";
         if (!mkdtemp(home))
                 return 1;

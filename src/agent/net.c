@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The guest's network, from SETUP: lo always up; with MSB_SETUP_NET, eth0
+ * gets the static addresses, MTU and default routes msb chose (the guest
+ * needs no DHCP client), and the new root gets /etc/resolv.conf naming the
+ * gateway (msb-netd answers DNS there) and /etc/hosts with the hostname.
+ * Classic ioctls: a handful of calls, no netlink parser in PID 1.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "common/util.h"
+
+/* linux/ipv6.h's, which clashes with netinet/in.h */
+struct in6_ifreq_ {
+        struct in6_addr ifr6_addr;
+        uint32_t ifr6_prefixlen;
+        int ifr6_ifindex;
+};
+
+static void link_up(int s, const char *name, unsigned mtu)
+{
+        struct ifreq ifr = {0};
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+        if (mtu) {
+                ifr.ifr_mtu = (int)mtu;
+                if (ioctl(s, SIOCSIFMTU, &ifr) < 0)
+                        fail("network", errno, "cannot set %s's MTU to %u", name, mtu);
+        }
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+                fail("network", errno, "no network interface %s in the guest", name);
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+                fail("network", errno, "cannot bring %s up", name);
+}
+
+static void set_sysctl(const char *path, const char *v)
+{
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0)
+                (void)!write(fd, v, strlen(v));
+}
+
+static void ipv4_setup(int s, const struct msb_net_spec *n)
+{
+        struct ifreq ifr = {0};
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+        sin->sin_family = AF_INET;
+        memcpy(&sin->sin_addr, n->addr4, 4);
+        if (ioctl(s, SIOCSIFADDR, &ifr) < 0)
+                fail("network", errno, "cannot set eth0's IPv4 address");
+        sin = (struct sockaddr_in *)&ifr.ifr_netmask;
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(~0u << (32 - n->prefix4));
+        if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0)
+                fail("network", errno, "cannot set eth0's IPv4 netmask");
+        struct rtentry rt = {0};
+        char dev[] = "eth0";
+        ((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
+        ((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
+        sin = (struct sockaddr_in *)&rt.rt_gateway;
+        sin->sin_family = AF_INET;
+        memcpy(&sin->sin_addr, n->gw4, 4);
+        rt.rt_flags = RTF_UP | RTF_GATEWAY;
+        rt.rt_dev = dev;
+        if (ioctl(s, SIOCADDRT, &rt) < 0)
+                fail("network", errno, "cannot add the IPv4 default route");
+}
+
+static void ipv6_setup(const struct msb_net_spec *n)
+{
+        _cleanup_close_ int s6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s6 < 0)
+                fail("network", errno, "the guest kernel has no IPv6");
+        int idx = (int)if_nametoindex("eth0");
+        struct in6_ifreq_ r = {.ifr6_prefixlen = n->prefix6, .ifr6_ifindex = idx};
+        memcpy(&r.ifr6_addr, n->addr6, 16);
+        if (ioctl(s6, SIOCSIFADDR, &r) < 0)
+                fail("network", errno, "cannot set eth0's IPv6 address");
+        struct in6_rtmsg rt = {.rtmsg_flags = RTF_UP | RTF_GATEWAY, .rtmsg_metric = 1, .rtmsg_ifindex = idx};
+        memcpy(&rt.rtmsg_gateway, n->gw6, 16);
+        if (ioctl(s6, SIOCADDRT, &rt) < 0)
+                fail("network", errno, "cannot add the IPv6 default route");
+}
+
+/* Replace PATH under the new root with a regular file (whatever was there:
+ * the image's file, a symlink to a resolver's stub, nothing).  It lands in
+ * the sandbox's writable layer; the image itself is never written. */
+static void put_etc_file(const char *name, const char *text)
+{
+        mkdir(NEWROOT "/etc", 0755);
+        _cleanup_free_ char *p = xasprintf(NEWROOT "/etc/%s", name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+                fail("network", EISDIR, "the image has a directory at /etc/%s", name);
+        (void)unlink(p);
+        _cleanup_close_ int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+                fail("network", errno, "cannot write /etc/%s in the guest", name);
+}
+
+static void etc_files(const struct msb_setup_msg *su)
+{
+        const struct msb_net_spec *n = &su->net;
+        bool net = su->flags & MSB_SETUP_NET;
+        const char *host = su->hostname[0] ? su->hostname : "localhost";
+        char a4[INET_ADDRSTRLEN] = "127.0.1.1", a6[INET6_ADDRSTRLEN] = "", g4[INET_ADDRSTRLEN], g6[INET6_ADDRSTRLEN];
+        if (net) {
+                inet_ntop(AF_INET, n->addr4, a4, sizeof(a4));
+                inet_ntop(AF_INET, n->gw4, g4, sizeof(g4));
+                if (n->prefix6) {
+                        inet_ntop(AF_INET6, n->addr6, a6, sizeof(a6));
+                        inet_ntop(AF_INET6, n->gw6, g6, sizeof(g6));
+                }
+        }
+        _cleanup_free_ char *hosts =
+                xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n%s%s%s%s",
+                          a4, host, a6[0] ? a6 : "", a6[0] ? "\t" : "", a6[0] ? host : "", a6[0] ? "\n" : "");
+        put_etc_file("hosts", hosts);
+        if (net) {
+                _cleanup_free_ char *rc = xasprintf("# msb: the sandbox's resolver, which applies its network policy\n"
+                                                    "nameserver %s\n%s%s%s",
+                                                    g4, a6[0] ? "nameserver " : "", a6[0] ? g6 : "", a6[0] ? "\n" : "");
+                put_etc_file("resolv.conf", rc);
+        }
+}
+
+void net_setup(const struct msb_setup_msg *su)
+{
+        _cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                fail("network", errno, "the guest kernel has no IPv4");
+        link_up(s, "lo", 0);
+        if (su->flags & MSB_SETUP_NET) {
+                const struct msb_net_spec *n = &su->net;
+                /* static addresses: no duplicate detection to wait for, no
+                 * router advertisements to add a second address or route */
+                set_sysctl("/proc/sys/net/ipv6/conf/eth0/accept_dad", "0");
+                set_sysctl("/proc/sys/net/ipv6/conf/eth0/accept_ra", "0");
+                set_sysctl("/proc/sys/net/ipv6/conf/eth0/autoconf", "0");
+                if (!n->prefix6)
+                        set_sysctl("/proc/sys/net/ipv6/conf/eth0/disable_ipv6", "1");
+                link_up(s, "eth0", n->mtu);
+                ipv4_setup(s, n);
+                if (n->prefix6)
+                        ipv6_setup(n);
+        }
+        etc_files(su);
+}

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A sandbox's network, host side: the options (--net, --net-rule, -p),
+ * checked when given, and msb-netd's start at boot.  The policy itself is
+ * enforced by msb-netd (src/netd/main.c, src/net/); docs/network.md.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "net/net.h"
+#include "vm.h"
+
+#define GUEST4 NET_GUEST4
+#define GW4 NET_GW4
+#define PREFIX4 24
+#define GUEST6 "fd00:6d73:6200::15"
+#define GW6 "fd00:6d73:6200::2"
+#define PREFIX6 64
+#define NET_MTU 65520
+#define MAX_NET_RULES 256
+#define MAX_NET_PORTS 64
+
+int msb_run_opts_set_net(struct msb_run_opts *o, const char *mode, struct msb_error *err)
+{
+        enum net_mode m;
+        if (!mode || net_mode_parse(mode, &m) < 0)
+                return msb_err(err, EINVAL, "--net '%s': unknown mode; use public, private, host, all or none",
+                               mode ? mode : "");
+        free(o->net_mode);
+        o->net_mode = xstrdup(net_mode_name(m));
+        return 0;
+}
+
+int msb_run_opts_add_net_rule(struct msb_run_opts *o, const char *rule, struct msb_error *err)
+{
+        struct net_rule r;
+        char why[256];
+        if (strv_len(o->net_rules) >= MAX_NET_RULES)
+                return msb_err(err, E2BIG, "--net-rule '%s': at most %d rules", rule, MAX_NET_RULES);
+        if (net_rule_parse(rule, &r, why, sizeof(why)) < 0)
+                return msb_err(err, EINVAL, "--net-rule '%s': %s", rule, why);
+        strv_push(&o->net_rules, rule);
+        return 0;
+}
+
+static unsigned unprivileged_port_start(void)
+{
+        _cleanup_free_ char *s = NULL;
+        if (read_file_at(AT_FDCWD, "/proc/sys/net/ipv4/ip_unprivileged_port_start", 64, &s, NULL) < 0)
+                return 1024;
+        return (unsigned)strtoul(s, NULL, 10);
+}
+
+/* Is the host port free now?  Bound and closed at once: passt binds it
+ * for real when the sandbox starts (and the check is repeated there). */
+static int port_free(const struct net_port *p, const char *spec, struct msb_error *err)
+{
+        struct sockaddr_storage ss = {0};
+        socklen_t len;
+        if (p->host.family == 4) {
+                struct sockaddr_in *s = (struct sockaddr_in *)&ss;
+                s->sin_family = AF_INET;
+                s->sin_port = htons(p->host_port);
+                memcpy(&s->sin_addr, p->host.a, 4);
+                len = sizeof(*s);
+        } else {
+                struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
+                s->sin6_family = AF_INET6;
+                s->sin6_port = htons(p->host_port);
+                memcpy(&s->sin6_addr, p->host.a, 16);
+                len = sizeof(*s);
+        }
+        _cleanup_close_ int fd =
+                socket(ss.ss_family, (p->proto == 17 ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+        int one = 1;
+        if (fd >= 0 && p->proto == 6)
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) < 0) {
+                int e = errno;
+                char a[64];
+                net_addr_format(&p->host, a, sizeof(a));
+                if (e == EADDRINUSE)
+                        return msb_err(err, e, "-p %s: host port %s:%u/%s is already in use", spec, a, p->host_port,
+                                       p->proto == 17 ? "udp" : "tcp");
+                if (e == EADDRNOTAVAIL)
+                        return msb_err(err, e, "-p %s: %s is not an address of this host", spec, a);
+                return msb_err(err, e, "-p %s: cannot bind %s:%u: %s", spec, a, p->host_port, strerror(e));
+        }
+        return 0;
+}
+
+static bool unspecified(const struct net_addr *a)
+{
+        static const uint8_t zero[16];
+        return !memcmp(a->a, zero, a->family == 4 ? 4 : 16);
+}
+
+/* Would two binds of one port clash?  The same address, or either one all
+ * addresses (0.0.0.0 and :: also overlap each other on Linux). */
+static bool binds_overlap(const struct net_addr *x, const struct net_addr *y)
+{
+        return net_addr_eq(x, y) || unspecified(x) || unspecified(y);
+}
+
+int msb_run_opts_add_port(struct msb_run_opts *o, const char *spec, struct msb_error *err)
+{
+        struct net_port p;
+        char why[256];
+        if (strv_len(o->net_ports) >= MAX_NET_PORTS)
+                return msb_err(err, E2BIG, "-p '%s': at most %d published ports", spec, MAX_NET_PORTS);
+        if (net_port_parse(spec, &p, why, sizeof(why)) < 0)
+                return msb_err(err, EINVAL, "-p '%s': %s", spec, why);
+        /* passt drops root: it binds as an unprivileged user */
+        unsigned lo = unprivileged_port_start();
+        if (p.host_port < lo)
+                return msb_err(err, EACCES,
+                               "-p '%s': host port %u is privileged (below net.ipv4.ip_unprivileged_port_start, "
+                               "%u); publish on a port from %u up",
+                               spec, p.host_port, lo, lo);
+        for (char **s = o->net_ports; s && *s; s++) {
+                struct net_port q;
+                if (net_port_parse(*s, &q, why, sizeof(why)) == 0 && q.proto == p.proto &&
+                    q.host_port == p.host_port && binds_overlap(&q.host, &p.host))
+                        return msb_err(err, EINVAL, "-p '%s': host port %u/%s is already published by -p '%s'",
+                                       spec, p.host_port, p.proto == 17 ? "udp" : "tcp", *s);
+        }
+        int r = port_free(&p, spec, err);
+        if (r < 0)
+                return r;
+        strv_push(&o->net_ports, spec);
+        return 0;
+}
+
+static enum net_mode mode_of(const struct msb_run_opts *o)
+{
+        enum net_mode m = NET_MODE_PUBLIC;
+        if (o->net_mode)
+                net_mode_parse(o->net_mode, &m);
+        return m;
+}
+
+int net_opts_check(const struct msb_run_opts *o, struct msb_error *err)
+{
+        if (mode_of(o) != NET_MODE_NONE)
+                return 0;
+        if (o->net_ports)
+                return msb_err(err, EINVAL, "-p '%s': --net none has no network to publish a port from",
+                               o->net_ports[0]);
+        if (o->net_rules)
+                return msb_err(err, EINVAL, "--net-rule '%s': --net none has no network for rules to apply to",
+                               o->net_rules[0]);
+        return 0;
+}
+
+int msb_run_opts_check(const struct msb_run_opts *o, struct msb_error *err)
+{
+        return net_opts_check(o, err);
+}
+
+/* Does the host route IPv6 anywhere?  passt gives the guest IPv6 only
+ * then; a default route that is not a reject route (kernels keep one on lo). */
+static bool host_has_ipv6(void)
+{
+        _cleanup_free_ char *s = NULL;
+        if (read_file_at(AT_FDCWD, "/proc/net/ipv6_route", 1 << 20, &s, NULL) < 0)
+                return false;
+        for (char *line = s, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+                nl = strchr(line, '\n');
+                char dst[33], plen[3];
+                unsigned long flags;
+                if (sscanf(line, "%32s %2s %*s %*s %*s %*s %*s %*s %lx", dst, plen, &flags) == 3 &&
+                    !strcmp(dst, "00000000000000000000000000000000") && !strcmp(plen, "00") &&
+                    !(flags & 0x0200 /* RTF_REJECT */))
+                        return true;
+        }
+        return false;
+}
+
+/* The first nameserver of the host's resolv.conf: where msb-netd forwards
+ * what the policy lets through. */
+static bool host_resolver(char *out, size_t outsz)
+{
+        _cleanup_free_ char *s = NULL;
+        if (read_file_at(AT_FDCWD, "/etc/resolv.conf", 1 << 20, &s, NULL) < 0)
+                return false;
+        for (char *line = s, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+                nl = strchr(line, '\n');
+                if (nl)
+                        *nl = 0;
+                char a[64];
+                struct net_addr na;
+                if (sscanf(line, " nameserver %63s", a) == 1 && net_addr_parse(a, &na) == 1) {
+                        snprintf(out, outsz, "%s", a);
+                        return true;
+                }
+        }
+        return false;
+}
+
+static char *passt_binary(void)
+{
+        const char *e = getenv("MSB_PASST");
+        if (e && *e)
+                return xstrdup(e);
+        const char *path = getenv("PATH");
+        _cleanup_free_ char *dirs = xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+        char *save = NULL;
+        for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+                _cleanup_free_ char *p = xasprintf("%s/passt", d);
+                if (access(p, X_OK) == 0)
+                        return TAKE_PTR(p);
+        }
+        if (access("/usr/bin/passt", X_OK) == 0)
+                return xstrdup("/usr/bin/passt");
+        return NULL;
+}
+
+static void addr_bytes(const char *s, uint8_t *out, int family)
+{
+        inet_pton(family == 4 ? AF_INET : AF_INET6, s, out);
+}
+
+static char **netd_argv(const struct msb_run_opts *o, const char *dir, const char *passt, bool v6, const char *dns,
+                        bool verbose, bool direct)
+{
+        char **v = NULL;
+        char *bin = msb_find_helper("MSB_NETD", "msb-netd");
+        strv_push_take(&v, bin ? bin : xstrdup("msb-netd"));
+        strv_push_take(&v, xasprintf("--passt=%s", passt));
+        strv_push_take(&v, xasprintf("--passt-log=%s/passt.log", dir));
+        strv_push_take(&v, xasprintf("--mode=%s", net_mode_name(mode_of(o))));
+        for (char **r = o->net_rules; r && *r; r++)
+                strv_push_take(&v, xasprintf("--rule=%s", *r));
+        for (char **p = o->net_ports; p && *p; p++)
+                strv_push_take(&v, xasprintf("--port=%s", *p));
+        strv_push(&v, "--guest4=" GUEST4);
+        strv_push(&v, "--gw4=" GW4);
+        strv_push_take(&v, xasprintf("--prefix4=%d", PREFIX4));
+        if (v6) {
+                strv_push(&v, "--guest6=" GUEST6);
+                strv_push(&v, "--gw6=" GW6);
+                strv_push_take(&v, xasprintf("--prefix6=%d", PREFIX6));
+        }
+        strv_push_take(&v, xasprintf("--mtu=%d", NET_MTU));
+        if (dns)
+                strv_push_take(&v, xasprintf("--dns=%s", dns));
+        if (verbose)
+                strv_push(&v, "--verbose");
+        if (direct)
+                strv_push(&v, "--direct");
+        return v;
+}
+
+int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
+{
+        struct sandbox *sb = &vm->sb;
+        if (mode_of(o) == NET_MODE_NONE)
+                return 0;
+        _cleanup_free_ char *passt = passt_binary();
+        if (!passt)
+                return msb_err(err, ENOENT,
+                               "--net %s: passt is not installed (apt-get install passt), or run with --net none",
+                               net_mode_name(mode_of(o)));
+        /* ports may have been taken since they were given (create, then start) */
+        for (char **s = o->net_ports; s && *s; s++) {
+                struct net_port p;
+                char why[256];
+                if (net_port_parse(*s, &p, why, sizeof(why)) < 0)
+                        return msb_err(err, EINVAL, "-p '%s': %s", *s, why);
+                int r = port_free(&p, *s, err);
+                if (r < 0)
+                        return r;
+        }
+        sb->net_socket = xasprintf("%s/net.sock", sb->dir);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(sb->net_socket) >= sizeof(sa.sun_path))
+                return msb_err(err, ENAMETOOLONG, "runtime dir path %s is too long for a unix socket; set MSB_HOME",
+                               sb->dir);
+        strcpy(sa.sun_path, sb->net_socket);
+        _cleanup_close_ int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0)
+                return msb_err(err, errno, "cannot create socket %s: %s", sb->net_socket, strerror(errno));
+        bool v6 = host_has_ipv6();
+        char dns[64];
+        bool have_dns = host_resolver(dns, sizeof(dns));
+        bool verbose = sb->ctx->log_level > 0;
+        const char *direct = getenv("MSB_NET_DIRECT");
+        bool is_direct = direct && !strcmp(direct, "1");
+        if (is_direct)
+                fprintf(stderr, "msb: MSB_NET_DIRECT=1: no network policy for this sandbox (a benchmark's baseline)\n");
+        _cleanup_strv_ char **argv = netd_argv(o, sb->dir, passt, v6, have_dns ? dns : NULL, verbose, is_direct);
+        _cleanup_free_ char *logp = xasprintf("%s/net.log", sb->dir);
+        _cleanup_close_ int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        struct child *c = &sb->fsd[sb->nfsd];
+        int r = proc_spawn(argv, -1, logfd, verbose ? STDERR_FILENO : logfd, lfd, &c->pid, &c->pidfd);
+        if (r < 0)
+                return msb_err(err, r, "cannot start %s: %s", argv[0], strerror(-r));
+        c->what = xstrdup("network process (msb-netd)");
+        c->net = true;
+        c->log = TAKE_PTR(logp);
+        sb->nfsd++;
+        struct msb_net_spec *n = &vm->net;
+        addr_bytes(GUEST4, n->addr4, 4);
+        addr_bytes(GW4, n->gw4, 4);
+        n->prefix4 = PREFIX4;
+        if (v6) {
+                addr_bytes(GUEST6, n->addr6, 6);
+                addr_bytes(GW6, n->gw6, 6);
+                n->prefix6 = PREFIX6;
+        }
+        n->mtu = NET_MTU;
+        vm->has_net = true;
+        return 0;
+}

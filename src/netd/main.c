@@ -1,0 +1,548 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * msb-netd: a sandbox's network process (docs/network.md).
+ *
+ *   QEMU virtio-net --stream--> msb-netd --socketpair--> passt --> host sockets
+ *
+ * msb binds the socket QEMU connects to and hands it over as fd 3.  msb-netd
+ * starts passt on one end of a socketpair (passt -F), accepts QEMU, connects
+ * a UDP socket to the upstream resolver, then confines itself like msb-fsd
+ * (empty root, own namespaces, seccomp) and relays frames both ways.  Every
+ * frame from the guest goes through the policy engine (src/net/netd.c)
+ * before passt sees it; DNS queries to the gateway are answered here.
+ * Both sides speak QEMU's stream framing: 4-byte big-endian length + frame.
+ *
+ * With --direct (a benchmark's baseline: no policy at all) it only accepts
+ * QEMU's connection and becomes passt on it.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "fsd/sandbox.h"
+#include "net/net.h"
+
+#define LISTEN_FD 3
+#define MAX_FRAME (65535u + 14u)
+#define RBUF (256u << 10)
+/* stop reading a side while this much waits for the other */
+#define OUT_HIGH (512u << 10)
+#define MAX_RULES 256
+#define MAX_PORTS 64
+#define MAX_HOST_ADDRS 64
+
+struct opts {
+        const char *passt, *passt_log;
+        bool direct, verbose;
+        struct net_config cfg;
+        struct net_rule rules[MAX_RULES];
+        struct net_port ports[MAX_PORTS];
+        struct net_addr host[MAX_HOST_ADDRS];
+        unsigned prefix4, prefix6;
+        struct net_addr dns;
+        char **port_specs;
+};
+
+static _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static _Noreturn void die(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("msb-netd: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+        exit(1);
+}
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void log_line(void *opaque, const char *line)
+{
+        fprintf(stderr, "msb-netd: %s\n", line);
+}
+
+static int upstream_fd = -1;
+static void send_upstream(void *opaque, const uint8_t *msg, size_t n)
+{
+        if (upstream_fd >= 0)
+                (void)send(upstream_fd, msg, n, MSG_DONTWAIT);
+}
+
+static void parse_addr(const char *what, const char *s, struct net_addr *a)
+{
+        if (net_addr_parse(s, a) != 1)
+                die("%s: not an address: %s", what, s);
+}
+
+static unsigned parse_uint(const char *what, const char *s, unsigned max)
+{
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || !*s || *end || v > max)
+                die("%s: not a number up to %u: %s", what, max, s);
+        return (unsigned)v;
+}
+
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+        enum { A_PASST = 256, A_PASST_LOG, A_MODE, A_RULE, A_PORT, A_GUEST4, A_GW4, A_PREFIX4, A_GUEST6, A_GW6, A_PREFIX6,
+               A_MTU, A_DNS, A_DIRECT, A_VERBOSE };
+        static const struct option lo[] = {
+                {"passt", 1, 0, A_PASST},     {"passt-log", 1, 0, A_PASST_LOG},
+                {"mode", 1, 0, A_MODE},       {"rule", 1, 0, A_RULE},
+                {"port", 1, 0, A_PORT},       {"guest4", 1, 0, A_GUEST4},   {"gw4", 1, 0, A_GW4},
+                {"prefix4", 1, 0, A_PREFIX4}, {"guest6", 1, 0, A_GUEST6},   {"gw6", 1, 0, A_GW6},
+                {"prefix6", 1, 0, A_PREFIX6}, {"mtu", 1, 0, A_MTU},         {"dns", 1, 0, A_DNS},
+                {"direct", 0, 0, A_DIRECT},   {"verbose", 0, 0, A_VERBOSE}, {0},
+        };
+        struct net_config *c = &o->cfg;
+        c->mode = NET_MODE_PUBLIC;
+        c->mtu = 65520;
+        char err[256];
+        for (int ch; (ch = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
+                switch (ch) {
+                case A_PASST: o->passt = optarg; break;
+                case A_PASST_LOG: o->passt_log = optarg; break;
+                case A_MODE:
+                        if (net_mode_parse(optarg, &c->mode) < 0 || c->mode == NET_MODE_NONE)
+                                die("--mode: %s", optarg);
+                        break;
+                case A_RULE:
+                        if (c->nrules == MAX_RULES)
+                                die("more than %d rules", MAX_RULES);
+                        if (net_rule_parse(optarg, &o->rules[c->nrules], err, sizeof(err)) < 0)
+                                die("--rule %s: %s", optarg, err);
+                        c->nrules++;
+                        break;
+                case A_PORT:
+                        if (c->nports == MAX_PORTS)
+                                die("more than %d ports", MAX_PORTS);
+                        if (net_port_parse(optarg, &o->ports[c->nports], err, sizeof(err)) < 0)
+                                die("--port %s: %s", optarg, err);
+                        c->nports++;
+                        break;
+                case A_GUEST4: parse_addr("--guest4", optarg, &c->guest4); break;
+                case A_GW4: parse_addr("--gw4", optarg, &c->gw4); break;
+                case A_PREFIX4: o->prefix4 = parse_uint("--prefix4", optarg, 30); break;
+                case A_GUEST6: parse_addr("--guest6", optarg, &c->guest6); break;
+                case A_GW6: parse_addr("--gw6", optarg, &c->gw6); break;
+                case A_PREFIX6: o->prefix6 = parse_uint("--prefix6", optarg, 127); break;
+                case A_MTU: c->mtu = parse_uint("--mtu", optarg, 65520); break;
+                case A_DNS: parse_addr("--dns", optarg, &o->dns); break;
+                case A_DIRECT: o->direct = true; break;
+                case A_VERBOSE: o->verbose = true; break;
+                default: die("usage: see src/netd/main.c");
+                }
+        }
+        if (!o->passt || c->guest4.family != 4 || c->gw4.family != 4 || !o->prefix4)
+                die("--passt, --guest4, --gw4 and --prefix4 are required");
+        if ((c->guest6.family == 6) != (c->gw6.family == 6))
+                die("--guest6 and --gw6 go together");
+        c->rules = o->rules;
+        c->ports = o->ports;
+        if (o->verbose)
+                c->log = log_line;
+        c->send_upstream = send_upstream;
+}
+
+/* the host's own addresses: group "host" */
+static void host_addrs(struct opts *o)
+{
+        struct ifaddrs *ifa;
+        if (getifaddrs(&ifa) < 0)
+                return;
+        for (struct ifaddrs *i = ifa; i && o->cfg.nhost_addrs < MAX_HOST_ADDRS; i = i->ifa_next) {
+                if (!i->ifa_addr)
+                        continue;
+                struct net_addr *a = &o->host[o->cfg.nhost_addrs];
+                if (i->ifa_addr->sa_family == AF_INET) {
+                        a->family = 4;
+                        memcpy(a->a, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
+                } else if (i->ifa_addr->sa_family == AF_INET6) {
+                        a->family = 6;
+                        memcpy(a->a, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
+                } else {
+                        continue;
+                }
+                o->cfg.nhost_addrs++;
+        }
+        freeifaddrs(ifa);
+        o->cfg.host_addrs = o->host;
+}
+
+static void fmt(char *buf, size_t n, const struct net_addr *a)
+{
+        net_addr_format(a, buf, n);
+}
+
+/* passt's command line: the guest's addresses, MTU, published ports */
+static char **passt_argv(const struct opts *o, int fd)
+{
+        const struct net_config *c = &o->cfg;
+        char **v = NULL;
+        char a[64];
+        strv_push(&v, o->passt);
+        strv_push(&v, "-f");
+        strv_push(&v, "-q");
+        /* its own file: without one passt logs to syslog */
+        if (o->passt_log)
+                strv_push_take(&v, xasprintf("--log-file=%s", o->passt_log));
+        /* as root passt becomes nobody anyway; saying so keeps it quiet */
+        if (geteuid() == 0)
+                strv_push(&v, "--runas=65534:65534");
+        strv_push_take(&v, xasprintf("--fd=%d", fd));
+        fmt(a, sizeof(a), &c->guest4);
+        strv_push_take(&v, xasprintf("--address=%s", a));
+        strv_push_take(&v, xasprintf("--netmask=%u", o->prefix4));
+        fmt(a, sizeof(a), &c->gw4);
+        strv_push_take(&v, xasprintf("--gateway=%s", a));
+        if (c->guest6.family == 6) {
+                fmt(a, sizeof(a), &c->guest6);
+                strv_push_take(&v, xasprintf("--address=%s", a));
+                fmt(a, sizeof(a), &c->gw6);
+                strv_push_take(&v, xasprintf("--gateway=%s", a));
+        } else {
+                strv_push(&v, "--ipv4-only");
+        }
+        strv_push_take(&v, xasprintf("--mtu=%u", c->mtu));
+        strv_push(&v, "--no-dhcp-dns");
+        strv_push(&v, "--no-dhcp-search");
+        for (size_t i = 0; i < c->nports; i++) {
+                const struct net_port *p = &c->ports[i];
+                fmt(a, sizeof(a), &p->host);
+                strv_push(&v, p->proto == 17 ? "-u" : "-t");
+                strv_push_take(&v, xasprintf("%s/%u:%u", a, p->host_port, p->guest_port));
+        }
+        return v;
+}
+
+static pid_t start_passt(const struct opts *o, int fd)
+{
+        char **argv = passt_argv(o, 3);
+        pid_t pid = fork();
+        if (pid < 0)
+                die("fork: %s", strerror(errno));
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                if (dup2(fd, 3) < 0)
+                        _exit(127);
+                syscall(SYS_close_range, 4, ~0U, 0);
+                execv(argv[0], argv);
+                fprintf(stderr, "msb-netd: cannot run %s: %s\n", argv[0], strerror(errno));
+                _exit(127);
+        }
+        strv_free(argv);
+        return pid;
+}
+
+static int accept_qemu(void)
+{
+        int fd;
+        while ((fd = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC)) < 0)
+                if (errno != EINTR)
+                        die("accept: %s", strerror(errno));
+        close(LISTEN_FD);
+        return fd;
+}
+
+static int connect_upstream(const struct net_addr *a)
+{
+        struct sockaddr_storage ss = {0};
+        socklen_t len;
+        if (a->family == 4) {
+                struct sockaddr_in *s = (struct sockaddr_in *)&ss;
+                s->sin_family = AF_INET;
+                s->sin_port = htons(53);
+                memcpy(&s->sin_addr, a->a, 4);
+                len = sizeof(*s);
+        } else if (a->family == 6) {
+                struct sockaddr_in6 *s = (struct sockaddr_in6 *)&ss;
+                s->sin6_family = AF_INET6;
+                s->sin6_port = htons(53);
+                memcpy(&s->sin6_addr, a->a, 16);
+                len = sizeof(*s);
+        } else {
+                return -1;
+        }
+        int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0)
+                die("cannot reach the resolver: %s", strerror(errno));
+        return fd;
+}
+
+/* one direction's bytes waiting to be written */
+struct outq {
+        uint8_t *buf;
+        size_t len, off, cap;
+};
+
+static void out_append(struct outq *q, const uint8_t *p, size_t n)
+{
+        if (q->off && q->off == q->len)
+                q->off = q->len = 0;
+        if (q->len + n > q->cap) {
+                if (q->off) {
+                        memmove(q->buf, q->buf + q->off, q->len - q->off);
+                        q->len -= q->off;
+                        q->off = 0;
+                }
+                if (q->len + n > q->cap) {
+                        q->cap = (q->len + n) * 2;
+                        q->buf = realloc(q->buf, q->cap);
+                        if (!q->buf)
+                                abort();
+                }
+        }
+        memcpy(q->buf + q->len, p, n);
+        q->len += n;
+}
+
+static size_t out_pending(const struct outq *q)
+{
+        return q->len - q->off;
+}
+
+/* the engine's own frames (resets, unreachables, DNS answers) join the queue */
+static void take_engine(struct outq *q, struct netd_queue *e)
+{
+        if (e->len > e->off)
+                out_append(q, e->buf + e->off, e->len - e->off);
+        e->len = e->off = 0;
+}
+
+/*
+ * To passt: whole frames, one send() each, and only as many as fit in the
+ * socket's free space, so none is ever left half-written.  passt (bookworm's
+ * and later) reads the rest of a split frame with one recv() and loses its
+ * place in the stream when that comes up short, after which it would take
+ * the guest's payload bytes for frames: a policy bypass.  A frame sent in
+ * one call arrives as at most two kernel buffers back to back, which its
+ * one recv() takes whole.  A unix stream socket polls writable when at most
+ * a quarter of its send buffer is used, so `budget` (three quarters, less
+ * the buffers' own overhead) is what one round may send.  False when passt
+ * is gone.
+ */
+static bool flush_frames(int fd, struct outq *q, bool *writable, size_t budget)
+{
+        size_t sent = 0;
+        while (*writable && out_pending(q) >= 4) {
+                const uint8_t *p = q->buf + q->off;
+                size_t len = 4 + ((size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3]);
+                /* each kernel buffer costs its own overhead too */
+                if (sent && sent + len + 2048 > budget)
+                        break;
+                ssize_t w = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (w < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        return false;
+                }
+                q->off += (size_t)w;
+                sent += len + 2048;
+                if ((size_t)w < len) {
+                        /* cannot happen within the budget; if it ever does,
+                         * finish the frame now rather than later */
+                        size_t left = len - (size_t)w;
+                        while (left) {
+                                struct pollfd pf = {.fd = fd, .events = POLLOUT};
+                                if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+                                        return false;
+                                w = send(fd, q->buf + q->off, left, MSG_DONTWAIT | MSG_NOSIGNAL);
+                                if (w < 0 && errno != EAGAIN && errno != EINTR)
+                                        return false;
+                                if (w > 0) {
+                                        q->off += (size_t)w;
+                                        left -= (size_t)w;
+                                }
+                        }
+                }
+        }
+        /* the next round waits for POLLOUT: a fresh budget */
+        if (sent)
+                *writable = false;
+        return true;
+}
+
+/* To QEMU, whose stream reader reassembles frames itself: as much as the
+ * socket takes.  False when the peer is gone. */
+static bool flush(int fd, struct outq *q)
+{
+        while (out_pending(q)) {
+                ssize_t w = send(fd, q->buf + q->off, out_pending(q), MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (w < 0)
+                        return errno == EAGAIN || errno == EINTR;
+                q->off += (size_t)w;
+        }
+        return true;
+}
+
+struct side {
+        int fd;
+        uint8_t *rbuf;
+        size_t rlen;
+        const char *name;
+};
+
+/* Read what is there and hand each whole frame to the engine; passed ones
+ * join out.  False at EOF. */
+static bool pump(struct side *s, struct netd *n, bool from_guest, struct outq *out)
+{
+        ssize_t r = recv(s->fd, s->rbuf + s->rlen, RBUF + 4 + MAX_FRAME - s->rlen, MSG_DONTWAIT);
+        if (r == 0)
+                return false;
+        if (r < 0)
+                return errno == EAGAIN || errno == EINTR;
+        s->rlen += (size_t)r;
+        size_t off = 0;
+        int64_t now = now_ms();
+        while (s->rlen - off >= 4) {
+                const uint8_t *p = s->rbuf + off;
+                uint32_t flen = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+                if (flen > MAX_FRAME)
+                        die("%s sent a frame of %u bytes: the stream is broken", s->name, flen);
+                if (s->rlen - off - 4 < flen)
+                        break;
+                enum netd_verdict v = from_guest ? netd_from_guest(n, p + 4, flen, now)
+                                                 : netd_from_stack(n, p + 4, flen, now);
+                if (v == NETD_PASS)
+                        out_append(out, p, 4 + flen);
+                off += 4 + flen;
+        }
+        memmove(s->rbuf, s->rbuf + off, s->rlen - off);
+        s->rlen -= off;
+        return true;
+}
+
+/* Answers from the resolver.  An ICMP error (no resolver there) is read
+ * away too: left pending, it would keep poll() returning at once. */
+static void upstream_in(struct netd *n)
+{
+        uint8_t buf[65536];
+        for (int i = 0; i < 256; i++) {
+                ssize_t r = recv(upstream_fd, buf, sizeof(buf), MSG_DONTWAIT);
+                if (r < 0) {
+                        if (errno == EAGAIN || errno == EWOULDBLOCK)
+                                return;
+                        continue; /* ECONNREFUSED and the like: consumed, go on */
+                }
+                netd_from_upstream(n, buf, (size_t)r, now_ms());
+        }
+}
+
+static int relay(struct netd *n, int qemu, int stack, size_t budget)
+{
+        bool stack_writable = true;
+        struct side g = {.fd = qemu, .rbuf = xcalloc(1, RBUF + 4 + MAX_FRAME), .name = "QEMU"};
+        struct side h = {.fd = stack, .rbuf = xcalloc(1, RBUF + 4 + MAX_FRAME), .name = "passt"};
+        struct outq to_guest = {0}, to_stack = {0};
+        int64_t next_tick = netd_tick(n, now_ms());
+        for (;;) {
+                struct pollfd p[3] = {
+                        {.fd = qemu, .events = (out_pending(&to_stack) < OUT_HIGH ? POLLIN : 0) |
+                                               (out_pending(&to_guest) ? POLLOUT : 0)},
+                        {.fd = stack, .events = (out_pending(&to_guest) < OUT_HIGH ? POLLIN : 0) |
+                                                (out_pending(&to_stack) && !stack_writable ? POLLOUT : 0)},
+                        {.fd = upstream_fd, .events = POLLIN},
+                };
+                int timeout = -1;
+                if (next_tick >= 0) {
+                        int64_t d = next_tick - now_ms();
+                        timeout = d < 0 ? 0 : d > 60000 ? 60000 : (int)d;
+                }
+                if (poll(p, upstream_fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR)
+                        die("poll: %s", strerror(errno));
+                if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+                        if (!pump(&g, n, true, &to_stack))
+                                return 0; /* QEMU is gone: the VM stopped */
+                }
+                if (p[1].revents & POLLOUT)
+                        stack_writable = true;
+                if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+                        if (!pump(&h, n, false, &to_guest))
+                                die("the network stack (passt) exited");
+                }
+                if (upstream_fd >= 0 && (p[2].revents & (POLLIN | POLLERR)))
+                        upstream_in(n);
+                next_tick = netd_tick(n, now_ms());
+                /* the engine's replies wait in its own bounded queue (and
+                 * are dropped there) while a side does not read */
+                if (out_pending(&to_guest) < OUT_HIGH)
+                        take_engine(&to_guest, netd_to_guest(n));
+                if (out_pending(&to_stack) < OUT_HIGH)
+                        take_engine(&to_stack, netd_to_stack(n));
+                if (!flush(qemu, &to_guest))
+                        return 0;
+                if (!flush_frames(stack, &to_stack, &stack_writable, budget))
+                        die("the network stack (passt) exited");
+        }
+}
+
+int main(int argc, char **argv)
+{
+        signal(SIGPIPE, SIG_IGN);
+        struct opts *o = xcalloc(1, sizeof(*o));
+        parse_args(argc, argv, o);
+        if (o->direct) {
+                /* the benchmark's baseline: QEMU talks to passt itself */
+                int q = accept_qemu();
+                char **pv = passt_argv(o, q);
+                fcntl(q, F_SETFD, 0);
+                execv(pv[0], pv);
+                die("cannot run %s: %s", pv[0], strerror(errno));
+        }
+        host_addrs(o);
+        int sp[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+                die("socketpair: %s", strerror(errno));
+        /* a large send buffer lets a round carry many frames to passt
+         * (root may go past net.core.wmem_max) */
+        int want = 4 << 20, sndbuf = 0;
+        socklen_t sl = sizeof(sndbuf);
+        if (setsockopt(sp[0], SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
+                (void)setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+        if (getsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) < 0 || sndbuf < (1 << 16))
+                sndbuf = 1 << 16;
+        size_t budget = (size_t)sndbuf / 4 * 3 - (size_t)sndbuf / 8;
+        start_passt(o, sp[1]);
+        close(sp[1]);
+        if (o->dns.family)
+                upstream_fd = connect_upstream(&o->dns);
+        int qemu = accept_qemu();
+        char err[256];
+        if (net_sandbox_enter(err, sizeof(err)) < 0)
+                die("cannot confine itself: %s", err);
+        struct netd *n = netd_new(&o->cfg);
+        if (!n)
+                die("out of memory");
+        if (o->verbose) {
+                char a[64];
+                net_addr_format(&o->dns, a, sizeof(a));
+                fprintf(stderr, "msb-netd: mode %s, %zu rules, %zu published ports, resolver %s\n",
+                        net_mode_name(o->cfg.mode), o->cfg.nrules, o->cfg.nports, o->dns.family ? a : "none");
+        }
+        return relay(n, qemu, sp[0], budget);
+}
