@@ -53,16 +53,16 @@ rig_ns_world() { ip netns exec "$RIG_WORLD" "$@"; }
 
 rig_log() { echo "net-rig: $*" >&2; }
 
-# rig_wait SECONDS CMD...: retry CMD every 0.1 s until it succeeds
+# rig_wait SECONDS CMD...: retry CMD every 0.1 s until it succeeds, for at
+# most SECONDS of wall time (CMD's own time included)
 rig_wait() {
-        local n=$(($1 * 10))
+        local end=$((SECONDS + $1))
         shift
-        while [ "$n" -gt 0 ]; do
+        while :; do
                 "$@" >/dev/null 2>&1 && return 0
+                [ "$SECONDS" -lt "$end" ] || return 1
                 sleep 0.1
-                n=$((n - 1))
         done
-        return 1
 }
 
 # rig_spawn NS CMD...: start a rig process in a namespace, bounded in time

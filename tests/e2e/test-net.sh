@@ -452,7 +452,7 @@ t_16_passt_killed_midway() { kill_midway passt; }
 # A guest that half-closes (echo 3 | nc) must still get the answer and the
 # server's close: the world's source server answers "3\n" with 3 bytes and
 # closes.  (passt 0.0~git20230309 drops that FIN, with or without msb-netd.)
-t_17a_half_close_from_guest() {
+t_16b_half_close_from_guest() {
         guest "echo 3 | timeout 5 nc $RIG_PUB 9002 >/tmp/o; echo \"halfclose \$? \$(wc -c </tmp/o)\""
         assert_eq status 0 "$RC"
         is halfclose 0 "nc ended by the server's close, not by timeout (guest: $(echo "$OUT" | grep halfclose))"
