@@ -355,16 +355,17 @@ t_13_publish_tcp_and_udp() {
                 busybox -- sh -c 'mkdir /w; echo guest-web >/w/index.html; httpd -p 8000 -h /w; httpd -p 8001 -h /w;
                         /t/netprobe udp-echo 5353 600 & sleep 600'
         assert_eq "run -d" 0 "$RC"
-        rig_wait 60 rig_ns_host curl -sf --max-time 2 http://127.0.0.1:18080/ || fail "the published port never answered"
-        assert_eq "127.0.0.1:18080" guest-web "$(rig_ns_host curl -s --max-time 5 http://127.0.0.1:18080/)"
+        # the checks below are soft, so the sandbox is removed whatever fails
+        rig_wait 60 rig_ns_host curl -sf --max-time 2 http://127.0.0.1:18080/ || soft fail "the published port never answered"
+        soft assert_eq "127.0.0.1:18080" guest-web "$(rig_ns_host curl -s --max-time 5 http://127.0.0.1:18080/)"
         rig_ns_host curl -s --max-time 5 "http://$RIG_HOSTADDR:18080/" >/dev/null &&
-                fail "-p without HOSTIP is reachable on the veth address"
-        assert_eq "HOSTIP:18081 from the host ns" guest-web "$(rig_ns_host curl -s --max-time 5 "http://$RIG_HOSTADDR:18081/")"
-        assert_eq "HOSTIP:18081 from the world" guest-web "$(rig_ns_world curl -s --max-time 5 "http://$RIG_HOSTADDR:18081/")"
+                soft fail "-p without HOSTIP is reachable on the veth address"
+        soft assert_eq "HOSTIP:18081 from the host ns" guest-web "$(rig_ns_host curl -s --max-time 5 "http://$RIG_HOSTADDR:18081/")"
+        soft assert_eq "HOSTIP:18081 from the world" guest-web "$(rig_ns_world curl -s --max-time 5 "http://$RIG_HOSTADDR:18081/")"
         rig_ns_host curl -s --max-time 5 http://127.0.0.1:18081/ >/dev/null &&
-                fail "-p HOSTIP:... is reachable on 127.0.0.1 too"
+                soft fail "-p HOSTIP:... is reachable on 127.0.0.1 too"
         rig_ns_world curl -s --max-time 5 "http://$RIG_HOSTADDR:18080/" >/dev/null &&
-                fail "a loopback-published port is reachable from the world"
+                soft fail "a loopback-published port is reachable from the world"
         local u
         u=$(rig_ns_host timeout 10 python3 -c '
 import socket, sys
@@ -374,11 +375,12 @@ for i in range(5):   # the first datagram may race the guest binding the port
     try: print(s.recv(100).decode()); sys.exit(0)
     except socket.timeout: pass
 print("noanswer")')
-        assert_eq "UDP through -p 18053:5353/udp" guest:hi-udp "$u"
+        soft assert_eq "UDP through -p 18053:5353/udp" guest:hi-udp "$u"
         nmsb rm -f "$SBP"
         assert_eq "rm -f" 0 "$RC"
         rig_ns_host curl -s --max-time 2 http://127.0.0.1:18080/ >/dev/null && fail "port still published after rm"
         nothing_left
+        checked
 }
 
 t_14_bad_input() {
@@ -451,11 +453,14 @@ t_16_passt_killed_midway() { kill_midway passt; }
 
 # A guest that half-closes (echo 3 | nc) must still get the answer and the
 # server's close: the world's source server answers "3\n" with 3 bytes and
-# closes.  (passt 0.0~git20230309 drops that FIN, with or without msb-netd.)
+# closes.  Five times, since it fails intermittently: on 2026-12-01 about one
+# nc in two hung until timeout, with msb-netd and with MSB_NET_DIRECT=1 alike
+# (passt 0.0~git20230309 losing the server's FIN after the guest's).
 t_16b_half_close_from_guest() {
-        guest "echo 3 | timeout 5 nc $RIG_PUB 9002 >/tmp/o; echo \"halfclose \$? \$(wc -c </tmp/o)\""
+        guest "for i in 1 2 3 4 5; do echo 3 | timeout 5 nc $RIG_PUB 9002 >/tmp/o; echo \"\$? \$(wc -c </tmp/o)\"; done |
+        sort | uniq -c | tr -s ' ' | tr ' ' _ | tr '\n' , | sed 's/^/halfclose /'; echo"
         assert_eq status 0 "$RC"
-        is halfclose 0 "nc ended by the server's close, not by timeout (guest: $(echo "$OUT" | grep halfclose))"
+        is halfclose "_5_0_3," "5 half-closed nc's end by the server's close (count_status_bytes)"
         checked
 }
 
