@@ -138,8 +138,8 @@ static int tcp(char **a)
 }
 
 /* "N\n", N zero bytes, then the answer's first line.  Never half-closes:
- * passt (0.0~git20230309) does not pass the peer's FIN to a guest that has
- * sent its own, so waiting for EOF after shutdown(SHUT_WR) would hang. */
+ * passt (0.0~git20230309) often loses the peer's FIN to a guest that has
+ * sent its own (test-net.sh t_16b), so waiting for EOF could hang. */
 static int send_bytes(char **a)
 {
         static char buf[1 << 16];
