@@ -367,14 +367,14 @@ t_13_publish_tcp_and_udp() {
         rig_ns_world curl -s --max-time 5 "http://$RIG_HOSTADDR:18080/" >/dev/null &&
                 soft fail "a loopback-published port is reachable from the world"
         local u
-        u=$(rig_ns_host timeout 10 python3 -c '
+        u=$(rig_ns_host timeout 15 python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
 for i in range(5):   # the first datagram may race the guest binding the port
     s.sendto(b"hi-udp", ("127.0.0.1", 18053))
     try: print(s.recv(100).decode()); sys.exit(0)
     except socket.timeout: pass
-print("noanswer")')
+print("noanswer")' || true)
         soft assert_eq "UDP through -p 18053:5353/udp" guest:hi-udp "$u"
         nmsb rm -f "$SBP"
         assert_eq "rm -f" 0 "$RC"
