@@ -1,0 +1,217 @@
+/* netprobe: the guest side of the network tests and bench/net, for what
+ * busybox cannot do (its nc has no UDP and spawns a process per
+ * connection).  Built static by tests/e2e/net-rig.sh and shared into the
+ * guest with -v; addresses are numeric only (no NSS in a static binary).
+ *
+ *   netprobe udp HOST PORT MSG        send MSG, print the answer (3 s wait)
+ *   netprobe udp-echo PORT SECS       answer each datagram D with "guest:D"
+ *   netprobe tcp HOST PORT N          N connects and closes; "ok N NANOSECONDS"
+ *   netprobe send HOST PORT BYTES     send "BYTES\n" and BYTES zeros, print the answer line
+ *   netprobe accept PORT SECS         accept, write "x", close; for SECS seconds
+ *   netprobe sink PORT SECS           per connection: read "N\n" and N bytes, answer "N\n"
+ *
+ * Failures print "netprobe: WHAT: strerror" and exit 1; no answer to a
+ * datagram exits 2.  Servers listen on [::] (both families). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static int die(const char *what)
+{
+        fprintf(stderr, "netprobe: %s: %s\n", what, strerror(errno));
+        return 1;
+}
+
+static int connect_to(const char *host, const char *port, int type)
+{
+        struct addrinfo hints = {.ai_socktype = type, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+        struct addrinfo *ai;
+        int r = getaddrinfo(host, port, &hints, &ai);
+        if (r) {
+                fprintf(stderr, "netprobe: %s: %s\n", host, gai_strerror(r));
+                exit(1);
+        }
+        int fd = socket(ai->ai_family, type | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+                freeaddrinfo(ai);
+                return -1;
+        }
+        freeaddrinfo(ai);
+        return fd;
+}
+
+static int listen_on(const char *port, int type)
+{
+        struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons((unsigned short)atoi(port))};
+        int fd = socket(AF_INET6, type | SOCK_CLOEXEC, 0), one = 1, zero = 0;
+        if (fd < 0)
+                return -1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                return -1;
+        if (type == SOCK_STREAM && listen(fd, 128) < 0)
+                return -1;
+        return fd;
+}
+
+/* copy one line from fd to stdout */
+static int answer_line(int fd)
+{
+        char c;
+        ssize_t n;
+        while ((n = read(fd, &c, 1)) == 1) {
+                putchar(c);
+                if (c == '\n')
+                        return 0;
+        }
+        return n < 0 ? die("read") : 1;
+}
+
+static int udp(char **a)
+{
+        char buf[2048];
+        struct timeval tv = {.tv_sec = 3};
+        int fd = connect_to(a[0], a[1], SOCK_DGRAM);
+        if (fd < 0)
+                return die("connect");
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (send(fd, a[2], strlen(a[2]), 0) < 0)
+                return die("send");
+        ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                fprintf(stderr, "netprobe: udp: no answer\n");
+                return 2;
+        }
+        if (n < 0)
+                return die("recv");
+        buf[n] = 0;
+        printf("%s\n", buf);
+        return 0;
+}
+
+static int udp_echo(char **a)
+{
+        char buf[2048];
+        struct sockaddr_storage peer;
+        int fd = listen_on(a[0], SOCK_DGRAM);
+        if (fd < 0)
+                return die("bind");
+        alarm((unsigned)atoi(a[1]));
+        for (;;) {
+                socklen_t len = sizeof(peer);
+                ssize_t n = recvfrom(fd, buf + 6, sizeof(buf) - 6, 0, (struct sockaddr *)&peer, &len);
+                if (n < 0)
+                        return die("recvfrom");
+                memcpy(buf, "guest:", 6);
+                sendto(fd, buf, (size_t)n + 6, 0, (struct sockaddr *)&peer, len);
+        }
+}
+
+static long long now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int tcp(char **a)
+{
+        long n = atol(a[2]);
+        long long t0 = now_ns();
+        for (long i = 0; i < n; i++) {
+                int fd = connect_to(a[0], a[1], SOCK_STREAM);
+                if (fd < 0)
+                        return die("connect");
+                close(fd);
+        }
+        printf("ok %ld %lld\n", n, now_ns() - t0);
+        return 0;
+}
+
+/* "N\n", N zero bytes, then the answer's first line.  Never half-closes:
+ * passt (0.0~git20230309) often loses the peer's FIN to a guest that has
+ * sent its own (test-net.sh t_16b), so waiting for EOF could hang. */
+static int send_bytes(char **a)
+{
+        static char buf[1 << 16];
+        long long left = atoll(a[2]);
+        int fd = connect_to(a[0], a[1], SOCK_STREAM);
+        if (fd < 0)
+                return die("connect");
+        dprintf(fd, "%lld\n", left);
+        while (left > 0) {
+                ssize_t n = write(fd, buf, left < (long long)sizeof(buf) ? (size_t)left : sizeof(buf));
+                if (n < 0)
+                        return die("write");
+                left -= n;
+        }
+        return answer_line(fd);
+}
+
+static int serve(char **a, int sink)
+{
+        static char buf[1 << 16];
+        int fd = listen_on(a[0], SOCK_STREAM);
+        if (fd < 0)
+                return die("listen");
+        alarm((unsigned)atoi(a[1]));
+        for (;;) {
+                int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+                if (c < 0)
+                        return die("accept");
+                if (sink) {
+                        /* "N\n" then N bytes; answered after the N-th */
+                        char line[32];
+                        size_t len = 0;
+                        long long want, total = 0;
+                        while (len < sizeof(line) - 1 && read(c, line + len, 1) == 1 && line[len] != '\n')
+                                len++;
+                        line[len] = 0;
+                        want = atoll(line);
+                        while (total < want) {
+                                ssize_t n = read(c, buf, want - total < (long long)sizeof(buf) ? (size_t)(want - total) : sizeof(buf));
+                                if (n <= 0)
+                                        break;
+                                total += n;
+                        }
+                        dprintf(c, "%lld\n", total);
+                } else {
+                        /* one byte, so the client can tell the guest
+                         * itself answered (passt accepts on the host side
+                         * before the guest has) */
+                        (void)!write(c, "x", 1);
+                }
+                close(c);
+        }
+}
+
+int main(int argc, char **argv)
+{
+        static const struct {
+                const char *name;
+                int args;
+        } cmds[] = {{"udp", 3}, {"udp-echo", 2}, {"tcp", 3}, {"send", 3}, {"accept", 2}, {"sink", 2}};
+        for (size_t i = 0; argc > 1 && i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+                if (strcmp(argv[1], cmds[i].name) || argc != cmds[i].args + 2)
+                        continue;
+                switch (i) {
+                case 0: return udp(argv + 2);
+                case 1: return udp_echo(argv + 2);
+                case 2: return tcp(argv + 2);
+                case 3: return send_bytes(argv + 2);
+                case 4: return serve(argv + 2, 0);
+                default: return serve(argv + 2, 1);
+                }
+        }
+        fprintf(stderr, "usage: netprobe udp|udp-echo|tcp|send|accept|sink ARGS (see the source)\n");
+        return 64;
+}
