@@ -1,0 +1,640 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * config.json to msb run options.  Every field is either mapped, accepted
+ * because it has no meaning inside a VM (the table in docs/oci-runtime.md
+ * says which and why), or refused with an error naming it: nothing a
+ * bundle asks for is dropped without a word.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/util.h"
+#include "runtime.h"
+
+#define CONFIG_MAX (4u << 20) /* config.json: podman's are a few KiB */
+#define ROWS_DEFAULT 24u
+#define COLS_DEFAULT 80u
+
+static int refuse(const char *field, const char *why)
+{
+        rt_error("config.json: %s: %s", field, why);
+        return -EOPNOTSUPP;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+        return json_string_value(json_object_get(o, k));
+}
+
+/* ---- library pieces the lead is adding (TODO: call them once merged) ---- */
+
+/* TODO(lib): msb_run_opts_set_root_rw(o, true): the bundle root served
+ * read-write, owners passed through, as runc writes into root.path.  Until
+ * then the root is shared read-only under an overlay in guest memory, so
+ * writes are lost when the container stops. */
+static int opts_root(struct msb_run_opts *o, const char *root, bool readonly)
+{
+        if (readonly)
+                rt_warn("root.readonly: not enforced yet; writes go to a throw-away overlay");
+        else
+                rt_warn("root.path %s: shared read-only with a throw-away overlay until the library serves it "
+                        "read-write",
+                        root);
+        return msb_run_opts_set_rootfs(o, root);
+}
+
+/* TODO(lib): msb_run_opts_set_ids(o, uid, gid, groups, n). */
+static int opts_ids(struct msb_run_opts *o, unsigned uid, unsigned gid, const unsigned *groups, size_t n)
+{
+        char u[32];
+        snprintf(u, sizeof(u), "%u:%u", uid, gid);
+        if (n)
+                rt_warn("process.user.additionalGids: %zu groups not applied yet", n);
+        return msb_run_opts_set_user(o, u);
+}
+
+/* TODO(lib): msb_run_opts_add_rlimit(o, resource, soft, hard, err). */
+static int opts_rlimit(struct msb_run_opts *o, int res, uint64_t soft, uint64_t hard)
+{
+        (void)o;
+        rt_warn("process.rlimits: resource %d (%llu/%llu) not applied yet", res, (unsigned long long)soft,
+                (unsigned long long)hard);
+        return 0;
+}
+
+/* TODO(lib): msb_run_opts_add_tmpfs(o, guest_path, options, err). */
+static int opts_tmpfs(struct msb_run_opts *o, const char *dest, const char *options)
+{
+        (void)o;
+        rt_warn("mounts: tmpfs at %s (%s) not made yet", dest, options);
+        return 0;
+}
+
+/* ---- process ---- */
+
+static int parse_strv(json_t *a, const char *field, char ***ret)
+{
+        if (!a)
+                return 0;
+        if (!json_is_array(a))
+                return refuse(field, "expected an array of strings");
+        size_t i;
+        json_t *v;
+        char **out = NULL;
+        json_array_foreach(a, i, v)
+        {
+                if (!json_is_string(v)) {
+                        strv_free(out);
+                        return refuse(field, "expected an array of strings");
+                }
+                strv_push(&out, json_string_value(v));
+        }
+        *ret = out;
+        return 0;
+}
+
+static const struct {
+        const char *name;
+        int res;
+} rlimits[] = {
+        {"RLIMIT_CPU", RLIMIT_CPU},         {"RLIMIT_FSIZE", RLIMIT_FSIZE},   {"RLIMIT_DATA", RLIMIT_DATA},
+        {"RLIMIT_STACK", RLIMIT_STACK},     {"RLIMIT_CORE", RLIMIT_CORE},     {"RLIMIT_RSS", RLIMIT_RSS},
+        {"RLIMIT_NPROC", RLIMIT_NPROC},     {"RLIMIT_NOFILE", RLIMIT_NOFILE}, {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+        {"RLIMIT_AS", RLIMIT_AS},           {"RLIMIT_LOCKS", RLIMIT_LOCKS},   {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+        {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},   {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+        {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+};
+
+static int map_rlimits(struct msb_run_opts *o, json_t *a)
+{
+        size_t i;
+        json_t *v;
+        if (a && !json_is_array(a))
+                return refuse("process.rlimits", "expected an array");
+        json_array_foreach(a, i, v)
+        {
+                const char *t = jstr(v, "type");
+                int res = -1;
+                for (size_t k = 0; t && k < ARRAY_SIZE(rlimits); k++)
+                        if (!strcmp(t, rlimits[k].name))
+                                res = rlimits[k].res;
+                if (res < 0)
+                        return refuse("process.rlimits", t ? "unknown type (expected RLIMIT_*)" : "no type");
+                int r = opts_rlimit(o, res, (uint64_t)json_integer_value(json_object_get(v, "soft")),
+                                    (uint64_t)json_integer_value(json_object_get(v, "hard")));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int parse_user(json_t *u, char **ret_user, unsigned *ret_uid, unsigned *ret_gid, unsigned **ret_groups,
+                      size_t *ret_n)
+{
+        json_t *uid = json_object_get(u, "uid"), *gid = json_object_get(u, "gid");
+        if ((uid && !json_is_integer(uid)) || (gid && !json_is_integer(gid)) || json_integer_value(uid) < 0 ||
+            json_integer_value(gid) < 0)
+                return refuse("process.user", "uid and gid must be numbers");
+        *ret_uid = (unsigned)json_integer_value(uid);
+        *ret_gid = (unsigned)json_integer_value(gid);
+        if (jstr(u, "username") && *jstr(u, "username"))
+                return refuse("process.user.username", "a Windows field; give uid and gid");
+        json_t *g = json_object_get(u, "additionalGids");
+        size_t i;
+        json_t *v;
+        if (ret_groups) {
+                *ret_n = 0;
+                *ret_groups = NULL;
+                json_array_foreach(g, i, v)
+                {
+                        *ret_groups = xrealloc(*ret_groups, (i + 1) * sizeof(unsigned));
+                        (*ret_groups)[i] = (unsigned)json_integer_value(v);
+                        *ret_n = i + 1;
+                }
+        }
+        if (ret_user)
+                *ret_user = xasprintf("%u:%u", *ret_uid, *ret_gid);
+        return 0;
+}
+
+static void console_size(json_t *p, unsigned *rows, unsigned *cols)
+{
+        json_t *cs = json_object_get(p, "consoleSize");
+        json_int_t h = json_integer_value(json_object_get(cs, "height"));
+        json_int_t w = json_integer_value(json_object_get(cs, "width"));
+        *rows = h > 0 && h < 65536 ? (unsigned)h : ROWS_DEFAULT;
+        *cols = w > 0 && w < 65536 ? (unsigned)w : COLS_DEFAULT;
+}
+
+static int map_process(struct rt_bundle *b, json_t *p)
+{
+        if (!json_is_object(p))
+                return refuse("process", "missing: the container needs a process");
+        _cleanup_strv_ char **args = NULL, **env = NULL;
+        int r = parse_strv(json_object_get(p, "args"), "process.args", &args);
+        if (r < 0)
+                return r;
+        if (!args || !args[0])
+                return refuse("process.args", "empty: name the command to run");
+        if (jstr(p, "commandLine"))
+                return refuse("process.commandLine", "a Windows field; use process.args");
+        r = parse_strv(json_object_get(p, "env"), "process.env", &env);
+        if (r < 0)
+                return r;
+        msb_run_opts_set_entrypoint(b->o, "");
+        msb_run_opts_set_command(b->o, args);
+        for (char **e = env; e && *e; e++)
+                if (msb_run_opts_add_env(b->o, *e) < 0)
+                        return refuse("process.env", "every entry must be K=V");
+        const char *cwd = jstr(p, "cwd");
+        if (!cwd || cwd[0] != '/')
+                return refuse("process.cwd", "must be an absolute path");
+        msb_run_opts_set_workdir(b->o, cwd);
+        unsigned uid, gid, *groups = NULL;
+        size_t ng = 0;
+        r = parse_user(json_object_get(p, "user"), NULL, &uid, &gid, &groups, &ng);
+        if (r < 0)
+                return r;
+        r = opts_ids(b->o, uid, gid, groups, ng);
+        free(groups);
+        if (r < 0)
+                return refuse("process.user", "cannot use these ids");
+        b->terminal = json_is_true(json_object_get(p, "terminal"));
+        console_size(p, &b->rows, &b->cols);
+        msb_run_opts_set_tty(b->o, b->terminal, b->rows, b->cols);
+        /* the main process always reads the shim's stdin: /dev/null (EOF
+         * at once) unless conmon passed a pipe */
+        msb_run_opts_set_stdin(b->o, true);
+        /* accepted, the guest's business: capabilities, noNewPrivileges,
+         * apparmorProfile, selinuxLabel, oomScoreAdj (see the docs) */
+        if (json_object_get(p, "ioPriority"))
+                return refuse("process.ioPriority", "not supported in a VM");
+        if (json_object_get(p, "scheduler"))
+                return refuse("process.scheduler", "not supported in a VM");
+        return map_rlimits(b->o, json_object_get(p, "rlimits"));
+}
+
+/* ---- mounts ---- */
+
+/* Options a bind mount may carry: propagation and relabelling mean
+ * nothing across a VM; nosuid/nodev/noexec and atime ones are not
+ * applied yet (docs/oci-runtime.md). */
+static bool bind_option_ok(const char *opt, bool *ro)
+{
+        static const char *const ok[] = {
+                "bind",    "rbind",   "rw",       "private", "rprivate", "slave",      "rslave",   "shared",
+                "rshared", "unbindable", "runbindable", "nosuid", "nodev", "noexec", "suid", "dev",
+                "exec",    "relatime", "norelatime", "noatime", "strictatime", "z", "Z", "rrw", "nodiratime",
+                "defaults",
+        };
+        if (!strcmp(opt, "ro") || !strcmp(opt, "rro")) {
+                *ro = true;
+                return true;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
+                if (!strcmp(opt, ok[i]))
+                        return true;
+        return false;
+}
+
+/* Kernel file systems the guest makes itself, at these places only. */
+static const struct {
+        const char *dest, *type;
+} guest_made[] = {
+        {"/proc", "proc"},          {"/dev", "tmpfs"},          {"/dev", "devtmpfs"}, {"/dev/pts", "devpts"},
+        {"/dev/mqueue", "mqueue"},  {"/sys", "sysfs"},          {"/sys/fs/cgroup", "cgroup"},
+        {"/sys/fs/cgroup", "cgroup2"},
+};
+
+static int map_mount(struct rt_bundle *b, json_t *m, size_t idx)
+{
+        char field[64];
+        snprintf(field, sizeof(field), "mounts[%zu]", idx);
+        const char *dest = jstr(m, "destination"), *type = jstr(m, "type"), *src = jstr(m, "source");
+        if (!dest || dest[0] != '/')
+                return refuse(field, "destination must be an absolute path");
+        _cleanup_strv_ char **opts = NULL;
+        int r = parse_strv(json_object_get(m, "options"), field, &opts);
+        if (r < 0)
+                return r;
+        bool bind = type && !strcmp(type, "bind");
+        for (char **o = opts; o && *o; o++)
+                if (!strcmp(*o, "bind") || !strcmp(*o, "rbind"))
+                        bind = true;
+        char why[PATH_MAX + 128];
+        /* /dev/shm: podman binds a host tmpfs there; in a VM it is the
+         * guest's own memory */
+        if (!strcmp(dest, "/dev/shm"))
+                return opts_tmpfs(b->o, dest, "mode=1777");
+        if (!bind) {
+                for (size_t i = 0; type && i < ARRAY_SIZE(guest_made); i++)
+                        if (!strcmp(dest, guest_made[i].dest) && !strcmp(type, guest_made[i].type))
+                                return 0;
+                if (type && !strcmp(type, "tmpfs")) {
+                        _cleanup_free_ char *joined = xstrdup("");
+                        for (char **o = opts; o && *o; o++) {
+                                char *n = xasprintf("%s%s%s", joined, *joined ? "," : "", *o);
+                                free(joined);
+                                joined = n;
+                        }
+                        return opts_tmpfs(b->o, dest, joined);
+                }
+                snprintf(why, sizeof(why),
+                         "a '%s' mount at %s cannot be made in the VM (bind, tmpfs, and proc/sysfs/devpts/mqueue/cgroup "
+                         "at their usual places are)",
+                         type ? type : "(no type)", dest);
+                return refuse(field, why);
+        }
+        if (!src || src[0] != '/')
+                return refuse(field, "a bind mount's source must be an absolute host path");
+        bool ro = false;
+        for (char **o = opts; o && *o; o++)
+                if (!bind_option_ok(*o, &ro)) {
+                        snprintf(why, sizeof(why), "option '%s' of the bind mount at %s is not supported", *o, dest);
+                        return refuse(field, why);
+                }
+        struct msb_error err = {0};
+        if (msb_run_opts_add_volume(b->o, src, dest, ro ? MSB_VOLUME_RO : 0, &err) < 0) {
+                snprintf(why, sizeof(why), "%s", err.message);
+                return refuse(field, why);
+        }
+        return 0;
+}
+
+static int map_mounts(struct rt_bundle *b, json_t *a)
+{
+        if (a && !json_is_array(a))
+                return refuse("mounts", "expected an array");
+        size_t i;
+        json_t *m;
+        json_array_foreach(a, i, m)
+        {
+                int r = map_mount(b, m, i);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- linux ---- */
+
+static int map_namespaces(struct rt_bundle *b, json_t *a)
+{
+        size_t i;
+        json_t *n;
+        json_array_foreach(a, i, n)
+        {
+                const char *t = jstr(n, "type"), *path = jstr(n, "path");
+                if (!t)
+                        return refuse("linux.namespaces", "an entry without a type");
+                if (!strcmp(t, "network")) {
+                        if (path && *path) {
+                                free(b->netns);
+                                b->netns = xstrdup(path);
+                        }
+                        continue;
+                }
+                if (!strcmp(t, "user"))
+                        return refuse("linux.namespaces", "a user namespace: the VM has its own users; remove it");
+                if (!strcmp(t, "time"))
+                        return refuse("linux.namespaces", "a time namespace is not supported");
+                if (strcmp(t, "pid") && strcmp(t, "ipc") && strcmp(t, "uts") && strcmp(t, "mount") &&
+                    strcmp(t, "cgroup"))
+                        return refuse("linux.namespaces", "unknown namespace type");
+                /* the VM is its own pid, ipc, uts, mount and cgroup
+                 * namespace; another container's cannot be joined */
+                if (path && *path)
+                        rt_warn("linux.namespaces: %s namespace %s is not shared with a VM", t, path);
+        }
+        return 0;
+}
+
+/* The devices every container has (the runtime spec's list): the guest
+ * has its own. */
+static bool standard_device(const char *path)
+{
+        static const char *const std[] = {"/dev/null", "/dev/zero",    "/dev/full", "/dev/random",
+                                          "/dev/urandom", "/dev/tty", "/dev/console", "/dev/ptmx"};
+        for (size_t i = 0; i < ARRAY_SIZE(std); i++)
+                if (!strcmp(path, std[i]))
+                        return true;
+        return false;
+}
+
+/* A device cgroup rule that allows something beyond the standard
+ * character devices (1:3/5/7/8/9, 5:0/1/2, 136:*) asks for a host device. */
+static int check_device_rule(json_t *d, size_t idx)
+{
+        if (!json_is_true(json_object_get(d, "allow")))
+                return 0;
+        const char *type = jstr(d, "type");
+        json_t *maj = json_object_get(d, "major"), *min = json_object_get(d, "minor");
+        json_int_t M = maj ? json_integer_value(maj) : -1, m = min ? json_integer_value(min) : -1;
+        bool ok = type && !strcmp(type, "c") &&
+                  ((M == 1 && (m == 3 || m == 5 || m == 7 || m == 8 || m == 9)) ||
+                   (M == 5 && (m == 0 || m == 1 || m == 2)) || M == 136);
+        if (ok)
+                return 0;
+        char field[64], why[160];
+        snprintf(field, sizeof(field), "linux.resources.devices[%zu]", idx);
+        snprintf(why, sizeof(why),
+                 "allows host device %s %lld:%lld; a VM cannot use host devices (privileged containers are not "
+                 "supported)",
+                 type ? type : "a", (long long)M, (long long)m);
+        return refuse(field, why);
+}
+
+int rt_size_from_resources(int64_t quota, uint64_t period, const char *cpus, int64_t mem_limit, unsigned *ret_cpus,
+                           unsigned *ret_mib, char *errbuf, size_t errn)
+{
+        unsigned n = 0;
+        if (quota > 0 && period > 0)
+                n = (unsigned)(((uint64_t)quota + period - 1) / period);
+        else if (cpus && *cpus) {
+                /* "0-3,6": count the CPUs */
+                const char *p = cpus;
+                while (*p) {
+                        char *end;
+                        unsigned long a = strtoul(p, &end, 10), z = a;
+                        if (end == p)
+                                goto bad;
+                        if (*end == '-') {
+                                p = end + 1;
+                                z = strtoul(p, &end, 10);
+                                if (end == p || z < a)
+                                        goto bad;
+                        }
+                        n += (unsigned)(z - a + 1);
+                        p = end;
+                        if (*p == ',')
+                                p++;
+                        else if (*p)
+                                goto bad;
+                }
+        }
+        unsigned mib = 0;
+        if (mem_limit > 0) {
+                uint64_t m = ((uint64_t)mem_limit + (1u << 20) - 1) >> 20;
+                m += RT_MEM_HEADROOM_MIB;
+                mib = m < 128 ? 128 : m > UINT32_MAX ? UINT32_MAX : (unsigned)m;
+        }
+        *ret_cpus = n;
+        *ret_mib = mib;
+        return 0;
+bad:
+        snprintf(errbuf, errn, "linux.resources.cpu.cpus '%s': expected a list such as 0-3,6", cpus);
+        return -EINVAL;
+}
+
+static int map_resources(struct rt_bundle *b, json_t *res, json_t *annotations)
+{
+        size_t i;
+        json_t *d;
+        json_array_foreach(json_object_get(res, "devices"), i, d)
+        {
+                int r = check_device_rule(d, i);
+                if (r < 0)
+                        return r;
+        }
+        json_t *cpu = json_object_get(res, "cpu"), *mem = json_object_get(res, "memory");
+        char why[256];
+        unsigned cpus, mib;
+        if (rt_size_from_resources(json_integer_value(json_object_get(cpu, "quota")),
+                                   (uint64_t)json_integer_value(json_object_get(cpu, "period")), jstr(cpu, "cpus"),
+                                   json_integer_value(json_object_get(mem, "limit")), &cpus, &mib, why,
+                                   sizeof(why)) < 0)
+                return refuse("linux.resources.cpu", why);
+        /* annotations win over the resources */
+        const char *ac = jstr(annotations, "io.msb.cpus"), *am = jstr(annotations, "io.msb.memory");
+        if (ac) {
+                char *end;
+                unsigned long v = strtoul(ac, &end, 10);
+                if (end == ac || *end || v == 0 || v > 64)
+                        return refuse("annotations.io.msb.cpus", "expected a number of vCPUs, 1 to 64");
+                cpus = (unsigned)v;
+        }
+        if (am) {
+                uint64_t bytes;
+                if (msb_parse_size(am, &bytes) < 0 || (bytes >> 20) < 128 || (bytes >> 20) > UINT32_MAX)
+                        return refuse("annotations.io.msb.memory", "expected a size such as 512M or 2G, at least 128M");
+                mib = (unsigned)(bytes >> 20);
+        }
+        if (cpus && msb_run_opts_set_cpus(b->o, cpus) < 0) {
+                snprintf(why, sizeof(why), "%u vCPUs is more than msb gives a VM (64)", cpus);
+                return refuse(ac ? "annotations.io.msb.cpus" : "linux.resources.cpu", why);
+        }
+        if (mib && msb_run_opts_set_memory_mib(b->o, mib) < 0) {
+                snprintf(why, sizeof(why), "%u MiB of guest memory is more than msb gives a VM", mib);
+                return refuse(am ? "annotations.io.msb.memory" : "linux.resources.memory.limit", why);
+        }
+        /* pids, blockIO, hugepageLimits, network, rdma, unified: the VM's
+         * own size bounds them (docs/oci-runtime.md) */
+        return 0;
+}
+
+static int map_linux(struct rt_bundle *b, json_t *l, json_t *annotations)
+{
+        if (!l)
+                return map_resources(b, NULL, annotations);
+        int r = map_namespaces(b, json_object_get(l, "namespaces"));
+        if (r < 0)
+                return r;
+        if (json_array_size(json_object_get(l, "uidMappings")) || json_array_size(json_object_get(l, "gidMappings")))
+                return refuse("linux.uidMappings", "user namespaces are not supported: the VM has its own users");
+        size_t i;
+        json_t *d;
+        json_array_foreach(json_object_get(l, "devices"), i, d)
+        {
+                const char *p = jstr(d, "path");
+                if (!p || !standard_device(p)) {
+                        char field[64], why[PATH_MAX + 64];
+                        snprintf(field, sizeof(field), "linux.devices[%zu]", i);
+                        snprintf(why, sizeof(why), "%s is a host device; a VM cannot use it", p ? p : "(no path)");
+                        return refuse(field, why);
+                }
+        }
+        if (json_object_size(json_object_get(l, "sysctl")))
+                return refuse("linux.sysctl", "not supported yet: set them from the container's command");
+        if (json_object_get(l, "intelRdt"))
+                return refuse("linux.intelRdt", "not supported in a VM");
+        if (json_object_get(l, "personality"))
+                return refuse("linux.personality", "not supported");
+        if (json_object_get(l, "timeOffsets"))
+                return refuse("linux.timeOffsets", "not supported");
+        /* accepted: cgroupsPath, seccomp, maskedPaths, readonlyPaths,
+         * mountLabel, rootfsPropagation (docs/oci-runtime.md) */
+        return map_resources(b, json_object_get(l, "resources"), annotations);
+}
+
+static int map_hooks(json_t *h)
+{
+        const char *k;
+        json_t *v;
+        json_object_foreach(h, k, v)
+        {
+                if (json_array_size(v)) {
+                        char field[64];
+                        snprintf(field, sizeof(field), "hooks.%s", k);
+                        return refuse(field, "hooks are not supported by msb-runtime");
+                }
+        }
+        return 0;
+}
+
+int rt_bundle_load(const char *bundle, struct rt_bundle *b)
+{
+        memset(b, 0, sizeof(*b));
+        _cleanup_free_ char *path = xasprintf("%s/config.json", bundle), *data = NULL;
+        int r = read_file_at(AT_FDCWD, path, CONFIG_MAX, &data, NULL);
+        if (r < 0) {
+                rt_error("cannot read %s: %s", path, strerror(-r));
+                return r;
+        }
+        json_error_t je;
+        json_t *j = json_loads(data, 0, &je);
+        if (!json_is_object(j)) {
+                json_decref(j);
+                rt_error("%s: not a JSON object (line %d: %s)", path, je.line, je.text);
+                return -EINVAL;
+        }
+        msb_run_opts_new(&b->o);
+        const char *ver = jstr(j, "ociVersion");
+        if (!ver || strncmp(ver, "1.", 2))
+                r = refuse("ociVersion", "expected a 1.x version");
+        json_t *root = json_object_get(j, "root");
+        const char *rp = jstr(root, "path");
+        if (r >= 0 && !rp)
+                r = refuse("root.path", "missing");
+        if (r >= 0) {
+                _cleanup_free_ char *joined = rp[0] == '/' ? xstrdup(rp) : xasprintf("%s/%s", bundle, rp);
+                _cleanup_free_ char *real = realpath(joined, NULL);
+                struct stat st;
+                if (!real || stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
+                        r = refuse("root.path", "not a directory");
+                else
+                        r = opts_root(b->o, real, json_is_true(json_object_get(root, "readonly")));
+        }
+        json_t *ann = json_object_get(j, "annotations");
+        b->annotations = json_is_object(ann) ? json_dumps(ann, JSON_COMPACT) : xstrdup("{}");
+        if (r >= 0)
+                r = map_process(b, json_object_get(j, "process"));
+        const char *host = jstr(j, "hostname");
+        if (r >= 0 && host && *host && msb_run_opts_set_hostname(b->o, host) < 0)
+                r = refuse("hostname", "expected letters, digits, '-' and '.', at most 63");
+        if (r >= 0)
+                r = map_mounts(b, json_object_get(j, "mounts"));
+        if (r >= 0)
+                r = map_hooks(json_object_get(j, "hooks"));
+        if (r >= 0)
+                r = map_linux(b, json_object_get(j, "linux"), ann);
+        static const char *const other_os[] = {"windows", "solaris", "vm", "zos"};
+        for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(other_os); i++)
+                if (json_object_get(j, other_os[i]))
+                        r = refuse(other_os[i], "not a Linux field");
+        json_decref(j);
+        if (r < 0)
+                rt_bundle_free(b);
+        return r;
+}
+
+void rt_bundle_free(struct rt_bundle *b)
+{
+        msb_run_opts_free(b->o);
+        free(b->netns);
+        free(b->annotations);
+        memset(b, 0, sizeof(*b));
+}
+
+/* ---- exec --process ---- */
+
+int rt_process_parse_file(const char *path, struct rt_process *p)
+{
+        memset(p, 0, sizeof(*p));
+        _cleanup_free_ char *data = NULL;
+        int r = read_file_at(AT_FDCWD, path, CONFIG_MAX, &data, NULL);
+        if (r < 0) {
+                rt_error("cannot read the process file %s: %s", path, strerror(-r));
+                return r;
+        }
+        json_t *j = json_loads(data, 0, NULL);
+        if (!json_is_object(j)) {
+                json_decref(j);
+                rt_error("%s: not a JSON object", path);
+                return -EINVAL;
+        }
+        r = parse_strv(json_object_get(j, "args"), "process.args", &p->argv);
+        if (r >= 0 && (!p->argv || !p->argv[0]))
+                r = refuse("process.args", "empty: name the command to run");
+        if (r >= 0)
+                r = parse_strv(json_object_get(j, "env"), "process.env", &p->env);
+        const char *cwd = jstr(j, "cwd");
+        p->cwd = cwd && *cwd ? xstrdup(cwd) : NULL;
+        unsigned uid, gid;
+        if (r >= 0 && json_object_get(j, "user"))
+                r = parse_user(json_object_get(j, "user"), &p->user, &uid, &gid, NULL, NULL);
+        p->terminal = json_is_true(json_object_get(j, "terminal"));
+        console_size(j, &p->rows, &p->cols);
+        json_decref(j);
+        if (r < 0)
+                rt_process_free(p);
+        return r;
+}
+
+void rt_process_free(struct rt_process *p)
+{
+        strv_free(p->argv);
+        strv_free(p->env);
+        free(p->cwd);
+        free(p->user);
+        memset(p, 0, sizeof(*p));
+}
