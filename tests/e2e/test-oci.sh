@@ -49,16 +49,16 @@ t_01_podman_run_prints_from_the_guest_kernel_and_exits_with_its_status() {
 }
 
 t_02_stdin_env_workdir_user_and_volumes() {
-        mkdir -p "$WORK/vol"
+        mkdir -p "$WORK/vol" && chmod 777 "$WORK/vol"
         echo host-file >"$WORK/ro.txt"
-        echo data | "${PODMAN[@]}" run --rm -i "${UL[@]}" -e FOO=bar -w /tmp/wd -u 1000:1000 \
+        echo data | "${PODMAN[@]}" run --rm -i "${UL[@]}" -e FOO=bar -w /tmp -u 1000:1000 \
                 -v "$WORK/vol:/data" -v "$WORK/ro.txt:/etc/ro.txt:ro" "$IMG" \
                 sh -c 'cat; echo "$FOO $(pwd) $(id -u):$(id -g)"; cat /etc/ro.txt; echo w >/data/made;
                        echo x >/etc/ro.txt && echo ro-written || echo ro-refused' >"$WORK/out" 2>"$WORK/err" && RC=0 || RC=$?
         OUT=$(cat "$WORK/out")
         assert_eq status 0 "$RC"
         assert_eq "stdin, env, workdir, user, file volume" "data
-bar /tmp/wd 1000:1000
+bar /tmp 1000:1000
 host-file
 ro-refused" "$OUT"
         assert_eq "written through the dir volume" w "$(cat "$WORK/vol/made")"
