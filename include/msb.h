@@ -132,6 +132,22 @@ int msb_run_opts_add_volume(struct msb_run_opts *opts, const char *host_path, co
 int msb_run_opts_set_net(struct msb_run_opts *opts, const char *mode, struct msb_error *err);
 int msb_run_opts_add_net_rule(struct msb_run_opts *opts, const char *rule, struct msb_error *err);
 int msb_run_opts_add_port(struct msb_run_opts *opts, const char *spec, struct msb_error *err);
+/* For OCI bundles (msb-runtime, docs/oci-runtime.md).  root_rw: the
+ * --rootfs directory is the guest's root itself, served read-write with
+ * owners passed through and no overlay (writes land in it, as under runc);
+ * it implies no disk.  ids: the main process's uid, gid and additional
+ * groups, used as given (no lookup in the image).  rlimits: setrlimit() for
+ * the main process (up to 16; Linux resource numbers).  tmpfs: a tmpfs made
+ * in the guest at GUEST, options as OCI writes them (size=, mode=,
+ * nr_inodes=, uid=, gid=, ro, nosuid, nodev, noexec, atime flavours; up to
+ * 16).  Errors name the value. */
+int msb_run_opts_set_root_rw(struct msb_run_opts *opts, bool rw);
+int msb_run_opts_set_ids(struct msb_run_opts *opts, uint32_t uid, uint32_t gid, const uint32_t *groups, size_t n,
+                         struct msb_error *err);
+int msb_run_opts_add_rlimit(struct msb_run_opts *opts, int resource, uint64_t soft, uint64_t hard,
+                            struct msb_error *err);
+int msb_run_opts_add_tmpfs(struct msb_run_opts *opts, const char *guest, const char *options, struct msb_error *err);
+
 /* The options together make sense (e.g. no -p with --net none). */
 int msb_run_opts_check(const struct msb_run_opts *opts, struct msb_error *err);
 

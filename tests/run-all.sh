@@ -48,7 +48,7 @@ if ninja -C build-fuzz >build-fuzz.log 2>&1; then
         # a whole SETUP and EXEC (type byte, then the payload) to mutate
         printf '\002\001\0\0\0\001\0\0\0r\001\0\0\0h\001\0\0\0\001\0\0\0t\0\0\0\0\002\0\0\0/m\001\0\0\0' \
                 >"$seed/proto/setup"
-        printf '\003\002\0\0\0\005\0\0\0\0\0\0\0\0\0\0\0\001\0\0\0\002\0\0\0sh\001\0\0\0\003\0\0\0A=1\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\030\0\0\0\120\0\0\0' \
+        printf '\003\002\0\0\0\005\0\0\0\0\0\0\0\0\0\0\0\001\0\0\0\002\0\0\0sh\001\0\0\0\003\0\0\0A=1\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\030\0\0\0\120\0\0\0\0\0\0\0' \
                 >"$seed/proto/exec"
         build-fuzz/tests/fuzz-proto -runs=200000 -max_len=4096 -seed=1 -artifact_prefix=build-fuzz/ "$seed/proto" >build-fuzz/fuzz-proto.log 2>&1
         rc=$?

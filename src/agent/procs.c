@@ -309,6 +309,15 @@ static int child_main(void *arg)
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (nofile_raised)
                 setrlimit(RLIMIT_NOFILE, &nofile);
+        /* the process's own limits (an OCI bundle's rlimits), while still
+         * root: raising a hard limit needs it */
+        for (uint32_t i = 0; i < c->ex->nrlimits; i++) {
+                const struct msb_rlimit *l = &c->ex->rlimits[i];
+                struct rlimit rl = {.rlim_cur = l->soft == UINT64_MAX ? RLIM_INFINITY : (rlim_t)l->soft,
+                                    .rlim_max = l->hard == UINT64_MAX ? RLIM_INFINITY : (rlim_t)l->hard};
+                if (setrlimit((int)l->resource, &rl) < 0)
+                        goto fail;
+        }
         setsid();
         if (c->tty && ioctl(c->fds[0], TIOCSCTTY, 0) < 0)
                 goto fail;

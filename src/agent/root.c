@@ -156,6 +156,28 @@ static int mount_point(int rootfd, const char *p, bool file)
         }
 }
 
+/* What a tmpfs may be given: sizes, a mode and owners, nothing that names
+ * a path or changes how the kernel treats other mounts. */
+static bool tmpfs_options_ok(const char *o)
+{
+        static const char *const keys[] = {"size=", "mode=", "nr_inodes=", "nr_blocks=", "uid=", "gid="};
+        if (strlen(o) > 256)
+                return false;
+        for (const char *p = o; *p;) {
+                const char *e = strchrnul(p, ',');
+                bool ok = false;
+                for (size_t k = 0; k < ARRAY_SIZE(keys) && !ok; k++) {
+                        size_t n = strlen(keys[k]);
+                        ok = (size_t)(e - p) > n && !strncmp(p, keys[k], n) &&
+                             strspn(p + n, "0123456789kmgKMG%") == (size_t)(e - p) - n;
+                }
+                if (!ok)
+                        return false;
+                p = *e ? e + 1 : e;
+        }
+        return true;
+}
+
 /* Volumes arrive sorted parent-first.  A device holding many volumes (sub
  * set) is mounted once at VOLSTAGE, outside the guest's root; each entry is
  * bind-mounted into place and the staging mount goes away before the
@@ -172,10 +194,20 @@ static void mount_volumes(const struct msb_setup_msg *run)
                 if (!path_ok(m->path))
                         fail("volume", EINVAL, "bad guest path '%s'", m->path);
                 bool file = m->flags & MSB_MOUNT_FILE;
-                unsigned long fl = MS_NODEV | ((m->flags & MSB_MOUNT_RO) ? MS_RDONLY : 0);
+                unsigned long fl = MS_NODEV | ((m->flags & MSB_MOUNT_RO) ? MS_RDONLY : 0) |
+                                   ((m->flags & MSB_MOUNT_NOSUID) ? MS_NOSUID : 0) |
+                                   ((m->flags & MSB_MOUNT_NOEXEC) ? MS_NOEXEC : 0);
                 _cleanup_close_ int fd = mount_point(rootfd, m->path, file);
                 char target[64];
                 snprintf(target, sizeof(target), "/proc/self/fd/%d", fd);
+                if (m->flags & MSB_MOUNT_TMPFS) {
+                        if (!tmpfs_options_ok(m->tag))
+                                fail("volume", EINVAL, "%s: tmpfs options '%s' are not size=, mode=, nr_inodes=, "
+                                     "uid= or gid=", m->path, m->tag);
+                        if (mount("tmpfs", target, "tmpfs", fl, m->tag) < 0)
+                                fail("volume", errno, "%s: cannot mount a tmpfs", m->path);
+                        continue;
+                }
                 if (!m->sub[0]) {
                         if (file)
                                 fail("volume", EINVAL, "%s: a file volume needs a volumes device", m->path);
@@ -381,19 +413,30 @@ static bool mount_tmpfs_upper(void)
  * work/), and the kernel file systems inside it.  /dev/pts is a devpts
  * instance of the guest's own, with /dev/ptmx pointing at it: agentd's
  * terminals come from there, as do those of programs in the guest. */
+static void mount_kernel_fs(bool scratch);
+
 static void mount_overlay(const char *dir)
 {
         char opts[128];
         snprintf(opts, sizeof(opts), "lowerdir=/mnt/lower,upperdir=%s/upper,workdir=%s/work", dir, dir);
-        if (!base_mount("overlay", NEWROOT, "overlay", 0, opts) ||
-            !base_mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) ||
+        if (base_mount("overlay", NEWROOT, "overlay", 0, opts))
+                mount_kernel_fs(true);
+}
+
+/* The kernel's file systems in the new root; with scratch also /tmp and
+ * /run as tmpfs (an image root's writes are throw-away anyway; an OCI
+ * bundle's root keeps its own /tmp, as under runc). */
+static void mount_kernel_fs(bool scratch)
+{
+        if (!base_mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) ||
             !base_mount("sysfs", NEWROOT "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) ||
             !base_mount("devtmpfs", NEWROOT "/dev", "devtmpfs", MS_NOSUID, "mode=0755") ||
             !base_mount("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
                         "newinstance,ptmxmode=0666,mode=0620,gid=5") ||
-            !base_mount("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") ||
-            !base_mount("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") ||
-            !base_mount("tmpfs", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"))
+            !base_mount("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"))
+                return;
+        if (scratch && (!base_mount("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") ||
+                        !base_mount("tmpfs", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")))
                 return;
         static const char *const links[][2] = {
                 {"/proc/self/fd", NEWROOT "/dev/fd"},       {"/proc/self/fd/0", NEWROOT "/dev/stdin"},
@@ -439,10 +482,27 @@ static void move_upper_to_disk(void)
                 mount_overlay(DISK_MNT);
 }
 
+/* An OCI bundle's root: the share itself, read-write, no overlay. */
+static void mount_root_rw(const char *tag)
+{
+        if (!tag_ok(tag)) {
+                base_step("rootfs", EINVAL, "bad rootfs tag");
+                return;
+        }
+        if (!base_mount(tag, NEWROOT, "virtiofs", 0, NULL))
+                return;
+        raise_readahead(NEWROOT);
+        mount_kernel_fs(false);
+}
+
 static void setup_base(const struct msb_setup_msg *su, const char *premounted)
 {
         bool disk = su->flags & MSB_SETUP_DISK;
-        if (!premounted)
+        if (su->flags & MSB_SETUP_ROOT_RW) {
+                if (premounted || disk)
+                        fail("rootfs", EINVAL, "a read-write root goes with no early root and no disk");
+                mount_root_rw(su->rootfs_tag);
+        } else if (!premounted)
                 mount_root(su->rootfs_tag, disk);
         else if (strcmp(premounted, su->rootfs_tag) != 0)
                 fail("rootfs", EINVAL, "the root share on the kernel command line (%s) is not SETUP's (%s)", premounted,

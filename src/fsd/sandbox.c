@@ -46,7 +46,7 @@ static const int allowed[] = {
         SYS_readlinkat, SYS_fchownat, SYS_fchmodat, SYS_chmod, SYS_utimensat, SYS_getxattr, SYS_setxattr,
         SYS_listxattr, SYS_removexattr, SYS_fstatfs, SYS_ftruncate, SYS_fsync, SYS_fdatasync, SYS_syncfs,
         SYS_fallocate, SYS_getdents64, SYS_fcntl, SYS_dup, SYS_dup3, SYS_epoll_wait, SYS_epoll_pwait,
-        SYS_epoll_ctl, SYS_poll, SYS_ppoll, SYS_accept4, SYS_recvmsg, SYS_recvfrom, SYS_sendto, SYS_sendmsg, SYS_exit,
+        SYS_epoll_ctl, SYS_accept4, SYS_recvmsg, SYS_recvfrom, SYS_sendto, SYS_sendmsg, SYS_exit,
         SYS_exit_group, SYS_getpid, SYS_gettid, SYS_geteuid, SYS_getuid, SYS_getegid, SYS_getgid, SYS_futex,
         SYS_clock_gettime, SYS_restart_syscall, SYS_tgkill, SYS_getrandom, SYS_copy_file_range,
         /* not serving's own: sanitizer runtimes set up an alternate signal
@@ -55,21 +55,45 @@ static const int allowed[] = {
         SYS_sigaltstack,
 };
 
-#define NALLOWED (sizeof(allowed) / sizeof(allowed[0]))
+/* msb-netd's: it only moves bytes between the sockets it was given */
+static const int net_allowed[] = {
+        SYS_read, SYS_write, SYS_close, SYS_recvfrom, SYS_poll, SYS_ppoll, SYS_mmap, SYS_munmap, SYS_mremap,
+        SYS_madvise, SYS_brk, SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_exit, SYS_exit_group,
+        SYS_clock_gettime, SYS_getrandom, SYS_futex, SYS_fstat, SYS_newfstatat, SYS_getpid, SYS_gettid,
+        SYS_restart_syscall, SYS_sigaltstack,
+};
 
-static int install_seccomp(void)
+/* Kill on anything not in the list.  With sendto_no_addr, sendto() is
+ * allowed only without a destination address (args[4] NULL): a connected
+ * socket's peer, never another. */
+static int install_filter(const int *list, size_t nlist, bool sendto_no_addr)
 {
-        /* arch check, load nr, one compare per allowed call, kill */
-        struct sock_filter f[4 + NALLOWED + 2];
+        struct sock_filter f[4 + 5 + 128 + 2];
+        if (nlist > 128)
+                return -E2BIG;
         size_t n = 0;
         f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
         f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-        for (size_t i = 0; i < NALLOWED; i++) {
+        if (sendto_no_addr) {
+                /* the five instructions below; then nlist compares, KILL, ALLOW */
+                size_t kill = n + 5 + nlist, allow = kill + 1;
+                f[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_sendto, 0, 4);
+                n++;
+                f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[4]));
+                f[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, (uint8_t)(kill - n - 1));
+                n++;
+                f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                                      offsetof(struct seccomp_data, args[4]) + 4);
+                f[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, (uint8_t)(allow - n - 1),
+                                                    (uint8_t)(kill - n - 1));
+                n++;
+        }
+        for (size_t i = 0; i < nlist; i++) {
                 /* on a match jump to the ALLOW at the end */
-                unsigned to_allow = (unsigned)(NALLOWED - i);
-                f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)allowed[i], (uint8_t)to_allow, 0);
+                unsigned to_allow = (unsigned)(nlist - i);
+                f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)list[i], (uint8_t)to_allow, 0);
         }
         const char *dbg = getenv("MSB_FSD_SECCOMP_LOG");
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
@@ -83,13 +107,14 @@ static int install_seccomp(void)
         return 0;
 }
 
-/* Root only: keep the file capabilities serving needs, drop the rest. */
-static int drop_caps(bool passthrough)
+static int install_seccomp(void)
 {
-        uint64_t keep = (1ULL << CAP_CHOWN) | (1ULL << CAP_DAC_OVERRIDE) | (1ULL << CAP_DAC_READ_SEARCH) |
-                        (1ULL << CAP_FOWNER) | (1ULL << CAP_FSETID);
-        if (passthrough)
-                keep |= 1ULL << CAP_MKNOD;
+        return install_filter(allowed, sizeof(allowed) / sizeof(allowed[0]), false);
+}
+
+/* Root only: keep the file capabilities serving needs, drop the rest. */
+static int drop_caps_to(uint64_t keep)
+{
         for (int c = 0; c <= CAP_LAST_CAP; c++)
                 if (!(keep & (1ULL << c)))
                         prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
@@ -99,6 +124,15 @@ static int drop_caps(bool passthrough)
                 {.effective = (uint32_t)(keep >> 32), .permitted = (uint32_t)(keep >> 32)},
         };
         return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
+}
+
+static int drop_caps(bool passthrough)
+{
+        uint64_t keep = (1ULL << CAP_CHOWN) | (1ULL << CAP_DAC_OVERRIDE) | (1ULL << CAP_DAC_READ_SEARCH) |
+                        (1ULL << CAP_FOWNER) | (1ULL << CAP_FSETID);
+        if (passthrough)
+                keep |= 1ULL << CAP_MKNOD;
+        return drop_caps_to(keep);
 }
 
 static int write_proc(const char *path, const char *s)
@@ -386,6 +420,27 @@ int fsd_sandbox_enter(const int *dirs, const unsigned *flags, size_t ndirs, bool
                 drop_caps(false);
         }
         if ((r = install_seccomp()) < 0) {
+                snprintf(err, errsz, "cannot install the seccomp filter: %s", strerror(-r));
+                return r;
+        }
+        return 0;
+}
+
+int net_sandbox_enter(char *err, size_t errsz)
+{
+        int r;
+        if (geteuid() == 0) {
+                if ((r = enter_pidns(err, errsz)) < 0 || (r = empty_root(NULL, NULL, 0, err, errsz)) < 0)
+                        return r;
+        } else if (enter_userns() == 0) {
+                if ((r = enter_pidns(err, errsz)) < 0 || (r = empty_root(NULL, NULL, 0, err, errsz)) < 0)
+                        return r;
+        }
+        if ((r = drop_caps_to(0)) < 0 && geteuid() == 0) {
+                snprintf(err, errsz, "cannot drop capabilities: %s", strerror(-r));
+                return r;
+        }
+        if ((r = install_filter(net_allowed, sizeof(net_allowed) / sizeof(net_allowed[0]), true)) < 0) {
                 snprintf(err, errsz, "cannot install the seccomp filter: %s", strerror(-r));
                 return r;
         }

@@ -33,3 +33,9 @@
 #define FSD_DIR_FLAT 2u /* bind the directory alone, not the mounts below it */
 int fsd_sandbox_enter(const int *dirs, const unsigned *flags, size_t ndirs, bool passthrough, char *err,
                       size_t errsz);
+
+/* msb-netd's confinement: the same namespaces and empty root with no
+ * directories, no capabilities at all, and a seccomp allow-list of what
+ * moving bytes between already-open sockets needs (sendto only to a
+ * connected socket's peer: no destination address). */
+int net_sandbox_enter(char *err, size_t errsz);

@@ -98,6 +98,19 @@ static int port_free(const struct net_port *p, const char *spec, struct msb_erro
         return 0;
 }
 
+static bool unspecified(const struct net_addr *a)
+{
+        static const uint8_t zero[16];
+        return !memcmp(a->a, zero, a->family == 4 ? 4 : 16);
+}
+
+/* Would two binds of one port clash?  The same address, or either one all
+ * addresses (0.0.0.0 and :: also overlap each other on Linux). */
+static bool binds_overlap(const struct net_addr *x, const struct net_addr *y)
+{
+        return net_addr_eq(x, y) || unspecified(x) || unspecified(y);
+}
+
 int msb_run_opts_add_port(struct msb_run_opts *o, const char *spec, struct msb_error *err)
 {
         struct net_port p;
@@ -116,7 +129,7 @@ int msb_run_opts_add_port(struct msb_run_opts *o, const char *spec, struct msb_e
         for (char **s = o->net_ports; s && *s; s++) {
                 struct net_port q;
                 if (net_port_parse(*s, &q, why, sizeof(why)) == 0 && q.proto == p.proto &&
-                    q.host_port == p.host_port)
+                    q.host_port == p.host_port && binds_overlap(&q.host, &p.host))
                         return msb_err(err, EINVAL, "-p '%s': host port %u/%s is already published by -p '%s'",
                                        spec, p.host_port, p.proto == 17 ? "udp" : "tcp", *s);
         }

@@ -66,6 +66,10 @@ void msb_run_opts_free(struct msb_run_opts *o)
         free(o->user);
         free(o->hostname);
         free(o->fs_backend);
+        for (size_t i = 0; i < o->ntmpfs; i++) {
+                free(o->tmpfs[i].path);
+                free(o->tmpfs[i].options);
+        }
         free(o->net_mode);
         strv_free(o->net_rules);
         strv_free(o->net_ports);
@@ -944,7 +948,19 @@ static int vm_main_command(struct vm *vm, struct msb_ctx *ctx, const struct msb_
         struct image_view view;
         if (!image_view_open(&view, vm->rootfs, o))
                 view = (struct image_view){.rfd = -1};
-        int r = host_resolve_user(&view, vm->user, &vm->ids, &vm->have_ids, err);
+        int r = 0;
+        if (o->ids_set) {
+                /* given (an OCI bundle's process.user): no lookup in the image */
+                vm->ids = o->ids;
+                vm->have_ids = true;
+                const char *home = "/";
+                for (char **e = vm->env; e && *e; e++)
+                        if (!strncmp(*e, "HOME=", 5) && (*e)[5] == '/')
+                                home = *e + 5;
+                snprintf(vm->ids.home, sizeof(vm->ids.home), "%s", home);
+        } else {
+                r = host_resolve_user(&view, vm->user, &vm->ids, &vm->have_ids, err);
+        }
         if (r == 0) {
                 vm->exec_path = host_find_exec(&view, vm->argv[0], vm->env);
                 vm->prefetch = host_prefetch_list(&view, vm->exec_path);
@@ -1018,7 +1034,14 @@ static int vm_shares(struct vm *vm, const struct msb_run_opts *o, struct msb_err
 {
         struct sandbox *sb = &vm->sb;
         const struct fsd_backend *be = vm->be;
-        int r = add_share(sb, be, &(struct fsd_share){.path = vm->rootfs, .read_only = true, .rootfs = true}, err);
+        /* an OCI bundle's root is written by its container, and its owners
+         * are the container's (o->root_rw); an image root never changes */
+        int r = add_share(sb, be,
+                          &(struct fsd_share){.path = vm->rootfs,
+                                              .read_only = !o->root_rw,
+                                              .rootfs = !o->root_rw,
+                                              .owner_passthrough = o->root_rw},
+                          err);
         if (r < 0)
                 return r;
         if (o->nvols && be->argv_multi) {
@@ -1047,8 +1070,12 @@ static int vm_shares(struct vm *vm, const struct msb_run_opts *o, struct msb_err
                         .flags = (o->vols[i].flags & MSB_VOLUME_RO ? MSB_MOUNT_RO : 0) |
                                  (o->vols[i].file ? MSB_MOUNT_FILE : 0)};
         }
+        for (size_t i = 0; i < o->ntmpfs; i++)
+                vm->mounts[o->nvols + i] = (struct msb_mount_spec){
+                        .tag = o->tmpfs[i].options, .sub = "", .path = o->tmpfs[i].path,
+                        .flags = MSB_MOUNT_TMPFS | o->tmpfs[i].flags};
         /* parents before children: /data before /data/sub */
-        qsort(vm->mounts, o->nvols, sizeof(vm->mounts[0]), cmp_depth);
+        qsort(vm->mounts, o->nvols + o->ntmpfs, sizeof(vm->mounts[0]), cmp_depth);
         return 0;
 }
 
@@ -1071,7 +1098,8 @@ static int vm_qemu(struct vm *vm, const struct msb_run_opts *o, const struct vm_
                 .debug = getenv("MSB_DEBUG_AGENT") != NULL,
                 .tsc_khz = vm->accel == MSB_ACCEL_TCG ? msb_host_tsc_khz(sb->ctx) : 0,
                 .acpi = vm->kit.acpi,
-                .root_tag = sb->shares[0].tag,
+                /* a read-write root is mounted after SETUP, not early */
+                .root_tag = o->root_rw ? NULL : sb->shares[0].tag,
                 .shares = sb->shares,
                 .nshares = sb->nshares,
                 .disk = vo->disk,
@@ -1097,11 +1125,12 @@ static int vm_greet(struct vm *vm, const struct msb_run_opts *o, const struct vm
         vm->hostname = o->hostname ? xstrdup(o->hostname)
                                    : vo->hostname ? xstrdup(vo->hostname) : xasprintf("msb-%.8s", sb->id);
         vm->setup = (struct msb_setup_msg){
-                .flags = (vo->disk ? MSB_SETUP_DISK : 0) | (vm->has_net ? MSB_SETUP_NET : 0),
+                .flags = (vo->disk ? MSB_SETUP_DISK : 0) | (vm->has_net ? MSB_SETUP_NET : 0) |
+                         (o->root_rw ? MSB_SETUP_ROOT_RW : 0),
                 .net = vm->net,
                 .rootfs_tag = sb->shares[0].tag,
                 .hostname = vm->hostname,
-                .nmounts = (uint32_t)o->nvols,
+                .nmounts = (uint32_t)(o->nvols + o->ntmpfs),
                 .mounts = vm->mounts,
         };
         struct msb_exec_msg *m = &vm->main;
@@ -1119,7 +1148,9 @@ static int vm_greet(struct vm *vm, const struct msb_run_opts *o, const struct vm
                 .nprefetch = (uint32_t)strv_len(vm->prefetch),
                 .rows = vo->tty ? vo->rows : 0,
                 .cols = vo->tty ? vo->cols : 0,
+                .nrlimits = o->nrlimits,
         };
+        memcpy(m->rlimits, o->rlimits, sizeof(m->rlimits));
         if (vm->have_ids) {
                 m->flags |= MSB_EXEC_IDS;
                 m->uid = vm->ids.uid;

@@ -136,6 +136,32 @@ static json_t *opts_json(const struct msb_run_opts *o)
         json_object_set_new(j, "idle_timeout", json_integer(o->idle_timeout));
         json_object_set_new(j, "auto_remove", json_boolean(o->auto_remove));
         json_object_set_new(j, "volumes", vols);
+        /* OCI bundles' (src/lib/bundle.c); a limit of -1 is unlimited */
+        if (o->root_rw)
+                json_object_set_new(j, "root_rw", json_true());
+        if (o->ids_set) {
+                json_t *g = json_array();
+                for (uint32_t i = 1; i < o->ids.ngroups; i++)
+                        json_array_append_new(g, json_integer(o->ids.groups[i]));
+                json_object_set_new(j, "ids", json_pack("{s:I,s:I,s:o}", "uid", (json_int_t)o->ids.uid, "gid",
+                                                        (json_int_t)o->ids.gid, "groups", g));
+        }
+        if (o->nrlimits) {
+                json_t *rl = json_array();
+                for (uint32_t i = 0; i < o->nrlimits; i++)
+                        json_array_append_new(
+                                rl, json_pack("[i,I,I]", (int)o->rlimits[i].resource,
+                                              o->rlimits[i].soft == UINT64_MAX ? -1 : (json_int_t)o->rlimits[i].soft,
+                                              o->rlimits[i].hard == UINT64_MAX ? -1 : (json_int_t)o->rlimits[i].hard));
+                json_object_set_new(j, "rlimits", rl);
+        }
+        if (o->ntmpfs) {
+                json_t *t = json_array();
+                for (size_t i = 0; i < o->ntmpfs; i++)
+                        json_array_append_new(t, json_pack("{s:s,s:s,s:i}", "path", o->tmpfs[i].path, "options",
+                                                           o->tmpfs[i].options, "flags", (int)o->tmpfs[i].flags));
+                json_object_set_new(j, "tmpfs", t);
+        }
         json_object_set_new(j, "net", o->net_mode ? json_string(o->net_mode) : json_null());
         json_object_set_new(j, "net_rules", strv_json(o->net_rules));
         json_object_set_new(j, "ports", strv_json(o->net_ports));
@@ -155,6 +181,49 @@ static char **jstrv(json_t *j, const char *key)
         size_t i;
         json_array_foreach(a, i, e) if (json_is_string(e)) strv_push(&v, json_string_value(e));
         return v;
+}
+
+static uint64_t jlimit(json_t *v)
+{
+        json_int_t x = json_integer_value(v);
+        return x < 0 ? UINT64_MAX : (uint64_t)x;
+}
+
+/* What msb-runtime adds (opts_json), checked again through the setters. */
+static int bundle_opts_load(json_t *j, struct msb_run_opts *o, const char *name, struct msb_error *err)
+{
+        int r = 0;
+        msb_run_opts_set_root_rw(o, json_is_true(json_object_get(j, "root_rw")));
+        json_t *ids = json_object_get(j, "ids");
+        if (json_is_object(ids)) {
+                uint32_t g[IDS_MAX_GROUPS];
+                size_t n = 0, i;
+                json_t *e;
+                json_array_foreach(json_object_get(ids, "groups"), i, e) if (n < IDS_MAX_GROUPS) g[n++] =
+                        (uint32_t)json_integer_value(e);
+                r = msb_run_opts_set_ids(o, (uint32_t)json_integer_value(json_object_get(ids, "uid")),
+                                         (uint32_t)json_integer_value(json_object_get(ids, "gid")), g, n, err);
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(j, "rlimits"), i, e)
+        {
+                if (r >= 0)
+                        r = msb_run_opts_add_rlimit(o, (int)json_integer_value(json_array_get(e, 0)),
+                                                    jlimit(json_array_get(e, 1)), jlimit(json_array_get(e, 2)), err);
+        }
+        json_array_foreach(json_object_get(j, "tmpfs"), i, e)
+        {
+                if (r < 0)
+                        break;
+                const char *p = jstr(e, "path"), *op = jstr(e, "options");
+                r = p && op ? msb_run_opts_add_tmpfs(o, p, op, err) : -EINVAL;
+                if (r >= 0)
+                        o->tmpfs[o->ntmpfs - 1].flags = (unsigned)json_integer_value(json_object_get(e, "flags")) &
+                                                        (MSB_MOUNT_RO | MSB_MOUNT_NOSUID | MSB_MOUNT_NODEV |
+                                                         MSB_MOUNT_NOEXEC);
+        }
+        return r < 0 ? msb_err_wrap(err, r, "sandbox '%s'", name) : 0;
 }
 
 /* The options a sandbox was created with; volumes are checked again (a
@@ -221,6 +290,8 @@ int sb_config_load(struct msb_ctx *ctx, const char *name, struct msb_run_opts **
                 if ((r = msb_run_opts_add_net_rule(o, *x, err)) < 0)
                         r = msb_err_wrap(err, r, "sandbox '%s'", name);
         o->net_ports = jstrv(j, "ports");
+        if (r >= 0)
+                r = bundle_opts_load(j, o, name, err);
         json_decref(j);
         if (o->cpus < 1 || o->memory_mib < 1)
                 r = msb_err(err, EINVAL, "sandbox '%s': %s is damaged (no cpus or memory)", name, path);

@@ -14,6 +14,7 @@
 #include "proto/proto.h"
 
 #define MAX_VOLUMES 32u
+#define MAX_TMPFS 16u
 #define DEFAULT_MEMORY_MIB 512u
 /* the main process's id on the guest channel */
 #define VM_MAIN_ID 1u
@@ -56,6 +57,18 @@ struct msb_run_opts {
         bool auto_remove;
         unsigned timeout; /* seconds, ephemeral run */
         bool no_disk; /* writes go to guest memory (tmpfs), as in an ephemeral run */
+        /* OCI bundles (msb-runtime): the root served read-write, owners
+         * passed through, no overlay; explicit ids; rlimits; tmpfs mounts */
+        bool root_rw;
+        bool ids_set;
+        struct ids ids;
+        struct msb_rlimit rlimits[MSB_PROTO_MAX_RLIMITS];
+        uint32_t nrlimits;
+        struct tmpfs_mount {
+                char *path, *options;
+                unsigned flags; /* MSB_MOUNT_RO/NOSUID/NODEV/NOEXEC */
+        } tmpfs[MAX_TMPFS];
+        size_t ntmpfs;
         /* the network (src/lib/net.c); mode NULL: public */
         char *net_mode;
         char **net_rules;
@@ -107,7 +120,7 @@ struct vm {
         char **argv, **env, **prefetch;
         struct ids ids;
         bool have_ids;
-        struct msb_mount_spec mounts[MAX_VOLUMES];
+        struct msb_mount_spec mounts[MAX_VOLUMES + MAX_TMPFS];
         char subs[MAX_VOLUMES][12];
         struct msb_setup_msg setup;
         struct msb_net_spec net; /* eth0's configuration, when has_net */

@@ -68,6 +68,12 @@ const char *net_group_name(enum net_group g);
 /* is a in group g, given the sandbox's gateway and host addresses (cfg) */
 struct net_config;
 bool net_group_has(const struct net_config *c, enum net_group g, const struct net_addr *a);
+/* never a destination on the wire: 0/8, ::, v4-mapped, v4-compatible, NAT64
+ * (every flow to one is denied, whatever the mode and rules) */
+bool net_addr_bogus(const struct net_addr *a);
+/* the host's, loopback, link-local (metadata included), multicast or bogus:
+ * what an answer to a name a rule allows may still not point at */
+bool net_addr_special(const struct net_config *c, const struct net_addr *a);
 
 struct net_config {
         enum net_mode mode;

@@ -305,8 +305,10 @@ static void learn_add(struct netd *n, uint32_t rule, const struct net_addr *a)
 
 struct verdict {
         bool allow;
-        int rule; /* index into rules, or -1: the mode's (or ingress) default */
+        int rule; /* index into rules, or -1: the mode's (or ingress) default,
+                   * or NETD_RULE_BOGUS */
 };
+#define NETD_RULE_BOGUS (-2)
 
 static bool proto_match(const struct net_rule *r, uint8_t proto, uint16_t port)
 {
@@ -361,6 +363,11 @@ static bool mode_allows(const struct netd *n, const struct net_addr *a, bool is_
 static struct verdict evaluate(const struct netd *n, bool ingress, const struct net_addr *a, uint8_t proto,
                                uint16_t port, bool is_dns)
 {
+        /* never a destination on the wire (0.0.0.0, ::, v4-mapped,
+         * v4-compatible, NAT64): passt's sockets would turn them into the
+         * host itself or an IPv4 address no rule was checked against */
+        if (!ingress && !is_dns && net_addr_bogus(a))
+                return (struct verdict){ false, NETD_RULE_BOGUS };
         for (size_t i = 0; i < n->c.nrules; i++) {
                 const struct net_rule *r = &n->c.rules[i];
                 if (r->dir == (ingress ? NET_DIR_EGRESS : NET_DIR_INGRESS))
@@ -392,6 +399,8 @@ static void why(const struct netd *n, struct verdict v, bool ingress, char *out,
 {
         if (v.rule >= 0)
                 snprintf(out, outsz, "rule %d \"%s\"", v.rule + 1, n->c.rules[v.rule].text);
+        else if (v.rule == NETD_RULE_BOGUS)
+                snprintf(out, outsz, "not a valid destination");
         else if (ingress)
                 snprintf(out, outsz, "default");
         else
@@ -792,7 +801,12 @@ void netd_from_upstream(struct netd *n, const uint8_t *msg, size_t len, int64_t 
                 if (!rr_addr(&d, &rr, &a))
                         continue;
                 bool learned = pe->rule >= 0 && chain_has(chain, nchain, &rr.owner);
-                if (!learned && !net_group_has(&n->c, NET_G_PUBLIC, &a) && !some_egress_allowed(n, &a)) {
+                /* A name a rule allows may point at private addresses (what
+                 * such rules are for), never at the host, loopback,
+                 * link-local or metadata addresses the policy denies: whoever
+                 * writes any record of its CNAME chain would get them. */
+                bool checked = learned ? net_addr_special(&n->c, &a) : !net_group_has(&n->c, NET_G_PUBLIC, &a);
+                if (checked && !some_egress_allowed(n, &a)) {
                         net_addr_format(&a, as, sizeof(as));
                         n->st.dns_rebind_refused++;
                         nlog(n, "dns refuse %s %s %s: %s answer for a public name (rebinding)", pe->name.text, tname,

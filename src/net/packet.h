@@ -77,7 +77,6 @@ static inline void put32(uint8_t *p, uint32_t v)
 #define TCP_ACK 0x10
 /* IPv6 extension headers walked before giving up: real stacks send one or
  * two; a chain longer than this is an attempt to hide the transport header */
-#define PKT_EXT_MAX 8
 /* the largest frame accepted: an IP datagram of 64 KiB plus Ethernet */
 #define PKT_FRAME_MAX (65535 + ETH_HLEN)
 

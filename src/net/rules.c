@@ -158,6 +158,26 @@ static bool is_host(const struct net_config *c, const struct net_addr *a)
         return false;
 }
 
+/* "this network" (0/8), unspecified, v4-mapped (::ffff:0:0/96),
+ * v4-compatible (::/96 but ::1) and NAT64 (64:ff9b::/96, 64:ff9b:1::/48) */
+static const struct pfx bogus_pfx[] = {
+        V4(0, 0, 0, 0, 8), V6(96, [10] = 0xff, [11] = 0xff), V6(96), V6(96, 0x00, 0x64, 0xff, 0x9b),
+        V6(48, 0x00, 0x64, 0xff, 0x9b, 0x00, 0x01),
+};
+
+bool net_addr_bogus(const struct net_addr *a)
+{
+        if (a->family == 6 && IN(loopback_pfx, a))
+                return false;
+        return IN(bogus_pfx, a);
+}
+
+bool net_addr_special(const struct net_config *c, const struct net_addr *a)
+{
+        return is_host(c, a) || IN(loopback_pfx, a) || IN(linklocal_pfx, a) || IN(multicast_pfx, a) ||
+               net_addr_bogus(a);
+}
+
 bool net_group_has(const struct net_config *c, enum net_group g, const struct net_addr *a)
 {
         if (a->family != 4 && a->family != 6)

@@ -334,7 +334,61 @@ static void take_engine(struct outq *q, struct netd_queue *e)
         e->len = e->off = 0;
 }
 
-/* false when the peer is gone */
+/*
+ * To passt: whole frames, one send() each, and only as many as fit in the
+ * socket's free space, so none is ever left half-written.  passt (bookworm's
+ * and later) reads the rest of a split frame with one recv() and loses its
+ * place in the stream when that comes up short, after which it would take
+ * the guest's payload bytes for frames: a policy bypass.  A frame sent in
+ * one call arrives as at most two kernel buffers back to back, which its
+ * one recv() takes whole.  A unix stream socket polls writable when at most
+ * a quarter of its send buffer is used, so `budget` (three quarters, less
+ * the buffers' own overhead) is what one round may send.  False when passt
+ * is gone.
+ */
+static bool flush_frames(int fd, struct outq *q, bool *writable, size_t budget)
+{
+        size_t sent = 0;
+        while (*writable && out_pending(q) >= 4) {
+                const uint8_t *p = q->buf + q->off;
+                size_t len = 4 + ((size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3]);
+                /* each kernel buffer costs its own overhead too */
+                if (sent && sent + len + 2048 > budget)
+                        break;
+                ssize_t w = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (w < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        return false;
+                }
+                q->off += (size_t)w;
+                sent += len + 2048;
+                if ((size_t)w < len) {
+                        /* cannot happen within the budget; if it ever does,
+                         * finish the frame now rather than later */
+                        size_t left = len - (size_t)w;
+                        while (left) {
+                                struct pollfd pf = {.fd = fd, .events = POLLOUT};
+                                if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+                                        return false;
+                                w = send(fd, q->buf + q->off, left, MSG_DONTWAIT | MSG_NOSIGNAL);
+                                if (w < 0 && errno != EAGAIN && errno != EINTR)
+                                        return false;
+                                if (w > 0) {
+                                        q->off += (size_t)w;
+                                        left -= (size_t)w;
+                                }
+                        }
+                }
+        }
+        /* the next round waits for POLLOUT: a fresh budget */
+        if (sent)
+                *writable = false;
+        return true;
+}
+
+/* To QEMU, whose stream reader reassembles frames itself: as much as the
+ * socket takes.  False when the peer is gone. */
 static bool flush(int fd, struct outq *q)
 {
         while (out_pending(q)) {
@@ -383,19 +437,25 @@ static bool pump(struct side *s, struct netd *n, bool from_guest, struct outq *o
         return true;
 }
 
+/* Answers from the resolver.  An ICMP error (no resolver there) is read
+ * away too: left pending, it would keep poll() returning at once. */
 static void upstream_in(struct netd *n)
 {
         uint8_t buf[65536];
-        for (;;) {
+        for (int i = 0; i < 256; i++) {
                 ssize_t r = recv(upstream_fd, buf, sizeof(buf), MSG_DONTWAIT);
-                if (r < 0)
-                        return;
+                if (r < 0) {
+                        if (errno == EAGAIN || errno == EWOULDBLOCK)
+                                return;
+                        continue; /* ECONNREFUSED and the like: consumed, go on */
+                }
                 netd_from_upstream(n, buf, (size_t)r, now_ms());
         }
 }
 
-static int relay(struct netd *n, int qemu, int stack)
+static int relay(struct netd *n, int qemu, int stack, size_t budget)
 {
+        bool stack_writable = true;
         struct side g = {.fd = qemu, .rbuf = xcalloc(1, RBUF + 4 + MAX_FRAME), .name = "QEMU"};
         struct side h = {.fd = stack, .rbuf = xcalloc(1, RBUF + 4 + MAX_FRAME), .name = "passt"};
         struct outq to_guest = {0}, to_stack = {0};
@@ -405,7 +465,7 @@ static int relay(struct netd *n, int qemu, int stack)
                         {.fd = qemu, .events = (out_pending(&to_stack) < OUT_HIGH ? POLLIN : 0) |
                                                (out_pending(&to_guest) ? POLLOUT : 0)},
                         {.fd = stack, .events = (out_pending(&to_guest) < OUT_HIGH ? POLLIN : 0) |
-                                                (out_pending(&to_stack) ? POLLOUT : 0)},
+                                                (out_pending(&to_stack) && !stack_writable ? POLLOUT : 0)},
                         {.fd = upstream_fd, .events = POLLIN},
                 };
                 int timeout = -1;
@@ -419,11 +479,13 @@ static int relay(struct netd *n, int qemu, int stack)
                         if (!pump(&g, n, true, &to_stack))
                                 return 0; /* QEMU is gone: the VM stopped */
                 }
+                if (p[1].revents & POLLOUT)
+                        stack_writable = true;
                 if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
                         if (!pump(&h, n, false, &to_guest))
                                 die("the network stack (passt) exited");
                 }
-                if (upstream_fd >= 0 && (p[2].revents & POLLIN))
+                if (upstream_fd >= 0 && (p[2].revents & (POLLIN | POLLERR)))
                         upstream_in(n);
                 next_tick = netd_tick(n, now_ms());
                 /* the engine's replies wait in its own bounded queue (and
@@ -434,7 +496,7 @@ static int relay(struct netd *n, int qemu, int stack)
                         take_engine(&to_stack, netd_to_stack(n));
                 if (!flush(qemu, &to_guest))
                         return 0;
-                if (!flush(stack, &to_stack))
+                if (!flush_frames(stack, &to_stack, &stack_writable, budget))
                         die("the network stack (passt) exited");
         }
 }
@@ -456,13 +518,22 @@ int main(int argc, char **argv)
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
                 die("socketpair: %s", strerror(errno));
+        /* a large send buffer lets a round carry many frames to passt
+         * (root may go past net.core.wmem_max) */
+        int want = 4 << 20, sndbuf = 0;
+        socklen_t sl = sizeof(sndbuf);
+        if (setsockopt(sp[0], SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
+                (void)setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+        if (getsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) < 0 || sndbuf < (1 << 16))
+                sndbuf = 1 << 16;
+        size_t budget = (size_t)sndbuf / 4 * 3 - (size_t)sndbuf / 8;
         start_passt(o, sp[1]);
         close(sp[1]);
         if (o->dns.family)
                 upstream_fd = connect_upstream(&o->dns);
         int qemu = accept_qemu();
         char err[256];
-        if (fsd_sandbox_enter(NULL, NULL, 0, false, err, sizeof(err)) < 0)
+        if (net_sandbox_enter(err, sizeof(err)) < 0)
                 die("cannot confine itself: %s", err);
         struct netd *n = netd_new(&o->cfg);
         if (!n)
@@ -473,5 +544,5 @@ int main(int argc, char **argv)
                 fprintf(stderr, "msb-netd: mode %s, %zu rules, %zu published ports, resolver %s\n",
                         net_mode_name(o->cfg.mode), o->cfg.nrules, o->cfg.nports, o->dns.family ? a : "none");
         }
-        return relay(n, qemu, sp[0]);
+        return relay(n, qemu, sp[0], budget);
 }

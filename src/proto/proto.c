@@ -59,6 +59,12 @@ static void put_u32(struct msb_buf *b, uint32_t v)
         msb_buf_append(b, x, 4);
 }
 
+static void put_u64(struct msb_buf *b, uint64_t v)
+{
+        put_u32(b, (uint32_t)v);
+        put_u32(b, (uint32_t)(v >> 32));
+}
+
 static void put_u16(struct msb_buf *b, uint16_t v)
 {
         uint8_t x[2] = {v & 0xff, (v >> 8) & 0xff};
@@ -173,6 +179,11 @@ int msb_enc_exec(struct msb_buf *out, const struct msb_exec_msg *ex)
         if (!str_ok(ex->workdir) || !str_ok(ex->user) || !strv_ok(ex->argv, ex->argc) ||
             !strv_ok(ex->env, ex->envc))
                 return -E2BIG;
+        if (ex->nrlimits > MSB_PROTO_MAX_RLIMITS)
+                return -E2BIG;
+        for (uint32_t i = 0; i < ex->nrlimits; i++)
+                if (ex->rlimits[i].resource >= MSB_PROTO_RLIMIT_NR || ex->rlimits[i].soft > ex->rlimits[i].hard)
+                        return -EINVAL;
         if (ex->ngroups > MSB_PROTO_MAX_GROUPS || (ex->home && !str_ok(ex->home)) ||
             (ex->exec_path && !str_ok(ex->exec_path)) || ex->nprefetch > MSB_PROTO_MAX_PREFETCH ||
             !strv_ok(ex->prefetch, ex->nprefetch))
@@ -201,6 +212,12 @@ int msb_enc_exec(struct msb_buf *out, const struct msb_exec_msg *ex)
                 put_str(out, ex->prefetch[i]);
         put_u32(out, ex->rows);
         put_u32(out, ex->cols);
+        put_u32(out, ex->nrlimits);
+        for (uint32_t i = 0; i < ex->nrlimits; i++) {
+                put_u32(out, ex->rlimits[i].resource);
+                put_u64(out, ex->rlimits[i].soft);
+                put_u64(out, ex->rlimits[i].hard);
+        }
         return frame_end(out, st);
 }
 
@@ -285,6 +302,12 @@ static uint32_t get_u32(struct cursor *c)
         c->p += 4;
         c->left -= 4;
         return v;
+}
+
+static uint64_t get_u64(struct cursor *c)
+{
+        uint64_t lo = get_u32(c);
+        return lo | (uint64_t)get_u32(c) << 32;
 }
 
 static void get_bytes(struct cursor *c, uint8_t *out, size_t n)
@@ -429,6 +452,8 @@ static int decode_setup(struct cursor *c, struct msb_setup_msg *r)
                 const char *sub = r->mounts[i].sub;
                 if (sub && (strchr(sub, '/') || !strcmp(sub, ".") || !strcmp(sub, "..")))
                         c->bad = true;
+                if ((r->mounts[i].flags & MSB_MOUNT_TMPFS) && (r->mounts[i].flags & MSB_MOUNT_FILE || (sub && *sub)))
+                        c->bad = true;
         }
         if (r->flags & MSB_SETUP_NET) {
                 struct msb_net_spec *ns = &r->net;
@@ -487,6 +512,18 @@ static int decode_exec(struct cursor *c, struct msb_exec_msg *r)
         bool tty = r->flags & MSB_EXEC_TTY;
         if (tty ? (r->rows < 1 || r->rows > 65535 || r->cols < 1 || r->cols > 65535) : (r->rows || r->cols))
                 c->bad = true;
+        r->nrlimits = get_u32(c);
+        if (r->nrlimits > MSB_PROTO_MAX_RLIMITS) {
+                r->nrlimits = 0;
+                c->bad = true;
+        }
+        for (uint32_t i = 0; i < r->nrlimits; i++) {
+                r->rlimits[i].resource = get_u32(c);
+                r->rlimits[i].soft = get_u64(c);
+                r->rlimits[i].hard = get_u64(c);
+                if (r->rlimits[i].resource >= MSB_PROTO_RLIMIT_NR || r->rlimits[i].soft > r->rlimits[i].hard)
+                        c->bad = true;
+        }
         return c->bad ? -EBADMSG : 0;
 }
 

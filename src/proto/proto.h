@@ -105,7 +105,10 @@ enum msb_msg_type {
                                   * (/dev/vda), kept across boots; else tmpfs */
 #define MSB_SETUP_NET (1u << 1)  /* eth0 is configured from setup.net; else
                                   * the guest has only lo */
-#define MSB_SETUP_KNOWN_FLAGS (MSB_SETUP_DISK | MSB_SETUP_NET)
+#define MSB_SETUP_ROOT_RW (1u << 2) /* the root share is the root itself,
+                                     * read-write, no overlay (an OCI
+                                     * bundle's root: writes reach the host) */
+#define MSB_SETUP_KNOWN_FLAGS (MSB_SETUP_DISK | MSB_SETUP_NET | MSB_SETUP_ROOT_RW)
 
 /* EXEC flags */
 #define MSB_EXEC_STDIN (1u << 0) /* stdin comes from STDIN messages; else /dev/null */
@@ -135,7 +138,14 @@ enum msb_msg_type {
 /* mount flags */
 #define MSB_MOUNT_RO (1u << 0)
 #define MSB_MOUNT_FILE (1u << 1) /* the source is a regular file */
-#define MSB_MOUNT_KNOWN_FLAGS (MSB_MOUNT_RO | MSB_MOUNT_FILE)
+/* a tmpfs made in the guest: tag holds its options (size=, mode=, nr_inodes=,
+ * uid=, gid=; nothing else), sub is "" */
+#define MSB_MOUNT_TMPFS (1u << 2)
+#define MSB_MOUNT_NOSUID (1u << 3)
+#define MSB_MOUNT_NODEV (1u << 4)
+#define MSB_MOUNT_NOEXEC (1u << 5)
+#define MSB_MOUNT_KNOWN_FLAGS \
+        (MSB_MOUNT_RO | MSB_MOUNT_FILE | MSB_MOUNT_TMPFS | MSB_MOUNT_NOSUID | MSB_MOUNT_NODEV | MSB_MOUNT_NOEXEC)
 
 /* EXIT kinds */
 #define MSB_EXIT_CODE 0u   /* value is the exit status (0..255) */
@@ -168,6 +178,13 @@ struct msb_setup_msg {
         struct msb_net_spec net; /* with MSB_SETUP_NET */
 };
 
+#define MSB_PROTO_MAX_RLIMITS 16u
+#define MSB_PROTO_RLIMIT_NR 16u /* Linux's RLIM_NLIMITS */
+struct msb_rlimit {
+        uint32_t resource;
+        uint64_t soft, hard; /* UINT64_MAX: unlimited */
+};
+
 struct msb_exec_msg {
         uint32_t id;
         uint32_t flags;
@@ -191,6 +208,9 @@ struct msb_exec_msg {
         char **prefetch;
         /* with MSB_EXEC_TTY: the terminal's size (1..65535 each), else 0 */
         uint32_t rows, cols;
+        /* setrlimit() before exec: resource < MSB_PROTO_RLIMIT_NR, soft <= hard */
+        uint32_t nrlimits;
+        struct msb_rlimit rlimits[MSB_PROTO_MAX_RLIMITS];
 };
 
 struct msb_msg {

@@ -459,6 +459,22 @@ static void test_modes_default(void)
         n = engine(NET_MODE_ALL, NULL);
         CHECK_INT(syn(n, "169.254.169.254", 80, 0), NETD_PASS);
         netd_free(n);
+
+        /* other spellings of the host and of IPv4 addresses are no
+         * destination in any mode (the reviewer's bypass of deny rules
+         * under --net all): passt's sockets would reach the host */
+        const char *deny_host[] = {"deny@loopback", "deny@host", "deny@meta", "deny@private", NULL};
+        n = engine(NET_MODE_ALL, deny_host);
+        const char *bogus[] = {"0.0.0.0", "0.1.2.3", "::", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
+                               "::ffff:10.0.0.1", "::127.0.0.1", "64:ff9b::a00:1", "64:ff9b:1::1", NULL};
+        for (const char **b = bogus; *b; b++) {
+                if (syn(n, *b, 80, 0) != NETD_DROP)
+                        fprintf(stderr, "a SYN to %s passed\n", *b), check_failures++;
+        }
+        CHECK(strstr(last_log(), "(not a valid destination)") != NULL);
+        CHECK_INT(syn(n, "::1", 80, 0), NETD_DROP); /* loopback, by the rule */
+        CHECK_INT(syn(n, "203.0.113.10", 80, 0), NETD_PASS);
+        netd_free(n);
 }
 
 static void test_rule_order(void)
@@ -645,7 +661,9 @@ static void test_malformed(void)
         CHECK_INT(netd_from_guest(n, arp, 42, 0), NETD_PASS);
         CHECK_INT(netd_from_guest(n, arp, 41, 0), NETD_DROP);
 
-        /* IPv6: neighbour solicitation passes in any mode; extension headers are walked */
+        /* IPv6: neighbour solicitation passes in any mode; a packet with
+         * extension headers never does (passt would read its ports from
+         * the last extension header, not from the transport header) */
         uint8_t ns[24] = { 135, 0 };
         len = mk_ip(fr, true, "fe80::15", "ff02::1:ff00:2", 58, ns, sizeof(ns));
         CHECK_INT(netd_from_guest(n, fr, len, 0), NETD_PASS);
@@ -657,12 +675,20 @@ static void test_malformed(void)
         l4[16 + 12] = 5 << 4;
         l4[16 + 13] = TCP_SYN;
         len = mk_ip(fr, true, "fd00:6d73:6200::15", "2001:db8::1", 0, l4, sizeof(l4));
+        CHECK_INT(netd_from_guest(n, fr, len, 0), NETD_DROP);
+        len = mk_ip(fr, true, "fd00:6d73:6200::15", "2001:db8::1", 6, l4 + 16, 20);
         CHECK_INT(netd_from_guest(n, fr, len, 0), NETD_PASS);
+        /* the reviewer's case: destination options carrying another port */
+        l4[0] = 6;
+        put16(l4 + 2, 2222);
+        len = mk_ip(fr, true, "fd00:6d73:6200::15", "2001:db8::1", 60, l4 + 8, 8 + 20);
+        CHECK_INT(netd_from_guest(n, fr, len, 0), NETD_DROP);
+        len = mk_ip(fr, true, "fd00:6d73:6200::15", "2001:db8::1", 0, l4, sizeof(l4));
         fr[14 + 40 + 8] = 44; /* then a fragment header */
         CHECK_INT(netd_from_guest(n, fr, len, 0), NETD_DROP);
         fr[14 + 40 + 9] = 200; /* a header longer than the packet */
         CHECK_INT(netd_from_guest(n, fr, len, 0), NETD_DROP);
-        /* a chain of 9 destination options headers: more than PKT_EXT_MAX */
+        /* a chain of 9 destination options headers */
         uint8_t chain[9 * 8 + 20] = {0};
         for (int i = 0; i < 9; i++)
                 chain[i * 8] = i < 8 ? 60 : 6;
@@ -873,6 +899,31 @@ static void test_dns_rebind(void)
         struct netd_stats st;
         netd_stats(n, &st);
         CHECK_INT(st.dns_rebind_refused, 1);
+        netd_free(n);
+
+        /* a name a rule allows may point at a private address, not at the
+         * host (the gateway is the host's loopback), loopback, link-local
+         * or metadata addresses: whoever writes a record of its CNAME
+         * chain would get them */
+        const char *r4[] = {"allow@api.example.com:tcp:443", NULL};
+        n = engine(NET_MODE_PUBLIC, r4);
+        const char *to_host[] = {"cname:x.attacker.test", "10.0.2.2", NULL};
+        CHECK_INT(ask(n, 11, "api.example.com", DNS_T_A, 0), NETD_DROP);
+        al = mk_answer(abuf, to_host, 0);
+        netd_from_upstream(n, abuf, al, 1);
+        CHECK_INT(reply_rcode(n, 11, &d), DNS_REFUSED);
+        CHECK_INT(syn(n, "10.0.2.2", 443, 2), NETD_DROP);
+        q_clear(netd_to_guest(n));
+        const char *to_meta[] = {"169.254.169.254", NULL}, *to_priv[] = {"10.9.9.9", NULL};
+        CHECK_INT(ask(n, 12, "api.example.com", DNS_T_A, 3), NETD_DROP);
+        al = mk_answer(abuf, to_meta, 0);
+        netd_from_upstream(n, abuf, al, 4);
+        CHECK_INT(reply_rcode(n, 12, &d), DNS_REFUSED);
+        CHECK_INT(ask(n, 13, "api.example.com", DNS_T_A, 5), NETD_DROP);
+        al = mk_answer(abuf, to_priv, 0);
+        netd_from_upstream(n, abuf, al, 6);
+        CHECK_INT(reply_rcode(n, 13, &d), DNS_NOERROR);
+        CHECK_INT(syn(n, "10.9.9.9", 443, 7), NETD_PASS);
         netd_free(n);
 }
 

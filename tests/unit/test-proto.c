@@ -659,6 +659,32 @@ static void test_bad_exec(void)
         msb_buf_free(&b);
 }
 
+/* rlimits travel with EXEC; bad ones are refused at both ends */
+static void test_exec_rlimits(void)
+{
+        char *argv[] = {"sh", NULL};
+        struct msb_exec_msg ex = {.id = 2, .workdir = "", .user = "", .argc = 1, .argv = argv, .nrlimits = 2,
+                                  .rlimits = {{7, 1024, 4096}, {6, UINT64_MAX, UINT64_MAX}}};
+        struct msb_buf b = {0};
+        struct msb_msg m;
+        CHECK_INT(msb_enc_exec(&b, &ex), 0);
+        CHECK_INT(decode_one(&b, &m), 1);
+        CHECK_INT(m.u.exec.nrlimits, 2);
+        CHECK_INT(m.u.exec.rlimits[0].resource, 7);
+        CHECK_INT(m.u.exec.rlimits[0].soft, 1024);
+        CHECK_INT(m.u.exec.rlimits[1].hard == UINT64_MAX, 1);
+        msb_msg_free(&m);
+        msb_buf_free(&b);
+        ex.rlimits[0].soft = 5000; /* above hard */
+        CHECK_INT(msb_enc_exec(&b, &ex), -EINVAL);
+        ex.rlimits[0] = (struct msb_rlimit){MSB_PROTO_RLIMIT_NR, 1, 1};
+        CHECK_INT(msb_enc_exec(&b, &ex), -EINVAL);
+        ex.nrlimits = MSB_PROTO_MAX_RLIMITS + 1;
+        CHECK_INT(msb_enc_exec(&b, &ex), -E2BIG);
+        CHECK_INT(msb_buf_pending(&b), 0);
+        msb_buf_free(&b);
+}
+
 static void check_bad_setup(const struct msb_setup_msg *su, const char *what)
 {
         struct msb_buf b = {0};
@@ -673,11 +699,13 @@ static void check_bad_setup(const struct msb_setup_msg *su, const char *what)
 static void test_bad_setup(void)
 {
         struct msb_mount_spec mt[] = {{"t", "", "/m", 0}};
-        struct msb_setup_msg su = {.flags = 1u << 2, .rootfs_tag = "r", .hostname = "", .nmounts = 1, .mounts = mt};
+        struct msb_setup_msg su = {.flags = 1u << 3, .rootfs_tag = "r", .hostname = "", .nmounts = 1, .mounts = mt};
         check_bad_setup(&su, "an unknown flag");
         su.flags = 0;
-        mt[0].flags = 1u << 2;
+        mt[0].flags = 1u << 6;
         check_bad_setup(&su, "an unknown mount flag");
+        mt[0].flags = MSB_MOUNT_TMPFS | MSB_MOUNT_FILE;
+        check_bad_setup(&su, "a tmpfs that is a file");
         mt[0].flags = 0;
         /* a mount's sub-entry is one component: no way up or across */
         const char *subs[] = {"..", ".", "a/b", "/"};
@@ -713,6 +741,7 @@ static void test_bad_strings(void)
 
 int main(void)
 {
+        test_exec_rlimits();
         test_hello();
         test_setup();
         test_exec_plain();

@@ -74,6 +74,8 @@ static void test_net_opts(void)
         CHECK_INT(msb_run_opts_add_port(o, "0.0.0.0:38418:81", &err), -EINVAL);
         CHECK(strstr(err.message, "already published") != NULL);
         CHECK_INT(msb_run_opts_add_port(o, "38418:80/udp", &err), 0);
+        /* the same port on another address does not clash */
+        CHECK_INT(msb_run_opts_add_port(o, "[::1]:38418:80", &err), 0);
         CHECK_INT(msb_run_opts_add_port(o, "192.0.2.254:38419:80", &err) < 0, 1);
         /* a port someone listens on */
         int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Run options an OCI bundle needs beyond msb run's (msb-runtime,
+ * docs/oci-runtime.md): its root served read-write, explicit ids, rlimits
+ * and tmpfs mounts made in the guest.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vm.h"
+
+int msb_run_opts_set_root_rw(struct msb_run_opts *o, bool rw)
+{
+        o->root_rw = rw;
+        /* writes go to the root itself: no writable layer of msb's */
+        if (rw)
+                o->no_disk = true;
+        return 0;
+}
+
+int msb_run_opts_set_ids(struct msb_run_opts *o, uint32_t uid, uint32_t gid, const uint32_t *groups, size_t n,
+                         struct msb_error *err)
+{
+        if (n + 1 > IDS_MAX_GROUPS)
+                return msb_err(err, E2BIG, "user %u: %zu additional groups, at most %u", uid, n, IDS_MAX_GROUPS - 1);
+        o->ids = (struct ids){.uid = uid, .gid = gid, .ngroups = 1};
+        o->ids.groups[0] = gid;
+        for (size_t i = 0; i < n; i++)
+                if (groups[i] != gid)
+                        o->ids.groups[o->ids.ngroups++] = groups[i];
+        o->ids_set = true;
+        return 0;
+}
+
+int msb_run_opts_add_rlimit(struct msb_run_opts *o, int resource, uint64_t soft, uint64_t hard,
+                            struct msb_error *err)
+{
+        if (resource < 0 || (unsigned)resource >= MSB_PROTO_RLIMIT_NR)
+                return msb_err(err, EINVAL, "rlimit %d: not a Linux resource limit", resource);
+        if (soft > hard)
+                return msb_err(err, EINVAL, "rlimit %d: soft limit %llu is above the hard limit %llu", resource,
+                               (unsigned long long)soft, (unsigned long long)hard);
+        for (uint32_t i = 0; i < o->nrlimits; i++)
+                if (o->rlimits[i].resource == (uint32_t)resource) {
+                        o->rlimits[i] = (struct msb_rlimit){(uint32_t)resource, soft, hard};
+                        return 0;
+                }
+        if (o->nrlimits >= MSB_PROTO_MAX_RLIMITS)
+                return msb_err(err, E2BIG, "at most %u rlimits", MSB_PROTO_MAX_RLIMITS);
+        o->rlimits[o->nrlimits++] = (struct msb_rlimit){(uint32_t)resource, soft, hard};
+        return 0;
+}
+
+/* OCI's options for a tmpfs: flags msb applies, data the guest's tmpfs
+ * takes (size=, mode=, nr_inodes=, uid=, gid=), and the ones that mean
+ * nothing to a fresh tmpfs in a VM (atime flavours, "rw"). */
+static int tmpfs_option(const char *opt, unsigned *flags, char **data)
+{
+        static const struct {
+                const char *name;
+                unsigned flag;
+        } fl[] = {{"ro", MSB_MOUNT_RO},         {"nosuid", MSB_MOUNT_NOSUID}, {"nodev", MSB_MOUNT_NODEV},
+                  {"noexec", MSB_MOUNT_NOEXEC}, {"rw", 0},                    {"suid", 0},
+                  {"dev", 0},                   {"exec", 0},                  {"relatime", 0},
+                  {"strictatime", 0},           {"noatime", 0},               {"nodiratime", 0},
+                  {"private", 0},               {"rprivate", 0},              {"tmpcopyup", 0}};
+        for (size_t i = 0; i < ARRAY_SIZE(fl); i++)
+                if (!strcmp(opt, fl[i].name)) {
+                        *flags |= fl[i].flag;
+                        return 0;
+                }
+        static const char *const keys[] = {"size=", "mode=", "nr_inodes=", "nr_blocks=", "uid=", "gid="};
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+                size_t n = strlen(keys[i]);
+                if (!strncmp(opt, keys[i], n) && opt[n] && strspn(opt + n, "0123456789kmgKMG%") == strlen(opt + n)) {
+                        char *d = *data ? xasprintf("%s,%s", *data, opt) : xstrdup(opt);
+                        free(*data);
+                        *data = d;
+                        return 0;
+                }
+        }
+        return -EINVAL;
+}
+
+int msb_run_opts_add_tmpfs(struct msb_run_opts *o, const char *guest, const char *options, struct msb_error *err)
+{
+        if (o->ntmpfs >= MAX_TMPFS)
+                return msb_err(err, E2BIG, "tmpfs %s: at most %u tmpfs mounts", guest, MAX_TMPFS);
+        _cleanup_free_ char *g = guest_path_normalize(guest);
+        const char *why;
+        if (guest_path_check(g, &why) < 0)
+                return msb_err(err, EINVAL, "tmpfs %s: guest path %s", guest, why);
+        unsigned flags = 0;
+        _cleanup_free_ char *data = NULL, *opts = xstrdup(options ? options : "");
+        char *save = NULL;
+        for (char *t = strtok_r(opts, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                if (tmpfs_option(t, &flags, &data) < 0)
+                        return msb_err(err, EINVAL,
+                                       "tmpfs %s: option '%s' is not supported in a VM (size=, mode=, nr_inodes=, uid=, "
+                                       "gid=, ro, nosuid, nodev, noexec and atime options are)",
+                                       guest, t);
+        if (data && strlen(data) > 256)
+                return msb_err(err, EINVAL, "tmpfs %s: options too long", guest);
+        o->tmpfs[o->ntmpfs++] =
+                (struct tmpfs_mount){.path = TAKE_PTR(g), .options = data ? TAKE_PTR(data) : xstrdup(""), .flags = flags};
+        return 0;
+}
