@@ -36,48 +36,46 @@ static const char *jstr(json_t *o, const char *k)
         return json_string_value(json_object_get(o, k));
 }
 
-/* ---- library pieces the lead is adding (TODO: call them once merged) ---- */
+/* ---- the library's OCI pieces ---- */
 
-/* TODO(lib): msb_run_opts_set_root_rw(o, true): the bundle root served
- * read-write, owners passed through, as runc writes into root.path.  Until
- * then the root is shared read-only under an overlay in guest memory, so
- * writes are lost when the container stops. */
+static int lib_refuse(const char *field, const struct msb_error *err)
+{
+        return refuse(field, err->message[0] ? err->message : "refused by msb");
+}
+
+/* root.path is the guest's root itself, read-write with owners passed
+ * through, as runc writes into it.  A read-only root is shared read-only
+ * and the guest writes to a throw-away overlay: nothing reaches root.path,
+ * but writes inside the container do not fail either (TODO(lib): a root
+ * the guest mounts read-only). */
 static int opts_root(struct msb_run_opts *o, const char *root, bool readonly)
 {
         if (readonly)
-                rt_warn("root.readonly: not enforced yet; writes go to a throw-away overlay");
-        else
-                rt_warn("root.path %s: shared read-only with a throw-away overlay until the library serves it "
-                        "read-write",
+                rt_warn("root.readonly: %s is shared read-only; the container's writes go to a throw-away overlay",
                         root);
-        return msb_run_opts_set_rootfs(o, root);
+        int r = msb_run_opts_set_rootfs(o, root);
+        return r < 0 ? r : msb_run_opts_set_root_rw(o, !readonly);
 }
 
-/* TODO(lib): msb_run_opts_set_ids(o, uid, gid, groups, n). */
 static int opts_ids(struct msb_run_opts *o, unsigned uid, unsigned gid, const unsigned *groups, size_t n)
 {
-        char u[32];
-        snprintf(u, sizeof(u), "%u:%u", uid, gid);
-        if (n)
-                rt_warn("process.user.additionalGids: %zu groups not applied yet", n);
-        return msb_run_opts_set_user(o, u);
+        struct msb_error err = {0};
+        _cleanup_free_ uint32_t *g = n ? xcalloc(n, sizeof(uint32_t)) : NULL;
+        for (size_t i = 0; i < n; i++)
+                g[i] = groups[i];
+        return msb_run_opts_set_ids(o, uid, gid, g, n, &err) < 0 ? lib_refuse("process.user", &err) : 0;
 }
 
-/* TODO(lib): msb_run_opts_add_rlimit(o, resource, soft, hard, err). */
 static int opts_rlimit(struct msb_run_opts *o, int res, uint64_t soft, uint64_t hard)
 {
-        (void)o;
-        rt_warn("process.rlimits: resource %d (%llu/%llu) not applied yet", res, (unsigned long long)soft,
-                (unsigned long long)hard);
-        return 0;
+        struct msb_error err = {0};
+        return msb_run_opts_add_rlimit(o, res, soft, hard, &err) < 0 ? lib_refuse("process.rlimits", &err) : 0;
 }
 
-/* TODO(lib): msb_run_opts_add_tmpfs(o, guest_path, options, err). */
 static int opts_tmpfs(struct msb_run_opts *o, const char *dest, const char *options)
 {
-        (void)o;
-        rt_warn("mounts: tmpfs at %s (%s) not made yet", dest, options);
-        return 0;
+        struct msb_error err = {0};
+        return msb_run_opts_add_tmpfs(o, dest, options, &err) < 0 ? lib_refuse("mounts", &err) : 0;
 }
 
 /* ---- process ---- */
@@ -208,7 +206,7 @@ static int map_process(struct rt_bundle *b, json_t *p)
         r = opts_ids(b->o, uid, gid, groups, ng);
         free(groups);
         if (r < 0)
-                return refuse("process.user", "cannot use these ids");
+                return r;
         b->terminal = json_is_true(json_object_get(p, "terminal"));
         console_size(p, &b->rows, &b->cols);
         msb_run_opts_set_tty(b->o, b->terminal, b->rows, b->cols);
@@ -247,13 +245,19 @@ static bool bind_option_ok(const char *opt, bool *ro)
         return false;
 }
 
-/* Kernel file systems the guest makes itself, at these places only. */
+/* Kernel file systems at their usual places: agentd mounts proc, sysfs,
+ * devtmpfs, devpts and a tmpfs at /dev/shm (mode 1777, the guest's own
+ * memory: podman binds a host tmpfs there) in every root.  mqueue and
+ * cgroup file systems it does not mount yet (TODO(agentd)): accepted,
+ * with a warning in the log. */
 static const struct {
         const char *dest, *type;
+        bool made;
 } guest_made[] = {
-        {"/proc", "proc"},          {"/dev", "tmpfs"},          {"/dev", "devtmpfs"}, {"/dev/pts", "devpts"},
-        {"/dev/mqueue", "mqueue"},  {"/sys", "sysfs"},          {"/sys/fs/cgroup", "cgroup"},
-        {"/sys/fs/cgroup", "cgroup2"},
+        {"/proc", "proc", true},          {"/dev", "tmpfs", true},          {"/dev", "devtmpfs", true},
+        {"/dev/pts", "devpts", true},     {"/dev/shm", "tmpfs", true},      {"/dev/shm", "bind", true},
+        {"/sys", "sysfs", true},          {"/dev/mqueue", "mqueue", false}, {"/sys/fs/cgroup", "cgroup", false},
+        {"/sys/fs/cgroup", "cgroup2", false},
 };
 
 static int map_mount(struct rt_bundle *b, json_t *m, size_t idx)
@@ -272,14 +276,13 @@ static int map_mount(struct rt_bundle *b, json_t *m, size_t idx)
                 if (!strcmp(*o, "bind") || !strcmp(*o, "rbind"))
                         bind = true;
         char why[PATH_MAX + 128];
-        /* /dev/shm: podman binds a host tmpfs there; in a VM it is the
-         * guest's own memory */
-        if (!strcmp(dest, "/dev/shm"))
-                return opts_tmpfs(b->o, dest, "mode=1777");
+        for (size_t i = 0; type && i < ARRAY_SIZE(guest_made); i++)
+                if (!strcmp(dest, guest_made[i].dest) && !strcmp(type, guest_made[i].type)) {
+                        if (!guest_made[i].made)
+                                rt_warn("mounts: %s (%s) is not mounted in the guest yet", dest, type);
+                        return 0;
+                }
         if (!bind) {
-                for (size_t i = 0; type && i < ARRAY_SIZE(guest_made); i++)
-                        if (!strcmp(dest, guest_made[i].dest) && !strcmp(type, guest_made[i].type))
-                                return 0;
                 if (type && !strcmp(type, "tmpfs")) {
                         _cleanup_free_ char *joined = xstrdup("");
                         for (char **o = opts; o && *o; o++) {
