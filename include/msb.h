@@ -39,6 +39,9 @@ struct msb_ctx;
  * /run/msb for root, else $XDG_DATA_HOME/msb and $XDG_RUNTIME_DIR/msb.
  * Free with msb_ctx_free(). */
 int msb_ctx_new(struct msb_ctx **ret_ctx, struct msb_error *err);
+/* Keep named sandboxes in DIR/sandboxes and their runtime dirs in DIR/run
+ * instead (msb-runtime's --root); images and kernels stay where they were. */
+int msb_ctx_set_sandbox_home(struct msb_ctx *ctx, const char *dir, struct msb_error *err);
 void msb_ctx_free(struct msb_ctx *ctx);
 /* Receive log lines (verbose diagnostics).  level 0 = normal, 1 = verbose. */
 /* Pull over plain HTTP from registries not marked insecure in the config. */
@@ -132,6 +135,11 @@ int msb_run_opts_add_volume(struct msb_run_opts *opts, const char *host_path, co
 int msb_run_opts_set_net(struct msb_run_opts *opts, const char *mode, struct msb_error *err);
 int msb_run_opts_add_net_rule(struct msb_run_opts *opts, const char *rule, struct msb_error *err);
 int msb_run_opts_add_port(struct msb_run_opts *opts, const char *spec, struct msb_error *err);
+/* Publish every TCP and UDP port of the network namespace msb runs in to
+ * the same guest port (msb-runtime: the namespace is the container's, its
+ * owner (podman, CNI) forwards ports into it).  As root it also lets the
+ * unprivileged stack bind ports below 1024 there. */
+int msb_run_opts_set_net_publish_all(struct msb_run_opts *opts, bool all);
 /* For OCI bundles (msb-runtime, docs/oci-runtime.md).  root_rw: the
  * --rootfs directory is the guest's root itself, served read-write with
  * owners passed through and no overlay (writes land in it, as under runc);

@@ -50,7 +50,19 @@ int msb_ctx_new(struct msb_ctx **ret_ctx, struct msb_error *err)
                 return msb_err(err, EINVAL, "MSB_SYSTEM_DIR '%s' must be an absolute path", sys);
         }
         c->system_dir = xstrdup(sys && *sys ? sys : MSB_SYSTEM_DIR);
+        c->sandboxes_dir = xasprintf("%s/sandboxes", c->data_dir);
         *ret_ctx = c;
+        return 0;
+}
+
+int msb_ctx_set_sandbox_home(struct msb_ctx *ctx, const char *dir, struct msb_error *err)
+{
+        if (!dir || dir[0] != '/')
+                return msb_err(err, EINVAL, "sandbox home '%s' must be an absolute path", dir ? dir : "");
+        free(ctx->sandboxes_dir);
+        free(ctx->runtime_dir);
+        ctx->sandboxes_dir = xasprintf("%s/sandboxes", dir);
+        ctx->runtime_dir = xasprintf("%s/run", dir);
         return 0;
 }
 
@@ -60,6 +72,7 @@ void msb_ctx_free(struct msb_ctx *ctx)
                 return;
         free(ctx->data_dir);
         free(ctx->runtime_dir);
+        free(ctx->sandboxes_dir);
         free(ctx->system_dir);
         free(ctx);
 }

@@ -310,7 +310,7 @@ static bool rootfs_in_use(struct msb_ctx *ctx, const char *rootfs);
  * was made on it.  *who (if not NULL) gets the first such name. */
 static bool sandbox_uses_rootfs(struct msb_ctx *ctx, const char *rootfs, char **who)
 {
-        _cleanup_free_ char *top = xasprintf("%s/sandboxes", ctx->data_dir);
+        _cleanup_free_ char *top = xstrdup(ctx->sandboxes_dir);
         DIR *d = opendir(top);
         if (!d)
                 return false;

@@ -18,6 +18,7 @@ int msb_err_wrap(struct msb_error *err, int r, const char *fmt, ...) __attribute
 struct msb_ctx {
         char *data_dir;    /* images, kernels, caches */
         char *runtime_dir; /* one dir per running sandbox */
+        char *sandboxes_dir; /* named sandboxes: <data>/sandboxes unless set */
         char *system_dir;  /* kernels and images installed for every user, or NULL */
         int log_level;
         void (*log_fn)(const char *line, void *userdata);

@@ -140,6 +140,12 @@ int msb_run_opts_add_port(struct msb_run_opts *o, const char *spec, struct msb_e
         return 0;
 }
 
+int msb_run_opts_set_net_publish_all(struct msb_run_opts *o, bool all)
+{
+        o->net_publish_all = all;
+        return 0;
+}
+
 static enum net_mode mode_of(const struct msb_run_opts *o)
 {
         enum net_mode m = NET_MODE_PUBLIC;
@@ -158,6 +164,8 @@ int net_opts_check(const struct msb_run_opts *o, struct msb_error *err)
         if (o->net_rules)
                 return msb_err(err, EINVAL, "--net-rule '%s': --net none has no network for rules to apply to",
                                o->net_rules[0]);
+        if (o->net_publish_all)
+                return msb_err(err, EINVAL, "publishing every port needs a network, and --net none has none");
         return 0;
 }
 
@@ -257,6 +265,8 @@ static char **netd_argv(const struct msb_run_opts *o, const char *dir, const cha
                 strv_push(&v, "--verbose");
         if (direct)
                 strv_push(&v, "--direct");
+        if (o->net_publish_all)
+                strv_push(&v, "--publish-all");
         return v;
 }
 
@@ -279,6 +289,13 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
                 int r = port_free(&p, *s, err);
                 if (r < 0)
                         return r;
+        }
+        /* every port of a container's own network namespace, low ones too:
+         * passt binds them without root (the namespace is the container's) */
+        if (o->net_publish_all && geteuid() == 0) {
+                _cleanup_close_ int sfd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
+                if (sfd >= 0)
+                        (void)!write(sfd, "0", 1);
         }
         sb->net_socket = xasprintf("%s/net.sock", sb->dir);
         struct sockaddr_un sa = {.sun_family = AF_UNIX};

@@ -59,7 +59,7 @@ void msb_sandbox_name_random(char *out)
 
 char *sb_dir(struct msb_ctx *ctx, const char *name)
 {
-        return xasprintf("%s/sandboxes/%s", ctx->data_dir, name);
+        return xasprintf("%s/%s", ctx->sandboxes_dir, name);
 }
 
 /* ---- config ---- */
@@ -165,6 +165,8 @@ static json_t *opts_json(const struct msb_run_opts *o)
         json_object_set_new(j, "net", o->net_mode ? json_string(o->net_mode) : json_null());
         json_object_set_new(j, "net_rules", strv_json(o->net_rules));
         json_object_set_new(j, "ports", strv_json(o->net_ports));
+        if (o->net_publish_all)
+                json_object_set_new(j, "publish_all", json_true());
         return j;
 }
 
@@ -230,7 +232,7 @@ static int bundle_opts_load(json_t *j, struct msb_run_opts *o, const char *name,
  * host path may have gone since). */
 int sb_config_load(struct msb_ctx *ctx, const char *name, struct msb_run_opts **ret, struct msb_error *err)
 {
-        _cleanup_free_ char *path = xasprintf("%s/sandboxes/%s/config.json", ctx->data_dir, name);
+        _cleanup_free_ char *path = xasprintf("%s/%s/config.json", ctx->sandboxes_dir, name);
         json_error_t je;
         json_t *j = json_load_file(path, 0, &je);
         if (!j)
@@ -290,6 +292,7 @@ int sb_config_load(struct msb_ctx *ctx, const char *name, struct msb_run_opts **
                 if ((r = msb_run_opts_add_net_rule(o, *x, err)) < 0)
                         r = msb_err_wrap(err, r, "sandbox '%s'", name);
         o->net_ports = jstrv(j, "ports");
+        o->net_publish_all = json_is_true(json_object_get(j, "publish_all"));
         if (r >= 0)
                 r = bundle_opts_load(j, o, name, err);
         json_decref(j);
@@ -406,7 +409,7 @@ bool msb_sandbox_running(struct msb_ctx *ctx, const char *name)
 
 int sb_oplock(struct msb_ctx *ctx, const char *name, struct msb_error *err)
 {
-        _cleanup_free_ char *path = xasprintf("%s/sandboxes/%s/op.lock", ctx->data_dir, name);
+        _cleanup_free_ char *path = xasprintf("%s/%s/op.lock", ctx->sandboxes_dir, name);
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return errno == ENOENT ? msb_err(err, ENOENT, "no sandbox named '%s' (msb ls -a lists them)", name)
@@ -524,7 +527,7 @@ int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_r
         r = opts_check_utf8(o, err);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *top = xasprintf("%s/sandboxes", ctx->data_dir);
+        _cleanup_free_ char *top = xstrdup(ctx->sandboxes_dir);
         r = mkdir_p(top, 0700);
         if (r < 0)
                 return msb_err(err, -r, "cannot create %s: %s", top, strerror(-r));
@@ -616,7 +619,7 @@ static int info_load(struct msb_ctx *ctx, const char *name, struct msb_sandbox_i
         struct sb_state st;
         if (sb_state_current(ctx, name, &st, NULL) < 0)
                 return -ENOENT;
-        _cleanup_free_ char *path = xasprintf("%s/sandboxes/%s/config.json", ctx->data_dir, name);
+        _cleanup_free_ char *path = xasprintf("%s/%s/config.json", ctx->sandboxes_dir, name);
         json_t *cfg = json_load_file(path, 0, NULL);
         if (!cfg) {
                 sb_state_free(&st);
@@ -654,7 +657,7 @@ static int cmp_info(const void *a, const void *b)
 
 int msb_sandbox_list(struct msb_ctx *ctx, struct msb_sandbox_info **ret, size_t *ret_n, struct msb_error *err)
 {
-        _cleanup_free_ char *top = xasprintf("%s/sandboxes", ctx->data_dir);
+        _cleanup_free_ char *top = xstrdup(ctx->sandboxes_dir);
         struct msb_sandbox_info *v = NULL;
         size_t n = 0;
         DIR *d = opendir(top);
@@ -812,7 +815,7 @@ int sb_remove_files(struct msb_ctx *ctx, const char *name)
                 runtime_leftover(ctx, dir);
         char rnd[9];
         random_hex(rnd, 4);
-        _cleanup_free_ char *gone = xasprintf("%s/sandboxes/.rm-%s-%s", ctx->data_dir, name, rnd);
+        _cleanup_free_ char *gone = xasprintf("%s/.rm-%s-%s", ctx->sandboxes_dir, name, rnd);
         if (rename(dir, gone) < 0)
                 return -errno;
         return rm_rf(gone);

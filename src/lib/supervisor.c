@@ -1166,7 +1166,7 @@ int sb_supervise(struct msb_ctx *ctx, const char *name, unsigned flags, struct m
         int rp[2];
         if (pipe2(rp, O_CLOEXEC) < 0)
                 return msb_err(err, errno, "pipe: %s", strerror(errno));
-        _cleanup_free_ char *logp = xasprintf("%s/sandboxes/%s/supervisor.log", ctx->data_dir, name);
+        _cleanup_free_ char *logp = xasprintf("%s/%s/supervisor.log", ctx->sandboxes_dir, name);
         /* a subreaper CLI would inherit the orphaned supervisor */
         int was_subreaper = 0;
         prctl(PR_GET_CHILD_SUBREAPER, &was_subreaper);

@@ -73,6 +73,7 @@ struct msb_run_opts {
         char *net_mode;
         char **net_rules;
         char **net_ports;
+        bool net_publish_all; /* every port of this network namespace (msb-runtime) */
 };
 
 struct child {

@@ -97,6 +97,9 @@ struct net_config {
         uint64_t rng_seed;
         /* flow table size; 0: NETD_FLOW_MAX */
         unsigned flow_max;
+        /* every port of the host side is published to the same guest port
+         * (passt -t all -u all: an OCI container's network namespace) */
+        bool publish_all;
 };
 
 /* Queue of frames for one side, each as 4-byte big-endian length + frame
