@@ -94,44 +94,28 @@ void rt_lib_log(const char *line, void *userdata)
         log_line(rt_g.debug ? "debug" : "info", line);
 }
 
-/* <home>/NAME -> <mine>/NAME unless there is one: kernels and caches (the
- * initramfs, the KVM verdict) are the user's, not one per --root. */
-static void borrow(const char *home, const char *mine, const char *name)
-{
-        _cleanup_free_ char *link = xasprintf("%s/%s", home, name);
-        _cleanup_free_ char *target = xasprintf("%s/%s", mine, name);
-        struct stat st;
-        if (lstat(link, &st) == 0 || stat(target, &st) < 0)
-                return;
-        if (symlink(target, link) < 0 && errno != EEXIST)
-                rt_warn("cannot link %s to %s: %s", link, target, strerror(errno));
-}
-
+/* Every command's context: images and kernels are the caller's own (one
+ * store and one kernel cache however many --root dirs there are), the
+ * sandboxes and their runtime dirs live in <root>/.msb (an ID cannot start
+ * with '.', so no container's state dir can be it).  The shim inherits
+ * this context through its fork. */
 struct msb_ctx *rt_ctx(void)
 {
         struct msb_error err = {0};
-        struct msb_ctx *mine = NULL;
-        /* the caller's own msb dirs, before MSB_HOME is pointed at --root */
-        _cleanup_free_ char *data = NULL;
-        if (msb_ctx_new(&mine, &err) == 0)
-                data = xstrdup(msb_ctx_data_dir(mine));
-        msb_ctx_free(mine);
-        /* TODO(lib): a way to give a context its sandbox and runtime dirs
-         * without MSB_HOME (msb_ctx_new_home?).  Until then the runtime's
-         * sandboxes live in <root>/.msb through the environment. */
-        _cleanup_free_ char *home = xasprintf("%s/.msb", rt_g.root);
-        if (mkdir_p(home, 0700) < 0) {
-                rt_error("cannot create %s: %s", home, strerror(errno));
-                return NULL;
-        }
-        if (data && strcmp(data, home)) {
-                borrow(home, data, "kernels");
-                borrow(home, data, "cache");
-        }
-        setenv("MSB_HOME", home, 1);
         struct msb_ctx *ctx;
         if (msb_ctx_new(&ctx, &err) < 0) {
                 rt_error("%s", err.message);
+                return NULL;
+        }
+        _cleanup_free_ char *home = xasprintf("%s/.msb", rt_g.root);
+        if (mkdir_p(home, 0700) < 0) {
+                rt_error("cannot create %s: %s", home, strerror(errno));
+                msb_ctx_free(ctx);
+                return NULL;
+        }
+        if (msb_ctx_set_sandbox_home(ctx, home, &err) < 0) {
+                rt_error("%s", err.message);
+                msb_ctx_free(ctx);
                 return NULL;
         }
         msb_ctx_set_log(ctx, rt_g.debug ? 1 : 0, rt_lib_log, NULL);

@@ -19,7 +19,7 @@
 
 /* The global options. */
 struct rt_globals {
-        const char *root; /* --root: state dirs, and the msb home under .msb */
+        const char *root; /* --root: state dirs, and the sandboxes under .msb */
         const char *log;  /* --log FILE, or NULL */
         bool log_json;    /* --log-format json */
         bool debug;
@@ -33,8 +33,8 @@ int rt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * always). */
 void rt_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void rt_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The msb context whose home is <root>/.msb (kernels and cache borrowed
- * from the caller's own msb data dir).  NULL after rt_error(). */
+/* The caller's msb context (images, kernels) with its sandboxes and
+ * runtime dirs in <root>/.msb.  NULL after rt_error(). */
 struct msb_ctx *rt_ctx(void);
 /* libmsb's log lines into --log. */
 void rt_lib_log(const char *line, void *userdata);

@@ -95,7 +95,7 @@ t_04_detached_exec_logs_port_stop() {
         # ignores SIGTERM: podman stop must fall back to SIGKILL after -t
         run_pm run -d --name oci-d "${UL[@]}" -p "127.0.0.1:$port:8080" -v "$WORK/www:/www:ro" "$IMG" \
                 sh -c 'trap "" TERM; echo started; httpd -f -p 8080 -h /www'
-        assert_eq "run -d" 0 "$RC"
+        assert_eq "run -d" 0 "$RC" || { echo "$ERR" >&2; false; }
         assert_contains "ps: up" Up "$(pm_status oci-d)"
         run_pm exec oci-d sh -c 'echo in-exec; exit 4'
         assert_eq "exec status" 4 "$RC"
@@ -118,7 +118,7 @@ t_04_detached_exec_logs_port_stop() {
 
 t_05_kill_and_rm_force() {
         run_pm run -d --name oci-k "${UL[@]}" "$IMG" sleep 1000
-        assert_eq "run -d" 0 "$RC"
+        assert_eq "run -d" 0 "$RC" || { echo "$ERR" >&2; false; }
         run_pm kill oci-k
         assert_eq kill 0 "$RC"
         run_pm wait oci-k
