@@ -119,6 +119,9 @@ int msb_run_opts_set_stdio(struct msb_run_opts *opts, int stdin_fd, int stdout_f
  * default they are kept in a user.msb.stat xattr and the host inode's owner
  * and mode never change. */
 #define MSB_VOLUME_OWNER_PASSTHROUGH (1u << 1)
+/* mounted nosuid / noexec in the guest (nodev always is) */
+#define MSB_VOLUME_NOSUID (1u << 2)
+#define MSB_VOLUME_NOEXEC (1u << 3)
 /* Share a host file or directory at guest_path (absolute; not /, not under
  * /proc, /sys or /dev, no ".."); host_path is resolved with realpath() now.
  * Up to 32 per run.  Errors (-EINVAL, -ENOENT, -E2BIG) name the volume in
@@ -155,6 +158,16 @@ int msb_run_opts_set_ids(struct msb_run_opts *opts, uint32_t uid, uint32_t gid, 
 int msb_run_opts_add_rlimit(struct msb_run_opts *opts, int resource, uint64_t soft, uint64_t hard,
                             struct msb_error *err);
 int msb_run_opts_add_tmpfs(struct msb_run_opts *opts, const char *guest, const char *options, struct msb_error *err);
+/* With root_rw: the root served and mounted read-only after all (an OCI
+ * bundle's root.readonly): writes fail with EROFS. */
+int msb_run_opts_set_root_readonly(struct msb_run_opts *opts, bool ro);
+/* A file system of the guest kernel's own: type "tmpfs", "mqueue" or
+ * "cgroup2" at GUEST, which may be under /dev or /sys (/dev/shm with a
+ * size=, /dev/mqueue, /sys/fs/cgroup) but not /proc, /dev or /sys
+ * themselves; options as for tmpfs (only ro, nosuid, nodev, noexec and
+ * atime flavours for the others).  At most 16 in all with the tmpfs. */
+int msb_run_opts_add_kernel_mount(struct msb_run_opts *opts, const char *type, const char *guest,
+                                  const char *options, struct msb_error *err);
 
 /* The options together make sense (e.g. no -p with --net none). */
 int msb_run_opts_check(const struct msb_run_opts *opts, struct msb_error *err);

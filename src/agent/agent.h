@@ -62,7 +62,7 @@ void root_sync_disk(void);
 
 /* ---- net.c ---- */
 /* lo up; with MSB_SETUP_NET eth0 configured; /etc/hosts (and resolv.conf)
- * written under NEWROOT.  Before the volumes: a volume at /etc/hosts wins. */
+ * written under NEWROOT, unless it is an OCI bundle's (MSB_SETUP_ROOT_RW).  Before the volumes: a volume at /etc/hosts wins. */
 void net_setup(const struct msb_setup_msg *su);
 
 /* ---- procs.c ---- */

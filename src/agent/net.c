@@ -158,5 +158,8 @@ void net_setup(const struct msb_setup_msg *su)
                 if (n->prefix6)
                         ipv6_setup(n);
         }
-        etc_files(su);
+        /* an OCI bundle's root is the container's own (its runtime's
+         * caller bind-mounts these files, as for runc): not ours to write */
+        if (!(su->flags & MSB_SETUP_ROOT_RW))
+                etc_files(su);
 }

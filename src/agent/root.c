@@ -200,12 +200,14 @@ static void mount_volumes(const struct msb_setup_msg *run)
                 _cleanup_close_ int fd = mount_point(rootfd, m->path, file);
                 char target[64];
                 snprintf(target, sizeof(target), "/proc/self/fd/%d", fd);
-                if (m->flags & MSB_MOUNT_TMPFS) {
-                        if (!tmpfs_options_ok(m->tag))
-                                fail("volume", EINVAL, "%s: tmpfs options '%s' are not size=, mode=, nr_inodes=, "
-                                     "uid= or gid=", m->path, m->tag);
-                        if (mount("tmpfs", target, "tmpfs", fl, m->tag) < 0)
-                                fail("volume", errno, "%s: cannot mount a tmpfs", m->path);
+                if (m->flags & MSB_MOUNT_KERNFS) {
+                        /* the decoder allowed tmpfs, mqueue and cgroup2 */
+                        bool tmpfs = !strcmp(m->sub, "tmpfs");
+                        if (tmpfs ? !tmpfs_options_ok(m->tag) : m->tag[0] != 0)
+                                fail("volume", EINVAL, "%s: %s options '%s' are not size=, mode=, nr_inodes=, "
+                                     "uid= or gid=", m->path, m->sub, m->tag);
+                        if (mount(m->sub, target, m->sub, fl, tmpfs ? m->tag : NULL) < 0)
+                                fail("volume", errno, "%s: cannot mount a %s", m->path, m->sub);
                         continue;
                 }
                 if (!m->sub[0]) {
@@ -483,13 +485,13 @@ static void move_upper_to_disk(void)
 }
 
 /* An OCI bundle's root: the share itself, read-write, no overlay. */
-static void mount_root_rw(const char *tag)
+static void mount_root_rw(const char *tag, bool ro)
 {
         if (!tag_ok(tag)) {
                 base_step("rootfs", EINVAL, "bad rootfs tag");
                 return;
         }
-        if (!base_mount(tag, NEWROOT, "virtiofs", 0, NULL))
+        if (!base_mount(tag, NEWROOT, "virtiofs", ro ? MS_RDONLY : 0, NULL))
                 return;
         raise_readahead(NEWROOT);
         mount_kernel_fs(false);
@@ -501,7 +503,7 @@ static void setup_base(const struct msb_setup_msg *su, const char *premounted)
         if (su->flags & MSB_SETUP_ROOT_RW) {
                 if (premounted || disk)
                         fail("rootfs", EINVAL, "a read-write root goes with no early root and no disk");
-                mount_root_rw(su->rootfs_tag);
+                mount_root_rw(su->rootfs_tag, su->flags & MSB_SETUP_ROOT_RO);
         } else if (!premounted)
                 mount_root(su->rootfs_tag, disk);
         else if (strcmp(premounted, su->rootfs_tag) != 0)

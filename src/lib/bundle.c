@@ -84,26 +84,62 @@ static int tmpfs_option(const char *opt, unsigned *flags, char **data)
         return -EINVAL;
 }
 
-int msb_run_opts_add_tmpfs(struct msb_run_opts *o, const char *guest, const char *options, struct msb_error *err)
+/* Where a kernel file system may go: what a volume may (absolute, no
+ * "..", not /), and also below /dev and /sys, though not on them or on
+ * /dev/pts, and nowhere under /proc. */
+static const char *kernel_mount_path_why(const char *g)
 {
-        if (o->ntmpfs >= MAX_TMPFS)
-                return msb_err(err, E2BIG, "tmpfs %s: at most %u tmpfs mounts", guest, MAX_TMPFS);
-        _cleanup_free_ char *g = guest_path_normalize(guest);
         const char *why;
-        if (guest_path_check(g, &why) < 0)
-                return msb_err(err, EINVAL, "tmpfs %s: guest path %s", guest, why);
+        if (guest_path_check(g, &why) == 0)
+                return NULL;
+        bool under_dev = !strncmp(g, "/dev/", 5) && strcmp(g, "/dev/pts") != 0;
+        bool under_sys = !strncmp(g, "/sys/", 5);
+        if (!under_dev && !under_sys)
+                return why;
+        /* the same checks on a path outside the banned trees */
+        _cleanup_free_ char *elsewhere = xasprintf("/x%s", g);
+        return guest_path_check(elsewhere, &why) == 0 ? NULL : why;
+}
+
+int msb_run_opts_add_kernel_mount(struct msb_run_opts *o, const char *type, const char *guest, const char *options,
+                                  struct msb_error *err)
+{
+        if (!type || (strcmp(type, "tmpfs") && strcmp(type, "mqueue") && strcmp(type, "cgroup2")))
+                return msb_err(err, EINVAL, "mount %s: type '%s' is not tmpfs, mqueue or cgroup2", guest,
+                               type ? type : "");
+        if (o->ntmpfs >= MAX_TMPFS)
+                return msb_err(err, E2BIG, "mount %s: at most %u tmpfs, mqueue and cgroup2 mounts", guest, MAX_TMPFS);
+        _cleanup_free_ char *g = guest_path_normalize(guest);
+        const char *why = kernel_mount_path_why(g);
+        if (why)
+                return msb_err(err, EINVAL, "mount %s: guest path %s", guest, why);
         unsigned flags = 0;
         _cleanup_free_ char *data = NULL, *opts = xstrdup(options ? options : "");
         char *save = NULL;
         for (char *t = strtok_r(opts, ",", &save); t; t = strtok_r(NULL, ",", &save))
                 if (tmpfs_option(t, &flags, &data) < 0)
                         return msb_err(err, EINVAL,
-                                       "tmpfs %s: option '%s' is not supported in a VM (size=, mode=, nr_inodes=, uid=, "
+                                       "%s %s: option '%s' is not supported in a VM (size=, mode=, nr_inodes=, uid=, "
                                        "gid=, ro, nosuid, nodev, noexec and atime options are)",
-                                       guest, t);
+                                       type, guest, t);
+        if (data && strcmp(type, "tmpfs") != 0)
+                return msb_err(err, EINVAL, "%s %s: '%s' is a tmpfs option", type, guest, data);
         if (data && strlen(data) > 256)
-                return msb_err(err, EINVAL, "tmpfs %s: options too long", guest);
-        o->tmpfs[o->ntmpfs++] =
-                (struct tmpfs_mount){.path = TAKE_PTR(g), .options = data ? TAKE_PTR(data) : xstrdup(""), .flags = flags};
+                return msb_err(err, EINVAL, "%s %s: options too long", type, guest);
+        o->tmpfs[o->ntmpfs++] = (struct tmpfs_mount){.type = xstrdup(type),
+                                                     .path = TAKE_PTR(g),
+                                                     .options = data ? TAKE_PTR(data) : xstrdup(""),
+                                                     .flags = flags};
+        return 0;
+}
+
+int msb_run_opts_add_tmpfs(struct msb_run_opts *o, const char *guest, const char *options, struct msb_error *err)
+{
+        return msb_run_opts_add_kernel_mount(o, "tmpfs", guest, options, err);
+}
+
+int msb_run_opts_set_root_readonly(struct msb_run_opts *o, bool ro)
+{
+        o->root_ro = ro;
         return 0;
 }

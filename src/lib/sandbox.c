@@ -67,6 +67,7 @@ void msb_run_opts_free(struct msb_run_opts *o)
         free(o->hostname);
         free(o->fs_backend);
         for (size_t i = 0; i < o->ntmpfs; i++) {
+                free(o->tmpfs[i].type);
                 free(o->tmpfs[i].path);
                 free(o->tmpfs[i].options);
         }
@@ -241,7 +242,7 @@ int msb_run_opts_add_volume(struct msb_run_opts *o, const char *host, const char
                 return msb_err(err, EINVAL, "volume: host path is empty");
         if (!guest || !*guest)
                 return msb_err(err, EINVAL, "volume '%s': guest path is empty", host);
-        if (flags & ~(MSB_VOLUME_RO | MSB_VOLUME_OWNER_PASSTHROUGH))
+        if (flags & ~(MSB_VOLUME_RO | MSB_VOLUME_OWNER_PASSTHROUGH | MSB_VOLUME_NOSUID | MSB_VOLUME_NOEXEC))
                 return msb_err(err, EINVAL, "volume '%s:%s': unknown flags 0x%x", host, guest, flags);
         if (o->nvols >= MAX_VOLUMES)
                 return msb_err(err, E2BIG, "volume '%s:%s': at most %u volumes per sandbox", host, guest, MAX_VOLUMES);
@@ -1038,7 +1039,7 @@ static int vm_shares(struct vm *vm, const struct msb_run_opts *o, struct msb_err
          * are the container's (o->root_rw); an image root never changes */
         int r = add_share(sb, be,
                           &(struct fsd_share){.path = vm->rootfs,
-                                              .read_only = !o->root_rw,
+                                              .read_only = !o->root_rw || o->root_ro,
                                               .rootfs = !o->root_rw,
                                               .owner_passthrough = o->root_rw},
                           err);
@@ -1068,12 +1069,14 @@ static int vm_shares(struct vm *vm, const struct msb_run_opts *o, struct msb_err
                         .sub = vm->subs[i],
                         .path = o->vols[i].guest,
                         .flags = (o->vols[i].flags & MSB_VOLUME_RO ? MSB_MOUNT_RO : 0) |
-                                 (o->vols[i].file ? MSB_MOUNT_FILE : 0)};
+                                 (o->vols[i].file ? MSB_MOUNT_FILE : 0) |
+                                 (o->vols[i].flags & MSB_VOLUME_NOSUID ? MSB_MOUNT_NOSUID : 0) |
+                                 (o->vols[i].flags & MSB_VOLUME_NOEXEC ? MSB_MOUNT_NOEXEC : 0)};
         }
         for (size_t i = 0; i < o->ntmpfs; i++)
                 vm->mounts[o->nvols + i] = (struct msb_mount_spec){
-                        .tag = o->tmpfs[i].options, .sub = "", .path = o->tmpfs[i].path,
-                        .flags = MSB_MOUNT_TMPFS | o->tmpfs[i].flags};
+                        .tag = o->tmpfs[i].options, .sub = o->tmpfs[i].type, .path = o->tmpfs[i].path,
+                        .flags = MSB_MOUNT_KERNFS | o->tmpfs[i].flags};
         /* parents before children: /data before /data/sub */
         qsort(vm->mounts, o->nvols + o->ntmpfs, sizeof(vm->mounts[0]), cmp_depth);
         return 0;
@@ -1126,7 +1129,7 @@ static int vm_greet(struct vm *vm, const struct msb_run_opts *o, const struct vm
                                    : vo->hostname ? xstrdup(vo->hostname) : xasprintf("msb-%.8s", sb->id);
         vm->setup = (struct msb_setup_msg){
                 .flags = (vo->disk ? MSB_SETUP_DISK : 0) | (vm->has_net ? MSB_SETUP_NET : 0) |
-                         (o->root_rw ? MSB_SETUP_ROOT_RW : 0),
+                         (o->root_rw ? MSB_SETUP_ROOT_RW : 0) | (o->root_rw && o->root_ro ? MSB_SETUP_ROOT_RO : 0),
                 .net = vm->net,
                 .rootfs_tag = sb->shares[0].tag,
                 .hostname = vm->hostname,

@@ -106,10 +106,12 @@ static json_t *opts_json(const struct msb_run_opts *o)
 {
         json_t *vols = json_array();
         for (size_t i = 0; i < o->nvols; i++)
-                json_array_append_new(vols, json_pack("{s:s,s:s,s:b,s:b}", "host", o->vols[i].host, "guest",
+                json_array_append_new(vols, json_pack("{s:s,s:s,s:b,s:b,s:b,s:b}", "host", o->vols[i].host, "guest",
                                                       o->vols[i].guest, "ro", !!(o->vols[i].flags & MSB_VOLUME_RO),
                                                       "passthrough",
-                                                      !!(o->vols[i].flags & MSB_VOLUME_OWNER_PASSTHROUGH)));
+                                                      !!(o->vols[i].flags & MSB_VOLUME_OWNER_PASSTHROUGH), "nosuid",
+                                                      !!(o->vols[i].flags & MSB_VOLUME_NOSUID), "noexec",
+                                                      !!(o->vols[i].flags & MSB_VOLUME_NOEXEC)));
         json_t *j = json_object();
         json_object_set_new(j, "image", o->image ? json_string(o->image) : json_null());
         json_object_set_new(j, "rootfs", o->rootfs ? json_string(o->rootfs) : json_null());
@@ -139,6 +141,8 @@ static json_t *opts_json(const struct msb_run_opts *o)
         /* OCI bundles' (src/lib/bundle.c); a limit of -1 is unlimited */
         if (o->root_rw)
                 json_object_set_new(j, "root_rw", json_true());
+        if (o->root_ro)
+                json_object_set_new(j, "root_ro", json_true());
         if (o->ids_set) {
                 json_t *g = json_array();
                 for (uint32_t i = 1; i < o->ids.ngroups; i++)
@@ -158,8 +162,9 @@ static json_t *opts_json(const struct msb_run_opts *o)
         if (o->ntmpfs) {
                 json_t *t = json_array();
                 for (size_t i = 0; i < o->ntmpfs; i++)
-                        json_array_append_new(t, json_pack("{s:s,s:s,s:i}", "path", o->tmpfs[i].path, "options",
-                                                           o->tmpfs[i].options, "flags", (int)o->tmpfs[i].flags));
+                        json_array_append_new(t, json_pack("{s:s,s:s,s:s,s:i}", "type", o->tmpfs[i].type, "path",
+                                                           o->tmpfs[i].path, "options", o->tmpfs[i].options, "flags",
+                                                           (int)o->tmpfs[i].flags));
                 json_object_set_new(j, "tmpfs", t);
         }
         json_object_set_new(j, "net", o->net_mode ? json_string(o->net_mode) : json_null());
@@ -196,6 +201,7 @@ static int bundle_opts_load(json_t *j, struct msb_run_opts *o, const char *name,
 {
         int r = 0;
         msb_run_opts_set_root_rw(o, json_is_true(json_object_get(j, "root_rw")));
+        msb_run_opts_set_root_readonly(o, json_is_true(json_object_get(j, "root_ro")));
         json_t *ids = json_object_get(j, "ids");
         if (json_is_object(ids)) {
                 uint32_t g[IDS_MAX_GROUPS];
@@ -218,8 +224,8 @@ static int bundle_opts_load(json_t *j, struct msb_run_opts *o, const char *name,
         {
                 if (r < 0)
                         break;
-                const char *p = jstr(e, "path"), *op = jstr(e, "options");
-                r = p && op ? msb_run_opts_add_tmpfs(o, p, op, err) : -EINVAL;
+                const char *ty = jstr(e, "type"), *p = jstr(e, "path"), *op = jstr(e, "options");
+                r = p && op ? msb_run_opts_add_kernel_mount(o, ty ? ty : "tmpfs", p, op, err) : -EINVAL;
                 if (r >= 0)
                         o->tmpfs[o->ntmpfs - 1].flags = (unsigned)json_integer_value(json_object_get(e, "flags")) &
                                                         (MSB_MOUNT_RO | MSB_MOUNT_NOSUID | MSB_MOUNT_NODEV |
@@ -276,7 +282,9 @@ int sb_config_load(struct msb_ctx *ctx, const char *name, struct msb_run_opts **
         {
                 const char *h = jstr(v, "host"), *g = jstr(v, "guest");
                 unsigned fl = (json_is_true(json_object_get(v, "ro")) ? MSB_VOLUME_RO : 0) |
-                              (json_is_true(json_object_get(v, "passthrough")) ? MSB_VOLUME_OWNER_PASSTHROUGH : 0);
+                              (json_is_true(json_object_get(v, "passthrough")) ? MSB_VOLUME_OWNER_PASSTHROUGH : 0) |
+                              (json_is_true(json_object_get(v, "nosuid")) ? MSB_VOLUME_NOSUID : 0) |
+                              (json_is_true(json_object_get(v, "noexec")) ? MSB_VOLUME_NOEXEC : 0);
                 if (!h || !g || (r = msb_run_opts_add_volume(o, h, g, fl, err)) < 0) {
                         r = msb_err_wrap(err, r < 0 ? r : -EINVAL, "sandbox '%s'", name);
                         break;

@@ -59,12 +59,13 @@ struct msb_run_opts {
         bool no_disk; /* writes go to guest memory (tmpfs), as in an ephemeral run */
         /* OCI bundles (msb-runtime): the root served read-write, owners
          * passed through, no overlay; explicit ids; rlimits; tmpfs mounts */
-        bool root_rw;
+        bool root_rw, root_ro;
         bool ids_set;
         struct ids ids;
         struct msb_rlimit rlimits[MSB_PROTO_MAX_RLIMITS];
         uint32_t nrlimits;
         struct tmpfs_mount {
+                char *type; /* tmpfs, mqueue, cgroup2 */
                 char *path, *options;
                 unsigned flags; /* MSB_MOUNT_RO/NOSUID/NODEV/NOEXEC */
         } tmpfs[MAX_TMPFS];

@@ -452,7 +452,9 @@ static int decode_setup(struct cursor *c, struct msb_setup_msg *r)
                 const char *sub = r->mounts[i].sub;
                 if (sub && (strchr(sub, '/') || !strcmp(sub, ".") || !strcmp(sub, "..")))
                         c->bad = true;
-                if ((r->mounts[i].flags & MSB_MOUNT_TMPFS) && (r->mounts[i].flags & MSB_MOUNT_FILE || (sub && *sub)))
+                if ((r->mounts[i].flags & MSB_MOUNT_KERNFS) &&
+                    ((r->mounts[i].flags & MSB_MOUNT_FILE) || !sub ||
+                     (strcmp(sub, "tmpfs") && strcmp(sub, "mqueue") && strcmp(sub, "cgroup2"))))
                         c->bad = true;
         }
         if (r->flags & MSB_SETUP_NET) {

@@ -108,7 +108,9 @@ enum msb_msg_type {
 #define MSB_SETUP_ROOT_RW (1u << 2) /* the root share is the root itself,
                                      * read-write, no overlay (an OCI
                                      * bundle's root: writes reach the host) */
-#define MSB_SETUP_KNOWN_FLAGS (MSB_SETUP_DISK | MSB_SETUP_NET | MSB_SETUP_ROOT_RW)
+#define MSB_SETUP_ROOT_RO (1u << 3) /* with ROOT_RW: mounted read-only after all
+                                     * (an OCI bundle's root.readonly) */
+#define MSB_SETUP_KNOWN_FLAGS (MSB_SETUP_DISK | MSB_SETUP_NET | MSB_SETUP_ROOT_RW | MSB_SETUP_ROOT_RO)
 
 /* EXEC flags */
 #define MSB_EXEC_STDIN (1u << 0) /* stdin comes from STDIN messages; else /dev/null */
@@ -138,14 +140,15 @@ enum msb_msg_type {
 /* mount flags */
 #define MSB_MOUNT_RO (1u << 0)
 #define MSB_MOUNT_FILE (1u << 1) /* the source is a regular file */
-/* a tmpfs made in the guest: tag holds its options (size=, mode=, nr_inodes=,
- * uid=, gid=; nothing else), sub is "" */
-#define MSB_MOUNT_TMPFS (1u << 2)
+/* a file system of the guest kernel's own: sub names its type (tmpfs,
+ * mqueue or cgroup2), tag holds a tmpfs's options (size=, mode=,
+ * nr_inodes=, uid=, gid=; nothing else), "" for the others */
+#define MSB_MOUNT_KERNFS (1u << 2)
 #define MSB_MOUNT_NOSUID (1u << 3)
 #define MSB_MOUNT_NODEV (1u << 4)
 #define MSB_MOUNT_NOEXEC (1u << 5)
 #define MSB_MOUNT_KNOWN_FLAGS \
-        (MSB_MOUNT_RO | MSB_MOUNT_FILE | MSB_MOUNT_TMPFS | MSB_MOUNT_NOSUID | MSB_MOUNT_NODEV | MSB_MOUNT_NOEXEC)
+        (MSB_MOUNT_RO | MSB_MOUNT_FILE | MSB_MOUNT_KERNFS | MSB_MOUNT_NOSUID | MSB_MOUNT_NODEV | MSB_MOUNT_NOEXEC)
 
 /* EXIT kinds */
 #define MSB_EXIT_CODE 0u   /* value is the exit status (0..255) */

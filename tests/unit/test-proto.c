@@ -699,13 +699,18 @@ static void check_bad_setup(const struct msb_setup_msg *su, const char *what)
 static void test_bad_setup(void)
 {
         struct msb_mount_spec mt[] = {{"t", "", "/m", 0}};
-        struct msb_setup_msg su = {.flags = 1u << 3, .rootfs_tag = "r", .hostname = "", .nmounts = 1, .mounts = mt};
+        struct msb_setup_msg su = {.flags = 1u << 4, .rootfs_tag = "r", .hostname = "", .nmounts = 1, .mounts = mt};
         check_bad_setup(&su, "an unknown flag");
         su.flags = 0;
         mt[0].flags = 1u << 6;
         check_bad_setup(&su, "an unknown mount flag");
-        mt[0].flags = MSB_MOUNT_TMPFS | MSB_MOUNT_FILE;
+        mt[0].flags = MSB_MOUNT_KERNFS | MSB_MOUNT_FILE;
+        mt[0].sub = "tmpfs";
         check_bad_setup(&su, "a tmpfs that is a file");
+        mt[0].flags = MSB_MOUNT_KERNFS;
+        mt[0].sub = "ext4";
+        check_bad_setup(&su, "a kernel file system of another type");
+        mt[0].sub = "";
         mt[0].flags = 0;
         /* a mount's sub-entry is one component: no way up or across */
         const char *subs[] = {"..", ".", "a/b", "/"};

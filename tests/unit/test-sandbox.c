@@ -248,10 +248,33 @@ static void test_stranded(struct msb_ctx *ctx)
         msb_run_opts_free(o);
 }
 
+/* An OCI bundle's kernel mounts: where they may go, which options */
+static void test_kernel_mounts(void)
+{
+        struct msb_run_opts *o;
+        struct msb_error err = {0};
+        msb_run_opts_new(&o);
+        CHECK_INT(msb_run_opts_add_kernel_mount(o, "mqueue", "/dev/mqueue", "nosuid,nodev,noexec", &err), 0);
+        CHECK_INT(msb_run_opts_add_kernel_mount(o, "tmpfs", "/dev/shm", "size=65536k,mode=1777", &err), 0);
+        CHECK_INT(msb_run_opts_add_kernel_mount(o, "cgroup2", "/sys/fs/cgroup", "ro", &err), 0);
+        CHECK_INT(msb_run_opts_add_tmpfs(o, "/run", "mode=755", &err), 0);
+        CHECK_INT(msb_run_opts_add_kernel_mount(o, "tmpfs", "/dev", "", &err), -EINVAL);
+        CHECK_INT(msb_run_opts_add_kernel_mount(o, "tmpfs", "/dev/pts", "", &err), -EINVAL);
+        CHECK_INT(msb_run_opts_add_kernel_mount(o, "tmpfs", "/proc/x", "", &err), -EINVAL);
+        CHECK_INT(msb_run_opts_add_kernel_mount(o, "tmpfs", "/dev/../etc", "", &err), -EINVAL);
+        CHECK_INT(msb_run_opts_add_kernel_mount(o, "ext4", "/mnt", "", &err), -EINVAL);
+        CHECK_INT(msb_run_opts_add_kernel_mount(o, "mqueue", "/dev/mqueue2", "size=1m", &err), -EINVAL);
+        CHECK_INT(msb_run_opts_add_tmpfs(o, "/x", "uid=0,context=foo", &err), -EINVAL);
+        CHECK(strstr(err.message, "'context=foo'") != NULL);
+        CHECK_INT(o->ntmpfs, 4);
+        msb_run_opts_free(o);
+}
+
 int main(void)
 {
         test_names();
         test_net_opts();
+        test_kernel_mounts();
         char home[] = "/tmp/msb-test-sb.XXXXXX";
         if (!mkdtemp(home))
                 return 1;
