@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -43,18 +45,16 @@ static int lib_refuse(const char *field, const struct msb_error *err)
         return refuse(field, err->message[0] ? err->message : "refused by msb");
 }
 
-/* root.path is the guest's root itself, read-write with owners passed
- * through, as runc writes into it.  A read-only root is shared read-only
- * and the guest writes to a throw-away overlay: nothing reaches root.path,
- * but writes inside the container do not fail either (TODO(lib): a root
- * the guest mounts read-only). */
+/* root.path is the guest's root itself with owners passed through, as
+ * runc writes into it; root.readonly: served read-only by msb-fsd and
+ * mounted read-only in the guest, so writes fail with EROFS (and a
+ * remount in the guest cannot lift it: the host refuses them). */
 static int opts_root(struct msb_run_opts *o, const char *root, bool readonly)
 {
-        if (readonly)
-                rt_warn("root.readonly: %s is shared read-only; the container's writes go to a throw-away overlay",
-                        root);
         int r = msb_run_opts_set_rootfs(o, root);
-        return r < 0 ? r : msb_run_opts_set_root_rw(o, !readonly);
+        if (r >= 0)
+                r = msb_run_opts_set_root_rw(o, true);
+        return r < 0 ? r : msb_run_opts_set_root_readonly(o, readonly);
 }
 
 static int opts_ids(struct msb_run_opts *o, unsigned uid, unsigned gid, const unsigned *groups, size_t n)
@@ -72,10 +72,12 @@ static int opts_rlimit(struct msb_run_opts *o, int res, uint64_t soft, uint64_t 
         return msb_run_opts_add_rlimit(o, res, soft, hard, &err) < 0 ? lib_refuse("process.rlimits", &err) : 0;
 }
 
-static int opts_tmpfs(struct msb_run_opts *o, const char *dest, const char *options)
+/* tmpfs, mqueue or cgroup2, made by the guest's kernel at dest */
+static int opts_kernel_mount(struct msb_run_opts *o, const char *field, const char *type, const char *dest,
+                             const char *options)
 {
         struct msb_error err = {0};
-        return msb_run_opts_add_tmpfs(o, dest, options, &err) < 0 ? lib_refuse("mounts", &err) : 0;
+        return msb_run_opts_add_kernel_mount(o, type, dest, options, &err) < 0 ? lib_refuse(field, &err) : 0;
 }
 
 /* ---- process ---- */
@@ -213,8 +215,15 @@ static int map_process(struct rt_bundle *b, json_t *p)
         /* the main process always reads the shim's stdin: /dev/null (EOF
          * at once) unless conmon passed a pipe */
         msb_run_opts_set_stdin(b->o, true);
-        /* accepted, the guest's business: capabilities, noNewPrivileges,
-         * apparmorProfile, selinuxLabel, oomScoreAdj (see the docs) */
+        /* the VM's host processes are the container's memory: they take
+         * its OOM score (the shim sets it before the VM starts) */
+        json_t *oom = json_object_get(p, "oomScoreAdj");
+        if (oom) {
+                if (!json_is_integer(oom) || json_integer_value(oom) < -1000 || json_integer_value(oom) > 1000)
+                        return refuse("process.oomScoreAdj", "expected a number from -1000 to 1000");
+                b->oom_score_adj = (int)json_integer_value(oom);
+                b->has_oom_score_adj = true;
+        }
         if (json_object_get(p, "ioPriority"))
                 return refuse("process.ioPriority", "not supported in a VM");
         if (json_object_get(p, "scheduler"))
@@ -224,41 +233,88 @@ static int map_process(struct rt_bundle *b, json_t *p)
 
 /* ---- mounts ---- */
 
-/* Options a bind mount may carry: propagation and relabelling mean
- * nothing across a VM; nosuid/nodev/noexec and atime ones are not
- * applied yet (docs/oci-runtime.md). */
-static bool bind_option_ok(const char *opt, bool *ro)
+/* A bind mount's options, each applied, meaningless across a VM, or
+ * refused (returns why):
+ *  - ro (msb-fsd enforces it on the host), nosuid, noexec: applied;
+ *    nodev always is (host device nodes mean nothing in the guest);
+ *  - private/slave propagation (and r-): mounts made in the guest never
+ *    reach the host, and msb-fsd serves the host's view of the source,
+ *    host mounts below it included, which is what slave asks;
+ *  - z/Z: podman relabels the source itself before create; bind, rbind,
+ *    rw, suid, exec, defaults, (r)unbindable: what a volume is anyway;
+ *  - relatime: what the host's mount of the source does for msb-fsd's
+ *    reads.  Other atime flavours would need msb-fsd's reads to follow
+ *    them: refused. */
+static const char *bind_option(const char *opt, unsigned *flags)
 {
-        static const char *const ok[] = {
-                "bind",    "rbind",   "rw",       "private", "rprivate", "slave",      "rslave",   "shared",
-                "rshared", "unbindable", "runbindable", "nosuid", "nodev", "noexec", "suid", "dev",
-                "exec",    "relatime", "norelatime", "noatime", "strictatime", "z", "Z", "rrw", "nodiratime",
-                "defaults",
+        static const char *const same[] = {
+                "bind",   "rbind",   "rw",         "rrw",         "private", "rprivate", "slave", "rslave",
+                "z",      "Z",       "unbindable", "runbindable", "suid",    "exec",     "nodev", "defaults",
+                "relatime",
         };
         if (!strcmp(opt, "ro") || !strcmp(opt, "rro")) {
-                *ro = true;
-                return true;
+                *flags |= MSB_VOLUME_RO;
+                return NULL;
         }
-        for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
-                if (!strcmp(opt, ok[i]))
-                        return true;
-        return false;
+        if (!strcmp(opt, "nosuid")) {
+                *flags |= MSB_VOLUME_NOSUID;
+                return NULL;
+        }
+        if (!strcmp(opt, "noexec")) {
+                *flags |= MSB_VOLUME_NOEXEC;
+                return NULL;
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(same); i++)
+                if (!strcmp(opt, same[i]))
+                        return NULL;
+        if (!strcmp(opt, "shared") || !strcmp(opt, "rshared"))
+                return "mounts made in the guest cannot propagate to the host";
+        if (!strcmp(opt, "dev"))
+                return "host device nodes cannot be used in a VM (volumes are always nodev)";
+        if (!strcmp(opt, "noatime") || !strcmp(opt, "strictatime") || !strcmp(opt, "nodiratime") ||
+            !strcmp(opt, "norelatime"))
+                return "access times of a volume are the host mount's (relatime); remove the option";
+        return "unknown or not supported";
 }
 
-/* Kernel file systems at their usual places: agentd mounts proc, sysfs,
- * devtmpfs, devpts and a tmpfs at /dev/shm (mode 1777, the guest's own
- * memory: podman binds a host tmpfs there) in every root.  mqueue and
- * cgroup file systems it does not mount yet (TODO(agentd)): accepted,
- * with a warning in the log. */
+/* The file systems agentd mounts in every root from the guest's own
+ * kernel: proc at /proc, sysfs at /sys, devtmpfs at /dev (a tmpfs asked
+ * there is the same: a fresh /dev), devpts at /dev/pts.  Their options
+ * (nosuid, noexec, ro of /sys, the size of /dev, devpts' modes) are not
+ * applied: see "Accepted" in docs/oci-runtime.md for why each is moot. */
 static const struct {
         const char *dest, *type;
-        bool made;
 } guest_made[] = {
-        {"/proc", "proc", true},          {"/dev", "tmpfs", true},          {"/dev", "devtmpfs", true},
-        {"/dev/pts", "devpts", true},     {"/dev/shm", "tmpfs", true},      {"/dev/shm", "bind", true},
-        {"/sys", "sysfs", true},          {"/dev/mqueue", "mqueue", false}, {"/sys/fs/cgroup", "cgroup", false},
-        {"/sys/fs/cgroup", "cgroup2", false},
+        {"/proc", "proc"}, {"/dev", "tmpfs"}, {"/dev", "devtmpfs"}, {"/dev/pts", "devpts"}, {"/sys", "sysfs"},
 };
+
+static char *join_options(char **opts)
+{
+        char *joined = xstrdup("");
+        for (char **o = opts; o && *o; o++) {
+                char *n = xasprintf("%s%s%s", joined, *joined ? "," : "", *o);
+                free(joined);
+                joined = n;
+        }
+        return joined;
+}
+
+/* podman binds a tmpfs of its own at /dev/shm (its --shm-size): the guest
+ * gets a tmpfs of the same size (memory cannot be shared with the host's).
+ * Anything but a tmpfs there is refused. */
+static int map_shm_bind(struct rt_bundle *b, const char *field, const char *src)
+{
+        struct statfs sf;
+        char why[PATH_MAX + 128];
+        if (statfs(src, &sf) < 0 || sf.f_type != TMPFS_MAGIC) {
+                snprintf(why, sizeof(why),
+                         "%s bound at /dev/shm is not a tmpfs: the guest's /dev/shm cannot be a host directory", src);
+                return refuse(field, why);
+        }
+        _cleanup_free_ char *o = xasprintf("mode=1777,size=%lluk,nosuid,nodev,noexec",
+                                           (unsigned long long)sf.f_blocks * (unsigned long long)sf.f_bsize / 1024);
+        return opts_kernel_mount(b->o, field, "tmpfs", "/dev/shm", o);
+}
 
 static int map_mount(struct rt_bundle *b, json_t *m, size_t idx)
 {
@@ -277,37 +333,35 @@ static int map_mount(struct rt_bundle *b, json_t *m, size_t idx)
                         bind = true;
         char why[PATH_MAX + 128];
         for (size_t i = 0; type && i < ARRAY_SIZE(guest_made); i++)
-                if (!strcmp(dest, guest_made[i].dest) && !strcmp(type, guest_made[i].type)) {
-                        if (!guest_made[i].made)
-                                rt_warn("mounts: %s (%s) is not mounted in the guest yet", dest, type);
+                if (!strcmp(dest, guest_made[i].dest) && !strcmp(type, guest_made[i].type))
                         return 0;
-                }
         if (!bind) {
-                if (type && !strcmp(type, "tmpfs")) {
-                        _cleanup_free_ char *joined = xstrdup("");
-                        for (char **o = opts; o && *o; o++) {
-                                char *n = xasprintf("%s%s%s", joined, *joined ? "," : "", *o);
-                                free(joined);
-                                joined = n;
-                        }
-                        return opts_tmpfs(b->o, dest, joined);
-                }
+                _cleanup_free_ char *joined = join_options(opts);
+                if (type && (!strcmp(type, "tmpfs") || !strcmp(type, "mqueue") || !strcmp(type, "cgroup2")))
+                        return opts_kernel_mount(b->o, field, type, dest, joined);
+                /* cgroup v1 is not in the guest kernel: its own v2 tree */
+                if (type && !strcmp(type, "cgroup") && !strcmp(dest, "/sys/fs/cgroup"))
+                        return opts_kernel_mount(b->o, field, "cgroup2", dest, joined);
                 snprintf(why, sizeof(why),
-                         "a '%s' mount at %s cannot be made in the VM (bind, tmpfs, and proc/sysfs/devpts/mqueue/cgroup "
-                         "at their usual places are)",
+                         "a '%s' mount at %s cannot be made in the VM (bind, tmpfs, mqueue, cgroup at "
+                         "/sys/fs/cgroup, cgroup2, and proc/sysfs/devpts at their usual places are)",
                          type ? type : "(no type)", dest);
                 return refuse(field, why);
         }
         if (!src || src[0] != '/')
                 return refuse(field, "a bind mount's source must be an absolute host path");
-        bool ro = false;
-        for (char **o = opts; o && *o; o++)
-                if (!bind_option_ok(*o, &ro)) {
-                        snprintf(why, sizeof(why), "option '%s' of the bind mount at %s is not supported", *o, dest);
+        unsigned flags = 0;
+        for (char **o = opts; o && *o; o++) {
+                const char *no = bind_option(*o, &flags);
+                if (no) {
+                        snprintf(why, sizeof(why), "option '%s' of the bind mount at %s: %s", *o, dest, no);
                         return refuse(field, why);
                 }
+        }
+        if (!strcmp(dest, "/dev/shm"))
+                return map_shm_bind(b, field, src);
         struct msb_error err = {0};
-        if (msb_run_opts_add_volume(b->o, src, dest, ro ? MSB_VOLUME_RO : 0, &err) < 0) {
+        if (msb_run_opts_add_volume(b->o, src, dest, flags, &err) < 0) {
                 snprintf(why, sizeof(why), "%s", err.message);
                 return refuse(field, why);
         }
@@ -335,11 +389,14 @@ static int map_namespaces(struct rt_bundle *b, json_t *a)
 {
         size_t i;
         json_t *n;
+        bool pid = false, ipc = false;
         json_array_foreach(a, i, n)
         {
                 const char *t = jstr(n, "type"), *path = jstr(n, "path");
                 if (!t)
                         return refuse("linux.namespaces", "an entry without a type");
+                pid |= !strcmp(t, "pid");
+                ipc |= !strcmp(t, "ipc");
                 if (!strcmp(t, "network")) {
                         if (path && *path) {
                                 free(b->netns);
@@ -359,6 +416,13 @@ static int map_namespaces(struct rt_bundle *b, json_t *a)
                 if (path && *path)
                         rt_warn("linux.namespaces: %s namespace %s is not shared with a VM", t, path);
         }
+        /* no entry: the host's own, which a VM cannot share */
+        if (!pid)
+                return refuse("linux.namespaces", "no pid namespace: the host's processes cannot be seen from a VM "
+                                                  "(--pid=host is not supported)");
+        if (!ipc)
+                return refuse("linux.namespaces", "no ipc namespace: the host's IPC cannot be shared with a VM "
+                                                  "(--ipc=host is not supported)");
         return 0;
 }
 
@@ -487,9 +551,9 @@ static int map_resources(struct rt_bundle *b, json_t *res, json_t *annotations)
 
 static int map_linux(struct rt_bundle *b, json_t *l, json_t *annotations)
 {
-        if (!l)
-                return map_resources(b, NULL, annotations);
         int r = map_namespaces(b, json_object_get(l, "namespaces"));
+        if (r < 0 || !l)
+                return r < 0 ? r : map_resources(b, NULL, annotations);
         if (r < 0)
                 return r;
         if (json_array_size(json_object_get(l, "uidMappings")) || json_array_size(json_object_get(l, "gidMappings")))
@@ -527,9 +591,51 @@ static int map_linux(struct rt_bundle *b, json_t *l, json_t *annotations)
                 return refuse("linux.personality", "not supported");
         if (json_object_get(l, "timeOffsets"))
                 return refuse("linux.timeOffsets", "not supported");
-        /* accepted: cgroupsPath, seccomp, maskedPaths, readonlyPaths,
-         * mountLabel, rootfsPropagation (docs/oci-runtime.md) */
+        /* mounts made in the guest cannot reach the host: private and
+         * slave are what a VM is anyway (host mounts below a volume are
+         * seen, msb-fsd serves the host's view) */
+        const char *prop = jstr(l, "rootfsPropagation");
+        if (prop && (!strcmp(prop, "shared") || !strcmp(prop, "rshared")))
+                return refuse("linux.rootfsPropagation", "mounts made in the guest cannot propagate to the host");
+        if (prop && strcmp(prop, "private") && strcmp(prop, "rprivate") && strcmp(prop, "slave") &&
+            strcmp(prop, "rslave") && strcmp(prop, "unbindable") && strcmp(prop, "runbindable"))
+                return refuse("linux.rootfsPropagation", "unknown propagation");
+        /* accepted: cgroupsPath (the VM's host processes stay in the
+         * caller's cgroup); seccomp, maskedPaths, readonlyPaths,
+         * mountLabel: warn_unapplied() */
         return map_resources(b, json_object_get(l, "resources"), annotations);
+}
+
+/* Confinement of the process inside its kernel: with runc they shield
+ * the host kernel the container shares; here that kernel is the guest's,
+ * which holds this container alone.  agentd does not apply them yet
+ * (TODO(agentd): capabilities, no_new_privs, a seccomp filter), so the
+ * process has its uid's full rights over the guest: one warning names
+ * what this bundle asked for.  docs/oci-runtime.md has the list. */
+static void warn_unapplied(json_t *j)
+{
+        json_t *p = json_object_get(j, "process"), *l = json_object_get(j, "linux");
+        struct {
+                const char *field;
+                bool asked;
+        } f[] = {
+                {"process.capabilities", json_object_get(p, "capabilities") != NULL},
+                {"process.noNewPrivileges", json_is_true(json_object_get(p, "noNewPrivileges"))},
+                {"process.apparmorProfile", jstr(p, "apparmorProfile") && *jstr(p, "apparmorProfile")},
+                {"process.selinuxLabel", jstr(p, "selinuxLabel") && *jstr(p, "selinuxLabel")},
+                {"linux.seccomp", json_object_get(l, "seccomp") != NULL},
+                {"linux.maskedPaths", json_array_size(json_object_get(l, "maskedPaths")) > 0},
+                {"linux.readonlyPaths", json_array_size(json_object_get(l, "readonlyPaths")) > 0},
+                {"linux.mountLabel", jstr(l, "mountLabel") && *jstr(l, "mountLabel")},
+        };
+        char list[512] = "";
+        for (size_t i = 0; i < ARRAY_SIZE(f); i++)
+                if (f[i].asked)
+                        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", list[0] ? ", " : "",
+                                 f[i].field);
+        if (list[0])
+                rt_warn("not applied inside the VM (its kernel is the container's own; see docs/oci-runtime.md): %s",
+                        list);
 }
 
 static int map_hooks(json_t *h)
@@ -593,6 +699,8 @@ int rt_bundle_load(const char *bundle, struct rt_bundle *b)
                 r = map_hooks(json_object_get(j, "hooks"));
         if (r >= 0)
                 r = map_linux(b, json_object_get(j, "linux"), ann);
+        if (r >= 0)
+                warn_unapplied(j);
         static const char *const other_os[] = {"windows", "solaris", "vm", "zos"};
         for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(other_os); i++)
                 if (json_object_get(j, other_os[i]))

@@ -83,6 +83,8 @@ struct rt_bundle {
         char *annotations; /* JSON object text */
         bool terminal;
         unsigned rows, cols;
+        bool has_oom_score_adj; /* process.oomScoreAdj: the shim's own, so the VM's */
+        int oom_score_adj;
 };
 /* Read <bundle>/config.json into b (run options for the sandbox); every
  * field msb cannot honour is refused with an error naming it. -errno after

@@ -176,6 +176,16 @@ static int run_main(struct msb_ctx *ctx, const struct rt_container *c, int tty)
 static int boot(struct msb_ctx *ctx, struct rt_shim_args *a, char *msg, size_t n)
 {
         struct msb_error err = {0};
+        if (a->b->has_oom_score_adj) {
+                char v[16];
+                int len = snprintf(v, sizeof(v), "%d", a->b->oom_score_adj);
+                _cleanup_close_ int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+                if (fd < 0 || write(fd, v, (size_t)len) != len) {
+                        snprintf(msg, n, "process.oomScoreAdj: cannot set %d for the VM: %s", a->b->oom_score_adj,
+                                 strerror(errno));
+                        return -errno;
+                }
+        }
         if (a->b->netns) {
                 _cleanup_close_ int ns = open(a->b->netns, O_RDONLY | O_CLOEXEC);
                 if (ns < 0 || setns(ns, CLONE_NEWNET) < 0) {

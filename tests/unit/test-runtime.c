@@ -25,8 +25,14 @@ static const char *base =
         "  \"user\": {\"uid\": 0, \"gid\": 0},"
         "  \"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"hard\": 1024, \"soft\": 1024}]},"
         "\"mounts\": [{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},"
-        "  {\"destination\": \"/dev/shm\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"bind\", \"rprivate\"]},"
-        "  {\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", \"source\": \"cgroup\"}]";
+        "  {\"destination\": \"/dev/shm\", \"type\": \"bind\", \"source\": \"/dev/shm\", \"options\": [\"bind\", \"rprivate\", \"nosuid\", \"noexec\", \"nodev\"]},"
+        "  {\"destination\": \"/dev/mqueue\", \"type\": \"mqueue\", \"source\": \"mqueue\", \"options\": [\"nosuid\", \"noexec\", \"nodev\"]},"
+        "  {\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", \"source\": \"cgroup\", \"options\": [\"rprivate\", \"nosuid\", \"noexec\", \"nodev\", \"relatime\", \"ro\"]},"
+        "  {\"destination\": \"/data\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"nosuid\", \"noexec\", \"ro\"]}]";
+
+/* runc spec's namespaces; a linux_members that names its own wins (the
+ * later of two keys is the one jansson keeps) */
+#define NAMESPACES "\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"}, {\"type\": \"mount\"}]"
 
 /* Load a bundle made of base plus linux (the "linux" object's members)
  * and more top-level members; the error line in the log, or "" */
@@ -36,7 +42,8 @@ static int load(const char *linux_members, const char *more, char *ret_err, size
         _cleanup_free_ char *cfg = xasprintf("%s/b/config.json", tmp), *log = xasprintf("%s/log", tmp);
         mkdir_p(root, 0755);
         _cleanup_free_ char *text =
-                xasprintf("{%s, \"linux\": {%s}%s%s}", base, linux_members, more[0] ? ", " : "", more);
+                xasprintf("{%s, \"linux\": {" NAMESPACES "%s%s}%s%s}", base, linux_members[0] ? ", " : "",
+                          linux_members, more[0] ? ", " : "", more);
         write_file_atomic_at(AT_FDCWD, cfg, text, strlen(text), 0644);
         unlink(log);
         rt_g.log = log;
@@ -58,7 +65,7 @@ static void test_bundles(void)
 {
         char err[4096];
         /* podman's defaults pass */
-        CHECK_INT(load("\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"network\", \"path\": \"/run/netns/x\"}],"
+        CHECK_INT(load("\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"}, {\"type\": \"network\", \"path\": \"/run/netns/x\"}],"
                        "\"resources\": {\"devices\": [{\"allow\": false, \"access\": \"rwm\"}], \"pids\": {\"limit\": 2048}},"
                        "\"sysctl\": {\"net.ipv4.ping_group_range\": \"0 0\"},"
                        "\"maskedPaths\": [\"/proc/kcore\"], \"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\"}",
@@ -73,6 +80,8 @@ static void test_bundles(void)
                 {"\"resources\": {\"devices\": [{\"allow\": true, \"access\": \"rwm\"}]}", "",
                  "linux.resources.devices[0]"},
                 {"\"namespaces\": [{\"type\": \"user\"}]", "", "linux.namespaces: a user namespace"},
+                {"\"namespaces\": [{\"type\": \"ipc\"}]", "", "linux.namespaces: no pid namespace"},
+                {"\"namespaces\": [{\"type\": \"pid\"}]", "", "linux.namespaces: no ipc namespace"},
                 {"\"uidMappings\": [{\"containerID\": 0, \"hostID\": 1000, \"size\": 1}]", "", "linux.uidMappings"},
                 {"\"sysctl\": {\"kernel.shmmax\": \"1\"}", "", "linux.sysctl.kernel.shmmax"},
                 {"", "\"hooks\": {\"prestart\": [{\"path\": \"/bin/true\"}]}", "hooks.prestart"},
@@ -100,6 +109,28 @@ static void test_bundles(void)
                "[\"bind\", \"idmap\"]}]";
         CHECK(load("", "", err, sizeof(err)) < 0);
         CHECK(strstr(err, "mounts[0]") && strstr(err, "'idmap'"));
+        /* bind options that cannot be honoured, and a /dev/shm that is no tmpfs */
+        static const char *const unhonoured[][2] = {
+                {"\"/x\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"rshared\"]", "'rshared'"},
+                {"\"/x\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"noatime\"]", "'noatime'"},
+                {"\"/x\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"dev\"]", "'dev'"},
+                {"\"/dev/shm\", \"type\": \"bind\", \"source\": \"/proc\", \"options\": [\"rbind\"]", "not a tmpfs"},
+                {"\"/proc/x\", \"type\": \"mqueue\", \"source\": \"mqueue\"", "mounts[0]"},
+                {"\"/x\", \"type\": \"mqueue\", \"source\": \"mqueue\", \"options\": [\"size=1m\"]", "tmpfs option"},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(unhonoured); i++) {
+                _cleanup_free_ char *b = xasprintf(
+                        "\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
+                        "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"user\": {\"uid\": 0, \"gid\": 0}},"
+                        "\"mounts\": [{\"destination\": %s}]",
+                        unhonoured[i][0]);
+                base = b;
+                CHECK(load("", "", err, sizeof(err)) < 0);
+                if (!strstr(err, "mounts[0]") || !strstr(err, unhonoured[i][1])) {
+                        fprintf(stderr, "mount case %zu: '%s' does not name '%s'\n", i, err, unhonoured[i][1]);
+                        check_failures++;
+                }
+        }
         base = "\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
                "\"process\": {\"args\": [], \"cwd\": \"/\", \"user\": {\"uid\": 0, \"gid\": 0}}";
         CHECK(load("", "", err, sizeof(err)) < 0);
