@@ -15,10 +15,12 @@
 #include <sys/resource.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <jansson.h>
+#include <linux/openat2.h>
 
 #include "common/util.h"
 #include "runtime.h"
@@ -337,8 +339,11 @@ static int map_mount(struct rt_bundle *b, json_t *m, size_t idx)
                         return 0;
         if (!bind) {
                 _cleanup_free_ char *joined = join_options(opts);
-                if (type && (!strcmp(type, "tmpfs") || !strcmp(type, "mqueue") || !strcmp(type, "cgroup2")))
+                if (type && (!strcmp(type, "tmpfs") || !strcmp(type, "mqueue") || !strcmp(type, "cgroup2"))) {
+                        _cleanup_free_ char *mp = xasprintf("d%s", dest);
+                        strv_push(&b->mountpoints, mp);
                         return opts_kernel_mount(b->o, field, type, dest, joined);
+                }
                 /* cgroup v1 is not in the guest kernel: its own v2 tree */
                 if (type && !strcmp(type, "cgroup") && !strcmp(dest, "/sys/fs/cgroup"))
                         return opts_kernel_mount(b->o, field, "cgroup2", dest, joined);
@@ -360,10 +365,96 @@ static int map_mount(struct rt_bundle *b, json_t *m, size_t idx)
         }
         if (!strcmp(dest, "/dev/shm"))
                 return map_shm_bind(b, field, src);
+        struct stat st;
+        _cleanup_free_ char *mp = xasprintf("%c%s", stat(src, &st) == 0 && !S_ISDIR(st.st_mode) ? 'f' : 'd', dest);
+        strv_push(&b->mountpoints, mp);
         struct msb_error err = {0};
         if (msb_run_opts_add_volume(b->o, src, dest, flags, &err) < 0) {
                 snprintf(why, sizeof(why), "%s", err.message);
                 return refuse(field, why);
+        }
+        return 0;
+}
+
+/* One mount point in a read-only root, made on the host as runc makes it
+ * before it remounts the root: the guest cannot write there.  Every
+ * component is resolved inside the root (an image's symlinks cannot lead
+ * out of it); missing directories are made 0755, a file mount point an
+ * empty 0644 file. */
+static int make_mountpoint(int rootfd, const char *path, bool file)
+{
+        _cleanup_free_ char *p = xstrdup(path);
+        char *slash = strrchr(p, '/');
+        *slash = '\0';
+        const char *last = slash + 1;
+        if (!*last)
+                return 0;
+        _cleanup_close_ int dfd = -1;
+        if (*p) {
+                /* the parent: each component in turn */
+                char *c = p + 1;
+                for (;;) {
+                        char *next = strchr(c, '/');
+                        if (next)
+                                *next = '\0';
+                        struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                                               .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+                        int fd = (int)syscall(SYS_openat2, rootfd, p + 1, &how, sizeof(how));
+                        if (fd < 0 && errno == ENOENT) {
+                                /* its parent resolved in the root: make it there */
+                                char *ps = strrchr(p, '/');
+                                *ps = '\0';
+                                _cleanup_close_ int pfd =
+                                        *p ? (int)syscall(SYS_openat2, rootfd, p + 1, &how, sizeof(how))
+                                           : fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+                                *ps = '/';
+                                if (pfd < 0 || (mkdirat(pfd, ps + 1, 0755) < 0 && errno != EEXIST))
+                                        return -errno;
+                                fd = (int)syscall(SYS_openat2, rootfd, p + 1, &how, sizeof(how));
+                        }
+                        if (fd < 0)
+                                return -errno;
+                        if (!next) {
+                                dfd = fd;
+                                break;
+                        }
+                        close(fd);
+                        *next = '/';
+                        c = next + 1;
+                }
+        } else
+                dfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+        if (dfd < 0)
+                return -errno;
+        if (file) {
+                int fd = openat(dfd, last, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (fd < 0 && errno != EEXIST)
+                        return -errno;
+                if (fd >= 0)
+                        close(fd);
+                return 0;
+        }
+        return mkdirat(dfd, last, 0755) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* With root.readonly, the mount points of the bundle's mounts outside
+ * the guest kernel's own trees (/proc, /sys, /dev). */
+static int make_mountpoints(const struct rt_bundle *b, const char *root)
+{
+        _cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+                return refuse("root.path", "cannot open it");
+        for (char **m = b->mountpoints; m && *m; m++) {
+                const char *path = *m + 1;
+                if (!strncmp(path, "/proc/", 6) || !strncmp(path, "/sys/", 5) || !strncmp(path, "/dev/", 5))
+                        continue;
+                int r = make_mountpoint(rootfd, path, **m == 'f');
+                if (r < 0) {
+                        char why[PATH_MAX + 128];
+                        snprintf(why, sizeof(why), "cannot make the mount point %s in the read-only root: %s", path,
+                                 strerror(-r));
+                        return refuse("mounts", why);
+                }
         }
         return 0;
 }
@@ -685,6 +776,8 @@ int rt_bundle_load(const char *bundle, struct rt_bundle *b)
                         r = refuse("root.path", "not a directory");
                 else
                         r = opts_root(b->o, real, json_is_true(json_object_get(root, "readonly")));
+                if (r >= 0)
+                        b->root = TAKE_PTR(real);
         }
         json_t *ann = json_object_get(j, "annotations");
         b->annotations = json_is_object(ann) ? json_dumps(ann, JSON_COMPACT) : xstrdup("{}");
@@ -695,6 +788,8 @@ int rt_bundle_load(const char *bundle, struct rt_bundle *b)
                 r = refuse("hostname", "expected letters, digits, '-' and '.', at most 63");
         if (r >= 0)
                 r = map_mounts(b, json_object_get(j, "mounts"));
+        if (r >= 0 && json_is_true(json_object_get(root, "readonly")))
+                r = make_mountpoints(b, b->root);
         if (r >= 0)
                 r = map_hooks(json_object_get(j, "hooks"));
         if (r >= 0)
@@ -716,6 +811,8 @@ void rt_bundle_free(struct rt_bundle *b)
         msb_run_opts_free(b->o);
         free(b->netns);
         free(b->annotations);
+        free(b->root);
+        strv_free(b->mountpoints);
         memset(b, 0, sizeof(*b));
 }
 

@@ -83,6 +83,8 @@ struct rt_bundle {
         char *annotations; /* JSON object text */
         bool terminal;
         unsigned rows, cols;
+        char *root;        /* root.path, resolved */
+        char **mountpoints; /* "d/path" or "f/path": each mount's destination, a dir or a file */
         bool has_oom_score_adj; /* process.oomScoreAdj: the shim's own, so the VM's */
         int oom_score_adj;
 };

@@ -32,6 +32,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "common/util.h"
 #include "runtime.h"
 
@@ -90,6 +92,23 @@ static bool default_terminates(int sig)
                sig != SIGTTIN && sig != SIGTTOU;
 }
 
+/* The VM stopped before the main process could start (a guest setup
+ * step failed): its reason on the shim's stderr, the container's (conmon
+ * shows it to the user), and in --log. */
+static int vm_gone(struct msb_ctx *ctx, const struct rt_container *c)
+{
+        struct msb_error err = {0};
+        _cleanup_free_ char *text = NULL;
+        const char *why = NULL;
+        json_t *j = NULL;
+        if (msb_sandbox_inspect(ctx, c->name, &text, &err) == 0 && (j = json_loads(text, 0, NULL)))
+                why = json_string_value(json_object_get(json_object_get(j, "state"), "error"));
+        rt_error("container %s: the VM stopped before the process started: %s", c->id,
+                 why && *why ? why : "no reason recorded");
+        json_decref(j);
+        return SHIM_EXIT_VM_GONE;
+}
+
 /* Created, not started: wait for `start` at the fifo.  A signal that would
  * end a process ends the container here (the VM is stopped), as it ends
  * runc's init waiting at its fifo.  0 to go on, else the exit status. */
@@ -128,7 +147,7 @@ static int wait_for_start(struct msb_ctx *ctx, const struct rt_container *c)
                 }
                 if (!msb_sandbox_running(ctx, c->name)) {
                         unlink(fifo);
-                        return SHIM_EXIT_VM_GONE;
+                        return vm_gone(ctx, c);
                 }
         }
 }

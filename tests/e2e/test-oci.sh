@@ -133,6 +133,27 @@ t_05_kill_and_rm_force() {
                 "$(pgrep -c 'msb-shim|msb-exec') $(ls /run/msb-runtime/.msb/sandboxes 2>/dev/null)"
 }
 
+t_05b_readonly_root_mqueue_cgroup_shm_size_and_noexec_volume() {
+        mkdir -p "$WORK/nx" && printf '#!/bin/sh\necho ran\n' >"$WORK/nx/s" && chmod 755 "$WORK/nx/s"
+        run_pm run --rm "${UL[@]}" --read-only --shm-size 32m -v "$WORK/nx:/nx:noexec,nosuid" "$IMG" sh -c '
+                touch /made 2>&1 && echo root-written
+                touch /tmp/ok && echo tmp-written
+                awk "\$2 == \"/dev/mqueue\" || \$2 == \"/sys/fs/cgroup\" {print \$2, \$3}" /proc/mounts
+                df -k /dev/shm | awk "NR == 2 {print \"shm\", \$2}"
+                grep " /nx " /proc/mounts | grep -o "nosuid,nodev,noexec"
+                /nx/s || echo noexec-refused'
+        assert_eq status 0 "$RC" || { echo "$ERR" >&2; false; }
+        assert_contains "root.readonly: a write fails with EROFS" "Read-only file system" "$OUT"
+        assert_not_contains "root.readonly: nothing written" root-written "$OUT"
+        assert_contains "--read-only keeps a writable /tmp" tmp-written "$OUT"
+        assert_contains "/dev/mqueue" "/dev/mqueue mqueue" "$OUT"
+        assert_contains "/sys/fs/cgroup" "/sys/fs/cgroup cgroup2" "$OUT"
+        assert_contains "--shm-size" "shm 32768" "$OUT"
+        assert_contains "volume nosuid,noexec" "nosuid,nodev,noexec" "$OUT"
+        assert_contains "noexec enforced" noexec-refused "$OUT"
+        ! echo "$OUT" | grep -qx ran || fail "noexec: the script ran"
+}
+
 start_containerd() {
         mkdir -p "$CTD"
         cat >"$CTD/config.toml" <<EOF
