@@ -6,6 +6,7 @@
  * bundle asks for is dropped without a word.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -301,6 +302,31 @@ static char *join_options(char **opts)
         return joined;
 }
 
+/* Is path (inside root, symlinks resolved there) missing or an empty
+ * directory?  A tmpfs with tmpcopyup over it starts as it would. */
+static bool dir_empty_in(const char *root, const char *path)
+{
+        _cleanup_close_ int rootfd = root ? open(root, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (rootfd < 0)
+                return false;
+        struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+                               .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+        int fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+        if (fd < 0)
+                return errno == ENOENT;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return false;
+        }
+        struct dirent *de;
+        bool empty = true;
+        while (empty && (de = readdir(d)))
+                empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+        closedir(d);
+        return empty;
+}
+
 /* podman binds a tmpfs of its own at /dev/shm (its --shm-size): the guest
  * gets a tmpfs of the same size (memory cannot be shared with the host's).
  * Anything but a tmpfs there is refused. */
@@ -339,6 +365,13 @@ static int map_mount(struct rt_bundle *b, json_t *m, size_t idx)
                         return 0;
         if (!bind) {
                 _cleanup_free_ char *joined = join_options(opts);
+                if (type && !strcmp(type, "tmpfs") && strv_contains(opts, "tmpcopyup") && !dir_empty_in(b->root, dest)) {
+                        snprintf(why, sizeof(why),
+                                 "tmpcopyup: %s has files in the root, and the guest's tmpfs would start empty "
+                                 "(copying them up is not supported)",
+                                 dest);
+                        return refuse(field, why);
+                }
                 if (type && (!strcmp(type, "tmpfs") || !strcmp(type, "mqueue") || !strcmp(type, "cgroup2"))) {
                         _cleanup_free_ char *mp = xasprintf("d%s", dest);
                         strv_push(&b->mountpoints, mp);
@@ -503,9 +536,18 @@ static int map_namespaces(struct rt_bundle *b, json_t *a)
                     strcmp(t, "cgroup"))
                         return refuse("linux.namespaces", "unknown namespace type");
                 /* the VM is its own pid, ipc, uts, mount and cgroup
-                 * namespace; another container's cannot be joined */
-                if (path && *path)
+                 * namespace; another container's cannot be joined.  A
+                 * pod's ipc and uts are let through with a warning (the
+                 * pod's hostname comes in "hostname"; its IPC objects are
+                 * each container's own: docs/oci-runtime.md) */
+                if (path && *path && (!strcmp(t, "ipc") || !strcmp(t, "uts")))
                         rt_warn("linux.namespaces: %s namespace %s is not shared with a VM", t, path);
+                else if (path && *path) {
+                        char why[PATH_MAX + 128];
+                        snprintf(why, sizeof(why), "the %s namespace %s is another's, and a VM cannot join it", t,
+                                 path);
+                        return refuse("linux.namespaces", why);
+                }
         }
         /* no entry: the host's own, which a VM cannot share */
         if (!pid)

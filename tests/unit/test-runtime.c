@@ -82,6 +82,9 @@ static void test_bundles(void)
                 {"\"namespaces\": [{\"type\": \"user\"}]", "", "linux.namespaces: a user namespace"},
                 {"\"namespaces\": [{\"type\": \"ipc\"}]", "", "linux.namespaces: no pid namespace"},
                 {"\"namespaces\": [{\"type\": \"pid\"}]", "", "linux.namespaces: no ipc namespace"},
+                {"\"namespaces\": [{\"type\": \"pid\", \"path\": \"/proc/1/ns/pid\"}, {\"type\": \"ipc\"}]", "",
+                 "linux.namespaces: the pid namespace /proc/1/ns/pid is another's"},
+                {"\"rootfsPropagation\": \"rshared\"", "", "linux.rootfsPropagation"},
                 {"\"uidMappings\": [{\"containerID\": 0, \"hostID\": 1000, \"size\": 1}]", "", "linux.uidMappings"},
                 {"\"sysctl\": {\"kernel.shmmax\": \"1\"}", "", "linux.sysctl.kernel.shmmax"},
                 {"", "\"hooks\": {\"prestart\": [{\"path\": \"/bin/true\"}]}", "hooks.prestart"},
@@ -117,7 +120,11 @@ static void test_bundles(void)
                 {"\"/dev/shm\", \"type\": \"bind\", \"source\": \"/proc\", \"options\": [\"rbind\"]", "not a tmpfs"},
                 {"\"/proc/x\", \"type\": \"mqueue\", \"source\": \"mqueue\"", "mounts[0]"},
                 {"\"/x\", \"type\": \"mqueue\", \"source\": \"mqueue\", \"options\": [\"size=1m\"]", "tmpfs option"},
+                {"\"/etc\", \"type\": \"tmpfs\", \"source\": \"tmpfs\", \"options\": [\"tmpcopyup\"]", "tmpcopyup: /etc has files"},
         };
+        _cleanup_free_ char *etc = xasprintf("%s/b/rootfs/etc", tmp), *passwd = xasprintf("%s/passwd", etc);
+        mkdir_p(etc, 0755);
+        write_file_atomic_at(AT_FDCWD, passwd, "", 0, 0644);
         for (size_t i = 0; i < ARRAY_SIZE(unhonoured); i++) {
                 _cleanup_free_ char *b = xasprintf(
                         "\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
