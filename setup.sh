@@ -22,7 +22,8 @@ esac
 pkgs=(meson ninja-build gcc libc6-dev pkg-config libjansson-dev zlib1g-dev libcurl4-openssl-dev libssl-dev libzstd-dev
         qemu-system-x86 passt busybox-static file ca-certificates
         make flex bison bc libelf-dev xz-utils cpio)
-[ "$mode" = test ] && pkgs+=(clang libclang-rt-14-dev umoci skopeo docker-registry curl python3 zstd e2fsprogs dnsmasq-base iproute2)
+[ "$mode" = test ] && pkgs+=(clang libclang-rt-14-dev umoci skopeo docker-registry curl python3 zstd e2fsprogs dnsmasq-base iproute2
+        podman conmon runc containernetworking-plugins containerd)
 missing=()
 for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

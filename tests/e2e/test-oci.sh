@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# End-to-end: msb-runtime as the OCI runtime of real podman (with conmon)
+# and containerd (ctr, runc v2 shim), against the local registry, and the
+# runtime spec's state machine driven by hand.  Containers are shared
+# between assertions: every boot costs a second or two under TCG.
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/e2e/registry.sh"
+
+RT=$ROOT/build/msb-runtime
+PTY="python3 $ROOT/tests/e2e/pty-drive.py"
+IMG=$REG/library/alpine:latest
+PM_ROOT=$WORK/podman
+# podman's own store and runtime dirs: the suite touches nothing of the host's
+PODMAN=(podman --root "$PM_ROOT/root" --runroot "$PM_ROOT/run" --cgroup-manager cgroupfs --events-backend file
+        --runtime "$RT")
+# no CAP_SYS_RESOURCE here: podman's default limits cannot be raised
+UL=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
+RTROOT=$WORK/rt
+CTD=$WORK/containerd
+
+for t in podman conmon containerd ctr; do
+        command -v $t >/dev/null || { echo "test-oci: $t is not installed (apt-get install podman containerd)" >&2; exit 1; }
+done
+cleanup() {
+        "${PODMAN[@]}" rm -af -t 0 >/dev/null 2>&1
+        # started inside a test's subshell: its pid is in a file
+        [ -f "$CTD/pid" ] && kill "$(cat "$CTD/pid")" 2>/dev/null
+        for d in "$RTROOT"/*/; do [ -d "$d" ] && "$RT" --root "$RTROOT" delete --force "$(basename "$d")"; done 2>/dev/null
+        kill "$REGPID" 2>/dev/null
+        wait "$REGPID" 2>/dev/null
+        rm -rf "$WORK"
+}
+trap cleanup EXIT
+"${PODMAN[@]}" pull -q --tls-verify=false "$IMG" >/dev/null || { echo "podman pull $IMG failed" >&2; exit 1; }
+
+run_pm() { # podman, capturing OUT, ERR, RC
+        "${PODMAN[@]}" "$@" >"$WORK/out" 2>"$WORK/err" && RC=0 || RC=$?
+        OUT=$(cat "$WORK/out")
+        ERR=$(cat "$WORK/err")
+}
+pm_status() { "${PODMAN[@]}" ps -a --filter "name=^$1\$" --format '{{.Status}}'; }
+
+t_01_podman_run_prints_from_the_guest_kernel_and_exits_with_its_status() {
+        run_pm run --rm "${UL[@]}" "$IMG" sh -c 'echo hi; uname -r; exit 7'
+        assert_eq status 7 "$RC"
+        assert_eq "first line" hi "$(echo "$OUT" | head -1)"
+        local kr
+        kr=$(echo "$OUT" | sed -n 2p)
+        [ -n "$kr" ] && [ "$kr" != "$(uname -r)" ] || fail "uname -r in the container: '$kr' is the host's kernel"
+}
+
+t_02_stdin_env_workdir_user_and_volumes() {
+        mkdir -p "$WORK/vol" && chmod 777 "$WORK/vol"
+        echo host-file >"$WORK/ro.txt"
+        echo data | "${PODMAN[@]}" run --rm -i "${UL[@]}" -e FOO=bar -w /tmp -u 1000:1000 \
+                -v "$WORK/vol:/data" -v "$WORK/ro.txt:/etc/ro.txt:ro" "$IMG" \
+                sh -c 'cat; echo "$FOO $(pwd) $(id -u):$(id -g)"; cat /etc/ro.txt; echo w >/data/made;
+                       echo x >/etc/ro.txt && echo ro-written || echo ro-refused' >"$WORK/out" 2>"$WORK/err" && RC=0 || RC=$?
+        OUT=$(cat "$WORK/out")
+        assert_eq status 0 "$RC"
+        assert_eq "stdin, env, workdir, user, file volume" "data
+bar /tmp 1000:1000
+host-file
+ro-refused" "$OUT"
+        assert_eq "written through the dir volume" w "$(cat "$WORK/vol/made")"
+        assert_eq "the :ro file is unchanged" host-file "$(cat "$WORK/ro.txt")"
+}
+
+t_03_terminal_resize_and_ctrl_c() {
+        cat >"$WORK/pty1" <<'EOF'
+size 33 101
+expect # 
+send stty size\r
+expect 33 101
+size 40 120
+send stty size\r
+expect 40 120
+send sleep 100\r
+sleep 1
+send \x03
+expect # 
+send exit 3\r
+close
+EOF
+        out=$($PTY "$WORK/pty1" -- "${PODMAN[@]}" run --rm -it "${UL[@]}" "$IMG" sh)
+        assert_contains "initial size" "33 101" "$out"
+        assert_contains "resized" "40 120" "$out"
+        assert_contains "Ctrl-C ended sleep, exit status" "PTYDRIVE status=3" "$out"
+}
+
+t_04_detached_exec_logs_stop() {
+        # ignores SIGTERM: podman stop must fall back to SIGKILL after -t
+        run_pm run -d --name oci-d "${UL[@]}" "$IMG" sh -c 'trap "" TERM; echo started; sleep 1000'
+        assert_eq "run -d" 0 "$RC" || { echo "$ERR" >&2; false; }
+        assert_contains "ps: up" Up "$(pm_status oci-d)"
+        run_pm exec oci-d sh -c 'echo in-exec; exit 4'
+        assert_eq "exec status" 4 "$RC"
+        assert_eq "exec output" in-exec "$OUT"
+        run_pm exec oci-d no-such-command
+        assert_eq "exec of a missing command" 127 "$RC"
+        run_pm logs oci-d
+        assert_contains logs started "$OUT"
+        local t0=$SECONDS
+        run_pm stop -t 2 oci-d
+        assert_eq "stop" 0 "$RC"
+        [ $((SECONDS - t0)) -ge 2 ] || fail "stop did not wait for the grace period"
+        assert_contains "ps: exited 137" "Exited (137)" "$(pm_status oci-d)"
+        run_pm rm oci-d
+        assert_eq rm 0 "$RC"
+}
+
+t_04b_port_published_from_the_host() {
+        local port got=""
+        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        mkdir -p "$WORK/www" && echo served >"$WORK/www/index.html"
+        run_pm run -d --name oci-p "${UL[@]}" -p "127.0.0.1:$port:8080" -v "$WORK/www:/www:ro" "$IMG" \
+                httpd -f -p 8080 -h /www
+        assert_eq "run -d -p" 0 "$RC" || { echo "$ERR" >&2; false; }
+        for _ in $(seq 50); do got=$(curl -sf "http://127.0.0.1:$port/" || true); [ -n "$got" ] && break; sleep 0.2; done
+        "${PODMAN[@]}" rm -f -t 0 oci-p >/dev/null
+        assert_eq "-p from the host" served "$got"
+}
+
+t_05_kill_and_rm_force() {
+        run_pm run -d --name oci-k "${UL[@]}" "$IMG" sleep 1000
+        assert_eq "run -d" 0 "$RC" || { echo "$ERR" >&2; false; }
+        run_pm kill oci-k
+        assert_eq kill 0 "$RC"
+        run_pm wait oci-k
+        assert_eq "wait: killed by SIGKILL" 137 "$OUT"
+        run_pm start oci-k
+        assert_eq "start again" 0 "$RC"
+        assert_contains "ps: up again" Up "$(pm_status oci-k)"
+        run_pm rm -f oci-k
+        assert_eq "rm -f" 0 "$RC"
+        assert_eq "gone" "" "$(pm_status oci-k)"
+        assert_eq "no shim, exec relay or sandbox left" "0 " \
+                "$(($(pgrep -cx msb-shim) + $(pgrep -cx msb-exec))) $(ls /run/msb-runtime/.msb/sandboxes 2>/dev/null)"
+}
+
+t_05b_readonly_root_mqueue_cgroup_shm_size_and_noexec_volume() {
+        mkdir -p "$WORK/nx" && printf '#!/bin/sh\necho ran\n' >"$WORK/nx/s" && chmod 755 "$WORK/nx/s"
+        run_pm run --rm "${UL[@]}" --read-only --shm-size 32m -v "$WORK/nx:/nx:noexec,nosuid" "$IMG" sh -c '
+                touch /made 2>&1 && echo root-written
+                touch /tmp/ok && echo tmp-written
+                awk "\$2 == \"/dev/mqueue\" || \$2 == \"/sys/fs/cgroup\" {print \$2, \$3}" /proc/mounts
+                df -k /dev/shm | awk "NR == 2 {print \"shm\", \$2}"
+                grep " /nx " /proc/mounts | grep -o "nosuid,nodev,noexec"
+                /nx/s || echo noexec-refused'
+        assert_eq status 0 "$RC" || { echo "$ERR" >&2; false; }
+        assert_contains "root.readonly: a write fails with EROFS" "Read-only file system" "$OUT"
+        assert_not_contains "root.readonly: nothing written" root-written "$OUT"
+        assert_contains "--read-only keeps a writable /tmp" tmp-written "$OUT"
+        assert_contains "/dev/mqueue" "/dev/mqueue mqueue" "$OUT"
+        assert_contains "/sys/fs/cgroup" "/sys/fs/cgroup cgroup2" "$OUT"
+        assert_contains "--shm-size" "shm 32768" "$OUT"
+        assert_contains "volume nosuid,noexec" "nosuid,nodev,noexec" "$OUT"
+        assert_contains "noexec enforced" noexec-refused "$OUT"
+        ! echo "$OUT" | grep -qx ran || fail "noexec: the script ran"
+}
+
+start_containerd() {
+        mkdir -p "$CTD"
+        cat >"$CTD/config.toml" <<EOF
+version = 2
+root = "$CTD/root"
+state = "$CTD/state"
+[grpc]
+  address = "$CTD/sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  disable = true
+EOF
+        containerd --config "$CTD/config.toml" >"$CTD/log" 2>&1 &
+        echo $! >"$CTD/pid"
+        for _ in $(seq 100); do [ -S "$CTD/sock" ] && break; sleep 0.1; done
+        ctr --address "$CTD/sock" images pull -q --plain-http "$IMG" >/dev/null
+}
+CTR() { ctr --address "$CTD/sock" "$@"; }
+
+t_06_containerd_runs_and_kills() {
+        start_containerd
+        CTR run --rm --runc-binary "$RT" "$IMG" oci-c1 sh -c 'echo from-ctr; exit 5' >"$WORK/out" 2>"$WORK/err" && RC=0 || RC=$?
+        assert_eq "ctr run: status" 5 "$RC"
+        assert_contains "ctr run: output" from-ctr "$(cat "$WORK/out")"
+        CTR run -d --runc-binary "$RT" "$IMG" oci-c2 sleep 1000 >/dev/null
+        assert_contains "running" RUNNING "$(CTR task ls)"
+        CTR task kill -s SIGKILL oci-c2
+        for _ in $(seq 100); do CTR task ls | grep -q 'oci-c2.*STOPPED' && break; sleep 0.2; done
+        assert_contains "stopped" STOPPED "$(CTR task ls | grep oci-c2)"
+        CTR task delete oci-c2 >/dev/null
+        CTR container delete oci-c2
+}
+
+rt() { # the runtime by hand, capturing OUT, ERR, RC
+        "$RT" --root "$RTROOT" "$@" >"$WORK/out" 2>"$WORK/err" </dev/null && RC=0 || RC=$?
+        OUT=$(cat "$WORK/out")
+        ERR=$(cat "$WORK/err")
+}
+
+t_07_state_machine_conformance() {
+        local b=$WORK/bundle
+        mkdir -p "$b"
+        cp -a "$(busybox_rootfs)" "$b/rootfs"
+        (cd "$b" && runc spec)
+        python3 - "$b/config.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c", "read x; exit 9"]
+json.dump(c, open(sys.argv[1], "w"))
+EOF
+        mkfifo "$WORK/in"
+        exec 7<>"$WORK/in"
+        "$RT" --root "$RTROOT" create --bundle "$b" --pid-file "$WORK/pid" sm <&7 >/dev/null 2>&1 && RC=0 || RC=$?
+        assert_eq create 0 "$RC"
+        rt state sm
+        assert_contains "created" '"status": "created"' "$OUT"
+        assert_contains "pid of the shim" "\"pid\": $(cat "$WORK/pid")" "$OUT"
+        rt delete sm
+        assert_eq "delete while created" 1 "$RC"
+        rt start sm
+        assert_eq start 0 "$RC"
+        rt state sm
+        assert_contains "running" '"status": "running"' "$OUT"
+        rt start sm
+        assert_eq "start twice" 1 "$RC"
+        assert_contains "start twice: error" "already running" "$ERR"
+        rt delete sm
+        assert_eq "delete while running" 1 "$RC"
+        assert_contains "delete while running: error" "not stopped" "$ERR"
+        echo go >&7
+        exec 7>&-
+        for _ in $(seq 100); do rt state sm; case $OUT in *stopped*) break ;; esac; sleep 0.2; done
+        assert_contains "stopped" '"status": "stopped"' "$OUT"
+        rt kill sm KILL
+        assert_eq "kill when stopped" 1 "$RC"
+        assert_contains "kill when stopped: error" "not running" "$ERR"
+        rt delete sm
+        assert_eq delete 0 "$RC"
+        rt state sm
+        assert_contains "gone" "does not exist" "$ERR"
+        rt create --bundle "$b" sm2
+        rt kill sm2 TERM
+        assert_eq "kill a created container" 0 "$RC"
+        rt delete --force sm2
+        assert_eq "delete --force" 0 "$RC"
+        assert_eq "nothing left in --root" "" "$(ls "$RTROOT")"
+}
+
+t_08_refusals_name_the_field() {
+        local b=$WORK/bundle-bad
+        mkdir -p "$b/rootfs"
+        (cd "$b" && runc spec)
+        python3 - "$b/config.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["linux"]["resources"]["devices"].append({"allow": True, "type": "b", "major": 8, "minor": 0, "access": "rwm"})
+json.dump(c, open(sys.argv[1], "w"))
+EOF
+        rt --log "$WORK/log.json" --log-format json create --bundle "$b" bad
+        assert_eq status 1 "$RC"
+        assert_contains "the field" "linux.resources.devices[1]" "$ERR"
+        assert_contains "json log" '"level":"error"' "$(cat "$WORK/log.json")"
+        assert_eq "nothing left" "" "$(ls "$RTROOT")"
+}
+
+run_tests

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* msb-runtime without a VM: config.json mapping and refusals (each names
+ * its field), ID grammar and mapping to sandbox names, sizes from
+ * linux.resources, signal names. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "common/util.h"
+#include "runtime/runtime.h"
+
+static char tmp[] = "/tmp/msb-test-runtime.XXXXXX";
+
+/* A bundle whose config.json is runc spec's default with `extra` (a
+ * fragment of JSON members) merged over its top level. */
+static const char *base =
+        "\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"}, \"hostname\": \"box\","
+        "\"process\": {\"args\": [\"sh\"], \"env\": [\"PATH=/bin\"], \"cwd\": \"/\","
+        "  \"user\": {\"uid\": 0, \"gid\": 0},"
+        "  \"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"hard\": 1024, \"soft\": 1024}]},"
+        "\"mounts\": [{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},"
+        "  {\"destination\": \"/dev/shm\", \"type\": \"bind\", \"source\": \"/dev/shm\", \"options\": [\"bind\", \"rprivate\", \"nosuid\", \"noexec\", \"nodev\"]},"
+        "  {\"destination\": \"/dev/mqueue\", \"type\": \"mqueue\", \"source\": \"mqueue\", \"options\": [\"nosuid\", \"noexec\", \"nodev\"]},"
+        "  {\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", \"source\": \"cgroup\", \"options\": [\"rprivate\", \"nosuid\", \"noexec\", \"nodev\", \"relatime\", \"ro\"]},"
+        "  {\"destination\": \"/data\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"nosuid\", \"noexec\", \"ro\"]}]";
+
+/* runc spec's namespaces; a linux_members that names its own wins (the
+ * later of two keys is the one jansson keeps) */
+#define NAMESPACES "\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"}, {\"type\": \"mount\"}]"
+
+/* Load a bundle made of base plus linux (the "linux" object's members)
+ * and more top-level members; the error line in the log, or "" */
+static int load(const char *linux_members, const char *more, char *ret_err, size_t n)
+{
+        _cleanup_free_ char *dir = xasprintf("%s/b", tmp), *root = xasprintf("%s/b/rootfs", tmp);
+        _cleanup_free_ char *cfg = xasprintf("%s/b/config.json", tmp), *log = xasprintf("%s/log", tmp);
+        mkdir_p(root, 0755);
+        _cleanup_free_ char *text =
+                xasprintf("{%s, \"linux\": {" NAMESPACES "%s%s}%s%s}", base, linux_members[0] ? ", " : "",
+                          linux_members, more[0] ? ", " : "", more);
+        write_file_atomic_at(AT_FDCWD, cfg, text, strlen(text), 0644);
+        unlink(log);
+        rt_g.log = log;
+        struct rt_bundle b;
+        int r = rt_bundle_load(dir, &b);
+        if (r == 0)
+                rt_bundle_free(&b);
+        _cleanup_free_ char *data = NULL;
+        ret_err[0] = '\0';
+        if (read_file_at(AT_FDCWD, log, 65536, &data, NULL) == 0) {
+                char *e = strstr(data, "level=error msg=\"");
+                if (e)
+                        snprintf(ret_err, n, "%s", e + 17);
+        }
+        return r;
+}
+
+static void test_bundles(void)
+{
+        char err[4096];
+        /* podman's defaults pass */
+        CHECK_INT(load("\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"}, {\"type\": \"network\", \"path\": \"/run/netns/x\"}],"
+                       "\"resources\": {\"devices\": [{\"allow\": false, \"access\": \"rwm\"}], \"pids\": {\"limit\": 2048}},"
+                       "\"sysctl\": {\"net.ipv4.ping_group_range\": \"0 0\"},"
+                       "\"maskedPaths\": [\"/proc/kcore\"], \"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\"}",
+                       "", err, sizeof(err)),
+                  0);
+        CHECK_STR(err, "");
+        struct {
+                const char *linux_members, *more, *field;
+        } bad[] = {
+                {"\"devices\": [{\"path\": \"/dev/fuse\", \"type\": \"c\", \"major\": 10, \"minor\": 229}]", "",
+                 "linux.devices[0]: /dev/fuse is a host device"},
+                {"\"resources\": {\"devices\": [{\"allow\": true, \"access\": \"rwm\"}]}", "",
+                 "linux.resources.devices[0]"},
+                {"\"namespaces\": [{\"type\": \"user\"}]", "", "linux.namespaces: a user namespace"},
+                {"\"namespaces\": [{\"type\": \"ipc\"}]", "", "linux.namespaces: no pid namespace"},
+                {"\"namespaces\": [{\"type\": \"pid\"}]", "", "linux.namespaces: no ipc namespace"},
+                {"\"namespaces\": [{\"type\": \"pid\", \"path\": \"/proc/1/ns/pid\"}, {\"type\": \"ipc\"}]", "",
+                 "linux.namespaces: the pid namespace /proc/1/ns/pid is another's"},
+                {"\"rootfsPropagation\": \"rshared\"", "", "linux.rootfsPropagation"},
+                {"\"uidMappings\": [{\"containerID\": 0, \"hostID\": 1000, \"size\": 1}]", "", "linux.uidMappings"},
+                {"\"sysctl\": {\"kernel.shmmax\": \"1\"}", "", "linux.sysctl.kernel.shmmax"},
+                {"", "\"hooks\": {\"prestart\": [{\"path\": \"/bin/true\"}]}", "hooks.prestart"},
+                {"", "\"windows\": {}", "windows"},
+                {"\"resources\": {\"cpu\": {\"cpus\": \"0-x\"}}", "", "linux.resources.cpu"},
+                {"\"resources\": {\"cpu\": {\"quota\": 10000000, \"period\": 100000}}", "", "linux.resources.cpu"},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                CHECK(load(bad[i].linux_members, bad[i].more, err, sizeof(err)) < 0);
+                if (!strstr(err, bad[i].field)) {
+                        fprintf(stderr, "case %zu: '%s' does not name '%s'\n", i, err, bad[i].field);
+                        check_failures++;
+                }
+        }
+        /* a mount msb cannot make, and an unknown bind option */
+        _cleanup_free_ char *saved = xstrdup(base);
+        base = "\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
+               "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"user\": {\"uid\": 0, \"gid\": 0}},"
+               "\"mounts\": [{\"destination\": \"/x\", \"type\": \"overlay\", \"source\": \"overlay\"}]";
+        CHECK(load("", "", err, sizeof(err)) < 0);
+        CHECK(strstr(err, "mounts[0]") && strstr(err, "'overlay'"));
+        base = "\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
+               "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"user\": {\"uid\": 0, \"gid\": 0}},"
+               "\"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": "
+               "[\"bind\", \"idmap\"]}]";
+        CHECK(load("", "", err, sizeof(err)) < 0);
+        CHECK(strstr(err, "mounts[0]") && strstr(err, "'idmap'"));
+        /* bind options that cannot be honoured, and a /dev/shm that is no tmpfs */
+        static const char *const unhonoured[][2] = {
+                {"\"/x\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"rshared\"]", "'rshared'"},
+                {"\"/x\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"noatime\"]", "'noatime'"},
+                {"\"/x\", \"type\": \"bind\", \"source\": \"/tmp\", \"options\": [\"rbind\", \"dev\"]", "'dev'"},
+                {"\"/dev/shm\", \"type\": \"bind\", \"source\": \"/proc\", \"options\": [\"rbind\"]", "not a tmpfs"},
+                {"\"/proc/x\", \"type\": \"mqueue\", \"source\": \"mqueue\"", "mounts[0]"},
+                {"\"/x\", \"type\": \"mqueue\", \"source\": \"mqueue\", \"options\": [\"size=1m\"]", "tmpfs option"},
+                {"\"/etc\", \"type\": \"tmpfs\", \"source\": \"tmpfs\", \"options\": [\"tmpcopyup\"]", "tmpcopyup: /etc has files"},
+        };
+        _cleanup_free_ char *etc = xasprintf("%s/b/rootfs/etc", tmp), *passwd = xasprintf("%s/passwd", etc);
+        mkdir_p(etc, 0755);
+        write_file_atomic_at(AT_FDCWD, passwd, "", 0, 0644);
+        for (size_t i = 0; i < ARRAY_SIZE(unhonoured); i++) {
+                _cleanup_free_ char *b = xasprintf(
+                        "\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
+                        "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"user\": {\"uid\": 0, \"gid\": 0}},"
+                        "\"mounts\": [{\"destination\": %s}]",
+                        unhonoured[i][0]);
+                base = b;
+                CHECK(load("", "", err, sizeof(err)) < 0);
+                if (!strstr(err, "mounts[0]") || !strstr(err, unhonoured[i][1])) {
+                        fprintf(stderr, "mount case %zu: '%s' does not name '%s'\n", i, err, unhonoured[i][1]);
+                        check_failures++;
+                }
+        }
+        base = "\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
+               "\"process\": {\"args\": [], \"cwd\": \"/\", \"user\": {\"uid\": 0, \"gid\": 0}}";
+        CHECK(load("", "", err, sizeof(err)) < 0);
+        CHECK(strstr(err, "process.args") != NULL);
+        base = "\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"nope\"},"
+               "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"user\": {\"uid\": 0, \"gid\": 0}}";
+        CHECK(load("", "", err, sizeof(err)) < 0);
+        CHECK(strstr(err, "root.path") != NULL);
+        (void)saved;
+}
+
+static void test_sizes(void)
+{
+        unsigned cpus, mib;
+        char e[256];
+        CHECK_INT(rt_size_from_resources(150000, 100000, NULL, 0, &cpus, &mib, e, sizeof(e)), 0);
+        CHECK_INT(cpus, 2); /* 1.5 CPUs: rounded up */
+        CHECK_INT(mib, 0);  /* no limit: msb's default */
+        CHECK_INT(rt_size_from_resources(1000, 100000, NULL, 0, &cpus, &mib, e, sizeof(e)), 0);
+        CHECK_INT(cpus, 1);
+        CHECK_INT(rt_size_from_resources(0, 0, "0-3,6", 0, &cpus, &mib, e, sizeof(e)), 0);
+        CHECK_INT(cpus, 5);
+        CHECK_INT(rt_size_from_resources(0, 0, "0-", 0, &cpus, &mib, e, sizeof(e)), -22);
+        CHECK_INT(rt_size_from_resources(0, 0, NULL, 256ll << 20, &cpus, &mib, e, sizeof(e)), 0);
+        CHECK_INT(mib, 256 + RT_MEM_HEADROOM_MIB);
+        CHECK_INT(rt_size_from_resources(0, 0, NULL, 6 << 20, &cpus, &mib, e, sizeof(e)), 0);
+        CHECK_INT(mib, 128); /* at least 128 MiB */
+        CHECK_INT(rt_size_from_resources(0, 0, NULL, (1 << 20) + 1, &cpus, &mib, e, sizeof(e)), 0);
+        CHECK_INT(mib, 128);
+}
+
+static void test_ids_and_signals(void)
+{
+        char name[160];
+        const char *hex = "4bd9b4f3a7c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6";
+        rt_id_to_name(hex, name, sizeof(name));
+        CHECK_STR(name, hex); /* podman's IDs are sandbox names as they are */
+        rt_id_to_name("a", name, sizeof(name));
+        CHECK(!strncmp(name, "oci-a-", 6) && msb_sandbox_name_check(name, NULL) == 0);
+        rt_id_to_name("-x+y", name, sizeof(name));
+        CHECK(msb_sandbox_name_check(name, NULL) == 0);
+        char other[160];
+        rt_id_to_name("-x+z", other, sizeof(other));
+        CHECK(strcmp(name, other) != 0);
+        CHECK_INT(rt_id_check("ok-id_1.2+3"), 0);
+        CHECK(rt_id_check("../x") < 0);
+        CHECK(rt_id_check(".hidden") < 0);
+        CHECK(rt_id_check("") < 0);
+        CHECK_INT(rt_parse_signal("KILL"), SIGKILL);
+        CHECK_INT(rt_parse_signal("SIGTERM"), SIGTERM);
+        CHECK_INT(rt_parse_signal("sigusr1"), SIGUSR1);
+        CHECK_INT(rt_parse_signal("9"), 9);
+        CHECK_INT(rt_parse_signal("RTMIN+2"), SIGRTMIN + 2);
+        CHECK_INT(rt_parse_signal("65"), -1);
+        CHECK_INT(rt_parse_signal("NOPE"), -1);
+}
+
+int main(void)
+{
+        if (!mkdtemp(tmp))
+                return 1;
+        rt_g.root = tmp;
+        test_bundles();
+        test_sizes();
+        test_ids_and_signals();
+        rm_rf(tmp);
+        CHECK_DONE();
+}
