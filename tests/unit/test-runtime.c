@@ -58,6 +58,7 @@ static int load(const char *linux_members, const char *more, char *ret_err, size
                 if (e)
                         snprintf(ret_err, n, "%s", e + 17);
         }
+        rt_g.log = NULL; /* log is freed on return */
         return r;
 }
 
