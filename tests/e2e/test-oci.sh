@@ -109,17 +109,11 @@ t_04_detached_exec_logs_stop() {
         assert_eq rm 0 "$RC"
 }
 
-t_04b_port_published_from_the_host() {
-        local port got=""
-        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-        mkdir -p "$WORK/www" && echo served >"$WORK/www/index.html"
-        run_pm run -d --name oci-p "${UL[@]}" -p "127.0.0.1:$port:8080" -v "$WORK/www:/www:ro" "$IMG" \
-                httpd -f -p 8080 -h /www
-        assert_eq "run -d -p" 0 "$RC" || { echo "$ERR" >&2; false; }
-        for _ in $(seq 50); do got=$(curl -sf "http://127.0.0.1:$port/" || true); [ -n "$got" ] && break; sleep 0.2; done
-        "${PODMAN[@]}" rm -f -t 0 oci-p >/dev/null
-        assert_eq "-p from the host" served "$got"
-}
+# Not yet: podman's -p.  CNI/netavark forward the host port to the
+# container's address inside its network namespace, where passt would have to
+# listen on every port (passt -t all: ~75,000 sockets, above the open-file
+# limit, ~330 MB of kernel memory); podman does not tell the runtime which
+# ports it publishes.  docs/oci-runtime.md "Not supported yet".
 
 t_05_kill_and_rm_force() {
         run_pm run -d --name oci-k "${UL[@]}" "$IMG" sleep 1000
