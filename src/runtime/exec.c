@@ -231,12 +231,7 @@ int rt_cmd_exec(int argc, char **argv)
                 goto out;
         }
         char msg[2048];
-        ssize_t n = read_all(rp[0], msg, sizeof(msg) - 1);
-        close(rp[0]);
-        msg[n > 0 ? n : 0] = '\0';
-        if (strcmp(msg, "ok")) {
-                int ws;
-                waitpid(pid, &ws, 0);
+        if (!rt_child_ready(rp[0], pid, msg, sizeof(msg))) {
                 status = rt_error("exec in %s: %s", c.id, msg[0] ? msg : "the relay process died");
                 goto out;
         }

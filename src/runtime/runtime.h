@@ -131,6 +131,9 @@ struct rt_shim_args {
 int rt_shim_spawn(struct msb_ctx *ctx, struct rt_shim_args *a);
 /* The relay child of `exec`: same shape, for one process. */
 int rt_write_pid_file(const char *path, pid_t pid);
+/* A child (shim, exec relay) writes "ok" on fd once it runs, or why not,
+ * and closes it; false (the child reaped, msg its reason or "") unless ok. */
+bool rt_child_ready(int fd, pid_t pid, char *msg, size_t size);
 
 /* ---- the verbs ---- */
 int rt_cmd_create(int argc, char **argv);

@@ -41,6 +41,18 @@
 #define SHIM_EXIT_VM_GONE 255
 #define FIFO_POLL_MS 1000
 
+bool rt_child_ready(int fd, pid_t pid, char *msg, size_t size)
+{
+        ssize_t n = read_all(fd, msg, size - 1);
+        close(fd);
+        msg[n > 0 ? n : 0] = '\0';
+        if (!strcmp(msg, "ok"))
+                return true;
+        int ws;
+        waitpid(pid, &ws, 0);
+        return false;
+}
+
 int rt_write_pid_file(const char *path, pid_t pid)
 {
         char buf[32];
@@ -302,12 +314,7 @@ int rt_shim_spawn(struct msb_ctx *ctx, struct rt_shim_args *a)
         }
         close(rp[1]);
         char msg[2048];
-        ssize_t n = read_all(rp[0], msg, sizeof(msg) - 1);
-        close(rp[0]);
-        msg[n > 0 ? n : 0] = '\0';
-        if (strcmp(msg, "ok")) {
-                int ws;
-                waitpid(pid, &ws, 0);
+        if (!rt_child_ready(rp[0], pid, msg, sizeof(msg))) {
                 rt_error("container %s: %s", a->c->id, msg[0] ? msg : "the shim died while the VM started");
                 return -EIO;
         }
