@@ -46,6 +46,7 @@ static void log_line(const char *level, const char *msg)
         close(fd);
 }
 
+static void vlog(const char *level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void vlog(const char *level, const char *fmt, va_list ap)
 {
         char *msg = NULL;
