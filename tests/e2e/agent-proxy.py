@@ -48,6 +48,7 @@ def enc_exec(pid, argv, flags=0, env=(), user="", workdir="", rows=0, cols=0):
     p += struct.pack("<I", len(env)) + b"".join(s(e) for e in env)
     p += struct.pack("<III", 0, 0, 0) + s("") + s("") + struct.pack("<I", 0)
     p += struct.pack("<II", rows, cols)
+    p += struct.pack("<I", 0)  # no rlimits
     return frame(EXEC, p)
 
 

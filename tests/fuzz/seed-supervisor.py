@@ -25,7 +25,7 @@ def fr(t, pl):
 
 def exec_(i, argv, flags=0):
     return fr(EXEC, u32(i) + u32(flags) + st('') + st('') + u32(len(argv)) + b''.join(st(a) for a in argv) +
-              u32(0) + u32(0) + u32(0) + u32(0) + st('') + st('') + u32(0) + u32(0) + u32(0))
+              u32(0) + u32(0) + u32(0) + u32(0) + st('') + st('') + u32(0) + u32(0) + u32(0) + u32(0))
 
 
 def chunk(sel, b):
