@@ -43,7 +43,7 @@
 #define MAX_FRAME (65535u + 14u)
 #define RBUF (256u << 10)
 /* stop reading a side while this much waits for the other */
-#define OUT_HIGH (512u << 10)
+#define OUT_HIGH (2u << 20)
 #define MAX_RULES 256
 #define MAX_PORTS 64
 #define MAX_HOST_ADDRS 64
@@ -274,6 +274,12 @@ static pid_t start_passt(const struct opts *o, int fd)
         }
         strv_free(argv);
         return pid;
+}
+
+static void big_sndbuf(int fd, int bytes)
+{
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) < 0)
+                (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
 }
 
 static int accept_qemu(void)
@@ -563,12 +569,14 @@ int main(int argc, char **argv)
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
                 die("socketpair: %s", strerror(errno));
-        /* a large send buffer lets a round carry many frames to passt
-         * (root may go past net.core.wmem_max) */
+        /* Large send buffers both ways: a round carries many frames to
+         * passt, and passt (which drops frames for the guest when its
+         * socket is full, leaving TCP to retransmit) can write ahead while
+         * the guest catches up.  Root may go past net.core.wmem_max. */
         int want = 4 << 20, sndbuf = 0;
         socklen_t sl = sizeof(sndbuf);
-        if (setsockopt(sp[0], SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
-                (void)setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+        big_sndbuf(sp[0], want);
+        big_sndbuf(sp[1], want);
         if (getsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) < 0 || sndbuf < (1 << 16))
                 sndbuf = 1 << 16;
         size_t budget = (size_t)sndbuf / 4 * 3 - (size_t)sndbuf / 8;
@@ -577,6 +585,7 @@ int main(int argc, char **argv)
         if (o->dns.family)
                 upstream_fd = connect_upstream(&o->dns);
         int qemu = accept_qemu();
+        big_sndbuf(qemu, want);
         char err[256];
         if (net_sandbox_enter(err, sizeof(err)) < 0)
                 die("cannot confine itself: %s", err);
