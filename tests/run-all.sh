@@ -78,6 +78,31 @@ if ninja -C build-fuzz >build-fuzz.log 2>&1; then
         rc=$?
         [ $rc = 0 ] || tail -30 build-fuzz/fuzz-fsd.log
         record "fuzz virtio-fs requests and rings (200000 runs)" $rc
+        # an OCI bundle's config.json (the runtime spec's default, a read-only
+        # root, binds and kernel mounts) and an exec --process object
+        mkdir -p "$seed/bundle/corpus"
+        cat >"$seed/bundle/corpus/config.json" <<'JSON'
+{"ociVersion": "1.0.2", "root": {"path": "rootfs", "readonly": true}, "hostname": "box",
+ "process": {"terminal": true, "consoleSize": {"height": 24, "width": 80}, "args": ["sh"], "env": ["PATH=/bin"],
+  "cwd": "/", "user": {"uid": 1000, "gid": 1000, "additionalGids": [10]},
+  "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]},
+ "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+  {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "size=65536k"]},
+  {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec"]},
+  {"destination": "/data/x", "type": "bind", "source": "/tmp", "options": ["rbind", "ro"]}],
+ "annotations": {"io.msb.cpus": "2", "io.msb.memory": "256M"},
+ "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}, {"type": "network", "path": "/x"}],
+  "resources": {"cpu": {"quota": 150000, "period": 100000}, "memory": {"limit": 268435456}}}}
+JSON
+        printf '{"args": ["ls", "-l"], "env": ["A=1"], "cwd": "/tmp", "user": {"uid": 0, "gid": 0}, "terminal": false}' \
+                >"$seed/bundle/corpus/process.json"
+        # chrooted into $seed/bundle: the corpus is /corpus there
+        FUZZ_BUNDLE_ROOT=$seed/bundle build-fuzz/tests/fuzz-bundle -runs=30000 -max_len=4096 -seed=1 \
+                -artifact_prefix=/ /corpus >build-fuzz/fuzz-bundle.log 2>&1
+        rc=$?
+        cp "$seed"/bundle/crash-* build-fuzz/ 2>/dev/null
+        [ $rc = 0 ] || tail -30 build-fuzz/fuzz-bundle.log
+        record "fuzz OCI bundle and process JSON (30000 runs)" $rc
         python3 tests/fuzz/seed-supervisor.py "$seed/supervisor"
         build-fuzz/tests/fuzz-supervisor -runs=300000 -max_len=4096 -seed=1 -artifact_prefix=build-fuzz/ "$seed/supervisor" \
                 >build-fuzz/fuzz-supervisor.log 2>&1

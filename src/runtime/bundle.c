@@ -830,8 +830,7 @@ int rt_bundle_load(const char *bundle, struct rt_bundle *b)
                 r = refuse("hostname", "expected letters, digits, '-' and '.', at most 63");
         if (r >= 0)
                 r = map_mounts(b, json_object_get(j, "mounts"));
-        if (r >= 0 && json_is_true(json_object_get(root, "readonly")))
-                r = make_mountpoints(b, b->root);
+        bool readonly = json_is_true(json_object_get(root, "readonly"));
         if (r >= 0)
                 r = map_hooks(json_object_get(j, "hooks"));
         if (r >= 0)
@@ -842,6 +841,10 @@ int rt_bundle_load(const char *bundle, struct rt_bundle *b)
         for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(other_os); i++)
                 if (json_object_get(j, other_os[i]))
                         r = refuse(other_os[i], "not a Linux field");
+        /* last, once nothing can refuse the bundle: a refused one leaves
+         * its root as it was */
+        if (r >= 0 && readonly)
+                r = make_mountpoints(b, b->root);
         json_decref(j);
         if (r < 0)
                 rt_bundle_free(b);
