@@ -138,11 +138,12 @@ int msb_run_opts_add_volume(struct msb_run_opts *opts, const char *host_path, co
 int msb_run_opts_set_net(struct msb_run_opts *opts, const char *mode, struct msb_error *err);
 int msb_run_opts_add_net_rule(struct msb_run_opts *opts, const char *rule, struct msb_error *err);
 int msb_run_opts_add_port(struct msb_run_opts *opts, const char *spec, struct msb_error *err);
-/* Publish every TCP and UDP port of the network namespace msb runs in to
- * the same guest port (msb-runtime: the namespace is the container's, its
- * owner (podman, CNI) forwards ports into it).  As root it also lets the
- * unprivileged stack bind ports below 1024 there. */
-int msb_run_opts_set_net_publish_all(struct msb_run_opts *opts, bool all);
+/* Give the VM an existing tap device of the network namespace msb runs
+ * in instead of msb's network (msb-runtime: the namespace is the
+ * container's; its owner, podman or CNI, routes, forwards ports and
+ * filters; no msb policy applies).  SPEC: "ifname=NAME,mac=MAC,ip=A.B.C.D/N
+ * [,gw=A.B.C.D][,ip6=ADDR/N][,gw6=ADDR][,mtu=N]", the guest's eth0. */
+int msb_run_opts_set_net_tap(struct msb_run_opts *opts, const char *spec, struct msb_error *err);
 /* For OCI bundles (msb-runtime, docs/oci-runtime.md).  root_rw: the
  * --rootfs directory is the guest's root itself, served read-write with
  * owners passed through and no overlay (writes land in it, as under runc);

@@ -53,6 +53,34 @@ static void set_sysctl(const char *path, const char *v)
                 (void)!write(fd, v, strlen(v));
 }
 
+static bool all_zero(const uint8_t *a, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (a[i])
+                        return false;
+        return true;
+}
+
+static void ipv4_route(int s, const uint8_t dst[4], uint32_t prefix, const uint8_t gw[4], const char *what)
+{
+        struct rtentry rt = {0};
+        char dev[] = "eth0";
+        struct sockaddr_in *d = (struct sockaddr_in *)&rt.rt_dst, *m = (struct sockaddr_in *)&rt.rt_genmask,
+                           *g = (struct sockaddr_in *)&rt.rt_gateway;
+        d->sin_family = m->sin_family = g->sin_family = AF_INET;
+        if (dst)
+                memcpy(&d->sin_addr, dst, 4);
+        m->sin_addr.s_addr = prefix ? htonl(~0u << (32 - prefix)) : 0;
+        rt.rt_flags = RTF_UP | (prefix == 32 ? RTF_HOST : 0);
+        if (gw) {
+                memcpy(&g->sin_addr, gw, 4);
+                rt.rt_flags |= RTF_GATEWAY;
+        }
+        rt.rt_dev = dev;
+        if (ioctl(s, SIOCADDRT, &rt) < 0)
+                fail("network", errno, "cannot add the IPv4 %s", what);
+}
+
 static void ipv4_setup(int s, const struct msb_net_spec *n)
 {
         struct ifreq ifr = {0};
@@ -62,22 +90,22 @@ static void ipv4_setup(int s, const struct msb_net_spec *n)
         memcpy(&sin->sin_addr, n->addr4, 4);
         if (ioctl(s, SIOCSIFADDR, &ifr) < 0)
                 fail("network", errno, "cannot set eth0's IPv4 address");
+        uint32_t mask = n->prefix4 == 32 ? ~0u : htonl(~0u << (32 - n->prefix4));
         sin = (struct sockaddr_in *)&ifr.ifr_netmask;
         sin->sin_family = AF_INET;
-        sin->sin_addr.s_addr = htonl(~0u << (32 - n->prefix4));
+        sin->sin_addr.s_addr = mask;
         if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0)
                 fail("network", errno, "cannot set eth0's IPv4 netmask");
-        struct rtentry rt = {0};
-        char dev[] = "eth0";
-        ((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
-        ((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
-        sin = (struct sockaddr_in *)&rt.rt_gateway;
-        sin->sin_family = AF_INET;
-        memcpy(&sin->sin_addr, n->gw4, 4);
-        rt.rt_flags = RTF_UP | RTF_GATEWAY;
-        rt.rt_dev = dev;
-        if (ioctl(s, SIOCADDRT, &rt) < 0)
-                fail("network", errno, "cannot add the IPv4 default route");
+        if (all_zero(n->gw4, 4))
+                return;
+        uint32_t a, g;
+        memcpy(&a, n->addr4, 4);
+        memcpy(&g, n->gw4, 4);
+        /* a gateway off the prefix (Calico's /32 and 169.254.1.1) is
+         * reached on the link */
+        if ((a & mask) != (g & mask))
+                ipv4_route(s, n->gw4, 32, NULL, "route to the gateway");
+        ipv4_route(s, NULL, 0, n->gw4, "default route");
 }
 
 static void ipv6_setup(const struct msb_net_spec *n)
@@ -90,6 +118,9 @@ static void ipv6_setup(const struct msb_net_spec *n)
         memcpy(&r.ifr6_addr, n->addr6, 16);
         if (ioctl(s6, SIOCSIFADDR, &r) < 0)
                 fail("network", errno, "cannot set eth0's IPv6 address");
+        if (all_zero(n->gw6, 16))
+                return;
+        /* on the link whatever its address (often fe80::1) */
         struct in6_rtmsg rt = {.rtmsg_flags = RTF_UP | RTF_GATEWAY, .rtmsg_metric = 1, .rtmsg_ifindex = idx};
         memcpy(&rt.rtmsg_gateway, n->gw6, 16);
         if (ioctl(s6, SIOCADDRT, &rt) < 0)

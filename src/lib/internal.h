@@ -241,7 +241,8 @@ struct vmm_config {
         struct vmm_share *shares;
         size_t nshares;
         const char *disk;      /* raw disk image for virtio-blk (/dev/vda), or NULL */
-        const char *net_socket; /* msb-netd's socket for virtio-net, or NULL: no network device */
+        const char *net_socket; /* msb-netd's socket for virtio-net, or NULL */
+        const char *net_tap;    /* or a tap device's name; neither: no network device */
         const char *net_mac;    /* the guest's MAC on it */
 };
 /* Build QEMU's argv (NULL-terminated, owned by caller). */

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,9 +141,83 @@ int msb_run_opts_add_port(struct msb_run_opts *o, const char *spec, struct msb_e
         return 0;
 }
 
-int msb_run_opts_set_net_publish_all(struct msb_run_opts *o, bool all)
+/* "ifname=..,mac=..,ip=A/N[,gw=..][,ip6=A/N][,gw6=..][,mtu=N]" */
+struct net_tap {
+        char ifname[IFNAMSIZ];
+        char mac[18];
+        struct msb_net_spec spec;
+};
+
+static int cidr_parse(const char *s, int family, uint8_t *addr, uint32_t *prefix)
 {
-        o->net_publish_all = all;
+        char a[INET6_ADDRSTRLEN];
+        const char *slash = strchr(s, '/');
+        unsigned max = family == AF_INET ? 32 : 128;
+        if (!slash || (size_t)(slash - s) >= sizeof(a))
+                return -1;
+        memcpy(a, s, (size_t)(slash - s));
+        a[slash - s] = 0;
+        char *end;
+        unsigned long p = strtoul(slash + 1, &end, 10);
+        if (end == slash + 1 || *end || p < 1 || p > max || inet_pton(family, a, addr) != 1)
+                return -1;
+        *prefix = (uint32_t)p;
+        return 0;
+}
+
+static int net_tap_parse(const char *spec, struct net_tap *t, char *why, size_t n)
+{
+        memset(t, 0, sizeof(*t));
+        t->spec.mtu = 1500;
+        _cleanup_free_ char *dup = xstrdup(spec);
+        char *save = NULL;
+        for (char *kv = strtok_r(dup, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+                char *v = strchr(kv, '=');
+                if (!v)
+                        return snprintf(why, n, "'%s': expected key=value", kv), -1;
+                *v++ = 0;
+                unsigned b[6];
+                char *end;
+                int bad = 0;
+                if (!strcmp(kv, "ifname"))
+                        bad = !*v || strlen(v) >= IFNAMSIZ || strchr(v, '/') ||
+                              (snprintf(t->ifname, sizeof(t->ifname), "%s", v), 0);
+                else if (!strcmp(kv, "mac"))
+                        bad = strlen(v) != 17 ||
+                              sscanf(v, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6 ||
+                              (b[0] & 1) || (snprintf(t->mac, sizeof(t->mac), "%s", v), 0);
+                else if (!strcmp(kv, "ip"))
+                        bad = cidr_parse(v, AF_INET, t->spec.addr4, &t->spec.prefix4) < 0;
+                else if (!strcmp(kv, "gw"))
+                        bad = inet_pton(AF_INET, v, t->spec.gw4) != 1;
+                else if (!strcmp(kv, "ip6"))
+                        bad = cidr_parse(v, AF_INET6, t->spec.addr6, &t->spec.prefix6) < 0;
+                else if (!strcmp(kv, "gw6"))
+                        bad = inet_pton(AF_INET6, v, t->spec.gw6) != 1;
+                else if (!strcmp(kv, "mtu")) {
+                        unsigned long m = strtoul(v, &end, 10);
+                        bad = end == v || *end || m < 68 || m > 65520;
+                        t->spec.mtu = (uint32_t)m;
+                } else
+                        return snprintf(why, n, "unknown key '%s'", kv), -1;
+                if (bad)
+                        return snprintf(why, n, "bad %s '%s'", kv, v), -1;
+        }
+        if (!t->ifname[0] || !t->mac[0] || !t->spec.prefix4)
+                return snprintf(why, n, "ifname, mac and ip are required"), -1;
+        if (!msb_net_spec_ok(&t->spec))
+                return snprintf(why, n, "IPv6 needs an MTU of at least 1280"), -1;
+        return 0;
+}
+
+int msb_run_opts_set_net_tap(struct msb_run_opts *o, const char *spec, struct msb_error *err)
+{
+        struct net_tap t;
+        char why[128];
+        if (net_tap_parse(spec, &t, why, sizeof(why)) < 0)
+                return msb_err(err, EINVAL, "network tap '%s': %s", spec, why);
+        free(o->net_tap);
+        o->net_tap = xstrdup(spec);
         return 0;
 }
 
@@ -156,7 +231,10 @@ static enum net_mode mode_of(const struct msb_run_opts *o)
 
 int net_opts_check(const struct msb_run_opts *o, struct msb_error *err)
 {
-        if (mode_of(o) != NET_MODE_NONE)
+        if (o->net_tap && (o->net_ports || o->net_rules))
+                return msb_err(err, EINVAL, "%s: a container's network namespace has its owner's ports and policy",
+                               o->net_ports ? "-p" : "--net-rule");
+        if (mode_of(o) != NET_MODE_NONE || o->net_tap)
                 return 0;
         if (o->net_ports)
                 return msb_err(err, EINVAL, "-p '%s': --net none has no network to publish a port from",
@@ -164,8 +242,6 @@ int net_opts_check(const struct msb_run_opts *o, struct msb_error *err)
         if (o->net_rules)
                 return msb_err(err, EINVAL, "--net-rule '%s': --net none has no network for rules to apply to",
                                o->net_rules[0]);
-        if (o->net_publish_all)
-                return msb_err(err, EINVAL, "publishing every port needs a network, and --net none has none");
         return 0;
 }
 
@@ -266,14 +342,24 @@ static char **netd_argv(const struct msb_run_opts *o, const char *dir, const cha
                 strv_push(&v, "--verbose");
         if (direct)
                 strv_push(&v, "--direct");
-        if (o->net_publish_all)
-                strv_push(&v, "--publish-all");
         return v;
 }
 
 int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
 {
         struct sandbox *sb = &vm->sb;
+        if (o->net_tap) {
+                struct net_tap t;
+                char why[128];
+                if (net_tap_parse(o->net_tap, &t, why, sizeof(why)) < 0)
+                        return msb_err(err, EINVAL, "network tap '%s': %s", o->net_tap, why);
+                sb->net_tap = xstrdup(t.ifname);
+                snprintf(sb->net_mac, sizeof(sb->net_mac), "%s", t.mac);
+                vm->net = t.spec;
+                vm->has_net = true;
+                return 0;
+        }
+        snprintf(sb->net_mac, sizeof(sb->net_mac), "%s", NET_GUEST_MAC);
         if (mode_of(o) == NET_MODE_NONE)
                 return 0;
         _cleanup_free_ char *passt = passt_binary();
@@ -290,13 +376,6 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
                 int r = port_free(&p, *s, err);
                 if (r < 0)
                         return r;
-        }
-        /* every port of a container's own network namespace, low ones too:
-         * passt binds them without root (the namespace is the container's) */
-        if (o->net_publish_all && geteuid() == 0) {
-                _cleanup_close_ int sfd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
-                if (sfd >= 0)
-                        (void)!write(sfd, "0", 1);
         }
         sb->net_socket = xasprintf("%s/net.sock", sb->dir);
         struct sockaddr_un sa = {.sun_family = AF_UNIX};

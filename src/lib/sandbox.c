@@ -74,6 +74,7 @@ void msb_run_opts_free(struct msb_run_opts *o)
         free(o->net_mode);
         strv_free(o->net_rules);
         strv_free(o->net_ports);
+        free(o->net_tap);
         for (size_t i = 0; i < o->nvols; i++) {
                 free(o->vols[i].host);
                 free(o->vols[i].guest);
@@ -335,6 +336,7 @@ static void sandbox_teardown(struct sandbox *sb)
                 close(sb->lock_fd);
         free(sb->console);
         free(sb->net_socket);
+        free(sb->net_tap);
 }
 
 /* Last lines of the console log, for boot failures. */
@@ -1107,7 +1109,8 @@ static int vm_qemu(struct vm *vm, const struct msb_run_opts *o, const struct vm_
                 .nshares = sb->nshares,
                 .disk = vo->disk,
                 .net_socket = sb->net_socket,
-                .net_mac = NET_GUEST_MAC,
+                .net_tap = sb->net_tap,
+                .net_mac = sb->net_mac,
         };
         _cleanup_strv_ char **qargv = vmm_qemu_argv(&vc);
         _cleanup_free_ char *qlog = xasprintf("%s/qemu.log", sb->dir);

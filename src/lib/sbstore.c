@@ -170,8 +170,8 @@ static json_t *opts_json(const struct msb_run_opts *o)
         json_object_set_new(j, "net", o->net_mode ? json_string(o->net_mode) : json_null());
         json_object_set_new(j, "net_rules", strv_json(o->net_rules));
         json_object_set_new(j, "ports", strv_json(o->net_ports));
-        if (o->net_publish_all)
-                json_object_set_new(j, "publish_all", json_true());
+        if (o->net_tap)
+                json_object_set_new(j, "net_tap", json_string(o->net_tap));
         return j;
 }
 
@@ -300,7 +300,9 @@ int sb_config_load(struct msb_ctx *ctx, const char *name, struct msb_run_opts **
                 if ((r = msb_run_opts_add_net_rule(o, *x, err)) < 0)
                         r = msb_err_wrap(err, r, "sandbox '%s'", name);
         o->net_ports = jstrv(j, "ports");
-        o->net_publish_all = json_is_true(json_object_get(j, "publish_all"));
+        const char *tap = jstr(j, "net_tap");
+        if (r >= 0 && tap && (r = msb_run_opts_set_net_tap(o, tap, err)) < 0)
+                r = msb_err_wrap(err, r, "sandbox '%s'", name);
         if (r >= 0)
                 r = bundle_opts_load(j, o, name, err);
         json_decref(j);

@@ -74,7 +74,7 @@ struct msb_run_opts {
         char *net_mode;
         char **net_rules;
         char **net_ports;
-        bool net_publish_all; /* every port of this network namespace (msb-runtime) */
+        char *net_tap; /* msb_run_opts_set_net_tap()'s spec, or NULL */
 };
 
 struct child {
@@ -99,6 +99,8 @@ struct sandbox {
         size_t nshares;
         char *console;
         char *net_socket;
+        char *net_tap; /* the tap's name, with net_tap */
+        char net_mac[18];
 };
 
 struct vm_opts {

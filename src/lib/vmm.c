@@ -104,12 +104,16 @@ char **vmm_qemu_argv(const struct vmm_config *c)
                 A("-device");
                 A("virtio-blk-device,drive=disk0");
         }
-        if (c->net_socket) {
+        if (c->net_socket || c->net_tap) {
                 /* passt's framing over a unix socket msb-netd listens on;
                  * the MAC is the same in every sandbox: each has a link of
-                 * its own */
+                 * its own.  Or a tap of an OCI container's namespace, with
+                 * its interface's MAC */
                 A("-netdev");
-                AF("stream,id=net0,server=off,addr.type=unix,addr.path=%s", c->net_socket);
+                if (c->net_socket)
+                        AF("stream,id=net0,server=off,addr.type=unix,addr.path=%s", c->net_socket);
+                else
+                        AF("tap,id=net0,ifname=%s,script=no,downscript=no", c->net_tap);
                 A("-device");
                 AF("virtio-net-device,netdev=net0,mac=%s", c->net_mac);
         }

@@ -99,7 +99,6 @@ struct net_config {
         unsigned flow_max;
         /* every port of the host side is published to the same guest port
          * (passt -t all -u all: an OCI container's network namespace) */
-        bool publish_all;
 };
 
 /* Queue of frames for one side, each as 4-byte big-endian length + frame

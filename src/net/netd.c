@@ -947,8 +947,6 @@ enum netd_verdict netd_from_guest(struct netd *n, const uint8_t *f, size_t len, 
 
 static bool udp_published(const struct netd *n, uint16_t port)
 {
-        if (n->c.publish_all)
-                return true;
         for (size_t i = 0; i < n->c.nports; i++)
                 if (n->c.ports[i].proto == 17 && n->c.ports[i].guest_port == port)
                         return true;

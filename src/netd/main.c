@@ -111,14 +111,14 @@ static unsigned parse_uint(const char *what, const char *s, unsigned max)
 static void parse_args(int argc, char **argv, struct opts *o)
 {
         enum { A_PASST = 256, A_PASST_LOG, A_MODE, A_RULE, A_PORT, A_GUEST4, A_GW4, A_PREFIX4, A_GUEST6, A_GW6, A_PREFIX6,
-               A_MTU, A_DNS, A_DIRECT, A_VERBOSE, A_PUBLISH_ALL, A_GUEST_MAC };
+               A_MTU, A_DNS, A_DIRECT, A_VERBOSE, A_GUEST_MAC };
         static const struct option lo[] = {
                 {"passt", 1, 0, A_PASST},     {"passt-log", 1, 0, A_PASST_LOG},
                 {"mode", 1, 0, A_MODE},       {"rule", 1, 0, A_RULE},
                 {"port", 1, 0, A_PORT},       {"guest4", 1, 0, A_GUEST4},   {"gw4", 1, 0, A_GW4},
                 {"prefix4", 1, 0, A_PREFIX4}, {"guest6", 1, 0, A_GUEST6},   {"gw6", 1, 0, A_GW6},
                 {"prefix6", 1, 0, A_PREFIX6}, {"mtu", 1, 0, A_MTU},         {"dns", 1, 0, A_DNS},
-                {"direct", 0, 0, A_DIRECT},   {"verbose", 0, 0, A_VERBOSE}, {"publish-all", 0, 0, A_PUBLISH_ALL},
+                {"direct", 0, 0, A_DIRECT},   {"verbose", 0, 0, A_VERBOSE},
                 {"guest-mac", 1, 0, A_GUEST_MAC}, {0},
         };
         struct net_config *c = &o->cfg;
@@ -157,7 +157,6 @@ static void parse_args(int argc, char **argv, struct opts *o)
                 case A_DNS: parse_addr("--dns", optarg, &o->dns); break;
                 case A_DIRECT: o->direct = true; break;
                 case A_VERBOSE: o->verbose = true; break;
-                case A_PUBLISH_ALL: c->publish_all = true; break;
                 case A_GUEST_MAC: {
                         unsigned m[6];
                         char end;
@@ -244,10 +243,6 @@ static char **passt_argv(const struct opts *o, int fd)
         strv_push_take(&v, xasprintf("--mtu=%u", c->mtu));
         strv_push(&v, "--no-dhcp-dns");
         strv_push(&v, "--no-dhcp-search");
-        if (c->publish_all) {
-                strv_push(&v, "--tcp-ports=all");
-                strv_push(&v, "--udp-ports=all");
-        }
         for (size_t i = 0; i < c->nports; i++) {
                 const struct net_port *p = &c->ports[i];
                 fmt(a, sizeof(a), &p->host);

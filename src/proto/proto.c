@@ -130,7 +130,7 @@ static bool strv_ok(char *const *v, uint32_t n)
 
 bool msb_net_spec_ok(const struct msb_net_spec *n)
 {
-        return n->prefix4 >= 1 && n->prefix4 <= 30 && n->prefix6 <= 127 && n->mtu >= 68 && n->mtu <= 65520 &&
+        return n->prefix4 >= 1 && n->prefix4 <= 32 && n->prefix6 <= 128 && n->mtu >= 68 && n->mtu <= 65520 &&
                (n->prefix6 == 0 || n->mtu >= 1280);
 }
 

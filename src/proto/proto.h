@@ -162,13 +162,15 @@ struct msb_mount_spec {
         uint32_t flags;
 };
 
-/* eth0's static configuration (no DHCP in the guest); the gateways are
- * also the resolvers.  prefix6 0: no IPv6. */
+/* eth0's static configuration (no DHCP in the guest).  With msb-netd the
+ * gateways are also the resolvers.  prefix6 0: no IPv6.  A gateway of all
+ * zeros: no default route; one outside the prefix (a /32 as Calico gives)
+ * is reached on the link. */
 struct msb_net_spec {
         uint8_t addr4[4], gw4[4];
-        uint32_t prefix4; /* 1..30 */
+        uint32_t prefix4; /* 1..32 */
         uint8_t addr6[16], gw6[16];
-        uint32_t prefix6; /* 0 or 1..127 */
+        uint32_t prefix6; /* 0 or 1..128 */
         uint32_t mtu;     /* 68..65520 */
 };
 

@@ -522,10 +522,9 @@ static int map_namespaces(struct rt_bundle *b, json_t *a)
                 pid |= !strcmp(t, "pid");
                 ipc |= !strcmp(t, "ipc");
                 if (!strcmp(t, "network")) {
-                        if (path && *path) {
-                                free(b->netns);
-                                b->netns = xstrdup(path);
-                        }
+                        free(b->netns);
+                        b->netns = path && *path ? xstrdup(path) : NULL;
+                        b->netns_new = !b->netns;
                         continue;
                 }
                 if (!strcmp(t, "user"))
@@ -822,6 +821,8 @@ int rt_bundle_load(const char *bundle, struct rt_bundle *b)
                         b->root = TAKE_PTR(real);
         }
         json_t *ann = json_object_get(j, "annotations");
+        const char *ct = jstr(ann, "io.kubernetes.cri.container-type"), *ct2 = jstr(ann, "io.kubernetes.cri-o.ContainerType");
+        b->pod_sandbox = (ct && !strcmp(ct, "sandbox")) || (ct2 && !strcmp(ct2, "sandbox"));
         b->annotations = json_is_object(ann) ? json_dumps(ann, JSON_COMPACT) : xstrdup("{}");
         if (r >= 0)
                 r = map_process(b, json_object_get(j, "process"));

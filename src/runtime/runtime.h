@@ -76,10 +76,20 @@ char *rt_state_json(struct msb_ctx *ctx, const struct rt_container *c, bool pret
 /* RFC 3339 UTC with nanoseconds, now. */
 void rt_now_rfc3339(char *out, size_t n);
 
+/* ---- netns.c: a container's network namespace, handed to its VM ---- */
+/* In the current network namespace (NS names it in messages): its one
+ * interface is redirected to a new tap device.  0 with *ret_spec the
+ * msb_run_opts_set_net_tap() spec (owned); 0 and NULL: no interface but
+ * lo (--network none), or *ret_taken: another VM holds it (a pod's other
+ * container).  -errno with msg filled (several interfaces, no IPv4...). */
+int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, char *msg, size_t n);
+
 /* ---- bundle.c: config.json ---- */
 struct rt_bundle {
         struct msb_run_opts *o;
         char *netns;      /* linux.namespaces network path, or NULL */
+        bool netns_new;   /* a network namespace without a path: a new, empty one */
+        bool pod_sandbox; /* a Kubernetes pod's pause container (CRI annotations) */
         char *annotations; /* JSON object text */
         bool terminal;
         unsigned rows, cols;

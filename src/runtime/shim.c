@@ -202,6 +202,49 @@ static int run_main(struct msb_ctx *ctx, const struct rt_container *c, int tty)
         return st;
 }
 
+/* The VM's network: a namespace named in the bundle (podman's, CNI's, a
+ * pod's) is joined and its interface handed to the guest (netns.c); its
+ * owner routes, publishes ports and filters.  A new namespace (no path)
+ * would be empty: the guest has lo alone.  No namespace at all is the
+ * host's network: msb's own, --net all.  0 or -errno with msg filled. */
+static int net(struct rt_bundle *b, char *msg, size_t n)
+{
+        struct msb_error err = {0};
+        const char *mode = b->netns_new || b->netns ? "none" : "all";
+        if (b->netns) {
+                _cleanup_close_ int ns = open(b->netns, O_RDONLY | O_CLOEXEC);
+                if (ns < 0 || setns(ns, CLONE_NEWNET) < 0) {
+                        snprintf(msg, n, "linux.namespaces: cannot join network namespace %s: %s", b->netns,
+                                 strerror(errno));
+                        return -errno;
+                }
+        }
+        if (b->netns && b->pod_sandbox)
+                rt_debug("a pod's sandbox container: its VM leaves the pod's network to the others");
+        else if (b->netns) {
+                _cleanup_free_ char *spec = NULL;
+                bool taken;
+                int r = rt_netns_claim(b->netns, &spec, &taken, msg, n);
+                if (r < 0)
+                        return r;
+                if (taken)
+                        rt_warn("linux.namespaces: the interface of network namespace %s is another container's VM "
+                                "(one pod, several VMs): this container has no network but lo",
+                                b->netns);
+                if (spec && msb_run_opts_set_net_tap(b->o, spec, &err) < 0) {
+                        snprintf(msg, n, "%s", err.message);
+                        return -EINVAL;
+                }
+                if (spec)
+                        return 0;
+        }
+        if (msb_run_opts_set_net(b->o, mode, &err) < 0) {
+                snprintf(msg, n, "%s", err.message);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 /* Boot the VM in the shim (so its processes are the shim's, in the
  * bundle's network namespace): 0, or -errno with msg filled. */
 static int boot(struct msb_ctx *ctx, struct rt_shim_args *a, char *msg, size_t n)
@@ -217,16 +260,10 @@ static int boot(struct msb_ctx *ctx, struct rt_shim_args *a, char *msg, size_t n
                         return -errno;
                 }
         }
-        if (a->b->netns) {
-                _cleanup_close_ int ns = open(a->b->netns, O_RDONLY | O_CLOEXEC);
-                if (ns < 0 || setns(ns, CLONE_NEWNET) < 0) {
-                        snprintf(msg, n, "linux.namespaces: cannot join network namespace %s: %s", a->b->netns,
-                                 strerror(errno));
-                        return -errno;
-                }
-        }
-        /* podman, CNI and Kubernetes own the namespace's policy */
-        if (msb_run_opts_set_net(a->b->o, "all", &err) < 0 || msb_run_opts_set_disk_size(a->b->o, 0) < 0 ||
+        int r = net(a->b, msg, n);
+        if (r < 0)
+                return r;
+        if (msb_run_opts_set_disk_size(a->b->o, 0) < 0 ||
             msb_sandbox_create(ctx, a->c->name, a->b->o, &err) < 0 ||
             msb_sandbox_start(ctx, a->c->name, MSB_START_HOLD, &err) < 0) {
                 snprintf(msg, n, "%s", err.message[0] ? err.message : "cannot set up the sandbox");

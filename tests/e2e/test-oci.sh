@@ -109,11 +109,34 @@ t_04_detached_exec_logs_stop() {
         assert_eq rm 0 "$RC"
 }
 
-# Not yet: podman's -p.  CNI/netavark forward the host port to the
-# container's address inside its network namespace, where passt would have to
-# listen on every port (passt -t all: ~75,000 sockets, above the open-file
-# limit, ~330 MB of kernel memory); podman does not tell the runtime which
-# ports it publishes.  docs/oci-runtime.md "Not supported yet".
+t_04b_publish_a_port_and_the_namespace_network() {
+        # the host port is podman's (CNI's DNAT to the container's address);
+        # the guest owns that address behind msb-runtime's tap redirect
+        run_pm run -d --name oci-p "${UL[@]}" -p 127.0.0.1::80 "$IMG" sh -c '
+                ip -4 -o addr show eth0; ip route show default; while true; do echo "hello from $(hostname)" | nc -l -p 80; done'
+        assert_eq "run -d -p" 0 "$RC" || { echo "$ERR" >&2; false; }
+        local port ip
+        port=$("${PODMAN[@]}" port oci-p 80/tcp | sed 's/.*://')
+        ip=$("${PODMAN[@]}" inspect --format '{{.NetworkSettings.IPAddress}}' oci-p)
+        local got=""
+        for _ in $(seq 60); do
+                got=$(python3 - "$port" <<'PY' 2>/dev/null
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+print(s.recv(100).decode().strip())
+PY
+) && [ -n "$got" ] && break
+                sleep 0.5
+        done
+        assert_contains "-p 127.0.0.1:$port:80 reaches the guest's server" "hello from" "$got"
+        run_pm logs oci-p
+        assert_contains "the guest has the namespace's address" "inet $ip/" "$OUT"
+        assert_contains "and its default route" "default via" "$OUT"
+        run_pm rm -f -t 0 oci-p
+        assert_eq "rm -f" 0 "$RC"
+        run_pm run --rm "${UL[@]}" --network none "$IMG" sh -c 'ls /sys/class/net | tr "\n" " "'
+        assert_eq "--network none: lo alone" "lo " "$OUT"
+}
 
 t_05_kill_and_rm_force() {
         run_pm run -d --name oci-k "${UL[@]}" "$IMG" sleep 1000

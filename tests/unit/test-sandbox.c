@@ -96,6 +96,44 @@ static void test_net_opts(void)
         msb_run_opts_free(o);
 }
 
+/* msb-runtime's tap of a container's namespace: the spec is checked */
+static void test_net_tap(void)
+{
+        struct msb_run_opts *o;
+        struct msb_error err = {0};
+        msb_run_opts_new(&o);
+        static const char *const bad[] = {
+                "",
+                "ifname=msb0,mac=02:00:00:00:00:01",                        /* no ip */
+                "ifname=msb0,ip=10.88.0.5/16",                              /* no mac */
+                "ifname=msb0,mac=01:00:00:00:00:01,ip=10.88.0.5/16",        /* multicast */
+                "ifname=msb0,mac=02:00:00:00:00:01,ip=10.88.0.5/33",
+                "ifname=msb0,mac=02:00:00:00:00:01,ip=10.88.0.5",
+                "ifname=msb0,mac=02:00:00:00:00:01,ip=10.88.0.5/16,gw=10.88.0",
+                "ifname=msb0,mac=02:00:00:00:00:01,ip=10.88.0.5/16,mtu=67",
+                "ifname=msb0,mac=02:00:00:00:00:01,ip=10.88.0.5/16,ip6=fd00::5/64,mtu=1000",
+                "ifname=a/b,mac=02:00:00:00:00:01,ip=10.88.0.5/16",
+                "ifname=abcdefghijklmnopq,mac=02:00:00:00:00:01,ip=10.88.0.5/16",
+                "ifname=msb0,mac=02:00:00:00:00:01,ip=10.88.0.5/16,colour=red",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                CHECK_INT(msb_run_opts_set_net_tap(o, bad[i], &err), -EINVAL);
+                CHECK(strstr(err.message, "network tap") != NULL);
+        }
+        CHECK_INT(msb_run_opts_set_net_tap(o, "ifname=msb0,mac=16:c5:f6:19:27:29,ip=10.88.0.5/16,gw=10.88.0.1,"
+                                              "ip6=fd00::5/64,gw6=fe80::1,mtu=1500",
+                                           &err),
+                  0);
+        /* Calico's /32 with an off-link gateway */
+        CHECK_INT(msb_run_opts_set_net_tap(o, "ifname=msb0,mac=16:c5:f6:19:27:29,ip=192.168.7.9/32,gw=169.254.1.1", &err),
+                  0);
+        CHECK_INT(msb_run_opts_check(o, &err), 0);
+        CHECK_INT(msb_run_opts_add_port(o, "38420:80", &err), 0);
+        CHECK_INT(msb_run_opts_check(o, &err), -EINVAL);
+        CHECK(strstr(err.message, "owner's ports") != NULL);
+        msb_run_opts_free(o);
+}
+
 static void test_lifecycle(struct msb_ctx *ctx)
 {
         struct msb_run_opts *o = opts();
@@ -274,6 +312,7 @@ int main(void)
 {
         test_names();
         test_net_opts();
+        test_net_tap();
         test_kernel_mounts();
         char home[] = "/tmp/msb-test-sb.XXXXXX";
         if (!mkdtemp(home))
