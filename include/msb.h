@@ -170,6 +170,27 @@ int msb_run_opts_set_root_readonly(struct msb_run_opts *opts, bool ro);
 int msb_run_opts_add_kernel_mount(struct msb_run_opts *opts, const char *type, const char *guest,
                                   const char *options, struct msb_error *err);
 
+/* A process's confinement inside the guest (OCI process.capabilities,
+ * noNewPrivileges, linux.seccomp).  caps: bounding, effective, permitted,
+ * inheritable, ambient, bit N = capability N; seccomp: a classic BPF
+ * program (struct sock_filter[], seccomp_len instructions, at most 4096)
+ * or NULL.  Without one a process has its uid's usual rights. */
+struct msb_confine {
+        uint64_t caps[5];
+        bool no_new_privs;
+        const void *seccomp;
+        size_t seccomp_len;
+};
+int msb_run_opts_set_confine(struct msb_run_opts *opts, const struct msb_confine *c, struct msb_error *err);
+/* Steps on the guest's root once it is mounted (OCI linux.maskedPaths,
+ * readonlyPaths, sysctl): a path masked (/dev/null over a file, an empty
+ * read-only tmpfs over a directory) or made read-only, a sysctl written
+ * (KEY as net.ipv4.ping_group_range).  A path missing in the guest is
+ * skipped.  At most 64 in all. */
+int msb_run_opts_add_masked_path(struct msb_run_opts *opts, const char *guest, struct msb_error *err);
+int msb_run_opts_add_readonly_path(struct msb_run_opts *opts, const char *guest, struct msb_error *err);
+int msb_run_opts_add_sysctl(struct msb_run_opts *opts, const char *key, const char *value, struct msb_error *err);
+
 /* The options together make sense (e.g. no -p with --net none). */
 int msb_run_opts_check(const struct msb_run_opts *opts, struct msb_error *err);
 
@@ -270,6 +291,7 @@ struct msb_exec_opts {
         bool stdin;          /* forward stdin (else /dev/null) */
         bool tty;            /* a pseudo-terminal of rows x cols */
         unsigned rows, cols;
+        const struct msb_confine *confine; /* NULL: the uid's usual rights */
 };
 /* Start a process; returns once it runs.  1 (err says why, *ret_status
  * 126/127) when it could not be executed. */

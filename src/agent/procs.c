@@ -28,7 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -297,6 +301,53 @@ static __attribute__((noreturn)) void run_internal(const struct child_args *c)
         _exit(tarcp_main((int)c->ex->argc, c->ex->argv));
 }
 
+static int load_seccomp(const struct msb_exec_msg *ex)
+{
+        struct sock_fprog prog = {.len = (unsigned short)ex->nseccomp, .filter = (struct sock_filter *)ex->seccomp};
+        return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/* An OCI process's confinement, in runc's order: the bounding set while
+ * still root, capabilities kept across the change of uid, then set.
+ * Without no_new_privs the filter goes in first (loading one needs
+ * CAP_SYS_ADMIN then), with it last, so that it has only execve to let
+ * through.  Raw system calls: we run in agentd's memory. */
+static int confine_before_ids(const struct msb_exec_msg *ex)
+{
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+                return -1;
+        for (unsigned cap = 0; cap < 64; cap++)
+                if (!(ex->caps[MSB_CAP_BOUNDING] & (1ull << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 &&
+                    errno != EINVAL)
+                        return -1;
+        if (!(ex->flags & MSB_EXEC_NO_NEW_PRIVS) && ex->nseccomp && load_seccomp(ex) < 0)
+                return -1;
+        return 0;
+}
+
+static int confine_after_ids(const struct msb_exec_msg *ex)
+{
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct d[2];
+        for (int i = 0; i < 2; i++)
+                d[i] = (struct __user_cap_data_struct){
+                        .effective = (uint32_t)(ex->caps[MSB_CAP_EFFECTIVE] >> (32 * i)),
+                        .permitted = (uint32_t)(ex->caps[MSB_CAP_PERMITTED] >> (32 * i)),
+                        .inheritable = (uint32_t)(ex->caps[MSB_CAP_INHERITABLE] >> (32 * i)),
+                };
+        if (syscall(SYS_capset, &h, d) < 0 || prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+                return -1;
+        for (unsigned cap = 0; cap < 64; cap++)
+                if ((ex->caps[MSB_CAP_AMBIENT] & (1ull << cap)) &&
+                    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+                        return -1;
+        if ((ex->flags & MSB_EXEC_NO_NEW_PRIVS) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return -1;
+        if ((ex->flags & MSB_EXEC_NO_NEW_PRIVS) && ex->nseccomp && load_seccomp(ex) < 0)
+                return -1;
+        return 0;
+}
+
 /* Runs on its own stack in our memory until execve: only system calls and
  * exec, no allocation. */
 static int child_main(void *arg)
@@ -326,9 +377,16 @@ static int child_main(void *arg)
                         goto fail;
         if (chdir(c->wd) < 0)
                 goto fail;
+        bool confine = c->ex->flags & MSB_EXEC_CONFINE;
+        if (confine && confine_before_ids(c->ex) < 0)
+                goto fail;
         /* raw calls: glibc's wrappers would try to tell other threads */
         if (syscall(SYS_setgroups, (size_t)c->u->ngroups, c->u->groups) < 0 || syscall(SYS_setgid, c->u->gid) < 0 ||
             syscall(SYS_setuid, c->u->uid) < 0)
+                goto fail;
+        if (confine && confine_after_ids(c->ex) < 0)
+                goto fail;
+        else if (!confine && (c->ex->flags & MSB_EXEC_NO_NEW_PRIVS) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 goto fail;
         if (c->internal)
                 run_internal(c);

@@ -183,6 +183,44 @@ static bool tmpfs_options_ok(const char *o)
  * bind-mounted into place and the staging mount goes away before the
  * command starts, so the guest has exactly one path to each volume.  A
  * device of its own (sub "") is mounted directly. */
+/* An OCI root step (proto.h, MSB_MOUNT_STEP) once everything is mounted:
+ * the path is looked up in the new root, never followed out of it; a
+ * missing one is skipped, as runc does. */
+static void root_step(int rootfd, const struct msb_mount_spec *m)
+{
+        struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+        _cleanup_close_ int fd = (int)syscall(SYS_openat2, rootfd, m->path + 1, &how, sizeof(how));
+        if (fd < 0 && errno == ENOENT)
+                return;
+        if (fd < 0)
+                fail("root", errno, "%s: cannot open it in the root", m->path);
+        char target[64];
+        snprintf(target, sizeof(target), "/proc/self/fd/%d", fd);
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                fail("root", errno, "%s: cannot stat it", m->path);
+        if (m->flags & MSB_MOUNT_SYSCTL) {
+                _cleanup_close_ int w = open(target, O_WRONLY | O_CLOEXEC);
+                size_t n = strlen(m->tag);
+                if (w < 0 || write(w, m->tag, n) != (ssize_t)n)
+                        fail("sysctl", errno, "cannot write '%s' to %s", m->tag, m->path);
+        } else if (m->flags & MSB_MOUNT_MASK) {
+                int r = S_ISDIR(st.st_mode) ? mount("tmpfs", target, "tmpfs", MS_RDONLY, "size=0,mode=0555")
+                                            : mount(NEWROOT "/dev/null", target, NULL, MS_BIND, NULL);
+                if (r < 0)
+                        fail("root", errno, "%s: cannot mask it", m->path);
+        } else {
+                if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+                        fail("root", errno, "%s: cannot bind-mount it onto itself", m->path);
+                /* the remount must reach the new mount: look it up again */
+                _cleanup_close_ int top = (int)syscall(SYS_openat2, rootfd, m->path + 1, &how, sizeof(how));
+                snprintf(target, sizeof(target), "/proc/self/fd/%d", top);
+                if (top < 0 || mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV |
+                                                              MS_NOEXEC, NULL) < 0)
+                        fail("root", errno, "%s: cannot make it read-only", m->path);
+        }
+}
+
 static void mount_volumes(const struct msb_setup_msg *run)
 {
         _cleanup_close_ int rootfd = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -193,6 +231,10 @@ static void mount_volumes(const struct msb_setup_msg *run)
                 const struct msb_mount_spec *m = &run->mounts[i];
                 if (!path_ok(m->path))
                         fail("volume", EINVAL, "bad guest path '%s'", m->path);
+                if (m->flags & MSB_MOUNT_STEP) {
+                        root_step(rootfd, m);
+                        continue;
+                }
                 bool file = m->flags & MSB_MOUNT_FILE;
                 unsigned long fl = MS_NODEV | ((m->flags & MSB_MOUNT_RO) ? MS_RDONLY : 0) |
                                    ((m->flags & MSB_MOUNT_NOSUID) ? MS_NOSUID : 0) |

@@ -143,3 +143,70 @@ int msb_run_opts_set_root_readonly(struct msb_run_opts *o, bool ro)
         o->root_ro = ro;
         return 0;
 }
+
+int msb_run_opts_set_confine(struct msb_run_opts *o, const struct msb_confine *c, struct msb_error *err)
+{
+        if (c->seccomp_len > MSB_PROTO_MAX_SECCOMP || (c->seccomp_len && !c->seccomp))
+                return msb_err(err, E2BIG, "a seccomp filter of %zu instructions; at most %u", c->seccomp_len,
+                               MSB_PROTO_MAX_SECCOMP);
+        free(o->seccomp_buf);
+        o->seccomp_buf = NULL;
+        o->confine = *c;
+        if (c->seccomp_len) {
+                o->seccomp_buf = xmalloc(c->seccomp_len * 8);
+                memcpy(o->seccomp_buf, c->seccomp, c->seccomp_len * 8);
+        }
+        o->confine.seccomp = o->seccomp_buf;
+        o->confine_set = true;
+        return 0;
+}
+
+static int add_step(struct msb_run_opts *o, unsigned kind, const char *what, const char *guest, const char *value,
+                    struct msb_error *err)
+{
+        if (o->nsteps >= MAX_ROOT_STEPS)
+                return msb_err(err, E2BIG, "%s %s: at most %u masked paths, read-only paths and sysctls", what, guest,
+                               MAX_ROOT_STEPS);
+        /* anywhere in the guest, /proc and /sys above all; the guest
+         * resolves it inside its root */
+        size_t n = strlen(guest);
+        bool ok = guest[0] == '/' && n > 1 && n < 1024 && !strstr(guest, "//") && !strstr(guest, "/./") &&
+                  !strstr(guest, "/../") && strcmp(guest + n - 2, "/.") && strcmp(guest + n - 3, "/..");
+        if (!ok)
+                return msb_err(err, EINVAL, "%s %s: expected an absolute path below / without . or ..", what, guest);
+        _cleanup_free_ char *g = xstrdup(guest);
+        if (g[n - 1] == '/')
+                g[n - 1] = 0;
+        o->steps[o->nsteps++] = (struct root_step){.kind = kind, .path = TAKE_PTR(g), .value = xstrdup(value)};
+        return 0;
+}
+
+int msb_run_opts_add_masked_path(struct msb_run_opts *o, const char *guest, struct msb_error *err)
+{
+        return add_step(o, MSB_MOUNT_MASK, "masked path", guest, "", err);
+}
+
+int msb_run_opts_add_readonly_path(struct msb_run_opts *o, const char *guest, struct msb_error *err)
+{
+        return add_step(o, MSB_MOUNT_ROPATH, "read-only path", guest, "", err);
+}
+
+int msb_run_opts_add_sysctl(struct msb_run_opts *o, const char *key, const char *value, struct msb_error *err)
+{
+        /* net.ipv4.ping_group_range -> /proc/sys/net/ipv4/ping_group_range */
+        size_t n = strlen(key);
+        if (!n || n > 200 || strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/") != n ||
+            key[0] == '.' || key[n - 1] == '.' || strstr(key, "..") || strchr(key, '/'))
+                return msb_err(err, EINVAL, "sysctl '%s': expected a key such as net.ipv4.ip_forward", key);
+        if (strlen(value) > 256 || strchr(value, '\n'))
+                return msb_err(err, EINVAL, "sysctl %s: value too long or on several lines", key);
+        _cleanup_free_ char *path = xasprintf("/proc/sys/%s", key);
+        for (char *p = path + 10; *p; p++)
+                if (*p == '.')
+                        *p = '/';
+        if (o->nsteps >= MAX_ROOT_STEPS)
+                return msb_err(err, E2BIG, "sysctl %s: at most %u masked paths, read-only paths and sysctls", key,
+                               MAX_ROOT_STEPS);
+        o->steps[o->nsteps++] = (struct root_step){.kind = MSB_MOUNT_SYSCTL, .path = TAKE_PTR(path), .value = xstrdup(value)};
+        return 0;
+}

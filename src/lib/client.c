@@ -216,6 +216,12 @@ int msb_sandbox_exec(struct msb_ctx *ctx, const char *name, const struct msb_exe
                 .rows = eo->tty ? (eo->rows ? eo->rows : 24) : 0,
                 .cols = eo->tty ? (eo->cols ? eo->cols : 80) : 0,
         };
+        if (eo->confine) {
+                if (eo->confine->seccomp_len > MSB_PROTO_MAX_SECCOMP)
+                        return msb_err(err, E2BIG, "a seccomp filter of %zu instructions; at most %u",
+                                       eo->confine->seccomp_len, MSB_PROTO_MAX_SECCOMP);
+                exec_confine(&ex, eo->confine);
+        }
         return exec_request(ctx, name, &ex, ret, ret_status, err);
 }
 

@@ -75,6 +75,11 @@ void msb_run_opts_free(struct msb_run_opts *o)
         strv_free(o->net_rules);
         strv_free(o->net_ports);
         free(o->net_tap);
+        for (size_t i = 0; i < o->nsteps; i++) {
+                free(o->steps[i].path);
+                free(o->steps[i].value);
+        }
+        free(o->seccomp_buf);
         for (size_t i = 0; i < o->nvols; i++) {
                 free(o->vols[i].host);
                 free(o->vols[i].guest);
@@ -1081,6 +1086,10 @@ static int vm_shares(struct vm *vm, const struct msb_run_opts *o, struct msb_err
                         .flags = MSB_MOUNT_KERNFS | o->tmpfs[i].flags};
         /* parents before children: /data before /data/sub */
         qsort(vm->mounts, o->nvols + o->ntmpfs, sizeof(vm->mounts[0]), cmp_depth);
+        /* then the steps on what is mounted, in their order */
+        for (size_t i = 0; i < o->nsteps; i++)
+                vm->mounts[o->nvols + o->ntmpfs + i] = (struct msb_mount_spec){
+                        .tag = o->steps[i].value, .sub = "", .path = o->steps[i].path, .flags = o->steps[i].kind};
         return 0;
 }
 
@@ -1124,6 +1133,15 @@ static int vm_qemu(struct vm *vm, const struct msb_run_opts *o, const struct vm_
         return 0;
 }
 
+/* An EXEC's confinement (msb_confine) */
+void exec_confine(struct msb_exec_msg *m, const struct msb_confine *c)
+{
+        m->flags |= MSB_EXEC_CONFINE | (c->no_new_privs ? MSB_EXEC_NO_NEW_PRIVS : 0);
+        memcpy(m->caps, c->caps, sizeof(m->caps));
+        m->nseccomp = (uint32_t)c->seccomp_len;
+        m->seccomp = (uint8_t *)c->seccomp;
+}
+
 /* HELLO, SETUP and the main EXEC go out at once: they wait in the socket
  * until agentd opens its port, which saves a round trip at every start. */
 static int vm_greet(struct vm *vm, const struct msb_run_opts *o, const struct vm_opts *vo, struct msb_error *err)
@@ -1137,7 +1155,7 @@ static int vm_greet(struct vm *vm, const struct msb_run_opts *o, const struct vm
                 .net = vm->net,
                 .rootfs_tag = sb->shares[0].tag,
                 .hostname = vm->hostname,
-                .nmounts = (uint32_t)(o->nvols + o->ntmpfs),
+                .nmounts = (uint32_t)(o->nvols + o->ntmpfs + o->nsteps),
                 .mounts = vm->mounts,
         };
         struct msb_exec_msg *m = &vm->main;
@@ -1158,6 +1176,8 @@ static int vm_greet(struct vm *vm, const struct msb_run_opts *o, const struct vm
                 .nrlimits = o->nrlimits,
         };
         memcpy(m->rlimits, o->rlimits, sizeof(m->rlimits));
+        if (o->confine_set)
+                exec_confine(m, &o->confine);
         if (vm->have_ids) {
                 m->flags |= MSB_EXEC_IDS;
                 m->uid = vm->ids.uid;

@@ -167,6 +167,24 @@ static json_t *opts_json(const struct msb_run_opts *o)
                                                            (int)o->tmpfs[i].flags));
                 json_object_set_new(j, "tmpfs", t);
         }
+        if (o->nsteps) {
+                json_t *t = json_array();
+                for (size_t i = 0; i < o->nsteps; i++)
+                        json_array_append_new(t, json_pack("{s:i,s:s,s:s}", "kind", (int)o->steps[i].kind, "path",
+                                                           o->steps[i].path, "value", o->steps[i].value));
+                json_object_set_new(j, "root_steps", t);
+        }
+        if (o->confine_set) {
+                json_t *caps = json_array();
+                for (int i = 0; i < MSB_CAP_SETS; i++)
+                        json_array_append_new(caps, json_integer((json_int_t)o->confine.caps[i]));
+                _cleanup_free_ char *hex = xmalloc(o->confine.seccomp_len * 16 + 1);
+                hex[0] = 0;
+                for (size_t i = 0; i < o->confine.seccomp_len * 8; i++)
+                        sprintf(hex + 2 * i, "%02x", o->seccomp_buf[i]);
+                json_object_set_new(j, "confine", json_pack("{s:o,s:b,s:s}", "caps", caps, "no_new_privs",
+                                                            o->confine.no_new_privs, "seccomp", hex));
+        }
         json_object_set_new(j, "net", o->net_mode ? json_string(o->net_mode) : json_null());
         json_object_set_new(j, "net_rules", strv_json(o->net_rules));
         json_object_set_new(j, "ports", strv_json(o->net_ports));
@@ -230,6 +248,46 @@ static int bundle_opts_load(json_t *j, struct msb_run_opts *o, const char *name,
                         o->tmpfs[o->ntmpfs - 1].flags = (unsigned)json_integer_value(json_object_get(e, "flags")) &
                                                         (MSB_MOUNT_RO | MSB_MOUNT_NOSUID | MSB_MOUNT_NODEV |
                                                          MSB_MOUNT_NOEXEC);
+        }
+        json_array_foreach(json_object_get(j, "root_steps"), i, e)
+        {
+                if (r < 0)
+                        break;
+                unsigned kind = (unsigned)json_integer_value(json_object_get(e, "kind"));
+                const char *p = jstr(e, "path"), *v = jstr(e, "value");
+                if (!p || !v)
+                        r = -EINVAL;
+                else if (kind == MSB_MOUNT_MASK)
+                        r = msb_run_opts_add_masked_path(o, p, err);
+                else if (kind == MSB_MOUNT_ROPATH)
+                        r = msb_run_opts_add_readonly_path(o, p, err);
+                else if (kind == MSB_MOUNT_SYSCTL && !strncmp(p, "/proc/sys/", 10)) {
+                        _cleanup_free_ char *key = xstrdup(p + 10);
+                        for (char *k = key; *k; k++)
+                                if (*k == '/')
+                                        *k = '.';
+                        r = msb_run_opts_add_sysctl(o, key, v, err);
+                } else
+                        r = -EINVAL;
+        }
+        json_t *cf = json_object_get(j, "confine");
+        if (r >= 0 && cf) {
+                struct msb_confine c = {.no_new_privs = json_is_true(json_object_get(cf, "no_new_privs"))};
+                for (int k = 0; k < MSB_CAP_SETS; k++)
+                        c.caps[k] = (uint64_t)json_integer_value(json_array_get(json_object_get(cf, "caps"), (size_t)k));
+                const char *hex = jstr(cf, "seccomp");
+                size_t n = hex ? strlen(hex) : 0;
+                _cleanup_free_ uint8_t *bpf = xmalloc(n / 2 + 1);
+                for (size_t b = 0; hex && b < n / 2; b++) {
+                        unsigned v;
+                        if (sscanf(hex + 2 * b, "%2x", &v) != 1)
+                                r = -EINVAL;
+                        bpf[b] = (uint8_t)v;
+                }
+                c.seccomp = bpf;
+                c.seccomp_len = n / 16;
+                if (r >= 0 && (n % 16 || (r = msb_run_opts_set_confine(o, &c, err)) < 0))
+                        r = r < 0 ? r : -EINVAL;
         }
         return r < 0 ? msb_err_wrap(err, r, "sandbox '%s'", name) : 0;
 }

@@ -507,7 +507,8 @@ static void client_exec(struct sup *s, struct conn *c, struct msb_exec_msg *req)
         ex.id = s->next_id++;
         if (req->flags & MSB_EXEC_INTERNAL)
                 return client_exec_routine(s, c, &ex);
-        ex.flags &= MSB_EXEC_STDIN | MSB_EXEC_TTY;
+        /* a client may confine its process further, never loosen it */
+        ex.flags &= MSB_EXEC_STDIN | MSB_EXEC_TTY | MSB_EXEC_CONFINE | MSB_EXEC_NO_NEW_PRIVS;
         ex.env = env;
         ex.envc = (uint32_t)strv_len(env);
         if (!ex.workdir[0])

@@ -15,6 +15,7 @@
 
 #define MAX_VOLUMES 32u
 #define MAX_TMPFS 16u
+#define MAX_ROOT_STEPS 64u
 #define DEFAULT_MEMORY_MIB 512u
 /* the main process's id on the guest channel */
 #define VM_MAIN_ID 1u
@@ -70,6 +71,15 @@ struct msb_run_opts {
                 unsigned flags; /* MSB_MOUNT_RO/NOSUID/NODEV/NOEXEC */
         } tmpfs[MAX_TMPFS];
         size_t ntmpfs;
+        struct root_step {
+                unsigned kind; /* MSB_MOUNT_MASK, _ROPATH or _SYSCTL */
+                char *path;    /* guest path (/proc/sys/... for a sysctl) */
+                char *value;   /* a sysctl's, else "" */
+        } steps[MAX_ROOT_STEPS];
+        size_t nsteps;
+        bool confine_set;
+        struct msb_confine confine; /* seccomp points into seccomp_buf */
+        uint8_t *seccomp_buf;
         /* the network (src/lib/net.c); mode NULL: public */
         char *net_mode;
         char **net_rules;
@@ -124,7 +134,7 @@ struct vm {
         char **argv, **env, **prefetch;
         struct ids ids;
         bool have_ids;
-        struct msb_mount_spec mounts[MAX_VOLUMES + MAX_TMPFS];
+        struct msb_mount_spec mounts[MAX_VOLUMES + MAX_TMPFS + MAX_ROOT_STEPS];
         char subs[MAX_VOLUMES][12];
         struct msb_setup_msg setup;
         struct msb_net_spec net; /* eth0's configuration, when has_net */
@@ -146,6 +156,8 @@ int net_opts_check(const struct msb_run_opts *o, struct msb_error *err);
 /* Start msb-netd (and through it passt) unless --net none; fills
  * vm->net.  The process joins sb->fsd[]. */
 int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err);
+/* Fill an EXEC's confinement (MSB_EXEC_CONFINE) from c; m points into c. */
+void exec_confine(struct msb_exec_msg *m, const struct msb_confine *c);
 
 /* Resolve, then boot: on success the VM is starting and vm->out holds what
  * goes to the guest first.  On failure nothing is left behind. */

@@ -128,6 +128,21 @@ static bool strv_ok(char *const *v, uint32_t n)
         return true;
 }
 
+/* A root step (MSB_MOUNT_STEP) is one kind alone, with nothing of a
+ * mount's; a sysctl's path is under /proc/sys and climbs nowhere. */
+static bool mount_step_ok(const struct msb_mount_spec *m)
+{
+        uint32_t step = m->flags & MSB_MOUNT_STEP;
+        if (!step)
+                return true;
+        if ((step & (step - 1)) || (m->flags & ~step) || !m->sub || m->sub[0] || !m->tag || !m->path)
+                return false;
+        if (step != MSB_MOUNT_SYSCTL)
+                return m->tag[0] == 0;
+        return !strncmp(m->path, "/proc/sys/", 10) && m->path[10] && !strstr(m->path, "/.") &&
+               !strstr(m->path, "//") && !strchr(m->tag, '\n');
+}
+
 bool msb_net_spec_ok(const struct msb_net_spec *n)
 {
         return n->prefix4 >= 1 && n->prefix4 <= 32 && n->prefix6 <= 128 && n->mtu >= 68 && n->mtu <= 65520 &&
@@ -143,6 +158,8 @@ int msb_enc_setup(struct msb_buf *out, const struct msb_setup_msg *su)
         for (uint32_t i = 0; i < su->nmounts; i++)
                 if (!str_ok(su->mounts[i].tag) || !str_ok(su->mounts[i].sub) || !str_ok(su->mounts[i].path))
                         return -E2BIG;
+                else if (!mount_step_ok(&su->mounts[i]))
+                        return -EINVAL;
         size_t st = frame_begin(out, MSB_MSG_SETUP);
         put_u32(out, su->flags);
         put_str(out, su->rootfs_tag);
@@ -184,6 +201,8 @@ int msb_enc_exec(struct msb_buf *out, const struct msb_exec_msg *ex)
         for (uint32_t i = 0; i < ex->nrlimits; i++)
                 if (ex->rlimits[i].resource >= MSB_PROTO_RLIMIT_NR || ex->rlimits[i].soft > ex->rlimits[i].hard)
                         return -EINVAL;
+        if (ex->nseccomp > MSB_PROTO_MAX_SECCOMP || (ex->nseccomp && !(ex->flags & MSB_EXEC_CONFINE)))
+                return -E2BIG;
         if (ex->ngroups > MSB_PROTO_MAX_GROUPS || (ex->home && !str_ok(ex->home)) ||
             (ex->exec_path && !str_ok(ex->exec_path)) || ex->nprefetch > MSB_PROTO_MAX_PREFETCH ||
             !strv_ok(ex->prefetch, ex->nprefetch))
@@ -217,6 +236,12 @@ int msb_enc_exec(struct msb_buf *out, const struct msb_exec_msg *ex)
                 put_u32(out, ex->rlimits[i].resource);
                 put_u64(out, ex->rlimits[i].soft);
                 put_u64(out, ex->rlimits[i].hard);
+        }
+        if (ex->flags & MSB_EXEC_CONFINE) {
+                for (int i = 0; i < MSB_CAP_SETS; i++)
+                        put_u64(out, ex->caps[i]);
+                put_u32(out, ex->nseccomp);
+                msb_buf_append(out, ex->seccomp, (size_t)ex->nseccomp * 8);
         }
         return frame_end(out, st);
 }
@@ -409,6 +434,7 @@ void msb_msg_free(struct msb_msg *m)
                 free(r->user);
                 free(r->home);
                 free(r->exec_path);
+                free(r->seccomp);
                 strv_free_n(r->prefetch, r->nprefetch);
                 strv_free_n(r->argv, r->argc);
                 strv_free_n(r->env, r->envc);
@@ -455,6 +481,8 @@ static int decode_setup(struct cursor *c, struct msb_setup_msg *r)
                 if ((r->mounts[i].flags & MSB_MOUNT_KERNFS) &&
                     ((r->mounts[i].flags & MSB_MOUNT_FILE) || !sub ||
                      (strcmp(sub, "tmpfs") && strcmp(sub, "mqueue") && strcmp(sub, "cgroup2"))))
+                        c->bad = true;
+                if (!mount_step_ok(&r->mounts[i]))
                         c->bad = true;
         }
         if (r->flags & MSB_SETUP_NET) {
@@ -525,6 +553,19 @@ static int decode_exec(struct cursor *c, struct msb_exec_msg *r)
                 r->rlimits[i].hard = get_u64(c);
                 if (r->rlimits[i].resource >= MSB_PROTO_RLIMIT_NR || r->rlimits[i].soft > r->rlimits[i].hard)
                         c->bad = true;
+        }
+        if (r->flags & MSB_EXEC_CONFINE) {
+                for (int i = 0; i < MSB_CAP_SETS; i++)
+                        r->caps[i] = get_u64(c);
+                r->nseccomp = get_u32(c);
+                if (r->nseccomp > MSB_PROTO_MAX_SECCOMP || (size_t)r->nseccomp * 8 > c->left) {
+                        r->nseccomp = 0;
+                        c->bad = true;
+                }
+                if (r->nseccomp) {
+                        r->seccomp = p_realloc(NULL, (size_t)r->nseccomp * 8);
+                        get_bytes(c, r->seccomp, (size_t)r->nseccomp * 8);
+                }
         }
         return c->bad ? -EBADMSG : 0;
 }

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSB_PROTO_VERSION 5u
+#define MSB_PROTO_VERSION 6u
 #define MSB_PROTO_HDR_SIZE 8u
 /* Largest payload either side accepts.  Big enough for an EXEC message with a
  * large environment; small enough that a hostile peer cannot make us allocate
@@ -42,7 +42,7 @@
 #define MSB_PROTO_MAX_STR (64u * 1024u)
 #define MSB_PROTO_MAX_ARGS 4096u
 #define MSB_PROTO_MAX_ENV 4096u
-#define MSB_PROTO_MAX_MOUNTS 64u
+#define MSB_PROTO_MAX_MOUNTS 128u
 #define MSB_PROTO_MAX_GROUPS 64u
 #define MSB_PROTO_MAX_PREFETCH 16u
 
@@ -131,7 +131,17 @@ enum msb_msg_type {
  * Errors: one line on stderr, exit 2 if a named path does not exist, else 1.
  * Neither MAIN nor TTY. */
 #define MSB_EXEC_INTERNAL (1u << 4)
-#define MSB_EXEC_KNOWN_FLAGS (MSB_EXEC_STDIN | MSB_EXEC_IDS | MSB_EXEC_TTY | MSB_EXEC_MAIN | MSB_EXEC_INTERNAL)
+/* caps[] are the process's capability sets (bounding, effective,
+ * permitted, inheritable, ambient; bit N is capability N), seccomp its
+ * filter; OCI's process.capabilities and linux.seccomp */
+#define MSB_EXEC_CONFINE (1u << 5)
+#define MSB_EXEC_NO_NEW_PRIVS (1u << 6) /* prctl(PR_SET_NO_NEW_PRIVS) */
+#define MSB_EXEC_KNOWN_FLAGS                                                                               \
+        (MSB_EXEC_STDIN | MSB_EXEC_IDS | MSB_EXEC_TTY | MSB_EXEC_MAIN | MSB_EXEC_INTERNAL | MSB_EXEC_CONFINE | \
+         MSB_EXEC_NO_NEW_PRIVS)
+/* classic BPF instructions of a seccomp filter (the kernel's BPF_MAXINSNS) */
+#define MSB_PROTO_MAX_SECCOMP 4096u
+enum { MSB_CAP_BOUNDING, MSB_CAP_EFFECTIVE, MSB_CAP_PERMITTED, MSB_CAP_INHERITABLE, MSB_CAP_AMBIENT, MSB_CAP_SETS };
 
 /* ATTACH flags */
 #define MSB_ATTACH_STDIN (1u << 0) /* the client forwards its stdin */
@@ -147,8 +157,19 @@ enum msb_msg_type {
 #define MSB_MOUNT_NOSUID (1u << 3)
 #define MSB_MOUNT_NODEV (1u << 4)
 #define MSB_MOUNT_NOEXEC (1u << 5)
-#define MSB_MOUNT_KNOWN_FLAGS \
-        (MSB_MOUNT_RO | MSB_MOUNT_FILE | MSB_MOUNT_KERNFS | MSB_MOUNT_NOSUID | MSB_MOUNT_NODEV | MSB_MOUNT_NOEXEC)
+/* Not mounts of something new: steps on the guest's root once everything
+ * is mounted, for OCI's linux.maskedPaths, readonlyPaths and sysctl (tag
+ * and sub "" unless said; a missing path is skipped as runc does).  MASK:
+ * /dev/null over a file, an empty read-only tmpfs over a directory.
+ * ROPATH: the path bind-mounted read-only onto itself.  SYSCTL: path is
+ * /proc/sys/..., tag the value written to it. */
+#define MSB_MOUNT_MASK (1u << 6)
+#define MSB_MOUNT_ROPATH (1u << 7)
+#define MSB_MOUNT_SYSCTL (1u << 8)
+#define MSB_MOUNT_STEP (MSB_MOUNT_MASK | MSB_MOUNT_ROPATH | MSB_MOUNT_SYSCTL)
+#define MSB_MOUNT_KNOWN_FLAGS                                                                                    \
+        (MSB_MOUNT_RO | MSB_MOUNT_FILE | MSB_MOUNT_KERNFS | MSB_MOUNT_NOSUID | MSB_MOUNT_NODEV | MSB_MOUNT_NOEXEC | \
+         MSB_MOUNT_STEP)
 
 /* EXIT kinds */
 #define MSB_EXIT_CODE 0u   /* value is the exit status (0..255) */
@@ -216,6 +237,10 @@ struct msb_exec_msg {
         /* setrlimit() before exec: resource < MSB_PROTO_RLIMIT_NR, soft <= hard */
         uint32_t nrlimits;
         struct msb_rlimit rlimits[MSB_PROTO_MAX_RLIMITS];
+        /* with MSB_EXEC_CONFINE, else zero */
+        uint64_t caps[MSB_CAP_SETS];
+        uint32_t nseccomp;  /* instructions, 0..MSB_PROTO_MAX_SECCOMP */
+        uint8_t *seccomp;   /* nseccomp * 8 bytes: struct sock_filter, host order */
 };
 
 struct msb_msg {

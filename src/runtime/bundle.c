@@ -36,6 +36,13 @@ static int refuse(const char *field, const char *why)
         return -EOPNOTSUPP;
 }
 
+/* A refusal whose text names its field itself. */
+static int refuse_why(const char *why)
+{
+        rt_error("config.json: %s", why);
+        return -EOPNOTSUPP;
+}
+
 static const char *jstr(json_t *o, const char *k)
 {
         return json_string_value(json_object_get(o, k));
@@ -706,16 +713,15 @@ static int map_linux(struct rt_bundle *b, json_t *l, json_t *annotations)
         json_t *v;
         json_object_foreach(json_object_get(l, "sysctl"), k, v)
         {
-                /* podman's default: unprivileged ICMP sockets.  TODO(lib):
-                 * sysctls written by agentd; until then only this one,
-                 * which no container relies on, is let through */
-                if (!strcmp(k, "net.ipv4.ping_group_range")) {
-                        rt_warn("linux.sysctl: %s not applied yet", k);
-                        continue;
-                }
+                /* written by agentd in the guest, whose kernel is the
+                 * container's alone: any key it has */
+                struct msb_error err = {0};
                 char field[160];
-                snprintf(field, sizeof(field), "linux.sysctl.%s", k);
-                return refuse(field, "not supported yet: set it from the container's command");
+                snprintf(field, sizeof(field), "linux.sysctl.%.128s", k);
+                if (!json_is_string(v))
+                        return refuse(field, "expected a string value");
+                if (msb_run_opts_add_sysctl(b->o, k, json_string_value(v), &err) < 0)
+                        return refuse(field, err.message);
         }
         if (json_object_get(l, "intelRdt"))
                 return refuse("linux.intelRdt", "not supported in a VM");
@@ -738,36 +744,51 @@ static int map_linux(struct rt_bundle *b, json_t *l, json_t *annotations)
         return map_resources(b, json_object_get(l, "resources"), annotations);
 }
 
-/* Confinement of the process inside its kernel: with runc they shield
- * the host kernel the container shares; here that kernel is the guest's,
- * which holds this container alone.  agentd does not apply them yet
- * (TODO(agentd): capabilities, no_new_privs, a seccomp filter), so the
- * process has its uid's full rights over the guest: one warning names
- * what this bundle asked for.  docs/oci-runtime.md has the list. */
-static void warn_unapplied(json_t *j)
+/* The process's confinement in the guest (confine.c) and the steps on its
+ * root: linux.maskedPaths and readonlyPaths (under /proc and /sys: with
+ * runc they hide the host kernel's state; here the guest kernel's, applied
+ * all the same, so that a container sees what it would see under runc). */
+static int map_confine(struct rt_bundle *b, json_t *j)
 {
-        json_t *p = json_object_get(j, "process"), *l = json_object_get(j, "linux");
-        struct {
-                const char *field;
-                bool asked;
-        } f[] = {
-                {"process.capabilities", json_object_get(p, "capabilities") != NULL},
-                {"process.noNewPrivileges", json_is_true(json_object_get(p, "noNewPrivileges"))},
-                {"process.apparmorProfile", jstr(p, "apparmorProfile") && *jstr(p, "apparmorProfile")},
-                {"process.selinuxLabel", jstr(p, "selinuxLabel") && *jstr(p, "selinuxLabel")},
-                {"linux.seccomp", json_object_get(l, "seccomp") != NULL},
-                {"linux.maskedPaths", json_array_size(json_object_get(l, "maskedPaths")) > 0},
-                {"linux.readonlyPaths", json_array_size(json_object_get(l, "readonlyPaths")) > 0},
-                {"linux.mountLabel", jstr(l, "mountLabel") && *jstr(l, "mountLabel")},
-        };
-        char list[512] = "";
-        for (size_t i = 0; i < ARRAY_SIZE(f); i++)
-                if (f[i].asked)
-                        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", list[0] ? ", " : "",
-                                 f[i].field);
-        if (list[0])
-                rt_warn("not applied inside the VM (its kernel is the container's own; see docs/oci-runtime.md): %s",
-                        list);
+        json_t *l = json_object_get(j, "linux");
+        struct msb_confine c;
+        void *bpf;
+        bool any;
+        char why[512];
+        struct msb_error err = {0};
+        int r = rt_confine_from(json_object_get(j, "process"), json_object_get(l, "seccomp"), &c, &bpf, &any, why,
+                                sizeof(why));
+        if (r < 0)
+                return refuse_why(why);
+        if (any)
+                r = msb_run_opts_set_confine(b->o, &c, &err);
+        free(bpf);
+        if (r < 0)
+                return refuse("linux.seccomp", err.message);
+        static const char *const lists[] = {"maskedPaths", "readonlyPaths"};
+        for (size_t k = 0; k < ARRAY_SIZE(lists); k++) {
+                json_t *a = json_object_get(l, lists[k]), *v;
+                size_t i;
+                json_array_foreach(a, i, v)
+                {
+                        const char *p = json_string_value(v);
+                        char field[64];
+                        snprintf(field, sizeof(field), "linux.%s[%zu]", lists[k], i);
+                        if (!p)
+                                return refuse(field, "expected a path");
+                        r = k == 0 ? msb_run_opts_add_masked_path(b->o, p, &err)
+                                   : msb_run_opts_add_readonly_path(b->o, p, &err);
+                        if (r < 0)
+                                return refuse(field, err.message);
+                }
+        }
+        /* host LSM labels: the guest kernel has no LSM, and the host's
+         * confines QEMU and msb's helpers (docs/oci-runtime.md) */
+        json_t *p = json_object_get(j, "process");
+        if ((jstr(p, "apparmorProfile") && *jstr(p, "apparmorProfile")) ||
+            (jstr(p, "selinuxLabel") && *jstr(p, "selinuxLabel")) || (jstr(l, "mountLabel") && *jstr(l, "mountLabel")))
+                rt_debug("apparmorProfile, selinuxLabel, mountLabel: host labels, no effect inside a VM");
+        return 0;
 }
 
 static int map_hooks(json_t *h)
@@ -837,7 +858,7 @@ int rt_bundle_load(const char *bundle, struct rt_bundle *b)
         if (r >= 0)
                 r = map_linux(b, json_object_get(j, "linux"), ann);
         if (r >= 0)
-                warn_unapplied(j);
+                r = map_confine(b, j);
         static const char *const other_os[] = {"windows", "solaris", "vm", "zos"};
         for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(other_os); i++)
                 if (json_object_get(j, other_os[i]))
@@ -891,7 +912,7 @@ int rt_process_parse_file(const char *path, struct rt_process *p)
                 r = parse_user(json_object_get(j, "user"), &p->user, &uid, &gid, NULL, NULL);
         p->terminal = json_is_true(json_object_get(j, "terminal"));
         console_size(j, &p->rows, &p->cols);
-        json_decref(j);
+        p->json = j;
         if (r < 0)
                 rt_process_free(p);
         return r;
@@ -903,5 +924,37 @@ void rt_process_free(struct rt_process *p)
         strv_free(p->env);
         free(p->cwd);
         free(p->user);
+        free(p->bpf);
+        json_decref(p->json);
         memset(p, 0, sizeof(*p));
+}
+
+int rt_exec_confine(const char *bundle, struct rt_process *p, bool no_new_privs)
+{
+        _cleanup_free_ char *path = xasprintf("%s/config.json", bundle), *data = NULL;
+        int r = read_file_at(AT_FDCWD, path, CONFIG_MAX, &data, NULL);
+        if (r < 0) {
+                rt_error("cannot read %s: %s", path, strerror(-r));
+                return r;
+        }
+        json_t *j = json_loads(data, 0, NULL);
+        char why[512];
+        r = rt_confine_from(p->json ? p->json : json_object_get(j, "process"),
+                            json_object_get(json_object_get(j, "linux"), "seccomp"), &p->confine, &p->bpf,
+                            &p->confined, why, sizeof(why));
+        json_decref(j);
+        if (r < 0)
+                return refuse_why(why);
+        if (no_new_privs) {
+                if (!p->confined) {
+                        /* nothing else asked: the usual rights, and no_new_privs */
+                        uint64_t all = ~0ull >> (64 - 41);
+                        p->confine.caps[0] = all;
+                        if (!p->user || !strncmp(p->user, "0:", 2) || !strcmp(p->user, "0"))
+                                p->confine.caps[1] = p->confine.caps[2] = all;
+                }
+                p->confine.no_new_privs = true;
+                p->confined = true;
+        }
+        return 0;
 }

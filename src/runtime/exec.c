@@ -24,6 +24,7 @@
 
 struct exec_args {
         struct rt_process p;
+        bool no_new_privs;
         const char *console_socket;
         char **extra_env;
         const char *cwd, *user;
@@ -76,6 +77,7 @@ static _Noreturn void exec_child(struct msb_ctx *ctx, const char *name, struct e
                 .tty = a->p.terminal,
                 .rows = a->p.rows,
                 .cols = a->p.cols,
+                .confine = a->p.confined ? &a->p.confine : NULL,
         };
         struct msb_proc *p;
         struct msb_error err = {0};
@@ -161,6 +163,8 @@ static int parse_exec(int argc, char **argv, struct exec_args *a, const char **r
                                                 optarg);
                         break;
                 case 'N':
+                        a->no_new_privs = true;
+                        break;
                 case 'C':
                 case 'A':
                 case 'L':
@@ -206,6 +210,10 @@ int rt_cmd_exec(int argc, char **argv)
         struct msb_ctx *ctx = NULL;
         struct rt_container c = {0};
         if (status || rt_container_load(id, &c) < 0 || !(ctx = rt_ctx())) {
+                status = RT_EXIT_FAILED;
+                goto out;
+        }
+        if (rt_exec_confine(c.bundle, &a.p, a.no_new_privs) < 0) {
                 status = RT_EXIT_FAILED;
                 goto out;
         }

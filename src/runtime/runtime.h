@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "msb.h"
 
 /* What runc answers for every failure of its own. */
@@ -84,6 +86,23 @@ void rt_now_rfc3339(char *out, size_t n);
  * container).  -errno with msg filled (several interfaces, no IPv4...). */
 int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, char *msg, size_t n);
 
+/* ---- confine.c: capabilities, no_new_privs, seccomp ---- */
+#define MSB_CAP_SETS_RT 5      /* bounding, effective, permitted, inheritable, ambient */
+#define MSB_SECCOMP_MAX_RT 4096 /* instructions */
+/* A capability's number from CAP_NAME or NAME (any case), or -1. */
+int rt_cap_number(const char *name);
+/* process.capabilities into masks (unknown names: left out, warned). */
+int rt_caps_parse(json_t *caps, uint64_t out[MSB_CAP_SETS_RT], char *why, size_t n);
+/* linux.seccomp into a classic BPF program for this architecture (owned,
+ * *ret_len instructions).  -errno with why naming the field. */
+int rt_seccomp_compile(json_t *seccomp, void **ret_bpf, size_t *ret_len, char *why, size_t n);
+/* A process's confinement from its process object (capabilities,
+ * noNewPrivileges; uid for the default when it has no capabilities) and
+ * the bundle's linux.seccomp.  *any false: nothing asked.  The filter
+ * goes to *bpf (owned); c->seccomp points at it. */
+int rt_confine_from(json_t *process, json_t *seccomp, struct msb_confine *c, void **bpf, bool *any, char *why,
+                    size_t n);
+
 /* ---- bundle.c: config.json ---- */
 struct rt_bundle {
         struct msb_run_opts *o;
@@ -110,7 +129,16 @@ struct rt_process {
         char *user; /* "uid:gid" */
         bool terminal;
         unsigned rows, cols;
+        bool confined; /* capabilities, no_new_privs or a filter asked for */
+        struct msb_confine confine;
+        void *bpf;
+        json_t *json; /* the --process object, or NULL */
 };
+/* An exec'd process's confinement, as runc's: the capabilities and
+ * noNewPrivileges of its --process object (else of the bundle's process),
+ * the bundle's seccomp filter; no_new_privs forces it (exec's flag).
+ * -errno after rt_error(). */
+int rt_exec_confine(const char *bundle, struct rt_process *p, bool no_new_privs);
 /* Parse a process object given as JSON text (from --process). */
 int rt_process_parse_file(const char *path, struct rt_process *p);
 void rt_process_free(struct rt_process *p);

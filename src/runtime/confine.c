@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A container process's confinement inside its VM: process.capabilities,
+ * noNewPrivileges and linux.seccomp, turned into what agentd applies
+ * before exec (msb_confine: capability masks and a classic BPF program).
+ * The filter is compiled here, on the host, with libseccomp, as runc and
+ * crun do; the guest only loads it.  The guest's architecture is the
+ * host's.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "runtime.h"
+
+/* Linux's capability numbers (include/uapi/linux/capability.h). */
+static const char *const cap_names[] = {
+        "CAP_CHOWN",           "CAP_DAC_OVERRIDE",   "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
+        "CAP_FSETID",          "CAP_KILL",           "CAP_SETGID",          "CAP_SETUID",
+        "CAP_SETPCAP",         "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",       "CAP_NET_RAW",        "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",      "CAP_SYS_RAWIO",      "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",       "CAP_SYS_ADMIN",      "CAP_SYS_BOOT",        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",    "CAP_SYS_TIME",       "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
+        "CAP_LEASE",           "CAP_AUDIT_WRITE",    "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",      "CAP_SYSLOG",          "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",   "CAP_AUDIT_READ",     "CAP_PERFMON",         "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+};
+
+int rt_cap_number(const char *name)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(cap_names); i++)
+                if (!strcasecmp(name, cap_names[i]) || !strcasecmp(name, cap_names[i] + 4))
+                        return (int)i;
+        return -1;
+}
+
+/* process.capabilities: each set a list of names.  An unknown name is
+ * left out with a warning, as runc does (a newer profile, an older
+ * kernel); a set that is not a list of strings is refused. */
+int rt_caps_parse(json_t *caps, uint64_t out[MSB_CAP_SETS_RT], char *why, size_t n)
+{
+        static const char *const sets[] = {"bounding", "effective", "permitted", "inheritable", "ambient"};
+        memset(out, 0, sizeof(uint64_t) * MSB_CAP_SETS_RT);
+        if (!json_is_object(caps)) {
+                snprintf(why, n, "process.capabilities: expected an object of lists");
+                return -EINVAL;
+        }
+        for (size_t s = 0; s < ARRAY_SIZE(sets); s++) {
+                json_t *a = json_object_get(caps, sets[s]), *v;
+                size_t i;
+                if (a && !json_is_array(a)) {
+                        snprintf(why, n, "process.capabilities.%s: expected a list of names", sets[s]);
+                        return -EINVAL;
+                }
+                json_array_foreach(a, i, v)
+                {
+                        const char *name = json_string_value(v);
+                        if (!name) {
+                                snprintf(why, n, "process.capabilities.%s[%zu]: expected a name", sets[s], i);
+                                return -EINVAL;
+                        }
+                        int c = rt_cap_number(name);
+                        if (c < 0)
+                                rt_warn("process.capabilities.%s: unknown capability %.64s left out", sets[s], name);
+                        else
+                                out[s] |= 1ull << c;
+                }
+        }
+        return 0;
+}
+
+static int action_parse(const char *a, json_t *errno_ret, uint32_t *ret)
+{
+        uint32_t e = errno_ret && json_is_integer(errno_ret) ? (uint32_t)json_integer_value(errno_ret) : EPERM;
+        if (e > 4095)
+                return -EINVAL;
+        if (!strcmp(a, "SCMP_ACT_ALLOW"))
+                *ret = SCMP_ACT_ALLOW;
+        else if (!strcmp(a, "SCMP_ACT_ERRNO"))
+                *ret = SCMP_ACT_ERRNO(e);
+        else if (!strcmp(a, "SCMP_ACT_KILL") || !strcmp(a, "SCMP_ACT_KILL_THREAD"))
+                *ret = SCMP_ACT_KILL_THREAD;
+        else if (!strcmp(a, "SCMP_ACT_KILL_PROCESS"))
+                *ret = SCMP_ACT_KILL_PROCESS;
+        else if (!strcmp(a, "SCMP_ACT_TRAP"))
+                *ret = SCMP_ACT_TRAP;
+        else if (!strcmp(a, "SCMP_ACT_TRACE"))
+                *ret = SCMP_ACT_TRACE(e);
+        else if (!strcmp(a, "SCMP_ACT_LOG"))
+                *ret = SCMP_ACT_LOG;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+static int op_parse(const char *op, enum scmp_compare *ret)
+{
+        static const struct {
+                const char *name;
+                enum scmp_compare op;
+        } ops[] = {{"SCMP_CMP_NE", SCMP_CMP_NE}, {"SCMP_CMP_LT", SCMP_CMP_LT},
+                   {"SCMP_CMP_LE", SCMP_CMP_LE}, {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+                   {"SCMP_CMP_GE", SCMP_CMP_GE}, {"SCMP_CMP_GT", SCMP_CMP_GT},
+                   {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ}};
+        for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
+                if (op && !strcmp(op, ops[i].name)) {
+                        *ret = ops[i].op;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+#define SECCOMP_MAX_RULES 4096
+#define SECCOMP_MAX_ARGS 6
+
+/* One entry of linux.seccomp.syscalls: its action for each name, with
+ * the argument conditions.  0, or -EINVAL with why filled. */
+static int add_rule(scmp_filter_ctx sc, json_t *r, size_t idx, uint32_t def, char *why, size_t n)
+{
+        const char *act = json_string_value(json_object_get(r, "action"));
+        uint32_t action;
+        if (!act || !strcmp(act, "SCMP_ACT_NOTIFY"))
+                return snprintf(why, n,
+                                "linux.seccomp.syscalls[%zu].action: %s (a notifying filter needs a listener on the "
+                                "host, which a VM's processes cannot reach)",
+                                idx, act ? act : "missing"),
+                       -EINVAL;
+        if (action_parse(act, json_object_get(r, "errnoRet"), &action) < 0)
+                return snprintf(why, n, "linux.seccomp.syscalls[%zu].action: unknown action %.64s", idx, act), -EINVAL;
+        json_t *args = json_object_get(r, "args"), *a;
+        struct scmp_arg_cmp cmp[SECCOMP_MAX_ARGS];
+        size_t i, nargs = 0;
+        if (args && (!json_is_array(args) || json_array_size(args) > SECCOMP_MAX_ARGS))
+                return snprintf(why, n, "linux.seccomp.syscalls[%zu].args: at most %d conditions", idx,
+                                SECCOMP_MAX_ARGS),
+                       -EINVAL;
+        json_array_foreach(args, i, a)
+        {
+                enum scmp_compare op;
+                json_int_t index = json_integer_value(json_object_get(a, "index"));
+                if (op_parse(json_string_value(json_object_get(a, "op")), &op) < 0 || index < 0 || index > 5)
+                        return snprintf(why, n, "linux.seccomp.syscalls[%zu].args[%zu]: bad index or op", idx, i),
+                               -EINVAL;
+                cmp[nargs++] = (struct scmp_arg_cmp){
+                        .arg = (unsigned)index,
+                        .op = op,
+                        .datum_a = (scmp_datum_t)json_integer_value(json_object_get(a, "value")),
+                        .datum_b = (scmp_datum_t)json_integer_value(json_object_get(a, "valueTwo")),
+                };
+        }
+        /* the default already; libseccomp refuses such a rule */
+        if (action == def)
+                return 0;
+        json_t *names = json_object_get(r, "names"), *nm;
+        if (!json_is_array(names))
+                return snprintf(why, n, "linux.seccomp.syscalls[%zu].names: expected a list", idx), -EINVAL;
+        json_array_foreach(names, i, nm)
+        {
+                const char *name = json_string_value(nm);
+                if (!name)
+                        return snprintf(why, n, "linux.seccomp.syscalls[%zu].names[%zu]: expected a name", idx, i),
+                               -EINVAL;
+                int nr = seccomp_syscall_resolve_name(name);
+                /* a name this architecture or libseccomp does not know:
+                 * nothing to filter, as runc */
+                if (nr == __NR_SCMP_ERROR)
+                        continue;
+                int e = seccomp_rule_add_array(sc, action, nr, (unsigned)nargs, cmp);
+                if (e < 0)
+                        return snprintf(why, n, "linux.seccomp.syscalls[%zu]: %s: %s", idx, name, strerror(-e)),
+                               -EINVAL;
+        }
+        return 0;
+}
+
+int rt_seccomp_compile(json_t *s, void **ret_bpf, size_t *ret_len, char *why, size_t n)
+{
+        *ret_bpf = NULL;
+        *ret_len = 0;
+        const char *defa = json_string_value(json_object_get(s, "defaultAction"));
+        uint32_t def;
+        if (!defa || action_parse(defa, json_object_get(s, "defaultErrnoRet"), &def) < 0)
+                return snprintf(why, n, "linux.seccomp.defaultAction: %s", defa ? "unknown action" : "missing"),
+                       -EINVAL;
+        if (json_string_value(json_object_get(s, "listenerPath")))
+                return snprintf(why, n, "linux.seccomp.listenerPath: a VM's processes cannot reach a host listener"),
+                       -EINVAL;
+        json_t *calls = json_object_get(s, "syscalls");
+        if (calls && (!json_is_array(calls) || json_array_size(calls) > SECCOMP_MAX_RULES))
+                return snprintf(why, n, "linux.seccomp.syscalls: expected a list of at most %d", SECCOMP_MAX_RULES),
+                       -EINVAL;
+        scmp_filter_ctx sc = seccomp_init(def);
+        if (!sc)
+                return snprintf(why, n, "linux.seccomp: cannot start a filter"), -ENOMEM;
+        /* exported, never loaded here */
+        seccomp_attr_set(sc, SCMP_FLTATR_CTL_NNP, 0);
+        int r = 0;
+        json_t *a;
+        size_t i;
+        json_array_foreach(json_object_get(s, "architectures"), i, a)
+        {
+                const char *name = json_string_value(a);
+                if (!name || strncmp(name, "SCMP_ARCH_", 10))
+                        continue;
+                _cleanup_free_ char *lower = xstrdup(name + 10);
+                for (char *c = lower; *c; c++)
+                        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+                uint32_t arch = seccomp_arch_resolve_name(lower);
+                /* only what this host (the guest's architecture) runs */
+                if (arch && arch != seccomp_arch_native()) {
+                        int e = seccomp_arch_add(sc, arch);
+                        if (e < 0 && e != -EEXIST)
+                                rt_debug("linux.seccomp.architectures: %s left out: %s", name, strerror(-e));
+                }
+        }
+        json_array_foreach(calls, i, a)
+        {
+                if ((r = add_rule(sc, a, i, def, why, n)) < 0)
+                        break;
+        }
+        int fd = r < 0 ? -1 : memfd_create("seccomp", MFD_CLOEXEC);
+        if (r >= 0 && (fd < 0 || (r = seccomp_export_bpf(sc, fd)) < 0)) {
+                snprintf(why, n, "linux.seccomp: cannot compile the filter: %s", strerror(fd < 0 ? errno : -r));
+                r = -EIO;
+        }
+        seccomp_release(sc);
+        if (r < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return r;
+        }
+        off_t len = lseek(fd, 0, SEEK_END);
+        if (len <= 0 || len % 8 || len / 8 > (off_t)MSB_SECCOMP_MAX_RT) {
+                close(fd);
+                return snprintf(why, n, "linux.seccomp: the filter is %lld instructions; at most %d",
+                                (long long)(len / 8), MSB_SECCOMP_MAX_RT),
+                       -E2BIG;
+        }
+        uint8_t *bpf = xmalloc((size_t)len);
+        ssize_t got = pread(fd, bpf, (size_t)len, 0);
+        close(fd);
+        if (got != len) {
+                free(bpf);
+                return snprintf(why, n, "linux.seccomp: cannot read the compiled filter"), -EIO;
+        }
+        *ret_bpf = bpf;
+        *ret_len = (size_t)len / 8;
+        return 0;
+}
+
+int rt_confine_from(json_t *process, json_t *seccomp, struct msb_confine *c, void **bpf, bool *any, char *why,
+                    size_t n)
+{
+        memset(c, 0, sizeof(*c));
+        *bpf = NULL;
+        json_t *caps = json_object_get(process, "capabilities");
+        c->no_new_privs = json_is_true(json_object_get(process, "noNewPrivileges"));
+        *any = caps || c->no_new_privs || seccomp;
+        if (!*any)
+                return 0;
+        if (caps) {
+                int r = rt_caps_parse(caps, c->caps, why, n);
+                if (r < 0)
+                        return r;
+        } else {
+                /* no capabilities entry: root keeps them all, any other
+                 * uid has none, as without confinement */
+                json_t *uid = json_object_get(json_object_get(process, "user"), "uid");
+                uint64_t all = (1ull << ARRAY_SIZE(cap_names)) - 1;
+                c->caps[0] = all;
+                if (json_integer_value(uid) == 0)
+                        c->caps[1] = c->caps[2] = all;
+        }
+        if (seccomp) {
+                int r = rt_seccomp_compile(seccomp, bpf, &c->seccomp_len, why, n);
+                if (r < 0)
+                        return r;
+                c->seccomp = *bpf;
+        }
+        return 0;
+}
