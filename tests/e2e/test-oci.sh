@@ -176,6 +176,40 @@ t_05b_readonly_root_mqueue_cgroup_shm_size_and_noexec_volume() {
         ! echo "$OUT" | grep -qx ran || fail "noexec: the script ran"
 }
 
+t_05c_confinement_caps_seccomp_masks_sysctl_no_new_privs() {
+        printf '%s\n' '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"],' \
+                '"action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}' >"$WORK/seccomp.json"
+        local probe='grep -E "^(CapEff|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status; mount | grep -E " /sys/firmware | /proc/sys "
+                cat /proc/sys/net/ipv4/ip_default_ttl; echo 1 >/proc/sys/kernel/sysrq 2>/dev/null || echo sysrq-refused'
+        run_pm run --rm "${UL[@]}" --sysctl net.ipv4.ip_default_ttl=42 "$IMG" sh -c "$probe"
+        assert_eq status 0 "$RC" || { echo "$ERR" >&2; false; }
+        # podman's default capabilities: chown dac_override fowner fsetid kill
+        # setgid setuid setpcap net_bind_service sys_chroot setfcap
+        assert_contains "capabilities: podman's default set" "CapEff:	00000000800405fb" "$OUT"
+        assert_contains "bounding set too" "CapBnd:	00000000800405fb" "$OUT"
+        assert_contains "podman's seccomp filter is loaded" "Seccomp:	2" "$OUT"
+        assert_contains "maskedPaths: /sys/firmware" "on /sys/firmware type tmpfs (ro" "$OUT"
+        assert_contains "readonlyPaths: /proc/sys" "on /proc/sys type proc (ro" "$OUT"
+        assert_contains "--sysctl written" 42 "$OUT"
+        assert_contains "a read-only /proc/sys refuses writes" sysrq-refused "$OUT"
+        assert_contains "no no_new_privs unless asked" "NoNewPrivs:	0" "$OUT"
+        run_pm run --rm "${UL[@]}" --cap-drop all --security-opt no-new-privileges \
+                --security-opt seccomp="$WORK/seccomp.json" "$IMG" sh -c \
+                'grep -E "^(CapEff|NoNewPrivs):" /proc/self/status; mkdir /tmp/d 2>&1 || true; chown 1 /tmp 2>&1 || true'
+        assert_eq status 0 "$RC" || { echo "$ERR" >&2; false; }
+        assert_contains "--cap-drop all" "CapEff:	0000000000000000" "$OUT"
+        assert_contains "no-new-privileges" "NoNewPrivs:	1" "$OUT"
+        assert_contains "the profile's errnoRet (ENOSYS)" "not implemented" "$OUT"
+        assert_contains "without CAP_CHOWN root cannot chown" "Operation not permitted" "$OUT"
+        # podman exec: the container's filter and the process's capabilities
+        run_pm run -d --name oci-cf "${UL[@]}" --cap-drop all --cap-add kill "$IMG" sleep 1000
+        assert_eq "run -d" 0 "$RC" || { echo "$ERR" >&2; false; }
+        run_pm exec oci-cf grep -E "^(CapEff|Seccomp):" /proc/self/status
+        assert_contains "exec: capabilities" "CapEff:	0000000000000020" "$OUT"
+        assert_contains "exec: the filter" "Seccomp:	2" "$OUT"
+        run_pm rm -f -t 0 oci-cf
+}
+
 start_containerd() {
         mkdir -p "$CTD"
         cat >"$CTD/config.toml" <<EOF

@@ -161,6 +161,37 @@ static void test_exec_plain(void)
         msb_buf_free(&b);
 }
 
+/* an OCI process's capabilities and filter round-trip; a filter without
+ * CONFINE, or longer than the kernel takes, never goes out */
+static void test_exec_confine(void)
+{
+        struct msb_buf b = {0};
+        struct msb_msg m;
+        struct msb_exec_msg ex = sample_exec();
+        uint8_t bpf[16] = {6, 0, 0, 0, 0, 0, 0xff, 0x7f, 6, 0, 0, 0, 0, 0, 0, 0};
+        ex.flags |= MSB_EXEC_CONFINE | MSB_EXEC_NO_NEW_PRIVS;
+        for (int i = 0; i < MSB_CAP_SETS; i++)
+                ex.caps[i] = 0x800405fbull << i;
+        ex.nseccomp = 2;
+        ex.seccomp = bpf;
+        CHECK_INT(msb_enc_exec(&b, &ex), 0);
+        CHECK_INT(decode_one(&b, &m), 1);
+        CHECK_INT(m.u.exec.flags, MSB_EXEC_STDIN | MSB_EXEC_CONFINE | MSB_EXEC_NO_NEW_PRIVS);
+        CHECK(m.u.exec.caps[MSB_CAP_AMBIENT] == 0x800405fbull << 4);
+        CHECK_INT(m.u.exec.nseccomp, 2);
+        CHECK(m.u.exec.seccomp && !memcmp(m.u.exec.seccomp, bpf, 16));
+        msb_msg_free(&m);
+        msb_buf_free(&b);
+        b = (struct msb_buf){0};
+        ex.flags &= ~MSB_EXEC_CONFINE;
+        CHECK_INT(msb_enc_exec(&b, &ex), -E2BIG);
+        ex.flags |= MSB_EXEC_CONFINE;
+        ex.nseccomp = MSB_PROTO_MAX_SECCOMP + 1;
+        CHECK_INT(msb_enc_exec(&b, &ex), -E2BIG);
+        CHECK_INT(msb_buf_pending(&b), 0);
+        msb_buf_free(&b);
+}
+
 /* a user resolved by the host, a path found by it, files to read ahead */
 /* a built-in routine (msb cp) round-trips with stdin */
 static void test_exec_internal(void)
@@ -581,7 +612,7 @@ static void check_bad_exec(const struct msb_exec_msg *ex, const char *what)
 static void test_bad_exec(void)
 {
         struct msb_exec_msg ex = sample_exec();
-        ex.flags = 1u << 5;
+        ex.flags = 1u << 9;
         check_bad_exec(&ex, "an unknown flag");
         ex.flags = MSB_EXEC_INTERNAL | MSB_EXEC_MAIN;
         check_bad_exec(&ex, "a built-in routine as the main process");
@@ -702,8 +733,34 @@ static void test_bad_setup(void)
         struct msb_setup_msg su = {.flags = 1u << 4, .rootfs_tag = "r", .hostname = "", .nmounts = 1, .mounts = mt};
         check_bad_setup(&su, "an unknown flag");
         su.flags = 0;
-        mt[0].flags = 1u << 6;
+        mt[0].flags = 1u << 9;
         check_bad_setup(&su, "an unknown mount flag");
+        /* root steps: one kind, nothing of a mount's, sysctls in /proc/sys */
+        struct msb_buf b = {0};
+        static const struct msb_mount_spec steps_bad[] = {
+                {"t", "", "/proc/kcore", MSB_MOUNT_MASK},
+                {"", "x", "/proc/kcore", MSB_MOUNT_MASK},
+                {"", "", "/proc/kcore", MSB_MOUNT_MASK | MSB_MOUNT_ROPATH},
+                {"", "", "/proc/kcore", MSB_MOUNT_MASK | MSB_MOUNT_RO},
+                {"1", "", "/etc/passwd", MSB_MOUNT_SYSCTL},
+                {"1", "", "/proc/sys/../../etc/passwd", MSB_MOUNT_SYSCTL},
+                {"1", "", "/proc/sys/", MSB_MOUNT_SYSCTL},
+                {"1\n2", "", "/proc/sys/kernel/x", MSB_MOUNT_SYSCTL},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(steps_bad); i++) {
+                mt[0] = steps_bad[i];
+                CHECK_INT(msb_enc_setup(&b, &su), -EINVAL);
+        }
+        CHECK_INT(msb_buf_pending(&b), 0);
+        mt[0] = (struct msb_mount_spec){"0 2147483647", "", "/proc/sys/net/ipv4/ping_group_range", MSB_MOUNT_SYSCTL};
+        CHECK_INT(msb_enc_setup(&b, &su), 0);
+        struct msb_msg m;
+        CHECK_INT(decode_one(&b, &m), 1);
+        CHECK_INT(m.u.setup.mounts[0].flags, MSB_MOUNT_SYSCTL);
+        CHECK_STR(m.u.setup.mounts[0].tag, "0 2147483647");
+        msb_msg_free(&m);
+        msb_buf_free(&b);
+        mt[0] = (struct msb_mount_spec){"t", "", "/m", 0};
         mt[0].flags = MSB_MOUNT_KERNFS | MSB_MOUNT_FILE;
         mt[0].sub = "tmpfs";
         check_bad_setup(&su, "a tmpfs that is a file");
@@ -751,6 +808,7 @@ int main(void)
         test_setup();
         test_exec_plain();
         test_exec_internal();
+        test_exec_confine();
         test_exec_ids();
         test_exec_tty();
         test_data();
