@@ -306,6 +306,10 @@ struct msb_relay_opts {
         const char *detach_keys; /* e.g. "\x10\x11" (Ctrl-P Ctrl-Q), NULL: none; at most MSB_DETACH_KEYS_MAX */
         unsigned timeout_ms; /* SIGKILL the process after this long (0: never);
                               * its status is then 124 */
+        bool no_wait_stop;   /* attached to the main process: return with its
+                              * status at once, while the VM still stops
+                              * (its writable file systems are synced
+                              * before the status is sent) */
 };
 /* Relay the process's streams until it exits (0, *ret_status as
  * msb_run's), the user detaches (MSB_DETACHED) or the sandbox stops.

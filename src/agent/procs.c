@@ -337,10 +337,12 @@ static int confine_after_ids(const struct msb_exec_msg *ex)
                 };
         if (syscall(SYS_capset, &h, d) < 0 || prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
                 return -1;
+        /* one that is not also inheritable and permitted cannot be
+         * ambient: left out, as runc does (runc spec's default asks for
+         * ambient capabilities without inheritable ones) */
         for (unsigned cap = 0; cap < 64; cap++)
-                if ((ex->caps[MSB_CAP_AMBIENT] & (1ull << cap)) &&
-                    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
-                        return -1;
+                if (ex->caps[MSB_CAP_AMBIENT] & (1ull << cap))
+                        (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
         if ((ex->flags & MSB_EXEC_NO_NEW_PRIVS) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return -1;
         if ((ex->flags & MSB_EXEC_NO_NEW_PRIVS) && ex->nseccomp && load_seccomp(ex) < 0)

@@ -46,6 +46,14 @@ static int disk_fd = -1;
 static void sync_volumes(void)
 {
         const struct msb_setup_msg *su = setup_cfg;
+        /* an OCI bundle's root is the share itself: its mmap'd writes too */
+        if (su && (su->flags & MSB_SETUP_ROOT_RW)) {
+                int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd >= 0) {
+                        syncfs(fd);
+                        close(fd);
+                }
+        }
         for (uint32_t i = 0; su && i < su->nmounts; i++) {
                 const struct msb_mount_spec *m = &su->mounts[i];
                 if (m->flags & MSB_MOUNT_RO)

@@ -618,7 +618,7 @@ int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret
         *ret_status = rs.killed ? 124 : rs.status;
         /* the main process ended: the sandbox is stopping; once this
          * returns, it has stopped (and a --rm one is gone) */
-        if (p->attach)
+        if (p->attach && !ro->no_wait_stop)
                 sb_wait_gone(p->dir, 30000);
         return 0;
 }

@@ -185,9 +185,15 @@ static int run_main(struct msb_ctx *ctx, const struct rt_container *c, int tty)
                 .out_fd = tty >= 0 ? tty : 1,
                 .err_fd = tty >= 0 ? tty : 2,
                 .tty_fd = tty,
+                /* the container has ended with its process: conmon and
+                 * containerd learn it now, and delete takes the VM down
+                 * if it has not stopped by then */
+                .no_wait_stop = true,
         };
         int st = 0;
+        rt_debug("container %s: attached to its main process", c->id);
         int r = msb_proc_relay(p, &ro, &st, &err);
+        rt_debug("container %s: main process ended (%d)", c->id, st);
         msb_proc_free(p);
         if (r < 0) {
                 /* the connection ended without a status: the sandbox's
