@@ -50,6 +50,10 @@ if ninja -C build-fuzz >build-fuzz.log 2>&1; then
                 >"$seed/proto/setup"
         printf '\003\002\0\0\0\005\0\0\0\0\0\0\0\0\0\0\0\001\0\0\0\002\0\0\0sh\001\0\0\0\003\0\0\0A=1\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\030\0\0\0\120\0\0\0\0\0\0\0' \
                 >"$seed/proto/exec"
+        # the same with an OCI process's confinement (capabilities, a filter)
+        { printf '\003\002\0\0\0\045\0\0\0\0\0\0\0\0\0\0\0\001\0\0\0\002\0\0\0sh\001\0\0\0\003\0\0\0A=1\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\030\0\0\0\120\0\0\0\0\0\0\0'
+          printf '\373\005\004\200\0\0\0\0%.0s' 1 2 3 4 5
+          printf '\001\0\0\0\006\0\0\0\0\0\377\177'; } >"$seed/proto/exec-confine"
         build-fuzz/tests/fuzz-proto -runs=200000 -max_len=4096 -seed=1 -artifact_prefix=build-fuzz/ "$seed/proto" >build-fuzz/fuzz-proto.log 2>&1
         rc=$?
         [ $rc = 0 ] || tail -30 build-fuzz/fuzz-proto.log
@@ -85,13 +89,19 @@ if ninja -C build-fuzz >build-fuzz.log 2>&1; then
 {"ociVersion": "1.0.2", "root": {"path": "rootfs", "readonly": true}, "hostname": "box",
  "process": {"terminal": true, "consoleSize": {"height": 24, "width": 80}, "args": ["sh"], "env": ["PATH=/bin"],
   "cwd": "/", "user": {"uid": 1000, "gid": 1000, "additionalGids": [10]},
-  "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]},
+  "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}], "noNewPrivileges": true,
+  "capabilities": {"bounding": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}},
  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
   {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "size=65536k"]},
   {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec"]},
   {"destination": "/data/x", "type": "bind", "source": "/tmp", "options": ["rbind", "ro"]}],
  "annotations": {"io.msb.cpus": "2", "io.msb.memory": "256M"},
  "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}, {"type": "network", "path": "/x"}],
+  "maskedPaths": ["/proc/kcore", "/sys/firmware"], "readonlyPaths": ["/proc/sys"],
+  "sysctl": {"net.ipv4.ping_group_range": "0 0"},
+  "seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+   "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+    {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]},
   "resources": {"cpu": {"quota": 150000, "period": 100000}, "memory": {"limit": 268435456}}}}
 JSON
         printf '{"args": ["ls", "-l"], "env": ["A=1"], "cwd": "/tmp", "user": {"uid": 0, "gid": 0}, "terminal": false}' \
