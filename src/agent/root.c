@@ -17,6 +17,9 @@
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <linux/magic.h>
+#include <sys/statvfs.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -191,6 +194,23 @@ static bool tmpfs_options_ok(const char *o)
  * bind-mounted into place and the staging mount goes away before the
  * command starts, so the guest has exactly one path to each volume.  A
  * device of its own (sub "") is mounted directly. */
+/* agentd's own /dev/null (the initramfs's devtmpfs, never the new
+ * root's, where a volume could have put anything), checked, as a path
+ * bind mounts take: "/proc/self/fd/N". */
+static const char *null_source(void)
+{
+        static char path[32];
+        static int fd = -1;
+        if (fd < 0) {
+                struct stat st;
+                fd = open("/dev/null", O_PATH | O_CLOEXEC);
+                if (fd < 0 || fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+                        fail("root", EINVAL, "agentd's /dev/null is not the null device");
+                snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        }
+        return path;
+}
+
 /* An OCI root step (proto.h, MSB_MOUNT_STEP) once everything is mounted:
  * the path is looked up in the new root, never followed out of it; a
  * missing one is skipped, as runc does. */
@@ -208,23 +228,32 @@ static void root_step(int rootfd, const struct msb_mount_spec *m)
         if (fstat(fd, &st) < 0)
                 fail("root", errno, "%s: cannot stat it", m->path);
         if (m->flags & MSB_MOUNT_SYSCTL) {
-                _cleanup_close_ int w = open(target, O_WRONLY | O_CLOEXEC);
+                /* procfs files only: never a fifo a volume put there */
+                struct statfs sf;
+                if (!S_ISREG(st.st_mode) || fstatfs(fd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC)
+                        fail("sysctl", EINVAL, "%s is not a sysctl of the guest's /proc/sys", m->path);
+                _cleanup_close_ int w = open(target, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
                 size_t n = strlen(m->tag);
                 if (w < 0 || write(w, m->tag, n) != (ssize_t)n)
                         fail("sysctl", errno, "cannot write '%s' to %s", m->tag, m->path);
         } else if (m->flags & MSB_MOUNT_MASK) {
                 int r = S_ISDIR(st.st_mode) ? mount("tmpfs", target, "tmpfs", MS_RDONLY, "size=0,mode=0555")
-                                            : mount(NEWROOT "/dev/null", target, NULL, MS_BIND, NULL);
+                                            : mount(null_source(), target, NULL, MS_BIND, NULL);
                 if (r < 0)
                         fail("root", errno, "%s: cannot mask it", m->path);
         } else {
                 if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
                         fail("root", errno, "%s: cannot bind-mount it onto itself", m->path);
-                /* the remount must reach the new mount: look it up again */
+                /* the remount must reach the new mount: look it up again;
+                 * the mount's other flags stay as they were, as with runc */
                 _cleanup_close_ int top = (int)syscall(SYS_openat2, rootfd, m->path + 1, &how, sizeof(how));
+                struct statvfs sv;
+                if (top < 0 || fstatvfs(top, &sv) < 0)
+                        fail("root", errno, "%s: cannot open the bind mount", m->path);
+                unsigned long fl = MS_REMOUNT | MS_BIND | MS_RDONLY | ((sv.f_flag & ST_NOSUID) ? MS_NOSUID : 0) |
+                                   ((sv.f_flag & ST_NODEV) ? MS_NODEV : 0) | ((sv.f_flag & ST_NOEXEC) ? MS_NOEXEC : 0);
                 snprintf(target, sizeof(target), "/proc/self/fd/%d", top);
-                if (top < 0 || mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV |
-                                                              MS_NOEXEC, NULL) < 0)
+                if (mount(NULL, target, NULL, fl, NULL) < 0)
                         fail("root", errno, "%s: cannot make it read-only", m->path);
         }
 }

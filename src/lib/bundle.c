@@ -171,7 +171,7 @@ static int add_step(struct msb_run_opts *o, unsigned kind, const char *what, con
          * resolves it inside its root */
         size_t n = strlen(guest);
         bool ok = guest[0] == '/' && n > 1 && n < 1024 && !strstr(guest, "//") && !strstr(guest, "/./") &&
-                  !strstr(guest, "/../") && strcmp(guest + n - 2, "/.") && strcmp(guest + n - 3, "/..");
+                  !strstr(guest, "/../") && strcmp(guest + n - 2, "/.") && (n < 3 || strcmp(guest + n - 3, "/.."));
         if (!ok)
                 return msb_err(err, EINVAL, "%s %s: expected an absolute path below / without . or ..", what, guest);
         _cleanup_free_ char *g = xstrdup(guest);

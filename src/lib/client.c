@@ -217,7 +217,8 @@ int msb_sandbox_exec(struct msb_ctx *ctx, const char *name, const struct msb_exe
                 .cols = eo->tty ? (eo->cols ? eo->cols : 80) : 0,
         };
         if (eo->confine) {
-                if (eo->confine->seccomp_len > MSB_PROTO_MAX_SECCOMP)
+                if (eo->confine->seccomp_len > MSB_PROTO_MAX_SECCOMP ||
+                    (eo->confine->seccomp_len && !eo->confine->seccomp))
                         return msb_err(err, E2BIG, "a seccomp filter of %zu instructions; at most %u",
                                        eo->confine->seccomp_len, MSB_PROTO_MAX_SECCOMP);
                 exec_confine(&ex, eo->confine);

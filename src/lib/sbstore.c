@@ -278,11 +278,14 @@ static int bundle_opts_load(json_t *j, struct msb_run_opts *o, const char *name,
                 const char *hex = jstr(cf, "seccomp");
                 size_t n = hex ? strlen(hex) : 0;
                 _cleanup_free_ uint8_t *bpf = xmalloc(n / 2 + 1);
+                static const char digits[] = "0123456789abcdef";
                 for (size_t b = 0; hex && b < n / 2; b++) {
-                        unsigned v;
-                        if (sscanf(hex + 2 * b, "%2x", &v) != 1)
+                        const char *h = strchr(digits, hex[2 * b]), *l = strchr(digits, hex[2 * b + 1]);
+                        if (!h || !l || !*h || !*l) {
                                 r = -EINVAL;
-                        bpf[b] = (uint8_t)v;
+                                break;
+                        }
+                        bpf[b] = (uint8_t)((h - digits) << 4 | (l - digits));
                 }
                 c.seccomp = bpf;
                 c.seccomp_len = n / 16;

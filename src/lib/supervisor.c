@@ -477,6 +477,9 @@ static void client_exec_routine(struct sup *s, struct conn *c, struct msb_exec_m
         ex->exec_path = "";
         ex->nprefetch = 0;
         ex->prefetch = NULL;
+        ex->nseccomp = 0;
+        ex->seccomp = NULL;
+        memset(ex->caps, 0, sizeof(ex->caps));
         if (msb_enc_exec(&s->vm->out, ex) < 0)
                 return conn_error(s, c, "exec", E2BIG, "the command line is too large");
         exec_sent(s, c, ex);

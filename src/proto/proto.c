@@ -201,7 +201,7 @@ int msb_enc_exec(struct msb_buf *out, const struct msb_exec_msg *ex)
         for (uint32_t i = 0; i < ex->nrlimits; i++)
                 if (ex->rlimits[i].resource >= MSB_PROTO_RLIMIT_NR || ex->rlimits[i].soft > ex->rlimits[i].hard)
                         return -EINVAL;
-        if (ex->nseccomp > MSB_PROTO_MAX_SECCOMP || (ex->nseccomp && !(ex->flags & MSB_EXEC_CONFINE)))
+        if (ex->nseccomp > MSB_PROTO_MAX_SECCOMP || (ex->nseccomp && (!(ex->flags & MSB_EXEC_CONFINE) || !ex->seccomp)))
                 return -E2BIG;
         if (ex->ngroups > MSB_PROTO_MAX_GROUPS || (ex->home && !str_ok(ex->home)) ||
             (ex->exec_path && !str_ok(ex->exec_path)) || ex->nprefetch > MSB_PROTO_MAX_PREFETCH ||

@@ -756,8 +756,11 @@ static int map_confine(struct rt_bundle *b, json_t *j)
         bool any;
         char why[512];
         struct msb_error err = {0};
-        int r = rt_confine_from(json_object_get(j, "process"), json_object_get(l, "seccomp"), &c, &bpf, &any, why,
-                                sizeof(why));
+        json_t *proc = json_object_get(j, "process");
+        int r = rt_confine_from(json_object_get(proc, "capabilities"),
+                                json_is_true(json_object_get(proc, "noNewPrivileges")),
+                                json_integer_value(json_object_get(json_object_get(proc, "user"), "uid")) == 0,
+                                json_object_get(l, "seccomp"), &c, &bpf, &any, why, sizeof(why));
         if (r < 0)
                 return refuse_why(why);
         if (any)
@@ -938,23 +941,23 @@ int rt_exec_confine(const char *bundle, struct rt_process *p, bool no_new_privs)
                 return r;
         }
         json_t *j = json_loads(data, 0, NULL);
-        char why[512];
-        r = rt_confine_from(p->json ? p->json : json_object_get(j, "process"),
-                            json_object_get(json_object_get(j, "linux"), "seccomp"), &p->confine, &p->bpf,
-                            &p->confined, why, sizeof(why));
-        json_decref(j);
-        if (r < 0)
-                return refuse_why(why);
-        if (no_new_privs) {
-                if (!p->confined) {
-                        /* nothing else asked: the usual rights, and no_new_privs */
-                        uint64_t all = ~0ull >> (64 - 41);
-                        p->confine.caps[0] = all;
-                        if (!p->user || !strncmp(p->user, "0:", 2) || !strcmp(p->user, "0"))
-                                p->confine.caps[1] = p->confine.caps[2] = all;
-                }
-                p->confine.no_new_privs = true;
-                p->confined = true;
+        if (!json_is_object(j)) {
+                json_decref(j);
+                rt_error("%s: not a JSON object: the container's confinement cannot be known", path);
+                return -EINVAL;
         }
-        return 0;
+        /* as runc: the --process object's capabilities, else the
+         * container's; the default by the uid the process runs as */
+        json_t *proc = json_object_get(j, "process");
+        json_t *caps = json_object_get(p->json, "capabilities");
+        if (!caps)
+                caps = json_object_get(proc, "capabilities");
+        bool nnp = no_new_privs || json_is_true(json_object_get(p->json ? p->json : proc, "noNewPrivileges"));
+        bool root = p->user ? p->user[0] >= '0' && p->user[0] <= '9' && strtoul(p->user, NULL, 10) == 0
+                            : json_integer_value(json_object_get(json_object_get(proc, "user"), "uid")) == 0;
+        char why[512];
+        r = rt_confine_from(caps, nnp, root, json_object_get(json_object_get(j, "linux"), "seccomp"), &p->confine,
+                            &p->bpf, &p->confined, why, sizeof(why));
+        json_decref(j);
+        return r < 0 ? refuse_why(why) : 0;
 }

@@ -79,9 +79,10 @@ int rt_caps_parse(json_t *caps, uint64_t out[MSB_CAP_SETS_RT], char *why, size_t
 
 static int action_parse(const char *a, json_t *errno_ret, uint32_t *ret)
 {
-        uint32_t e = errno_ret && json_is_integer(errno_ret) ? (uint32_t)json_integer_value(errno_ret) : EPERM;
-        if (e > 4095)
+        if (errno_ret && (!json_is_integer(errno_ret) || json_integer_value(errno_ret) < 0 ||
+                          json_integer_value(errno_ret) > 4095))
                 return -EINVAL;
+        uint32_t e = errno_ret ? (uint32_t)json_integer_value(errno_ret) : EPERM;
         if (!strcmp(a, "SCMP_ACT_ALLOW"))
                 *ret = SCMP_ACT_ALLOW;
         else if (!strcmp(a, "SCMP_ACT_ERRNO"))
@@ -134,7 +135,9 @@ static int add_rule(scmp_filter_ctx sc, json_t *r, size_t idx, uint32_t def, cha
                                 idx, act ? act : "missing"),
                        -EINVAL;
         if (action_parse(act, json_object_get(r, "errnoRet"), &action) < 0)
-                return snprintf(why, n, "linux.seccomp.syscalls[%zu].action: unknown action %.64s", idx, act), -EINVAL;
+                return snprintf(why, n, "linux.seccomp.syscalls[%zu].action: unknown action %.64s or a bad errnoRet",
+                                idx, act),
+                       -EINVAL;
         json_t *args = json_object_get(r, "args"), *a;
         struct scmp_arg_cmp cmp[SECCOMP_MAX_ARGS];
         size_t i, nargs = 0;
@@ -145,9 +148,17 @@ static int add_rule(scmp_filter_ctx sc, json_t *r, size_t idx, uint32_t def, cha
         json_array_foreach(args, i, a)
         {
                 enum scmp_compare op;
-                json_int_t index = json_integer_value(json_object_get(a, "index"));
-                if (op_parse(json_string_value(json_object_get(a, "op")), &op) < 0 || index < 0 || index > 5)
-                        return snprintf(why, n, "linux.seccomp.syscalls[%zu].args[%zu]: bad index or op", idx, i),
+                json_t *ix = json_object_get(a, "index"), *v1 = json_object_get(a, "value"),
+                       *v2 = json_object_get(a, "valueTwo");
+                json_int_t index = json_integer_value(ix);
+                /* a missing or mistyped number would read as 0, and a
+                 * condition on 0 can match everything */
+                if (op_parse(json_string_value(json_object_get(a, "op")), &op) < 0 || !json_is_integer(ix) ||
+                    index < 0 || index > 5 || !json_is_integer(v1) || (v2 && !json_is_integer(v2)))
+                        return snprintf(why, n,
+                                        "linux.seccomp.syscalls[%zu].args[%zu]: expected an index 0-5, an op and "
+                                        "integer values",
+                                        idx, i),
                                -EINVAL;
                 cmp[nargs++] = (struct scmp_arg_cmp){
                         .arg = (unsigned)index,
@@ -188,7 +199,8 @@ int rt_seccomp_compile(json_t *s, void **ret_bpf, size_t *ret_len, char *why, si
         const char *defa = json_string_value(json_object_get(s, "defaultAction"));
         uint32_t def;
         if (!defa || action_parse(defa, json_object_get(s, "defaultErrnoRet"), &def) < 0)
-                return snprintf(why, n, "linux.seccomp.defaultAction: %s", defa ? "unknown action" : "missing"),
+                return snprintf(why, n, "linux.seccomp.defaultAction: %s",
+                                defa ? "unknown action or a bad defaultErrnoRet" : "missing"),
                        -EINVAL;
         if (json_string_value(json_object_get(s, "listenerPath")))
                 return snprintf(why, n, "linux.seccomp.listenerPath: a VM's processes cannot reach a host listener"),
@@ -256,14 +268,13 @@ int rt_seccomp_compile(json_t *s, void **ret_bpf, size_t *ret_len, char *why, si
         return 0;
 }
 
-int rt_confine_from(json_t *process, json_t *seccomp, struct msb_confine *c, void **bpf, bool *any, char *why,
-                    size_t n)
+int rt_confine_from(json_t *caps, bool no_new_privs, bool root, json_t *seccomp, struct msb_confine *c, void **bpf,
+                    bool *any, char *why, size_t n)
 {
         memset(c, 0, sizeof(*c));
         *bpf = NULL;
-        json_t *caps = json_object_get(process, "capabilities");
-        c->no_new_privs = json_is_true(json_object_get(process, "noNewPrivileges"));
-        *any = caps || c->no_new_privs || seccomp;
+        c->no_new_privs = no_new_privs;
+        *any = caps || no_new_privs || seccomp;
         if (!*any)
                 return 0;
         if (caps) {
@@ -273,10 +284,9 @@ int rt_confine_from(json_t *process, json_t *seccomp, struct msb_confine *c, voi
         } else {
                 /* no capabilities entry: root keeps them all, any other
                  * uid has none, as without confinement */
-                json_t *uid = json_object_get(json_object_get(process, "user"), "uid");
                 uint64_t all = (1ull << ARRAY_SIZE(cap_names)) - 1;
                 c->caps[0] = all;
-                if (json_integer_value(uid) == 0)
+                if (root)
                         c->caps[1] = c->caps[2] = all;
         }
         if (seccomp) {

@@ -78,12 +78,22 @@ static int nl_talk(struct nl *nl, void (*cb)(struct nlmsghdr *h, void *ud), void
         uint32_t seq = nl->seq;
         char buf[32768];
         for (;;) {
-                ssize_t n = recv(nl->fd, buf, sizeof(buf), 0);
+                struct sockaddr_nl from;
+                socklen_t fl = sizeof(from);
+                ssize_t n = recvfrom(nl->fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
+                if (n < 0 && errno == EINTR)
+                        continue;
                 if (n < 0)
-                        return errno == EINTR ? 0 : -errno;
+                        return -errno;
+                /* the kernel's answers only */
+                if (fl != sizeof(from) || from.nl_family != AF_NETLINK || from.nl_pid != 0)
+                        continue;
                 for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
                         if (h->nlmsg_seq != seq)
                                 continue;
+                        /* the namespace changed while it was dumped */
+                        if (h->nlmsg_flags & NLM_F_DUMP_INTR)
+                                return -EAGAIN;
                         if (h->nlmsg_type == NLMSG_DONE)
                                 return 0;
                         if (h->nlmsg_type == NLMSG_ERROR) {
@@ -204,8 +214,9 @@ static int dump(struct nl *nl, uint16_t type, int family, void (*cb)(struct nlms
 /* An ingress qdisc on IFINDEX and one filter that sends every frame out
  * of TO: u32 matching all (the kernels here have no matchall) with a
  * mirred redirect. */
-static int redirect(struct nl *nl, int ifindex, int to)
+static int redirect(struct nl *nl, int ifindex, int to, bool *made_qdisc)
 {
+        *made_qdisc = false;
         struct tcmsg q = {.tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex, .tcm_handle = TC_H_MAKE(TC_H_INGRESS, 0),
                           .tcm_parent = TC_H_INGRESS};
         nl_begin(nl, RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, &q, sizeof(q));
@@ -213,6 +224,7 @@ static int redirect(struct nl *nl, int ifindex, int to)
         int r = nl_talk(nl, NULL, NULL);
         if (r < 0)
                 return r;
+        *made_qdisc = true;
         struct tcmsg f = {.tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex, .tcm_parent = TC_H_MAKE(TC_H_INGRESS, 0),
                           .tcm_info = TC_H_MAKE(1u << 16, htons(ETH_P_ALL))};
         nl_begin(nl, RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, &f, sizeof(f));
@@ -336,6 +348,10 @@ int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, char *msg, 
                         tap = &ls.l[i];
                         continue;
                 }
+                /* tunnels' fallback devices (tunl0, sit0 with Calico's
+                 * modules loaded) are no container's interface */
+                if (!ls.l[i].has_mac)
+                        continue;
                 eth = &ls.l[i];
                 others++;
                 snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", others > 1 ? ", " : "",
@@ -343,13 +359,22 @@ int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, char *msg, 
         }
         if (tap) {
                 /* a VM holds it: another container of the pod came first */
-                _cleanup_close_ int fd = tap_open(false);
+                int fd = tap_open(false);
                 if (fd == -EBUSY) {
                         close(nl.fd);
                         *ret_taken = true;
                         return 0;
                 }
-                /* a VM that has ended left it: start again */
+                if (fd < 0) {
+                        close(nl.fd);
+                        return fail(msg, n, fd,
+                                    "network namespace %s: its interface " TAP_NAME " is not a tap device msb-runtime "
+                                    "can take",
+                                    ns);
+                }
+                close(fd);
+                /* ours, left by a VM that has ended (a restart in the same
+                 * namespace): start again, redirect included */
                 (void)del_link(&nl, tap->index);
                 if (eth)
                         (void)del_ingress(&nl, eth->index);
@@ -392,12 +417,27 @@ int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, char *msg, 
                 (void)!write(sc, "1", 1);
         unsigned idx = if_nametoindex(TAP_NAME);
         r = idx ? link_up(TAP_NAME, eth->mtu ? eth->mtu : 1500) : -ENODEV;
+        bool eth_qdisc = false;
+        if (r >= 0) {
+                r = redirect(&nl, eth->index, (int)idx, &eth_qdisc);
+                /* an ingress or clsact qdisc there is the owner's (a CNI's
+                 * filters): never ours to take over or remove */
+                if (r == -EEXIST) {
+                        if (idx)
+                                (void)del_link(&nl, (int)idx);
+                        close(nl.fd);
+                        return fail(msg, n, 0,
+                                    "network namespace %s: interface %s already has an ingress qdisc (its owner's "
+                                    "filters); msb-runtime cannot redirect it to a VM",
+                                    ns, eth->name);
+                }
+        }
+        bool tap_qdisc;
         if (r >= 0)
-                r = redirect(&nl, eth->index, (int)idx);
-        if (r >= 0)
-                r = redirect(&nl, (int)idx, eth->index);
+                r = redirect(&nl, (int)idx, eth->index, &tap_qdisc);
         if (r < 0) {
-                (void)del_ingress(&nl, eth->index);
+                if (eth_qdisc)
+                        (void)del_ingress(&nl, eth->index);
                 if (idx)
                         (void)del_link(&nl, (int)idx);
                 close(nl.fd);

@@ -96,12 +96,12 @@ int rt_caps_parse(json_t *caps, uint64_t out[MSB_CAP_SETS_RT], char *why, size_t
 /* linux.seccomp into a classic BPF program for this architecture (owned,
  * *ret_len instructions).  -errno with why naming the field. */
 int rt_seccomp_compile(json_t *seccomp, void **ret_bpf, size_t *ret_len, char *why, size_t n);
-/* A process's confinement from its process object (capabilities,
- * noNewPrivileges; uid for the default when it has no capabilities) and
- * the bundle's linux.seccomp.  *any false: nothing asked.  The filter
- * goes to *bpf (owned); c->seccomp points at it. */
-int rt_confine_from(json_t *process, json_t *seccomp, struct msb_confine *c, void **bpf, bool *any, char *why,
-                    size_t n);
+/* A process's confinement from process.capabilities (NULL: root keeps
+ * every capability, another uid has none), noNewPrivileges and the
+ * bundle's linux.seccomp (or NULL).  *any false: nothing asked.  The
+ * filter goes to *bpf (owned); c->seccomp points at it. */
+int rt_confine_from(json_t *caps, bool no_new_privs, bool root, json_t *seccomp, struct msb_confine *c, void **bpf,
+                    bool *any, char *why, size_t n);
 
 /* ---- bundle.c: config.json ---- */
 struct rt_bundle {

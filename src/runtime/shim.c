@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -213,7 +214,7 @@ static int run_main(struct msb_ctx *ctx, const struct rt_container *c, int tty)
  * owner routes, publishes ports and filters.  A new namespace (no path)
  * would be empty: the guest has lo alone.  No namespace at all is the
  * host's network: msb's own, --net all.  0 or -errno with msg filled. */
-static int net(struct rt_bundle *b, char *msg, size_t n)
+static int net(struct rt_bundle *b, int *ret_lock, char *msg, size_t n)
 {
         struct msb_error err = {0};
         const char *mode = b->netns_new || b->netns ? "none" : "all";
@@ -224,6 +225,11 @@ static int net(struct rt_bundle *b, char *msg, size_t n)
                                  strerror(errno));
                         return -errno;
                 }
+                /* one claim at a time per namespace, held until QEMU has
+                 * the tap (a pod's containers start together) */
+                while (flock(ns, LOCK_EX) < 0 && errno == EINTR) {
+                }
+                *ret_lock = TAKE_FD(ns);
         }
         if (b->netns && b->pod_sandbox)
                 rt_debug("a pod's sandbox container: its VM leaves the pod's network to the others");
@@ -266,7 +272,8 @@ static int boot(struct msb_ctx *ctx, struct rt_shim_args *a, char *msg, size_t n
                         return -errno;
                 }
         }
-        int r = net(a->b, msg, n);
+        _cleanup_close_ int nslock = -1;
+        int r = net(a->b, &nslock, msg, n);
         if (r < 0)
                 return r;
         if (msb_run_opts_set_disk_size(a->b->o, 0) < 0 ||

@@ -28,6 +28,8 @@ cleanup() {
         for d in "$RTROOT"/*/; do [ -d "$d" ] && "$RT" --root "$RTROOT" delete --force "$(basename "$d")"; done 2>/dev/null
         kill "$REGPID" 2>/dev/null
         wait "$REGPID" 2>/dev/null
+        ip netns del msbt$$ 2>/dev/null
+        ip link del msbt$$a 2>/dev/null
         rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -136,6 +138,55 @@ PY
         assert_eq "rm -f" 0 "$RC"
         run_pm run --rm "${UL[@]}" --network none "$IMG" sh -c 'ls /sys/class/net | tr "\n" " "'
         assert_eq "--network none: lo alone" "lo " "$OUT"
+}
+
+t_04c_namespace_claims_by_hand() {
+        # a namespace of our own: the first VM takes its interface, a second
+        # one in it (a pod's next container) gets lo alone; an interface with
+        # its owner's ingress qdisc is refused and left as it was
+        local ns=msbt$$ b=$WORK/nsb
+        ip netns add $ns
+        ip link add msbt$$a type veth peer name eth0 netns $ns
+        ip -n $ns addr add 192.0.2.9/24 dev eth0
+        ip -n $ns link set eth0 up
+        mkdir -p "$b"
+        cp -a "$(busybox_rootfs)" "$b/rootfs"
+        (cd "$b" && runc spec)
+        python3 - "$b/config.json" "/run/netns/$ns" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["root"]["readonly"] = False
+c["process"]["args"] = ["sh", "-c", "ls /sys/class/net | tr '\\n' ' ' >/net-$(hostname); ip -4 -o addr show eth0 >>/net-$(hostname) 2>&1; sleep 1000"]
+c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"] + [{"type": "network", "path": sys.argv[2]}]
+json.dump(c, open(sys.argv[1], "w"))
+EOF
+        local rc1 rc2
+        "$RT" --root "$RTROOT" --log "$WORK/ns.log" create --bundle "$b" nsc1 </dev/null >/dev/null 2>&1 && rc1=0 || rc1=$?
+        sed -i 's/"hostname": "[^"]*"/"hostname": "second"/' "$b/config.json"
+        "$RT" --root "$RTROOT" --log "$WORK/ns.log" create --bundle "$b" nsc2 </dev/null >/dev/null 2>&1 && rc2=0 || rc2=$?
+        assert_eq "two creates in one namespace" "0 0" "$rc1 $rc2"
+        rt start nsc1
+        rt start nsc2
+        for _ in $(seq 100); do [ -s "$b/rootfs/net-second" ] && [ -s "$b/rootfs/net-runc" ] && break; sleep 0.1; done
+        sleep 0.5
+        assert_contains "the first VM has the interface and its address" "inet 192.0.2.9/24" "$(cat "$b/rootfs/net-runc")"
+        assert_contains "the second has lo alone" "lo " "$(head -c 3 "$b/rootfs/net-second")"
+        assert_not_contains "the second has no eth0" "192.0.2.9" "$(cat "$b/rootfs/net-second")"
+        assert_contains "a warning names the namespace" "is another container's VM" "$(cat "$WORK/ns.log")"
+        rt delete --force nsc1
+        rt delete --force nsc2
+        # the owner's own ingress qdisc: refused, kept
+        ip -n $ns link del msb0 2>/dev/null || true
+        tc -n $ns qdisc del dev eth0 ingress 2>/dev/null || true
+        tc -n $ns qdisc add dev eth0 ingress
+        rt create --bundle "$b" nsc3
+        assert_eq "create refused" 1 "$RC"
+        assert_contains "the error names the qdisc" "already has an ingress qdisc" "$ERR"
+        assert_contains "the owner's qdisc is still there" "ingress" "$(tc -n $ns qdisc show dev eth0)"
+        assert_eq "no tap left" "" "$(ip -n $ns -o link show msb0 2>/dev/null)"
+        ip netns del $ns
+        ip link del msbt$$a 2>/dev/null || true
 }
 
 t_05_kill_and_rm_force() {

@@ -99,6 +99,14 @@ static void test_bundles(void)
                 {"\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
                  "\"action\": \"SCMP_ACT_ERRNO\", \"args\": [{\"index\": 7, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}",
                  "", "linux.seccomp.syscalls[0].args[0]"},
+                /* a condition without its value would read as 0 */
+                {"\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"clone\"], "
+                 "\"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 0, \"op\": \"SCMP_CMP_MASKED_EQ\"}]}]}",
+                 "", "linux.seccomp.syscalls[0].args[0]"},
+                {"\"seccomp\": {\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
+                 "\"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": \"1\"}]}",
+                 "", "linux.seccomp.syscalls[0].action"},
+                {"\"readonlyPaths\": [\"/a/..\", \"/\"]", "", "linux.readonlyPaths[0]"},
                 {"", "\"hooks\": {\"prestart\": [{\"path\": \"/bin/true\"}]}", "hooks.prestart"},
                 {"", "\"windows\": {}", "windows"},
                 {"\"resources\": {\"cpu\": {\"cpus\": \"0-x\"}}", "", "linux.resources.cpu"},
