@@ -283,10 +283,15 @@ static void wait_ctl_port(void)
         fail("control-port", ENODEV, "virtio-serial port '" CTL_PORT_NAME "' not found");
 }
 
-/* Block until one whole message arrives (setup phase only). */
-static void recv_msg(struct msb_msg *m)
+/* A warm pool's VM (msb.warm=1): booted ahead of its sandbox, it waits
+ * for its HELLO for as long as the pool keeps it. */
+static bool warm;
+
+/* Block until one whole message arrives (setup phase only); forever:
+ * no deadline. */
+static void recv_msg(struct msb_msg *m, bool forever)
 {
-        int64_t deadline = now_ms() + 60000;
+        int64_t deadline = forever ? INT64_MAX : now_ms() + 60000;
         for (;;) {
                 int r = msb_reader_next(&rd, m);
                 if (r < 0)
@@ -295,7 +300,7 @@ static void recv_msg(struct msb_msg *m)
                         return;
                 if (now_ms() >= deadline)
                         fail("protocol", ETIMEDOUT, "no message from host");
-                ctl_pump(1000);
+                ctl_pump(forever ? -1 : 1000);
         }
 }
 
@@ -319,6 +324,8 @@ static void read_cmdline(char *root_tag, size_t size)
         for (char *w = strtok_r(cmdline, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
                 if (!strcmp(w, "msb.debug=1"))
                         debug = true;
+                else if (!strcmp(w, "msb.warm=1"))
+                        warm = true;
                 else if (!strncmp(w, "msb.root=", 9))
                         snprintf(root_tag, size, "%s", w + 9);
         }
@@ -328,12 +335,12 @@ static void read_cmdline(char *root_tag, size_t size)
 static void recv_setup(struct msb_msg *setup)
 {
         struct msb_msg m;
-        recv_msg(&m);
+        recv_msg(&m, warm);
         if (m.type != MSB_MSG_HELLO || m.u.hello.version != MSB_PROTO_VERSION)
                 fail("protocol", EPROTO, "expected HELLO version %u, got %s", MSB_PROTO_VERSION,
                      msb_msg_type_name(m.type));
         msb_msg_free(&m);
-        recv_msg(setup);
+        recv_msg(setup, false);
         if (setup->type != MSB_MSG_SETUP)
                 fail("protocol", EPROTO, "expected SETUP, got %s", msb_msg_type_name(setup->type));
         if (debug)

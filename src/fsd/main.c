@@ -13,6 +13,9 @@
  *       many shares, entry K of the device's root is the K-th --volume; OPTS
  *       is a comma-separated list of dir|file, ro|rw, virtual|passthrough
  *       (PATH, everything after the first ':', may hold any character)
+ *   msb-fsd --fd 3 --warm
+ *       a warm pool's server: QEMU's connection first, the shares later on
+ *       a second connection (warm_configure())
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,6 +40,7 @@
 #include "fsd/vhost.h"
 
 #define SOCK_TAG 0xffffffffu
+#define LISTEN_TAG 0xfffffffeu
 
 static void usage(FILE *f)
 {
@@ -182,89 +186,199 @@ static void serve_queues(struct vu_dev *d, struct fs *fs, uint8_t *inbuf, uint8_
         }
 }
 
-int main(int argc, char **argv)
+struct fsd_args {
+        struct fs_config c;
+        struct fs_config vols[MAX_VOLUMES];
+        size_t nvols;
+        int lfd;
+        bool sandbox, warm;
+};
+
+/* argv (from the command line, or a warm server's configuration) into a;
+ * 0, 1 (--help/--version answered) or 2 (usage printed). */
+static int parse_args(int argc, char **argv, struct fsd_args *a)
 {
-        struct fs_config c = {.owner = FS_OWNER_VIRTUAL, .timeout = 1.0};
-        static struct fs_config vols[MAX_VOLUMES];
-        size_t nvols = 0;
-        int lfd = -1;
-        bool sandbox = true;
         static const struct option opts[] = {
                 {"fd", required_argument, NULL, 'f'},     {"path", required_argument, NULL, 'p'},
                 {"file", no_argument, NULL, 'F'},         {"ro", no_argument, NULL, 'r'},
                 {"owner", required_argument, NULL, 'o'},  {"timeout", required_argument, NULL, 't'},
                 {"no-sandbox", no_argument, NULL, 'N'},   {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},      {"volume", required_argument, NULL, 'v'},
-                {"immutable", no_argument, NULL, 'I'},    {0},
+                {"immutable", no_argument, NULL, 'I'},    {"warm", no_argument, NULL, 'W'},
+                {0},
         };
         int ch;
+        optind = 0; /* glibc: start over, for a second argv */
         while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
                 char *end;
                 switch (ch) {
                 case 'f':
-                        lfd = (int)strtol(optarg, &end, 10);
-                        if (*end || lfd < 3) { /* 0..2 are stdio */
+                        a->lfd = (int)strtol(optarg, &end, 10);
+                        if (*end || a->lfd < 3) { /* 0..2 are stdio */
                                 fprintf(stderr, "msb-fsd: --fd '%s': not an fd number\n", optarg);
                                 return 2;
                         }
                         break;
                 case 'p':
-                        c.path = optarg;
+                        a->c.path = optarg;
                         break;
                 case 'F':
-                        c.single_file = true;
+                        a->c.single_file = true;
                         break;
                 case 'r':
-                        c.read_only = true;
+                        a->c.read_only = true;
                         break;
                 case 'I':
-                        c.immutable = true;
+                        a->c.immutable = true;
+                        break;
+                case 'W':
+                        a->warm = true;
                         break;
                 case 'o':
                         if (!strcmp(optarg, "virtual"))
-                                c.owner = FS_OWNER_VIRTUAL;
+                                a->c.owner = FS_OWNER_VIRTUAL;
                         else if (!strcmp(optarg, "passthrough"))
-                                c.owner = FS_OWNER_PASSTHROUGH;
+                                a->c.owner = FS_OWNER_PASSTHROUGH;
                         else {
                                 fprintf(stderr, "msb-fsd: --owner '%s': use virtual or passthrough\n", optarg);
                                 return 2;
                         }
                         break;
                 case 't':
-                        c.timeout = strtod(optarg, &end);
-                        if (*end || c.timeout < 0 || c.timeout > 1e6) {
+                        a->c.timeout = strtod(optarg, &end);
+                        if (*end || a->c.timeout < 0 || a->c.timeout > 1e6) {
                                 fprintf(stderr, "msb-fsd: --timeout '%s': not a number of seconds\n", optarg);
                                 return 2;
                         }
                         break;
                 case 'N':
-                        sandbox = false;
+                        a->sandbox = false;
                         break;
                 case 'v':
-                        if (nvols >= MAX_VOLUMES || parse_volume(optarg, &vols[nvols]) < 0) {
+                        if (a->nvols >= MAX_VOLUMES || parse_volume(optarg, &a->vols[a->nvols]) < 0) {
                                 fprintf(stderr, "msb-fsd: --volume '%s': expected {dir|file},{ro|rw},"
                                                 "{virtual|passthrough}:PATH (at most %d)\n",
                                         optarg, MAX_VOLUMES);
                                 return 2;
                         }
-                        nvols++;
+                        a->nvols++;
                         break;
                 case 'h':
                         usage(stdout);
-                        return 0;
+                        return 1;
                 case 'V':
                         printf("msb-fsd %s (FUSE %d.%d, vhost-user)\n", MSB_VERSION, FUSE_KERNEL_VERSION,
                                FUSE_KERNEL_MINOR_VERSION);
-                        return 0;
+                        return 1;
                 default:
                         usage(stderr);
                         return 2;
                 }
         }
-        if (lfd < 0 || optind != argc || (!c.path) == (nvols == 0)) {
+        if (optind != argc)
+                return usage(stderr), 2;
+        if (a->c.immutable && !a->c.read_only) {
+                fprintf(stderr, "msb-fsd: --immutable needs --ro\n");
+                return 2;
+        }
+        return 0;
+}
+
+/* The shares, opened, and the server confined to them.  0 or -1 with the
+ * error printed.  No shares at all (a warm server told it serves nothing):
+ * confined to nothing, *ret NULL. */
+static int open_shares(struct fsd_args *a, rlim_t nofile, struct fs **ret)
+{
+        char err[512];
+        *ret = NULL;
+        for (size_t k = 0; k < a->nvols; k++)
+                a->vols[k].timeout = a->c.timeout;
+        bool passthrough = a->c.owner == FS_OWNER_PASSTHROUGH;
+        for (size_t k = 0; k < a->nvols; k++)
+                passthrough |= a->vols[k].owner == FS_OWNER_PASSTHROUGH;
+        struct fs *fs = NULL;
+        if (a->c.path || a->nvols) {
+                int r = a->nvols ? fs_new_multi(a->vols, a->nvols, true, &fs, err, sizeof(err))
+                                 : fs_new(&a->c, &fs, err, sizeof(err));
+                if (r < 0) {
+                        fprintf(stderr, "msb-fsd: %s\n", err);
+                        return -1;
+                }
+                fit_fds(fs, nofile);
+        }
+        int dirs[FSD_SANDBOX_MAX_DIRS];
+        unsigned dirs_flags[FSD_SANDBOX_MAX_DIRS];
+        size_t ndirs = fs ? fs_host_dirs(fs, dirs, dirs_flags, FSD_SANDBOX_MAX_DIRS) : 0;
+        if (a->sandbox && fsd_sandbox_enter(dirs, dirs_flags, ndirs, passthrough, err, sizeof(err)) < 0) {
+                fprintf(stderr, "msb-fsd: %s\n", err);
+                fs_free(fs);
+                return -1;
+        }
+        *ret = fs;
+        return 0;
+}
+
+#define WARM_CONFIG_MAX 65536
+#define WARM_MAGIC "msb-fsd-config 1\n"
+
+/*
+ * A warm server (msb pool): started before its shares are known, it has
+ * QEMU's connection and handles the device's setup while the guest boots,
+ * but serves nothing.  The shares come on a second connection to the same
+ * listening socket: WARM_MAGIC, a u32 length, then the arguments a server
+ * would have been started with (NUL-separated, no --fd).  They are opened,
+ * the server is confined, "ok\n" (or the error) goes back.
+ */
+static int warm_configure(int lfd, struct fsd_args *a, rlim_t nofile, struct fs **ret)
+{
+        int cfd;
+        do
+                cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        while (cfd < 0 && errno == EINTR);
+        if (cfd < 0)
+                return -1;
+        static char buf[WARM_CONFIG_MAX + 1];
+        char hdr[sizeof(WARM_MAGIC) - 1 + 4];
+        uint32_t len = 0;
+        int r = -1;
+        struct timeval tv = {5, 0};
+        setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (read_all(cfd, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr) &&
+            !memcmp(hdr, WARM_MAGIC, sizeof(WARM_MAGIC) - 1)) {
+                memcpy(&len, hdr + sizeof(WARM_MAGIC) - 1, 4);
+                if (len <= WARM_CONFIG_MAX && read_all(cfd, buf, len) == (ssize_t)len) {
+                        buf[len] = 0;
+                        char *args[2 * MAX_VOLUMES + 32];
+                        int n = 0;
+                        args[n++] = "msb-fsd";
+                        for (size_t off = 0; off < len && n < (int)ARRAY_SIZE(args) - 1; off += strlen(buf + off) + 1)
+                                args[n++] = buf + off;
+                        args[n] = NULL;
+                        struct fsd_args c = {.c = {.owner = FS_OWNER_VIRTUAL, .timeout = 1.0}, .lfd = a->lfd,
+                                             .sandbox = a->sandbox};
+                        if (parse_args(n, args, &c) == 0 && c.lfd == a->lfd && !c.warm) {
+                                *a = c;
+                                r = open_shares(a, nofile, ret);
+                        }
+                }
+        }
+        const char *reply = r == 0 ? "ok\n" : "error: see the server's log\n";
+        (void)!write(cfd, reply, strlen(reply));
+        close(cfd);
+        return r;
+}
+
+int main(int argc, char **argv)
+{
+        static struct fsd_args a = {.c = {.owner = FS_OWNER_VIRTUAL, .timeout = 1.0}, .lfd = -1, .sandbox = true};
+        int pr = parse_args(argc, argv, &a);
+        if (pr)
+                return pr == 1 ? 0 : 2;
+        if (a.lfd < 0 || (a.warm ? (a.c.path || a.nvols) : (!a.c.path) == (a.nvols == 0))) {
                 usage(stderr);
                 return 2;
         }
+        int lfd = a.lfd;
         /* Only stdio and the listening socket come in: whatever else an
          * embedding program leaked to us (an fd on /etc, on its home)
          * would stay reachable after confinement. */
@@ -279,33 +393,12 @@ int main(int argc, char **argv)
                 fprintf(stderr, "msb-fsd: cannot enter /proc/self/fd: %s (is /proc mounted?)\n", strerror(errno));
                 return 1;
         }
-        struct fs *fs;
-        char err[512];
-        for (size_t k = 0; k < nvols; k++)
-                vols[k].timeout = c.timeout;
-        bool passthrough = c.owner == FS_OWNER_PASSTHROUGH;
-        for (size_t k = 0; k < nvols; k++)
-                passthrough |= vols[k].owner == FS_OWNER_PASSTHROUGH;
-        if (c.immutable && !c.read_only) {
-                fprintf(stderr, "msb-fsd: --immutable needs --ro\n");
-                return 2;
-        }
-        int r = nvols ? fs_new_multi(vols, nvols, true, &fs, err, sizeof(err)) : fs_new(&c, &fs, err, sizeof(err));
-        if (r < 0) {
-                fprintf(stderr, "msb-fsd: %s\n", err);
+        struct fs *fs = NULL;
+        if (!a.warm && open_shares(&a, nofile, &fs) < 0)
                 return 1;
-        }
         int epfd = epoll_create1(EPOLL_CLOEXEC);
         if (epfd < 0) {
                 perror("msb-fsd: epoll_create1");
-                return 1;
-        }
-        fit_fds(fs, nofile);
-        int dirs[FSD_SANDBOX_MAX_DIRS];
-        unsigned dirs_flags[FSD_SANDBOX_MAX_DIRS];
-        size_t ndirs = fs_host_dirs(fs, dirs, dirs_flags, FSD_SANDBOX_MAX_DIRS);
-        if (sandbox && fsd_sandbox_enter(dirs, dirs_flags, ndirs, passthrough, err, sizeof(err)) < 0) {
-                fprintf(stderr, "msb-fsd: %s\n", err);
                 return 1;
         }
         int sock;
@@ -316,9 +409,13 @@ int main(int argc, char **argv)
                 perror("msb-fsd: accept");
                 return 1;
         }
-        close(lfd);
+        bool configured = !a.warm;
+        if (configured)
+                close(lfd);
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = SOCK_TAG};
-        if (epoll_ctl(epfd, EPOLL_CTL_ADD, sock, &ev) < 0) {
+        struct epoll_event lev = {.events = EPOLLIN, .data.u32 = LISTEN_TAG};
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, sock, &ev) < 0 ||
+            (!configured && epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &lev) < 0)) {
                 perror("msb-fsd: epoll_ctl");
                 return 1;
         }
@@ -339,8 +436,9 @@ int main(int argc, char **argv)
                 bool quit = false;
                 for (int k = 0; k < n; k++) {
                         if (evs[k].data.u32 == SOCK_TAG) {
-                                r = vu_dispatch(&dev);
-                                fit_inodes(fs, &dev.mem);
+                                int r = vu_dispatch(&dev);
+                                if (fs)
+                                        fit_inodes(fs, &dev.mem);
                                 if (r == 1) {
                                         quit = true; /* QEMU is gone */
                                 } else if (r < 0) {
@@ -348,6 +446,17 @@ int main(int argc, char **argv)
                                         quit = true;
                                         rc = 1;
                                 }
+                        } else if (evs[k].data.u32 == LISTEN_TAG) {
+                                /* a warm server's shares: once */
+                                epoll_ctl(epfd, EPOLL_CTL_DEL, lfd, NULL);
+                                int r = warm_configure(lfd, &a, nofile, &fs);
+                                close(lfd);
+                                configured = true;
+                                if (r < 0) {
+                                        quit = true;
+                                        rc = 1;
+                                } else if (fs)
+                                        fit_inodes(fs, &dev.mem);
                         } else if (evs[k].data.u32 < VU_MAX_QUEUES) {
                                 eventfd_t v;
                                 int kfd = dev.vq[evs[k].data.u32].kick_fd;
@@ -357,7 +466,10 @@ int main(int argc, char **argv)
                 }
                 if (quit)
                         break;
-                serve_queues(&dev, fs, inbuf, outbuf);
+                /* nothing is served before the shares are known (a warm
+                 * server), nor on a device told it has none */
+                if (fs)
+                        serve_queues(&dev, fs, inbuf, outbuf);
         }
         vu_dev_fini(&dev);
         fs_free(fs);

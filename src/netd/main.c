@@ -50,7 +50,7 @@
 
 struct opts {
         const char *passt, *passt_log;
-        bool direct, verbose, have_mac;
+        bool direct, verbose, have_mac, warm;
         uint8_t guest_mac[6];
         struct net_config cfg;
         struct net_rule rules[MAX_RULES];
@@ -111,7 +111,7 @@ static unsigned parse_uint(const char *what, const char *s, unsigned max)
 static void parse_args(int argc, char **argv, struct opts *o)
 {
         enum { A_PASST = 256, A_PASST_LOG, A_MODE, A_RULE, A_PORT, A_GUEST4, A_GW4, A_PREFIX4, A_GUEST6, A_GW6, A_PREFIX6,
-               A_MTU, A_DNS, A_DIRECT, A_VERBOSE, A_GUEST_MAC };
+               A_MTU, A_DNS, A_DIRECT, A_VERBOSE, A_GUEST_MAC, A_WARM };
         static const struct option lo[] = {
                 {"passt", 1, 0, A_PASST},     {"passt-log", 1, 0, A_PASST_LOG},
                 {"mode", 1, 0, A_MODE},       {"rule", 1, 0, A_RULE},
@@ -119,12 +119,11 @@ static void parse_args(int argc, char **argv, struct opts *o)
                 {"prefix4", 1, 0, A_PREFIX4}, {"guest6", 1, 0, A_GUEST6},   {"gw6", 1, 0, A_GW6},
                 {"prefix6", 1, 0, A_PREFIX6}, {"mtu", 1, 0, A_MTU},         {"dns", 1, 0, A_DNS},
                 {"direct", 0, 0, A_DIRECT},   {"verbose", 0, 0, A_VERBOSE},
-                {"guest-mac", 1, 0, A_GUEST_MAC}, {0},
+                {"guest-mac", 1, 0, A_GUEST_MAC}, {"warm", 0, 0, A_WARM}, {0},
         };
         struct net_config *c = &o->cfg;
-        c->mode = NET_MODE_PUBLIC;
-        c->mtu = 65520;
         char err[256];
+        optind = 0; /* glibc: start over, for a warm relay's second argv */
         for (int ch; (ch = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
                 switch (ch) {
                 case A_PASST: o->passt = optarg; break;
@@ -157,6 +156,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
                 case A_DNS: parse_addr("--dns", optarg, &o->dns); break;
                 case A_DIRECT: o->direct = true; break;
                 case A_VERBOSE: o->verbose = true; break;
+                case A_WARM: o->warm = true; break;
                 case A_GUEST_MAC: {
                         unsigned m[6];
                         char end;
@@ -283,8 +283,49 @@ static int accept_qemu(void)
         while ((fd = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC)) < 0)
                 if (errno != EINTR)
                         die("accept: %s", strerror(errno));
-        close(LISTEN_FD);
         return fd;
+}
+
+#define WARM_CONFIG_MAX 65536
+#define WARM_MAGIC "msb-netd-config 1\n"
+
+/*
+ * A warm relay (msb pool) is started before its sandbox is known: QEMU
+ * connects to it at once; the policy comes later, on a second connection
+ * to the same socket: WARM_MAGIC, a u32 length, then the arguments it
+ * would have been started with (NUL-separated: --mode, --rule, --port...),
+ * taken in on top of the first ones.  "ok\n" goes back.
+ */
+static void warm_config(struct opts *o)
+{
+        int fd;
+        while ((fd = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC)) < 0)
+                if (errno != EINTR)
+                        die("accept: %s", strerror(errno));
+        close(LISTEN_FD);
+        static char buf[WARM_CONFIG_MAX + 1];
+        char hdr[sizeof(WARM_MAGIC) - 1 + 4];
+        uint32_t len;
+        struct timeval tv = {5, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (read_all(fd, hdr, sizeof(hdr)) != (ssize_t)sizeof(hdr) || memcmp(hdr, WARM_MAGIC, sizeof(WARM_MAGIC) - 1))
+                die("warm: no configuration");
+        memcpy(&len, hdr + sizeof(WARM_MAGIC) - 1, 4);
+        if (len > WARM_CONFIG_MAX || read_all(fd, buf, len) != (ssize_t)len)
+                die("warm: a configuration of %u bytes", len);
+        buf[len] = 0;
+        static char *args[2 * (MAX_RULES + MAX_PORTS) + 16];
+        int n = 0;
+        args[n++] = "msb-netd";
+        for (size_t off = 0; off < len && n < (int)ARRAY_SIZE(args) - 1; off += strlen(buf + off) + 1)
+                args[n++] = buf + off;
+        args[n] = NULL;
+        o->warm = false;
+        parse_args(n, args, o);
+        if (o->warm || o->direct)
+                die("warm: --warm and --direct are not for a configuration");
+        (void)!write(fd, "ok\n", 3);
+        close(fd);
 }
 
 static int connect_upstream(const struct net_addr *a)
@@ -551,10 +592,18 @@ int main(int argc, char **argv)
 {
         signal(SIGPIPE, SIG_IGN);
         struct opts *o = xcalloc(1, sizeof(*o));
+        o->cfg.mode = NET_MODE_PUBLIC;
+        o->cfg.mtu = 65520;
         parse_args(argc, argv, o);
-        if (o->direct) {
+        int warm_qemu = -1;
+        if (o->warm) {
+                /* QEMU first, the sandbox's policy when it has one */
+                warm_qemu = accept_qemu();
+                warm_config(o);
+        } else if (o->direct) {
                 /* the benchmark's baseline: QEMU talks to passt itself */
                 int q = accept_qemu();
+                close(LISTEN_FD);
                 char **pv = passt_argv(o, q);
                 fcntl(q, F_SETFD, 0);
                 execv(pv[0], pv);
@@ -579,7 +628,11 @@ int main(int argc, char **argv)
         close(sp[1]);
         if (o->dns.family)
                 upstream_fd = connect_upstream(&o->dns);
-        int qemu = accept_qemu();
+        int qemu = warm_qemu;
+        if (qemu < 0) {
+                qemu = accept_qemu();
+                close(LISTEN_FD);
+        }
         big_sndbuf(qemu, want);
         char err[256];
         if (net_sandbox_enter(err, sizeof(err)) < 0)
