@@ -191,6 +191,9 @@ int msb_run_opts_add_masked_path(struct msb_run_opts *opts, const char *guest, s
 int msb_run_opts_add_readonly_path(struct msb_run_opts *opts, const char *guest, struct msb_error *err);
 int msb_run_opts_add_sysctl(struct msb_run_opts *opts, const char *key, const char *value, struct msb_error *err);
 
+/* Never take a pre-booted VM from a pool (msb pool), boot one. */
+int msb_run_opts_set_no_pool(struct msb_run_opts *opts, bool no_pool);
+
 /* The options together make sense (e.g. no -p with --net none). */
 int msb_run_opts_check(const struct msb_run_opts *opts, struct msb_error *err);
 
@@ -280,6 +283,20 @@ int msb_sandbox_inspect(struct msb_ctx *ctx, const char *name, char **ret_json, 
 int msb_sandbox_log_paths(struct msb_ctx *ctx, const char *name, char ***ret_paths, struct msb_error *err);
 /* Is it running (its supervisor alive)? */
 bool msb_sandbox_running(struct msb_ctx *ctx, const char *name);
+
+/* A pool of pre-booted VMs for runs of one size (docs/pool.md): a daemon
+ * of the calling user's that keeps size VMs booted up to where agentd
+ * waits for a sandbox; msb run and msb create take one when their cpus,
+ * memory, kernel and accelerator match.  Start returns once it listens
+ * (-EEXIST: one of that size runs).  Status: a JSON array, one object per
+ * pool.  Stop: every pool, or the one named KEY; the number stopped. */
+struct msb_pool_opts {
+        unsigned size, cpus, memory_mib; /* 0: msb's default cpus and memory */
+        enum msb_accel accel;
+};
+int msb_pool_start(struct msb_ctx *ctx, const struct msb_pool_opts *opts, struct msb_error *err);
+int msb_pool_status(struct msb_ctx *ctx, char **ret_json, struct msb_error *err);
+int msb_pool_stop(struct msb_ctx *ctx, const char *key, struct msb_error *err);
 
 /* A process in a running sandbox: exec'd, or the main one attached to. */
 struct msb_proc;

@@ -79,6 +79,7 @@ static void usage(FILE *f)
               "  logout    Forget them\n"
               "  image     Manage local images (import)\n"
               "  info      Show the kernel, accelerator and tools a run would use\n"
+              "  pool      Keep VMs booted ahead of runs (start, status, stop)\n"
               "  version   Print the version\n"
               "\n"
               "Run 'msb COMMAND --help' for a command's options.\n",
@@ -129,6 +130,8 @@ int main(int argc, char **argv)
                 return cmd_image(argc - 1, argv + 1);
         if (!strcmp(verb, "info"))
                 return cmd_info(argc - 1, argv + 1);
+        if (!strcmp(verb, "pool"))
+                return cmd_pool(argc - 1, argv + 1);
         if (!strcmp(verb, "version") || !strcmp(verb, "--version"))
                 return cmd_version(argc - 1, argv + 1);
         cli_error("unknown command '%s'; see 'msb --help'", verb);

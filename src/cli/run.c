@@ -54,6 +54,7 @@ static void run_usage(FILE *f, const char *verb)
               "      --hostname NAME   guest hostname (default msb-<id>)\n"
               "      --rootfs DIR      run a host directory as the root (read-only, overlay on top)\n"
               "      --accel MODE      auto|kvm|tcg (default auto, or $MSB_ACCEL)\n"
+              "      --no-pool         boot a VM even when a pool (msb pool) has one ready\n"
               "      --pull WHEN       always, missing (default: pull the image if it is not stored) or never\n"
               "      --fs-backend NAME msb (default) or virtiofsd (root only, no host-side ro; or $MSB_FS_BACKEND)\n"
               "      --verbose         say what msb does (accelerator, kernel, runtime dir, each network\n"
@@ -132,7 +133,7 @@ static int parse_run_args(const char *verb, int argc, char **argv, struct run_cl
 {
         enum {
                 OPT_ENTRYPOINT = 256, OPT_HOSTNAME, OPT_ROOTFS, OPT_ACCEL, OPT_VERBOSE, OPT_FS_BACKEND, OPT_PULL,
-                OPT_NAME, OPT_RM, OPT_DISK, OPT_MAXDUR, OPT_IDLE, OPT_TIMEOUT, OPT_NET, OPT_NET_RULE,
+                OPT_NAME, OPT_RM, OPT_DISK, OPT_MAXDUR, OPT_IDLE, OPT_TIMEOUT, OPT_NET, OPT_NET_RULE, OPT_NO_POOL,
         };
         static const struct option longopts[] = {
                 {"env", required_argument, NULL, 'e'},
@@ -160,6 +161,7 @@ static int parse_run_args(const char *verb, int argc, char **argv, struct run_cl
                 {"net", required_argument, NULL, OPT_NET},
                 {"net-rule", required_argument, NULL, OPT_NET_RULE},
                 {"publish", required_argument, NULL, 'p'},
+                {"no-pool", no_argument, NULL, OPT_NO_POOL},
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
@@ -243,6 +245,9 @@ static int parse_run_args(const char *verb, int argc, char **argv, struct run_cl
                         break;
                 case OPT_RM:
                         rc->rm = true;
+                        break;
+                case OPT_NO_POOL:
+                        msb_run_opts_set_no_pool(o, true);
                         break;
                 case OPT_DISK: {
                         uint64_t bytes;

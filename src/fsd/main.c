@@ -393,14 +393,15 @@ int main(int argc, char **argv)
                 fprintf(stderr, "msb-fsd: cannot enter /proc/self/fd: %s (is /proc mounted?)\n", strerror(errno));
                 return 1;
         }
-        struct fs *fs = NULL;
-        if (!a.warm && open_shares(&a, nofile, &fs) < 0)
-                return 1;
+        /* before the confinement, whose filter has no epoll_create1 */
         int epfd = epoll_create1(EPOLL_CLOEXEC);
         if (epfd < 0) {
                 perror("msb-fsd: epoll_create1");
                 return 1;
         }
+        struct fs *fs = NULL;
+        if (!a.warm && open_shares(&a, nofile, &fs) < 0)
+                return 1;
         int sock;
         do
                 sock = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);

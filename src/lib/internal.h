@@ -238,6 +238,7 @@ struct vmm_config {
         unsigned tsc_khz;      /* TCG: host TSC rate for the guest, 0 = let it calibrate */
         bool acpi;             /* false for kernels taking virtio-mmio devices from the cmdline */
         const char *root_tag;  /* the image root's share, for agentd to mount early; or NULL */
+        bool warm;             /* a pool's VM: agentd waits for its sandbox without a deadline */
         struct vmm_share *shares;
         size_t nshares;
         const char *disk;      /* raw disk image for virtio-blk (/dev/vda), or NULL */

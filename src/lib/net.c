@@ -313,19 +313,15 @@ static void addr_bytes(const char *s, uint8_t *out, int family)
         inet_pton(family == 4 ? AF_INET : AF_INET6, s, out);
 }
 
-static char **netd_argv(const struct msb_run_opts *o, const char *dir, const char *passt, bool v6, const char *dns,
-                        bool verbose, bool direct)
+/* msb-netd's arguments that do not depend on the sandbox: passt, the
+ * guest's addresses, the MTU, the resolver. */
+static char **netd_fixed_argv(const char *dir, const char *passt, bool v6, const char *dns)
 {
         char **v = NULL;
         char *bin = msb_find_helper("MSB_NETD", "msb-netd");
         strv_push_take(&v, bin ? bin : xstrdup("msb-netd"));
         strv_push_take(&v, xasprintf("--passt=%s", passt));
         strv_push_take(&v, xasprintf("--passt-log=%s/passt.log", dir));
-        strv_push_take(&v, xasprintf("--mode=%s", net_mode_name(mode_of(o))));
-        for (char **r = o->net_rules; r && *r; r++)
-                strv_push_take(&v, xasprintf("--rule=%s", *r));
-        for (char **p = o->net_ports; p && *p; p++)
-                strv_push_take(&v, xasprintf("--port=%s", *p));
         strv_push(&v, "--guest4=" GUEST4);
         strv_push(&v, "--gw4=" GW4);
         strv_push_take(&v, xasprintf("--prefix4=%d", PREFIX4));
@@ -338,11 +334,82 @@ static char **netd_argv(const struct msb_run_opts *o, const char *dir, const cha
         strv_push(&v, "--guest-mac=" NET_GUEST_MAC);
         if (dns)
                 strv_push_take(&v, xasprintf("--dns=%s", dns));
+        return v;
+}
+
+/* The sandbox's own: its policy and published ports. */
+char **netd_policy_argv(const struct msb_run_opts *o, bool verbose, bool direct)
+{
+        char **v = NULL;
+        strv_push_take(&v, xasprintf("--mode=%s", net_mode_name(mode_of(o))));
+        for (char **r = o->net_rules; r && *r; r++)
+                strv_push_take(&v, xasprintf("--rule=%s", *r));
+        for (char **p = o->net_ports; p && *p; p++)
+                strv_push_take(&v, xasprintf("--port=%s", *p));
         if (verbose)
                 strv_push(&v, "--verbose");
         if (direct)
                 strv_push(&v, "--direct");
         return v;
+}
+
+/* The guest's eth0 behind msb-netd. */
+static void netd_spec(struct vm *vm, bool v6)
+{
+        struct msb_net_spec *n = &vm->net;
+        addr_bytes(GUEST4, n->addr4, 4);
+        addr_bytes(GW4, n->gw4, 4);
+        n->prefix4 = PREFIX4;
+        if (v6) {
+                addr_bytes(GUEST6, n->addr6, 6);
+                addr_bytes(GW6, n->gw6, 6);
+                n->prefix6 = PREFIX6;
+        }
+        n->mtu = NET_MTU;
+        vm->has_net = true;
+}
+
+/* msb-netd on <dir>/net.sock, its arguments argv; it joins sb->fsd[]. */
+static int netd_spawn(struct vm *vm, char **argv, bool verbose, struct msb_error *err)
+{
+        struct sandbox *sb = &vm->sb;
+        sb->net_socket = xasprintf("%s/net.sock", sb->dir);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(sb->net_socket) >= sizeof(sa.sun_path))
+                return msb_err(err, ENAMETOOLONG, "runtime dir path %s is too long for a unix socket; set MSB_HOME",
+                               sb->dir);
+        strcpy(sa.sun_path, sb->net_socket);
+        _cleanup_close_ int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 2) < 0)
+                return msb_err(err, errno, "cannot create socket %s: %s", sb->net_socket, strerror(errno));
+        _cleanup_free_ char *logp = xasprintf("%s/net.log", sb->dir);
+        _cleanup_close_ int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        struct child *c = &sb->fsd[sb->nfsd];
+        int r = proc_spawn(argv, -1, logfd, verbose ? STDERR_FILENO : logfd, lfd, &c->pid, &c->pidfd);
+        if (r < 0)
+                return msb_err(err, r, "cannot start %s: %s", argv[0], strerror(-r));
+        c->what = xstrdup("network process (msb-netd)");
+        c->net = true;
+        c->log = TAKE_PTR(logp);
+        sb->nfsd++;
+        return 0;
+}
+
+/* A pool's VM (pool.c): msb-netd --warm, its policy given at hand-over. */
+int vm_net_warm(struct vm *vm, struct msb_error *err)
+{
+        _cleanup_free_ char *passt = passt_binary();
+        if (!passt)
+                return msb_err(err, ENOENT, "passt is not installed (apt-get install passt)");
+        char dns[64];
+        bool have_dns = host_resolver(dns, sizeof(dns)), v6 = host_has_ipv6();
+        _cleanup_strv_ char **argv = netd_fixed_argv(vm->sb.dir, passt, v6, have_dns ? dns : NULL);
+        strv_push(&argv, "--warm");
+        snprintf(vm->sb.net_mac, sizeof(vm->sb.net_mac), "%s", NET_GUEST_MAC);
+        int r = netd_spawn(vm, argv, false, err);
+        if (r >= 0)
+                netd_spec(vm, v6); /* what the relay was told, for the hand-over */
+        return r;
 }
 
 int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
@@ -362,11 +429,6 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
         snprintf(sb->net_mac, sizeof(sb->net_mac), "%s", NET_GUEST_MAC);
         if (mode_of(o) == NET_MODE_NONE)
                 return 0;
-        _cleanup_free_ char *passt = passt_binary();
-        if (!passt)
-                return msb_err(err, ENOENT,
-                               "--net %s: passt is not installed (apt-get install passt), or run with --net none",
-                               net_mode_name(mode_of(o)));
         /* ports may have been taken since they were given (create, then start) */
         for (char **s = o->net_ports; s && *s; s++) {
                 struct net_port p;
@@ -377,44 +439,35 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
                 if (r < 0)
                         return r;
         }
-        sb->net_socket = xasprintf("%s/net.sock", sb->dir);
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        if (strlen(sb->net_socket) >= sizeof(sa.sun_path))
-                return msb_err(err, ENAMETOOLONG, "runtime dir path %s is too long for a unix socket; set MSB_HOME",
-                               sb->dir);
-        strcpy(sa.sun_path, sb->net_socket);
-        _cleanup_close_ int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0)
-                return msb_err(err, errno, "cannot create socket %s: %s", sb->net_socket, strerror(errno));
-        bool v6 = host_has_ipv6();
-        char dns[64];
-        bool have_dns = host_resolver(dns, sizeof(dns));
         bool verbose = sb->ctx->log_level > 0;
         const char *direct = getenv("MSB_NET_DIRECT");
         bool is_direct = direct && !strcmp(direct, "1");
+        if (sb->warm) {
+                /* the pool's relay has the guest's link already (pool.c) */
+                _cleanup_strv_ char **policy = netd_policy_argv(o, verbose, is_direct);
+                int r = warm_net(vm, policy, err);
+                if (r < 0)
+                        return r;
+                netd_spec(vm, warm_net_v6(sb));
+                return 0;
+        }
+        _cleanup_free_ char *passt = passt_binary();
+        if (!passt)
+                return msb_err(err, ENOENT,
+                               "--net %s: passt is not installed (apt-get install passt), or run with --net none",
+                               net_mode_name(mode_of(o)));
+        bool v6 = host_has_ipv6();
+        char dns[64];
+        bool have_dns = host_resolver(dns, sizeof(dns));
         if (is_direct)
                 fprintf(stderr, "msb: MSB_NET_DIRECT=1: no network policy for this sandbox (a benchmark's baseline)\n");
-        _cleanup_strv_ char **argv = netd_argv(o, sb->dir, passt, v6, have_dns ? dns : NULL, verbose, is_direct);
-        _cleanup_free_ char *logp = xasprintf("%s/net.log", sb->dir);
-        _cleanup_close_ int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        struct child *c = &sb->fsd[sb->nfsd];
-        int r = proc_spawn(argv, -1, logfd, verbose ? STDERR_FILENO : logfd, lfd, &c->pid, &c->pidfd);
+        _cleanup_strv_ char **argv = netd_fixed_argv(sb->dir, passt, v6, have_dns ? dns : NULL);
+        _cleanup_strv_ char **policy = netd_policy_argv(o, verbose, is_direct);
+        for (char **a = policy; a && *a; a++)
+                strv_push(&argv, *a);
+        int r = netd_spawn(vm, argv, verbose, err);
         if (r < 0)
-                return msb_err(err, r, "cannot start %s: %s", argv[0], strerror(-r));
-        c->what = xstrdup("network process (msb-netd)");
-        c->net = true;
-        c->log = TAKE_PTR(logp);
-        sb->nfsd++;
-        struct msb_net_spec *n = &vm->net;
-        addr_bytes(GUEST4, n->addr4, 4);
-        addr_bytes(GW4, n->gw4, 4);
-        n->prefix4 = PREFIX4;
-        if (v6) {
-                addr_bytes(GUEST6, n->addr6, 6);
-                addr_bytes(GW6, n->gw6, 6);
-                n->prefix6 = PREFIX6;
-        }
-        n->mtu = NET_MTU;
-        vm->has_net = true;
+                return r;
+        netd_spec(vm, v6);
         return 0;
 }

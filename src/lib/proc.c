@@ -119,7 +119,14 @@ void proc_kill_wait(pid_t pid, int *pidfd)
                 syscall(SYS_pidfd_send_signal, *pidfd, SIGKILL, NULL, 0);
         else
                 kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        int w;
+        while ((w = (int)waitpid(pid, NULL, 0)) < 0 && errno == EINTR) {
+        }
+        if (w < 0 && errno == ECHILD && pidfd && *pidfd >= 0) {
+                /* not ours to reap (a pool's VM, whose keeper reaps it):
+                 * its pidfd says when it is gone */
+                struct pollfd p = {.fd = *pidfd, .events = POLLIN};
+                (void)poll(&p, 1, 2000);
         }
         wait_group_gone(pid);
         if (pidfd && *pidfd >= 0) {

@@ -164,6 +164,12 @@ int msb_run_opts_set_memory_mib(struct msb_run_opts *o, unsigned mib)
         o->memory_mib = mib;
         return 0;
 }
+int msb_run_opts_set_no_pool(struct msb_run_opts *o, bool no_pool)
+{
+        o->no_pool = no_pool;
+        return 0;
+}
+
 int msb_run_opts_set_accel(struct msb_run_opts *o, enum msb_accel a)
 {
         o->accel = a;
@@ -333,6 +339,7 @@ static void sandbox_teardown(struct sandbox *sb)
         }
         if (sb->ctl >= 0)
                 close(sb->ctl);
+        warm_release(sb);
         if (sb->dir) {
                 rm_rf(sb->dir);
                 free(sb->dir);
@@ -381,6 +388,8 @@ static void console_tail(const char *path, char *out, size_t outsz, int lines)
  * derived from a path, so two shares can never collide. */
 static int add_server(struct sandbox *sb, char **argv_for_fd3, const char *what, struct msb_error *err)
 {
+        if (sb->warm)
+                return warm_add_server(sb, argv_for_fd3, what, err);
         size_t i = sb->nshares;
         char tag[33];
         random_hex(tag, 8);
@@ -393,7 +402,8 @@ static int add_server(struct sandbox *sb, char **argv_for_fd3, const char *what,
                                sb->dir);
         strcpy(sa.sun_path, sock);
         _cleanup_close_ int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0)
+        /* two: QEMU, and a warm server's configuration (pool.c) */
+        if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 2) < 0)
                 return msb_err(err, errno, "cannot create socket %s: %s", sock, strerror(errno));
         _cleanup_free_ char *logp = xasprintf("%s/fsd%zu.log", sb->dir, i);
         _cleanup_close_ int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -1012,10 +1022,14 @@ static int vm_plan(struct vm *vm, struct msb_ctx *ctx, const struct msb_run_opts
         return 0;
 }
 
+static int vm_rootfs_marker(struct vm *vm, struct msb_ctx *ctx);
+
 /* The runtime dir <runtime>/<id>/, locked for as long as the VM runs. */
 static int vm_runtime_dir(struct vm *vm, struct msb_ctx *ctx, struct msb_error *err)
 {
         struct sandbox *sb = &vm->sb;
+        if (sb->warm)
+                return vm_rootfs_marker(vm, ctx); /* the pool's VM's, taken over (pool.c) */
         int r = mkdir_p(ctx->runtime_dir, 0700);
         if (r < 0)
                 return msb_err(err, r, "cannot create runtime dir %s: %s", ctx->runtime_dir, strerror(-r));
@@ -1030,7 +1044,15 @@ static int vm_runtime_dir(struct vm *vm, struct msb_ctx *ctx, struct msb_error *
         if (sb->lock_fd < 0 || flock(sb->lock_fd, LOCK_EX) < 0)
                 return msb_err(err, errno, "cannot lock %s: %s", lock, strerror(errno));
         sb->console = xasprintf("%s/console.log", sb->dir);
-        msb_log(ctx, 1, "sandbox %s, runtime dir %s", sb->id, sb->dir);
+        return vm_rootfs_marker(vm, ctx);
+}
+
+static int vm_rootfs_marker(struct vm *vm, struct msb_ctx *ctx)
+{
+        struct sandbox *sb = &vm->sb;
+        msb_log(ctx, 1, "sandbox %s, runtime dir %s%s", sb->id, sb->dir, sb->warm ? " (a pool's VM)" : "");
+        if (!vm->rootfs)
+                return 0;
         /* which image root this run uses: msb rmi refuses to remove it */
         _cleanup_free_ char *ip = xasprintf("%s/rootfs", sb->dir);
         (void)write_file_replace_at(AT_FDCWD, ip, vm->rootfs, strlen(vm->rootfs), 0600);
@@ -1112,8 +1134,10 @@ static int vm_qemu(struct vm *vm, const struct msb_run_opts *o, const struct vm_
                 .debug = getenv("MSB_DEBUG_AGENT") != NULL,
                 .tsc_khz = vm->accel == MSB_ACCEL_TCG ? msb_host_tsc_khz(sb->ctx) : 0,
                 .acpi = vm->kit.acpi,
-                /* a read-write root is mounted after SETUP, not early */
-                .root_tag = o->root_rw ? NULL : sb->shares[0].tag,
+                /* a read-write root is mounted after SETUP, not early; a
+                 * pool's VM has no root yet */
+                .root_tag = o->root_rw || vo->warm ? NULL : sb->shares[0].tag,
+                .warm = vo->warm,
                 .shares = sb->shares,
                 .nshares = sb->nshares,
                 .disk = vo->disk,
@@ -1140,6 +1164,31 @@ void exec_confine(struct msb_exec_msg *m, const struct msb_confine *c)
         memcpy(m->caps, c->caps, sizeof(m->caps));
         m->nseccomp = (uint32_t)c->seccomp_len;
         m->seccomp = (uint8_t *)c->seccomp;
+}
+
+/* A pool's VM (pool.c): the kernel, a runtime dir, two warm virtio-fs
+ * servers (the image root's and the volumes'), a warm msb-netd and QEMU,
+ * booting with no sandbox yet. */
+int vm_boot_warm(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
+{
+        struct msb_ctx *ctx = vm->sb.ctx;
+        _cleanup_free_ char *why = NULL;
+        int r = msb_kit_prepare(ctx, &vm->kit, err);
+        if (r >= 0)
+                r = msb_accel_resolve(ctx, o->accel, &vm->accel, &why, err);
+        if (r >= 0)
+                r = vm_runtime_dir(vm, ctx, err);
+        char *bin = msb_find_helper("MSB_FSD", "msb-fsd");
+        char *argv[] = {bin ? bin : "msb-fsd", "--fd=3", "--warm", NULL};
+        for (int i = 0; i < 2 && r >= 0; i++)
+                r = add_server(&vm->sb, argv, i ? "virtio-fs server for the volumes" : "virtio-fs server for the image root",
+                               err);
+        free(bin);
+        if (r >= 0)
+                r = vm_net_warm(vm, err);
+        if (r >= 0)
+                r = vm_qemu(vm, o, &(struct vm_opts){.warm = true}, err);
+        return r;
 }
 
 /* HELLO, SETUP and the main EXEC go out at once: they wait in the socket
@@ -1203,12 +1252,16 @@ int vm_start(struct msb_ctx *ctx, const struct msb_run_opts *o, const struct vm_
         vm->sb.qemu.pidfd = -1;
         int r = vm_plan(vm, ctx, o, vo, err);
         if (r >= 0)
+                pool_take(vm, o, vo);
+        if (r >= 0)
                 r = vm_runtime_dir(vm, ctx, err);
         if (r >= 0)
                 r = vm_shares(vm, o, err);
+        if (r >= 0 && vm->sb.warm)
+                r = warm_finish_shares(&vm->sb, err);
         if (r >= 0)
                 r = vm_net(vm, o, err);
-        if (r >= 0)
+        if (r >= 0 && !vm->sb.warm)
                 r = vm_qemu(vm, o, vo, err);
         if (r >= 0)
                 r = vm_greet(vm, o, vo, err);
@@ -1444,6 +1497,8 @@ static int relay_main(struct vm *vm, const struct msb_run_opts *o, int sfd, int 
                 .o = o,
                 .vm = vm,
                 .sfd = sfd,
+                /* a pool's VM said HELLO to its keeper */
+                .have_hello = vm->sb.warm != NULL,
                 .out = vm->out,
                 .stdin_open = o->stdin_forward,
                 .kill_at = o->timeout ? mono_ms() + (int64_t)o->timeout * 1000 : 0,

@@ -1046,6 +1046,8 @@ static int sup_boot(struct sup *s, unsigned flags, struct msb_error *err)
         r = vm_start(s->ctx, s->o, &vo, &s->vm, err);
         if (r < 0)
                 return r;
+        /* a pool's VM said HELLO to its keeper */
+        s->have_hello = s->vm->sb.warm != NULL;
         r = listen_on(s, err);
         if (r < 0)
                 return r;

@@ -58,6 +58,7 @@ struct msb_run_opts {
         bool auto_remove;
         unsigned timeout; /* seconds, ephemeral run */
         bool no_disk; /* writes go to guest memory (tmpfs), as in an ephemeral run */
+        bool no_pool; /* never a pool's VM */
         /* OCI bundles (msb-runtime): the root served read-write, owners
          * passed through, no overlay; explicit ids; rlimits; tmpfs mounts */
         bool root_rw, root_ro;
@@ -111,6 +112,7 @@ struct sandbox {
         char *net_socket;
         char *net_tap; /* the tap's name, with net_tap */
         char net_mac[18];
+        struct warm *warm; /* a pool's VM this sandbox took over (pool.c), or NULL */
 };
 
 struct vm_opts {
@@ -121,6 +123,7 @@ struct vm_opts {
         bool hold_main;       /* the main EXEC is sent later (vm->main), by the caller */
         bool tty;             /* the main process gets a terminal of rows x cols */
         uint32_t rows, cols;
+        bool warm;            /* a pool's VM: no sandbox yet (pool.c) */
 };
 
 struct vm {
@@ -156,6 +159,28 @@ int net_opts_check(const struct msb_run_opts *o, struct msb_error *err);
 /* Start msb-netd (and through it passt) unless --net none; fills
  * vm->net.  The process joins sb->fsd[]. */
 int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err);
+/* msb-netd --warm for a pool's VM; netd_policy_argv(): a sandbox's own
+ * arguments (mode, rules, ports). */
+int vm_net_warm(struct vm *vm, struct msb_error *err);
+char **netd_policy_argv(const struct msb_run_opts *o, bool verbose, bool direct);
+
+/* ---- pool.c: pre-booted VMs (docs/pool.md) ---- */
+/* Take a warm VM from a pool matching this run, if there is one: 1 and
+ * vm->sb holds it (runtime dir, QEMU, the servers to configure), or 0: boot
+ * as usual.  Never an error of the run's. */
+int pool_take(struct vm *vm, const struct msb_run_opts *o, const struct vm_opts *vo);
+/* With sb->warm: configure the next warm virtio-fs server with argv (as it
+ * would have been started) instead of starting one. */
+int warm_add_server(struct sandbox *sb, char **argv, const char *what, struct msb_error *err);
+/* The warm servers this run did not configure are told to serve nothing. */
+int warm_finish_shares(struct sandbox *sb, struct msb_error *err);
+/* Give the warm msb-netd its policy; whether it set up IPv6. */
+int warm_net(struct vm *vm, char **policy, struct msb_error *err);
+bool warm_net_v6(const struct sandbox *sb);
+/* Teardown: the keeper's connection closed (it removes what is left). */
+void warm_release(struct sandbox *sb);
+/* The runtime dir, lock and QEMU of a VM booted for a pool. */
+int vm_boot_warm(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err);
 /* Fill an EXEC's confinement (MSB_EXEC_CONFINE) from c; m points into c. */
 void exec_confine(struct msb_exec_msg *m, const struct msb_confine *c);
 

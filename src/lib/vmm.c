@@ -76,8 +76,9 @@ char **vmm_qemu_argv(const struct vmm_config *c)
         if (c->root_tag)
                 snprintf(root, sizeof(root), " msb.root=%s", c->root_tag);
         AF("console=ttyS0 reboot=t panic=-1 %s i8042.noaux i8042.nomux i8042.nopnp "
-           "i8042.dumbkbd tsc=reliable no_timer_check%s%s%s",
-           getenv("MSB_DEBUG_KERNEL") ? "loglevel=7" : "quiet loglevel=3", c->debug ? " msb.debug=1" : "", tsc, root);
+           "i8042.dumbkbd tsc=reliable no_timer_check%s%s%s%s",
+           getenv("MSB_DEBUG_KERNEL") ? "loglevel=7" : "quiet loglevel=3", c->debug ? " msb.debug=1" : "", tsc, root,
+           c->warm ? " msb.warm=1" : "");
         /* vhost-user refuses legacy virtio */
         A("-global");
         A("virtio-mmio.force-legacy=false");
