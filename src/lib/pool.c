@@ -193,6 +193,17 @@ static int warm_configure(const char *sock, const char *magic, char **argv, char
         return r;
 }
 
+/* A pool killed without its cleanup (SIGKILL) leaves its socket: whoever
+ * finds it refusing connections, with nobody holding the lock, removes
+ * the directory.  Its idle VMs died with it. */
+static void pool_dir_reap(const char *dir)
+{
+        _cleanup_free_ char *lk = xasprintf("%s/lock", dir);
+        _cleanup_close_ int fd = open(lk, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+                rm_rf(dir);
+}
+
 /* ---- the run's side ---- */
 
 static void child_adopt(struct child *c, pid_t pid, int pidfd, const char *what, char *log)
@@ -225,6 +236,10 @@ int pool_take(struct vm *vm, const struct msb_run_opts *o, const struct vm_opts 
                 return 0;
         }
         _cleanup_close_ int fd = unix_connect(sock);
+        if (fd == -ECONNREFUSED) {
+                _cleanup_free_ char *dir = xasprintf("%s/%s", pd, key);
+                pool_dir_reap(dir);
+        }
         if (fd < 0)
                 return 0;
         struct timeval tv = {5, 0};
@@ -482,8 +497,8 @@ static _Noreturn void keeper_main(struct msb_ctx *ctx, const struct msb_run_opts
                 _exit(1);
         }
         char ready[96];
-        int rl = snprintf(ready, sizeof(ready), "R %d %d %d %d\n", vm->sb.qemu.pid, vm->sb.fsd[0].pid,
-                          vm->sb.fsd[1].pid, vm->sb.fsd[2].pid);
+        int rl = snprintf(ready, sizeof(ready), "R %d %d %d %d %s\n", vm->sb.qemu.pid, vm->sb.fsd[0].pid,
+                          vm->sb.fsd[1].pid, vm->sb.fsd[2].pid, vm->sb.id);
         (void)!write(pool_fd, ready, (size_t)rl);
         /* the pool sends the run's connection, or goes away */
         int c = -1;
@@ -537,6 +552,7 @@ struct keeper {
         int fd;
         bool ready;
         pid_t procs[4]; /* QEMU, the servers, msb-netd: for status */
+        char id[25];    /* its runtime dir's name */
         int64_t ready_at;
         unsigned long long ticks_at_ready;
 };
@@ -638,7 +654,7 @@ static void keeper_input(struct pool *p, size_t i)
         }
         b[n] = 0;
         if (b[0] == 'R' && !k->ready) {
-                sscanf(b + 1, "%d %d %d %d", &k->procs[0], &k->procs[1], &k->procs[2], &k->procs[3]);
+                sscanf(b + 1, "%d %d %d %d %24s", &k->procs[0], &k->procs[1], &k->procs[2], &k->procs[3], k->id);
                 k->ready = true;
                 k->ready_at = mono_ms();
                 k->ticks_at_ready = keeper_ticks(k);
@@ -665,8 +681,9 @@ static char *pool_status_json(struct pool *p)
                 double cpu = ms > 0 && hz > 0 ? 100.0 * (double)(keeper_ticks(k) - k->ticks_at_ready) / (double)hz /
                                                         ((double)ms / 1000.0)
                                               : 0;
-                json_array_append_new(vms, json_pack("{s:s,s:i,s:i,s:I,s:f,s:I}", "state", "ready", "pid", (int)k->pid,
-                                                     "qemu_pid", (int)k->procs[0], "rss_kib", (json_int_t)rss,
+                json_array_append_new(vms, json_pack("{s:s,s:i,s:s,s:i,s:I,s:f,s:I}", "state", "ready", "pid",
+                                                     (int)k->pid, "id", k->id, "qemu_pid", (int)k->procs[0],
+                                                     "rss_kib", (json_int_t)rss,
                                                      "idle_cpu_percent", cpu, "idle_seconds",
                                                      (json_int_t)(ms / 1000)));
         }
@@ -755,12 +772,22 @@ static _Noreturn void pool_main(struct pool *p)
                 if (f[0].revents && pool_client(p))
                         break;
         }
-        /* idle VMs go with the pool; handed ones are their runs' */
+        /* idle VMs go with the pool (handed ones are their runs'): a
+         * keeper whose pool connection closes stops its VM, reaps it and
+         * removes its dir; SIGKILL after 5 s */
         for (size_t i = 0; i < p->nk; i++)
-                kill(p->k[i].pid, SIGKILL);
-        for (size_t i = 0; i < p->nk; i++)
-                while (waitpid(p->k[i].pid, NULL, 0) < 0 && errno == EINTR) {
+                shutdown(p->k[i].fd, SHUT_RDWR);
+        int64_t until = mono_ms() + 5000;
+        for (size_t i = 0; i < p->nk; i++) {
+                while (waitpid(p->k[i].pid, NULL, WNOHANG) == 0 && mono_ms() < until) {
+                        struct timespec ts = {0, 5 * 1000 * 1000};
+                        nanosleep(&ts, NULL);
                 }
+                if (kill(p->k[i].pid, 0) == 0) {
+                        kill(p->k[i].pid, SIGKILL);
+                        waitpid(p->k[i].pid, NULL, 0);
+                }
+        }
         _cleanup_free_ char *sock = xasprintf("%s/sock", p->dir);
         unlink(sock);
         rm_rf(p->dir);
@@ -890,6 +917,10 @@ static int each_pool(struct msb_ctx *ctx, const char *req, const char *only, voi
                         continue;
                 _cleanup_free_ char *sock = xasprintf("%s/%s/sock", pd, de->d_name);
                 _cleanup_close_ int fd = unix_connect(sock);
+                if (fd == -ECONNREFUSED || fd == -ENOENT) {
+                        _cleanup_free_ char *dir = xasprintf("%s/%s", pd, de->d_name);
+                        pool_dir_reap(dir);
+                }
                 if (fd < 0)
                         continue;
                 struct timeval tv = {5, 0};

@@ -37,12 +37,72 @@ run_msb() {
         ERR=$(cat "$WORK/err")
 }
 
+# MSB_E2E_POOL=1: the suite runs with a pool of warm VMs (msb pool), so
+# that every run that can take one does (docs/pool.md)
+POOL_SIZE=2
+pool_json() { "$MSB" pool status 2>/dev/null; }
+# wait until the pool has all its VMs ready (refills after runs)
+pool_settle() {
+        for _ in $(seq 600); do
+                [ "$(pool_json | python3 -c 'import json,sys; p=json.load(sys.stdin); print(sum(x["ready"] for x in p), sum(len(x["vms"]) for x in p))' 2>/dev/null)" = "$POOL_SIZE $POOL_SIZE" ] && return 0
+                sleep 0.1
+        done
+        return 1
+}
+# the idle VMs' keepers and runtime dirs: the pool's, not a run's leftovers
+pool_idle() {
+        pool_json | python3 -c 'import json,sys
+for p in json.load(sys.stdin):
+    for v in p["vms"]:
+        print(v["pid"], v.get("id", "-"))' 2>/dev/null
+}
+# The VM processes of the run with pid $1 matching pattern $2: its children,
+# or with a pool those of the keeper that handed it its VM (the one keeper
+# not idle)
+run_procs() {
+        local pid=$1 pat=$2 idle="" k
+        if [ "${MSB_E2E_POOL:-}" = 1 ]; then
+                idle=" $(pool_idle | awk '{print $1}' | tr '\n' ' ') "
+                for k in $(pgrep -x msb-pool-vm); do
+                        case $idle in *" $k "*) continue ;; esac
+                        pgrep -P "$k" -f "$pat" || true
+                done
+        fi
+        pgrep -P "$pid" -f "$pat" || true
+}
+# The runtime dir of the one run going on: the one that names its image
+# root (a pool's idle or booting VMs have none yet)
+run_dir() {
+        local d
+        for d in $(find "$RUNDIR" -mindepth 1 -maxdepth 1 -type d -not -name '.*'); do
+                [ -e "$d/rootfs" ] && { echo "$d"; return; }
+        done
+}
+if [ "${MSB_E2E_POOL:-}" = 1 ]; then
+        "$MSB" pool start --size $POOL_SIZE || { echo "msb pool start failed" >&2; exit 1; }
+        trap '"$MSB" pool stop >/dev/null 2>&1; rm -rf "$WORK"' EXIT
+        pool_settle || { echo "the pool did not fill" >&2; exit 1; }
+fi
+
 # Host state that must be the same before and after a run: our children,
-# runtime dirs, sockets, image-store temp files.
+# runtime dirs, sockets, image-store temp files.  With a pool, its idle VMs
+# are not counted (once it has refilled).
 leak_snapshot() {
-        local procs dirs tmps
-        procs=$(pgrep -c -f '(qemu-system-x86_64|/usr/lib/qemu/virtiofsd|msb-fsd|msb-netd|passt).*msb' || true)
-        dirs=$(find "$RUNDIR" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+        local procs dirs tmps keepers="" ids=""
+        if [ "${MSB_E2E_POOL:-}" = 1 ]; then
+                pool_settle
+                while read -r k id; do keepers="$keepers $k"; ids="$ids $id"; done < <(pool_idle)
+        fi
+        procs=0
+        for p in $(pgrep -f '(qemu-system-x86_64|/usr/lib/qemu/virtiofsd|msb-fsd|msb-netd|passt).*msb'); do
+                case " $keepers " in *" $(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ') "*) continue ;; esac
+                procs=$((procs + 1))
+        done
+        dirs=0
+        for d in $(find "$RUNDIR" -mindepth 1 -maxdepth 1 2>/dev/null); do
+                case " $ids " in *" $(basename "$d") "*) continue ;; esac
+                dirs=$((dirs + 1))
+        done
         tmps=$(find "$DATA/images/tmp" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
         echo "procs=$procs rundirs=$dirs storetmp=$tmps"
 }
