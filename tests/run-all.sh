@@ -152,6 +152,11 @@ e2e() { # e2e LABEL SUITE: run a suite, count its lines
 for suite in tests/e2e/test-*.sh; do
         e2e e2e "$suite"
 done
+# ...the run and volume suites again with a pool of warm VMs (msb pool):
+# every run that can take one does, and everything holds the same
+for suite in tests/e2e/test-run.sh tests/e2e/test-volumes.sh; do
+        MSB_E2E_POOL=1 e2e e2e-pool "$suite"
+done
 # ...and a smoke set on Debian's cloud kernel, so the fallback keeps working
 MSB_KIT=debian TEST_FILTER='t_hello|t_stdout_stderr|t_stdin_piped|t_volume|t_guest_kernel_panic|t_image_config|t_kernel_features|t_ctrl_c|t_info' \
         e2e e2e-debian-kernel tests/e2e/test-run.sh

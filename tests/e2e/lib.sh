@@ -123,6 +123,18 @@ run_tests() {
                         printf 'FAIL %s (%ds)\n' "$t" $((SECONDS - start))
                 fi
         done
+        if [ "${MSB_E2E_POOL:-}" = 1 ]; then
+                # the suite must have gone through the pool, not around it
+                local n
+                n=$(pool_json | python3 -c 'import json,sys; print(sum(p["handed_out"] for p in json.load(sys.stdin)))')
+                if [ "${n:-0}" -gt 0 ]; then
+                        PASS=$((PASS + 1))
+                        printf 'ok   pool_was_used (%s runs took a warm VM)\n' "$n"
+                else
+                        FAIL=$((FAIL + 1))
+                        printf 'FAIL pool_was_used (no run took a warm VM)\n'
+                fi
+        fi
         echo "e2e $(basename "$0"): $PASS passed, $FAIL failed"
         [ "$FAIL" = 0 ]
 }
