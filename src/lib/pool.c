@@ -60,9 +60,12 @@ struct handover {
 /* The run's side: what it took over until the servers are configured. */
 struct warm {
         int keeper; /* closing it ends what is left of the VM */
+        int pending[3]; /* configurations sent, answers not read yet */
+        const char *what[3];
         struct child fsd[2], netd;
         char tag[2][40];
         size_t used; /* servers configured */
+        size_t npending;
         bool v6;
 };
 
@@ -159,9 +162,11 @@ static int recv_fds(int sock, void *data, size_t len, int *fds, size_t maxfds)
 }
 
 /* A warm server's configuration: MAGIC, u32 length, NUL-separated args;
- * "ok\n" back.  argv as the server would have been started, without its
- * program name and --fd. */
-static int warm_configure(const char *sock, const char *magic, char **argv, char *why, size_t whyn)
+ * "ok\n" back, read later (warm_wait): the server opens its shares and
+ * confines itself while the guest already gets its SETUP.  argv as the
+ * server would have been started, without its program name and --fd.
+ * The connection, or -errno. */
+static int warm_send(const char *sock, const char *magic, char **argv)
 {
         struct msb_buf b = {0};
         msb_buf_append(&b, magic, strlen(magic));
@@ -175,22 +180,26 @@ static int warm_configure(const char *sock, const char *magic, char **argv, char
         len = (uint32_t)(msb_buf_pending(&b) - strlen(magic) - 4);
         memcpy((char *)msb_buf_head(&b) + strlen(magic), &len, 4);
         int fd = unix_connect(sock);
-        int r = fd;
-        char reply[64] = "";
-        if (fd >= 0) {
-                struct timeval tv = {10, 0};
-                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-                r = write_all(fd, msb_buf_head(&b), msb_buf_pending(&b)) < 0 ? -EIO : 0;
-                ssize_t n = r == 0 ? read(fd, reply, sizeof(reply) - 1) : -1;
-                reply[n > 0 ? n : 0] = 0;
-                if (r == 0 && strcmp(reply, "ok\n"))
-                        r = -EIO;
+        if (fd >= 0 && write_all(fd, msb_buf_head(&b), msb_buf_pending(&b)) < 0) {
                 close(fd);
+                fd = -EIO;
         }
         msb_buf_free(&b);
-        if (r < 0)
-                snprintf(why, whyn, "%s", reply[0] ? reply : strerror(-r));
-        return r;
+        return fd;
+}
+
+/* Its answer: 0, or -EIO with why filled. */
+static int warm_wait(int fd, char *why, size_t whyn)
+{
+        char reply[64] = "";
+        struct timeval tv = {10, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        ssize_t n = read(fd, reply, sizeof(reply) - 1);
+        reply[n > 0 ? n : 0] = 0;
+        if (!strcmp(reply, "ok\n"))
+                return 0;
+        snprintf(why, whyn, "%s", reply[0] ? reply : n < 0 ? strerror(errno) : "no answer (see its log)");
+        return -EIO;
 }
 
 /* A pool killed without its cleanup (SIGKILL) leaves its socket: whoever
@@ -277,6 +286,29 @@ int pool_take(struct vm *vm, const struct msb_run_opts *o, const struct vm_opts 
         return 1;
 }
 
+static int warm_pending(struct warm *w, int fd, const char *what, struct msb_error *err)
+{
+        if (fd < 0)
+                return msb_err(err, EIO, "the pool's %s cannot be configured: %s", what, strerror(-fd));
+        w->what[w->npending] = what;
+        w->pending[w->npending++] = fd;
+        return 0;
+}
+
+int warm_settle(struct sandbox *sb, struct msb_error *err)
+{
+        struct warm *w = sb->warm;
+        int r = 0;
+        for (size_t i = 0; i < w->npending; i++) {
+                char why[128];
+                if (r >= 0 && warm_wait(w->pending[i], why, sizeof(why)) < 0)
+                        r = msb_err(err, EIO, "the pool's %s did not take its configuration: %s", w->what[i], why);
+                close(w->pending[i]);
+        }
+        w->npending = 0;
+        return r;
+}
+
 int warm_add_server(struct sandbox *sb, char **argv, const char *what, struct msb_error *err)
 {
         struct warm *w = sb->warm;
@@ -284,7 +316,6 @@ int warm_add_server(struct sandbox *sb, char **argv, const char *what, struct ms
         if (i >= 2)
                 return msb_err(err, EINVAL, "a pool's VM has two virtio-fs devices");
         _cleanup_free_ char *sock = xasprintf("%s/fs%zu.sock", sb->dir, i);
-        char why[128];
         struct child *c = &sb->fsd[sb->nfsd++];
         *c = w->fsd[i];
         free(c->what);
@@ -294,9 +325,8 @@ int warm_add_server(struct sandbox *sb, char **argv, const char *what, struct ms
         sb->shares[sb->nshares].tag = xstrdup(w->tag[i]);
         sb->shares[sb->nshares].socket_path = TAKE_PTR(sock);
         sb->nshares++;
-        if (warm_configure(sb->shares[sb->nshares - 1].socket_path, "msb-fsd-config 1\n", argv, why, sizeof(why)) < 0)
-                return msb_err(err, EIO, "the pool's %s did not take its shares: %s", what, why);
-        return 0;
+        return warm_pending(w, warm_send(sb->shares[sb->nshares - 1].socket_path, "msb-fsd-config 1\n", argv),
+                            "virtio-fs server", err);
 }
 
 int warm_finish_shares(struct sandbox *sb, struct msb_error *err)
@@ -308,12 +338,12 @@ int warm_finish_shares(struct sandbox *sb, struct msb_error *err)
                 char *none[] = {"msb-fsd", NULL};
                 size_t i = w->used;
                 _cleanup_free_ char *sock = xasprintf("%s/fs%zu.sock", sb->dir, i);
-                char why[128];
                 sb->fsd[sb->nfsd++] = w->fsd[i];
                 w->fsd[i] = (struct child){.pidfd = -1};
                 w->used++;
-                if (warm_configure(sock, "msb-fsd-config 1\n", none, why, sizeof(why)) < 0)
-                        return msb_err(err, EIO, "the pool's spare virtio-fs server: %s", why);
+                int r = warm_pending(w, warm_send(sock, "msb-fsd-config 1\n", none), "spare virtio-fs server", err);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
@@ -329,10 +359,9 @@ int warm_net(struct vm *vm, char **policy, struct msb_error *err)
         strv_push(&argv, "msb-netd");
         for (char **a = policy; a && *a; a++)
                 strv_push(&argv, *a);
-        char why[128];
-        int r = warm_configure(sb->net_socket, "msb-netd-config 1\n", argv, why, sizeof(why));
+        int fd = warm_send(sb->net_socket, "msb-netd-config 1\n", argv);
         strv_free(argv);
-        return r < 0 ? msb_err(err, EIO, "the pool's network process did not take its policy: %s", why) : 0;
+        return warm_pending(w, fd, "network process", err);
 }
 
 bool warm_net_v6(const struct sandbox *sb)
@@ -357,6 +386,8 @@ void warm_release(struct sandbox *sb)
                 free(w->netd.what);
                 free(w->netd.log);
         }
+        for (size_t i = 0; i < w->npending; i++)
+                close(w->pending[i]);
         if (w->keeper >= 0)
                 close(w->keeper);
         free(w);

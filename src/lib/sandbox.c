@@ -1265,6 +1265,15 @@ int vm_start(struct msb_ctx *ctx, const struct msb_run_opts *o, const struct vm_
                 r = vm_qemu(vm, o, vo, err);
         if (r >= 0)
                 r = vm_greet(vm, o, vo, err);
+        if (r >= 0 && vm->sb.warm) {
+                /* the guest starts on its SETUP while the servers confine
+                 * themselves; what does not fit the socket now goes in the
+                 * relay's loop */
+                ssize_t n = write(vm->sb.ctl, msb_buf_head(&vm->out), msb_buf_pending(&vm->out));
+                if (n > 0)
+                        msb_buf_consume(&vm->out, (size_t)n);
+                r = warm_settle(&vm->sb, err);
+        }
         if (r < 0) {
                 vm_free(vm);
                 return r;

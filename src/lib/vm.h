@@ -177,6 +177,10 @@ int warm_finish_shares(struct sandbox *sb, struct msb_error *err);
 /* Give the warm msb-netd its policy; whether it set up IPv6. */
 int warm_net(struct vm *vm, char **policy, struct msb_error *err);
 bool warm_net_v6(const struct sandbox *sb);
+/* The warm servers' answers to their configurations (sent by
+ * warm_add_server(), warm_finish_shares(), warm_net()): read once the
+ * guest has its SETUP, so that both proceed at once. */
+int warm_settle(struct sandbox *sb, struct msb_error *err);
 /* Teardown: the keeper's connection closed (it removes what is left). */
 void warm_release(struct sandbox *sb);
 /* The runtime dir, lock and QEMU of a VM booted for a pool. */
