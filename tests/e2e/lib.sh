@@ -37,6 +37,18 @@ run_msb() {
         ERR=$(cat "$WORK/err")
 }
 
+# The installed msb run as nobody with a HOME under WORK (removed however
+# the test ends): sets AS_NOBODY (the command prefix) and INSTALLED_MSB, or
+# fails the test.
+as_nobody() {
+        INSTALLED_MSB=/usr/local/bin/msb
+        [ -x "$INSTALLED_MSB" ] || { fail "$INSTALLED_MSB is not installed (./setup.sh as root installs it)"; return 1; }
+        chmod 711 "$WORK"
+        mkdir -p "$WORK/nobody-home"
+        chown nobody:nogroup "$WORK/nobody-home"
+        AS_NOBODY=(runuser -u nobody -- env -i HOME="$WORK/nobody-home" PATH=/usr/bin:/bin)
+}
+
 # MSB_E2E_POOL=1: the suite runs with a pool of warm VMs (msb pool), so
 # that every run that can take one does (docs/pool.md)
 POOL_SIZE=2

@@ -160,13 +160,8 @@ except OSError as e:
 }
 
 t_07_an_unprivileged_user_has_a_pool_of_its_own() {
-        local h msb=/usr/local/bin/msb
-        [ -x "$msb" ] || { fail "$msb is not installed (./setup.sh as root installs it)"; return 1; }
-        chmod 711 "$WORK"
-        h=$WORK/nobody-home
-        mkdir -p "$h"
-        chown nobody:nogroup "$h"
-        local as=(runuser -u nobody -- env -i HOME="$h" PATH=/usr/bin:/bin)
+        as_nobody || return 1
+        local msb=$INSTALLED_MSB as=("${AS_NOBODY[@]}")
         "${as[@]}" "$msb" pool start --size 1 >"$WORK/out" 2>&1 || fail "unprivileged pool start: $(cat "$WORK/out")"
         for _ in $(seq 300); do
                 "${as[@]}" "$msb" pool status 2>/dev/null | grep -q '"ready": 1' && break

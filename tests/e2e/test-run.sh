@@ -400,13 +400,8 @@ t_info_reports_kit() {
 # <prefix>/lib/msb, the user's own store in their HOME, nothing of root's
 # data dir reachable.
 t_every_user_runs_the_installed_msb() {
-        local h msb=/usr/local/bin/msb
-        [ -x "$msb" ] || { fail "$msb is not installed (./setup.sh as root installs it)"; return 1; }
-        # under WORK (removed however the test ends), reachable by nobody
-        chmod 711 "$WORK"
-        h=$WORK/nobody-home
-        mkdir -p "$h"
-        chown nobody:nogroup "$h"
+        as_nobody || return 1
+        local h=$WORK/nobody-home msb=$INSTALLED_MSB
         # the shared image serves every user's msb-fsd: its 0700 /root is
         # 0700 in the guest, and the guest's root writes there
         runuser -u nobody -- env -i HOME="$h" PATH=/usr/bin:/bin "$msb" run busybox -- \
