@@ -1028,8 +1028,12 @@ static int vm_rootfs_marker(struct vm *vm, struct msb_ctx *ctx);
 static int vm_runtime_dir(struct vm *vm, struct msb_ctx *ctx, struct msb_error *err)
 {
         struct sandbox *sb = &vm->sb;
-        if (sb->warm)
-                return vm_rootfs_marker(vm, ctx); /* the pool's VM's, taken over (pool.c) */
+        if (sb->warm) {
+                /* the pool's VM's, taken over (pool.c); a killed run's
+                 * leftovers are collected as by a boot */
+                cleanup_stale(ctx);
+                return vm_rootfs_marker(vm, ctx);
+        }
         int r = mkdir_p(ctx->runtime_dir, 0700);
         if (r < 0)
                 return msb_err(err, r, "cannot create runtime dir %s: %s", ctx->runtime_dir, strerror(-r));

@@ -11,7 +11,7 @@ if [ -n "${MSB_HOME:-}" ]; then RUNDIR=$MSB_HOME/run
 elif [ "$(id -u)" = 0 ]; then RUNDIR=/run/msb
 else RUNDIR=${XDG_RUNTIME_DIR:-$DATA}/msb; fi
 WORK=$(mktemp -d /tmp/msb-e2e.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+trap '[ "${MSB_E2E_POOL:-}" = 1 ] && "$MSB" pool stop >/dev/null 2>&1; rm -rf "$WORK"' EXIT
 PASS=0 FAIL=0
 FAILED_NAMES=()
 
@@ -86,15 +86,22 @@ run_procs() {
 # root (a pool's idle or booting VMs have none yet)
 run_dir() {
         local d
-        for d in $(find "$RUNDIR" -mindepth 1 -maxdepth 1 -type d -not -name '.*'); do
-                [ -e "$d/rootfs" ] && { echo "$d"; return; }
+        # the newest: a killed run's may still be there
+        for d in $(ls -td "$RUNDIR"/*/ 2>/dev/null); do
+                d=${d%/}
+                if [ -e "$d/rootfs" ]; then
+                        echo "$d"
+                        return 0
+                fi
         done
+        return 0
 }
-if [ "${MSB_E2E_POOL:-}" = 1 ]; then
+# started by run_tests, once a suite has set up its environment (MSB_HOME:
+# the pool lives in the runtime dir the runs use), stopped at its end
+pool_up() {
         "$MSB" pool start --size $POOL_SIZE || { echo "msb pool start failed" >&2; exit 1; }
-        trap '"$MSB" pool stop >/dev/null 2>&1; rm -rf "$WORK"' EXIT
         pool_settle || { echo "the pool did not fill" >&2; exit 1; }
-fi
+}
 
 # Host state that must be the same before and after a run: our children,
 # runtime dirs, sockets, image-store temp files.  With a pool, its idle VMs
@@ -121,6 +128,7 @@ leak_snapshot() {
 
 run_tests() {
         local t
+        [ "${MSB_E2E_POOL:-}" = 1 ] && pool_up
         for t in $(declare -F | awk '{print $3}' | grep '^t_'); do
                 if [ -n "${TEST_FILTER:-}" ] && ! [[ $t =~ $TEST_FILTER ]]; then continue; fi
                 local start=$SECONDS
@@ -146,6 +154,7 @@ run_tests() {
                         FAIL=$((FAIL + 1))
                         printf 'FAIL pool_was_used (no run took a warm VM)\n'
                 fi
+                "$MSB" pool stop >/dev/null 2>&1
         fi
         echo "e2e $(basename "$0"): $PASS passed, $FAIL failed"
         [ "$FAIL" = 0 ]

@@ -33,7 +33,7 @@ compatibility:
 YML
 docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
 REGPID=$!
-trap 'kill $REGPID 2>/dev/null; wait $REGPID 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill $REGPID 2>/dev/null; wait $REGPID 2>/dev/null; [ "${MSB_E2E_POOL:-}" = 1 ] && "$MSB" pool stop >/dev/null 2>&1; rm -rf "$WORK"' EXIT
 for _ in $(seq 100); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.1; done
 curl -sf "http://$REG/v2/" >/dev/null || { echo "docker-registry did not start: $(cat "$WORK/registry.log")" >&2; exit 1; }
 
