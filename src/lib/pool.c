@@ -594,7 +594,7 @@ struct pool {
         unsigned size;
         char key[128];
         char *dir;
-        int lfd, sfd;
+        int lfd, sfd, lock;
         struct keeper k[POOL_MAX_SIZE];
         size_t nk;
         unsigned failures;
@@ -648,6 +648,9 @@ static void pool_spawn(struct pool *p)
                 close(sp[0]);
                 close(p->lfd);
                 close(p->sfd);
+                /* a keeper must not hold the pool's lock: a pool killed
+                 * with SIGKILL would look alive while its handed VMs run */
+                close(p->lock);
                 for (size_t i = 0; i < p->nk; i++)
                         close(p->k[i].fd);
                 sigset_t none;
@@ -857,7 +860,7 @@ int msb_pool_start(struct msb_ctx *ctx, const struct msb_pool_opts *po, struct m
         p->ctx = ctx;
         p->o = o;
         p->size = po->size;
-        p->lfd = p->sfd = -1;
+        p->lfd = p->sfd = p->lock = -1;
         if (r >= 0)
                 r = key_for(ctx, o, p->key, sizeof(p->key), err);
         _cleanup_free_ char *pd = pools_dir(ctx);
@@ -912,7 +915,7 @@ int msb_pool_start(struct msb_ctx *ctx, const struct msb_pool_opts *po, struct m
                 fprintf(stderr, "msb pool %s: %u VMs of %u vCPU, %u MiB\n", p->key, p->size, o->cpus, o->memory_mib);
                 (void)!write(rp[1], "ok", 2);
                 close(rp[1]);
-                (void)TAKE_FD(lock); /* held for the daemon's life */
+                p->lock = TAKE_FD(lock); /* held for the daemon's life */
                 pool_main(p);
         }
         if (rp[1] >= 0)
