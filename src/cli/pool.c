@@ -57,8 +57,8 @@ static int pool_start(int argc, char **argv)
                         *(c == 'n' ? &po.size : &po.cpus) = (unsigned)v;
                         break;
                 case 'm':
-                        if (msb_parse_size(optarg, &bytes) < 0 || (bytes >> 20) < 128 || (bytes >> 20) > UINT32_MAX) {
-                                cli_error("--memory '%s': expected a size such as 512M or 2G, at least 128M", optarg);
+                        if (msb_parse_size(optarg, &bytes) < 0 || (bytes >> 20) < 128 || (bytes >> 20) > 65536) {
+                                cli_error("--memory '%s': expected a size from 128M to 64G, e.g. 512M or 1G", optarg);
                                 return 125;
                         }
                         po.memory_mib = (unsigned)(bytes >> 20);

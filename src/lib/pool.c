@@ -521,9 +521,15 @@ static _Noreturn void keeper_main(struct msb_ctx *ctx, const struct msb_run_opts
         if (r >= 0)
                 r = keeper_wait_hello(vm, pool_fd, vm->accel == MSB_ACCEL_KVM ? 30000 : 90000);
         if (r < 0) {
-                _cleanup_free_ char *tail = vm_console_tail(vm);
-                fprintf(stderr, "msb pool: a VM did not boot: %s%s%s\n", err.message[0] ? err.message : strerror(-r),
-                        tail[0] ? "; console:\n" : "", tail);
+                _cleanup_free_ char *tail = vm_console_tail(vm), *qlog = NULL,
+                                    *qp = vm->sb.dir ? xasprintf("%s/qemu.log", vm->sb.dir) : NULL;
+                if (qp)
+                        (void)read_file_at(AT_FDCWD, qp, 4096, &qlog, NULL);
+                fprintf(stderr, "msb pool: a VM did not boot: %s%s%s%s%s\n",
+                        err.message[0] ? err.message
+                        : r == -EPIPE  ? "QEMU exited before agentd was up"
+                                       : strerror(-r),
+                        qlog && qlog[0] ? "; QEMU: " : "", qlog ? qlog : "", tail[0] ? "; console:\n" : "", tail);
                 vm_free(vm);
                 _exit(1);
         }
@@ -721,9 +727,11 @@ static char *pool_status_json(struct pool *p)
                                                      "idle_cpu_percent", cpu, "idle_seconds",
                                                      (json_int_t)(ms / 1000)));
         }
-        json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:I,s:o}", "key", p->key, "pid", (int)getpid(), "size",
+        _cleanup_free_ char *log = xasprintf("%s/pool.log", p->dir);
+        json_t *j = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:I,s:i,s:s,s:o}", "key", p->key, "pid", (int)getpid(), "size",
                               (int)p->size, "cpus", (int)p->o->cpus, "memory_mib", (int)p->o->memory_mib, "ready",
-                              (int)ready, "handed_out", (json_int_t)p->handed, "vms", vms);
+                              (int)ready, "handed_out", (json_int_t)p->handed, "failed_boots_in_a_row",
+                              (int)p->failures, "log", log, "vms", vms);
         char *s = json_dumps(j, JSON_COMPACT);
         json_decref(j);
         return s;
@@ -854,7 +862,7 @@ int msb_pool_start(struct msb_ctx *ctx, const struct msb_pool_opts *po, struct m
         if (po->cpus && msb_run_opts_set_cpus(o, po->cpus) < 0)
                 r = msb_err(err, EINVAL, "--cpus %u: 1 to 64", po->cpus);
         if (r >= 0 && po->memory_mib && msb_run_opts_set_memory_mib(o, po->memory_mib) < 0)
-                r = msb_err(err, EINVAL, "--memory: at least 128 MiB");
+                r = msb_err(err, EINVAL, "--memory %u MiB: expected a size from 128M to 64G", po->memory_mib);
         msb_run_opts_set_accel(o, po->accel);
         struct pool *p = xcalloc(1, sizeof(*p));
         p->ctx = ctx;
