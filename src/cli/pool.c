@@ -64,11 +64,17 @@ static int pool_start(int argc, char **argv)
                         po.memory_mib = (unsigned)(bytes >> 20);
                         break;
                 case OPT_KERNEL:
-                        if (access(optarg, R_OK) < 0) {
+                {
+                        /* absolute: the pool runs from / */
+                        char *abs = realpath(optarg, NULL);
+                        if (!abs || access(abs, R_OK) < 0) {
                                 cli_error("--kernel '%s': not a readable file", optarg);
+                                free(abs);
                                 return 125;
                         }
-                        setenv("MSB_KERNEL", optarg, 1);
+                        setenv("MSB_KERNEL", abs, 1);
+                        free(abs);
+                }
                         break;
                 case OPT_ACCEL:
                         if (!strcmp(optarg, "kvm"))

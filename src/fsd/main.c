@@ -318,7 +318,7 @@ static int open_shares(struct fsd_args *a, rlim_t nofile, struct fs **ret)
         return 0;
 }
 
-#define WARM_CONFIG_MAX 65536
+#define WARM_CONFIG_MAX (256 * 1024) /* 32 volumes of PATH_MAX paths fit */
 #define WARM_MAGIC "msb-fsd-config 1\n"
 
 /*
@@ -350,13 +350,31 @@ static int warm_configure(int lfd, struct fsd_args *a, rlim_t nofile, struct fs 
                         buf[len] = 0;
                         char *args[2 * MAX_VOLUMES + 32];
                         int n = 0;
+                        bool fits = true;
                         args[n++] = "msb-fsd";
-                        for (size_t off = 0; off < len && n < (int)ARRAY_SIZE(args) - 1; off += strlen(buf + off) + 1)
+                        for (size_t off = 0; off < len; off += strlen(buf + off) + 1) {
+                                /* a share's options only: never --no-sandbox,
+                                 * --fd or --warm (nor anything left out) */
+                                static const char *const allowed[] = {"--path", "--file", "--ro", "--immutable",
+                                                                      "--owner", "--timeout", "--volume"};
+                                bool ok = buf[off] != '-' && n > 1 && args[n - 1][0] == '-' &&
+                                          (!strcmp(args[n - 1], "--path") || !strcmp(args[n - 1], "--owner") ||
+                                           !strcmp(args[n - 1], "--timeout") || !strcmp(args[n - 1], "--volume"));
+                                for (size_t k = 0; !ok && k < ARRAY_SIZE(allowed); k++)
+                                        ok = !strncmp(buf + off, allowed[k], strlen(allowed[k])) &&
+                                             (buf[off + strlen(allowed[k])] == 0 || buf[off + strlen(allowed[k])] == '=');
+                                if (!ok || n == (int)ARRAY_SIZE(args) - 1) {
+                                        fits = false;
+                                        break;
+                                }
                                 args[n++] = buf + off;
+                        }
                         args[n] = NULL;
+                        if (!fits)
+                                fprintf(stderr, "msb-fsd: warm: a configuration with other arguments than a share's\n");
                         struct fsd_args c = {.c = {.owner = FS_OWNER_VIRTUAL, .timeout = 1.0}, .lfd = a->lfd,
                                              .sandbox = a->sandbox};
-                        if (parse_args(n, args, &c) == 0 && c.lfd == a->lfd && !c.warm) {
+                        if (fits && parse_args(n, args, &c) == 0 && c.lfd == a->lfd && !c.warm) {
                                 *a = c;
                                 r = open_shares(a, nofile, ret);
                         }

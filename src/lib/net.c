@@ -445,6 +445,10 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
         if (sb->warm) {
                 /* the pool's relay has the guest's link already (pool.c) */
                 _cleanup_strv_ char **policy = netd_policy_argv(o, verbose, is_direct);
+                /* the host's resolver now, not when the VM booted */
+                char dns[64];
+                if (host_resolver(dns, sizeof(dns)))
+                        strv_push_take(&policy, xasprintf("--dns=%s", dns));
                 int r = warm_net(vm, policy, err);
                 if (r < 0)
                         return r;

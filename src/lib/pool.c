@@ -134,12 +134,15 @@ static int send_fds(int sock, const void *data, size_t len, const int *fds, size
  * closed); the number of fds, or -errno. */
 static int recv_fds(int sock, void *data, size_t len, int *fds, size_t maxfds)
 {
-        char cbuf[CMSG_SPACE(sizeof(int) * HANDOVER_FDS)];
+        char cbuf[CMSG_SPACE(sizeof(int) * HANDOVER_FDS)] = {0};
         struct iovec iov = {.iov_base = data, .iov_len = len};
         struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
         ssize_t n;
         while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_WAITALL)) < 0 && errno == EINTR) {
         }
+        /* a failed recvmsg leaves the control buffer as it was */
+        if (n < 0)
+                return -errno;
         int got = 0;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
                 if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
@@ -179,6 +182,11 @@ static int warm_send(const char *sock, const char *magic, char **argv)
         }
         len = (uint32_t)(msb_buf_pending(&b) - strlen(magic) - 4);
         memcpy((char *)msb_buf_head(&b) + strlen(magic), &len, 4);
+        /* the servers take at most 256 KiB (WARM_CONFIG_MAX) */
+        if (len > 256 * 1024) {
+                msb_buf_free(&b);
+                return -E2BIG;
+        }
         int fd = unix_connect(sock);
         if (fd >= 0 && write_all(fd, msb_buf_head(&b), msb_buf_pending(&b)) < 0) {
                 close(fd);
@@ -245,6 +253,12 @@ int pool_take(struct vm *vm, const struct msb_run_opts *o, const struct vm_opts 
                 return 0;
         }
         _cleanup_close_ int fd = unix_connect(sock);
+        struct ucred cr;
+        socklen_t cl = sizeof(cr);
+        if (fd >= 0 && (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 || cr.uid != geteuid())) {
+                msb_log(ctx, 1, "pool %s: its socket is not ours; booting", key);
+                return 0;
+        }
         if (fd == -ECONNREFUSED) {
                 _cleanup_free_ char *dir = xasprintf("%s/%s", pd, key);
                 pool_dir_reap(dir);
@@ -258,8 +272,16 @@ int pool_take(struct vm *vm, const struct msb_run_opts *o, const struct vm_opts 
         if (write_all(fd, "TAKE\n", 5) < 0)
                 return 0;
         int n = recv_fds(fd, &h, sizeof(h), fds, HANDOVER_FDS);
-        if (n != HANDOVER_FDS || memcmp(h.magic, HANDOVER_MAGIC, 8) || h.id[24] || memchr(h.dir, 0, sizeof(h.dir)) == NULL ||
-            !memchr(h.tag[0], 0, 40) || !memchr(h.tag[1], 0, 40)) {
+        _cleanup_free_ char *want = NULL;
+        bool ok = n == HANDOVER_FDS && !memcmp(h.magic, HANDOVER_MAGIC, 8) && !h.id[24] &&
+                  strspn(h.id, "0123456789abcdef") == 24 && memchr(h.dir, 0, sizeof(h.dir)) &&
+                  memchr(h.tag[0], 0, 40) && memchr(h.tag[1], 0, 40);
+        /* the VM's dir is one of our runtime dir's, nothing else */
+        if (ok) {
+                want = xasprintf("%s/%s", ctx->runtime_dir, h.id);
+                ok = !strcmp(want, h.dir);
+        }
+        if (!ok) {
                 for (int i = 0; i < n; i++)
                         close(fds[i]);
                 msb_log(ctx, 1, "pool %s: no warm VM (%s); booting one", key, n < 0 ? strerror(-n) : "empty");
@@ -428,8 +450,6 @@ static void keeper_sched(struct vm *vm, int policy)
         if (geteuid() != 0)
                 return; /* SCHED_IDLE could not be left again */
         struct sandbox *sb = &vm->sb;
-        struct sched_param sp = {0};
-        sched_setscheduler(0, policy, &sp);
         sched_tree(sb->qemu.pid, policy, 0);
         for (size_t i = 0; i < sb->nfsd; i++)
                 sched_tree(sb->fsd[i].pid, policy, 0);
@@ -518,6 +538,9 @@ static _Noreturn void keeper_main(struct msb_ctx *ctx, const struct msb_run_opts
         vm->sb.qemu.pidfd = -1;
         struct msb_error err = {0};
         int r = vm_boot_warm(vm, o, &err);
+        /* the VM boots at idle priority; its keeper answers at normal */
+        if (geteuid() == 0)
+                sched_setscheduler(0, SCHED_OTHER, &sp);
         if (r >= 0)
                 r = keeper_wait_hello(vm, pool_fd, vm->accel == MSB_ACCEL_KVM ? 30000 : 90000);
         if (r < 0) {
@@ -537,11 +560,34 @@ static _Noreturn void keeper_main(struct msb_ctx *ctx, const struct msb_run_opts
         int rl = snprintf(ready, sizeof(ready), "R %d %d %d %d %s\n", vm->sb.qemu.pid, vm->sb.fsd[0].pid,
                           vm->sb.fsd[1].pid, vm->sb.fsd[2].pid, vm->sb.id);
         (void)!write(pool_fd, ready, (size_t)rl);
-        /* the pool sends the run's connection, or goes away */
+        /* the pool sends the run's connection, or goes away; a VM that
+         * dies meanwhile (the OOM killer likes idle ones) ends its keeper,
+         * and the pool boots another */
         int c = -1;
-        char tag;
-        int n = recv_fds(pool_fd, &tag, 1, &c, 1);
-        if (n != 1) {
+        for (;;) {
+                struct pollfd p[5] = {{.fd = pool_fd, .events = POLLIN}, {.fd = vm->sb.qemu.pidfd, .events = POLLIN},
+                                      {.fd = vm->sb.ctl, .events = POLLIN}};
+                nfds_t np = 3;
+                for (size_t i = 0; i < vm->sb.nfsd && np < 5; i++)
+                        p[np++] = (struct pollfd){.fd = vm->sb.fsd[i].pidfd, .events = POLLIN};
+                if (poll(p, np, -1) < 0 && errno != EINTR)
+                        break;
+                bool dead = false;
+                for (nfds_t i = 1; i < np; i++)
+                        dead |= p[i].revents != 0;
+                if (dead) {
+                        fprintf(stderr, "msb pool: an idle VM's %s ended; it is replaced\n",
+                                p[1].revents ? "QEMU" : p[2].revents ? "agentd" : "server");
+                        break;
+                }
+                if (p[0].revents) {
+                        char tag;
+                        if (recv_fds(pool_fd, &tag, 1, &c, 1) != 1)
+                                c = -1;
+                        break;
+                }
+        }
+        if (c < 0) {
                 vm_free(vm);
                 _exit(0);
         }
@@ -553,28 +599,19 @@ static _Noreturn void keeper_main(struct msb_ctx *ctx, const struct msb_run_opts
                 vm_free(vm);
                 _exit(1);
         }
-        /* the run talks to agentd from here on; what of the VM exits is
-         * reaped at once (the run waits for it on its pidfds) */
+        /* the run talks to agentd from here on.  The VM's processes are
+         * not reaped before vm_free(): an unreaped leader pins its pid and
+         * process group, which vm_free() then kills whole (passt in
+         * msb-netd's); the run waits for their exits on its pidfds */
         close(vm->sb.ctl);
         vm->sb.ctl = -1;
-        sigset_t chld;
-        sigemptyset(&chld);
-        sigaddset(&chld, SIGCHLD);
-        sigprocmask(SIG_BLOCK, &chld, NULL);
-        int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
         for (;;) {
-                struct pollfd p[2] = {{.fd = c, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-                int pr = poll(p, 2, sfd < 0 ? 100 : -1);
-                struct signalfd_siginfo si;
-                while (sfd >= 0 && read(sfd, &si, sizeof(si)) == sizeof(si)) {
-                }
-                keeper_reap();
-                if (pr > 0 && p[0].revents) {
-                        char b[64];
-                        ssize_t k = read(c, b, sizeof(b));
-                        if (k <= 0)
-                                break;
-                }
+                struct pollfd p = {.fd = c, .events = POLLIN};
+                if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                        break;
+                char b[64];
+                if (p.revents && read(c, b, sizeof(b)) <= 0)
+                        break;
         }
         /* the run is over (or gone): what is left of the VM goes */
         vm_free(vm);
@@ -882,6 +919,12 @@ int msb_pool_start(struct msb_ctx *ctx, const struct msb_pool_opts *po, struct m
                 r = msb_err(err, errno, "cannot create %s: %s", p->dir, strerror(errno));
         if (r >= 0 && ((lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0))
                 r = msb_err(err, EEXIST, "a pool of this size (%s) is already running: msb pool status", p->key);
+        /* a client that found the directory stale may have removed it
+         * between our open and our lock: ours must still be the lock */
+        struct stat ls, ps;
+        if (r >= 0 && (fstat(lock, &ls) < 0 || stat(lockp, &ps) < 0 || ls.st_ino != ps.st_ino || ls.st_dev != ps.st_dev))
+                r = msb_err(err, EAGAIN, "pool %s: its directory changed while it started; run msb pool start again",
+                            p->key);
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         if (r >= 0 && strlen(sock) >= sizeof(sa.sun_path))
                 r = msb_err(err, ENAMETOOLONG, "%s is too long for a unix socket; set MSB_HOME", sock);
@@ -909,6 +952,10 @@ int msb_pool_start(struct msb_ctx *ctx, const struct msb_pool_opts *po, struct m
                 dup2(nul, 0);
                 dup2(nul, 1);
                 dup2(logfd >= 0 ? logfd : nul, 2);
+                /* nothing of the caller's reaches the keepers and VMs */
+                for (int fd = 3; fd < 4096; fd++)
+                        if (fd != lock && fd != p->lfd && fd != rp[1])
+                                close(fd);
                 if (chdir("/") < 0)
                         _exit(1);
                 sigset_t m;

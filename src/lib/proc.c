@@ -123,12 +123,13 @@ void proc_kill_wait(pid_t pid, int *pidfd)
         while ((w = (int)waitpid(pid, NULL, 0)) < 0 && errno == EINTR) {
         }
         if (w < 0 && errno == ECHILD && pidfd && *pidfd >= 0) {
-                /* not ours to reap (a pool's VM, whose keeper reaps it):
-                 * its pidfd says when it is gone */
+                /* not ours to reap (a pool's VM): its pidfd says when it
+                 * has exited; its keeper reaps it and its group once our
+                 * connection to it closes */
                 struct pollfd p = {.fd = *pidfd, .events = POLLIN};
                 (void)poll(&p, 1, 2000);
-        }
-        wait_group_gone(pid);
+        } else
+                wait_group_gone(pid);
         if (pidfd && *pidfd >= 0) {
                 close(*pidfd);
                 *pidfd = -1;

@@ -286,7 +286,7 @@ static int accept_qemu(void)
         return fd;
 }
 
-#define WARM_CONFIG_MAX 65536
+#define WARM_CONFIG_MAX (256 * 1024) /* 32 volumes of PATH_MAX paths fit */
 #define WARM_MAGIC "msb-netd-config 1\n"
 
 /*
@@ -317,8 +317,17 @@ static void warm_config(struct opts *o)
         static char *args[2 * (MAX_RULES + MAX_PORTS) + 16];
         int n = 0;
         args[n++] = "msb-netd";
-        for (size_t off = 0; off < len && n < (int)ARRAY_SIZE(args) - 1; off += strlen(buf + off) + 1)
+        for (size_t off = 0; off < len; off += strlen(buf + off) + 1) {
+                /* the sandbox's own only: its policy, ports, resolver */
+                static const char *const allowed[] = {"--mode=", "--rule=", "--port=", "--dns=", "--verbose"};
+                bool ok = false;
+                for (size_t k = 0; !ok && k < ARRAY_SIZE(allowed); k++)
+                        ok = !strncmp(buf + off, allowed[k], strlen(allowed[k])) &&
+                             (allowed[k][strlen(allowed[k]) - 1] == '=' || buf[off + strlen(allowed[k])] == 0);
+                if (!ok || n == (int)ARRAY_SIZE(args) - 1)
+                        die("warm: '%.64s' is not a sandbox's own argument, or too many", buf + off);
                 args[n++] = buf + off;
+        }
         args[n] = NULL;
         o->warm = false;
         parse_args(n, args, o);
