@@ -177,6 +177,19 @@ t_07_an_unprivileged_user_has_a_pool_of_its_own() {
         assert_eq "nobody's pool left no process" 0 "$(live)"
 }
 
+t_08_an_idle_vm_that_dies_is_replaced() {
+        start_pool 1
+        local q
+        q=$(pool_json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["vms"][0]["qemu_pid"])')
+        kill -KILL "$q"
+        # its keeper goes, and the pool boots another: never handed out dead
+        pool_settle || fail "the pool did not replace the dead VM: $(pool_json)"
+        assert_not_contains "another QEMU" "\"qemu_pid\": $q," "$(pool_json)"
+        run_msb run busybox -- echo alive
+        assert_eq "the next run" "0 alive" "$RC $OUT"
+        assert_contains "the pool says why" "an idle VM's" "$(cat "$RUNDIR"/.pools/*/pool.log)"
+}
+
 # leak_snapshot without the pool's own VMs taken out (there must be none)
 leak_snapshot_nopool() { MSB_E2E_POOL= leak_snapshot; }
 
