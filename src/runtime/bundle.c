@@ -809,13 +809,14 @@ static int map_hooks(json_t *h)
         return 0;
 }
 
-int rt_bundle_load(const char *bundle, struct rt_bundle *b)
+/* A JSON object from a file of at most CONFIG_MAX bytes; -errno after
+ * rt_error() naming it (WHAT: "the process file " or ""). */
+static int load_json(const char *path, const char *what, json_t **ret)
 {
-        memset(b, 0, sizeof(*b));
-        _cleanup_free_ char *path = xasprintf("%s/config.json", bundle), *data = NULL;
+        _cleanup_free_ char *data = NULL;
         int r = read_file_at(AT_FDCWD, path, CONFIG_MAX, &data, NULL);
         if (r < 0) {
-                rt_error("cannot read %s: %s", path, strerror(-r));
+                rt_error("cannot read %s%s: %s", what, path, strerror(-r));
                 return r;
         }
         json_error_t je;
@@ -825,6 +826,18 @@ int rt_bundle_load(const char *bundle, struct rt_bundle *b)
                 rt_error("%s: not a JSON object (line %d: %s)", path, je.line, je.text);
                 return -EINVAL;
         }
+        *ret = j;
+        return 0;
+}
+
+int rt_bundle_load(const char *bundle, struct rt_bundle *b)
+{
+        memset(b, 0, sizeof(*b));
+        _cleanup_free_ char *path = xasprintf("%s/config.json", bundle);
+        json_t *j;
+        int r = load_json(path, "", &j);
+        if (r < 0)
+                return r;
         msb_run_opts_new(&b->o);
         const char *ver = jstr(j, "ociVersion");
         if (!ver || strncmp(ver, "1.", 2))
@@ -891,18 +904,10 @@ void rt_bundle_free(struct rt_bundle *b)
 int rt_process_parse_file(const char *path, struct rt_process *p)
 {
         memset(p, 0, sizeof(*p));
-        _cleanup_free_ char *data = NULL;
-        int r = read_file_at(AT_FDCWD, path, CONFIG_MAX, &data, NULL);
-        if (r < 0) {
-                rt_error("cannot read the process file %s: %s", path, strerror(-r));
+        json_t *j;
+        int r = load_json(path, "the process file ", &j);
+        if (r < 0)
                 return r;
-        }
-        json_t *j = json_loads(data, 0, NULL);
-        if (!json_is_object(j)) {
-                json_decref(j);
-                rt_error("%s: not a JSON object", path);
-                return -EINVAL;
-        }
         r = parse_strv(json_object_get(j, "args"), "process.args", &p->argv);
         if (r >= 0 && (!p->argv || !p->argv[0]))
                 r = refuse("process.args", "empty: name the command to run");
@@ -934,18 +939,11 @@ void rt_process_free(struct rt_process *p)
 
 int rt_exec_confine(const char *bundle, struct rt_process *p, bool no_new_privs)
 {
-        _cleanup_free_ char *path = xasprintf("%s/config.json", bundle), *data = NULL;
-        int r = read_file_at(AT_FDCWD, path, CONFIG_MAX, &data, NULL);
-        if (r < 0) {
-                rt_error("cannot read %s: %s", path, strerror(-r));
+        _cleanup_free_ char *path = xasprintf("%s/config.json", bundle);
+        json_t *j;
+        int r = load_json(path, "", &j);
+        if (r < 0)
                 return r;
-        }
-        json_t *j = json_loads(data, 0, NULL);
-        if (!json_is_object(j)) {
-                json_decref(j);
-                rt_error("%s: not a JSON object: the container's confinement cannot be known", path);
-                return -EINVAL;
-        }
         /* as runc: the --process object's capabilities, else the
          * container's; the default by the uid the process runs as */
         json_t *proc = json_object_get(j, "process");
