@@ -874,6 +874,12 @@ static ssize_t op_init(struct fs *fs, struct args *a, uint8_t *res, size_t cap)
                         FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES;
         /* one read-only share (the image root) may be cached hard */
         want |= !fs->multi && fs->shares[0].c.read_only ? FUSE_CACHE_SYMLINKS : FUSE_AUTO_INVAL_DATA;
+        /* the guest kernel otherwise asks for security.capability before
+         * every write(): one round trip each.  We drop privileges on
+         * write, truncate and chown instead (kill_privs). */
+        for (size_t k = 0; k < fs->nshares; k++)
+                if (!fs->shares[k].c.read_only)
+                        want |= FUSE_HANDLE_KILLPRIV_V2;
         struct fuse_init_out o = {
                 .major = FUSE_KERNEL_VERSION,
                 .minor = in.minor < FUSE_KERNEL_MINOR_VERSION ? in.minor : FUSE_KERNEL_MINOR_VERSION,
@@ -939,6 +945,52 @@ static ssize_t op_lookup(struct fs *fs, struct inode *i, struct args *a, uint8_t
         return reply_entry(&e, res, cap);
 }
 
+/* Where the guest's security.*, trusted.* and system.* xattrs live on the
+ * host when ownership is virtual (xattr_host_name). */
+#define GUEST_NS_PREFIX FS_XATTR_PREFIX "g."
+
+/*
+ * FUSE_HANDLE_KILLPRIV_V2 (linux/fuse.h) leaves to us what the guest's VFS
+ * would do on write, truncate and chown of a regular file: drop its file
+ * capability, and with suidgid (the caller lacks CAP_FSETID, or a chown)
+ * its setuid bit and, when group-executable, its setgid bit.  The guest's
+ * capability is ours to drop where ownership is virtual (a host xattr
+ * under GUEST_NS_PREFIX); the host's kernel drops a real one itself when
+ * we write, truncate or chown.  The bits: the guest's view where virtual,
+ * else the host inode's (the server may hold CAP_FSETID).
+ */
+static int kill_privs(struct fs *fs, struct inode *i, bool suidgid)
+{
+        if (!i || i->kind != K_NORMAL || !S_ISREG(i->type))
+                return 0;
+        int fd = ino_fd(fs, i);
+        if (fd < 0)
+                return fd;
+        char p[64];
+        procpath(p, sizeof(p), fd);
+        if (virt(i) && removexattr(p, GUEST_NS_PREFIX "security.capability") < 0 && errno != ENODATA &&
+            errno != ENOTSUP)
+                return -errno;
+        if (!suidgid)
+                return 0;
+        struct stat st;
+        int r = ino_stat(fs, i, &st);
+        if (r < 0)
+                return r;
+        struct fuse_attr cur;
+        fill_attr(fs, i, &st, &cur);
+        mode_t m = cur.mode & ~(mode_t)S_ISUID;
+        if ((m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+                m &= ~(mode_t)S_ISGID;
+        if (m == cur.mode)
+                return 0;
+        if (virt(i)) {
+                vstat_store(fs, i, &(struct vstat){.uid = cur.uid, .gid = cur.gid, .mode = m, .rdev = cur.rdev});
+                return 0;
+        }
+        return chmod(p, m & 07777) < 0 ? -errno : 0;
+}
+
 static int truncate_inode(struct fs *fs, struct inode *i, uint64_t fhid, bool have_fh, uint64_t size)
 {
         if (size > (uint64_t)INT64_MAX)
@@ -978,6 +1030,11 @@ static ssize_t op_setattr(struct fs *fs, struct inode *i, struct args *a, uint8_
                 if (r < 0)
                         return r;
         }
+        /* after a size change or ownership change; before a mode the
+         * guest asks for, which is then what it asked for */
+        if ((v & (FATTR_SIZE | FATTR_UID | FATTR_GID | FATTR_KILL_SUIDGID)) &&
+            (r = kill_privs(fs, i, v & (FATTR_KILL_SUIDGID))) < 0)
+                return r;
         if (v & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) {
                 struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
                 if (v & FATTR_ATIME_NOW)
@@ -1321,6 +1378,10 @@ static ssize_t op_open(struct fs *fs, struct inode *i, struct args *a, uint8_t *
                 fd = ino_open(fs, i, fl & ~O_NOATIME);
                 if (fd < 0)
                         return fd;
+                if ((fl & O_TRUNC) && (r = kill_privs(fs, i, in.open_flags & FUSE_OPEN_KILL_SUIDGID)) < 0) {
+                        close(fd);
+                        return r;
+                }
         }
         struct fuse_open_out o = {.open_flags = dir ? 0 : fopen_flags(fs, i)};
         int r = fh_new(fs, fd, dir, ro(i), i, &o.fh);
@@ -1403,6 +1464,11 @@ static ssize_t op_create(struct fs *fs, struct inode *p, const struct fuse_in_he
                 return n;
         }
         struct fuse_open_out o = {.open_flags = fopen_flags(fs, i)};
+        if ((fl & O_TRUNC) && (r = kill_privs(fs, i, in.open_flags & FUSE_OPEN_KILL_SUIDGID)) < 0) {
+                close(fd);
+                forget(fs, i->id, 1);
+                return r;
+        }
         if ((r = fh_new(fs, fd, false, ro(p), i, &o.fh)) < 0) {
                 close(fd);
                 forget(fs, i->id, 1); /* the guest never hears of the lookup */
@@ -1490,7 +1556,9 @@ static ssize_t op_write(struct fs *fs, struct args *a, const struct vu_elem *e, 
         if (in.size != have || in.size > FS_MAX_WRITE || in.offset > (uint64_t)INT64_MAX ||
             cap < sizeof(struct fuse_write_out))
                 return -EINVAL;
-        ssize_t r;
+        ssize_t r = kill_privs(fs, h->ino, in.write_flags & FUSE_WRITE_KILL_SUIDGID);
+        if (r < 0)
+                return r;
         if (e) {
                 static struct iovec iov[VU_MAX_SEGS];
                 unsigned n = payload_iov(e, sizeof(struct fuse_in_header) + sizeof(in), in.size, iov, VU_MAX_SEGS);
@@ -1642,7 +1710,6 @@ static ssize_t op_readdir(struct fs *fs, struct inode *i, struct args *a, uint8_
 
 /* ---- extended attributes ---- */
 
-#define GUEST_NS_PREFIX FS_XATTR_PREFIX "g."
 
 /* Host name for a guest xattr name, or NULL if the guest may not use it. */
 static const char *xattr_host_name(const struct inode *i, const char *name, char *buf, size_t n)
@@ -1938,9 +2005,10 @@ static size_t handle_one(struct fs *fs, const uint8_t *in, size_t inlen, const s
                 r = op_fallocate(fs, &a);
                 goto done;
         case FUSE_FLUSH:
-                /* nothing to flush on a read-only share: ENOSYS tells the
-                 * kernel to stop sending it */
-                r = fs->noopen ? -ENOSYS : 0;
+                /* writes reach the host file before they are answered, and
+                 * locks are the guest kernel's own: nothing to flush, and
+                 * ENOSYS tells the kernel to stop asking at every close */
+                r = -ENOSYS;
                 goto done;
         case FUSE_RELEASE:
         case FUSE_RELEASEDIR: {

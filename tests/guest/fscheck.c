@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,6 +284,51 @@ int main(int argc, char **argv)
         EXPECT(mknod("chardev", S_IFCHR | 0666, makedev(1, 3)) == 0);
         EXPECT(stat("chardev", &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3));
         EXPECT(mkfifo("fifo", 0644) == 0 && stat("fifo", &st) == 0 && S_ISFIFO(st.st_mode));
+        end();
+
+        begin("privileges-dropped-on-write");
+        /* what the guest's VFS does on tmpfs: any write or truncate drops
+         * a file capability; one by a caller without CAP_FSETID also drops
+         * setuid, and setgid when group-executable; chown drops setuid */
+        {
+                const uint32_t cap[5] = {0x02000001, 1u << 10, 0, 0, 0}; /* v2, effective, cap_net_bind_service */
+                EXPECT(put("priv", "p") == 0);
+                EXPECT(setxattr("priv", "security.capability", cap, sizeof(cap), 0) == 0);
+                EXPECT(chmod("priv", 06755) == 0);
+                int pfd = open("priv", O_WRONLY | O_APPEND);
+                EXPECT(pfd >= 0 && write(pfd, "q", 1) == 1);
+                close(pfd);
+                EXPECT_ERR(getxattr("priv", "security.capability", NULL, 0), ENODATA);
+                EXPECT(stat("priv", &st) == 0 && (st.st_mode & 07777) == 06755);
+                EXPECT(chown("priv", 1000, 1000) == 0 && chmod("priv", 06755) == 0);
+                EXPECT(put("sgid-only", "g") == 0 && chown("sgid-only", 1000, 1000) == 0);
+                EXPECT(chmod("sgid-only", 02666) == 0);
+                pid_t kid = fork();
+                if (kid == 0) {
+                        if (setgid(1000) < 0 || setuid(1000) < 0)
+                                _exit(10);
+                        int wfd = open("priv", O_WRONLY | O_APPEND);
+                        if (wfd < 0 || write(wfd, "u", 1) != 1)
+                                _exit(11);
+                        close(wfd);
+                        if (stat("priv", &st) < 0 || (st.st_mode & 07777) != 0755)
+                                _exit(12);
+                        if (chmod("priv", 04755) < 0 || truncate("priv", 0) < 0)
+                                _exit(13);
+                        if (stat("priv", &st) < 0 || (st.st_mode & 07777) != 0755)
+                                _exit(14);
+                        /* not group-executable: setgid stays */
+                        if (put("sgid-only", "w") < 0 || stat("sgid-only", &st) < 0 || (st.st_mode & 07777) != 02666)
+                                _exit(15);
+                        _exit(0);
+                }
+                int kws = 0;
+                EXPECT(kid > 0 && waitpid(kid, &kws, 0) == kid);
+                if (!WIFEXITED(kws) || WEXITSTATUS(kws) != 0)
+                        bad("non-root child failed at step %d", WIFEXITED(kws) ? WEXITSTATUS(kws) : -1);
+                EXPECT(chmod("priv", 04755) == 0 && chown("priv", 0, 0) == 0);
+                EXPECT(stat("priv", &st) == 0 && (st.st_mode & 07777) == 0755);
+        }
         end();
 
         begin("permissions-as-non-root");

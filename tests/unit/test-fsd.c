@@ -348,6 +348,129 @@ static void test_read_write_create(const char *dir)
         fs_free(fs);
 }
 
+/* FUSE_HANDLE_KILLPRIV_V2: write, truncate, O_TRUNC and chown drop what
+ * the guest's VFS would (it no longer asks for security.capability before
+ * every write). */
+static int mode_of(struct fs *fs, uint64_t node)
+{
+        struct fuse_getattr_in gi = {0};
+        struct fuse_attr_out ao = {0};
+        return call(fs, FUSE_GETATTR, node, &gi, sizeof(gi), &ao, sizeof(ao)) == 0 ? (int)(ao.attr.mode & 07777) : -1;
+}
+
+static void set_mode(struct fs *fs, uint64_t node, unsigned mode)
+{
+        struct fuse_setattr_in sa = {.valid = FATTR_MODE, .mode = mode};
+        struct fuse_attr_out ao = {0};
+        CHECK_INT(call(fs, FUSE_SETATTR, node, &sa, sizeof(sa), &ao, sizeof(ao)), 0);
+}
+
+static int cap_of(struct fs *fs, uint64_t node)
+{
+        struct {
+                struct fuse_getxattr_in in;
+                char name[24];
+        } gx = {.in = {.size = 64}, .name = "security.capability"};
+        char v[64];
+        return call(fs, FUSE_GETXATTR, node, &gx, sizeof(gx.in) + 20, v, sizeof(v));
+}
+
+static void write1(struct fs *fs, uint64_t node, uint64_t fh, uint32_t flags)
+{
+        struct {
+                struct fuse_write_in in;
+                char data[1];
+        } wr = {.in = {.fh = fh, .size = 1, .write_flags = flags}, .data = "x"};
+        struct fuse_write_out wo = {0};
+        CHECK_INT(call(fs, FUSE_WRITE, node, &wr, sizeof(wr.in) + 1, &wo, sizeof(wo)), 0);
+        CHECK_INT(wo.size, 1);
+}
+
+static void test_kill_privs(const char *dir)
+{
+        struct fs *fs = share(dir, false, false);
+        struct {
+                struct fuse_create_in in;
+                char name[8];
+        } cr = {.in = {.flags = O_RDWR, .mode = S_IFREG | 0755}, .name = "kp"};
+        struct {
+                struct fuse_entry_out e;
+                struct fuse_open_out o;
+        } co = {0};
+        CHECK_INT(call(fs, FUSE_CREATE, 1, &cr, sizeof(cr.in) + 3, &co, sizeof(co)), 0);
+        uint64_t n = co.e.nodeid, fh = co.o.fh;
+        uint8_t sx[64];
+        size_t sxl = setxattr_req(sx, "security.capability", "cap");
+        set_mode(fs, n, 06755);
+        CHECK_INT(call(fs, FUSE_SETXATTR, n, sx, sxl, NULL, 0), 0);
+        CHECK_INT(cap_of(fs, n), 0);
+        /* a write by a caller with CAP_FSETID: the capability goes, the bits stay */
+        write1(fs, n, fh, 0);
+        CHECK_INT(cap_of(fs, n), -ENODATA);
+        CHECK_INT(mode_of(fs, n), 06755);
+        /* without: setuid, and setgid of a group-executable file, go too */
+        CHECK_INT(call(fs, FUSE_SETXATTR, n, sx, sxl, NULL, 0), 0);
+        write1(fs, n, fh, FUSE_WRITE_KILL_SUIDGID);
+        CHECK_INT(cap_of(fs, n), -ENODATA);
+        CHECK_INT(mode_of(fs, n), 0755);
+        /* a setgid file without group execute keeps setgid (mandatory locking's mark) */
+        set_mode(fs, n, 06745);
+        struct fuse_setattr_in sa = {.valid = FATTR_SIZE | FATTR_KILL_SUIDGID, .size = 0};
+        struct fuse_attr_out ao = {0};
+        CHECK_INT(call(fs, FUSE_SETATTR, n, &sa, sizeof(sa), &ao, sizeof(ao)), 0);
+        CHECK_INT(ao.attr.mode & 07777, 02745);
+        CHECK_INT(ao.attr.size, 0);
+        /* truncate by a caller with CAP_FSETID: only the capability */
+        set_mode(fs, n, 04755);
+        CHECK_INT(call(fs, FUSE_SETXATTR, n, sx, sxl, NULL, 0), 0);
+        sa.valid = FATTR_SIZE;
+        CHECK_INT(call(fs, FUSE_SETATTR, n, &sa, sizeof(sa), &ao, sizeof(ao)), 0);
+        CHECK_INT(ao.attr.mode & 07777, 04755);
+        CHECK_INT(cap_of(fs, n), -ENODATA);
+        /* chown: setuid goes whoever asks */
+        sa = (struct fuse_setattr_in){.valid = FATTR_UID | FATTR_KILL_SUIDGID, .uid = 5};
+        CHECK_INT(call(fs, FUSE_SETATTR, n, &sa, sizeof(sa), &ao, sizeof(ao)), 0);
+        CHECK_INT(ao.attr.mode & 07777, 0755);
+        CHECK_INT(ao.attr.uid, 5);
+        /* OPEN with O_TRUNC */
+        set_mode(fs, n, 04755);
+        struct fuse_open_in oi = {.flags = O_WRONLY | O_TRUNC, .open_flags = FUSE_OPEN_KILL_SUIDGID};
+        struct fuse_open_out oo = {0};
+        CHECK_INT(call(fs, FUSE_OPEN, n, &oi, sizeof(oi), &oo, sizeof(oo)), 0);
+        CHECK_INT(mode_of(fs, n), 0755);
+        /* ...and CREATE of an existing file with O_TRUNC */
+        set_mode(fs, n, 04755);
+        cr.in.flags = O_WRONLY | O_TRUNC;
+        cr.in.open_flags = FUSE_OPEN_KILL_SUIDGID;
+        CHECK_INT(call(fs, FUSE_CREATE, 1, &cr, sizeof(cr.in) + 3, &co, sizeof(co)), 0);
+        CHECK_INT(mode_of(fs, n), 0755);
+        /* nothing of it reached the host inode's own mode */
+        char p[512];
+        struct stat st;
+        snprintf(p, sizeof(p), "%s/kp", dir);
+        CHECK(stat(p, &st) == 0 && (st.st_mode & 07000) == 0);
+        fs_free(fs);
+
+        /* owners passed through: the host inode's bits */
+        struct fs_config c = {.path = dir, .owner = FS_OWNER_PASSTHROUGH, .timeout = 1};
+        char err[256];
+        CHECK_INT(fs_new(&c, &fs, err, sizeof(err)), 0);
+        ring_reset();
+        init(fs);
+        CHECK(chmod(p, 06755) == 0);
+        int e;
+        n = lookup(fs, 1, "kp", &e, NULL);
+        CHECK_INT(e, 0);
+        oi = (struct fuse_open_in){.flags = O_WRONLY};
+        CHECK_INT(call(fs, FUSE_OPEN, n, &oi, sizeof(oi), &oo, sizeof(oo)), 0);
+        write1(fs, n, oo.fh, 0);
+        CHECK(stat(p, &st) == 0 && (st.st_mode & 07777) == 06755);
+        write1(fs, n, oo.fh, FUSE_WRITE_KILL_SUIDGID);
+        CHECK(stat(p, &st) == 0 && (st.st_mode & 07777) == 0755);
+        fs_free(fs);
+        unlink(p);
+}
+
 static void test_read_only(const char *dir)
 {
         struct fs *fs = share(dir, false, true);
@@ -1507,6 +1630,7 @@ int main(void)
                 return 1;
         test_names_and_lookup(dir);
         test_read_write_create(dir);
+        test_kill_privs(dir);
         test_forget_without_reply_room(dir);
         test_read_only(dir);
         test_immutable_no_open(dir);
