@@ -561,14 +561,24 @@ static void vstat_load(struct fs *fs, struct inode *i)
                 i->vloaded = true;
                 return;
         }
-        int fd = ino_fd(fs, i);
-        if (fd < 0)
-                return; /* looked at next time */
-        i->vloaded = true;
-        char p[64], buf[96];
-        /* a path call: it does not open the file, whatever its type */
-        procpath(p, sizeof(p), fd);
-        ssize_t n = getxattr(p, FS_XATTR_STAT, buf, sizeof(buf) - 1);
+        char p[64 + NAME_MAX + 2], buf[96];
+        ssize_t n;
+        if (i->fd < 0 && i->sh->c.immutable && i->parent && i->parent->fd >= 0 && i->name) {
+                /* an image root's inode made without an fd (do_lookup): by
+                 * its name under the parent's fd, which nothing renames,
+                 * rather than opening it for this alone */
+                snprintf(p, sizeof(p), "%d/%s", i->parent->fd, i->name);
+                i->vloaded = true;
+                n = lgetxattr(p, FS_XATTR_STAT, buf, sizeof(buf) - 1);
+        } else {
+                int fd = ino_fd(fs, i);
+                if (fd < 0)
+                        return; /* looked at next time */
+                i->vloaded = true;
+                /* a path call: it does not open the file, whatever its type */
+                procpath(p, sizeof(p), fd);
+                n = getxattr(p, FS_XATTR_STAT, buf, sizeof(buf) - 1);
+        }
         if (n <= 0)
                 return;
         buf[n] = 0;
@@ -689,7 +699,7 @@ static int ino_take(struct fs *fs, struct share *sh, struct inode *parent, const
         if (i) {
                 if (i->fd < 0) /* closed by the cache: here is a fresh one */
                         i->fd = fd;
-                else
+                else if (fd >= 0)
                         close(fd);
                 lru_update(fs, i); /* just used */
                 if (parent)
@@ -703,7 +713,8 @@ static int ino_take(struct fs *fs, struct share *sh, struct inode *parent, const
         char *n = i && parent ? strdup(name) : NULL;
         if (!i || (parent && !n)) {
                 free(i);
-                close(fd);
+                if (fd >= 0)
+                        close(fd);
                 return i ? -ENOMEM : r;
         }
         i->fd = fd;
@@ -789,13 +800,23 @@ static int do_lookup(struct fs *fs, struct inode *parent, const char *name, stru
                 int pfd = ino_fd(fs, parent);
                 if (pfd < 0)
                         return pfd;
-                int fd = open_beneath(pfd, name, O_PATH, 0);
-                if (fd < 0)
-                        return fd == -ELOOP ? -ENOENT : fd;
-                if (fstat(fd, &st) < 0) {
-                        r = -errno;
-                        close(fd);
-                        return r;
+                int fd = -1;
+                if (parent->sh->c.immutable) {
+                        /* nothing renames under an image root: the inode
+                         * starts without an fd, opened by name when first
+                         * used (ino_reopen), and a listing's entries the
+                         * guest never opens cost one fstatat each */
+                        if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) < 0)
+                                return -errno;
+                } else {
+                        fd = open_beneath(pfd, name, O_PATH, 0);
+                        if (fd < 0)
+                                return fd == -ELOOP ? -ENOENT : fd;
+                        if (fstat(fd, &st) < 0) {
+                                r = -errno;
+                                close(fd);
+                                return r;
+                        }
                 }
                 r = ino_take(fs, parent->sh, parent, name, fd, &st, &i);
         }
@@ -1670,9 +1691,16 @@ static ssize_t op_readdir(struct fs *fs, struct inode *i, struct args *a, uint8_
                 return -EINVAL;
         if (lseek(dfd, (off_t)in.offset, SEEK_SET) < 0)
                 return -errno;
+        /* read about as many host entries as the reply holds: each
+         * READDIRPLUS starts over from its offset, and a 64 KiB read for
+         * a reply of 25 entries made a large directory cost its size
+         * again per page.  An entry with attributes takes ~5 times its
+         * host dirent; one without about the same; 512 holds any one. */
         static uint8_t dbuf[65536];
+        size_t want = plus ? limit / 4 : limit;
+        want = want < 512 ? 512 : want > sizeof(dbuf) ? sizeof(dbuf) : want;
         for (;;) {
-                long n = syscall(SYS_getdents64, dfd, dbuf, sizeof(dbuf));
+                long n = syscall(SYS_getdents64, dfd, dbuf, want);
                 if (n < 0)
                         return used ? (ssize_t)used : -errno;
                 if (n == 0)
