@@ -980,24 +980,27 @@ static ssize_t op_lookup(struct fs *fs, struct inode *i, struct args *a, uint8_t
  * we write, truncate or chown.  The bits: the guest's view where virtual,
  * else the host inode's (the server may hold CAP_FSETID).
  */
-static int kill_privs(struct fs *fs, struct inode *i, bool suidgid)
+static int kill_privs(struct fs *fs, struct inode *i, int fd, bool suidgid)
 {
-        if (!i || i->kind != K_NORMAL || !S_ISREG(i->type))
+        if (!i || i->kind != K_NORMAL || !S_ISREG(i->type) || ro(i))
                 return 0;
-        int fd = ino_fd(fs, i);
-        if (fd < 0)
+        /* the open file itself where there is one: a single-file share's
+         * inode may meanwhile name what replaced the file on the host */
+        if (fd < 0 && (fd = ino_fd(fs, i)) < 0)
                 return fd;
         char p[64];
         procpath(p, sizeof(p), fd);
-        if (virt(i) && removexattr(p, GUEST_NS_PREFIX "security.capability") < 0 && errno != ENODATA &&
-            errno != ENOTSUP)
+        /* look before removing: a removal needs write access to the
+         * xattrs, which an append-only host file refuses even when there
+         * is nothing to remove */
+        const char *cap = GUEST_NS_PREFIX "security.capability";
+        if (virt(i) && getxattr(p, cap, NULL, 0) >= 0 && removexattr(p, cap) < 0 && errno != ENODATA)
                 return -errno;
         if (!suidgid)
                 return 0;
         struct stat st;
-        int r = ino_stat(fs, i, &st);
-        if (r < 0)
-                return r;
+        if (fstatat(fd, "", &st, AT_EMPTY_PATH) < 0)
+                return -errno;
         struct fuse_attr cur;
         fill_attr(fs, i, &st, &cur);
         mode_t m = cur.mode & ~(mode_t)S_ISUID;
@@ -1036,7 +1039,7 @@ static ssize_t op_setattr(struct fs *fs, struct inode *i, struct args *a, uint8_
                 return -EINVAL;
         uint32_t v = in.valid;
         if (v & (FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW |
-                 FATTR_MTIME_NOW))
+                 FATTR_MTIME_NOW | FATTR_KILL_SUIDGID))
                 RO_CHECK(i);
         if (i->kind != K_NORMAL)
                 return -EPERM; /* a made-up root */
@@ -1054,7 +1057,7 @@ static ssize_t op_setattr(struct fs *fs, struct inode *i, struct args *a, uint8_
         /* after a size change or ownership change; before a mode the
          * guest asks for, which is then what it asked for */
         if ((v & (FATTR_SIZE | FATTR_UID | FATTR_GID | FATTR_KILL_SUIDGID)) &&
-            (r = kill_privs(fs, i, v & (FATTR_KILL_SUIDGID))) < 0)
+            (r = kill_privs(fs, i, -1, v & FATTR_KILL_SUIDGID)) < 0)
                 return r;
         if (v & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) {
                 struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
@@ -1399,7 +1402,7 @@ static ssize_t op_open(struct fs *fs, struct inode *i, struct args *a, uint8_t *
                 fd = ino_open(fs, i, fl & ~O_NOATIME);
                 if (fd < 0)
                         return fd;
-                if ((fl & O_TRUNC) && (r = kill_privs(fs, i, in.open_flags & FUSE_OPEN_KILL_SUIDGID)) < 0) {
+                if ((fl & O_TRUNC) && (r = kill_privs(fs, i, fd, in.open_flags & FUSE_OPEN_KILL_SUIDGID)) < 0) {
                         close(fd);
                         return r;
                 }
@@ -1485,7 +1488,7 @@ static ssize_t op_create(struct fs *fs, struct inode *p, const struct fuse_in_he
                 return n;
         }
         struct fuse_open_out o = {.open_flags = fopen_flags(fs, i)};
-        if ((fl & O_TRUNC) && (r = kill_privs(fs, i, in.open_flags & FUSE_OPEN_KILL_SUIDGID)) < 0) {
+        if ((fl & O_TRUNC) && (r = kill_privs(fs, i, fd, in.open_flags & FUSE_OPEN_KILL_SUIDGID)) < 0) {
                 close(fd);
                 forget(fs, i->id, 1);
                 return r;
@@ -1577,7 +1580,7 @@ static ssize_t op_write(struct fs *fs, struct args *a, const struct vu_elem *e, 
         if (in.size != have || in.size > FS_MAX_WRITE || in.offset > (uint64_t)INT64_MAX ||
             cap < sizeof(struct fuse_write_out))
                 return -EINVAL;
-        ssize_t r = kill_privs(fs, h->ino, in.write_flags & FUSE_WRITE_KILL_SUIDGID);
+        ssize_t r = kill_privs(fs, h->ino, h->fd, in.write_flags & FUSE_WRITE_KILL_SUIDGID);
         if (r < 0)
                 return r;
         if (e) {
@@ -1701,6 +1704,12 @@ static ssize_t op_readdir(struct fs *fs, struct inode *i, struct args *a, uint8_
         want = want < 512 ? 512 : want > sizeof(dbuf) ? sizeof(dbuf) : want;
         for (;;) {
                 long n = syscall(SYS_getdents64, dfd, dbuf, want);
+                if (n < 0 && errno == EINVAL && want < sizeof(dbuf)) {
+                        /* an entry larger than want (a host FUSE or vfat
+                         * name past 255 bytes): the whole buffer */
+                        want = sizeof(dbuf);
+                        continue;
+                }
                 if (n < 0)
                         return used ? (ssize_t)used : -errno;
                 if (n == 0)

@@ -485,6 +485,9 @@ static void test_read_only(const char *dir)
         CHECK_INT(call(fs, FUSE_SETATTR, f, &sa, sizeof(sa), NULL, 0), -EROFS);
         sa.valid = FATTR_MODE;
         CHECK_INT(call(fs, FUSE_SETATTR, f, &sa, sizeof(sa), NULL, 0), -EROFS);
+        /* dropping privileges alone is a change too */
+        sa.valid = FATTR_KILL_SUIDGID;
+        CHECK_INT(call(fs, FUSE_SETATTR, f, &sa, sizeof(sa), NULL, 0), -EROFS);
         CHECK_INT(call(fs, FUSE_UNLINK, 1, "hello", 6, NULL, 0), -EROFS);
         struct {
                 struct fuse_mkdir_in in;
