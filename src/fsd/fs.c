@@ -1155,8 +1155,20 @@ static ssize_t finish_create(struct fs *fs, struct inode *parent, const char *na
         int r = do_lookup(fs, parent, name, &e, &i);
         if (r < 0)
                 return r;
+        /* a setgid directory gives what is made in it its group, and a
+         * directory its setgid bit (the guest's VFS leaves both to the
+         * file system; it has already cleared a setgid bit the caller may
+         * not set).  Where ownership is virtual the host directory knows
+         * nothing of it; passed through, the host's own kernel did both. */
+        struct stat pst;
+        struct fuse_attr pa = {0};
+        if (ino_stat(fs, parent, &pst) == 0)
+                fill_attr(fs, parent, &pst, &pa);
+        bool sgid_dir = pa.mode & S_ISGID;
         if (virt(parent)) {
-                struct vstat nv = {.uid = h->uid, .gid = h->gid, .mode = mode, .rdev = rdev};
+                struct vstat nv = {.uid = h->uid, .gid = sgid_dir ? pa.gid : h->gid, .mode = mode, .rdev = rdev};
+                if (sgid_dir && S_ISDIR(mode))
+                        nv.mode |= S_ISGID;
                 if (nv.uid != e.attr.uid || nv.gid != e.attr.gid || nv.mode != e.attr.mode || nv.rdev != e.attr.rdev) {
                         vstat_store(fs, i, &nv);
                         e.attr.uid = nv.uid;
@@ -1168,13 +1180,15 @@ static ssize_t finish_create(struct fs *fs, struct inode *parent, const char *na
                 /* on failure the guest never hears of the lookup
                  * do_lookup counted: take it back, or the inode stays */
                 int fd = ino_fd(fs, i);
-                if (fd < 0 || fchownat(fd, "", h->uid, h->gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+                if (fd < 0 || fchownat(fd, "", h->uid, sgid_dir ? (gid_t)-1 : h->gid,
+                                       AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
                         int e2 = fd < 0 ? fd : -errno;
                         forget(fs, i->id, 1);
                         return e2;
                 }
                 e.attr.uid = h->uid;
-                e.attr.gid = h->gid;
+                if (!sgid_dir)
+                        e.attr.gid = h->gid;
         }
         ssize_t n = reply_entry(&e, res, cap);
         if (n < 0) {

@@ -331,6 +331,32 @@ int main(int argc, char **argv)
         }
         end();
 
+        begin("setgid-directory");
+        /* what is made in a setgid directory takes its group; a directory
+         * also its setgid bit; whoever makes it */
+        EXPECT(mkdir("sgd", 0755) == 0 && chown("sgd", 0, 1234) == 0 && chmod("sgd", 02777) == 0);
+        EXPECT(put("sgd/f", "f") == 0 && stat("sgd/f", &st) == 0 && st.st_gid == 1234);
+        EXPECT(mkdir("sgd/d", 0755) == 0 && stat("sgd/d", &st) == 0 && st.st_gid == 1234 &&
+               (st.st_mode & 07777) == 02755);
+        EXPECT(symlink("f", "sgd/l") == 0 && lstat("sgd/l", &st) == 0 && st.st_gid == 1234);
+        EXPECT(mknod("sgd/n", S_IFIFO | 0644, 0) == 0 && stat("sgd/n", &st) == 0 && st.st_gid == 1234);
+        {
+                pid_t kid = fork();
+                if (kid == 0) {
+                        if (setgid(1000) < 0 || setuid(1000) < 0)
+                                _exit(10);
+                        if (put("sgd/mine", "m") < 0 || stat("sgd/mine", &st) < 0 || st.st_gid != 1234 ||
+                            st.st_uid != 1000)
+                                _exit(11);
+                        _exit(0);
+                }
+                int kws = 0;
+                EXPECT(kid > 0 && waitpid(kid, &kws, 0) == kid);
+                if (!WIFEXITED(kws) || WEXITSTATUS(kws) != 0)
+                        bad("non-root child failed at step %d", WIFEXITED(kws) ? WEXITSTATUS(kws) : -1);
+        }
+        end();
+
         begin("permissions-as-non-root");
         EXPECT(put("secret", "s") == 0 && chmod("secret", 0600) == 0);
         EXPECT(mkdir("rootdir", 0755) == 0);

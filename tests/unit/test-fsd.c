@@ -471,6 +471,55 @@ static void test_kill_privs(const char *dir)
         unlink(p);
 }
 
+/* What is made in a setgid directory takes its group, a directory its
+ * setgid bit too, as the guest's tmpfs does: the guest's VFS leaves it to
+ * the file system, and a virtualized share's host directory has no such
+ * bit. */
+static void test_setgid_dir(const char *dir)
+{
+        struct fs *fs = share(dir, false, false);
+        struct {
+                struct fuse_mkdir_in in;
+                char name[8];
+        } md = {.in = {.mode = 0755}, .name = "sgd"};
+        struct fuse_entry_out de = {0};
+        CHECK_INT(call(fs, FUSE_MKDIR, 1, &md, sizeof(md.in) + 4, &de, sizeof(de)), 0);
+        struct fuse_setattr_in sa = {.valid = FATTR_GID | FATTR_MODE, .gid = 1234, .mode = 02775};
+        struct fuse_attr_out ao = {0};
+        CHECK_INT(call(fs, FUSE_SETATTR, de.nodeid, &sa, sizeof(sa), &ao, sizeof(ao)), 0);
+        CHECK_INT(ao.attr.mode & 07777, 02775);
+        struct {
+                struct fuse_create_in in;
+                char name[8];
+        } cr = {.in = {.flags = O_RDWR, .mode = S_IFREG | 0644}, .name = "f"};
+        struct {
+                struct fuse_entry_out e;
+                struct fuse_open_out o;
+        } co = {0};
+        CHECK_INT(call(fs, FUSE_CREATE, de.nodeid, &cr, sizeof(cr.in) + 2, &co, sizeof(co)), 0);
+        CHECK_INT(co.e.attr.gid, 1234);
+        CHECK_INT(co.e.attr.mode & 07777, 0644);
+        memcpy(md.name, "sub", 4);
+        struct fuse_entry_out se = {0};
+        CHECK_INT(call(fs, FUSE_MKDIR, de.nodeid, &md, sizeof(md.in) + 4, &se, sizeof(se)), 0);
+        CHECK_INT(se.attr.gid, 1234);
+        CHECK_INT(se.attr.mode & 07777, 02755);
+        /* ...and it holds after the server forgets: it is recorded */
+        int e;
+        struct fuse_attr a;
+        struct fs *fs2 = share(dir, false, false);
+        uint64_t d2 = lookup(fs2, 1, "sgd", &e, NULL);
+        CHECK_INT(e, 0);
+        lookup(fs2, d2, "sub", &e, &a);
+        CHECK_INT(e, 0);
+        CHECK(a.gid == 1234 && (a.mode & 07777) == 02755);
+        fs_free(fs2);
+        fs_free(fs);
+        char p[512];
+        snprintf(p, sizeof(p), "%s/sgd", dir);
+        rm_rf(p);
+}
+
 static void test_read_only(const char *dir)
 {
         struct fs *fs = share(dir, false, true);
@@ -1634,6 +1683,7 @@ int main(void)
         test_names_and_lookup(dir);
         test_read_write_create(dir);
         test_kill_privs(dir);
+        test_setgid_dir(dir);
         test_forget_without_reply_room(dir);
         test_read_only(dir);
         test_immutable_no_open(dir);
