@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -1579,6 +1580,28 @@ static unsigned payload_iov(const struct vu_elem *e, size_t skip, size_t len, st
         return len ? 0 : n;
 }
 
+/*
+ * Map the guest pages a write's payload lies in before pwritev copies from
+ * them.  The host's page cache copies with page faults disabled: a guest
+ * page this process has not touched yet ends the copy short, and ext4
+ * (large folios, Linux 6.16+) then zeroes what it had prepared, faults the
+ * page in and starts over.  Measured: 60% of the server's time writing
+ * 256 MB into pages the guest had not used before.  One madvise maps them
+ * all; before Linux 5.14, a read of each page does.
+ */
+static void prefault(const struct iovec *iov, unsigned n)
+{
+        const uintptr_t pg = 4096;
+        for (unsigned k = 0; k < n; k++) {
+                uintptr_t b = (uintptr_t)iov[k].iov_base, end = b + iov[k].iov_len;
+                uintptr_t start = b & ~(pg - 1);
+                if (!iov[k].iov_len || madvise((void *)start, end - start, MADV_POPULATE_READ) == 0)
+                        continue;
+                for (uintptr_t q = b; q < end; q = (q & ~(pg - 1)) + pg)
+                        (void)*(volatile const uint8_t *)q;
+        }
+}
+
 static ssize_t op_write(struct fs *fs, struct args *a, const struct vu_elem *e, size_t arglen, uint8_t *res,
                         size_t cap)
 {
@@ -1602,6 +1625,7 @@ static ssize_t op_write(struct fs *fs, struct args *a, const struct vu_elem *e, 
                 unsigned n = payload_iov(e, sizeof(struct fuse_in_header) + sizeof(in), in.size, iov, VU_MAX_SEGS);
                 if (!n)
                         return -EINVAL;
+                prefault(iov, n);
                 r = pwritev(h->fd, iov, (int)n, (off_t)in.offset);
         } else
                 r = pwrite(h->fd, a->p, in.size, (off_t)in.offset);
