@@ -1889,6 +1889,15 @@ static ssize_t op_setxattr(struct fs *fs, struct inode *i, struct args *a)
         if (!name || in.size != a->len || in.size > XATTR_SIZE_MAX)
                 return -EINVAL;
         RO_CHECK(i);
+        /* POSIX ACLs: the guest kernel enforces and maps them only with
+         * FUSE_POSIX_ACL, which we do not negotiate (it would cost a
+         * GETXATTR per inode at its first permission check).  Stored as a
+         * plain xattr, an ACL meant nothing and changed no mode: `cp -p`
+         * and `cp -a`, which set the mode as an ACL where one is taken,
+         * left files 0600.  Refused as on a file system without ACLs, they
+         * fall back to chmod. */
+        if (!strcmp(name, "system.posix_acl_access") || !strcmp(name, "system.posix_acl_default"))
+                return -EOPNOTSUPP;
         char hb[XATTR_NAME_MAX + 16];
         const char *hn = xattr_host_name(i, name, hb, sizeof(hb));
         if (!hn)

@@ -345,6 +345,12 @@ static void test_read_write_create(const char *dir)
         CHECK_INT(call(fs, FUSE_SETXATTR, co.e.nodeid, sx, sxl, NULL, 0), -EPERM);
         sxl = setxattr_req(sx, "user.ok", "x");
         CHECK_INT(call(fs, FUSE_SETXATTR, co.e.nodeid, sx, sxl, NULL, 0), 0);
+        /* no POSIX ACLs: refused as where there are none, so cp -p and
+         * cp -a fall back to chmod instead of storing a mode-less ACL */
+        sxl = setxattr_req(sx, "system.posix_acl_access", "\2\0\0\0");
+        CHECK_INT(call(fs, FUSE_SETXATTR, co.e.nodeid, sx, sxl, NULL, 0), -EOPNOTSUPP);
+        sxl = setxattr_req(sx, "system.posix_acl_default", "\2\0\0\0");
+        CHECK_INT(call(fs, FUSE_SETXATTR, 1, sx, sxl, NULL, 0), -EOPNOTSUPP);
         fs_free(fs);
 }
 
