@@ -1586,19 +1586,41 @@ static unsigned payload_iov(const struct vu_elem *e, size_t skip, size_t len, st
  * page this process has not touched yet ends the copy short, and ext4
  * (large folios, Linux 6.16+) then zeroes what it had prepared, faults the
  * page in and starts over.  Measured: 60% of the server's time writing
- * 256 MB into pages the guest had not used before.  One madvise maps them
- * all; before Linux 5.14, a read of each page does.
+ * 256 MB into pages the guest had not used before.  MADV_POPULATE_READ
+ * maps them; pages seen before are remembered (a direct-mapped table of
+ * 64 Ki page addresses) so a write into pages already mapped costs no
+ * system call.  A page unmapped since (swapped out, discarded) only makes
+ * that write slower.  Kernels before 5.14 get no prefault.
  */
+#define PF_SLOTS 65536u
+static uintptr_t pf_seen[PF_SLOTS];
+static bool pf_unsupported;
+
+static void populate(uintptr_t start, uintptr_t end)
+{
+        if (start < end && !pf_unsupported && madvise((void *)start, end - start, MADV_POPULATE_READ) < 0 &&
+            errno == EINVAL)
+                pf_unsupported = true;
+}
+
 static void prefault(const struct iovec *iov, unsigned n)
 {
         const uintptr_t pg = 4096;
-        for (unsigned k = 0; k < n; k++) {
+        for (unsigned k = 0; k < n && !pf_unsupported; k++) {
                 uintptr_t b = (uintptr_t)iov[k].iov_base, end = b + iov[k].iov_len;
-                uintptr_t start = b & ~(pg - 1);
-                if (!iov[k].iov_len || madvise((void *)start, end - start, MADV_POPULATE_READ) == 0)
-                        continue;
-                for (uintptr_t q = b; q < end; q = (q & ~(pg - 1)) + pg)
-                        (void)*(volatile const uint8_t *)q;
+                uintptr_t run = 0, run_end = 0; /* pages not seen, to populate in one call */
+                for (uintptr_t q = b & ~(pg - 1); q < end; q += pg) {
+                        uintptr_t *slot = &pf_seen[(q / pg) % PF_SLOTS];
+                        if (*slot == q)
+                                continue;
+                        *slot = q;
+                        if (run_end != q) {
+                                populate(run, run_end);
+                                run = q;
+                        }
+                        run_end = q + pg;
+                }
+                populate(run, run_end);
         }
 }
 
@@ -1787,6 +1809,13 @@ static ssize_t op_readdir(struct fs *fs, struct inode *i, struct args *a, uint8_
 
 
 /* Host name for a guest xattr name, or NULL if the guest may not use it. */
+/* Where ownership is virtual there are no POSIX ACLs (op_setxattr): none
+ * is set, and one stored before is neither read nor listed. */
+static bool acl_name(const char *name)
+{
+        return !strcmp(name, "system.posix_acl_access") || !strcmp(name, "system.posix_acl_default");
+}
+
 static const char *xattr_host_name(const struct inode *i, const char *name, char *buf, size_t n)
 {
         if (!*name || strlen(name) > XATTR_NAME_MAX || str_has_prefix(name, FS_XATTR_PREFIX))
@@ -1809,7 +1838,7 @@ static ssize_t op_getxattr(struct fs *fs, struct inode *i, struct args *a, uint8
                 return -EINVAL;
         char hb[XATTR_NAME_MAX + 16];
         const char *hn = xattr_host_name(i, name, hb, sizeof(hb));
-        if (!hn || i->kind != K_NORMAL || (!S_ISREG(i->type) && !S_ISDIR(i->type)))
+        if (!hn || i->kind != K_NORMAL || (!S_ISREG(i->type) && !S_ISDIR(i->type)) || (virt(i) && acl_name(name)))
                 return -ENODATA;
         char p[64];
         int r = ino_path(fs, i, p, sizeof(p));
@@ -1855,7 +1884,7 @@ static ssize_t op_listxattr(struct fs *fs, struct inode *i, struct args *a, uint
                 off += (ssize_t)l + 1;
                 const char *show = NULL;
                 if (str_has_prefix(nm, GUEST_NS_PREFIX) && virt(i))
-                        show = nm + strlen(GUEST_NS_PREFIX);
+                        show = acl_name(nm + strlen(GUEST_NS_PREFIX)) ? NULL : nm + strlen(GUEST_NS_PREFIX);
                 else if (str_has_prefix(nm, FS_XATTR_PREFIX))
                         show = NULL;
                 else if (!virt(i) || str_has_prefix(nm, "user."))
@@ -1892,11 +1921,12 @@ static ssize_t op_setxattr(struct fs *fs, struct inode *i, struct args *a)
         /* POSIX ACLs: the guest kernel enforces and maps them only with
          * FUSE_POSIX_ACL, which we do not negotiate (it would cost a
          * GETXATTR per inode at its first permission check).  Stored as a
-         * plain xattr, an ACL meant nothing and changed no mode: `cp -p`
+         * guest xattr, an ACL meant nothing and changed no mode: `cp -p`
          * and `cp -a`, which set the mode as an ACL where one is taken,
          * left files 0600.  Refused as on a file system without ACLs, they
-         * fall back to chmod. */
-        if (!strcmp(name, "system.posix_acl_access") || !strcmp(name, "system.posix_acl_default"))
+         * fall back to chmod.  Passed through, the host's kernel applies
+         * one to the host inode, as before. */
+        if (virt(i) && acl_name(name))
                 return -EOPNOTSUPP;
         char hb[XATTR_NAME_MAX + 16];
         const char *hn = xattr_host_name(i, name, hb, sizeof(hb));
