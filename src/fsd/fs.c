@@ -1161,9 +1161,10 @@ static ssize_t finish_create(struct fs *fs, struct inode *parent, const char *na
          * file system; it has already cleared a setgid bit the caller may
          * not set).  Where ownership is virtual the host directory knows
          * nothing of it; passed through, the host's own kernel did both. */
+        bool owners = virt(parent) || geteuid() == 0; /* else the host's kernel decides alone */
         struct stat pst;
         struct fuse_attr pa = {0};
-        if (ino_stat(fs, parent, &pst) == 0)
+        if (owners && ino_stat(fs, parent, &pst) == 0)
                 fill_attr(fs, parent, &pst, &pa);
         bool sgid_dir = pa.mode & S_ISGID;
         if (virt(parent)) {
@@ -1807,8 +1808,6 @@ static ssize_t op_readdir(struct fs *fs, struct inode *i, struct args *a, uint8_
 
 /* ---- extended attributes ---- */
 
-
-/* Host name for a guest xattr name, or NULL if the guest may not use it. */
 /* Where ownership is virtual there are no POSIX ACLs (op_setxattr): none
  * is set, and one stored before is neither read nor listed. */
 static bool acl_name(const char *name)
@@ -1816,6 +1815,7 @@ static bool acl_name(const char *name)
         return !strcmp(name, "system.posix_acl_access") || !strcmp(name, "system.posix_acl_default");
 }
 
+/* Host name for a guest xattr name, or NULL if the guest may not use it. */
 static const char *xattr_host_name(const struct inode *i, const char *name, char *buf, size_t n)
 {
         if (!*name || strlen(name) > XATTR_NAME_MAX || str_has_prefix(name, FS_XATTR_PREFIX))
