@@ -1033,6 +1033,23 @@ static int truncate_inode(struct fs *fs, struct inode *i, uint64_t fhid, bool ha
         return r;
 }
 
+/*
+ * Move a host symlink's ctime and nothing else, for a guest chown of it
+ * where ownership is virtual: its owner lives only in our memory
+ * (vstat_store), so nothing else touches the host inode.  A chown to
+ * (-1, -1) of the link itself is an ownership change that changes nothing
+ * (a symlink has no setuid bits or capability to drop), needs no ownership
+ * or privilege (setting its times to their current values needs ownership
+ * or CAP_FOWNER; UTIME_OMIT for both moves nothing), and the host kernel
+ * sets ctime to now as for any chown.
+ */
+static int symlink_touch_ctime(int fd)
+{
+        if (fchownat(fd, "", (uid_t)-1, (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        return 0;
+}
+
 static ssize_t op_setattr(struct fs *fs, struct inode *i, struct args *a, uint8_t *res, size_t cap)
 {
         struct fuse_setattr_in in;
@@ -1098,6 +1115,10 @@ static ssize_t op_setattr(struct fs *fs, struct inode *i, struct args *a, uint8_
                         if (v & FATTR_GID)
                                 nv.gid = in.gid;
                         vstat_store(fs, i, &nv);
+                        /* best effort: the change itself is made, only
+                         * the guest's ctime would be stale */
+                        if ((v & (FATTR_UID | FATTR_GID)) && S_ISLNK(i->type))
+                                (void)symlink_touch_ctime(ifd);
                 } else {
                         if ((v & FATTR_MODE) && !S_ISLNK(i->type)) {
                                 char p[64];

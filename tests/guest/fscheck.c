@@ -22,6 +22,7 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 static int failed, passed;
@@ -348,6 +349,35 @@ int main(int argc, char **argv)
                         if (put("sgd/mine", "m") < 0 || stat("sgd/mine", &st) < 0 || st.st_gid != 1234 ||
                             st.st_uid != 1000)
                                 _exit(11);
+                        _exit(0);
+                }
+                int kws = 0;
+                EXPECT(kid > 0 && waitpid(kid, &kws, 0) == kid);
+                if (!WIFEXITED(kws) || WEXITSTATUS(kws) != 0)
+                        bad("non-root child failed at step %d", WIFEXITED(kws) ? WEXITSTATUS(kws) : -1);
+        }
+        end();
+
+        begin("symlink-chown-ctime");
+        /* a chown of a symlink itself moves its ctime, as for every file
+         * and on tmpfs: by root, and by its owner to a group it is in
+         * (where ownership is virtual the host link's owner never changes) */
+        {
+                struct stat l1, l2;
+                EXPECT(symlink("x", "lc1") == 0 && symlink("x", "lc2") == 0 && lchown("lc2", 1000, 1234) == 0);
+                EXPECT(lstat("lc1", &l1) == 0 && lstat("lc2", &l2) == 0);
+                /* past any host timestamp granularity */
+                nanosleep(&(struct timespec){.tv_sec = 1, .tv_nsec = 100000000}, NULL);
+                EXPECT(lchown("lc1", 65534, 65533) == 0 && lstat("lc1", &st) == 0);
+                EXPECT(st.st_uid == 65534 && st.st_gid == 65533 && st.st_ctime > l1.st_ctime);
+                pid_t kid = fork();
+                if (kid == 0) {
+                        if (setgid(1000) < 0 || setuid(1000) < 0)
+                                _exit(10);
+                        if (lchown("lc2", (uid_t)-1, 1000) < 0 || lstat("lc2", &st) < 0 || st.st_gid != 1000)
+                                _exit(11);
+                        if (st.st_ctime <= l2.st_ctime)
+                                _exit(12);
                         _exit(0);
                 }
                 int kws = 0;
