@@ -166,7 +166,8 @@ static int enter_userns(void)
 }
 
 /* Where the new root is put together before pivot_root: any directory will
- * do, the tmpfs mounted on it is in our mount namespace alone. */
+ * do, even one that is shared: the tmpfs mounted on it is in our mount
+ * namespace alone, and the shares are copied before it (clone_tree). */
 #define NEWROOT "/tmp"
 
 /* mount_setattr(2)'s argument, declared here for C libraries older than
@@ -182,6 +183,11 @@ struct msb_mount_attr {
 #endif
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
 #endif
 
 /*
@@ -212,18 +218,28 @@ static int reopen_here(int fd)
         return nfd;
 }
 
-/* Mount the directory fd refers to at target.  nodev: the kernel refuses to
+/*
+ * A detached copy of the mount tree at the directory here refers to
+ * (open_tree, 5.2+), taken before anything of ours is mounted, so no share,
+ * not even the host's "/" or the very directory the new root is built on,
+ * can contain the new root.  flat: a single-file share's directory (which
+ * may be the host's "/"): its own file system only, none of the mounts
+ * below it (/proc, /sys, /dev, ...), which the server has no use for.
+ */
+static int clone_tree(int here, unsigned flags)
+{
+        unsigned f = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | ((flags & FSD_DIR_FLAT) ? 0 : AT_RECURSIVE);
+        int fd = (int)syscall(SYS_open_tree, here, "", f);
+        return fd < 0 ? -errno : fd;
+}
+
+/* Attach the tree clone_tree made at target.  nodev: the kernel refuses to
  * open a device node in a share even if the server tried; nosuid, noexec:
  * nothing is run from it; read-only shares read-only on the mount too. */
-static int bind_dir(int here, int fd, const char *target, unsigned flags)
+static int attach_dir(int tree, int fd, const char *target, unsigned flags)
 {
         bool ro = flags & FSD_DIR_RO;
-        char src[64];
-        snprintf(src, sizeof(src), "/proc/self/fd/%d", here);
-        /* flat: a single-file share's directory (which may be the host's
-         * "/"): its own file system only, none of the mounts below it
-         * (/proc, /sys, /dev, ...), which the server has no use for */
-        if (mount(src, target, NULL, MS_BIND | ((flags & FSD_DIR_FLAT) ? 0 : MS_REC), NULL) < 0)
+        if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
                 return -errno;
         struct msb_mount_attr a = {
                 .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | (ro ? MOUNT_ATTR_RDONLY : 0),
@@ -267,14 +283,21 @@ static int empty_root(const int *dirs, const unsigned *flags, size_t n, char *er
         /* nothing we mount may propagate to the host */
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 FAIL("cannot make the mount namespace private");
-        /* before the tmpfs covers NEWROOT, where a share may be */
-        int here[FSD_SANDBOX_MAX_DIRS];
+        /* every share's tree first: the tmpfs is in none of them */
+        int tree[FSD_SANDBOX_MAX_DIRS];
         int r = 0;
-        size_t nhere = 0;
-        for (; nhere < n && r == 0; nhere++)
-                if ((here[nhere] = r = reopen_here(dirs[nhere])) >= 0)
-                        r = 0;
-        const char *what = r < 0 ? "cannot reach a share in the new mount namespace" : NULL;
+        size_t ntree = 0;
+        const char *what = "cannot reach a share in the new mount namespace";
+        for (; ntree < n && r == 0; ntree++) {
+                int here = r = reopen_here(dirs[ntree]);
+                if (here >= 0) {
+                        r = clone_tree(here, flags[ntree]);
+                        close(here);
+                        what = "cannot copy a share's mounts";
+                }
+                tree[ntree] = r;
+                r = r < 0 ? r : 0;
+        }
         if (r == 0 && mount("msb-fsd", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755") < 0) {
                 r = -errno;
                 what = "cannot mount the new root's tmpfs on " NEWROOT;
@@ -285,12 +308,12 @@ static int empty_root(const int *dirs, const unsigned *flags, size_t n, char *er
                 if (mkdir(p, 0755) < 0)
                         r = -errno;
                 else
-                        r = bind_dir(here[k], dirs[k], p, flags[k]);
-                what = "cannot bind-mount a share into the new root";
+                        r = attach_dir(tree[k], dirs[k], p, flags[k]);
+                what = "cannot mount a share in the new root";
         }
-        for (size_t k = 0; k < nhere; k++)
-                if (here[k] >= 0)
-                        close(here[k]);
+        for (size_t k = 0; k < ntree; k++)
+                if (tree[k] >= 0)
+                        close(tree[k]);
         if (r < 0) {
                 errno = -r;
                 FAIL(what);

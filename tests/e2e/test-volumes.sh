@@ -311,6 +311,29 @@ t_bad_volumes_clear_errors_no_leaks() {
         assert_eq "host state" "$before" "$after"
 }
 
+# Every host directory can be a share: msb-fsd builds its new root on a
+# tmpfs over /tmp, and a share of /tmp itself once failed ("cannot reopen a
+# share inside the new root"); "/" showed msb-fsd's tmpfs at /tmp; mounts
+# below a share are seen through it.
+t_any_host_dir_is_a_share() {
+        fresh
+        local m=$V/m tag=msb-share-$$
+        mkdir -p "$m/sub"
+        mount -t tmpfs -o size=1m msb-test "$m/sub"
+        echo below >"$m/sub/f"
+        echo "$tag" >"/tmp/$tag"
+        echo "$tag" >"/run/$tag"
+        run_msb run --no-pool -v /tmp:/t:ro -v /:/r:ro -v /run:/u:ro -v "$m:/m:ro" busybox -- sh -c \
+                "cat /t/$tag /r/tmp/$tag /u/$tag /r/run/$tag /m/sub/f; cat /r/etc/hostname"
+        umount "$m/sub"
+        rm -f "/tmp/$tag" "/run/$tag"
+        assert_eq status 0 "$RC"
+        assert_eq output "$(printf '%s\n%s\n%s\n%s\nbelow\n%s' "$tag" "$tag" "$tag" "$tag" "$(cat /etc/hostname)")" "$OUT"
+        # the same through a warm VM's server, where one is running
+        run_msb run -v /tmp:/t busybox -- ls -d /t/.
+        assert_eq "pooled status" 0 "$RC"
+}
+
 t_ctrl_c_and_sigkill_leave_nothing() {
         fresh
         echo f >"$V/f"
