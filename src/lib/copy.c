@@ -85,20 +85,6 @@ static int guest_path(const char *p, char **ret, struct msb_error *err)
         return 0;
 }
 
-/* ---- threads ---- */
-
-/* The helper runs with every signal blocked: SIGINT and the like are the
- * relay's to take (it forwards them to the routine in the guest). */
-static int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        int r = pthread_create(t, NULL, fn, arg);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        return -r;
-}
-
 /* ---- the sandbox ---- */
 
 /* Running, or booted now for the copy (*ret_booted): then it stops by

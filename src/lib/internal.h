@@ -2,6 +2,7 @@
 /* libmsb internals shared between subsystems. */
 #pragma once
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/types.h>
 
@@ -27,6 +28,7 @@ struct msb_ctx {
         void (*progress_fn)(const struct msb_layer_progress *, size_t, double, bool, void *);
         void *progress_ud;
         bool insecure;     /* pull over plain HTTP (msb pull --insecure) */
+        bool detached;     /* a supervisor's: its stderr is a file no one reads live */
 };
 void msb_log(const struct msb_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -229,11 +231,11 @@ struct vmm_config {
         const char *qemu;      /* binary */
         const char *kernel;
         const char *initramfs;
-        const char *console_log;
         enum msb_accel accel;  /* KVM or TCG, resolved */
         unsigned cpus;
         unsigned memory_mib;
         int ctl_fd;            /* fd number in the child for the control chardev */
+        int console_fd;        /* and for the serial console's (console.c) */
         bool debug;            /* agentd debug logging, kernel messages on */
         unsigned tsc_khz;      /* TCG: host TSC rate for the guest, 0 = let it calibrate */
         bool acpi;             /* false for kernels taking virtio-mmio devices from the cmdline */
@@ -283,6 +285,13 @@ char *msb_find_helper(const char *env, const char *name);
  * at the same number without CLOEXEC.  The child gets its own session (so a
  * terminal's Ctrl-C reaches only msb) and dies with us (PDEATHSIG). */
 int proc_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int keep_fd, pid_t *ret_pid, int *ret_pidfd);
+/* The same with nkeep fds kept, as the child's 3, 4, ... */
+#define PROC_KEEP_MAX 4
+int proc_spawn_fds(char *const argv[], int in_fd, int out_fd, int err_fd, const int *keep, int nkeep, pid_t *ret_pid,
+                   int *ret_pidfd);
+/* A thread running with every signal blocked: signals are the caller's
+ * signalfd's to take.  0 or -errno. */
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 /* SIGKILL and reap, if still running. */
 void proc_kill(pid_t pid, int pidfd);
 void proc_kill_wait(pid_t pid, int *pidfd);

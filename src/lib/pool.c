@@ -544,15 +544,10 @@ static _Noreturn void keeper_main(struct msb_ctx *ctx, const struct msb_run_opts
         if (r >= 0)
                 r = keeper_wait_hello(vm, pool_fd, vm->accel == MSB_ACCEL_KVM ? 30000 : 90000);
         if (r < 0) {
-                _cleanup_free_ char *tail = vm_console_tail(vm), *qlog = NULL,
-                                    *qp = vm->sb.dir ? xasprintf("%s/qemu.log", vm->sb.dir) : NULL;
-                if (qp)
-                        (void)read_file_at(AT_FDCWD, qp, 4096, &qlog, NULL);
-                fprintf(stderr, "msb pool: a VM did not boot: %s%s%s%s%s\n",
-                        err.message[0] ? err.message
-                        : r == -EPIPE  ? "QEMU exited before agentd was up"
-                                       : strerror(-r),
-                        qlog && qlog[0] ? "; QEMU: " : "", qlog ? qlog : "", tail[0] ? "; console:\n" : "", tail);
+                _cleanup_free_ char *why = vm_failure(vm, err.message[0] ? err.message
+                                                          : r == -EPIPE  ? "QEMU exited before agentd was up"
+                                                                         : strerror(-r));
+                fprintf(stderr, "msb pool: a VM did not boot: %s\n", why);
                 vm_free(vm);
                 _exit(1);
         }

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -12,6 +13,12 @@
 #include "internal.h"
 
 int proc_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int keep_fd, pid_t *ret_pid, int *ret_pidfd)
+{
+        return proc_spawn_fds(argv, in_fd, out_fd, err_fd, &keep_fd, keep_fd >= 0 ? 1 : 0, ret_pid, ret_pidfd);
+}
+
+int proc_spawn_fds(char *const argv[], int in_fd, int out_fd, int err_fd, const int *keep, int nkeep, pid_t *ret_pid,
+                   int *ret_pidfd)
 {
         /* what our children fork and leave behind becomes ours to reap */
         prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -32,19 +39,19 @@ int proc_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int keep_f
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 signal(SIGPIPE, SIG_DFL);
-                int fds[3] = {in_fd, out_fd, err_fd};
-                /* move fds out of the way of 0..2 and the kept fd first */
+                int fds[3] = {in_fd, out_fd, err_fd}, kept[PROC_KEEP_MAX];
+                int top = 3 + nkeep;
+                /* move fds out of the way of 0..2 and the kept fds first */
                 for (int i = 0; i < 3; i++)
-                        if (fds[i] >= 0 && fds[i] <= 3)
-                                fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10);
-                int keep = keep_fd;
-                if (keep >= 0 && keep != 3) {
-                        if (dup2(keep, 3) < 0)
+                        if (fds[i] >= 0 && fds[i] < top)
+                                fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10 + PROC_KEEP_MAX);
+                for (int i = 0; i < nkeep && i < PROC_KEEP_MAX; i++)
+                        if ((kept[i] = fcntl(keep[i], F_DUPFD_CLOEXEC, 10 + PROC_KEEP_MAX)) < 0)
                                 _exit(127);
-                } else if (keep == 3) {
-                        int fl = fcntl(3, F_GETFD);
-                        fcntl(3, F_SETFD, fl & ~FD_CLOEXEC);
-                }
+                /* kept fds become 3, 4, ..., without close-on-exec */
+                for (int i = 0; i < nkeep && i < PROC_KEEP_MAX; i++)
+                        if (dup2(kept[i], 3 + i) < 0)
+                                _exit(127);
                 for (int i = 0; i < 3; i++) {
                         int src = fds[i] >= 0 ? fds[i] : open("/dev/null", O_RDWR | O_CLOEXEC);
                         if (src < 0 || dup2(src, i) < 0)
@@ -134,4 +141,14 @@ void proc_kill_wait(pid_t pid, int *pidfd)
                 close(*pidfd);
                 *pidfd = -1;
         }
+}
+
+int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        int r = pthread_create(t, NULL, fn, arg);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return -r;
 }

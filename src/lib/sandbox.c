@@ -327,6 +327,7 @@ static void sandbox_teardown(struct sandbox *sb)
                 proc_kill(sb->fsd[i].pid, sb->fsd[i].pidfd);
         if (sb->qemu.pid > 0)
                 proc_kill_wait(sb->qemu.pid, &sb->qemu.pidfd);
+        console_stop(sb);
         for (size_t i = 0; i < sb->nfsd; i++) {
                 proc_kill_wait(sb->fsd[i].pid, &sb->fsd[i].pidfd);
                 free(sb->fsd[i].what);
@@ -351,15 +352,39 @@ static void sandbox_teardown(struct sandbox *sb)
         free(sb->net_tap);
 }
 
-/* Last lines of the console log, for boot failures. */
-static void console_tail(const char *path, char *out, size_t outsz, int lines)
+/* Appends n bytes of text at out + o, control bytes but newline and tab as
+ * \xNN (as cli_error shows guest text), NUL-terminated and cut to fit;
+ * returns the new length. */
+static size_t escape_into(char *out, size_t outsz, size_t o, const char *s, size_t n)
+{
+        for (size_t k = 0; k < n && o + 5 < outsz; k++) {
+                unsigned char c = (unsigned char)s[k];
+                if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+                        o += (size_t)snprintf(out + o, outsz - o, "\\x%02x", c);
+                else
+                        out[o++] = (char)c;
+        }
+        out[o] = '\0';
+        return o;
+}
+
+/* Last lines of a log (the console's, a helper's stderr), made printable:
+ * the guest controls the console's bytes.  Only the file's last 64 KiB
+ * are read, however large it grew. */
+static void log_tail(const char *path, char *out, size_t outsz, int lines)
 {
         out[0] = '\0';
-        _cleanup_free_ char *data = NULL;
-        size_t len = 0;
-        if (read_file_at(AT_FDCWD, path, 16 << 20, &data, &len) < 0 || len == 0)
+        _cleanup_close_ int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
                 return;
-        size_t i = len;
+        enum { WINDOW = 64 << 10 };
+        off_t from = st.st_size > WINDOW ? st.st_size - WINDOW : 0;
+        _cleanup_free_ char *data = xmalloc(WINDOW);
+        ssize_t got = pread(fd, data, WINDOW, from);
+        if (got <= 0)
+                return;
+        size_t len = (size_t)got, i = len;
         while (i > 0 && (data[i - 1] == '\n' || data[i - 1] == '\r'))
                 i--;
         size_t end = i;
@@ -371,15 +396,68 @@ static void console_tail(const char *path, char *out, size_t outsz, int lines)
         }
         /* a panic's reason is far above the end of its backtrace */
         const char *panic = memmem(data, len, "Kernel panic - not syncing", 26);
+        size_t o = 0;
         if (panic) {
-                size_t pl = strcspn(panic, "\r\n");
-                snprintf(out, outsz, "%.*s\n...\n%.*s", (int)pl, panic, (int)(end - i), data + i);
-        } else
-                snprintf(out, outsz, "%.*s", (int)(end - i), data + i);
-        /* keep it printable: the guest controls these bytes */
-        for (char *c = out; *c; c++)
-                if ((unsigned char)*c < 0x20 && *c != '\n')
-                        *c = ' ';
+                size_t pl = 0;
+                while (panic + pl < data + len && panic[pl] != '\n' && panic[pl] != '\r')
+                        pl++;
+                o = escape_into(out, outsz, o, panic, pl);
+                o = escape_into(out, outsz, o, "\n...\n", 5);
+        }
+        escape_into(out, outsz, o, data + i, end - i);
+}
+
+/* Whether a helper has exited by itself with an error (a status other
+ * than 0, or a signal), and how, as "status 2" or "signal 9" in how.  Its
+ * status stays for the reaper (WNOWAIT). */
+static bool child_failed(const struct child *c, char *how, size_t howsz, bool *ret_signaled)
+{
+        siginfo_t si = {0};
+        if (c->pid <= 0 || c->pidfd < 0 || waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+            si.si_pid == 0)
+                return false;
+        *ret_signaled = si.si_code != CLD_EXITED;
+        snprintf(how, howsz, "%s %d", *ret_signaled ? "killed by signal" : "exit status", si.si_status);
+        return *ret_signaled || si.si_status != 0;
+}
+
+/* "the <what> failed: <its stderr's last line>", or how it ended */
+static char *child_failure(const struct child *c, const char *what, const char *log, const char *how)
+{
+        char tail[1024];
+        log_tail(log, tail, sizeof(tail), 1);
+        const char *the = strcmp(c->what, "QEMU") ? "the " : "";
+        return tail[0] ? xasprintf("%s: %s%s failed: %s", what, the, c->what, tail)
+                       : xasprintf("%s: %s%s ended (%s)", what, the, c->what, how);
+}
+
+/*
+ * Why a VM stopped that should have run on, starting with what: the first
+ * helper that failed, in its own words (its stderr's last line), so a
+ * server that could not start is named, not "the VM stopped"; else QEMU's;
+ * else the guest console's last lines.  A QEMU that was killed is the cause
+ * whatever its servers then said.
+ */
+char *vm_failure(struct vm *vm, const char *what)
+{
+        struct sandbox *sb = &vm->sb;
+        char how[48], qhow[48];
+        bool sig = false, qsig = false, qfailed = child_failed(&sb->qemu, qhow, sizeof(qhow), &qsig);
+        struct pollfd q = {.fd = sb->qemu.pidfd, .events = POLLIN};
+        if (sb->qemu.pidfd >= 0 && poll(&q, 1, 0) == 1)
+                console_settle(sb, 1000); /* its last lines, a panic's among them */
+        for (size_t i = 0; i < sb->nfsd && !qsig; i++)
+                if (child_failed(&sb->fsd[i], how, sizeof(how), &sig))
+                        return child_failure(&sb->fsd[i], what, sb->fsd[i].log, how);
+        if (qfailed) {
+                _cleanup_free_ char *qlog = xasprintf("%s/qemu.log", sb->dir);
+                return child_failure(&sb->qemu, what, qlog, qhow);
+        }
+        char tail[4096];
+        log_tail(sb->console, tail, sizeof(tail), 15);
+        if (tail[0])
+                return xasprintf("%s; last lines of the guest console:\n%s", what, tail);
+        return xstrdup(what);
 }
 
 /* Start one virtio-fs server: msb binds and listens on its socket, the
@@ -1039,14 +1117,26 @@ static int vm_runtime_dir(struct vm *vm, struct msb_ctx *ctx, struct msb_error *
                 return msb_err(err, r, "cannot create runtime dir %s: %s", ctx->runtime_dir, strerror(-r));
         cleanup_stale(ctx);
         random_hex(sb->id, 12);
-        _cleanup_free_ char *dir = xasprintf("%s/%s", ctx->runtime_dir, sb->id);
-        if (mkdir(dir, 0700) < 0)
-                return msb_err(err, errno, "cannot create %s: %s", dir, strerror(errno));
-        sb->dir = TAKE_PTR(dir);
-        _cleanup_free_ char *lock = xasprintf("%s/lock", sb->dir);
+        /* made and locked under a dot name, which cleanup_stale skips, and
+         * only then put in place: another run's cleanup_stale can never
+         * take the lock of a dir still being set up */
+        _cleanup_free_ char *tmp = xasprintf("%s/.%s", ctx->runtime_dir, sb->id);
+        if (mkdir(tmp, 0700) < 0)
+                return msb_err(err, errno, "cannot create %s: %s", tmp, strerror(errno));
+        _cleanup_free_ char *lock = xasprintf("%s/lock", tmp);
         sb->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (sb->lock_fd < 0 || flock(sb->lock_fd, LOCK_EX) < 0)
-                return msb_err(err, errno, "cannot lock %s: %s", lock, strerror(errno));
+        if (sb->lock_fd < 0 || flock(sb->lock_fd, LOCK_EX) < 0) {
+                r = msb_err(err, errno, "cannot lock %s: %s", lock, strerror(errno));
+                rm_rf(tmp);
+                return r;
+        }
+        _cleanup_free_ char *dir = xasprintf("%s/%s", ctx->runtime_dir, sb->id);
+        if (rename(tmp, dir) < 0) {
+                r = msb_err(err, errno, "cannot create %s: %s", dir, strerror(errno));
+                rm_rf(tmp);
+                return r;
+        }
+        sb->dir = TAKE_PTR(dir);
         sb->console = xasprintf("%s/console.log", sb->dir);
         return vm_rootfs_marker(vm, ctx);
 }
@@ -1130,11 +1220,11 @@ static int vm_qemu(struct vm *vm, const struct msb_run_opts *o, const struct vm_
                 .qemu = vmm_qemu_binary(),
                 .kernel = vm->kit.kernel,
                 .initramfs = vm->kit.initramfs,
-                .console_log = sb->console,
                 .accel = vm->accel,
                 .cpus = o->cpus,
                 .memory_mib = o->memory_mib,
                 .ctl_fd = 3,
+                .console_fd = 4,
                 .debug = getenv("MSB_DEBUG_AGENT") != NULL,
                 .tsc_khz = vm->accel == MSB_ACCEL_TCG ? msb_host_tsc_khz(sb->ctx) : 0,
                 .acpi = vm->kit.acpi,
@@ -1152,8 +1242,15 @@ static int vm_qemu(struct vm *vm, const struct msb_run_opts *o, const struct vm_
         _cleanup_strv_ char **qargv = vmm_qemu_argv(&vc);
         _cleanup_free_ char *qlog = xasprintf("%s/qemu.log", sb->dir);
         _cleanup_close_ int qlogfd = open(qlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        int r = proc_spawn(qargv, -1, qlogfd, qlogfd, sp[1], &sb->qemu.pid, &sb->qemu.pidfd);
+        int con = -1;
+        int r = console_start(sb, &con, err);
+        if (r < 0) {
+                close(sp[1]);
+                return r;
+        }
+        r = proc_spawn_fds(qargv, -1, qlogfd, qlogfd, (int[]){sp[1], con}, 2, &sb->qemu.pid, &sb->qemu.pidfd);
         close(sp[1]);
+        close(con);
         if (r < 0)
                 return msb_err(err, r, "cannot start %s: %s", qargv[0], strerror(-r));
         sb->qemu.what = xstrdup("QEMU");
@@ -1303,14 +1400,6 @@ void vm_free(struct vm *vm)
         free(vm);
 }
 
-/* Last lines of the guest console, for a VM that died or never came up. */
-char *vm_console_tail(struct vm *vm)
-{
-        char tail[4096];
-        console_tail(vm->sb.console, tail, sizeof(tail), 15);
-        return xstrdup(tail);
-}
-
 /* Frames from the guest, as many as are whole.  got == 0: QEMU closed the
  * channel (it is exiting). */
 static void relay_guest_in(struct relay *rl)
@@ -1381,9 +1470,15 @@ static void relay_server_exited(struct relay *rl, size_t i)
 {
         struct sandbox *sb = &rl->vm->sb;
         struct pollfd q = {.fd = sb->qemu.pidfd, .events = POLLIN};
-        bool qemu_exiting = poll(&q, 1, 1000) == 1;
+        bool qemu_exiting = poll(&q, 1, 1000) == 1, sig;
+        char how[48];
+        /* a server that failed is the cause, whether QEMU follows it or not */
+        if (child_failed(&sb->fsd[i], how, sizeof(how), &sig))
+                rl->failure = vm_failure(rl->vm, "the VM was stopped");
         proc_kill_wait(sb->fsd[i].pid, &sb->fsd[i].pidfd);
         sb->fsd[i].pid = 0;
+        if (rl->failure)
+                return;
         if (qemu_exiting)
                 rl->qemu_gone = true;
         else
@@ -1482,16 +1577,9 @@ static void relay_round(struct relay *rl)
 static int relay_result(struct relay *rl, int *ret_status, struct msb_error *err)
 {
         if (!rl->done && !rl->vm_killed && !rl->failure)
-                rl->failure = xstrdup("the VM stopped before the command finished");
-        if (rl->failure || (rl->error && rl->status >= 0)) {
-                char tail[4096];
-                console_tail(rl->vm->sb.console, tail, sizeof(tail), 15);
-                const char *what = rl->failure ? rl->failure : rl->error;
-                /* the VM died or never came up: its console says why */
-                if (rl->failure && tail[0])
-                        return msb_err(err, EIO, "%s; last lines of the guest console:\n%s", what, tail);
-                return msb_err(err, EIO, "%s", what);
-        }
+                rl->failure = vm_failure(rl->vm, "the VM stopped before the command finished");
+        if (rl->failure || (rl->error && rl->status >= 0))
+                return msb_err(err, EIO, "%s", rl->failure ? rl->failure : rl->error);
         if (rl->error) {
                 /* exec failure: report, but with the docker status */
                 msb_err(err, ENOEXEC, "%s", rl->error);

@@ -1043,6 +1043,7 @@ static int sup_boot(struct sup *s, unsigned flags, struct msb_error *err)
                 .rows = s->o->rows ? s->o->rows : 24,
                 .cols = s->o->cols ? s->o->cols : 80,
         };
+        s->ctx->detached = true;
         r = vm_start(s->ctx, s->o, &vo, &s->vm, err);
         if (r < 0)
                 return r;
@@ -1106,9 +1107,8 @@ static void sup_end(struct sup *s)
                 unlink(s->st.socket);
         if (s->ready_fd >= 0) {
                 /* a VM that died or never came up: its console says why */
-                _cleanup_free_ char *tail = s->crashed ? vm_console_tail(s->vm) : xstrdup("");
-                _cleanup_free_ char *msg = xasprintf("%s%s%s", s->error ? s->error : "the VM stopped during start",
-                                                     tail[0] ? "; last lines of the guest console:\n" : "", tail);
+                const char *what = s->error ? s->error : "the VM stopped during start";
+                _cleanup_free_ char *msg = s->crashed ? vm_failure(s->vm, what) : xstrdup(what);
                 ready(s, msg);
         }
         farewell(s, FAREWELL_MS);

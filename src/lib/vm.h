@@ -109,6 +109,7 @@ struct sandbox {
         struct vmm_share shares[MAX_VOLUMES + 1];
         size_t nshares;
         char *console;
+        struct console *con; /* its keeper (console.c), where we run QEMU */
         char *net_socket;
         char *net_tap; /* the tap's name, with net_tap */
         char net_mac[18];
@@ -195,5 +196,19 @@ int vm_start(struct msb_ctx *ctx, const struct msb_run_opts *o, const struct vm_
 /* Stop everything the VM owns and remove its runtime dir. */
 void vm_free(struct vm *vm);
 /* The guest console's last lines (owned). */
-char *vm_console_tail(struct vm *vm);
+/* ---- console.c ---- */
+/* What the console log may grow to before it is rotated (console.log.1):
+ * the console costs /run at most twice this. */
+#define CONSOLE_LOG_MAX (1u << 20)
+/* Start keeping sb->console; *ret_qemu_end is the socket QEMU writes to. */
+int console_start(struct sandbox *sb, int *ret_qemu_end, struct msb_error *err);
+/* Once QEMU has exited: wait up to timeout_ms for its last bytes to be
+ * written; whether they were. */
+bool console_settle(struct sandbox *sb, int timeout_ms);
+/* QEMU is gone: write the rest, end the thread. */
+void console_stop(struct sandbox *sb);
+
+/* Why a VM stopped: what, then the first failed helper's own last lines,
+ * or the guest console's. */
+char *vm_failure(struct vm *vm, const char *what);
 int64_t mono_ms(void);

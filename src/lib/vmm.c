@@ -57,7 +57,7 @@ char **vmm_qemu_argv(const struct vmm_config *c)
         /* agentd reboots at the end; this turns the reset into an exit */
         A("-no-reboot");
         A("-chardev");
-        AF("file,id=con,path=%s", c->console_log);
+        AF("socket,id=con,fd=%d", c->console_fd);
         A("-serial");
         A("chardev:con");
         A("-kernel");

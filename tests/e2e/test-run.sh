@@ -305,11 +305,34 @@ t_guest_kernel_panic() {
         assert_eq "host state" "$before" "$after"
 }
 
+# A helper that fails at start: msb says which, in the helper's own words
+# (here the real msb-fsd refusing an argument), and leaves nothing.
+t_helper_failure_names_the_helper() {
+        local before after
+        before=$(leak_snapshot)
+        printf '#!/bin/sh\nexec %s "$@" --timeout bogus\n' "$ROOT/build/msb-fsd" >"$WORK/fsd-bad"
+        chmod +x "$WORK/fsd-bad"
+        MSB_FSD=$WORK/fsd-bad run_msb run --no-pool busybox -- true
+        assert_eq status 125 "$RC"
+        assert_contains stderr "virtio-fs server for" "$ERR"
+        assert_contains stderr "msb-fsd: --timeout 'bogus': not a number of seconds" "$ERR"
+        assert_eq "one line" 1 "$(echo "$ERR" | wc -l)"
+        after=$(leak_snapshot)
+        assert_eq "host state" "$before" "$after"
+}
+
 t_sigkill_leftovers_removed_by_next_run() {
-        start_bg sh -c 'echo ready; sleep 1000'
-        local dir
+        # with a pool, a warm VM must be ready, or the run boots its own,
+        # whose dir only the next run collects (the branch below)
+        if [ "${MSB_E2E_POOL:-}" = 1 ]; then
+                pool_settle || fail "the pool did not refill: $(pool_json)"
+        fi
+        start_bg sh -c 'grep -o msb.warm=1 /proc/cmdline; echo ready; sleep 1000'
+        local dir warm=0
         dir=$(run_dir)
         [ -n "$dir" ] || fail "no runtime dir while running"
+        grep -q msb.warm=1 "$WORK/bg.out" && warm=1
+        [ "${MSB_E2E_POOL:-}" != 1 ] || [ $warm = 1 ] || fail "the run did not take a warm VM: $(pool_json)"
         kill -KILL "$BG"
         wait "$BG" 2>/dev/null || true
         # children die with msb (PDEATHSIG)
@@ -319,7 +342,7 @@ t_sigkill_leftovers_removed_by_next_run() {
                 sleep 0.1
         done
         ! pgrep -f "$dir" >/dev/null || fail "children of a SIGKILLed msb survived"
-        if [ "${MSB_E2E_POOL:-}" = 1 ]; then
+        if [ $warm = 1 ]; then
                 # a pool's VM: its keeper saw the run go and removed it all
                 for i in $(seq 50); do [ -e "$dir" ] || break; sleep 0.1; done
                 [ ! -e "$dir" ] || fail "the keeper left the SIGKILLed run's dir $dir"

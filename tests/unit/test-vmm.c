@@ -33,7 +33,7 @@ int main(void)
 {
         struct vmm_share shares[] = {{"msbroot", "/run/msb/x/fs0.sock"}, {"msbvol", "/run/msb/x/fs1.sock"}};
         struct vmm_config c = {.qemu = "qemu-system-x86_64", .kernel = "/k", .initramfs = "/i",
-                               .console_log = "/run/msb/x/console.log", .accel = MSB_ACCEL_TCG, .cpus = 2,
+                               .console_fd = 4, .accel = MSB_ACCEL_TCG, .cpus = 2,
                                .memory_mib = 768, .ctl_fd = 3, .shares = shares, .nshares = 2, .tsc_khz = 2595898};
         char **v = vmm_qemu_argv(&c);
         CHECK_STR(v[0], "qemu-system-x86_64");
@@ -51,6 +51,8 @@ int main(void)
         CHECK_STR(after(v, "-initrd", 0), "/i");
         CHECK(strstr(after(v, "-append", 0), "tsc_early_khz=2595898") != NULL);
         CHECK(strstr(after(v, "-append", 0), "panic=-1") != NULL);
+        /* the console goes to msb, which bounds its log (console.c) */
+        CHECK_STR(after(v, "-chardev", 0), "socket,id=con,fd=4");
         CHECK_STR(after(v, "-chardev", 1), "socket,id=ctl,fd=3");
         CHECK_STR(after(v, "-device", 1), "virtserialport,chardev=ctl,name=msb.ctl");
         CHECK_STR(after(v, "-chardev", 2), "socket,id=fs0,path=/run/msb/x/fs0.sock");
