@@ -61,6 +61,8 @@ static const int net_allowed[] = {
         SYS_madvise, SYS_brk, SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_exit, SYS_exit_group,
         SYS_clock_gettime, SYS_getrandom, SYS_futex, SYS_fstat, SYS_newfstatat, SYS_getpid, SYS_gettid,
         SYS_restart_syscall, SYS_sigaltstack,
+        /* its log, restarted when full (netd/main.c); it has no other file */
+        SYS_ftruncate,
 };
 
 /* Kill on anything not in the list.  With sendto_no_addr, sendto() is

@@ -385,7 +385,11 @@ static int netd_spawn(struct vm *vm, char **argv, bool verbose, struct msb_error
         _cleanup_free_ char *logp = xasprintf("%s/net.log", sb->dir);
         _cleanup_close_ int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         struct child *c = &sb->fsd[sb->nfsd];
-        int r = proc_spawn(argv, -1, logfd, verbose ? STDERR_FILENO : logfd, lfd, &c->pid, &c->pidfd);
+        /* --verbose: one line per flow, as the guest decides; to the
+         * user's own stderr in the foreground, else to net.log, which
+         * msb-netd keeps bounded */
+        int errfd = verbose && !sb->ctx->detached ? STDERR_FILENO : logfd;
+        int r = proc_spawn(argv, -1, logfd, errfd, lfd, &c->pid, &c->pidfd);
         if (r < 0)
                 return msb_err(err, r, "cannot start %s: %s", argv[0], strerror(-r));
         c->what = xstrdup("network process (msb-netd)");

@@ -97,8 +97,6 @@ struct net_config {
         uint64_t rng_seed;
         /* flow table size; 0: NETD_FLOW_MAX */
         unsigned flow_max;
-        /* every port of the host side is published to the same guest port
-         * (passt -t all -u all: an OCI container's network namespace) */
 };
 
 /* Queue of frames for one side, each as 4-byte big-endian length + frame
@@ -108,6 +106,14 @@ struct net_config {
 /* flows remembered at once (16384 * ~64 bytes); the least recently used one
  * goes when full, and is simply evaluated again when seen next */
 #define NETD_FLOW_MAX 16384
+/* What one sandbox may hold of the host through passt (docs/security.md).
+ * UDP: guest source ports in use, each a socket passt binds on the host's
+ * every address for as long as the port is used and NETD_UDP_PORT_MS more;
+ * TCP: flows, each a host socket of passt's.  Past either, new ones are
+ * answered as denied (ICMP administratively prohibited, a reset). */
+#define NETD_UDP_PORTS_MAX 256
+#define NETD_UDP_PORT_MS (190 * 1000LL)
+#define NETD_TCP_FLOWS_MAX 4096
 /* DNS queries waiting for upstream (a full table answers SERVFAIL) */
 #define NETD_DNS_PENDING_MAX 256
 #define NETD_DNS_TIMEOUT_MS 5000
@@ -152,5 +158,7 @@ struct netd_stats {
         uint64_t dropped_unsupported;
         /* flows evicted (least recently used) because the table was full */
         uint64_t flows_evicted;
+        /* new flows refused: NETD_UDP_PORTS_MAX or NETD_TCP_FLOWS_MAX reached */
+        uint64_t flows_capped;
 };
 void netd_stats(const struct netd *n, struct netd_stats *s);

@@ -86,8 +86,11 @@ struct netd {
         struct link *flru; /* LRU order while used, free list (next) while not */
         struct list lru;
         int32_t ffree, *fbuckets;
-        uint32_t fmask, flow_max, nflows;
+        uint32_t fmask, flow_max, nflows, ntcp;
         int64_t next_sweep;
+        /* per guest UDP source port: when passt last carried it (s + 1), 0
+         * when not in use; allocated at the first one */
+        uint32_t *uport_seen, nuports;
 
         struct learned *learn;
         struct link *lglob, *lrule; /* FIFO over all, FIFO within a rule */
@@ -426,6 +429,21 @@ static void flow_del(struct netd *n, int32_t i)
         n->flru[i].next = n->ffree;
         n->ffree = i;
         n->nflows--;
+        n->ntcp -= f->k.proto == 6;
+}
+
+/* What a full table gives up: the least recently used flow that holds
+ * nothing of the host's (denied, closed, not TCP), among the oldest few,
+ * so that NETD_TCP_FLOWS_MAX keeps counting every open connection. */
+static int32_t flow_victim(const struct netd *n)
+{
+        int32_t i = n->lru.head;
+        for (int k = 0; k < 64 && i >= 0; k++, i = n->flru[i].next) {
+                const struct flow *f = &n->flows[i];
+                if (!f->allow || f->closed || f->k.proto != 6)
+                        return i;
+        }
+        return n->lru.head;
 }
 
 static bool flow_expired(const struct flow *f, int64_t now)
@@ -455,7 +473,7 @@ static struct flow *flow_find(struct netd *n, const struct flow_key *k, int64_t 
 static struct flow *flow_add(struct netd *n, const struct flow_key *k, int64_t now)
 {
         if (n->ffree < 0) {
-                flow_del(n, n->lru.head);
+                flow_del(n, flow_victim(n));
                 n->st.flows_evicted++;
         }
         int32_t i = n->ffree;
@@ -470,7 +488,65 @@ static struct flow *flow_add(struct netd *n, const struct flow_key *k, int64_t n
         n->fbuckets[h] = i;
         list_push(&n->lru, n->flru, i);
         n->nflows++;
+        n->ntcp += k->proto == 6;
         return f;
+}
+
+/* ---- what a sandbox holds of the host (NETD_UDP_PORTS_MAX, NETD_TCP_FLOWS_MAX) ---- */
+
+static bool uport_live(const struct netd *n, uint16_t port, int64_t now)
+{
+        uint32_t t = n->uport_seen ? n->uport_seen[port] : 0;
+        return t && (now / 1000 + 1) - t < NETD_UDP_PORT_MS / 1000;
+}
+
+/* The guest sends from UDP port: false when it is a new port and the
+ * sandbox has NETD_UDP_PORTS_MAX in use.  A port counts until
+ * NETD_UDP_PORT_MS after passt last carried it (passt keeps its socket 180 s
+ * past the last datagram), whatever the flow table forgot. */
+static bool uport_take(struct netd *n, uint16_t port, int64_t now)
+{
+        if (!n->uport_seen)
+                n->uport_seen = xcalloc(65536, sizeof(*n->uport_seen));
+        /* a port counts until the sweep after it expired */
+        if (!n->uport_seen[port]) {
+                if (n->nuports >= NETD_UDP_PORTS_MAX)
+                        return false;
+                n->nuports++;
+        }
+        n->uport_seen[port] = (uint32_t)(now / 1000 + 1);
+        return true;
+}
+
+/* A datagram for the guest's port: passt's socket stays as long */
+static void uport_touch(struct netd *n, uint16_t port, int64_t now)
+{
+        if (n->uport_seen && n->uport_seen[port])
+                n->uport_seen[port] = (uint32_t)(now / 1000 + 1);
+}
+
+static void uport_sweep(struct netd *n, int64_t now)
+{
+        for (uint32_t p = 0; n->nuports && p < 65536; p++)
+                if (n->uport_seen[p] && !uport_live(n, (uint16_t)p, now)) {
+                        n->uport_seen[p] = 0;
+                        n->nuports--;
+                }
+}
+
+static void log_capped(struct netd *n, bool ingress, uint8_t proto, const struct net_addr *remote, uint16_t rport)
+{
+        n->st.flows_capped++;
+        if (!n->c.log)
+                return;
+        char ap[80];
+        addr_port(remote, rport, ap, sizeof(ap));
+        if (proto == 6)
+                nlog(n, "deny %s tcp %s (%u TCP flows, the most a sandbox may hold)", ingress ? "ingress" : "egress",
+                     ap, NETD_TCP_FLOWS_MAX);
+        else
+                nlog(n, "deny egress udp %s (%u UDP ports in use, the most a sandbox may hold)", ap,
+                     NETD_UDP_PORTS_MAX);
 }
 
 static struct flow_key flow_key_of(uint8_t family, uint8_t proto, uint16_t gport, const struct net_addr *remote,
@@ -545,6 +621,7 @@ void netd_free(struct netd *n)
         free(n->flows);
         free(n->flru);
         free(n->fbuckets);
+        free(n->uport_seen);
         free(n->learn);
         free(n->lglob);
         free(n->lrule);
@@ -925,6 +1002,11 @@ enum netd_verdict netd_from_guest(struct netd *n, const uint8_t *f, size_t len, 
                         }
                 } else {
                         v = evaluate(n, false, &p.dst, proto, rport, is_dns);
+                        if (v.allow && proto == 6 && n->ntcp >= NETD_TCP_FLOWS_MAX) {
+                                log_capped(n, false, proto, &p.dst, rport);
+                                deny_reply(n, &p, &n->to_guest);
+                                return NETD_DROP;
+                        }
                         log_flow(n, v, false, proto, &p.dst, rport, gport);
                 }
                 fl = flow_add(n, &k, now_ms);
@@ -939,6 +1021,11 @@ enum netd_verdict netd_from_guest(struct netd *n, const uint8_t *f, size_t len, 
         }
         if (is_dns && proto == 17) {
                 dns_query(n, &p, now_ms);
+                return NETD_DROP;
+        }
+        if (proto == 17 && !uport_take(n, gport, now_ms)) {
+                log_capped(n, false, proto, &p.dst, rport);
+                deny_reply(n, &p, &n->to_guest);
                 return NETD_DROP;
         }
         n->st.passed++;
@@ -977,9 +1064,27 @@ enum netd_verdict netd_from_stack(struct netd *n, const uint8_t *f, size_t len, 
         struct flow *fl = flow_find(n, &k, now_ms);
         if (!fl) {
                 bool syn = proto == 6 && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
-                if (!syn && !(proto == 17 && udp_published(n, gport))) {
+                if (proto == 17 && !udp_published(n, gport)) {
+                        /* passt hands the guest a datagram from anyone to a
+                         * port the guest sent from: only an answer from
+                         * whom it sent to is one */
+                        n->st.denied++;
+                        if (n->c.log) {
+                                char ap[80];
+                                addr_port(&p.src, rport, ap, sizeof(ap));
+                                nlog(n, "deny ingress udp %s -> guest port %u (not a published port, nor an answer)",
+                                     ap, gport);
+                        }
+                        return NETD_DROP;
+                }
+                if (!syn && proto != 17) {
                         n->st.passed++;
                         return NETD_PASS;
+                }
+                if (proto == 6 && n->ntcp >= NETD_TCP_FLOWS_MAX) {
+                        log_capped(n, true, proto, &p.src, rport);
+                        deny_reply(n, &p, &n->to_stack);
+                        return NETD_DROP;
                 }
                 struct verdict v = evaluate(n, true, &p.src, proto, gport, false);
                 log_flow(n, v, true, proto, &p.src, rport, gport);
@@ -989,12 +1094,16 @@ enum netd_verdict netd_from_stack(struct netd *n, const uint8_t *f, size_t len, 
                 fl->learn_gen = n->learn_gen;
         }
         track_close(fl, &p);
-        if (!fl->allow && fl->ingress) {
+        /* an ingress flow denied, or an answer to what the guest was not
+         * let send */
+        if (!fl->allow) {
                 n->st.denied++;
-                if (proto == 6)
+                if (proto == 6 && fl->ingress)
                         deny_reply(n, &p, &n->to_stack);
                 return NETD_DROP;
         }
+        if (proto == 17)
+                uport_touch(n, gport, now_ms);
         n->st.passed++;
         return NETD_PASS;
 }
@@ -1021,9 +1130,10 @@ int64_t netd_tick(struct netd *n, int64_t now_ms)
                 for (uint32_t i = 0; i < n->flow_max; i++)
                         if (n->flows[i].used && flow_expired(&n->flows[i], now_ms))
                                 flow_del(n, (int32_t)i);
+                uport_sweep(n, now_ms);
                 n->next_sweep = now_ms + SWEEP_MS;
         }
-        if (n->nflows && (next < 0 || n->next_sweep < next))
+        if ((n->nflows || n->nuports) && (next < 0 || n->next_sweep < next))
                 next = n->next_sweep;
         return next;
 }

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -80,9 +81,33 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * One line per flow and per DNS query (--verbose): a guest decides how many.
+ * When stderr is msb's log for us (<runtime dir>/net.log, which msb also
+ * gives as stdout; never a file of the user's), it is restarted past
+ * NET_LOG_MAX bytes, so the log costs /run at most that.  The user's own
+ * stderr is the user's to bound.
+ */
+#define NET_LOG_MAX (1u << 20)
 static void log_line(void *opaque, const char *line)
 {
-        fprintf(stderr, "msb-netd: %s\n", line);
+        static int is_file = -1;
+        static uint64_t size;
+        struct stat st, out;
+        if (is_file < 0) {
+                is_file = fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode) && fstat(STDOUT_FILENO, &out) == 0 &&
+                          out.st_dev == st.st_dev && out.st_ino == st.st_ino;
+                size = is_file ? (uint64_t)st.st_size : 0;
+        }
+        size_t n = strlen(line) + sizeof("msb-netd: \n") - 1;
+        if (is_file && size + n > NET_LOG_MAX && ftruncate(STDERR_FILENO, 0) == 0) {
+                /* the file is O_APPEND: writing goes on at its start */
+                int m = fprintf(stderr, "msb-netd: the log reached %u bytes; earlier lines were dropped\n",
+                                NET_LOG_MAX);
+                size = m > 0 ? (uint64_t)m : 0;
+        }
+        int m = fprintf(stderr, "msb-netd: %s\n", line);
+        size += m > 0 ? (uint64_t)m : 0;
 }
 
 static int upstream_fd = -1;

@@ -9,10 +9,19 @@
  *   netprobe send HOST PORT BYTES     send "BYTES\n" and BYTES zeros, print the answer line
  *   netprobe accept PORT SECS         accept, write "x", close; for SECS seconds
  *   netprobe sink PORT SECS           per connection: read "N\n" and N bytes, answer "N\n"
+ *   netprobe udp-hold HOST PORT LPORT SECS
+ *                                     from local port LPORT send "hello", print "sent", then
+ *                                     "from ADDR MSG" for each datagram in SECS seconds
+ *   netprobe udp-ports HOST PORT N SECS
+ *                                     one datagram from each of N new sockets (N source
+ *                                     ports), kept open SECS seconds; "sent N"
+ *   netprobe udp-flood HOST SECS      datagrams to HOST's ports 1, 2, ... (a new flow
+ *                                     each) for SECS seconds; "sent N"
  *
  * Failures print "netprobe: WHAT: strerror" and exit 1; no answer to a
  * datagram exits 2.  Servers listen on [::] (both families). */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -194,12 +203,77 @@ static int serve(char **a, int sink)
         }
 }
 
+static int udp_hold(char **a)
+{
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(a[2]))};
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                return die("bind");
+        struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(a[1]))};
+        if (inet_pton(AF_INET, a[0], &to.sin_addr) != 1 ||
+            sendto(fd, "hello", 5, 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+                return die("sendto");
+        printf("sent\n");
+        fflush(stdout);
+        time_t end = time(NULL) + atoi(a[3]);
+        for (time_t now; (now = time(NULL)) < end;) {
+                struct timeval tv = {.tv_sec = end - now};
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                char buf[512], ip[64];
+                struct sockaddr_in from;
+                socklen_t fl = sizeof(from);
+                ssize_t n = recvfrom(fd, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &fl);
+                if (n < 0)
+                        continue;
+                buf[n] = 0;
+                inet_ntop(AF_INET, &from.sin_addr, ip, sizeof(ip));
+                printf("from %s:%u %s\n", ip, ntohs(from.sin_port), buf);
+                fflush(stdout);
+        }
+        return 0;
+}
+
+static int udp_ports(char **a)
+{
+        struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(a[1]))};
+        if (inet_pton(AF_INET, a[0], &to.sin_addr) != 1)
+                return die("address");
+        int n = atoi(a[2]), sent = 0;
+        for (int i = 0; i < n; i++) {
+                int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        return die("socket");
+                sent += sendto(fd, "x", 1, 0, (struct sockaddr *)&to, sizeof(to)) == 1;
+        }
+        printf("sent %d\n", sent);
+        fflush(stdout);
+        sleep((unsigned)atoi(a[3]));
+        return 0;
+}
+
+static int udp_flood(char **a)
+{
+        struct sockaddr_in to = {.sin_family = AF_INET};
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || inet_pton(AF_INET, a[0], &to.sin_addr) != 1)
+                return die("socket");
+        long sent = 0;
+        time_t end = time(NULL) + atoi(a[1]);
+        for (unsigned port = 1; time(NULL) < end; port = port % 65535 + 1) {
+                to.sin_port = htons((unsigned short)port);
+                sent += sendto(fd, "x", 1, 0, (struct sockaddr *)&to, sizeof(to)) == 1;
+        }
+        printf("sent %ld\n", sent);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         static const struct {
                 const char *name;
                 int args;
-        } cmds[] = {{"udp", 3}, {"udp-echo", 2}, {"tcp", 3}, {"send", 3}, {"accept", 2}, {"sink", 2}};
+        } cmds[] = {{"udp", 3}, {"udp-echo", 2}, {"tcp", 3}, {"send", 3}, {"accept", 2}, {"sink", 2},
+                     {"udp-hold", 4}, {"udp-ports", 4}, {"udp-flood", 2}};
         for (size_t i = 0; argc > 1 && i < sizeof(cmds) / sizeof(cmds[0]); i++) {
                 if (strcmp(argv[1], cmds[i].name) || argc != cmds[i].args + 2)
                         continue;
@@ -209,9 +283,12 @@ int main(int argc, char **argv)
                 case 2: return tcp(argv + 2);
                 case 3: return send_bytes(argv + 2);
                 case 4: return serve(argv + 2, 0);
-                default: return serve(argv + 2, 1);
+                case 5: return serve(argv + 2, 1);
+                case 6: return udp_hold(argv + 2);
+                case 7: return udp_ports(argv + 2);
+                default: return udp_flood(argv + 2);
                 }
         }
-        fprintf(stderr, "usage: netprobe udp|udp-echo|tcp|send|accept|sink ARGS (see the source)\n");
+        fprintf(stderr, "usage: netprobe udp|udp-echo|tcp|send|accept|sink|udp-hold|udp-ports|udp-flood ARGS (see the source)\n");
         return 64;
 }

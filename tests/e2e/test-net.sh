@@ -460,7 +460,89 @@ t_16_passt_killed_midway() { kill_midway passt; }
 # the server's FIN afterwards, with or without msb-netd (MSB_NET_DIRECT=1
 # too): passt 0.0~git20230309 loses it.  docs/network.md "Limits" says so.
 
-t_17_nothing_left() {
+# The runtime dir of the newest sandbox made since the suite began
+newest_rundir() { ls -td "$RUNDIR"/*/ 2>/dev/null | head -n 1; }
+
+# A guest floods its console and, with --verbose, net.log (a new denied flow
+# per datagram) for a minute: each file stays under its bound (console.c's
+# 1 MiB, then console.log.1; msb-netd's 1 MiB) and the sandbox still answers.
+t_18_console_and_net_log_stay_bounded() {
+        nmsb run -d --verbose --name "$SBP" --pull never "${TOOLS[@]}" busybox -- sh -c "
+                yes AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA >/dev/ttyS0 &
+                /t/netprobe udp-flood $RIG_PRIV 60; sleep 600"
+        assert_eq "run -d" 0 "$RC"
+        local dir
+        dir=$(newest_rundir)
+        [ -n "$dir" ] && [ -e "$dir/console.log" ] || fail "no runtime dir with a console.log: $dir"
+        local max_c=0 max_n=0 c n i
+        for i in $(seq 70); do
+                c=$(stat -c %s "$dir/console.log" 2>/dev/null || echo 0)
+                n=$(stat -c %s "$dir/net.log" 2>/dev/null || echo 0)
+                [ "$c" -gt $max_c ] && max_c=$c
+                [ "$n" -gt $max_n ] && max_n=$n
+                sleep 1
+        done
+        local c1
+        c1=$(stat -c %s "$dir/console.log.1" 2>/dev/null || echo none)
+        nmsb exec "$SBP" echo alive
+        soft assert_eq "exec after the flood" alive "$OUT"
+        soft assert_eq "console.log.1 after a minute of flood (rotated at 1 MiB)" 1048576 "$c1"
+        [ "$max_c" -le 1048576 ] || soft fail "console.log grew to $max_c bytes"
+        [ "$max_n" -le $((1048576 + 700)) ] || soft fail "net.log grew to $max_n bytes"
+        grep -q "earlier lines were dropped" "$dir/net.log" || soft fail "net.log never reached its bound ($max_n bytes): the flood was too slow to test it"
+        nmsb rm -f "$SBP"
+        assert_eq "rm -f" 0 "$RC"
+        nothing_left
+        checked
+}
+
+# Finding 2: after one datagram out, passt's socket on the host takes
+# datagrams from anyone; only the answer may reach the guest.
+t_19_udp_only_answers_come_in() {
+        nmsb run -d --name "$SBP" --pull never "${TOOLS[@]}" busybox -- sh -c \
+                "/t/netprobe udp-hold $RIG_PUB 7 40000 30 >/tmp/held; sleep 600"
+        assert_eq "run -d" 0 "$RC"
+        held() { nmsb exec "$SBP" grep -q "from $RIG_PUB:7 pub:hello" /tmp/held; }
+        rig_wait 60 held || soft fail "the echo server's answer never came"
+        # from the host itself as nobody, and from the world through the host's address
+        rig_ns_host setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3): s.sendto(b"intruder-local", ("127.0.0.1", 40000))'
+        rig_ns_world python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3): s.sendto(b"intruder-world", ("'"$RIG_HOSTADDR"'", 40000))'
+        sleep 2
+        nmsb exec "$SBP" cat /tmp/held
+        echo "$OUT" | grep -q "from $RIG_PUB:7 pub:hello" || soft fail "no answer from the echo server: $OUT"
+        echo "$OUT" | grep -q intruder && soft fail "an unsolicited datagram reached the guest: $OUT"
+        nmsb rm -f "$SBP"
+        assert_eq "rm -f" 0 "$RC"
+        nothing_left
+        checked
+}
+
+# Finding 3: a guest cannot take the host's UDP ports: passt binds one socket
+# per guest source port, msb-netd lets through at most 256 of them.
+t_20_udp_ports_capped() {
+        nmsb run -d --name "$SBP" --pull never "${TOOLS[@]}" busybox -- sh -c \
+                "/t/netprobe udp-ports $RIG_PUB 7 400 600 >/tmp/ports; sleep 600"
+        assert_eq "run -d" 0 "$RC"
+        sent() { nmsb exec "$SBP" grep -q "^sent" /tmp/ports; }
+        rig_wait 120 sent || soft fail "the guest never finished sending"
+        sleep 2
+        local n
+        n=$(rig_ns_host ss -uanp | grep -c '"passt' || true)
+        [ "$n" -le 260 ] || soft fail "passt holds $n UDP sockets on the host for one sandbox"
+        [ "$n" -ge 200 ] || soft fail "only $n UDP sockets of passt's: the guest's 400 ports did not go out"
+        nmsb rm -f "$SBP"
+        assert_eq "rm -f" 0 "$RC"
+        nothing_left
+        checked
+}
+
+t_99_nothing_left() {
         nothing_left
 }
 

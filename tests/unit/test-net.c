@@ -604,11 +604,106 @@ static void test_ingress(void)
         /* a UDP datagram to a published UDP port is an ingress flow too */
         len = mk_udp(fr, false, "198.51.100.9", "10.0.2.15", 999, 53, (const uint8_t *)"q", 1);
         CHECK_INT(netd_from_stack(n, fr, len, 3), NETD_DROP);
-        /* other traffic from passt passes */
+        /* a datagram to a port that is not published, and no answer to
+         * the guest: passt delivers it from anyone, netd does not */
         len = mk_udp(fr, false, "198.51.100.9", "10.0.2.15", 999, 4000, (const uint8_t *)"q", 1);
-        CHECK_INT(netd_from_stack(n, fr, len, 3), NETD_PASS);
+        CHECK_INT(netd_from_stack(n, fr, len, 3), NETD_DROP);
+        CHECK_STR(last_log(), "deny ingress udp 198.51.100.9:999 -> guest port 4000 (not a published port, nor an answer)");
         /* and egress stays denied */
         CHECK_INT(syn(n, "203.0.113.8", 80, 4), NETD_DROP);
+        netd_free(n);
+}
+
+/* Finding 2 of "under attack": after one datagram out, only its answer comes in */
+static void test_udp_answers_only(void)
+{
+        const char *rules[] = { "deny@203.0.113.66", NULL };
+        struct netd *n = engine(NET_MODE_PUBLIC, rules);
+        size_t len = mk_udp(fr, true, "10.0.2.15", "203.0.113.1", 40000, 7, (const uint8_t *)"x", 1);
+        CHECK_INT(netd_from_guest(n, fr, len, 0), NETD_PASS);
+        /* the answer */
+        len = mk_udp(fr, false, "203.0.113.1", "10.0.2.15", 7, 40000, (const uint8_t *)"y", 1);
+        CHECK_INT(netd_from_stack(n, fr, len, 1), NETD_PASS);
+        /* the same port from another port of that host, and from another host */
+        len = mk_udp(fr, false, "203.0.113.1", "10.0.2.15", 8, 40000, (const uint8_t *)"y", 1);
+        CHECK_INT(netd_from_stack(n, fr, len, 2), NETD_DROP);
+        len = mk_udp(fr, false, "127.0.0.1", "10.0.2.15", 5555, 40000, (const uint8_t *)"y", 1);
+        CHECK_INT(netd_from_stack(n, fr, len, 2), NETD_DROP);
+        /* the guest tried a denied host from that port: its "answer" stays out */
+        len = mk_udp(fr, true, "10.0.2.15", "203.0.113.66", 40000, 7, (const uint8_t *)"x", 1);
+        CHECK_INT(netd_from_guest(n, fr, len, 3), NETD_DROP);
+        len = mk_udp(fr, false, "203.0.113.66", "10.0.2.15", 7, 40000, (const uint8_t *)"y", 1);
+        CHECK_INT(netd_from_stack(n, fr, len, 4), NETD_DROP);
+        /* the published UDP port (5353 -> 53) is for the ingress rules */
+        len = mk_udp(fr, false, "203.0.113.5", "10.0.2.15", 999, 53, (const uint8_t *)"q", 1);
+        CHECK_INT(netd_from_stack(n, fr, len, 5), NETD_PASS);
+        netd_free(n);
+}
+
+/* Finding 3: the UDP ports and TCP flows one sandbox may hold */
+static void test_caps(void)
+{
+        struct netd *n = engine(NET_MODE_PUBLIC, NULL);
+        struct netd_queue *q = netd_to_guest(n);
+        size_t len;
+        for (unsigned i = 0; i < NETD_UDP_PORTS_MAX; i++) {
+                len = mk_udp(fr, true, "10.0.2.15", "203.0.113.1", (uint16_t)(10000 + i), 7, (const uint8_t *)"x", 1);
+                CHECK_INT(netd_from_guest(n, fr, len, 0), NETD_PASS);
+        }
+        /* one more port: refused, with an ICMP error for the guest */
+        q_clear(q);
+        len = mk_udp(fr, true, "10.0.2.15", "203.0.113.1", 20000, 7, (const uint8_t *)"x", 1);
+        CHECK_INT(netd_from_guest(n, fr, len, 1000), NETD_DROP);
+        CHECK_STR(last_log(), "deny egress udp 203.0.113.1:7 (256 UDP ports in use, the most a sandbox may hold)");
+        const uint8_t *r;
+        size_t rl = q_next(q, &r);
+        struct pkt p;
+        CHECK(rl > 0 && sums_ok(r, rl, &p));
+        CHECK_INT(p.proto, 1);
+        /* a port in use still sends, to anyone; DNS to the gateway needs no port */
+        len = mk_udp(fr, true, "10.0.2.15", "203.0.113.9", 10000, 7, (const uint8_t *)"x", 1);
+        CHECK_INT(netd_from_guest(n, fr, len, 2000), NETD_PASS);
+        /* ports count until NETD_UDP_PORT_MS after their last datagram,
+         * even once their flows are forgotten (180 s) */
+        netd_tick(n, 185 * 1000);
+        len = mk_udp(fr, true, "10.0.2.15", "203.0.113.1", 20000, 7, (const uint8_t *)"x", 1);
+        CHECK_INT(netd_from_guest(n, fr, len, 185 * 1000), NETD_DROP);
+        netd_tick(n, 200 * 1000);
+        CHECK_INT(netd_from_guest(n, fr, len, 200 * 1000), NETD_PASS);
+        netd_free(n);
+
+        n = engine(NET_MODE_PUBLIC, NULL);
+        for (unsigned i = 0; i < NETD_TCP_FLOWS_MAX; i++)
+                CHECK_INT(syn(n, i & 1 ? "203.0.113.1" : "203.0.113.2", (uint16_t)(1000 + i / 2), 0), NETD_PASS);
+        CHECK_INT(syn(n, "203.0.113.3", 80, 1), NETD_DROP);
+        CHECK_STR(last_log(), "deny egress tcp 203.0.113.3:80 (4096 TCP flows, the most a sandbox may hold)");
+        /* nor can a published port open one more */
+        len = mk_tcp(fr, false, "203.0.113.7", "10.0.2.15", 50000, 8080, TCP_SYN, 1, 0);
+        CHECK_INT(netd_from_stack(n, fr, len, 2), NETD_DROP);
+        struct netd_stats st;
+        netd_stats(n, &st);
+        CHECK_INT(st.flows_capped, 2);
+        netd_free(n);
+}
+
+/* A full table gives up what holds nothing of the host's, not an open
+ * connection (which NETD_TCP_FLOWS_MAX must keep counting) */
+static void test_eviction_spares_connections(void)
+{
+        const char *rules[] = { "deny@203.0.113.66", NULL };
+        struct netd *n = engine(NET_MODE_PUBLIC, rules);
+        /* one open connection, then denied flows past the table's size */
+        CHECK_INT(syn(n, "203.0.113.1", 443, 0), NETD_PASS);
+        for (unsigned i = 0; i < NETD_FLOW_MAX + 10; i++)
+                CHECK_INT(syn(n, "203.0.113.66", (uint16_t)(1 + i % 60000), (int64_t)i), NETD_DROP);
+        struct netd_stats st;
+        netd_stats(n, &st);
+        CHECK(st.flows_evicted > 0);
+        /* the connection is still known: its segments pass without a new verdict */
+        nlogs = 0;
+        size_t len = mk_tcp(fr, true, "10.0.2.15", "203.0.113.1", 40000, 443, TCP_ACK, 2, 1);
+        CHECK_INT(netd_from_guest(n, fr, len, NETD_FLOW_MAX + 20), NETD_PASS);
+        CHECK_INT(nlogs, 0);
         netd_free(n);
 }
 
@@ -1234,6 +1329,9 @@ int main(void)
         test_rule_order();
         test_flow_cache();
         test_ingress();
+        test_udp_answers_only();
+        test_caps();
+        test_eviction_spares_connections();
         test_malformed();
         test_dns_parse();
         test_dns_rules();
