@@ -120,9 +120,10 @@ static const struct pfx private_pfx[] = {
         V6(7, 0xfc),
 };
 static const struct pfx linklocal_pfx[] = { V4(169, 254, 0, 0, 16), V6(10, 0xfe, 0x80) };
-/* cloud instance metadata: AWS/GCP/Azure/OpenStack, Alibaba, AWS over IPv6 */
+/* cloud instance metadata: AWS/GCP/Azure/OpenStack, Alibaba, Azure's
+ * WireServer (a public address, never public here), AWS over IPv6 */
 static const struct pfx meta_pfx[] = {
-        V4(169, 254, 169, 254, 32), V4(100, 100, 100, 200, 32),
+        V4(169, 254, 169, 254, 32), V4(100, 100, 100, 200, 32), V4(168, 63, 129, 16, 32),
         V6(128, 0xfd, 0x00, 0x0e, 0xc2, [14] = 0x02, [15] = 0x54),
 };
 static const struct pfx multicast_pfx[] = { V4(224, 0, 0, 0, 4), V4(255, 255, 255, 255, 32), V6(8, 0xff) };
@@ -205,7 +206,7 @@ bool net_group_has(const struct net_config *c, enum net_group g, const struct ne
         case NET_G_PUBLIC:
                 /* host first: the host's own addresses may look public */
                 if (is_host(c, a) || IN(loopback_pfx, a) || IN(private_pfx, a) || IN(linklocal_pfx, a) ||
-                    IN(multicast_pfx, a))
+                    IN(multicast_pfx, a) || IN(meta_pfx, a))
                         return false;
                 if (a->family == 4)
                         return !IN(reserved4_pfx, a);

@@ -395,6 +395,8 @@ static void test_groups(void)
                 { "169.254.169.254", NET_G_META, true },    { "169.254.169.254", NET_G_LINKLOCAL, true },
                 { "169.254.1.1", NET_G_META, false },       { "100.100.100.200", NET_G_META, true },
                 { "fd00:ec2::254", NET_G_META, true },      { "224.0.0.251", NET_G_MULTICAST, true },
+                { "168.63.129.16", NET_G_META, true },      { "168.63.129.16", NET_G_PUBLIC, false },
+                { "168.63.129.17", NET_G_PUBLIC, true },
                 { "255.255.255.255", NET_G_MULTICAST, true }, { "255.255.255.255", NET_G_PUBLIC, false },
                 { "ff02::1", NET_G_MULTICAST, true },       { "10.0.2.2", NET_G_HOST, true },
                 { "10.0.2.2", NET_G_PUBLIC, false },       { "10.0.2.2", NET_G_PRIVATE, false },        { "fd00:6d73:6200::2", NET_G_HOST, true },
