@@ -11,7 +11,9 @@
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "common/util.h"
@@ -704,6 +706,46 @@ static bool name_rule_matches(const struct net_rule *r, const char *name)
         return nl > sl + 1 && name[nl - sl - 1] == '.' && strcmp(name + nl - sl, r->name) == 0;
 }
 
+/*
+ * The address a reverse name names (d.c.b.a.in-addr.arpa, nibbles of
+ * .ip6.arpa), what it lacks as zeros: "10.in-addr.arpa" is 10.0.0.0.  A
+ * label that is not an octet or a nibble ends the address there (RFC 2317's
+ * "0/25" labels among them).  False for a name outside both zones.
+ */
+static bool reverse_addr(const char *name, struct net_addr *a)
+{
+        static const char z4[] = "in-addr.arpa", z6[] = "ip6.arpa";
+        size_t len = strlen(name);
+        memset(a, 0, sizeof(*a));
+        const char *zone = NULL;
+        if (len >= sizeof(z4) - 1 && !strcasecmp(name + len - (sizeof(z4) - 1), z4))
+                zone = z4, a->family = 4;
+        else if (len >= sizeof(z6) - 1 && !strcasecmp(name + len - (sizeof(z6) - 1), z6))
+                zone = z6, a->family = 6;
+        size_t end = zone ? len - strlen(zone) : 0; /* the labels before the zone, right to left */
+        if (!zone || (end > 0 && name[end - 1] != '.'))
+                return false;
+        unsigned k = 0, max = a->family == 4 ? 4 : 32;
+        while (end > 1 && k < max) {
+                size_t start = end - 1;
+                while (start > 0 && name[start - 1] != '.')
+                        start--;
+                const char *l = name + start;
+                size_t ll = end - 1 - start;
+                char *e;
+                unsigned long v = a->family == 4 ? strtoul(l, &e, 10) : strtoul(l, &e, 16);
+                if (ll == 0 || (size_t)(e - l) != ll || (a->family == 4 ? ll > 3 || v > 255 : ll != 1))
+                        break;
+                if (a->family == 4)
+                        a->a[k] = (uint8_t)v;
+                else
+                        a->a[k / 2] |= (uint8_t)(k % 2 ? v : v << 4);
+                k++;
+                end = start;
+        }
+        return true;
+}
+
 static void dns_query(struct netd *n, const struct pkt *p, int64_t now)
 {
         struct dns_peer peer;
@@ -725,6 +767,16 @@ static void dns_query(struct netd *n, const struct pkt *p, int64_t now)
         const char *tname = dns_type_name(d.qtype, tb, sizeof(tb));
         if (d.qname.unusual) {
                 nlog(n, "dns refuse %s %s: a label holds dots, spaces or control bytes", d.qname.text, tname);
+                dns_reply(n, &peer, d.id, d.flags, DNS_REFUSED, false, qwire, d.qwire_len);
+                return;
+        }
+        /* no walking of the reverse zones of what the guest may not reach
+         * (a split-horizon resolver's 10/8): refused whatever the type */
+        struct net_addr ra;
+        if (reverse_addr(d.qname.text, &ra) && !some_egress_allowed(n, &ra)) {
+                n->st.dns_denied++;
+                nlog(n, "dns refuse %s %s: a reverse lookup of an address this sandbox may not reach", d.qname.text,
+                     tname);
                 dns_reply(n, &peer, d.id, d.flags, DNS_REFUSED, false, qwire, d.qwire_len);
                 return;
         }

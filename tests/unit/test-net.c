@@ -900,6 +900,35 @@ static int reply_rcode(struct netd *n, uint16_t want_id, struct dns_msg *d)
         return d->flags & 15;
 }
 
+/* Finding 5: no reverse lookups of what the sandbox may not reach */
+static void test_dns_reverse(void)
+{
+        const char *rules[] = { "allow@10.9.0.0/16", NULL };
+        struct netd *n = engine(NET_MODE_PUBLIC, rules);
+        struct dns_msg d;
+        static const char *refused[] = {
+                "5.0.0.10.in-addr.arpa", "10.IN-ADDR.ARPA", "in-addr.arpa", "1.1.168.192.in-addr.arpa",
+                "x.10.in-addr.arpa", "0/25.2.0.10.in-addr.arpa", "2.0.0.10.in-addr.arpa",
+                "d.c.b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa", "d.f.ip6.arpa",
+                "254.169.254.169.in-addr.arpa", "16.129.63.168.in-addr.arpa",
+        };
+        uint16_t id = 0x7000;
+        for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++, id++) {
+                CHECK_INT(ask(n, id, refused[i], 12, 0), NETD_DROP);
+                CHECK_INT(reply_rcode(n, id, &d), DNS_REFUSED);
+        }
+        CHECK_INT(nupstream, 0);
+        /* public addresses, an allowed private range, forward names: asked upstream */
+        static const char *asked[] = {
+                "8.8.8.8.in-addr.arpa", "1.0.9.10.in-addr.arpa", "8.8.in-addr.arpa",
+                "8.8.8.8.8.8.8.8.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.8.4.0.1.0.0.2.ip6.arpa", "in-addr.arpa.example",
+        };
+        for (size_t i = 0; i < sizeof(asked) / sizeof(asked[0]); i++, id++)
+                CHECK_INT(ask(n, id, asked[i], 12, 0), NETD_DROP);
+        CHECK_INT(nupstream, 5);
+        netd_free(n);
+}
+
 static void test_dns_rules(void)
 {
         const char *rules[] = { "deny@bad.example", "allow@*.good.example", "deny@*.example", "allow@dns", "deny@any", NULL };
@@ -1331,6 +1360,7 @@ int main(void)
         test_rule_order();
         test_flow_cache();
         test_ingress();
+        test_dns_reverse();
         test_udp_answers_only();
         test_caps();
         test_eviction_spares_connections();
