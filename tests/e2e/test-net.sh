@@ -486,7 +486,9 @@ t_18_console_and_net_log_stay_bounded() {
         c1=$(stat -c %s "$dir/console.log.1" 2>/dev/null || echo none)
         nmsb exec "$SBP" echo alive
         soft assert_eq "exec after the flood" alive "$OUT"
-        soft assert_eq "console.log.1 after a minute of flood (rotated at 1 MiB)" 1048576 "$c1"
+        # rotated before a write would pass 1 MiB: within one read (16 KiB) of it
+        [ "$c1" != none ] && [ "$c1" -le 1048576 ] && [ "$c1" -gt $((1048576 - 16384)) ] ||
+                soft fail "console.log.1 after a minute of flood: $c1 bytes, expected just under 1 MiB"
         [ "$max_c" -le 1048576 ] || soft fail "console.log grew to $max_c bytes"
         [ "$max_n" -le $((1048576 + 700)) ] || soft fail "net.log grew to $max_n bytes"
         grep -q "earlier lines were dropped" "$dir/net.log" || soft fail "net.log never reached its bound ($max_n bytes): the flood was too slow to test it"
