@@ -103,8 +103,9 @@ struct net_config {
  * (passt's and QEMU's stream framing).  Bounded: netd_* never grows one past
  * NETD_QUEUE_MAX; what would is dropped (and counted). */
 #define NETD_QUEUE_MAX (1u << 20)
-/* flows remembered at once (16384 * ~64 bytes); the least recently used one
- * goes when full, and is simply evaluated again when seen next */
+/* flows remembered at once (16384 * ~64 bytes); when full, the least
+ * recently used one that holds nothing of the host's goes (flow_victim), and
+ * is simply evaluated again when seen next */
 #define NETD_FLOW_MAX 16384
 /* What one sandbox may hold of the host through passt (docs/security.md).
  * UDP: guest source ports in use, each a socket passt binds on the host's
