@@ -42,6 +42,10 @@ fi
 ninja -C build >/dev/null
 
 scripts/kit.sh
+# a current passt; Debian 12's stays as the fallback
+if ! scripts/passt-build.sh; then
+        say "WARNING: building passt from Debian trixie's source failed (see above); using the system's passt, whose limits docs/network.md lists"
+fi
 # msb's own guest kernel; Debian's stays as the fallback
 if ! scripts/kernel-build.sh; then
         say "WARNING: building msb's guest kernel failed (see above); using Debian's cloud kernel, which boots slower"

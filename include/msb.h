@@ -443,6 +443,8 @@ struct msb_info {
         char *fs_server;      /* backend name and binary */
         char *fs_server_version;
         char *system_dir;     /* kernels and images installed for every user */
+        char *passt;          /* path, or NULL when none is installed */
+        char *passt_version;
 };
 /* Fill *ret_info (free with msb_info_free).  May run the KVM probe and build
  * the initramfs, as a run would. */

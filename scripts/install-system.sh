@@ -4,6 +4,7 @@
 #   <prefix>/bin/msb, <prefix>/libexec/msb/{msb-fsd,agentd}   (meson install)
 #   <prefix>/lib/msb/kernels/   the guest kernels set-up prepared, read-only
 #   <prefix>/lib/msb/images/    the default image 'busybox', read-only
+#   <prefix>/lib/msb/passt/     the passt set-up built, read-only
 #
 # msb looks for kernels and images there after the user's own data dir
 # (MSB_SYSTEM_DIR overrides the place), so any user can `msb run busybox`
@@ -42,6 +43,22 @@ for d in "$sys"/kernels/*; do
         [ "$d" = "$(readlink "$sys/kernels/msb" 2>/dev/null)" ] || [ "$d" = "$(readlink "$sys/kernels/default" 2>/dev/null)" ] ||
                 rm -rf "${sys:?}/kernels/$d"
 done
+
+# passt as set-up built it (scripts/passt-build.sh), named by version; the
+# symlink msb says which one is current.
+if target=$(readlink "$data/passt/msb" 2>/dev/null) && [ -x "$data/passt/$target/passt" ]; then
+        install -d -m 0755 "$sys/passt"
+        if [ ! -d "$sys/passt/$target" ]; then
+                rm -rf "$sys/passt/.new"
+                cp -r "$data/passt/$target" "$sys/passt/.new"
+                chmod -R go+rX,go-w "$sys/passt/.new"
+                mv -T "$sys/passt/.new" "$sys/passt/$target"
+        fi
+        ln -sfn "$target" "$sys/passt/msb.tmp" && mv -T "$sys/passt/msb.tmp" "$sys/passt/msb"
+        for d in "$sys"/passt/*; do
+                if [ -d "$d" ] && [ ! -L "$d" ] && [ "$(basename "$d")" != "$target" ]; then rm -rf "$d"; fi
+        done
+fi
 
 # The default image, in a store of its own that every user may read.
 stamp=$(cat /bin/busybox scripts/mkimage-busybox.sh scripts/oci-layout.sh build/msb | sha256sum | cut -d' ' -f1)

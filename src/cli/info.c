@@ -8,8 +8,8 @@
 int cmd_info(int argc, char **argv)
 {
         if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-                puts("Usage: msb info\n\nShow the guest kernel, accelerator, QEMU and virtio-fs server a run would "
-                     "use, and msb's directories.");
+                puts("Usage: msb info\n\nShow the guest kernel, accelerator, QEMU, virtio-fs server and passt a run "
+                     "would use, and msb's directories.");
                 return 0;
         }
         if (argc > 1) {
@@ -35,6 +35,10 @@ int cmd_info(int argc, char **argv)
         printf("accelerator:    %s (%s)\n", i->accel, i->accel_why);
         printf("qemu:           %s\n", i->qemu_version);
         printf("fs server:      %s, %s\n", i->fs_server, i->fs_server_version);
+        if (i->passt)
+                printf("passt:          %s, %s\n", i->passt, i->passt_version);
+        else
+                printf("passt:          none (apt-get install passt, or ./setup.sh): only --net none works\n");
         printf("data dir:       %s (yours: kernels you built)\n", i->data_dir);
         printf("image store:    %s/images (yours: what you pull, import or load)\n", i->data_dir);
         printf("system dir:     %s (every user's, read-only: kernels and images, looked up after yours)\n",

@@ -43,6 +43,26 @@ static char *first_line(char *const argv[])
         return xstrdup(len ? buf : "unknown");
 }
 
+/* passt 2025's --version exits without flushing a piped stdout: the build
+ * set-up made (scripts/passt-build.sh) writes its version beside it. */
+static char *passt_version(const char *passt)
+{
+        _cleanup_free_ char *dir = xstrdup(passt);
+        char *slash = strrchr(dir, '/');
+        if (slash) {
+                *slash = '\0';
+                _cleanup_free_ char *f = xasprintf("%s/version", dir);
+                _cleanup_free_ char *v = NULL;
+                size_t len;
+                if (read_file_at(AT_FDCWD, f, 256, &v, &len) == 0 && len > 0) {
+                        v[strcspn(v, "\n")] = '\0';
+                        return xasprintf("%s (built by set-up from Debian trixie's source)", v);
+                }
+        }
+        char *pv[] = {(char *)passt, "--version", NULL};
+        return first_line(pv);
+}
+
 void msb_info_free(struct msb_info *i)
 {
         if (!i)
@@ -59,6 +79,8 @@ void msb_info_free(struct msb_info *i)
         free(i->fs_server);
         free(i->fs_server_version);
         free(i->system_dir);
+        free(i->passt);
+        free(i->passt_version);
         free(i);
 }
 
@@ -95,6 +117,9 @@ int msb_info_get(struct msb_ctx *ctx, struct msb_info **ret, struct msb_error *e
         char *vv[] = {fv[0], "--version", NULL};
         i->fs_server_version = first_line(vv);
         strv_free(fv);
+        i->passt = msb_passt_binary(ctx);
+        if (i->passt)
+                i->passt_version = passt_version(i->passt);
         msb_kit_free(&kit);
         *ret = i;
         return 0;

@@ -279,6 +279,8 @@ const struct fsd_backend *fsd_backend_find(const char *name);
 /* A helper program: $env if set, else name next to the running binary or in
  * ../libexec/msb/ from it; NULL if none is found. */
 char *msb_find_helper(const char *env, const char *name);
+/* The passt binary a run would use (net.c), or NULL when there is none. */
+char *msb_passt_binary(const struct msb_ctx *ctx);
 
 /* ---- proc.c ---- */
 /* Spawn argv with the given fds as the child's 0,1,2 and keep_fd (if >= 0)

@@ -290,11 +290,22 @@ static bool host_resolver(char *out, size_t outsz)
         return false;
 }
 
-static char *passt_binary(void)
+/* The passt a run uses: MSB_PASST; the one set-up built from Debian
+ * trixie's source (scripts/passt-build.sh), the user's then every user's;
+ * else the system's on PATH. */
+char *msb_passt_binary(const struct msb_ctx *ctx)
 {
         const char *e = getenv("MSB_PASST");
         if (e && *e)
                 return xstrdup(e);
+        const char *roots[] = {ctx->data_dir, ctx->system_dir};
+        for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
+                if (!roots[i])
+                        continue;
+                _cleanup_free_ char *p = xasprintf("%s/passt/msb/passt", roots[i]);
+                if (access(p, X_OK) == 0)
+                        return TAKE_PTR(p);
+        }
         const char *path = getenv("PATH");
         _cleanup_free_ char *dirs = xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
         char *save = NULL;
@@ -402,7 +413,7 @@ static int netd_spawn(struct vm *vm, char **argv, bool verbose, struct msb_error
 /* A pool's VM (pool.c): msb-netd --warm, its policy given at hand-over. */
 int vm_net_warm(struct vm *vm, struct msb_error *err)
 {
-        _cleanup_free_ char *passt = passt_binary();
+        _cleanup_free_ char *passt = msb_passt_binary(vm->sb.ctx);
         if (!passt)
                 return msb_err(err, ENOENT, "passt is not installed (apt-get install passt)");
         char dns[64];
@@ -459,7 +470,7 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
                 netd_spec(vm, warm_net_v6(sb));
                 return 0;
         }
-        _cleanup_free_ char *passt = passt_binary();
+        _cleanup_free_ char *passt = msb_passt_binary(sb->ctx);
         if (!passt)
                 return msb_err(err, ENOENT,
                                "--net %s: passt is not installed (apt-get install passt), or run with --net none",
