@@ -101,9 +101,8 @@ int dns_rr_next(struct dns_msg *d, struct dns_rr *rr)
         if (!dns_name_read(d->m, d->n, &off, true, &rr->owner))
                 return -1;
         struct cur c = { d->m, d->n, off };
-        uint32_t ttl;
         uint16_t rdlen;
-        if (!cur_u16(&c, &rr->type) || !cur_u16(&c, &rr->class) || !cur_u32(&c, &ttl) || !cur_u16(&c, &rdlen))
+        if (!cur_u16(&c, &rr->type) || !cur_u16(&c, &rr->class) || !cur_u32(&c, &rr->ttl) || !cur_u16(&c, &rdlen))
                 return -1;
         rr->rdoff = c.off;
         rr->rdlen = rdlen;

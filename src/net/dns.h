@@ -58,6 +58,7 @@ struct dns_rr {
         unsigned section; /* 1 answer, 2 authority, 3 additional */
         struct dns_name owner;
         uint16_t type, class;
+        uint32_t ttl; /* seconds, as the answer says */
         size_t rdoff, rdlen; /* rdata within the message */
 };
 

@@ -121,6 +121,11 @@ struct net_config {
 /* addresses learned from answers to names a rule allows, per rule and in all */
 #define NETD_LEARN_PER_RULE 1024
 #define NETD_LEARN_MAX 8192
+/* A learned address counts for its record's TTL, but never less than the
+ * floor (a TTL of 0 would make the name unusable: the guest connects after
+ * the answer) nor more than the cap; seen again, it lasts the longer. */
+#define NETD_LEARN_TTL_FLOOR_S 60
+#define NETD_LEARN_TTL_CAP_S 86400
 struct netd_queue {
         uint8_t *buf;
         size_t len, cap, off; /* off: the part already written out */

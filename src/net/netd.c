@@ -54,6 +54,7 @@ struct flow {
 
 struct learned {
         struct net_addr a;
+        int64_t expires; /* ms: the record's TTL within the floor and cap */
         uint32_t rule;
         bool used;
         int32_t hnext;
@@ -95,6 +96,7 @@ struct netd {
         uint32_t *uport_seen, nuports;
 
         struct learned *learn;
+        int64_t now; /* ms, of the call being handled: learned addresses expire */
         struct link *lglob, *lrule; /* FIFO over all, FIFO within a rule */
         struct list lall, *lrules;
         unsigned *lcount;
@@ -274,12 +276,33 @@ static void learn_init(struct netd *n)
         memset(n->lbuckets, 0xff, LEARN_BUCKETS * sizeof(*n->lbuckets));
 }
 
-static void learn_add(struct netd *n, uint32_t rule, const struct net_addr *a)
+/* learned and not expired */
+static bool learn_live(const struct netd *n, uint32_t rule, const struct net_addr *a)
+{
+        int32_t i = learn_find(n, rule, a);
+        return i >= 0 && n->learn[i].expires > n->now;
+}
+
+static int64_t learn_expiry(int64_t now, uint32_t ttl)
+{
+        if (ttl < NETD_LEARN_TTL_FLOOR_S)
+                ttl = NETD_LEARN_TTL_FLOOR_S;
+        if (ttl > NETD_LEARN_TTL_CAP_S)
+                ttl = NETD_LEARN_TTL_CAP_S;
+        return now + (int64_t)ttl * 1000;
+}
+
+static void learn_add(struct netd *n, uint32_t rule, const struct net_addr *a, uint32_t ttl)
 {
         if (!n->learn)
                 learn_init(n);
+        int64_t expires = learn_expiry(n->now, ttl);
         int32_t i = learn_find(n, rule, a);
         if (i >= 0) { /* seen again: the newest now */
+                if (n->learn[i].expires <= n->now)
+                        n->learn_gen++; /* expired, so counts as new */
+                if (expires > n->learn[i].expires)
+                        n->learn[i].expires = expires;
                 list_unlink(&n->lall, n->lglob, i);
                 list_push(&n->lall, n->lglob, i);
                 list_unlink(&n->lrules[rule], n->lrule, i);
@@ -295,6 +318,7 @@ static void learn_add(struct netd *n, uint32_t rule, const struct net_addr *a)
         n->lfree = l->hnext;
         l->a = *a;
         l->rule = rule;
+        l->expires = expires;
         l->used = true;
         uint32_t h = learn_hash(n, rule, a);
         l->hnext = n->lbuckets[h];
@@ -338,7 +362,7 @@ static bool target_match(const struct netd *n, size_t i, const struct net_addr *
                 return net_group_has(&n->c, r->group, a);
         case NET_T_DOMAIN:
         case NET_T_WILDCARD:
-                return learn_find(n, (uint32_t)i, a) >= 0;
+                return learn_live(n, (uint32_t)i, a);
         }
         return false;
 }
@@ -895,6 +919,7 @@ static const char *addr_group_word(const struct netd *n, const struct net_addr *
 
 void netd_from_upstream(struct netd *n, const uint8_t *msg, size_t len, int64_t now_ms)
 {
+        n->now = now_ms;
         struct dns_msg hdr;
         if (len > sizeof(n->msgbuf) || dns_msg_parse(msg, len, true, &hdr) != 1 || !(hdr.flags & DNS_QR) ||
             hdr.qname.unusual)
@@ -954,7 +979,7 @@ void netd_from_upstream(struct netd *n, const uint8_t *msg, size_t len, int64_t 
                 d = hdr;
                 while (dns_rr_next(&d, &rr) > 0)
                         if (rr_addr(&d, &rr, &a) && chain_has(chain, nchain, &rr.owner))
-                                learn_add(n, (uint32_t)pe->rule, &a);
+                                learn_add(n, (uint32_t)pe->rule, &a, rr.ttl);
         }
         unsigned rcode = hdr.flags & 15;
         if (naddr)
@@ -1001,6 +1026,7 @@ static void track_close(struct flow *f, const struct pkt *p)
 
 enum netd_verdict netd_from_guest(struct netd *n, const uint8_t *f, size_t len, int64_t now_ms)
 {
+        n->now = now_ms;
         struct pkt p;
         switch (pkt_parse(f, len, &p)) {
         case PKT_BAD:
@@ -1094,6 +1120,7 @@ static bool udp_published(const struct netd *n, uint16_t port)
 
 enum netd_verdict netd_from_stack(struct netd *n, const uint8_t *f, size_t len, int64_t now_ms)
 {
+        n->now = now_ms;
         struct pkt p;
         /* passt is ours: what does not parse here is the guest kernel's
          * business, and passes */
@@ -1162,6 +1189,7 @@ enum netd_verdict netd_from_stack(struct netd *n, const uint8_t *f, size_t len, 
 
 int64_t netd_tick(struct netd *n, int64_t now_ms)
 {
+        n->now = now_ms;
         int64_t next = -1;
         for (size_t i = 0; i < NETD_DNS_PENDING_MAX; i++) {
                 struct pending *pe = &n->pend[i];

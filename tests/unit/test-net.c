@@ -836,6 +836,8 @@ static size_t mk_query(uint8_t *m, uint16_t id, const char *name, uint16_t type,
 /* an answer to the query last sent upstream: its id and question, then
  * records; each addr is "cname:NAME" (a CNAME, owner the previous name) or an
  * address owned by the current name */
+static uint32_t answer_ttl = 60; /* of every record mk_answer writes */
+
 static size_t mk_answer(uint8_t *m, const char *const *rrs, unsigned rcode)
 {
         size_t qend = 12;
@@ -854,7 +856,7 @@ static size_t mk_answer(uint8_t *m, const char *const *rrs, unsigned rcode)
                 if (strncmp(rrs[an], "cname:", 6) == 0) {
                         put16(m + o, DNS_T_CNAME);
                         put16(m + o + 2, 1);
-                        put32(m + o + 4, 60);
+                        put32(m + o + 4, answer_ttl);
                         size_t nl = put_name(m + o + 10, rrs[an] + 6);
                         put16(m + o + 8, (uint16_t)nl);
                         owner = o + 10;
@@ -864,7 +866,7 @@ static size_t mk_answer(uint8_t *m, const char *const *rrs, unsigned rcode)
                 a = A(rrs[an]);
                 put16(m + o, a.family == 4 ? DNS_T_A : DNS_T_AAAA);
                 put16(m + o + 2, 1);
-                put32(m + o + 4, 60);
+                put32(m + o + 4, answer_ttl);
                 put16(m + o + 8, a.family == 4 ? 4 : 16);
                 memcpy(m + o + 10, a.a, a.family == 4 ? 4 : 16);
                 o += 10 + (a.family == 4 ? 4u : 16u);
@@ -985,6 +987,45 @@ static void test_dns_rules(void)
         netd_stats(n, &st);
         CHECK_INT(st.dns_denied, 2);
         CHECK_INT(st.dns_queries, 4);
+        netd_free(n);
+}
+
+/* A learned address counts for its record's TTL, at least the floor and
+ * at most the cap; seen again, it lasts the longer. */
+static void test_dns_learned_expire(void)
+{
+        const char *rules[] = { "allow@ttl.test", "allow@dns", "deny@any", NULL };
+        struct netd *n = engine(NET_MODE_PUBLIC, rules);
+        const int64_t s = 1000;
+        ask(n, 1, "ttl.test", DNS_T_A, 0);
+        answer_ttl = 300;
+        const char *a1[] = { "203.0.113.7", NULL };
+        netd_from_upstream(n, abuf, mk_answer(abuf, a1, 0), 0);
+        ask(n, 2, "ttl.test", DNS_T_A, 0);
+        answer_ttl = 0; /* the floor: 60 s */
+        const char *a2[] = { "203.0.113.8", NULL };
+        netd_from_upstream(n, abuf, mk_answer(abuf, a2, 0), 0);
+        ask(n, 3, "ttl.test", DNS_T_A, 0);
+        answer_ttl = 0xffffffffu; /* the cap: a day */
+        const char *a3[] = { "203.0.113.9", NULL };
+        netd_from_upstream(n, abuf, mk_answer(abuf, a3, 0), 0);
+        answer_ttl = 60;
+        q_clear(netd_to_guest(n));
+        CHECK_INT(syn(n, "203.0.113.7", 1001, 1), NETD_PASS);
+        CHECK_INT(syn(n, "203.0.113.8", 1001, 59 * s), NETD_PASS);
+        CHECK_INT(syn(n, "203.0.113.8", 1002, 61 * s), NETD_DROP);
+        CHECK_INT(syn(n, "203.0.113.7", 1002, 299 * s), NETD_PASS);
+        CHECK_INT(syn(n, "203.0.113.7", 1003, 301 * s), NETD_DROP);
+        CHECK_INT(syn(n, "203.0.113.9", 1001, 86399 * s), NETD_PASS);
+        CHECK_INT(syn(n, "203.0.113.9", 1002, 86401 * s), NETD_DROP);
+        /* answered again (a shorter TTL than left does not shorten it) */
+        ask(n, 4, "ttl.test", DNS_T_A, 90000 * s);
+        answer_ttl = 120;
+        netd_from_upstream(n, abuf, mk_answer(abuf, a1, 0), 90000 * s);
+        answer_ttl = 60;
+        q_clear(netd_to_guest(n));
+        CHECK_INT(syn(n, "203.0.113.7", 1004, 90100 * s), NETD_PASS);
+        CHECK_INT(syn(n, "203.0.113.7", 1005, 90121 * s), NETD_DROP);
         netd_free(n);
 }
 
@@ -1367,6 +1408,7 @@ int main(void)
         test_malformed();
         test_dns_parse();
         test_dns_rules();
+        test_dns_learned_expire();
         test_dns_rebind();
         test_dns_spoof_timeout_and_caps();
         test_dns_truncation();
