@@ -47,6 +47,7 @@ struct flow_key {
 struct flow {
         struct flow_key k;
         bool used, allow, ingress, closed;
+        bool fin_guest, fin_stack; /* TCP: each side's FIN seen; closed once both are, or on a reset */
         uint32_t learn_gen; /* a denied flow is judged again once more is learned */
         int64_t last;
         int32_t hnext;
@@ -1018,9 +1019,20 @@ static void log_flow(struct netd *n, struct verdict v, bool ingress, uint8_t pro
                 nlog(n, "%s egress %s %s (%s)", v.allow ? "allow" : "deny", proto_name(proto), ap, w);
 }
 
-static void track_close(struct flow *f, const struct pkt *p)
+/* A TCP flow is closed (forgotten after a minute idle, first to go when
+ * the table is full) on a reset or once both sides sent FIN: a guest's FIN
+ * alone is a half-close that leaves passt's socket open, and must keep
+ * counting against NETD_TCP_FLOWS_MAX.  A new SYN on the same four-tuple
+ * opens it again. */
+static void track_close(struct flow *f, const struct pkt *p, bool from_guest)
 {
-        if (p->proto == IPPROTO_TCP_ && (p->tcp_flags & (TCP_FIN | TCP_RST)))
+        if (p->proto != IPPROTO_TCP_)
+                return;
+        if ((p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+                f->closed = f->fin_guest = f->fin_stack = false;
+        if (p->tcp_flags & TCP_FIN)
+                *(from_guest ? &f->fin_guest : &f->fin_stack) = true;
+        if ((p->tcp_flags & TCP_RST) || (f->fin_guest && f->fin_stack))
                 f->closed = true;
 }
 
@@ -1091,7 +1103,7 @@ enum netd_verdict netd_from_guest(struct netd *n, const uint8_t *f, size_t len, 
                 fl->allow = v.allow;
                 fl->learn_gen = n->learn_gen;
         }
-        track_close(fl, &p);
+        track_close(fl, &p, true);
         if (!fl->allow) {
                 n->st.denied++;
                 deny_reply(n, &p, &n->to_guest);
@@ -1156,7 +1168,18 @@ enum netd_verdict netd_from_stack(struct netd *n, const uint8_t *f, size_t len, 
                         }
                         return NETD_DROP;
                 }
+                if (proto == 1) {
+                        /* an echo reply to no echo request of the guest's */
+                        n->st.denied++;
+                        if (n->c.log) {
+                                char as[64];
+                                net_addr_format(&p.src, as, sizeof(as));
+                                nlog(n, "deny ingress icmp echo reply from %s, id %u (not an answer)", as, gport);
+                        }
+                        return NETD_DROP;
+                }
                 if (!syn && proto != 17) {
+                        /* TCP of a flow this table forgot (passt still has it) */
                         n->st.passed++;
                         return NETD_PASS;
                 }
@@ -1172,7 +1195,7 @@ enum netd_verdict netd_from_stack(struct netd *n, const uint8_t *f, size_t len, 
                 fl->ingress = true;
                 fl->learn_gen = n->learn_gen;
         }
-        track_close(fl, &p);
+        track_close(fl, &p, false);
         /* an ingress flow denied, or an answer to what the guest was not
          * let send */
         if (!fl->allow) {

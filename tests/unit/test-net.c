@@ -639,6 +639,17 @@ static void test_udp_answers_only(void)
         /* the published UDP port (5353 -> 53) is for the ingress rules */
         len = mk_udp(fr, false, "203.0.113.5", "10.0.2.15", 999, 53, (const uint8_t *)"q", 1);
         CHECK_INT(netd_from_stack(n, fr, len, 5), NETD_PASS);
+        /* ICMP echo replies: only to the guest's own echo requests */
+        uint8_t m[16] = { 0, 0 };
+        put16(m + 4, 77);
+        put16(m + 6, 1);
+        len = mk_ip(fr, false, "203.0.113.1", "10.0.2.15", 1, m, sizeof(m));
+        CHECK_INT(netd_from_stack(n, fr, len, 6), NETD_DROP);
+        CHECK_STR(last_log(), "deny ingress icmp echo reply from 203.0.113.1, id 77 (not an answer)");
+        size_t pl = mk_ping(fr, "10.0.2.15", "203.0.113.1", 77);
+        CHECK_INT(netd_from_guest(n, fr, pl, 7), NETD_PASS);
+        len = mk_ip(fr, false, "203.0.113.1", "10.0.2.15", 1, m, sizeof(m));
+        CHECK_INT(netd_from_stack(n, fr, len, 8), NETD_PASS);
         netd_free(n);
 }
 
@@ -685,6 +696,23 @@ static void test_caps(void)
         struct netd_stats st;
         netd_stats(n, &st);
         CHECK_INT(st.flows_capped, 2);
+        /* the guest's FIN alone is a half-close: passt's socket stays, and
+         * so does the count, however long the flows sit idle */
+        for (unsigned i = 0; i < NETD_TCP_FLOWS_MAX; i++) {
+                len = mk_tcp(fr, true, "10.0.2.15", i & 1 ? "203.0.113.1" : "203.0.113.2", 40000,
+                             (uint16_t)(1000 + i / 2), TCP_FIN | TCP_ACK, 1001, 1);
+                CHECK_INT(netd_from_guest(n, fr, len, 10), NETD_PASS);
+        }
+        netd_tick(n, 10 + 61 * 1000);
+        CHECK_INT(syn(n, "203.0.113.3", 81, 10 + 61 * 1000), NETD_DROP);
+        /* once the far side closed too, they go after a minute idle */
+        for (unsigned i = 0; i < NETD_TCP_FLOWS_MAX; i++) {
+                len = mk_tcp(fr, false, i & 1 ? "203.0.113.1" : "203.0.113.2", "10.0.2.15",
+                             (uint16_t)(1000 + i / 2), 40000, TCP_FIN | TCP_ACK, 1, 1002);
+                CHECK_INT(netd_from_stack(n, fr, len, 70 * 1000), NETD_PASS);
+        }
+        netd_tick(n, 131 * 1000);
+        CHECK_INT(syn(n, "203.0.113.3", 82, 131 * 1000), NETD_PASS);
         netd_free(n);
 }
 
@@ -1344,9 +1372,11 @@ static void test_bounds(void)
         len = mk_tcp(fr, true, "10.0.2.15", "203.0.113.1", 1000, 80, TCP_ACK, 1, 0);
         netd_from_guest(n, fr, len, 10);
         CHECK_INT(nlogs, 7); /* evicted: judged again, same verdict */
-        /* closed TCP flows go after 60 s idle, from netd_tick */
+        /* closed TCP flows (a FIN each way) go after 60 s idle, from netd_tick */
         len = mk_tcp(fr, true, "10.0.2.15", "203.0.113.1", 1000, 80, TCP_FIN | TCP_ACK, 1, 0);
         netd_from_guest(n, fr, len, 20);
+        len = mk_tcp(fr, false, "203.0.113.1", "10.0.2.15", 80, 1000, TCP_FIN | TCP_ACK, 1, 2);
+        netd_from_stack(n, fr, len, 20);
         netd_tick(n, 20 + 60 * 1000);
         len = mk_tcp(fr, true, "10.0.2.15", "203.0.113.1", 1000, 80, TCP_ACK, 1, 0);
         netd_from_guest(n, fr, len, 20 + 60 * 1000 + 1);
