@@ -154,6 +154,13 @@ void netd_from_upstream(struct netd *n, const uint8_t *msg, size_t len, int64_t 
 /* Expire what is due (unanswered DNS queries get SERVFAIL, idle flows are
  * forgotten); returns the next time it wants to be called, or -1. */
 int64_t netd_tick(struct netd *n, int64_t now_ms);
+
+/* The host gained (add) or lost an address: group "host" follows at once,
+ * for flows judged from now on (msb-netd reads the host's netlink address
+ * events).  At most NET_HOST_ADDRS_MAX; false when an add finds the list
+ * full. */
+#define NET_HOST_ADDRS_MAX 1024
+bool netd_host_addr(struct netd *n, const struct net_addr *a, bool add);
 /* what netd generated itself, for the guest and for passt */
 struct netd_queue *netd_to_guest(struct netd *n);
 struct netd_queue *netd_to_stack(struct netd *n);

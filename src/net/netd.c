@@ -603,9 +603,10 @@ struct netd *netd_new(const struct net_config *c)
         if (c->nports)
                 memcpy(ports, c->ports, c->nports * sizeof(*ports));
         n->c.ports = ports;
-        struct net_addr *host = xcalloc(c->nhost_addrs, sizeof(*host));
-        if (c->nhost_addrs)
-                memcpy(host, c->host_addrs, c->nhost_addrs * sizeof(*host));
+        struct net_addr *host = xcalloc(NET_HOST_ADDRS_MAX, sizeof(*host));
+        n->c.nhost_addrs = c->nhost_addrs < NET_HOST_ADDRS_MAX ? c->nhost_addrs : NET_HOST_ADDRS_MAX;
+        if (n->c.nhost_addrs)
+                memcpy(host, c->host_addrs, n->c.nhost_addrs * sizeof(*host));
         n->c.host_addrs = host;
         if (!n->c.mtu)
                 n->c.mtu = 1500;
@@ -668,6 +669,27 @@ struct netd_queue *netd_to_guest(struct netd *n)
 struct netd_queue *netd_to_stack(struct netd *n)
 {
         return &n->to_stack;
+}
+
+bool netd_host_addr(struct netd *n, const struct net_addr *a, bool add)
+{
+        struct net_addr *h = (struct net_addr *)n->c.host_addrs;
+        size_t i = 0;
+        while (i < n->c.nhost_addrs && !net_addr_eq(&h[i], a))
+                i++;
+        if (add) {
+                if (i < n->c.nhost_addrs)
+                        return true;
+                if (n->c.nhost_addrs >= NET_HOST_ADDRS_MAX)
+                        return false;
+                h[n->c.nhost_addrs++] = *a;
+        } else if (i < n->c.nhost_addrs) {
+                h[i] = h[--n->c.nhost_addrs];
+        }
+        char as[64];
+        net_addr_format(a, as, sizeof(as));
+        nlog(n, "host address %s %s", add ? "added" : "removed", as);
+        return true;
 }
 
 void netd_stats(const struct netd *n, struct netd_stats *s)

@@ -6,7 +6,8 @@
  *
  * msb binds the socket QEMU connects to and hands it over as fd 3.  msb-netd
  * starts passt on one end of a socketpair (passt -F), accepts QEMU, connects
- * a UDP socket to the upstream resolver, then confines itself like msb-fsd
+ * a UDP socket to the upstream resolver and a netlink socket for the host's
+ * address changes (group "host"), then confines itself like msb-fsd
  * (empty root, own namespaces, seccomp) and relays frames both ways.  Every
  * frame from the guest goes through the policy engine (src/net/netd.c)
  * before passt sees it; DNS queries to the gateway are answered here.
@@ -21,6 +22,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <ifaddrs.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -229,6 +232,84 @@ static void host_addrs(struct opts *o)
         }
         freeifaddrs(ifa);
         o->cfg.host_addrs = o->host;
+}
+
+/* The host's address changes, from a netlink socket opened before the
+ * initial listing (so nothing falls between) and kept through confinement:
+ * group "host" is what the host has now, not what it had at start (an IPv6
+ * privacy address, a DHCP lease, a VPN). */
+static int addr_events_open(void)
+{
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+        if (fd < 0)
+                die("cannot follow the host's addresses (netlink): %s", strerror(errno));
+        struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR};
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                die("cannot follow the host's addresses (netlink bind): %s", strerror(errno));
+        return fd;
+}
+
+/* After the kernel dropped events (ENOBUFS): ask for every address again.
+ * What was removed meanwhile stays "host", the safe side. */
+static void addr_events_resync(int fd)
+{
+        struct {
+                struct nlmsghdr h;
+                struct ifaddrmsg m;
+        } req = {.h = {.nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETADDR, .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+                       .nlmsg_seq = 1},
+                 .m = {.ifa_family = AF_UNSPEC}};
+        if (write(fd, &req, sizeof(req)) != (ssize_t)sizeof(req))
+                die("cannot list the host's addresses again (netlink): %s", strerror(errno));
+}
+
+/* One RTM_NEWADDR/RTM_DELADDR: its address (IFA_LOCAL, else IFA_ADDRESS,
+ * as getifaddrs takes them).  Every length is checked against the bytes
+ * there are. */
+static void addr_event(struct netd *n, const struct nlmsghdr *h)
+{
+        if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifaddrmsg)))
+                return;
+        const struct ifaddrmsg *m = NLMSG_DATA(h);
+        size_t alen = m->ifa_family == AF_INET ? 4 : m->ifa_family == AF_INET6 ? 16 : 0;
+        if (!alen)
+                return;
+        struct net_addr local = {0}, addr = {0};
+        /* int, as the macros expect: RTA_NEXT's aligned step may pass the
+         * end, and a negative left then ends the loop */
+        int left = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
+        for (const struct rtattr *a = IFA_RTA(m); RTA_OK(a, left); a = RTA_NEXT(a, left)) {
+                struct net_addr *to = a->rta_type == IFA_LOCAL ? &local : a->rta_type == IFA_ADDRESS ? &addr : NULL;
+                if (!to || RTA_PAYLOAD(a) != alen)
+                        continue;
+                to->family = alen == 4 ? 4 : 6;
+                memcpy(to->a, RTA_DATA(a), alen);
+        }
+        const struct net_addr *got = local.family ? &local : addr.family ? &addr : NULL;
+        if (got && !netd_host_addr(n, got, h->nlmsg_type == RTM_NEWADDR)) {
+                char as[64];
+                net_addr_format(got, as, sizeof(as));
+                fprintf(stderr, "msb-netd: the host has more than %d addresses: %s is not in group host\n",
+                        NET_HOST_ADDRS_MAX, as);
+        }
+}
+
+static void addr_events_in(struct netd *n, int fd)
+{
+        static uint8_t buf[32 << 10] __attribute__((aligned(NLMSG_ALIGNTO)));
+        for (;;) {
+                ssize_t got = read(fd, buf, sizeof(buf));
+                if (got < 0 && errno == ENOBUFS) {
+                        addr_events_resync(fd);
+                        continue;
+                }
+                if (got <= 0)
+                        return;
+                int left = (int)got;
+                for (const struct nlmsghdr *h = (const void *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left))
+                        if (h->nlmsg_type == RTM_NEWADDR || h->nlmsg_type == RTM_DELADDR)
+                                addr_event(n, h);
+        }
 }
 
 static void fmt(char *buf, size_t n, const struct net_addr *a)
@@ -572,7 +653,7 @@ static void announce_guest(struct outq *to_stack, const struct opts *o)
         out_append(to_stack, f, sizeof(f));
 }
 
-static int relay(struct netd *n, int qemu, int stack, size_t budget, const struct opts *o)
+static int relay(struct netd *n, int qemu, int stack, int addr_events, size_t budget, const struct opts *o)
 {
         bool stack_writable = true;
         struct side g = {.fd = qemu, .rbuf = xcalloc(1, RBUF + 4 + MAX_FRAME), .name = "QEMU"};
@@ -582,19 +663,21 @@ static int relay(struct netd *n, int qemu, int stack, size_t budget, const struc
                 announce_guest(&to_stack, o);
         int64_t next_tick = netd_tick(n, now_ms());
         for (;;) {
-                struct pollfd p[3] = {
+                struct pollfd p[4] = {
                         {.fd = qemu, .events = (out_pending(&to_stack) < OUT_HIGH ? POLLIN : 0) |
                                                (out_pending(&to_guest) ? POLLOUT : 0)},
                         {.fd = stack, .events = (out_pending(&to_guest) < OUT_HIGH ? POLLIN : 0) |
                                                 (out_pending(&to_stack) && !stack_writable ? POLLOUT : 0)},
                         {.fd = upstream_fd, .events = POLLIN},
+                        {.fd = addr_events, .events = POLLIN},
                 };
                 int timeout = -1;
                 if (next_tick >= 0) {
                         int64_t d = next_tick - now_ms();
                         timeout = d < 0 ? 0 : d > 60000 ? 60000 : (int)d;
                 }
-                if (poll(p, upstream_fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR)
+                /* poll skips a negative fd: no resolver */
+                if (poll(p, ARRAY_SIZE(p), timeout) < 0 && errno != EINTR)
                         die("poll: %s", strerror(errno));
                 if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
                         if (!pump(&g, n, true, &to_stack))
@@ -608,6 +691,8 @@ static int relay(struct netd *n, int qemu, int stack, size_t budget, const struc
                 }
                 if (upstream_fd >= 0 && (p[2].revents & (POLLIN | POLLERR)))
                         upstream_in(n);
+                if (p[3].revents & (POLLIN | POLLERR))
+                        addr_events_in(n, addr_events);
                 next_tick = netd_tick(n, now_ms());
                 /* the engine's replies wait in its own bounded queue (and
                  * are dropped there) while a side does not read */
@@ -643,6 +728,7 @@ int main(int argc, char **argv)
                 execv(pv[0], pv);
                 die("cannot run %s: %s", pv[0], strerror(errno));
         }
+        int addr_events = addr_events_open();
         host_addrs(o);
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
@@ -680,5 +766,5 @@ int main(int argc, char **argv)
                 fprintf(stderr, "msb-netd: mode %s, %zu rules, %zu published ports, resolver %s\n",
                         net_mode_name(o->cfg.mode), o->cfg.nrules, o->cfg.nports, o->dns.family ? a : "none");
         }
-        return relay(n, qemu, sp[0], budget, o);
+        return relay(n, qemu, sp[0], addr_events, budget, o);
 }

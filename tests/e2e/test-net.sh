@@ -484,6 +484,31 @@ sys.exit(0 if s.recv(100).startswith(b"greeting-first") else 1)' && g=ok
         checked
 }
 
+# An address the host gains while a sandbox runs is the host's at once
+# (finding 4: msb-netd took the host's addresses once, at start, so a new
+# one counted as public).  The rig's host namespace gains 203.0.113.77, in
+# the world's public range, and serves HTTP on it; the guest, whose netd
+# started before, must be refused, as for any other host address.
+t_23_host_address_gained_later_is_host() {
+        nmsb run -d --name "$SBP" --pull never "${TOOLS[@]}" busybox -- sleep 600
+        assert_eq "run -d" 0 "$RC"
+        nmsb exec "$SBP" echo alive
+        rig_ns_host ip addr add 203.0.113.77/32 dev lo
+        rig_spawn "$RIG_HOST" python3 -m http.server -b 203.0.113.77 8077 -d "$WORK"
+        local server=$!
+        rig_wait 20 rig_ns_host curl -sf --max-time 2 -o /dev/null http://203.0.113.77:8077/ ||
+                soft fail "the host's new address does not serve"
+        nmsb exec "$SBP" sh -c "/t/netprobe tcp 203.0.113.77 8077 1 >/dev/null 2>&1 && echo reached || echo refused"
+        soft assert_eq "the host's new address from the guest" refused "$OUT"
+        kill "$server" 2>/dev/null || true
+        wait "$server" 2>/dev/null || true
+        rig_ns_host ip addr del 203.0.113.77/32 dev lo
+        nmsb rm -f "$SBP"
+        assert_eq "rm -f" 0 "$RC"
+        nothing_left
+        checked
+}
+
 # The runtime dir of the newest sandbox made since the suite began
 newest_rundir() { ls -td "$RUNDIR"/*/ 2>/dev/null | head -n 1; }
 

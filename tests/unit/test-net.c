@@ -1057,6 +1057,28 @@ static void test_dns_learned_expire(void)
         netd_free(n);
 }
 
+/* Group "host" follows the host's addresses as they come and go. */
+static void test_host_addrs_follow(void)
+{
+        struct netd *n = engine(NET_MODE_PUBLIC, NULL);
+        struct net_addr a = A("203.0.113.50");
+        CHECK_INT(syn(n, "203.0.113.50", 1, 0), NETD_PASS);
+        CHECK(netd_host_addr(n, &a, true));
+        CHECK_STR(last_log(), "host address added 203.0.113.50");
+        CHECK(netd_host_addr(n, &a, true)); /* again: no second entry */
+        CHECK_INT(syn(n, "203.0.113.50", 2, 1), NETD_DROP);
+        CHECK(netd_host_addr(n, &a, false));
+        CHECK_INT(syn(n, "203.0.113.50", 3, 2), NETD_PASS);
+        /* the list is bounded (engine() gave it one): an add beyond says so */
+        for (unsigned i = 0; i < NET_HOST_ADDRS_MAX - 1; i++) {
+                struct net_addr b = { .family = 6 };
+                b.a[0] = 0x20, b.a[1] = 0x01, b.a[14] = (uint8_t)(i >> 8), b.a[15] = (uint8_t)i;
+                CHECK(netd_host_addr(n, &b, true));
+        }
+        CHECK(!netd_host_addr(n, &a, true));
+        netd_free(n);
+}
+
 static void test_dns_rebind(void)
 {
         struct netd *n = engine(NET_MODE_PUBLIC, NULL);
@@ -1439,6 +1461,7 @@ int main(void)
         test_dns_parse();
         test_dns_rules();
         test_dns_learned_expire();
+        test_host_addrs_follow();
         test_dns_rebind();
         test_dns_spoof_timeout_and_caps();
         test_dns_truncation();
