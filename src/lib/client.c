@@ -734,9 +734,12 @@ int msb_sandbox_wait(struct msb_ctx *ctx, const char *name, int *ret_status, str
         if (running) {
                 int status = -1;
                 r = request(ctx, name, enc_wait, 0, INT32_MAX, &status, err);
-                if (r < 0 && r != -ESRCH)
+                /* the supervisor may end (its main process died) between
+                 * the state read and the request, or before it answers:
+                 * then the state file has the status */
+                bool gone = sb_wait_gone(dir, r < 0 ? 5000 : 30000);
+                if (r < 0 && r != -ESRCH && !gone)
                         return r;
-                sb_wait_gone(dir, 30000);
                 if (status >= 0) {
                         *ret_status = status;
                         return 0;

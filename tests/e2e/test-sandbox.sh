@@ -104,7 +104,7 @@ t_07_kill_and_stop_without_grace() {
         run_msb kill -s USR1 "$SB"
         assert_eq "kill" 0 "$RC"
         run_msb wait "$SB"
-        assert_eq "USR1 killed it" 138 "$OUT"
+        assert_eq "USR1 killed it (wait: rc $RC, stderr: $ERR)" 138 "$OUT"
         assert_eq "status" "stopped 138" "$(sb_status "$SB")"
         run_msb start "$SB"
         run_msb stop -t 0 "$SB"
