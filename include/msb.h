@@ -101,6 +101,13 @@ int msb_run_opts_set_workdir(struct msb_run_opts *opts, const char *dir);
 /* "name", "uid", "name:group" or "uid:gid", resolved in the image. */
 int msb_run_opts_set_user(struct msb_run_opts *opts, const char *user);
 int msb_run_opts_set_hostname(struct msb_run_opts *opts, const char *hostname);
+/* A VM's size: vCPUs 1 to MSB_MAX_CPUS, memory MSB_MIN_MEMORY_MIB to
+ * MSB_MAX_MEMORY_MIB; -ERANGE outside.  Unset: the defaults. */
+#define MSB_DEFAULT_CPUS 1u
+#define MSB_MAX_CPUS 64u
+#define MSB_DEFAULT_MEMORY_MIB 512u
+#define MSB_MIN_MEMORY_MIB 128u
+#define MSB_MAX_MEMORY_MIB (64u * 1024u)
 int msb_run_opts_set_cpus(struct msb_run_opts *opts, unsigned cpus);
 int msb_run_opts_set_memory_mib(struct msb_run_opts *opts, unsigned mib);
 int msb_run_opts_set_accel(struct msb_run_opts *opts, enum msb_accel accel);

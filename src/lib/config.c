@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/conf.h"
 #include "internal.h"
 
 char *msb_config_path(void)
@@ -33,16 +34,28 @@ char *msb_config_path(void)
         return e && *e ? xasprintf("%s/.config/msb/config", e) : NULL;
 }
 
-static const struct {
-        const char *key;
-        int nargs;
-        const char *usage;
-} keys[] = {
+static const struct conf_key keys[] = {
         {"mirror", 2, "mirror DOMAIN URL"},
         {"insecure", 1, "insecure DOMAIN"},
         {"unpack-max-bytes", 1, "unpack-max-bytes SIZE"},
         {"unpack-max-entries", 1, "unpack-max-entries COUNT"},
 };
+
+/* the library's callbacks take a struct msb_error: conf_each's take text */
+struct adapt {
+        int (*fn)(char **words, int n, void *ud, const char *where, struct msb_error *err);
+        void *ud;
+        struct msb_error *err;
+};
+
+static int adapt_line(char **w, int n, void *ud, const char *where, char *msg, size_t msgn)
+{
+        struct adapt *a = ud;
+        int r = a->fn(w, n, a->ud, where, a->err);
+        if (r < 0)
+                snprintf(msg, msgn, "%s", a->err->message);
+        return r;
+}
 
 int msb_config_each(int (*fn)(char **words, int n, void *ud, const char *where, struct msb_error *err), void *ud,
                     struct msb_error *err)
@@ -50,44 +63,11 @@ int msb_config_each(int (*fn)(char **words, int n, void *ud, const char *where, 
         _cleanup_free_ char *p = msb_config_path();
         if (!p)
                 return 0;
-        _cleanup_free_ char *data = NULL;
-        int r = read_file_at(AT_FDCWD, p, 1 << 20, &data, NULL);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return msb_err(err, r, "config %s: %s", p, r == -EINVAL ? "not a regular file" : strerror(-r));
-        int lineno = 0;
-        for (char *line = data, *next; line && *line; line = next) {
-                /* by hand, not strtok: empty lines count for line numbers */
-                next = strchr(line, '\n');
-                if (next)
-                        *next++ = '\0';
-                lineno++;
-                char *hash = strchr(line, '#');
-                if (hash)
-                        *hash = 0;
-                char *w[4] = {0};
-                int n = 0;
-                for (char *s2 = NULL, *t = strtok_r(line, " \t\r", &s2); t && n < 4; t = strtok_r(NULL, " \t\r", &s2))
-                        w[n++] = t;
-                if (n == 0)
-                        continue;
-                size_t k = 0;
-                while (k < ARRAY_SIZE(keys) && strcmp(keys[k].key, w[0]))
-                        k++;
-                char where[PATH_MAX + 32];
-                snprintf(where, sizeof(where), "config %s line %d", p, lineno);
-                if (k == ARRAY_SIZE(keys))
-                        return msb_err(err, EINVAL,
-                                       "%s: unknown setting '%s' (known: mirror, insecure, unpack-max-bytes, "
-                                       "unpack-max-entries)",
-                                       where, w[0]);
-                if (n != keys[k].nargs + 1)
-                        return msb_err(err, EINVAL, "%s: expected '%s'", where, keys[k].usage);
-                if ((r = fn(w, n, ud, where, err)) < 0)
-                        return r;
-        }
-        return 0;
+        struct msb_error mine = {0};
+        struct adapt a = {fn, ud, err ? err : &mine};
+        char msg[sizeof(mine.message)];
+        int r = conf_each("config", p, keys, ARRAY_SIZE(keys), adapt_line, &a, msg, sizeof(msg));
+        return r < 0 ? msb_err(err, -r, "%s", msg) : 0;
 }
 
 struct limits {

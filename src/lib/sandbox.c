@@ -34,8 +34,6 @@
 _Static_assert(IDS_MAX_GROUPS <= MSB_PROTO_MAX_GROUPS, "groups must fit a RUN message");
 
 #define VIRTIOFSD_MAX_VOLUMES 6u
-#define MAX_MEMORY_MIB (64u * 1024u)
-#define MAX_CPUS 64u
 /* Stop reading host stdin while this much is queued for the guest. */
 #define CTL_OUTQ_HIGH (1u << 20)
 
@@ -44,7 +42,7 @@ _Static_assert(IDS_MAX_GROUPS <= MSB_PROTO_MAX_GROUPS, "groups must fit a RUN me
 int msb_run_opts_new(struct msb_run_opts **ret)
 {
         struct msb_run_opts *o = xcalloc(1, sizeof(*o));
-        o->cpus = 1;
+        o->cpus = MSB_DEFAULT_CPUS;
         o->memory_mib = DEFAULT_MEMORY_MIB;
         o->fds[0] = 0;
         o->fds[1] = 1;
@@ -151,7 +149,7 @@ int msb_run_opts_set_hostname(struct msb_run_opts *o, const char *h)
 }
 int msb_run_opts_set_cpus(struct msb_run_opts *o, unsigned cpus)
 {
-        if (cpus < 1 || cpus > MAX_CPUS)
+        if (cpus < 1 || cpus > MSB_MAX_CPUS)
                 return -ERANGE;
         o->cpus = cpus;
         return 0;
@@ -159,7 +157,7 @@ int msb_run_opts_set_cpus(struct msb_run_opts *o, unsigned cpus)
 int msb_run_opts_set_memory_mib(struct msb_run_opts *o, unsigned mib)
 {
         /* the cloud kernel plus agentd need some room to boot */
-        if (mib < 128 || mib > MAX_MEMORY_MIB)
+        if (mib < MSB_MIN_MEMORY_MIB || mib > MSB_MAX_MEMORY_MIB)
                 return -ERANGE;
         o->memory_mib = mib;
         return 0;

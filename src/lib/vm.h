@@ -16,7 +16,7 @@
 #define MAX_VOLUMES 32u
 #define MAX_TMPFS 16u
 #define MAX_ROOT_STEPS 64u
-#define DEFAULT_MEMORY_MIB 512u
+#define DEFAULT_MEMORY_MIB MSB_DEFAULT_MEMORY_MIB
 /* the main process's id on the guest channel */
 #define VM_MAIN_ID 1u
 /* the persistent writable layer's disk image */

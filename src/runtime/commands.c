@@ -39,6 +39,29 @@ static int bad_option(const char *verb, char **argv)
 
 /* ---- create ---- */
 
+/* The container's cgroup, recorded in its state before anything joins it.
+ * Where none can be made (rootless, a read-only /sys/fs/cgroup), a
+ * container without limits goes on without one, as with runc. */
+static int make_cgroup(struct rt_container *ct, const struct rt_bundle *b)
+{
+        char msg[PATH_MAX + 512];
+        int r = rt_cgroup_create(ct->id, &b->res, &ct->cgroups, msg, sizeof(msg));
+        if (r == -EACCES || r == -EPERM || r == -EROFS || r == -ENOENT) {
+                if (rt_resources_any(&b->res))
+                        return rt_error("create: %s; the bundle's limits cannot be enforced", msg), r;
+                rt_warn("create: %s; the container has no cgroup of its own", msg);
+                return 0;
+        }
+        if (r < 0)
+                return rt_error("create: config.json: %s", msg), r;
+        if (rt_container_save(ct) < 0) {
+                rt_cgroup_remove(ct->cgroups);
+                return rt_error("create: cannot write the state of %s in %s: %s", ct->id, ct->dir, strerror(errno)),
+                       -EIO;
+        }
+        return 0;
+}
+
 int rt_cmd_create(int argc, char **argv)
 {
         static const struct option lo[] = {{"bundle", required_argument, NULL, 'b'},
@@ -113,6 +136,8 @@ int rt_cmd_create(int argc, char **argv)
                          errno == EEXIST ? id : ct.dir, strerror(errno));
         else if (mkfifo(fifo, 0600) < 0 || rt_container_save(&ct) < 0)
                 rt_error("create: cannot write the state of %s in %s: %s", id, ct.dir, strerror(errno));
+        else if (make_cgroup(&ct, &b) < 0)
+                rm_rf(ct.dir);
         else {
                 struct rt_shim_args a = {.c = &ct, .b = &b, .console_socket = console, .pid_file = pid_file};
                 if (rt_shim_spawn(ctx, &a) == 0) {
@@ -122,8 +147,10 @@ int rt_cmd_create(int argc, char **argv)
                         else
                                 status = 0;
                 }
-                if (status)
+                if (status) {
+                        rt_cgroup_remove(ct.cgroups);
                         rm_rf(ct.dir);
+                }
         }
         rt_container_free(&ct);
         rt_bundle_free(&b);
@@ -318,6 +345,7 @@ int rt_cmd_delete(int argc, char **argv)
                 else {
                         if (c.pid)
                                 wait_shim_gone(&c);
+                        rt_cgroup_remove(c.cgroups);
                         rm_rf(c.dir);
                 }
         }
@@ -446,15 +474,15 @@ int rt_cmd_features(int argc, char **argv)
               "  \"linux\": {\n"
               "    \"namespaces\": [\"cgroup\", \"ipc\", \"mount\", \"network\", \"pid\", \"uts\"],\n"
               "    \"capabilities\": [],\n"
-              "    \"cgroup\": {\"v1\": false, \"v2\": false, \"systemd\": false, \"systemdUser\": false},\n"
+              "    \"cgroup\": {\"v1\": true, \"v2\": true, \"systemd\": true, \"systemdUser\": false},\n"
               "    \"seccomp\": {\"enabled\": false},\n"
               "    \"apparmor\": {\"enabled\": false},\n"
               "    \"selinux\": {\"enabled\": false}\n"
               "  },\n"
               "  \"annotations\": {\n"
               "    \"io.msb.runtime.version\": \"" MSB_VERSION "\",\n"
-              "    \"io.msb.cpus\": \"vCPUs of the container's VM (overrides linux.resources.cpu)\",\n"
-              "    \"io.msb.memory\": \"guest memory, e.g. 1G (overrides linux.resources.memory.limit)\"\n"
+              "    \"io.msb.cpus\": \"vCPUs of the container's VM (at most what linux.resources.cpu gives, unless /etc/msb/runtime.conf allows more)\",\n"
+              "    \"io.msb.memory\": \"guest memory, e.g. 1G (at most what linux.resources.memory.limit gives, unless /etc/msb/runtime.conf allows more)\"\n"
               "  }\n"
               "}\n",
               stdout);

@@ -41,7 +41,7 @@ static void usage(FILE *f)
               "  --root DIR           state directory (default /run/msb-runtime, or $XDG_RUNTIME_DIR/msb-runtime)\n"
               "  --log FILE           also write errors and diagnostics to FILE\n"
               "  --log-format FORMAT  text (default) or json\n"
-              "  --systemd-cgroup     accepted, ignored (the VM is the container's boundary)\n"
+              "  --systemd-cgroup     linux.cgroupsPath is slice:prefix:name (a systemd scope's place)\n"
               "  --debug              verbose diagnostics in the log\n"
               "  --version            print the version\n"
               "\n"
@@ -84,6 +84,8 @@ static int global_opt(int argc, char **argv, int *i)
         if (!strcmp(a, "--systemd-cgroup") || !strcmp(a, "--debug")) {
                 if (!strcmp(a, "--debug"))
                         rt_g.debug = true;
+                else
+                        rt_g.systemd_cgroup = true;
                 return 1;
         }
         return 0;

@@ -25,6 +25,7 @@ struct rt_globals {
         const char *log;  /* --log FILE, or NULL */
         bool log_json;    /* --log-format json */
         bool debug;
+        bool systemd_cgroup; /* --systemd-cgroup: cgroupsPath is slice:prefix:name */
 };
 extern struct rt_globals rt_g;
 
@@ -52,6 +53,7 @@ struct rt_container {
         pid_t pid;    /* the shim's, 0 before it exists */
         uint64_t pid_start; /* its start time (/proc/PID/stat field 22), against pid reuse */
         bool tty;
+        char **cgroups; /* the container's cgroup directories, NULL-terminated, or NULL */
 };
 enum rt_status { RT_CREATING, RT_CREATED, RT_RUNNING, RT_STOPPED };
 const char *rt_status_name(enum rt_status s);
@@ -103,6 +105,49 @@ int rt_seccomp_compile(json_t *seccomp, void **ret_bpf, size_t *ret_len, char *w
 int rt_confine_from(json_t *caps, bool no_new_privs, bool root, json_t *seccomp, struct msb_confine *c, void **bpf,
                     bool *any, char *why, size_t n);
 
+/* ---- config.c: msb-runtime's own settings ---- */
+#define RT_CONFIG_DEFAULT "/etc/msb/runtime.conf"
+struct rt_config {
+        bool raise_cpus, raise_memory; /* annotations-may-raise */
+};
+/* $MSB_RUNTIME_CONFIG, else RT_CONFIG_DEFAULT. */
+const char *rt_config_path(void);
+/* A missing file is all defaults; -EINVAL after rt_error(). */
+int rt_config_load(struct rt_config *ret);
+
+/* ---- cgroup.c: the container's cgroup on the host ---- */
+/* linux.resources as the cgroup gets them (0 or NULL: not set; -1:
+ * unlimited) and linux.cgroupsPath. */
+struct rt_resources {
+        int64_t cpu_quota;
+        uint64_t cpu_period, cpu_shares;
+        char *cpus, *mems;
+        int64_t mem_limit, mem_swap, mem_reservation;
+        int64_t pids_limit;
+        char **unified; /* key, value, key, value... (v2 only) */
+        size_t n_unified;
+        char *cgroups_path;
+};
+/* Any limit at all (without one, a cgroup that cannot be made is a
+ * warning, not an error: rootless). */
+bool rt_resources_any(const struct rt_resources *r);
+/* Make the cgroup (one directory per hierarchy) and write the limits:
+ * 0 with *ret_dirs (owned, NULL-terminated), or -errno with msg naming the
+ * field; nothing made stays. */
+int rt_cgroup_create(const char *id, const struct rt_resources *r, char ***ret_dirs, char *msg, size_t n);
+/* Put pid into every one of dirs. */
+int rt_cgroup_join(char **dirs, pid_t pid, char *msg, size_t n);
+/* rmdir each, once empty; what is still in one after a second is killed. */
+void rt_cgroup_remove(char **dirs);
+/* Pure, for unit tests: "machine.slice:libpod:abc" to
+ * "/machine.slice/libpod-abc.scope"; a-b.slice nests in a.slice. */
+int rt_cgroup_systemd_path(const char *spec, char *out, size_t n, char *why, size_t whyn);
+/* No "." or ".." components, not too long. */
+int rt_cgroup_path_check(const char *p, char *why, size_t n);
+/* The host-side minimum of pids.limit: QEMU's threads (its I/O pool
+ * grows to 64), one per vCPU, msb's helpers. */
+#define RT_PIDS_MIN(cpus) (80u + (cpus))
+
 /* ---- bundle.c: config.json ---- */
 struct rt_bundle {
         struct msb_run_opts *o;
@@ -116,6 +161,7 @@ struct rt_bundle {
         char **mountpoints; /* "d/path" or "f/path": each mount's destination, a dir or a file */
         bool has_oom_score_adj; /* process.oomScoreAdj: the shim's own, so the VM's */
         int oom_score_adj;
+        struct rt_resources res; /* for the host's cgroup */
 };
 /* Read <bundle>/config.json into b (run options for the sandbox); every
  * field msb cannot honour is refused with an error naming it. -errno after
@@ -144,9 +190,11 @@ int rt_process_parse_file(const char *path, struct rt_process *p);
 void rt_process_free(struct rt_process *p);
 /* vCPUs and guest memory from linux.resources (pure, for unit tests):
  * quota/period rounded up, else the cpuset's count, else 0 (msb's
- * default); memory: limit + RT_MEM_HEADROOM_MIB, at least 128 MiB, 0 when
- * no limit.  Errors name the field. */
-#define RT_MEM_HEADROOM_MIB 64u
+ * default); memory: the limit less RT_HOST_RESERVE_MIB, so that the VM
+ * fits in the cgroup with QEMU and msb's helpers; 0 when no limit; a
+ * limit too small for MSB_MIN_MEMORY_MIB of guest is an error.  Errors
+ * name the field. */
+#define RT_HOST_RESERVE_MIB 96u
 int rt_size_from_resources(int64_t quota, uint64_t period, const char *cpus, int64_t mem_limit, unsigned *ret_cpus,
                            unsigned *ret_mib, char *errbuf, size_t errn);
 

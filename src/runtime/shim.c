@@ -296,6 +296,12 @@ static _Noreturn void shim_main(struct msb_ctx *ctx, struct rt_shim_args *a, int
 {
         setsid();
         prctl(PR_SET_NAME, "msb-shim");
+        char cgmsg[PATH_MAX + 256];
+        /* first: everything the shim starts (the VM) is in the cgroup */
+        if (rt_cgroup_join(a->c->cgroups, getpid(), cgmsg, sizeof(cgmsg)) < 0) {
+                (void)write_all(ready, cgmsg, strlen(cgmsg));
+                _exit(RT_EXIT_FAILED);
+        }
         if (chdir("/") < 0)
                 _exit(SHIM_EXIT_VM_GONE);
         char msg[2048] = "";

@@ -121,6 +121,18 @@ int rt_container_load(const char *id, struct rt_container *ret)
         };
         json_t *a = json_object_get(j, "annotations");
         c.annotations = json_is_object(a) ? json_dumps(a, JSON_COMPACT) : xstrdup("{}");
+        json_t *cg = json_object_get(j, "cgroups");
+        if (json_array_size(cg)) {
+                c.cgroups = xcalloc(json_array_size(cg) + 1, sizeof(char *));
+                size_t i, k = 0;
+                json_t *d;
+                json_array_foreach(cg, i, d)
+                {
+                        const char *s = json_string_value(d);
+                        if (s && s[0] == '/')
+                                c.cgroups[k++] = xstrdup(s);
+                }
+        }
         json_decref(j);
         *ret = c;
         return 0;
@@ -132,6 +144,12 @@ int rt_container_save(const struct rt_container *c)
         json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:o}", "id", c->id, "name", c->name, "bundle",
                               c->bundle, "created", c->created, "pid", (json_int_t)c->pid, "pid_start",
                               (json_int_t)c->pid_start, "tty", c->tty, "annotations", a ? a : json_object());
+        if (j && c->cgroups) {
+                json_t *cg = json_array();
+                for (size_t i = 0; c->cgroups[i]; i++)
+                        json_array_append_new(cg, json_string(c->cgroups[i]));
+                json_object_set_new(j, "cgroups", cg);
+        }
         char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         if (!s)
@@ -150,6 +168,7 @@ void rt_container_free(struct rt_container *c)
         free(c->created);
         free(c->annotations);
         free(c->dir);
+        strv_free(c->cgroups);
         memset(c, 0, sizeof(*c));
 }
 

@@ -28,6 +28,7 @@ cleanup() {
         for d in "$RTROOT"/*/; do [ -d "$d" ] && "$RT" --root "$RTROOT" delete --force "$(basename "$d")"; done 2>/dev/null
         kill "$REGPID" 2>/dev/null
         wait "$REGPID" 2>/dev/null
+        find /sys/fs/cgroup -maxdepth 3 -depth -type d -path "*/msbt$$*" -exec rmdir {} + 2>/dev/null
         ip netns del msbt$$ 2>/dev/null
         ip link del msbt$$a 2>/dev/null
         rm -rf "$WORK"
@@ -368,6 +369,103 @@ EOF
         assert_contains "the field" "linux.resources.devices[1]" "$ERR"
         assert_contains "json log" '"level":"error"' "$(cat "$WORK/log.json")"
         assert_eq "nothing left" "" "$(ls "$RTROOT")"
+}
+
+cg_dir() { # cg_dir CONTROLLER PATH: where a cgroup's files are on this host
+        if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then echo "/sys/fs/cgroup$2"; else echo "/sys/fs/cgroup/$1$2"; fi
+}
+cg_file() { # cg_file V1FILE V2FILE CONTROLLER PATH
+        if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then cat "/sys/fs/cgroup$4/$2"; else cat "/sys/fs/cgroup/$3$4/$1"; fi
+}
+
+t_09_the_bundles_cgroup_holds_its_limits_and_the_whole_vm() {
+        local b=$WORK/bundle-cg cg=/msbt$$/c1
+        mkdir -p "$b"
+        cp -a "$(busybox_rootfs)" "$b/rootfs"
+        (cd "$b" && runc spec)
+        python3 - "$b/config.json" "$cg" <<'EOF2'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["root"]["readonly"] = False
+c["process"]["args"] = ["sh", "-c", "read x; echo $(nproc) $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) >/ran"]
+c["linux"]["cgroupsPath"] = sys.argv[2]
+c["linux"]["resources"].update({"cpu": {"quota": 150000, "period": 100000}, "memory": {"limit": 400 << 20},
+                                "pids": {"limit": 300}})
+json.dump(c, open(sys.argv[1], "w"))
+EOF2
+        mkfifo "$WORK/in-cg"
+        exec 7<>"$WORK/in-cg"
+        "$RT" --root "$RTROOT" create --bundle "$b" --pid-file "$WORK/pid-cg" cg1 <&7 >/dev/null 2>"$WORK/err" && RC=0 || RC=$?
+        assert_eq "create: status ($(cat "$WORK/err"))" 0 "$RC"
+        # what a conformance run reads: the bundle's limits, in its cgroup
+        assert_eq "memory limit" $((400 << 20)) "$(cg_file memory.limit_in_bytes memory.max memory "$cg")"
+        if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+                assert_eq "cpu.max" "150000 100000" "$(cg_file - cpu.max cpu "$cg")"
+        else
+                assert_eq "cpu quota" 150000 "$(cg_file cpu.cfs_quota_us - cpu "$cg")"
+                assert_eq "cpu period" 100000 "$(cg_file cpu.cfs_period_us - cpu "$cg")"
+        fi
+        assert_eq "pids limit" 300 "$(cg_file pids.max pids.max pids "$cg")"
+        # the shim and everything it started: QEMU and msb's helpers
+        local comms
+        comms=$(for p in $(cat "$(cg_dir memory "$cg")/cgroup.procs"); do cat "/proc/$p/comm"; done | sort -u | tr '\n' ' ')
+        assert_contains "the shim is in it" "msb-shim" "$comms"
+        assert_contains "QEMU is in it" "qemu-system" "$comms"
+        assert_contains "msb-fsd is in it" "msb-fsd" "$comms"
+        assert_contains "the supervisor is in it" "msb-supervisor" "$comms"
+        assert_contains "the pid file's process" "$(cat "$WORK/pid-cg")" "$(cat "$(cg_dir pids "$cg")/cgroup.procs")"
+        # 1.5 CPUs round up; the VM fits in the limit with QEMU's share (96 MiB)
+        local q
+        for q in $(cat "$(cg_dir memory "$cg")/cgroup.procs"); do
+                [ "$(cat "/proc/$q/comm")" = qemu-system-x86 ] && break
+        done
+        assert_contains "the VM's size" "-smp 2 -m 304M" "$(tr '\0' ' ' <"/proc/$q/cmdline")"
+        rt start cg1
+        echo go >&7
+        exec 7>&-
+        for _ in $(seq 100); do rt state cg1; case $OUT in *stopped*) break ;; esac; sleep 0.2; done
+        assert_eq "the guest's vCPUs" 2 "$(awk '{print $1}' "$b/rootfs/ran")"
+        rt delete cg1
+        assert_eq delete 0 "$RC"
+        local left
+        left=$(ls -d /sys/fs/cgroup/*"$cg" /sys/fs/cgroup"$cg" 2>/dev/null || true)
+        assert_eq "no cgroup left" "" "$left"
+        for d in /sys/fs/cgroup/*/msbt$$ /sys/fs/cgroup/msbt$$; do [ ! -d "$d" ] || rmdir "$d"; done
+        # an annotation may lower the size the limits give, not raise it
+        python3 - "$b/config.json" <<'EOF2'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["annotations"] = {"io.msb.cpus": "8"}
+json.dump(c, open(sys.argv[1], "w"))
+EOF2
+        rt create --bundle "$b" cg2
+        assert_eq "raised by an annotation: status" 1 "$RC"
+        assert_contains "raised: the error" "annotations.io.msb.cpus: 8 vCPUs is more than linux.resources.cpu gives (2)" "$ERR"
+        assert_eq "raised: no cgroup made" "" "$(ls -d /sys/fs/cgroup/*/msbt$$ /sys/fs/cgroup/msbt$$ 2>/dev/null || true)"
+        assert_eq "raised: nothing left in --root" "" "$(ls "$RTROOT")"
+}
+
+t_10_podmans_limits_reach_its_cgroup() {
+        run_pm run -d "${UL[@]}" --name cg-pm -m 320m --cpus 1.5 --pids-limit 200 "$IMG" sleep 600
+        assert_eq "podman run -d: status ($ERR)" 0 "$RC"
+        local id cg
+        id=$("${PODMAN[@]}" inspect -f '{{.Id}}' cg-pm)
+        cg=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["linux"]["cgroupsPath"])' \
+                "$("${PODMAN[@]}" inspect -f '{{.StaticDir}}' cg-pm)/config.json" 2>/dev/null ||
+             python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["linux"]["cgroupsPath"])' \
+                "$PM_ROOT/root/overlay-containers/$id/userdata/config.json")
+        assert_contains "podman's cgroupsPath" "$id" "$cg"
+        assert_eq "memory limit" $((320 << 20)) "$(cg_file memory.limit_in_bytes memory.max memory "$cg")"
+        assert_eq "pids limit" 200 "$(cg_file pids.max pids.max pids "$cg")"
+        assert_contains "QEMU is in it" "qemu-system" \
+                "$(for p in $(cat "$(cg_dir memory "$cg")/cgroup.procs"); do cat "/proc/$p/comm"; done)"
+        run_pm rm -f -t 0 cg-pm
+        assert_eq "rm -f" 0 "$RC"
+        assert_eq "no cgroup left" "" "$(ls -d "$(cg_dir memory "$cg")" 2>/dev/null || true)"
+        run_pm run --rm "${UL[@]}" --cpus 1 --annotation io.msb.cpus=4 "$IMG" true
+        assert_eq "an annotation above --cpus: status" 126 "$RC"
+        assert_contains "an annotation above --cpus: the error" "annotations.io.msb.cpus" "$ERR"
 }
 
 run_tests

@@ -19,7 +19,7 @@ static char tmp[] = "/tmp/msb-test-runtime.XXXXXX";
 
 /* A bundle whose config.json is runc spec's default with `extra` (a
  * fragment of JSON members) merged over its top level. */
-static const char *base =
+static const char *const base_default =
         "\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"}, \"hostname\": \"box\","
         "\"process\": {\"args\": [\"sh\"], \"env\": [\"PATH=/bin\"], \"cwd\": \"/\","
         "  \"user\": {\"uid\": 0, \"gid\": 0},"
@@ -32,6 +32,8 @@ static const char *base =
 
 /* runc spec's namespaces; a linux_members that names its own wins (the
  * later of two keys is the one jansson keeps) */
+static const char *base = NULL;
+
 #define NAMESPACES "\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"}, {\"type\": \"mount\"}]"
 
 /* Load a bundle made of base plus linux (the "linux" object's members)
@@ -181,12 +183,117 @@ static void test_sizes(void)
         CHECK_INT(rt_size_from_resources(0, 0, "0-3,6", 0, &cpus, &mib, e, sizeof(e)), 0);
         CHECK_INT(cpus, 5);
         CHECK_INT(rt_size_from_resources(0, 0, "0-", 0, &cpus, &mib, e, sizeof(e)), -22);
+        CHECK_INT(rt_size_from_resources(150000, 0, NULL, 0, &cpus, &mib, e, sizeof(e)), 0);
+        CHECK_INT(cpus, 2); /* no period: the kernel's 100 ms */
+        /* the VM fits in the limit, QEMU and the helpers included */
         CHECK_INT(rt_size_from_resources(0, 0, NULL, 256ll << 20, &cpus, &mib, e, sizeof(e)), 0);
-        CHECK_INT(mib, 256 + RT_MEM_HEADROOM_MIB);
-        CHECK_INT(rt_size_from_resources(0, 0, NULL, 6 << 20, &cpus, &mib, e, sizeof(e)), 0);
-        CHECK_INT(mib, 128); /* at least 128 MiB */
-        CHECK_INT(rt_size_from_resources(0, 0, NULL, (1 << 20) + 1, &cpus, &mib, e, sizeof(e)), 0);
-        CHECK_INT(mib, 128);
+        CHECK_INT(mib, 256 - RT_HOST_RESERVE_MIB);
+        CHECK_INT(rt_size_from_resources(0, 0, NULL, (long long)(MSB_MIN_MEMORY_MIB + RT_HOST_RESERVE_MIB) << 20, &cpus,
+                                         &mib, e, sizeof(e)),
+                  0);
+        CHECK_INT(mib, MSB_MIN_MEMORY_MIB);
+        CHECK_INT(rt_size_from_resources(0, 0, NULL, 6 << 20, &cpus, &mib, e, sizeof(e)), -ERANGE);
+        CHECK(strstr(e, "6 MiB cannot hold a VM") != NULL);
+        CHECK_INT(rt_size_from_resources(0, 0, NULL, (223ll << 20) + 1, &cpus, &mib, e, sizeof(e)), 0);
+        CHECK_INT(mib, 128); /* rounded up to 224 */
+}
+
+static void test_cgroup_paths(void)
+{
+        char out[4096], why[512];
+        base = base_default;
+        CHECK_INT(rt_cgroup_systemd_path("machine.slice:libpod:abc", out, sizeof(out), why, sizeof(why)), 0);
+        CHECK_STR(out, "/machine.slice/libpod-abc.scope");
+        CHECK_INT(rt_cgroup_systemd_path("kubepods-besteffort-pod12.slice:cri-containerd:f00", out, sizeof(out), why,
+                                         sizeof(why)),
+                  0);
+        CHECK_STR(out, "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12.slice/"
+                       "cri-containerd-f00.scope");
+        CHECK_INT(rt_cgroup_systemd_path(":runc:x", out, sizeof(out), why, sizeof(why)), 0);
+        CHECK_STR(out, "/system.slice/runc-x.scope");
+        CHECK_INT(rt_cgroup_systemd_path("-.slice::y.slice", out, sizeof(out), why, sizeof(why)), 0);
+        CHECK_STR(out, "/y.slice");
+        CHECK(rt_cgroup_systemd_path("/a/b", out, sizeof(out), why, sizeof(why)) < 0);
+        CHECK(strstr(why, "slice:prefix:name") != NULL);
+        CHECK(rt_cgroup_systemd_path("machine:p:n", out, sizeof(out), why, sizeof(why)) < 0);
+        CHECK(rt_cgroup_systemd_path("a.slice:p:", out, sizeof(out), why, sizeof(why)) < 0);
+        CHECK(rt_cgroup_systemd_path("a.slice:p:n:m", out, sizeof(out), why, sizeof(why)) < 0);
+        CHECK_INT(rt_cgroup_path_check("/libpod_parent/libpod-1", why, sizeof(why)), 0);
+        CHECK_INT(rt_cgroup_path_check("rel/x", why, sizeof(why)), 0);
+        CHECK(rt_cgroup_path_check("/a/../../etc", why, sizeof(why)) < 0);
+        CHECK(rt_cgroup_path_check("..", why, sizeof(why)) < 0);
+        CHECK(rt_cgroup_path_check("/a/./b", why, sizeof(why)) < 0);
+}
+
+/* io.msb.cpus and io.msb.memory may lower the VM's size; raising it needs
+ * msb-runtime's config */
+static void test_annotations_may_only_lower(void)
+{
+        char err[4096];
+        base = base_default;
+        const char *two = "\"resources\": {\"cpu\": {\"quota\": 200000, \"period\": 100000}, "
+                          "\"memory\": {\"limit\": 536870912}}";
+        CHECK_INT(load(two, "\"annotations\": {\"io.msb.cpus\": \"1\", \"io.msb.memory\": \"256M\"}", err,
+                       sizeof(err)),
+                  0);
+        CHECK_STR(err, "");
+        CHECK(load(two, "\"annotations\": {\"io.msb.cpus\": \"4\"}", err, sizeof(err)) < 0);
+        CHECK(strstr(err, "annotations.io.msb.cpus: 4 vCPUs is more than linux.resources.cpu gives (2)") != NULL);
+        CHECK(strstr(err, "annotations-may-raise io.msb.cpus") != NULL);
+        CHECK(load(two, "\"annotations\": {\"io.msb.memory\": \"1G\"}", err, sizeof(err)) < 0);
+        CHECK(strstr(err, "annotations.io.msb.memory: 1024 MiB is more than linux.resources.memory.limit gives "
+                          "(416 MiB)") != NULL);
+        /* no limits: msb's default is the bound */
+        CHECK(load("", "\"annotations\": {\"io.msb.cpus\": \"2\"}", err, sizeof(err)) < 0);
+        CHECK(strstr(err, "more than msb's default gives (1)") != NULL);
+        _cleanup_free_ char *conf = xasprintf("%s/runtime.conf", tmp);
+        const char *text = "# the administrator's\nannotations-may-raise io.msb.cpus\n";
+        write_file_atomic_at(AT_FDCWD, conf, text, strlen(text), 0644);
+        setenv("MSB_RUNTIME_CONFIG", conf, 1);
+        CHECK_INT(load(two, "\"annotations\": {\"io.msb.cpus\": \"4\"}", err, sizeof(err)), 0);
+        CHECK(load(two, "\"annotations\": {\"io.msb.memory\": \"1G\"}", err, sizeof(err)) < 0);
+        text = "annotations-may-raise io.msb.disk\n";
+        write_file_atomic_at(AT_FDCWD, conf, text, strlen(text), 0644);
+        CHECK(load(two, "\"annotations\": {\"io.msb.cpus\": \"4\"}", err, sizeof(err)) < 0);
+        CHECK(strstr(err, "line 1: annotations-may-raise 'io.msb.disk'") != NULL);
+        text = "raise-everything yes\n";
+        write_file_atomic_at(AT_FDCWD, conf, text, strlen(text), 0644);
+        CHECK(load(two, "\"annotations\": {\"io.msb.cpus\": \"4\"}", err, sizeof(err)) < 0);
+        CHECK(strstr(err, "unknown setting 'raise-everything' (known: annotations-may-raise)") != NULL);
+        unsetenv("MSB_RUNTIME_CONFIG");
+}
+
+/* limits the host's cgroup gets, each checked and named */
+static void test_resource_fields(void)
+{
+        char err[4096];
+        CHECK_INT(load("\"cgroupsPath\": \"/libpod_parent/libpod-1\", \"resources\": {\"cpu\": {\"shares\": 512, "
+                       "\"quota\": -1, \"cpus\": \"0\", \"mems\": \"0\"}, \"memory\": {\"limit\": -1, \"swap\": -1}, "
+                       "\"pids\": {\"limit\": -1}, \"unified\": {\"memory.high\": \"max\"}}",
+                       "", err, sizeof(err)),
+                  0);
+        CHECK_STR(err, "");
+        struct {
+                const char *linux_members, *field;
+        } bad[] = {
+                {"\"cgroupsPath\": \"/a/../b\"", "linux.cgroupsPath: '/a/../b'"},
+                {"\"cgroupsPath\": 7", "linux.cgroupsPath: expected a non-empty string"},
+                {"\"resources\": {\"cpu\": {\"quota\": -5}}", "linux.resources.cpu.quota"},
+                {"\"resources\": {\"cpu\": {\"shares\": \"x\"}}", "linux.resources.cpu.shares"},
+                {"\"resources\": {\"cpu\": {\"mems\": \"0\\n1\"}}", "linux.resources.cpu.mems"},
+                {"\"resources\": {\"memory\": {\"limit\": 104857600}}", "linux.resources.memory.limit: 100 MiB"},
+                {"\"resources\": {\"pids\": {\"limit\": 10}}", "linux.resources.pids.limit: 10 is too few"},
+                {"\"resources\": {\"unified\": {\"../../x\": \"1\"}}", "linux.resources.unified.../../x"},
+                {"\"resources\": {\"unified\": {\"cgroup.procs\": \"1\"}}", "linux.resources.unified.cgroup.procs"},
+                {"\"resources\": {\"unified\": {\"memory.high\": \"1\\n2\"}}", "linux.resources.unified.memory.high"},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                CHECK(load(bad[i].linux_members, "", err, sizeof(err)) < 0);
+                if (!strstr(err, bad[i].field)) {
+                        fprintf(stderr, "resource case %zu: '%s' does not name '%s'\n", i, err, bad[i].field);
+                        check_failures++;
+                }
+        }
 }
 
 static void test_ids_and_signals(void)
@@ -220,8 +327,12 @@ int main(void)
         if (!mkdtemp(tmp))
                 return 1;
         rt_g.root = tmp;
+        base = base_default;
         test_bundles();
         test_sizes();
+        test_cgroup_paths();
+        test_annotations_may_only_lower();
+        test_resource_fields();
         test_ids_and_signals();
         rm_rf(tmp);
         CHECK_DONE();
