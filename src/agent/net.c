@@ -13,11 +13,14 @@
 #include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
@@ -30,6 +33,27 @@ struct in6_ifreq_ {
         int ifr6_ifindex;
 };
 
+/* The interfaces are configured in a child of agentd's (net_start), while
+ * agentd reads ahead and mounts the volumes: a failure there goes up a
+ * pipe, for net_finish to report. */
+static int err_pipe = -1;
+
+static void nfail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void nfail(int err, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (err_pipe < 0)
+                fail("network", err, "%s", msg);
+        char line[600];
+        int n = snprintf(line, sizeof(line), "%d %s", err, msg);
+        (void)!write(err_pipe, line, (size_t)n);
+        _exit(1);
+}
+
 static void link_up(int s, const char *name, unsigned mtu)
 {
         struct ifreq ifr = {0};
@@ -37,13 +61,13 @@ static void link_up(int s, const char *name, unsigned mtu)
         if (mtu) {
                 ifr.ifr_mtu = (int)mtu;
                 if (ioctl(s, SIOCSIFMTU, &ifr) < 0)
-                        fail("network", errno, "cannot set %s's MTU to %u", name, mtu);
+                        nfail(errno, "cannot set %s's MTU to %u", name, mtu);
         }
         if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-                fail("network", errno, "no network interface %s in the guest", name);
+                nfail(errno, "no network interface %s in the guest", name);
         ifr.ifr_flags |= IFF_UP;
         if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-                fail("network", errno, "cannot bring %s up", name);
+                nfail(errno, "cannot bring %s up", name);
 }
 
 static void set_sysctl(const char *path, const char *v)
@@ -78,7 +102,7 @@ static void ipv4_route(int s, const uint8_t dst[4], uint32_t prefix, const uint8
         }
         rt.rt_dev = dev;
         if (ioctl(s, SIOCADDRT, &rt) < 0)
-                fail("network", errno, "cannot add the IPv4 %s", what);
+                nfail(errno, "cannot add the IPv4 %s", what);
 }
 
 static void ipv4_setup(int s, const struct msb_net_spec *n)
@@ -89,13 +113,13 @@ static void ipv4_setup(int s, const struct msb_net_spec *n)
         sin->sin_family = AF_INET;
         memcpy(&sin->sin_addr, n->addr4, 4);
         if (ioctl(s, SIOCSIFADDR, &ifr) < 0)
-                fail("network", errno, "cannot set eth0's IPv4 address");
+                nfail(errno, "cannot set eth0's IPv4 address");
         uint32_t mask = n->prefix4 == 32 ? ~0u : htonl(~0u << (32 - n->prefix4));
         sin = (struct sockaddr_in *)&ifr.ifr_netmask;
         sin->sin_family = AF_INET;
         sin->sin_addr.s_addr = mask;
         if (ioctl(s, SIOCSIFNETMASK, &ifr) < 0)
-                fail("network", errno, "cannot set eth0's IPv4 netmask");
+                nfail(errno, "cannot set eth0's IPv4 netmask");
         if (all_zero(n->gw4, 4))
                 return;
         uint32_t a, g;
@@ -112,19 +136,19 @@ static void ipv6_setup(const struct msb_net_spec *n)
 {
         _cleanup_close_ int s6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (s6 < 0)
-                fail("network", errno, "the guest kernel has no IPv6");
+                nfail(errno, "the guest kernel has no IPv6");
         int idx = (int)if_nametoindex("eth0");
         struct in6_ifreq_ r = {.ifr6_prefixlen = n->prefix6, .ifr6_ifindex = idx};
         memcpy(&r.ifr6_addr, n->addr6, 16);
         if (ioctl(s6, SIOCSIFADDR, &r) < 0)
-                fail("network", errno, "cannot set eth0's IPv6 address");
+                nfail(errno, "cannot set eth0's IPv6 address");
         if (all_zero(n->gw6, 16))
                 return;
         /* on the link whatever its address (often fe80::1) */
         struct in6_rtmsg rt = {.rtmsg_flags = RTF_UP | RTF_GATEWAY, .rtmsg_metric = 1, .rtmsg_ifindex = idx};
         memcpy(&rt.rtmsg_gateway, n->gw6, 16);
         if (ioctl(s6, SIOCADDRT, &rt) < 0)
-                fail("network", errno, "cannot add the IPv6 default route");
+                nfail(errno, "cannot add the IPv6 default route");
 }
 
 /* Replace PATH under the new root with a regular file (whatever was there:
@@ -169,11 +193,11 @@ static void etc_files(const struct msb_setup_msg *su)
         }
 }
 
-void net_setup(const struct msb_setup_msg *su)
+static void configure(const struct msb_setup_msg *su)
 {
         _cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (s < 0)
-                fail("network", errno, "the guest kernel has no IPv4");
+                nfail(errno, "the guest kernel has no IPv4");
         link_up(s, "lo", 0);
         if (su->flags & MSB_SETUP_NET) {
                 const struct msb_net_spec *n = &su->net;
@@ -189,6 +213,50 @@ void net_setup(const struct msb_setup_msg *su)
                 if (n->prefix6)
                         ipv6_setup(n);
         }
+}
+
+static pid_t child = -1;
+static int result = -1;
+
+void net_start(const struct msb_setup_msg *su)
+{
+        int p[2];
+        if (!(su->flags & MSB_SETUP_NET) || pipe2(p, O_CLOEXEC) < 0 || (child = fork()) < 0) {
+                /* nothing to overlap (lo alone), or no child: here and now */
+                child = -1;
+                configure(su);
+                return;
+        }
+        if (child == 0) {
+                close(p[0]);
+                err_pipe = p[1];
+                configure(su);
+                _exit(0);
+        }
+        close(p[1]);
+        result = p[0];
+}
+
+void net_finish(const struct msb_setup_msg *su)
+{
+        if (child > 0) {
+                char line[600];
+                ssize_t n = read_all(result, line, sizeof(line) - 1);
+                close(result);
+                int ws = 0;
+                while (waitpid(child, &ws, 0) < 0 && errno == EINTR) {
+                }
+                child = -1;
+                if (n > 0) {
+                        line[n] = '\0';
+                        char *msg = strchr(line, ' ');
+                        fail("network", atoi(line), "%s", msg ? msg + 1 : line);
+                }
+                if (!WIFEXITED(ws) || WEXITSTATUS(ws))
+                        fail("network", 0, "the interfaces' set-up ended with status %d", ws);
+        }
+        if (debug)
+                logmsg("network ready");
         /* an OCI bundle's root is the container's own (its runtime's
          * caller bind-mounts these files, as for runc): not ours to write */
         if (!(su->flags & MSB_SETUP_ROOT_RW))

@@ -599,10 +599,11 @@ static void setup_base(const struct msb_setup_msg *su, const char *premounted)
 void setup_root(const struct msb_setup_msg *su, const char *premounted, const struct msb_exec_msg *first)
 {
         setup_base(su, premounted);
+        net_start(su);
         if (first)
                 prefetch_command(first);
-        net_setup(su);
         mount_volumes(su);
+        net_finish(su);
         setup_cfg = su;
 
         if (su->hostname[0] && sethostname(su->hostname, strlen(su->hostname)) < 0)

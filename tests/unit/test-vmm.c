@@ -38,7 +38,7 @@ int main(void)
         char **v = vmm_qemu_argv(&c);
         CHECK_STR(v[0], "qemu-system-x86_64");
         CHECK_STR(after(v, "-M", 0), "microvm,x-option-roms=off,acpi=off");
-        CHECK_STR(after(v, "-accel", 0), "tcg");
+        CHECK_STR(after(v, "-accel", 0), "tcg,tb-size=32");
         CHECK_STR(after(v, "-smp", 0), "2");
         CHECK_STR(after(v, "-m", 0), "768M");
         /* vhost-user needs shared memory of the same size */
