@@ -7,7 +7,7 @@
  *   netprobe udp-echo PORT SECS       answer each datagram D with "guest:D"
  *   netprobe tcp HOST PORT N          N connects and closes; "ok N NANOSECONDS"
  *   netprobe send HOST PORT BYTES     send "BYTES\n" and BYTES zeros, print the answer line
- *   netprobe accept PORT SECS         accept, write "x", close; for SECS seconds
+ *   netprobe accept PORT SECS         accept, write "x", read to EOF, close; for SECS seconds
  *   netprobe sink PORT SECS           per connection: read "N\n" and N bytes, answer "N\n"
  *   netprobe udp-hold HOST PORT LPORT SECS
  *                                     from local port LPORT send "hello", print "sent", then
@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +199,13 @@ static int serve(char **a, int sink)
                          * itself answered (passt accepts on the host side
                          * before the guest has) */
                         (void)!write(c, "x", 1);
+                        /* then the client's bytes, to its close: a close
+                         * with them unread would be a reset, which can
+                         * overtake the "x" */
+                        shutdown(c, SHUT_WR);
+                        struct pollfd pf = {.fd = c, .events = POLLIN};
+                        while (poll(&pf, 1, 2000) == 1 && read(c, buf, sizeof(buf)) > 0) {
+                        }
                 }
                 close(c);
         }
