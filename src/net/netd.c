@@ -456,26 +456,45 @@ static void flow_del(struct netd *n, int32_t i)
         n->flru[i].next = n->ffree;
         n->ffree = i;
         n->nflows--;
-        n->ntcp -= f->k.proto == 6;
+        n->ntcp -= f->k.proto == 6 && f->allow;
+}
+
+/* The verdict on a flow; only an allowed TCP flow holds a socket of
+ * passt's, so only those count towards NETD_TCP_FLOWS_MAX (a flood of
+ * denied SYNs, from the guest or from outside, takes nothing from it). */
+static void flow_set_allow(struct netd *n, struct flow *f, bool allow)
+{
+        if (f->k.proto == 6)
+                n->ntcp = n->ntcp + (allow ? 1u : 0u) - (f->allow ? 1u : 0u);
+        f->allow = allow;
 }
 
 /* What a full table gives up: the least recently used flow that holds
  * nothing of the host's (denied, closed, not TCP), among the oldest few,
  * so that NETD_TCP_FLOWS_MAX keeps counting every open connection. */
+static bool holds_nothing(const struct flow *f)
+{
+        return !f->allow || f->closed || f->k.proto != 6;
+}
+
 static int32_t flow_victim(const struct netd *n)
 {
         int32_t i = n->lru.head;
-        for (int k = 0; k < 64 && i >= 0; k++, i = n->flru[i].next) {
-                const struct flow *f = &n->flows[i];
-                if (!f->allow || f->closed || f->k.proto != 6)
+        for (int k = 0; k < 64 && i >= 0; k++, i = n->flru[i].next)
+                if (holds_nothing(&n->flows[i]))
                         return i;
-        }
+        /* the oldest are all open connections: look further (the table
+         * holds more than NETD_TCP_FLOWS_MAX, so there is one) */
+        for (; i >= 0; i = n->flru[i].next)
+                if (holds_nothing(&n->flows[i]))
+                        return i;
         return n->lru.head;
 }
 
 static bool flow_expired(const struct flow *f, int64_t now)
 {
-        int64_t idle = f->k.proto != 6 ? FLOW_OTHER_MS : f->closed ? FLOW_TCP_CLOSED_MS : FLOW_TCP_MS;
+        /* a denial is remembered as long as a UDP flow, not a connection's 2 h */
+        int64_t idle = f->k.proto != 6 || !f->allow ? FLOW_OTHER_MS : f->closed ? FLOW_TCP_CLOSED_MS : FLOW_TCP_MS;
         return now - f->last >= idle;
 }
 
@@ -515,7 +534,6 @@ static struct flow *flow_add(struct netd *n, const struct flow_key *k, int64_t n
         n->fbuckets[h] = i;
         list_push(&n->lru, n->flru, i);
         n->nflows++;
-        n->ntcp += k->proto == 6;
         return f;
 }
 
@@ -1098,8 +1116,8 @@ enum netd_verdict netd_from_guest(struct netd *n, const uint8_t *f, size_t len, 
                 /* denied before something was learned: judge it again */
                 struct verdict v = evaluate(n, false, &p.dst, proto, rport, false);
                 fl->learn_gen = n->learn_gen;
-                if (v.allow) {
-                        fl->allow = true;
+                if (v.allow && !(proto == 6 && n->ntcp >= NETD_TCP_FLOWS_MAX)) {
+                        flow_set_allow(n, fl, true);
                         log_flow(n, v, false, proto, &p.dst, rport, gport);
                 }
         }
@@ -1122,7 +1140,7 @@ enum netd_verdict netd_from_guest(struct netd *n, const uint8_t *f, size_t len, 
                         log_flow(n, v, false, proto, &p.dst, rport, gport);
                 }
                 fl = flow_add(n, &k, now_ms);
-                fl->allow = v.allow;
+                flow_set_allow(n, fl, v.allow);
                 fl->learn_gen = n->learn_gen;
         }
         track_close(fl, &p, true);
@@ -1205,15 +1223,15 @@ enum netd_verdict netd_from_stack(struct netd *n, const uint8_t *f, size_t len, 
                         n->st.passed++;
                         return NETD_PASS;
                 }
-                if (proto == 6 && n->ntcp >= NETD_TCP_FLOWS_MAX) {
+                struct verdict v = evaluate(n, true, &p.src, proto, gport, false);
+                if (v.allow && proto == 6 && n->ntcp >= NETD_TCP_FLOWS_MAX) {
                         log_capped(n, true, proto, &p.src, rport);
                         deny_reply(n, &p, &n->to_stack);
                         return NETD_DROP;
                 }
-                struct verdict v = evaluate(n, true, &p.src, proto, gport, false);
                 log_flow(n, v, true, proto, &p.src, rport, gport);
                 fl = flow_add(n, &k, now_ms);
-                fl->allow = v.allow;
+                flow_set_allow(n, fl, v.allow);
                 fl->ingress = true;
                 fl->learn_gen = n->learn_gen;
         }

@@ -716,6 +716,31 @@ static void test_caps(void)
         netd_free(n);
 }
 
+/* Denied SYNs hold no socket of passt's: a flood of them, from outside
+ * through a published port or from the guest, leaves the TCP cap whole,
+ * and their flows are forgotten after 3 minutes, not 2 hours */
+static void test_denied_flows_take_no_tcp(void)
+{
+        const char *rules[] = { "deny:ingress@198.51.100.0/24", "deny@203.0.113.66", NULL };
+        struct netd *n = engine(NET_MODE_PUBLIC, rules);
+        for (unsigned i = 0; i < NETD_TCP_FLOWS_MAX + 100; i++) {
+                char src[32];
+                snprintf(src, sizeof(src), "198.51.100.%u", 1 + i % 250);
+                size_t len = mk_tcp(fr, false, src, "10.0.2.15", (uint16_t)(1024 + i / 250), 8080, TCP_SYN, 1, 0);
+                CHECK_INT(netd_from_stack(n, fr, len, 0), NETD_DROP);
+                CHECK_INT(syn(n, "203.0.113.66", (uint16_t)(1 + i), 0), NETD_DROP);
+        }
+        struct netd_stats st;
+        netd_stats(n, &st);
+        CHECK_INT(st.flows_capped, 0);
+        /* every one of the guest's own connections still opens */
+        for (unsigned i = 0; i < NETD_TCP_FLOWS_MAX; i++)
+                CHECK_INT(syn(n, i & 1 ? "203.0.113.1" : "203.0.113.2", (uint16_t)(1000 + i / 2), 1), NETD_PASS);
+        CHECK_INT(syn(n, "203.0.113.3", 80, 2), NETD_DROP);
+        CHECK_STR(last_log(), "deny egress tcp 203.0.113.3:80 (4096 TCP flows, the most a sandbox may hold)");
+        netd_free(n);
+}
+
 /* A full table gives up what holds nothing of the host's, not an open
  * connection (which NETD_TCP_FLOWS_MAX must keep counting) */
 static void test_eviction_spares_connections(void)
@@ -733,6 +758,20 @@ static void test_eviction_spares_connections(void)
         nlogs = 0;
         size_t len = mk_tcp(fr, true, "10.0.2.15", "203.0.113.1", 40000, 443, TCP_ACK, 2, 1);
         CHECK_INT(netd_from_guest(n, fr, len, NETD_FLOW_MAX + 20), NETD_PASS);
+        CHECK_INT(nlogs, 0);
+        netd_free(n);
+        /* the oldest 64 flows all open connections: the victim is found
+         * further down, and the connections keep their count */
+        n = engine(NET_MODE_PUBLIC, rules);
+        for (unsigned i = 0; i < 100; i++)
+                CHECK_INT(syn(n, "203.0.113.1", (uint16_t)(1000 + i), 0), NETD_PASS);
+        for (unsigned i = 0; i < NETD_FLOW_MAX + 10; i++)
+                CHECK_INT(syn(n, "203.0.113.66", (uint16_t)(1 + i % 60000), 1), NETD_DROP);
+        nlogs = 0;
+        for (unsigned i = 0; i < 100; i++) {
+                len = mk_tcp(fr, true, "10.0.2.15", "203.0.113.1", 40000, (uint16_t)(1000 + i), TCP_ACK, 2, 1);
+                CHECK_INT(netd_from_guest(n, fr, len, 2), NETD_PASS);
+        }
         CHECK_INT(nlogs, 0);
         netd_free(n);
 }
@@ -1456,6 +1495,7 @@ int main(void)
         test_dns_reverse();
         test_udp_answers_only();
         test_caps();
+        test_denied_flows_take_no_tcp();
         test_eviction_spares_connections();
         test_malformed();
         test_dns_parse();
