@@ -22,43 +22,39 @@ sys=$prefix/lib/msb
 
 meson install -C build --quiet >/dev/null
 
-# Kernels: directories are named by content (release, build key); the
-# symlinks msb and default say which one is current.
-install -d -m 0755 "$sys" "$sys/kernels"
-for link in msb default; do
-        target=$(readlink "$data/kernels/$link" 2>/dev/null) || continue
-        [ -d "$data/kernels/$target" ] || continue
-        if [ ! -d "$sys/kernels/$target" ]; then
-                rm -rf "$sys/kernels/.new"
-                cp -r "$data/kernels/$target" "$sys/kernels/.new"
-                chmod -R go+rX,go-w "$sys/kernels/.new"
-                mv -T "$sys/kernels/.new" "$sys/kernels/$target"
-        fi
-        ln -sfn "$target" "$sys/kernels/$link.tmp" && mv -T "$sys/kernels/$link.tmp" "$sys/kernels/$link"
-done
-# kernels no link names any more
-for d in "$sys"/kernels/*; do
-        [ -d "$d" ] && [ ! -L "$d" ] || continue
-        d=$(basename "$d")
-        [ "$d" = "$(readlink "$sys/kernels/msb" 2>/dev/null)" ] || [ "$d" = "$(readlink "$sys/kernels/default" 2>/dev/null)" ] ||
-                rm -rf "${sys:?}/kernels/$d"
-done
-
-# passt as set-up built it (scripts/passt-build.sh), named by version; the
-# symlink msb says which one is current.
-if target=$(readlink "$data/passt/msb" 2>/dev/null) && [ -x "$data/passt/$target/passt" ]; then
-        install -d -m 0755 "$sys/passt"
-        if [ ! -d "$sys/passt/$target" ]; then
-                rm -rf "$sys/passt/.new"
-                cp -r "$data/passt/$target" "$sys/passt/.new"
-                chmod -R go+rX,go-w "$sys/passt/.new"
-                mv -T "$sys/passt/.new" "$sys/passt/$target"
-        fi
-        ln -sfn "$target" "$sys/passt/msb.tmp" && mv -T "$sys/passt/msb.tmp" "$sys/passt/msb"
-        for d in "$sys"/passt/*; do
-                if [ -d "$d" ] && [ ! -L "$d" ] && [ "$(basename "$d")" != "$target" ]; then rm -rf "$d"; fi
+# Kernels and passt: directories named by content (a kernel's release and
+# build key, passt's version); symlinks say which one is current (kernels:
+# msb and default; passt: msb).  Each is copied whole, readable by all, and
+# put in place by rename; what no link names any more goes.
+install_named() { # install_named KIND LINK...
+        local kind=$1 link target d keep
+        shift
+        install -d -m 0755 "$sys/$kind"
+        for link in "$@"; do
+                target=$(readlink "$data/$kind/$link" 2>/dev/null) || continue
+                [ -d "$data/$kind/$target" ] || continue
+                if [ ! -d "$sys/$kind/$target" ]; then
+                        rm -rf "$sys/$kind/.new"
+                        cp -r "$data/$kind/$target" "$sys/$kind/.new"
+                        chmod -R go+rX,go-w "$sys/$kind/.new"
+                        mv -T "$sys/$kind/.new" "$sys/$kind/$target"
+                fi
+                ln -sfn "$target" "$sys/$kind/$link.tmp" && mv -T "$sys/$kind/$link.tmp" "$sys/$kind/$link"
         done
-fi
+        for d in "$sys/$kind"/*; do
+                [ -d "$d" ] && [ ! -L "$d" ] || continue
+                keep=
+                for link in "$@"; do
+                        [ "$(basename "$d")" = "$(readlink "$sys/$kind/$link" 2>/dev/null)" ] && keep=1
+                done
+                [ -n "$keep" ] || rm -rf "$d"
+        done
+}
+install -d -m 0755 "$sys"
+install_named kernels msb default
+# passt as set-up built it (scripts/passt-build.sh); none built: the
+# system's, found on PATH
+[ -L "$data/passt/msb" ] && install_named passt msb
 
 # The default image, in a store of its own that every user may read.
 stamp=$(cat /bin/busybox scripts/mkimage-busybox.sh scripts/oci-layout.sh build/msb | sha256sum | cut -d' ' -f1)
