@@ -74,6 +74,9 @@ bool net_addr_bogus(const struct net_addr *a);
 /* the host's, loopback, link-local (metadata included), multicast or bogus:
  * what an answer to a name a rule allows may still not point at */
 bool net_addr_special(const struct net_config *c, const struct net_addr *a);
+/* Is every address of a/bits public (no private, loopback, link-local,
+ * metadata, multicast, reserved or host address in it)? */
+bool net_prefix_all_public(const struct net_config *c, const struct net_addr *a, unsigned bits);
 
 struct net_config {
         enum net_mode mode;

@@ -773,11 +773,12 @@ static bool name_rule_matches(const struct net_rule *r, const char *name)
 
 /*
  * The address a reverse name names (d.c.b.a.in-addr.arpa, nibbles of
- * .ip6.arpa), what it lacks as zeros: "10.in-addr.arpa" is 10.0.0.0.  A
- * label that is not an octet or a nibble ends the address there (RFC 2317's
- * "0/25" labels among them).  False for a name outside both zones.
+ * .ip6.arpa) and how many of its bits the name gives: "10.in-addr.arpa" is
+ * 10.0.0.0/8, a zone.  A label that is not an octet or a nibble ends the
+ * address there (RFC 2317's "0/25" labels among them).  False for a name
+ * outside both zones.
  */
-static bool reverse_addr(const char *name, struct net_addr *a)
+static bool reverse_addr(const char *name, struct net_addr *a, unsigned *ret_bits)
 {
         static const char z4[] = "in-addr.arpa", z6[] = "ip6.arpa";
         size_t len = strlen(name);
@@ -808,7 +809,27 @@ static bool reverse_addr(const char *name, struct net_addr *a)
                 k++;
                 end = start;
         }
+        *ret_bits = a->family == 4 ? k * 8 : k * 4;
         return true;
+}
+
+/* A reverse name the guest may not look up, nor get in an answer: a full
+ * one of an address it may not reach; a partial one (a zone, RFC 2317's
+ * classless names) likewise when its range is all public, and otherwise
+ * unless its first address is a non-public one the guest may reach (a rule
+ * or mode for that range: 9.10.in-addr.arpa with allow@10.9.0.0/16).
+ * 172.in-addr.arpa, which holds 172.16/12, is refused even where private
+ * addresses are allowed. */
+static bool reverse_refused(const struct netd *n, const char *name)
+{
+        struct net_addr ra;
+        unsigned bits;
+        if (!reverse_addr(name, &ra, &bits))
+                return false;
+        bool reach = some_egress_allowed(n, &ra);
+        if (bits == (ra.family == 4 ? 32u : 128u) || net_prefix_all_public(&n->c, &ra, bits))
+                return !reach;
+        return !reach || net_group_has(&n->c, NET_G_PUBLIC, &ra);
 }
 
 static void dns_query(struct netd *n, const struct pkt *p, int64_t now)
@@ -837,8 +858,7 @@ static void dns_query(struct netd *n, const struct pkt *p, int64_t now)
         }
         /* no walking of the reverse zones of what the guest may not reach
          * (a split-horizon resolver's 10/8): refused whatever the type */
-        struct net_addr ra;
-        if (reverse_addr(d.qname.text, &ra) && !some_egress_allowed(n, &ra)) {
+        if (reverse_refused(n, d.qname.text)) {
                 n->st.dns_denied++;
                 nlog(n, "dns refuse %s %s: a reverse lookup of an address this sandbox may not reach", d.qname.text,
                      tname);
@@ -985,10 +1005,29 @@ void netd_from_upstream(struct netd *n, const uint8_t *msg, size_t len, int64_t 
                           pe->qwire_len);
                 return;
         }
-        /* Every address first: one a rule would not let the guest reach
-         * refuses the whole answer, before anything is learned from it. */
+        /* A CNAME into a reverse zone the guest may not walk, or a record
+         * owned by such a name: the question was allowed, the answer
+         * would carry what asking directly is refused */
+        char rev[NET_NAME_MAX + 1] = "";
+        for (size_t i = 1; i < nchain && !rev[0]; i++)
+                if (reverse_refused(n, chain[i]))
+                        snprintf(rev, sizeof(rev), "%s", chain[i]);
         struct dns_msg d = hdr;
         struct dns_rr rr;
+        while (!rev[0] && dns_rr_next(&d, &rr) > 0)
+                if (rr.section == 1 && !rr.owner.unusual && reverse_refused(n, rr.owner.text))
+                        snprintf(rev, sizeof(rev), "%s", rr.owner.text);
+        if (rev[0]) {
+                n->st.dns_denied++;
+                nlog(n, "dns refuse %s %s: the answer holds %s, a reverse name of an address this sandbox may not "
+                        "reach",
+                     pe->name.text, tname, rev);
+                dns_reply(n, &pe->peer, pe->guest_id, pe->guest_flags, DNS_REFUSED, false, pe->qwire, pe->qwire_len);
+                return;
+        }
+        /* Every address first: one a rule would not let the guest reach
+         * refuses the whole answer, before anything is learned from it. */
+        d = hdr;
         struct net_addr a;
         char addrs[256] = "", as[64];
         size_t naddr = 0;

@@ -159,6 +159,37 @@ static bool is_host(const struct net_config *c, const struct net_addr *a)
         return false;
 }
 
+/* Does some prefix of tab, as long as bits or longer, lie inside a/bits? */
+static bool pfx_inside(const struct pfx *p, size_t n, const struct net_addr *a, unsigned bits)
+{
+        for (size_t i = 0; i < n; i++) {
+                struct net_addr net = { .family = p[i].family };
+                memcpy(net.a, p[i].a, sizeof(net.a));
+                if (p[i].len >= bits && net_prefix_has(a, bits, &net))
+                        return true;
+        }
+        return false;
+}
+#define INSIDE(tab, a, bits) pfx_inside(tab, sizeof(tab) / sizeof(tab[0]), a, bits)
+
+bool net_prefix_all_public(const struct net_config *c, const struct net_addr *a, unsigned bits)
+{
+        /* a range holding the whole prefix holds its first address; one
+         * inside the prefix is found by INSIDE (CIDR ranges nest or miss) */
+        if (!net_group_has(c, NET_G_PUBLIC, a) || (a->family == 6 && bits < 3))
+                return false;
+        if (INSIDE(loopback_pfx, a, bits) || INSIDE(private_pfx, a, bits) || INSIDE(linklocal_pfx, a, bits) ||
+            INSIDE(meta_pfx, a, bits) || INSIDE(multicast_pfx, a, bits) || INSIDE(reserved4_pfx, a, bits) ||
+            INSIDE(tunnel6_pfx, a, bits))
+                return false;
+        if (net_prefix_has(a, bits, &c->gw4) || net_prefix_has(a, bits, &c->gw6))
+                return false;
+        for (size_t i = 0; i < c->nhost_addrs; i++)
+                if (net_prefix_has(a, bits, &c->host_addrs[i]))
+                        return false;
+        return true;
+}
+
 /* "this network" (0/8), unspecified, v4-mapped (::ffff:0:0/96),
  * v4-compatible (::/96 but ::1) and NAT64 (64:ff9b::/96, 64:ff9b:1::/48) */
 static const struct pfx bogus_pfx[] = {

@@ -980,6 +980,10 @@ static void test_dns_reverse(void)
                 "x.10.in-addr.arpa", "0/25.2.0.10.in-addr.arpa", "2.0.0.10.in-addr.arpa",
                 "d.c.b.a.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa", "d.f.ip6.arpa",
                 "254.169.254.169.in-addr.arpa", "16.129.63.168.in-addr.arpa",
+                /* zones whose range holds private or host addresses, though
+                 * their first address is public */
+                "172.in-addr.arpa", "198.in-addr.arpa", "51.198.in-addr.arpa", "2.ip6.arpa",
+                "0/25.100.51.198.in-addr.arpa",
         };
         uint16_t id = 0x7000;
         for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++, id++) {
@@ -991,10 +995,27 @@ static void test_dns_reverse(void)
         static const char *asked[] = {
                 "8.8.8.8.in-addr.arpa", "1.0.9.10.in-addr.arpa", "8.8.in-addr.arpa",
                 "8.8.8.8.8.8.8.8.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.8.4.0.1.0.0.2.ip6.arpa", "in-addr.arpa.example",
+                "203.in-addr.arpa", "9.10.in-addr.arpa",
         };
         for (size_t i = 0; i < sizeof(asked) / sizeof(asked[0]); i++, id++)
                 CHECK_INT(ask(n, id, asked[i], 12, 0), NETD_DROP);
-        CHECK_INT(nupstream, 5);
+        CHECK_INT(nupstream, 7);
+        /* an allowed name whose answer leads into a refused reverse zone
+         * (a CNAME the upstream resolver followed): refused whole */
+        CHECK_INT(ask(n, id, "x.attacker.test", 12, 0), NETD_DROP);
+        const char *into_private[] = { "cname:5.1.168.192.in-addr.arpa", NULL };
+        size_t al = mk_answer(abuf, into_private, 0);
+        netd_from_upstream(n, abuf, al, 1);
+        CHECK_INT(reply_rcode(n, id, &d), DNS_REFUSED);
+        CHECK_STR(last_log(), "dns refuse x.attacker.test PTR: the answer holds 5.1.168.192.in-addr.arpa, a reverse "
+                              "name of an address this sandbox may not reach");
+        id++;
+        /* into an allowed range: passed on */
+        CHECK_INT(ask(n, id, "y.attacker.test", 12, 0), NETD_DROP);
+        const char *into_allowed[] = { "cname:5.1.9.10.in-addr.arpa", NULL };
+        al = mk_answer(abuf, into_allowed, 0);
+        netd_from_upstream(n, abuf, al, 1);
+        CHECK_INT(reply_rcode(n, id, &d), 0);
         netd_free(n);
 }
 
