@@ -118,6 +118,9 @@ struct net_config {
 #define NETD_UDP_PORTS_MAX 256
 #define NETD_UDP_PORT_MS (190 * 1000LL)
 #define NETD_TCP_FLOWS_MAX 4096
+/* ICMP echo flows (the guest's echo id and the remote address), each a ping
+ * socket of passt's until 60 s after its last request */
+#define NETD_ICMP_FLOWS_MAX 64
 /* DNS queries waiting for upstream (a full table answers SERVFAIL) */
 #define NETD_DNS_PENDING_MAX 256
 #define NETD_DNS_TIMEOUT_MS 5000

@@ -24,6 +24,8 @@
 #define FLOW_TCP_MS (2 * 3600 * 1000LL)
 #define FLOW_TCP_CLOSED_MS (60 * 1000LL)
 #define FLOW_OTHER_MS (180 * 1000LL)
+/* passt keeps an echo flow's ping socket 60 s past its last request */
+#define FLOW_ICMP_MS (70 * 1000LL)
 /* how often netd_tick sweeps the flow table for idle flows */
 #define SWEEP_MS (10 * 1000LL)
 /* names followed through CNAMEs in one answer when deciding which
@@ -90,7 +92,7 @@ struct netd {
         struct link *flru; /* LRU order while used, free list (next) while not */
         struct list lru;
         int32_t ffree, *fbuckets;
-        uint32_t fmask, flow_max, nflows, ntcp;
+        uint32_t fmask, flow_max, nflows, ntcp, nicmp;
         int64_t next_sweep;
         /* per guest UDP source port: when passt last carried it (s + 1), 0
          * when not in use; allocated at the first one */
@@ -444,6 +446,12 @@ static uint32_t flow_hash(const struct netd *n, const struct flow_key *k)
         return hash_bytes(n->hkey, k, sizeof(*k)) & n->fmask;
 }
 
+/* The count an allowed flow of proto adds to, or NULL (UDP: by port) */
+static uint32_t *held(struct netd *n, uint8_t proto)
+{
+        return proto == 6 ? &n->ntcp : proto == 1 ? &n->nicmp : NULL;
+}
+
 static void flow_del(struct netd *n, int32_t i)
 {
         struct flow *f = &n->flows[i];
@@ -456,25 +464,34 @@ static void flow_del(struct netd *n, int32_t i)
         n->flru[i].next = n->ffree;
         n->ffree = i;
         n->nflows--;
-        n->ntcp -= f->k.proto == 6 && f->allow;
+        if (f->allow && held(n, f->k.proto))
+                (*held(n, f->k.proto))--;
 }
 
-/* The verdict on a flow; only an allowed TCP flow holds a socket of
- * passt's, so only those count towards NETD_TCP_FLOWS_MAX (a flood of
- * denied SYNs, from the guest or from outside, takes nothing from it). */
+/* The verdict on a flow.  An allowed TCP flow holds a socket of passt's, an
+ * allowed echo flow a ping socket; only those count towards
+ * NETD_TCP_FLOWS_MAX and NETD_ICMP_FLOWS_MAX (a flood of denied SYNs, from
+ * the guest or from outside, takes nothing from them). */
 static void flow_set_allow(struct netd *n, struct flow *f, bool allow)
 {
-        if (f->k.proto == 6)
-                n->ntcp = n->ntcp + (allow ? 1u : 0u) - (f->allow ? 1u : 0u);
+        uint32_t *c = held(n, f->k.proto);
+        if (c)
+                *c = *c + (allow ? 1u : 0u) - (f->allow ? 1u : 0u);
         f->allow = allow;
 }
 
+/* What one more allowed flow of proto would take past its cap */
+static bool held_full(const struct netd *n, uint8_t proto)
+{
+        return proto == 6 ? n->ntcp >= NETD_TCP_FLOWS_MAX : proto == 1 ? n->nicmp >= NETD_ICMP_FLOWS_MAX : false;
+}
+
 /* What a full table gives up: the least recently used flow that holds
- * nothing of the host's (denied, closed, not TCP), among the oldest few,
- * so that NETD_TCP_FLOWS_MAX keeps counting every open connection. */
+ * nothing of the host's (denied, closed, neither TCP nor an echo), among
+ * the oldest few, so that the caps keep counting every socket passt has. */
 static bool holds_nothing(const struct flow *f)
 {
-        return !f->allow || f->closed || f->k.proto != 6;
+        return !f->allow || f->closed || (f->k.proto != 6 && f->k.proto != 1);
 }
 
 static int32_t flow_victim(const struct netd *n)
@@ -494,7 +511,10 @@ static int32_t flow_victim(const struct netd *n)
 static bool flow_expired(const struct flow *f, int64_t now)
 {
         /* a denial is remembered as long as a UDP flow, not a connection's 2 h */
-        int64_t idle = f->k.proto != 6 || !f->allow ? FLOW_OTHER_MS : f->closed ? FLOW_TCP_CLOSED_MS : FLOW_TCP_MS;
+        int64_t idle = !f->allow || (f->k.proto != 6 && f->k.proto != 1) ? FLOW_OTHER_MS
+                       : f->k.proto == 1                                ? FLOW_ICMP_MS
+                       : f->closed                                      ? FLOW_TCP_CLOSED_MS
+                                                                        : FLOW_TCP_MS;
         return now - f->last >= idle;
 }
 
@@ -589,6 +609,8 @@ static void log_capped(struct netd *n, bool ingress, uint8_t proto, const struct
         if (proto == 6)
                 nlog(n, "deny %s tcp %s (%u TCP flows, the most a sandbox may hold)", ingress ? "ingress" : "egress",
                      ap, NETD_TCP_FLOWS_MAX);
+        else if (proto == 1)
+                nlog(n, "deny egress icmp %s (%u echo flows, the most a sandbox may hold)", ap, NETD_ICMP_FLOWS_MAX);
         else
                 nlog(n, "deny egress udp %s (%u UDP ports in use, the most a sandbox may hold)", ap,
                      NETD_UDP_PORTS_MAX);
@@ -1155,7 +1177,7 @@ enum netd_verdict netd_from_guest(struct netd *n, const uint8_t *f, size_t len, 
                 /* denied before something was learned: judge it again */
                 struct verdict v = evaluate(n, false, &p.dst, proto, rport, false);
                 fl->learn_gen = n->learn_gen;
-                if (v.allow && !(proto == 6 && n->ntcp >= NETD_TCP_FLOWS_MAX)) {
+                if (v.allow && !held_full(n, proto)) {
                         flow_set_allow(n, fl, true);
                         log_flow(n, v, false, proto, &p.dst, rport, gport);
                 }
@@ -1171,7 +1193,7 @@ enum netd_verdict netd_from_guest(struct netd *n, const uint8_t *f, size_t len, 
                         }
                 } else {
                         v = evaluate(n, false, &p.dst, proto, rport, is_dns);
-                        if (v.allow && proto == 6 && n->ntcp >= NETD_TCP_FLOWS_MAX) {
+                        if (v.allow && held_full(n, proto)) {
                                 log_capped(n, false, proto, &p.dst, rport);
                                 deny_reply(n, &p, &n->to_guest);
                                 return NETD_DROP;
@@ -1263,7 +1285,7 @@ enum netd_verdict netd_from_stack(struct netd *n, const uint8_t *f, size_t len, 
                         return NETD_PASS;
                 }
                 struct verdict v = evaluate(n, true, &p.src, proto, gport, false);
-                if (v.allow && proto == 6 && n->ntcp >= NETD_TCP_FLOWS_MAX) {
+                if (v.allow && held_full(n, proto)) {
                         log_capped(n, true, proto, &p.src, rport);
                         deny_reply(n, &p, &n->to_stack);
                         return NETD_DROP;

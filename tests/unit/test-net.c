@@ -716,6 +716,33 @@ static void test_caps(void)
         netd_free(n);
 }
 
+/* Each echo id (to each address) is a ping socket of passt's: at most
+ * NETD_ICMP_FLOWS_MAX at once, freed 70 s after its last request */
+static void test_icmp_capped(void)
+{
+        struct netd *n = engine(NET_MODE_PUBLIC, NULL);
+        size_t len;
+        for (unsigned i = 0; i < NETD_ICMP_FLOWS_MAX; i++) {
+                len = mk_ping(fr, "10.0.2.15", "203.0.113.1", (uint16_t)(100 + i));
+                CHECK_INT(netd_from_guest(n, fr, len, 0), NETD_PASS);
+        }
+        /* an id in use goes on */
+        len = mk_ping(fr, "10.0.2.15", "203.0.113.1", 100);
+        CHECK_INT(netd_from_guest(n, fr, len, 1000), NETD_PASS);
+        q_clear(netd_to_guest(n));
+        len = mk_ping(fr, "10.0.2.15", "203.0.113.1", 5000);
+        CHECK_INT(netd_from_guest(n, fr, len, 1000), NETD_DROP);
+        CHECK_STR(last_log(), "deny egress icmp 203.0.113.1 (64 echo flows, the most a sandbox may hold)");
+        const uint8_t *r;
+        struct pkt p;
+        size_t rl = q_next(netd_to_guest(n), &r);
+        CHECK(rl > 0 && sums_ok(r, rl, &p) && p.proto == 1 && p.icmp_type == 3);
+        /* 70 s after their last request they are passt's no more */
+        netd_tick(n, 72 * 1000);
+        CHECK_INT(netd_from_guest(n, fr, len, 72 * 1000), NETD_PASS);
+        netd_free(n);
+}
+
 /* Denied SYNs hold no socket of passt's: a flood of them, from outside
  * through a published port or from the guest, leaves the TCP cap whole,
  * and their flows are forgotten after 3 minutes, not 2 hours */
@@ -1517,6 +1544,7 @@ int main(void)
         test_udp_answers_only();
         test_caps();
         test_denied_flows_take_no_tcp();
+        test_icmp_capped();
         test_eviction_spares_connections();
         test_malformed();
         test_dns_parse();
