@@ -63,10 +63,11 @@ void root_sync_disk(void);
 /* ---- net.c ---- */
 /* lo up; with MSB_SETUP_NET eth0 configured; /etc/hosts (and resolv.conf)
  * written under NEWROOT, unless it is an OCI bundle's (MSB_SETUP_ROOT_RW).  Before the volumes: a volume at /etc/hosts wins. */
-/* Bring up lo and eth0 (in a child, while agentd goes on), then wait for
- * it and write /etc/hosts and resolv.conf; a failure ends the sandbox. */
+/* Write /etc/hosts and resolv.conf, and bring up lo and eth0 in a child
+ * while agentd goes on; net_finish waits for it.  A failure ends the
+ * sandbox. */
 void net_start(const struct msb_setup_msg *su);
-void net_finish(const struct msb_setup_msg *su);
+void net_finish(void);
 
 /* ---- procs.c ---- */
 /* Run processes for the host until SHUTDOWN; first (may be NULL) is a

@@ -220,6 +220,12 @@ static int result = -1;
 
 void net_start(const struct msb_setup_msg *su)
 {
+        /* /etc/hosts and resolv.conf first, before the volumes are mounted
+         * (a volume at /etc, read-only even, then hides them); an OCI
+         * bundle's root is the container's own (its runtime's
+         * caller bind-mounts these files, as for runc): not ours to write */
+        if (!(su->flags & MSB_SETUP_ROOT_RW))
+                etc_files(su);
         int p[2];
         if (!(su->flags & MSB_SETUP_NET) || pipe2(p, O_CLOEXEC) < 0 || (child = fork()) < 0) {
                 /* nothing to overlap (lo alone), or no child: here and now */
@@ -237,7 +243,7 @@ void net_start(const struct msb_setup_msg *su)
         result = p[0];
 }
 
-void net_finish(const struct msb_setup_msg *su)
+void net_finish(void)
 {
         if (child > 0) {
                 char line[600];
@@ -257,8 +263,4 @@ void net_finish(const struct msb_setup_msg *su)
         }
         if (debug)
                 logmsg("network ready");
-        /* an OCI bundle's root is the container's own (its runtime's
-         * caller bind-mounts these files, as for runc): not ours to write */
-        if (!(su->flags & MSB_SETUP_ROOT_RW))
-                etc_files(su);
 }

@@ -603,7 +603,7 @@ void setup_root(const struct msb_setup_msg *su, const char *premounted, const st
         if (first)
                 prefetch_command(first);
         mount_volumes(su);
-        net_finish(su);
+        net_finish();
         setup_cfg = su;
 
         if (su->hostname[0] && sethostname(su->hostname, strlen(su->hostname)) < 0)
