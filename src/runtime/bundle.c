@@ -606,8 +606,11 @@ int rt_size_from_resources(int64_t quota, uint64_t period, const char *cpus, int
         unsigned n = 0;
         if (period == 0)
                 period = 100000; /* the kernel's default, as runc's */
-        if (quota > 0)
-                n = (unsigned)(((uint64_t)quota + period - 1) / period);
+        if (quota > 0) {
+                /* past msb's most, said so by the caller: no wrap to a small count */
+                uint64_t q = ((uint64_t)quota + period - 1) / period;
+                n = q > MSB_MAX_CPUS ? MSB_MAX_CPUS + 1 : (unsigned)q;
+        }
         else if (cpus && *cpus) {
                 /* "0-3,6": count the CPUs */
                 const char *p = cpus;
@@ -622,7 +625,10 @@ int rt_size_from_resources(int64_t quota, uint64_t period, const char *cpus, int
                                 if (end == p || z < a)
                                         goto bad;
                         }
-                        n += (unsigned)(z - a + 1);
+                        if (z - a + 1 > MSB_MAX_CPUS + 1 || n > MSB_MAX_CPUS)
+                                n = MSB_MAX_CPUS + 1;
+                        else
+                                n += (unsigned)(z - a + 1);
                         p = end;
                         if (*p == ',')
                                 p++;
@@ -691,10 +697,23 @@ static int res_unified(struct rt_resources *r, json_t *u)
         {
                 char field[160];
                 snprintf(field, sizeof(field), "linux.resources.unified.%.100s", k);
-                const char *dot = strchr(k, '.');
-                if (!dot || dot == k || strlen(k) > 64 || strchr(k, '/') || strstr(k, "..") ||
-                    strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789._") != strlen(k) || !strncmp(k, "cgroup.", 7))
-                        return refuse(field, "expected a cgroup v2 file such as memory.high");
+                /* files that tune this cgroup alone: not the typed limits'
+                 * (memory.max, cpu.max, pids.max, cpuset.*), which the checks
+                 * above bound, nor cpuset partitions, which take CPUs from
+                 * the rest of the host */
+                static const char *const ok[] = {"memory.high", "memory.low",      "memory.min",  "memory.swap.high",
+                                                 "memory.oom.group", "cpu.weight", "cpu.weight.nice",
+                                                 "cpu.max.burst", "cpu.idle",      "io.weight",   "io.max",
+                                                 "io.latency",   "io.bfq.weight"};
+                bool known = false;
+                for (size_t i = 0; i < ARRAY_SIZE(ok) && !known; i++)
+                        known = !strcmp(k, ok[i]);
+                if (!known)
+                        return refuse(field, "not among the cgroup v2 files msb-runtime writes (memory.high, "
+                                             "memory.low, memory.min, memory.swap.high, memory.oom.group, "
+                                             "cpu.weight, cpu.weight.nice, cpu.max.burst, cpu.idle, io.weight, "
+                                             "io.max, io.latency, io.bfq.weight); the typed linux.resources "
+                                             "fields set the others");
                 if (!json_is_string(v) || json_string_length(v) > 4096 || strchr(json_string_value(v), '\n'))
                         return refuse(field, "expected a one-line string value");
                 r->unified = xrealloc(r->unified, (r->n_unified + 1) * 2 * sizeof(char *));

@@ -15,6 +15,7 @@
  * alone).  See docs/oci-runtime.md.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -297,6 +298,24 @@ static void enable_controllers(const char *dir)
         }
 }
 
+/* No process and no child cgroup in dir: it may become the container's
+ * (delete kills what is left in it, and removes it). */
+static bool empty_cgroup(const char *dir)
+{
+        _cleanup_free_ char *p = xasprintf("%s/cgroup.procs", dir), *data = NULL;
+        if (read_file_at(AT_FDCWD, p, 4096, &data, NULL) < 0 || data[strspn(data, " \n")])
+                return false;
+        DIR *d = opendir(dir);
+        if (!d)
+                return false;
+        bool empty = true;
+        struct dirent *de;
+        while (empty && (de = readdir(d)))
+                empty = de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+        closedir(d);
+        return empty;
+}
+
 /* mkdir -p below mnt; *ret_made: the first level this call made (its
  * depth in rel), or -1.  Each level gets what a v1 cpuset or v2 needs. */
 static int make_dirs(const struct hier *h, const char *leaf, int *ret_made)
@@ -321,6 +340,8 @@ static int make_dirs(const struct hier *h, const char *leaf, int *ret_made)
                                 *ret_made = depth;
                 } else if (errno != EEXIST)
                         return -errno;
+                else if (!e && !empty_cgroup(p))
+                        return -EBUSY; /* a leaf that is someone else's */
                 if (!h->v2 && has_all(h->ctrls, "cpuset"))
                         cpuset_inherit(p);
                 if (e)
@@ -435,11 +456,14 @@ static void kill_all(const char *dir)
 /* rmdir a leaf, once its processes are gone (killed after a second). */
 static void remove_leaf(const char *dir)
 {
-        for (int ms = 0; rmdir(dir) < 0 && errno == EBUSY && ms < RMDIR_WAIT_MS; ms += 20) {
+        int ms = 0;
+        for (; rmdir(dir) < 0 && errno == EBUSY && ms < RMDIR_WAIT_MS; ms += 20) {
                 if (ms == RMDIR_KILL_AFTER_MS)
                         kill_all(dir);
                 sleep_ms(20);
         }
+        if (ms >= RMDIR_WAIT_MS)
+                rt_warn("cannot remove the container's cgroup %s: still busy after %d s", dir, RMDIR_WAIT_MS / 1000);
 }
 
 /* Undo make_dirs: the leaf, and the levels above it this call made. */
@@ -500,7 +524,12 @@ int rt_cgroup_create(const char *id, const struct rt_resources *r, char ***ret_d
                 if (strlen(dirs[i]) <= strlen(h[i].mnt)) {
                         snprintf(msg, n, "linux.cgroupsPath '%s': is the hierarchy's root", path);
                         e = -EINVAL;
-                } else if ((e = make_dirs(&h[i], dirs[i], &made[i])) < 0)
+                } else if ((e = make_dirs(&h[i], dirs[i], &made[i])) == -EBUSY)
+                        snprintf(msg, n,
+                                 "linux.cgroupsPath: %s already holds processes or cgroups (a service's, another "
+                                 "container's); name a cgroup of this container's own",
+                                 dirs[i]);
+                else if (e < 0)
                         snprintf(msg, n, "linux.cgroupsPath: cannot create %s: %s", dirs[i], strerror(-e));
                 else
                         e = apply(&h[i], dirs[i], r, msg, n);

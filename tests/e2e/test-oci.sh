@@ -444,6 +444,31 @@ EOF2
         assert_contains "raised: the error" "annotations.io.msb.cpus: 8 vCPUs is more than linux.resources.cpu gives (2)" "$ERR"
         assert_eq "raised: no cgroup made" "" "$(ls -d /sys/fs/cgroup/*/msbt$$ /sys/fs/cgroup/msbt$$ 2>/dev/null || true)"
         assert_eq "raised: nothing left in --root" "" "$(ls "$RTROOT")"
+        # a cgroup that already holds a process (a service's) is not taken:
+        # delete would kill what is in it
+        python3 - "$b/config.json" "/msbt$$/busy" <<'EOF2'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["annotations"] = {}
+c["linux"]["cgroupsPath"] = sys.argv[2]
+json.dump(c, open(sys.argv[1], "w"))
+EOF2
+        local busy
+        busy=$(cg_dir pids "/msbt$$/busy")
+        mkdir -p "$busy"
+        sleep 600 &
+        local victim=$!
+        echo "$victim" >"$busy/cgroup.procs"
+        rt create --bundle "$b" cg3
+        assert_eq "a busy cgroup: status" 1 "$RC"
+        assert_contains "a busy cgroup: the error" "already holds processes or cgroups" "$ERR"
+        kill -0 "$victim" || fail "the process in the busy cgroup was killed"
+        kill "$victim"
+        wait "$victim" 2>/dev/null || true
+        assert_eq "busy: nothing left in --root" "" "$(ls "$RTROOT")"
+        for d in /sys/fs/cgroup/*/msbt$$/busy /sys/fs/cgroup/msbt$$/busy /sys/fs/cgroup/*/msbt$$ /sys/fs/cgroup/msbt$$; do
+                [ ! -d "$d" ] || rmdir "$d"
+        done
 }
 
 t_10_podmans_limits_reach_its_cgroup() {

@@ -285,6 +285,11 @@ static void test_resource_fields(void)
                 {"\"resources\": {\"pids\": {\"limit\": 10}}", "linux.resources.pids.limit: 10 is too few"},
                 {"\"resources\": {\"unified\": {\"../../x\": \"1\"}}", "linux.resources.unified.../../x"},
                 {"\"resources\": {\"unified\": {\"cgroup.procs\": \"1\"}}", "linux.resources.unified.cgroup.procs"},
+                {"\"resources\": {\"unified\": {\"cpuset.cpus.partition\": \"isolated\"}}",
+                 "linux.resources.unified.cpuset.cpus.partition: not among"},
+                {"\"resources\": {\"unified\": {\"memory.max\": \"max\"}}", "linux.resources.unified.memory.max"},
+                {"\"resources\": {\"cpu\": {\"quota\": 4294967296000, \"period\": 1000}}", "linux.resources.cpu"},
+                {"\"resources\": {\"cpu\": {\"cpus\": \"0-4294967296\"}}", "linux.resources.cpu"},
                 {"\"resources\": {\"unified\": {\"memory.high\": \"1\\n2\"}}", "linux.resources.unified.memory.high"},
         };
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
