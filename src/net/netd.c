@@ -487,24 +487,26 @@ static bool held_full(const struct netd *n, uint8_t proto)
 }
 
 /* What a full table gives up: the least recently used flow that holds
- * nothing of the host's (denied, closed, neither TCP nor an echo), among
- * the oldest few, so that the caps keep counting every socket passt has. */
+ * nothing of the host's (denied, closed, neither TCP nor an echo), so that
+ * the caps keep counting every socket passt has.  An open connection met on
+ * the way goes to the back of the order: it cannot be given up, and the next
+ * search does not pass it again (4096 idle connections at the front cost
+ * one walk, not one per new flow). */
 static bool holds_nothing(const struct flow *f)
 {
         return !f->allow || f->closed || (f->k.proto != 6 && f->k.proto != 1);
 }
 
-static int32_t flow_victim(const struct netd *n)
+static int32_t flow_victim(struct netd *n)
 {
-        int32_t i = n->lru.head;
-        for (int k = 0; k < 64 && i >= 0; k++, i = n->flru[i].next)
+        for (uint32_t k = 0; k < n->nflows; k++) {
+                int32_t i = n->lru.head;
                 if (holds_nothing(&n->flows[i]))
                         return i;
-        /* the oldest are all open connections: look further (the table
-         * holds more than NETD_TCP_FLOWS_MAX, so there is one) */
-        for (; i >= 0; i = n->flru[i].next)
-                if (holds_nothing(&n->flows[i]))
-                        return i;
+                list_unlink(&n->lru, n->flru, i);
+                list_push(&n->lru, n->flru, i);
+        }
+        /* the table holds more than NETD_TCP_FLOWS_MAX + NETD_ICMP_FLOWS_MAX */
         return n->lru.head;
 }
 
@@ -975,6 +977,49 @@ static bool answer_chain(const struct dns_msg *hdr, char chain[][NET_NAME_MAX + 
         return true;
 }
 
+/* A reverse name in an answer to the question qname: refused as asking for
+ * it is, except a partial one whose range holds qname's own address (RFC
+ * 2317: 5.2.0.203.in-addr.arpa CNAME 5.0-25.2.0.203.in-addr.arpa, the
+ * question's own delegation, which the guest may follow when it may ask). */
+static bool answer_name_refused(const struct netd *n, const char *qname, const char *name)
+{
+        struct net_addr q, ra;
+        unsigned qbits, bits;
+        if (!reverse_refused(n, name))
+                return false;
+        return !(reverse_addr(qname, &q, &qbits) && qbits == (q.family == 4 ? 32u : 128u) &&
+                 reverse_addr(name, &ra, &bits) && bits < qbits && ra.family == q.family &&
+                 net_prefix_has(&ra, bits, &q));
+}
+
+/* false, with the name in rev: the answer holds a reverse name the guest may
+ * not walk, as the owner of any record or the target of any CNAME or DNAME
+ * (however long the chain: the question was allowed, the answer would carry
+ * what asking directly is refused).  false with rev empty: malformed. */
+static bool answer_reverse_ok(const struct netd *n, const struct dns_msg *hdr, const char *qname, char *rev,
+                              size_t revsz)
+{
+        struct dns_msg d = *hdr;
+        struct dns_rr rr;
+        int r;
+        while ((r = dns_rr_next(&d, &rr)) > 0) {
+                const struct dns_name *nm[2] = { &rr.owner, NULL };
+                struct dns_name target;
+                if (rr.type == DNS_T_CNAME || rr.type == DNS_T_DNAME) {
+                        size_t off = rr.rdoff;
+                        if (!dns_name_read(d.m, rr.rdoff + rr.rdlen, &off, true, &target))
+                                return false;
+                        nm[1] = &target;
+                }
+                for (size_t i = 0; i < 2 && nm[i]; i++)
+                        if (!nm[i]->unusual && answer_name_refused(n, qname, nm[i]->text)) {
+                                snprintf(rev, revsz, "%s", nm[i]->text);
+                                return false;
+                        }
+        }
+        return r == 0;
+}
+
 static bool rr_addr(const struct dns_msg *d, const struct dns_rr *rr, struct net_addr *a)
 {
         if (rr->section != 1 || rr->class != 1)
@@ -1021,24 +1066,14 @@ void netd_from_upstream(struct netd *n, const uint8_t *msg, size_t len, int64_t 
         char tb[16], chain[CHAIN_MAX][NET_NAME_MAX + 1];
         const char *tname = dns_type_name(pe->qtype, tb, sizeof(tb));
         size_t nchain;
-        if (!answer_chain(&hdr, chain, &nchain)) {
+        char rev[NET_NAME_MAX + 1] = "";
+        if (!answer_chain(&hdr, chain, &nchain) ||
+            (!answer_reverse_ok(n, &hdr, pe->name.text, rev, sizeof(rev)) && !rev[0])) {
                 nlog(n, "dns servfail %s %s: malformed answer from upstream", pe->name.text, tname);
                 dns_reply(n, &pe->peer, pe->guest_id, pe->guest_flags, DNS_SERVFAIL, false, pe->qwire,
                           pe->qwire_len);
                 return;
         }
-        /* A CNAME into a reverse zone the guest may not walk, or a record
-         * owned by such a name: the question was allowed, the answer
-         * would carry what asking directly is refused */
-        char rev[NET_NAME_MAX + 1] = "";
-        for (size_t i = 1; i < nchain && !rev[0]; i++)
-                if (reverse_refused(n, chain[i]))
-                        snprintf(rev, sizeof(rev), "%s", chain[i]);
-        struct dns_msg d = hdr;
-        struct dns_rr rr;
-        while (!rev[0] && dns_rr_next(&d, &rr) > 0)
-                if (rr.section == 1 && !rr.owner.unusual && reverse_refused(n, rr.owner.text))
-                        snprintf(rev, sizeof(rev), "%s", rr.owner.text);
         if (rev[0]) {
                 n->st.dns_denied++;
                 nlog(n, "dns refuse %s %s: the answer holds %s, a reverse name of an address this sandbox may not "
@@ -1049,7 +1084,8 @@ void netd_from_upstream(struct netd *n, const uint8_t *msg, size_t len, int64_t 
         }
         /* Every address first: one a rule would not let the guest reach
          * refuses the whole answer, before anything is learned from it. */
-        d = hdr;
+        struct dns_msg d = hdr;
+        struct dns_rr rr;
         struct net_addr a;
         char addrs[256] = "", as[64];
         size_t naddr = 0;
@@ -1176,10 +1212,15 @@ enum netd_verdict netd_from_guest(struct netd *n, const uint8_t *f, size_t len, 
         if (fl && !fl->allow && fl->learn_gen != n->learn_gen && !fl->ingress && !is_dns) {
                 /* denied before something was learned: judge it again */
                 struct verdict v = evaluate(n, false, &p.dst, proto, rport, false);
-                fl->learn_gen = n->learn_gen;
-                if (v.allow && !held_full(n, proto)) {
-                        flow_set_allow(n, fl, true);
-                        log_flow(n, v, false, proto, &p.dst, rport, gport);
+                if (v.allow && held_full(n, proto)) {
+                        /* judged again once a connection closes */
+                        log_capped(n, false, proto, &p.dst, rport);
+                } else {
+                        fl->learn_gen = n->learn_gen;
+                        if (v.allow) {
+                                flow_set_allow(n, fl, true);
+                                log_flow(n, v, false, proto, &p.dst, rport, gport);
+                        }
                 }
         }
         if (!fl) {

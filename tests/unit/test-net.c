@@ -928,7 +928,8 @@ static size_t mk_query(uint8_t *m, uint16_t id, const char *name, uint16_t type,
 }
 
 /* an answer to the query last sent upstream: its id and question, then
- * records; each addr is "cname:NAME" (a CNAME, owner the previous name) or an
+ * records; each addr is "cname:NAME" (a CNAME, owner the previous name; or
+ * "dname:NAME") or an
  * address owned by the current name */
 static uint32_t answer_ttl = 60; /* of every record mk_answer writes */
 
@@ -947,8 +948,8 @@ static size_t mk_answer(uint8_t *m, const char *const *rrs, unsigned rcode)
                 put16(m + o, (uint16_t)(0xc000 | owner)); /* compressed owner */
                 o += 2;
                 struct net_addr a;
-                if (strncmp(rrs[an], "cname:", 6) == 0) {
-                        put16(m + o, DNS_T_CNAME);
+                if (strncmp(rrs[an], "cname:", 6) == 0 || strncmp(rrs[an], "dname:", 6) == 0) {
+                        put16(m + o, rrs[an][0] == 'c' ? DNS_T_CNAME : DNS_T_DNAME);
                         put16(m + o + 2, 1);
                         put32(m + o + 4, answer_ttl);
                         size_t nl = put_name(m + o + 10, rrs[an] + 6);
@@ -1042,7 +1043,68 @@ static void test_dns_reverse(void)
         const char *into_allowed[] = { "cname:5.1.9.10.in-addr.arpa", NULL };
         al = mk_answer(abuf, into_allowed, 0);
         netd_from_upstream(n, abuf, al, 1);
-        CHECK_INT(reply_rcode(n, id, &d), 0);
+        CHECK_INT(reply_rcode(n, id++, &d), 0);
+        /* however long the chain, and through a DNAME */
+        static const char *const long_chain[] = { "cname:a1.t", "cname:a2.t", "cname:a3.t", "cname:a4.t",
+                                                  "cname:a5.t", "cname:a6.t", "cname:a7.t", "cname:a8.t",
+                                                  "cname:a9.t", "cname:5.1.168.192.in-addr.arpa", NULL };
+        static const char *const via_dname[] = { "dname:168.192.in-addr.arpa", NULL };
+        const char *const *refused_answers[] = { long_chain, via_dname };
+        for (size_t i = 0; i < 2; i++, id++) {
+                CHECK_INT(ask(n, id, "z.attacker.test", 12, 0), NETD_DROP);
+                al = mk_answer(abuf, refused_answers[i], 0);
+                netd_from_upstream(n, abuf, al, 1);
+                CHECK_INT(reply_rcode(n, id, &d), DNS_REFUSED);
+        }
+        netd_free(n);
+
+        /* RFC 2317: the question's own classless delegation is followed,
+         * though its /24 is not the guest's; another address's is not */
+        const char *one[] = { "allow@203.0.2.5", "allow@dns", NULL };
+        n = engine(NET_MODE_NONE, one);
+        CHECK_INT(ask(n, id, "5.2.0.203.in-addr.arpa", 12, 0), NETD_DROP);
+        const char *classless[] = { "cname:5.0-25.2.0.203.in-addr.arpa", NULL };
+        al = mk_answer(abuf, classless, 0);
+        netd_from_upstream(n, abuf, al, 1);
+        CHECK_INT(reply_rcode(n, id++, &d), 0);
+        CHECK_INT(ask(n, id, "5.2.0.203.in-addr.arpa", 12, 0), NETD_DROP);
+        const char *elsewhere[] = { "cname:5.0-25.3.0.203.in-addr.arpa", NULL };
+        al = mk_answer(abuf, elsewhere, 0);
+        netd_from_upstream(n, abuf, al, 1);
+        CHECK_INT(reply_rcode(n, id++, &d), DNS_REFUSED);
+        CHECK_INT(ask(n, id, "0-25.2.0.203.in-addr.arpa", 12, 0), NETD_DROP);
+        CHECK_INT(reply_rcode(n, id++, &d), DNS_REFUSED);
+        netd_free(n);
+}
+
+/* A denied flow judged again while the TCP cap is full stays to be judged
+ * again: once a connection's flow is gone, it passes, without waiting for
+ * something else to be learned */
+static void test_rejudge_waits_for_the_cap(void)
+{
+        const char *rules[] = { "allow@*.good.example", NULL };
+        struct netd *n = engine(NET_MODE_PUBLIC, rules);
+        CHECK_INT(syn(n, "10.9.9.9", 443, 0), NETD_DROP);
+        q_clear(netd_to_guest(n));
+        for (unsigned i = 0; i < NETD_TCP_FLOWS_MAX; i++)
+                CHECK_INT(syn(n, "203.0.113.1", (uint16_t)(1000 + i), 0), NETD_PASS);
+        struct dns_msg d;
+        CHECK_INT(ask(n, 0x3333, "www.good.example", DNS_T_A, 0), NETD_DROP);
+        const char *rrs[] = { "10.9.9.9", NULL };
+        answer_ttl = 600;
+        size_t al = mk_answer(abuf, rrs, 0);
+        answer_ttl = 60;
+        netd_from_upstream(n, abuf, al, 0);
+        CHECK_INT(reply_rcode(n, 0x3333, &d), DNS_NOERROR);
+        q_clear(netd_to_guest(n));
+        CHECK_INT(syn(n, "10.9.9.9", 443, 1), NETD_DROP);
+        CHECK_STR(last_log(), "deny egress tcp 10.9.9.9:443 (4096 TCP flows, the most a sandbox may hold)");
+        size_t len = mk_tcp(fr, true, "10.0.2.15", "203.0.113.1", 40000, 1000, TCP_RST, 1001, 0);
+        CHECK_INT(netd_from_guest(n, fr, len, 2), NETD_PASS);
+        netd_tick(n, 70 * 1000);
+        q_clear(netd_to_guest(n));
+        CHECK_INT(syn(n, "10.9.9.9", 443, 70 * 1000), NETD_PASS);
+        CHECK_STR(last_log(), "allow egress tcp 10.9.9.9:443 (rule 1 \"allow@*.good.example\")");
         netd_free(n);
 }
 
@@ -1541,6 +1603,7 @@ int main(void)
         test_flow_cache();
         test_ingress();
         test_dns_reverse();
+        test_rejudge_waits_for_the_cap();
         test_udp_answers_only();
         test_caps();
         test_denied_flows_take_no_tcp();
