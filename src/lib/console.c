@@ -36,6 +36,7 @@ struct console {
         pthread_mutex_t lock;
         pthread_cond_t cond;
         bool eof;   /* QEMU's end is closed: everything it wrote is in the file */
+        bool running; /* the thread was started */
 };
 
 /* console.log -> console.log.1, and a new console.log */
@@ -80,25 +81,31 @@ int console_start(struct sandbox *sb, int *ret_qemu_end, struct msb_error *err)
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
                 return msb_err(err, errno, "socketpair: %s", strerror(errno));
-        struct console *c = xcalloc(1, sizeof(*c));
-        *c = (struct console){.fd = sp[0], .path = xstrdup(sb->console)};
-        c->log = open(c->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-        struct stat st;
-        c->size = c->log >= 0 && fstat(c->log, &st) == 0 ? (uint64_t)st.st_size : 0;
-        pthread_mutex_init(&c->lock, NULL);
-        pthread_cond_init(&c->cond, NULL);
-        int r = c->log < 0 ? errno : -thread_start(&c->thread, console_main, c);
-        if (r != 0) {
+        int log = open(sb->console, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (log < 0) {
+                int e = errno;
                 close(sp[0]);
                 close(sp[1]);
-                if (c->log >= 0)
-                        close(c->log);
-                free(c->path);
-                free(c);
-                return msb_err(err, r, "cannot keep the console log %s: %s", sb->console, strerror(r));
+                return msb_err(err, e, "cannot keep the console log %s: %s", sb->console, strerror(e));
         }
+        struct console *c = xcalloc(1, sizeof(*c));
+        *c = (struct console){.fd = sp[0], .log = log, .path = xstrdup(sb->console)};
+        struct stat st;
+        c->size = fstat(c->log, &st) == 0 ? (uint64_t)st.st_size : 0;
+        pthread_mutex_init(&c->lock, NULL);
+        pthread_cond_init(&c->cond, NULL);
         sb->con = c;
         *ret_qemu_end = sp[1];
+        return 0;
+}
+
+int console_run(struct sandbox *sb, struct msb_error *err)
+{
+        struct console *c = sb->con;
+        int r = -thread_start(&c->thread, console_main, c);
+        if (r != 0)
+                return msb_err(err, r, "cannot keep the console log %s: %s", sb->console, strerror(r));
+        c->running = true;
         return 0;
 }
 
@@ -107,7 +114,7 @@ int console_start(struct sandbox *sb, int *ret_qemu_end, struct msb_error *err)
 bool console_settle(struct sandbox *sb, int timeout_ms)
 {
         struct console *c = sb->con;
-        if (!c)
+        if (!c || !c->running)
                 return false;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -132,9 +139,10 @@ void console_stop(struct sandbox *sb)
         if (!c)
                 return;
         /* QEMU is dead, its end closed: what is left is in the socket */
-        if (!console_settle(sb, 1000))
+        if (c->running && !console_settle(sb, 1000))
                 shutdown(c->fd, SHUT_RDWR);
-        pthread_join(c->thread, NULL);
+        if (c->running)
+                pthread_join(c->thread, NULL);
         close(c->fd);
         close(c->log);
         pthread_mutex_destroy(&c->lock);

@@ -533,9 +533,7 @@ static _Noreturn void keeper_main(struct msb_ctx *ctx, const struct msb_run_opts
         struct sched_param sp = {0};
         if (geteuid() == 0)
                 sched_setscheduler(0, SCHED_IDLE, &sp);
-        struct vm *vm = xcalloc(1, sizeof(*vm));
-        vm->sb = (struct sandbox){.ctx = ctx, .o = o, .lock_fd = -1, .ctl = -1};
-        vm->sb.qemu.pidfd = -1;
+        struct vm *vm = vm_new(ctx, o);
         struct msb_error err = {0};
         int r = vm_boot_warm(vm, o, &err);
         /* the VM boots at idle priority; its keeper answers at normal */

@@ -1253,7 +1253,7 @@ static int vm_qemu(struct vm *vm, const struct msb_run_opts *o, const struct vm_
                 return msb_err(err, r, "cannot start %s: %s", qargv[0], strerror(-r));
         sb->qemu.what = xstrdup("QEMU");
         fcntl(sb->ctl, F_SETFL, fcntl(sb->ctl, F_GETFL) | O_NONBLOCK);
-        return 0;
+        return console_run(sb, err);
 }
 
 /* An EXEC's confinement (msb_confine) */
@@ -1343,12 +1343,18 @@ static int vm_greet(struct vm *vm, const struct msb_run_opts *o, const struct vm
         return 0;
 }
 
-int vm_start(struct msb_ctx *ctx, const struct msb_run_opts *o, const struct vm_opts *vo, struct vm **ret,
-             struct msb_error *err)
+struct vm *vm_new(struct msb_ctx *ctx, const struct msb_run_opts *o)
 {
         struct vm *vm = xcalloc(1, sizeof(*vm));
         vm->sb = (struct sandbox){.ctx = ctx, .o = o, .lock_fd = -1, .ctl = -1};
         vm->sb.qemu.pidfd = -1;
+        return vm;
+}
+
+int vm_start(struct msb_ctx *ctx, const struct msb_run_opts *o, const struct vm_opts *vo, struct vm **ret,
+             struct msb_error *err)
+{
+        struct vm *vm = vm_new(ctx, o);
         int r = vm_plan(vm, ctx, o, vo, err);
         if (r >= 0)
                 pool_take(vm, o, vo);

@@ -189,6 +189,8 @@ int vm_boot_warm(struct vm *vm, const struct msb_run_opts *o, struct msb_error *
 /* Fill an EXEC's confinement (MSB_EXEC_CONFINE) from c; m points into c. */
 void exec_confine(struct msb_exec_msg *m, const struct msb_confine *c);
 
+/* A VM that owns nothing yet, for vm_start or vm_boot_warm; vm_free. */
+struct vm *vm_new(struct msb_ctx *ctx, const struct msb_run_opts *o);
 /* Resolve, then boot: on success the VM is starting and vm->out holds what
  * goes to the guest first.  On failure nothing is left behind. */
 int vm_start(struct msb_ctx *ctx, const struct msb_run_opts *o, const struct vm_opts *vo, struct vm **ret,
@@ -200,8 +202,12 @@ void vm_free(struct vm *vm);
 /* What the console log may grow to before it is rotated (console.log.1):
  * the console costs /run at most twice this. */
 #define CONSOLE_LOG_MAX (1u << 20)
-/* Start keeping sb->console; *ret_qemu_end is the socket QEMU writes to. */
+/* Open sb->console; *ret_qemu_end is the socket QEMU writes to (what it
+ * writes waits in the socket until console_run). */
 int console_start(struct sandbox *sb, int *ret_qemu_end, struct msb_error *err);
+/* Start the thread that copies the console to sb->console, bounded: after
+ * QEMU is spawned, so that msb's new thread does not hold up QEMU's exec. */
+int console_run(struct sandbox *sb, struct msb_error *err);
 /* Once QEMU has exited: wait up to timeout_ms for its last bytes to be
  * written; whether they were. */
 bool console_settle(struct sandbox *sb, int timeout_ms);

@@ -318,6 +318,23 @@ static void fmt(char *buf, size_t n, const struct net_addr *a)
 }
 
 /* passt's command line: the guest's addresses, MTU, published ports */
+/* passt's build for AVX2 beside it, where this CPU has AVX2: what passt
+ * itself would re-exec first thing (arch_avx2_exec, with argv[0] kept),
+ * without the extra exec and dynamic load it costs every start. */
+static char *passt_exe(const char *passt)
+{
+#ifdef __x86_64__
+        size_t n = strlen(passt);
+        if (__builtin_cpu_supports("avx2") && (n < 5 || strcmp(passt + n - 5, ".avx2") != 0)) {
+                char *avx2 = xasprintf("%s.avx2", passt);
+                if (access(avx2, X_OK) == 0)
+                        return avx2;
+                free(avx2);
+        }
+#endif
+        return xstrdup(passt);
+}
+
 static char **passt_argv(const struct opts *o, int fd)
 {
         const struct net_config *c = &o->cfg;
@@ -369,8 +386,9 @@ static pid_t start_passt(const struct opts *o, int fd)
                 if (dup2(fd, 3) < 0)
                         _exit(127);
                 syscall(SYS_close_range, 4, ~0U, 0);
-                execv(argv[0], argv);
-                fprintf(stderr, "msb-netd: cannot run %s: %s\n", argv[0], strerror(errno));
+                char *exe = passt_exe(argv[0]);
+                execv(exe, argv);
+                fprintf(stderr, "msb-netd: cannot run %s: %s\n", exe, strerror(errno));
                 _exit(127);
         }
         strv_free(argv);
@@ -725,8 +743,9 @@ int main(int argc, char **argv)
                 close(LISTEN_FD);
                 char **pv = passt_argv(o, q);
                 fcntl(q, F_SETFD, 0);
-                execv(pv[0], pv);
-                die("cannot run %s: %s", pv[0], strerror(errno));
+                char *exe = passt_exe(pv[0]);
+                execv(exe, pv);
+                die("cannot run %s: %s", exe, strerror(errno));
         }
         int addr_events = addr_events_open();
         host_addrs(o);
