@@ -30,7 +30,7 @@
 #define DNS_RA 0x0080
 
 enum dns_rcode { DNS_NOERROR = 0, DNS_FORMERR = 1, DNS_SERVFAIL = 2, DNS_NXDOMAIN = 3, DNS_REFUSED = 5 };
-enum { DNS_T_A = 1, DNS_T_CNAME = 5, DNS_T_AAAA = 28, DNS_T_DNAME = 39, DNS_T_OPT = 41 };
+enum { DNS_T_A = 1, DNS_T_NS = 2, DNS_T_CNAME = 5, DNS_T_SOA = 6, DNS_T_AAAA = 28, DNS_T_DNAME = 39, DNS_T_OPT = 41 };
 
 /* A name as text: lowercase, labels joined by ".", no trailing dot, "" for
  * the root.  A label holding ".", a space, a control or non-ASCII byte makes

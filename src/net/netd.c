@@ -977,19 +977,57 @@ static bool answer_chain(const struct dns_msg *hdr, char chain[][NET_NAME_MAX + 
         return true;
 }
 
-/* A reverse name in an answer to the question qname: refused as asking for
- * it is, except a partial one whose range holds qname's own address (RFC
- * 2317: 5.2.0.203.in-addr.arpa CNAME 5.0-25.2.0.203.in-addr.arpa, the
- * question's own delegation, which the guest may follow when it may ask). */
-static bool answer_name_refused(const struct netd *n, const char *qname, const char *name)
+/* name is q's parent zone or one above it (q "9.10.in-addr.arpa", name
+ * "10.in-addr.arpa") */
+static bool ancestor_of(const char *name, const char *q)
 {
-        struct net_addr q, ra;
-        unsigned qbits, bits;
+        size_t nl = strlen(name), ql = strlen(q);
+        return ql > nl && q[ql - nl - 1] == '.' && strcmp(q + ql - nl, name) == 0;
+}
+
+/* RFC 2317's classless delegation of q's own address, q a full IPv4 reverse
+ * name "D.C.B.A.in-addr.arpa": "D.X.C.B.A.in-addr.arpa" for one label X
+ * that is not an octet (0-25, 0/25), or with apex its zone "X.C.B.A...". */
+static bool classless_of(const char *name, const char *q, bool apex)
+{
+        struct net_addr a;
+        unsigned bits;
+        const char *rest = strchr(q, '.');
+        if (!rest || !reverse_addr(q, &a, &bits) || a.family != 4 || bits != 32)
+                return false;
+        size_t first = (size_t)(rest - q) + 1, rl = strlen(rest);
+        if (!apex) {
+                if (strncmp(name, q, first) != 0)
+                        return false;
+                name += first;
+        }
+        size_t nl = strlen(name);
+        if (nl <= rl || strcmp(name + nl - rl, rest) != 0 || memchr(name, '.', nl - rl))
+                return false;
+        return !reverse_addr(name, &a, &bits) || bits != 32;
+}
+
+/* A reverse name in an answer to the question q (as rr's owner, or the
+ * target of its CNAME or DNAME): refused as asking for it is, except what
+ * an honest answer about q itself holds: the SOA or NS of a zone above q
+ * in the authority section (a NODATA answer for 9.10.in-addr.arpa carries
+ * 10.in-addr.arpa's SOA), a DNAME owned by such a zone, and q's own RFC
+ * 2317 delegation (5.2.0.203.in-addr.arpa CNAME 5.0-25.2.0.203...,
+ * whose records are about q alone; another address's is refused). */
+static bool answer_name_refused(const struct netd *n, const char *q, const char *name, const struct dns_rr *rr,
+                                bool owner)
+{
         if (!reverse_refused(n, name))
                 return false;
-        return !(reverse_addr(qname, &q, &qbits) && qbits == (q.family == 4 ? 32u : 128u) &&
-                 reverse_addr(name, &ra, &bits) && bits < qbits && ra.family == q.family &&
-                 net_prefix_has(&ra, bits, &q));
+        if (owner && ancestor_of(name, q) &&
+            ((rr->section == 2 && (rr->type == DNS_T_SOA || rr->type == DNS_T_NS)) ||
+             (rr->section == 1 && rr->type == DNS_T_DNAME)))
+                return false;
+        if (classless_of(name, q, false))
+                return false;
+        bool apex_ok = owner ? rr->section == 2 && (rr->type == DNS_T_SOA || rr->type == DNS_T_NS)
+                             : rr->type == DNS_T_DNAME;
+        return !(apex_ok && classless_of(name, q, true));
 }
 
 /* false, with the name in rev: the answer holds a reverse name the guest may
@@ -1012,7 +1050,7 @@ static bool answer_reverse_ok(const struct netd *n, const struct dns_msg *hdr, c
                         nm[1] = &target;
                 }
                 for (size_t i = 0; i < 2 && nm[i]; i++)
-                        if (!nm[i]->unusual && answer_name_refused(n, qname, nm[i]->text)) {
+                        if (!nm[i]->unusual && answer_name_refused(n, qname, nm[i]->text, &rr, i == 0)) {
                                 snprintf(rev, revsz, "%s", nm[i]->text);
                                 return false;
                         }

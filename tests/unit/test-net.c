@@ -929,7 +929,8 @@ static size_t mk_query(uint8_t *m, uint16_t id, const char *name, uint16_t type,
 
 /* an answer to the query last sent upstream: its id and question, then
  * records; each addr is "cname:NAME" (a CNAME, owner the previous name; or
- * "dname:NAME") or an
+ * "dname:NAME"), "soa:NAME" (a SOA in the authority section, after the
+ * rest) or an
  * address owned by the current name */
 static uint32_t answer_ttl = 60; /* of every record mk_answer writes */
 
@@ -944,7 +945,20 @@ static size_t mk_answer(uint8_t *m, const char *const *rrs, unsigned rcode)
         put16(m + 10, 0);
         size_t o = qend, owner = 12;
         uint16_t an = 0;
-        for (; rrs && rrs[an]; an++) {
+        uint16_t ns = 0;
+        for (; rrs && rrs[an + ns]; ) {
+                if (strncmp(rrs[an + ns], "soa:", 4) == 0) {
+                        /* in the authority section, owned by NAME: the last entries */
+                        o += put_name(m + o, rrs[an + ns] + 4);
+                        put16(m + o, DNS_T_SOA);
+                        put16(m + o + 2, 1);
+                        put32(m + o + 4, answer_ttl);
+                        put16(m + o + 8, 22);
+                        memset(m + o + 10, 0, 22); /* root MNAME, RNAME, five numbers */
+                        o += 32;
+                        ns++;
+                        continue;
+                }
                 put16(m + o, (uint16_t)(0xc000 | owner)); /* compressed owner */
                 o += 2;
                 struct net_addr a;
@@ -956,6 +970,7 @@ static size_t mk_answer(uint8_t *m, const char *const *rrs, unsigned rcode)
                         put16(m + o + 8, (uint16_t)nl);
                         owner = o + 10;
                         o += 10 + nl;
+                        an++;
                         continue;
                 }
                 a = A(rrs[an]);
@@ -965,8 +980,10 @@ static size_t mk_answer(uint8_t *m, const char *const *rrs, unsigned rcode)
                 put16(m + o + 8, a.family == 4 ? 4 : 16);
                 memcpy(m + o + 10, a.a, a.family == 4 ? 4 : 16);
                 o += 10 + (a.family == 4 ? 4u : 16u);
+                an++;
         }
         put16(m + 6, an);
+        put16(m + 8, ns);
         return o;
 }
 
@@ -1074,6 +1091,41 @@ static void test_dns_reverse(void)
         CHECK_INT(reply_rcode(n, id++, &d), DNS_REFUSED);
         CHECK_INT(ask(n, id, "0-25.2.0.203.in-addr.arpa", 12, 0), NETD_DROP);
         CHECK_INT(reply_rcode(n, id++, &d), DNS_REFUSED);
+        /* another address's classless record, zones above as CNAME
+         * targets, a name that only looks like a zone: refused */
+        static const char *const not_ours[][2] = {
+                { "cname:7.0-25.2.0.203.in-addr.arpa", NULL }, { "cname:2.0.203.in-addr.arpa", NULL },
+                { "cname:7.x.203.in-addr.arpa", NULL },         { "cname:foo.in-addr.arpa", NULL },
+                { "soa:7.0-25.2.0.203.in-addr.arpa", NULL },
+        };
+        for (size_t i = 0; i < sizeof(not_ours) / sizeof(not_ours[0]); i++, id++) {
+                CHECK_INT(ask(n, id, "5.2.0.203.in-addr.arpa", 12, 0), NETD_DROP);
+                al = mk_answer(abuf, not_ours[i], 0);
+                netd_from_upstream(n, abuf, al, 1);
+                CHECK_INT(reply_rcode(n, id, &d), DNS_REFUSED);
+        }
+        /* what an honest answer about the question holds: the SOA of a zone
+         * above it (NODATA), its delegation's own zone */
+        static const char *const ours[][3] = {
+                { "soa:2.0.203.in-addr.arpa", NULL },
+                { "cname:5.0-25.2.0.203.in-addr.arpa", "soa:0-25.2.0.203.in-addr.arpa", NULL },
+        };
+        for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++, id++) {
+                CHECK_INT(ask(n, id, "5.2.0.203.in-addr.arpa", 12, 0), NETD_DROP);
+                al = mk_answer(abuf, ours[i], 0);
+                netd_from_upstream(n, abuf, al, 1);
+                CHECK_INT(reply_rcode(n, id, &d), 0);
+        }
+        netd_free(n);
+
+        /* an allowed zone's NODATA answer carries the SOA of the zone above */
+        const char *range[] = { "allow@10.9.0.0/16", NULL };
+        n = engine(NET_MODE_PUBLIC, range);
+        CHECK_INT(ask(n, id, "9.10.in-addr.arpa", 12, 0), NETD_DROP);
+        const char *nodata[] = { "soa:10.in-addr.arpa", NULL };
+        al = mk_answer(abuf, nodata, 0);
+        netd_from_upstream(n, abuf, al, 1);
+        CHECK_INT(reply_rcode(n, id++, &d), 0);
         netd_free(n);
 }
 
