@@ -391,6 +391,30 @@ bool warm_net_v6(const struct sandbox *sb)
         return sb->warm && sb->warm->v6;
 }
 
+/* Read fd until its peer's end closes (the keeper exited), at most
+ * timeout_ms */
+static void keeper_wait_exit(int fd, int timeout_ms)
+{
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+                clock_gettime(CLOCK_MONOTONIC, &t);
+                int left = timeout_ms - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+                struct pollfd p = {.fd = fd, .events = POLLIN};
+                if (left <= 0)
+                        return;
+                int r = poll(&p, 1, left);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        return;
+                char b[64];
+                ssize_t n = read(fd, b, sizeof(b));
+                if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+                        return;
+        }
+}
+
 void warm_release(struct sandbox *sb)
 {
         struct warm *w = sb->warm;
@@ -410,8 +434,14 @@ void warm_release(struct sandbox *sb)
         }
         for (size_t i = 0; i < w->npending; i++)
                 close(w->pending[i]);
-        if (w->keeper >= 0)
+        if (w->keeper >= 0) {
+                /* the keeper then stops what is left of the VM (the inner
+                 * halves of the servers, passt) and exits, which closes its
+                 * end: waited for, so nothing of the VM outlives the run */
+                shutdown(w->keeper, SHUT_WR);
+                keeper_wait_exit(w->keeper, 3000);
                 close(w->keeper);
+        }
         free(w);
         sb->warm = NULL;
 }
