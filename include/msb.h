@@ -27,10 +27,7 @@ extern "C" {
 #define MSB_EXIT_NOT_EXECUTABLE 126 /* the command exists but cannot run */
 #define MSB_EXIT_NOT_FOUND 127     /* the command was not found */
 
-struct msb_error {
-        int code;          /* positive errno of the failure */
-        char message[2048]; /* one line, no trailing newline */
-};
+#include "msb-error.h" /* struct msb_error */
 
 /* A context: where msb keeps images, kernels and sandbox runtime dirs. */
 struct msb_ctx;

@@ -6,14 +6,10 @@
 #include <stdarg.h>
 #include <sys/types.h>
 
+#include "common/error.h"
 #include "common/util.h"
 #include "msb.h"
 
-/* ---- error.c ---- */
-/* Fill err (may be NULL) and return -code. */
-int msb_err(struct msb_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Prefix err's message with context: "context: old message". Returns -code. */
-int msb_err_wrap(struct msb_error *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- ctx.c ---- */
 struct msb_ctx {
