@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "common/util.h"
 
 /* Messages carry names a guest or an image chose (paths in a copy, a
  * console's last lines): control bytes other than newline and tab are
@@ -50,38 +51,54 @@ void cli_log(const char *line, void *userdata)
         fprintf(stderr, "msb: %s\n", line);
 }
 
+/* Every verb: its name, what it does (the line "msb --help" prints) and
+ * the function running it.  An alias has no summary line of its own; "ps"
+ * is mentioned in ls's. */
+static const struct verb {
+        const char *name;
+        int (*fn)(int argc, char **argv);
+        const char *summary;
+} verbs[] = {
+        {"run", cmd_run, "Boot a microVM from an image and run a command in it"},
+        {"create", cmd_create, "Record a named sandbox without starting it"},
+        {"start", cmd_start, "Boot stopped sandboxes"},
+        {"stop", cmd_stop, "Stop sandboxes (SIGTERM, then the VM after a grace period)"},
+        {"restart", cmd_restart, "Stop and start sandboxes"},
+        {"kill", cmd_kill, "Send a signal to sandboxes' main processes"},
+        {"wait", cmd_wait, "Wait for sandboxes to stop; print their exit status"},
+        {"exec", cmd_exec, "Run a command in a running sandbox"},
+        {"attach", cmd_attach, "Attach to a sandbox's main process"},
+        {"cp", cmd_cp, "Copy files and directories between a sandbox and the host"},
+        {"logs", cmd_logs, "Print a sandbox's main process output"},
+        {"ls", cmd_ls, "List sandboxes (ps is the same)"},
+        {"ps", cmd_ls, NULL},
+        {"inspect", cmd_inspect, "Print sandboxes' configuration and state (JSON)"},
+        {"rm", cmd_rm, "Remove sandboxes"},
+        {"pull", cmd_pull, "Pull an image from a registry"},
+        {"images", cmd_images, "List stored images"},
+        {"rmi", cmd_rmi, "Remove stored images"},
+        {"load", cmd_load, "Load images from a docker save or OCI archive"},
+        {"login", cmd_login, "Keep credentials for a registry"},
+        {"logout", cmd_logout, "Forget them"},
+        {"image", cmd_image, "Manage local images (import)"},
+        {"info", cmd_info, "Show the kernel, accelerator and tools a run would use"},
+        {"pool", cmd_pool, "Keep VMs booted ahead of runs (start, status, stop)"},
+        {"version", cmd_version, "Print the version"},
+        {"--version", cmd_version, NULL},
+};
+
 static void usage(FILE *f)
 {
         fputs("Usage: msb COMMAND [OPTIONS]\n"
               "\n"
               "Run commands in microVMs: throw-away ones, or sandboxes that live.\n"
               "\n"
-              "Commands:\n"
-              "  run       Boot a microVM from an image and run a command in it\n"
-              "  create    Record a named sandbox without starting it\n"
-              "  start     Boot stopped sandboxes\n"
-              "  stop      Stop sandboxes (SIGTERM, then the VM after a grace period)\n"
-              "  restart   Stop and start sandboxes\n"
-              "  kill      Send a signal to sandboxes' main processes\n"
-              "  wait      Wait for sandboxes to stop; print their exit status\n"
-              "  exec      Run a command in a running sandbox\n"
-              "  attach    Attach to a sandbox's main process\n"
-              "  cp        Copy files and directories between a sandbox and the host\n"
-              "  logs      Print a sandbox's main process output\n"
-              "  ls        List sandboxes (ps is the same)\n"
-              "  inspect   Print sandboxes' configuration and state (JSON)\n"
-              "  rm        Remove sandboxes\n"
-              "  pull      Pull an image from a registry\n"
-              "  images    List stored images\n"
-              "  rmi       Remove stored images\n"
-              "  load      Load images from a docker save or OCI archive\n"
-              "  login     Keep credentials for a registry\n"
-              "  logout    Forget them\n"
-              "  image     Manage local images (import)\n"
-              "  info      Show the kernel, accelerator and tools a run would use\n"
-              "  pool      Keep VMs booted ahead of runs (start, status, stop)\n"
-              "  version   Print the version\n"
-              "\n"
+              "Commands:\n",
+              f);
+        for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+                if (verbs[i].summary)
+                        fprintf(f, "  %-9s %s\n", verbs[i].name, verbs[i].summary);
+        fputs("\n"
               "Run 'msb COMMAND --help' for a command's options.\n",
               f);
 }
@@ -102,38 +119,9 @@ int main(int argc, char **argv)
                 usage(stdout);
                 return 0;
         }
-        static const struct {
-                const char *name;
-                int (*fn)(int, char **);
-        } verbs[] = {
-                {"run", cmd_run},         {"create", cmd_create}, {"start", cmd_start}, {"stop", cmd_stop},
-                {"restart", cmd_restart}, {"kill", cmd_kill},     {"wait", cmd_wait},   {"exec", cmd_exec},
-                {"attach", cmd_attach},   {"logs", cmd_logs},     {"ls", cmd_ls},       {"ps", cmd_ls},
-                {"inspect", cmd_inspect}, {"rm", cmd_rm},         {"cp", cmd_cp},
-        };
-        for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
                 if (!strcmp(verb, verbs[i].name))
                         return verbs[i].fn(argc - 1, argv + 1);
-        if (!strcmp(verb, "images"))
-                return cmd_images(argc - 1, argv + 1);
-        if (!strcmp(verb, "login"))
-                return cmd_login(argc - 1, argv + 1);
-        if (!strcmp(verb, "logout"))
-                return cmd_logout(argc - 1, argv + 1);
-        if (!strcmp(verb, "load"))
-                return cmd_load(argc - 1, argv + 1);
-        if (!strcmp(verb, "rmi"))
-                return cmd_rmi(argc - 1, argv + 1);
-        if (!strcmp(verb, "pull"))
-                return cmd_pull(argc - 1, argv + 1);
-        if (!strcmp(verb, "image"))
-                return cmd_image(argc - 1, argv + 1);
-        if (!strcmp(verb, "info"))
-                return cmd_info(argc - 1, argv + 1);
-        if (!strcmp(verb, "pool"))
-                return cmd_pool(argc - 1, argv + 1);
-        if (!strcmp(verb, "version") || !strcmp(verb, "--version"))
-                return cmd_version(argc - 1, argv + 1);
         cli_error("unknown command '%s'; see 'msb --help'", verb);
         return 125;
 }
