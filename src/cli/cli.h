@@ -45,6 +45,7 @@ struct run_cli {
         struct msb_run_opts *o;
         const char *name;
         bool verbose, detach, rm, tty, interactive, has_command, disk_set, lifetime_set;
+        bool rootfs; /* --rootfs given: no IMAGE operand */
         unsigned timeout;
 };
 int cli_parse_uint(const char *s, unsigned long max, unsigned *ret);

@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 
 #include "cli.h"
+#include "common/util.h"
 
 static void run_usage(FILE *f, const char *verb)
 {
@@ -127,233 +128,271 @@ int cli_parse_uint(const char *s, unsigned long max, unsigned *ret)
         return 0;
 }
 
-/* Options shared by run and create.  Returns 0, 1 after --help, -1 after
- * printing an error. */
-static int parse_run_args(const char *verb, int argc, char **argv, struct run_cli *rc)
+/* ---- the options of run and create: one function each, one table ---- */
+
+enum {
+        OPT_ENTRYPOINT = 256, OPT_HOSTNAME, OPT_ROOTFS, OPT_ACCEL, OPT_VERBOSE, OPT_FS_BACKEND, OPT_PULL,
+        OPT_NAME, OPT_RM, OPT_DISK, OPT_MAXDUR, OPT_IDLE, OPT_TIMEOUT, OPT_NET, OPT_NET_RULE, OPT_NO_POOL,
+};
+
+/* Each applies one option (c is its getopt value, for options that share a
+ * function); 0, or -1 after printing an error. */
+typedef int run_flag_fn(struct run_cli *rc, int c, const char *arg);
+
+static int f_env(struct run_cli *rc, int c, const char *arg)
 {
-        enum {
-                OPT_ENTRYPOINT = 256, OPT_HOSTNAME, OPT_ROOTFS, OPT_ACCEL, OPT_VERBOSE, OPT_FS_BACKEND, OPT_PULL,
-                OPT_NAME, OPT_RM, OPT_DISK, OPT_MAXDUR, OPT_IDLE, OPT_TIMEOUT, OPT_NET, OPT_NET_RULE, OPT_NO_POOL,
-        };
-        static const struct option longopts[] = {
-                {"env", required_argument, NULL, 'e'},
-                {"workdir", required_argument, NULL, 'w'},
-                {"user", required_argument, NULL, 'u'},
-                {"cpus", required_argument, NULL, 'c'},
-                {"memory", required_argument, NULL, 'm'},
-                {"volume", required_argument, NULL, 'v'},
-                {"interactive", no_argument, NULL, 'i'},
-                {"tty", no_argument, NULL, 't'},
-                {"detach", no_argument, NULL, 'd'},
-                {"name", required_argument, NULL, OPT_NAME},
-                {"rm", no_argument, NULL, OPT_RM},
-                {"disk-size", required_argument, NULL, OPT_DISK},
-                {"max-duration", required_argument, NULL, OPT_MAXDUR},
-                {"idle-timeout", required_argument, NULL, OPT_IDLE},
-                {"timeout", required_argument, NULL, OPT_TIMEOUT},
-                {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
-                {"hostname", required_argument, NULL, OPT_HOSTNAME},
-                {"rootfs", required_argument, NULL, OPT_ROOTFS},
-                {"accel", required_argument, NULL, OPT_ACCEL},
-                {"fs-backend", required_argument, NULL, OPT_FS_BACKEND},
-                {"pull", required_argument, NULL, OPT_PULL},
-                {"verbose", no_argument, NULL, OPT_VERBOSE},
-                {"net", required_argument, NULL, OPT_NET},
-                {"net-rule", required_argument, NULL, OPT_NET_RULE},
-                {"publish", required_argument, NULL, 'p'},
-                {"no-pool", no_argument, NULL, OPT_NO_POOL},
-                {"help", no_argument, NULL, 'h'},
-                {0},
-        };
-        struct msb_run_opts *o = rc->o;
-        struct msb_error err = {0};
-        bool have_rootfs = false;
-        int c;
-        opterr = 0;
-        /* '+': stop at the image name; what follows belongs to the command */
-        while ((c = getopt_long(argc, argv, "+e:w:u:c:m:v:p:itdh", longopts, NULL)) != -1) {
-                switch (c) {
-                case 'e':
-                        if (strchr(optarg, '=')) {
-                                if (msb_run_opts_add_env(o, optarg) < 0) {
-                                        cli_error("--env '%s': expected KEY=VALUE", optarg);
-                                        return -1;
-                                }
-                        } else if (!*optarg) {
-                                cli_error("--env: empty variable name");
-                                return -1;
-                        } else if (getenv(optarg)) {
-                                char *kv;
-                                if (asprintf(&kv, "%s=%s", optarg, getenv(optarg)) < 0)
-                                        return -1;
-                                msb_run_opts_add_env(o, kv);
-                                free(kv);
-                        }
-                        break;
-                case 'w':
-                        if (msb_run_opts_set_workdir(o, optarg) < 0) {
-                                cli_error("--workdir '%s': must be an absolute path", optarg);
-                                return -1;
-                        }
-                        break;
-                case 'u':
-                        if (msb_run_opts_set_user(o, optarg) < 0) {
-                                cli_error("--user '%s': expected NAME, UID, NAME:GROUP or UID:GID", optarg);
-                                return -1;
-                        }
-                        break;
-                case 'c': {
-                        unsigned n;
-                        if (cli_parse_uint(optarg, 64, &n) < 0 || msb_run_opts_set_cpus(o, n) < 0) {
-                                cli_error("--cpus '%s': expected a number from 1 to 64", optarg);
-                                return -1;
-                        }
-                        break;
-                }
-                case 'm': {
-                        uint64_t bytes;
-                        if (msb_parse_size(optarg, &bytes) < 0 ||
-                            msb_run_opts_set_memory_mib(o, (unsigned)(bytes >> 20 > UINT_MAX ? UINT_MAX : bytes >> 20)) <
-                                    0) {
-                                cli_error("--memory '%s': expected a size from 128M to 64G, e.g. 512M or 1G", optarg);
-                                return -1;
-                        }
-                        break;
-                }
-                case 'v':
-                        if (parse_volume(o, optarg, &err) < 0) {
-                                cli_error("%s", err.message);
-                                return -1;
-                        }
-                        break;
-                case 'i':
-                        msb_run_opts_set_stdin(o, true);
-                        rc->interactive = true;
-                        break;
-                case 't':
-                        rc->tty = true;
-                        break;
-                case 'd':
-                        rc->detach = true;
-                        break;
-                case OPT_NAME:
-                        if (msb_sandbox_name_check(optarg, &err) < 0) {
-                                cli_error("--name: %s", err.message);
-                                return -1;
-                        }
-                        rc->name = optarg;
-                        break;
-                case OPT_RM:
-                        rc->rm = true;
-                        break;
-                case OPT_NO_POOL:
-                        msb_run_opts_set_no_pool(o, true);
-                        break;
-                case OPT_DISK: {
-                        uint64_t bytes;
-                        if (msb_parse_size(optarg, &bytes) < 0 || bytes == 0 ||
-                            msb_run_opts_set_disk_size(o, bytes) < 0) {
-                                cli_error("--disk-size '%s': expected a size from 64M to 16T, e.g. 8G", optarg);
-                                return -1;
-                        }
-                        rc->disk_set = true;
-                        break;
-                }
-                case OPT_MAXDUR:
-                case OPT_IDLE:
-                case OPT_TIMEOUT: {
-                        unsigned n;
-                        if (cli_parse_uint(optarg, 365u * 86400u, &n) < 0 || n == 0) {
-                                cli_error("--%s '%s': expected a number of seconds from 1 to 31536000",
-                                          c == OPT_MAXDUR ? "max-duration" : c == OPT_IDLE ? "idle-timeout" : "timeout",
-                                          optarg);
-                                return -1;
-                        }
-                        if (c == OPT_MAXDUR)
-                                msb_run_opts_set_max_duration(o, n);
-                        else if (c == OPT_IDLE)
-                                msb_run_opts_set_idle_timeout(o, n);
-                        else {
-                                rc->timeout = n;
-                                msb_run_opts_set_timeout(o, n);
-                        }
-                        rc->lifetime_set |= c != OPT_TIMEOUT;
-                        break;
-                }
-                case OPT_ENTRYPOINT:
-                        msb_run_opts_set_entrypoint(o, optarg);
-                        break;
-                case OPT_HOSTNAME:
-                        if (msb_run_opts_set_hostname(o, optarg) < 0) {
-                                cli_error("--hostname '%s': use up to 63 letters, digits, '-' and '.'", optarg);
-                                return -1;
-                        }
-                        break;
-                case OPT_ROOTFS:
-                        msb_run_opts_set_rootfs(o, optarg);
-                        have_rootfs = true;
-                        break;
-                case OPT_PULL: {
-                        enum msb_pull_policy pp;
-                        if (!strcmp(optarg, "missing"))
-                                pp = MSB_PULL_MISSING;
-                        else if (!strcmp(optarg, "always"))
-                                pp = MSB_PULL_ALWAYS;
-                        else if (!strcmp(optarg, "never"))
-                                pp = MSB_PULL_NEVER;
-                        else {
-                                cli_error("--pull '%s': expected always, missing or never", optarg);
-                                return -1;
-                        }
-                        msb_run_opts_set_pull(o, pp);
-                        break;
-                }
-                case OPT_FS_BACKEND:
-                        if (msb_run_opts_set_fs_backend(o, optarg) < 0) {
-                                cli_error("--fs-backend '%s': expected msb or virtiofsd", optarg);
-                                return -1;
-                        }
-                        break;
-                case OPT_ACCEL: {
-                        enum msb_accel a;
-                        if (msb_accel_parse(optarg, &a) < 0) {
-                                cli_error("--accel '%s': expected auto, kvm or tcg", optarg);
-                                return -1;
-                        }
-                        msb_run_opts_set_accel(o, a);
-                        break;
-                }
-                case OPT_VERBOSE:
-                        rc->verbose = true;
-                        break;
-                case OPT_NET:
-                case OPT_NET_RULE:
-                case 'p':
-                        if ((c == OPT_NET      ? msb_run_opts_set_net(o, optarg, &err)
-                             : c == 'p'        ? msb_run_opts_add_port(o, optarg, &err)
-                                               : msb_run_opts_add_net_rule(o, optarg, &err)) < 0) {
-                                cli_error("%s", err.message);
-                                return -1;
-                        }
-                        break;
-                case 'h':
-                        run_usage(stdout, verb);
-                        return 1;
-                case '?':
-                default:
-                        if (optopt)
-                                cli_error("%s: unknown option '-%c'; see 'msb %s --help'", verb, optopt, verb);
-                        else
-                                cli_error("%s: unknown option '%s'; see 'msb %s --help'", verb, argv[optind - 1], verb);
+        if (strchr(arg, '=')) {
+                if (msb_run_opts_add_env(rc->o, arg) < 0) {
+                        cli_error("--env '%s': expected KEY=VALUE", arg);
                         return -1;
                 }
+        } else if (!*arg) {
+                cli_error("--env: empty variable name");
+                return -1;
+        } else if (getenv(arg)) {
+                char *kv;
+                if (asprintf(&kv, "%s=%s", arg, getenv(arg)) < 0)
+                        return -1;
+                msb_run_opts_add_env(rc->o, kv);
+                free(kv);
         }
-        if (msb_run_opts_check(o, &err) < 0) {
+        return 0;
+}
+
+static int f_workdir(struct run_cli *rc, int c, const char *arg)
+{
+        if (msb_run_opts_set_workdir(rc->o, arg) < 0) {
+                cli_error("--workdir '%s': must be an absolute path", arg);
+                return -1;
+        }
+        return 0;
+}
+
+static int f_user(struct run_cli *rc, int c, const char *arg)
+{
+        if (msb_run_opts_set_user(rc->o, arg) < 0) {
+                cli_error("--user '%s': expected NAME, UID, NAME:GROUP or UID:GID", arg);
+                return -1;
+        }
+        return 0;
+}
+
+static int f_cpus(struct run_cli *rc, int c, const char *arg)
+{
+        unsigned n;
+        if (cli_parse_uint(arg, 64, &n) < 0 || msb_run_opts_set_cpus(rc->o, n) < 0) {
+                cli_error("--cpus '%s': expected a number from 1 to 64", arg);
+                return -1;
+        }
+        return 0;
+}
+
+static int f_memory(struct run_cli *rc, int c, const char *arg)
+{
+        uint64_t bytes;
+        if (msb_parse_size(arg, &bytes) < 0 ||
+            msb_run_opts_set_memory_mib(rc->o, (unsigned)(bytes >> 20 > UINT_MAX ? UINT_MAX : bytes >> 20)) < 0) {
+                cli_error("--memory '%s': expected a size from 128M to 64G, e.g. 512M or 1G", arg);
+                return -1;
+        }
+        return 0;
+}
+
+static int f_volume(struct run_cli *rc, int c, const char *arg)
+{
+        struct msb_error err = {0};
+        if (parse_volume(rc->o, arg, &err) < 0) {
                 cli_error("%s", err.message);
                 return -1;
         }
-        int i = optind;
-        if (!have_rootfs) {
+        return 0;
+}
+
+static int f_switch(struct run_cli *rc, int c, const char *arg)
+{
+        switch (c) {
+        case 'i':
+                msb_run_opts_set_stdin(rc->o, true);
+                rc->interactive = true;
+                break;
+        case 't':
+                rc->tty = true;
+                break;
+        case 'd':
+                rc->detach = true;
+                break;
+        case OPT_RM:
+                rc->rm = true;
+                break;
+        case OPT_NO_POOL:
+                msb_run_opts_set_no_pool(rc->o, true);
+                break;
+        case OPT_VERBOSE:
+                rc->verbose = true;
+                break;
+        }
+        return 0;
+}
+
+static int f_name(struct run_cli *rc, int c, const char *arg)
+{
+        struct msb_error err = {0};
+        if (msb_sandbox_name_check(arg, &err) < 0) {
+                cli_error("--name: %s", err.message);
+                return -1;
+        }
+        rc->name = arg;
+        return 0;
+}
+
+static int f_disk(struct run_cli *rc, int c, const char *arg)
+{
+        uint64_t bytes;
+        if (msb_parse_size(arg, &bytes) < 0 || bytes == 0 || msb_run_opts_set_disk_size(rc->o, bytes) < 0) {
+                cli_error("--disk-size '%s': expected a size from 64M to 16T, e.g. 8G", arg);
+                return -1;
+        }
+        rc->disk_set = true;
+        return 0;
+}
+
+static int f_seconds(struct run_cli *rc, int c, const char *arg)
+{
+        unsigned n;
+        if (cli_parse_uint(arg, 365u * 86400u, &n) < 0 || n == 0) {
+                cli_error("--%s '%s': expected a number of seconds from 1 to 31536000",
+                          c == OPT_MAXDUR ? "max-duration" : c == OPT_IDLE ? "idle-timeout" : "timeout", arg);
+                return -1;
+        }
+        if (c == OPT_MAXDUR)
+                msb_run_opts_set_max_duration(rc->o, n);
+        else if (c == OPT_IDLE)
+                msb_run_opts_set_idle_timeout(rc->o, n);
+        else {
+                rc->timeout = n;
+                msb_run_opts_set_timeout(rc->o, n);
+        }
+        rc->lifetime_set |= c != OPT_TIMEOUT;
+        return 0;
+}
+
+static int f_entrypoint(struct run_cli *rc, int c, const char *arg)
+{
+        msb_run_opts_set_entrypoint(rc->o, arg);
+        return 0;
+}
+
+static int f_hostname(struct run_cli *rc, int c, const char *arg)
+{
+        if (msb_run_opts_set_hostname(rc->o, arg) < 0) {
+                cli_error("--hostname '%s': use up to 63 letters, digits, '-' and '.'", arg);
+                return -1;
+        }
+        return 0;
+}
+
+static int f_rootfs(struct run_cli *rc, int c, const char *arg)
+{
+        msb_run_opts_set_rootfs(rc->o, arg);
+        rc->rootfs = true;
+        return 0;
+}
+
+static int f_pull(struct run_cli *rc, int c, const char *arg)
+{
+        enum msb_pull_policy pp;
+        if (!strcmp(arg, "missing"))
+                pp = MSB_PULL_MISSING;
+        else if (!strcmp(arg, "always"))
+                pp = MSB_PULL_ALWAYS;
+        else if (!strcmp(arg, "never"))
+                pp = MSB_PULL_NEVER;
+        else {
+                cli_error("--pull '%s': expected always, missing or never", arg);
+                return -1;
+        }
+        msb_run_opts_set_pull(rc->o, pp);
+        return 0;
+}
+
+static int f_fs_backend(struct run_cli *rc, int c, const char *arg)
+{
+        if (msb_run_opts_set_fs_backend(rc->o, arg) < 0) {
+                cli_error("--fs-backend '%s': expected msb or virtiofsd", arg);
+                return -1;
+        }
+        return 0;
+}
+
+static int f_accel(struct run_cli *rc, int c, const char *arg)
+{
+        enum msb_accel a;
+        if (msb_accel_parse(arg, &a) < 0) {
+                cli_error("--accel '%s': expected auto, kvm or tcg", arg);
+                return -1;
+        }
+        msb_run_opts_set_accel(rc->o, a);
+        return 0;
+}
+
+static int f_net(struct run_cli *rc, int c, const char *arg)
+{
+        struct msb_error err = {0};
+        if ((c == OPT_NET  ? msb_run_opts_set_net(rc->o, arg, &err)
+             : c == 'p'    ? msb_run_opts_add_port(rc->o, arg, &err)
+                           : msb_run_opts_add_net_rule(rc->o, arg, &err)) < 0) {
+                cli_error("%s", err.message);
+                return -1;
+        }
+        return 0;
+}
+
+static const struct run_flag {
+        struct option opt; /* .val: the short option, or an OPT_* past 255 */
+        run_flag_fn *apply;
+} run_flags[] = {
+        {{"env", required_argument, NULL, 'e'}, f_env},
+        {{"workdir", required_argument, NULL, 'w'}, f_workdir},
+        {{"user", required_argument, NULL, 'u'}, f_user},
+        {{"cpus", required_argument, NULL, 'c'}, f_cpus},
+        {{"memory", required_argument, NULL, 'm'}, f_memory},
+        {{"volume", required_argument, NULL, 'v'}, f_volume},
+        {{"interactive", no_argument, NULL, 'i'}, f_switch},
+        {{"tty", no_argument, NULL, 't'}, f_switch},
+        {{"detach", no_argument, NULL, 'd'}, f_switch},
+        {{"name", required_argument, NULL, OPT_NAME}, f_name},
+        {{"rm", no_argument, NULL, OPT_RM}, f_switch},
+        {{"disk-size", required_argument, NULL, OPT_DISK}, f_disk},
+        {{"max-duration", required_argument, NULL, OPT_MAXDUR}, f_seconds},
+        {{"idle-timeout", required_argument, NULL, OPT_IDLE}, f_seconds},
+        {{"timeout", required_argument, NULL, OPT_TIMEOUT}, f_seconds},
+        {{"entrypoint", required_argument, NULL, OPT_ENTRYPOINT}, f_entrypoint},
+        {{"hostname", required_argument, NULL, OPT_HOSTNAME}, f_hostname},
+        {{"rootfs", required_argument, NULL, OPT_ROOTFS}, f_rootfs},
+        {{"accel", required_argument, NULL, OPT_ACCEL}, f_accel},
+        {{"fs-backend", required_argument, NULL, OPT_FS_BACKEND}, f_fs_backend},
+        {{"pull", required_argument, NULL, OPT_PULL}, f_pull},
+        {{"verbose", no_argument, NULL, OPT_VERBOSE}, f_switch},
+        {{"net", required_argument, NULL, OPT_NET}, f_net},
+        {{"net-rule", required_argument, NULL, OPT_NET_RULE}, f_net},
+        {{"publish", required_argument, NULL, 'p'}, f_net},
+        {{"no-pool", no_argument, NULL, OPT_NO_POOL}, f_switch},
+};
+
+static const struct run_flag *run_flag_find(int c)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(run_flags); i++)
+                if (run_flags[i].opt.val == c)
+                        return &run_flags[i];
+        return NULL;
+}
+
+/* After the options: IMAGE unless --rootfs, then the command; a terminal's
+ * TERM and size for -t. */
+static int parse_run_operands(const char *verb, int argc, char **argv, int i, struct run_cli *rc)
+{
+        struct msb_run_opts *o = rc->o;
+        if (!rc->rootfs) {
                 if (i >= argc || !strcmp(argv[i], "--")) {
                         cli_error("%s: no image given; usage: msb %s [OPTIONS] IMAGE [--] [COMMAND...]", verb, verb);
                         return -1;
@@ -378,6 +417,42 @@ static int parse_run_args(const char *verb, int argc, char **argv, struct run_cl
                 msb_run_opts_set_tty(o, true, ws.ws_row, ws.ws_col);
         }
         return 0;
+}
+
+/* Options shared by run and create.  Returns 0, 1 after --help, -1 after
+ * printing an error. */
+static int parse_run_args(const char *verb, int argc, char **argv, struct run_cli *rc)
+{
+        struct option longopts[ARRAY_SIZE(run_flags) + 2];
+        for (size_t i = 0; i < ARRAY_SIZE(run_flags); i++)
+                longopts[i] = run_flags[i].opt;
+        longopts[ARRAY_SIZE(run_flags)] = (struct option){"help", no_argument, NULL, 'h'};
+        longopts[ARRAY_SIZE(run_flags) + 1] = (struct option){0};
+        struct msb_error err = {0};
+        int c;
+        opterr = 0;
+        /* '+': stop at the image name; what follows belongs to the command */
+        while ((c = getopt_long(argc, argv, "+e:w:u:c:m:v:p:itdh", longopts, NULL)) != -1) {
+                const struct run_flag *f = run_flag_find(c);
+                if (f) {
+                        if (f->apply(rc, c, optarg) < 0)
+                                return -1;
+                } else if (c == 'h') {
+                        run_usage(stdout, verb);
+                        return 1;
+                } else {
+                        if (optopt)
+                                cli_error("%s: unknown option '-%c'; see 'msb %s --help'", verb, optopt, verb);
+                        else
+                                cli_error("%s: unknown option '%s'; see 'msb %s --help'", verb, argv[optind - 1], verb);
+                        return -1;
+                }
+        }
+        if (msb_run_opts_check(rc->o, &err) < 0) {
+                cli_error("%s", err.message);
+                return -1;
+        }
+        return parse_run_operands(verb, argc, argv, optind, rc);
 }
 
 static struct msb_ctx *run_ctx(bool verbose)
