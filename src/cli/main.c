@@ -54,7 +54,7 @@ void cli_log(const char *line, void *userdata)
 /* Every verb: its name, what it does (the line "msb --help" prints) and
  * the function running it.  An alias has no summary line of its own; "ps"
  * is mentioned in ls's. */
-static const struct verb {
+static const struct command {
         const char *name;
         int (*fn)(int argc, char **argv);
         const char *summary;

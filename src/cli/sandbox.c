@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "common/util.h"
 
 #define DETACH_KEYS "\x10\x11" /* Ctrl-P Ctrl-Q, as docker */
 
@@ -538,7 +539,46 @@ int cmd_inspect(int argc, char **argv)
 
 /* ---- exec, attach ---- */
 
-int cmd_exec(int argc, char **argv)
+/* What exec parsed. */
+struct exec_cli {
+        bool inter, tty, detach;
+        const char *wd, *user;
+        unsigned timeout;
+        char **env; /* NULL-terminated, owned */
+};
+
+/* -e K=V, or -e K with the host's value (nothing if unset). */
+static int exec_add_env(struct exec_cli *x, const char *arg)
+{
+        char *kv = NULL;
+        if (strchr(arg, '=') && arg[0] != '=')
+                kv = xstrdup(arg);
+        else if (*arg && !strchr(arg, '=') && getenv(arg) && asprintf(&kv, "%s=%s", arg, getenv(arg)) < 0)
+                kv = NULL;
+        else if (!*arg || arg[0] == '=') {
+                cli_error("exec: --env '%s': expected KEY=VALUE", arg);
+                return -1;
+        }
+        if (kv)
+                strv_push_take(&x->env, kv);
+        return 0;
+}
+
+static void exec_help(const char *usage)
+{
+        printf("Usage: %s\n\nRun a command in a running sandbox.\n\n"
+               "  -i, --interactive  forward stdin\n"
+               "  -t, --tty          give it a terminal\n"
+               "  -d, --detach       start it and return\n"
+               "  -e, --env K=V      set a variable (on top of the sandbox's)\n"
+               "  -w, --workdir DIR  working directory\n"
+               "  -u, --user USER    user[:group] or uid[:gid]\n"
+               "      --timeout S    kill it after S seconds (exit status 124)\n",
+               usage);
+}
+
+/* 0, or the exit status to return (0 after --help). */
+static int parse_exec_args(int argc, char **argv, struct exec_cli *x)
 {
         enum { OPT_TIMEOUT = 256 };
         static const struct option lo[] = {{"interactive", no_argument, NULL, 'i'},
@@ -551,108 +591,88 @@ int cmd_exec(int argc, char **argv)
                                            {"help", no_argument, NULL, 'h'},
                                            {0}};
         const struct verb v = {"exec", "msb exec [OPTIONS] NAME COMMAND [ARG...]", "+itde:w:u:h", lo};
-        bool inter = false, tty = false, detach = false;
-        const char *wd = NULL, *user = NULL;
-        unsigned timeout = 0;
-        char **env = NULL;
-        size_t nenv = 0;
-        int c, status = 125;
+        int c;
         opterr = 0;
         while ((c = getopt_long(argc, argv, v.opts, lo, NULL)) != -1) {
                 switch (c) {
                 case 'i':
-                        inter = true;
+                        x->inter = true;
                         break;
                 case 't':
-                        tty = true;
+                        x->tty = true;
                         break;
                 case 'd':
-                        detach = true;
+                        x->detach = true;
                         break;
-                case 'e': {
-                        char *kv = NULL;
-                        if (strchr(optarg, '=') && optarg[0] != '=')
-                                kv = strdup(optarg);
-                        else if (*optarg && !strchr(optarg, '=') && getenv(optarg) &&
-                                 asprintf(&kv, "%s=%s", optarg, getenv(optarg)) < 0)
-                                kv = NULL;
-                        else if (!*optarg || optarg[0] == '=') {
-                                cli_error("exec: --env '%s': expected KEY=VALUE", optarg);
-                                goto out;
-                        }
-                        if (kv) {
-                                char **ne = realloc(env, (nenv + 2) * sizeof(*env));
-                                if (!ne)
-                                        abort();
-                                env = ne;
-                                env[nenv++] = kv;
-                                env[nenv] = NULL;
-                        }
+                case 'e':
+                        if (exec_add_env(x, optarg) < 0)
+                                return 125;
                         break;
-                }
                 case 'w':
                         if (optarg[0] != '/') {
                                 cli_error("exec: --workdir '%s': must be an absolute path", optarg);
-                                goto out;
+                                return 125;
                         }
-                        wd = optarg;
+                        x->wd = optarg;
                         break;
                 case 'u':
-                        user = optarg;
+                        x->user = optarg;
                         break;
                 case OPT_TIMEOUT:
-                        if (cli_parse_uint(optarg, 365u * 86400u, &timeout) < 0 || !timeout) {
+                        if (cli_parse_uint(optarg, 365u * 86400u, &x->timeout) < 0 || !x->timeout) {
                                 cli_error("exec: --timeout '%s': expected a number of seconds from 1 to 31536000",
                                           optarg);
-                                goto out;
+                                return 125;
                         }
                         break;
                 case 'h':
-                        printf("Usage: %s\n\nRun a command in a running sandbox.\n\n"
-                               "  -i, --interactive  forward stdin\n"
-                               "  -t, --tty          give it a terminal\n"
-                               "  -d, --detach       start it and return\n"
-                               "  -e, --env K=V      set a variable (on top of the sandbox's)\n"
-                               "  -w, --workdir DIR  working directory\n"
-                               "  -u, --user USER    user[:group] or uid[:gid]\n"
-                               "      --timeout S    kill it after S seconds (exit status 124)\n",
-                               v.usage);
-                        status = 0;
-                        goto out;
+                        exec_help(v.usage);
+                        return -1;
                 default:
-                        status = unknown_option(&v, argv);
-                        goto out;
+                        return unknown_option(&v, argv);
                 }
         }
-        if (argc - optind < 2) {
-                status = usage_error(&v, optind >= argc ? "no sandbox named" : "no command given");
-                goto out;
-        }
-        if (detach && (inter || tty)) {
+        if (argc - optind < 2)
+                return usage_error(&v, optind >= argc ? "no sandbox named" : "no command given");
+        if (x->detach && (x->inter || x->tty)) {
                 cli_error("exec: -d cannot be combined with -i or -t");
-                goto out;
+                return 125;
         }
+        return 0;
+}
+
+/* With -t: TERM from this terminal, first, so that an explicit -e TERM=
+ * wins; the terminal's size. */
+static void exec_tty(struct exec_cli *x, struct winsize *ws)
+{
+        const char *term = getenv("TERM");
+        char *kv;
+        if (asprintf(&kv, "TERM=%s", term && *term ? term : "xterm") >= 0) {
+                size_t n = strv_len(x->env);
+                x->env = xrealloc(x->env, (n + 2) * sizeof(*x->env));
+                memmove(x->env + 1, x->env, n * sizeof(*x->env));
+                x->env[0] = kv;
+                x->env[n + 1] = NULL;
+        }
+        if (ioctl(0, TIOCGWINSZ, ws) < 0 || !ws->ws_row || !ws->ws_col)
+                *ws = (struct winsize){.ws_row = 24, .ws_col = 80};
+}
+
+int cmd_exec(int argc, char **argv)
+{
+        struct exec_cli x = {0};
+        int status = parse_exec_args(argc, argv, &x);
+        if (status) {
+                strv_free(x.env);
+                return status < 0 ? 0 : status;
+        }
+        status = 125;
         const char *name = argv[optind];
-        if (tty) {
-                const char *term = getenv("TERM");
-                char *kv;
-                if (asprintf(&kv, "TERM=%s", term && *term ? term : "xterm") >= 0) {
-                        char **ne = realloc(env, (nenv + 2) * sizeof(*env));
-                        if (!ne)
-                                abort();
-                        env = ne;
-                        /* first, so that an explicit -e TERM= wins */
-                        memmove(env + 1, env, (nenv + 1) * sizeof(*env));
-                        env[0] = kv;
-                        nenv++;
-                        env[nenv] = NULL;
-                }
-        }
         struct winsize ws = {0};
-        if (tty && (ioctl(0, TIOCGWINSZ, &ws) < 0 || !ws.ws_row || !ws.ws_col))
-                ws = (struct winsize){.ws_row = 24, .ws_col = 80};
-        struct msb_exec_opts eo = {.argv = argv + optind + 1, .env = env, .workdir = wd, .user = user,
-                                   .stdin = inter, .tty = tty, .rows = ws.ws_row, .cols = ws.ws_col};
+        if (x.tty)
+                exec_tty(&x, &ws);
+        struct msb_exec_opts eo = {.argv = argv + optind + 1, .env = x.env, .workdir = x.wd, .user = x.user,
+                                   .stdin = x.inter, .tty = x.tty, .rows = ws.ws_row, .cols = ws.ws_col};
         struct msb_ctx *ctx = cli_ctx();
         if (!ctx)
                 goto out;
@@ -665,16 +685,14 @@ int cmd_exec(int argc, char **argv)
         else if (r == 1) {
                 cli_error("%s", err.message);
                 status = st;
-        } else if (detach)
+        } else if (x.detach)
                 status = 0;
         else
-                status = relay(p, name, inter, tty, timeout, false, NULL);
+                status = relay(p, name, x.inter, x.tty, x.timeout, false, NULL);
         msb_proc_free(p);
         msb_ctx_free(ctx);
 out:
-        for (size_t i = 0; i < nenv; i++)
-                free(env[i]);
-        free(env);
+        strv_free(x.env);
         return status;
 }
 
