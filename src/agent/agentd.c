@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "common/error.h"
 #include "common/util.h"
 
 #define CTL_PORT_NAME "msb.ctl"
@@ -183,7 +184,10 @@ void fail(const char *step, int err, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        logmsg("%s: %s%s%s", step, msg, err ? ": " : "", err ? strerror(err) : "");
+        if (err)
+                logmsg("%s: %s", step, errno_msg(err, "%s", msg).s);
+        else
+                logmsg("%s: %s", step, msg);
         stop_and_sync();
         if (ctl_fd >= 0) {
                 msb_enc_error(&outq, 0, step, err, msg);

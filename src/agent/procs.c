@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "common/error.h"
 #include "common/users.h"
 #include "common/util.h"
 
@@ -142,7 +143,10 @@ static void proc_error(uint32_t id, const char *step, int err, const char *fmt, 
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        logmsg("process %u: %s: %s%s%s", id, step, msg, err ? ": " : "", err ? strerror(err) : "");
+        if (err)
+                logmsg("process %u: %s: %s", id, step, errno_msg(err, "%s", msg).s);
+        else
+                logmsg("process %u: %s: %s", id, step, msg);
         msb_enc_error(&outq, id, step, err, msg);
 }
 

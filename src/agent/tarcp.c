@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "common/error.h"
 #include "common/tarw.h"
 #include "common/util.h"
 
@@ -305,7 +306,10 @@ struct extract {
 
 static int failed(struct extract *x, const char *path, int e, const char *what)
 {
-        snprintf(x->why, sizeof(x->why), "%s: %s", path, what ? what : strerror(e));
+        if (what)
+                snprintf(x->why, sizeof(x->why), "%s: %s", path, what);
+        else
+                snprintf(x->why, sizeof(x->why), "%s", errno_msg(e, "%s", path).s);
         return -1;
 }
 
@@ -570,10 +574,12 @@ static int land_prepare(struct landing *l, char *dst)
         int sr = stat(dst, &st);
         if (sr == 0 && S_ISDIR(st.st_mode)) {
                 int fd = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                return fd >= 0 ? fd : -complain(EXIT_FAILED, "%s: %s", dst, strerror(errno));
+                return fd >= 0 ? fd : -complain(EXIT_FAILED, "%s", errno_msg(errno, "%s", dst).s);
         }
-        if (sr < 0 && errno != ENOENT)
-                return -complain(errno == ENOTDIR ? EXIT_MISSING : EXIT_FAILED, "%s: %s", dst, strerror(errno));
+        if (sr < 0 && errno != ENOENT) {
+                int e = errno;
+                return -complain(e == ENOTDIR ? EXIT_MISSING : EXIT_FAILED, "%s", errno_msg(e, "%s", dst).s);
+        }
         l->exists = sr == 0;
         while (n > 1 && dst[n - 1] == '/')
                 dst[--n] = '\0';
@@ -581,9 +587,11 @@ static int land_prepare(struct landing *l, char *dst)
         l->base = slash ? slash + 1 : dst;
         _cleanup_free_ char *parent = slash ? xasprintf("%.*s", (int)(slash - dst), dst) : xstrdup(".");
         l->parentfd = open(*parent ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (l->parentfd < 0)
-                return -complain(errno == ENOENT || errno == ENOTDIR ? EXIT_MISSING : EXIT_FAILED, "%s: %s",
-                                 *parent ? parent : "/", strerror(errno));
+        if (l->parentfd < 0) {
+                int e = errno;
+                return -complain(e == ENOENT || e == ENOTDIR ? EXIT_MISSING : EXIT_FAILED, "%s",
+                                 errno_msg(e, "%s", *parent ? parent : "/").s);
+        }
         for (int tries = 0; tries < 100; tries++) {
                 char hex[17];
                 random_hex(hex, 8);
@@ -596,8 +604,8 @@ static int land_prepare(struct landing *l, char *dst)
                 l->tmp[0] = '\0';
                 break;
         }
-        return -complain(EXIT_FAILED, "%s: cannot make a temporary directory next to it: %s", l->dst,
-                         strerror(errno));
+        return -complain(EXIT_FAILED, "%s",
+                         errno_msg(errno, "%s: cannot make a temporary directory next to it", l->dst).s);
 }
 
 /* The copy made in the temporary directory becomes DST. */
@@ -616,7 +624,7 @@ static int land_finish(struct landing *l, int tmpfd, const char *name)
         int r = dot ? renameat(l->parentfd, l->tmp, l->parentfd, l->base)
                     : renameat(tmpfd, name, l->parentfd, l->base);
         if (r < 0)
-                return complain(EXIT_FAILED, "%s: %s", l->dst, strerror(errno));
+                return complain(EXIT_FAILED, "%s", errno_msg(errno, "%s", l->dst).s);
         if (dot)
                 l->tmp[0] = '\0'; /* it is DST now */
         return 0;
