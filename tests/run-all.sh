@@ -31,6 +31,10 @@ unit_suite() { # unit_suite BUILDDIR LABEL
 
 echo "== unit tests"
 unit_suite build unit
+python3 tests/layout-check.py >build/layout-check.log 2>&1
+rc=$?
+[ $rc = 0 ] || sed 's/^/    /' build/layout-check.log
+record "layout: file and function sizes, errno text, settings, include arrows (tests/layout-check.py)" $rc
 
 echo "== unit tests under ASan+UBSan, and fuzz targets (clang, libFuzzer)"
 if [ ! -f build-fuzz/build.ninja ]; then

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "error.h"
 #include "util.h"
 
 static void known_keys(const struct conf_key *keys, size_t nkeys, char *out, size_t n)
@@ -30,8 +31,10 @@ int conf_each(const char *what, const char *path, const struct conf_key *keys, s
         if (r == -ENOENT)
                 return 0;
         if (r < 0) {
-                snprintf(msg, msgn, "%s %s: %s", what, path,
-                         r == -EINVAL ? "not a regular file, or larger than 1 MiB" : strerror(-r));
+                if (r == -EINVAL)
+                        snprintf(msg, msgn, "%s %s: not a regular file, or larger than 1 MiB", what, path);
+                else
+                        snprintf(msg, msgn, "%s", errno_msg(r, "%s %s", what, path).s);
                 return r;
         }
         int lineno = 0;

@@ -4,6 +4,7 @@
  * to its parent directory's fd, none through a symlink.
  */
 #define _GNU_SOURCE
+#include "error.h"
 #include "tarw.h"
 
 #include <dirent.h>
@@ -48,14 +49,14 @@ struct tarw {
 
 /* ---- messages ---- */
 
-/* why = "<src>[/<entry below the top>]: <what or strerror(e)>"; -e. */
+/* why = "<src>[/<entry below the top>]: <what, or the text of errno e>"; -e. */
 static int fail(struct tarw *w, int e, const char *what)
 {
         const char *rel = "";
         if (w->aplen > w->toplen)
                 rel = w->ap + w->toplen + (w->toplen ? 1 : 0);
         if (w->why)
-                snprintf(w->why, w->whylen, "%s%s%s: %s", w->src, *rel ? "/" : "", rel, what ? what : strerror(e));
+                snprintf(w->why, w->whylen, "%s%s%s: %s", w->src, *rel ? "/" : "", rel, what ? what : errno_text(e));
         return -e;
 }
 
