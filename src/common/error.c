@@ -14,7 +14,8 @@ const char *errno_text(int code)
         return strerror(code < 0 ? -code : code);
 }
 
-static void vfill(struct msb_error *err, int code, bool with_errno, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void vfill(struct msb_error *err, int code, bool with_errno,
+                                                     const char *fmt, va_list ap)
 {
         char msg[sizeof(err->message)];
         vsnprintf(msg, sizeof(msg), fmt, ap);
