@@ -2,7 +2,7 @@
 /*
  * The client side of a named sandbox: start, stop, kill, wait, remove, and
  * processes (exec, attach) whose streams are relayed over a connection to
- * the sandbox's supervisor (supervisor.c).
+ * the sandbox's supervisor (supervisor/).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Named sandboxes on disk (sbstore.c) and their supervisor (supervisor.c). */
+/* Named sandboxes on disk (sbstore.c) and their supervisor (supervisor/). */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -35,11 +35,11 @@ int sb_state_current(struct msb_ctx *ctx, const char *name, struct sb_state *st,
 int sb_oplock(struct msb_ctx *ctx, const char *name, struct msb_error *err);
 int sb_remove_files(struct msb_ctx *ctx, const char *name);
 
-/* supervisor.c: fork a supervisor for the sandbox and return once it
+/* supervisor/start.c: fork a supervisor for the sandbox and return once it
  * reports the guest ready (or why not). */
 int sb_supervise(struct msb_ctx *ctx, const char *name, unsigned flags, struct msb_error *err);
 
-/* The fuzzer's way into the supervisor's handlers (supervisor.c). */
+/* The fuzzer's way into the supervisor's handlers (supervisor/fuzz.c). */
 void sup_fuzz(const uint8_t *data, size_t size);
 /* client.c: until the supervisor has gone (its lock is free), at most
  * timeout_ms; whether it has. */
