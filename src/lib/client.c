@@ -123,8 +123,8 @@ static int sb_connect(struct msb_ctx *ctx, const char *name, struct msb_proc **r
         p->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (p->fd < 0 || connect(p->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
                 r = errno == ENOENT || errno == ECONNREFUSED ? not_running(ctx, name, err)
-                                                             : msb_err(err, errno, "sandbox '%s': cannot connect to %s: %s",
-                                                                       name, sa.sun_path, strerror(errno));
+                                                             : msb_err_errno(err, errno, "sandbox '%s': cannot connect to %s",
+                                                                             name, sa.sun_path);
                 msb_proc_free(p);
                 return r;
         }
@@ -791,6 +791,6 @@ int msb_sandbox_remove(struct msb_ctx *ctx, const char *name, bool force, struct
         r = sb_remove_files(ctx, name);
         close(lk);
         if (r < 0 && r != -ENOENT)
-                return msb_err(err, -r, "cannot remove sandbox '%s': %s", name, strerror(-r));
+                return msb_err_errno(err, -r, "cannot remove sandbox '%s'", name);
         return 0;
 }

@@ -464,7 +464,7 @@ int sb_state_current(struct msb_ctx *ctx, const char *name, struct sb_state *st,
                 return msb_err(err, ENOENT, "no sandbox named '%s' (msb ls -a lists them)", name);
         int r = sb_state_read(dir, st);
         if (r < 0)
-                return msb_err(err, -r, "sandbox '%s': cannot read its state: %s", name, strerror(-r));
+                return msb_err_errno(err, -r, "sandbox '%s': cannot read its state", name);
         if (!strcmp(st->status, "running") && !sb_alive(dir))
                 snprintf(st->status, sizeof(st->status), "crashed");
         return 0;
@@ -484,7 +484,7 @@ int sb_oplock(struct msb_ctx *ctx, const char *name, struct msb_error *err)
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return errno == ENOENT ? msb_err(err, ENOENT, "no sandbox named '%s' (msb ls -a lists them)", name)
-                                       : msb_err(err, errno, "sandbox '%s': %s: %s", name, path, strerror(errno));
+                                       : msb_err_errno(err, errno, "sandbox '%s': %s", name, path);
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
                 close(fd);
                 return msb_err(err, EBUSY,
@@ -514,7 +514,7 @@ static int make_disk(const char *path, uint64_t size, struct msb_error *err)
                 return msb_err(err, ENOENT, "mke2fs not found: install e2fsprogs (apt-get install e2fsprogs)");
         _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
-                return msb_err(err, errno, "cannot create %s: %s", path, strerror(errno));
+                return msb_err_errno(err, errno, "cannot create %s", path);
         char *argv[] = {(char *)mk, "-q", "-F", "-t", "ext4", "-L", "msb-upper", "-m", "0", "-E",
                         "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0,nodiscard", (char *)path, NULL};
         _cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -522,7 +522,7 @@ static int make_disk(const char *path, uint64_t size, struct msb_error *err)
         int pidfd = -1;
         int r = proc_spawn(argv, devnull, devnull, devnull, -1, &pid, &pidfd);
         if (r < 0)
-                return msb_err(err, r, "cannot run %s: %s", mk, strerror(-r));
+                return msb_err_errno(err, r, "cannot run %s", mk);
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
         }
@@ -601,7 +601,7 @@ int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_r
         _cleanup_free_ char *top = xstrdup(ctx->sandboxes_dir);
         r = mkdir_p(top, 0700);
         if (r < 0)
-                return msb_err(err, -r, "cannot create %s: %s", top, strerror(-r));
+                return msb_err_errno(err, -r, "cannot create %s", top);
         sweep_leftovers(top);
         sweep_stranded(ctx, top);
         _cleanup_free_ char *final = sb_dir(ctx, name);
@@ -612,7 +612,7 @@ int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_r
         random_hex(rnd, 4);
         _cleanup_free_ char *tmp = xasprintf("%s/.new-%s-%s", top, name, rnd);
         if (mkdir(tmp, 0700) < 0)
-                return msb_err(err, errno, "cannot create %s: %s", tmp, strerror(errno));
+                return msb_err_errno(err, errno, "cannot create %s", tmp);
         /* held until the rename: a sweep by another create leaves us be */
         _cleanup_free_ char *lkp = xasprintf("%s/op.lock", tmp);
         _cleanup_close_ int lk = open(lkp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -662,7 +662,7 @@ int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_r
                 r = errno == EEXIST || errno == ENOTEMPTY
                             ? msb_err(err, EEXIST, "sandbox name '%s' is already in use: pick another, or msb rm %s",
                                       name, name)
-                            : msb_err(err, errno, "cannot create %s: %s", final, strerror(errno));
+                            : msb_err_errno(err, errno, "cannot create %s", final);
         if (r < 0)
                 rm_rf(tmp);
         return r < 0 ? r : 0;
@@ -733,7 +733,7 @@ int msb_sandbox_list(struct msb_ctx *ctx, struct msb_sandbox_info **ret, size_t 
         size_t n = 0;
         DIR *d = opendir(top);
         if (!d && errno != ENOENT)
-                return msb_err(err, errno, "cannot read %s: %s", top, strerror(errno));
+                return msb_err_errno(err, errno, "cannot read %s", top);
         for (struct dirent *de; d && (de = readdir(d));) {
                 if (de->d_name[0] == '.' || msb_sandbox_name_check(de->d_name, NULL) < 0)
                         continue;

@@ -63,8 +63,9 @@ static int warm_send(const char *sock, const char *magic, char **argv)
         return fd;
 }
 
-/* Its answer: 0, or -EIO with why filled. */
-static int warm_wait(int fd, char *why, size_t whyn)
+/* Its answer: 0, or -EIO with err saying why the server named what did
+ * not take its configuration. */
+static int warm_wait(int fd, const char *what, struct msb_error *err)
 {
         char reply[64] = "";
         struct timeval tv = {10, 0};
@@ -73,8 +74,8 @@ static int warm_wait(int fd, char *why, size_t whyn)
         reply[n > 0 ? n : 0] = 0;
         if (!strcmp(reply, "ok\n"))
                 return 0;
-        snprintf(why, whyn, "%s", reply[0] ? reply : n < 0 ? strerror(errno) : "no answer (see its log)");
-        return -EIO;
+        const char *why = reply[0] ? reply : n < 0 ? errno_text(errno) : "no answer (see its log)";
+        return msb_err(err, EIO, "the pool's %s did not take its configuration: %s", what, why);
 }
 
 /* ---- the run's side ---- */
@@ -140,7 +141,7 @@ int pool_take(struct vm *vm, const struct msb_run_opts *o, const struct vm_opts 
         if (!ok) {
                 for (int i = 0; i < n; i++)
                         close(fds[i]);
-                msb_log(ctx, 1, "pool %s: no warm VM (%s); booting one", key, n < 0 ? strerror(-n) : "empty");
+                msb_log(ctx, 1, "pool %s: no warm VM (%s); booting one", key, n < 0 ? errno_text(-n) : "empty");
                 return 0;
         }
         struct warm *w = xcalloc(1, sizeof(*w));
@@ -167,7 +168,7 @@ int pool_take(struct vm *vm, const struct msb_run_opts *o, const struct vm_opts 
 static int warm_pending(struct warm *w, int fd, const char *what, struct msb_error *err)
 {
         if (fd < 0)
-                return msb_err(err, EIO, "the pool's %s cannot be configured: %s", what, strerror(-fd));
+                return msb_err(err, EIO, "the pool's %s cannot be configured: %s", what, errno_text(-fd));
         w->what[w->npending] = what;
         w->pending[w->npending++] = fd;
         return 0;
@@ -178,9 +179,8 @@ int warm_settle(struct sandbox *sb, struct msb_error *err)
         struct warm *w = sb->warm;
         int r = 0;
         for (size_t i = 0; i < w->npending; i++) {
-                char why[128];
-                if (r >= 0 && warm_wait(w->pending[i], why, sizeof(why)) < 0)
-                        r = msb_err(err, EIO, "the pool's %s did not take its configuration: %s", w->what[i], why);
+                if (r >= 0)
+                        r = warm_wait(w->pending[i], w->what[i], err);
                 close(w->pending[i]);
         }
         w->npending = 0;

@@ -61,13 +61,13 @@ int msb_pool_start(struct msb_ctx *ctx, const struct msb_pool_opts *po, struct m
                 r = key_for(ctx, o, p->key, sizeof(p->key), err);
         _cleanup_free_ char *pd = pools_dir(ctx);
         if (r >= 0 && (r = mkdir_p(pd, 0700)) < 0)
-                r = msb_err(err, r, "cannot create %s: %s", pd, strerror(-r));
+                r = msb_err_errno(err, r, "cannot create %s", pd);
         p->dir = xasprintf("%s/%s", pd, p->key);
         _cleanup_free_ char *lockp = xasprintf("%s/lock", p->dir), *sock = xasprintf("%s/sock", p->dir),
                              *logp = xasprintf("%s/pool.log", p->dir);
         _cleanup_close_ int lock = -1;
         if (r >= 0 && mkdir(p->dir, 0700) < 0 && errno != EEXIST)
-                r = msb_err(err, errno, "cannot create %s: %s", p->dir, strerror(errno));
+                r = msb_err_errno(err, errno, "cannot create %s", p->dir);
         if (r >= 0 && ((lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0))
                 r = msb_err(err, EEXIST, "a pool of this size (%s) is already running: msb pool status", p->key);
         /* a client that found the directory stale may have removed it
@@ -84,14 +84,14 @@ int msb_pool_start(struct msb_ctx *ctx, const struct msb_pool_opts *po, struct m
                 unlink(sock);
                 p->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
                 if (p->lfd < 0 || bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(p->lfd, 16) < 0)
-                        r = msb_err(err, errno, "cannot listen on %s: %s", sock, strerror(errno));
+                        r = msb_err_errno(err, errno, "cannot listen on %s", sock);
         }
         int rp[2] = {-1, -1};
         if (r >= 0 && pipe2(rp, O_CLOEXEC) < 0)
-                r = msb_err(err, errno, "pipe: %s", strerror(errno));
+                r = msb_err_errno(err, errno, "pipe");
         pid_t pid = r >= 0 ? fork() : -1;
         if (r >= 0 && pid < 0)
-                r = msb_err(err, errno, "fork: %s", strerror(errno));
+                r = msb_err_errno(err, errno, "fork");
         if (r >= 0 && pid == 0) {
                 /* the daemon: out of the caller's session, its own log */
                 setsid();

@@ -151,7 +151,7 @@ _Noreturn void pool_keeper_main(struct msb_ctx *ctx, const struct msb_run_opts *
         if (r < 0) {
                 _cleanup_free_ char *why = vm_failure(vm, err.message[0] ? err.message
                                                           : r == -EPIPE  ? "QEMU exited before agentd was up"
-                                                                         : strerror(-r));
+                                                                         : errno_text(-r));
                 fprintf(stderr, "msb pool: a VM did not boot: %s\n", why);
                 vm_free(vm);
                 _exit(1);

@@ -71,7 +71,7 @@ static int guest_error(struct sup *s, struct msb_msg *m)
         _cleanup_free_ char *text = xasprintf("%s%s%s", m->u.error.message, e ? ": " : "",
                                               !strcmp(step, "exec") && e == ENOENT
                                                       ? "executable file not found in $PATH"
-                                                      : (e > 0 && e < 4096 ? strerror(e) : ""));
+                                                      : (e > 0 && e < 4096 ? errno_text(e) : ""));
         if (m->id == 0) {
                 sup_set_error(s, xasprintf("guest setup failed at step '%s': %s", step, text));
                 s->crashed = true;

@@ -418,7 +418,7 @@ int sup_listen_on(struct sup *s, struct msb_error *err)
         strcpy(sa.sun_path, path);
         s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s->lfd, 64) < 0)
-                return msb_err(err, errno, "cannot listen on %s: %s", path, strerror(errno));
+                return msb_err_errno(err, errno, "cannot listen on %s", path);
         s->st.socket = TAKE_PTR(path);
         return 0;
 }

@@ -158,7 +158,7 @@ int sb_supervise(struct msb_ctx *ctx, const char *name, unsigned flags, struct m
 {
         int rp[2];
         if (pipe2(rp, O_CLOEXEC) < 0)
-                return msb_err(err, errno, "pipe: %s", strerror(errno));
+                return msb_err_errno(err, errno, "pipe");
         _cleanup_free_ char *logp = xasprintf("%s/%s/supervisor.log", ctx->sandboxes_dir, name);
         /* a subreaper CLI would inherit the orphaned supervisor */
         int was_subreaper = 0;
@@ -196,7 +196,7 @@ int sb_supervise(struct msb_ctx *ctx, const char *name, unsigned flags, struct m
         close(rp[1]);
         if (pid < 0) {
                 close(rp[0]);
-                return msb_err(err, errno, "fork: %s", strerror(errno));
+                return msb_err_errno(err, errno, "fork");
         }
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
