@@ -103,11 +103,8 @@ static int not_running(struct msb_ctx *ctx, const char *name, struct msb_error *
 /* A connection to the supervisor, HELLO exchanged. */
 static int sb_connect(struct msb_ctx *ctx, const char *name, struct msb_proc **ret, struct msb_error *err)
 {
-        int r = msb_sandbox_name_check(name, err);
-        if (r < 0)
-                return r;
         struct sb_state st;
-        r = sb_state_current(ctx, name, &st, err);
+        int r = sb_open(ctx, name, NULL, &st, err);
         if (r < 0)
                 return r;
         if (strcmp(st.status, "running") || !st.socket) {
@@ -628,22 +625,16 @@ int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret
 
 int msb_sandbox_start(struct msb_ctx *ctx, const char *name, unsigned flags, struct msb_error *err)
 {
-        int r = msb_sandbox_name_check(name, err);
+        _cleanup_close_ int lk = -1;
+        struct sb_state st;
+        int r = sb_open(ctx, name, &lk, &st, err);
         if (r < 0)
                 return r;
-        int lk = sb_oplock(ctx, name, err);
-        if (lk < 0)
-                return lk;
-        struct sb_state st;
-        r = sb_state_current(ctx, name, &st, err);
-        if (r >= 0 && !strcmp(st.status, "running"))
-                r = msb_err(err, EBUSY, "sandbox '%s' is already running", name);
-        if (r >= 0)
-                sb_state_free(&st);
-        if (r >= 0)
-                r = sb_supervise(ctx, name, flags, err);
-        close(lk);
-        return r;
+        bool running = !strcmp(st.status, "running");
+        sb_state_free(&st);
+        if (running)
+                return msb_err(err, EBUSY, "sandbox '%s' is already running", name);
+        return sb_supervise(ctx, name, flags, err);
 }
 
 /* Send one request and wait for its EXIT (or the end of the connection). */
@@ -689,14 +680,11 @@ static void enc_kill(struct msb_buf *b, uint32_t signo)
 
 int msb_sandbox_stop(struct msb_ctx *ctx, const char *name, unsigned grace_ms, struct msb_error *err)
 {
-        int r = msb_sandbox_name_check(name, err);
+        struct sb_state st;
+        int r = sb_open(ctx, name, NULL, &st, err);
         if (r < 0)
                 return r;
         _cleanup_free_ char *dir = sb_dir(ctx, name);
-        struct sb_state st;
-        r = sb_state_current(ctx, name, &st, err);
-        if (r < 0)
-                return r;
         bool running = !strcmp(st.status, "running");
         sb_state_free(&st);
         if (!running)
@@ -721,14 +709,11 @@ int msb_sandbox_kill(struct msb_ctx *ctx, const char *name, int signo, struct ms
 
 int msb_sandbox_wait(struct msb_ctx *ctx, const char *name, int *ret_status, struct msb_error *err)
 {
-        int r = msb_sandbox_name_check(name, err);
+        struct sb_state st;
+        int r = sb_open(ctx, name, NULL, &st, err);
         if (r < 0)
                 return r;
         _cleanup_free_ char *dir = sb_dir(ctx, name);
-        struct sb_state st;
-        r = sb_state_current(ctx, name, &st, err);
-        if (r < 0)
-                return r;
         bool running = !strcmp(st.status, "running");
         sb_state_free(&st);
         if (running) {
@@ -759,19 +744,15 @@ int msb_sandbox_wait(struct msb_ctx *ctx, const char *name, int *ret_status, str
 
 int msb_sandbox_remove(struct msb_ctx *ctx, const char *name, bool force, struct msb_error *err)
 {
-        int r = msb_sandbox_name_check(name, err);
+        _cleanup_close_ int lk = -1;
+        int r = sb_open(ctx, name, &lk, NULL, err);
         if (r < 0)
                 return r;
-        int lk = sb_oplock(ctx, name, err);
-        if (lk < 0)
-                return lk;
         _cleanup_free_ char *dir = sb_dir(ctx, name);
         if (sb_alive(dir)) {
-                if (!force) {
-                        close(lk);
+                if (!force)
                         return msb_err(err, EBUSY, "sandbox '%s' is running: msb stop %s first, or msb rm -f %s", name,
                                        name, name);
-                }
                 struct msb_error e2 = {0};
                 (void)request(ctx, name, enc_stop, 0, 15000, NULL, &e2);
                 if (!sb_wait_gone(dir, 15000)) {
@@ -789,7 +770,6 @@ int msb_sandbox_remove(struct msb_ctx *ctx, const char *name, bool force, struct
                 }
         }
         r = sb_remove_files(ctx, name);
-        close(lk);
         if (r < 0 && r != -ENOENT)
                 return msb_err_errno(err, -r, "cannot remove sandbox '%s'", name);
         return 0;

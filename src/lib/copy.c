@@ -293,8 +293,8 @@ static int copy_check(struct msb_ctx *ctx, const char *name, const char *gpath, 
                       char **ret_gpath, struct msb_error *err)
 {
         struct sb_state st;
-        int r = msb_sandbox_name_check(name, err);
-        if (r < 0 || (r = sb_state_current(ctx, name, &st, err)) < 0)
+        int r = sb_open(ctx, name, NULL, &st, err);
+        if (r < 0)
                 return r;
         sb_state_free(&st);
         if (flags & ~(in ? MSB_COPY_ARCHIVE : 0u))

@@ -494,6 +494,24 @@ int sb_oplock(struct msb_ctx *ctx, const char *name, struct msb_error *err)
         return fd;
 }
 
+/* The opening of every lifecycle call on one sandbox: its name checked,
+ * then op.lock taken (with ret_lock), then its current state read (with
+ * st).  0, or -errno with err filled and nothing held. */
+int sb_open(struct msb_ctx *ctx, const char *name, int *ret_lock, struct sb_state *st, struct msb_error *err)
+{
+        int r = msb_sandbox_name_check(name, err);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int lk = -1;
+        if (ret_lock && (lk = sb_oplock(ctx, name, err)) < 0)
+                return lk;
+        if (st && (r = sb_state_current(ctx, name, st, err)) < 0)
+                return r;
+        if (ret_lock)
+                *ret_lock = TAKE_FD(lk);
+        return 0;
+}
+
 /* ---- create ---- */
 
 static const char *mke2fs_path(void)
@@ -780,11 +798,8 @@ void msb_sandbox_info_free(struct msb_sandbox_info *v, size_t n)
 
 int msb_sandbox_inspect(struct msb_ctx *ctx, const char *name, char **ret_json, struct msb_error *err)
 {
-        int r = msb_sandbox_name_check(name, err);
-        if (r < 0)
-                return r;
         struct sb_state st;
-        r = sb_state_current(ctx, name, &st, err);
+        int r = sb_open(ctx, name, NULL, &st, err);
         if (r < 0)
                 return r;
         _cleanup_free_ char *dir = sb_dir(ctx, name);

@@ -33,6 +33,10 @@ bool sb_alive(const char *dir);
 int sb_state_current(struct msb_ctx *ctx, const char *name, struct sb_state *st, struct msb_error *err);
 /* op.lock, taken without waiting: its fd, or -EBUSY with err filled. */
 int sb_oplock(struct msb_ctx *ctx, const char *name, struct msb_error *err);
+/* Name checked, then op.lock taken (ret_lock non-NULL: its fd), then the
+ * current state read (st non-NULL): the opening of a lifecycle call.
+ * On failure nothing is held. */
+int sb_open(struct msb_ctx *ctx, const char *name, int *ret_lock, struct sb_state *st, struct msb_error *err);
 int sb_remove_files(struct msb_ctx *ctx, const char *name);
 
 /* supervisor/start.c: fork a supervisor for the sandbox and return once it
