@@ -680,13 +680,11 @@ static void enc_kill(struct msb_buf *b, uint32_t signo)
 
 int msb_sandbox_stop(struct msb_ctx *ctx, const char *name, unsigned grace_ms, struct msb_error *err)
 {
-        struct sb_state st;
-        int r = sb_open(ctx, name, NULL, &st, err);
+        bool running;
+        int r = sb_running(ctx, name, &running, err);
         if (r < 0)
                 return r;
         _cleanup_free_ char *dir = sb_dir(ctx, name);
-        bool running = !strcmp(st.status, "running");
-        sb_state_free(&st);
         if (!running)
                 return 0; /* as docker: stopping a stopped sandbox is fine */
         r = request(ctx, name, enc_stop, grace_ms, (int)grace_ms + 30000, NULL, err);
@@ -709,13 +707,11 @@ int msb_sandbox_kill(struct msb_ctx *ctx, const char *name, int signo, struct ms
 
 int msb_sandbox_wait(struct msb_ctx *ctx, const char *name, int *ret_status, struct msb_error *err)
 {
-        struct sb_state st;
-        int r = sb_open(ctx, name, NULL, &st, err);
+        bool running;
+        int r = sb_running(ctx, name, &running, err);
         if (r < 0)
                 return r;
         _cleanup_free_ char *dir = sb_dir(ctx, name);
-        bool running = !strcmp(st.status, "running");
-        sb_state_free(&st);
         if (running) {
                 int status = -1;
                 r = request(ctx, name, enc_wait, 0, INT32_MAX, &status, err);
@@ -730,6 +726,7 @@ int msb_sandbox_wait(struct msb_ctx *ctx, const char *name, int *ret_status, str
                         return 0;
                 }
         }
+        struct sb_state st;
         r = sb_state_current(ctx, name, &st, err);
         if (r == -ENOENT) {
                 /* it removed itself (--rm) after it stopped */

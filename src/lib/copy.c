@@ -91,12 +91,10 @@ static int guest_path(const char *p, char **ret, struct msb_error *err)
  * itself once the copy's connection is gone. */
 static int sb_acquire(struct msb_ctx *ctx, const char *name, bool *ret_booted, struct msb_error *err)
 {
-        struct sb_state st;
-        int r = sb_state_current(ctx, name, &st, err);
+        bool running;
+        int r = sb_running(ctx, name, &running, err);
         if (r < 0)
                 return r;
-        bool running = !strcmp(st.status, "running");
-        sb_state_free(&st);
         *ret_booted = false;
         if (running)
                 return 0;

@@ -512,6 +512,18 @@ int sb_open(struct msb_ctx *ctx, const char *name, int *ret_lock, struct sb_stat
         return 0;
 }
 
+/* sb_open() for whether the sandbox runs now (its lock checked). */
+int sb_running(struct msb_ctx *ctx, const char *name, bool *ret_running, struct msb_error *err)
+{
+        struct sb_state st;
+        int r = sb_open(ctx, name, NULL, &st, err);
+        if (r < 0)
+                return r;
+        *ret_running = !strcmp(st.status, "running");
+        sb_state_free(&st);
+        return 0;
+}
+
 /* ---- create ---- */
 
 static const char *mke2fs_path(void)

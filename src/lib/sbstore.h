@@ -37,6 +37,8 @@ int sb_oplock(struct msb_ctx *ctx, const char *name, struct msb_error *err);
  * current state read (st non-NULL): the opening of a lifecycle call.
  * On failure nothing is held. */
 int sb_open(struct msb_ctx *ctx, const char *name, int *ret_lock, struct sb_state *st, struct msb_error *err);
+/* sb_open() for whether the sandbox is running now: *ret_running. */
+int sb_running(struct msb_ctx *ctx, const char *name, bool *ret_running, struct msb_error *err);
 int sb_remove_files(struct msb_ctx *ctx, const char *name);
 
 /* supervisor/start.c: fork a supervisor for the sandbox and return once it
