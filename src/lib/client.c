@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "sbstore.h"
+#include "sigmask.h"
 
 #define REPLY_TIMEOUT_MS 30000
 #define COPY_GIVEUP_MS 5000 /* a copy told to stop ends by then, guest or not */
@@ -545,13 +546,7 @@ static int relay_run(struct msb_proc *p, struct relay_state *rs)
 {
         const struct msb_relay_opts *ro = rs->ro;
         sigset_t mask, old;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGHUP);
-        sigaddset(&mask, SIGWINCH);
-        sigaddset(&mask, SIGPIPE);
-        sigprocmask(SIG_BLOCK, &mask, &old);
+        signals_block(&mask, &old, SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGPIPE, 0);
         sigset_t taken = mask;
         sigdelset(&taken, SIGPIPE);
         int sfd = signalfd(-1, &taken, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/sigmask.h"
 #include "pool.h"
 
 #include <jansson.h>
@@ -110,12 +111,7 @@ int msb_pool_start(struct msb_ctx *ctx, const struct msb_pool_opts *po, struct m
                 if (chdir("/") < 0)
                         _exit(1);
                 sigset_t m;
-                sigemptyset(&m);
-                sigaddset(&m, SIGTERM);
-                sigaddset(&m, SIGINT);
-                sigaddset(&m, SIGHUP);
-                sigaddset(&m, SIGCHLD);
-                sigprocmask(SIG_BLOCK, &m, NULL);
+                signals_block(&m, NULL, SIGTERM, SIGINT, SIGHUP, SIGCHLD, 0);
                 signal(SIGPIPE, SIG_IGN);
                 p->sfd = signalfd(-1, &m, SFD_CLOEXEC | SFD_NONBLOCK);
                 fprintf(stderr, "msb pool %s: %u VMs of %u vCPU, %u MiB\n", p->key, p->size, o->cpus, o->memory_mib);
