@@ -568,7 +568,7 @@ static int make_disk(const char *path, uint64_t size, struct msb_error *err)
  * than ten minutes (younger ones may be in use). */
 static void sweep_leftovers(const char *top)
 {
-        DIR *d = opendir(top);
+        _cleanup_closedir_ DIR *d = opendir(top);
         if (!d)
                 return;
         for (struct dirent *de; (de = readdir(d));) {
@@ -583,7 +583,6 @@ static void sweep_leftovers(const char *top)
                         continue;
                 rm_rf_at(dirfd(d), de->d_name);
         }
-        closedir(d);
 }
 
 /* A sandbox made to be removed when it stops (an unnamed run -d or -t)
@@ -591,11 +590,11 @@ static void sweep_leftovers(const char *top)
  * minutes it goes too. */
 static void sweep_stranded(struct msb_ctx *ctx, const char *top)
 {
-        DIR *d = opendir(top);
+        _cleanup_closedir_ DIR *d = opendir(top);
         if (!d)
                 return;
-        for (struct dirent *de; (de = readdir(d));) {
-                if (de->d_name[0] == '.' || msb_sandbox_name_check(de->d_name, NULL) < 0)
+        for (struct dirent *de; (de = readdir_no_dot(d));) {
+                if (msb_sandbox_name_check(de->d_name, NULL) < 0)
                         continue;
                 _cleanup_free_ char *dir = xasprintf("%s/%s", top, de->d_name);
                 _cleanup_free_ char *cpath = xasprintf("%s/config.json", dir);
@@ -615,7 +614,6 @@ static void sweep_stranded(struct msb_ctx *ctx, const char *top)
                         close(lk);
                 }
         }
-        closedir(d);
 }
 
 int msb_sandbox_create(struct msb_ctx *ctx, const char *name, const struct msb_run_opts *o, struct msb_error *err)
@@ -761,11 +759,11 @@ int msb_sandbox_list(struct msb_ctx *ctx, struct msb_sandbox_info **ret, size_t 
         _cleanup_free_ char *top = xstrdup(ctx->sandboxes_dir);
         struct msb_sandbox_info *v = NULL;
         size_t n = 0;
-        DIR *d = opendir(top);
+        _cleanup_closedir_ DIR *d = opendir(top);
         if (!d && errno != ENOENT)
                 return msb_err_errno(err, errno, "cannot read %s", top);
-        for (struct dirent *de; d && (de = readdir(d));) {
-                if (de->d_name[0] == '.' || msb_sandbox_name_check(de->d_name, NULL) < 0)
+        for (struct dirent *de; d && (de = readdir_no_dot(d));) {
+                if (msb_sandbox_name_check(de->d_name, NULL) < 0)
                         continue;
                 v = realloc(v, (n + 1) * sizeof(*v));
                 if (!v)
@@ -773,8 +771,6 @@ int msb_sandbox_list(struct msb_ctx *ctx, struct msb_sandbox_info **ret, size_t 
                 if (info_load(ctx, de->d_name, &v[n]) == 0)
                         n++;
         }
-        if (d)
-                closedir(d);
         if (n)
                 qsort(v, n, sizeof(*v), cmp_info);
         *ret = v;

@@ -143,13 +143,13 @@ static int each_pool(struct msb_ctx *ctx, const char *req, const char *only, voi
                      void *ud)
 {
         _cleanup_free_ char *pd = pools_dir(ctx);
-        DIR *d = opendir(pd);
+        _cleanup_closedir_ DIR *d = opendir(pd);
         if (!d)
                 return 0;
         int n = 0;
         struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.' || (only && strcmp(only, de->d_name)))
+        while ((de = readdir_no_dot(d))) {
+                if (only && strcmp(only, de->d_name))
                         continue;
                 _cleanup_free_ char *sock = xasprintf("%s/%s/sock", pd, de->d_name);
                 _cleanup_close_ int fd = pool_unix_connect(sock);
@@ -172,7 +172,6 @@ static int each_pool(struct msb_ctx *ctx, const char *req, const char *only, voi
                 f(buf, ud);
                 n++;
         }
-        closedir(d);
         return n;
 }
 
@@ -206,17 +205,15 @@ int msb_pool_stop(struct msb_ctx *ctx, const char *key, struct msb_error *err)
         /* each is gone once its directory is */
         _cleanup_free_ char *pd = pools_dir(ctx);
         for (int i = 0; i < 500; i++) {
-                DIR *d = opendir(pd);
+                _cleanup_closedir_ DIR *d = opendir(pd);
                 bool left = false;
                 struct dirent *de;
-                while (d && (de = readdir(d)))
-                        if (de->d_name[0] != '.' && (!key || !strcmp(key, de->d_name))) {
+                while (d && (de = readdir_no_dot(d)))
+                        if (!key || !strcmp(key, de->d_name)) {
                                 _cleanup_free_ char *lk = xasprintf("%s/%s/lock", pd, de->d_name);
                                 _cleanup_close_ int fd = open(lk, O_RDWR | O_CLOEXEC);
                                 left |= fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0;
                         }
-                if (d)
-                        closedir(d);
                 if (!left)
                         break;
                 struct timespec ts = {0, 10 * 1000 * 1000};

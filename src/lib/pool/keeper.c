@@ -32,13 +32,11 @@ static void sched_tree(pid_t pid, int policy, int depth)
         if (depth > 4)
                 return;
         _cleanup_free_ char *tdir = xasprintf("/proc/%d/task", pid);
-        DIR *d = opendir(tdir);
+        _cleanup_closedir_ DIR *d = opendir(tdir);
         if (!d)
                 return;
         struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
+        while ((de = readdir_no_dot(d))) {
                 pid_t tid = (pid_t)atoi(de->d_name);
                 struct sched_param sp = {0};
                 (void)sched_setscheduler(tid, policy, &sp);
@@ -49,7 +47,6 @@ static void sched_tree(pid_t pid, int policy, int depth)
                 for (char *save = NULL, *t = strtok_r(kids, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
                         sched_tree((pid_t)atoi(t), policy, depth + 1);
         }
-        closedir(d);
 }
 
 static void keeper_sched(struct vm *vm, int policy)
