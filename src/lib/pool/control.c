@@ -41,18 +41,89 @@ static int key_for(struct msb_ctx *ctx, const struct msb_run_opts *o, char *key,
         return r;
 }
 
-int msb_pool_start(struct msb_ctx *ctx, const struct msb_pool_opts *po, struct msb_error *err)
+/* The run options of the pool's VMs: 0, or -EINVAL with err filled (*ret
+ * is made either way, for the caller to free). */
+static int pool_opts(const struct msb_pool_opts *po, struct msb_run_opts **ret, struct msb_error *err)
 {
-        if (po->size < 1 || po->size > POOL_MAX_SIZE)
-                return msb_err(err, EINVAL, "--size %u: a pool keeps 1 to %d VMs", po->size, POOL_MAX_SIZE);
         struct msb_run_opts *o;
         msb_run_opts_new(&o);
+        *ret = o;
         int r = 0;
         if (po->cpus && msb_run_opts_set_cpus(o, po->cpus) < 0)
                 r = msb_err(err, EINVAL, "--cpus %u: 1 to 64", po->cpus);
         if (r >= 0 && po->memory_mib && msb_run_opts_set_memory_mib(o, po->memory_mib) < 0)
                 r = msb_err(err, EINVAL, "--memory %u MiB: expected a size from 128M to 64G", po->memory_mib);
         msb_run_opts_set_accel(o, po->accel);
+        return r;
+}
+
+/* The pool's directory, and its lock taken (*lock, the caller's to close
+ * even on failure). */
+static int pool_lock_dir(struct pool *p, const char *lockp, int *lock, struct msb_error *err)
+{
+        if (mkdir(p->dir, 0700) < 0 && errno != EEXIST)
+                return msb_err_errno(err, errno, "cannot create %s", p->dir);
+        if ((*lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0 || flock(*lock, LOCK_EX | LOCK_NB) < 0)
+                return msb_err(err, EEXIST, "a pool of this size (%s) is already running: msb pool status", p->key);
+        /* a client that found the directory stale may have removed it
+         * between our open and our lock: ours must still be the lock */
+        struct stat ls, ps;
+        if (fstat(*lock, &ls) < 0 || stat(lockp, &ps) < 0 || ls.st_ino != ps.st_ino || ls.st_dev != ps.st_dev)
+                return msb_err(err, EAGAIN, "pool %s: its directory changed while it started; run msb pool start again",
+                               p->key);
+        return 0;
+}
+
+/* The pool's socket, p->lfd. */
+static int pool_listen(struct pool *p, const char *sock, struct msb_error *err)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(sock) >= sizeof(sa.sun_path))
+                return msb_err(err, ENAMETOOLONG, "%s is too long for a unix socket; set MSB_HOME", sock);
+        strcpy(sa.sun_path, sock);
+        unlink(sock);
+        p->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (p->lfd < 0 || bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(p->lfd, 16) < 0)
+                return msb_err_errno(err, errno, "cannot listen on %s", sock);
+        return 0;
+}
+
+/* In the forked child: become the daemon (out of the caller's session,
+ * its own log), say "ok" on rp[1] and serve. */
+static _Noreturn void pool_daemonize(struct pool *p, int lock, const int rp[2], const char *logp)
+{
+        setsid();
+        if (fork() != 0)
+                _exit(0);
+        close(rp[0]);
+        int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+        int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        dup2(nul, 0);
+        dup2(nul, 1);
+        dup2(logfd >= 0 ? logfd : nul, 2);
+        /* nothing of the caller's reaches the keepers and VMs */
+        for (int fd = 3; fd < 4096; fd++)
+                if (fd != lock && fd != p->lfd && fd != rp[1])
+                        close(fd);
+        if (chdir("/") < 0)
+                _exit(1);
+        sigset_t m;
+        signals_block(&m, NULL, SIGTERM, SIGINT, SIGHUP, SIGCHLD, 0);
+        signal(SIGPIPE, SIG_IGN);
+        p->sfd = signalfd(-1, &m, SFD_CLOEXEC | SFD_NONBLOCK);
+        fprintf(stderr, "msb pool %s: %u VMs of %u vCPU, %u MiB\n", p->key, p->size, p->o->cpus, p->o->memory_mib);
+        (void)!write(rp[1], "ok", 2);
+        close(rp[1]);
+        p->lock = lock; /* held for the daemon's life */
+        pool_daemon_main(p);
+}
+
+int msb_pool_start(struct msb_ctx *ctx, const struct msb_pool_opts *po, struct msb_error *err)
+{
+        if (po->size < 1 || po->size > POOL_MAX_SIZE)
+                return msb_err(err, EINVAL, "--size %u: a pool keeps 1 to %d VMs", po->size, POOL_MAX_SIZE);
+        struct msb_run_opts *o;
+        int r = pool_opts(po, &o, err);
         struct pool *p = xcalloc(1, sizeof(*p));
         p->ctx = ctx;
         p->o = o;
@@ -67,59 +138,18 @@ int msb_pool_start(struct msb_ctx *ctx, const struct msb_pool_opts *po, struct m
         _cleanup_free_ char *lockp = xasprintf("%s/lock", p->dir), *sock = xasprintf("%s/sock", p->dir),
                              *logp = xasprintf("%s/pool.log", p->dir);
         _cleanup_close_ int lock = -1;
-        if (r >= 0 && mkdir(p->dir, 0700) < 0 && errno != EEXIST)
-                r = msb_err_errno(err, errno, "cannot create %s", p->dir);
-        if (r >= 0 && ((lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0))
-                r = msb_err(err, EEXIST, "a pool of this size (%s) is already running: msb pool status", p->key);
-        /* a client that found the directory stale may have removed it
-         * between our open and our lock: ours must still be the lock */
-        struct stat ls, ps;
-        if (r >= 0 && (fstat(lock, &ls) < 0 || stat(lockp, &ps) < 0 || ls.st_ino != ps.st_ino || ls.st_dev != ps.st_dev))
-                r = msb_err(err, EAGAIN, "pool %s: its directory changed while it started; run msb pool start again",
-                            p->key);
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        if (r >= 0 && strlen(sock) >= sizeof(sa.sun_path))
-                r = msb_err(err, ENAMETOOLONG, "%s is too long for a unix socket; set MSB_HOME", sock);
-        if (r >= 0) {
-                strcpy(sa.sun_path, sock);
-                unlink(sock);
-                p->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (p->lfd < 0 || bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(p->lfd, 16) < 0)
-                        r = msb_err_errno(err, errno, "cannot listen on %s", sock);
-        }
+        if (r >= 0)
+                r = pool_lock_dir(p, lockp, &lock, err);
+        if (r >= 0)
+                r = pool_listen(p, sock, err);
         int rp[2] = {-1, -1};
         if (r >= 0 && pipe2(rp, O_CLOEXEC) < 0)
                 r = msb_err_errno(err, errno, "pipe");
         pid_t pid = r >= 0 ? fork() : -1;
         if (r >= 0 && pid < 0)
                 r = msb_err_errno(err, errno, "fork");
-        if (r >= 0 && pid == 0) {
-                /* the daemon: out of the caller's session, its own log */
-                setsid();
-                if (fork() != 0)
-                        _exit(0);
-                close(rp[0]);
-                int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-                int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-                dup2(nul, 0);
-                dup2(nul, 1);
-                dup2(logfd >= 0 ? logfd : nul, 2);
-                /* nothing of the caller's reaches the keepers and VMs */
-                for (int fd = 3; fd < 4096; fd++)
-                        if (fd != lock && fd != p->lfd && fd != rp[1])
-                                close(fd);
-                if (chdir("/") < 0)
-                        _exit(1);
-                sigset_t m;
-                signals_block(&m, NULL, SIGTERM, SIGINT, SIGHUP, SIGCHLD, 0);
-                signal(SIGPIPE, SIG_IGN);
-                p->sfd = signalfd(-1, &m, SFD_CLOEXEC | SFD_NONBLOCK);
-                fprintf(stderr, "msb pool %s: %u VMs of %u vCPU, %u MiB\n", p->key, p->size, o->cpus, o->memory_mib);
-                (void)!write(rp[1], "ok", 2);
-                close(rp[1]);
-                p->lock = TAKE_FD(lock); /* held for the daemon's life */
-                pool_daemon_main(p);
-        }
+        if (r >= 0 && pid == 0)
+                pool_daemonize(p, lock, rp, logp);
         if (rp[1] >= 0)
                 close(rp[1]);
         if (pid > 0) {
