@@ -126,14 +126,10 @@ static void keeper_reap(void)
         }
 }
 
-_Noreturn void pool_keeper_main(struct msb_ctx *ctx, const struct msb_run_opts *o, int pool_fd)
+/* Boot the VM at idle priority as far as agentd's HELLO; a VM that does
+ * not get there ends the keeper. */
+static struct vm *keeper_boot(struct msb_ctx *ctx, const struct msb_run_opts *o, int pool_fd)
 {
-        prctl(PR_SET_NAME, "msb-pool-vm");
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() == 1)
-                _exit(1);
-        /* our children (QEMU, the servers) are reaped here */
-        prctl(PR_SET_CHILD_SUBREAPER, 1);
         struct sched_param sp = {0};
         if (geteuid() == 0)
                 sched_setscheduler(0, SCHED_IDLE, &sp);
@@ -153,13 +149,14 @@ _Noreturn void pool_keeper_main(struct msb_ctx *ctx, const struct msb_run_opts *
                 vm_free(vm);
                 _exit(1);
         }
-        char ready[96];
-        int rl = snprintf(ready, sizeof(ready), "R %d %d %d %d %s\n", vm->sb.qemu.pid, vm->sb.fsd[0].pid,
-                          vm->sb.fsd[1].pid, vm->sb.fsd[2].pid, vm->sb.id);
-        (void)!write(pool_fd, ready, (size_t)rl);
-        /* the pool sends the run's connection, or goes away; a VM that
-         * dies meanwhile (the OOM killer likes idle ones) ends its keeper,
-         * and the pool boots another */
+        return vm;
+}
+
+/* The pool sends the run's connection (returned), or goes away (-1); a VM
+ * that dies meanwhile (the OOM killer likes idle ones) ends its keeper,
+ * and the pool boots another (-1). */
+static int keeper_wait_run(struct vm *vm, int pool_fd)
+{
         int c = -1;
         for (;;) {
                 struct pollfd p[5] = {{.fd = pool_fd, .events = POLLIN}, {.fd = vm->sb.qemu.pidfd, .events = POLLIN},
@@ -184,6 +181,36 @@ _Noreturn void pool_keeper_main(struct msb_ctx *ctx, const struct msb_run_opts *
                         break;
                 }
         }
+        return c;
+}
+
+/* Until the run's connection c closes. */
+static void keeper_wait_end(int c)
+{
+        for (;;) {
+                struct pollfd p = {.fd = c, .events = POLLIN};
+                if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                        break;
+                char b[64];
+                if (p.revents && read(c, b, sizeof(b)) <= 0)
+                        break;
+        }
+}
+
+_Noreturn void pool_keeper_main(struct msb_ctx *ctx, const struct msb_run_opts *o, int pool_fd)
+{
+        prctl(PR_SET_NAME, "msb-pool-vm");
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1)
+                _exit(1);
+        /* our children (QEMU, the servers) are reaped here */
+        prctl(PR_SET_CHILD_SUBREAPER, 1);
+        struct vm *vm = keeper_boot(ctx, o, pool_fd);
+        char ready[96];
+        int rl = snprintf(ready, sizeof(ready), "R %d %d %d %d %s\n", vm->sb.qemu.pid, vm->sb.fsd[0].pid,
+                          vm->sb.fsd[1].pid, vm->sb.fsd[2].pid, vm->sb.id);
+        (void)!write(pool_fd, ready, (size_t)rl);
+        int c = keeper_wait_run(vm, pool_fd);
         if (c < 0) {
                 vm_free(vm);
                 _exit(0);
@@ -202,14 +229,7 @@ _Noreturn void pool_keeper_main(struct msb_ctx *ctx, const struct msb_run_opts *
          * msb-netd's); the run waits for their exits on its pidfds */
         close(vm->sb.ctl);
         vm->sb.ctl = -1;
-        for (;;) {
-                struct pollfd p = {.fd = c, .events = POLLIN};
-                if (poll(&p, 1, -1) < 0 && errno != EINTR)
-                        break;
-                char b[64];
-                if (p.revents && read(c, b, sizeof(b)) <= 0)
-                        break;
-        }
+        keeper_wait_end(c);
         /* the run is over (or gone): what is left of the VM goes */
         vm_free(vm);
         keeper_reap();
