@@ -102,7 +102,7 @@ static json_t *strv_json(char **v)
         return a;
 }
 
-static json_t *opts_json(const struct msb_run_opts *o)
+static json_t *volumes_json(const struct msb_run_opts *o)
 {
         json_t *vols = json_array();
         for (size_t i = 0; i < o->nvols; i++)
@@ -112,33 +112,13 @@ static json_t *opts_json(const struct msb_run_opts *o)
                                                       !!(o->vols[i].flags & MSB_VOLUME_OWNER_PASSTHROUGH), "nosuid",
                                                       !!(o->vols[i].flags & MSB_VOLUME_NOSUID), "noexec",
                                                       !!(o->vols[i].flags & MSB_VOLUME_NOEXEC)));
-        json_t *j = json_object();
-        json_object_set_new(j, "image", o->image ? json_string(o->image) : json_null());
-        json_object_set_new(j, "rootfs", o->rootfs ? json_string(o->rootfs) : json_null());
-        json_object_set_new(j, "command", strv_json(o->command));
-        json_object_set_new(j, "entrypoint", o->entrypoint_set ? json_string(o->entrypoint ? o->entrypoint : "")
-                                                                 : json_null());
-        json_object_set_new(j, "env", strv_json(o->env));
-        json_object_set_new(j, "workdir", o->workdir ? json_string(o->workdir) : json_null());
-        json_object_set_new(j, "user", o->user ? json_string(o->user) : json_null());
-        json_object_set_new(j, "hostname", o->hostname ? json_string(o->hostname) : json_null());
-        json_object_set_new(j, "cpus", json_integer(o->cpus));
-        json_object_set_new(j, "memory_mib", json_integer(o->memory_mib));
-        json_object_set_new(j, "accel", json_string(o->accel == MSB_ACCEL_KVM   ? "kvm"
-                                                    : o->accel == MSB_ACCEL_TCG ? "tcg"
-                                                                                : "auto"));
-        json_object_set_new(j, "fs_backend", o->fs_backend ? json_string(o->fs_backend) : json_null());
-        json_object_set_new(j, "interactive", json_boolean(o->stdin_forward));
-        json_object_set_new(j, "tty", json_boolean(o->tty));
-        json_object_set_new(j, "rows", json_integer(o->rows));
-        json_object_set_new(j, "cols", json_integer(o->cols));
-        json_object_set_new(j, "disk_size", json_integer((json_int_t)o->disk_size));
-        json_object_set_new(j, "disk", json_boolean(!o->no_disk));
-        json_object_set_new(j, "max_duration", json_integer(o->max_duration));
-        json_object_set_new(j, "idle_timeout", json_integer(o->idle_timeout));
-        json_object_set_new(j, "auto_remove", json_boolean(o->auto_remove));
-        json_object_set_new(j, "volumes", vols);
-        /* OCI bundles' (src/lib/bundle.c); a limit of -1 is unlimited */
+        return vols;
+}
+
+/* What only OCI bundles set (src/lib/bundle.c; bundle_opts_load() reads
+ * it back); a limit of -1 is unlimited. */
+static void bundle_opts_json(const struct msb_run_opts *o, json_t *j)
+{
         if (o->root_rw)
                 json_object_set_new(j, "root_rw", json_true());
         if (o->root_ro)
@@ -185,6 +165,37 @@ static json_t *opts_json(const struct msb_run_opts *o)
                 json_object_set_new(j, "confine", json_pack("{s:o,s:b,s:s}", "caps", caps, "no_new_privs",
                                                             o->confine.no_new_privs, "seccomp", hex));
         }
+}
+
+static json_t *opts_json(const struct msb_run_opts *o)
+{
+        json_t *j = json_object();
+        json_object_set_new(j, "image", o->image ? json_string(o->image) : json_null());
+        json_object_set_new(j, "rootfs", o->rootfs ? json_string(o->rootfs) : json_null());
+        json_object_set_new(j, "command", strv_json(o->command));
+        json_object_set_new(j, "entrypoint", o->entrypoint_set ? json_string(o->entrypoint ? o->entrypoint : "")
+                                                                 : json_null());
+        json_object_set_new(j, "env", strv_json(o->env));
+        json_object_set_new(j, "workdir", o->workdir ? json_string(o->workdir) : json_null());
+        json_object_set_new(j, "user", o->user ? json_string(o->user) : json_null());
+        json_object_set_new(j, "hostname", o->hostname ? json_string(o->hostname) : json_null());
+        json_object_set_new(j, "cpus", json_integer(o->cpus));
+        json_object_set_new(j, "memory_mib", json_integer(o->memory_mib));
+        json_object_set_new(j, "accel", json_string(o->accel == MSB_ACCEL_KVM   ? "kvm"
+                                                    : o->accel == MSB_ACCEL_TCG ? "tcg"
+                                                                                : "auto"));
+        json_object_set_new(j, "fs_backend", o->fs_backend ? json_string(o->fs_backend) : json_null());
+        json_object_set_new(j, "interactive", json_boolean(o->stdin_forward));
+        json_object_set_new(j, "tty", json_boolean(o->tty));
+        json_object_set_new(j, "rows", json_integer(o->rows));
+        json_object_set_new(j, "cols", json_integer(o->cols));
+        json_object_set_new(j, "disk_size", json_integer((json_int_t)o->disk_size));
+        json_object_set_new(j, "disk", json_boolean(!o->no_disk));
+        json_object_set_new(j, "max_duration", json_integer(o->max_duration));
+        json_object_set_new(j, "idle_timeout", json_integer(o->idle_timeout));
+        json_object_set_new(j, "auto_remove", json_boolean(o->auto_remove));
+        json_object_set_new(j, "volumes", volumes_json(o));
+        bundle_opts_json(o, j);
         json_object_set_new(j, "net", o->net_mode ? json_string(o->net_mode) : json_null());
         json_object_set_new(j, "net_rules", strv_json(o->net_rules));
         json_object_set_new(j, "ports", strv_json(o->net_ports));
