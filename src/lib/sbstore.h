@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "vm.h"
 
 #define SB_NAME_MAX 128
@@ -23,6 +25,16 @@ struct sb_state {
 };
 
 char *sb_dir(struct msb_ctx *ctx, const char *name);
+/* sbconfig.c: whether every string of o is valid UTF-8 (JSON holds no
+ * other): 0, or -EINVAL with err naming the input. */
+int sb_opts_check_utf8(const struct msb_run_opts *o, struct msb_error *err);
+/* sbconfig.c: o as config.json's object (a new reference). */
+json_t *sb_config_json(const struct msb_run_opts *o);
+/* sbconfig.c: the string at key of object j, or NULL */
+const char *sb_jstr(json_t *j, const char *key);
+/* sbconfig.c: the array of strings at key of j, as a new vector (or NULL) */
+char **sb_jstrv(json_t *j, const char *key);
+/* sbconfig.c: read config.json back into new run options (*ret). */
 int sb_config_load(struct msb_ctx *ctx, const char *name, struct msb_run_opts **ret, struct msb_error *err);
 int sb_state_read(const char *dir, struct sb_state *st);
 int sb_state_write(const char *dir, const struct sb_state *st);
