@@ -59,14 +59,14 @@ int sb_supervise(struct msb_ctx *ctx, const char *name, unsigned flags, struct m
 
 /* The fuzzer's way into the supervisor's handlers (supervisor/fuzz.c). */
 void sup_fuzz(const uint8_t *data, size_t size);
-/* client.c: until the supervisor has gone (its lock is free), at most
+/* lifecycle.c: until the supervisor has gone (its lock is free), at most
  * timeout_ms; whether it has. */
 bool sb_wait_gone(const char *dir, int timeout_ms);
 /* client.c, for copy.c: start a routine of agentd's (MSB_EXEC_INTERNAL:
  * "cp-out", "cp-in"), stdin forwarded or not; returns once it runs. */
 int sb_exec_routine(struct msb_ctx *ctx, const char *name, char *const argv[], bool with_stdin, struct msb_proc **ret,
                     struct msb_error *err);
-/* Relay a routine's streams until it exits: in_fd (or -1) to its stdin,
+/* relay.c: relay a routine's streams until it exits: in_fd (or -1) to its stdin,
  * its stdout to out_fd, its stderr kept in errbuf (errcap bytes, cut,
  * NUL-terminated).  When out_fd's reader goes away the process is killed
  * and what it still sends is dropped.  *ret_status as msb_run's. */
