@@ -37,11 +37,8 @@ static inline void strv_freep(char ***v)
 #define _cleanup_strv_ __attribute__((cleanup(strv_freep)))
 static inline void closedirp(DIR **d)
 {
-        if (*d) {
-                int saved = errno;
+        if (*d)
                 closedir(*d);
-                errno = saved;
-        }
 }
 #define _cleanup_closedir_ __attribute__((cleanup(closedirp)))
 

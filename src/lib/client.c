@@ -101,30 +101,23 @@ int sb_connect(struct msb_ctx *ctx, const char *name, struct msb_proc **ret, str
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", st.socket);
         sb_state_free(&st);
-        struct msb_proc *p = xcalloc(1, sizeof(*p));
+        _cleanup_proc_ struct msb_proc *p = xcalloc(1, sizeof(*p));
         p->name = xstrdup(name);
         p->dir = sb_dir(ctx, name);
         p->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (p->fd < 0 || connect(p->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-                r = errno == ENOENT || errno == ECONNREFUSED ? not_running(ctx, name, err)
-                                                             : msb_err_errno(err, errno, "sandbox '%s': cannot connect to %s",
-                                                                             name, sa.sun_path);
-                msb_proc_free(p);
-                return r;
-        }
+        if (p->fd < 0 || connect(p->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                return errno == ENOENT || errno == ECONNREFUSED
+                               ? not_running(ctx, name, err)
+                               : msb_err_errno(err, errno, "sandbox '%s': cannot connect to %s", name, sa.sun_path);
         msb_enc_hello(&p->out, MSB_PROTO_VERSION, "msb");
         struct msb_msg m;
-        if (client_send_out(p) < 0 || client_recv_msg(p, &m, REPLY_TIMEOUT_MS) != 1) {
-                msb_proc_free(p);
+        if (client_send_out(p) < 0 || client_recv_msg(p, &m, REPLY_TIMEOUT_MS) != 1)
                 return msb_err(err, EIO, "sandbox '%s': its supervisor did not answer", name);
-        }
         bool ok = m.type == MSB_MSG_HELLO && m.u.hello.version == MSB_PROTO_VERSION;
         msb_msg_free(&m);
-        if (!ok) {
-                msb_proc_free(p);
+        if (!ok)
                 return msb_err(err, EPROTO, "sandbox '%s': its supervisor speaks another protocol version", name);
-        }
-        *ret = p;
+        *ret = TAKE_PTR(p);
         return 0;
 }
 
@@ -142,20 +135,16 @@ int client_exit_value(const struct msb_msg *m)
 static int exec_request(struct msb_ctx *ctx, const char *name, const struct msb_exec_msg *ex, struct msb_proc **ret,
                         int *ret_status, struct msb_error *err)
 {
-        struct msb_proc *p;
+        _cleanup_proc_ struct msb_proc *p = NULL;
         int r = sb_connect(ctx, name, &p, err);
         if (r < 0)
                 return r;
-        if (msb_enc_exec(&p->out, ex) < 0) {
-                msb_proc_free(p);
+        if (msb_enc_exec(&p->out, ex) < 0)
                 return msb_err(err, E2BIG, "the command line and environment are too large");
-        }
         struct msb_msg m;
-        if (client_send_out(p) < 0 || (r = client_recv_msg(p, &m, REPLY_TIMEOUT_MS)) != 1) {
-                msb_proc_free(p);
+        if (client_send_out(p) < 0 || (r = client_recv_msg(p, &m, REPLY_TIMEOUT_MS)) != 1)
                 return msb_err(err, EIO, "sandbox '%s': %s", name,
                                r < 0 ? "its supervisor sent a malformed message" : "the process did not start");
-        }
         if (m.type == MSB_MSG_ERROR) {
                 bool exec = !strcmp(m.u.error.step, "exec") || !strcmp(m.u.error.step, "workdir") ||
                             !strcmp(m.u.error.step, "user");
@@ -165,16 +154,14 @@ static int exec_request(struct msb_ctx *ctx, const char *name, const struct msb_
                         r = 1;
                 }
                 msb_msg_free(&m);
-                msb_proc_free(p);
                 return r;
         }
         if (m.type != MSB_MSG_STARTED) {
                 msb_msg_free(&m);
-                msb_proc_free(p);
                 return msb_err(err, EPROTO, "sandbox '%s': unexpected answer from its supervisor", name);
         }
         msb_msg_free(&m);
-        *ret = p;
+        *ret = TAKE_PTR(p);
         return 0;
 }
 
@@ -232,17 +219,15 @@ int sb_exec_routine(struct msb_ctx *ctx, const char *name, char *const argv[], b
 int msb_sandbox_attach(struct msb_ctx *ctx, const char *name, bool forward_stdin, struct msb_proc **ret,
                        struct msb_error *err)
 {
-        struct msb_proc *p;
+        _cleanup_proc_ struct msb_proc *p = NULL;
         int r = sb_connect(ctx, name, &p, err);
         if (r < 0)
                 return r;
         p->attach = true;
         msb_enc_u32(&p->out, MSB_MSG_ATTACH, 1, forward_stdin ? MSB_ATTACH_STDIN : 0);
-        if (client_send_out(p) < 0) {
-                msb_proc_free(p);
+        if (client_send_out(p) < 0)
                 return msb_err(err, EIO, "sandbox '%s': its supervisor went away", name);
-        }
-        *ret = p;
+        *ret = TAKE_PTR(p);
         return 0;
 }
 

@@ -22,6 +22,12 @@ struct msb_proc {
         char *name;
 };
 
+static inline void msb_proc_freep(struct msb_proc **p)
+{
+        msb_proc_free(*p);
+}
+#define _cleanup_proc_ __attribute__((cleanup(msb_proc_freep)))
+
 /* client.c: send what p->out holds, waiting as the socket needs: 0, or
  * -EPIPE */
 int client_send_out(struct msb_proc *p);

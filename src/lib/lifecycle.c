@@ -53,7 +53,7 @@ int msb_sandbox_start(struct msb_ctx *ctx, const char *name, unsigned flags, str
 static int request(struct msb_ctx *ctx, const char *name, void (*enc)(struct msb_buf *, uint32_t), uint32_t v,
                    int timeout_ms, int *ret_status, struct msb_error *err)
 {
-        struct msb_proc *p;
+        _cleanup_proc_ struct msb_proc *p = NULL;
         int r = sb_connect(ctx, name, &p, err);
         if (r < 0)
                 return r;
@@ -71,7 +71,6 @@ static int request(struct msb_ctx *ctx, const char *name, void (*enc)(struct msb
                 msb_msg_free(&m);
         } else if (ret_status)
                 *ret_status = -1;
-        msb_proc_free(p);
         return r;
 }
 
