@@ -85,6 +85,43 @@ static void child_adopt(struct child *c, pid_t pid, int pidfd, const char *what,
         *c = (struct child){.pid = pid, .pidfd = pidfd, .what = xstrdup(what), .log = log};
 }
 
+/* A keeper's hand-over (n fds with it) that can be taken: complete, and
+ * the VM's dir one of our runtime dir's, nothing else. */
+static bool handover_ok(struct msb_ctx *ctx, const struct handover *h, int n)
+{
+        bool ok = n == HANDOVER_FDS && !memcmp(h->magic, HANDOVER_MAGIC, 8) && !h->id[24] &&
+                  strspn(h->id, "0123456789abcdef") == 24 && memchr(h->dir, 0, sizeof(h->dir)) &&
+                  memchr(h->tag[0], 0, 40) && memchr(h->tag[1], 0, 40);
+        if (!ok)
+                return false;
+        _cleanup_free_ char *want = xasprintf("%s/%s", ctx->runtime_dir, h->id);
+        return !strcmp(want, h->dir);
+}
+
+/* The handed VM becomes sb's: its runtime dir, control channel, lock and
+ * QEMU, and the servers still to configure (sb->warm, with the keeper's
+ * connection). */
+static void warm_adopt(struct sandbox *sb, const struct handover *h, const int fds[HANDOVER_FDS], int keeper)
+{
+        struct warm *w = xcalloc(1, sizeof(*w));
+        w->keeper = keeper;
+        w->v6 = h->v6;
+        memcpy(w->tag, h->tag, sizeof(w->tag));
+        memcpy(sb->id, h->id, sizeof(sb->id));
+        sb->dir = xstrdup(h->dir);
+        sb->ctl = fds[0];
+        sb->lock_fd = fds[1];
+        sb->console = xasprintf("%s/console.log", sb->dir);
+        child_adopt(&sb->qemu, h->qemu, fds[2], "QEMU", NULL);
+        for (int i = 0; i < 2; i++)
+                child_adopt(&w->fsd[i], h->fsd[i], fds[3 + i], "virtio-fs server",
+                            xasprintf("%s/fsd%d.log", sb->dir, i));
+        child_adopt(&w->netd, h->netd, fds[5], "network process (msb-netd)", xasprintf("%s/net.log", sb->dir));
+        w->netd.net = true;
+        sb->warm = w;
+        fcntl(sb->ctl, F_SETFL, fcntl(sb->ctl, F_GETFL) | O_NONBLOCK);
+}
+
 int pool_take(struct vm *vm, const struct msb_run_opts *o, const struct vm_opts *vo)
 {
         struct sandbox *sb = &vm->sb;
@@ -129,38 +166,13 @@ int pool_take(struct vm *vm, const struct msb_run_opts *o, const struct vm_opts 
         if (write_all(fd, "TAKE\n", 5) < 0)
                 return 0;
         int n = pool_recv_fds(fd, &h, sizeof(h), fds, HANDOVER_FDS);
-        _cleanup_free_ char *want = NULL;
-        bool ok = n == HANDOVER_FDS && !memcmp(h.magic, HANDOVER_MAGIC, 8) && !h.id[24] &&
-                  strspn(h.id, "0123456789abcdef") == 24 && memchr(h.dir, 0, sizeof(h.dir)) &&
-                  memchr(h.tag[0], 0, 40) && memchr(h.tag[1], 0, 40);
-        /* the VM's dir is one of our runtime dir's, nothing else */
-        if (ok) {
-                want = xasprintf("%s/%s", ctx->runtime_dir, h.id);
-                ok = !strcmp(want, h.dir);
-        }
-        if (!ok) {
+        if (!handover_ok(ctx, &h, n)) {
                 for (int i = 0; i < n; i++)
                         close(fds[i]);
                 msb_log(ctx, 1, "pool %s: no warm VM (%s); booting one", key, n < 0 ? errno_text(-n) : "empty");
                 return 0;
         }
-        struct warm *w = xcalloc(1, sizeof(*w));
-        w->keeper = TAKE_FD(fd);
-        w->v6 = h.v6;
-        memcpy(w->tag, h.tag, sizeof(w->tag));
-        memcpy(sb->id, h.id, sizeof(sb->id));
-        sb->dir = xstrdup(h.dir);
-        sb->ctl = fds[0];
-        sb->lock_fd = fds[1];
-        sb->console = xasprintf("%s/console.log", sb->dir);
-        child_adopt(&sb->qemu, h.qemu, fds[2], "QEMU", NULL);
-        for (int i = 0; i < 2; i++)
-                child_adopt(&w->fsd[i], h.fsd[i], fds[3 + i], "virtio-fs server",
-                            xasprintf("%s/fsd%d.log", sb->dir, i));
-        child_adopt(&w->netd, h.netd, fds[5], "network process (msb-netd)", xasprintf("%s/net.log", sb->dir));
-        w->netd.net = true;
-        sb->warm = w;
-        fcntl(sb->ctl, F_SETFL, fcntl(sb->ctl, F_GETFL) | O_NONBLOCK);
+        warm_adopt(sb, &h, fds, TAKE_FD(fd));
         msb_log(ctx, 1, "pool %s: took warm VM %s", key, sb->id);
         return 1;
 }
