@@ -382,3 +382,11 @@ bool str_has_prefix(const char *s, const char *prefix)
 {
         return strncmp(s, prefix, strlen(prefix)) == 0;
 }
+
+struct dirent *readdir_no_dot(DIR *d)
+{
+        struct dirent *de;
+        while ((de = readdir(d)) && de->d_name[0] == '.') {
+        }
+        return de;
+}

@@ -35,6 +35,12 @@ static inline void strv_freep(char ***v)
 #define _cleanup_free_ __attribute__((cleanup(freep)))
 #define _cleanup_close_ __attribute__((cleanup(closep)))
 #define _cleanup_strv_ __attribute__((cleanup(strv_freep)))
+static inline void closedirp(DIR **d)
+{
+        if (*d)
+                closedir(*d);
+}
+#define _cleanup_closedir_ __attribute__((cleanup(closedirp)))
 
 /* Take ownership out of a cleanup variable. */
 #define TAKE_PTR(p)                          \
@@ -100,3 +106,7 @@ int rm_rf(const char *path);
 int random_hex(char *out, size_t len);
 
 bool str_has_prefix(const char *s, const char *prefix);
+
+/* The next entry of d whose name does not start with '.' (not ".", "..",
+ * nor a hidden or temporary name), or NULL at the end. */
+struct dirent *readdir_no_dot(DIR *d);

@@ -91,12 +91,10 @@ static int guest_path(const char *p, char **ret, struct msb_error *err)
  * itself once the copy's connection is gone. */
 static int sb_acquire(struct msb_ctx *ctx, const char *name, bool *ret_booted, struct msb_error *err)
 {
-        struct sb_state st;
-        int r = sb_state_current(ctx, name, &st, err);
+        bool running;
+        int r = sb_running(ctx, name, &running, err);
         if (r < 0)
                 return r;
-        bool running = !strcmp(st.status, "running");
-        sb_state_free(&st);
         *ret_booted = false;
         if (running)
                 return 0;
@@ -196,7 +194,7 @@ static int out_tmpdir(struct out_target *t, struct msb_error *err)
         t->parentfd = open(slash ? parent : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (t->parentfd < 0)
                 return msb_err(err, errno, "cp: destination '%s': directory '%s' %s", t->dst, slash ? parent : ".",
-                               errno == ENOENT ? "does not exist" : strerror(errno));
+                               errno == ENOENT ? "does not exist" : errno_text(errno));
         for (int tries = 0; tries < 100; tries++) {
                 char hex[17];
                 random_hex(hex, 8);
@@ -208,7 +206,7 @@ static int out_tmpdir(struct out_target *t, struct msb_error *err)
                 free(t->tmp);
                 t->tmp = NULL;
                 if (e != EEXIST)
-                        return msb_err(err, e, "cp: cannot write next to '%s': %s", t->dst, strerror(e));
+                        return msb_err_errno(err, e, "cp: cannot write next to '%s'", t->dst);
         }
         t->dirfd = t->tmp ? openat(t->parentfd, t->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
         return t->dirfd < 0 ? msb_err(err, EIO, "cp: cannot write next to '%s'", t->dst) : 0;
@@ -227,10 +225,10 @@ static int out_target_open(struct out_target *t, const char *dst, const char *sr
         if (sr == 0 && S_ISDIR(st.st_mode)) {
                 t->top = top_name(src);
                 t->dirfd = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                return t->dirfd < 0 ? msb_err(err, errno, "cp: destination '%s': %s", dst, strerror(errno)) : 0;
+                return t->dirfd < 0 ? msb_err_errno(err, errno, "cp: destination '%s'", dst) : 0;
         }
         if (sr < 0 && errno != ENOENT)
-                return msb_err(err, errno, "cp: destination '%s': %s", dst, strerror(errno));
+                return msb_err_errno(err, errno, "cp: destination '%s'", dst);
         t->exists = sr == 0;
         t->top = xstrdup(TOP_NAME);
         return out_tmpdir(t, err);
@@ -248,7 +246,7 @@ static int out_land(struct out_target *t, struct msb_error *err)
         if (t->slash && !dir)
                 return msb_err(err, ENOENT, "cp: destination directory '%s' does not exist", t->dst);
         if (renameat(t->dirfd, TOP_NAME, t->parentfd, t->base) < 0)
-                return msb_err(err, errno, "cp: cannot put the copy at '%s': %s", t->dst, strerror(errno));
+                return msb_err_errno(err, errno, "cp: cannot put the copy at '%s'", t->dst);
         return 0;
 }
 
@@ -258,7 +256,7 @@ static int out_stream(struct msb_proc *p, const char *name, struct out_target *t
 {
         int pfd[2];
         if (pipe2(pfd, O_CLOEXEC) < 0)
-                return msb_err(err, errno, "pipe: %s", strerror(errno));
+                return msb_err_errno(err, errno, "pipe");
         struct unpack_job j = {.fd = pfd[0], .rootfd = t->dirfd, .o = TAR_OPTS_DEFAULT};
         j.o.copy = true;
         j.o.copy_top = t->top; /* the one name the guest may create under a directory */
@@ -293,8 +291,8 @@ static int copy_check(struct msb_ctx *ctx, const char *name, const char *gpath, 
                       char **ret_gpath, struct msb_error *err)
 {
         struct sb_state st;
-        int r = msb_sandbox_name_check(name, err);
-        if (r < 0 || (r = sb_state_current(ctx, name, &st, err)) < 0)
+        int r = sb_open(ctx, name, NULL, &st, err);
+        if (r < 0)
                 return r;
         sb_state_free(&st);
         if (flags & ~(in ? MSB_COPY_ARCHIVE : 0u))
@@ -389,7 +387,7 @@ static int in_source_check(const char *src, struct msb_error *err)
                 return msb_err(err, EINVAL, "cp: the source path is empty");
         if ((wants_contents(src) ? stat(src, &st) : lstat(src, &st)) < 0)
                 return msb_err(err, errno, "cp: source '%s' %s", src,
-                               errno == ENOENT ? "does not exist" : strerror(errno));
+                               errno == ENOENT ? "does not exist" : errno_text(errno));
         return 0;
 }
 
@@ -399,7 +397,7 @@ static int in_stream(struct msb_proc *p, const char *name, const char *src, cons
 {
         int pfd[2];
         if (pipe2(pfd, O_CLOEXEC) < 0)
-                return msb_err(err, errno, "pipe: %s", strerror(errno));
+                return msb_err_errno(err, errno, "pipe");
         struct pack_job j = {.fd = pfd[1], .src = src, .top = top};
         pthread_t th;
         int r = thread_start(&th, pack_thread, &j);
