@@ -105,7 +105,7 @@ static int write_ref(int store_fd, const char *name, const char *hex, struct msb
         _cleanup_free_ char *rp = xasprintf("refs/%s", rf);
         _cleanup_free_ char *line = xasprintf("sha256:%s\n", hex);
         int r = write_file_atomic_at(store_fd, rp, line, strlen(line), 0644);
-        return r < 0 ? msb_err(err, r, "cannot record image name %s: %s", name, strerror(-r)) : 0;
+        return r < 0 ? msb_err_errno(err, r, "cannot record image name %s", name) : 0;
 }
 
 static json_t *load_json_at(int dirfd, const char *path, struct msb_error *err, const char *what)
@@ -113,11 +113,13 @@ static json_t *load_json_at(int dirfd, const char *path, struct msb_error *err, 
         _cleanup_free_ char *data = NULL;
         size_t len;
         int r = read_file_beneath(dirfd, path, MAX_JSON_SIZE, &data, &len);
-        if (r < 0) {
+        if (r == -EFBIG || r == -EINVAL) {
                 msb_err(err, r, "%s: cannot read %s: %s", what, path,
-                        r == -EFBIG    ? "larger than 4 MiB"
-                        : r == -EINVAL ? "not a regular file"
-                                       : strerror(-r));
+                        r == -EFBIG ? "larger than 4 MiB" : "not a regular file");
+                return NULL;
+        }
+        if (r < 0) {
+                msb_err_errno(err, r, "%s: cannot read %s", what, path);
                 return NULL;
         }
         json_error_t je;
@@ -216,15 +218,14 @@ static int store_dirs_private(struct msb_ctx *ctx, const char *root, struct msb_
                 if (r == 0 && stat(dirs[i], &st) < 0)
                         r = -errno;
                 if (r < 0)
-                        return msb_err(err, r, "cannot create image store %s: %s", dirs[i], strerror(-r));
+                        return msb_err_errno(err, r, "cannot create image store %s", dirs[i]);
                 if (st.st_uid != geteuid())
                         return msb_err(err, EPERM,
                                        "%s belongs to uid %u, not to you: another user could change your images; "
                                        "set MSB_HOME to a directory of your own",
                                        dirs[i], (unsigned)st.st_uid);
                 if ((st.st_mode & 077) && chmod(dirs[i], st.st_mode & 07700) < 0)
-                        return msb_err(err, errno, "cannot make %s private (mode 0700): %s", dirs[i],
-                                       strerror(errno));
+                        return msb_err_errno(err, errno, "cannot make %s private (mode 0700)", dirs[i]);
         }
         return 0;
 }
@@ -242,7 +243,7 @@ static int store_open_unlocked(struct msb_ctx *ctx, struct store *s, struct msb_
                 _cleanup_free_ char *p = xasprintf("%s/%s", s->root, sub[i]);
                 r = mkdir_p(p, 0700);
                 if (r < 0)
-                        msb_err(err, r, "cannot create image store %s: %s", p, strerror(-r));
+                        msb_err_errno(err, r, "cannot create image store %s", p);
         }
         if (r < 0) {
                 free(s->root);
@@ -251,7 +252,7 @@ static int store_open_unlocked(struct msb_ctx *ctx, struct store *s, struct msb_
         s->fd = open(s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (s->fd < 0) {
                 int e = errno;
-                msb_err(err, e, "cannot open image store %s: %s", s->root, strerror(e));
+                msb_err_errno(err, e, "cannot open image store %s", s->root);
                 free(s->root);
                 return -e;
         }
@@ -372,14 +373,14 @@ static int store_lock(struct store *s, int how, struct msb_error *err)
 {
         s->lock = openat(s->fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (s->lock < 0)
-                return msb_err(err, errno, "cannot lock the image store %s: %s", s->root, strerror(errno));
+                return msb_err_errno(err, errno, "cannot lock the image store %s", s->root);
         /* alone in the store? then clear what dead writers left first */
         if (how == LOCK_SH && flock(s->lock, LOCK_EX | LOCK_NB) == 0) {
                 store_sweep_tmp(s);
                 store_migrate(s->ctx, s);
         }
         if (flock(s->lock, how) < 0)
-                return msb_err(err, errno, "cannot lock the image store %s: %s", s->root, strerror(errno));
+                return msb_err_errno(err, errno, "cannot lock the image store %s", s->root);
         if (how == LOCK_EX) {
                 store_sweep_tmp(s);
                 store_migrate(s->ctx, s);
@@ -410,7 +411,7 @@ static int store_copy_in(struct store *s, int in, const char *what, uint64_t max
          * fifo (a hang with the store locked) never is */
         struct stat ist;
         if (fstat(in, &ist) < 0)
-                return msb_err(err, errno, "%s: %s", what, strerror(errno));
+                return msb_err_errno(err, errno, "%s", what);
         if (!S_ISREG(ist.st_mode))
                 return msb_err(err, EINVAL, "%s is not a regular file", what);
         char rnd[17];
@@ -419,7 +420,7 @@ static int store_copy_in(struct store *s, int in, const char *what, uint64_t max
         _cleanup_close_ int out = openat(s->fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (out < 0) {
                 int e = errno;
-                msb_err(err, e, "cannot create %s/%s: %s", s->root, tmp, strerror(e));
+                msb_err_errno(err, e, "cannot create %s/%s", s->root, tmp);
                 free(tmp);
                 return -e;
         }
@@ -433,7 +434,7 @@ static int store_copy_in(struct store *s, int in, const char *what, uint64_t max
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
-                        r = msb_err(err, errno, "%s: read: %s", what, strerror(errno));
+                        r = msb_err_errno(err, errno, "%s: read", what);
                         break;
                 }
                 if (n == 0)
@@ -446,7 +447,7 @@ static int store_copy_in(struct store *s, int in, const char *what, uint64_t max
                 sha256_update(&h, buf, (size_t)n);
                 total += (uint64_t)n;
                 if ((r = write_all(out, buf, (size_t)n)) < 0) {
-                        r = msb_err(err, r, "%s: write: %s", what, strerror(-r));
+                        r = msb_err_errno(err, r, "%s: write", what);
                         break;
                 }
         }
@@ -472,7 +473,7 @@ static int store_put_blob(struct store *s, int layout_fd, const char *digest, js
                 return 0;
         _cleanup_close_ int in = open_beneath_at(layout_fd, dst);
         if (in < 0)
-                return msb_err(err, -in, "blob %s: %s", digest, strerror(-in));
+                return msb_err_errno(err, -in, "blob %s", digest);
         _cleanup_free_ char *tmp = NULL;
         char got[65];
         uint64_t total;
@@ -485,7 +486,7 @@ static int store_put_blob(struct store *s, int layout_fd, const char *digest, js
                 r = msb_err(err, EBADMSG, "blob %s: size %llu does not match the descriptor's %lld", digest,
                             (unsigned long long)total, (long long)size);
         if (r == 0 && renameat(s->fd, tmp, s->fd, dst) < 0)
-                r = msb_err(err, errno, "blob %s: rename: %s", digest, strerror(errno));
+                r = msb_err_errno(err, errno, "blob %s: rename", digest);
         if (r < 0)
                 unlinkat(s->fd, tmp, 0);
         return r;
@@ -544,12 +545,12 @@ static int unpack_rootfs(struct msb_ctx *ctx, struct store *s, const char *mhex,
         random_hex(rnd, 8);
         _cleanup_free_ char *tmp = xasprintf("tmp/rootfs-%s", rnd);
         if (mkdirat(s->fd, tmp, 0755) < 0)
-                return msb_err(err, errno, "cannot create %s/%s: %s", s->root, tmp, strerror(errno));
+                return msb_err_errno(err, errno, "cannot create %s/%s", s->root, tmp);
         struct tar_opts opts = TAR_OPTS_DEFAULT;
         int r = msb_config_unpack_limits(&opts.max_bytes, &opts.max_entries, err);
         _cleanup_close_ int rootfd = openat(s->fd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (rootfd < 0)
-                r = msb_err(err, errno, "cannot open %s: %s", tmp, strerror(errno));
+                r = msb_err_errno(err, errno, "cannot open %s", tmp);
         size_t i;
         json_t *l;
         json_array_foreach(layers, i, l)
@@ -565,7 +566,7 @@ static int unpack_rootfs(struct msb_ctx *ctx, struct store *s, const char *mhex,
                 _cleanup_free_ char *bp = xasprintf("blobs/sha256/%s", hex);
                 _cleanup_close_ int bfd = openat(s->fd, bp, O_RDONLY | O_CLOEXEC);
                 if (bfd < 0) {
-                        r = msb_err(err, errno, "layer %s: %s", dg, strerror(errno));
+                        r = msb_err_errno(err, errno, "layer %s", dg);
                         break;
                 }
                 struct tar_stats st;
@@ -587,7 +588,7 @@ static int unpack_rootfs(struct msb_ctx *ctx, struct store *s, const char *mhex,
                 if (errno == EEXIST || errno == ENOTEMPTY)
                         r = 0; /* a concurrent import won; ours is identical */
                 else
-                        r = msb_err(err, errno, "cannot move rootfs into place: %s", strerror(errno));
+                        r = msb_err_errno(err, errno, "cannot move rootfs into place");
                 rm_rf_at(s->fd, tmp);
         } else if (r < 0)
                 rm_rf_at(s->fd, tmp);
@@ -603,7 +604,7 @@ int msb_image_import(struct msb_ctx *ctx, const char *layout_dir, const char *ta
                 return r;
         _cleanup_close_ int lfd = open(layout_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (lfd < 0)
-                return msb_err(err, errno, "OCI layout '%s': %s", layout_dir, strerror(errno));
+                return msb_err_errno(err, errno, "OCI layout '%s'", layout_dir);
         if (faccessat(lfd, "oci-layout", R_OK, 0) < 0)
                 return msb_err(err, EINVAL, "'%s' is not an OCI image layout (no oci-layout file)", layout_dir);
         struct store s;
@@ -719,7 +720,7 @@ int msb_image_import(struct msb_ctx *ctx, const char *layout_dir, const char *ta
                 size_t cl;
                 r = read_file_at(s.fd, p, MAX_JSON_SIZE, &cj, &cl);
                 if (r < 0) {
-                        r = msb_err(err, r, "image config: %s", strerror(-r));
+                        r = msb_err_errno(err, r, "image config");
                         goto out;
                 }
                 struct msb_image_config c;
@@ -832,7 +833,7 @@ int msb_image_open(struct msb_ctx *ctx, const char *ref, char **ret_rootfs, stru
         size_t cl;
         r = read_file_at(sfd, cp, MAX_JSON_SIZE, &cj, &cl);
         if (r < 0)
-                return msb_err(err, r, "image '%s': cannot read config: %s", norm, strerror(-r));
+                return msb_err_errno(err, r, "image '%s': cannot read config", norm);
         _cleanup_free_ char *rootfs = xasprintf("%s/rootfs/%s", root, mhex);
         struct stat st;
         if (root == mine && !store_current_at(sfd)) {
@@ -914,7 +915,7 @@ static int blob_sink_write(void *arg, const void *p, size_t n)
                 if (w < 0 && errno == EINTR)
                         continue;
                 if (w < 0)
-                        return msb_err(b->err, errno, "blob %s: write: %s", b->digest, strerror(errno));
+                        return msb_err_errno(b->err, errno, "blob %s: write", b->digest);
                 q += w;
                 left -= (size_t)w;
                 at += w;
@@ -945,9 +946,9 @@ static int store_fetch_blob(struct store *s, struct reg *g, const char *digest, 
         _cleanup_free_ char *part = xasprintf("tmp/partial-%s", hex);
         _cleanup_close_ int fd = openat(s->fd, part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0)
-                return msb_err(err, errno, "cannot create %s/%s: %s", s->root, part, strerror(errno));
+                return msb_err_errno(err, errno, "cannot create %s/%s", s->root, part);
         if (flock(fd, LOCK_EX) < 0)
-                return msb_err(err, errno, "cannot lock %s/%s: %s", s->root, part, strerror(errno));
+                return msb_err_errno(err, errno, "cannot lock %s/%s", s->root, part);
         if (faccessat(s->fd, dst, R_OK, 0) == 0)
                 return 1; /* the other pull finished it */
         struct blob_sink b = {.fd = fd, .max = (uint64_t)size, .digest = digest, .job = job, .err = err};
@@ -962,7 +963,7 @@ static int store_fetch_blob(struct store *s, struct reg *g, const char *digest, 
                         b.got += (uint64_t)n;
                 }
         } else if (ftruncate(fd, 0) < 0) {
-                return msb_err(err, errno, "blob %s: truncate: %s", digest, strerror(errno));
+                return msb_err_errno(err, errno, "blob %s: truncate", digest);
         }
         int r = 0;
         if (b.got < (uint64_t)size)
@@ -983,7 +984,7 @@ static int store_fetch_blob(struct store *s, struct reg *g, const char *digest, 
         if (r == -EBADMSG)
                 bad = true;
         if (r == 0 && renameat(s->fd, part, s->fd, dst) < 0)
-                r = msb_err(err, errno, "blob %s: rename: %s", digest, strerror(errno));
+                r = msb_err_errno(err, errno, "blob %s: rename", digest);
         /* a wrong answer is not worth resuming; a broken connection is */
         if (bad)
                 unlinkat(s->fd, part, 0);
@@ -1138,7 +1139,7 @@ static int store_put_bytes(struct store *s, const char *hex, const char *data, s
         if (faccessat(s->fd, dst, R_OK, 0) == 0)
                 return 0;
         int r = write_file_atomic_at(s->fd, dst, data, len, 0644);
-        return r < 0 ? msb_err(err, r, "cannot store manifest %s: %s", hex, strerror(-r)) : 0;
+        return r < 0 ? msb_err_errno(err, r, "cannot store manifest %s", hex) : 0;
 }
 
 static bool is_schema1(const char *media, json_t *m)
@@ -1259,7 +1260,7 @@ static int pull_from(struct msb_ctx *ctx, struct store *s, struct reg *g, const 
                 r = read_file_at(s->fd, p, MAX_JSON_SIZE, &cj, &cl);
                 struct msb_image_config c;
                 if (r < 0)
-                        r = msb_err(err, r, "%s: image config: %s", name, strerror(-r));
+                        r = msb_err_errno(err, r, "%s: image config", name);
                 else if ((r = msb_image_config_parse(cj, cl, &c, err)) == 0)
                         msb_image_config_free(&c);
                 if (r == 0) {
@@ -1393,7 +1394,7 @@ static int store_list(const char *root, bool system, struct msb_image_info **v, 
 {
         _cleanup_close_ int sfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (sfd < 0)
-                return errno == ENOENT ? 0 : msb_err(err, errno, "image store %s: %s", root, strerror(errno));
+                return errno == ENOENT ? 0 : msb_err_errno(err, errno, "image store %s", root);
         _cleanup_close_ int rfd = openat(sfd, "refs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *d = rfd >= 0 ? fdopendir_dup(rfd) : NULL;
         if (!d)
@@ -1517,7 +1518,7 @@ static int store_live_blobs(struct store *s, char ***ret_keep, struct msb_error 
         _cleanup_close_ int rfd = openat(s->fd, "refs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *d = rfd >= 0 ? fdopendir_dup(rfd) : NULL;
         if (!d)
-                return msb_err(err, errno, "cannot list %s/refs: %s", s->root, strerror(errno));
+                return msb_err_errno(err, errno, "cannot list %s/refs", s->root);
         char **keep = NULL;
         int r = 0;
         struct dirent *de;
@@ -1528,7 +1529,7 @@ static int store_live_blobs(struct store *s, char ***ret_keep, struct msb_error 
                 const char *h;
                 r = read_file_at(rfd, de->d_name, 4096, &line, NULL);
                 if (r < 0) {
-                        msb_err(err, r, "cannot read %s/refs/%s: %s", s->root, de->d_name, strerror(-r));
+                        msb_err_errno(err, r, "cannot read %s/refs/%s", s->root, de->d_name);
                         break;
                 }
                 line[strcspn(line, "\n")] = 0;
@@ -1595,7 +1596,7 @@ int msb_image_remove(struct msb_ctx *ctx, const char *ref, struct msb_error *err
                 return msb_err(err, EBUSY, "image '%s' is used by a running sandbox; stop it first", ref);
         }
         if (unlinkat(s.fd, rp, 0) < 0) {
-                r = msb_err(err, errno, "cannot remove %s/%s: %s", s.root, rp, strerror(errno));
+                r = msb_err_errno(err, errno, "cannot remove %s/%s", s.root, rp);
                 store_close(&s);
                 return r;
         }
@@ -1651,7 +1652,7 @@ static int store_put_file(struct store *s, int dirfd, const char *path, char *he
 {
         _cleanup_close_ int in = open_beneath_at(dirfd, path);
         if (in < 0)
-                return msb_err(err, -in, "archive entry '%s': %s", path, strerror(-in));
+                return msb_err_errno(err, -in, "archive entry '%s'", path);
         _cleanup_free_ char *tmp = NULL;
         /* a docker save archive declares no sizes: the unpack budget
          * bounded the file already; one blob's own cap on top */
@@ -1660,7 +1661,7 @@ static int store_put_file(struct store *s, int dirfd, const char *path, char *he
                 return r;
         _cleanup_free_ char *dst = xasprintf("blobs/sha256/%s", hex);
         if (renameat(s->fd, tmp, s->fd, dst) < 0) {
-                r = msb_err(err, errno, "cannot store %s: %s", path, strerror(errno));
+                r = msb_err_errno(err, errno, "cannot store %s", path);
                 unlinkat(s->fd, tmp, 0);
         }
         return r;
@@ -1675,7 +1676,7 @@ static int load_docker(struct msb_ctx *ctx, struct store *s, int dirfd, const ch
         size_t rawlen;
         int r = read_file_beneath(dirfd, "manifest.json", MAX_JSON_SIZE, &raw, &rawlen);
         if (r < 0)
-                return msb_err(err, r, "docker archive: manifest.json: %s", strerror(-r));
+                return msb_err_errno(err, r, "docker archive: manifest.json");
         json_error_t je;
         json_t *list = json_loadb(raw, rawlen, JSON_REJECT_DUPLICATES, &je);
         if (!list)
@@ -1706,7 +1707,7 @@ static int load_docker(struct msb_ctx *ctx, struct store *s, int dirfd, const ch
                         r = read_file_at(s->fd, cp, MAX_JSON_SIZE, &cj, &cl);
                         if (r < 0 || (r = msb_image_config_parse(cj, cl, &c, err)) < 0) {
                                 if (r != -EINVAL)
-                                        msb_err(err, r, "docker archive: config %s: %s", cfg, strerror(-r));
+                                        msb_err_errno(err, r, "docker archive: config %s", cfg);
                                 break;
                         }
                         msb_image_config_free(&c);
@@ -1787,7 +1788,7 @@ int msb_image_load(struct msb_ctx *ctx, const char *file, const char *name, char
         /* O_NONBLOCK: a fifo must not hang us (later holding the store lock) */
         _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd < 0)
-                return msb_err(err, errno, "'%s': %s", file, strerror(errno));
+                return msb_err_errno(err, errno, "'%s'", file);
         struct stat fst;
         if (fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode))
                 return msb_err(err, EINVAL, "'%s' is not a regular file; save the archive to a file first", file);
@@ -1803,7 +1804,7 @@ int msb_image_load(struct msb_ctx *ctx, const char *file, const char *name, char
         random_hex(rnd, 8);
         _cleanup_free_ char *tmp = xasprintf("tmp/load-%s", rnd);
         if (mkdirat(s.fd, tmp, 0700) < 0) {
-                r = msb_err(err, errno, "cannot create %s/%s: %s", s.root, tmp, strerror(errno));
+                r = msb_err_errno(err, errno, "cannot create %s/%s", s.root, tmp);
                 store_close(&s);
                 return r;
         }

@@ -765,7 +765,7 @@ static int docker_config_update(const char *domain, const char *auth, struct msb
         if (r == 0)
                 r = write_file_atomic_at(AT_FDCWD, p, text, strlen(text), 0600);
         free(text);
-        return r < 0 ? msb_err(err, r, "cannot write %s: %s", p, strerror(-r)) : 0;
+        return r < 0 ? msb_err_errno(err, r, "cannot write %s", p) : 0;
 }
 
 int msb_registry_login(struct msb_ctx *ctx, const char *registry, const char *user, const char *password,

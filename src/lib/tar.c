@@ -639,14 +639,14 @@ static int meta_apply(struct tar_in *t, int rootfd, int fd, bool fresh, mode_t h
         if (t->o->copy)
                 return 0; /* a copy is the host's: nothing recorded for a guest */
         if (!fresh && fstat(fd, &hst) < 0)
-                return msb_err(err, errno, "entry '%s': stat: %s", e->path, strerror(errno));
+                return msb_err_errno(err, errno, "entry '%s': stat", e->path);
         int r = meta_record(t, rootfd, fd, &hst, fresh, e, kind);
         if (r == -EOPNOTSUPP) {
                 /* the guest sees the host's owner and mode: never more */
                 st->meta_lost++;
                 return kind == S_IFREG || kind == S_IFDIR ? 0 : -EOPNOTSUPP;
         }
-        return r < 0 ? msb_err(err, r, "entry '%s': cannot record its owner and mode: %s", e->path, strerror(-r)) : 0;
+        return r < 0 ? msb_err_errno(err, r, "entry '%s': cannot record its owner and mode", e->path) : 0;
 }
 
 /* Create base in pfd for writing, exclusively, never through a symlink:
@@ -680,13 +680,13 @@ static int place_file(struct tar_in *t, int rootfd, int pfd, const char *base, s
         bool fix;
         _cleanup_close_ int fd = create_entry(t, pfd, base, hm & 07777, &fix);
         if (fd < 0)
-                return msb_err(err, fd, "entry '%s': cannot create: %s", e->path, strerror(-fd));
+                return msb_err_errno(err, fd, "entry '%s': cannot create", e->path);
         int r = write_data(t, fd, e->size);
         if (r < 0)
                 return r == -ENODATA ? msb_err(err, EIO, "entry '%s': layer is truncated", e->path)
-                                     : msb_err(err, r, "entry '%s': %s", e->path, strerror(-r));
+                                     : msb_err_errno(err, r, "entry '%s'", e->path);
         if (fix && fchmod(fd, hm & 07777) < 0)
-                return msb_err(err, errno, "entry '%s': chmod: %s", e->path, strerror(errno));
+                return msb_err_errno(err, errno, "entry '%s': chmod", e->path);
         if ((r = meta_apply(t, rootfd, fd, true, hm, e, S_IFREG, st, err)) < 0)
                 return r;
         struct timespec ts[2] = {entry_mtime(e), entry_mtime(e)};
@@ -751,12 +751,12 @@ static int place_dir(struct tar_in *t, int rootfd, int pfd, const char *base, bo
                      struct msb_error *err)
 {
         if (!exists && mkdirat(pfd, base, 0700) < 0)
-                return msb_err(err, errno, "entry '%s': mkdir: %s", e->path, strerror(errno));
+                return msb_err_errno(err, errno, "entry '%s': mkdir", e->path);
         _cleanup_close_ int fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
-                return msb_err(err, errno, "entry '%s': %s", e->path, strerror(errno));
+                return msb_err_errno(err, errno, "entry '%s'", e->path);
         if (fchmod(fd, host_mode(t, e, S_IFDIR) & 07777) < 0)
-                return msb_err(err, errno, "entry '%s': chmod: %s", e->path, strerror(errno));
+                return msb_err_errno(err, errno, "entry '%s': chmod", e->path);
         struct tar_stats ignored = {0};
         return meta_apply(t, rootfd, fd, false, 0, e, S_IFDIR, &ignored, err);
 }
@@ -779,7 +779,7 @@ static int place_special(struct tar_in *t, int rootfd, int pfd, const char *base
         bool fix;
         _cleanup_close_ int fd = create_entry(t, pfd, base, 0600, &fix);
         if (fd < 0)
-                return msb_err(err, fd, "entry '%s': cannot create: %s", e->path, strerror(-fd));
+                return msb_err_errno(err, fd, "entry '%s': cannot create", e->path);
         int r = meta_apply(t, rootfd, fd, true, S_IFREG | 0600, e, kind, st, err);
         if (r == -EOPNOTSUPP) {
                 unlinkat(pfd, base, 0);
@@ -805,7 +805,7 @@ static int apply_whiteout(struct tar_in *t, int pfd, const char *dir, const char
         else
                 r = rm_rf_at(pfd, base + 4);
         if (r < 0)
-                return msb_err(err, r, "entry '%s': whiteout failed: %s", e->path, strerror(-r));
+                return msb_err_errno(err, r, "entry '%s': whiteout failed", e->path);
         return skip_body(t, e->size, e, err);
 }
 
@@ -839,7 +839,7 @@ static int make_room(struct tar_in *t, int pfd, const char *base, const struct e
         }
         int r = creates ? 0 : rm_rf_at(pfd, base);
         if (r < 0)
-                return msb_err(err, r, "entry '%s': cannot replace existing entry: %s", e->path, strerror(-r));
+                return msb_err_errno(err, r, "entry '%s': cannot replace existing entry", e->path);
         return 0;
 }
 
@@ -854,7 +854,7 @@ static int place_symlink(struct tar_in *t, int pfd, const char *base, struct ent
         if (charge_bytes(t, strlen(e->link)) < 0)
                 return budget_error(t, e, EFBIG, err);
         if (symlinkat(e->link, pfd, base) < 0)
-                return msb_err(err, errno, "entry '%s': symlink: %s", e->path, strerror(errno));
+                return msb_err_errno(err, errno, "entry '%s': symlink", e->path);
         struct stat lst;
         if (t->o->copy) {
                 struct timespec ts[2] = {entry_mtime(e), entry_mtime(e)};
@@ -890,7 +890,7 @@ static int place_link(struct tar_in *t, int rootfd, int pfd, const char *base, s
                                e->link);
         /* the link shares the target's inode, and so its metadata */
         if (linkat(tfd, tbase, pfd, base, 0) < 0)
-                return msb_err(err, errno, "entry '%s': link: %s", e->path, strerror(errno));
+                return msb_err_errno(err, errno, "entry '%s': link", e->path);
         return 0;
 }
 
@@ -945,7 +945,7 @@ static int entry_parent(struct tar_in *t, int rootfd, const char *dir, bool whit
                 return msb_err(err, EXDEV, "entry '%s': its directory resolves outside the image root (through a "
                                            "symlink)",
                                e->path);
-        return msb_err(err, pfd, "entry '%s': cannot open its directory: %s", e->path, strerror(-pfd));
+        return msb_err_errno(err, pfd, "entry '%s': cannot open its directory", e->path);
 }
 
 static int apply_entry(struct tar_in *t, int rootfd, struct entry *e, struct tar_stats *st, struct msb_error *err)
@@ -1014,7 +1014,7 @@ static int stream_open(struct tar_in *t, int fd, struct msb_error *err)
 {
         t->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (t->fd < 0)
-                return msb_err(err, errno, "dup: %s", strerror(errno));
+                return msb_err_errno(err, errno, "dup");
         uint8_t magic[4] = {0};
         t->raw = t->o->copy;
         if (!t->raw && pread(t->fd, magic, 4, 0) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f &&
