@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "curl-dl.h"
-#include "internal.h"
+#include "lib/internal.h"
 
 #define MAX_MANIFEST (4u << 20)
 #define MAX_TOKEN_RESPONSE (256u << 10)

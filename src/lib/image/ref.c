@@ -16,7 +16,7 @@
 #include <ctype.h>
 #include <string.h>
 
-#include "internal.h"
+#include "lib/internal.h"
 
 void msb_ref_free(struct msb_ref *r)
 {
