@@ -35,6 +35,12 @@ static inline void strv_freep(char ***v)
 #define _cleanup_free_ __attribute__((cleanup(freep)))
 #define _cleanup_close_ __attribute__((cleanup(closep)))
 #define _cleanup_strv_ __attribute__((cleanup(strv_freep)))
+static inline void closedirp(DIR **d)
+{
+        if (*d)
+                closedir(*d);
+}
+#define _cleanup_closedir_ __attribute__((cleanup(closedirp)))
 
 /* Take ownership out of a cleanup variable. */
 #define TAKE_PTR(p)                          \

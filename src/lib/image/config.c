@@ -83,3 +83,24 @@ int msb_image_config_parse(const char *json, size_t len, struct msb_image_config
         *ret = c;
         return 0;
 }
+
+int img_config_check(int sfd, const char *chex, const char *what, char **ret_json, size_t *ret_len,
+                     struct msb_error *err)
+{
+        _cleanup_free_ char *p = xasprintf("blobs/sha256/%s", chex);
+        _cleanup_free_ char *cj = NULL;
+        size_t cl;
+        int r = read_file_at(sfd, p, IMAGE_MAX_JSON, &cj, &cl);
+        if (r < 0)
+                return msb_err_errno(err, r, "%s", what);
+        struct msb_image_config c;
+        r = msb_image_config_parse(cj, cl, &c, err);
+        if (r < 0)
+                return r;
+        msb_image_config_free(&c);
+        if (ret_json) {
+                *ret_json = TAKE_PTR(cj);
+                *ret_len = cl;
+        }
+        return 0;
+}

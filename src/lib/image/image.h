@@ -124,6 +124,14 @@ int img_store_put_blob(struct img_store *s, int layout_fd, const char *digest, j
 /* Store bytes we already hold (a manifest) as blob hex. */
 int img_store_put_bytes(struct img_store *s, const char *hex, const char *data, size_t len, struct msb_error *err);
 
+/* ---- config.c ---- */
+/* Read config blob chex of the store at sfd and check that it parses, so
+ * that a bad one fails when it comes in, not at run; a read failure is
+ * "<what>: <errno text>".  Its bytes into *ret_json (if not NULL; caller
+ * frees) and *ret_len. */
+int img_config_check(int sfd, const char *chex, const char *what, char **ret_json, size_t *ret_len,
+                     struct msb_error *err);
+
 /* ---- names.c: refs/ ---- */
 /* The file name under refs/ for an image name ('/', ':', '%', '@' escaped
  * as %XX); caller frees. */
@@ -140,6 +148,8 @@ json_t *img_load_json_at(int dirfd, const char *path, struct msb_error *err, con
 /* A descriptor's digest (or NULL) and media type (or ""). */
 const char *img_desc_digest(json_t *d);
 const char *img_desc_media(json_t *d);
+/* The same for blob hex of the store at sfd. */
+json_t *img_load_blob_json(int sfd, const char *hex, struct msb_error *err, const char *what);
 /* Whether media type m is an OCI index or a docker manifest list. */
 bool img_is_index_media(const char *m);
 /* From an index, the linux/amd64 manifest's descriptor (borrowed); NULL

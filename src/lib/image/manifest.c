@@ -92,3 +92,9 @@ json_t *img_index_pick_platform(json_t *index, struct msb_error *err)
         msb_err(err, ENOENT, "image has no linux/amd64 variant (available: %s)", avail);
         return NULL;
 }
+
+json_t *img_load_blob_json(int sfd, const char *hex, struct msb_error *err, const char *what)
+{
+        _cleanup_free_ char *p = xasprintf("blobs/sha256/%s", hex);
+        return img_load_json_at(sfd, p, err, what);
+}
