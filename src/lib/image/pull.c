@@ -58,92 +58,97 @@ static json_t *fetch_manifest(struct reg *g, const char *reference, const char *
         return m;
 }
 
-static int pull_from(struct msb_ctx *ctx, struct img_store *s, struct reg *g, const struct msb_ref *ref, const char *name,
-                     char *ret_mhex, struct msb_error *err)
+/* The manifest ref names: through an index to linux/amd64's (the index
+ * stored too: a pull by its digest works offline), and one msb can use.
+ * Its sha256 into hex, its bytes into *ret_body and *ret_len. */
+static int resolve_manifest(struct img_store *s, struct reg *g, const struct msb_ref *ref, const char *name,
+                            char hex[65], char **ret_body, size_t *ret_len, json_t **ret_m, struct msb_error *err)
 {
-        char hex[65];
         _cleanup_free_ char *media = NULL, *body = NULL;
         size_t len;
-        int r = 0;
-        json_t *m = fetch_manifest(g, ref->digest ? ref->digest : ref->tag, ref->digest, hex, &media, &body, &len, err);
+        json_auto_t *m = fetch_manifest(g, ref->digest ? ref->digest : ref->tag, ref->digest, hex, &media, &body, &len,
+                                        err);
         if (!m)
                 return -EIO;
         if (img_is_index_media(media)) {
                 json_t *d = img_index_pick_platform(m, err);
-                if (!d) {
-                        json_decref(m);
+                if (!d)
                         return -ENOENT;
-                }
                 _cleanup_free_ char *want = xstrdup(img_desc_digest(d) ? img_desc_digest(d) : "");
                 const char *wh;
-                if (!img_digest_hex(want, &wh)) {
-                        json_decref(m);
+                if (!img_digest_hex(want, &wh))
                         return msb_err(err, EBADMSG, "%s: index entry has a bad digest", name);
-                }
-                r = img_store_put_bytes(s, hex, body, len, err); /* the index too: pull by its digest works offline */
-                json_decref(m);
-                free(media);
-                free(body);
-                media = body = NULL;
+                int r = img_store_put_bytes(s, hex, body, len, err);
+                json_decref(TAKE_PTR(m));
+                free(TAKE_PTR(media));
+                free(TAKE_PTR(body));
                 if (r < 0)
                         return r;
                 m = fetch_manifest(g, want, want, hex, &media, &body, &len, err);
                 if (!m)
                         return -EIO;
-                if (img_is_index_media(media)) {
-                        json_decref(m);
+                if (img_is_index_media(media))
                         return msb_err(err, EBADMSG, "%s: an index inside an index", name);
-                }
         }
-        if (is_schema1(media, m)) {
-                json_decref(m);
+        if (is_schema1(media, m))
                 return msb_err(err, ENOTSUP,
                                "%s: the registry serves a schema 1 manifest, which msb does not support; push the "
                                "image again with a current docker, podman or skopeo",
                                name);
-        }
         if (strcmp(media, "application/vnd.oci.image.manifest.v1+json") != 0 &&
-            strcmp(media, "application/vnd.docker.distribution.manifest.v2+json") != 0) {
-                json_decref(m);
+            strcmp(media, "application/vnd.docker.distribution.manifest.v2+json") != 0)
                 return msb_err(err, ENOTSUP, "%s: unsupported manifest media type '%s'", name, media);
-        }
+        *ret_m = TAKE_PTR(m);
+        *ret_body = TAKE_PTR(body);
+        *ret_len = len;
+        return 0;
+}
+
+/* The config before any layer: a bad one or another platform's fails
+ * before the big downloads (and at pull, not at run). */
+static int pull_config(struct img_store *s, struct reg *g, json_t *config, const char *name, struct msb_error *err)
+{
+        int r = img_store_fetch_blob(s, g, img_desc_digest(config), json_integer_value(json_object_get(config, "size")),
+                                     NULL, err);
+        if (r < 0)
+                return r;
+        const char *chex;
+        img_digest_hex(img_desc_digest(config), &chex);
+        _cleanup_free_ char *what = xasprintf("%s: image config", name);
+        _cleanup_free_ char *cj = NULL;
+        size_t cl;
+        r = img_config_check(s->fd, chex, what, &cj, &cl, err);
+        if (r < 0)
+                return r;
+        /* a single-platform image must be for this host too */
+        json_auto_t *cfgj = json_loadb(cj, cl, 0, NULL);
+        const char *arch = json_string_value(json_object_get(cfgj, "architecture"));
+        const char *os = json_string_value(json_object_get(cfgj, "os"));
+        if ((arch && strcmp(arch, "amd64") != 0) || (os && strcmp(os, "linux") != 0))
+                return msb_err(err, ENOEXEC, "%s is an image for %s/%s; this host runs linux/amd64", name,
+                               os ? os : "?", arch ? arch : "?");
+        return 0;
+}
+
+/* Pull ref from the registry (or mirror) g into the store: the manifest's
+ * sha256 into ret_mhex. */
+static int pull_from(struct msb_ctx *ctx, struct img_store *s, struct reg *g, const struct msb_ref *ref,
+                     const char *name, char *ret_mhex, struct msb_error *err)
+{
+        char hex[65];
+        _cleanup_free_ char *body = NULL;
+        size_t len = 0;
+        json_auto_t *m = NULL;
+        int r = resolve_manifest(s, g, ref, name, hex, &body, &len, &m, err);
+        if (r < 0)
+                return r;
         json_t *config = json_object_get(m, "config");
         json_t *layers = json_object_get(m, "layers");
         if (json_integer_value(json_object_get(m, "schemaVersion")) != 2 || !json_is_object(config) ||
-            !json_is_array(layers) || json_array_size(layers) > IMAGE_MAX_LAYERS) {
-                json_decref(m);
+            !json_is_array(layers) || json_array_size(layers) > IMAGE_MAX_LAYERS)
                 return msb_err(err, EBADMSG, "%s: manifest %s lacks config or layers, or has more than %u layers",
                                name, hex, IMAGE_MAX_LAYERS);
-        }
-        r = img_store_fetch_blob(s, g, img_desc_digest(config), json_integer_value(json_object_get(config, "size")), NULL, err);
-        if (r > 0)
-                r = 0;
-        /* the config before any layer: a bad one or another platform's
-         * fails before the big downloads */
-        if (r == 0) {
-                /* validate the config now so a bad one fails at pull, not at run */
-                const char *chex;
-                img_digest_hex(img_desc_digest(config), &chex);
-                _cleanup_free_ char *p = xasprintf("blobs/sha256/%s", chex);
-                _cleanup_free_ char *cj = NULL;
-                size_t cl;
-                r = read_file_at(s->fd, p, IMAGE_MAX_JSON, &cj, &cl);
-                struct msb_image_config c;
-                if (r < 0)
-                        r = msb_err_errno(err, r, "%s: image config", name);
-                else if ((r = msb_image_config_parse(cj, cl, &c, err)) == 0)
-                        msb_image_config_free(&c);
-                if (r == 0) {
-                        /* a single-platform image must be for this host too */
-                        json_t *cfgj = json_loadb(cj, cl, 0, NULL);
-                        const char *arch = json_string_value(json_object_get(cfgj, "architecture"));
-                        const char *os = json_string_value(json_object_get(cfgj, "os"));
-                        if ((arch && strcmp(arch, "amd64") != 0) || (os && strcmp(os, "linux") != 0))
-                                r = msb_err(err, ENOEXEC, "%s is an image for %s/%s; this host runs linux/amd64", name,
-                                            os ? os : "?", arch ? arch : "?");
-                        json_decref(cfgj);
-                }
-        }
+        r = pull_config(s, g, config, name, err);
         if (r == 0)
                 r = img_fetch_layers(ctx, s, g, layers, name, err);
         /* the manifest goes in last: a blob store never names layers it lacks */
@@ -151,7 +156,6 @@ static int pull_from(struct msb_ctx *ctx, struct img_store *s, struct reg *g, co
                 r = img_store_put_bytes(s, hex, body, len, err);
         if (r == 0)
                 r = img_unpack_rootfs(ctx, s, hex, layers, err);
-        json_decref(m);
         if (r == 0)
                 memcpy(ret_mhex, hex, 65);
         return r;
