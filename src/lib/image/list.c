@@ -42,7 +42,7 @@ static uint64_t tree_bytes(int dirfd, const char *name, int depth)
         int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return sum;
-        DIR *d = fdopendir(fd);
+        _cleanup_closedir_ DIR *d = fdopendir(fd);
         if (!d) {
                 close(fd);
                 return sum;
@@ -51,7 +51,6 @@ static uint64_t tree_bytes(int dirfd, const char *name, int depth)
         while ((de = readdir(d)))
                 if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
                         sum += tree_bytes(fd, de->d_name, depth + 1);
-        closedir(d);
         return sum;
 }
 
@@ -62,7 +61,7 @@ static int store_list(const char *root, bool system, struct msb_image_info **v, 
         if (sfd < 0)
                 return errno == ENOENT ? 0 : msb_err_errno(err, errno, "image store %s", root);
         _cleanup_close_ int rfd = openat(sfd, "refs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = rfd >= 0 ? fdopendir_dup(rfd) : NULL;
+        _cleanup_closedir_ DIR *d = rfd >= 0 ? fdopendir_dup(rfd) : NULL;
         if (!d)
                 return 0;
         struct dirent *de;
@@ -99,7 +98,6 @@ static int store_list(const char *root, bool system, struct msb_image_info **v, 
                 *v = xrealloc(*v, (*n + 1) * sizeof(**v));
                 (*v)[(*n)++] = ii;
         }
-        closedir(d);
         return 0;
 }
 

@@ -19,8 +19,7 @@
 static int mark_manifest(int sfd, const char *mhex, char ***keep, struct msb_error *err)
 {
         strv_push(keep, mhex);
-        _cleanup_free_ char *mp = xasprintf("blobs/sha256/%s", mhex);
-        json_t *m = img_load_json_at(sfd, mp, err, "manifest");
+        json_auto_t *m = img_load_blob_json(sfd, mhex, err, "manifest");
         if (!m)
                 return -EIO;
         const char *h;
@@ -31,7 +30,6 @@ static int mark_manifest(int sfd, const char *mhex, char ***keep, struct msb_err
         json_array_foreach(json_object_get(m, "layers"), i, l)
                 if (img_digest_hex(img_desc_digest(l), &h))
                         strv_push(keep, h);
-        json_decref(m);
         return 0;
 }
 
@@ -40,10 +38,10 @@ static int mark_manifest(int sfd, const char *mhex, char ***keep, struct msb_err
 static int store_live_blobs(struct img_store *s, char ***ret_keep, struct msb_error *err)
 {
         _cleanup_close_ int rfd = openat(s->fd, "refs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = rfd >= 0 ? fdopendir_dup(rfd) : NULL;
+        _cleanup_closedir_ DIR *d = rfd >= 0 ? fdopendir_dup(rfd) : NULL;
         if (!d)
                 return msb_err_errno(err, errno, "cannot list %s/refs", s->root);
-        char **keep = NULL;
+        _cleanup_strv_ char **keep = NULL;
         int r = 0;
         struct dirent *de;
         while (r == 0 && (de = readdir(d))) {
@@ -63,12 +61,89 @@ static int store_live_blobs(struct img_store *s, char ***ret_keep, struct msb_er
                 }
                 r = mark_manifest(s->fd, h, &keep, err);
         }
-        closedir(d);
-        if (r < 0) {
-                strv_free(keep);
+        if (r < 0)
                 return r;
+        *ret_keep = TAKE_PTR(keep);
+        return 0;
+}
+
+/* The refs/ file (store-relative, *ret_path) and its line for ref: the name
+ * as imported, or the registry name it stands for.  false if neither is
+ * there. */
+static bool find_ref_file(int sfd, const char *ref, char **ret_path, char **ret_line)
+{
+        _cleanup_free_ char *norm = NULL;
+        char *names[2] = {NULL, NULL};
+        struct msb_error ig;
+        if (msb_image_name_normalize(ref, &norm, &ig) == 0)
+                names[0] = TAKE_PTR(norm);
+        struct msb_ref rr;
+        if (msb_ref_parse(ref, &rr, &ig) == 0) {
+                names[1] = msb_ref_string(&rr);
+                msb_ref_free(&rr);
         }
-        *ret_keep = keep;
+        bool found = false;
+        for (size_t k = 0; k < ARRAY_SIZE(names); k++) {
+                if (!found && names[k]) {
+                        _cleanup_free_ char *rf = img_ref_file_name(names[k]);
+                        _cleanup_free_ char *rp = xasprintf("refs/%s", rf);
+                        if (read_file_at(sfd, rp, 4096, ret_line, NULL) == 0) {
+                                *ret_path = TAKE_PTR(rp);
+                                found = true;
+                        }
+                }
+                free(names[k]);
+        }
+        return found;
+}
+
+/* Collect what no remaining name uses of manifest mhex: its root and its
+ * blobs.  A store that cannot be walked keeps them (-errno, gc_err). */
+static int collect(struct img_store *s, const char *mhex, struct msb_error *gc_err)
+{
+        _cleanup_strv_ char **keep = NULL;
+        int r = store_live_blobs(s, &keep, gc_err);
+        if (r < 0)
+                return r;
+        for (char **k = keep; k && *k; k++)
+                if (!strcmp(*k, mhex))
+                        return 0; /* another name for the same image */
+        _cleanup_free_ char *rr2 = xasprintf("rootfs/%s", mhex);
+        rm_rf_at(s->fd, rr2);
+        _cleanup_strv_ char **mine = NULL;
+        mark_manifest(s->fd, mhex, &mine, gc_err);
+        for (char **m = mine; m && *m; m++) {
+                bool used = false;
+                for (char **k = keep; k && *k && !used; k++)
+                        used = !strcmp(*k, *m);
+                if (!used) {
+                        _cleanup_free_ char *bp = xasprintf("blobs/sha256/%s", *m);
+                        unlinkat(s->fd, bp, 0);
+                }
+        }
+        return 0;
+}
+
+/* Remove the name refs/<rp> of manifest mhex, unless a sandbox uses its
+ * root; then collect what nothing else uses. */
+static int remove_ref(struct msb_ctx *ctx, struct img_store *s, const char *ref, const char *rp, const char *mhex,
+                      struct msb_error *err)
+{
+        _cleanup_free_ char *rootfs = xasprintf("%s/rootfs/%s", s->root, mhex);
+        if (img_rootfs_in_use(ctx, rootfs)) {
+                _cleanup_free_ char *who = NULL;
+                if (img_sandbox_uses_rootfs(ctx, rootfs, &who))
+                        return msb_err(err, EBUSY, "image '%s' is used by sandbox '%s'; msb rm %s first", ref, who,
+                                       who);
+                return msb_err(err, EBUSY, "image '%s' is used by a running sandbox; stop it first", ref);
+        }
+        if (unlinkat(s->fd, rp, 0) < 0)
+                return msb_err_errno(err, errno, "cannot remove %s/%s", s->root, rp);
+        struct msb_error gc_err = {0};
+        if (collect(s, mhex, &gc_err) < 0)
+                msb_log(ctx, 0, "removed %s; unused blobs were kept: %s", ref, gc_err.message);
+        else
+                msb_log(ctx, 0, "removed %s", ref);
         return 0;
 }
 
@@ -78,81 +153,15 @@ int msb_image_remove(struct msb_ctx *ctx, const char *ref, struct msb_error *err
         int r = img_store_open(ctx, &s, LOCK_EX, err);
         if (r < 0)
                 return r;
-        /* the name as imported, or the registry name it stands for */
-        _cleanup_free_ char *norm = NULL, *rp = NULL, *line = NULL;
-        if (msb_image_name_normalize(ref, &norm, err) == 0) {
-                _cleanup_free_ char *rf = img_ref_file_name(norm);
-                rp = xasprintf("refs/%s", rf);
-                if (read_file_at(s.fd, rp, 4096, &line, NULL) < 0) {
-                        free(rp);
-                        rp = NULL;
-                }
-        }
-        struct msb_ref rr;
-        struct msb_error ig;
-        if (!rp && msb_ref_parse(ref, &rr, &ig) == 0) {
-                _cleanup_free_ char *canon = msb_ref_string(&rr);
-                _cleanup_free_ char *rf = img_ref_file_name(canon);
-                msb_ref_free(&rr);
-                rp = xasprintf("refs/%s", rf);
-                if (read_file_at(s.fd, rp, 4096, &line, NULL) < 0) {
-                        free(rp);
-                        rp = NULL;
-                }
-        }
-        if (!rp) {
-                img_store_close(&s);
-                return msb_err(err, ENOENT, "image '%s' is not in the local store; 'msb images' lists what is", ref);
-        }
-        line[strcspn(line, "\n")] = 0;
+        _cleanup_free_ char *rp = NULL, *line = NULL;
         const char *mhex;
-        if (!img_digest_hex(line, &mhex)) {
-                img_store_close(&s);
-                return msb_err(err, EINVAL, "image '%s': store entry %s is corrupt", ref, rp);
+        if (!find_ref_file(s.fd, ref, &rp, &line)) {
+                r = msb_err(err, ENOENT, "image '%s' is not in the local store; 'msb images' lists what is", ref);
+        } else {
+                line[strcspn(line, "\n")] = 0;
+                r = img_digest_hex(line, &mhex) ? remove_ref(ctx, &s, ref, rp, mhex, err)
+                                                : msb_err(err, EINVAL, "image '%s': store entry %s is corrupt", ref, rp);
         }
-        _cleanup_free_ char *rootfs = xasprintf("%s/rootfs/%s", s.root, mhex);
-        if (img_rootfs_in_use(ctx, rootfs)) {
-                img_store_close(&s);
-                _cleanup_free_ char *who = NULL;
-                if (img_sandbox_uses_rootfs(ctx, rootfs, &who))
-                        return msb_err(err, EBUSY, "image '%s' is used by sandbox '%s'; msb rm %s first", ref, who,
-                                       who);
-                return msb_err(err, EBUSY, "image '%s' is used by a running sandbox; stop it first", ref);
-        }
-        if (unlinkat(s.fd, rp, 0) < 0) {
-                r = msb_err_errno(err, errno, "cannot remove %s/%s", s.root, rp);
-                img_store_close(&s);
-                return r;
-        }
-        /* Collect what no remaining name uses: rootfs dirs and blobs. */
-        char **keep = NULL;
-        struct msb_error gc_err = {0};
-        if (store_live_blobs(&s, &keep, &gc_err) < 0) {
-                msb_log(ctx, 0, "removed %s; unused blobs were kept: %s", ref, gc_err.message);
-                img_store_close(&s);
-                return 0;
-        }
-        bool still = false;
-        for (char **k = keep; k && *k && !still; k++)
-                still = !strcmp(*k, mhex);
-        if (!still) {
-                _cleanup_free_ char *rr2 = xasprintf("rootfs/%s", mhex);
-                rm_rf_at(s.fd, rr2);
-                char **mine = NULL;
-                mark_manifest(s.fd, mhex, &mine, &gc_err);
-                for (char **m = mine; m && *m; m++) {
-                        bool used = false;
-                        for (char **k = keep; k && *k && !used; k++)
-                                used = !strcmp(*k, *m);
-                        if (!used) {
-                                _cleanup_free_ char *bp = xasprintf("blobs/sha256/%s", *m);
-                                unlinkat(s.fd, bp, 0);
-                        }
-                }
-                strv_free(mine);
-        }
-        strv_free(keep);
         img_store_close(&s);
-        msb_log(ctx, 0, "removed %s", ref);
-        return 0;
+        return r;
 }

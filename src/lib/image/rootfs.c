@@ -80,7 +80,7 @@ int img_unpack_rootfs(struct msb_ctx *ctx, struct img_store *s, const char *mhex
 bool img_sandbox_uses_rootfs(struct msb_ctx *ctx, const char *rootfs, char **who)
 {
         _cleanup_free_ char *top = xstrdup(ctx->sandboxes_dir);
-        DIR *d = opendir(top);
+        _cleanup_closedir_ DIR *d = opendir(top);
         if (!d)
                 return false;
         bool used = false;
@@ -95,14 +95,13 @@ bool img_sandbox_uses_rootfs(struct msb_ctx *ctx, const char *rootfs, char **who
                                 *who = xstrdup(de->d_name);
                 }
         }
-        closedir(d);
         return used;
 }
 
 /* Is a running sandbox (runtime dir with its lock held) using rootfs? */
 bool img_rootfs_in_use(struct msb_ctx *ctx, const char *rootfs)
 {
-        DIR *d = opendir(ctx->runtime_dir);
+        _cleanup_closedir_ DIR *d = opendir(ctx->runtime_dir);
         if (!d)
                 return false;
         bool used = false;
@@ -119,6 +118,5 @@ bool img_rootfs_in_use(struct msb_ctx *ctx, const char *rootfs)
                 if (read_file_at(AT_FDCWD, rp, PATH_MAX, &r, NULL) == 0 && !strcmp(r, rootfs))
                         used = true;
         }
-        closedir(d);
         return used || img_sandbox_uses_rootfs(ctx, rootfs, NULL);
 }

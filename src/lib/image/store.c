@@ -109,7 +109,7 @@ void img_store_close(struct img_store *s)
 static void store_sweep_tmp(struct img_store *s)
 {
         _cleanup_close_ int dfd = openat(s->fd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        DIR *d = dfd >= 0 ? fdopendir_dup(dfd) : NULL;
+        _cleanup_closedir_ DIR *d = dfd >= 0 ? fdopendir_dup(dfd) : NULL;
         if (!d)
                 return;
         time_t now = time(NULL);
@@ -128,7 +128,6 @@ static void store_sweep_tmp(struct img_store *s)
                 else
                         unlinkat(dfd, n, 0);
         }
-        closedir(d);
 }
 
 /*
@@ -152,7 +151,7 @@ static void store_migrate(struct msb_ctx *ctx, struct img_store *s)
         if (img_store_current_at(s->fd))
                 return;
         _cleanup_close_ int dfd = openat(s->fd, "rootfs", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        DIR *d = dfd >= 0 ? fdopendir_dup(dfd) : NULL;
+        _cleanup_closedir_ DIR *d = dfd >= 0 ? fdopendir_dup(dfd) : NULL;
         if (!d)
                 return;
         bool busy = false;
@@ -164,7 +163,6 @@ static void store_migrate(struct msb_ctx *ctx, struct img_store *s)
                 if (img_rootfs_in_use(ctx, full) || rm_rf_at(dfd, de->d_name) < 0)
                         busy = true; /* not current until every old root is gone */
         }
-        closedir(d);
         if (!busy)
                 write_file_atomic_at(s->fd, "format", STORE_FORMAT, strlen(STORE_FORMAT), 0600);
 }
