@@ -54,6 +54,22 @@ static uint64_t tree_bytes(int dirfd, const char *name, int depth)
         return sum;
 }
 
+/* When manifest mhex's image was made, from its config; 0 if unknown. */
+static time_t image_created(int sfd, const char *mhex)
+{
+        struct msb_error ig;
+        json_auto_t *m = img_load_blob_json(sfd, mhex, &ig, "manifest");
+        const char *chex;
+        if (!m || !img_digest_hex(img_desc_digest(json_object_get(m, "config")), &chex))
+                return 0;
+        json_auto_t *c = img_load_blob_json(sfd, chex, &ig, "config");
+        const char *created = json_string_value(json_object_get(c, "created"));
+        struct tm tm = {0};
+        if (created && strptime(created, "%Y-%m-%dT%H:%M:%S", &tm))
+                return timegm(&tm);
+        return 0;
+}
+
 /* Append the images of the store at root to *v. */
 static int store_list(const char *root, bool system, struct msb_image_info **v, size_t *n, struct msb_error *err)
 {
@@ -80,21 +96,7 @@ static int store_list(const char *root, bool system, struct msb_image_info **v, 
                 ii.id = strndup(mhex, 12);
                 _cleanup_free_ char *rp = xasprintf("rootfs/%s", mhex);
                 ii.size = tree_bytes(sfd, rp, 0);
-                /* created: from the config */
-                _cleanup_free_ char *mp = xasprintf("blobs/sha256/%s", mhex);
-                struct msb_error ig;
-                json_t *m = img_load_json_at(sfd, mp, &ig, "manifest");
-                const char *chex;
-                if (m && img_digest_hex(img_desc_digest(json_object_get(m, "config")), &chex)) {
-                        _cleanup_free_ char *cp = xasprintf("blobs/sha256/%s", chex);
-                        json_t *c = img_load_json_at(sfd, cp, &ig, "config");
-                        const char *created = json_string_value(json_object_get(c, "created"));
-                        struct tm tm = {0};
-                        if (created && strptime(created, "%Y-%m-%dT%H:%M:%S", &tm))
-                                ii.created = timegm(&tm);
-                        json_decref(c);
-                }
-                json_decref(m);
+                ii.created = image_created(sfd, mhex);
                 *v = xrealloc(*v, (*n + 1) * sizeof(**v));
                 (*v)[(*n)++] = ii;
         }

@@ -50,12 +50,54 @@ static int store_reunpack(struct msb_ctx *ctx, const char *mhex, struct msb_erro
         int r = img_store_open(ctx, &s, LOCK_SH, err);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *mp = xasprintf("blobs/sha256/%s", mhex);
-        json_t *m = img_load_json_at(s.fd, mp, err, "image manifest");
+        json_auto_t *m = img_load_blob_json(s.fd, mhex, err, "image manifest");
         r = m ? img_unpack_rootfs(ctx, &s, mhex, json_object_get(m, "layers"), err) : -EINVAL;
-        json_decref(m);
         img_store_close(&s);
         return r;
+}
+
+/* The bytes of manifest mhex's config, from the store at sfd. */
+static int read_config(int sfd, const char *mhex, const char *norm, char **ret_json, size_t *ret_len,
+                       struct msb_error *err)
+{
+        json_auto_t *m = img_load_blob_json(sfd, mhex, err, "image manifest");
+        if (!m)
+                return -EINVAL;
+        const char *chex;
+        if (!img_digest_hex(img_desc_digest(json_object_get(m, "config")), &chex))
+                return msb_err(err, EINVAL, "image '%s': manifest has no valid config digest", norm);
+        _cleanup_free_ char *cp = xasprintf("blobs/sha256/%s", chex);
+        int r = read_file_at(sfd, cp, IMAGE_MAX_JSON, ret_json, ret_len);
+        if (r < 0)
+                return msb_err_errno(err, r, "image '%s': cannot read config", norm);
+        return 0;
+}
+
+/* In the user's own store (sfd, at mine) the root of mhex is unpacked by
+ * this msb's format, again if need be. */
+static int own_root_ready(struct msb_ctx *ctx, int sfd, const char *mine, const char *mhex, const char *rootfs,
+                          const char *norm, struct msb_error *err)
+{
+        struct stat st;
+        int r;
+        if (!img_store_current_at(sfd)) {
+                /* an older store: make it private, drop its old roots */
+                r = store_reunpack(ctx, mhex, err);
+                if (r < 0)
+                        return msb_err_wrap(err, r, "image '%s'", norm);
+                /* never run from a root an older msb unpacked */
+                if (!img_store_current_at(sfd))
+                        return msb_err(err, EBUSY,
+                                       "the image store %s is being upgraded, and another msb is using it (or a "
+                                       "running sandbox uses an old image); try again when it is done",
+                                       mine);
+        }
+        if (stat(rootfs, &st) < 0 && errno == ENOENT) {
+                r = store_reunpack(ctx, mhex, err);
+                if (r < 0)
+                        return msb_err_wrap(err, r, "image '%s'", norm);
+        }
+        return 0;
 }
 
 int msb_image_open(struct msb_ctx *ctx, const char *ref, char **ret_rootfs, struct msb_image_config *ret_cfg,
@@ -87,40 +129,17 @@ int msb_image_open(struct msb_ctx *ctx, const char *ref, char **ret_rootfs, stru
                                "image '%s' not found in the local store (%s); pull it with 'msb pull %s' or import "
                                "it with 'msb image import DIR %s'",
                                norm, mine, ref, ref);
-        _cleanup_free_ char *mp = xasprintf("blobs/sha256/%s", mhex);
-        json_t *m = img_load_json_at(sfd, mp, err, "image manifest");
-        if (!m)
-                return -EINVAL;
-        const char *chex;
-        if (!img_digest_hex(img_desc_digest(json_object_get(m, "config")), &chex)) {
-                json_decref(m);
-                return msb_err(err, EINVAL, "image '%s': manifest has no valid config digest", norm);
-        }
-        _cleanup_free_ char *cp = xasprintf("blobs/sha256/%s", chex);
-        json_decref(m);
         _cleanup_free_ char *cj = NULL;
         size_t cl;
-        r = read_file_at(sfd, cp, IMAGE_MAX_JSON, &cj, &cl);
+        r = read_config(sfd, mhex, norm, &cj, &cl, err);
         if (r < 0)
-                return msb_err_errno(err, r, "image '%s': cannot read config", norm);
+                return r;
         _cleanup_free_ char *rootfs = xasprintf("%s/rootfs/%s", root, mhex);
         struct stat st;
-        if (root == mine && !img_store_current_at(sfd)) {
-                /* an older store: make it private, drop its old roots */
-                r = store_reunpack(ctx, mhex, err);
+        if (root == mine) {
+                r = own_root_ready(ctx, sfd, mine, mhex, rootfs, norm, err);
                 if (r < 0)
-                        return msb_err_wrap(err, r, "image '%s'", norm);
-                /* never run from a root an older msb unpacked */
-                if (!img_store_current_at(sfd))
-                        return msb_err(err, EBUSY,
-                                       "the image store %s is being upgraded, and another msb is using it (or a "
-                                       "running sandbox uses an old image); try again when it is done",
-                                       mine);
-        }
-        if (root == mine && stat(rootfs, &st) < 0 && errno == ENOENT) {
-                r = store_reunpack(ctx, mhex, err);
-                if (r < 0)
-                        return msb_err_wrap(err, r, "image '%s'", norm);
+                        return r;
         }
         if (stat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
                 return msb_err(err, ENOENT, "image '%s': unpacked root %s is missing; import the image again", norm,
