@@ -75,7 +75,7 @@ int msb_config_each(int (*fn)(char **words, int n, void *ud, const char *where, 
  * where the file sets them. */
 int msb_config_unpack_limits(uint64_t *bytes, uint64_t *entries, struct msb_error *err);
 
-/* ---- tar.c ---- */
+/* ---- tar/: unpacking layers, archives and copies (msb cp) ---- */
 #define TAR_MAX_ENTRIES 1000000u /* per layer; a "tar bomb" of names */
 #define TAR_MAX_PATH 4096u
 #define TAR_MAX_PAX (1u << 20) /* extended header size */
