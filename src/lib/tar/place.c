@@ -12,22 +12,6 @@
 
 #include "tar.h"
 
-static int write_data(struct tar_in *t, int fd, uint64_t size)
-{
-        uint8_t buf[65536];
-        while (size > 0) {
-                size_t k = size > sizeof(buf) ? sizeof(buf) : (size_t)size;
-                int r = tar_read(t, buf, k);
-                if (r < 0)
-                        return r;
-                r = write_all(fd, buf, k);
-                if (r < 0)
-                        return r;
-                size -= k;
-        }
-        return 0;
-}
-
 /* Create base in pfd for writing, exclusively, never through a symlink:
  * whatever an earlier layer put there (of any kind) is removed first.
  * Created with mode, unless the umask would take bits from it (then fixed
@@ -60,7 +44,7 @@ static int place_file(struct tar_in *t, int rootfd, int pfd, const char *base, s
         _cleanup_close_ int fd = create_entry(t, pfd, base, hm & 07777, &fix);
         if (fd < 0)
                 return msb_err_errno(err, fd, "entry '%s': cannot create", e->path);
-        int r = write_data(t, fd, e->size);
+        int r = tar_read_to(t, fd, e->size);
         if (r < 0)
                 return r == -ENODATA ? msb_err(err, EIO, "entry '%s': layer is truncated", e->path)
                                      : msb_err_errno(err, r, "entry '%s'", e->path);

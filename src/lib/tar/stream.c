@@ -66,7 +66,7 @@ int tar_read(struct tar_in *t, void *buf, size_t len)
         return 0;
 }
 
-int tar_skip(struct tar_in *t, uint64_t n)
+int tar_read_to(struct tar_in *t, int fd, uint64_t n)
 {
         uint8_t buf[65536];
         while (n > 0) {
@@ -74,9 +74,16 @@ int tar_skip(struct tar_in *t, uint64_t n)
                 int r = tar_read(t, buf, k);
                 if (r < 0)
                         return r;
+                if (fd >= 0 && (r = write_all(fd, buf, k)) < 0)
+                        return r;
                 n -= k;
         }
         return 0;
+}
+
+int tar_skip(struct tar_in *t, uint64_t n)
+{
+        return tar_read_to(t, -1, n);
 }
 
 /* Open fd's stream: raw for a copy; else zstd by its magic number, or

@@ -75,6 +75,9 @@ struct ext {
 /* ---- stream.c ---- */
 /* Read exactly len bytes: -ENODATA at a truncated end, -EIO if corrupt. */
 int tar_read(struct tar_in *t, void *buf, size_t len);
+/* Read n bytes, writing them to fd (-1: dropping them); -errno of a
+ * failed write. */
+int tar_read_to(struct tar_in *t, int fd, uint64_t n);
 /* Read and drop n bytes. */
 int tar_skip(struct tar_in *t, uint64_t n);
 /* Open fd's stream: raw for a copy; else zstd or gzip (or plain), by its
