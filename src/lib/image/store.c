@@ -132,7 +132,7 @@ static void store_sweep_tmp(struct img_store *s)
 
 /*
  * The store's format: 2 since unpacked roots hold no owners, setuid bits
- * or device nodes of their images (tar.c); 3 since they are readable by
+ * or device nodes of their images (tar/meta.c); 3 since they are readable by
  * every user (a shared store serves every user's msb-fsd).  Roots unpacked by an older msb
  * are removed (unless a sandbox runs from one) and unpacked again from
  * their blobs when next used.  Called with the store lock exclusive.
