@@ -26,7 +26,8 @@ static char *canonical_name(const char *n)
 
 /* Copy a file of the unpacked archive into the blob store under its sha256;
  * fills hex and size. */
-static int store_put_file(struct img_store *s, int dirfd, const char *path, char *hex, uint64_t *size, struct msb_error *err)
+static int store_put_file(struct img_store *s, int dirfd, const char *path, char *hex, uint64_t *size,
+                          struct msb_error *err)
 {
         _cleanup_close_ int in = open_beneath_at(dirfd, path);
         if (in < 0)

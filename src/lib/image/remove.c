@@ -159,8 +159,10 @@ int msb_image_remove(struct msb_ctx *ctx, const char *ref, struct msb_error *err
                 r = msb_err(err, ENOENT, "image '%s' is not in the local store; 'msb images' lists what is", ref);
         } else {
                 line[strcspn(line, "\n")] = 0;
-                r = img_digest_hex(line, &mhex) ? remove_ref(ctx, &s, ref, rp, mhex, err)
-                                                : msb_err(err, EINVAL, "image '%s': store entry %s is corrupt", ref, rp);
+                if (img_digest_hex(line, &mhex))
+                        r = remove_ref(ctx, &s, ref, rp, mhex, err);
+                else
+                        r = msb_err(err, EINVAL, "image '%s': store entry %s is corrupt", ref, rp);
         }
         img_store_close(&s);
         return r;

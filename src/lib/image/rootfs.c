@@ -16,7 +16,8 @@
 
 #include "lib/internal.h"
 
-int img_unpack_rootfs(struct msb_ctx *ctx, struct img_store *s, const char *mhex, json_t *layers, struct msb_error *err)
+int img_unpack_rootfs(struct msb_ctx *ctx, struct img_store *s, const char *mhex, json_t *layers,
+                      struct msb_error *err)
 {
         _cleanup_free_ char *final = xasprintf("rootfs/%s", mhex);
         if (faccessat(s->fd, final, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
