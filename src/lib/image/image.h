@@ -52,7 +52,7 @@ void msb_ref_free(struct msb_ref *r);
 /* "domain/repo:tag", "domain/repo@digest" or both. */
 char *msb_ref_string(const struct msb_ref *r);
 
-/* ---- registry.c: distribution API client ---- */
+/* ---- registry.c: distribution API client (msb_registry_config: trust.c) ---- */
 struct reg;
 /* Mirrors for domain from msb's config file ($MSB_CONFIG,
  * $XDG_CONFIG_HOME/msb/config or ~/.config/msb/config) and whether the
@@ -76,7 +76,7 @@ int msb_reg_blob(struct reg *g, const char *digest, uint64_t offset, int (*on_st
 /* Another connection to the same registry, sharing the token. */
 struct reg *msb_reg_clone(const struct reg *g);
 
-/* ---- registry.c: where credentials may go ---- */
+/* ---- trust.c: where credentials may go ---- */
 /* Whether a registry's "host[:port]" (or "[v6]:port") is loopback: the
  * name localhost (any case), a whole dotted-quad IPv4 literal in
  * 127.0.0.0/8, or [::1].  Prefixes do not count: "localhost.example" and
@@ -166,6 +166,30 @@ bool img_rootfs_in_use(struct msb_ctx *ctx, const char *rootfs);
 /* Does a named sandbox (running or not) sit on rootfs?  *who (if not
  * NULL) gets its name. */
 bool img_sandbox_uses_rootfs(struct msb_ctx *ctx, const char *rootfs, char **who);
+
+/* ---- trust.c: where registry traffic and credentials may go ---- */
+/* Where a URL goes: its scheme, host and port (the default one when none is
+ * written) and the authority as written.  false for anything but
+ * http(s)://host[:port] — userinfo included, which msb never writes and
+ * which would only hide the real host from a quick look. */
+struct origin {
+        bool https;
+        bool v6;
+        unsigned port;
+        char host[256];
+        char authority[300];
+};
+/* url's origin into *o; false for anything but http(s)://host[:port]/... */
+bool reg_url_origin(const char *url, struct origin *o);
+/* Whether two URLs have one scheme, host and port. */
+bool reg_same_origin(const char *u1, const char *u2);
+/* The auths key for the credentials sent to base: the registry's own name
+ * (domain) for its upstream, a mirror's host[:port] for a mirror; caller
+ * frees. */
+char *reg_credential_host(const char *base, const char *domain);
+/* base64 "user:pass" stored for host in the docker config, or NULL;
+ * caller frees. */
+char *reg_docker_credentials(const char *host);
 
 /* ---- fetch.c: downloads ---- */
 struct reg;
