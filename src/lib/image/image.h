@@ -187,6 +187,9 @@ bool reg_same_origin(const char *u1, const char *u2);
  * (domain) for its upstream, a mirror's host[:port] for a mirror; caller
  * frees. */
 char *reg_credential_host(const char *base, const char *domain);
+/* The docker config file: $DOCKER_CONFIG/config.json or
+ * ~/.docker/config.json; NULL without either.  Caller frees. */
+char *reg_docker_config_path(void);
 /* base64 "user:pass" stored for host in the docker config, or NULL;
  * caller frees. */
 char *reg_docker_credentials(const char *host);

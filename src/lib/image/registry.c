@@ -501,16 +501,9 @@ static char *base64(const char *in, size_t n)
         return out;
 }
 
-static char *docker_config_path(void)
-{
-        const char *dc = getenv("DOCKER_CONFIG");
-        const char *home = getenv("HOME");
-        return dc && *dc ? xasprintf("%s/config.json", dc) : home && *home ? xasprintf("%s/.docker/config.json", home) : NULL;
-}
-
 static int docker_config_update(const char *domain, const char *auth, struct msb_error *err)
 {
-        _cleanup_free_ char *p = docker_config_path();
+        _cleanup_free_ char *p = reg_docker_config_path();
         if (!p)
                 return msb_err(err, EINVAL, "cannot find ~/.docker/config.json: set HOME or DOCKER_CONFIG");
         json_error_t je;

@@ -196,12 +196,17 @@ static bool auths_key_is(const char *key, const char *host)
  * ~/.docker/config.json ("auths" → host → "auth"), or NULL.  The exact key
  * first, then one that names the same host with a scheme or path, as
  * docker writes some. */
-char *reg_docker_credentials(const char *host)
+char *reg_docker_config_path(void)
 {
         const char *dc = getenv("DOCKER_CONFIG");
         const char *home = getenv("HOME");
-        _cleanup_free_ char *p = dc && *dc ? xasprintf("%s/config.json", dc)
-                                           : home && *home ? xasprintf("%s/.docker/config.json", home) : NULL;
+        return dc && *dc ? xasprintf("%s/config.json", dc) : home && *home ? xasprintf("%s/.docker/config.json", home)
+                                                                          : NULL;
+}
+
+char *reg_docker_credentials(const char *host)
+{
+        _cleanup_free_ char *p = reg_docker_config_path();
         if (!p || !host)
                 return NULL;
         json_error_t je;
