@@ -75,7 +75,7 @@ int msb_config_each(int (*fn)(char **words, int n, void *ud, const char *where, 
  * where the file sets them. */
 int msb_config_unpack_limits(uint64_t *bytes, uint64_t *entries, struct msb_error *err);
 
-/* ---- tar.c ---- */
+/* ---- tar/: unpacking layers, archives and copies (msb cp) ---- */
 #define TAR_MAX_ENTRIES 1000000u /* per layer; a "tar bomb" of names */
 #define TAR_MAX_PATH 4096u
 #define TAR_MAX_PAX (1u << 20) /* extended header size */
@@ -163,60 +163,8 @@ int msb_accel_resolve(struct msb_ctx *ctx, enum msb_accel want, enum msb_accel *
 /* Host TSC rate in kHz (cached per host boot), 0 if unknown. */
 unsigned msb_host_tsc_khz(struct msb_ctx *ctx);
 
-/* ---- image.c ---- */
-struct msb_image_config {
-        char **entrypoint;
-        char **cmd;
-        char **env;
-        char *workdir;
-        char *user;
-};
-void msb_image_config_free(struct msb_image_config *c);
-/* Look up ref in the store: rootfs dir and parsed config. */
-int msb_image_open(struct msb_ctx *ctx, const char *ref, char **ret_rootfs, struct msb_image_config *ret_cfg,
-                   struct msb_error *err);
-/* Normalize a local name: add ":latest" when no tag; validates characters. */
-int msb_image_name_normalize(const char *name, char **ret, struct msb_error *err);
-/* Parse an OCI image config JSON blob. */
-int msb_image_config_parse(const char *json, size_t len, struct msb_image_config *ret, struct msb_error *err);
-
-/* ---- ref.c: image references ---- */
-struct msb_ref {
-        char *domain; /* "docker.io", "host:5000" */
-        char *repo;   /* "library/alpine" */
-        char *tag;    /* NULL only with a digest */
-        char *digest; /* "sha256:<hex>" or NULL */
-};
-/* Parse by the distribution grammar and normalize (docker.io/library/,
- * :latest); errors name the bad part. */
-int msb_ref_parse(const char *s, struct msb_ref *ret, struct msb_error *err);
-void msb_ref_free(struct msb_ref *r);
-/* "domain/repo:tag", "domain/repo@digest" or both. */
-char *msb_ref_string(const struct msb_ref *r);
-
-/* ---- registry.c: distribution API client ---- */
-struct reg;
-/* Mirrors for domain from msb's config file ($MSB_CONFIG,
- * $XDG_CONFIG_HOME/msb/config or ~/.config/msb/config) and whether the
- * domain is marked insecure (plain HTTP). */
-int msb_registry_config(const char *domain, char ***ret_mirrors, bool *ret_insecure, struct msb_error *err);
-/* The registry's own URL: https, http for loopback or insecure ones;
- * docker.io is registry-1.docker.io. */
-char *msb_reg_upstream(const char *domain, bool insecure);
-int msb_reg_init(struct msb_error *err);
-struct reg *msb_reg_open(struct msb_ctx *ctx, const char *base, const char *domain, const char *repo);
-void msb_reg_close(struct reg *g);
-/* GET a manifest by tag or digest (at most 4 MiB); media type from the
- * Content-Type.  -ENOENT for 404, -EACCES when access is denied. */
-int msb_reg_manifest(struct reg *g, const char *reference, char **ret_body, size_t *ret_len, char **ret_media,
-                     struct msb_error *err);
-/* Stream a blob into sink (which may stop it by returning < 0), from byte
- * offset on; on_status hears 200 (whole blob: start over) or 206 (the
- * range) before the first byte. */
-int msb_reg_blob(struct reg *g, const char *digest, uint64_t offset, int (*on_status)(void *arg, long status),
-                 int (*sink)(void *arg, const void *p, size_t n), void *arg, struct msb_error *err);
-/* Another connection to the same registry, sharing the token. */
-struct reg *msb_reg_clone(const struct reg *g);
+/* ---- image/: the image store, references and the registry client ---- */
+#include "image/image.h"
 
 /* ---- vmm.c: QEMU backend ---- */
 struct vmm_share {
@@ -293,18 +241,3 @@ int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 /* SIGKILL and reap, if still running. */
 void proc_kill(pid_t pid, int pidfd);
 void proc_kill_wait(pid_t pid, int *pidfd);
-
-/* ---- registry.c: where credentials may go ---- */
-/* Whether a registry's "host[:port]" (or "[v6]:port") is loopback: the
- * name localhost (any case), a whole dotted-quad IPv4 literal in
- * 127.0.0.0/8, or [::1].  Prefixes do not count: "localhost.example" and
- * "127.0.0.1.nip.io" are names anyone can point anywhere. */
-bool reg_host_is_loopback(const char *hostport);
-/* Whether basic credentials may be sent to url (a bearer token realm):
- * https, or http to a loopback host or one marked "insecure" in msb's
- * config file.  false for a URL that is not http(s)://host[:port]/...,
- * including one with user:password@ in it. */
-bool reg_url_may_get_credentials(const char *url);
-/* The value of key in a WWW-Authenticate challenge (untrusted, from the
- * registry), unquoted; NULL if absent.  The caller frees it. */
-char *reg_auth_param(const char *h, const char *key);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* registry.c's decisions about where plain HTTP and credentials may go. */
+/* image/trust.c's decisions about where plain HTTP and credentials may go. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * msb cp's tar writer (common/tarw.c) round-tripped through the unpacker's
- * copy mode (lib/tar.c): files, empty files, directories, relative and
+ * copy mode (lib/tar/): files, empty files, directories, relative and
  * absolute symlinks, hard links, names past ustar's 100 and 255 bytes,
  * modes and nanosecond times; special files left out; no symlink followed
  * on the way in.  GNU tar must read the archive too.

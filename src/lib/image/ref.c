@@ -16,7 +16,7 @@
 #include <ctype.h>
 #include <string.h>
 
-#include "internal.h"
+#include "lib/internal.h"
 
 void msb_ref_free(struct msb_ref *r)
 {
@@ -93,6 +93,87 @@ static bool domain_ok(const char *s, size_t n)
         return true;
 }
 
+/* "@sha256:<hex>" cut off s (the copy of in) into ret->digest. */
+static int parse_digest(const char *in, char *s, struct msb_ref *ret, struct msb_error *err)
+{
+        char *at = strchr(s, '@');
+        if (!at)
+                return 0;
+        *at++ = '\0';
+        bool ok = strncmp(at, "sha256:", 7) == 0 && strlen(at + 7) == 64;
+        for (size_t i = 7; ok && i < 7 + 64; i++)
+                ok = (at[i] >= '0' && at[i] <= '9') || (at[i] >= 'a' && at[i] <= 'f');
+        if (!ok)
+                return msb_err(err, EINVAL, "image reference '%s': digest '%s' must be sha256:<64 hex digits>", in,
+                               at);
+        ret->digest = xstrdup(at);
+        return 0;
+}
+
+/* ":tag" cut off s into ret->tag: it is after the last '/' (a ':' before
+ * it belongs to a port). */
+static int parse_tag(const char *in, char *s, struct msb_ref *ret, struct msb_error *err)
+{
+        char *slash = strrchr(s, '/');
+        char *colon = strrchr(slash ? slash : s, ':');
+        if (!colon)
+                return 0;
+        *colon++ = '\0';
+        size_t tn = strlen(colon);
+        bool ok = tn >= 1 && tn <= 128 && (isalnum((unsigned char)colon[0]) || colon[0] == '_');
+        for (size_t i = 1; ok && i < tn; i++)
+                ok = isalnum((unsigned char)colon[i]) || strchr("_.-", colon[i]);
+        if (!ok)
+                return msb_err(err, EINVAL,
+                               "image reference '%s': tag '%s' must be 1-128 letters, digits, '_', '.' or '-', "
+                               "not starting with '.' or '-'",
+                               in, colon);
+        ret->tag = xstrdup(colon);
+        return 0;
+}
+
+/* The domain, the first component of s if it looks like one, into
+ * ret->domain; *ret_name: the repository after it. */
+static int parse_domain(const char *in, char *s, struct msb_ref *ret, char **ret_name, struct msb_error *err)
+{
+        *ret_name = s;
+        char *first_slash = strchr(s, '/');
+        if (!first_slash)
+                return 0;
+        size_t dn = (size_t)(first_slash - s);
+        bool is_domain = memchr(s, '.', dn) || memchr(s, ':', dn) || (dn == 9 && !strncmp(s, "localhost", 9)) ||
+                         memchr(s, '[', dn);
+        for (size_t i = 0; !is_domain && i < dn; i++)
+                is_domain = isupper((unsigned char)s[i]);
+        if (!is_domain)
+                return 0;
+        if (!domain_ok(s, dn))
+                return msb_err(err, EINVAL, "image reference '%s': registry '%.*s' is not a valid host[:port]", in,
+                               (int)dn, s);
+        ret->domain = strndup(s, dn);
+        *ret_name = first_slash + 1;
+        return 0;
+}
+
+/* The repository name, component by component. */
+static int check_repo(const char *in, const char *name, struct msb_error *err)
+{
+        if (!*name)
+                return msb_err(err, EINVAL, "image reference '%s' has no repository name", in);
+        if (strlen(name) > 255)
+                return msb_err(err, EINVAL, "image reference '%s': repository name is longer than 255 characters", in);
+        for (const char *c = name;;) {
+                const char *e = strchr(c, '/');
+                size_t n = e ? (size_t)(e - c) : strlen(c);
+                const char *why = check_component(c, n);
+                if (why)
+                        return msb_err(err, EINVAL, "image reference '%s': repository '%s' has %s", in, name, why);
+                if (!e)
+                        return 0;
+                c = e + 1;
+        }
+}
+
 int msb_ref_parse(const char *in, struct msb_ref *ret, struct msb_error *err)
 {
         memset(ret, 0, sizeof(*ret));
@@ -102,78 +183,17 @@ int msb_ref_parse(const char *in, struct msb_ref *ret, struct msb_error *err)
         if (len > 512)
                 return msb_err(err, EINVAL, "image reference '%.40s...' is longer than 512 characters", in);
         _cleanup_free_ char *s = xstrdup(in);
-        char *at = strchr(s, '@');
-        if (at) {
-                *at++ = '\0';
-                if (strncmp(at, "sha256:", 7) != 0)
-                        return msb_err(err, EINVAL, "image reference '%s': digest '%s' must be sha256:<64 hex digits>",
-                                       in, at);
-                const char *h = at + 7;
-                size_t hn = strlen(h);
-                bool ok = hn == 64;
-                for (size_t i = 0; ok && i < hn; i++)
-                        ok = (h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f');
-                if (!ok)
-                        return msb_err(err, EINVAL, "image reference '%s': digest '%s' must be sha256:<64 hex digits>",
-                                       in, at);
-                ret->digest = xstrdup(at);
-        }
-        /* a tag is after the last '/': a ':' before it belongs to a port */
-        char *slash = strrchr(s, '/');
-        char *colon = strrchr(slash ? slash : s, ':');
-        if (colon) {
-                *colon++ = '\0';
-                size_t tn = strlen(colon);
-                bool ok = tn >= 1 && tn <= 128 && (isalnum((unsigned char)colon[0]) || colon[0] == '_');
-                for (size_t i = 1; ok && i < tn; i++)
-                        ok = isalnum((unsigned char)colon[i]) || strchr("_.-", colon[i]);
-                if (!ok) {
-                        msb_ref_free(ret);
-                        return msb_err(err, EINVAL,
-                                       "image reference '%s': tag '%s' must be 1-128 letters, digits, '_', '.' or '-', "
-                                       "not starting with '.' or '-'",
-                                       in, colon);
-                }
-                ret->tag = xstrdup(colon);
-        }
-        /* domain: the first component, if it looks like one */
-        char *name = s;
-        char *first_slash = strchr(s, '/');
-        if (first_slash) {
-                size_t dn = (size_t)(first_slash - s);
-                bool is_domain = memchr(s, '.', dn) || memchr(s, ':', dn) || (dn == 9 && !strncmp(s, "localhost", 9)) ||
-                                 memchr(s, '[', dn);
-                for (size_t i = 0; !is_domain && i < dn; i++)
-                        is_domain = isupper((unsigned char)s[i]);
-                if (is_domain) {
-                        if (!domain_ok(s, dn)) {
-                                msb_ref_free(ret);
-                                return msb_err(err, EINVAL, "image reference '%s': registry '%.*s' is not a valid host[:port]",
-                                               in, (int)dn, s);
-                        }
-                        ret->domain = strndup(s, dn);
-                        name = first_slash + 1;
-                }
-        }
-        if (!*name) {
+        char *name = NULL;
+        int r = parse_digest(in, s, ret, err);
+        if (r == 0)
+                r = parse_tag(in, s, ret, err);
+        if (r == 0)
+                r = parse_domain(in, s, ret, &name, err);
+        if (r == 0)
+                r = check_repo(in, name, err);
+        if (r < 0) {
                 msb_ref_free(ret);
-                return msb_err(err, EINVAL, "image reference '%s' has no repository name", in);
-        }
-        if (strlen(name) > 255) {
-                msb_ref_free(ret);
-                return msb_err(err, EINVAL, "image reference '%s': repository name is longer than 255 characters", in);
-        }
-        for (const char *c = name;;) {
-                const char *e = strchr(c, '/');
-                size_t n = e ? (size_t)(e - c) : strlen(c);
-                const char *why = check_component(c, n);
-                if (why) {
-                        msb_ref_free(ret);
-                        return msb_err(err, EINVAL, "image reference '%s': repository '%s' has %s", in, name, why);
-                }
-                if (!e)
-                        break;
-                c = e + 1;
+                return r;
         }
         if (!ret->domain)
                 ret->domain = xstrdup("docker.io");
@@ -181,7 +201,8 @@ int msb_ref_parse(const char *in, struct msb_ref *ret, struct msb_error *err)
                 free(ret->domain);
                 ret->domain = xstrdup("docker.io");
         }
-        ret->repo = !strcmp(ret->domain, "docker.io") && !strchr(name, '/') ? xasprintf("library/%s", name) : xstrdup(name);
+        ret->repo = !strcmp(ret->domain, "docker.io") && !strchr(name, '/') ? xasprintf("library/%s", name)
+                                                                              : xstrdup(name);
         if (!ret->tag && !ret->digest)
                 ret->tag = xstrdup("latest");
         return 0;
