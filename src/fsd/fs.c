@@ -21,7 +21,7 @@
 
 #include "common/util.h"
 #include "fsd/fs.h"
-#include "fsd/sandbox.h"
+#include "common/jail.h"
 #include "fsd/vhost.h"
 
 struct vstat {
@@ -2233,33 +2233,26 @@ size_t fs_handle(void *v, const uint8_t *in, size_t inlen, const struct vu_elem 
         return n;
 }
 
-static int share_open(struct share *sh, const struct fs_config *c, char *err, size_t errsz)
+static int share_open(struct share *sh, const struct fs_config *c, struct msb_error *err)
 {
         sh->c = *c;
         sh->root_fd = -1;
         const char *dir = c->path;
         _cleanup_free_ char *copy = NULL;
-        if (!c->path || c->path[0] != '/') {
-                snprintf(err, errsz, "%s: not an absolute path", c->path ? c->path : "(null)");
-                return -EINVAL;
-        }
+        if (!c->path || c->path[0] != '/')
+                return msb_err(err, EINVAL, "%s: not an absolute path", c->path ? c->path : "(null)");
         if (c->single_file) {
                 copy = xstrdup(c->path);
                 char *slash = strrchr(copy, '/');
-                if (!slash[1]) {
-                        snprintf(err, errsz, "%s: not a file path", c->path);
-                        return -EINVAL;
-                }
+                if (!slash[1])
+                        return msb_err(err, EINVAL, "%s: not a file path", c->path);
                 sh->file_name = xstrdup(slash + 1);
                 *slash = 0;
                 dir = *copy ? copy : "/";
         }
         sh->root_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (sh->root_fd < 0) {
-                int e = errno;
-                snprintf(err, errsz, "cannot open %s: %s", dir, strerror(e));
-                return -e;
-        }
+        if (sh->root_fd < 0)
+                return msb_err_errno(err, errno, "cannot open %s", dir);
         if (!c->single_file) {
                 char p[64], v[4];
                 procpath(p, sizeof(p), sh->root_fd);
@@ -2267,10 +2260,8 @@ static int share_open(struct share *sh, const struct fs_config *c, char *err, si
         }
         if (c->single_file) {
                 struct stat st;
-                if (fstatat(sh->root_fd, sh->file_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
-                        snprintf(err, errsz, "%s: not a regular file", c->path);
-                        return -EINVAL;
-                }
+                if (fstatat(sh->root_fd, sh->file_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                        return msb_err(err, EINVAL, "%s: not a regular file", c->path);
         }
         return 0;
 }
@@ -2282,12 +2273,10 @@ static void share_close(struct share *sh)
         free(sh->file_name);
 }
 
-int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **ret, char *err, size_t errsz)
+int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **ret, struct msb_error *err)
 {
-        if (n == 0 || (!multi && n != 1)) {
-                snprintf(err, errsz, "no share given");
-                return -EINVAL;
-        }
+        if (n == 0 || (!multi && n != 1))
+                return msb_err(err, EINVAL, "no share given");
         struct fs *fs = xcalloc(1, sizeof(*fs));
         fs->shares = xcalloc(n, sizeof(*fs->shares));
         fs->multi = multi;
@@ -2301,7 +2290,7 @@ int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **re
         for (size_t k = 0; k < n; k++) {
                 fs->shares[k].root_fd = -1;
                 fs->nshares = k + 1;
-                int r = share_open(&fs->shares[k], &c[k], err, errsz);
+                int r = share_open(&fs->shares[k], &c[k], err);
                 if (r < 0) {
                         fs_free(fs);
                         return r;
@@ -2325,7 +2314,7 @@ int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **re
                 root->sh = &fs->shares[0];
                 root->fd = fcntl(fs->shares[0].root_fd, F_DUPFD_CLOEXEC, 3);
                 if (root->fd < 0 || fstat(root->fd, &st) < 0) {
-                        snprintf(err, errsz, "cannot stat %s: %s", c[0].path, strerror(errno));
+                        msb_err_errno(err, errno, "cannot stat %s", c[0].path);
                         if (root->fd >= 0)
                                 close(root->fd);
                         free(root);
@@ -2341,9 +2330,9 @@ int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **re
         return 0;
 }
 
-int fs_new(const struct fs_config *c, struct fs **ret, char *err, size_t errsz)
+int fs_new(const struct fs_config *c, struct fs **ret, struct msb_error *err)
 {
-        return fs_new_multi(c, 1, false, ret, err, errsz);
+        return fs_new_multi(c, 1, false, ret, err);
 }
 
 void fs_free(struct fs *fs)
@@ -2388,13 +2377,13 @@ size_t fs_host_dirs(struct fs *fs, int *fds, unsigned *flags, size_t max)
         for (size_t k = 0; k < fs->nshares; k++, n++)
                 if (n < max) {
                         fds[n] = fs->shares[k].root_fd;
-                        flags[n] = (fs->shares[k].c.read_only ? FSD_DIR_RO : 0) |
-                                   (fs->shares[k].c.single_file ? FSD_DIR_FLAT : 0);
+                        flags[n] = (fs->shares[k].c.read_only ? JAIL_DIR_RO : 0) |
+                                   (fs->shares[k].c.single_file ? JAIL_DIR_FLAT : 0);
                 }
         if (fs->root && fs->root->fd >= 0) {
                 if (n < max) {
                         fds[n] = fs->root->fd;
-                        flags[n] = fs->root->sh->c.read_only ? FSD_DIR_RO : 0;
+                        flags[n] = fs->root->sh->c.read_only ? JAIL_DIR_RO : 0;
                 }
                 n++;
         }

@@ -33,10 +33,10 @@
 #include <unistd.h>
 #include <linux/fuse.h>
 
+#include "common/error.h"
 #include "common/util.h"
-#include "msb.h"
 #include "fsd/fs.h"
-#include "fsd/sandbox.h"
+#include "common/jail.h"
 #include "fsd/vhost.h"
 
 #define SOCK_TAG 0xffffffffu
@@ -289,7 +289,7 @@ static int parse_args(int argc, char **argv, struct fsd_args *a)
  * confined to nothing, *ret NULL. */
 static int open_shares(struct fsd_args *a, rlim_t nofile, struct fs **ret)
 {
-        char err[512];
+        struct msb_error err = {0};
         *ret = NULL;
         for (size_t k = 0; k < a->nvols; k++)
                 a->vols[k].timeout = a->c.timeout;
@@ -298,19 +298,19 @@ static int open_shares(struct fsd_args *a, rlim_t nofile, struct fs **ret)
                 passthrough |= a->vols[k].owner == FS_OWNER_PASSTHROUGH;
         struct fs *fs = NULL;
         if (a->c.path || a->nvols) {
-                int r = a->nvols ? fs_new_multi(a->vols, a->nvols, true, &fs, err, sizeof(err))
-                                 : fs_new(&a->c, &fs, err, sizeof(err));
+                int r = a->nvols ? fs_new_multi(a->vols, a->nvols, true, &fs, &err)
+                                 : fs_new(&a->c, &fs, &err);
                 if (r < 0) {
-                        fprintf(stderr, "msb-fsd: %s\n", err);
+                        fprintf(stderr, "msb-fsd: %s\n", err.message);
                         return -1;
                 }
                 fit_fds(fs, nofile);
         }
-        int dirs[FSD_SANDBOX_MAX_DIRS];
-        unsigned dirs_flags[FSD_SANDBOX_MAX_DIRS];
-        size_t ndirs = fs ? fs_host_dirs(fs, dirs, dirs_flags, FSD_SANDBOX_MAX_DIRS) : 0;
-        if (a->sandbox && fsd_sandbox_enter(dirs, dirs_flags, ndirs, passthrough, err, sizeof(err)) < 0) {
-                fprintf(stderr, "msb-fsd: %s\n", err);
+        int dirs[JAIL_MAX_DIRS];
+        unsigned dirs_flags[JAIL_MAX_DIRS];
+        size_t ndirs = fs ? fs_host_dirs(fs, dirs, dirs_flags, JAIL_MAX_DIRS) : 0;
+        if (a->sandbox && jail_enter_fsd(dirs, dirs_flags, ndirs, passthrough, &err) < 0) {
+                fprintf(stderr, "msb-fsd: %s\n", err.message);
                 fs_free(fs);
                 return -1;
         }
@@ -408,13 +408,13 @@ int main(int argc, char **argv)
         /* fs.c reaches inodes through /proc/self/fd (see fs.h); the sandbox
          * moves us into its own */
         if (chdir("/proc/self/fd") < 0) {
-                fprintf(stderr, "msb-fsd: cannot enter /proc/self/fd: %s (is /proc mounted?)\n", strerror(errno));
+                fprintf(stderr, "msb-fsd: cannot enter /proc/self/fd: %s (is /proc mounted?)\n", errno_text(errno));
                 return 1;
         }
         /* before the confinement, whose filter has no epoll_create1 */
         int epfd = epoll_create1(EPOLL_CLOEXEC);
         if (epfd < 0) {
-                perror("msb-fsd: epoll_create1");
+                fprintf(stderr, "%s\n", errno_msg(errno, "msb-fsd: epoll_create1").s);
                 return 1;
         }
         struct fs *fs = NULL;
@@ -425,7 +425,7 @@ int main(int argc, char **argv)
                 sock = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         while (sock < 0 && errno == EINTR);
         if (sock < 0) {
-                perror("msb-fsd: accept");
+                fprintf(stderr, "%s\n", errno_msg(errno, "msb-fsd: accept").s);
                 return 1;
         }
         bool configured = !a.warm;
@@ -435,7 +435,7 @@ int main(int argc, char **argv)
         struct epoll_event lev = {.events = EPOLLIN, .data.u32 = LISTEN_TAG};
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, sock, &ev) < 0 ||
             (!configured && epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &lev) < 0)) {
-                perror("msb-fsd: epoll_ctl");
+                fprintf(stderr, "%s\n", errno_msg(errno, "msb-fsd: epoll_ctl").s);
                 return 1;
         }
         static struct vu_dev dev;
@@ -448,7 +448,7 @@ int main(int argc, char **argv)
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        perror("msb-fsd: epoll_wait");
+                        fprintf(stderr, "%s\n", errno_msg(errno, "msb-fsd: epoll_wait").s);
                         rc = 1;
                         break;
                 }
@@ -461,7 +461,7 @@ int main(int argc, char **argv)
                                 if (r == 1) {
                                         quit = true; /* QEMU is gone */
                                 } else if (r < 0) {
-                                        fprintf(stderr, "msb-fsd: vhost-user: %s\n", strerror(-r));
+                                        fprintf(stderr, "%s\n", errno_msg(-r, "msb-fsd: vhost-user").s);
                                         quit = true;
                                         rc = 1;
                                 }
