@@ -17,8 +17,10 @@
 #include "common/util.h"
 #include "fsd/internal.h"
 
-ssize_t reply_attr(struct fs *fs, struct inode *i, uint8_t *res, size_t cap)
+/* GETATTR, and SETATTR's answer */
+ssize_t op_getattr(struct fs *fs, struct req *q)
 {
+        struct inode *i = q->i;
         struct stat st;
         int r = ino_stat(fs, i, &st);
         if (r < 0)
@@ -26,15 +28,7 @@ ssize_t reply_attr(struct fs *fs, struct inode *i, uint8_t *res, size_t cap)
         struct fuse_attr_out o = {0};
         set_timeout(timeout_for(fs, i), &o.attr_valid, &o.attr_valid_nsec);
         fill_attr(fs, i, &st, &o.attr);
-        if (cap < sizeof(o))
-                return -EINVAL;
-        memcpy(res, &o, sizeof(o));
-        return sizeof(o);
-}
-
-ssize_t op_getattr(struct fs *fs, struct req *q)
-{
-        return reply_attr(fs, q->i, q->res, q->cap);
+        return reply_fit(q, &o, sizeof(o));
 }
 
 static int truncate_inode(struct fs *fs, struct inode *i, uint64_t fhid, bool have_fh, uint64_t size)
@@ -74,11 +68,8 @@ static int symlink_touch_ctime(int fd)
 ssize_t op_setattr(struct fs *fs, struct req *q)
 {
         struct inode *i = q->i;
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         struct fuse_setattr_in in;
-        if (!take(a, &in, sizeof(in)))
+        if (!take(&q->a, &in, sizeof(in)))
                 return -EINVAL;
         uint32_t v = in.valid;
         if (v & (FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW |
@@ -157,14 +148,12 @@ ssize_t op_setattr(struct fs *fs, struct req *q)
                                 return -errno;
                 }
         }
-        return reply_attr(fs, i, res, cap);
+        return op_getattr(fs, q);
 }
 
 ssize_t op_statfs(struct fs *fs, struct req *q)
 {
         struct inode *i = q->i;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         struct statfs s;
         struct share *sh = i->sh ? i->sh : &fs->shares[0];
         if (fstatfs(sh->root_fd, &s) < 0)
@@ -173,17 +162,12 @@ ssize_t op_statfs(struct fs *fs, struct req *q)
                 .blocks = s.f_blocks, .bfree = s.f_bfree, .bavail = s.f_bavail, .files = s.f_files,
                 .ffree = s.f_ffree, .bsize = (uint32_t)s.f_bsize, .namelen = (uint32_t)s.f_namelen,
                 .frsize = (uint32_t)s.f_frsize}};
-        if (cap < sizeof(o))
-                return -EINVAL;
-        memcpy(res, &o, sizeof(o));
-        return sizeof(o);
+        return reply_fit(q, &o, sizeof(o));
 }
 
 ssize_t op_readlink(struct fs *fs, struct req *q)
 {
         struct inode *i = q->i;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         if (!S_ISLNK(i->type) || i->kind != K_NORMAL)
                 return -EINVAL;
         int fd = ino_fd(fs, i);
@@ -193,9 +177,9 @@ ssize_t op_readlink(struct fs *fs, struct req *q)
         ssize_t n = readlinkat(fd, "", buf, sizeof(buf));
         if (n < 0)
                 return -errno;
-        if ((size_t)n > cap)
+        if ((size_t)n > q->cap)
                 return -ERANGE;
-        memcpy(res, buf, (size_t)n);
+        memcpy(q->res, buf, (size_t)n);
         return n;
 }
 

@@ -41,14 +41,11 @@ uint32_t fopen_flags(struct fs *fs, struct inode *i)
 ssize_t op_open(struct fs *fs, struct req *q)
 {
         struct inode *i = q->i;
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         bool dir = q->h->opcode == FUSE_OPENDIR;
         struct fuse_open_in in;
-        if (!take(a, &in, sizeof(in)))
+        if (!take(&q->a, &in, sizeof(in)))
                 return -EINVAL;
-        if (cap < sizeof(struct fuse_open_out))
+        if (q->cap < sizeof(struct fuse_open_out))
                 return -EINVAL;
         int fl, fd;
         if (dir) {
@@ -95,8 +92,7 @@ ssize_t op_open(struct fs *fs, struct req *q)
         }
         if (dir && ro(i) && i->kind == K_NORMAL)
                 o.open_flags = FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR;
-        memcpy(res, &o, sizeof(o));
-        return sizeof(o);
+        return reply_copy(q, &o, sizeof(o));
 }
 
 /*
@@ -130,20 +126,16 @@ int read_fd(struct fs *fs, uint64_t nodeid, uint64_t fh, bool dir)
 
 ssize_t op_read(struct fs *fs, struct req *q)
 {
-        uint64_t nodeid = q->h->nodeid;
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         struct fuse_read_in in;
-        if (!take(a, &in, sizeof(in)))
+        if (!take(&q->a, &in, sizeof(in)))
                 return -EINVAL;
-        int fd = read_fd(fs, nodeid, in.fh, false);
+        int fd = read_fd(fs, q->h->nodeid, in.fh, false);
         if (fd < 0)
                 return fd;
         if (in.offset > (uint64_t)INT64_MAX)
                 return -EINVAL;
-        size_t n = in.size < cap ? in.size : cap;
-        ssize_t r = pread(fd, res, n, (off_t)in.offset);
+        size_t n = in.size < q->cap ? in.size : q->cap;
+        ssize_t r = pread(fd, q->res, n, (off_t)in.offset);
         return r < 0 ? -errno : r;
 }
 
@@ -212,69 +204,58 @@ static void prefault(const struct iovec *iov, unsigned n)
 
 ssize_t op_write(struct fs *fs, struct req *q)
 {
-        struct args *a = &q->a;
-        const struct vu_elem *e = q->e;
         size_t arglen = q->h->len - sizeof(*q->h);
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         struct fuse_write_in in;
-        if (!take(a, &in, sizeof(in)))
+        if (!take(&q->a, &in, sizeof(in)))
                 return -EINVAL;
         struct handle *h = fh_get(fs, in.fh, false);
         if (!h)
                 return -EBADF;
         if (h->ro)
                 return -EROFS;
-        size_t have = e ? arglen - sizeof(in) : a->len;
+        size_t have = q->e ? arglen - sizeof(in) : q->a.len;
         if (in.size != have || in.size > FS_MAX_WRITE || in.offset > (uint64_t)INT64_MAX ||
-            cap < sizeof(struct fuse_write_out))
+            q->cap < sizeof(struct fuse_write_out))
                 return -EINVAL;
         ssize_t r = kill_privs(fs, h->ino, h->fd, in.write_flags & FUSE_WRITE_KILL_SUIDGID);
         if (r < 0)
                 return r;
-        if (e) {
+        if (q->e) {
                 static struct iovec iov[VU_MAX_SEGS];
-                unsigned n = payload_iov(e, sizeof(struct fuse_in_header) + sizeof(in), in.size, iov, VU_MAX_SEGS);
+                unsigned n = payload_iov(q->e, sizeof(struct fuse_in_header) + sizeof(in), in.size, iov, VU_MAX_SEGS);
                 if (!n)
                         return -EINVAL;
                 prefault(iov, n);
                 r = pwritev(h->fd, iov, (int)n, (off_t)in.offset);
         } else
-                r = pwrite(h->fd, a->p, in.size, (off_t)in.offset);
+                r = pwrite(h->fd, q->a.p, in.size, (off_t)in.offset);
         if (r < 0)
                 return -errno;
         struct fuse_write_out o = {.size = (uint32_t)r};
-        memcpy(res, &o, sizeof(o));
-        return sizeof(o);
+        return reply_copy(q, &o, sizeof(o));
 }
 
 ssize_t op_lseek(struct fs *fs, struct req *q)
 {
-        uint64_t nodeid = q->h->nodeid;
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         struct fuse_lseek_in in;
-        if (!take(a, &in, sizeof(in)))
+        if (!take(&q->a, &in, sizeof(in)))
                 return -EINVAL;
-        int fd = read_fd(fs, nodeid, in.fh, false);
+        int fd = read_fd(fs, q->h->nodeid, in.fh, false);
         if (fd < 0)
                 return fd;
-        if (in.whence > SEEK_HOLE || in.offset > (uint64_t)INT64_MAX || cap < sizeof(struct fuse_lseek_out))
+        if (in.whence > SEEK_HOLE || in.offset > (uint64_t)INT64_MAX || q->cap < sizeof(struct fuse_lseek_out))
                 return -EINVAL;
         off_t r = lseek(fd, (off_t)in.offset, (int)in.whence);
         if (r < 0)
                 return -errno;
         struct fuse_lseek_out o = {.offset = (uint64_t)r};
-        memcpy(res, &o, sizeof(o));
-        return sizeof(o);
+        return reply_copy(q, &o, sizeof(o));
 }
 
 ssize_t op_fallocate(struct fs *fs, struct req *q)
 {
-        struct args *a = &q->a;
         struct fuse_fallocate_in in;
-        if (!take(a, &in, sizeof(in)))
+        if (!take(&q->a, &in, sizeof(in)))
                 return -EINVAL;
         struct handle *h = fh_get(fs, in.fh, false);
         if (!h)
@@ -288,10 +269,9 @@ ssize_t op_fallocate(struct fs *fs, struct req *q)
 
 ssize_t op_fsync(struct fs *fs, struct req *q)
 {
-        struct args *a = &q->a;
         bool dir = q->h->opcode == FUSE_FSYNCDIR;
         struct fuse_fsync_in in;
-        if (!take(a, &in, sizeof(in)))
+        if (!take(&q->a, &in, sizeof(in)))
                 return -EINVAL;
         struct handle *h = fh_get(fs, in.fh, dir);
         if (!h)

@@ -29,12 +29,9 @@ struct linux_dirent64 {
 ssize_t op_readdir(struct fs *fs, struct req *q)
 {
         struct inode *i = q->i;
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         bool plus = q->h->opcode == FUSE_READDIRPLUS;
         struct fuse_read_in in;
-        if (!take(a, &in, sizeof(in)))
+        if (!take(&q->a, &in, sizeof(in)))
                 return -EINVAL;
         /* an OPENDIR handle (fd -1 for the made-up roots), or in no-open
          * mode the inode's own */
@@ -42,7 +39,7 @@ ssize_t op_readdir(struct fs *fs, struct req *q)
         int dfd = h ? h->fd : read_fd(fs, i->id, in.fh, true);
         if (!h && dfd < 0)
                 return dfd;
-        size_t limit = in.size < cap ? in.size : cap;
+        size_t limit = in.size < q->cap ? in.size : q->cap;
         size_t used = 0;
         if (i->kind != K_NORMAL) {
                 /* made-up roots: ".", "..", then the single file, or one
@@ -65,13 +62,13 @@ ssize_t op_readdir(struct fs *fs, struct req *q)
                                 break;
                         struct fuse_dirent *d;
                         if (plus) {
-                                struct fuse_direntplus *dp = (struct fuse_direntplus *)(res + used);
+                                struct fuse_direntplus *dp = (struct fuse_direntplus *)(q->res + used);
                                 memset(dp, 0, need);
                                 if (k >= 2 && do_lookup(fs, i, name, &dp->entry_out, NULL) < 0)
                                         memset(&dp->entry_out, 0, sizeof(dp->entry_out));
                                 d = &dp->dirent;
                         } else {
-                                d = (struct fuse_dirent *)(res + used);
+                                d = (struct fuse_dirent *)(q->res + used);
                                 memset(d, 0, need);
                         }
                         d->ino = k + 1;
@@ -117,14 +114,14 @@ ssize_t op_readdir(struct fs *fs, struct req *q)
                                 return (ssize_t)used;
                         struct fuse_dirent *d;
                         if (plus) {
-                                struct fuse_direntplus *dp = (struct fuse_direntplus *)(res + used);
+                                struct fuse_direntplus *dp = (struct fuse_direntplus *)(q->res + used);
                                 memset(dp, 0, need);
                                 bool dot = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
                                 if (!dot && do_lookup(fs, i, de->d_name, &dp->entry_out, NULL) < 0)
                                         memset(&dp->entry_out, 0, sizeof(dp->entry_out));
                                 d = &dp->dirent;
                         } else {
-                                d = (struct fuse_dirent *)(res + used);
+                                d = (struct fuse_dirent *)(q->res + used);
                                 memset(d, 0, need);
                         }
                         d->ino = de->d_ino;

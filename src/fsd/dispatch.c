@@ -50,16 +50,13 @@ const char *take_name(struct args *a)
 
 ssize_t op_init(struct fs *fs, struct req *q)
 {
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         struct fuse_init_in in = {0};
         /* 7.36+ kernels send flags2 and reserved words after these four */
-        if (!take(a, &in, offsetof(struct fuse_init_in, flags2)))
+        if (!take(&q->a, &in, offsetof(struct fuse_init_in, flags2)))
                 return -EINVAL;
         if (in.major != FUSE_KERNEL_VERSION || in.minor < 31)
                 return -EPROTO;
-        if (cap < sizeof(struct fuse_init_out))
+        if (q->cap < sizeof(struct fuse_init_out))
                 return -EINVAL;
         uint32_t want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS |
                         FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_MAX_PAGES;
@@ -84,8 +81,7 @@ ssize_t op_init(struct fs *fs, struct req *q)
         };
         fs->inited = true;
         fs->minor = o.minor;
-        memcpy(res, &o, sizeof(o));
-        return sizeof(o);
+        return reply_copy(q, &o, sizeof(o));
 }
 
 ssize_t op_destroy(struct fs *fs, struct req *q)

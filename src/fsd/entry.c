@@ -40,30 +40,37 @@ static int inode_room(struct fs *fs)
         return fs->ninodes < fs->lim.inodes ? 0 : -ENFILE;
 }
 
-/* The fixed part of a request that names an entry in parent p (insz 0:
+/* The fixed part of a request that names an entry in its node (insz 0:
  * none), then the name; both checked.  Returns the parent's fd. */
-static int take_entry(struct fs *fs, struct inode *p, struct args *a, void *in, size_t insz, const char **name)
+static int take_entry(struct fs *fs, struct req *q, void *in, size_t insz, const char **name)
 {
-        if (insz && !take(a, in, insz))
+        if (insz && !take(&q->a, in, insz))
                 return -EINVAL;
-        *name = take_name(a);
-        return dir_op_check(fs, p, *name);
+        *name = take_name(&q->a);
+        return dir_op_check(fs, q->i, *name);
 }
 
-/* After creating name in parent: record who made it, answer its entry. */
-static ssize_t finish_create(struct fs *fs, struct inode *parent, const char *name, const struct fuse_in_header *h,
-                             mode_t mode, uint32_t rdev, uint8_t *res, size_t cap, struct inode **ret)
+/* The opening of MKNOD and MKDIR: take_entry, then room for the inode. */
+static int begin_create(struct fs *fs, struct req *q, void *in, size_t insz, const char **name)
 {
-        struct fuse_entry_out e;
-        struct inode *i;
-        int r = do_lookup(fs, parent, name, &e, &i);
-        if (r < 0)
-                return r;
-        /* a setgid directory gives what is made in it its group, and a
-         * directory its setgid bit (the guest's VFS leaves both to the
-         * file system; it has already cleared a setgid bit the caller may
-         * not set).  Where ownership is virtual the host directory knows
-         * nothing of it; passed through, the host's own kernel did both. */
+        int pfd = take_entry(fs, q, in, insz, name);
+        if (pfd < 0)
+                return pfd;
+        int r = inode_room(fs);
+        return r < 0 ? r : pfd;
+}
+
+/*
+ * The owner of i, just made by the guest's h in parent, in its entry e.
+ * A setgid directory gives what is made in it its group, and a directory
+ * its setgid bit (the guest's VFS leaves both to the file system; it has
+ * already cleared a setgid bit the caller may not set).  Where ownership
+ * is virtual the host directory knows nothing of it; passed through, the
+ * host's own kernel did both.
+ */
+static int own_entry(struct fs *fs, struct inode *parent, struct inode *i, const struct fuse_in_header *h,
+                     mode_t mode, uint32_t rdev, struct fuse_entry_out *e)
+{
         bool owners = virt(parent) || geteuid() == 0; /* else the host's kernel decides alone */
         struct stat pst;
         struct fuse_attr pa = {0};
@@ -74,28 +81,40 @@ static ssize_t finish_create(struct fs *fs, struct inode *parent, const char *na
                 struct vstat nv = {.uid = h->uid, .gid = sgid_dir ? pa.gid : h->gid, .mode = mode, .rdev = rdev};
                 if (sgid_dir && S_ISDIR(mode))
                         nv.mode |= S_ISGID;
-                if (nv.uid != e.attr.uid || nv.gid != e.attr.gid || nv.mode != e.attr.mode || nv.rdev != e.attr.rdev) {
+                if (nv.uid != e->attr.uid || nv.gid != e->attr.gid || nv.mode != e->attr.mode ||
+                    nv.rdev != e->attr.rdev) {
                         vstat_store(fs, i, &nv);
-                        e.attr.uid = nv.uid;
-                        e.attr.gid = nv.gid;
-                        e.attr.mode = nv.mode;
-                        e.attr.rdev = nv.rdev;
+                        e->attr.uid = nv.uid;
+                        e->attr.gid = nv.gid;
+                        e->attr.mode = nv.mode;
+                        e->attr.rdev = nv.rdev;
                 }
         } else if (geteuid() == 0) {
-                /* on failure the guest never hears of the lookup
-                 * do_lookup counted: take it back, or the inode stays */
                 int fd = ino_fd(fs, i);
                 if (fd < 0 || fchownat(fd, "", h->uid, sgid_dir ? (gid_t)-1 : h->gid,
-                                       AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-                        int e2 = fd < 0 ? fd : -errno;
-                        forget(fs, i->id, 1);
-                        return e2;
-                }
-                e.attr.uid = h->uid;
+                                       AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+                        return fd < 0 ? fd : -errno;
+                e->attr.uid = h->uid;
                 if (!sgid_dir)
-                        e.attr.gid = h->gid;
+                        e->attr.gid = h->gid;
         }
-        ssize_t n = reply_entry(&e, res, cap);
+        return 0;
+}
+
+/* After creating name in q's node: record who made it, answer its entry. */
+static ssize_t finish_create(struct fs *fs, struct req *q, const char *name, mode_t mode, uint32_t rdev,
+                             struct inode **ret)
+{
+        struct fuse_entry_out e;
+        struct inode *i;
+        int r = do_lookup(fs, q->i, name, &e, &i);
+        if (r < 0)
+                return r;
+        /* on failure the guest never hears of the lookup do_lookup
+         * counted: take it back, or the inode stays */
+        ssize_t n = own_entry(fs, q->i, i, q->h, mode, rdev, &e);
+        if (n == 0)
+                n = reply_fit(q, &e, sizeof(e));
         if (n < 0) {
                 forget(fs, i->id, 1);
                 return n;
@@ -108,18 +127,11 @@ static ssize_t finish_create(struct fs *fs, struct inode *parent, const char *na
 ssize_t op_mknod(struct fs *fs, struct req *q)
 {
         struct inode *p = q->i;
-        const struct fuse_in_header *h = q->h;
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         struct fuse_mknod_in in;
         const char *name;
-        int pfd = take_entry(fs, p, a, &in, sizeof(in), &name);
+        int pfd = begin_create(fs, q, &in, sizeof(in), &name);
         if (pfd < 0)
                 return pfd;
-        int r = inode_room(fs);
-        if (r < 0)
-                return r;
         mode_t t = in.mode & S_IFMT;
         if (!S_ISREG(t) && !S_ISCHR(t) && !S_ISBLK(t) && !S_ISFIFO(t) && !S_ISSOCK(t))
                 return -EINVAL;
@@ -132,38 +144,27 @@ ssize_t op_mknod(struct fs *fs, struct req *q)
                 close(fd);
         } else if (mknodat(pfd, name, in.mode, in.rdev) < 0)
                 return -errno;
-        return finish_create(fs, p, name, h, in.mode, in.rdev, res, cap, NULL);
+        return finish_create(fs, q, name, in.mode, in.rdev, NULL);
 }
 
 ssize_t op_mkdir(struct fs *fs, struct req *q)
 {
         struct inode *p = q->i;
-        const struct fuse_in_header *h = q->h;
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         struct fuse_mkdir_in in;
         const char *name;
-        int pfd = take_entry(fs, p, a, &in, sizeof(in), &name);
+        int pfd = begin_create(fs, q, &in, sizeof(in), &name);
         if (pfd < 0)
                 return pfd;
-        int r = inode_room(fs);
-        if (r < 0)
-                return r;
         if (mkdirat(pfd, name, host_mode(p, in.mode, true)) < 0)
                 return -errno;
-        return finish_create(fs, p, name, h, S_IFDIR | (in.mode & 07777), 0, res, cap, NULL);
+        return finish_create(fs, q, name, S_IFDIR | (in.mode & 07777), 0, NULL);
 }
 
 ssize_t op_symlink(struct fs *fs, struct req *q)
 {
         struct inode *p = q->i;
-        const struct fuse_in_header *h = q->h;
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
-        const char *name = take_name(a);
-        const char *target = take_name(a);
+        const char *name = take_name(&q->a);
+        const char *target = take_name(&q->a);
         int pfd = dir_op_check(fs, p, name);
         if (pfd < 0)
                 return pfd;
@@ -174,19 +175,16 @@ ssize_t op_symlink(struct fs *fs, struct req *q)
                 return r;
         if (symlinkat(target, pfd, name) < 0)
                 return -errno;
-        return finish_create(fs, p, name, h, S_IFLNK | 0777, 0, res, cap, NULL);
+        return finish_create(fs, q, name, S_IFLNK | 0777, 0, NULL);
 }
 
 ssize_t op_link(struct fs *fs, struct req *q)
 {
         struct inode *p = q->i;
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         struct fuse_link_in in;
-        if (!take(a, &in, sizeof(in)))
+        if (!take(&q->a, &in, sizeof(in)))
                 return -EINVAL;
-        const char *name = take_name(a);
+        const char *name = take_name(&q->a);
         struct inode *old = ino_get(fs, in.oldnodeid);
         if (!old || old->kind != K_NORMAL)
                 return -EBADF;
@@ -206,16 +204,15 @@ ssize_t op_link(struct fs *fs, struct req *q)
                 return -errno;
         struct fuse_entry_out e;
         int r = do_lookup(fs, p, name, &e, NULL);
-        return r < 0 ? r : reply_entry(&e, res, cap);
+        return r < 0 ? r : reply_fit(q, &e, sizeof(e));
 }
 
+/* UNLINK, RMDIR */
 ssize_t op_unlink(struct fs *fs, struct req *q)
 {
-        struct inode *p = q->i;
-        struct args *a = &q->a;
         bool dir = q->h->opcode == FUSE_RMDIR;
         const char *name;
-        int pfd = take_entry(fs, p, a, NULL, 0, &name);
+        int pfd = take_entry(fs, q, NULL, 0, &name);
         if (pfd < 0)
                 return pfd;
         return unlinkat(pfd, name, dir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
@@ -236,24 +233,23 @@ static void rename_track(struct fs *fs, struct inode *dir, int dfd, const char *
 ssize_t op_rename(struct fs *fs, struct req *q)
 {
         struct inode *p = q->i;
-        struct args *a = &q->a;
         bool v2 = q->h->opcode == FUSE_RENAME2;
         uint64_t newdir;
         uint32_t flags = 0;
         if (v2) {
                 struct fuse_rename2_in in;
-                if (!take(a, &in, sizeof(in)))
+                if (!take(&q->a, &in, sizeof(in)))
                         return -EINVAL;
                 newdir = in.newdir;
                 flags = in.flags;
         } else {
                 struct fuse_rename_in in;
-                if (!take(a, &in, sizeof(in)))
+                if (!take(&q->a, &in, sizeof(in)))
                         return -EINVAL;
                 newdir = in.newdir;
         }
-        const char *oldname = take_name(a);
-        const char *newname = take_name(a);
+        const char *oldname = take_name(&q->a);
+        const char *newname = take_name(&q->a);
         struct inode *np = ino_get(fs, newdir);
         if (!np)
                 return -EBADF;
@@ -319,16 +315,12 @@ static int create_regular(int pfd, const char *name, int fl, bool excl, mode_t m
 ssize_t op_create(struct fs *fs, struct req *q)
 {
         struct inode *p = q->i;
-        const struct fuse_in_header *h = q->h;
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         struct fuse_create_in in;
         const char *name;
-        int pfd = take_entry(fs, p, a, &in, sizeof(in), &name);
+        int pfd = take_entry(fs, q, &in, sizeof(in), &name);
         if (pfd < 0)
                 return pfd;
-        if (cap < sizeof(struct fuse_entry_out) + sizeof(struct fuse_open_out))
+        if (q->cap < sizeof(struct fuse_entry_out) + sizeof(struct fuse_open_out))
                 return -EINVAL;
         int fl;
         int r = open_flags(p, in.flags, &fl);
@@ -342,7 +334,7 @@ ssize_t op_create(struct fs *fs, struct req *q)
         if (fd < 0)
                 return fd;
         struct inode *i;
-        ssize_t n = finish_create(fs, p, name, h, S_IFREG | (in.mode & 07777), 0, res, cap, &i);
+        ssize_t n = finish_create(fs, q, name, S_IFREG | (in.mode & 07777), 0, &i);
         if (n < 0) {
                 close(fd);
                 return n;
@@ -358,6 +350,6 @@ ssize_t op_create(struct fs *fs, struct req *q)
                 forget(fs, i->id, 1); /* the guest never hears of the lookup */
                 return r;
         }
-        memcpy(res + n, &o, sizeof(o));
+        memcpy(q->res + n, &o, sizeof(o));
         return n + (ssize_t)sizeof(o);
 }

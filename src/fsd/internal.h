@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <errno.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <linux/fuse.h>
@@ -126,6 +128,20 @@ struct req {
 /* An op: the reply payload's length, or -errno (the reply is then the
  * error alone). */
 typedef ssize_t (*fs_op)(struct fs *fs, struct req *q);
+
+/* The reply payload o of n bytes, for which the op made sure there is
+ * room; its length. */
+static inline ssize_t reply_copy(struct req *q, const void *o, size_t n)
+{
+        memcpy(q->res, o, n);
+        return (ssize_t)n;
+}
+
+/* The same, -EINVAL when there is no room for it. */
+static inline ssize_t reply_fit(struct req *q, const void *o, size_t n)
+{
+        return q->cap < n ? -EINVAL : reply_copy(q, o, n);
+}
 
 /* Copy n bytes of the arguments into dst; false (and a->bad) if short. */
 bool take(struct args *a, void *dst, size_t n);
@@ -243,8 +259,6 @@ mode_t host_mode(const struct inode *parent, mode_t mode, bool dir);
 /* Look name up in parent: its entry in *e, its inode in *ret (may be
  * NULL); counts one lookup. */
 int do_lookup(struct fs *fs, struct inode *parent, const char *name, struct fuse_entry_out *e, struct inode **ret);
-/* Copy the entry e into the reply. */
-ssize_t reply_entry(struct fuse_entry_out *e, uint8_t *res, size_t cap);
 
 /* ---- data.c: file I/O ---- */
 
@@ -255,11 +269,6 @@ uint32_t fopen_flags(struct fs *fs, struct inode *i);
 /* The fd a READ, LSEEK or READDIR uses: its handle's, or in no-open mode
  * the inode's own. */
 int read_fd(struct fs *fs, uint64_t nodeid, uint64_t fh, bool dir);
-
-/* ---- attr.c: attributes ---- */
-
-/* Answer i's attributes. */
-ssize_t reply_attr(struct fs *fs, struct inode *i, uint8_t *res, size_t cap);
 
 /* ---- the ops, each FUSE_<NAME> of the opcode table (dispatch.c) ---- */
 

@@ -112,24 +112,13 @@ int do_lookup(struct fs *fs, struct inode *parent, const char *name, struct fuse
         return 0;
 }
 
-ssize_t reply_entry(struct fuse_entry_out *e, uint8_t *res, size_t cap)
-{
-        if (cap < sizeof(*e))
-                return -EINVAL;
-        memcpy(res, e, sizeof(*e));
-        return sizeof(*e);
-}
-
 ssize_t op_lookup(struct fs *fs, struct req *q)
 {
         struct inode *i = q->i;
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
-        const char *name = take_name(a);
+        const char *name = take_name(&q->a);
         if (!name)
                 return -EINVAL;
-        if (cap < sizeof(struct fuse_entry_out))
+        if (q->cap < sizeof(struct fuse_entry_out))
                 return -EINVAL;
         struct fuse_entry_out e;
         struct inode *child;
@@ -142,11 +131,11 @@ ssize_t op_lookup(struct fs *fs, struct req *q)
                  * of the lower layer then cost one round trip per name. */
                 memset(&e, 0, sizeof(e));
                 set_timeout(fs->shares[0].c.timeout, &e.entry_valid, &e.entry_valid_nsec);
-                return reply_entry(&e, res, cap);
+                return reply_fit(q, &e, sizeof(e));
         }
         if (r < 0)
                 return r;
-        return reply_entry(&e, res, cap);
+        return reply_fit(q, &e, sizeof(e));
 }
 
 ssize_t op_forget(struct fs *fs, struct req *q)

@@ -48,13 +48,10 @@ ssize_t op_getxattr(struct fs *fs, struct req *q)
         if (fs->noopen)
                 return -ENOSYS;
         struct inode *i = q->i;
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         struct fuse_getxattr_in in;
-        if (!take(a, &in, sizeof(in)))
+        if (!take(&q->a, &in, sizeof(in)))
                 return -EINVAL;
-        const char *name = take_name(a);
+        const char *name = take_name(&q->a);
         if (!name)
                 return -EINVAL;
         char hb[XATTR_NAME_MAX + 16];
@@ -70,13 +67,10 @@ ssize_t op_getxattr(struct fs *fs, struct req *q)
                 if (n < 0)
                         return -errno;
                 struct fuse_getxattr_out o = {.size = (uint32_t)n};
-                if (cap < sizeof(o))
-                        return -EINVAL;
-                memcpy(res, &o, sizeof(o));
-                return sizeof(o);
+                return reply_fit(q, &o, sizeof(o));
         }
-        size_t want = in.size < cap ? in.size : cap;
-        ssize_t n = getxattr(p, hn, res, want);
+        size_t want = in.size < q->cap ? in.size : q->cap;
+        ssize_t n = getxattr(p, hn, q->res, want);
         return n < 0 ? -errno : n;
 }
 
@@ -85,11 +79,8 @@ ssize_t op_listxattr(struct fs *fs, struct req *q)
         if (fs->noopen)
                 return -ENOSYS; /* see the comment above op_getxattr */
         struct inode *i = q->i;
-        struct args *a = &q->a;
-        uint8_t *res = q->res;
-        size_t cap = q->cap;
         struct fuse_getxattr_in in;
-        if (!take(a, &in, sizeof(in)))
+        if (!take(&q->a, &in, sizeof(in)))
                 return -EINVAL;
         static char list[XATTR_LIST_MAX];
         ssize_t n = 0;
@@ -124,27 +115,23 @@ ssize_t op_listxattr(struct fs *fs, struct req *q)
         }
         if (in.size == 0) {
                 struct fuse_getxattr_out o = {.size = (uint32_t)out};
-                if (cap < sizeof(o))
-                        return -EINVAL;
-                memcpy(res, &o, sizeof(o));
-                return sizeof(o);
+                return reply_fit(q, &o, sizeof(o));
         }
-        if (out > in.size || out > cap)
+        if (out > in.size || out > q->cap)
                 return -ERANGE;
-        memcpy(res, flt, out);
+        memcpy(q->res, flt, out);
         return (ssize_t)out;
 }
 
 ssize_t op_setxattr(struct fs *fs, struct req *q)
 {
         struct inode *i = q->i;
-        struct args *a = &q->a;
         struct fuse_setxattr_in in;
         /* FUSE_SETXATTR_EXT is not negotiated: the short form */
-        if (!take(a, &in, offsetof(struct fuse_setxattr_in, setxattr_flags)))
+        if (!take(&q->a, &in, offsetof(struct fuse_setxattr_in, setxattr_flags)))
                 return -EINVAL;
-        const char *name = take_name(a);
-        if (!name || in.size != a->len || in.size > XATTR_SIZE_MAX)
+        const char *name = take_name(&q->a);
+        if (!name || in.size != q->a.len || in.size > XATTR_SIZE_MAX)
                 return -EINVAL;
         RO_CHECK(i);
         /* POSIX ACLs: the guest kernel enforces and maps them only with
@@ -167,14 +154,13 @@ ssize_t op_setxattr(struct fs *fs, struct req *q)
         int r = ino_path(fs, i, p, sizeof(p));
         if (r < 0)
                 return r;
-        return setxattr(p, hn, a->p, in.size, (int)in.flags) < 0 ? -errno : 0;
+        return setxattr(p, hn, q->a.p, in.size, (int)in.flags) < 0 ? -errno : 0;
 }
 
 ssize_t op_removexattr(struct fs *fs, struct req *q)
 {
         struct inode *i = q->i;
-        struct args *a = &q->a;
-        const char *name = take_name(a);
+        const char *name = take_name(&q->a);
         if (!name)
                 return -EINVAL;
         RO_CHECK(i);
