@@ -65,6 +65,72 @@ static int symlink_touch_ctime(int fd)
         return 0;
 }
 
+/* SETATTR's times, on the O_PATH fd ifd of i. */
+static int set_times(struct inode *i, int ifd, const struct fuse_setattr_in *in)
+{
+        uint32_t v = in->valid;
+        struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+        if (v & FATTR_ATIME_NOW)
+                ts[0].tv_nsec = UTIME_NOW;
+        else if (v & FATTR_ATIME)
+                ts[0] = (struct timespec){.tv_sec = (time_t)in->atime, .tv_nsec = in->atimensec % 1000000000};
+        if (v & FATTR_MTIME_NOW)
+                ts[1].tv_nsec = UTIME_NOW;
+        else if (v & FATTR_MTIME)
+                ts[1] = (struct timespec){.tv_sec = (time_t)in->mtime, .tv_nsec = in->mtimensec % 1000000000};
+        /* on the O_PATH fd itself: a symlink's own times too (touch
+         * -h, cp -a, tar x), as the guest's tmpfs allows; kernels
+         * without AT_EMPTY_PATH here fall back to the fd's path */
+        if (utimensat(ifd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno != EINVAL || S_ISLNK(i->type))
+                        return -errno;
+                char p[64];
+                procpath(p, sizeof(p), ifd);
+                if (utimensat(AT_FDCWD, p, ts, 0) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+/* SETATTR's mode and owners, on the O_PATH fd ifd of i. */
+static int set_owner(struct fs *fs, struct inode *i, int ifd, const struct fuse_setattr_in *in)
+{
+        uint32_t v = in->valid;
+        int r;
+        if (virt(i)) {
+                struct stat st;
+                r = ino_stat(fs, i, &st);
+                if (r < 0)
+                        return r;
+                struct fuse_attr cur;
+                fill_attr(fs, i, &st, &cur);
+                struct vstat nv = {.uid = cur.uid, .gid = cur.gid, .mode = cur.mode, .rdev = cur.rdev};
+                if (v & FATTR_MODE)
+                        nv.mode = (cur.mode & S_IFMT) | (in->mode & 07777);
+                if (v & FATTR_UID)
+                        nv.uid = in->uid;
+                if (v & FATTR_GID)
+                        nv.gid = in->gid;
+                vstat_store(fs, i, &nv);
+                /* best effort: the change itself is made, only
+                 * the guest's ctime would be stale */
+                if ((v & (FATTR_UID | FATTR_GID)) && S_ISLNK(i->type))
+                        (void)symlink_touch_ctime(ifd);
+        } else {
+                if ((v & FATTR_MODE) && !S_ISLNK(i->type)) {
+                        char p[64];
+                        procpath(p, sizeof(p), ifd);
+                        if (chmod(p, in->mode & 07777) < 0)
+                                return -errno;
+                }
+                if ((v & (FATTR_UID | FATTR_GID)) &&
+                    fchownat(ifd, "", (v & FATTR_UID) ? in->uid : (uid_t)-1,
+                             (v & FATTR_GID) ? in->gid : (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
 ssize_t op_setattr(struct fs *fs, struct req *q)
 {
         struct inode *i = q->i;
@@ -93,61 +159,10 @@ ssize_t op_setattr(struct fs *fs, struct req *q)
         if ((v & (FATTR_SIZE | FATTR_UID | FATTR_GID | FATTR_KILL_SUIDGID)) &&
             (r = kill_privs(fs, i, -1, v & FATTR_KILL_SUIDGID)) < 0)
                 return r;
-        if (v & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) {
-                struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
-                if (v & FATTR_ATIME_NOW)
-                        ts[0].tv_nsec = UTIME_NOW;
-                else if (v & FATTR_ATIME)
-                        ts[0] = (struct timespec){.tv_sec = (time_t)in.atime, .tv_nsec = in.atimensec % 1000000000};
-                if (v & FATTR_MTIME_NOW)
-                        ts[1].tv_nsec = UTIME_NOW;
-                else if (v & FATTR_MTIME)
-                        ts[1] = (struct timespec){.tv_sec = (time_t)in.mtime, .tv_nsec = in.mtimensec % 1000000000};
-                /* on the O_PATH fd itself: a symlink's own times too (touch
-                 * -h, cp -a, tar x), as the guest's tmpfs allows; kernels
-                 * without AT_EMPTY_PATH here fall back to the fd's path */
-                if (utimensat(ifd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-                        if (errno != EINVAL || S_ISLNK(i->type))
-                                return -errno;
-                        char p[64];
-                        procpath(p, sizeof(p), ifd);
-                        if (utimensat(AT_FDCWD, p, ts, 0) < 0)
-                                return -errno;
-                }
-        }
-        if (v & (FATTR_MODE | FATTR_UID | FATTR_GID)) {
-                if (virt(i)) {
-                        struct stat st;
-                        r = ino_stat(fs, i, &st);
-                        if (r < 0)
-                                return r;
-                        struct fuse_attr cur;
-                        fill_attr(fs, i, &st, &cur);
-                        struct vstat nv = {.uid = cur.uid, .gid = cur.gid, .mode = cur.mode, .rdev = cur.rdev};
-                        if (v & FATTR_MODE)
-                                nv.mode = (cur.mode & S_IFMT) | (in.mode & 07777);
-                        if (v & FATTR_UID)
-                                nv.uid = in.uid;
-                        if (v & FATTR_GID)
-                                nv.gid = in.gid;
-                        vstat_store(fs, i, &nv);
-                        /* best effort: the change itself is made, only
-                         * the guest's ctime would be stale */
-                        if ((v & (FATTR_UID | FATTR_GID)) && S_ISLNK(i->type))
-                                (void)symlink_touch_ctime(ifd);
-                } else {
-                        if ((v & FATTR_MODE) && !S_ISLNK(i->type)) {
-                                char p[64];
-                                procpath(p, sizeof(p), ifd);
-                                if (chmod(p, in.mode & 07777) < 0)
-                                        return -errno;
-                        }
-                        if ((v & (FATTR_UID | FATTR_GID)) &&
-                            fchownat(ifd, "", (v & FATTR_UID) ? in.uid : (uid_t)-1,
-                                     (v & FATTR_GID) ? in.gid : (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-                                return -errno;
-                }
-        }
+        if ((v & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) && (r = set_times(i, ifd, &in)) < 0)
+                return r;
+        if ((v & (FATTR_MODE | FATTR_UID | FATTR_GID)) && (r = set_owner(fs, i, ifd, &in)) < 0)
+                return r;
         return op_getattr(fs, q);
 }
 
