@@ -386,6 +386,79 @@ static int warm_configure(int lfd, struct fsd_args *a, rlim_t nofile, struct fs 
         return r;
 }
 
+/* What the event loop works on. */
+struct server {
+        struct fsd_args *a;
+        int epfd;
+        int lfd;         /* a warm server's listening socket, until its shares come */
+        rlim_t nofile;
+        struct fs *fs;   /* NULL until a warm server's shares come, or with none */
+        struct vu_dev dev;
+        uint8_t *inbuf, *outbuf;
+};
+
+/* One epoll event; true when the server is to stop, *rc then its exit
+ * status. */
+static bool on_event(struct server *s, uint32_t tag, int *rc)
+{
+        if (tag == SOCK_TAG) {
+                int r = vu_dispatch(&s->dev);
+                if (s->fs)
+                        fit_inodes(s->fs, &s->dev.mem);
+                if (r == 1)
+                        return true; /* QEMU is gone */
+                if (r < 0) {
+                        fprintf(stderr, "%s\n", errno_msg(-r, "msb-fsd: vhost-user").s);
+                        *rc = 1;
+                        return true;
+                }
+        } else if (tag == LISTEN_TAG) {
+                /* a warm server's shares: once */
+                epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
+                int r = warm_configure(s->lfd, s->a, s->nofile, &s->fs);
+                close(s->lfd);
+                if (r < 0) {
+                        *rc = 1;
+                        return true;
+                }
+                if (s->fs)
+                        fit_inodes(s->fs, &s->dev.mem);
+        } else if (tag < VU_MAX_QUEUES) {
+                eventfd_t v;
+                int kfd = s->dev.vq[tag].kick_fd;
+                if (kfd >= 0)
+                        (void)eventfd_read(kfd, &v);
+        }
+        return false;
+}
+
+/* Until QEMU goes away or an error: the exit status. */
+static int serve(struct server *s)
+{
+        int rc = 0;
+        for (;;) {
+                struct epoll_event evs[8];
+                int n = epoll_wait(s->epfd, evs, 8, -1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        fprintf(stderr, "%s\n", errno_msg(errno, "msb-fsd: epoll_wait").s);
+                        return 1;
+                }
+                /* every event of the batch is handled, even after one
+                 * that stops the server */
+                bool quit = false;
+                for (int k = 0; k < n; k++)
+                        quit |= on_event(s, evs[k].data.u32, &rc);
+                if (quit)
+                        return rc;
+                /* nothing is served before the shares are known (a warm
+                 * server), nor on a device told it has none */
+                if (s->fs)
+                        serve_queues(&s->dev, s->fs, s->inbuf, s->outbuf);
+        }
+}
+
 int main(int argc, char **argv)
 {
         static struct fsd_args a = {.c = {.owner = FS_OWNER_VIRTUAL, .timeout = 1.0}, .lfd = -1, .sandbox = true};
@@ -438,61 +511,14 @@ int main(int argc, char **argv)
                 fprintf(stderr, "%s\n", errno_msg(errno, "msb-fsd: epoll_ctl").s);
                 return 1;
         }
-        static struct vu_dev dev;
-        vu_dev_init(&dev, sock, epfd);
-        uint8_t *inbuf = xmalloc(FS_BUF_SIZE), *outbuf = xmalloc(FS_BUF_SIZE);
-        int rc = 0;
-        for (;;) {
-                struct epoll_event evs[8];
-                int n = epoll_wait(epfd, evs, 8, -1);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        fprintf(stderr, "%s\n", errno_msg(errno, "msb-fsd: epoll_wait").s);
-                        rc = 1;
-                        break;
-                }
-                bool quit = false;
-                for (int k = 0; k < n; k++) {
-                        if (evs[k].data.u32 == SOCK_TAG) {
-                                int r = vu_dispatch(&dev);
-                                if (fs)
-                                        fit_inodes(fs, &dev.mem);
-                                if (r == 1) {
-                                        quit = true; /* QEMU is gone */
-                                } else if (r < 0) {
-                                        fprintf(stderr, "%s\n", errno_msg(-r, "msb-fsd: vhost-user").s);
-                                        quit = true;
-                                        rc = 1;
-                                }
-                        } else if (evs[k].data.u32 == LISTEN_TAG) {
-                                /* a warm server's shares: once */
-                                epoll_ctl(epfd, EPOLL_CTL_DEL, lfd, NULL);
-                                int r = warm_configure(lfd, &a, nofile, &fs);
-                                close(lfd);
-                                configured = true;
-                                if (r < 0) {
-                                        quit = true;
-                                        rc = 1;
-                                } else if (fs)
-                                        fit_inodes(fs, &dev.mem);
-                        } else if (evs[k].data.u32 < VU_MAX_QUEUES) {
-                                eventfd_t v;
-                                int kfd = dev.vq[evs[k].data.u32].kick_fd;
-                                if (kfd >= 0)
-                                        (void)eventfd_read(kfd, &v);
-                        }
-                }
-                if (quit)
-                        break;
-                /* nothing is served before the shares are known (a warm
-                 * server), nor on a device told it has none */
-                if (fs)
-                        serve_queues(&dev, fs, inbuf, outbuf);
-        }
-        vu_dev_fini(&dev);
-        fs_free(fs);
-        free(inbuf);
-        free(outbuf);
+        static struct server s;
+        s = (struct server){.a = &a, .epfd = epfd, .lfd = lfd, .nofile = nofile, .fs = fs,
+                            .inbuf = xmalloc(FS_BUF_SIZE), .outbuf = xmalloc(FS_BUF_SIZE)};
+        vu_dev_init(&s.dev, sock, epfd);
+        int rc = serve(&s);
+        vu_dev_fini(&s.dev);
+        fs_free(s.fs);
+        free(s.inbuf);
+        free(s.outbuf);
         return rc;
 }
