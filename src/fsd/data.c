@@ -202,17 +202,28 @@ static void prefault(const struct iovec *iov, unsigned n)
         }
 }
 
+/* The open file fh, to be written: -EBADF, or -EROFS in a read-only share. */
+static int writable_fh(struct fs *fs, uint64_t fh, struct handle **ret)
+{
+        struct handle *h = fh_get(fs, fh, false);
+        if (!h)
+                return -EBADF;
+        if (h->ro)
+                return -EROFS;
+        *ret = h;
+        return 0;
+}
+
 ssize_t op_write(struct fs *fs, struct req *q)
 {
         size_t arglen = q->h->len - sizeof(*q->h);
         struct fuse_write_in in;
         if (!take(&q->a, &in, sizeof(in)))
                 return -EINVAL;
-        struct handle *h = fh_get(fs, in.fh, false);
-        if (!h)
-                return -EBADF;
-        if (h->ro)
-                return -EROFS;
+        struct handle *h;
+        int hr = writable_fh(fs, in.fh, &h);
+        if (hr < 0)
+                return hr;
         size_t have = q->e ? arglen - sizeof(in) : q->a.len;
         if (in.size != have || in.size > FS_MAX_WRITE || in.offset > (uint64_t)INT64_MAX ||
             q->cap < sizeof(struct fuse_write_out))
@@ -257,11 +268,10 @@ ssize_t op_fallocate(struct fs *fs, struct req *q)
         struct fuse_fallocate_in in;
         if (!take(&q->a, &in, sizeof(in)))
                 return -EINVAL;
-        struct handle *h = fh_get(fs, in.fh, false);
-        if (!h)
-                return -EBADF;
-        if (h->ro)
-                return -EROFS;
+        struct handle *h;
+        int hr = writable_fh(fs, in.fh, &h);
+        if (hr < 0)
+                return hr;
         if (in.offset > (uint64_t)INT64_MAX || in.length > (uint64_t)INT64_MAX)
                 return -EINVAL;
         return fallocate(h->fd, (int)in.mode, (off_t)in.offset, (off_t)in.length) < 0 ? -errno : 0;

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/vstat.h"
 
 #define FS_MAX_WRITE (1u << 20)
 /* request and reply buffers: the largest write or read plus headers */
@@ -101,10 +102,11 @@ struct vu_elem;
 /* One request in, one reply out (see vu_handler); 0 means no reply. */
 size_t fs_handle(void *fs, const uint8_t *in, size_t inlen, const struct vu_elem *e, uint8_t *out, size_t outcap);
 
-/* The xattr holding virtualized ownership, hidden from the guest. */
-#define FS_XATTR_PREFIX "user.msb."
-#define FS_XATTR_STAT "user.msb.stat"
+/* The xattr holding virtualized ownership, hidden from the guest: the
+ * one the layer unpacker writes too (common/vstat.h). */
+#define FS_XATTR_PREFIX MSB_XATTR_PREFIX
+#define FS_XATTR_STAT MSB_XATTR_STAT
 /* On a directory share's root: some file below may carry FS_XATTR_STAT
  * (without it the server does not look, which saves a system call per
  * inode). */
-#define FS_XATTR_MARK "user.msb.virt"
+#define FS_XATTR_MARK MSB_XATTR_MARK

@@ -74,7 +74,7 @@ void vstat_store(struct fs *fs, struct inode *i, const struct vstat *v)
         int fd = i->kind == K_NORMAL && !S_ISLNK(i->type) ? ino_fd(fs, i) : -1;
         if (fd < 0)
                 return;
-        char p[64], buf[96];
+        char p[64], buf[MSB_VSTAT_MAX];
         /* mark the share's root first, so a later run knows to look */
         if (i->sh && !i->sh->marked && !i->byname) {
                 procpath(p, sizeof(p), i->sh->root_fd);
@@ -83,7 +83,7 @@ void vstat_store(struct fs *fs, struct inode *i, const struct vstat *v)
                 i->sh->marked = true;
         }
         procpath(p, sizeof(p), fd);
-        int n = snprintf(buf, sizeof(buf), "1:%u:%u:%o:%u", v->uid, v->gid, v->mode, v->rdev);
+        int n = msb_vstat_format(buf, v->uid, v->gid, v->mode, v->rdev);
         (void)setxattr(p, FS_XATTR_STAT, buf, (size_t)n, 0);
 }
 
