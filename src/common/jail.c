@@ -317,7 +317,7 @@ static int empty_root(const int *dirs, const unsigned *flags, size_t n, struct m
                 FAIL(what);
         }
         /*
-         * A procfs of our own: fs.c reopens O_PATH fds and reaches their
+         * A procfs of our own: msb-fsd reopens O_PATH fds and reaches their
          * xattrs through /proc/self/fd/N.  Only our pid namespace's
          * processes (just us) are in it, so no /proc/PID/root leads out;
          * read-only, so no /proc/sys setting can be written; and with

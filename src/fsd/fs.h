@@ -2,7 +2,7 @@
 /*
  * The FUSE half of msb-fsd: answers the guest kernel's FUSE requests (wire
  * format from linux/fuse.h) against one share on the host, applying the
- * share's policy.  Transport-free: vhost.c hands it copied request bytes.
+ * share's policy.  Transport-free: vring.c hands it copied request bytes.
  *
  * Confinement: host files are reached only through O_PATH fds held per
  * inode, starting from the share's root; every name from the guest is one

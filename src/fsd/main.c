@@ -478,7 +478,7 @@ int main(int argc, char **argv)
         syscall(SYS_close_range, (unsigned)lfd + 1, ~0u, 0u);
         signal(SIGPIPE, SIG_IGN);
         rlim_t nofile = set_rlimits();
-        /* fs.c reaches inodes through /proc/self/fd (see fs.h); the sandbox
+        /* the server reaches inodes through /proc/self/fd (see fs.h); the jail
          * moves us into its own */
         if (chdir("/proc/self/fd") < 0) {
                 fprintf(stderr, "msb-fsd: cannot enter /proc/self/fd: %s (is /proc mounted?)\n", errno_text(errno));
