@@ -19,10 +19,15 @@
 
 #include "fsd/fs.h"
 
+/* ---- the server's state ---- */
+
+/* The owner, mode and device number the guest sees of a file where
+ * ownership is virtual (vstat.c). */
 struct vstat {
         uint32_t uid, gid, mode, rdev;
 };
 
+/* One share and its policy. */
 struct share {
         struct fs_config c;
         int root_fd;            /* the share's root, or the single file's directory */
@@ -37,6 +42,7 @@ enum ino_kind {
         K_TOP,      /* multi mode: the made-up root holding one entry per share */
 };
 
+/* A file or directory the guest holds lookups on (inode.c). */
 struct inode {
         uint64_t id;
         enum ino_kind kind;
@@ -65,6 +71,7 @@ struct inode {
         struct inode *lru_prev, *lru_next; /* fs->lru_head is the most recently used */
 };
 
+/* An open file or directory (handle.c). */
 struct handle {
         uint64_t id;
         int fd;          /* -1 for a made-up directory */
@@ -85,6 +92,7 @@ struct handle {
  * any path (PATH_MAX / 2 components), and what keeps a loop from spinning. */
 #define FS_MAX_REOPEN_DEPTH 4096
 
+/* One server: its shares, inodes and handles (fs.h's struct fs). */
 struct fs {
         struct share *shares;
         size_t nshares;
@@ -143,7 +151,8 @@ static inline ssize_t reply_fit(struct req *q, const void *o, size_t n)
         return q->cap < n ? -EINVAL : reply_copy(q, o, n);
 }
 
-/* Copy n bytes of the arguments into dst; false (and a->bad) if short. */
+/* dispatch.c: copy n bytes of the arguments into dst; false (and
+ * a->bad) if short. */
 bool take(struct args *a, void *dst, size_t n);
 /* The next NUL-terminated name, or NULL (and a->bad). */
 const char *take_name(struct args *a);
