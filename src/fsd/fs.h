@@ -2,7 +2,7 @@
 /*
  * The FUSE half of msb-fsd: answers the guest kernel's FUSE requests (wire
  * format from linux/fuse.h) against one share on the host, applying the
- * share's policy.  Transport-free: vhost.c hands it copied request bytes.
+ * share's policy.  Transport-free: vring.c hands it copied request bytes.
  *
  * Confinement: host files are reached only through O_PATH fds held per
  * inode, starting from the share's root; every name from the guest is one
@@ -16,6 +16,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/error.h"
+#include "common/vstat.h"
 
 #define FS_MAX_WRITE (1u << 20)
 /* request and reply buffers: the largest write or read plus headers */
@@ -74,14 +77,14 @@ struct fs_limits {
 struct fs;
 /* The process's working directory must be /proc/self/fd while it serves:
  * inodes are reopened and their xattrs reached through it.  Open the share,
- * with the FS_MAX_* limits; on failure returns -errno and writes a reason
- * to err. */
-int fs_new(const struct fs_config *c, struct fs **ret, char *err, size_t errsz);
+ * with the FS_MAX_* limits; on failure returns -errno with a reason in
+ * err. */
+int fs_new(const struct fs_config *c, struct fs **ret, struct msb_error *err);
 /* n shares behind one device.  With multi, the root is a made-up directory
  * whose entry "K" is share K (its root directory, or for a single-file share
  * the file itself), each with its own policy; the guest mounts it once and
  * bind-mounts the entries.  Without, n must be 1 and the root is the share. */
-int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **ret, char *err, size_t errsz);
+int fs_new_multi(const struct fs_config *c, size_t n, bool multi, struct fs **ret, struct msb_error *err);
 void fs_free(struct fs *fs);
 /* Replace the limits (raised to FS_MIN_LIMIT where lower); what is held
  * beyond a lowered one stays until released, nothing new is taken. */
@@ -91,18 +94,19 @@ void fs_get_limits(const struct fs *fs, struct fs_limits *ret);
 void fs_usage(const struct fs *fs, struct fs_limits *ret);
 /* The directory fds through which fs reaches the host (every share's
  * root, a single-file share's directory, the root inode's): what the
- * sandbox carries into its new root (fsd_sandbox_enter), with their
- * FSD_DIR_* flags.  Fills at most
+ * jail carries into its new root (jail_enter_fsd), with their
+ * JAIL_DIR_* flags.  Fills at most
  * max and returns how many there are; call before serving. */
 size_t fs_host_dirs(struct fs *fs, int *fds, unsigned *flags, size_t max);
 struct vu_elem;
 /* One request in, one reply out (see vu_handler); 0 means no reply. */
 size_t fs_handle(void *fs, const uint8_t *in, size_t inlen, const struct vu_elem *e, uint8_t *out, size_t outcap);
 
-/* The xattr holding virtualized ownership, hidden from the guest. */
-#define FS_XATTR_PREFIX "user.msb."
-#define FS_XATTR_STAT "user.msb.stat"
+/* The xattr holding virtualized ownership, hidden from the guest: the
+ * one the layer unpacker writes too (common/vstat.h). */
+#define FS_XATTR_PREFIX MSB_XATTR_PREFIX
+#define FS_XATTR_STAT MSB_XATTR_STAT
 /* On a directory share's root: some file below may carry FS_XATTR_STAT
  * (without it the server does not look, which saves a system call per
  * inode). */
-#define FS_XATTR_MARK "user.msb.virt"
+#define FS_XATTR_MARK MSB_XATTR_MARK

@@ -33,10 +33,10 @@
 #include <unistd.h>
 #include <linux/fuse.h>
 
+#include "common/error.h"
 #include "common/util.h"
-#include "msb.h"
 #include "fsd/fs.h"
-#include "fsd/sandbox.h"
+#include "common/jail.h"
 #include "fsd/vhost.h"
 
 #define SOCK_TAG 0xffffffffu
@@ -289,7 +289,7 @@ static int parse_args(int argc, char **argv, struct fsd_args *a)
  * confined to nothing, *ret NULL. */
 static int open_shares(struct fsd_args *a, rlim_t nofile, struct fs **ret)
 {
-        char err[512];
+        struct msb_error err = {0};
         *ret = NULL;
         for (size_t k = 0; k < a->nvols; k++)
                 a->vols[k].timeout = a->c.timeout;
@@ -298,19 +298,19 @@ static int open_shares(struct fsd_args *a, rlim_t nofile, struct fs **ret)
                 passthrough |= a->vols[k].owner == FS_OWNER_PASSTHROUGH;
         struct fs *fs = NULL;
         if (a->c.path || a->nvols) {
-                int r = a->nvols ? fs_new_multi(a->vols, a->nvols, true, &fs, err, sizeof(err))
-                                 : fs_new(&a->c, &fs, err, sizeof(err));
+                int r = a->nvols ? fs_new_multi(a->vols, a->nvols, true, &fs, &err)
+                                 : fs_new(&a->c, &fs, &err);
                 if (r < 0) {
-                        fprintf(stderr, "msb-fsd: %s\n", err);
+                        fprintf(stderr, "msb-fsd: %s\n", err.message);
                         return -1;
                 }
                 fit_fds(fs, nofile);
         }
-        int dirs[FSD_SANDBOX_MAX_DIRS];
-        unsigned dirs_flags[FSD_SANDBOX_MAX_DIRS];
-        size_t ndirs = fs ? fs_host_dirs(fs, dirs, dirs_flags, FSD_SANDBOX_MAX_DIRS) : 0;
-        if (a->sandbox && fsd_sandbox_enter(dirs, dirs_flags, ndirs, passthrough, err, sizeof(err)) < 0) {
-                fprintf(stderr, "msb-fsd: %s\n", err);
+        int dirs[JAIL_MAX_DIRS];
+        unsigned dirs_flags[JAIL_MAX_DIRS];
+        size_t ndirs = fs ? fs_host_dirs(fs, dirs, dirs_flags, JAIL_MAX_DIRS) : 0;
+        if (a->sandbox && jail_enter_fsd(dirs, dirs_flags, ndirs, passthrough, &err) < 0) {
+                fprintf(stderr, "msb-fsd: %s\n", err.message);
                 fs_free(fs);
                 return -1;
         }
@@ -386,6 +386,79 @@ static int warm_configure(int lfd, struct fsd_args *a, rlim_t nofile, struct fs 
         return r;
 }
 
+/* What the event loop works on. */
+struct server {
+        struct fsd_args *a;
+        int epfd;
+        int lfd;         /* a warm server's listening socket, until its shares come */
+        rlim_t nofile;
+        struct fs *fs;   /* NULL until a warm server's shares come, or with none */
+        struct vu_dev dev;
+        uint8_t *inbuf, *outbuf;
+};
+
+/* One epoll event; true when the server is to stop, *rc then its exit
+ * status. */
+static bool on_event(struct server *s, uint32_t tag, int *rc)
+{
+        if (tag == SOCK_TAG) {
+                int r = vu_dispatch(&s->dev);
+                if (s->fs)
+                        fit_inodes(s->fs, &s->dev.mem);
+                if (r == 1)
+                        return true; /* QEMU is gone */
+                if (r < 0) {
+                        fprintf(stderr, "%s\n", errno_msg(-r, "msb-fsd: vhost-user").s);
+                        *rc = 1;
+                        return true;
+                }
+        } else if (tag == LISTEN_TAG) {
+                /* a warm server's shares: once */
+                epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
+                int r = warm_configure(s->lfd, s->a, s->nofile, &s->fs);
+                close(s->lfd);
+                if (r < 0) {
+                        *rc = 1;
+                        return true;
+                }
+                if (s->fs)
+                        fit_inodes(s->fs, &s->dev.mem);
+        } else if (tag < VU_MAX_QUEUES) {
+                eventfd_t v;
+                int kfd = s->dev.vq[tag].kick_fd;
+                if (kfd >= 0)
+                        (void)eventfd_read(kfd, &v);
+        }
+        return false;
+}
+
+/* Until QEMU goes away or an error: the exit status. */
+static int serve(struct server *s)
+{
+        int rc = 0;
+        for (;;) {
+                struct epoll_event evs[8];
+                int n = epoll_wait(s->epfd, evs, 8, -1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        fprintf(stderr, "%s\n", errno_msg(errno, "msb-fsd: epoll_wait").s);
+                        return 1;
+                }
+                /* every event of the batch is handled, even after one
+                 * that stops the server */
+                bool quit = false;
+                for (int k = 0; k < n; k++)
+                        quit |= on_event(s, evs[k].data.u32, &rc);
+                if (quit)
+                        return rc;
+                /* nothing is served before the shares are known (a warm
+                 * server), nor on a device told it has none */
+                if (s->fs)
+                        serve_queues(&s->dev, s->fs, s->inbuf, s->outbuf);
+        }
+}
+
 int main(int argc, char **argv)
 {
         static struct fsd_args a = {.c = {.owner = FS_OWNER_VIRTUAL, .timeout = 1.0}, .lfd = -1, .sandbox = true};
@@ -405,16 +478,16 @@ int main(int argc, char **argv)
         syscall(SYS_close_range, (unsigned)lfd + 1, ~0u, 0u);
         signal(SIGPIPE, SIG_IGN);
         rlim_t nofile = set_rlimits();
-        /* fs.c reaches inodes through /proc/self/fd (see fs.h); the sandbox
+        /* the server reaches inodes through /proc/self/fd (see fs.h); the jail
          * moves us into its own */
         if (chdir("/proc/self/fd") < 0) {
-                fprintf(stderr, "msb-fsd: cannot enter /proc/self/fd: %s (is /proc mounted?)\n", strerror(errno));
+                fprintf(stderr, "msb-fsd: cannot enter /proc/self/fd: %s (is /proc mounted?)\n", errno_text(errno));
                 return 1;
         }
         /* before the confinement, whose filter has no epoll_create1 */
         int epfd = epoll_create1(EPOLL_CLOEXEC);
         if (epfd < 0) {
-                perror("msb-fsd: epoll_create1");
+                fprintf(stderr, "%s\n", errno_msg(errno, "msb-fsd: epoll_create1").s);
                 return 1;
         }
         struct fs *fs = NULL;
@@ -425,7 +498,7 @@ int main(int argc, char **argv)
                 sock = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         while (sock < 0 && errno == EINTR);
         if (sock < 0) {
-                perror("msb-fsd: accept");
+                fprintf(stderr, "%s\n", errno_msg(errno, "msb-fsd: accept").s);
                 return 1;
         }
         bool configured = !a.warm;
@@ -435,64 +508,17 @@ int main(int argc, char **argv)
         struct epoll_event lev = {.events = EPOLLIN, .data.u32 = LISTEN_TAG};
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, sock, &ev) < 0 ||
             (!configured && epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &lev) < 0)) {
-                perror("msb-fsd: epoll_ctl");
+                fprintf(stderr, "%s\n", errno_msg(errno, "msb-fsd: epoll_ctl").s);
                 return 1;
         }
-        static struct vu_dev dev;
-        vu_dev_init(&dev, sock, epfd);
-        uint8_t *inbuf = xmalloc(FS_BUF_SIZE), *outbuf = xmalloc(FS_BUF_SIZE);
-        int rc = 0;
-        for (;;) {
-                struct epoll_event evs[8];
-                int n = epoll_wait(epfd, evs, 8, -1);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        perror("msb-fsd: epoll_wait");
-                        rc = 1;
-                        break;
-                }
-                bool quit = false;
-                for (int k = 0; k < n; k++) {
-                        if (evs[k].data.u32 == SOCK_TAG) {
-                                int r = vu_dispatch(&dev);
-                                if (fs)
-                                        fit_inodes(fs, &dev.mem);
-                                if (r == 1) {
-                                        quit = true; /* QEMU is gone */
-                                } else if (r < 0) {
-                                        fprintf(stderr, "msb-fsd: vhost-user: %s\n", strerror(-r));
-                                        quit = true;
-                                        rc = 1;
-                                }
-                        } else if (evs[k].data.u32 == LISTEN_TAG) {
-                                /* a warm server's shares: once */
-                                epoll_ctl(epfd, EPOLL_CTL_DEL, lfd, NULL);
-                                int r = warm_configure(lfd, &a, nofile, &fs);
-                                close(lfd);
-                                configured = true;
-                                if (r < 0) {
-                                        quit = true;
-                                        rc = 1;
-                                } else if (fs)
-                                        fit_inodes(fs, &dev.mem);
-                        } else if (evs[k].data.u32 < VU_MAX_QUEUES) {
-                                eventfd_t v;
-                                int kfd = dev.vq[evs[k].data.u32].kick_fd;
-                                if (kfd >= 0)
-                                        (void)eventfd_read(kfd, &v);
-                        }
-                }
-                if (quit)
-                        break;
-                /* nothing is served before the shares are known (a warm
-                 * server), nor on a device told it has none */
-                if (fs)
-                        serve_queues(&dev, fs, inbuf, outbuf);
-        }
-        vu_dev_fini(&dev);
-        fs_free(fs);
-        free(inbuf);
-        free(outbuf);
+        static struct server s;
+        s = (struct server){.a = &a, .epfd = epfd, .lfd = lfd, .nofile = nofile, .fs = fs,
+                            .inbuf = xmalloc(FS_BUF_SIZE), .outbuf = xmalloc(FS_BUF_SIZE)};
+        vu_dev_init(&s.dev, sock, epfd);
+        int rc = serve(&s);
+        vu_dev_fini(&s.dev);
+        fs_free(s.fs);
+        free(s.inbuf);
+        free(s.outbuf);
         return rc;
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * vhost-user device side and split virtqueues.  Message numbers and layouts
- * follow QEMU's docs/interop/vhost-user.rst; ring layout follows the virtio
- * 1.1 specification, section 2.6.
+ * The vhost-user device side, as much as QEMU's vhost-user-fs-device uses:
+ * one message at a time from the socket, each request run through a table.
+ * Message numbers and layouts follow QEMU's docs/interop/vhost-user.rst;
+ * the rings themselves are vring.c's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,242 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "fsd/vhost.h"
-
-/* ---- guest memory ---- */
-
-static void *region_ptr(const struct vu_region *r, uint64_t base, uint64_t addr, uint64_t len)
-{
-        if (addr < base || len > r->size)
-                return NULL;
-        uint64_t off = addr - base;
-        if (off > r->size - len)
-                return NULL;
-        return r->host + off;
-}
-
-void *vu_gpa(const struct vu_mem *m, uint64_t gpa, uint64_t len)
-{
-        for (unsigned i = 0; i < m->n; i++) {
-                void *p = region_ptr(&m->r[i], m->r[i].gpa, gpa, len);
-                if (p)
-                        return p;
-        }
-        return NULL;
-}
-
-void *vu_uva(const struct vu_mem *m, uint64_t uva, uint64_t len)
-{
-        for (unsigned i = 0; i < m->n; i++) {
-                void *p = region_ptr(&m->r[i], m->r[i].uaddr, uva, len);
-                if (p)
-                        return p;
-        }
-        return NULL;
-}
-
-void vu_mem_unmap(struct vu_mem *m)
-{
-        for (unsigned i = 0; i < m->n; i++)
-                if (m->r[i].map)
-                        munmap(m->r[i].map, m->r[i].map_len);
-        m->n = 0;
-}
-
-/* ---- split virtqueue ---- */
-
-struct vring_desc {
-        uint64_t addr;
-        uint32_t len;
-        uint16_t flags;
-        uint16_t next;
-};
-#define VRING_DESC_F_NEXT 1
-#define VRING_DESC_F_WRITE 2
-#define VRING_DESC_F_INDIRECT 4
-#define VRING_AVAIL_F_NO_INTERRUPT 1
-
-struct vring_used_elem {
-        uint32_t id;
-        uint32_t len;
-};
-
-static size_t avail_size(uint16_t num)
-{
-        return 4 + 2 * (size_t)num + 2;
-}
-static size_t used_size(uint16_t num)
-{
-        return 4 + 8 * (size_t)num + 2;
-}
-
-int vq_map(struct vu_vq *q, const struct vu_mem *m)
-{
-        q->desc = q->avail = q->used = NULL;
-        if (!q->addr_set || q->num == 0)
-                return -EINVAL;
-        void *d = vu_uva(m, q->desc_ua, 16 * (uint64_t)q->num);
-        void *a = vu_uva(m, q->avail_ua, avail_size(q->num));
-        void *u = vu_uva(m, q->used_ua, used_size(q->num));
-        if (!d || !a || !u || ((uintptr_t)d & 15) || ((uintptr_t)a & 1) || ((uintptr_t)u & 3))
-                return -EFAULT;
-        q->desc = d;
-        q->avail = a;
-        q->used = u;
-        return 0;
-}
-
-static uint16_t load16(const void *p)
-{
-        return __atomic_load_n((const uint16_t *)p, __ATOMIC_ACQUIRE);
-}
-
-/* Append [gpa, gpa+len) to iov, one entry per region crossed. */
-static int add_seg(const struct vu_mem *m, uint64_t gpa, uint32_t len, struct iovec *iov, unsigned *n)
-{
-        while (len > 0) {
-                const struct vu_region *r = NULL;
-                for (unsigned i = 0; i < m->n; i++)
-                        if (gpa >= m->r[i].gpa && gpa - m->r[i].gpa < m->r[i].size) {
-                                r = &m->r[i];
-                                break;
-                        }
-                if (!r || *n >= VU_MAX_SEGS)
-                        return -EIO;
-                uint64_t off = gpa - r->gpa;
-                uint64_t chunk = r->size - off < len ? r->size - off : len;
-                iov[*n] = (struct iovec){.iov_base = r->host + off, .iov_len = chunk};
-                (*n)++;
-                gpa += chunk;
-                len -= (uint32_t)chunk;
-        }
-        return 0;
-}
-
-static int walk(const struct vu_mem *m, const struct vring_desc *table, uint32_t tsize, uint16_t first, bool indirect,
-                bool nested, struct vu_elem *e, unsigned *budget)
-{
-        uint32_t i = first;
-        for (;;) {
-                if (i >= tsize || (*budget)-- == 0)
-                        return -EIO; /* out of range or a loop */
-                struct vring_desc d;
-                memcpy(&d, &table[i], sizeof(d));
-                __atomic_thread_fence(__ATOMIC_ACQUIRE);
-                if (d.flags & VRING_DESC_F_INDIRECT) {
-                        if (!indirect || nested || (d.flags & VRING_DESC_F_NEXT) || d.len == 0 || d.len % 16 ||
-                            d.len / 16 > VU_MAX_QUEUE_SIZE)
-                                return -EIO;
-                        const struct vring_desc *t = vu_gpa(m, d.addr, d.len);
-                        if (!t || ((uintptr_t)t & 7))
-                                return -EIO;
-                        unsigned ib = d.len / 16;
-                        return walk(m, t, d.len / 16, 0, indirect, true, e, &ib);
-                }
-                if (d.flags & VRING_DESC_F_WRITE) {
-                        if (add_seg(m, d.addr, d.len, e->out, &e->nout) < 0)
-                                return -EIO;
-                        e->out_len += d.len;
-                } else {
-                        /* the driver puts all readable parts first */
-                        if (e->nout || add_seg(m, d.addr, d.len, e->in, &e->nin) < 0)
-                                return -EIO;
-                        e->in_len += d.len;
-                }
-                if (e->in_len + e->out_len > (64u << 20))
-                        return -EIO;
-                if (!(d.flags & VRING_DESC_F_NEXT))
-                        return 0;
-                i = d.next;
-        }
-}
-
-int vq_pop(struct vu_vq *q, const struct vu_mem *m, bool indirect, struct vu_elem *e)
-{
-        if (q->broken || !q->desc)
-                return -EIO;
-        const uint8_t *avail = q->avail;
-        uint16_t idx = load16(avail + 2);
-        if (idx == q->last_avail)
-                return 0;
-        if ((uint16_t)(idx - q->last_avail) > q->num) {
-                q->broken = true;
-                return -EIO;
-        }
-        uint16_t head;
-        memcpy(&head, avail + 4 + 2 * (q->last_avail % q->num), 2);
-        q->last_avail++;
-        e->head = head;
-        e->nin = e->nout = 0;
-        e->in_len = e->out_len = 0;
-        unsigned budget = q->num;
-        if (head >= q->num || walk(m, q->desc, q->num, head, indirect, false, e, &budget) < 0) {
-                q->broken = true;
-                return -EIO;
-        }
-        return 1;
-}
-
-void vq_push(struct vu_vq *q, uint16_t head, uint32_t len)
-{
-        uint8_t *used = q->used;
-        struct vring_used_elem ue = {.id = head, .len = len};
-        memcpy(used + 4 + 8 * (q->used_idx % q->num), &ue, sizeof(ue));
-        q->used_idx++;
-        __atomic_store_n((uint16_t *)(used + 2), q->used_idx, __ATOMIC_RELEASE);
-}
-
-void vq_notify(struct vu_vq *q)
-{
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        uint16_t flags = load16(q->avail);
-        if (!(flags & VRING_AVAIL_F_NO_INTERRUPT) && q->call_fd >= 0)
-                eventfd_write(q->call_fd, 1);
-}
-
-static size_t gather(const struct vu_elem *e, uint8_t *buf, size_t max)
-{
-        size_t n = 0;
-        for (unsigned i = 0; i < e->nin && n < max; i++) {
-                size_t c = e->in[i].iov_len < max - n ? e->in[i].iov_len : max - n;
-                memcpy(buf + n, e->in[i].iov_base, c);
-                n += c;
-        }
-        return n;
-}
-
-static size_t scatter(const struct vu_elem *e, const uint8_t *buf, size_t len)
-{
-        size_t n = 0;
-        for (unsigned i = 0; i < e->nout && n < len; i++) {
-                size_t c = e->out[i].iov_len < len - n ? e->out[i].iov_len : len - n;
-                memcpy(e->out[i].iov_base, buf + n, c);
-                n += c;
-        }
-        return n;
-}
-
-int vq_process(struct vu_vq *q, const struct vu_mem *m, bool indirect, vu_handler h, void *ctx, uint8_t *inbuf,
-               size_t inmax, uint8_t *outbuf, size_t outmax)
-{
-        static struct vu_elem e; /* large; one request at a time */
-        int done = 0, r;
-        while ((r = vq_pop(q, m, indirect, &e)) > 0) {
-                /* a request larger than the buffer is passed truncated; the
-                 * handler sees its header's length disagree and refuses it
-                 * (or, for bulk data, reads the rest from e) */
-                size_t inlen = gather(&e, inbuf, e.in_len > VU_COPY_MAX ? VU_COPY_PREFIX : inmax);
-                size_t cap = e.out_len < outmax ? e.out_len : outmax;
-                size_t outlen = h(ctx, inbuf, inlen, &e, outbuf, cap);
-                if (outlen > cap)
-                        outlen = cap;
-                vq_push(q, e.head, (uint32_t)scatter(&e, outbuf, outlen));
-                done++;
-        }
-        if (done)
-                vq_notify(q);
-        return r < 0 ? r : done;
-}
 
 /* ---- vhost-user messages ---- */
 
@@ -431,14 +198,21 @@ static int vring_fd(struct vu_dev *d, uint32_t request, uint64_t v, int *fds, si
         return 0;
 }
 
-int vu_dispatch(struct vu_dev *d)
-{
+/* One vhost-user message, its payload and the fds that came with it. */
+struct vu_msg {
         struct vu_hdr h;
-        union vu_payload p;
+        union vu_payload p;     /* zero past h.size */
         int fds[VU_MAX_REGIONS];
-        size_t nfds = 0;
-        char cbuf[CMSG_SPACE(sizeof(fds))];
-        struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
+        size_t nfds;            /* closed after the message; a handler keeps one by setting it to -1 */
+        struct vu_vq *q;        /* the queue a VU_STATE message names */
+};
+
+/* Read one message: 0, 1 when the peer closed, or -errno (-EPROTO for a
+ * malformed one).  m->fds holds what came even on failure. */
+static int recv_msg(struct vu_dev *d, struct vu_msg *m)
+{
+        char cbuf[CMSG_SPACE(sizeof(m->fds))];
+        struct iovec iov = {.iov_base = &m->h, .iov_len = sizeof(m->h)};
         struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
         ssize_t n;
         do
@@ -451,142 +225,189 @@ int vu_dispatch(struct vu_dev *d)
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
                         size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                        for (size_t i = 0; i < k && nfds < VU_MAX_REGIONS; i++)
-                                memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        for (size_t i = 0; i < k && m->nfds < VU_MAX_REGIONS; i++)
+                                memcpy(&m->fds[m->nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
                 }
-        int r = 0;
-        if (n != sizeof(h) || (mh.msg_flags & MSG_CTRUNC) || (h.flags & 0x3) != VHOST_USER_VERSION ||
-            h.size > sizeof(p)) {
-                r = -EPROTO;
-                goto out;
-        }
-        memset(&p, 0, sizeof(p));
-        if (h.size) {
-                ssize_t m;
+        if (n != sizeof(m->h) || (mh.msg_flags & MSG_CTRUNC) || (m->h.flags & 0x3) != VHOST_USER_VERSION ||
+            m->h.size > sizeof(m->p))
+                return -EPROTO;
+        memset(&m->p, 0, sizeof(m->p));
+        if (m->h.size) {
+                ssize_t got;
                 do
-                        m = recv(d->sock, &p, h.size, MSG_WAITALL);
-                while (m < 0 && errno == EINTR);
-                if (m != (ssize_t)h.size) {
-                        r = -EPROTO;
-                        goto out;
-                }
+                        got = recv(d->sock, &m->p, m->h.size, MSG_WAITALL);
+                while (got < 0 && errno == EINTR);
+                if (got != (ssize_t)m->h.size)
+                        return -EPROTO;
         }
-        bool want_u64 = false, want_state = false;
-        switch (h.request) {
-        case VHOST_USER_SET_FEATURES:
-        case VHOST_USER_SET_PROTOCOL_FEATURES:
-        case VHOST_USER_SET_VRING_KICK:
-        case VHOST_USER_SET_VRING_CALL:
-        case VHOST_USER_SET_VRING_ERR:
-                want_u64 = true;
-                break;
-        case VHOST_USER_SET_VRING_NUM:
-        case VHOST_USER_SET_VRING_BASE:
-        case VHOST_USER_GET_VRING_BASE:
-        case VHOST_USER_SET_VRING_ENABLE:
-                want_state = true;
-                break;
+        return 0;
+}
+
+static int reply_u64(struct vu_dev *d, const struct vu_msg *m, uint64_t v)
+{
+        return reply(d, &m->h, &v, 8);
+}
+
+/* ---- the requests, one function each (the table below) ---- */
+
+static int on_get_features(struct vu_dev *d, struct vu_msg *m)
+{
+        return reply_u64(d, m, DEVICE_FEATURES);
+}
+
+static int on_set_features(struct vu_dev *d, struct vu_msg *m)
+{
+        if (m->p.u64 & ~DEVICE_FEATURES)
+                return -EINVAL;
+        d->features = m->p.u64;
+        return 0;
+}
+
+static int on_get_protocol_features(struct vu_dev *d, struct vu_msg *m)
+{
+        return reply_u64(d, m, PROTOCOL_FEATURES);
+}
+
+static int on_set_protocol_features(struct vu_dev *d, struct vu_msg *m)
+{
+        d->protocol_features = m->p.u64 & PROTOCOL_FEATURES;
+        return 0;
+}
+
+static int on_get_queue_num(struct vu_dev *d, struct vu_msg *m)
+{
+        return reply_u64(d, m, VU_MAX_QUEUES);
+}
+
+static int on_set_owner(struct vu_dev *d, struct vu_msg *m)
+{
+        d->owner = true;
+        return 0;
+}
+
+static int on_reset_owner(struct vu_dev *d, struct vu_msg *m)
+{
+        for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
+                vq_reset(d, &d->vq[i]);
+        d->owner = false;
+        return 0;
+}
+
+static int on_set_mem_table(struct vu_dev *d, struct vu_msg *m)
+{
+        /* the maps outlive the fds, closed after the message */
+        return set_mem_table(d, &m->p, m->h.size, m->fds, m->nfds);
+}
+
+static int on_set_vring_num(struct vu_dev *d, struct vu_msg *m)
+{
+        uint32_t num = m->p.state.num;
+        if (num == 0 || num > VU_MAX_QUEUE_SIZE || (num & (num - 1)))
+                return -EINVAL;
+        m->q->num = (uint16_t)num;
+        return 0;
+}
+
+static int on_set_vring_addr(struct vu_dev *d, struct vu_msg *m)
+{
+        struct vu_vq *q;
+        if (m->h.size != sizeof(struct vu_addr) || !(q = queue(d, m->p.addr.index)))
+                return -EINVAL;
+        q->desc_ua = m->p.addr.desc;
+        q->avail_ua = m->p.addr.avail;
+        q->used_ua = m->p.addr.used;
+        q->addr_set = true;
+        q->broken = vq_map(q, &d->mem) < 0;
+        if (!q->broken)
+                q->used_idx = vq_used_idx(q);
+        return 0;
+}
+
+static int on_set_vring_base(struct vu_dev *d, struct vu_msg *m)
+{
+        m->q->last_avail = (uint16_t)m->p.state.num;
+        m->q->used_idx = (uint16_t)m->p.state.num;
+        return 0;
+}
+
+/* The ring stops: its kick fd goes, and its position is the answer. */
+static int on_get_vring_base(struct vu_dev *d, struct vu_msg *m)
+{
+        struct vu_vq *q = m->q;
+        struct vu_state s = {.index = m->p.state.index, .num = q->last_avail};
+        q->enabled = false;
+        if (q->kick_fd >= 0) {
+                epoll_ctl(d->epfd, EPOLL_CTL_DEL, q->kick_fd, NULL);
+                close(q->kick_fd);
+                q->kick_fd = -1;
         }
-        if ((want_u64 && h.size != 8) || (want_state && h.size != sizeof(struct vu_state))) {
-                r = -EPROTO;
-                goto out;
-        }
-        struct vu_vq *q = want_state ? queue(d, p.state.index) : NULL;
-        if (want_state && !q) {
-                r = -EINVAL;
-                goto out;
-        }
-        switch (h.request) {
-        case VHOST_USER_GET_FEATURES: {
-                uint64_t f = DEVICE_FEATURES;
-                r = reply(d, &h, &f, 8);
-                break;
-        }
-        case VHOST_USER_SET_FEATURES:
-                if (p.u64 & ~DEVICE_FEATURES)
-                        r = -EINVAL;
-                else
-                        d->features = p.u64;
-                break;
-        case VHOST_USER_GET_PROTOCOL_FEATURES: {
-                uint64_t f = PROTOCOL_FEATURES;
-                r = reply(d, &h, &f, 8);
-                break;
-        }
-        case VHOST_USER_SET_PROTOCOL_FEATURES:
-                d->protocol_features = p.u64 & PROTOCOL_FEATURES;
-                break;
-        case VHOST_USER_GET_QUEUE_NUM: {
-                uint64_t nq = VU_MAX_QUEUES;
-                r = reply(d, &h, &nq, 8);
-                break;
-        }
-        case VHOST_USER_SET_OWNER:
-                d->owner = true;
-                break;
-        case VHOST_USER_RESET_OWNER:
-                for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
-                        vq_reset(d, &d->vq[i]);
-                d->owner = false;
-                break;
-        case VHOST_USER_SET_MEM_TABLE:
-                /* the maps outlive the fds, closed below */
-                r = set_mem_table(d, &p, h.size, fds, nfds);
-                break;
-        case VHOST_USER_SET_VRING_NUM:
-                if (p.state.num == 0 || p.state.num > VU_MAX_QUEUE_SIZE || (p.state.num & (p.state.num - 1)))
-                        r = -EINVAL;
-                else
-                        q->num = (uint16_t)p.state.num;
-                break;
-        case VHOST_USER_SET_VRING_ADDR: {
-                if (h.size != sizeof(struct vu_addr) || !(q = queue(d, p.addr.index))) {
-                        r = -EINVAL;
-                        break;
-                }
-                q->desc_ua = p.addr.desc;
-                q->avail_ua = p.addr.avail;
-                q->used_ua = p.addr.used;
-                q->addr_set = true;
-                q->broken = vq_map(q, &d->mem) < 0;
-                if (!q->broken)
-                        q->used_idx = load16((uint8_t *)q->used + 2);
-                break;
-        }
-        case VHOST_USER_SET_VRING_BASE:
-                q->last_avail = (uint16_t)p.state.num;
-                q->used_idx = (uint16_t)p.state.num;
-                break;
-        case VHOST_USER_GET_VRING_BASE: {
-                struct vu_state s = {.index = p.state.index, .num = q->last_avail};
-                q->enabled = false;
-                if (q->kick_fd >= 0) {
-                        epoll_ctl(d->epfd, EPOLL_CTL_DEL, q->kick_fd, NULL);
-                        close(q->kick_fd);
-                        q->kick_fd = -1;
-                }
-                r = reply(d, &h, &s, sizeof(s));
-                break;
-        }
-        case VHOST_USER_SET_VRING_KICK:
-        case VHOST_USER_SET_VRING_CALL:
-        case VHOST_USER_SET_VRING_ERR:
-                r = vring_fd(d, h.request, p.u64, fds, nfds);
-                break;
-        case VHOST_USER_SET_VRING_ENABLE:
-                q->enabled = p.state.num != 0;
-                break;
-        default:
-                r = -ENOSYS;
-                break;
-        }
-        bool replied = h.request == VHOST_USER_GET_FEATURES || h.request == VHOST_USER_GET_PROTOCOL_FEATURES ||
-                       h.request == VHOST_USER_GET_QUEUE_NUM || h.request == VHOST_USER_GET_VRING_BASE;
-        if (r == 0 && !replied && (h.flags & VHOST_USER_NEED_REPLY)) {
-                uint64_t ok = 0;
-                r = reply(d, &h, &ok, 8);
-        }
-out:
-        close_fds(fds, nfds);
+        return reply(d, &m->h, &s, sizeof(s));
+}
+
+/* SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ERR */
+static int on_set_vring_fd(struct vu_dev *d, struct vu_msg *m)
+{
+        return vring_fd(d, m->h.request, m->p.u64, m->fds, m->nfds);
+}
+
+static int on_set_vring_enable(struct vu_dev *d, struct vu_msg *m)
+{
+        m->q->enabled = m->p.state.num != 0;
+        return 0;
+}
+
+/* What a request's payload must be, and whether it answers itself. */
+enum {
+        VU_U64 = 1u,     /* one u64 */
+        VU_STATE = 2u,   /* a vu_state naming a queue, found for the handler (m->q) */
+        VU_REPLIES = 4u, /* it replies itself: no NEED_REPLY acknowledgement */
+};
+
+static const struct vu_request {
+        int (*fn)(struct vu_dev *d, struct vu_msg *m); /* NULL: ENOSYS */
+        unsigned flags;
+} requests[] = {
+        [VHOST_USER_GET_FEATURES] = {on_get_features, VU_REPLIES},
+        [VHOST_USER_SET_FEATURES] = {on_set_features, VU_U64},
+        [VHOST_USER_SET_OWNER] = {on_set_owner, 0},
+        [VHOST_USER_RESET_OWNER] = {on_reset_owner, 0},
+        [VHOST_USER_SET_MEM_TABLE] = {on_set_mem_table, 0},
+        [VHOST_USER_SET_VRING_NUM] = {on_set_vring_num, VU_STATE},
+        [VHOST_USER_SET_VRING_ADDR] = {on_set_vring_addr, 0},
+        [VHOST_USER_SET_VRING_BASE] = {on_set_vring_base, VU_STATE},
+        [VHOST_USER_GET_VRING_BASE] = {on_get_vring_base, VU_STATE | VU_REPLIES},
+        [VHOST_USER_SET_VRING_KICK] = {on_set_vring_fd, VU_U64},
+        [VHOST_USER_SET_VRING_CALL] = {on_set_vring_fd, VU_U64},
+        [VHOST_USER_SET_VRING_ERR] = {on_set_vring_fd, VU_U64},
+        [VHOST_USER_GET_PROTOCOL_FEATURES] = {on_get_protocol_features, VU_REPLIES},
+        [VHOST_USER_SET_PROTOCOL_FEATURES] = {on_set_protocol_features, VU_U64},
+        [VHOST_USER_GET_QUEUE_NUM] = {on_get_queue_num, VU_REPLIES},
+        [VHOST_USER_SET_VRING_ENABLE] = {on_set_vring_enable, VU_STATE},
+};
+
+/* Check m's payload against what its request takes, run it, and
+ * acknowledge it if asked to. */
+static int run_request(struct vu_dev *d, struct vu_msg *m)
+{
+        static const struct vu_request unknown = {NULL, 0};
+        const struct vu_request *rq = m->h.request < ARRAY_SIZE(requests) ? &requests[m->h.request] : &unknown;
+        if (((rq->flags & VU_U64) && m->h.size != 8) ||
+            ((rq->flags & VU_STATE) && m->h.size != sizeof(struct vu_state)))
+                return -EPROTO;
+        if ((rq->flags & VU_STATE) && !(m->q = queue(d, m->p.state.index)))
+                return -EINVAL;
+        int r = rq->fn ? rq->fn(d, m) : -ENOSYS;
+        if (r == 0 && !(rq->flags & VU_REPLIES) && (m->h.flags & VHOST_USER_NEED_REPLY))
+                r = reply_u64(d, m, 0);
+        return r;
+}
+
+int vu_dispatch(struct vu_dev *d)
+{
+        struct vu_msg m = {.nfds = 0};
+        int r = recv_msg(d, &m);
+        if (r == 0)
+                r = run_request(d, &m);
+        close_fds(m.fds, m.nfds);
         return r;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The device side of vhost-user, as much as QEMU's vhost-user-fs-device uses,
- * and split virtqueues over guest memory received as fds.
+ * The device side of vhost-user, as much as QEMU's vhost-user-fs-device uses
+ * (vhost.c), and split virtqueues over guest memory received as fds
+ * (vring.c).
  *
  * Everything the guest writes into its memory (ring indexes, descriptors,
  * addresses, lengths) is read once into local variables and checked against
@@ -67,6 +68,8 @@ int vq_pop(struct vu_vq *q, const struct vu_mem *m, bool indirect, struct vu_ele
 void vq_push(struct vu_vq *q, uint16_t head, uint32_t len);
 /* Interrupt the driver unless it asked not to be. */
 void vq_notify(struct vu_vq *q);
+/* The used index the driver's ring shows now (a ring just set up). */
+uint16_t vq_used_idx(const struct vu_vq *q);
 
 /* Turns one request (bytes copied out of guest memory) into a reply written
  * to out (capacity outcap); returns the reply length, 0 for no reply.  For a

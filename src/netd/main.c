@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "fsd/sandbox.h"
+#include "common/jail.h"
 #include "net/net.h"
 
 #define LISTEN_FD 3
@@ -773,9 +773,9 @@ int main(int argc, char **argv)
                 close(LISTEN_FD);
         }
         big_sndbuf(qemu, want);
-        char err[256];
-        if (net_sandbox_enter(err, sizeof(err)) < 0)
-                die("cannot confine itself: %s", err);
+        struct msb_error err = {0};
+        if (jail_enter_netd(&err) < 0)
+                die("cannot confine itself: %s", err.message);
         struct netd *n = netd_new(&o->cfg);
         if (!n)
                 die("out of memory");

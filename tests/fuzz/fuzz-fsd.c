@@ -61,14 +61,14 @@ static void setup(void)
         fputs("content", f);
         fclose(f);
         struct fs_config c = {.path = dir, .owner = FS_OWNER_VIRTUAL, .timeout = 1};
-        char err[256];
-        if (fs_new(&c, &fs, err, sizeof(err)) < 0)
+        struct msb_error err;
+        if (fs_new(&c, &fs, &err) < 0)
                 abort();
         struct fs_config ci = {.path = dir, .read_only = true, .immutable = true, .owner = FS_OWNER_VIRTUAL,
                                .timeout = 1};
-        if (fs_new(&ci, &fs_image, err, sizeof(err)) < 0)
+        if (fs_new(&ci, &fs_image, &err) < 0)
                 abort();
-        if (fs_new(&c, &fs_tight, err, sizeof(err)) < 0)
+        if (fs_new(&c, &fs_tight, &err) < 0)
                 abort();
         struct fs_limits tight = {.handles = 4, .inodes = FS_MIN_LIMIT + 4, .inode_fds = FS_MIN_LIMIT};
         fs_set_limits(fs_tight, &tight);

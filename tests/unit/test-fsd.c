@@ -28,7 +28,7 @@
 #include "check.h"
 #include "common/util.h"
 #include "fsd/fs.h"
-#include "fsd/sandbox.h"
+#include "common/jail.h"
 #include "fsd/vhost.h"
 
 #define MEM_SIZE (8u << 20)
@@ -147,9 +147,9 @@ static struct fs *share(const char *path, bool file, bool ro)
         struct fs_config c = {.path = path, .single_file = file, .read_only = ro, .owner = FS_OWNER_VIRTUAL,
                               .timeout = 1};
         struct fs *fs;
-        char err[256];
-        if (fs_new(&c, &fs, err, sizeof(err)) < 0) {
-                fprintf(stderr, "fs_new: %s\n", err);
+        struct msb_error err;
+        if (fs_new(&c, &fs, &err) < 0) {
+                fprintf(stderr, "fs_new: %s\n", err.message);
                 abort();
         }
         ring_reset();
@@ -459,8 +459,8 @@ static void test_kill_privs(const char *dir)
 
         /* owners passed through: the host inode's bits */
         struct fs_config c = {.path = dir, .owner = FS_OWNER_PASSTHROUGH, .timeout = 1};
-        char err[256];
-        CHECK_INT(fs_new(&c, &fs, err, sizeof(err)), 0);
+        struct msb_error err;
+        CHECK_INT(fs_new(&c, &fs, &err), 0);
         ring_reset();
         init(fs);
         CHECK(chmod(p, 06755) == 0);
@@ -584,8 +584,8 @@ static void test_immutable_no_open(const char *dir)
         struct fs_config c = {.path = dir, .read_only = true, .immutable = true, .owner = FS_OWNER_VIRTUAL,
                               .timeout = 1};
         struct fs *fs;
-        char err[256];
-        CHECK_INT(fs_new(&c, &fs, err, sizeof(err)), 0);
+        struct msb_error err;
+        CHECK_INT(fs_new(&c, &fs, &err), 0);
         ring_reset();
         init(fs);
         int e;
@@ -712,8 +712,8 @@ static void test_multi(const char *dir)
                 {.path = dir, .read_only = true, .owner = FS_OWNER_VIRTUAL, .timeout = 1},
         };
         struct fs *fs;
-        char err[256];
-        CHECK_INT(fs_new_multi(c, 3, true, &fs, err, sizeof(err)), 0);
+        struct msb_error err;
+        CHECK_INT(fs_new_multi(c, 3, true, &fs, &err), 0);
         ring_reset();
         init(fs);
         int err2;
@@ -901,8 +901,8 @@ static void test_handle_limit(const char *dir)
 {
         struct fs_config c = {.path = dir, .owner = FS_OWNER_VIRTUAL, .timeout = 1};
         struct fs *fs;
-        char err[256];
-        CHECK_INT(fs_new_multi(&c, 1, true, &fs, err, sizeof(err)), 0);
+        struct msb_error err;
+        CHECK_INT(fs_new_multi(&c, 1, true, &fs, &err), 0);
         ring_reset();
         init(fs);
         struct fuse_open_in oi = {.flags = O_RDONLY};
@@ -1228,8 +1228,8 @@ static void test_fd_cache(const char *top)
          * the cache bounds as well */
         struct fs_config ci = {.path = dir, .read_only = true, .immutable = true, .owner = FS_OWNER_VIRTUAL,
                                .timeout = 1};
-        char err[256];
-        CHECK_INT(fs_new(&ci, &fs, err, sizeof(err)), 0);
+        struct msb_error err;
+        CHECK_INT(fs_new(&ci, &fs, &err), 0);
         ring_reset();
         init(fs);
         fs_set_limits(fs, &l);
@@ -1323,8 +1323,8 @@ static void test_special_files(const char *top)
 
         struct fs_config c = {.path = dir, .owner = FS_OWNER_PASSTHROUGH, .timeout = 1};
         struct fs *fs;
-        char err[256];
-        CHECK_INT(fs_new(&c, &fs, err, sizeof(err)), 0);
+        struct msb_error err;
+        CHECK_INT(fs_new(&c, &fs, &err), 0);
         ring_reset();
         init(fs);
         /* CREATE without O_EXCL over each: refused, nothing opened */
@@ -1367,7 +1367,7 @@ static void test_special_files(const char *top)
         /* the image root's READ by node id: only regular files */
         struct fs_config ci = {.path = dir, .read_only = true, .immutable = true, .owner = FS_OWNER_VIRTUAL,
                                .timeout = 1};
-        CHECK_INT(fs_new(&ci, &fs, err, sizeof(err)), 0);
+        CHECK_INT(fs_new(&ci, &fs, &err), 0);
         ring_reset();
         init(fs);
         nf = lookup(fs, 1, "fifo", &e, NULL);
@@ -1381,7 +1381,7 @@ static void test_special_files(const char *top)
 
         /* a virtualized share: MKNOD over them makes nothing, opens nothing */
         c.owner = FS_OWNER_VIRTUAL;
-        CHECK_INT(fs_new(&c, &fs, err, sizeof(err)), 0);
+        CHECK_INT(fs_new(&c, &fs, &err), 0);
         ring_reset();
         init(fs);
         struct {
@@ -1540,7 +1540,7 @@ static void jailed(struct fs *fs, const struct jail *j, int share_fd)
         CHECK_INT(call(fs, FUSE_SYNCFS, 1, &(struct fuse_syncfs_in){0}, sizeof(struct fuse_syncfs_in), NULL, 0), 0);
 }
 
-/* fsd_sandbox_enter for real, in a child (as uid 0, or as nobody); returns
+/* jail_enter_fsd for real, in a child (as uid 0, or as nobody); returns
  * the number of failed checks, -1 if the child died of a signal. */
 static int run_jailed(const struct jail *j, bool nobody)
 {
@@ -1557,13 +1557,13 @@ static int run_jailed(const struct jail *j, bool nobody)
                                 _exit(100);
                 }
                 struct fs *fs = share(j->share, false, false);
-                int dirs[FSD_SANDBOX_MAX_DIRS];
-                unsigned fl[FSD_SANDBOX_MAX_DIRS];
-                size_t n = fs_host_dirs(fs, dirs, fl, FSD_SANDBOX_MAX_DIRS);
+                int dirs[JAIL_MAX_DIRS];
+                unsigned fl[JAIL_MAX_DIRS];
+                size_t n = fs_host_dirs(fs, dirs, fl, JAIL_MAX_DIRS);
                 int share_fd = n ? dirs[0] : -1;
-                char err[512];
-                if (fsd_sandbox_enter(dirs, fl, n, false, err, sizeof(err)) < 0) {
-                        fprintf(stderr, "fsd_sandbox_enter: %s\n", err);
+                struct msb_error err;
+                if (jail_enter_fsd(dirs, fl, n, false, &err) < 0) {
+                        fprintf(stderr, "jail_enter_fsd: %s\n", err.message);
                         _exit(101);
                 }
                 jailed(fs, j, share_fd);

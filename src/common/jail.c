@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * msb-fsd's confinement (see sandbox.h and docs/fsd.md "Confinement"), in
- * this order:
+ * The confinement of msb-fsd and msb-netd (see jail.h and docs/fsd.md
+ * "Confinement"), in this order:
  *   1. unprivileged: a user namespace mapping only our own uid and gid, so
  *      the rest needs no root;
  *   2. a pid namespace, entered by forking: mounting a procfs needs
@@ -36,7 +36,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fsd/sandbox.h"
+#include "common/jail.h"
+#include "common/util.h"
 
 static const int allowed[] = {
         SYS_read, SYS_write, SYS_close, SYS_fstat, SYS_newfstatat, SYS_statx, SYS_lseek, SYS_mmap, SYS_munmap,
@@ -111,7 +112,7 @@ static int install_filter(const int *list, size_t nlist, bool sendto_no_addr)
 
 static int install_seccomp(void)
 {
-        return install_filter(allowed, sizeof(allowed) / sizeof(allowed[0]), false);
+        return install_filter(allowed, ARRAY_SIZE(allowed), false);
 }
 
 /* Root only: keep the file capabilities serving needs, drop the rest. */
@@ -230,7 +231,7 @@ static int reopen_here(int fd)
  */
 static int clone_tree(int here, unsigned flags)
 {
-        unsigned f = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | ((flags & FSD_DIR_FLAT) ? 0 : AT_RECURSIVE);
+        unsigned f = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | ((flags & JAIL_DIR_FLAT) ? 0 : AT_RECURSIVE);
         int fd = (int)syscall(SYS_open_tree, here, "", f);
         return fd < 0 ? -errno : fd;
 }
@@ -240,7 +241,7 @@ static int clone_tree(int here, unsigned flags)
  * nothing is run from it; read-only shares read-only on the mount too. */
 static int attach_dir(int tree, int fd, const char *target, unsigned flags)
 {
-        bool ro = flags & FSD_DIR_RO;
+        bool ro = flags & JAIL_DIR_RO;
         if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
                 return -errno;
         struct msb_mount_attr a = {
@@ -272,21 +273,16 @@ static int attach_dir(int tree, int fd, const char *target, unsigned flags)
  * as /0, /1, ...; dirs[k] is then replaced by the same directory reached
  * through /k.  Runs in the child, the pid namespace's first process.
  */
-static int empty_root(const int *dirs, const unsigned *flags, size_t n, char *err, size_t errsz)
+static int empty_root(const int *dirs, const unsigned *flags, size_t n, struct msb_error *err)
 {
-#define FAIL(what)                                                                      \
-        do {                                                                            \
-                int e_ = errno;                                                         \
-                snprintf(err, errsz, "%s: %s", what, strerror(e_));                     \
-                return -e_;                                                             \
-        } while (0)
+#define FAIL(what) return msb_err_errno(err, errno, "%s", what)
         if (unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC) < 0)
                 FAIL("cannot set up an empty mount namespace");
         /* nothing we mount may propagate to the host */
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 FAIL("cannot make the mount namespace private");
         /* every share's tree first: the tmpfs is in none of them */
-        int tree[FSD_SANDBOX_MAX_DIRS];
+        int tree[JAIL_MAX_DIRS];
         int r = 0;
         size_t ntree = 0;
         const char *what = "cannot reach a share in the new mount namespace";
@@ -321,7 +317,7 @@ static int empty_root(const int *dirs, const unsigned *flags, size_t n, char *er
                 FAIL(what);
         }
         /*
-         * A procfs of our own: fs.c reopens O_PATH fds and reaches their
+         * A procfs of our own: msb-fsd reopens O_PATH fds and reaches their
          * xattrs through /proc/self/fd/N.  Only our pid namespace's
          * processes (just us) are in it, so no /proc/PID/root leads out;
          * read-only, so no /proc/sys setting can be written; and with
@@ -390,22 +386,18 @@ static _Noreturn void wait_and_leave(pid_t child, int keep)
 }
 
 /* Unshare the pid namespace and fork: the child, its first process, returns 0. */
-static int enter_pidns(char *err, size_t errsz)
+static int enter_pidns(struct msb_error *err)
 {
         int alive[2];
-        if (unshare(CLONE_NEWPID) < 0 || pipe2(alive, O_CLOEXEC) < 0) {
-                int e = errno;
-                snprintf(err, errsz, "cannot set up a pid namespace: %s", strerror(e));
-                return -e;
-        }
+        if (unshare(CLONE_NEWPID) < 0 || pipe2(alive, O_CLOEXEC) < 0)
+                return msb_err_errno(err, errno, "cannot set up a pid namespace");
         fflush(NULL);
         pid_t pid = fork();
         if (pid < 0) {
-                int e = errno;
-                snprintf(err, errsz, "cannot fork into the pid namespace: %s", strerror(e));
+                int r = msb_err_errno(err, errno, "cannot fork into the pid namespace");
                 close(alive[0]);
                 close(alive[1]);
-                return -e;
+                return r;
         }
         if (pid > 0) {
                 close(alive[0]);
@@ -422,52 +414,43 @@ static int enter_pidns(char *err, size_t errsz)
         return 0;
 }
 
-int fsd_sandbox_enter(const int *dirs, const unsigned *flags, size_t ndirs, bool passthrough, char *err,
-                      size_t errsz)
+/* Into the pid namespace, then the empty root around dirs. */
+static int enter_empty_root(const int *dirs, const unsigned *flags, size_t ndirs, struct msb_error *err)
 {
-        if (ndirs > FSD_SANDBOX_MAX_DIRS) {
-                snprintf(err, errsz, "%zu share directories: at most %d", ndirs, FSD_SANDBOX_MAX_DIRS);
-                return -E2BIG;
-        }
+        int r = enter_pidns(err);
+        return r < 0 ? r : empty_root(dirs, flags, ndirs, err);
+}
+
+int jail_enter_fsd(const int *dirs, const unsigned *flags, size_t ndirs, bool passthrough, struct msb_error *err)
+{
+        if (ndirs > JAIL_MAX_DIRS)
+                return msb_err(err, E2BIG, "%zu share directories: at most %d", ndirs, JAIL_MAX_DIRS);
         int r;
         if (geteuid() == 0) {
-                if ((r = enter_pidns(err, errsz)) < 0 || (r = empty_root(dirs, flags, ndirs, err, errsz)) < 0)
+                if ((r = enter_empty_root(dirs, flags, ndirs, err)) < 0)
                         return r;
-                if ((r = drop_caps(passthrough)) < 0) {
-                        snprintf(err, errsz, "cannot drop capabilities: %s", strerror(-r));
-                        return r;
-                }
+                if ((r = drop_caps(passthrough)) < 0)
+                        return msb_err_errno(err, r, "cannot drop capabilities");
         } else if (enter_userns() == 0) {
                 /* where unprivileged user namespaces are allowed; elsewhere
                  * the seccomp filter below is what confines us */
-                if ((r = enter_pidns(err, errsz)) < 0 || (r = empty_root(dirs, flags, ndirs, err, errsz)) < 0)
+                if ((r = enter_empty_root(dirs, flags, ndirs, err)) < 0)
                         return r;
                 drop_caps(false);
         }
-        if ((r = install_seccomp()) < 0) {
-                snprintf(err, errsz, "cannot install the seccomp filter: %s", strerror(-r));
-                return r;
-        }
+        if ((r = install_seccomp()) < 0)
+                return msb_err_errno(err, r, "cannot install the seccomp filter");
         return 0;
 }
 
-int net_sandbox_enter(char *err, size_t errsz)
+int jail_enter_netd(struct msb_error *err)
 {
         int r;
-        if (geteuid() == 0) {
-                if ((r = enter_pidns(err, errsz)) < 0 || (r = empty_root(NULL, NULL, 0, err, errsz)) < 0)
-                        return r;
-        } else if (enter_userns() == 0) {
-                if ((r = enter_pidns(err, errsz)) < 0 || (r = empty_root(NULL, NULL, 0, err, errsz)) < 0)
-                        return r;
-        }
-        if ((r = drop_caps_to(0)) < 0 && geteuid() == 0) {
-                snprintf(err, errsz, "cannot drop capabilities: %s", strerror(-r));
+        if ((geteuid() == 0 || enter_userns() == 0) && (r = enter_empty_root(NULL, NULL, 0, err)) < 0)
                 return r;
-        }
-        if ((r = install_filter(net_allowed, sizeof(net_allowed) / sizeof(net_allowed[0]), true)) < 0) {
-                snprintf(err, errsz, "cannot install the seccomp filter: %s", strerror(-r));
-                return r;
-        }
+        if ((r = drop_caps_to(0)) < 0 && geteuid() == 0)
+                return msb_err_errno(err, r, "cannot drop capabilities");
+        if ((r = install_filter(net_allowed, ARRAY_SIZE(net_allowed), true)) < 0)
+                return msb_err_errno(err, r, "cannot install the seccomp filter");
         return 0;
 }
