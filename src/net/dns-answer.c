@@ -161,50 +161,31 @@ static const char *addr_group_word(const struct netd *n, const struct net_addr *
         return "non-public";
 }
 
-void netd_from_upstream(struct netd *n, const uint8_t *msg, size_t len, int64_t now_ms)
+/* The question waiting that an answer is to, or NULL (anti-spoofing: the
+ * id we chose and the question we asked) */
+static struct pending *pending_of(struct netd *n, const struct dns_msg *hdr)
 {
-        n->now = now_ms;
-        struct dns_msg hdr;
-        if (len > sizeof(n->msgbuf) || dns_msg_parse(msg, len, true, &hdr) != 1 || !(hdr.flags & DNS_QR) ||
-            hdr.qname.unusual)
-                return;
-        /* anti-spoofing: the id we chose and the question we asked */
-        struct pending *pe = NULL;
-        for (size_t i = 0; i < NETD_DNS_PENDING_MAX && !pe; i++) {
+        for (size_t i = 0; i < NETD_DNS_PENDING_MAX; i++) {
                 struct pending *c = &n->pend[i];
-                if (c->used && c->up_id == hdr.id && c->qtype == hdr.qtype && c->qclass == hdr.qclass &&
-                    strcmp(c->name.text, hdr.qname.text) == 0)
-                        pe = c;
+                if (c->used && c->up_id == hdr->id && c->qtype == hdr->qtype && c->qclass == hdr->qclass &&
+                    strcmp(c->name.text, hdr->qname.text) == 0)
+                        return c;
         }
-        if (!pe)
-                return;
-        pe->used = false;
-        char tb[16], chain[CHAIN_MAX][NET_NAME_MAX + 1];
-        const char *tname = dns_type_name(pe->qtype, tb, sizeof(tb));
-        size_t nchain;
-        char rev[NET_NAME_MAX + 1] = "";
-        if (!answer_chain(&hdr, chain, &nchain) ||
-            (!answer_reverse_ok(n, &hdr, pe->name.text, rev, sizeof(rev)) && !rev[0])) {
-                netd_log(n, "dns servfail %s %s: malformed answer from upstream", pe->name.text, tname);
-                dnsq_reply(n, &pe->peer, pe->guest_id, pe->guest_flags, DNS_SERVFAIL, false, pe->qwire,
-                          pe->qwire_len);
-                return;
-        }
-        if (rev[0]) {
-                n->st.dns_denied++;
-                netd_log(n, "dns refuse %s %s: the answer holds %s, a reverse name of an address this sandbox may not "
-                        "reach",
-                     pe->name.text, tname, rev);
-                dnsq_reply(n, &pe->peer, pe->guest_id, pe->guest_flags, DNS_REFUSED, false, pe->qwire, pe->qwire_len);
-                return;
-        }
-        /* Every address first: one a rule would not let the guest reach
-         * refuses the whole answer, before anything is learned from it. */
-        struct dns_msg d = hdr;
+        return NULL;
+}
+
+/* Every address first: one a rule would not let the guest reach refuses
+ * the whole answer (false, REFUSED sent), before anything is learned from
+ * it.  The first four addresses go into addrs for the log, their count
+ * into naddr. */
+static bool answer_addrs_ok(struct netd *n, const struct pending *pe, const struct dns_msg *hdr,
+                            char chain[][NET_NAME_MAX + 1], size_t nchain, const char *tname, char *addrs,
+                            size_t addrsz, size_t *naddr)
+{
+        struct dns_msg d = *hdr;
         struct dns_rr rr;
         struct net_addr a;
-        char addrs[256] = "", as[64];
-        size_t naddr = 0;
+        char as[64];
         while (dns_rr_next(&d, &rr) > 0) {
                 if (!rr_addr(&d, &rr, &a))
                         continue;
@@ -217,24 +198,71 @@ void netd_from_upstream(struct netd *n, const uint8_t *msg, size_t len, int64_t 
                 if (checked && !policy_egress_reaches(n, &a)) {
                         net_addr_format(&a, as, sizeof(as));
                         n->st.dns_rebind_refused++;
-                        netd_log(n, "dns refuse %s %s %s: %s answer for a public name (rebinding)", pe->name.text, tname,
-                             as, addr_group_word(n, &a));
+                        netd_log(n, "dns refuse %s %s %s: %s answer for a public name (rebinding)", pe->name.text,
+                                 tname, as, addr_group_word(n, &a));
                         dnsq_reply(n, &pe->peer, pe->guest_id, pe->guest_flags, DNS_REFUSED, false, pe->qwire,
-                                  pe->qwire_len);
-                        return;
+                                   pe->qwire_len);
+                        return false;
                 }
-                if (naddr++ < 4) {
+                if ((*naddr)++ < 4) {
                         net_addr_format(&a, as, sizeof(as));
                         size_t l = strlen(addrs);
-                        snprintf(addrs + l, sizeof(addrs) - l, "%s%s", l ? ", " : "", as);
+                        snprintf(addrs + l, addrsz - l, "%s%s", l ? ", " : "", as);
                 }
         }
-        if (pe->rule >= 0) {
-                d = hdr;
-                while (dns_rr_next(&d, &rr) > 0)
-                        if (rr_addr(&d, &rr, &a) && chain_has(chain, nchain, &rr.owner))
-                                learn_add(n, (uint32_t)pe->rule, &a, rr.ttl);
+        return true;
+}
+
+/* Learn, for the name rule that allowed the question, the addresses of
+ * the names the answer is about (the question and its CNAME chain) */
+static void answer_learn(struct netd *n, const struct pending *pe, const struct dns_msg *hdr,
+                         char chain[][NET_NAME_MAX + 1], size_t nchain)
+{
+        struct dns_msg d = *hdr;
+        struct dns_rr rr;
+        struct net_addr a;
+        while (dns_rr_next(&d, &rr) > 0)
+                if (rr_addr(&d, &rr, &a) && chain_has(chain, nchain, &rr.owner))
+                        learn_add(n, (uint32_t)pe->rule, &a, rr.ttl);
+}
+
+void netd_from_upstream(struct netd *n, const uint8_t *msg, size_t len, int64_t now_ms)
+{
+        n->now = now_ms;
+        struct dns_msg hdr;
+        if (len > sizeof(n->msgbuf) || dns_msg_parse(msg, len, true, &hdr) != 1 || !(hdr.flags & DNS_QR) ||
+            hdr.qname.unusual)
+                return;
+        struct pending *pe = pending_of(n, &hdr);
+        if (!pe)
+                return;
+        pe->used = false;
+        char tb[16], chain[CHAIN_MAX][NET_NAME_MAX + 1];
+        const char *tname = dns_type_name(pe->qtype, tb, sizeof(tb));
+        size_t nchain;
+        char rev[NET_NAME_MAX + 1] = "";
+        if (!answer_chain(&hdr, chain, &nchain) ||
+            (!answer_reverse_ok(n, &hdr, pe->name.text, rev, sizeof(rev)) && !rev[0])) {
+                netd_log(n, "dns servfail %s %s: malformed answer from upstream", pe->name.text, tname);
+                dnsq_reply(n, &pe->peer, pe->guest_id, pe->guest_flags, DNS_SERVFAIL, false, pe->qwire,
+                           pe->qwire_len);
+                return;
         }
+        if (rev[0]) {
+                n->st.dns_denied++;
+                netd_log(n,
+                         "dns refuse %s %s: the answer holds %s, a reverse name of an address this sandbox may not "
+                         "reach",
+                         pe->name.text, tname, rev);
+                dnsq_reply(n, &pe->peer, pe->guest_id, pe->guest_flags, DNS_REFUSED, false, pe->qwire, pe->qwire_len);
+                return;
+        }
+        char addrs[256] = "";
+        size_t naddr = 0;
+        if (!answer_addrs_ok(n, pe, &hdr, chain, nchain, tname, addrs, sizeof(addrs), &naddr))
+                return;
+        if (pe->rule >= 0)
+                answer_learn(n, pe, &hdr, chain, nchain);
         unsigned rcode = hdr.flags & 15;
         if (naddr)
                 netd_log(n, "dns allow %s %s -> %s%s", pe->name.text, tname, addrs, naddr > 4 ? ", ..." : "");
@@ -246,7 +274,7 @@ void netd_from_upstream(struct netd *n, const uint8_t *msg, size_t len, int64_t 
                 /* too big for the guest: it may ask again over TCP (which
                  * msb does not serve) or make do without */
                 dnsq_reply(n, &pe->peer, pe->guest_id, pe->guest_flags, (enum dns_rcode)rcode, true, pe->qwire,
-                          pe->qwire_len);
+                           pe->qwire_len);
                 return;
         }
         memcpy(n->msgbuf, msg, len);

@@ -107,6 +107,73 @@ bool dnsq_reverse_refused(const struct netd *n, const char *name)
         return !reach || net_group_has(&n->c, NET_G_PUBLIC, &ra);
 }
 
+/* query_rule's answer for a name a deny rule names */
+#define RULE_DENIED (-2)
+
+/* The name rule that allows the question (or -1: none names it), or
+ * RULE_DENIED when the first that names it denies it (counted and logged) */
+static int query_rule(struct netd *n, const struct dns_msg *d)
+{
+        char tb[16];
+        const char *tname = dns_type_name(d->qtype, tb, sizeof(tb));
+        for (size_t i = 0; i < n->c.nrules; i++) {
+                const struct net_rule *nr = &n->c.rules[i];
+                if (nr->dir == NET_DIR_INGRESS || (nr->kind != NET_T_DOMAIN && nr->kind != NET_T_WILDCARD) ||
+                    !name_rule_matches(nr, d->qname.text))
+                        continue;
+                if (!nr->allow) {
+                        n->st.dns_denied++;
+                        netd_log(n, "dns deny %s %s (rule %zu \"%s\")", d->qname.text, tname, i + 1, nr->text);
+                        return RULE_DENIED;
+                }
+                return (int)i;
+        }
+        return -1;
+}
+
+/* Send the question d upstream under a fresh id, remembered until its
+ * answer or NETD_DNS_TIMEOUT_MS; SERVFAIL when there is no upstream or no
+ * room to remember it */
+static void query_upstream(struct netd *n, const struct pkt *p, const struct dns_msg *d, const struct dns_peer *peer,
+                           int rule, int udp_max, int64_t now)
+{
+        char tb[16];
+        const char *tname = dns_type_name(d->qtype, tb, sizeof(tb));
+        const uint8_t *qwire = d->m + d->qwire;
+        struct pending *pe = NULL;
+        for (size_t i = 0; i < NETD_DNS_PENDING_MAX && !pe; i++)
+                if (!n->pend[i].used)
+                        pe = &n->pend[i];
+        if (!pe || !n->c.send_upstream) {
+                netd_log(n, "dns servfail %s %s: %s", d->qname.text, tname,
+                         pe ? "no upstream resolver" : "too many queries waiting for upstream");
+                dnsq_reply(n, peer, d->id, d->flags, DNS_SERVFAIL, false, qwire, d->qwire_len);
+                return;
+        }
+        /* a fresh id, unique among those waiting: answers are matched by it */
+        uint16_t id = 0;
+        for (bool clash = true; clash;) {
+                id = (uint16_t)netd_rng(n);
+                clash = false;
+                for (size_t i = 0; i < NETD_DNS_PENDING_MAX && !clash; i++)
+                        clash = n->pend[i].used && n->pend[i].up_id == id;
+        }
+        *pe = (struct pending){
+                .used = true, .up_id = id, .guest_id = d->id, .guest_flags = d->flags, .peer = *peer,
+                .name = d->qname, .qtype = d->qtype, .qclass = d->qclass, .qwire_len = d->qwire_len,
+                .rule = rule, .deadline = now + NETD_DNS_TIMEOUT_MS,
+        };
+        memcpy(pe->qwire, qwire, d->qwire_len);
+        /* what the guest can take: its EDNS0 size, at most a frame of the MTU */
+        unsigned link = n->c.mtu > (p->family == 4 ? 28u : 48u) ? n->c.mtu - (p->family == 4 ? 28u : 48u) : 0;
+        pe->udp_max = (unsigned)udp_max < link ? (unsigned)udp_max : link;
+        if (pe->udp_max < DNS_UDP_MIN)
+                pe->udp_max = DNS_UDP_MIN;
+        memcpy(n->scratch, p->payload, p->payload_len);
+        put16(n->scratch, id);
+        n->c.send_upstream(n->c.opaque, n->scratch, p->payload_len);
+}
+
 void dnsq_query(struct netd *n, const struct pkt *p, int64_t now)
 {
         struct dns_peer peer;
@@ -136,57 +203,16 @@ void dnsq_query(struct netd *n, const struct pkt *p, int64_t now)
         if (dnsq_reverse_refused(n, d.qname.text)) {
                 n->st.dns_denied++;
                 netd_log(n, "dns refuse %s %s: a reverse lookup of an address this sandbox may not reach", d.qname.text,
-                     tname);
+                         tname);
                 dnsq_reply(n, &peer, d.id, d.flags, DNS_REFUSED, false, qwire, d.qwire_len);
                 return;
         }
-        int rule = -1;
-        for (size_t i = 0; i < n->c.nrules; i++) {
-                const struct net_rule *nr = &n->c.rules[i];
-                if (nr->dir == NET_DIR_INGRESS || (nr->kind != NET_T_DOMAIN && nr->kind != NET_T_WILDCARD) ||
-                    !name_rule_matches(nr, d.qname.text))
-                        continue;
-                if (!nr->allow) {
-                        n->st.dns_denied++;
-                        netd_log(n, "dns deny %s %s (rule %zu \"%s\")", d.qname.text, tname, i + 1, nr->text);
-                        dnsq_reply(n, &peer, d.id, d.flags, DNS_NXDOMAIN, false, qwire, d.qwire_len);
-                        return;
-                }
-                rule = (int)i;
-                break;
-        }
-        struct pending *pe = NULL;
-        for (size_t i = 0; i < NETD_DNS_PENDING_MAX && !pe; i++)
-                if (!n->pend[i].used)
-                        pe = &n->pend[i];
-        if (!pe || !n->c.send_upstream) {
-                netd_log(n, "dns servfail %s %s: %s", d.qname.text, tname,
-                     pe ? "no upstream resolver" : "too many queries waiting for upstream");
-                dnsq_reply(n, &peer, d.id, d.flags, DNS_SERVFAIL, false, qwire, d.qwire_len);
+        int rule = query_rule(n, &d);
+        if (rule == RULE_DENIED) {
+                dnsq_reply(n, &peer, d.id, d.flags, DNS_NXDOMAIN, false, qwire, d.qwire_len);
                 return;
         }
-        /* a fresh id, unique among those waiting: answers are matched by it */
-        uint16_t id = 0;
-        for (bool clash = true; clash;) {
-                id = (uint16_t)netd_rng(n);
-                clash = false;
-                for (size_t i = 0; i < NETD_DNS_PENDING_MAX && !clash; i++)
-                        clash = n->pend[i].used && n->pend[i].up_id == id;
-        }
-        *pe = (struct pending){
-                .used = true, .up_id = id, .guest_id = d.id, .guest_flags = d.flags, .peer = peer,
-                .name = d.qname, .qtype = d.qtype, .qclass = d.qclass, .qwire_len = d.qwire_len,
-                .rule = rule, .deadline = now + NETD_DNS_TIMEOUT_MS,
-        };
-        memcpy(pe->qwire, qwire, d.qwire_len);
-        /* what the guest can take: its EDNS0 size, at most a frame of the MTU */
-        unsigned link = n->c.mtu > (p->family == 4 ? 28u : 48u) ? n->c.mtu - (p->family == 4 ? 28u : 48u) : 0;
-        pe->udp_max = (unsigned)udp_max < link ? (unsigned)udp_max : link;
-        if (pe->udp_max < DNS_UDP_MIN)
-                pe->udp_max = DNS_UDP_MIN;
-        memcpy(n->scratch, p->payload, p->payload_len);
-        put16(n->scratch, id);
-        n->c.send_upstream(n->c.opaque, n->scratch, p->payload_len);
+        query_upstream(n, p, &d, &peer, rule, udp_max, now);
 }
 
 int64_t dnsq_expire(struct netd *n, int64_t now)

@@ -189,13 +189,14 @@ void flow_log_capped(struct netd *n, bool ingress, uint8_t proto, const struct n
         char ap[80];
         netd_addr_port(remote, rport, ap, sizeof(ap));
         if (proto == 6)
-                netd_log(n, "deny %s tcp %s (%u TCP flows, the most a sandbox may hold)", ingress ? "ingress" : "egress",
-                     ap, NETD_TCP_FLOWS_MAX);
+                netd_log(n, "deny %s tcp %s (%u TCP flows, the most a sandbox may hold)",
+                         ingress ? "ingress" : "egress", ap, NETD_TCP_FLOWS_MAX);
         else if (proto == 1)
-                netd_log(n, "deny egress icmp %s (%u echo flows, the most a sandbox may hold)", ap, NETD_ICMP_FLOWS_MAX);
+                netd_log(n, "deny egress icmp %s (%u echo flows, the most a sandbox may hold)", ap,
+                         NETD_ICMP_FLOWS_MAX);
         else
                 netd_log(n, "deny egress udp %s (%u UDP ports in use, the most a sandbox may hold)", ap,
-                     NETD_UDP_PORTS_MAX);
+                         NETD_UDP_PORTS_MAX);
 }
 
 struct flow_key flow_key_of(uint8_t family, uint8_t proto, uint16_t gport, const struct net_addr *remote,
