@@ -44,11 +44,10 @@ int msb_run_opts_set_net(struct msb_run_opts *o, const char *mode, struct msb_er
 int msb_run_opts_add_net_rule(struct msb_run_opts *o, const char *rule, struct msb_error *err)
 {
         struct net_rule r;
-        char why[256];
         if (strv_len(o->net_rules) >= MAX_NET_RULES)
                 return msb_err(err, E2BIG, "--net-rule '%s': at most %d rules", rule, MAX_NET_RULES);
-        if (net_rule_parse(rule, &r, why, sizeof(why)) < 0)
-                return msb_err(err, EINVAL, "--net-rule '%s': %s", rule, why);
+        if (net_rule_parse(rule, &r, err) < 0)
+                return msb_err_wrap(err, -EINVAL, "--net-rule '%s'", rule);
         strv_push(&o->net_rules, rule);
         return 0;
 }
@@ -94,7 +93,7 @@ static int port_free(const struct net_port *p, const char *spec, struct msb_erro
                                        p->proto == 17 ? "udp" : "tcp");
                 if (e == EADDRNOTAVAIL)
                         return msb_err(err, e, "-p %s: %s is not an address of this host", spec, a);
-                return msb_err(err, e, "-p %s: cannot bind %s:%u: %s", spec, a, p->host_port, strerror(e));
+                return msb_err_errno(err, e, "-p %s: cannot bind %s:%u", spec, a, p->host_port);
         }
         return 0;
 }
@@ -115,11 +114,10 @@ static bool binds_overlap(const struct net_addr *x, const struct net_addr *y)
 int msb_run_opts_add_port(struct msb_run_opts *o, const char *spec, struct msb_error *err)
 {
         struct net_port p;
-        char why[256];
         if (strv_len(o->net_ports) >= MAX_NET_PORTS)
                 return msb_err(err, E2BIG, "-p '%s': at most %d published ports", spec, MAX_NET_PORTS);
-        if (net_port_parse(spec, &p, why, sizeof(why)) < 0)
-                return msb_err(err, EINVAL, "-p '%s': %s", spec, why);
+        if (net_port_parse(spec, &p, err) < 0)
+                return msb_err_wrap(err, -EINVAL, "-p '%s'", spec);
         /* passt drops root: it binds as an unprivileged user */
         unsigned lo = unprivileged_port_start();
         if (p.host_port < lo)
@@ -129,7 +127,7 @@ int msb_run_opts_add_port(struct msb_run_opts *o, const char *spec, struct msb_e
                                spec, p.host_port, lo, lo);
         for (char **s = o->net_ports; s && *s; s++) {
                 struct net_port q;
-                if (net_port_parse(*s, &q, why, sizeof(why)) == 0 && q.proto == p.proto &&
+                if (net_port_parse(*s, &q, NULL) == 0 && q.proto == p.proto &&
                     q.host_port == p.host_port && binds_overlap(&q.host, &p.host))
                         return msb_err(err, EINVAL, "-p '%s': host port %u/%s is already published by -p '%s'",
                                        spec, p.host_port, p.proto == 17 ? "udp" : "tcp", *s);
@@ -165,7 +163,7 @@ static int cidr_parse(const char *s, int family, uint8_t *addr, uint32_t *prefix
         return 0;
 }
 
-static int net_tap_parse(const char *spec, struct net_tap *t, char *why, size_t n)
+static int net_tap_parse(const char *spec, struct net_tap *t, struct msb_error *err)
 {
         memset(t, 0, sizeof(*t));
         t->spec.mtu = 1500;
@@ -174,7 +172,7 @@ static int net_tap_parse(const char *spec, struct net_tap *t, char *why, size_t 
         for (char *kv = strtok_r(dup, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
                 char *v = strchr(kv, '=');
                 if (!v)
-                        return snprintf(why, n, "'%s': expected key=value", kv), -1;
+                        return msb_err(err, EINVAL, "'%s': expected key=value", kv);
                 *v++ = 0;
                 unsigned b[6];
                 char *end;
@@ -199,23 +197,22 @@ static int net_tap_parse(const char *spec, struct net_tap *t, char *why, size_t 
                         bad = end == v || *end || m < 68 || m > 65520;
                         t->spec.mtu = (uint32_t)m;
                 } else
-                        return snprintf(why, n, "unknown key '%s'", kv), -1;
+                        return msb_err(err, EINVAL, "unknown key '%s'", kv);
                 if (bad)
-                        return snprintf(why, n, "bad %s '%s'", kv, v), -1;
+                        return msb_err(err, EINVAL, "bad %s '%s'", kv, v);
         }
         if (!t->ifname[0] || !t->mac[0] || !t->spec.prefix4)
-                return snprintf(why, n, "ifname, mac and ip are required"), -1;
+                return msb_err(err, EINVAL, "ifname, mac and ip are required");
         if (!msb_net_spec_ok(&t->spec))
-                return snprintf(why, n, "IPv6 needs an MTU of at least 1280"), -1;
+                return msb_err(err, EINVAL, "IPv6 needs an MTU of at least 1280");
         return 0;
 }
 
 int msb_run_opts_set_net_tap(struct msb_run_opts *o, const char *spec, struct msb_error *err)
 {
         struct net_tap t;
-        char why[128];
-        if (net_tap_parse(spec, &t, why, sizeof(why)) < 0)
-                return msb_err(err, EINVAL, "network tap '%s': %s", spec, why);
+        if (net_tap_parse(spec, &t, err) < 0)
+                return msb_err_wrap(err, -EINVAL, "network tap '%s'", spec);
         free(o->net_tap);
         o->net_tap = xstrdup(spec);
         return 0;
@@ -392,7 +389,7 @@ static int netd_spawn(struct vm *vm, char **argv, bool verbose, struct msb_error
         strcpy(sa.sun_path, sb->net_socket);
         _cleanup_close_ int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 2) < 0)
-                return msb_err(err, errno, "cannot create socket %s: %s", sb->net_socket, strerror(errno));
+                return msb_err_errno(err, errno, "cannot create socket %s", sb->net_socket);
         _cleanup_free_ char *logp = xasprintf("%s/net.log", sb->dir);
         _cleanup_close_ int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         struct child *c = &sb->fsd[sb->nfsd];
@@ -402,7 +399,7 @@ static int netd_spawn(struct vm *vm, char **argv, bool verbose, struct msb_error
         int errfd = verbose && !sb->ctx->detached ? STDERR_FILENO : logfd;
         int r = proc_spawn(argv, -1, logfd, errfd, lfd, &c->pid, &c->pidfd);
         if (r < 0)
-                return msb_err(err, r, "cannot start %s: %s", argv[0], strerror(-r));
+                return msb_err_errno(err, r, "cannot start %s", argv[0]);
         c->what = xstrdup("network process (msb-netd)");
         c->net = true;
         c->log = TAKE_PTR(logp);
@@ -432,9 +429,8 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
         struct sandbox *sb = &vm->sb;
         if (o->net_tap) {
                 struct net_tap t;
-                char why[128];
-                if (net_tap_parse(o->net_tap, &t, why, sizeof(why)) < 0)
-                        return msb_err(err, EINVAL, "network tap '%s': %s", o->net_tap, why);
+                if (net_tap_parse(o->net_tap, &t, err) < 0)
+                        return msb_err_wrap(err, -EINVAL, "network tap '%s'", o->net_tap);
                 sb->net_tap = xstrdup(t.ifname);
                 snprintf(sb->net_mac, sizeof(sb->net_mac), "%s", t.mac);
                 vm->net = t.spec;
@@ -447,9 +443,8 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
         /* ports may have been taken since they were given (create, then start) */
         for (char **s = o->net_ports; s && *s; s++) {
                 struct net_port p;
-                char why[256];
-                if (net_port_parse(*s, &p, why, sizeof(why)) < 0)
-                        return msb_err(err, EINVAL, "-p '%s': %s", *s, why);
+                if (net_port_parse(*s, &p, err) < 0)
+                        return msb_err_wrap(err, -EINVAL, "-p '%s'", *s);
                 int r = port_free(&p, *s, err);
                 if (r < 0)
                         return r;
@@ -479,7 +474,7 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
         char dns[64];
         bool have_dns = host_resolver(dns, sizeof(dns));
         if (is_direct)
-                fprintf(stderr, "msb: MSB_NET_DIRECT=1: no network policy for this sandbox (a benchmark's baseline)\n");
+                msb_log(sb->ctx, 0, "MSB_NET_DIRECT=1: no network policy for this sandbox (a benchmark's baseline)");
         _cleanup_strv_ char **argv = netd_fixed_argv(sb->dir, passt, v6, have_dns ? dns : NULL);
         _cleanup_strv_ char **policy = netd_policy_argv(o, verbose, is_direct);
         for (char **a = policy; a && *a; a++)
