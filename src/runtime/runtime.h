@@ -3,7 +3,8 @@
  * msb-runtime: an OCI runtime (runc's command line) whose containers are
  * msb named sandboxes.  One file per job: main.c (global options, logging,
  * dispatch), state.c (a container's state dir), bundle.c (config.json to
- * msb run options), shim.c (the process conmon waits on), commands.c (the
+ * msb run options; its sections in bundle-process.c, bundle-mounts.c,
+ * bundle-linux.c, bundle-resources.c: bundle.h), shim.c (the process conmon waits on), commands.c (the
  * verbs), exec.c (runtime exec), console.c (--console-socket).
  * See docs/oci-runtime.md.
  */
