@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "common/error.h"
 #include "msb.h"
 
 /* What runc answers for every failure of its own. */
@@ -86,8 +87,8 @@ void rt_now_rfc3339(char *out, size_t n);
  * interface is redirected to a new tap device.  0 with *ret_spec the
  * msb_run_opts_set_net_tap() spec (owned); 0 and NULL: no interface but
  * lo (--network none), or *ret_taken: another VM holds it (a pod's other
- * container).  -errno with msg filled (several interfaces, no IPv4...). */
-int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, char *msg, size_t n);
+ * container).  -errno with err filled (several interfaces, no IPv4...). */
+int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, struct msb_error *err);
 
 /* ---- confine.c: capabilities, no_new_privs, seccomp ---- */
 #define MSB_CAP_SETS_RT 5      /* bounding, effective, permitted, inheritable, ambient */
