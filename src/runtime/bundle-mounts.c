@@ -275,8 +275,8 @@ int make_mountpoints(const struct rt_bundle *b, const char *root)
                 int r = make_mountpoint(rootfd, path, **m == 'f');
                 if (r < 0) {
                         char why[PATH_MAX + 128];
-                        snprintf(why, sizeof(why), "cannot make the mount point %s in the read-only root: %s", path,
-                                 strerror(-r));
+                        snprintf(why, sizeof(why), "%s",
+                                 errno_msg(-r, "cannot make the mount point %s in the read-only root", path).s);
                         return refuse("mounts", why);
                 }
         }

@@ -168,7 +168,7 @@ int load_json(const char *path, const char *what, json_t **ret)
         _cleanup_free_ char *data = NULL;
         int r = read_file_at(AT_FDCWD, path, CONFIG_MAX, &data, NULL);
         if (r < 0) {
-                rt_error("cannot read %s%s: %s", what, path, strerror(-r));
+                rt_error("%s", errno_msg(-r, "cannot read %s%s", what, path).s);
                 return r;
         }
         json_error_t je;

@@ -186,7 +186,7 @@ static int add_rule(scmp_filter_ctx sc, json_t *r, size_t idx, uint32_t def, cha
                         continue;
                 int e = seccomp_rule_add_array(sc, action, nr, (unsigned)nargs, cmp);
                 if (e < 0)
-                        return snprintf(why, n, "linux.seccomp.syscalls[%zu]: %s: %s", idx, name, strerror(-e)),
+                        return snprintf(why, n, "%s", errno_msg(-e, "linux.seccomp.syscalls[%zu]: %s", idx, name).s),
                                -EINVAL;
         }
         return 0;
@@ -230,7 +230,7 @@ int rt_seccomp_compile(json_t *s, void **ret_bpf, size_t *ret_len, char *why, si
                 if (arch && arch != seccomp_arch_native()) {
                         int e = seccomp_arch_add(sc, arch);
                         if (e < 0 && e != -EEXIST)
-                                rt_debug("linux.seccomp.architectures: %s left out: %s", name, strerror(-e));
+                                rt_debug("%s", errno_msg(-e, "linux.seccomp.architectures: %s left out", name).s);
                 }
         }
         json_array_foreach(calls, i, a)
@@ -240,7 +240,7 @@ int rt_seccomp_compile(json_t *s, void **ret_bpf, size_t *ret_len, char *why, si
         }
         int fd = r < 0 ? -1 : memfd_create("seccomp", MFD_CLOEXEC);
         if (r >= 0 && (fd < 0 || (r = seccomp_export_bpf(sc, fd)) < 0)) {
-                snprintf(why, n, "linux.seccomp: cannot compile the filter: %s", strerror(fd < 0 ? errno : -r));
+                snprintf(why, n, "%s", errno_msg(fd < 0 ? errno : -r, "linux.seccomp: cannot compile the filter").s);
                 r = -EIO;
         }
         seccomp_release(sc);
