@@ -106,15 +106,14 @@ static int map_confine(struct rt_bundle *b, json_t *j)
         struct msb_confine c;
         void *bpf;
         bool any;
-        char why[512];
         struct msb_error err = {0};
         json_t *proc = json_object_get(j, "process");
         int r = rt_confine_from(json_object_get(proc, "capabilities"),
                                 json_is_true(json_object_get(proc, "noNewPrivileges")),
                                 json_integer_value(json_object_get(json_object_get(proc, "user"), "uid")) == 0,
-                                json_object_get(l, "seccomp"), &c, &bpf, &any, why, sizeof(why));
+                                json_object_get(l, "seccomp"), &c, &bpf, &any, &err);
         if (r < 0)
-                return refuse_why(why);
+                return refuse_why(err.message);
         if (any)
                 r = msb_run_opts_set_confine(b->o, &c, &err);
         free(bpf);
@@ -311,10 +310,10 @@ int rt_exec_confine(const char *bundle, struct rt_process *p, bool no_new_privs)
         bool nnp = no_new_privs || json_is_true(json_object_get(p->json ? p->json : proc, "noNewPrivileges"));
         bool root = p->user ? p->user[0] >= '0' && p->user[0] <= '9' && strtoul(p->user, NULL, 10) == 0
                             : json_integer_value(json_object_get(json_object_get(proc, "user"), "uid")) == 0;
-        char why[512];
+        struct msb_error err = {0};
         r = rt_confine_from(caps, nnp, root, json_object_get(json_object_get(j, "linux"), "seccomp"), &p->confine,
-                            &p->bpf, &p->confined, why, sizeof(why));
+                            &p->bpf, &p->confined, &err);
         json_decref(j);
-        return r < 0 ? refuse_why(why) : 0;
+        return r < 0 ? refuse_why(err.message) : 0;
 }
 

@@ -96,16 +96,16 @@ int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, struct msb_
 /* A capability's number from CAP_NAME or NAME (any case), or -1. */
 int rt_cap_number(const char *name);
 /* process.capabilities into masks (unknown names: left out, warned). */
-int rt_caps_parse(json_t *caps, uint64_t out[MSB_CAP_SETS_RT], char *why, size_t n);
+int rt_caps_parse(json_t *caps, uint64_t out[MSB_CAP_SETS_RT], struct msb_error *err);
 /* linux.seccomp into a classic BPF program for this architecture (owned,
- * *ret_len instructions).  -errno with why naming the field. */
-int rt_seccomp_compile(json_t *seccomp, void **ret_bpf, size_t *ret_len, char *why, size_t n);
+ * *ret_len instructions).  -errno with err naming the field. */
+int rt_seccomp_compile(json_t *seccomp, void **ret_bpf, size_t *ret_len, struct msb_error *err);
 /* A process's confinement from process.capabilities (NULL: root keeps
  * every capability, another uid has none), noNewPrivileges and the
  * bundle's linux.seccomp (or NULL).  *any false: nothing asked.  The
  * filter goes to *bpf (owned); c->seccomp points at it. */
 int rt_confine_from(json_t *caps, bool no_new_privs, bool root, json_t *seccomp, struct msb_confine *c, void **bpf,
-                    bool *any, char *why, size_t n);
+                    bool *any, struct msb_error *err);
 
 /* ---- config.c: msb-runtime's own settings ---- */
 #define RT_CONFIG_DEFAULT "/etc/msb/runtime.conf"
