@@ -81,7 +81,7 @@ struct msb_run_opts {
         bool confine_set;
         struct msb_confine confine; /* seccomp points into seccomp_buf */
         uint8_t *seccomp_buf;
-        /* the network (src/lib/net.c); mode NULL: public */
+        /* the network (src/lib/netopts.c); mode NULL: public */
         char *net_mode;
         char **net_rules;
         char **net_ports;

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "msb-error.h"
+
 enum net_mode { NET_MODE_NONE, NET_MODE_PUBLIC, NET_MODE_PRIVATE, NET_MODE_HOST, NET_MODE_ALL };
 enum net_dir { NET_DIR_BOTH, NET_DIR_EGRESS, NET_DIR_INGRESS };
 enum net_group {
@@ -44,8 +46,9 @@ struct net_rule {
 int net_mode_parse(const char *s, enum net_mode *m);
 const char *net_mode_name(enum net_mode m);
 /* allow|deny[:egress|:ingress]@TARGET[:tcp|udp|icmp[:PORTS]], PORTS N or N-M.
- * 0 or -1 with a one-line reason in err (naming the part that is wrong). */
-int net_rule_parse(const char *s, struct net_rule *r, char *err, size_t errsz);
+ * 0 or -1 with a one-line reason in err (EINVAL; naming the part that is
+ * wrong; err may be NULL). */
+int net_rule_parse(const char *s, struct net_rule *r, struct msb_error *err);
 
 /* -p [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp]; HOSTIP defaults to 127.0.0.1,
  * an IPv6 HOSTIP is written in brackets: [::1]:8080:80 */
@@ -54,7 +57,8 @@ struct net_port {
         uint16_t host_port, guest_port;
         uint8_t proto; /* 6 or 17 */
 };
-int net_port_parse(const char *s, struct net_port *p, char *err, size_t errsz);
+/* 0 or -1 with the reason in err, as net_rule_parse */
+int net_port_parse(const char *s, struct net_port *p, struct msb_error *err);
 
 /* 1 if the text is an address (v4 dotted or v6), filling a */
 int net_addr_parse(const char *s, struct net_addr *a);

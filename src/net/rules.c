@@ -8,11 +8,11 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/error.h"
 #include "net/net.h"
 
 static const char *const mode_names[] = {
@@ -278,17 +278,9 @@ static bool hostname_norm(const char *s, char *out, size_t outsz)
         return label > 0;
 }
 
-static int fail(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errsz, const char *fmt, ...)
-{
-        if (err && errsz) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, errsz, fmt, ap);
-                va_end(ap);
-        }
-        return -1;
-}
+/* A rule or port mapping that does not parse: the reason in err (EINVAL),
+ * and -1, what net_rule_parse and net_port_parse return for it */
+#define fail(err, ...) (msb_err(err, EINVAL, __VA_ARGS__), -1)
 
 /* "N" in 1..65535, nothing else (no sign, no spaces, no leading "+") */
 static bool port_num(const char *s, size_t n, uint16_t *out)
@@ -307,24 +299,24 @@ static bool port_num(const char *s, size_t n, uint16_t *out)
         return true;
 }
 
-static int parse_ports(const char *s, struct net_rule *r, char *err, size_t errsz)
+static int parse_ports(const char *s, struct net_rule *r, struct msb_error *err)
 {
         const char *dash = strchr(s, '-');
         if (!dash) {
                 if (!port_num(s, strlen(s), &r->port_lo))
-                        return fail(err, errsz, "invalid port \"%s\" (want 1-65535)", s);
+                        return fail(err, "invalid port \"%s\" (want 1-65535)", s);
                 r->port_hi = r->port_lo;
                 return 0;
         }
         if (!port_num(s, (size_t)(dash - s), &r->port_lo) || !port_num(dash + 1, strlen(dash + 1), &r->port_hi))
-                return fail(err, errsz, "invalid port range \"%s\" (want N-M, each 1-65535)", s);
+                return fail(err, "invalid port range \"%s\" (want N-M, each 1-65535)", s);
         if (r->port_lo > r->port_hi)
-                return fail(err, errsz, "port range \"%s\" is reversed", s);
+                return fail(err, "port range \"%s\" is reversed", s);
         return 0;
 }
 
 /* "tcp", "udp:443", "icmp" */
-static int parse_proto(const char *s, struct net_rule *r, char *err, size_t errsz)
+static int parse_proto(const char *s, struct net_rule *r, struct msb_error *err)
 {
         const char *colon = strchr(s, ':');
         size_t n = colon ? (size_t)(colon - s) : strlen(s);
@@ -335,16 +327,16 @@ static int parse_proto(const char *s, struct net_rule *r, char *err, size_t errs
         else if (n == 4 && strncmp(s, "icmp", 4) == 0)
                 r->proto = 1;
         else
-                return fail(err, errsz, "unknown protocol \"%.*s\" (want tcp, udp or icmp)", (int)n, s);
+                return fail(err, "unknown protocol \"%.*s\" (want tcp, udp or icmp)", (int)n, s);
         if (!colon)
                 return 0;
         if (r->proto == 1)
-                return fail(err, errsz, "\"icmp\" takes no ports");
-        return parse_ports(colon + 1, r, err, errsz);
+                return fail(err, "\"icmp\" takes no ports");
+        return parse_ports(colon + 1, r, err);
 }
 
 /* ADDR or ADDR/PREFIX of the given family (0: either) */
-static int parse_cidr(const char *s, int want_family, struct net_rule *r, char *err, size_t errsz)
+static int parse_cidr(const char *s, int want_family, struct net_rule *r, struct msb_error *err)
 {
         char buf[64];
         if (strlen(s) >= sizeof(buf))
@@ -360,15 +352,15 @@ static int parse_cidr(const char *s, int want_family, struct net_rule *r, char *
         if (slash) {
                 const char *p = slash + 1;
                 if (!*p || strlen(p) > 3)
-                        return fail(err, errsz, "invalid prefix length in \"%s\" (want 0-%u)", s, bits);
+                        return fail(err, "invalid prefix length in \"%s\" (want 0-%u)", s, bits);
                 prefix = 0;
                 for (; *p; p++) {
                         if (*p < '0' || *p > '9')
-                                return fail(err, errsz, "invalid prefix length in \"%s\" (want 0-%u)", s, bits);
+                                return fail(err, "invalid prefix length in \"%s\" (want 0-%u)", s, bits);
                         prefix = prefix * 10 + (unsigned)(*p - '0');
                 }
                 if (prefix > bits)
-                        return fail(err, errsz, "invalid prefix length in \"%s\" (want 0-%u)", s, bits);
+                        return fail(err, "invalid prefix length in \"%s\" (want 0-%u)", s, bits);
         }
         /* bits after the prefix are most likely a typo: say so, do not guess */
         struct net_addr masked = { .family = a.family };
@@ -377,7 +369,7 @@ static int parse_cidr(const char *s, int want_family, struct net_rule *r, char *
         if (memcmp(masked.a, a.a, sizeof(a.a)) != 0) {
                 char m[INET6_ADDRSTRLEN];
                 net_addr_format(&masked, m, sizeof(m));
-                return fail(err, errsz, "\"%s\" has bits set after the prefix (did you mean %s/%u?)", s, m, prefix);
+                return fail(err, "\"%s\" has bits set after the prefix (did you mean %s/%u?)", s, m, prefix);
         }
         r->kind = NET_T_CIDR;
         r->addr = a;
@@ -385,11 +377,11 @@ static int parse_cidr(const char *s, int want_family, struct net_rule *r, char *
         return 1;
 }
 
-static int parse_target(const char *t, struct net_rule *r, char *err, size_t errsz)
+static int parse_target(const char *t, struct net_rule *r, struct msb_error *err)
 {
         if (!*t)
-                return fail(err, errsz, "missing target after \"@\"");
-        int c = parse_cidr(t, 0, r, err, errsz);
+                return fail(err, "missing target after \"@\"");
+        int c = parse_cidr(t, 0, r, err);
         if (c != 0)
                 return c < 0 ? -1 : 0;
         for (size_t g = 1; g < sizeof(group_names) / sizeof(group_names[0]); g++)
@@ -400,7 +392,7 @@ static int parse_target(const char *t, struct net_rule *r, char *err, size_t err
                 }
         if (t[0] == '*') {
                 if (t[1] != '.' || !hostname_norm(t + 2, r->name, sizeof(r->name)))
-                        return fail(err, errsz, "invalid wildcard \"%s\" (want *.example.com)", t);
+                        return fail(err, "invalid wildcard \"%s\" (want *.example.com)", t);
                 r->kind = NET_T_WILDCARD;
                 return 0;
         }
@@ -409,25 +401,25 @@ static int parse_target(const char *t, struct net_rule *r, char *err, size_t err
         size_t n = strlen(t);
         bool dotted = memchr(t, '.', n ? n - 1 : 0) != NULL || (n && t[n - 1] == '.');
         if (!dotted || !hostname_norm(t, r->name, sizeof(r->name)))
-                return fail(err, errsz, "unknown group or invalid domain \"%s\"", t);
+                return fail(err, "unknown group or invalid domain \"%s\"", t);
         /* no top-level domain is all digits: "10.0.0" is a mistyped address */
         const char *last = strrchr(r->name, '.');
         last = last ? last + 1 : r->name;
         if (strspn(last, "0123456789") == strlen(last))
-                return fail(err, errsz, "invalid address \"%s\" (and not a domain: its last label is a number)", t);
+                return fail(err, "invalid address \"%s\" (and not a domain: its last label is a number)", t);
         r->kind = NET_T_DOMAIN;
         return 0;
 }
 
-int net_rule_parse(const char *s, struct net_rule *ret, char *err, size_t errsz)
+int net_rule_parse(const char *s, struct net_rule *ret, struct msb_error *err)
 {
         struct net_rule r = {0};
         snprintf(r.text, sizeof(r.text), "%s", s);
         if (strlen(s) >= sizeof(r.text))
-                return fail(err, errsz, "rule is too long (at most %zu characters)", sizeof(r.text) - 1);
+                return fail(err, "rule is too long (at most %zu characters)", sizeof(r.text) - 1);
         const char *at = strchr(s, '@');
         if (!at)
-                return fail(err, errsz, "rule \"%s\" has no \"@\" (want allow|deny[:egress|:ingress]@TARGET)", s);
+                return fail(err, "rule \"%s\" has no \"@\" (want allow|deny[:egress|:ingress]@TARGET)", s);
         size_t head = (size_t)(at - s);
         if (head >= 5 && strncmp(s, "allow", 5) == 0) {
                 r.allow = true;
@@ -435,7 +427,7 @@ int net_rule_parse(const char *s, struct net_rule *ret, char *err, size_t errsz)
         } else if (head >= 4 && strncmp(s, "deny", 4) == 0) {
                 s += 4, head -= 4;
         } else {
-                return fail(err, errsz, "rule must start with \"allow\" or \"deny\", not \"%.*s\"", (int)head, s);
+                return fail(err, "rule must start with \"allow\" or \"deny\", not \"%.*s\"", (int)head, s);
         }
         if (head == 0)
                 r.dir = NET_DIR_BOTH;
@@ -444,7 +436,7 @@ int net_rule_parse(const char *s, struct net_rule *ret, char *err, size_t errsz)
         else if (head == 8 && strncmp(s, ":ingress", 8) == 0)
                 r.dir = NET_DIR_INGRESS;
         else
-                return fail(err, errsz, "unknown direction \"%.*s\" (want :egress or :ingress)", (int)head, s);
+                return fail(err, "unknown direction \"%.*s\" (want :egress or :ingress)", (int)head, s);
 
         const char *t = at + 1;
         char target[NET_NAME_MAX + 8];
@@ -453,53 +445,53 @@ int net_rule_parse(const char *s, struct net_rule *ret, char *err, size_t errsz)
                 /* [v6] or [v6/prefix], so the ":" after it is unambiguous */
                 const char *close = strchr(t, ']');
                 if (!close || (size_t)(close - t - 1) >= sizeof(target))
-                        return fail(err, errsz, "unterminated \"[\" in target \"%s\"", t);
+                        return fail(err, "unterminated \"[\" in target \"%s\"", t);
                 snprintf(target, sizeof(target), "%.*s", (int)(close - t - 1), t + 1);
                 if (close[1] == ':')
                         proto = close + 2;
                 else if (close[1])
-                        return fail(err, errsz, "unexpected \"%s\" after \"]\"", close + 1);
-                int c = parse_cidr(target, 6, &r, err, errsz);
+                        return fail(err, "unexpected \"%s\" after \"]\"", close + 1);
+                int c = parse_cidr(target, 6, &r, err);
                 if (c < 0)
                         return -1;
                 if (c == 0)
-                        return fail(err, errsz, "invalid IPv6 address or prefix \"%s\"", target);
+                        return fail(err, "invalid IPv6 address or prefix \"%s\"", target);
         } else {
                 const char *colon = strchr(t, ':');
                 /* a bare IPv6 address or prefix, when nothing follows it */
                 if (colon && strchr(colon + 1, ':')) {
-                        int c = parse_cidr(t, 6, &r, err, errsz);
+                        int c = parse_cidr(t, 6, &r, err);
                         if (c < 0)
                                 return -1;
                         if (c > 0)
                                 goto done;
                         if (strspn(t, "0123456789abcdefABCDEF") == (size_t)(colon - t) && colon - t <= 4)
-                                return fail(err, errsz,
+                                return fail(err,
                                             "invalid target \"%s\" (an IPv6 address followed by a protocol goes in brackets: [fd00::1]:tcp)",
                                             t);
                 }
                 size_t n = colon ? (size_t)(colon - t) : strlen(t);
                 if (n >= sizeof(target))
-                        return fail(err, errsz, "target \"%.*s\" is too long", (int)n, t);
+                        return fail(err, "target \"%.*s\" is too long", (int)n, t);
                 snprintf(target, sizeof(target), "%.*s", (int)n, t);
-                if (parse_target(target, &r, err, errsz) < 0)
+                if (parse_target(target, &r, err) < 0)
                         return -1;
                 if (colon)
                         proto = colon + 1;
         }
-        if (proto && parse_proto(proto, &r, err, errsz) < 0)
+        if (proto && parse_proto(proto, &r, err) < 0)
                 return -1;
 done:
         *ret = r;
         return 0;
 }
 
-int net_port_parse(const char *s, struct net_port *ret, char *err, size_t errsz)
+int net_port_parse(const char *s, struct net_port *ret, struct msb_error *err)
 {
         struct net_port p = { .proto = 6 };
         char buf[128];
         if (strlen(s) >= sizeof(buf))
-                return fail(err, errsz, "port mapping \"%.40s...\" is too long", s);
+                return fail(err, "port mapping \"%.40s...\" is too long", s);
         snprintf(buf, sizeof(buf), "%s", s);
         char *slash = strrchr(buf, '/');
         if (slash) {
@@ -508,7 +500,7 @@ int net_port_parse(const char *s, struct net_port *ret, char *err, size_t errsz)
                 else if (strcmp(slash + 1, "udp") == 0)
                         p.proto = 17;
                 else
-                        return fail(err, errsz, "unknown protocol \"%s\" in \"%s\" (want /tcp or /udp)", slash + 1, s);
+                        return fail(err, "unknown protocol \"%s\" in \"%s\" (want /tcp or /udp)", slash + 1, s);
                 *slash = '\0';
         }
         char *rest = buf;
@@ -516,30 +508,30 @@ int net_port_parse(const char *s, struct net_port *ret, char *err, size_t errsz)
         if (buf[0] == '[') {
                 char *close = strchr(buf, ']');
                 if (!close || close[1] != ':')
-                        return fail(err, errsz, "invalid host address in \"%s\" (want [IPv6]:HOSTPORT:GUESTPORT)", s);
+                        return fail(err, "invalid host address in \"%s\" (want [IPv6]:HOSTPORT:GUESTPORT)", s);
                 *close = '\0';
                 if (!net_addr_parse(buf + 1, &p.host) || p.host.family != 6)
-                        return fail(err, errsz, "invalid IPv6 host address \"%s\"", buf + 1);
+                        return fail(err, "invalid IPv6 host address \"%s\"", buf + 1);
                 rest = close + 2;
         } else {
                 char *c1 = strchr(buf, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
                 if (c2 && strchr(c2 + 1, ':'))
-                        return fail(err, errsz, "too many \":\" in \"%s\" (an IPv6 host address goes in brackets: [::1]:8080:80)", s);
+                        return fail(err, "too many \":\" in \"%s\" (an IPv6 host address goes in brackets: [::1]:8080:80)", s);
                 if (c2) {
                         *c1 = '\0';
                         if (!net_addr_parse(buf, &p.host) || p.host.family != 4)
-                                return fail(err, errsz, "invalid host address \"%s\" (an IPv6 one goes in brackets)", buf);
+                                return fail(err, "invalid host address \"%s\" (an IPv6 one goes in brackets)", buf);
                         rest = c1 + 1;
                 }
         }
         char *colon = strchr(rest, ':');
         if (!colon)
-                return fail(err, errsz, "port mapping \"%s\" needs HOSTPORT:GUESTPORT", s);
+                return fail(err, "port mapping \"%s\" needs HOSTPORT:GUESTPORT", s);
         *colon = '\0';
         if (!port_num(rest, strlen(rest), &p.host_port))
-                return fail(err, errsz, "invalid host port \"%s\" (want 1-65535)", rest);
+                return fail(err, "invalid host port \"%s\" (want 1-65535)", rest);
         if (!port_num(colon + 1, strlen(colon + 1), &p.guest_port))
-                return fail(err, errsz, "invalid guest port \"%s\" (want 1-65535)", colon + 1);
+                return fail(err, "invalid guest port \"%s\" (want 1-65535)", colon + 1);
         *ret = p;
         return 0;
 }

@@ -9,7 +9,7 @@
  * a UDP socket to the upstream resolver and a netlink socket for the host's
  * address changes (group "host"), then confines itself like msb-fsd
  * (empty root, own namespaces, seccomp) and relays frames both ways.  Every
- * frame from the guest goes through the policy engine (src/net/netd.c)
+ * frame from the guest goes through the policy engine (src/net/frames.c)
  * before passt sees it; DNS queries to the gateway are answered here.
  * Both sides speak QEMU's stream framing: 4-byte big-endian length + frame.
  *
@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/error.h"
 #include "common/util.h"
 #include "common/jail.h"
 #include "net/net.h"
@@ -150,7 +151,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
                 {"guest-mac", 1, 0, A_GUEST_MAC}, {"warm", 0, 0, A_WARM}, {0},
         };
         struct net_config *c = &o->cfg;
-        char err[256];
+        struct msb_error err;
         optind = 0; /* glibc: start over, for a warm relay's second argv */
         for (int ch; (ch = getopt_long(argc, argv, "", lo, NULL)) != -1;) {
                 switch (ch) {
@@ -163,15 +164,15 @@ static void parse_args(int argc, char **argv, struct opts *o)
                 case A_RULE:
                         if (c->nrules == MAX_RULES)
                                 die("more than %d rules", MAX_RULES);
-                        if (net_rule_parse(optarg, &o->rules[c->nrules], err, sizeof(err)) < 0)
-                                die("--rule %s: %s", optarg, err);
+                        if (net_rule_parse(optarg, &o->rules[c->nrules], &err) < 0)
+                                die("--rule %s: %s", optarg, err.message);
                         c->nrules++;
                         break;
                 case A_PORT:
                         if (c->nports == MAX_PORTS)
                                 die("more than %d ports", MAX_PORTS);
-                        if (net_port_parse(optarg, &o->ports[c->nports], err, sizeof(err)) < 0)
-                                die("--port %s: %s", optarg, err);
+                        if (net_port_parse(optarg, &o->ports[c->nports], &err) < 0)
+                                die("--port %s: %s", optarg, err.message);
                         c->nports++;
                         break;
                 case A_GUEST4: parse_addr("--guest4", optarg, &c->guest4); break;
@@ -242,10 +243,10 @@ static int addr_events_open(void)
 {
         int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
         if (fd < 0)
-                die("cannot follow the host's addresses (netlink): %s", strerror(errno));
+                die("%s", errno_msg(errno, "cannot follow the host's addresses (netlink)").s);
         struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR};
         if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-                die("cannot follow the host's addresses (netlink bind): %s", strerror(errno));
+                die("%s", errno_msg(errno, "cannot follow the host's addresses (netlink bind)").s);
         return fd;
 }
 
@@ -260,7 +261,7 @@ static void addr_events_resync(int fd)
                        .nlmsg_seq = 1},
                  .m = {.ifa_family = AF_UNSPEC}};
         if (write(fd, &req, sizeof(req)) != (ssize_t)sizeof(req))
-                die("cannot list the host's addresses again (netlink): %s", strerror(errno));
+                die("%s", errno_msg(errno, "cannot list the host's addresses again (netlink)").s);
 }
 
 /* One RTM_NEWADDR/RTM_DELADDR: its address (IFA_LOCAL, else IFA_ADDRESS,
@@ -380,7 +381,7 @@ static pid_t start_passt(const struct opts *o, int fd)
         char **argv = passt_argv(o, 3);
         pid_t pid = fork();
         if (pid < 0)
-                die("fork: %s", strerror(errno));
+                die("%s", errno_msg(errno, "fork").s);
         if (pid == 0) {
                 prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
                 if (dup2(fd, 3) < 0)
@@ -388,7 +389,7 @@ static pid_t start_passt(const struct opts *o, int fd)
                 syscall(SYS_close_range, 4, ~0U, 0);
                 char *exe = passt_exe(argv[0]);
                 execv(exe, argv);
-                fprintf(stderr, "msb-netd: cannot run %s: %s\n", exe, strerror(errno));
+                fprintf(stderr, "%s\n", errno_msg(errno, "msb-netd: cannot run %s", exe).s);
                 _exit(127);
         }
         strv_free(argv);
@@ -406,7 +407,7 @@ static int accept_qemu(void)
         int fd;
         while ((fd = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC)) < 0)
                 if (errno != EINTR)
-                        die("accept: %s", strerror(errno));
+                        die("%s", errno_msg(errno, "accept").s);
         return fd;
 }
 
@@ -425,7 +426,7 @@ static void warm_config(struct opts *o)
         int fd;
         while ((fd = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC)) < 0)
                 if (errno != EINTR)
-                        die("accept: %s", strerror(errno));
+                        die("%s", errno_msg(errno, "accept").s);
         close(LISTEN_FD);
         static char buf[WARM_CONFIG_MAX + 1];
         char hdr[sizeof(WARM_MAGIC) - 1 + 4];
@@ -482,7 +483,7 @@ static int connect_upstream(const struct net_addr *a)
         }
         int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len) < 0)
-                die("cannot reach the resolver: %s", strerror(errno));
+                die("%s", errno_msg(errno, "cannot reach the resolver").s);
         return fd;
 }
 
@@ -696,7 +697,7 @@ static int relay(struct netd *n, int qemu, int stack, int addr_events, size_t bu
                 }
                 /* poll skips a negative fd: no resolver */
                 if (poll(p, ARRAY_SIZE(p), timeout) < 0 && errno != EINTR)
-                        die("poll: %s", strerror(errno));
+                        die("%s", errno_msg(errno, "poll").s);
                 if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
                         if (!pump(&g, n, true, &to_stack))
                                 return 0; /* QEMU is gone: the VM stopped */
@@ -745,13 +746,13 @@ int main(int argc, char **argv)
                 fcntl(q, F_SETFD, 0);
                 char *exe = passt_exe(pv[0]);
                 execv(exe, pv);
-                die("cannot run %s: %s", exe, strerror(errno));
+                die("%s", errno_msg(errno, "cannot run %s", exe).s);
         }
         int addr_events = addr_events_open();
         host_addrs(o);
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-                die("socketpair: %s", strerror(errno));
+                die("%s", errno_msg(errno, "socketpair").s);
         /* Large send buffers both ways: a round carries many frames to
          * passt, and passt (which drops frames for the guest when its
          * socket is full, leaving TCP to retransmit) can write ahead while

@@ -256,7 +256,7 @@ static int put(const char *dir, const char *file, const char *val, const char *f
         size_t len = strlen(val);
         if (fd < 0 || write(fd, val, len) != (ssize_t)len) {
                 int e = errno ? errno : EIO;
-                snprintf(msg, n, "%s: cannot write '%s' to %s: %s", field, val, p, strerror(e));
+                snprintf(msg, n, "%s", errno_msg(e, "%s: cannot write '%s' to %s", field, val, p).s);
                 return -e;
         }
         return 0;
@@ -504,7 +504,8 @@ int rt_cgroup_create(const char *id, const struct rt_resources *r, char ***ret_d
         size_t nh = 0;
         int e = hierarchies(&h, &nh);
         if (e < 0) {
-                snprintf(msg, n, "linux.cgroupsPath: cannot find this host's cgroup hierarchies: %s", strerror(-e));
+                snprintf(msg, n, "%s",
+                         errno_msg(-e, "linux.cgroupsPath: cannot find this host's cgroup hierarchies").s);
                 return e;
         }
         char **dirs = xcalloc(nh + 1, sizeof(char *));
@@ -530,7 +531,7 @@ int rt_cgroup_create(const char *id, const struct rt_resources *r, char ***ret_d
                                  "container's); name a cgroup of this container's own",
                                  dirs[i]);
                 else if (e < 0)
-                        snprintf(msg, n, "linux.cgroupsPath: cannot create %s: %s", dirs[i], strerror(-e));
+                        snprintf(msg, n, "%s", errno_msg(-e, "linux.cgroupsPath: cannot create %s", dirs[i]).s);
                 else
                         e = apply(&h[i], dirs[i], r, msg, n);
                 if (e < 0)

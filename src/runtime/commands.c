@@ -56,7 +56,8 @@ static int make_cgroup(struct rt_container *ct, const struct rt_bundle *b)
                 return rt_error("create: config.json: %s", msg), r;
         if (rt_container_save(ct) < 0) {
                 rt_cgroup_remove(ct->cgroups);
-                return rt_error("create: cannot write the state of %s in %s: %s", ct->id, ct->dir, strerror(errno)),
+                return rt_error("%s",
+                                errno_msg(errno, "create: cannot write the state of %s in %s", ct->id, ct->dir).s),
                        -EIO;
         }
         return 0;
@@ -103,7 +104,7 @@ int rt_cmd_create(int argc, char **argv)
                 return RT_EXIT_FAILED;
         _cleanup_free_ char *bdir = realpath(bundle, NULL);
         if (!bdir)
-                return rt_error("create: bundle %s: %s", bundle, strerror(errno));
+                return rt_error("%s", errno_msg(errno, "create: bundle %s", bundle).s);
         struct rt_bundle b;
         if (rt_bundle_load(bdir, &b) < 0)
                 return RT_EXIT_FAILED;
@@ -130,20 +131,24 @@ int rt_cmd_create(int argc, char **argv)
         int status = RT_EXIT_FAILED;
         _cleanup_free_ char *fifo = rt_fifo_path(&ct);
         if (mkdir_p(rt_g.root, 0700) < 0 && errno != EEXIST)
-                rt_error("create: cannot create --root %s: %s", rt_g.root, strerror(errno));
-        else if (mkdir(ct.dir, 0700) < 0)
-                rt_error(errno == EEXIST ? "container with id %s already exists" : "create: cannot create %s: %s",
-                         errno == EEXIST ? id : ct.dir, strerror(errno));
+                rt_error("%s", errno_msg(errno, "create: cannot create --root %s", rt_g.root).s);
+        else if (mkdir(ct.dir, 0700) < 0) {
+                if (errno == EEXIST)
+                        rt_error("container with id %s already exists", id);
+                else
+                        rt_error("%s", errno_msg(errno, "create: cannot create %s", ct.dir).s);
+        }
         else if (mkfifo(fifo, 0600) < 0 || rt_container_save(&ct) < 0)
-                rt_error("create: cannot write the state of %s in %s: %s", id, ct.dir, strerror(errno));
+                rt_error("%s", errno_msg(errno, "create: cannot write the state of %s in %s", id, ct.dir).s);
         else if (make_cgroup(&ct, &b) < 0)
                 rm_rf(ct.dir);
         else {
                 struct rt_shim_args a = {.c = &ct, .b = &b, .console_socket = console, .pid_file = pid_file};
                 if (rt_shim_spawn(ctx, &a) == 0) {
                         if (rt_container_save(&ct) < 0 || (pid_file && rt_write_pid_file(pid_file, ct.pid) < 0))
-                                rt_error("create: cannot write the state or the pid file of %s: %s", id,
-                                         strerror(errno));
+                                rt_error("%s", errno_msg(errno,
+                                                         "create: cannot write the state or the pid file of %s",
+                                                         id).s);
                         else
                                 status = 0;
                 }
@@ -202,7 +207,7 @@ int rt_cmd_start(int argc, char **argv)
                 _cleanup_close_ int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
                 if (fd < 0 || write(fd, "0", 1) != 1)
                         status = rt_error("cannot start container %s: its shim is gone (%s)", c.id,
-                                          strerror(fd < 0 ? errno : EIO));
+                                          errno_text(fd < 0 ? errno : EIO));
                 /* gone: the container is running from now on; a second
                  * start finds no fifo */
                 unlink(fifo);
@@ -411,7 +416,7 @@ int rt_cmd_list(int argc, char **argv)
         DIR *d = opendir(rt_g.root);
         if (!d) {
                 if (errno != ENOENT)
-                        return rt_error("list: %s: %s", rt_g.root, strerror(errno));
+                        return rt_error("%s", errno_msg(errno, "list: %s", rt_g.root).s);
                 printf(json ? "null\n" : quiet ? "" : "ID          PID         STATUS      BUNDLE      CREATED     OWNER\n");
                 return 0;
         }

@@ -45,27 +45,25 @@ int rt_cap_number(const char *name)
 /* process.capabilities: each set a list of names.  An unknown name is
  * left out with a warning, as runc does (a newer profile, an older
  * kernel); a set that is not a list of strings is refused. */
-int rt_caps_parse(json_t *caps, uint64_t out[MSB_CAP_SETS_RT], char *why, size_t n)
+int rt_caps_parse(json_t *caps, uint64_t out[MSB_CAP_SETS_RT], struct msb_error *err)
 {
         static const char *const sets[] = {"bounding", "effective", "permitted", "inheritable", "ambient"};
         memset(out, 0, sizeof(uint64_t) * MSB_CAP_SETS_RT);
         if (!json_is_object(caps)) {
-                snprintf(why, n, "process.capabilities: expected an object of lists");
-                return -EINVAL;
+                return msb_err(err, EINVAL, "process.capabilities: expected an object of lists");
         }
         for (size_t s = 0; s < ARRAY_SIZE(sets); s++) {
                 json_t *a = json_object_get(caps, sets[s]), *v;
                 size_t i;
                 if (a && !json_is_array(a)) {
-                        snprintf(why, n, "process.capabilities.%s: expected a list of names", sets[s]);
-                        return -EINVAL;
+                        return msb_err(err, EINVAL, "process.capabilities.%s: expected a list of names", sets[s]);
                 }
                 json_array_foreach(a, i, v)
                 {
                         const char *name = json_string_value(v);
                         if (!name) {
-                                snprintf(why, n, "process.capabilities.%s[%zu]: expected a name", sets[s], i);
-                                return -EINVAL;
+                                return msb_err(err, EINVAL, "process.capabilities.%s[%zu]: expected a name", sets[s],
+                                               i);
                         }
                         int c = rt_cap_number(name);
                         if (c < 0)
@@ -123,28 +121,26 @@ static int op_parse(const char *op, enum scmp_compare *ret)
 #define SECCOMP_MAX_ARGS 6
 
 /* One entry of linux.seccomp.syscalls: its action for each name, with
- * the argument conditions.  0, or -EINVAL with why filled. */
-static int add_rule(scmp_filter_ctx sc, json_t *r, size_t idx, uint32_t def, char *why, size_t n)
+ * the argument conditions.  0, or -EINVAL with err filled. */
+static int add_rule(scmp_filter_ctx sc, json_t *r, size_t idx, uint32_t def, struct msb_error *err)
 {
         const char *act = json_string_value(json_object_get(r, "action"));
         uint32_t action;
         if (!act || !strcmp(act, "SCMP_ACT_NOTIFY"))
-                return snprintf(why, n,
-                                "linux.seccomp.syscalls[%zu].action: %s (a notifying filter needs a listener on the "
-                                "host, which a VM's processes cannot reach)",
-                                idx, act ? act : "missing"),
-                       -EINVAL;
+                return msb_err(err, EINVAL,
+                               "linux.seccomp.syscalls[%zu].action: %s (a notifying filter needs a listener on the "
+                               "host, which a VM's processes cannot reach)",
+                               idx, act ? act : "missing");
         if (action_parse(act, json_object_get(r, "errnoRet"), &action) < 0)
-                return snprintf(why, n, "linux.seccomp.syscalls[%zu].action: unknown action %.64s or a bad errnoRet",
-                                idx, act),
-                       -EINVAL;
+                return msb_err(err, EINVAL,
+                               "linux.seccomp.syscalls[%zu].action: unknown action %.64s or a bad errnoRet",
+                               idx, act);
         json_t *args = json_object_get(r, "args"), *a;
         struct scmp_arg_cmp cmp[SECCOMP_MAX_ARGS];
         size_t i, nargs = 0;
         if (args && (!json_is_array(args) || json_array_size(args) > SECCOMP_MAX_ARGS))
-                return snprintf(why, n, "linux.seccomp.syscalls[%zu].args: at most %d conditions", idx,
-                                SECCOMP_MAX_ARGS),
-                       -EINVAL;
+                return msb_err(err, EINVAL, "linux.seccomp.syscalls[%zu].args: at most %d conditions", idx,
+                               SECCOMP_MAX_ARGS);
         json_array_foreach(args, i, a)
         {
                 enum scmp_compare op;
@@ -155,11 +151,10 @@ static int add_rule(scmp_filter_ctx sc, json_t *r, size_t idx, uint32_t def, cha
                  * condition on 0 can match everything */
                 if (op_parse(json_string_value(json_object_get(a, "op")), &op) < 0 || !json_is_integer(ix) ||
                     index < 0 || index > 5 || !json_is_integer(v1) || (v2 && !json_is_integer(v2)))
-                        return snprintf(why, n,
-                                        "linux.seccomp.syscalls[%zu].args[%zu]: expected an index 0-5, an op and "
-                                        "integer values",
-                                        idx, i),
-                               -EINVAL;
+                        return msb_err(err, EINVAL,
+                                       "linux.seccomp.syscalls[%zu].args[%zu]: expected an index 0-5, an op and "
+                                       "integer values",
+                                       idx, i);
                 cmp[nargs++] = (struct scmp_arg_cmp){
                         .arg = (unsigned)index,
                         .op = op,
@@ -172,13 +167,12 @@ static int add_rule(scmp_filter_ctx sc, json_t *r, size_t idx, uint32_t def, cha
                 return 0;
         json_t *names = json_object_get(r, "names"), *nm;
         if (!json_is_array(names))
-                return snprintf(why, n, "linux.seccomp.syscalls[%zu].names: expected a list", idx), -EINVAL;
+                return msb_err(err, EINVAL, "linux.seccomp.syscalls[%zu].names: expected a list", idx);
         json_array_foreach(names, i, nm)
         {
                 const char *name = json_string_value(nm);
                 if (!name)
-                        return snprintf(why, n, "linux.seccomp.syscalls[%zu].names[%zu]: expected a name", idx, i),
-                               -EINVAL;
+                        return msb_err(err, EINVAL, "linux.seccomp.syscalls[%zu].names[%zu]: expected a name", idx, i);
                 int nr = seccomp_syscall_resolve_name(name);
                 /* a name this architecture or libseccomp does not know:
                  * nothing to filter, as runc */
@@ -186,32 +180,29 @@ static int add_rule(scmp_filter_ctx sc, json_t *r, size_t idx, uint32_t def, cha
                         continue;
                 int e = seccomp_rule_add_array(sc, action, nr, (unsigned)nargs, cmp);
                 if (e < 0)
-                        return snprintf(why, n, "linux.seccomp.syscalls[%zu]: %s: %s", idx, name, strerror(-e)),
-                               -EINVAL;
+                        return msb_err_errno(err, -e, "linux.seccomp.syscalls[%zu]: %s", idx, name), -EINVAL;
         }
         return 0;
 }
 
-int rt_seccomp_compile(json_t *s, void **ret_bpf, size_t *ret_len, char *why, size_t n)
+int rt_seccomp_compile(json_t *s, void **ret_bpf, size_t *ret_len, struct msb_error *err)
 {
         *ret_bpf = NULL;
         *ret_len = 0;
         const char *defa = json_string_value(json_object_get(s, "defaultAction"));
         uint32_t def;
         if (!defa || action_parse(defa, json_object_get(s, "defaultErrnoRet"), &def) < 0)
-                return snprintf(why, n, "linux.seccomp.defaultAction: %s",
-                                defa ? "unknown action or a bad defaultErrnoRet" : "missing"),
-                       -EINVAL;
+                return msb_err(err, EINVAL, "linux.seccomp.defaultAction: %s",
+                               defa ? "unknown action or a bad defaultErrnoRet" : "missing");
         if (json_string_value(json_object_get(s, "listenerPath")))
-                return snprintf(why, n, "linux.seccomp.listenerPath: a VM's processes cannot reach a host listener"),
-                       -EINVAL;
+                return msb_err(err, EINVAL,
+                               "linux.seccomp.listenerPath: a VM's processes cannot reach a host listener");
         json_t *calls = json_object_get(s, "syscalls");
         if (calls && (!json_is_array(calls) || json_array_size(calls) > SECCOMP_MAX_RULES))
-                return snprintf(why, n, "linux.seccomp.syscalls: expected a list of at most %d", SECCOMP_MAX_RULES),
-                       -EINVAL;
+                return msb_err(err, EINVAL, "linux.seccomp.syscalls: expected a list of at most %d", SECCOMP_MAX_RULES);
         scmp_filter_ctx sc = seccomp_init(def);
         if (!sc)
-                return snprintf(why, n, "linux.seccomp: cannot start a filter"), -ENOMEM;
+                return msb_err(err, ENOMEM, "linux.seccomp: cannot start a filter");
         /* exported, never loaded here */
         seccomp_attr_set(sc, SCMP_FLTATR_CTL_NNP, 0);
         int r = 0;
@@ -230,17 +221,17 @@ int rt_seccomp_compile(json_t *s, void **ret_bpf, size_t *ret_len, char *why, si
                 if (arch && arch != seccomp_arch_native()) {
                         int e = seccomp_arch_add(sc, arch);
                         if (e < 0 && e != -EEXIST)
-                                rt_debug("linux.seccomp.architectures: %s left out: %s", name, strerror(-e));
+                                rt_debug("%s", errno_msg(-e, "linux.seccomp.architectures: %s left out", name).s);
                 }
         }
         json_array_foreach(calls, i, a)
         {
-                if ((r = add_rule(sc, a, i, def, why, n)) < 0)
+                if ((r = add_rule(sc, a, i, def, err)) < 0)
                         break;
         }
         int fd = r < 0 ? -1 : memfd_create("seccomp", MFD_CLOEXEC);
         if (r >= 0 && (fd < 0 || (r = seccomp_export_bpf(sc, fd)) < 0)) {
-                snprintf(why, n, "linux.seccomp: cannot compile the filter: %s", strerror(fd < 0 ? errno : -r));
+                msb_err_errno(err, fd < 0 ? errno : -r, "linux.seccomp: cannot compile the filter");
                 r = -EIO;
         }
         seccomp_release(sc);
@@ -252,16 +243,15 @@ int rt_seccomp_compile(json_t *s, void **ret_bpf, size_t *ret_len, char *why, si
         off_t len = lseek(fd, 0, SEEK_END);
         if (len <= 0 || len % 8 || len / 8 > (off_t)MSB_SECCOMP_MAX_RT) {
                 close(fd);
-                return snprintf(why, n, "linux.seccomp: the filter is %lld instructions; at most %d",
-                                (long long)(len / 8), MSB_SECCOMP_MAX_RT),
-                       -E2BIG;
+                return msb_err(err, E2BIG, "linux.seccomp: the filter is %lld instructions; at most %d",
+                               (long long)(len / 8), MSB_SECCOMP_MAX_RT);
         }
         uint8_t *bpf = xmalloc((size_t)len);
         ssize_t got = pread(fd, bpf, (size_t)len, 0);
         close(fd);
         if (got != len) {
                 free(bpf);
-                return snprintf(why, n, "linux.seccomp: cannot read the compiled filter"), -EIO;
+                return msb_err(err, EIO, "linux.seccomp: cannot read the compiled filter");
         }
         *ret_bpf = bpf;
         *ret_len = (size_t)len / 8;
@@ -269,7 +259,7 @@ int rt_seccomp_compile(json_t *s, void **ret_bpf, size_t *ret_len, char *why, si
 }
 
 int rt_confine_from(json_t *caps, bool no_new_privs, bool root, json_t *seccomp, struct msb_confine *c, void **bpf,
-                    bool *any, char *why, size_t n)
+                    bool *any, struct msb_error *err)
 {
         memset(c, 0, sizeof(*c));
         *bpf = NULL;
@@ -278,7 +268,7 @@ int rt_confine_from(json_t *caps, bool no_new_privs, bool root, json_t *seccomp,
         if (!*any)
                 return 0;
         if (caps) {
-                int r = rt_caps_parse(caps, c->caps, why, n);
+                int r = rt_caps_parse(caps, c->caps, err);
                 if (r < 0)
                         return r;
         } else {
@@ -290,7 +280,7 @@ int rt_confine_from(json_t *caps, bool no_new_privs, bool root, json_t *seccomp,
                         c->caps[1] = c->caps[2] = all;
         }
         if (seccomp) {
-                int r = rt_seccomp_compile(seccomp, bpf, &c->seccomp_len, why, n);
+                int r = rt_seccomp_compile(seccomp, bpf, &c->seccomp_len, err);
                 if (r < 0)
                         return r;
                 c->seccomp = *bpf;

@@ -60,8 +60,9 @@ static _Noreturn void exec_child(struct msb_ctx *ctx, const char *name, struct e
                 if (r == 0)
                         r = a->console_socket ? rt_console_send(a->console_socket, m) : -EINVAL;
                 if (r < 0) {
-                        snprintf(msg, sizeof(msg), "the terminal for --console-socket %s: %s",
-                                 a->console_socket ? a->console_socket : "(none given)", strerror(-r));
+                        snprintf(msg, sizeof(msg), "%s",
+                                 errno_msg(-r, "the terminal for --console-socket %s",
+                                           a->console_socket ? a->console_socket : "(none given)").s);
                         (void)write_all(ready, msg, strlen(msg));
                         _exit(RT_EXIT_FAILED);
                 }
@@ -224,7 +225,7 @@ int rt_cmd_exec(int argc, char **argv)
         }
         int rp[2];
         if (pipe2(rp, O_CLOEXEC) < 0) {
-                status = rt_error("pipe: %s", strerror(errno));
+                status = rt_error("%s", errno_msg(errno, "pipe").s);
                 goto out;
         }
         pid_t pid = fork();
@@ -235,7 +236,7 @@ int rt_cmd_exec(int argc, char **argv)
         close(rp[1]);
         if (pid < 0) {
                 close(rp[0]);
-                status = rt_error("fork: %s", strerror(errno));
+                status = rt_error("%s", errno_msg(errno, "fork").s);
                 goto out;
         }
         char msg[2048];
@@ -244,7 +245,7 @@ int rt_cmd_exec(int argc, char **argv)
                 goto out;
         }
         if (pid_file && rt_write_pid_file(pid_file, pid) < 0) {
-                status = rt_error("exec: cannot write %s: %s", pid_file, strerror(errno));
+                status = rt_error("%s", errno_msg(errno, "exec: cannot write %s", pid_file).s);
                 goto out;
         }
         if (a.detach)

@@ -110,7 +110,7 @@ struct msb_ctx *rt_ctx(void)
         }
         _cleanup_free_ char *home = xasprintf("%s/.msb", rt_g.root);
         if (mkdir_p(home, 0700) < 0) {
-                rt_error("cannot create %s: %s", home, strerror(errno));
+                rt_error("%s", errno_msg(errno, "cannot create %s", home).s);
                 msb_ctx_free(ctx);
                 return NULL;
         }

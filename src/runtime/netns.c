@@ -20,7 +20,6 @@
 #include <linux/rtnetlink.h>
 #include <linux/tc_act/tc_mirred.h>
 #include <net/if.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,121 +311,86 @@ static char *tap_spec(const struct link *l, const struct addrs *ad)
         return s;
 }
 
-static int fail(char *msg, size_t n, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *msg, size_t n, int r, const char *fmt, ...)
+/* A failure: r < 0 appends its errno text, r >= 0 makes it -EINVAL */
+#define fail(err, r, ...) ((r) < 0 ? msb_err_errno(err, r, __VA_ARGS__) : msb_err(err, EINVAL, __VA_ARGS__))
+
+static void nl_close(struct nl *nl)
 {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, n, fmt, ap);
-        va_end(ap);
-        size_t l = strlen(msg);
-        if (r < 0)
-                snprintf(msg + l, n - l, ": %s", strerror(-r));
-        return r < 0 ? r : -EINVAL;
+        if (nl->fd >= 0)
+                close(nl->fd);
 }
 
-int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, char *msg, size_t n)
+/* The namespace's own interfaces (with a MAC: tunnels' fallback devices,
+ * tunl0 or sit0 with Calico's modules loaded, are no container's
+ * interface), their names for a message, and our tap if one is left.
+ * Returns how many there are; *ret_eth is the last. */
+static size_t pick_links(const struct links *ls, const struct link **ret_eth, const struct link **ret_tap, char *names,
+                         size_t namesz)
 {
-        *ret_spec = NULL;
-        *ret_taken = false;
-        struct nl nl = {.fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)};
-        if (nl.fd < 0)
-                return fail(msg, n, -errno, "network namespace %s: netlink", ns);
-        struct links ls = {0};
-        int r = dump(&nl, RTM_GETLINK, AF_UNSPEC, on_link, &ls);
-        if (r < 0) {
-                close(nl.fd);
-                return fail(msg, n, r, "network namespace %s: its interfaces", ns);
-        }
-        const struct link *eth = NULL, *tap = NULL;
         size_t others = 0;
-        char names[128] = "";
-        for (size_t i = 0; i < ls.n; i++) {
-                if (ls.l[i].loopback)
+        for (size_t i = 0; i < ls->n; i++) {
+                if (ls->l[i].loopback)
                         continue;
-                if (!strcmp(ls.l[i].name, TAP_NAME)) {
-                        tap = &ls.l[i];
+                if (!strcmp(ls->l[i].name, TAP_NAME)) {
+                        *ret_tap = &ls->l[i];
                         continue;
                 }
-                /* tunnels' fallback devices (tunl0, sit0 with Calico's
-                 * modules loaded) are no container's interface */
-                if (!ls.l[i].has_mac)
+                if (!ls->l[i].has_mac)
                         continue;
-                eth = &ls.l[i];
+                *ret_eth = &ls->l[i];
                 others++;
-                snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", others > 1 ? ", " : "",
-                         ls.l[i].name);
+                snprintf(names + strlen(names), namesz - strlen(names), "%s%s", others > 1 ? ", " : "",
+                         ls->l[i].name);
         }
-        if (tap) {
-                /* a VM holds it: another container of the pod came first */
-                int fd = tap_open(false);
-                if (fd == -EBUSY) {
-                        close(nl.fd);
-                        *ret_taken = true;
-                        return 0;
-                }
-                if (fd < 0) {
-                        close(nl.fd);
-                        return fail(msg, n, fd,
-                                    "network namespace %s: its interface " TAP_NAME " is not a tap device msb-runtime "
-                                    "can take",
-                                    ns);
-                }
-                close(fd);
-                /* ours, left by a VM that has ended (a restart in the same
-                 * namespace): start again, redirect included */
-                (void)del_link(&nl, tap->index);
-                if (eth)
-                        (void)del_ingress(&nl, eth->index);
-        }
-        if (others == 0 || ls.total > NS_MAX_LINKS) {
-                close(nl.fd);
-                return ls.total > NS_MAX_LINKS ? fail(msg, n, 0, "network namespace %s: more than %d interfaces", ns,
-                                                   NS_MAX_LINKS)
-                                            : 0;
-        }
-        if (others > 1) {
-                close(nl.fd);
-                return fail(msg, n, 0,
-                            "linux.namespaces: network namespace %s has %zu interfaces (%s); msb-runtime gives a VM "
-                            "one (a single network per container)",
-                            ns, others, names);
-        }
-        struct addrs ad = {.index = eth->index};
-        r = dump(&nl, RTM_GETADDR, AF_UNSPEC, on_addr, &ad);
-        if (r >= 0)
-                r = dump(&nl, RTM_GETROUTE, AF_INET, on_route, &ad);
-        if (r >= 0)
-                r = dump(&nl, RTM_GETROUTE, AF_INET6, on_route, &ad);
-        if (r < 0 || !eth->has_mac || !ad.p4) {
-                close(nl.fd);
-                return fail(msg, n, r, "network namespace %s: interface %s %s", ns, eth->name,
-                            r < 0 ? "cannot be read" : !eth->has_mac ? "is not Ethernet" : "has no IPv4 address");
-        }
-        /* the tap stays (persistent) until the namespace goes, so that a
-         * container restarted in it finds it; no IPv6 of the namespace's
-         * own on it */
+        return others;
+}
+
+/* A tap of ours already in the namespace: 1 when a VM holds it (another
+ * container of the pod came first); 0 when it was left by a VM that has
+ * ended (a restart in the same namespace), now removed with its redirect
+ * to start again; -errno when it is not a tap we can take. */
+static int tap_reclaim(struct nl *nl, const char *ns, const struct link *tap, const struct link *eth,
+                       struct msb_error *err)
+{
+        int fd = tap_open(false);
+        if (fd == -EBUSY)
+                return 1;
+        if (fd < 0)
+                return fail(err, fd,
+                            "network namespace %s: its interface " TAP_NAME " is not a tap device msb-runtime "
+                            "can take",
+                            ns);
+        close(fd);
+        (void)del_link(nl, tap->index);
+        if (eth)
+                (void)del_ingress(nl, eth->index);
+        return 0;
+}
+
+/* Make the tap and redirect eth to it and back (tc mirred both ways).
+ * The tap stays (persistent) until the namespace goes, so that a
+ * container restarted in it finds it; no IPv6 of the namespace's own on
+ * it.  On failure what was made is undone. */
+static int tap_connect(struct nl *nl, const char *ns, const struct link *eth, struct msb_error *err)
+{
         int fd = tap_open(true);
-        if (fd < 0) {
-                close(nl.fd);
-                return fail(msg, n, fd, "network namespace %s: cannot make tap device " TAP_NAME, ns);
-        }
+        if (fd < 0)
+                return fail(err, fd, "network namespace %s: cannot make tap device " TAP_NAME, ns);
         close(fd);
         _cleanup_close_ int sc = open("/proc/sys/net/ipv6/conf/" TAP_NAME "/disable_ipv6", O_WRONLY | O_CLOEXEC);
         if (sc >= 0)
                 (void)!write(sc, "1", 1);
         unsigned idx = if_nametoindex(TAP_NAME);
-        r = idx ? link_up(TAP_NAME, eth->mtu ? eth->mtu : 1500) : -ENODEV;
+        int r = idx ? link_up(TAP_NAME, eth->mtu ? eth->mtu : 1500) : -ENODEV;
         bool eth_qdisc = false;
         if (r >= 0) {
-                r = redirect(&nl, eth->index, (int)idx, &eth_qdisc);
+                r = redirect(nl, eth->index, (int)idx, &eth_qdisc);
                 /* an ingress or clsact qdisc there is the owner's (a CNI's
                  * filters): never ours to take over or remove */
                 if (r == -EEXIST) {
                         if (idx)
-                                (void)del_link(&nl, (int)idx);
-                        close(nl.fd);
-                        return fail(msg, n, 0,
+                                (void)del_link(nl, (int)idx);
+                        return fail(err, 0,
                                     "network namespace %s: interface %s already has an ingress qdisc (its owner's "
                                     "filters); msb-runtime cannot redirect it to a VM",
                                     ns, eth->name);
@@ -434,16 +398,60 @@ int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, char *msg, 
         }
         bool tap_qdisc;
         if (r >= 0)
-                r = redirect(&nl, (int)idx, eth->index, &tap_qdisc);
+                r = redirect(nl, (int)idx, eth->index, &tap_qdisc);
         if (r < 0) {
                 if (eth_qdisc)
-                        (void)del_ingress(&nl, eth->index);
+                        (void)del_ingress(nl, eth->index);
                 if (idx)
-                        (void)del_link(&nl, (int)idx);
-                close(nl.fd);
-                return fail(msg, n, r, "network namespace %s: cannot redirect %s to a tap device", ns, eth->name);
+                        (void)del_link(nl, (int)idx);
+                return fail(err, r, "network namespace %s: cannot redirect %s to a tap device", ns, eth->name);
         }
-        close(nl.fd);
+        return 0;
+}
+
+int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, struct msb_error *err)
+{
+        *ret_spec = NULL;
+        *ret_taken = false;
+        __attribute__((cleanup(nl_close))) struct nl nl = {
+                .fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)};
+        if (nl.fd < 0)
+                return fail(err, -errno, "network namespace %s: netlink", ns);
+        struct links ls = {0};
+        int r = dump(&nl, RTM_GETLINK, AF_UNSPEC, on_link, &ls);
+        if (r < 0)
+                return fail(err, r, "network namespace %s: its interfaces", ns);
+        const struct link *eth = NULL, *tap = NULL;
+        char names[128] = "";
+        size_t others = pick_links(&ls, &eth, &tap, names, sizeof(names));
+        if (tap) {
+                r = tap_reclaim(&nl, ns, tap, eth, err);
+                if (r != 0) {
+                        *ret_taken = r > 0;
+                        return r > 0 ? 0 : r;
+                }
+        }
+        if (ls.total > NS_MAX_LINKS)
+                return fail(err, 0, "network namespace %s: more than %d interfaces", ns, NS_MAX_LINKS);
+        if (others == 0)
+                return 0;
+        if (others > 1)
+                return fail(err, 0,
+                            "linux.namespaces: network namespace %s has %zu interfaces (%s); msb-runtime gives a VM "
+                            "one (a single network per container)",
+                            ns, others, names);
+        struct addrs ad = {.index = eth->index};
+        r = dump(&nl, RTM_GETADDR, AF_UNSPEC, on_addr, &ad);
+        if (r >= 0)
+                r = dump(&nl, RTM_GETROUTE, AF_INET, on_route, &ad);
+        if (r >= 0)
+                r = dump(&nl, RTM_GETROUTE, AF_INET6, on_route, &ad);
+        if (r < 0 || !eth->has_mac || !ad.p4)
+                return fail(err, r, "network namespace %s: interface %s %s", ns, eth->name,
+                            r < 0 ? "cannot be read" : !eth->has_mac ? "is not Ethernet" : "has no IPv4 address");
+        r = tap_connect(&nl, ns, eth, err);
+        if (r < 0)
+                return r;
         *ret_spec = tap_spec(eth, &ad);
         return 0;
 }

@@ -3,7 +3,8 @@
  * msb-runtime: an OCI runtime (runc's command line) whose containers are
  * msb named sandboxes.  One file per job: main.c (global options, logging,
  * dispatch), state.c (a container's state dir), bundle.c (config.json to
- * msb run options), shim.c (the process conmon waits on), commands.c (the
+ * msb run options; its sections in bundle-process.c, bundle-mounts.c,
+ * bundle-linux.c, bundle-resources.c: bundle.h), shim.c (the process conmon waits on), commands.c (the
  * verbs), exec.c (runtime exec), console.c (--console-socket).
  * See docs/oci-runtime.md.
  */
@@ -14,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "common/error.h"
 #include "msb.h"
 
 /* What runc answers for every failure of its own. */
@@ -85,8 +87,8 @@ void rt_now_rfc3339(char *out, size_t n);
  * interface is redirected to a new tap device.  0 with *ret_spec the
  * msb_run_opts_set_net_tap() spec (owned); 0 and NULL: no interface but
  * lo (--network none), or *ret_taken: another VM holds it (a pod's other
- * container).  -errno with msg filled (several interfaces, no IPv4...). */
-int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, char *msg, size_t n);
+ * container).  -errno with err filled (several interfaces, no IPv4...). */
+int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, struct msb_error *err);
 
 /* ---- confine.c: capabilities, no_new_privs, seccomp ---- */
 #define MSB_CAP_SETS_RT 5      /* bounding, effective, permitted, inheritable, ambient */
@@ -94,16 +96,16 @@ int rt_netns_claim(const char *ns, char **ret_spec, bool *ret_taken, char *msg, 
 /* A capability's number from CAP_NAME or NAME (any case), or -1. */
 int rt_cap_number(const char *name);
 /* process.capabilities into masks (unknown names: left out, warned). */
-int rt_caps_parse(json_t *caps, uint64_t out[MSB_CAP_SETS_RT], char *why, size_t n);
+int rt_caps_parse(json_t *caps, uint64_t out[MSB_CAP_SETS_RT], struct msb_error *err);
 /* linux.seccomp into a classic BPF program for this architecture (owned,
- * *ret_len instructions).  -errno with why naming the field. */
-int rt_seccomp_compile(json_t *seccomp, void **ret_bpf, size_t *ret_len, char *why, size_t n);
+ * *ret_len instructions).  -errno with err naming the field. */
+int rt_seccomp_compile(json_t *seccomp, void **ret_bpf, size_t *ret_len, struct msb_error *err);
 /* A process's confinement from process.capabilities (NULL: root keeps
  * every capability, another uid has none), noNewPrivileges and the
  * bundle's linux.seccomp (or NULL).  *any false: nothing asked.  The
  * filter goes to *bpf (owned); c->seccomp points at it. */
 int rt_confine_from(json_t *caps, bool no_new_privs, bool root, json_t *seccomp, struct msb_confine *c, void **bpf,
-                    bool *any, char *why, size_t n);
+                    bool *any, struct msb_error *err);
 
 /* ---- config.c: msb-runtime's own settings ---- */
 #define RT_CONFIG_DEFAULT "/etc/msb/runtime.conf"

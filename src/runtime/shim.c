@@ -130,7 +130,7 @@ static int wait_for_start(struct msb_ctx *ctx, const struct rt_container *c)
         _cleanup_free_ char *fifo = rt_fifo_path(c);
         _cleanup_close_ int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0) {
-                rt_error("container %s: cannot open %s: %s", c->id, fifo, strerror(errno));
+                rt_error("%s", errno_msg(errno, "container %s: cannot open %s", c->id, fifo).s);
                 return SHIM_EXIT_VM_GONE;
         }
         sigset_t all;
@@ -213,18 +213,15 @@ static int run_main(struct msb_ctx *ctx, const struct rt_container *c, int tty)
  * pod's) is joined and its interface handed to the guest (netns.c); its
  * owner routes, publishes ports and filters.  A new namespace (no path)
  * would be empty: the guest has lo alone.  No namespace at all is the
- * host's network: msb's own, --net all.  0 or -errno with msg filled. */
-static int net(struct rt_bundle *b, int *ret_lock, char *msg, size_t n)
+ * host's network: msb's own, --net all.  0 or -errno with err filled. */
+static int net(struct rt_bundle *b, int *ret_lock, struct msb_error *err)
 {
-        struct msb_error err = {0};
         const char *mode = b->netns_new || b->netns ? "none" : "all";
         if (b->netns) {
                 _cleanup_close_ int ns = open(b->netns, O_RDONLY | O_CLOEXEC);
-                if (ns < 0 || setns(ns, CLONE_NEWNET) < 0) {
-                        snprintf(msg, n, "linux.namespaces: cannot join network namespace %s: %s", b->netns,
-                                 strerror(errno));
-                        return -errno;
-                }
+                if (ns < 0 || setns(ns, CLONE_NEWNET) < 0)
+                        return msb_err_errno(err, errno, "linux.namespaces: cannot join network namespace %s",
+                                             b->netns);
                 /* one claim at a time per namespace, held until QEMU has
                  * the tap (a pod's containers start together) */
                 while (flock(ns, LOCK_EX) < 0 && errno == EINTR) {
@@ -236,51 +233,46 @@ static int net(struct rt_bundle *b, int *ret_lock, char *msg, size_t n)
         else if (b->netns) {
                 _cleanup_free_ char *spec = NULL;
                 bool taken;
-                int r = rt_netns_claim(b->netns, &spec, &taken, msg, n);
+                int r = rt_netns_claim(b->netns, &spec, &taken, err);
                 if (r < 0)
                         return r;
                 if (taken)
                         rt_warn("linux.namespaces: the interface of network namespace %s is another container's VM "
                                 "(one pod, several VMs): this container has no network but lo",
                                 b->netns);
-                if (spec && msb_run_opts_set_net_tap(b->o, spec, &err) < 0) {
-                        snprintf(msg, n, "%s", err.message);
+                if (spec && msb_run_opts_set_net_tap(b->o, spec, err) < 0)
                         return -EINVAL;
-                }
                 if (spec)
                         return 0;
         }
-        if (msb_run_opts_set_net(b->o, mode, &err) < 0) {
-                snprintf(msg, n, "%s", err.message);
+        if (msb_run_opts_set_net(b->o, mode, err) < 0)
                 return -EINVAL;
-        }
         return 0;
 }
 
 /* Boot the VM in the shim (so its processes are the shim's, in the
- * bundle's network namespace): 0, or -errno with msg filled. */
-static int boot(struct msb_ctx *ctx, struct rt_shim_args *a, char *msg, size_t n)
+ * bundle's network namespace): 0, or -errno with err (zeroed by the
+ * caller) filled. */
+static int boot(struct msb_ctx *ctx, struct rt_shim_args *a, struct msb_error *err)
 {
-        struct msb_error err = {0};
         if (a->b->has_oom_score_adj) {
                 char v[16];
                 int len = snprintf(v, sizeof(v), "%d", a->b->oom_score_adj);
                 _cleanup_close_ int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-                if (fd < 0 || write(fd, v, (size_t)len) != len) {
-                        snprintf(msg, n, "process.oomScoreAdj: cannot set %d for the VM: %s", a->b->oom_score_adj,
-                                 strerror(errno));
-                        return -errno;
-                }
+                if (fd < 0 || write(fd, v, (size_t)len) != len)
+                        return msb_err_errno(err, errno, "process.oomScoreAdj: cannot set %d for the VM",
+                                             a->b->oom_score_adj);
         }
         _cleanup_close_ int nslock = -1;
-        int r = net(a->b, &nslock, msg, n);
+        int r = net(a->b, &nslock, err);
         if (r < 0)
                 return r;
         if (msb_run_opts_set_disk_size(a->b->o, 0) < 0 ||
-            msb_sandbox_create(ctx, a->c->name, a->b->o, &err) < 0 ||
-            msb_sandbox_start(ctx, a->c->name, MSB_START_HOLD, &err) < 0) {
-                snprintf(msg, n, "%s", err.message[0] ? err.message : "cannot set up the sandbox");
-                return -(err.code ? err.code : EIO);
+            msb_sandbox_create(ctx, a->c->name, a->b->o, err) < 0 ||
+            msb_sandbox_start(ctx, a->c->name, MSB_START_HOLD, err) < 0) {
+                if (!err->message[0])
+                        snprintf(err->message, sizeof(err->message), "cannot set up the sandbox");
+                return -(err->code ? err->code : EIO);
         }
         return 0;
 }
@@ -304,7 +296,6 @@ static _Noreturn void shim_main(struct msb_ctx *ctx, struct rt_shim_args *a, int
         }
         if (chdir("/") < 0)
                 _exit(SHIM_EXIT_VM_GONE);
-        char msg[2048] = "";
         int tty = -1;
         if (a->b->terminal) {
                 int m;
@@ -314,9 +305,8 @@ static _Noreturn void shim_main(struct msb_ctx *ctx, struct rt_shim_args *a, int
                 if (r == 0)
                         r = rt_console_send(a->console_socket, m);
                 if (r < 0) {
-                        snprintf(msg, sizeof(msg), "the terminal for --console-socket %s: %s", a->console_socket,
-                                 strerror(-r));
-                        (void)write_all(ready, msg, strlen(msg));
+                        struct errno_msg em = errno_msg(r, "the terminal for --console-socket %s", a->console_socket);
+                        (void)write_all(ready, em.s, strlen(em.s));
                         _exit(RT_EXIT_FAILED);
                 }
                 close(m);
@@ -328,11 +318,12 @@ static _Noreturn void shim_main(struct msb_ctx *ctx, struct rt_shim_args *a, int
         sigfillset(&all);
         sigprocmask(SIG_BLOCK, &all, NULL);
         signal(SIGPIPE, SIG_IGN);
-        if (boot(ctx, a, msg, sizeof(msg)) < 0) {
+        struct msb_error err = {0};
+        if (boot(ctx, a, &err) < 0) {
                 /* nothing half made stays: the sandbox record goes */
                 struct msb_error e2 = {0};
                 msb_sandbox_remove(ctx, a->c->name, true, &e2);
-                (void)write_all(ready, msg, strlen(msg));
+                (void)write_all(ready, err.message, strlen(err.message));
                 _exit(RT_EXIT_FAILED);
         }
         (void)write_all(ready, "ok", 2);
@@ -357,12 +348,12 @@ int rt_shim_spawn(struct msb_ctx *ctx, struct rt_shim_args *a)
 {
         int rp[2];
         if (pipe2(rp, O_CLOEXEC) < 0)
-                return rt_error("pipe: %s", strerror(errno)), -errno;
+                return rt_error("%s", errno_msg(errno, "pipe").s), -errno;
         pid_t pid = fork();
         if (pid < 0) {
                 close(rp[0]);
                 close(rp[1]);
-                return rt_error("fork: %s", strerror(errno)), -EAGAIN;
+                return rt_error("%s", errno_msg(errno, "fork").s), -EAGAIN;
         }
         if (pid == 0) {
                 close(rp[0]);

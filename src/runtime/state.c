@@ -100,7 +100,7 @@ int rt_container_load(const char *id, struct rt_container *ret)
                 return -ENOENT;
         }
         if (r < 0) {
-                rt_error("container %s: cannot read %s: %s", id, path, strerror(-r));
+                rt_error("%s", errno_msg(-r, "container %s: cannot read %s", id, path).s);
                 return r;
         }
         json_t *j = json_loads(data, 0, NULL);

@@ -74,14 +74,14 @@ static void setup(void)
         if (done)
                 return;
         done = true;
-        char err[200];
+        struct msb_error err;
         for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
-                if (net_rule_parse(rule_text[i], &rules[i], err, sizeof(err)) < 0) {
-                        fprintf(stderr, "%s: %s\n", rule_text[i], err);
+                if (net_rule_parse(rule_text[i], &rules[i], &err) < 0) {
+                        fprintf(stderr, "%s: %s\n", rule_text[i], err.message);
                         abort();
                 }
-        net_port_parse("8080:80", &ports[0], err, sizeof(err));
-        net_port_parse("5353:5353/udp", &ports[1], err, sizeof(err));
+        net_port_parse("8080:80", &ports[0], &err);
+        net_port_parse("5353:5353/udp", &ports[1], &err);
         net_addr_parse("192.0.2.77", &host_addr);
         for (int i = 0; i < 16; i++)
                 net_addr_parse(addrs[i], &addr_tab[i]);
@@ -154,15 +154,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (size < 1)
                 return 0;
         if (data[0] == 0xff) {
-                char text[400], err[200];
+                char text[400];
+                struct msb_error err;
                 size_t n = size - 1 < sizeof(text) - 1 ? size - 1 : sizeof(text) - 1;
                 memcpy(text, data + 1, n);
                 text[n] = '\0';
                 struct net_rule r;
                 struct net_port p;
-                if (net_rule_parse(text, &r, err, sizeof(err)) < 0 && !memchr(err, '\0', sizeof(err)))
+                if (net_rule_parse(text, &r, &err) < 0 && !memchr(err.message, '\0', sizeof(err.message)))
                         abort();
-                net_port_parse(text, &p, err, sizeof(err));
+                net_port_parse(text, &p, &err);
                 struct net_addr a;
                 if (net_addr_parse(text, &a) == 1)
                         for (enum net_group g = NET_G_PUBLIC; g <= NET_G_ANY; g++)

@@ -61,15 +61,15 @@ static struct netd *engine(enum net_mode mode, const char *const *rules)
         memset(&c, 0, sizeof(c));
         size_t nr = 0;
         for (; rules && rules[nr]; nr++) {
-                char err[200];
-                if (net_rule_parse(rules[nr], &rules_buf[nr], err, sizeof(err)) < 0) {
-                        fprintf(stderr, "rule %s: %s\n", rules[nr], err);
+                struct msb_error err;
+                if (net_rule_parse(rules[nr], &rules_buf[nr], &err) < 0) {
+                        fprintf(stderr, "rule %s: %s\n", rules[nr], err.message);
                         abort();
                 }
         }
         host_addrs[0] = A("198.51.100.7");
-        char perr[100];
-        net_port_parse("5353:53/udp", &ports_buf[0], perr, sizeof(perr));
+        struct msb_error perr;
+        net_port_parse("5353:53/udp", &ports_buf[0], &perr);
         c.mode = mode;
         c.rules = rules_buf;
         c.nrules = nr;
@@ -218,20 +218,20 @@ static void test_modes(void)
 
 static void rule_ok(const char *s, struct net_rule *r)
 {
-        char err[200] = "";
-        int rc = net_rule_parse(s, r, err, sizeof(err));
+        struct msb_error err = {0};
+        int rc = net_rule_parse(s, r, &err);
         if (rc != 0)
-                fprintf(stderr, "rule %s: %s\n", s, err);
+                fprintf(stderr, "rule %s: %s\n", s, err.message);
         CHECK_INT(rc, 0);
 }
 
 static void rule_bad(const char *s, const char *want)
 {
-        char err[200] = "";
+        struct msb_error err = {0};
         struct net_rule r;
-        CHECK_INT(net_rule_parse(s, &r, err, sizeof(err)), -1);
-        if (!strstr(err, want)) {
-                fprintf(stderr, "rule %s: error \"%s\" does not name \"%s\"\n", s, err, want);
+        CHECK_INT(net_rule_parse(s, &r, &err), -1);
+        if (!strstr(err.message, want)) {
+                fprintf(stderr, "rule %s: error \"%s\" does not name \"%s\"\n", s, err.message, want);
                 check_failures++;
         }
 }
@@ -327,31 +327,31 @@ static void test_rules(void)
 static void test_ports(void)
 {
         struct net_port p;
-        char err[200];
-        CHECK_INT(net_port_parse("8080:80", &p, err, sizeof(err)), 0);
+        struct msb_error err;
+        CHECK_INT(net_port_parse("8080:80", &p, &err), 0);
         CHECK_INT(p.host_port, 8080);
         CHECK_INT(p.guest_port, 80);
         CHECK_INT(p.proto, 6);
         CHECK(net_addr_eq(&p.host, &(struct net_addr){ 4, { 127, 0, 0, 1 } }));
-        CHECK_INT(net_port_parse("0.0.0.0:53:5353/udp", &p, err, sizeof(err)), 0);
+        CHECK_INT(net_port_parse("0.0.0.0:53:5353/udp", &p, &err), 0);
         CHECK_INT(p.proto, 17);
         CHECK_INT(p.host.family, 4);
         CHECK_INT(p.guest_port, 5353);
-        CHECK_INT(net_port_parse("[::1]:8080:80", &p, err, sizeof(err)), 0);
+        CHECK_INT(net_port_parse("[::1]:8080:80", &p, &err), 0);
         CHECK_INT(p.host.family, 6);
-        CHECK_INT(net_port_parse("8080", &p, err, sizeof(err)), -1);
-        CHECK(strstr(err, "HOSTPORT:GUESTPORT") != NULL);
-        CHECK_INT(net_port_parse("8080:0", &p, err, sizeof(err)), -1);
-        CHECK(strstr(err, "guest port \"0\"") != NULL);
-        CHECK_INT(net_port_parse("x:80", &p, err, sizeof(err)), -1);
-        CHECK(strstr(err, "host port \"x\"") != NULL);
-        CHECK_INT(net_port_parse("80:80/sctp", &p, err, sizeof(err)), -1);
-        CHECK(strstr(err, "\"sctp\"") != NULL);
-        CHECK_INT(net_port_parse("1.2.3:80:80", &p, err, sizeof(err)), -1);
-        CHECK(strstr(err, "\"1.2.3\"") != NULL);
-        CHECK_INT(net_port_parse("[::1:80:80", &p, err, sizeof(err)), -1);
-        CHECK_INT(net_port_parse("::1:8080:80", &p, err, sizeof(err)), -1);
-        CHECK(strstr(err, "in brackets") != NULL);
+        CHECK_INT(net_port_parse("8080", &p, &err), -1);
+        CHECK(strstr(err.message, "HOSTPORT:GUESTPORT") != NULL);
+        CHECK_INT(net_port_parse("8080:0", &p, &err), -1);
+        CHECK(strstr(err.message, "guest port \"0\"") != NULL);
+        CHECK_INT(net_port_parse("x:80", &p, &err), -1);
+        CHECK(strstr(err.message, "host port \"x\"") != NULL);
+        CHECK_INT(net_port_parse("80:80/sctp", &p, &err), -1);
+        CHECK(strstr(err.message, "\"sctp\"") != NULL);
+        CHECK_INT(net_port_parse("1.2.3:80:80", &p, &err), -1);
+        CHECK(strstr(err.message, "\"1.2.3\"") != NULL);
+        CHECK_INT(net_port_parse("[::1:80:80", &p, &err), -1);
+        CHECK_INT(net_port_parse("::1:8080:80", &p, &err), -1);
+        CHECK(strstr(err.message, "in brackets") != NULL);
 }
 
 static void test_addrs(void)
