@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A booted VM and what it owns (runtime dir, virtio-fs servers, QEMU, the
- * control channel), shared by the ephemeral run (sandbox.c) and a named
- * sandbox's supervisor (supervisor.c).
+ * control channel), shared by the ephemeral run (relay.c) and a named
+ * sandbox's supervisor (supervisor.c).  The run's options are in
+ * run_opts.c; the steps of a start are declared in run.h.
  */
 #pragma once
 #include <stdbool.h>
