@@ -80,7 +80,7 @@ static int vm_qemu(struct vm *vm, const struct msb_run_opts *o, const struct vm_
         struct sandbox *sb = &vm->sb;
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-                return msb_err(err, errno, "socketpair: %s", strerror(errno));
+                return msb_err_errno(err, errno, "socketpair");
         sb->ctl = sp[0];
         struct vmm_config vc = {
                 .qemu = vmm_qemu_binary(),
@@ -118,7 +118,7 @@ static int vm_qemu(struct vm *vm, const struct msb_run_opts *o, const struct vm_
         close(sp[1]);
         close(con);
         if (r < 0)
-                return msb_err(err, r, "cannot start %s: %s", qargv[0], strerror(-r));
+                return msb_err_errno(err, r, "cannot start %s", qargv[0]);
         sb->qemu.what = xstrdup("QEMU");
         fcntl(sb->ctl, F_SETFL, fcntl(sb->ctl, F_GETFL) | O_NONBLOCK);
         return console_run(sb, err);

@@ -216,7 +216,7 @@ static int add_module(struct modlist *ml, const struct modindex *ix, const char 
         size_t len;
         int r = read_file_at(AT_FDCWD, m->path, 64 << 20, &data, &len);
         if (r < 0)
-                return msb_err(err, r, "cannot read kernel module %s: %s", m->path, strerror(-r));
+                return msb_err_errno(err, r, "cannot read kernel module %s", m->path);
         _cleanup_strv_ char **deps = NULL;
         if (module_depends(data, len, &deps) < 0) {
                 free(data);
@@ -304,7 +304,7 @@ static int find_kernel(struct msb_ctx *ctx, struct msb_kit *kit, char **ret_modd
         const char *k = getenv("MSB_KERNEL");
         if (k && *k) {
                 if (access(k, R_OK) < 0)
-                        return msb_err(err, errno, "MSB_KERNEL '%s': %s", k, strerror(errno));
+                        return msb_err_errno(err, errno, "MSB_KERNEL '%s'", k);
                 kit->kernel = xstrdup(k);
                 const char *m = getenv("MSB_MODULES");
                 *ret_moddir = m && *m ? xstrdup(m) : NULL;
@@ -359,9 +359,9 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                 return msb_err(err, ENOENT, "cannot find agentd next to msb; set MSB_AGENTD to its path");
         struct stat kst, ast, mst = {0};
         if (stat(kernel, &kst) < 0)
-                return msb_err(err, errno, "guest kernel %s: %s", kernel, strerror(errno));
+                return msb_err_errno(err, errno, "guest kernel %s", kernel);
         if (stat(agentd_path, &ast) < 0)
-                return msb_err(err, errno, "cannot read agentd %s: %s", agentd_path, strerror(errno));
+                return msb_err_errno(err, errno, "cannot read agentd %s", agentd_path);
         bool have_mods = moddir && access(moddir, R_OK) == 0;
         _cleanup_free_ char *release = NULL;
         if (have_mods) {
@@ -427,7 +427,7 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
         size_t agentd_len;
         r = read_file_at(AT_FDCWD, agentd_path, 64 << 20, &agentd, &agentd_len);
         if (r < 0)
-                return msb_err(err, r, "cannot read agentd %s: %s", agentd_path, strerror(-r));
+                return msb_err_errno(err, r, "cannot read agentd %s", agentd_path);
 
         struct modlist ml = {0};
         struct modindex ix = {0};
@@ -454,7 +454,7 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                 if (access(path, R_OK) != 0) {
                         r = mkdir_p(cache, 0755);
                         if (r < 0) {
-                                msb_err(err, r, "cannot create %s: %s", cache, strerror(-r));
+                                msb_err_errno(err, r, "cannot create %s", cache);
                                 goto out;
                         }
                         msb_log(ctx, 1, "building initramfs %s (%zu modules)", path, ml.n);
@@ -463,7 +463,7 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                         _cleanup_free_ char *tmp = xasprintf("%s.tmp-%s", path, tmphex);
                         _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
                         if (fd < 0) {
-                                r = msb_err(err, errno, "cannot create %s: %s", tmp, strerror(errno));
+                                r = msb_err_errno(err, errno, "cannot create %s", tmp);
                                 goto out;
                         }
                         struct cpio_writer w;
@@ -498,7 +498,7 @@ int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_err
                                 r = -errno;
                         if (r < 0) {
                                 unlink(tmp);
-                                msb_err(err, r, "cannot write initramfs %s: %s", path, strerror(-r));
+                                msb_err_errno(err, r, "cannot write initramfs %s", path);
                                 goto out;
                         }
                 }

@@ -142,16 +142,16 @@ static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, c
                         rl->status = exec_status(e);
                         rl->error = xasprintf("%s: %s", m->u.error.message,
                                               e == ENOENT ? "executable file not found in $PATH"
-                                                          : (e > 0 && e < 4096 ? strerror(e) : "unknown error"));
+                                                          : (e > 0 && e < 4096 ? errno_text(e) : "unknown error"));
                         rl->status = -rl->status; /* mark: exec error with a status */
                 } else if (!strcmp(step, "volume") && (v = volume_of(rl->o, m->u.error.message))) {
                         /* agentd names the guest path; add the host side */
                         rl->error = xasprintf("volume '%s:%s': %s%s%s", v->host, v->guest,
                                               m->u.error.message + strlen(v->guest) + 2, e ? ": " : "",
-                                              e > 0 && e < 4096 ? strerror(e) : "");
+                                              e > 0 && e < 4096 ? errno_text(e) : "");
                 } else {
                         rl->error = xasprintf("guest setup failed at step '%s': %s%s%s", step, m->u.error.message,
-                                              e ? ": " : "", e > 0 && e < 4096 ? strerror(e) : "");
+                                              e ? ": " : "", e > 0 && e < 4096 ? errno_text(e) : "");
                 }
                 rl->done = true;
                 msb_enc_empty(&rl->out, MSB_MSG_SHUTDOWN);
@@ -314,7 +314,7 @@ static void relay_round(struct relay *rl)
                 return;
         int k = poll(p, (nfds_t)n, timeout);
         if (k < 0 && errno != EINTR)
-                rl->failure = xasprintf("poll: %s", strerror(errno));
+                rl->failure = xstrdup(errno_msg(errno, "poll").s);
         if (k <= 0)
                 return;
         if (p[0].revents & POLLOUT) {
@@ -395,7 +395,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
         sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         struct vm *vm = NULL;
         if (sfd < 0) {
-                r = msb_err(err, errno, "signalfd: %s", strerror(errno));
+                r = msb_err_errno(err, errno, "signalfd");
                 goto out_sig;
         }
         r = vm_start(ctx, o, &(struct vm_opts){0}, &vm, err);

@@ -241,10 +241,10 @@ int msb_run_opts_add_volume(struct msb_run_opts *o, const char *host, const char
         _cleanup_free_ char *real = realpath(host, NULL);
         if (!real)
                 return msb_err(err, errno, "volume '%s:%s': host path '%s' %s", host, guest, host,
-                               errno == ENOENT ? "does not exist" : strerror(errno));
+                               errno == ENOENT ? "does not exist" : errno_text(errno));
         struct stat st;
         if (stat(real, &st) < 0)
-                return msb_err(err, errno, "volume '%s:%s': %s", host, guest, strerror(errno));
+                return msb_err_errno(err, errno, "volume '%s:%s'", host, guest);
         if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
                 return msb_err(err, EINVAL,
                                "volume '%s:%s': host path %s is neither a regular file nor a directory (a socket, "

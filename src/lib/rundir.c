@@ -75,7 +75,7 @@ int vm_runtime_dir(struct vm *vm, struct msb_ctx *ctx, struct msb_error *err)
         }
         int r = mkdir_p(ctx->runtime_dir, 0700);
         if (r < 0)
-                return msb_err(err, r, "cannot create runtime dir %s: %s", ctx->runtime_dir, strerror(-r));
+                return msb_err_errno(err, r, "cannot create runtime dir %s", ctx->runtime_dir);
         cleanup_stale(ctx);
         random_hex(sb->id, 12);
         /* made and locked under a dot name, which cleanup_stale skips, and
@@ -83,17 +83,17 @@ int vm_runtime_dir(struct vm *vm, struct msb_ctx *ctx, struct msb_error *err)
          * take the lock of a dir still being set up */
         _cleanup_free_ char *tmp = xasprintf("%s/.%s", ctx->runtime_dir, sb->id);
         if (mkdir(tmp, 0700) < 0)
-                return msb_err(err, errno, "cannot create %s: %s", tmp, strerror(errno));
+                return msb_err_errno(err, errno, "cannot create %s", tmp);
         _cleanup_free_ char *lock = xasprintf("%s/lock", tmp);
         sb->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (sb->lock_fd < 0 || flock(sb->lock_fd, LOCK_EX) < 0) {
-                r = msb_err(err, errno, "cannot lock %s: %s", lock, strerror(errno));
+                r = msb_err_errno(err, errno, "cannot lock %s", lock);
                 rm_rf(tmp);
                 return r;
         }
         _cleanup_free_ char *dir = xasprintf("%s/%s", ctx->runtime_dir, sb->id);
         if (rename(tmp, dir) < 0) {
-                r = msb_err(err, errno, "cannot create %s: %s", dir, strerror(errno));
+                r = msb_err_errno(err, errno, "cannot create %s", dir);
                 rm_rf(tmp);
                 return r;
         }

@@ -36,13 +36,13 @@ int add_server(struct sandbox *sb, char **argv_for_fd3, const char *what, struct
         _cleanup_close_ int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         /* two: QEMU, and a warm server's configuration (pool.c) */
         if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 2) < 0)
-                return msb_err(err, errno, "cannot create socket %s: %s", sock, strerror(errno));
+                return msb_err_errno(err, errno, "cannot create socket %s", sock);
         _cleanup_free_ char *logp = xasprintf("%s/fsd%zu.log", sb->dir, i);
         _cleanup_close_ int logfd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         struct child *c = &sb->fsd[sb->nfsd];
         int r = proc_spawn(argv_for_fd3, -1, logfd, logfd, lfd, &c->pid, &c->pidfd);
         if (r < 0)
-                return msb_err(err, r, "cannot start %s: %s", argv_for_fd3[0], strerror(-r));
+                return msb_err_errno(err, r, "cannot start %s", argv_for_fd3[0]);
         c->what = xstrdup(what);
         c->log = TAKE_PTR(logp);
         sb->nfsd++;
