@@ -3,6 +3,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/types.h>
 
@@ -290,6 +291,10 @@ int proc_spawn_fds(char *const argv[], int in_fd, int out_fd, int err_fd, const 
 /* A thread running with every signal blocked: signals are the caller's
  * signalfd's to take.  0 or -errno. */
 int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+/* Block the signals listed (ending in 0) in this thread: the set they form
+ * in *ret_mask (for a signalfd), the mask before in *ret_old (may be
+ * NULL).  proc_block_signals(&m, &old, SIGINT, SIGTERM, 0). */
+void proc_block_signals(sigset_t *ret_mask, sigset_t *ret_old, ...);
 /* SIGKILL and reap, if still running. */
 void proc_kill(pid_t pid, int pidfd);
 void proc_kill_wait(pid_t pid, int *pidfd);

@@ -386,12 +386,7 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *o, int *ret_status, 
         sigset_t mask, oldmask;
         int r;
         /* ---- signals: taken through a signalfd for the whole run ---- */
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGHUP);
-        sigaddset(&mask, SIGPIPE);
-        sigprocmask(SIG_BLOCK, &mask, &oldmask);
+        proc_block_signals(&mask, &oldmask, SIGINT, SIGTERM, SIGHUP, SIGPIPE, 0);
         sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         struct vm *vm = NULL;
         if (sfd < 0) {
