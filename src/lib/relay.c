@@ -79,6 +79,35 @@ static int exec_status(int e)
         return e == ENOENT || e == ENOTDIR ? MSB_EXIT_NOT_FOUND : MSB_EXIT_NOT_EXECUTABLE;
 }
 
+/* agentd's ERROR: the command could not be executed (a docker status), or
+ * a step of the guest's setup failed; the run ends. */
+static int relay_guest_error(struct relay *rl, const struct msb_msg *m)
+{
+        if (m->id != VM_MAIN_ID && m->id != 0)
+                return -EPROTO;
+        const struct volume *v;
+        const char *step = m->u.error.step;
+        int e = m->u.error.err;
+        if (!strcmp(step, "exec")) {
+                rl->status = exec_status(e);
+                rl->error = xasprintf("%s: %s", m->u.error.message,
+                                      e == ENOENT ? "executable file not found in $PATH"
+                                                  : (e > 0 && e < 4096 ? errno_text(e) : "unknown error"));
+                rl->status = -rl->status; /* mark: exec error with a status */
+        } else if (!strcmp(step, "volume") && (v = volume_of(rl->o, m->u.error.message))) {
+                /* agentd names the guest path; add the host side */
+                rl->error = xasprintf("volume '%s:%s': %s%s%s", v->host, v->guest,
+                                      m->u.error.message + strlen(v->guest) + 2, e ? ": " : "",
+                                      e > 0 && e < 4096 ? errno_text(e) : "");
+        } else {
+                rl->error = xasprintf("guest setup failed at step '%s': %s%s%s", step, m->u.error.message,
+                                      e ? ": " : "", e > 0 && e < 4096 ? errno_text(e) : "");
+        }
+        rl->done = true;
+        msb_enc_empty(&rl->out, MSB_MSG_SHUTDOWN);
+        return 0;
+}
+
 static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, const struct msb_exec_msg *run)
 {
         switch (m->type) {
@@ -132,31 +161,8 @@ static int handle_msg(struct sandbox *sb, struct relay *rl, struct msb_msg *m, c
                 rl->done = true;
                 msb_enc_empty(&rl->out, MSB_MSG_SHUTDOWN);
                 return 0;
-        case MSB_MSG_ERROR: {
-                if (m->id != VM_MAIN_ID && m->id != 0)
-                        return -EPROTO;
-                const struct volume *v;
-                const char *step = m->u.error.step;
-                int e = m->u.error.err;
-                if (!strcmp(step, "exec")) {
-                        rl->status = exec_status(e);
-                        rl->error = xasprintf("%s: %s", m->u.error.message,
-                                              e == ENOENT ? "executable file not found in $PATH"
-                                                          : (e > 0 && e < 4096 ? errno_text(e) : "unknown error"));
-                        rl->status = -rl->status; /* mark: exec error with a status */
-                } else if (!strcmp(step, "volume") && (v = volume_of(rl->o, m->u.error.message))) {
-                        /* agentd names the guest path; add the host side */
-                        rl->error = xasprintf("volume '%s:%s': %s%s%s", v->host, v->guest,
-                                              m->u.error.message + strlen(v->guest) + 2, e ? ": " : "",
-                                              e > 0 && e < 4096 ? errno_text(e) : "");
-                } else {
-                        rl->error = xasprintf("guest setup failed at step '%s': %s%s%s", step, m->u.error.message,
-                                              e ? ": " : "", e > 0 && e < 4096 ? errno_text(e) : "");
-                }
-                rl->done = true;
-                msb_enc_empty(&rl->out, MSB_MSG_SHUTDOWN);
-                return 0;
-        }
+        case MSB_MSG_ERROR:
+                return relay_guest_error(rl, m);
         default:
                 /* host-bound types only; anything else is a violation */
                 return -EPROTO;
