@@ -5,9 +5,14 @@
  * Conventions: functions return >= 0 on success and a negative errno on
  * failure.  Where a human needs context, the optional struct msb_error is
  * filled with a one-line message naming the bad input and the fix.  The
- * library never prints and never exits; log lines go to the callback set with
+ * library never prints; log lines go to the callback set with
  * msb_ctx_set_log().  Out-parameters are named ret_* and written only on
  * success.
+ *
+ * Out of memory: the library aborts the process (as glib and systemd do)
+ * rather than return -ENOMEM from every function that allocates; that is the
+ * only way it ends the process.  -ENOMEM is still returned where the kernel
+ * or a library refuses (a VM's memory, open_memstream).
  */
 #ifndef MSB_H
 #define MSB_H
@@ -39,8 +44,8 @@ int msb_ctx_new(struct msb_ctx **ret_ctx, struct msb_error *err);
 /* Keep named sandboxes in DIR/sandboxes and their runtime dirs in DIR/run
  * instead (msb-runtime's --root); images and kernels stay where they were. */
 int msb_ctx_set_sandbox_home(struct msb_ctx *ctx, const char *dir, struct msb_error *err);
+/* Free a context (NULL is fine). */
 void msb_ctx_free(struct msb_ctx *ctx);
-/* Receive log lines (verbose diagnostics).  level 0 = normal, 1 = verbose. */
 /* Pull over plain HTTP from registries not marked insecure in the config. */
 void msb_ctx_set_insecure(struct msb_ctx *ctx, bool on);
 /* Log each pull's summary (layers, bytes, seconds) at level 0 instead of 1. */
@@ -62,9 +67,12 @@ void msb_ctx_set_progress_fn(struct msb_ctx *ctx,
                              void (*fn)(const struct msb_layer_progress *layers, size_t n, double secs, bool first,
                                         void *userdata),
                              void *userdata);
+/* Receive log lines (verbose diagnostics).  level 0 = normal, 1 = verbose. */
 void msb_ctx_set_log(struct msb_ctx *ctx, int level, void (*fn)(const char *line, void *userdata),
                      void *userdata);
+/* Where the user's images, kernels and caches are (owned by ctx). */
 const char *msb_ctx_data_dir(const struct msb_ctx *ctx);
+/* Where each running sandbox has its runtime dir (owned by ctx). */
 const char *msb_ctx_runtime_dir(const struct msb_ctx *ctx);
 /* Where kernels and images installed for every user are looked up after
  * the user's own ($MSB_SYSTEM_DIR, default <prefix>/lib/msb). */
@@ -81,7 +89,10 @@ int msb_accel_parse(const char *s, enum msb_accel *ret_accel);
 /* Options for one run.  Create with msb_run_opts_new(), free with
  * msb_run_opts_free().  Strings are copied. */
 struct msb_run_opts;
+/* New options with the defaults (MSB_DEFAULT_CPUS, MSB_DEFAULT_MEMORY_MIB,
+ * stdio 0, 1, 2, the image's command). */
 int msb_run_opts_new(struct msb_run_opts **ret_opts);
+/* Free them and every string they hold (NULL is fine). */
 void msb_run_opts_free(struct msb_run_opts *opts);
 /* The image to run (a name in the local store, e.g. "busybox" or "busybox:1"). */
 int msb_run_opts_set_image(struct msb_run_opts *opts, const char *ref);
@@ -92,11 +103,18 @@ int msb_run_opts_set_rootfs(struct msb_run_opts *opts, const char *dir);
 int msb_run_opts_set_command(struct msb_run_opts *opts, char *const argv[]);
 /* Override the image's Entrypoint ("" clears it). */
 int msb_run_opts_set_entrypoint(struct msb_run_opts *opts, const char *entrypoint);
-/* Add "K=V", overriding the image's value for K. */
+/* Add "K=V", overriding the image's value for K; -EINVAL without a "=" or
+ * with an empty K. */
 int msb_run_opts_add_env(struct msb_run_opts *opts, const char *kv);
+/* The command's working directory, overriding the image's WorkingDir; an
+ * absolute guest path, else -EINVAL. */
 int msb_run_opts_set_workdir(struct msb_run_opts *opts, const char *dir);
-/* "name", "uid", "name:group" or "uid:gid", resolved in the image. */
+/* "name", "uid", "name:group" or "uid:gid", resolved in the image; 1 to 256
+ * bytes with no newline, else -EINVAL. */
 int msb_run_opts_set_user(struct msb_run_opts *opts, const char *user);
+/* The guest's hostname (default: the sandbox's name, or "msb-" and the
+ * run's id): 1 to 63 characters of A-Z, a-z, 0-9, '-' and '.', else
+ * -EINVAL. */
 int msb_run_opts_set_hostname(struct msb_run_opts *opts, const char *hostname);
 /* A VM's size: vCPUs 1 to MSB_MAX_CPUS, memory MSB_MIN_MEMORY_MIB to
  * MSB_MAX_MEMORY_MIB; -ERANGE outside.  Unset: the defaults. */
@@ -105,8 +123,12 @@ int msb_run_opts_set_hostname(struct msb_run_opts *opts, const char *hostname);
 #define MSB_DEFAULT_MEMORY_MIB 512u
 #define MSB_MIN_MEMORY_MIB 128u
 #define MSB_MAX_MEMORY_MIB (64u * 1024u)
+/* vCPUs: 1 to MSB_MAX_CPUS (64), else -ERANGE. */
 int msb_run_opts_set_cpus(struct msb_run_opts *opts, unsigned cpus);
+/* Guest memory in MiB: MSB_MIN_MEMORY_MIB (128) to MSB_MAX_MEMORY_MIB
+ * (65536), else -ERANGE. */
 int msb_run_opts_set_memory_mib(struct msb_run_opts *opts, unsigned mib);
+/* The accelerator (default MSB_ACCEL_AUTO); resolved when the run starts. */
 int msb_run_opts_set_accel(struct msb_run_opts *opts, enum msb_accel accel);
 /* virtio-fs server: "msb" (default) or "virtiofsd"; NULL means
  * $MSB_FS_BACKEND or "msb".  -EINVAL for an unknown name. */
@@ -139,8 +161,11 @@ int msb_run_opts_add_volume(struct msb_run_opts *opts, const char *host_path, co
  * Published ports (up to 64): [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp], on
  * 127.0.0.1 unless HOSTIP is given; the host port must be free and
  * unprivileged.  Errors name the option and the fix. */
+/* The network's mode (NULL: public). */
 int msb_run_opts_set_net(struct msb_run_opts *opts, const char *mode, struct msb_error *err);
+/* Add one rule, after those added before. */
 int msb_run_opts_add_net_rule(struct msb_run_opts *opts, const char *rule, struct msb_error *err);
+/* Publish one port. */
 int msb_run_opts_add_port(struct msb_run_opts *opts, const char *spec, struct msb_error *err);
 /* Give the VM an existing tap device of the network namespace msb runs
  * in instead of msb's network (msb-runtime: the namespace is the
@@ -157,11 +182,17 @@ int msb_run_opts_set_net_tap(struct msb_run_opts *opts, const char *spec, struct
  * in the guest at GUEST, options as OCI writes them (size=, mode=,
  * nr_inodes=, uid=, gid=, ro, nosuid, nodev, noexec, atime flavours; up to
  * 16).  Errors name the value. */
+/* root_rw: the --rootfs directory is the guest's root, read-write. */
 int msb_run_opts_set_root_rw(struct msb_run_opts *opts, bool rw);
+/* The main process's uid, gid and n additional groups (at most 63, else
+ * -E2BIG). */
 int msb_run_opts_set_ids(struct msb_run_opts *opts, uint32_t uid, uint32_t gid, const uint32_t *groups, size_t n,
                          struct msb_error *err);
+/* A setrlimit() for the main process: a Linux resource number, soft <=
+ * hard (-EINVAL); the same resource again replaces it; -E2BIG past 16. */
 int msb_run_opts_add_rlimit(struct msb_run_opts *opts, int resource, uint64_t soft, uint64_t hard,
                             struct msb_error *err);
+/* A tmpfs at GUEST with OCI's options (-EINVAL for others, -E2BIG past 16). */
 int msb_run_opts_add_tmpfs(struct msb_run_opts *opts, const char *guest, const char *options, struct msb_error *err);
 /* With root_rw: the root served and mounted read-only after all (an OCI
  * bundle's root.readonly): writes fail with EROFS. */
@@ -185,18 +216,43 @@ struct msb_confine {
         const void *seccomp;
         size_t seccomp_len;
 };
+/* Confine the main process as c says (copied; -E2BIG for a seccomp
+ * program over 4096 instructions). */
 int msb_run_opts_set_confine(struct msb_run_opts *opts, const struct msb_confine *c, struct msb_error *err);
 /* Steps on the guest's root once it is mounted (OCI linux.maskedPaths,
  * readonlyPaths, sysctl): a path masked (/dev/null over a file, an empty
  * read-only tmpfs over a directory) or made read-only, a sysctl written
  * (KEY as net.ipv4.ping_group_range).  A path missing in the guest is
  * skipped.  At most 64 in all. */
+/* Mask GUEST (an absolute guest path). */
 int msb_run_opts_add_masked_path(struct msb_run_opts *opts, const char *guest, struct msb_error *err);
+/* Make GUEST read-only (an absolute guest path). */
 int msb_run_opts_add_readonly_path(struct msb_run_opts *opts, const char *guest, struct msb_error *err);
+/* Write VALUE to sysctl KEY. */
 int msb_run_opts_add_sysctl(struct msb_run_opts *opts, const char *key, const char *value, struct msb_error *err);
 
 /* Never take a pre-booted VM from a pool (msb pool), boot one. */
 int msb_run_opts_set_no_pool(struct msb_run_opts *opts, bool no_pool);
+/* The main process gets a pseudo-terminal of rows x cols, each 1 to 65535
+ * (-EINVAL outside); tty false: none. */
+int msb_run_opts_set_tty(struct msb_run_opts *opts, bool tty, unsigned rows, unsigned cols);
+/* Size of the persistent writable layer (a sparse disk image; default 8 GiB),
+ * 64 MiB to 16 TiB (-ERANGE outside); 0: none, writes go to guest memory and are lost when the sandbox stops. */
+int msb_run_opts_set_disk_size(struct msb_run_opts *opts, uint64_t bytes);
+/* For named sandboxes (msb_sandbox_create): */
+/* Stop the sandbox this many seconds after it started (0: never). */
+int msb_run_opts_set_max_duration(struct msb_run_opts *opts, unsigned secs);
+/* Stop it after this many seconds with no exec and no client (0: never). */
+int msb_run_opts_set_idle_timeout(struct msb_run_opts *opts, unsigned secs);
+/* Kill the main process after this many seconds (0: never); the run's
+ * status is then 124, as timeout(1)'s. */
+int msb_run_opts_set_timeout(struct msb_run_opts *opts, unsigned secs);
+/* Remove the sandbox when it stops (run --rm, run -d without a name). */
+int msb_run_opts_set_auto_remove(struct msb_run_opts *opts, bool remove);
+enum msb_pull_policy { MSB_PULL_MISSING = 0, MSB_PULL_ALWAYS, MSB_PULL_NEVER };
+/* When msb_run pulls its image (default: when it is not in the store);
+ * -EINVAL for a value not in the enum. */
+int msb_run_opts_set_pull(struct msb_run_opts *opts, enum msb_pull_policy policy);
 
 /* The options together make sense (e.g. no -p with --net none). */
 int msb_run_opts_check(const struct msb_run_opts *opts, struct msb_error *err);
@@ -220,20 +276,6 @@ int msb_run(struct msb_ctx *ctx, const struct msb_run_opts *opts, int *ret_statu
  * its owner can open.  Errors name the sandbox; calls are safe to make
  * concurrently from several processes (one wins, the others get an error).
  */
-/* The main process gets a pseudo-terminal (rows x cols: msb_run_opts_set_tty). */
-int msb_run_opts_set_tty(struct msb_run_opts *opts, bool tty, unsigned rows, unsigned cols);
-/* Size of the persistent writable layer (a sparse disk image; default 8 GiB);
- * 0: none, writes go to guest memory and are lost when the sandbox stops. */
-int msb_run_opts_set_disk_size(struct msb_run_opts *opts, uint64_t bytes);
-/* Stop the sandbox this many seconds after it started (0: never). */
-int msb_run_opts_set_max_duration(struct msb_run_opts *opts, unsigned secs);
-/* Stop it after this many seconds with no exec and no client (0: never). */
-int msb_run_opts_set_idle_timeout(struct msb_run_opts *opts, unsigned secs);
-/* Kill the main process after this many seconds (0: never); the run's
- * status is then 124, as timeout(1)'s. */
-int msb_run_opts_set_timeout(struct msb_run_opts *opts, unsigned secs);
-/* Remove the sandbox when it stops (run --rm, run -d without a name). */
-int msb_run_opts_set_auto_remove(struct msb_run_opts *opts, bool remove);
 
 /* A fresh name for a sandbox nobody named: "msb-" and 8 random hex
  * digits (out holds at least 13 bytes). */
@@ -276,7 +318,10 @@ struct msb_sandbox_info {
         int pid;         /* the supervisor's, when running */
         bool tty, interactive; /* how its main process was created (-t, -i) */
 };
+/* Every named sandbox, its state reconciled with its supervisor's (free
+ * with msb_sandbox_info_free(*ret, *ret_n)). */
 int msb_sandbox_list(struct msb_ctx *ctx, struct msb_sandbox_info **ret, size_t *ret_n, struct msb_error *err);
+/* Free the n infos msb_sandbox_list or msb_sandbox_get returned. */
 void msb_sandbox_info_free(struct msb_sandbox_info *info, size_t n);
 /* One sandbox's; free with msb_sandbox_info_free(info, 1). */
 int msb_sandbox_get(struct msb_ctx *ctx, const char *name, struct msb_sandbox_info **ret, struct msb_error *err);
@@ -298,8 +343,11 @@ struct msb_pool_opts {
         unsigned size, cpus, memory_mib; /* 0: msb's default cpus and memory */
         enum msb_accel accel;
 };
+/* Start a pool's daemon; returns once it listens. */
 int msb_pool_start(struct msb_ctx *ctx, const struct msb_pool_opts *opts, struct msb_error *err);
+/* The pools that run, as JSON (the caller frees *ret_json). */
 int msb_pool_status(struct msb_ctx *ctx, char **ret_json, struct msb_error *err);
+/* Stop the pool KEY, or every pool (NULL); the number stopped. */
 int msb_pool_stop(struct msb_ctx *ctx, const char *key, struct msb_error *err);
 
 /* A process in a running sandbox: exec'd, or the main one attached to. */
@@ -338,12 +386,14 @@ struct msb_relay_opts {
 #define MSB_DETACHED 2
 #define MSB_DETACH_KEYS_MAX 8
 int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret_status, struct msb_error *err);
+/* Send signal signo (1 to 64, else -EINVAL) to the process. */
 int msb_proc_signal(struct msb_proc *p, int signo);
 /* The process's terminal size (with tty): SIGWINCH in the guest. */
 int msb_proc_resize(struct msb_proc *p, unsigned rows, unsigned cols);
 /* The connection to poll for when driving a process without
  * msb_proc_relay (readable: output or its end is there). */
 int msb_proc_fd(const struct msb_proc *p);
+/* Close the connection to the process and free p (NULL is fine). */
 void msb_proc_free(struct msb_proc *p);
 
 /* ---- copying files (msb cp; docs/sandboxes.md) ----
@@ -383,13 +433,10 @@ int msb_sandbox_copy_in(struct msb_ctx *ctx, const char *name, const char *host_
  * (made if missing). */
 int msb_sandbox_copy_out_tar(struct msb_ctx *ctx, const char *name, const char *guest_path, int fd, unsigned flags,
                              struct msb_error *err);
+/* The tar read from fd extracted at guest_dst (see above). */
 int msb_sandbox_copy_in_tar(struct msb_ctx *ctx, const char *name, int fd, const char *guest_dst, unsigned flags,
                             struct msb_error *err);
 
-/* Import an image from an OCI image layout directory (as written by umoci or
- * skopeo).  tag selects the manifest annotated with that ref name (NULL: the
- * only one).  name is stored as given, with ":latest" added when it has no
- * tag. */
 /* Pull an image from its registry (mirrors from msb's config file first):
  * REF as docker takes it ("alpine", "host:5000/ns/app:1", "name@sha256:…").
  * Every blob is verified while it downloads; the image is usable only once
@@ -414,6 +461,7 @@ struct msb_image_info {
 /* The stored images, the user's own and then those installed for every
  * user (free with msb_image_list_free). */
 int msb_image_list(struct msb_ctx *ctx, struct msb_image_info **ret, size_t *ret_n, struct msb_error *err);
+/* Free the n entries msb_image_list returned. */
 void msb_image_list_free(struct msb_image_info *v, size_t n);
 /* Remove a name; its rootfs and blobs go when no other name uses them.
  * -EBUSY while a running sandbox uses the image, -ENOENT if unknown. */
@@ -426,10 +474,10 @@ int msb_registry_login(struct msb_ctx *ctx, const char *registry, const char *us
 /* Forget them; -ENOENT if there were none. */
 int msb_registry_logout(const char *registry, struct msb_error *err);
 
-enum msb_pull_policy { MSB_PULL_MISSING = 0, MSB_PULL_ALWAYS, MSB_PULL_NEVER };
-/* When msb_run pulls its image (default: when it is not in the store). */
-int msb_run_opts_set_pull(struct msb_run_opts *opts, enum msb_pull_policy policy);
-
+/* Import an image from an OCI image layout directory (as written by umoci or
+ * skopeo).  tag selects the manifest annotated with that ref name (NULL: the
+ * only one).  name is stored as given, with ":latest" added when it has no
+ * tag. */
 int msb_image_import(struct msb_ctx *ctx, const char *layout_dir, const char *tag, const char *name,
                      struct msb_error *err);
 
@@ -453,6 +501,7 @@ struct msb_info {
 /* Fill *ret_info (free with msb_info_free).  May run the KVM probe and build
  * the initramfs, as a run would. */
 int msb_info_get(struct msb_ctx *ctx, struct msb_info **ret_info, struct msb_error *err);
+/* Free what msb_info_get filled (NULL is fine). */
 void msb_info_free(struct msb_info *info);
 
 /* Parse a size such as "512M", "1G", "1048576" (bytes), "2g". */

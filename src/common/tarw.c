@@ -114,7 +114,7 @@ struct hdr {
 };
 
 /* Octal in a field of n bytes, NUL-terminated; base-256 (the GNU way, which
- * tar.c reads too) when it does not fit. */
+ * lib/tar reads too) when it does not fit. */
 static void put_num(uint8_t *f, size_t n, uint64_t v)
 {
         if (v < (1ULL << (3 * (n - 1)))) {

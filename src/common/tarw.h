@@ -19,7 +19,7 @@
 
 /* Deepest directory nesting walked: one open fd per level. */
 #define TARW_MAX_DEPTH 512u
-/* Longest name in the archive (tar.c's TAR_MAX_PATH). */
+/* Longest name in the archive (src/lib/tar's TAR_MAX_PATH). */
 #define TARW_MAX_PATH 4096u
 
 struct tarw_stats {

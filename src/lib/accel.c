@@ -131,7 +131,7 @@ int msb_accel_resolve(struct msb_ctx *ctx, enum msb_accel want, enum msb_accel *
         if (want == MSB_ACCEL_KVM) {
                 if (!kvm_dev)
                         return msb_err(err, ENODEV, "--accel kvm: /dev/kvm is not usable (%s); use --accel tcg",
-                                       strerror(errno));
+                                       errno_text(errno));
                 *ret_accel = MSB_ACCEL_KVM;
                 *ret_why = xstrdup("KVM requested");
                 return 0;
@@ -165,7 +165,7 @@ int msb_accel_resolve(struct msb_ctx *ctx, enum msb_accel want, enum msb_accel *
         int r = kvm_probe(ctx, &why);
         if (r < 0) {
                 *ret_accel = MSB_ACCEL_TCG;
-                *ret_why = xasprintf("KVM probe could not run (%s)", strerror(-r));
+                *ret_why = xasprintf("KVM probe could not run (%s)", errno_text(r));
                 return 0;
         }
         *ret_accel = r ? MSB_ACCEL_KVM : MSB_ACCEL_TCG;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The client side of a named sandbox: the connection to its supervisor
- * (supervisor/), and processes (exec, attach) over one; relay.c carries
+ * (supervisor/), and processes (exec, attach) over one; client_relay.c carries
  * their streams, lifecycle.c starts, stops and removes the sandbox.
  */
 #define _GNU_SOURCE

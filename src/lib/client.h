@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The client side of a named sandbox, shared by client.c (the connection,
- * exec, attach), relay.c (a process's streams) and lifecycle.c (start,
+ * exec, attach), client_relay.c (a process's streams) and lifecycle.c (start,
  * stop, kill, wait, remove). */
 #pragma once
 

@@ -7,7 +7,7 @@
  *   mirror DOMAIN URL           registry mirrors (registry.c)
  *   insecure DOMAIN             plain-HTTP registries (registry.c)
  *   unpack-max-bytes SIZE       budget of one image's unpacked files
- *   unpack-max-entries COUNT    and of its entries (tar.c)
+ *   unpack-max-entries COUNT    and of its entries (src/lib/tar)
  *
  * Every reader goes through msb_config_each, so a line no reader knows is
  * an error whoever reads the file, with its line number.

@@ -80,13 +80,13 @@ int console_start(struct sandbox *sb, int *ret_qemu_end, struct msb_error *err)
 {
         int sp[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-                return msb_err(err, errno, "socketpair: %s", strerror(errno));
+                return msb_err_errno(err, errno, "socketpair");
         int log = open(sb->console, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (log < 0) {
                 int e = errno;
                 close(sp[0]);
                 close(sp[1]);
-                return msb_err(err, e, "cannot keep the console log %s: %s", sb->console, strerror(e));
+                return msb_err_errno(err, e, "cannot keep the console log %s", sb->console);
         }
         struct console *c = xcalloc(1, sizeof(*c));
         *c = (struct console){.fd = sp[0], .log = log, .path = xstrdup(sb->console)};
@@ -104,7 +104,7 @@ int console_run(struct sandbox *sb, struct msb_error *err)
         struct console *c = sb->con;
         int r = -thread_start(&c->thread, console_main, c);
         if (r != 0)
-                return msb_err(err, r, "cannot keep the console log %s: %s", sb->console, strerror(r));
+                return msb_err_errno(err, r, "cannot keep the console log %s", sb->console);
         c->running = true;
         return 0;
 }

@@ -6,7 +6,7 @@
  * exec'd process (MSB_EXEC_INTERNAL: cp-out writes a tar of a guest path
  * to its stdout, cp-in extracts its stdin), so the protocol's flow control
  * carries them and nothing is held whole in memory on either side.  A
- * thread here unpacks (tar.c's copy mode, confined beneath the target:
+ * thread here unpacks (src/lib/tar's copy mode, confined beneath the target:
  * whatever names, symlinks or special files the guest presents, nothing is
  * written outside it) or writes the archive (common/tarw.c, which follows
  * no symlink below the source and so reads nothing outside it), through a

@@ -21,7 +21,7 @@ static char *first_line(char *const argv[])
         close(p[1]);
         if (r < 0) {
                 close(p[0]);
-                return xasprintf("unknown (%s)", strerror(-r));
+                return xasprintf("unknown (%s)", errno_text(r));
         }
         char buf[512];
         size_t len = 0;

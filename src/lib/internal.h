@@ -3,6 +3,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/types.h>
 
@@ -11,22 +12,7 @@
 #include "msb.h"
 
 
-/* ---- ctx.c ---- */
-struct msb_ctx {
-        char *data_dir;    /* images, kernels, caches */
-        char *runtime_dir; /* one dir per running sandbox */
-        char *sandboxes_dir; /* named sandboxes: <data>/sandboxes unless set */
-        char *system_dir;  /* kernels and images installed for every user, or NULL */
-        int log_level;
-        void (*log_fn)(const char *line, void *userdata);
-        void *log_ud;
-        bool progress;     /* pull summaries at log level 0 */
-        void (*progress_fn)(const struct msb_layer_progress *, size_t, double, bool, void *);
-        void *progress_ud;
-        bool insecure;     /* pull over plain HTTP (msb pull --insecure) */
-        bool detached;     /* a supervisor's: its stderr is a file no one reads live */
-};
-void msb_log(const struct msb_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#include "ctx.h"
 
 /* ---- sha256.c ---- */
 struct sha256 {
@@ -138,106 +124,15 @@ void elf_deps(const struct elf_src *src, size_t max_needed, char **ret_interp, c
 void elf_deps_mem(const uint8_t *p, size_t n, uint64_t size, size_t max_needed, char **ret_interp,
                   char ***ret_needed);
 
-/* ---- parse.c ---- */
-/* Validate a guest path: absolute, no "..", not "/", not under /proc /sys /dev. */
-int guest_path_check(const char *path, const char **ret_why);
-/* Collapse "//" and "/./", drop a trailing "/" (caller frees). */
-char *guest_path_normalize(const char *path);
-
-/* ---- kit.c ---- */
-struct msb_kit {
-        char *kernel;       /* path to the kernel image */
-        char *initramfs;    /* path to the initramfs built for it */
-        char *release;      /* kernel release, e.g. 6.1.0-26-cloud-amd64 */
-        const char *flavor; /* "msb" (tailored), "debian" or "custom" */
-        bool acpi;          /* false: virtio-mmio devices on the command line */
-};
-int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_error *err);
-void msb_kit_free(struct msb_kit *kit);
-
-/* ---- accel.c ---- */
-/* Decide the accelerator; *ret_why says why (static string or owned). */
-int msb_accel_resolve(struct msb_ctx *ctx, enum msb_accel want, enum msb_accel *ret_accel, char **ret_why,
-                      struct msb_error *err);
-
-/* Host TSC rate in kHz (cached per host boot), 0 if unknown. */
-unsigned msb_host_tsc_khz(struct msb_ctx *ctx);
+#include "guest_path.h"
+#include "vmm.h" /* kit.c, accel.c, vmm.c, fsd.c */
 
 /* ---- image/: the image store, references and the registry client ---- */
 #include "image/image.h"
 
-/* ---- vmm.c: QEMU backend ---- */
-struct vmm_share {
-        char *tag;
-        char *socket_path;
-};
-struct vmm_config {
-        const char *qemu;      /* binary */
-        const char *kernel;
-        const char *initramfs;
-        enum msb_accel accel;  /* KVM or TCG, resolved */
-        unsigned cpus;
-        unsigned memory_mib;
-        int ctl_fd;            /* fd number in the child for the control chardev */
-        int console_fd;        /* and for the serial console's (console.c) */
-        bool debug;            /* agentd debug logging, kernel messages on */
-        unsigned tsc_khz;      /* TCG: host TSC rate for the guest, 0 = let it calibrate */
-        bool acpi;             /* false for kernels taking virtio-mmio devices from the cmdline */
-        const char *root_tag;  /* the image root's share, for agentd to mount early; or NULL */
-        bool warm;             /* a pool's VM: agentd waits for its sandbox without a deadline */
-        struct vmm_share *shares;
-        size_t nshares;
-        const char *disk;      /* raw disk image for virtio-blk (/dev/vda), or NULL */
-        const char *net_socket; /* msb-netd's socket for virtio-net, or NULL */
-        const char *net_tap;    /* or a tap device's name; neither: no network device */
-        const char *net_mac;    /* the guest's MAC on it */
-};
-/* Build QEMU's argv (NULL-terminated, owned by caller). */
-char **vmm_qemu_argv(const struct vmm_config *c);
-const char *vmm_qemu_binary(void);
+/* vmm.c, fsd.c: in vmm.h, included above */
 
-/* ---- fsd.c: virtio-fs server backends ---- */
-struct fsd_share {
-        const char *path;        /* directory, or a regular file when file is set */
-        bool file;
-        bool read_only;
-        bool rootfs;             /* the image root: never changes under the guest */
-        bool owner_passthrough;  /* guest chmod/chown reach the host inode */
-};
-struct fsd_backend {
-        const char *name;
-        /* argv for a server of share s on the listening socket passed as
-         * fd listen_fd */
-        char **(*argv)(const struct fsd_share *s, int listen_fd);
-        /* argv for one server of n shares behind one device, entry "K" of
-         * its root being share K; NULL if the backend cannot */
-        char **(*argv_multi)(const struct fsd_share *s, size_t n, int listen_fd);
-        bool enforces_ro;  /* else read-only is the guest's mount flag only */
-        bool needs_root;
-        bool files;        /* can share a single file */
-};
-/* Backend by name; NULL or "" means $MSB_FS_BACKEND, else "msb".  NULL if
- * there is no such backend. */
-const struct fsd_backend *fsd_backend_find(const char *name);
-
-/* A helper program: $env if set, else name next to the running binary or in
- * ../libexec/msb/ from it; NULL if none is found. */
-char *msb_find_helper(const char *env, const char *name);
 /* The passt binary a run would use (net.c), or NULL when there is none. */
 char *msb_passt_binary(const struct msb_ctx *ctx);
 
-/* ---- proc.c ---- */
-/* Spawn argv with the given fds as the child's 0,1,2 and keep_fd (if >= 0)
- * at the same number without CLOEXEC.  The child gets its own session (so a
- * terminal's Ctrl-C reaches only msb) and dies with us (PDEATHSIG). */
-int proc_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int keep_fd, pid_t *ret_pid, int *ret_pidfd);
-/* The same with nkeep fds kept, as the child's 3, 4, ... */
-#define PROC_KEEP_MAX 4
-int proc_spawn_fds(char *const argv[], int in_fd, int out_fd, int err_fd, const int *keep, int nkeep, pid_t *ret_pid,
-                   int *ret_pidfd);
-/* A thread running with every signal blocked: signals are the caller's
- * signalfd's to take.  0 or -errno. */
-int thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
-/* SIGKILL and reap, if still running. */
-void proc_kill(pid_t pid, int pidfd);
-void proc_kill_wait(pid_t pid, int *pidfd);
+#include "proc.h"

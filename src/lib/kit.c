@@ -216,7 +216,7 @@ static int add_module(struct modlist *ml, const struct modindex *ix, const char 
         size_t len;
         int r = read_file_at(AT_FDCWD, m->path, 64 << 20, &data, &len);
         if (r < 0)
-                return msb_err(err, r, "cannot read kernel module %s: %s", m->path, strerror(-r));
+                return msb_err_errno(err, r, "cannot read kernel module %s", m->path);
         _cleanup_strv_ char **deps = NULL;
         if (module_depends(data, len, &deps) < 0) {
                 free(data);
@@ -304,7 +304,7 @@ static int find_kernel(struct msb_ctx *ctx, struct msb_kit *kit, char **ret_modd
         const char *k = getenv("MSB_KERNEL");
         if (k && *k) {
                 if (access(k, R_OK) < 0)
-                        return msb_err(err, errno, "MSB_KERNEL '%s': %s", k, strerror(errno));
+                        return msb_err_errno(err, errno, "MSB_KERNEL '%s'", k);
                 kit->kernel = xstrdup(k);
                 const char *m = getenv("MSB_MODULES");
                 *ret_moddir = m && *m ? xstrdup(m) : NULL;
@@ -345,184 +345,245 @@ void msb_kit_free(struct msb_kit *kit)
         memset(kit, 0, sizeof(*kit));
 }
 
+/* The files a kit is made of: the kernel (kit->kernel), agentd, and the
+ * modules tree if there is one, with their identities for the cache. */
+struct kit_files {
+        const char *kernel;
+        char *agentd_path;
+        char *moddir;
+        bool have_mods;
+        struct stat kst, ast, mst;
+};
+
+static void kit_files_free(struct kit_files *f)
+{
+        free(f->agentd_path);
+        free(f->moddir);
+}
+
+/* The kernel release a modules tree is for: <release>/modules (our kit) or
+ * lib/modules/<release>; NULL if its path cannot be resolved. */
+static char *modules_release(const char *moddir)
+{
+        _cleanup_free_ char *real = realpath(moddir, NULL);
+        if (!real)
+                return NULL;
+        char *b = strrchr(real, '/');
+        if (b && !strcmp(b, "/modules")) {
+                *b = '\0';
+                b = strrchr(real, '/');
+        }
+        return xstrdup(b ? b + 1 : real);
+}
+
+/* The kernel, agentd and modules this run would use, and their stat. */
+static int kit_find_files(struct msb_ctx *ctx, struct msb_kit *kit, struct kit_files *f, struct msb_error *err)
+{
+        int r = find_kernel(ctx, kit, &f->moddir, err);
+        if (r < 0)
+                return r;
+        f->kernel = kit->kernel;
+        f->agentd_path = msb_find_helper("MSB_AGENTD", "agentd");
+        if (!f->agentd_path)
+                return msb_err(err, ENOENT, "cannot find agentd next to msb; set MSB_AGENTD to its path");
+        if (stat(f->kernel, &f->kst) < 0)
+                return msb_err_errno(err, errno, "guest kernel %s", f->kernel);
+        if (stat(f->agentd_path, &f->ast) < 0)
+                return msb_err_errno(err, errno, "cannot read agentd %s", f->agentd_path);
+        f->have_mods = f->moddir && access(f->moddir, R_OK) == 0;
+        if (f->have_mods) {
+                stat(f->moddir, &f->mst);
+                _cleanup_free_ char *release = modules_release(f->moddir);
+                if (!kit->release && release)
+                        kit->release = TAKE_PTR(release);
+        }
+        return 0;
+}
+
+/* The fast path's index entry: the files' identities (path, inode, size,
+ * mtime) and the list of drivers name it, so that agentd is not re-hashed
+ * nor the modules tree walked. */
+static char *kit_index_path(const char *cache, const struct kit_files *f)
+{
+        const struct stat *ast = &f->ast, *kst = &f->kst;
+        struct sha256 ih;
+        sha256_init(&ih);
+        char id[3 * PATH_MAX + 512];
+        int n = snprintf(id, sizeof(id), "v1\n%s\n%llu %llu %lld %lld.%ld\n%s\n%llu %llu %lld %lld.%ld\n%s\n%lld.%ld\n",
+                         f->agentd_path, (unsigned long long)ast->st_dev, (unsigned long long)ast->st_ino,
+                         (long long)ast->st_size, (long long)ast->st_mtim.tv_sec, ast->st_mtim.tv_nsec, f->kernel,
+                         (unsigned long long)kst->st_dev, (unsigned long long)kst->st_ino, (long long)kst->st_size,
+                         (long long)kst->st_mtim.tv_sec, kst->st_mtim.tv_nsec, f->have_mods ? f->moddir : "",
+                         (long long)f->mst.st_mtim.tv_sec, f->mst.st_mtim.tv_nsec);
+        sha256_update(&ih, id, (size_t)n);
+        /* a new list of drivers is a new initramfs */
+        for (size_t i = 0; i < ARRAY_SIZE(needed_modules); i++)
+                sha256_update(&ih, needed_modules[i], strlen(needed_modules[i]) + 1);
+        char ihex[65];
+        sha256_hex(&ih, ihex);
+        return xasprintf("%s/initramfs-index-%.32s", cache, ihex);
+}
+
+/* The initramfs the index entry points at, if it is still there (owned),
+ * else NULL. */
+static char *kit_cached(const char *cache, const char *index_path)
+{
+        char target[PATH_MAX];
+        ssize_t tl = readlink(index_path, target, sizeof(target) - 1);
+        if (tl <= 0)
+                return NULL;
+        target[tl] = 0;
+        _cleanup_free_ char *ip = xasprintf("%s/%s", cache, target);
+        if (strchr(target, '/') || access(ip, R_OK) != 0)
+                return NULL;
+        /* in use: at most one touch a day keeps prune_cache() away from it */
+        struct stat lst;
+        if (lstat(index_path, &lst) == 0 && time(NULL) - lst.st_mtime > CACHE_TOUCH_S)
+                utimensat(AT_FDCWD, index_path, NULL, AT_SYMLINK_NOFOLLOW);
+        return TAKE_PTR(ip);
+}
+
+static void modlist_free(struct modlist *ml)
+{
+        for (size_t i = 0; i < ml->n; i++)
+                free(ml->data[i]);
+}
+
+static void modindex_free(struct modindex *ix)
+{
+        for (size_t i = 0; i < ix->n; i++)
+                free(ix->v[i].path);
+        free(ix->v);
+}
+
+/* The initramfs's name in the cache: a hash of agentd's bytes, the kernel's
+ * identity and the modules' bytes. */
+static void kit_initramfs_key(const struct kit_files *f, const char *agentd, size_t agentd_len,
+                              const struct modlist *ml, char hex[65])
+{
+        struct sha256 h;
+        sha256_init(&h);
+        sha256_update(&h, agentd, agentd_len);
+        char kid[PATH_MAX + 128];
+        int n = snprintf(kid, sizeof(kid), "%s\n%lld\n%lld.%ld\n", f->kernel, (long long)f->kst.st_size,
+                         (long long)f->kst.st_mtim.tv_sec, f->kst.st_mtim.tv_nsec);
+        sha256_update(&h, kid, (size_t)n);
+        for (size_t i = 0; i < ml->n; i++) {
+                sha256_update(&h, ml->v[i]->name, strlen(ml->v[i]->name) + 1);
+                sha256_update(&h, ml->data[i], ml->len[i]);
+        }
+        sha256_hex(&h, hex);
+}
+
+/* The modules under lib/msb/ with their load order (modules.order). */
+static int cpio_add_modules(struct cpio_writer *w, const struct modlist *ml, struct msb_error *err)
+{
+        cpio_add(w, "lib", S_IFDIR | 0755, 0, 0, NULL, 0);
+        cpio_add(w, "lib/msb", S_IFDIR | 0755, 0, 0, NULL, 0);
+        char *order = NULL;
+        size_t olen = 0;
+        FILE *of = open_memstream(&order, &olen);
+        if (!of)
+                return msb_err(err, ENOMEM, "cannot build the module list: out of memory");
+        for (size_t i = 0; i < ml->n; i++) {
+                _cleanup_free_ char *nm = xasprintf("lib/msb/%s.ko", ml->v[i]->name);
+                cpio_add(w, nm, S_IFREG | 0644, 0, 0, ml->data[i], ml->len[i]);
+                fprintf(of, "%s.ko\n", ml->v[i]->name);
+        }
+        fclose(of);
+        cpio_add(w, "lib/msb/modules.order", S_IFREG | 0644, 0, 0, order, olen);
+        free(order);
+        return 0;
+}
+
+/* Write the initramfs at path (through a temporary file renamed into
+ * place): /dev/console, agentd as /init, the modules. */
+static int kit_write_initramfs(struct msb_ctx *ctx, const char *cache, const char *path, const char *agentd,
+                               size_t agentd_len, const struct modlist *ml, struct msb_error *err)
+{
+        int r = mkdir_p(cache, 0755);
+        if (r < 0)
+                return msb_err_errno(err, r, "cannot create %s", cache);
+        msb_log(ctx, 1, "building initramfs %s (%zu modules)", path, ml->n);
+        char tmphex[17];
+        random_hex(tmphex, 8);
+        _cleanup_free_ char *tmp = xasprintf("%s.tmp-%s", path, tmphex);
+        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return msb_err_errno(err, errno, "cannot create %s", tmp);
+        struct cpio_writer w;
+        cpio_init(&w, fd);
+        cpio_add(&w, "dev", S_IFDIR | 0755, 0, 0, NULL, 0);
+        cpio_add(&w, "dev/console", S_IFCHR | 0600, 5, 1, NULL, 0);
+        cpio_add(&w, "init", S_IFREG | 0755, 0, 0, agentd, agentd_len);
+        if (ml->n && (r = cpio_add_modules(&w, ml, err)) < 0) {
+                unlink(tmp);
+                return r;
+        }
+        r = cpio_finish(&w);
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                unlink(tmp);
+                return msb_err_errno(err, r, "cannot write initramfs %s", path);
+        }
+        return 0;
+}
+
+/* The slow path: read agentd and the modules, build the initramfs unless
+ * one with the same contents is cached, and point the index entry at it. */
+static int kit_build(struct msb_ctx *ctx, const struct kit_files *f, const char *cache, const char *index_path,
+                     char **ret_initramfs, struct msb_error *err)
+{
+        _cleanup_free_ char *agentd = NULL;
+        size_t agentd_len;
+        int r = read_file_at(AT_FDCWD, f->agentd_path, 64 << 20, &agentd, &agentd_len);
+        if (r < 0)
+                return msb_err_errno(err, r, "cannot read agentd %s", f->agentd_path);
+        __attribute__((cleanup(modlist_free))) struct modlist ml = {0};
+        __attribute__((cleanup(modindex_free))) struct modindex ix = {0};
+        if (f->have_mods) {
+                modindex_walk(&ix, f->moddir, 0);
+                for (size_t i = 0; i < ARRAY_SIZE(needed_modules) && r >= 0; i++)
+                        r = add_module(&ml, &ix, f->moddir, needed_modules[i], 0, err);
+                if (r < 0)
+                        return r;
+        }
+        char hex[65];
+        kit_initramfs_key(f, agentd, agentd_len, &ml, hex);
+        _cleanup_free_ char *path = xasprintf("%s/initramfs-%.32s.cpio", cache, hex);
+        if (access(path, R_OK) != 0 && (r = kit_write_initramfs(ctx, cache, path, agentd, agentd_len, &ml, err)) < 0)
+                return r;
+        /* remember it for the fast path (a symlink: atomic, tiny) */
+        _cleanup_free_ char *itmp = xasprintf("%s.tmp-%d", index_path, (int)getpid());
+        _cleanup_free_ char *base = xasprintf("initramfs-%.32s.cpio", hex);
+        unlink(itmp);
+        if (symlink(base, itmp) == 0 && rename(itmp, index_path) < 0)
+                unlink(itmp);
+        /* a new agentd or kernel: what older ones built may be garbage now */
+        prune_cache(cache);
+        *ret_initramfs = TAKE_PTR(path);
+        return 0;
+}
+
 int msb_kit_prepare(struct msb_ctx *ctx, struct msb_kit *ret_kit, struct msb_error *err)
 {
         /* freed on every return; handed over (and cleared) on success */
         __attribute__((cleanup(msb_kit_free))) struct msb_kit kit = {0};
-        _cleanup_free_ char *moddir = NULL;
-        int r = find_kernel(ctx, &kit, &moddir, err);
+        __attribute__((cleanup(kit_files_free))) struct kit_files f = {0};
+        int r = kit_find_files(ctx, &kit, &f, err);
         if (r < 0)
                 return r;
-        const char *kernel = kit.kernel;
-        _cleanup_free_ char *agentd_path = msb_find_helper("MSB_AGENTD", "agentd");
-        if (!agentd_path)
-                return msb_err(err, ENOENT, "cannot find agentd next to msb; set MSB_AGENTD to its path");
-        struct stat kst, ast, mst = {0};
-        if (stat(kernel, &kst) < 0)
-                return msb_err(err, errno, "guest kernel %s: %s", kernel, strerror(errno));
-        if (stat(agentd_path, &ast) < 0)
-                return msb_err(err, errno, "cannot read agentd %s: %s", agentd_path, strerror(errno));
-        bool have_mods = moddir && access(moddir, R_OK) == 0;
-        _cleanup_free_ char *release = NULL;
-        if (have_mods) {
-                stat(moddir, &mst);
-                _cleanup_free_ char *real = realpath(moddir, NULL);
-                if (real) {
-                        /* <release>/modules (our kit) or lib/modules/<release> */
-                        char *b = strrchr(real, '/');
-                        if (b && !strcmp(b, "/modules")) {
-                                *b = '\0';
-                                b = strrchr(real, '/');
-                        }
-                        release = xstrdup(b ? b + 1 : real);
-                }
-        }
-        if (!kit.release && release)
-                kit.release = xstrdup(release);
-
-        /* Fast path, every run: the files' identities (path, inode, size,
-         * mtime) name an index entry pointing at the initramfs built from
-         * them, so agentd is not re-hashed nor the modules tree walked. */
         _cleanup_free_ char *cache = xasprintf("%s/cache", ctx->data_dir);
-        _cleanup_free_ char *index_path = NULL;
-        {
-                struct sha256 ih;
-                sha256_init(&ih);
-                char id[3 * PATH_MAX + 512];
-                int n = snprintf(id, sizeof(id), "v1\n%s\n%llu %llu %lld %lld.%ld\n%s\n%llu %llu %lld %lld.%ld\n%s\n%lld.%ld\n",
-                                 agentd_path, (unsigned long long)ast.st_dev, (unsigned long long)ast.st_ino,
-                                 (long long)ast.st_size, (long long)ast.st_mtim.tv_sec, ast.st_mtim.tv_nsec, kernel,
-                                 (unsigned long long)kst.st_dev, (unsigned long long)kst.st_ino, (long long)kst.st_size,
-                                 (long long)kst.st_mtim.tv_sec, kst.st_mtim.tv_nsec, have_mods ? moddir : "",
-                                 (long long)mst.st_mtim.tv_sec, mst.st_mtim.tv_nsec);
-                sha256_update(&ih, id, (size_t)n);
-                /* a new list of drivers is a new initramfs */
-                for (size_t i = 0; i < ARRAY_SIZE(needed_modules); i++)
-                        sha256_update(&ih, needed_modules[i], strlen(needed_modules[i]) + 1);
-                char ihex[65];
-                sha256_hex(&ih, ihex);
-                index_path = xasprintf("%s/initramfs-index-%.32s", cache, ihex);
-                char target[PATH_MAX];
-                ssize_t tl = readlink(index_path, target, sizeof(target) - 1);
-                if (tl > 0) {
-                        target[tl] = 0;
-                        _cleanup_free_ char *ip = xasprintf("%s/%s", cache, target);
-                        if (!strchr(target, '/') && access(ip, R_OK) == 0) {
-                                /* in use: at most one touch a day keeps
-                                 * prune_cache() away from it */
-                                struct stat lst;
-                                if (lstat(index_path, &lst) == 0 && time(NULL) - lst.st_mtime > CACHE_TOUCH_S)
-                                        utimensat(AT_FDCWD, index_path, NULL, AT_SYMLINK_NOFOLLOW);
-                                kit.initramfs = TAKE_PTR(ip);
-                                if (!kit.release)
-                                        kit.release = xstrdup("unknown");
-                                *ret_kit = kit;
-                                kit = (struct msb_kit){0};
-                                return 0;
-                        }
-                }
-        }
-
-        _cleanup_free_ char *agentd = NULL;
-        size_t agentd_len;
-        r = read_file_at(AT_FDCWD, agentd_path, 64 << 20, &agentd, &agentd_len);
-        if (r < 0)
-                return msb_err(err, r, "cannot read agentd %s: %s", agentd_path, strerror(-r));
-
-        struct modlist ml = {0};
-        struct modindex ix = {0};
-        if (have_mods) {
-                modindex_walk(&ix, moddir, 0);
-                for (size_t i = 0; i < ARRAY_SIZE(needed_modules) && r >= 0; i++)
-                        r = add_module(&ml, &ix, moddir, needed_modules[i], 0, err);
-        }
-        if (r >= 0) {
-                struct sha256 h;
-                sha256_init(&h);
-                sha256_update(&h, agentd, agentd_len);
-                char kid[PATH_MAX + 128];
-                int n = snprintf(kid, sizeof(kid), "%s\n%lld\n%lld.%ld\n", kernel, (long long)kst.st_size,
-                                 (long long)kst.st_mtim.tv_sec, kst.st_mtim.tv_nsec);
-                sha256_update(&h, kid, (size_t)n);
-                for (size_t i = 0; i < ml.n; i++) {
-                        sha256_update(&h, ml.v[i]->name, strlen(ml.v[i]->name) + 1);
-                        sha256_update(&h, ml.data[i], ml.len[i]);
-                }
-                char hex[65];
-                sha256_hex(&h, hex);
-                _cleanup_free_ char *path = xasprintf("%s/initramfs-%.32s.cpio", cache, hex);
-                if (access(path, R_OK) != 0) {
-                        r = mkdir_p(cache, 0755);
-                        if (r < 0) {
-                                msb_err(err, r, "cannot create %s: %s", cache, strerror(-r));
-                                goto out;
-                        }
-                        msb_log(ctx, 1, "building initramfs %s (%zu modules)", path, ml.n);
-                        char tmphex[17];
-                        random_hex(tmphex, 8);
-                        _cleanup_free_ char *tmp = xasprintf("%s.tmp-%s", path, tmphex);
-                        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-                        if (fd < 0) {
-                                r = msb_err(err, errno, "cannot create %s: %s", tmp, strerror(errno));
-                                goto out;
-                        }
-                        struct cpio_writer w;
-                        cpio_init(&w, fd);
-                        cpio_add(&w, "dev", S_IFDIR | 0755, 0, 0, NULL, 0);
-                        cpio_add(&w, "dev/console", S_IFCHR | 0600, 5, 1, NULL, 0);
-                        cpio_add(&w, "init", S_IFREG | 0755, 0, 0, agentd, agentd_len);
-                        if (ml.n) {
-                                cpio_add(&w, "lib", S_IFDIR | 0755, 0, 0, NULL, 0);
-                                cpio_add(&w, "lib/msb", S_IFDIR | 0755, 0, 0, NULL, 0);
-                                char *order = NULL;
-                                size_t olen = 0;
-                                FILE *of = open_memstream(&order, &olen);
-                                if (!of) {
-                                        r = msb_err(err, ENOMEM, "cannot build the module list: out of memory");
-                                        unlink(tmp);
-                                        goto out;
-                                }
-                                for (size_t i = 0; i < ml.n; i++) {
-                                        _cleanup_free_ char *nm = xasprintf("lib/msb/%s.ko", ml.v[i]->name);
-                                        cpio_add(&w, nm, S_IFREG | 0644, 0, 0, ml.data[i], ml.len[i]);
-                                        fprintf(of, "%s.ko\n", ml.v[i]->name);
-                                }
-                                fclose(of);
-                                cpio_add(&w, "lib/msb/modules.order", S_IFREG | 0644, 0, 0, order, olen);
-                                free(order);
-                        }
-                        r = cpio_finish(&w);
-                        if (r == 0 && fsync(fd) < 0)
-                                r = -errno;
-                        if (r == 0 && rename(tmp, path) < 0)
-                                r = -errno;
-                        if (r < 0) {
-                                unlink(tmp);
-                                msb_err(err, r, "cannot write initramfs %s: %s", path, strerror(-r));
-                                goto out;
-                        }
-                }
-                /* remember it for the fast path (a symlink: atomic, tiny) */
-                _cleanup_free_ char *itmp = xasprintf("%s.tmp-%d", index_path, (int)getpid());
-                _cleanup_free_ char *base = xasprintf("initramfs-%.32s.cpio", hex);
-                unlink(itmp);
-                if (symlink(base, itmp) == 0 && rename(itmp, index_path) < 0)
-                        unlink(itmp);
-                /* a new agentd or kernel: what older ones built may be
-                 * garbage now */
-                prune_cache(cache);
-                kit.initramfs = TAKE_PTR(path);
-                if (!kit.release)
-                        kit.release = xstrdup("unknown");
-                *ret_kit = kit;
-                memset(&kit, 0, sizeof(kit));
-                r = 0;
-        }
-out:
-        for (size_t i = 0; i < ml.n; i++)
-                free(ml.data[i]);
-        for (size_t i = 0; i < ix.n; i++)
-                free(ix.v[i].path);
-        free(ix.v);
-        return r;
+        _cleanup_free_ char *index_path = kit_index_path(cache, &f);
+        kit.initramfs = kit_cached(cache, index_path);
+        if (!kit.initramfs && (r = kit_build(ctx, &f, cache, index_path, &kit.initramfs, err)) < 0)
+                return r;
+        if (!kit.release)
+                kit.release = xstrdup("unknown");
+        *ret_kit = kit;
+        kit = (struct msb_kit){0};
+        return 0;
 }

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -151,4 +152,15 @@ int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
         int r = pthread_create(t, NULL, fn, arg);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return -r;
+}
+
+void proc_block_signals(sigset_t *ret_mask, sigset_t *ret_old, ...)
+{
+        sigemptyset(ret_mask);
+        va_list ap;
+        va_start(ap, ret_old);
+        for (int sig; (sig = va_arg(ap, int)) != 0;)
+                sigaddset(ret_mask, sig);
+        va_end(ap);
+        sigprocmask(SIG_BLOCK, ret_mask, ret_old);
 }

@@ -69,7 +69,7 @@ static json_t *volumes_json(const struct msb_run_opts *o)
         return vols;
 }
 
-/* What only OCI bundles set (src/lib/bundle.c; bundle_opts_load() reads
+/* What only OCI bundles set (src/lib/run_opts.c; bundle_opts_load() reads
  * it back); a limit of -1 is unlimited. */
 static void bundle_opts_json(const struct msb_run_opts *o, json_t *j)
 {

@@ -66,7 +66,7 @@ bool sb_wait_gone(const char *dir, int timeout_ms);
  * "cp-out", "cp-in"), stdin forwarded or not; returns once it runs. */
 int sb_exec_routine(struct msb_ctx *ctx, const char *name, char *const argv[], bool with_stdin, struct msb_proc **ret,
                     struct msb_error *err);
-/* relay.c: relay a routine's streams until it exits: in_fd (or -1) to its stdin,
+/* client_relay.c: relay a routine's streams until it exits: in_fd (or -1) to its stdin,
  * its stdout to out_fd, its stderr kept in errbuf (errcap bytes, cut,
  * NUL-terminated).  When out_fd's reader goes away the process is killed
  * and what it still sends is dropped.  *ret_status as msb_run's. */

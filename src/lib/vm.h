@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A booted VM and what it owns (runtime dir, virtio-fs servers, QEMU, the
- * control channel), shared by the ephemeral run (sandbox.c) and a named
- * sandbox's supervisor (supervisor.c).
+ * control channel), shared by the ephemeral run (run.c) and a named
+ * sandbox's supervisor (supervisor/).  The run's options are in
+ * run_opts.c; the steps of a start are declared in run.h.
  */
 #pragma once
 #include <stdbool.h>
@@ -113,7 +114,7 @@ struct sandbox {
         char *net_socket;
         char *net_tap; /* the tap's name, with net_tap */
         char net_mac[18];
-        struct warm *warm; /* a pool's VM this sandbox took over (pool.c), or NULL */
+        struct warm *warm; /* a pool's VM this sandbox took over (pool/), or NULL */
 };
 
 struct vm_opts {
@@ -124,7 +125,7 @@ struct vm_opts {
         bool hold_main;       /* the main EXEC is sent later (vm->main), by the caller */
         bool tty;             /* the main process gets a terminal of rows x cols */
         uint32_t rows, cols;
-        bool warm;            /* a pool's VM: no sandbox yet (pool.c) */
+        bool warm;            /* a pool's VM: no sandbox yet (pool/) */
 };
 
 struct vm {
@@ -165,7 +166,7 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err);
 int vm_net_warm(struct vm *vm, struct msb_error *err);
 char **netd_policy_argv(const struct msb_run_opts *o, bool verbose, bool direct);
 
-/* ---- pool.c: pre-booted VMs (docs/pool.md) ---- */
+/* ---- pool/: pre-booted VMs (docs/pool.md) ---- */
 /* Take a warm VM from a pool matching this run, if there is one: 1 and
  * vm->sb holds it (runtime dir, QEMU, the servers to configure), or 0: boot
  * as usual.  Never an error of the run's. */

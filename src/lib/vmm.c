@@ -17,12 +17,13 @@ const char *vmm_qemu_binary(void)
         return q && *q ? q : "qemu-system-x86_64";
 }
 
-char **vmm_qemu_argv(const struct vmm_config *c)
+/* Appending to the argv being built, *v. */
+#define A(s) strv_push(v, (s))
+#define AF(...) strv_push_take(v, xasprintf(__VA_ARGS__))
+
+/* The machine: microvm, the accelerator and CPU, memory, no defaults. */
+static void qemu_machine(char ***v, const struct vmm_config *c)
 {
-        char **v = NULL;
-#define A(s) strv_push(&v, (s))
-#define AF(...) strv_push_take(&v, xasprintf(__VA_ARGS__))
-        A(c->qemu);
         /* no option ROMs: less for the firmware to do.  Keep the RTC: without
          * it the kernel waits a second twice (reading the time, probing
          * rtc_cmos), measured as 2 s of a 4 s TCG boot. */
@@ -62,6 +63,12 @@ char **vmm_qemu_argv(const struct vmm_config *c)
         A("none");
         /* agentd reboots at the end; this turns the reset into an exit */
         A("-no-reboot");
+}
+
+/* The serial console, the kernel, the initramfs and the kernel's command
+ * line. */
+static void qemu_kernel(char ***v, const struct vmm_config *c)
+{
         A("-chardev");
         AF("socket,id=con,fd=%d", c->console_fd);
         A("-serial");
@@ -85,6 +92,12 @@ char **vmm_qemu_argv(const struct vmm_config *c)
            "i8042.dumbkbd tsc=reliable no_timer_check%s%s%s%s",
            getenv("MSB_DEBUG_KERNEL") ? "loglevel=7" : "quiet loglevel=3", c->debug ? " msb.debug=1" : "", tsc, root,
            c->warm ? " msb.warm=1" : "");
+}
+
+/* The devices: the control port, the disk, the network and one
+ * vhost-user-fs device per share. */
+static void qemu_devices(char ***v, const struct vmm_config *c)
+{
         /* vhost-user refuses legacy virtio */
         A("-global");
         A("virtio-mmio.force-legacy=false");
@@ -130,7 +143,16 @@ char **vmm_qemu_argv(const struct vmm_config *c)
                 A("-device");
                 AF("vhost-user-fs-device,chardev=fs%zu,tag=%s,queue-size=1024", i, c->shares[i].tag);
         }
+}
 #undef A
 #undef AF
+
+char **vmm_qemu_argv(const struct vmm_config *c)
+{
+        char **v = NULL;
+        strv_push(&v, c->qemu);
+        qemu_machine(&v, c);
+        qemu_kernel(&v, c);
+        qemu_devices(&v, c);
         return v;
 }

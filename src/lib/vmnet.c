@@ -189,7 +189,7 @@ static int netd_spawn(struct vm *vm, char **argv, bool verbose, struct msb_error
         return 0;
 }
 
-/* A pool's VM (pool.c): msb-netd --warm, its policy given at hand-over. */
+/* A pool's VM (pool/): msb-netd --warm, its policy given at hand-over. */
 int vm_net_warm(struct vm *vm, struct msb_error *err)
 {
         _cleanup_free_ char *passt = msb_passt_binary(vm->sb.ctx);
@@ -235,7 +235,7 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
         const char *direct = getenv("MSB_NET_DIRECT");
         bool is_direct = direct && !strcmp(direct, "1");
         if (sb->warm) {
-                /* the pool's relay has the guest's link already (pool.c) */
+                /* the pool's relay has the guest's link already (pool/) */
                 _cleanup_strv_ char **policy = netd_policy_argv(o, verbose, is_direct);
                 /* the host's resolver now, not when the VM booted */
                 char dns[64];

@@ -1,15 +1,266 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Run options an OCI bundle needs beyond msb run's (msb-runtime,
- * docs/oci-runtime.md): its root served read-write, explicit ids, rlimits
- * and tmpfs mounts made in the guest.
+ * The options of a run (struct msb_run_opts, vm.h): every msb_run_opts_*
+ * setter, each checking its value against the limits documented in msb.h.
+ * The network's (--net and friends) are in net.c.  Those an OCI bundle needs
+ * beyond msb run's (msb-runtime, docs/oci-runtime.md): its root served
+ * read-write, explicit ids, rlimits, tmpfs mounts and the steps made in the
+ * guest, are at the end.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "internal.h"
 #include "vm.h"
+
+int msb_run_opts_new(struct msb_run_opts **ret)
+{
+        struct msb_run_opts *o = xcalloc(1, sizeof(*o));
+        o->cpus = MSB_DEFAULT_CPUS;
+        o->memory_mib = DEFAULT_MEMORY_MIB;
+        o->fds[0] = 0;
+        o->fds[1] = 1;
+        o->fds[2] = 2;
+        *ret = o;
+        return 0;
+}
+
+void msb_run_opts_free(struct msb_run_opts *o)
+{
+        if (!o)
+                return;
+        free(o->image);
+        free(o->rootfs);
+        strv_free(o->command);
+        free(o->entrypoint);
+        strv_free(o->env);
+        free(o->workdir);
+        free(o->user);
+        free(o->hostname);
+        free(o->fs_backend);
+        for (size_t i = 0; i < o->ntmpfs; i++) {
+                free(o->tmpfs[i].type);
+                free(o->tmpfs[i].path);
+                free(o->tmpfs[i].options);
+        }
+        free(o->net_mode);
+        strv_free(o->net_rules);
+        strv_free(o->net_ports);
+        free(o->net_tap);
+        for (size_t i = 0; i < o->nsteps; i++) {
+                free(o->steps[i].path);
+                free(o->steps[i].value);
+        }
+        free(o->seccomp_buf);
+        for (size_t i = 0; i < o->nvols; i++) {
+                free(o->vols[i].host);
+                free(o->vols[i].guest);
+        }
+        free(o);
+}
+
+static void set_str(char **dst, const char *s)
+{
+        free(*dst);
+        *dst = s ? xstrdup(s) : NULL;
+}
+
+int msb_run_opts_set_image(struct msb_run_opts *o, const char *ref)
+{
+        set_str(&o->image, ref);
+        return 0;
+}
+int msb_run_opts_set_rootfs(struct msb_run_opts *o, const char *dir)
+{
+        set_str(&o->rootfs, dir);
+        return 0;
+}
+int msb_run_opts_set_command(struct msb_run_opts *o, char *const argv[])
+{
+        strv_free(o->command);
+        o->command = NULL;
+        for (size_t i = 0; argv && argv[i]; i++)
+                strv_push(&o->command, argv[i]);
+        return 0;
+}
+int msb_run_opts_set_entrypoint(struct msb_run_opts *o, const char *ep)
+{
+        set_str(&o->entrypoint, ep);
+        o->entrypoint_set = true;
+        return 0;
+}
+int msb_run_opts_add_env(struct msb_run_opts *o, const char *kv)
+{
+        if (!kv || !strchr(kv, '=') || kv[0] == '=')
+                return -EINVAL;
+        strv_push(&o->env, kv);
+        return 0;
+}
+int msb_run_opts_set_workdir(struct msb_run_opts *o, const char *d)
+{
+        if (!d || d[0] != '/')
+                return -EINVAL;
+        set_str(&o->workdir, d);
+        return 0;
+}
+int msb_run_opts_set_user(struct msb_run_opts *o, const char *u)
+{
+        if (!u || !*u || strlen(u) > 256 || strchr(u, '\n'))
+                return -EINVAL;
+        set_str(&o->user, u);
+        return 0;
+}
+int msb_run_opts_set_hostname(struct msb_run_opts *o, const char *h)
+{
+        if (!h || !*h || strlen(h) > 63)
+                return -EINVAL;
+        for (const char *s = h; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                      *s == '-' || *s == '.'))
+                        return -EINVAL;
+        set_str(&o->hostname, h);
+        return 0;
+}
+int msb_run_opts_set_cpus(struct msb_run_opts *o, unsigned cpus)
+{
+        if (cpus < 1 || cpus > MSB_MAX_CPUS)
+                return -ERANGE;
+        o->cpus = cpus;
+        return 0;
+}
+int msb_run_opts_set_memory_mib(struct msb_run_opts *o, unsigned mib)
+{
+        /* the cloud kernel plus agentd need some room to boot */
+        if (mib < MSB_MIN_MEMORY_MIB || mib > MSB_MAX_MEMORY_MIB)
+                return -ERANGE;
+        o->memory_mib = mib;
+        return 0;
+}
+int msb_run_opts_set_no_pool(struct msb_run_opts *o, bool no_pool)
+{
+        o->no_pool = no_pool;
+        return 0;
+}
+
+int msb_run_opts_set_accel(struct msb_run_opts *o, enum msb_accel a)
+{
+        o->accel = a;
+        return 0;
+}
+int msb_run_opts_set_stdin(struct msb_run_opts *o, bool forward)
+{
+        o->stdin_forward = forward;
+        return 0;
+}
+int msb_run_opts_set_pull(struct msb_run_opts *o, enum msb_pull_policy p)
+{
+        if (p != MSB_PULL_MISSING && p != MSB_PULL_ALWAYS && p != MSB_PULL_NEVER)
+                return -EINVAL;
+        o->pull = p;
+        return 0;
+}
+
+int msb_run_opts_set_fs_backend(struct msb_run_opts *o, const char *name)
+{
+        if (name && !fsd_backend_find(name))
+                return -EINVAL;
+        set_str(&o->fs_backend, name);
+        return 0;
+}
+
+int msb_run_opts_set_tty(struct msb_run_opts *o, bool tty, unsigned rows, unsigned cols)
+{
+        if (tty && (rows < 1 || rows > 65535 || cols < 1 || cols > 65535))
+                return -EINVAL;
+        o->tty = tty;
+        o->rows = tty ? rows : 0;
+        o->cols = tty ? cols : 0;
+        return 0;
+}
+
+int msb_run_opts_set_disk_size(struct msb_run_opts *o, uint64_t bytes)
+{
+        if (bytes && (bytes < SB_DISK_MIN || bytes > SB_DISK_MAX))
+                return -ERANGE;
+        o->no_disk = bytes == 0;
+        o->disk_size = bytes;
+        return 0;
+}
+
+int msb_run_opts_set_max_duration(struct msb_run_opts *o, unsigned secs)
+{
+        o->max_duration = secs;
+        return 0;
+}
+
+int msb_run_opts_set_idle_timeout(struct msb_run_opts *o, unsigned secs)
+{
+        o->idle_timeout = secs;
+        return 0;
+}
+
+int msb_run_opts_set_timeout(struct msb_run_opts *o, unsigned secs)
+{
+        o->timeout = secs;
+        return 0;
+}
+
+int msb_run_opts_set_auto_remove(struct msb_run_opts *o, bool remove)
+{
+        o->auto_remove = remove;
+        return 0;
+}
+
+int msb_run_opts_set_stdio(struct msb_run_opts *o, int in, int out, int err)
+{
+        o->fds[0] = in;
+        o->fds[1] = out;
+        o->fds[2] = err;
+        return 0;
+}
+
+int msb_run_opts_add_volume(struct msb_run_opts *o, const char *host, const char *guest, unsigned flags,
+                            struct msb_error *err)
+{
+        if (!host || !*host)
+                return msb_err(err, EINVAL, "volume: host path is empty");
+        if (!guest || !*guest)
+                return msb_err(err, EINVAL, "volume '%s': guest path is empty", host);
+        if (flags & ~(MSB_VOLUME_RO | MSB_VOLUME_OWNER_PASSTHROUGH | MSB_VOLUME_NOSUID | MSB_VOLUME_NOEXEC))
+                return msb_err(err, EINVAL, "volume '%s:%s': unknown flags 0x%x", host, guest, flags);
+        if (o->nvols >= MAX_VOLUMES)
+                return msb_err(err, E2BIG, "volume '%s:%s': at most %u volumes per sandbox", host, guest, MAX_VOLUMES);
+        _cleanup_free_ char *g = guest_path_normalize(guest);
+        const char *why;
+        if (guest_path_check(g, &why) < 0)
+                return msb_err(err, EINVAL, "volume '%s:%s': guest path %s", host, guest, why);
+        /* symlinks in HOST are resolved once, here */
+        _cleanup_free_ char *real = realpath(host, NULL);
+        if (!real)
+                return msb_err(err, errno, "volume '%s:%s': host path '%s' %s", host, guest, host,
+                               errno == ENOENT ? "does not exist" : errno_text(errno));
+        struct stat st;
+        if (stat(real, &st) < 0)
+                return msb_err_errno(err, errno, "volume '%s:%s'", host, guest);
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+                return msb_err(err, EINVAL,
+                               "volume '%s:%s': host path %s is neither a regular file nor a directory (a socket, "
+                               "device or fifo cannot be shared)",
+                               host, guest, real);
+        for (size_t i = 0; i < o->nvols; i++)
+                if (!strcmp(o->vols[i].guest, g))
+                        return msb_err(err, EINVAL, "volume '%s:%s': guest path %s is already used by another volume",
+                                       host, guest, g);
+        o->vols[o->nvols++] =
+                (struct volume){.host = TAKE_PTR(real), .guest = TAKE_PTR(g), .flags = flags, .file = S_ISREG(st.st_mode)};
+        return 0;
+}
+
+
+/* ---------------- OCI bundles (msb-runtime) ---------------- */
 
 int msb_run_opts_set_root_rw(struct msb_run_opts *o, bool rw)
 {
