@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "client.h"
-#include "sigmask.h"
+#include "proc.h"
 
 #define COPY_GIVEUP_MS 5000 /* a copy told to stop ends by then, guest or not */
 
@@ -277,7 +277,7 @@ static int relay_run(struct msb_proc *p, struct relay_state *rs)
 {
         const struct msb_relay_opts *ro = rs->ro;
         sigset_t mask, old;
-        signals_block(&mask, &old, SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGPIPE, 0);
+        proc_block_signals(&mask, &old, SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGPIPE, 0);
         sigset_t taken = mask;
         sigdelset(&taken, SIGPIPE);
         int sfd = signalfd(-1, &taken, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/sigmask.h"
+#include "lib/proc.h"
 #include "pool.h"
 
 #include <jansson.h>
@@ -108,7 +108,7 @@ static _Noreturn void pool_daemonize(struct pool *p, int lock, const int rp[2], 
         if (chdir("/") < 0)
                 _exit(1);
         sigset_t m;
-        signals_block(&m, NULL, SIGTERM, SIGINT, SIGHUP, SIGCHLD, 0);
+        proc_block_signals(&m, NULL, SIGTERM, SIGINT, SIGHUP, SIGCHLD, 0);
         signal(SIGPIPE, SIG_IGN);
         p->sfd = signalfd(-1, &m, SFD_CLOEXEC | SFD_NONBLOCK);
         fprintf(stderr, "msb pool %s: %u VMs of %u vCPU, %u MiB\n", p->key, p->size, p->o->cpus, p->o->memory_mib);

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/sigmask.h"
+#include "lib/proc.h"
 #include "supervisor.h"
 
 /* run.lock, held for our whole life, with our pid in it (for msb rm -f
@@ -40,7 +40,7 @@ static int sup_lock(struct sup *s)
 static void sup_signals(struct sup *s)
 {
         sigset_t mask;
-        signals_block(&mask, NULL, SIGTERM, SIGINT, SIGHUP, SIGPIPE, 0);
+        proc_block_signals(&mask, NULL, SIGTERM, SIGINT, SIGHUP, SIGPIPE, 0);
         s->sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
