@@ -69,6 +69,14 @@ static const int net_allowed[] = {
 /* Kill on anything not in the list.  With sendto_no_addr, sendto() is
  * allowed only without a destination address (args[4] NULL): a connected
  * socket's peer, never another. */
+/* jail_seccomp_log(): a call outside the list is logged, not fatal */
+static bool seccomp_log;
+
+void jail_seccomp_log(bool on)
+{
+        seccomp_log = on;
+}
+
 static int install_filter(const int *list, size_t nlist, bool sendto_no_addr)
 {
         struct sock_filter f[4 + 5 + 128 + 2];
@@ -98,9 +106,7 @@ static int install_filter(const int *list, size_t nlist, bool sendto_no_addr)
                 unsigned to_allow = (unsigned)(nlist - i);
                 f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)list[i], (uint8_t)to_allow, 0);
         }
-        const char *dbg = getenv("MSB_FSD_SECCOMP_LOG");
-        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
-                                              dbg && *dbg == '1' ? SECCOMP_RET_LOG : SECCOMP_RET_KILL_PROCESS);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, seccomp_log ? SECCOMP_RET_LOG : SECCOMP_RET_KILL_PROCESS);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
         struct sock_fprog prog = {.len = (unsigned short)n, .filter = f};
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

@@ -47,3 +47,7 @@ int jail_enter_fsd(const int *dirs, const unsigned *flags, size_t ndirs, bool pa
  * connected socket's peer: no destination address).  0, or -errno with a
  * reason in err. */
 int jail_enter_netd(struct msb_error *err);
+/* Log a system call outside the allow-list instead of killing the process
+ * (the daemons' MSB_FSD_SECCOMP_LOG=1, read in their main.c), for finding
+ * a missing entry; before jail_enter_*. */
+void jail_seccomp_log(bool on);

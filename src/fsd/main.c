@@ -309,6 +309,8 @@ static int open_shares(struct fsd_args *a, rlim_t nofile, struct fs **ret)
         int dirs[JAIL_MAX_DIRS];
         unsigned dirs_flags[JAIL_MAX_DIRS];
         size_t ndirs = fs ? fs_host_dirs(fs, dirs, dirs_flags, JAIL_MAX_DIRS) : 0;
+        const char *seccomp_log = getenv("MSB_FSD_SECCOMP_LOG");
+        jail_seccomp_log(seccomp_log && *seccomp_log == '1');
         if (a->sandbox && jail_enter_fsd(dirs, dirs_flags, ndirs, passthrough, &err) < 0) {
                 fprintf(stderr, "msb-fsd: %s\n", err.message);
                 fs_free(fs);

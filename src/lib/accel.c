@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "settings.h"
 
 /* Native speed does this in ~20 ms plus QEMU start-up; the slow KVM seen on
  * build machines needed ~18 s. */
@@ -95,7 +96,7 @@ static char *cache_key(void)
         const char *q = vmm_qemu_binary();
         _cleanup_free_ char *qpath = NULL;
         if (!strchr(q, '/')) {
-                const char *path = getenv("PATH");
+                const char *path = msb_setting(SET_PATH);
                 _cleanup_free_ char *pcopy = xstrdup(path ? path : "/usr/bin:/bin");
                 char *save = NULL;
                 for (char *d = strtok_r(pcopy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
@@ -118,7 +119,7 @@ int msb_accel_resolve(struct msb_ctx *ctx, enum msb_accel want, enum msb_accel *
                       struct msb_error *err)
 {
         if (want == MSB_ACCEL_AUTO) {
-                const char *e = getenv("MSB_ACCEL");
+                const char *e = msb_setting(SET_MSB_ACCEL);
                 if (e && *e && msb_accel_parse(e, &want) < 0)
                         return msb_err(err, EINVAL, "MSB_ACCEL '%s': expected auto, kvm or tcg", e);
         }

@@ -16,6 +16,7 @@
 #include "common/users.h"
 #include "proto/proto.h"
 #include "run.h"
+#include "settings.h"
 
 _Static_assert(IDS_MAX_GROUPS <= MSB_PROTO_MAX_GROUPS, "groups must fit a RUN message");
 
@@ -64,7 +65,7 @@ int boot_timeout_ms(enum msb_accel a)
 {
         /* seconds, 1 to a day; anything else (atoi's overflow included) is
          * ignored for the default */
-        const char *e = getenv("MSB_BOOT_TIMEOUT");
+        const char *e = msb_setting(SET_MSB_BOOT_TIMEOUT);
         if (e && *e) {
                 char *end;
                 errno = 0;
@@ -91,7 +92,7 @@ static int vm_qemu(struct vm *vm, const struct msb_run_opts *o, const struct vm_
                 .memory_mib = o->memory_mib,
                 .ctl_fd = 3,
                 .console_fd = 4,
-                .debug = getenv("MSB_DEBUG_AGENT") != NULL,
+                .debug = msb_setting(SET_MSB_DEBUG_AGENT) != NULL,
                 .tsc_khz = vm->accel == MSB_ACCEL_TCG ? msb_host_tsc_khz(sb->ctx) : 0,
                 .acpi = vm->kit.acpi,
                 /* a read-write root is mounted after SETUP, not early; a
@@ -145,7 +146,7 @@ int vm_boot_warm(struct vm *vm, const struct msb_run_opts *o, struct msb_error *
                 r = msb_accel_resolve(ctx, o->accel, &vm->accel, &why, err);
         if (r >= 0)
                 r = vm_runtime_dir(vm, ctx, err);
-        char *bin = msb_find_helper("MSB_FSD", "msb-fsd");
+        char *bin = msb_find_helper(SET_MSB_FSD, "msb-fsd");
         char *argv[] = {bin ? bin : "msb-fsd", "--fd=3", "--warm", NULL};
         for (int i = 0; i < 2 && r >= 0; i++)
                 r = add_server(&vm->sb, argv, i ? "virtio-fs server for the volumes" : "virtio-fs server for the image root",

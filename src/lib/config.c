@@ -21,16 +21,17 @@
 
 #include "common/conf.h"
 #include "internal.h"
+#include "settings.h"
 
 char *msb_config_path(void)
 {
-        const char *e = getenv("MSB_CONFIG");
+        const char *e = msb_setting(SET_MSB_CONFIG);
         if (e && *e)
                 return xstrdup(e);
-        e = getenv("XDG_CONFIG_HOME");
+        e = msb_setting(SET_XDG_CONFIG_HOME);
         if (e && *e)
                 return xasprintf("%s/msb/config", e);
-        e = getenv("HOME");
+        e = msb_setting(SET_HOME);
         return e && *e ? xasprintf("%s/.config/msb/config", e) : NULL;
 }
 

@@ -5,10 +5,11 @@
 #include <sys/stat.h>
 
 #include "internal.h"
+#include "settings.h"
 
-static char *env_dir(const char *var, const char *suffix)
+static char *env_dir(enum msb_setting var, const char *suffix)
 {
-        const char *v = getenv(var);
+        const char *v = msb_setting(var);
         if (!v || v[0] != '/')
                 return NULL;
         return xasprintf("%s%s", v, suffix);
@@ -17,7 +18,7 @@ static char *env_dir(const char *var, const char *suffix)
 int msb_ctx_new(struct msb_ctx **ret_ctx, struct msb_error *err)
 {
         struct msb_ctx *c = xcalloc(1, sizeof(*c));
-        const char *home = getenv("MSB_HOME");
+        const char *home = msb_setting(SET_MSB_HOME);
         if (home && *home) {
                 if (home[0] != '/') {
                         free(c);
@@ -29,22 +30,22 @@ int msb_ctx_new(struct msb_ctx **ret_ctx, struct msb_error *err)
                 c->data_dir = xstrdup("/var/lib/msb");
                 c->runtime_dir = xstrdup("/run/msb");
         } else {
-                c->data_dir = env_dir("XDG_DATA_HOME", "/msb");
+                c->data_dir = env_dir(SET_XDG_DATA_HOME, "/msb");
                 if (!c->data_dir) {
-                        const char *h = getenv("HOME");
+                        const char *h = msb_setting(SET_HOME);
                         if (!h || h[0] != '/') {
                                 free(c);
                                 return msb_err(err, EINVAL, "cannot find a data directory: set MSB_HOME or HOME");
                         }
                         c->data_dir = xasprintf("%s/.local/share/msb", h);
                 }
-                c->runtime_dir = env_dir("XDG_RUNTIME_DIR", "/msb");
+                c->runtime_dir = env_dir(SET_XDG_RUNTIME_DIR, "/msb");
                 if (!c->runtime_dir)
                         c->runtime_dir = xasprintf("%s/run", c->data_dir);
         }
         /* what `meson install` (./setup.sh as root) put there for every
          * user: kernels and the default image, read-only */
-        const char *sys = getenv("MSB_SYSTEM_DIR");
+        const char *sys = msb_setting(SET_MSB_SYSTEM_DIR);
         if (sys && *sys && sys[0] != '/') {
                 msb_ctx_free(c);
                 return msb_err(err, EINVAL, "MSB_SYSTEM_DIR '%s' must be an absolute path", sys);

@@ -12,11 +12,22 @@
 #include <string.h>
 
 #include "internal.h"
+#include "settings.h"
 
 static const char *virtiofsd_binary(void)
 {
-        const char *p = getenv("MSB_VIRTIOFSD");
-        return p && *p ? p : "/usr/lib/qemu/virtiofsd";
+        const char *p = msb_setting_nonempty(SET_MSB_VIRTIOFSD);
+        return p ? p : "/usr/lib/qemu/virtiofsd";
+}
+
+bool fsd_virtiofsd_given(void)
+{
+        return msb_setting_is_set(SET_MSB_VIRTIOFSD);
+}
+
+const char *fsd_backend_asked(const char *name)
+{
+        return name ? name : msb_setting(SET_MSB_FS_BACKEND);
 }
 
 static char **virtiofsd_argv(const struct fsd_share *s, int listen_fd)
@@ -39,7 +50,7 @@ static char **virtiofsd_argv(const struct fsd_share *s, int listen_fd)
 
 static char *msb_fsd_binary(void)
 {
-        char *p = msb_find_helper("MSB_FSD", "msb-fsd");
+        char *p = msb_find_helper(SET_MSB_FSD, "msb-fsd");
         return p ? p : xstrdup("msb-fsd");
 }
 
@@ -88,7 +99,7 @@ static const struct fsd_backend backends[] = {
 const struct fsd_backend *fsd_backend_find(const char *name)
 {
         if (!name || !*name) {
-                name = getenv("MSB_FS_BACKEND");
+                name = fsd_backend_asked(NULL);
                 if (!name || !*name)
                         name = "msb";
         }

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "settings.h"
 
 /* The drivers agentd needs; their dependencies are added from modinfo. */
 static const char *const needed_modules[] = {"virtio_mmio", "virtio_console", "virtiofs", "overlay",
@@ -240,10 +241,10 @@ static int add_module(struct modlist *ml, const struct modindex *ix, const char 
         return 0;
 }
 
-char *msb_find_helper(const char *env, const char *name)
+char *msb_find_helper(enum msb_setting env, const char *name)
 {
-        const char *e = getenv(env);
-        if (e && *e)
+        const char *e = msb_setting_nonempty(env);
+        if (e)
                 return xstrdup(e);
         char exe[PATH_MAX];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -301,19 +302,19 @@ static bool kit_try_debian(const char *root, struct msb_kit *kit, char **ret_mod
 
 static int find_kernel(struct msb_ctx *ctx, struct msb_kit *kit, char **ret_moddir, struct msb_error *err)
 {
-        const char *k = getenv("MSB_KERNEL");
+        const char *k = msb_setting(SET_MSB_KERNEL);
         if (k && *k) {
                 if (access(k, R_OK) < 0)
                         return msb_err_errno(err, errno, "MSB_KERNEL '%s'", k);
                 kit->kernel = xstrdup(k);
-                const char *m = getenv("MSB_MODULES");
+                const char *m = msb_setting(SET_MSB_MODULES);
                 *ret_moddir = m && *m ? xstrdup(m) : NULL;
-                const char *a = getenv("MSB_KERNEL_ACPI");
+                const char *a = msb_setting(SET_MSB_KERNEL_ACPI);
                 kit->acpi = !(a && !strcmp(a, "off"));
                 kit->flavor = "custom";
                 return 0;
         }
-        const char *want = getenv("MSB_KIT");
+        const char *want = msb_setting(SET_MSB_KIT);
         if (want && *want && strcmp(want, "msb") && strcmp(want, "debian"))
                 return msb_err(err, EINVAL, "MSB_KIT '%s': expected msb or debian", want);
         /* the user's own kit, then the one installed for every user */
@@ -383,7 +384,7 @@ static int kit_find_files(struct msb_ctx *ctx, struct msb_kit *kit, struct kit_f
         if (r < 0)
                 return r;
         f->kernel = kit->kernel;
-        f->agentd_path = msb_find_helper("MSB_AGENTD", "agentd");
+        f->agentd_path = msb_find_helper(SET_MSB_AGENTD, "agentd");
         if (!f->agentd_path)
                 return msb_err(err, ENOENT, "cannot find agentd next to msb; set MSB_AGENTD to its path");
         if (stat(f->kernel, &f->kst) < 0)

@@ -45,10 +45,10 @@ static int vm_backend(struct vm *vm, const struct msb_run_opts *o, struct msb_er
         const struct fsd_backend *be = vm->be;
         if (!be)
                 return msb_err(err, EINVAL, "fs backend '%s': unknown; use msb or virtiofsd",
-                               o->fs_backend ? o->fs_backend : getenv("MSB_FS_BACKEND"));
+                               fsd_backend_asked(o->fs_backend));
         /* QEMU 7.2's virtiofsd refuses to run unprivileged; say so up front
          * rather than as a server that died. */
-        if (be->needs_root && geteuid() != 0 && !getenv("MSB_VIRTIOFSD"))
+        if (be->needs_root && geteuid() != 0 && !fsd_virtiofsd_given())
                 return msb_err(err, EPERM, "the virtiofsd fs backend (/usr/lib/qemu/virtiofsd) only runs as root; "
                                            "run msb with sudo or use --fs-backend msb");
         if (be->argv_multi)

@@ -33,7 +33,6 @@ static const char *const names[SET__COUNT] = {
         [SET_MSB_NET_DIRECT] = "MSB_NET_DIRECT",
         [SET_MSB_DEBUG_AGENT] = "MSB_DEBUG_AGENT",
         [SET_MSB_DEBUG_KERNEL] = "MSB_DEBUG_KERNEL",
-        [SET_MSB_FSD_SECCOMP_LOG] = "MSB_FSD_SECCOMP_LOG",
 };
 
 const char *msb_setting_name(enum msb_setting s)

@@ -44,7 +44,6 @@ enum msb_setting {
         /* debugging */
         SET_MSB_DEBUG_AGENT,
         SET_MSB_DEBUG_KERNEL,
-        SET_MSB_FSD_SECCOMP_LOG,
         SET__COUNT,
 };
 

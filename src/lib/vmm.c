@@ -8,12 +8,13 @@
 #include <string.h>
 
 #include "internal.h"
+#include "settings.h"
 
 #define VMM_TCG_TB_MIB 32u /* TCG's translation cache, MiB */
 
 const char *vmm_qemu_binary(void)
 {
-        const char *q = getenv("MSB_QEMU");
+        const char *q = msb_setting(SET_MSB_QEMU);
         return q && *q ? q : "qemu-system-x86_64";
 }
 
@@ -90,7 +91,7 @@ static void qemu_kernel(char ***v, const struct vmm_config *c)
                 snprintf(root, sizeof(root), " msb.root=%s", c->root_tag);
         AF("console=ttyS0 reboot=t panic=-1 %s i8042.noaux i8042.nomux i8042.nopnp "
            "i8042.dumbkbd tsc=reliable no_timer_check%s%s%s%s",
-           getenv("MSB_DEBUG_KERNEL") ? "loglevel=7" : "quiet loglevel=3", c->debug ? " msb.debug=1" : "", tsc, root,
+           msb_setting(SET_MSB_DEBUG_KERNEL) ? "loglevel=7" : "quiet loglevel=3", c->debug ? " msb.debug=1" : "", tsc, root,
            c->warm ? " msb.warm=1" : "");
 }
 

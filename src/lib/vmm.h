@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "ctx.h"
+#include "settings.h"
 #include "msb.h"
 
 /* ---- kit.c ---- */
@@ -84,7 +85,11 @@ struct fsd_backend {
 /* Backend by name; NULL or "" means $MSB_FS_BACKEND, else "msb".  NULL if
  * there is no such backend. */
 const struct fsd_backend *fsd_backend_find(const char *name);
+/* The backend name asked for: name, else $MSB_FS_BACKEND (may be NULL). */
+const char *fsd_backend_asked(const char *name);
+/* Whether $MSB_VIRTIOFSD names a virtiofsd of the caller's own. */
+bool fsd_virtiofsd_given(void);
 
 /* A helper program: $env if set, else name next to the running binary or in
  * ../libexec/msb/ from it; NULL if none is found. */
-char *msb_find_helper(const char *env, const char *name);
+char *msb_find_helper(enum msb_setting env, const char *name);

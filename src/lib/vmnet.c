@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "netopts.h"
+#include "settings.h"
 
 #define GUEST4 NET_GUEST4
 #define GW4 NET_GW4
@@ -74,7 +75,7 @@ static bool host_resolver(char *out, size_t outsz)
  * else the system's on PATH. */
 char *msb_passt_binary(const struct msb_ctx *ctx)
 {
-        const char *e = getenv("MSB_PASST");
+        const char *e = msb_setting(SET_MSB_PASST);
         if (e && *e)
                 return xstrdup(e);
         const char *roots[] = {ctx->data_dir, ctx->system_dir};
@@ -85,7 +86,7 @@ char *msb_passt_binary(const struct msb_ctx *ctx)
                 if (access(p, X_OK) == 0)
                         return TAKE_PTR(p);
         }
-        const char *path = getenv("PATH");
+        const char *path = msb_setting(SET_PATH);
         _cleanup_free_ char *dirs = xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
         char *save = NULL;
         for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
@@ -108,7 +109,7 @@ static void addr_bytes(const char *s, uint8_t *out, int family)
 static char **netd_fixed_argv(const char *dir, const char *passt, bool v6, const char *dns)
 {
         char **v = NULL;
-        char *bin = msb_find_helper("MSB_NETD", "msb-netd");
+        char *bin = msb_find_helper(SET_MSB_NETD, "msb-netd");
         strv_push_take(&v, bin ? bin : xstrdup("msb-netd"));
         strv_push_take(&v, xasprintf("--passt=%s", passt));
         strv_push_take(&v, xasprintf("--passt-log=%s/passt.log", dir));
@@ -232,7 +233,7 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
                         return r;
         }
         bool verbose = sb->ctx->log_level > 0;
-        const char *direct = getenv("MSB_NET_DIRECT");
+        const char *direct = msb_setting(SET_MSB_NET_DIRECT);
         bool is_direct = direct && !strcmp(direct, "1");
         if (sb->warm) {
                 /* the pool's relay has the guest's link already (pool/) */

@@ -775,6 +775,8 @@ int main(int argc, char **argv)
         }
         big_sndbuf(qemu, want);
         struct msb_error err = {0};
+        const char *seccomp_log = getenv("MSB_FSD_SECCOMP_LOG");
+        jail_seccomp_log(seccomp_log && *seccomp_log == '1');
         if (jail_enter_netd(&err) < 0)
                 die("cannot confine itself: %s", err.message);
         struct netd *n = netd_new(&o->cfg);

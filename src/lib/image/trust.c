@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "lib/internal.h"
+#include "lib/settings.h"
 
 /* ---- config: mirrors and insecure registries ---- */
 
@@ -198,8 +199,8 @@ static bool auths_key_is(const char *key, const char *host)
  * docker writes some. */
 char *reg_docker_config_path(void)
 {
-        const char *dc = getenv("DOCKER_CONFIG");
-        const char *home = getenv("HOME");
+        const char *dc = msb_setting(SET_DOCKER_CONFIG);
+        const char *home = msb_setting(SET_HOME);
         return dc && *dc ? xasprintf("%s/config.json", dc) : home && *home ? xasprintf("%s/.docker/config.json", home)
                                                                           : NULL;
 }

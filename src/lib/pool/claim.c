@@ -18,6 +18,7 @@
 #include "pool.h"
 
 #include "proto/proto.h"
+#include "lib/settings.h"
 
 /* The run's side: what it took over until the servers are configured. */
 struct warm {
@@ -135,8 +136,8 @@ int pool_take(struct vm *vm, const struct msb_run_opts *o, const struct vm_opts 
                           : o->net_tap ? "a container's network namespace"
                           : (o->net_mode && !strcmp(o->net_mode, "none")) ? "--net none"
                           : ctx->log_level > 0 ? "--verbose"
-                          : getenv("MSB_NET_DIRECT") ? "MSB_NET_DIRECT"
-                          : getenv("MSB_DEBUG_AGENT") ? "MSB_DEBUG_AGENT"
+                          : msb_setting(SET_MSB_NET_DIRECT) ? "MSB_NET_DIRECT"
+                          : msb_setting(SET_MSB_DEBUG_AGENT) ? "MSB_DEBUG_AGENT"
                           : NULL;
         char key[128];
         pool_key(vm, o->cpus, o->memory_mib, key, sizeof(key));
