@@ -15,7 +15,7 @@
 #include <sys/statfs.h>
 
 #include "common/util.h"
-#include "fsd/internal.h"
+#include "fsd/server.h"
 
 /* GETATTR, and SETATTR's answer */
 ssize_t op_getattr(struct fs *fs, struct req *q)

@@ -17,7 +17,7 @@
 #include <sys/uio.h>
 
 #include "common/util.h"
-#include "fsd/internal.h"
+#include "fsd/server.h"
 #include "fsd/vhost.h"
 
 int open_flags(const struct inode *i, uint32_t gflags, int *ret)

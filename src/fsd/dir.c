@@ -16,7 +16,7 @@
 #include <sys/syscall.h>
 
 #include "common/util.h"
-#include "fsd/internal.h"
+#include "fsd/server.h"
 
 struct linux_dirent64 {
         uint64_t d_ino;

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "fsd/internal.h"
+#include "fsd/server.h"
 #include "fsd/vhost.h"
 
 bool take(struct args *a, void *dst, size_t n)

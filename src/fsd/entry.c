@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "fsd/internal.h"
+#include "fsd/server.h"
 
 /* Parent checks shared by everything that makes or removes a name;
  * returns the parent's fd. */

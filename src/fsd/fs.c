@@ -17,7 +17,7 @@
 
 #include "common/util.h"
 #include "common/jail.h"
-#include "fsd/internal.h"
+#include "fsd/server.h"
 
 static int share_open(struct share *sh, const struct fs_config *c, struct msb_error *err)
 {

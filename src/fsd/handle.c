@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "fsd/internal.h"
+#include "fsd/server.h"
 
 struct handle *fh_get(struct fs *fs, uint64_t id, bool dir)
 {

@@ -18,7 +18,7 @@
 #include <sys/syscall.h>
 
 #include "common/util.h"
-#include "fsd/internal.h"
+#include "fsd/server.h"
 
 /* One component under dirfd, never following anything. */
 int open_beneath(int dirfd, const char *name, int flags, mode_t mode)

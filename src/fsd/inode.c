@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "fsd/internal.h"
+#include "fsd/server.h"
 
 unsigned hash64(uint64_t v, size_t nbuckets)
 {

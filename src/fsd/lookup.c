@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "fsd/internal.h"
+#include "fsd/server.h"
 
 /* A single-file share's file: one inode, re-resolved by name. */
 static int lookup_file(struct fs *fs, struct share *sh, struct stat *st, struct inode **ret)

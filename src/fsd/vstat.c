@@ -18,7 +18,7 @@
 #include <sys/xattr.h>
 
 #include "common/util.h"
-#include "fsd/internal.h"
+#include "fsd/server.h"
 
 static void vstat_load(struct fs *fs, struct inode *i)
 {

@@ -17,7 +17,7 @@
 #include <sys/xattr.h>
 
 #include "common/util.h"
-#include "fsd/internal.h"
+#include "fsd/server.h"
 
 /* Where ownership is virtual there are no POSIX ACLs (op_setxattr): none
  * is set, and one stored before is neither read nor listed. */

@@ -17,7 +17,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "vmm.h"
+#include "proc.h"
 #include "settings.h"
 
 /* Native speed does this in ~20 ms plus QEMU start-up; the slow KVM seen on

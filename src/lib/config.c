@@ -20,7 +20,10 @@
 #include <string.h>
 
 #include "common/conf.h"
-#include "internal.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "msb.h"
+#include "config.h"
 #include "settings.h"
 
 char *msb_config_path(void)

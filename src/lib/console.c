@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "lib/internal.h"
+#include "proc.h"
 #include "lib/vm.h"
 
 struct console {

@@ -32,6 +32,8 @@
 
 #include "common/tarw.h"
 #include "sbstore.h"
+#include "config.h"
+#include "tar/unpack.h"
 
 /* What is kept of a routine's stderr: its one-line error. */
 #define ROUTINE_ERR_MAX 4096

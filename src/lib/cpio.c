@@ -10,7 +10,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "cpio.h"
 
 void cpio_init(struct cpio_writer *w, int fd)
 {

@@ -4,7 +4,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "ctx.h"
+#include "image/image.h"
 #include "settings.h"
 
 static char *env_dir(enum msb_setting var, const char *suffix)

@@ -12,7 +12,8 @@
 #include <elf.h>
 #include <string.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "elf.h"
 
 #define HDR_MAX (64u << 10)   /* ELF header and program headers */
 #define DYN_MAX (64u << 10)   /* the dynamic section */

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "internal.h"
+#include "common/util.h"
 #include "run.h"
 
 /* Appends n bytes of text at out + o, control bytes but newline and tab as

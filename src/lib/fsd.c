@@ -11,7 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "vmm.h"
 #include "settings.h"
 
 static const char *virtiofsd_binary(void)

@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "elf.h"
+#include "guest_path.h"
 #include "common/users.h"
 #include "proto/proto.h"
 #include "run.h"

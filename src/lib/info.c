@@ -7,7 +7,9 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "proc.h"
+#include "netopts.h"
 
 /* First line of a command's stdout (with a deadline), or "unknown". */
 static char *first_line(char *const argv[])

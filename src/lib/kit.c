@@ -27,7 +27,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "sha256.h"
+#include "cpio.h"
+#include "vmm.h"
 #include "settings.h"
 
 /* The drivers agentd needs; their dependencies are added from modinfo. */

@@ -24,3 +24,5 @@ int net_tap_parse(const char *spec, struct net_tap *t, struct msb_error *err);
 int net_port_free(const struct net_port *p, const char *spec, struct msb_error *err);
 /* The mode o asks for (public when none is given) */
 enum net_mode net_opts_mode(const struct msb_run_opts *o);
+/* The passt binary a run would use (vmnet.c), or NULL when there is none */
+char *msb_passt_binary(const struct msb_ctx *ctx);

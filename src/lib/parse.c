@@ -3,7 +3,9 @@
 #include <ctype.h>
 #include <string.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "msb.h"
+#include "guest_path.h"
 
 int msb_parse_size(const char *s, uint64_t *ret_bytes)
 {

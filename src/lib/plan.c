@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "common/util.h"
 #include "run.h"
 
 #define VIRTIOFSD_MAX_VOLUMES 6u

@@ -11,7 +11,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "proc.h"
 
 int proc_spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int keep_fd, pid_t *ret_pid, int *ret_pidfd)
 {

@@ -13,7 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "proc.h"
 #include "proto/proto.h"
 #include "run.h"
 

@@ -13,7 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "guest_path.h"
 #include "vm.h"
 
 int msb_run_opts_new(struct msb_run_opts **ret)

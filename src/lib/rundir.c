@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "internal.h"
+#include "common/util.h"
 #include "run.h"
 
 static void cleanup_stale(struct msb_ctx *ctx)

@@ -10,7 +10,7 @@
 #include <openssl/sha.h>
 #include <string.h>
 
-#include "internal.h"
+#include "sha256.h"
 
 _Static_assert(sizeof(SHA256_CTX) <= sizeof(((struct sha256 *)0)->ossl_ctx), "SHA256_CTX does not fit");
 

@@ -11,7 +11,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "proc.h"
 #include "run.h"
 
 /* Start one virtio-fs server: msb binds and listens on its socket, the

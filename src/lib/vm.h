@@ -10,7 +10,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "proc.h"
+#include "vmm.h"
+#include "image/image.h"
 #include "common/users.h"
 #include "proto/proto.h"
 

@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "common/util.h"
+#include "vmm.h"
 #include "settings.h"
 
 #define VMM_TCG_TB_MIB 32u /* TCG's translation cache, MiB */

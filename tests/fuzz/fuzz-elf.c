@@ -4,7 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/elf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

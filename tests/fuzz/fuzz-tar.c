@@ -12,7 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/tar/unpack.h"
 
 static char *base;
 static int basefd = -1;

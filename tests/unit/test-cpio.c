@@ -6,7 +6,8 @@
 #include <sys/stat.h>
 
 #include "check.h"
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/cpio.h"
 
 static unsigned hex8(const char *p)
 {

@@ -5,7 +5,10 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "lib/internal.h"
+#include "common/util.h"
+#include "msb.h"
+#include "lib/sha256.h"
+#include "lib/image/image.h"
 
 static void hex_of(const void *d, size_t n, char out[65])
 {

@@ -9,7 +9,12 @@
 
 #include "check.h"
 #include "common/users.h"
-#include "lib/internal.h"
+#include "common/util.h"
+#include "msb.h"
+#include "lib/config.h"
+#include "lib/elf.h"
+#include "lib/guest_path.h"
+#include "lib/image/image.h"
 
 static void test_sizes(void)
 {

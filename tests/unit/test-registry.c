@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "lib/internal.h"
+#include "lib/image/image.h"
 
 static void test_loopback(void)
 {

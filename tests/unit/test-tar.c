@@ -16,7 +16,8 @@
 
 #include "check.h"
 #include "common/vstat.h"
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/tar/unpack.h"
 
 struct tb {
         uint8_t *p;

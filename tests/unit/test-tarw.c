@@ -15,7 +15,8 @@
 
 #include "check.h"
 #include "common/tarw.h"
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/tar/unpack.h"
 
 static char tmpl[] = "/tmp/msb-test-tarw-XXXXXX";
 static char *base;

@@ -3,7 +3,8 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/vmm.h"
 
 static int find(char **v, const char *s)
 {

@@ -7,7 +7,8 @@
 #include <jansson.h>
 #include <string.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/image/image.h"
 
 #define MAX_CONFIG_LIST 4096u /* entries in Env / Cmd / Entrypoint */
 

@@ -14,7 +14,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/ctx.h"
+#include "lib/sha256.h"
+#include "lib/image/image.h"
 
 /* One blob to fetch, shared with the progress display. */
 struct fetch_job {

@@ -4,7 +4,7 @@
  * describes its layout), imports, pulls, loads, listing and removal,
  * image references (ref.c) and the distribution API client (registry.c).
  *
- * Two blocks: what the rest of the library calls (internal.h includes
+ * Two blocks: what the rest of the library calls (its files include
  * this header), then what the files of src/lib/image/ share among
  * themselves (img_ prefix; nothing outside src/lib/image/ uses it).
  */

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <sys/file.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/ctx.h"
+#include "lib/image/image.h"
 
 /* A layout's descriptor (index entry) stored as a blob, verified. */
 static int put_desc(struct img_store *s, int lfd, json_t *d, struct msb_error *err)

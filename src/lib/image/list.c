@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/ctx.h"
+#include "lib/image/image.h"
 
 static char *ref_name_from_file(const char *f)
 {

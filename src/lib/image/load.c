@@ -11,7 +11,12 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "msb.h"
+#include "lib/sha256.h"
+#include "lib/config.h"
+#include "lib/tar/unpack.h"
+#include "lib/image/image.h"
 
 static char *canonical_name(const char *n)
 {

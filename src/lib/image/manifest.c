@@ -9,7 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/image/image.h"
 
 bool img_digest_hex(const char *digest, const char **ret_hex)
 {

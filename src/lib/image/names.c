@@ -9,7 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/image/image.h"
 
 int msb_image_name_normalize(const char *name, char **ret, struct msb_error *err)
 {

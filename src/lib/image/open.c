@@ -11,7 +11,9 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/ctx.h"
+#include "lib/image/image.h"
 
 /* The manifest hex the store at sfd names ref by (as imported, or as the
  * registry name it stands for); *io_norm becomes the name found. */

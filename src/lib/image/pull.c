@@ -10,7 +10,10 @@
 #include <string.h>
 #include <sys/file.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/ctx.h"
+#include "lib/sha256.h"
+#include "lib/image/image.h"
 
 static bool is_schema1(const char *media, json_t *m)
 {

@@ -16,7 +16,8 @@
 #include <ctype.h>
 #include <string.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/image/image.h"
 
 void msb_ref_free(struct msb_ref *r)
 {

@@ -23,7 +23,9 @@
 #include <string.h>
 
 #include "curl-dl.h"
-#include "lib/internal.h"
+#include "common/util.h"
+#include "msb.h"
+#include "lib/image/image.h"
 
 #define MAX_MANIFEST (4u << 20)
 #define MAX_TOKEN_RESPONSE (256u << 10)

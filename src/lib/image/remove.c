@@ -12,7 +12,9 @@
 #include <string.h>
 #include <sys/file.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/ctx.h"
+#include "lib/image/image.h"
 
 /* Add the blobs manifest hex references (itself, config, layers); -errno
  * when the manifest cannot be read. */

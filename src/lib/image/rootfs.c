@@ -14,7 +14,11 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/ctx.h"
+#include "lib/config.h"
+#include "lib/tar/unpack.h"
+#include "lib/image/image.h"
 
 int img_unpack_rootfs(struct msb_ctx *ctx, struct img_store *s, const char *mhex, json_t *layers,
                       struct msb_error *err)

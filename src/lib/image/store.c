@@ -26,7 +26,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/ctx.h"
+#include "lib/sha256.h"
+#include "lib/image/image.h"
 
 /*
  * Nobody but the store's owner may reach into it: an unpacked root holds

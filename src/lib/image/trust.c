@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/internal.h"
+#include "common/util.h"
+#include "lib/config.h"
+#include "lib/image/image.h"
 #include "lib/settings.h"
 
 /* ---- config: mirrors and insecure registries ---- */

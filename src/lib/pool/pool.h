@@ -24,7 +24,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "lib/internal.h"
 #include "lib/vm.h"
 
 #define HANDOVER_MAGIC "msbwarm1"

@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 
 #include "tar.h"
+#include "common/util.h"
 
 /*
  * Clean an entry name.  Leading "./" components are dropped; absolute names

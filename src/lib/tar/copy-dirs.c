@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "tar.h"
+#include "common/util.h"
 
 /* A copy's directory gets its mode and time once the copy is in it.
  * -E2BIG past TAR_COPY_MAX_DIR_BYTES. */

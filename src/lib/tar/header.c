@@ -10,6 +10,8 @@
 #include <time.h>
 
 #include "tar.h"
+#include "common/error.h"
+#include "common/util.h"
 
 /* Numeric header field: octal text, or base-256 when the top bit is set. */
 static int parse_num(const uint8_t *f, size_t n, uint64_t *ret)

@@ -12,6 +12,8 @@
 
 #include "common/vstat.h"
 #include "tar.h"
+#include "common/error.h"
+#include "common/util.h"
 
 /*
  * How an entry lands on the host.  The host copy never carries what could

@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "tar.h"
+#include "common/error.h"
+#include "common/util.h"
 
 /* Create base in pfd for writing, exclusively, never through a symlink:
  * whatever an earlier layer put there (of any kind) is removed first.

@@ -9,6 +9,8 @@
 #include <zstd.h>
 
 #include "tar.h"
+#include "common/error.h"
+#include "common/util.h"
 
 static int zstd_read(struct tar_in *t, uint8_t *p, size_t len)
 {

@@ -2,7 +2,7 @@
 /*
  * Shared by the files of src/lib/tar/ (the unpacker of layers and of msb
  * cp copies), and by nothing else: the library calls tar_unpack(),
- * declared in lib/internal.h.
+ * declared in lib/tar/unpack.h.
  */
 #pragma once
 
@@ -14,7 +14,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "lib/internal.h"
+#include "lib/tar/unpack.h"
 
 /* What this layer has placed, by path hash: see clear_dir(). */
 struct placed {

@@ -22,6 +22,8 @@
 
 #include "common/vstat.h"
 #include "tar.h"
+#include "common/error.h"
+#include "common/util.h"
 
 /* Count n more bytes against the image's budget: what it writes, and what
  * it makes us decompress only to throw away (a directory "with a body").

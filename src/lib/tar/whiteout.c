@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 
 #include "tar.h"
+#include "common/error.h"
+#include "common/util.h"
 
 /*
  * What this layer has placed, by path, for opaque whiteouts: they hide the
