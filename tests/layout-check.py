@@ -6,7 +6,8 @@
   - errno text (strerror) only in src/common/error.c;
   - getenv only in the settings module, and the front ends' and daemons'
     own switches;
-  - every include arrow points down the layers below.
+  - every include arrow points down the layers below;
+  - every file says its job in a comment under its licence line.
 
 Prints one line per breach and exits 1 if there is any.  Run from anywhere:
 python3 tests/layout-check.py [ROOT]."""
@@ -104,6 +105,8 @@ def check(root):
                 with open(path, encoding="utf-8") as f:
                     text = f.read()
                 lines = text.split("\n")
+                if len(lines) < 2 or not lines[1].startswith("/*"):
+                    bad.append(f"{rel}: its second line is not a comment saying the file's job")
                 if len(lines) - 1 > MAX_FILE_LINES:
                     bad.append(f"{rel}: {len(lines) - 1} lines (at most {MAX_FILE_LINES})")
                 code = code_only(text)

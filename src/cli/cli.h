@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* What the CLI's verbs share: their entry points, messages, the run options they parse. */
 #pragma once
 #include "msb.h"
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* msb version */
 #include <stdio.h>
 
 #include "cli.h"

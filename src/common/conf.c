@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Config files of msb and msb-runtime, read line by line (conf.h). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Users and groups from an image's own /etc/passwd and /etc/group (users.h). */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>

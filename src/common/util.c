@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Small helpers every binary shares (util.h). */
 #define _GNU_SOURCE
 #include "util.h"
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* A context: where msb keeps its files (MSB_HOME, XDG dirs, the system dir), how it logs. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The guest protocol's encoders and its decoder (proto.h), untrusted input both ways. */
 #define _GNU_SOURCE
 #include "proto.h"
 

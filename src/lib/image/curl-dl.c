@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* libcurl, loaded with dlopen the first time a registry is contacted (curl-dl.h). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
