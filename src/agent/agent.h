@@ -6,7 +6,7 @@
  *             kernel file systems, volumes, the switch into it
  *   procs.c   after SETUP: the process manager and its poll() loop
  *   tarcp.c   msb cp's routines (MSB_EXEC_INTERNAL), run in a child
- *   net.c     lo, eth0 and /etc/{hosts,resolv.conf} from SETUP
+ *   netif.c   lo, eth0 and /etc/{hosts,resolv.conf} from SETUP
  */
 #pragma once
 
@@ -60,7 +60,7 @@ void root_sync(void);
 /* syncfs() of the disk upper, if there is one. */
 void root_sync_disk(void);
 
-/* ---- net.c ---- */
+/* ---- netif.c ---- */
 /* lo up; with MSB_SETUP_NET eth0 configured; /etc/hosts (and resolv.conf)
  * written under NEWROOT, unless it is an OCI bundle's (MSB_SETUP_ROOT_RW).  Before the volumes: a volume at /etc/hosts wins. */
 /* Write /etc/hosts and resolv.conf, and bring up lo and eth0 in a child
