@@ -85,11 +85,11 @@ static int cp_out(int argc, char **argv)
 {
         if (argc != 3)
                 return complain(EXIT_FAILED, "usage: cp-out PATH NAME");
-        char why[1024];
+        struct msb_error err = {0};
         struct tarw_stats st;
-        int r = tarw_tree(1, AT_FDCWD, argv[1], argv[2], &st, why, sizeof(why));
+        int r = tarw_tree(1, AT_FDCWD, argv[1], argv[2], &st, &err);
         if (r < 0)
-                return complain(r == -ENOENT ? EXIT_MISSING : EXIT_FAILED, "%s", why);
+                return complain(r == -ENOENT ? EXIT_MISSING : EXIT_FAILED, "%s", err.message);
         /* the host reports what could not be copied */
         if (st.skipped)
                 dprintf(2, "skipped=%llu\n", (unsigned long long)st.skipped);

@@ -24,20 +24,17 @@ static void known_keys(const struct conf_key *keys, size_t nkeys, char *out, siz
 }
 
 int conf_each(const char *what, const char *path, const struct conf_key *keys, size_t nkeys,
-              int (*fn)(char **w, int n, void *ud, const char *where, char *msg, size_t msgn), void *ud, char *msg,
-              size_t msgn)
+              int (*fn)(char **w, int n, void *ud, const char *where, struct msb_error *err), void *ud,
+              struct msb_error *err)
 {
         _cleanup_free_ char *data = NULL;
         int r = read_file_at(AT_FDCWD, path, CONF_MAX_BYTES, &data, NULL);
         if (r == -ENOENT)
                 return 0;
-        if (r < 0) {
-                if (r == -EINVAL)
-                        snprintf(msg, msgn, "%s %s: not a regular file, or larger than 1 MiB", what, path);
-                else
-                        snprintf(msg, msgn, "%s", errno_msg(r, "%s %s", what, path).s);
-                return r;
-        }
+        if (r == -EINVAL)
+                return msb_err(err, EINVAL, "%s %s: not a regular file, or larger than 1 MiB", what, path);
+        if (r < 0)
+                return msb_err_errno(err, r, "%s %s", what, path);
         int lineno = 0;
         for (char *line = data, *next; line && *line; line = next) {
                 /* by hand, not strtok: empty lines count for line numbers */
@@ -63,15 +60,12 @@ int conf_each(const char *what, const char *path, const struct conf_key *keys, s
                 if (k == nkeys) {
                         char known[512];
                         known_keys(keys, nkeys, known, sizeof(known));
-                        snprintf(msg, msgn, "%s: unknown setting '%.64s' (known: %s)", where, w[0], known);
-                        return -EINVAL;
+                        return msb_err(err, EINVAL, "%s: unknown setting '%.64s' (known: %s)", where, w[0], known);
                 }
                 bool ok = keys[k].nargs < 0 ? n >= 2 && n <= CONF_MAX_WORDS : n == keys[k].nargs + 1;
-                if (!ok) {
-                        snprintf(msg, msgn, "%s: expected '%s'", where, keys[k].usage);
-                        return -EINVAL;
-                }
-                if ((r = fn(w, n, ud, where, msg, msgn)) < 0)
+                if (!ok)
+                        return msb_err(err, EINVAL, "%s: expected '%s'", where, keys[k].usage);
+                if ((r = fn(w, n, ud, where, err)) < 0)
                         return r;
         }
         return 0;

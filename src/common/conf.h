@@ -9,6 +9,8 @@
 #pragma once
 #include <stddef.h>
 
+#include "msb-error.h"
+
 #define CONF_MAX_BYTES (1u << 20)
 #define CONF_MAX_WORDS 8
 
@@ -20,8 +22,8 @@ struct conf_key {
 
 /* Call fn for every setting line of path (w[0] is the key, n counts the
  * words, checked against its arity; where is "<what> PATH line N").  A
- * missing file is empty.  -errno with msg filled on an unreadable file, an
- * unknown key, a wrong arity, or whatever fn returns (fn fills msg). */
+ * missing file is empty.  -errno with err filled on an unreadable file, an
+ * unknown key, a wrong arity, or whatever fn returns (fn fills err). */
 int conf_each(const char *what, const char *path, const struct conf_key *keys, size_t nkeys,
-              int (*fn)(char **w, int n, void *ud, const char *where, char *msg, size_t msgn), void *ud, char *msg,
-              size_t msgn);
+              int (*fn)(char **w, int n, void *ud, const char *where, struct msb_error *err), void *ud,
+              struct msb_error *err);

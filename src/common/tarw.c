@@ -43,20 +43,21 @@ struct tarw {
         const char *src;  /* the path as given, for messages */
         char ap[TARW_MAX_PATH]; /* the current entry's archive path ("" for a "." top) */
         size_t aplen, toplen;
-        char *why;
-        size_t whylen;
+        struct msb_error *err;
 };
 
 /* ---- messages ---- */
 
-/* why = "<src>[/<entry below the top>]: <what, or the text of errno e>"; -e. */
+/* err = "<src>[/<entry below the top>]: <what, or the text of errno e>"; -e. */
 static int fail(struct tarw *w, int e, const char *what)
 {
         const char *rel = "";
         if (w->aplen > w->toplen)
                 rel = w->ap + w->toplen + (w->toplen ? 1 : 0);
-        if (w->why)
-                snprintf(w->why, w->whylen, "%s%s%s: %s", w->src, *rel ? "/" : "", rel, what ? what : errno_text(e));
+        if (what)
+                msb_err(w->err, e, "%s%s%s: %s", w->src, *rel ? "/" : "", rel, what);
+        else
+                msb_err_errno(w->err, e, "%s%s%s", w->src, *rel ? "/" : "", rel);
         return -e;
 }
 
@@ -483,10 +484,10 @@ static int put_entry(struct tarw *w, int dfd, const char *name, dev_t parent_dev
         }
 }
 
-int tarw_tree(int fd, int dirfd, const char *path, const char *name, struct tarw_stats *st, char *why,
-              size_t whylen)
+int tarw_tree(int fd, int dirfd, const char *path, const char *name, struct tarw_stats *st,
+              struct msb_error *err)
 {
-        struct tarw w = {.fd = fd, .src = path, .why = why, .whylen = whylen};
+        struct tarw w = {.fd = fd, .src = path, .err = err};
         if (!*name || !strcmp(name, "..") || strchr(name, '/') || strlen(name) >= TARW_MAX_PATH - 2)
                 return fail(&w, EINVAL, "bad name for the archive's top entry");
         if (strcmp(name, ".")) {

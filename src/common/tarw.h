@@ -14,6 +14,8 @@
  */
 #pragma once
 
+#include "msb-error.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,8 +37,8 @@ struct tarw_stats {
  * a plain name, or "." (for a directory: its entries then have no prefix).
  * The end-of-archive blocks are written only on success, so a reader sees
  * a failed walk as a truncated archive.  Returns 0 and fills *st, or -errno
- * with why filled ("path: reason"); -ENOENT when path does not exist, -EPIPE
- * when fd's reader went away.
+ * with err filled ("path: reason"); -ENOENT when path does not exist,
+ * -EPIPE when fd's reader went away.
  */
-int tarw_tree(int fd, int dirfd, const char *path, const char *name, struct tarw_stats *st, char *why,
-              size_t whylen);
+int tarw_tree(int fd, int dirfd, const char *path, const char *name, struct tarw_stats *st,
+              struct msb_error *err);

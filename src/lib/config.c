@@ -45,33 +45,13 @@ static const struct conf_key keys[] = {
         {"unpack-max-entries", 1, "unpack-max-entries COUNT"},
 };
 
-/* the library's callbacks take a struct msb_error: conf_each's take text */
-struct adapt {
-        int (*fn)(char **words, int n, void *ud, const char *where, struct msb_error *err);
-        void *ud;
-        struct msb_error *err;
-};
-
-static int adapt_line(char **w, int n, void *ud, const char *where, char *msg, size_t msgn)
-{
-        struct adapt *a = ud;
-        int r = a->fn(w, n, a->ud, where, a->err);
-        if (r < 0)
-                snprintf(msg, msgn, "%s", a->err->message);
-        return r;
-}
-
 int msb_config_each(int (*fn)(char **words, int n, void *ud, const char *where, struct msb_error *err), void *ud,
                     struct msb_error *err)
 {
         _cleanup_free_ char *p = msb_config_path();
         if (!p)
                 return 0;
-        struct msb_error mine = {0};
-        struct adapt a = {fn, ud, err ? err : &mine};
-        char msg[sizeof(mine.message)];
-        int r = conf_each("config", p, keys, ARRAY_SIZE(keys), adapt_line, &a, msg, sizeof(msg));
-        return r < 0 ? msb_err(err, -r, "%s", msg) : 0;
+        return conf_each("config", p, keys, ARRAY_SIZE(keys), fn, ud, err);
 }
 
 struct limits {

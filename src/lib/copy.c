@@ -368,14 +368,14 @@ struct pack_job {
         int fd;
         const char *src, *top;
         struct tarw_stats st;
-        char why[1024];
+        struct msb_error err;
         int r;
 };
 
 static void *pack_thread(void *arg)
 {
         struct pack_job *j = arg;
-        j->r = tarw_tree(j->fd, AT_FDCWD, j->src, j->top, &j->st, j->why, sizeof(j->why));
+        j->r = tarw_tree(j->fd, AT_FDCWD, j->src, j->top, &j->st, &j->err);
         close(j->fd); /* the end of the routine's stdin */
         return NULL;
 }
@@ -421,7 +421,7 @@ static int in_stream(struct msb_proc *p, const char *name, const char *src, cons
         /* the source failing is the story; EPIPE only says the routine
          * stopped reading, which its own error explains */
         if (j.r < 0 && j.r != -EPIPE)
-                return msb_err(err, -j.r, "cp: %s", j.why);
+                return msb_err(err, -j.r, "cp: %s", j.err.message);
         return routine_result(name, status, errbuf, &cs->skipped, err);
 }
 

@@ -28,7 +28,7 @@ const char *rt_config_path(void)
         return e && *e ? e : RT_CONFIG_DEFAULT;
 }
 
-static int line(char **w, int n, void *ud, const char *where, char *msg, size_t msgn)
+static int line(char **w, int n, void *ud, const char *where, struct msb_error *err)
 {
         struct rt_config *c = ud;
         for (int i = 1; i < n; i++) {
@@ -36,11 +36,10 @@ static int line(char **w, int n, void *ud, const char *where, char *msg, size_t 
                         c->raise_cpus = true;
                 else if (!strcmp(w[i], "io.msb.memory"))
                         c->raise_memory = true;
-                else {
-                        snprintf(msg, msgn, "%s: annotations-may-raise '%.64s': expected io.msb.cpus or io.msb.memory",
-                                 where, w[i]);
-                        return -EINVAL;
-                }
+                else
+                        return msb_err(err, EINVAL,
+                                       "%s: annotations-may-raise '%.64s': expected io.msb.cpus or io.msb.memory",
+                                       where, w[i]);
         }
         return 0;
 }
@@ -48,8 +47,8 @@ static int line(char **w, int n, void *ud, const char *where, char *msg, size_t 
 int rt_config_load(struct rt_config *ret)
 {
         *ret = (struct rt_config){0};
-        char msg[1024];
-        if (conf_each("msb-runtime config", rt_config_path(), keys, ARRAY_SIZE(keys), line, ret, msg, sizeof(msg)) < 0)
-                return rt_error("%s", msg), -EINVAL;
+        struct msb_error err = {0};
+        if (conf_each("msb-runtime config", rt_config_path(), keys, ARRAY_SIZE(keys), line, ret, &err) < 0)
+                return rt_error("%s", err.message), -EINVAL;
         return 0;
 }

@@ -56,8 +56,8 @@ static int run(char **argv)
 static void archive(const char *path, const char *name)
 {
         int fd = openat(basefd, "in.tar", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        char why[512];
-        CHECK_INT(tarw_tree(fd, basefd, path, name, NULL, why, sizeof(why)), 0);
+        struct msb_error e = {0};
+        CHECK_INT(tarw_tree(fd, basefd, path, name, NULL, &e), 0);
         close(fd);
 }
 

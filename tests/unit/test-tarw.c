@@ -87,7 +87,9 @@ static void make_tree(void)
 static int archive(const char *path, const char *name, struct tarw_stats *st, char *why)
 {
         int fd = openat(basefd, "a.tar", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        int r = tarw_tree(fd, basefd, path, name, st, why, 512);
+        struct msb_error e = {0};
+        int r = tarw_tree(fd, basefd, path, name, st, &e);
+        snprintf(why, 512, "%s", e.message);
         close(fd);
         return r;
 }
