@@ -228,9 +228,7 @@ static int find_ctl_port(void)
                 return -ENODEV;
         struct dirent *de;
         int ret = -ENODEV;
-        while (ret < 0 && (de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
+        while (ret < 0 && (de = readdir_no_dot(d))) {
                 char path[PATH_MAX], name[64] = {0};
                 snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name", de->d_name);
                 int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -62,13 +62,11 @@ static void modindex_walk(struct modindex *ix, const char *dir, int depth)
 {
         if (depth > 16)
                 return;
-        DIR *d = opendir(dir);
+        _cleanup_closedir_ DIR *d = opendir(dir);
         if (!d)
                 return;
         struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
+        while ((de = readdir_no_dot(d))) {
                 _cleanup_free_ char *p = xasprintf("%s/%s", dir, de->d_name);
                 if (de->d_type == DT_DIR) {
                         modindex_walk(ix, p, depth + 1);
@@ -83,7 +81,6 @@ static void modindex_walk(struct modindex *ix, const char *dir, int depth)
                 modname_norm(m->name);
                 m->path = TAKE_PTR(p);
         }
-        closedir(d);
 }
 
 static const struct modfile *modindex_find(const struct modindex *ix, const char *name)

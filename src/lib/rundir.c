@@ -23,13 +23,11 @@
 
 static void cleanup_stale(struct msb_ctx *ctx)
 {
-        DIR *d = opendir(ctx->runtime_dir);
+        _cleanup_closedir_ DIR *d = opendir(ctx->runtime_dir);
         if (!d)
                 return;
         struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
+        while ((de = readdir_no_dot(d))) {
                 _cleanup_free_ char *lock = xasprintf("%s/%s/lock", ctx->runtime_dir, de->d_name);
                 _cleanup_close_ int fd = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
                 if (fd < 0) {
@@ -48,7 +46,6 @@ static void cleanup_stale(struct msb_ctx *ctx)
                         rm_rf_at(dirfd(d), de->d_name);
                 }
         }
-        closedir(d);
 }
 
 static int vm_rootfs_marker(struct vm *vm, struct msb_ctx *ctx)

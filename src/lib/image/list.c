@@ -83,9 +83,7 @@ static int store_list(const char *root, bool system, struct msb_image_info **v, 
         if (!d)
                 return 0;
         struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
+        while ((de = readdir_no_dot(d))) {
                 _cleanup_free_ char *line = NULL;
                 if (read_file_at(rfd, de->d_name, 4096, &line, NULL) < 0)
                         continue;

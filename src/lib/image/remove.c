@@ -46,9 +46,7 @@ static int store_live_blobs(struct img_store *s, char ***ret_keep, struct msb_er
         _cleanup_strv_ char **keep = NULL;
         int r = 0;
         struct dirent *de;
-        while (r == 0 && (de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
+        while (r == 0 && (de = readdir_no_dot(d))) {
                 _cleanup_free_ char *line = NULL;
                 const char *h;
                 r = read_file_at(rfd, de->d_name, 4096, &line, NULL);

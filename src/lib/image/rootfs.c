@@ -111,9 +111,7 @@ bool img_rootfs_in_use(struct msb_ctx *ctx, const char *rootfs)
                 return false;
         bool used = false;
         struct dirent *de;
-        while (!used && (de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
+        while (!used && (de = readdir_no_dot(d))) {
                 _cleanup_free_ char *lp = xasprintf("%s/%s/lock", ctx->runtime_dir, de->d_name);
                 _cleanup_free_ char *rp = xasprintf("%s/%s/rootfs", ctx->runtime_dir, de->d_name);
                 _cleanup_close_ int fd = open(lp, O_RDONLY | O_CLOEXEC);

@@ -159,9 +159,7 @@ static void store_migrate(struct msb_ctx *ctx, struct img_store *s)
                 return;
         bool busy = false;
         struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
+        while ((de = readdir_no_dot(d))) {
                 _cleanup_free_ char *full = xasprintf("%s/rootfs/%s", s->root, de->d_name);
                 if (img_rootfs_in_use(ctx, full) || rm_rf_at(dfd, de->d_name) < 0)
                         busy = true; /* not current until every old root is gone */
