@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "common/util.h"
 
 struct logs_opts {
         bool follow, stamps;
@@ -49,13 +50,12 @@ static long count_lines(char **paths)
 {
         long n = 0;
         for (char **p = paths; *p; p++) {
-                FILE *f = fopen(*p, "re");
+                _cleanup_fclose_ FILE *f = fopen(*p, "re");
                 if (!f)
                         continue;
                 int ch;
                 while ((ch = getc_unlocked(f)) != EOF)
                         n += ch == '\n';
-                fclose(f);
         }
         return n;
 }
@@ -68,7 +68,7 @@ static long print_files(const struct logs_opts *lo, char **paths, long skip)
         size_t cap = 0;
         long pos = 0;
         for (char **p = paths; *p; p++) {
-                FILE *f = fopen(*p, "re");
+                _cleanup_fclose_ FILE *f = fopen(*p, "re");
                 pos = 0;
                 if (!f)
                         continue;
@@ -81,7 +81,6 @@ static long print_files(const struct logs_opts *lo, char **paths, long skip)
                         else
                                 emit(lo, line, (size_t)n);
                 }
-                fclose(f);
         }
         free(line);
         fflush(stdout);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -41,6 +42,12 @@ static inline void closedirp(DIR **d)
                 closedir(*d);
 }
 #define _cleanup_closedir_ __attribute__((cleanup(closedirp)))
+static inline void fclosep(FILE **f)
+{
+        if (*f)
+                fclose(*f);
+}
+#define _cleanup_fclose_ __attribute__((cleanup(fclosep)))
 
 /* Take ownership out of a cleanup variable. */
 #define TAKE_PTR(p)                          \

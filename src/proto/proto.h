@@ -287,6 +287,7 @@ struct msb_buf {
         size_t cap;
 };
 void msb_buf_free(struct msb_buf *b);
+#define _cleanup_buf_ __attribute__((cleanup(msb_buf_free)))
 void msb_buf_consume(struct msb_buf *b, size_t n);
 /* Append raw bytes (no framing). */
 void msb_buf_append(struct msb_buf *b, const void *p, size_t n);

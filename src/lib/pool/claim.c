@@ -39,7 +39,7 @@ struct warm {
  * The connection, or -errno. */
 static int warm_send(const char *sock, const char *magic, char **argv)
 {
-        struct msb_buf b = {0};
+        _cleanup_buf_ struct msb_buf b = {0};
         msb_buf_append(&b, magic, strlen(magic));
         uint32_t len = 0;
         msb_buf_append(&b, &len, 4);
@@ -51,16 +51,13 @@ static int warm_send(const char *sock, const char *magic, char **argv)
         len = (uint32_t)(msb_buf_pending(&b) - strlen(magic) - 4);
         memcpy((char *)msb_buf_head(&b) + strlen(magic), &len, 4);
         /* the servers take at most 256 KiB (WARM_CONFIG_MAX) */
-        if (len > 256 * 1024) {
-                msb_buf_free(&b);
+        if (len > 256 * 1024)
                 return -E2BIG;
-        }
         int fd = pool_unix_connect(sock);
         if (fd >= 0 && write_all(fd, msb_buf_head(&b), msb_buf_pending(&b)) < 0) {
                 close(fd);
                 fd = -EIO;
         }
-        msb_buf_free(&b);
         return fd;
 }
 
