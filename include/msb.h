@@ -67,7 +67,10 @@ void msb_ctx_set_progress_fn(struct msb_ctx *ctx,
                              void (*fn)(const struct msb_layer_progress *layers, size_t n, double secs, bool first,
                                         void *userdata),
                              void *userdata);
-/* Receive log lines (verbose diagnostics).  level 0 = normal, 1 = verbose. */
+/* Receive log lines up to level: MSB_LOG_WARN (-1) only what a caller
+ * should show its user in any case, 0 = normal, 1 = verbose diagnostics.
+ * Without a callback the library's lines go nowhere: it never prints. */
+#define MSB_LOG_WARN (-1)
 void msb_ctx_set_log(struct msb_ctx *ctx, int level, void (*fn)(const char *line, void *userdata),
                      void *userdata);
 /* Where the user's images, kernels and caches are (owned by ctx). */

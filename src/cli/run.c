@@ -460,8 +460,8 @@ static struct msb_ctx *run_ctx(bool verbose)
         struct msb_ctx *ctx = cli_ctx();
         if (!ctx)
                 return NULL;
-        if (verbose)
-                msb_ctx_set_log(ctx, 1, cli_log, NULL);
+        /* warnings always, the rest with --verbose */
+        msb_ctx_set_log(ctx, verbose ? 1 : MSB_LOG_WARN, cli_log, NULL);
         /* an image pulled on first use shows its layers on a terminal */
         if (isatty(2)) {
                 msb_ctx_set_progress(ctx, true);

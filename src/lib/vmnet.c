@@ -257,7 +257,7 @@ int vm_net(struct vm *vm, const struct msb_run_opts *o, struct msb_error *err)
         char dns[64];
         bool have_dns = host_resolver(dns, sizeof(dns));
         if (is_direct)
-                msb_log(sb->ctx, 0, "MSB_NET_DIRECT=1: no network policy for this sandbox (a benchmark's baseline)");
+                msb_log(sb->ctx, MSB_LOG_WARN, "MSB_NET_DIRECT=1: no network policy for this sandbox (a benchmark's baseline)");
         _cleanup_strv_ char **argv = netd_fixed_argv(sb->dir, passt, v6, have_dns ? dns : NULL);
         _cleanup_strv_ char **policy = netd_policy_argv(o, verbose, is_direct);
         for (char **a = policy; a && *a; a++)
