@@ -177,9 +177,9 @@ static int resolve_user(const struct msb_exec_msg *ex, struct ids *u)
                 proc_error(ex->id, "user", -r, "cannot read the image's /etc/group");
                 return -1;
         }
-        char why[1200];
-        if (ids_resolve(ex->user, passwd, group, u, why, sizeof(why)) < 0) {
-                proc_error(ex->id, "user", 0, "%s", why);
+        struct msb_error why = {0};
+        if (ids_resolve(ex->user, passwd, group, u, &why) < 0) {
+                proc_error(ex->id, "user", 0, "%s", why.message);
                 return -1;
         }
         return 0;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "users.h"
 
 static bool parse_id(const char *s, size_t n, unsigned long *ret)
@@ -126,7 +127,7 @@ static bool gr_line(const char *line, size_t len, void *ud)
         return false;
 }
 
-int ids_resolve(const char *spec, const char *passwd, const char *group, struct ids *ret, char *why, size_t why_sz)
+int ids_resolve(const char *spec, const char *passwd, const char *group, struct ids *ret, struct msb_error *err)
 {
         memset(ret, 0, sizeof(*ret));
         snprintf(ret->home, sizeof(ret->home), "/root");
@@ -151,10 +152,8 @@ int ids_resolve(const char *spec, const char *passwd, const char *group, struct 
                 }
         } else {
                 pq.name = user;
-                if (!each_line(passwd, pw_line, &pq)) {
-                        snprintf(why, why_sz, "user '%s' not found in the image's /etc/passwd", user);
-                        return -ENOENT;
-                }
+                if (!each_line(passwd, pw_line, &pq))
+                        return msb_err(err, ENOENT, "user '%s' not found in the image's /etc/passwd", user);
         }
         if (grp) {
                 struct gr_query gq = {.name = grp};
@@ -162,10 +161,8 @@ int ids_resolve(const char *spec, const char *passwd, const char *group, struct 
                         ret->gid = (uint32_t)id;
                 else if (each_line(group, gr_line, &gq))
                         ret->gid = (uint32_t)gq.gid;
-                else {
-                        snprintf(why, why_sz, "group '%s' not found in the image's /etc/group", grp);
-                        return -ENOENT;
-                }
+                else
+                        return msb_err(err, ENOENT, "group '%s' not found in the image's /etc/group", grp);
         }
         ret->groups[ret->ngroups++] = ret->gid;
         if (named && !grp) {

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "msb-error.h"
+
 #define IDS_MAX_GROUPS 64
 #define IDS_MAX_HOME 4096
 
@@ -25,7 +27,6 @@ struct ids {
  * passwd, group: the files' text (NUL-terminated), NULL when absent.
  * As docker does: an unknown numeric uid runs with gid 0 and HOME=/ (/root
  * for uid 0); an unknown name or group is an error.  Returns 0, or -ENOENT
- * with why (why_sz bytes) saying which name was not found in which file.
+ * with err saying which name was not found in which file.
  */
-int ids_resolve(const char *spec, const char *passwd, const char *group, struct ids *ret, char *why,
-                size_t why_sz);
+int ids_resolve(const char *spec, const char *passwd, const char *group, struct ids *ret, struct msb_error *err);

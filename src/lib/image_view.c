@@ -145,9 +145,9 @@ static int host_resolve_user(const struct image_view *v, const char *spec, struc
         r = read_file_in_root(v->rfd, "etc/group", 4u << 20, &group, NULL);
         if (r < 0 && r != -ENOENT)
                 return 0;
-        char why[1200];
-        if (ids_resolve(spec, passwd, group, ids, why, sizeof(why)) < 0)
-                return msb_err(err, ENOENT, "%s: name one the image has, or a numeric uid[:gid] (-u)", why);
+        struct msb_error why = {0};
+        if (ids_resolve(spec, passwd, group, ids, &why) < 0)
+                return msb_err(err, ENOENT, "%s: name one the image has, or a numeric uid[:gid] (-u)", why.message);
         *have = true;
         return 0;
 }

@@ -164,9 +164,9 @@ int map_linux(struct rt_bundle *b, json_t *l, json_t *annotations)
         if (cp && !json_is_null(cp) && (!json_is_string(cp) || !*json_string_value(cp)))
                 return refuse("linux.cgroupsPath", "expected a non-empty string");
         if (json_is_string(cp)) {
-                char why[PATH_MAX + 64];
-                if (rt_cgroup_path_check(json_string_value(cp), why, sizeof(why)) < 0)
-                        return refuse("linux.cgroupsPath", why);
+                struct msb_error why = {0};
+                if (rt_cgroup_path_check(json_string_value(cp), &why) < 0)
+                        return refuse("linux.cgroupsPath", why.message);
                 b->res.cgroups_path = xstrdup(json_string_value(cp));
         }
         /* accepted: seccomp, maskedPaths, readonlyPaths, mountLabel:

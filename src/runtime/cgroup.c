@@ -172,29 +172,25 @@ static int hierarchies(struct hier **ret, size_t *ret_n)
         return 0;
 }
 
-int rt_cgroup_systemd_path(const char *spec, char *out, size_t n, char *why, size_t whyn)
+int rt_cgroup_systemd_path(const char *spec, char *out, size_t n, struct msb_error *err)
 {
         const char *c1 = strchr(spec, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
         if (!c2 || strchr(c2 + 1, ':') || strchr(spec, '/')) {
-                snprintf(why, whyn, "'%s': with --systemd-cgroup, expected slice:prefix:name", spec);
-                return -EINVAL;
+                return msb_err(err, EINVAL, "'%s': with --systemd-cgroup, expected slice:prefix:name", spec);
         }
         char slice[256];
         size_t sl = (size_t)(c1 - spec);
-        if (sl >= sizeof(slice) || (size_t)(c2 - c1 - 1) >= 128 || strlen(c2 + 1) >= 128) {
-                snprintf(why, whyn, "'%s': too long", spec);
-                return -EINVAL;
-        }
+        if (sl >= sizeof(slice) || (size_t)(c2 - c1 - 1) >= 128 || strlen(c2 + 1) >= 128)
+                return msb_err(err, EINVAL, "'%s': too long", spec);
         memcpy(slice, spec, sl);
         slice[sl] = '\0';
         if (!*slice)
                 strcpy(slice, "system.slice");
         size_t len = strlen(slice);
         if (len < 7 || strcmp(slice + len - 6, ".slice") || (slice[0] == '-' && strcmp(slice, "-.slice")) ||
-            strspn(slice, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") != len) {
-                snprintf(why, whyn, "'%s': '%s' is not a systemd slice name (such as machine.slice)", spec, slice);
-                return -EINVAL;
-        }
+            strspn(slice, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") != len)
+                return msb_err(err, EINVAL, "'%s': '%s' is not a systemd slice name (such as machine.slice)", spec,
+                               slice);
         /* a-b-c.slice lives in /a.slice/a-b.slice/a-b-c.slice (-.slice: the root) */
         size_t used = 0;
         out[0] = '\0';
@@ -215,10 +211,8 @@ int rt_cgroup_systemd_path(const char *spec, char *out, size_t n, char *why, siz
         char prefix[128];
         snprintf(prefix, sizeof(prefix), "%.*s", (int)(c2 - c1 - 1), c1 + 1);
         size_t nl = strlen(name);
-        if (!nl) {
-                snprintf(why, whyn, "'%s': the name is empty", spec);
-                return -EINVAL;
-        }
+        if (!nl)
+                return msb_err(err, EINVAL, "'%s': the name is empty", spec);
         /* a name that is a slice is the cgroup itself, as with runc */
         int w = nl > 6 && !strcmp(name + nl - 6, ".slice")
                         ? snprintf(out + used, n - used, "/%s", name)
@@ -227,46 +221,40 @@ int rt_cgroup_systemd_path(const char *spec, char *out, size_t n, char *why, siz
                 goto toolong;
         return 0;
 toolong:
-        snprintf(why, whyn, "'%s': too long", spec);
-        return -EINVAL;
+        return msb_err(err, EINVAL, "'%s': too long", spec);
 }
 
-int rt_cgroup_path_check(const char *p, char *why, size_t n)
+int rt_cgroup_path_check(const char *p, struct msb_error *err)
 {
-        if (strlen(p) >= PATH_MAX / 2) {
-                snprintf(why, n, "too long");
-                return -EINVAL;
-        }
+        if (strlen(p) >= PATH_MAX / 2)
+                return msb_err(err, EINVAL, "too long");
         for (const char *s = p; *s;) {
                 const char *e = strchrnul(s, '/');
-                if ((e - s == 2 && !strncmp(s, "..", 2)) || (e - s == 1 && *s == '.')) {
-                        snprintf(why, n, "'%s': '.' and '..' are not allowed", p);
-                        return -EINVAL;
-                }
+                if ((e - s == 2 && !strncmp(s, "..", 2)) || (e - s == 1 && *s == '.'))
+                        return msb_err(err, EINVAL, "'%s': '.' and '..' are not allowed", p);
                 s = *e ? e + 1 : e;
         }
         return 0;
 }
 
-/* Write val into dir/file; field names it in msg. */
-static int put(const char *dir, const char *file, const char *val, const char *field, char *msg, size_t n)
+/* Write val into dir/file; field names it in err (may be NULL). */
+static int put(const char *dir, const char *file, const char *val, const char *field, struct msb_error *err)
 {
         _cleanup_free_ char *p = xasprintf("%s/%s", dir, file);
         _cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
         size_t len = strlen(val);
         if (fd < 0 || write(fd, val, len) != (ssize_t)len) {
                 int e = errno ? errno : EIO;
-                snprintf(msg, n, "%s", errno_msg(e, "%s: cannot write '%s' to %s", field, val, p).s);
-                return -e;
+                return msb_err_errno(err, e, "%s: cannot write '%s' to %s", field, val, p);
         }
         return 0;
 }
 
-static int put_i(const char *dir, const char *file, int64_t v, const char *field, char *msg, size_t n)
+static int put_i(const char *dir, const char *file, int64_t v, const char *field, struct msb_error *err)
 {
         char b[32];
         snprintf(b, sizeof(b), "%lld", (long long)v);
-        return put(dir, file, b, field, msg, n);
+        return put(dir, file, b, field, err);
 }
 
 /* v1's cpuset: a new cgroup's cpus and mems are empty, and a process
@@ -281,10 +269,8 @@ static void cpuset_inherit(const char *dir)
                 _cleanup_free_ char *mp = xasprintf("%s/%s", dir, files[i]), *pp = xasprintf("%s/%s", parent, files[i]);
                 if (read_file_at(AT_FDCWD, mp, 4096, &mine, NULL) < 0 || strspn(mine, " \n") != strlen(mine))
                         continue;
-                if (read_file_at(AT_FDCWD, pp, 4096, &theirs, NULL) == 0) {
-                        char m[1] = "";
-                        put(dir, files[i], theirs, "", m, 0);
-                }
+                if (read_file_at(AT_FDCWD, pp, 4096, &theirs, NULL) == 0)
+                        put(dir, files[i], theirs, "", NULL);
         }
 }
 
@@ -292,10 +278,8 @@ static void cpuset_inherit(const char *dir)
 static void enable_controllers(const char *dir)
 {
         static const char *want[] = {"+cpu", "+cpuset", "+memory", "+pids"};
-        for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
-                char m[1] = "";
-                put(dir, "cgroup.subtree_control", want[i], "", m, 0);
-        }
+        for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+                put(dir, "cgroup.subtree_control", want[i], "", NULL);
 }
 
 /* No process and no child cgroup in dir: it may become the container's
@@ -357,7 +341,7 @@ static bool has(const struct hier *h, const char *ctrl)
 }
 
 /* The limits in one hierarchy's directory. */
-static int apply(const struct hier *h, const char *dir, const struct rt_resources *r, char *msg, size_t n)
+static int apply(const struct hier *h, const char *dir, const struct rt_resources *r, struct msb_error *err)
 {
         int e = 0;
         const uint64_t period = r->cpu_period ? r->cpu_period : 100000;
@@ -368,38 +352,36 @@ static int apply(const struct hier *h, const char *dir, const struct rt_resource
                                 snprintf(b, sizeof(b), "%lld %llu", (long long)r->cpu_quota, (unsigned long long)period);
                         else
                                 snprintf(b, sizeof(b), "max %llu", (unsigned long long)period);
-                        e = put(dir, "cpu.max", b, "linux.resources.cpu.quota", msg, n);
+                        e = put(dir, "cpu.max", b, "linux.resources.cpu.quota", err);
                 }
                 if (!e && r->cpu_shares) {
                         uint64_t s = r->cpu_shares < 2 ? 2 : r->cpu_shares > 262144 ? 262144 : r->cpu_shares;
                         e = put_i(dir, "cpu.weight", (int64_t)(1 + ((s - 2) * 9999) / 262142),
-                                  "linux.resources.cpu.shares", msg, n);
+                                  "linux.resources.cpu.shares", err);
                 }
         } else if (has(h, "cpu")) {
                 if (!e && r->cpu_shares)
-                        e = put_i(dir, "cpu.shares", (int64_t)r->cpu_shares, "linux.resources.cpu.shares", msg, n);
+                        e = put_i(dir, "cpu.shares", (int64_t)r->cpu_shares, "linux.resources.cpu.shares", err);
                 if (!e && r->cpu_period)
-                        e = put_i(dir, "cpu.cfs_period_us", (int64_t)r->cpu_period, "linux.resources.cpu.period", msg,
-                                  n);
+                        e = put_i(dir, "cpu.cfs_period_us", (int64_t)r->cpu_period, "linux.resources.cpu.period", err);
                 if (!e && r->cpu_quota)
                         e = put_i(dir, "cpu.cfs_quota_us", r->cpu_quota > 0 ? r->cpu_quota : -1,
-                                  "linux.resources.cpu.quota", msg, n);
+                                  "linux.resources.cpu.quota", err);
         }
         if (has(h, "cpuset")) {
                 if (!e && r->cpus)
-                        e = put(dir, "cpuset.cpus", r->cpus, "linux.resources.cpu.cpus", msg, n);
+                        e = put(dir, "cpuset.cpus", r->cpus, "linux.resources.cpu.cpus", err);
                 if (!e && r->mems)
-                        e = put(dir, "cpuset.mems", r->mems, "linux.resources.cpu.mems", msg, n);
+                        e = put(dir, "cpuset.mems", r->mems, "linux.resources.cpu.mems", err);
         }
         if (has(h, "memory")) {
                 const char *lim = h->v2 ? "memory.max" : "memory.limit_in_bytes";
                 if (!e && r->mem_limit)
-                        e = r->mem_limit > 0 ? put_i(dir, lim, r->mem_limit, "linux.resources.memory.limit", msg, n)
-                                             : put(dir, lim, h->v2 ? "max" : "-1", "linux.resources.memory.limit",
-                                                   msg, n);
+                        e = r->mem_limit > 0 ? put_i(dir, lim, r->mem_limit, "linux.resources.memory.limit", err)
+                                             : put(dir, lim, h->v2 ? "max" : "-1", "linux.resources.memory.limit", err);
                 if (!e && r->mem_reservation > 0)
                         e = put_i(dir, h->v2 ? "memory.low" : "memory.soft_limit_in_bytes", r->mem_reservation,
-                                  "linux.resources.memory.reservation", msg, n);
+                                  "linux.resources.memory.reservation", err);
                 if (!e && r->mem_swap) {
                         /* the spec's swap is memory + swap, as v1's memsw; v2's
                          * swap.max is the swap alone */
@@ -410,26 +392,25 @@ static int apply(const struct hier *h, const char *dir, const struct rt_resource
                                         "applied",
                                         f);
                         else if (r->mem_swap < 0)
-                                e = put(dir, f, h->v2 ? "max" : "-1", "linux.resources.memory.swap", msg, n);
+                                e = put(dir, f, h->v2 ? "max" : "-1", "linux.resources.memory.swap", err);
                         else if (!h->v2)
-                                e = put_i(dir, f, r->mem_swap, "linux.resources.memory.swap", msg, n);
+                                e = put_i(dir, f, r->mem_swap, "linux.resources.memory.swap", err);
                         else if (r->mem_limit > 0 && r->mem_swap >= r->mem_limit)
-                                e = put_i(dir, f, r->mem_swap - r->mem_limit, "linux.resources.memory.swap", msg, n);
-                        else {
-                                snprintf(msg, n, "linux.resources.memory.swap: %lld is less than the memory limit "
-                                                 "(it counts memory and swap together)",
-                                         (long long)r->mem_swap);
-                                e = -EINVAL;
-                        }
+                                e = put_i(dir, f, r->mem_swap - r->mem_limit, "linux.resources.memory.swap", err);
+                        else
+                                e = msb_err(err, EINVAL,
+                                            "linux.resources.memory.swap: %lld is less than the memory limit "
+                                            "(it counts memory and swap together)",
+                                            (long long)r->mem_swap);
                 }
         }
         if (has(h, "pids") && !e && r->pids_limit)
-                e = r->pids_limit > 0 ? put_i(dir, "pids.max", r->pids_limit, "linux.resources.pids.limit", msg, n)
-                                      : put(dir, "pids.max", "max", "linux.resources.pids.limit", msg, n);
+                e = r->pids_limit > 0 ? put_i(dir, "pids.max", r->pids_limit, "linux.resources.pids.limit", err)
+                                      : put(dir, "pids.max", "max", "linux.resources.pids.limit", err);
         for (size_t i = 0; h->v2 && !e && i < r->n_unified; i++) {
                 char field[160];
                 snprintf(field, sizeof(field), "linux.resources.unified.%.100s", r->unified[2 * i]);
-                e = put(dir, r->unified[2 * i], r->unified[2 * i + 1], field, msg, n);
+                e = put(dir, r->unified[2 * i], r->unified[2 * i + 1], field, err);
         }
         return e;
 }
@@ -486,28 +467,23 @@ bool rt_resources_any(const struct rt_resources *r)
                r->mem_reservation > 0 || r->pids_limit > 0 || r->n_unified;
 }
 
-int rt_cgroup_create(const char *id, const struct rt_resources *r, char ***ret_dirs, char *msg, size_t n)
+int rt_cgroup_create(const char *id, const struct rt_resources *r, char ***ret_dirs, struct msb_error *err)
 {
         *ret_dirs = NULL;
-        char path[PATH_MAX], why[PATH_MAX + 128];
+        char path[PATH_MAX];
         if (rt_g.systemd_cgroup) {
                 char def[256];
                 snprintf(def, sizeof(def), "system.slice:runc:%.200s", id);
-                if (rt_cgroup_systemd_path(r->cgroups_path ? r->cgroups_path : def, path, sizeof(path), why,
-                                           sizeof(why)) < 0) {
-                        snprintf(msg, n, "linux.cgroupsPath %s", why);
-                        return -EINVAL;
-                }
+                struct msb_error why = {0};
+                if (rt_cgroup_systemd_path(r->cgroups_path ? r->cgroups_path : def, path, sizeof(path), &why) < 0)
+                        return msb_err(err, EINVAL, "linux.cgroupsPath %s", why.message);
         } else
                 snprintf(path, sizeof(path), "%s", r->cgroups_path ? r->cgroups_path : id);
         struct hier *h = NULL;
         size_t nh = 0;
         int e = hierarchies(&h, &nh);
-        if (e < 0) {
-                snprintf(msg, n, "%s",
-                         errno_msg(-e, "linux.cgroupsPath: cannot find this host's cgroup hierarchies").s);
-                return e;
-        }
+        if (e < 0)
+                return msb_err_errno(err, e, "linux.cgroupsPath: cannot find this host's cgroup hierarchies");
         char **dirs = xcalloc(nh + 1, sizeof(char *));
         int *made = xcalloc(nh, sizeof(int));
         size_t i = 0;
@@ -522,18 +498,17 @@ int rt_cgroup_create(const char *id, const struct rt_resources *r, char ***ret_d
                 size_t dl = strlen(dirs[i]);
                 if (dl > 1 && dirs[i][dl - 1] == '/')
                         dirs[i][dl - 1] = '\0';
-                if (strlen(dirs[i]) <= strlen(h[i].mnt)) {
-                        snprintf(msg, n, "linux.cgroupsPath '%s': is the hierarchy's root", path);
-                        e = -EINVAL;
-                } else if ((e = make_dirs(&h[i], dirs[i], &made[i])) == -EBUSY)
-                        snprintf(msg, n,
-                                 "linux.cgroupsPath: %s already holds processes or cgroups (a service's, another "
-                                 "container's); name a cgroup of this container's own",
-                                 dirs[i]);
+                if (strlen(dirs[i]) <= strlen(h[i].mnt))
+                        e = msb_err(err, EINVAL, "linux.cgroupsPath '%s': is the hierarchy's root", path);
+                else if ((e = make_dirs(&h[i], dirs[i], &made[i])) == -EBUSY)
+                        msb_err(err, EBUSY,
+                                "linux.cgroupsPath: %s already holds processes or cgroups (a service's, another "
+                                "container's); name a cgroup of this container's own",
+                                dirs[i]);
                 else if (e < 0)
-                        snprintf(msg, n, "%s", errno_msg(-e, "linux.cgroupsPath: cannot create %s", dirs[i]).s);
+                        msb_err_errno(err, e, "linux.cgroupsPath: cannot create %s", dirs[i]);
                 else
-                        e = apply(&h[i], dirs[i], r, msg, n);
+                        e = apply(&h[i], dirs[i], r, err);
                 if (e < 0)
                         break;
         }
@@ -551,10 +526,10 @@ int rt_cgroup_create(const char *id, const struct rt_resources *r, char ***ret_d
         return e;
 }
 
-int rt_cgroup_join(char **dirs, pid_t pid, char *msg, size_t n)
+int rt_cgroup_join(char **dirs, pid_t pid, struct msb_error *err)
 {
         for (size_t i = 0; dirs && dirs[i]; i++) {
-                int e = put_i(dirs[i], "cgroup.procs", pid, "linux.cgroupsPath", msg, n);
+                int e = put_i(dirs[i], "cgroup.procs", pid, "linux.cgroupsPath", err);
                 if (e < 0)
                         return e;
         }

@@ -44,16 +44,16 @@ static int bad_option(const char *verb, char **argv)
  * container without limits goes on without one, as with runc. */
 static int make_cgroup(struct rt_container *ct, const struct rt_bundle *b)
 {
-        char msg[PATH_MAX + 512];
-        int r = rt_cgroup_create(ct->id, &b->res, &ct->cgroups, msg, sizeof(msg));
+        struct msb_error err = {0};
+        int r = rt_cgroup_create(ct->id, &b->res, &ct->cgroups, &err);
         if (r == -EACCES || r == -EPERM || r == -EROFS || r == -ENOENT) {
                 if (rt_resources_any(&b->res))
-                        return rt_error("create: %s; the bundle's limits cannot be enforced", msg), r;
-                rt_warn("create: %s; the container has no cgroup of its own", msg);
+                        return rt_error("create: %s; the bundle's limits cannot be enforced", err.message), r;
+                rt_warn("create: %s; the container has no cgroup of its own", err.message);
                 return 0;
         }
         if (r < 0)
-                return rt_error("create: config.json: %s", msg), r;
+                return rt_error("create: config.json: %s", err.message), r;
         if (rt_container_save(ct) < 0) {
                 rt_cgroup_remove(ct->cgroups);
                 return rt_error("%s",

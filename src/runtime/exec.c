@@ -239,9 +239,9 @@ int rt_cmd_exec(int argc, char **argv)
                 status = rt_error("%s", errno_msg(errno, "fork").s);
                 goto out;
         }
-        char msg[2048];
-        if (!rt_child_ready(rp[0], pid, msg, sizeof(msg))) {
-                status = rt_error("exec in %s: %s", c.id, msg[0] ? msg : "the relay process died");
+        struct msb_error err = {0};
+        if (!rt_child_ready(rp[0], pid, &err)) {
+                status = rt_error("exec in %s: %s", c.id, err.message[0] ? err.message : "the relay process died");
                 goto out;
         }
         if (pid_file && rt_write_pid_file(pid_file, pid) < 0) {

@@ -134,18 +134,18 @@ struct rt_resources {
  * warning, not an error: rootless). */
 bool rt_resources_any(const struct rt_resources *r);
 /* Make the cgroup (one directory per hierarchy) and write the limits:
- * 0 with *ret_dirs (owned, NULL-terminated), or -errno with msg naming the
+ * 0 with *ret_dirs (owned, NULL-terminated), or -errno with err naming the
  * field; nothing made stays. */
-int rt_cgroup_create(const char *id, const struct rt_resources *r, char ***ret_dirs, char *msg, size_t n);
+int rt_cgroup_create(const char *id, const struct rt_resources *r, char ***ret_dirs, struct msb_error *err);
 /* Put pid into every one of dirs. */
-int rt_cgroup_join(char **dirs, pid_t pid, char *msg, size_t n);
+int rt_cgroup_join(char **dirs, pid_t pid, struct msb_error *err);
 /* rmdir each, once empty; what is still in one after a second is killed. */
 void rt_cgroup_remove(char **dirs);
 /* Pure, for unit tests: "machine.slice:libpod:abc" to
  * "/machine.slice/libpod-abc.scope"; a-b.slice nests in a.slice. */
-int rt_cgroup_systemd_path(const char *spec, char *out, size_t n, char *why, size_t whyn);
+int rt_cgroup_systemd_path(const char *spec, char *out, size_t n, struct msb_error *err);
 /* No "." or ".." components, not too long. */
-int rt_cgroup_path_check(const char *p, char *why, size_t n);
+int rt_cgroup_path_check(const char *p, struct msb_error *err);
 /* The host-side minimum of pids.limit: QEMU's threads (its I/O pool
  * grows to 64), one per vCPU, msb's helpers. */
 #define RT_PIDS_MIN(cpus) (80u + (cpus))
@@ -220,8 +220,9 @@ int rt_shim_spawn(struct msb_ctx *ctx, struct rt_shim_args *a);
 /* The relay child of `exec`: same shape, for one process. */
 int rt_write_pid_file(const char *path, pid_t pid);
 /* A child (shim, exec relay) writes "ok" on fd once it runs, or why not,
- * and closes it; false (the child reaped, msg its reason or "") unless ok. */
-bool rt_child_ready(int fd, pid_t pid, char *msg, size_t size);
+ * and closes it; false (the child reaped, err->message its reason or "")
+ * unless ok. */
+bool rt_child_ready(int fd, pid_t pid, struct msb_error *err);
 
 /* ---- the verbs ---- */
 int rt_cmd_create(int argc, char **argv);

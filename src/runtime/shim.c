@@ -42,15 +42,17 @@
 #define SHIM_EXIT_VM_GONE 255
 #define FIFO_POLL_MS 1000
 
-bool rt_child_ready(int fd, pid_t pid, char *msg, size_t size)
+bool rt_child_ready(int fd, pid_t pid, struct msb_error *err)
 {
-        ssize_t n = read_all(fd, msg, size - 1);
+        char msg[sizeof(err->message)];
+        ssize_t n = read_all(fd, msg, sizeof(msg) - 1);
         close(fd);
         msg[n > 0 ? n : 0] = '\0';
         if (!strcmp(msg, "ok"))
                 return true;
         int ws;
         waitpid(pid, &ws, 0);
+        msb_err(err, EIO, "%s", msg);
         return false;
 }
 
@@ -288,10 +290,10 @@ static _Noreturn void shim_main(struct msb_ctx *ctx, struct rt_shim_args *a, int
 {
         setsid();
         prctl(PR_SET_NAME, "msb-shim");
-        char cgmsg[PATH_MAX + 256];
+        struct msb_error cgerr = {0};
         /* first: everything the shim starts (the VM) is in the cgroup */
-        if (rt_cgroup_join(a->c->cgroups, getpid(), cgmsg, sizeof(cgmsg)) < 0) {
-                (void)write_all(ready, cgmsg, strlen(cgmsg));
+        if (rt_cgroup_join(a->c->cgroups, getpid(), &cgerr) < 0) {
+                (void)write_all(ready, cgerr.message, strlen(cgerr.message));
                 _exit(RT_EXIT_FAILED);
         }
         if (chdir("/") < 0)
@@ -360,9 +362,10 @@ int rt_shim_spawn(struct msb_ctx *ctx, struct rt_shim_args *a)
                 shim_main(ctx, a, rp[1]);
         }
         close(rp[1]);
-        char msg[2048];
-        if (!rt_child_ready(rp[0], pid, msg, sizeof(msg))) {
-                rt_error("container %s: %s", a->c->id, msg[0] ? msg : "the shim died while the VM started");
+        struct msb_error err = {0};
+        if (!rt_child_ready(rp[0], pid, &err)) {
+                rt_error("container %s: %s", a->c->id,
+                         err.message[0] ? err.message : "the shim died while the VM started");
                 return -EIO;
         }
         a->c->pid = pid;

@@ -280,14 +280,14 @@ static void test_users(void)
                          "nobody:x:65534:65534::/nonexistent:/bin/false"; /* no final newline */
         const char *gr = "root:x:0:\nusers:x:100:\nwheel:x:10:root,alice\ndocker:x:999:bob,alice\nstaff:x:50:";
         struct ids u;
-        char why[256] = "";
-        CHECK_INT(ids_resolve("", pw, gr, &u, why, sizeof(why)), 0);
+        struct msb_error why = {0};
+        CHECK_INT(ids_resolve("", pw, gr, &u, &why), 0);
         CHECK_INT(u.uid, 0);
         CHECK_INT(u.gid, 0);
         CHECK_STR(u.home, "/root");
         CHECK_INT(u.ngroups, 2); /* 0, and wheel by membership */
         CHECK_INT(u.groups[1], 10);
-        CHECK_INT(ids_resolve("alice", pw, gr, &u, why, sizeof(why)), 0);
+        CHECK_INT(ids_resolve("alice", pw, gr, &u, &why), 0);
         CHECK_INT(u.uid, 1000);
         CHECK_INT(u.gid, 100);
         CHECK_STR(u.home, "/home/alice");
@@ -296,34 +296,34 @@ static void test_users(void)
         CHECK_INT(u.groups[1], 10);
         CHECK_INT(u.groups[2], 999);
         /* a numeric uid in passwd gets its name's groups too */
-        CHECK_INT(ids_resolve("1000", pw, gr, &u, why, sizeof(why)), 0);
+        CHECK_INT(ids_resolve("1000", pw, gr, &u, &why), 0);
         CHECK_INT(u.ngroups, 3);
         /* an explicit group replaces both the primary and the member groups */
-        CHECK_INT(ids_resolve("alice:staff", pw, gr, &u, why, sizeof(why)), 0);
+        CHECK_INT(ids_resolve("alice:staff", pw, gr, &u, &why), 0);
         CHECK_INT(u.gid, 50);
         CHECK_INT(u.ngroups, 1);
-        CHECK_INT(ids_resolve("nobody", pw, gr, &u, why, sizeof(why)), 0);
+        CHECK_INT(ids_resolve("nobody", pw, gr, &u, &why), 0);
         CHECK_STR(u.home, "/nonexistent");
         /* docker: unknown numeric uid -> gid 0, HOME=/ */
-        CHECK_INT(ids_resolve("1234:5678", pw, gr, &u, why, sizeof(why)), 0);
+        CHECK_INT(ids_resolve("1234:5678", pw, gr, &u, &why), 0);
         CHECK_INT(u.uid, 1234);
         CHECK_INT(u.gid, 5678);
         CHECK_STR(u.home, "/");
-        CHECK_INT(ids_resolve("4321", NULL, NULL, &u, why, sizeof(why)), 0);
+        CHECK_INT(ids_resolve("4321", NULL, NULL, &u, &why), 0);
         CHECK_INT(u.gid, 0);
-        CHECK_INT(ids_resolve("0", NULL, NULL, &u, why, sizeof(why)), 0);
+        CHECK_INT(ids_resolve("0", NULL, NULL, &u, &why), 0);
         CHECK_STR(u.home, "/root");
         /* names that are not there */
-        CHECK_INT(ids_resolve("mallory", pw, gr, &u, why, sizeof(why)), -ENOENT);
-        CHECK_STR(why, "user 'mallory' not found in the image's /etc/passwd");
-        CHECK_INT(ids_resolve("alice:nogroup", pw, gr, &u, why, sizeof(why)), -ENOENT);
-        CHECK_STR(why, "group 'nogroup' not found in the image's /etc/group");
-        CHECK_INT(ids_resolve("alice", NULL, NULL, &u, why, sizeof(why)), -ENOENT);
+        CHECK_INT(ids_resolve("mallory", pw, gr, &u, &why), -ENOENT);
+        CHECK_STR(why.message, "user 'mallory' not found in the image's /etc/passwd");
+        CHECK_INT(ids_resolve("alice:nogroup", pw, gr, &u, &why), -ENOENT);
+        CHECK_STR(why.message, "group 'nogroup' not found in the image's /etc/group");
+        CHECK_INT(ids_resolve("alice", NULL, NULL, &u, &why), -ENOENT);
         /* a name is matched whole, and "bad" has no usable uid */
-        CHECK_INT(ids_resolve("alic", pw, gr, &u, why, sizeof(why)), -ENOENT);
-        CHECK_INT(ids_resolve("bad", pw, gr, &u, why, sizeof(why)), -ENOENT);
+        CHECK_INT(ids_resolve("alic", pw, gr, &u, &why), -ENOENT);
+        CHECK_INT(ids_resolve("bad", pw, gr, &u, &why), -ENOENT);
         /* uids beyond 2^31-1 are not numbers here (docker refuses them too) */
-        CHECK_INT(ids_resolve("4294967296", pw, gr, &u, why, sizeof(why)), -ENOENT);
+        CHECK_INT(ids_resolve("4294967296", pw, gr, &u, &why), -ENOENT);
         /* at most IDS_MAX_GROUPS groups, however many lines name the user */
         char *many = NULL;
         size_t len = 0;
@@ -331,7 +331,7 @@ static void test_users(void)
         for (int i = 0; i < 200; i++)
                 fprintf(f, "g%d:x:%d:alice\n", i, 2000 + i);
         fclose(f);
-        CHECK_INT(ids_resolve("alice", pw, many, &u, why, sizeof(why)), 0);
+        CHECK_INT(ids_resolve("alice", pw, many, &u, &why), 0);
         CHECK_INT(u.ngroups, IDS_MAX_GROUPS);
         free(many);
 }

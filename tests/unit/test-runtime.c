@@ -200,29 +200,29 @@ static void test_sizes(void)
 
 static void test_cgroup_paths(void)
 {
-        char out[4096], why[512];
+        char out[4096];
+        struct msb_error why = {0};
         base = base_default;
-        CHECK_INT(rt_cgroup_systemd_path("machine.slice:libpod:abc", out, sizeof(out), why, sizeof(why)), 0);
+        CHECK_INT(rt_cgroup_systemd_path("machine.slice:libpod:abc", out, sizeof(out), &why), 0);
         CHECK_STR(out, "/machine.slice/libpod-abc.scope");
-        CHECK_INT(rt_cgroup_systemd_path("kubepods-besteffort-pod12.slice:cri-containerd:f00", out, sizeof(out), why,
-                                         sizeof(why)),
+        CHECK_INT(rt_cgroup_systemd_path("kubepods-besteffort-pod12.slice:cri-containerd:f00", out, sizeof(out), &why),
                   0);
         CHECK_STR(out, "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12.slice/"
                        "cri-containerd-f00.scope");
-        CHECK_INT(rt_cgroup_systemd_path(":runc:x", out, sizeof(out), why, sizeof(why)), 0);
+        CHECK_INT(rt_cgroup_systemd_path(":runc:x", out, sizeof(out), &why), 0);
         CHECK_STR(out, "/system.slice/runc-x.scope");
-        CHECK_INT(rt_cgroup_systemd_path("-.slice::y.slice", out, sizeof(out), why, sizeof(why)), 0);
+        CHECK_INT(rt_cgroup_systemd_path("-.slice::y.slice", out, sizeof(out), &why), 0);
         CHECK_STR(out, "/y.slice");
-        CHECK(rt_cgroup_systemd_path("/a/b", out, sizeof(out), why, sizeof(why)) < 0);
-        CHECK(strstr(why, "slice:prefix:name") != NULL);
-        CHECK(rt_cgroup_systemd_path("machine:p:n", out, sizeof(out), why, sizeof(why)) < 0);
-        CHECK(rt_cgroup_systemd_path("a.slice:p:", out, sizeof(out), why, sizeof(why)) < 0);
-        CHECK(rt_cgroup_systemd_path("a.slice:p:n:m", out, sizeof(out), why, sizeof(why)) < 0);
-        CHECK_INT(rt_cgroup_path_check("/libpod_parent/libpod-1", why, sizeof(why)), 0);
-        CHECK_INT(rt_cgroup_path_check("rel/x", why, sizeof(why)), 0);
-        CHECK(rt_cgroup_path_check("/a/../../etc", why, sizeof(why)) < 0);
-        CHECK(rt_cgroup_path_check("..", why, sizeof(why)) < 0);
-        CHECK(rt_cgroup_path_check("/a/./b", why, sizeof(why)) < 0);
+        CHECK(rt_cgroup_systemd_path("/a/b", out, sizeof(out), &why) < 0);
+        CHECK(strstr(why.message, "slice:prefix:name") != NULL);
+        CHECK(rt_cgroup_systemd_path("machine:p:n", out, sizeof(out), &why) < 0);
+        CHECK(rt_cgroup_systemd_path("a.slice:p:", out, sizeof(out), &why) < 0);
+        CHECK(rt_cgroup_systemd_path("a.slice:p:n:m", out, sizeof(out), &why) < 0);
+        CHECK_INT(rt_cgroup_path_check("/libpod_parent/libpod-1", &why), 0);
+        CHECK_INT(rt_cgroup_path_check("rel/x", &why), 0);
+        CHECK(rt_cgroup_path_check("/a/../../etc", &why) < 0);
+        CHECK(rt_cgroup_path_check("..", &why) < 0);
+        CHECK(rt_cgroup_path_check("/a/./b", &why) < 0);
 }
 
 /* io.msb.cpus and io.msb.memory may lower the VM's size; raising it needs
