@@ -306,7 +306,7 @@ static void addr_events_in(struct netd *n, int fd)
                 }
                 if (got <= 0)
                         return;
-                int left = (int)got;
+                long left = got; /* NLMSG_OK compares it with a __u32: wider than int, no sign mix-up */
                 for (const struct nlmsghdr *h = (const void *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left))
                         if (h->nlmsg_type == RTM_NEWADDR || h->nlmsg_type == RTM_DELADDR)
                                 addr_event(n, h);
