@@ -364,9 +364,14 @@ struct msb_exec_opts {
         bool tty;            /* a pseudo-terminal of rows x cols */
         unsigned rows, cols;
         const struct msb_confine *confine; /* NULL: the uid's usual rights */
+        /* kept: it runs on when its client goes (no stdin EOF, no SIGHUP),
+         * and any later client may read it, write its stdin, signal it or
+         * resize it by id (msb_sandbox_proc_*; docs/sandboxes.md) */
+        bool keep;
 };
 /* Start a process; returns once it runs.  1 (err says why, *ret_status
- * 126/127) when it could not be executed. */
+ * 126/127) when it could not be executed.  -EAGAIN when the sandbox runs
+ * as many processes (1023), or kept processes (256), as it may. */
 int msb_sandbox_exec(struct msb_ctx *ctx, const char *name, const struct msb_exec_opts *opts,
                      struct msb_proc **ret, int *ret_status, struct msb_error *err);
 /* Attach to the main process (one client at a time: -EBUSY). */
@@ -396,8 +401,97 @@ int msb_proc_resize(struct msb_proc *p, unsigned rows, unsigned cols);
 /* The connection to poll for when driving a process without
  * msb_proc_relay (readable: output or its end is there). */
 int msb_proc_fd(const struct msb_proc *p);
-/* Close the connection to the process and free p (NULL is fine). */
+/* Close the connection to the process and free p (NULL is fine).  A kept
+ * process runs on; any other one's stdin ends (a terminal hangs up). */
 void msb_proc_free(struct msb_proc *p);
+
+/* ---- processes by id (docs/sandboxes.md#processes) ----
+ *
+ * Every process of a running sandbox has an id there, never reused while
+ * it runs: 1 is the main process, the others count up from 2.  A kept
+ * process (msb_exec_opts.keep) belongs to no client: its output is kept
+ * (the last 256 KiB, stdout and stderr in order) for whoever attaches
+ * later, any number of clients may read it at once (one that falls 1 MiB
+ * behind is disconnected; the process never waits for a reader), and one
+ * client at a time writes its stdin.  Once it ended, its status and
+ * output stay for the 64 newest such.  Errors: -ESRCH when the sandbox is
+ * not running (or, for signals, the process has exited), -ENOENT for an
+ * id it has no process of, each with err naming both.
+ */
+/* p's id in its sandbox, and its guest pid (0 until known) */
+uint32_t msb_proc_id(const struct msb_proc *p);
+int msb_proc_pid(const struct msb_proc *p);
+struct msb_proc_info {
+        uint32_t id;
+        int pid;       /* the guest's; 0 until it started */
+        char *command; /* its argv joined by spaces (the first 4 KiB, 64 arguments) */
+        char **argv;   /* the same, NULL-terminated */
+        bool tty, kept, main, running;
+        bool stdin;    /* its stdin is open */
+        int exit_code; /* msb_run's convention (128 + signal), -1 while running */
+        int64_t started_ms; /* unix time in ms */
+};
+/* The sandbox's processes, by id: running ones (the main one, exec'd ones
+ * kept or not; msb cp's are not listed) and kept ones that ended.  Free
+ * with msb_proc_info_free(*ret, *ret_n). */
+int msb_sandbox_procs(struct msb_ctx *ctx, const char *name, struct msb_proc_info **ret, size_t *ret_n,
+                      struct msb_error *err);
+void msb_proc_info_free(struct msb_proc_info *v, size_t n);
+/* The id of the process with guest pid pid (a running one rather than
+ * one that ended; -ENOENT if none). */
+int msb_sandbox_proc_find_pid(struct msb_ctx *ctx, const char *name, int pid, uint32_t *ret_id,
+                              struct msb_error *err);
+#define MSB_ATTACH_STDIN (1u << 0)      /* become its stdin writer (-EBUSY: it has one) */
+#define MSB_ATTACH_NO_BACKLOG (1u << 1) /* live output only */
+/* Attach to process id: a kept one's output (its backlog first, unless
+ * NO_BACKLOG), then its exit (at once for one that ended); id 1 is the
+ * main process, as msb_sandbox_attach (one client at a time).  A process
+ * neither kept nor the main one: -EBUSY, its own client reads it.  With
+ * MSB_ATTACH_STDIN: -EPIPE if its stdin is not open. */
+int msb_sandbox_proc_attach(struct msb_ctx *ctx, const char *name, uint32_t id, unsigned flags,
+                            struct msb_proc **ret, struct msb_error *err);
+/* Signal signo (1 to 64) to process id's process group; -ESRCH if it
+ * has exited. */
+int msb_sandbox_proc_signal(struct msb_ctx *ctx, const char *name, uint32_t id, int signo, struct msb_error *err);
+/* Process id's terminal size (-ENOTTY without one). */
+int msb_sandbox_proc_resize(struct msb_ctx *ctx, const char *name, uint32_t id, unsigned rows, unsigned cols,
+                            struct msb_error *err);
+/* Write n bytes to kept process id's stdin, then with eof close it;
+ * returns once the guest took the bytes (-EPIPE if it exited first or its
+ * stdin is not open, -EBUSY while another client writes it, -ETIMEDOUT
+ * when it read nothing for 30 s).  A writer that goes leaves stdin open. */
+int msb_sandbox_proc_write(struct msb_ctx *ctx, const char *name, uint32_t id, const void *buf, size_t n,
+                           bool eof, struct msb_error *err);
+
+/* What msb_proc_read returns, one at a time, in order: STARTED (first,
+ * when the pid is known), DROPPED (an attach's backlog lost older output),
+ * STDOUT/STDERR chunks (a terminal's output is all STDOUT), EXIT (last). */
+enum msb_proc_event_type {
+        MSB_PROC_EV_STARTED = 1,
+        MSB_PROC_EV_STDOUT,
+        MSB_PROC_EV_STDERR,
+        MSB_PROC_EV_DROPPED,
+        MSB_PROC_EV_EXIT,
+};
+struct msb_proc_event {
+        enum msb_proc_event_type type;
+        /* STDOUT, STDERR: the bytes (at most 32 KiB), owned by p and valid
+         * until the next call on p (msb_proc_read, _relay, _free) */
+        const void *data;
+        size_t len;
+        int pid;          /* STARTED */
+        uint64_t dropped; /* DROPPED: bytes of older output no longer kept */
+        int status;       /* EXIT: msb_run's convention */
+};
+/* The next event of p, waiting at most timeout_ms (-1: no limit, 0: what
+ * is there): 1 and *ev filled, 0 when nothing came in time, or -errno
+ * (-ECONNRESET: the sandbox stopped, or a reader of a kept process fell
+ * 1 MiB behind and was disconnected; -EPIPE after EXIT).  Output counts
+ * as handed on once the next call is made: a process that is not kept
+ * waits for its reader.  Before polling msb_proc_fd, call it with 0 until
+ * it returns 0 (events may be buffered already).  Not with msb_proc_relay
+ * on the same p. */
+int msb_proc_read(struct msb_proc *p, int timeout_ms, struct msb_proc_event *ev, struct msb_error *err);
 
 /* ---- copying files (msb cp; docs/sandboxes.md) ----
  *

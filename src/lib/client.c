@@ -142,7 +142,14 @@ static int exec_request(struct msb_ctx *ctx, const char *name, const struct msb_
         if (msb_enc_exec(&p->out, ex) < 0)
                 return msb_err(err, E2BIG, "the command line and environment are too large");
         struct msb_msg m;
-        if (client_send_out(p) < 0 || (r = client_recv_msg(p, &m, REPLY_TIMEOUT_MS)) != 1)
+        if (client_send_out(p) < 0)
+                return msb_err(err, EIO, "sandbox '%s': its supervisor went away", name);
+        /* its id in the sandbox first, then STARTED or why not */
+        while ((r = client_recv_msg(p, &m, REPLY_TIMEOUT_MS)) == 1 && m.type == MSB_MSG_PROC_INFO) {
+                client_take_info(p, &m);
+                msb_msg_free(&m);
+        }
+        if (r != 1)
                 return msb_err(err, EIO, "sandbox '%s': %s", name,
                                r < 0 ? "its supervisor sent a malformed message" : "the process did not start");
         if (m.type == MSB_MSG_ERROR) {
@@ -160,6 +167,7 @@ static int exec_request(struct msb_ctx *ctx, const char *name, const struct msb_
                 msb_msg_free(&m);
                 return msb_err(err, EPROTO, "sandbox '%s': unexpected answer from its supervisor", name);
         }
+        p->pid = (int)m.u.pid;
         msb_msg_free(&m);
         *ret = TAKE_PTR(p);
         return 0;
@@ -175,7 +183,8 @@ int msb_sandbox_exec(struct msb_ctx *ctx, const char *name, const struct msb_exe
                         return msb_err(err, EINVAL, "environment '%s': expected K=V", *e);
         struct msb_exec_msg ex = {
                 .id = 1,
-                .flags = (eo->stdin ? MSB_EXEC_STDIN : 0) | (eo->tty ? MSB_EXEC_TTY : 0),
+                .flags = (eo->stdin ? MSB_EXEC_STDIN : 0) | (eo->tty ? MSB_EXEC_TTY : 0) |
+                         (eo->keep ? MSB_EXEC_KEEP : 0),
                 .workdir = (char *)(eo->workdir ? eo->workdir : ""),
                 .user = (char *)(eo->user ? eo->user : ""),
                 .argc = (uint32_t)strv_len((char **)eo->argv),
@@ -224,7 +233,8 @@ int msb_sandbox_attach(struct msb_ctx *ctx, const char *name, bool forward_stdin
         if (r < 0)
                 return r;
         p->attach = true;
-        msb_enc_u32(&p->out, MSB_MSG_ATTACH, 1, forward_stdin ? MSB_ATTACH_STDIN : 0);
+        p->id = VM_MAIN_ID;
+        msb_enc_u32(&p->out, MSB_MSG_ATTACH, VM_MAIN_ID, forward_stdin ? MSB_ATTACH_STDIN : 0);
         if (client_send_out(p) < 0)
                 return msb_err(err, EIO, "sandbox '%s': its supervisor went away", name);
         *ret = TAKE_PTR(p);

@@ -20,6 +20,14 @@ struct msb_proc {
         struct msb_buf out;
         uint32_t stdin_unacked;
         char *name;
+        uint32_t id;  /* in its sandbox (from PROC_INFO), 0 if not told */
+        int pid;      /* the guest's, 0 until known */
+        bool kept;    /* the supervisor acknowledges its output itself */
+        /* msb_proc_read (client_procs.c) */
+        uint32_t ev_last;    /* the last output event's bytes: handed on at the next call */
+        uint32_t ev_owed;    /* handed on, not acknowledged yet */
+        uint64_t ev_dropped; /* a DROPPED event to give first (an attach's backlog) */
+        bool ev_started, ev_done; /* STARTED, EXIT given */
 };
 
 static inline void msb_proc_freep(struct msb_proc **p)
@@ -41,3 +49,5 @@ int sb_connect(struct msb_ctx *ctx, const char *name, struct msb_proc **ret, str
 int client_exec_status(int e);
 /* client.c: an EXIT's status, msb_run's convention (128 + signal). */
 int client_exit_value(const struct msb_msg *m);
+/* client_procs.c: what a PROC_INFO says of p's process (its id, pid, kept) */
+void client_take_info(struct msb_proc *p, const struct msb_msg *m);

@@ -308,6 +308,30 @@ int msb_enc_error(struct msb_buf *out, uint32_t id, const char *step, int32_t er
         return frame_end(out, st);
 }
 
+static bool exit_ok(uint32_t kind, uint32_t value);
+
+int msb_enc_proc_info(struct msb_buf *out, uint32_t id, const struct msb_proc_info_msg *pi)
+{
+        bool exited = pi->flags & MSB_PROC_EXITED;
+        if (id == 0 || pi->pid > (1u << 22) || (pi->flags & ~MSB_PROC_KNOWN_FLAGS) ||
+            (exited ? !exit_ok(pi->exit_kind, pi->exit_value) : (pi->exit_kind || pi->exit_value)))
+                return -EINVAL;
+        if (pi->argc > MSB_PROTO_MAX_ARGS || !strv_ok(pi->argv, pi->argc))
+                return -E2BIG;
+        size_t st = frame_begin(out, MSB_MSG_PROC_INFO);
+        put_u32(out, id);
+        put_u32(out, pi->pid);
+        put_u32(out, pi->flags);
+        put_u32(out, pi->exit_kind);
+        put_u32(out, pi->exit_value);
+        put_u64(out, pi->started_ms);
+        put_u64(out, pi->dropped);
+        put_u32(out, pi->argc);
+        for (uint32_t i = 0; i < pi->argc; i++)
+                put_str(out, pi->argv[i]);
+        return frame_end(out, st);
+}
+
 /* ---------- input ---------- */
 
 /* Bounds-checked cursor over an untrusted payload.  Any overrun sets bad and
@@ -445,6 +469,9 @@ void msb_msg_free(struct msb_msg *m)
                 free(m->u.error.step);
                 free(m->u.error.message);
                 break;
+        case MSB_MSG_PROC_INFO:
+                strv_free_n(m->u.proc_info.argv, m->u.proc_info.argc);
+                break;
         default:
                 break;
         }
@@ -576,10 +603,31 @@ static bool signo_ok(uint32_t s)
         return s >= 1 && s <= 64;
 }
 
+/* EXIT's kind and value */
+static bool exit_ok(uint32_t kind, uint32_t value)
+{
+        return kind == MSB_EXIT_CODE ? value <= 255 : kind == MSB_EXIT_SIGNAL && signo_ok(value);
+}
+
+static void decode_proc_info(struct cursor *c, struct msb_proc_info_msg *r)
+{
+        r->pid = get_u32(c);
+        r->flags = get_u32(c);
+        r->exit_kind = get_u32(c);
+        r->exit_value = get_u32(c);
+        if (r->pid > (1u << 22) || (r->flags & ~MSB_PROC_KNOWN_FLAGS) ||
+            ((r->flags & MSB_PROC_EXITED) ? !exit_ok(r->exit_kind, r->exit_value) : (r->exit_kind || r->exit_value)))
+                c->bad = true;
+        r->started_ms = get_u64(c);
+        r->dropped = get_u64(c);
+        r->argv = get_strv(c, &r->argc, MSB_PROTO_MAX_ARGS);
+}
+
 /* The types whose payload starts with a process id; it must be nonzero. */
 static bool has_id(uint16_t type)
 {
-        return type >= MSB_MSG_STDIN && type <= MSB_MSG_STOP && type != MSB_MSG_SHUTDOWN;
+        return (type >= MSB_MSG_STDIN && type <= MSB_MSG_STOP && type != MSB_MSG_SHUTDOWN) ||
+               type == MSB_MSG_PROC_INFO;
 }
 
 int msb_msg_decode(uint16_t type, const uint8_t *payload, size_t len, struct msb_msg *out)
@@ -615,6 +663,10 @@ int msb_msg_decode(uint16_t type, const uint8_t *payload, size_t len, struct msb
         case MSB_MSG_STDIN_EOF:
         case MSB_MSG_SHUTDOWN:
         case MSB_MSG_WAIT:
+        case MSB_MSG_PROCS:
+                break;
+        case MSB_MSG_PROC_INFO:
+                decode_proc_info(&c, &out->u.proc_info);
                 break;
         case MSB_MSG_SIGNAL:
                 out->u.signo = get_u32(&c);
@@ -649,11 +701,7 @@ int msb_msg_decode(uint16_t type, const uint8_t *payload, size_t len, struct msb
         case MSB_MSG_EXIT:
                 out->u.exit.kind = get_u32(&c);
                 out->u.exit.value = get_u32(&c);
-                if (out->u.exit.kind == MSB_EXIT_CODE && out->u.exit.value > 255)
-                        c.bad = true;
-                else if (out->u.exit.kind == MSB_EXIT_SIGNAL && !signo_ok(out->u.exit.value))
-                        c.bad = true;
-                else if (out->u.exit.kind > MSB_EXIT_SIGNAL)
+                if (!exit_ok(out->u.exit.kind, out->u.exit.value))
                         c.bad = true;
                 break;
         case MSB_MSG_ERROR:
@@ -730,6 +778,7 @@ const char *msb_msg_type_name(uint16_t type)
                 [MSB_MSG_RESIZE] = "RESIZE",     [MSB_MSG_ACK] = "ACK",       [MSB_MSG_STARTED] = "STARTED",
                 [MSB_MSG_EXIT] = "EXIT",         [MSB_MSG_ERROR] = "ERROR",   [MSB_MSG_SHUTDOWN] = "SHUTDOWN",
                 [MSB_MSG_ATTACH] = "ATTACH",     [MSB_MSG_STOP] = "STOP",     [MSB_MSG_WAIT] = "WAIT",
+                [MSB_MSG_PROCS] = "PROCS",       [MSB_MSG_PROC_INFO] = "PROC_INFO",
         };
         if (type < sizeof(names) / sizeof(names[0]) && names[type])
                 return names[type];

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSB_PROTO_VERSION 6u
+#define MSB_PROTO_VERSION 7u
 #define MSB_PROTO_HDR_SIZE 8u
 /* Largest payload either side accepts.  Big enough for an EXEC message with a
  * large environment; small enough that a hostile peer cannot make us allocate
@@ -68,10 +68,31 @@
  *
  * The same framing carries the host-side conversation between the msb CLI
  * and a sandbox's supervisor (over its unix socket): after HELLO, one
- * request per connection: EXEC, ATTACH (id 1, flags), STOP (id 1, grace),
- * WAIT, or a bare SIGNAL (id 1: to the main process).  The connection's
- * process is always id 1 there.  ATTACH/STOP/WAIT never appear on the guest
- * channel, and each side rejects types not meant for it.
+ * request per connection:
+ *
+ *   EXEC            answered with PROC_INFO (the process's id in the
+ *                   sandbox, pid 0), then STARTED or ERROR; with
+ *                   MSB_EXEC_KEEP the process outlives the connection
+ *   ATTACH id, flags  id 1: the main process; another id: a kept process
+ *                   (backlog, then live output, then EXIT; see below)
+ *   STOP (id 1, grace), WAIT
+ *   SIGNAL id, signo  bare: to process id (1: the main one); EXIT 0 or ERROR
+ *   RESIZE id, rows, cols  bare: to process id's terminal; EXIT 0 or ERROR
+ *   PROCS           answered with a PROC_INFO per process, then EXIT 0
+ *
+ * The connection's process is always id 1 there, whatever its id in the
+ * sandbox; PROC_INFO alone names a process by that id.  ATTACH, STOP, WAIT,
+ * PROCS and PROC_INFO never appear on the guest channel, and each side
+ * rejects types not meant for it.
+ *
+ * Kept processes (EXEC with MSB_EXEC_KEEP) run on when their client goes:
+ * the supervisor acknowledges their output itself and keeps the last
+ * 256 KiB of it (STDOUT and STDERR frames, in order).  Any
+ * number of connections may ATTACH to one and read it at once (each is
+ * dropped once it falls 1 MiB behind); one of them at a time may write its
+ * stdin (MSB_ATTACH_STDIN; another gets ERROR EBUSY).  A writer that goes
+ * leaves stdin open; STDIN_EOF closes it.  Once a kept process ended, its
+ * PROC_INFO, backlog and EXIT stay for later readers (the 64 newest).
  */
 enum msb_msg_type {
         MSB_MSG_HELLO = 1,     /* both ways: version handshake */
@@ -92,7 +113,9 @@ enum msb_msg_type {
         MSB_MSG_ATTACH = 15,   /* id 1, flags: the main process's streams */
         MSB_MSG_STOP = 16,     /* grace (ms): SIGTERM to main, SHUTDOWN after grace */
         MSB_MSG_WAIT = 17,     /* answered with EXIT once the sandbox stopped */
-        MSB_MSG_TYPE_MAX = 17,
+        MSB_MSG_PROCS = 18,    /* the sandbox's processes: PROC_INFO each, then EXIT */
+        MSB_MSG_PROC_INFO = 19, /* supervisor -> CLI: id (the sandbox's), pid, flags, exit, times, argv */
+        MSB_MSG_TYPE_MAX = 19,
 };
 
 /* The PATH a command gets when neither the image nor -e sets one (docker's);
@@ -136,16 +159,33 @@ enum msb_msg_type {
  * filter; OCI's process.capabilities and linux.seccomp */
 #define MSB_EXEC_CONFINE (1u << 5)
 #define MSB_EXEC_NO_NEW_PRIVS (1u << 6) /* prctl(PR_SET_NO_NEW_PRIVS) */
+/* CLI -> supervisor only (it takes the flag off; agentd ignores it): the
+ * process is kept, running on without a client (see above) */
+#define MSB_EXEC_KEEP (1u << 7)
 #define MSB_EXEC_KNOWN_FLAGS                                                                               \
         (MSB_EXEC_STDIN | MSB_EXEC_IDS | MSB_EXEC_TTY | MSB_EXEC_MAIN | MSB_EXEC_INTERNAL | MSB_EXEC_CONFINE | \
-         MSB_EXEC_NO_NEW_PRIVS)
+         MSB_EXEC_NO_NEW_PRIVS | MSB_EXEC_KEEP)
 /* classic BPF instructions of a seccomp filter (the kernel's BPF_MAXINSNS) */
 #define MSB_PROTO_MAX_SECCOMP 4096u
 enum { MSB_CAP_BOUNDING, MSB_CAP_EFFECTIVE, MSB_CAP_PERMITTED, MSB_CAP_INHERITABLE, MSB_CAP_AMBIENT, MSB_CAP_SETS };
 
-/* ATTACH flags */
-#define MSB_ATTACH_STDIN (1u << 0) /* the client forwards its stdin */
-#define MSB_ATTACH_KNOWN_FLAGS (MSB_ATTACH_STDIN)
+/* ATTACH flags (the first two are msb.h's too, with the same values) */
+#define MSB_ATTACH_STDIN (1u << 0)      /* the client forwards its stdin (a kept
+                                         * process's: its one writer) */
+#define MSB_ATTACH_NO_BACKLOG (1u << 1) /* a kept process: live output only */
+#define MSB_ATTACH_INFO (1u << 2)       /* PROC_INFO first (else nothing until output) */
+#define MSB_ATTACH_NO_OUTPUT (1u << 3)  /* a kept process's stdin writer that
+                                         * reads nothing but ACKs and EXIT */
+#define MSB_ATTACH_KNOWN_FLAGS \
+        (MSB_ATTACH_STDIN | MSB_ATTACH_NO_BACKLOG | MSB_ATTACH_INFO | MSB_ATTACH_NO_OUTPUT)
+
+/* PROC_INFO flags */
+#define MSB_PROC_TTY (1u << 0)
+#define MSB_PROC_KEPT (1u << 1)
+#define MSB_PROC_MAIN (1u << 2)
+#define MSB_PROC_STDIN (1u << 3)  /* its stdin is open (it had one, no STDIN_EOF yet) */
+#define MSB_PROC_EXITED (1u << 4) /* exit kind and value say how; else both 0 */
+#define MSB_PROC_KNOWN_FLAGS (MSB_PROC_TTY | MSB_PROC_KEPT | MSB_PROC_MAIN | MSB_PROC_STDIN | MSB_PROC_EXITED)
 
 /* mount flags */
 #define MSB_MOUNT_RO (1u << 0)
@@ -243,6 +283,17 @@ struct msb_exec_msg {
         uint8_t *seccomp;   /* nseccomp * 8 bytes: struct sock_filter, host order */
 };
 
+/* PROC_INFO: one process of a sandbox (its id is the message's) */
+struct msb_proc_info_msg {
+        uint32_t pid;   /* the guest's, 0 until it started (at most 1 << 22) */
+        uint32_t flags; /* MSB_PROC_* */
+        uint32_t exit_kind, exit_value; /* with MSB_PROC_EXITED, as EXIT's */
+        uint64_t started_ms; /* unix time in ms when it was started */
+        uint64_t dropped;    /* a kept process's output bytes its backlog let go */
+        uint32_t argc;       /* 0..MSB_PROTO_MAX_ARGS (the supervisor keeps less) */
+        char **argv;         /* NULL-terminated */
+};
+
 struct msb_msg {
         uint16_t type;
         uint32_t id; /* the process, for the types that name one; else 0 */
@@ -253,6 +304,7 @@ struct msb_msg {
                 } hello;
                 struct msb_setup_msg setup;
                 struct msb_exec_msg exec; /* exec.id == id */
+                struct msb_proc_info_msg proc_info;
                 struct {
                         /* Points into the frame buffer the message was
                          * decoded from; valid until that buffer changes. */
@@ -309,7 +361,7 @@ int msb_enc_setup(struct msb_buf *out, const struct msb_setup_msg *setup);
 int msb_enc_exec(struct msb_buf *out, const struct msb_exec_msg *exec);
 /* STDIN, STDOUT, STDERR */
 int msb_enc_data(struct msb_buf *out, uint16_t type, uint32_t id, const void *data, size_t len);
-/* SHUTDOWN, WAIT: no payload */
+/* SHUTDOWN, WAIT, PROCS: no payload */
 int msb_enc_empty(struct msb_buf *out, uint16_t type);
 /* STDIN_EOF: the id alone */
 int msb_enc_id(struct msb_buf *out, uint16_t type, uint32_t id);
@@ -319,6 +371,8 @@ int msb_enc_u32(struct msb_buf *out, uint16_t type, uint32_t id, uint32_t v);
 int msb_enc_resize(struct msb_buf *out, uint32_t id, uint32_t rows, uint32_t cols);
 int msb_enc_exit(struct msb_buf *out, uint32_t id, uint32_t kind, uint32_t value);
 int msb_enc_error(struct msb_buf *out, uint32_t id, const char *step, int32_t err, const char *message);
+/* PROC_INFO for process id (-EINVAL for values the decoder refuses) */
+int msb_enc_proc_info(struct msb_buf *out, uint32_t id, const struct msb_proc_info_msg *pi);
 
 /* Parse a frame header.  Returns 0 and fills type/len, or -EPROTO for an
  * unknown type, nonzero reserved field or oversized payload. */

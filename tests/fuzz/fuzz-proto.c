@@ -25,7 +25,10 @@ static int reencode(struct msb_buf *b, const struct msb_msg *m)
                 return msb_enc_id(b, m->type, m->id);
         case MSB_MSG_SHUTDOWN:
         case MSB_MSG_WAIT:
+        case MSB_MSG_PROCS:
                 return msb_enc_empty(b, m->type);
+        case MSB_MSG_PROC_INFO:
+                return msb_enc_proc_info(b, m->id, &m->u.proc_info);
         case MSB_MSG_SIGNAL:
                 return msb_enc_u32(b, m->type, m->id, m->u.signo);
         case MSB_MSG_ACK:

@@ -306,7 +306,7 @@ static void test_small(void)
         CHECK_INT(m.id, 4);
         msb_buf_free(&b);
 
-        static const uint16_t empties[] = {MSB_MSG_SHUTDOWN, MSB_MSG_WAIT};
+        static const uint16_t empties[] = {MSB_MSG_SHUTDOWN, MSB_MSG_WAIT, MSB_MSG_PROCS};
         for (size_t i = 0; i < ARRAY_SIZE(empties); i++) {
                 CHECK_INT(msb_enc_empty(&b, empties[i]), 0);
                 CHECK_INT(msb_buf_pending(&b), MSB_PROTO_HDR_SIZE);
@@ -555,7 +555,7 @@ static void test_ranges(void)
                 {MSB_MSG_RESIZE, 1, 0, 80, 12},    {MSB_MSG_RESIZE, 1, 24, 0, 12},
                 {MSB_MSG_RESIZE, 1, 65536, 80, 12}, {MSB_MSG_RESIZE, 1, 24, 65536, 12},
                 {MSB_MSG_STARTED, 1, 0, 0, 8},     {MSB_MSG_STARTED, 1, (1u << 22) + 1, 0, 8},
-                {MSB_MSG_ATTACH, 1, 2, 0, 8},      {MSB_MSG_EXIT, 1, MSB_EXIT_CODE, 256, 12},
+                {MSB_MSG_ATTACH, 1, 16, 0, 8},     {MSB_MSG_EXIT, 1, MSB_EXIT_CODE, 256, 12},
                 {MSB_MSG_EXIT, 1, MSB_EXIT_SIGNAL, 0, 12}, {MSB_MSG_EXIT, 1, MSB_EXIT_SIGNAL, 65, 12},
                 {MSB_MSG_EXIT, 1, 2, 1, 12},
         };
@@ -801,8 +801,75 @@ static void test_bad_strings(void)
         CHECK_INT(decode_raw(MSB_MSG_ERROR, err, sizeof(err)), 0);
 }
 
+/* PROC_INFO: the supervisor's record of a process, both ways and broken. */
+static void test_proc_info(void)
+{
+        char *argv[] = {"sh", "-c", "echo é", NULL};
+        struct msb_proc_info_msg pi = {.pid = 42, .flags = MSB_PROC_KEPT | MSB_PROC_STDIN | MSB_PROC_EXITED,
+                                       .exit_kind = MSB_EXIT_SIGNAL, .exit_value = 9,
+                                       .started_ms = 1700000000123ull, .dropped = 1ull << 33, .argc = 3,
+                                       .argv = argv};
+        struct msb_buf b = {0};
+        struct msb_msg m;
+        CHECK_INT(msb_enc_proc_info(&b, 7, &pi), 0);
+        check_exact(&b);
+        CHECK_INT(decode_one(&b, &m), 1);
+        CHECK_INT(m.type, MSB_MSG_PROC_INFO);
+        CHECK_INT(m.id, 7);
+        CHECK_INT(m.u.proc_info.pid, 42);
+        CHECK_INT(m.u.proc_info.flags, pi.flags);
+        CHECK_INT(m.u.proc_info.exit_kind, MSB_EXIT_SIGNAL);
+        CHECK_INT(m.u.proc_info.exit_value, 9);
+        CHECK(m.u.proc_info.started_ms == pi.started_ms);
+        CHECK(m.u.proc_info.dropped == pi.dropped);
+        CHECK_INT(m.u.proc_info.argc, 3);
+        CHECK_STR(m.u.proc_info.argv[2], "echo é");
+        CHECK(m.u.proc_info.argv[3] == NULL);
+        msb_msg_free(&m);
+        msb_buf_free(&b);
+        /* running, no argv, pid not known yet */
+        struct msb_proc_info_msg run = {.flags = MSB_PROC_MAIN | MSB_PROC_TTY};
+        CHECK_INT(msb_enc_proc_info(&b, 1, &run), 0);
+        check_exact(&b);
+        msb_buf_free(&b);
+        /* what the encoder refuses */
+        struct msb_proc_info_msg bad[] = {
+                {.pid = (1u << 22) + 1},
+                {.flags = 1u << 5},
+                {.exit_kind = MSB_EXIT_CODE, .exit_value = 3}, /* an exit without EXITED */
+                {.flags = MSB_PROC_EXITED, .exit_kind = MSB_EXIT_CODE, .exit_value = 256},
+                {.flags = MSB_PROC_EXITED, .exit_kind = MSB_EXIT_SIGNAL, .exit_value = 0},
+                {.flags = MSB_PROC_EXITED, .exit_kind = 2, .exit_value = 1},
+        };
+        CHECK_INT(msb_enc_proc_info(&b, 0, &run), -EINVAL);
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                CHECK_INT(msb_enc_proc_info(&b, 3, &bad[i]), -EINVAL);
+                CHECK_INT(msb_buf_pending(&b), 0);
+                /* and the decoder: a good record patched to the bad values */
+                CHECK_INT(msb_enc_proc_info(&b, 3, &run), 0);
+                uint8_t *pl = (uint8_t *)msb_buf_head(&b) + MSB_PROTO_HDR_SIZE;
+                put32(pl + 4, bad[i].pid);
+                put32(pl + 8, bad[i].flags);
+                put32(pl + 12, bad[i].exit_kind);
+                put32(pl + 16, bad[i].exit_value);
+                CHECK_INT(decode_payload(&b), -EBADMSG);
+                msb_buf_free(&b);
+        }
+        /* id 0 */
+        CHECK_INT(msb_enc_proc_info(&b, 3, &run), 0);
+        put32((uint8_t *)msb_buf_head(&b) + MSB_PROTO_HDR_SIZE, 0);
+        CHECK_INT(decode_payload(&b), -EBADMSG);
+        msb_buf_free(&b);
+        /* an argv count its bytes cannot hold */
+        CHECK_INT(msb_enc_proc_info(&b, 3, &run), 0);
+        put32((uint8_t *)msb_buf_head(&b) + msb_buf_pending(&b) - 4, 1000);
+        CHECK_INT(decode_payload(&b), -EBADMSG);
+        msb_buf_free(&b);
+}
+
 int main(void)
 {
+        test_proc_info();
         test_exec_rlimits();
         test_hello();
         test_setup();

@@ -67,6 +67,7 @@ void sup_end(struct sup *s)
                 close(s->log_fd);
         while (s->procs)
                 sup_proc_free(s, s->procs);
+        kept_ended_free(s);
         state_final(s);
         /* one that was stopped stays, whatever it was made with */
         if (s->o->auto_remove && !s->no_main)

@@ -83,6 +83,7 @@ void sup_fuzz(const uint8_t *data, size_t size)
         sup_farewell(&s, 0);
         while (s.procs)
                 sup_proc_free(&s, s.procs);
+        kept_ended_free(&s);
         msb_buf_free(&vm.out);
         msb_reader_free(&s.rd);
         free(s.error);

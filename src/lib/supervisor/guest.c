@@ -45,6 +45,8 @@ static int guest_output(struct sup *s, struct msb_msg *m)
                 sup_log_write(s, m->type == MSB_MSG_STDERR, m->u.data.data, m->u.data.len);
         if (!m->u.data.len)
                 return 0;
+        if (p->kept)
+                return kept_output(s, p, m);
         if (p->conn) {
                 if (p->to_client + m->u.data.len > MSB_PROTO_WINDOW)
                         return -EPROTO; /* the guest ignored its window */
@@ -83,6 +85,11 @@ static int guest_error(struct sup *s, struct msb_msg *m)
                 return -EPROTO;
         if (p->conn)
                 msb_enc_error(&p->conn->out, 1, step, e, text);
+        if (p->kept) {
+                _cleanup_buf_ struct msb_buf f = {0};
+                msb_enc_error(&f, 1, step, e, text);
+                kept_send(s, p, &f);
+        }
         if (p->main) {
                 sup_set_error(s, xstrdup(text));
                 s->status = !strcmp(step, "exec") ? exec_status(e) : MSB_EXIT_NOT_EXECUTABLE;
@@ -118,12 +125,18 @@ int sup_guest_msg(struct sup *s, struct msb_msg *m)
         case MSB_MSG_STARTED:
                 if (!(p = sup_proc_find(s, m->id)))
                         return -EPROTO;
+                p->pid = m->u.pid;
                 if (p->main) {
                         sup_ready(s, "ok");
                         s->started_deadline = 0;
                 }
                 if (p->conn)
                         msb_enc_u32(&p->conn->out, MSB_MSG_STARTED, 1, m->u.pid);
+                if (p->kept) {
+                        _cleanup_buf_ struct msb_buf f = {0};
+                        msb_enc_u32(&f, MSB_MSG_STARTED, 1, m->u.pid);
+                        kept_send(s, p, &f);
+                }
                 return 0;
         case MSB_MSG_STDOUT:
         case MSB_MSG_STDERR:
@@ -134,6 +147,8 @@ int sup_guest_msg(struct sup *s, struct msb_msg *m)
                  * reused, so an ACK for one that was is no error */
                 if (!(p = sup_proc_find(s, m->id)))
                         return m->id < s->next_id ? 0 : -EPROTO;
+                if (p->kept)
+                        return kept_stdin_ack(s, p, m->u.ack);
                 if (m->u.ack > p->stdin_orphan + p->stdin_unacked)
                         return -EPROTO;
                 uint32_t old = m->u.ack < p->stdin_orphan ? m->u.ack : p->stdin_orphan;
@@ -147,6 +162,10 @@ int sup_guest_msg(struct sup *s, struct msb_msg *m)
         case MSB_MSG_EXIT:
                 if (!(p = sup_proc_find(s, m->id)))
                         return -EPROTO;
+                if (p->kept) {
+                        kept_exited(s, p, m->u.exit.kind, m->u.exit.value);
+                        return 0;
+                }
                 p->exited = true;
                 if (p->conn)
                         msb_enc_exit(&p->conn->out, 1, m->u.exit.kind, m->u.exit.value);

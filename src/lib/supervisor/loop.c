@@ -167,6 +167,13 @@ void sup_loop(struct sup *s)
 {
         struct vm *vm = s->vm;
         while (!s->done) {
+                /* what has said its last goes now (a kept process's reader
+                 * that fell behind has nothing more to say) */
+                for (struct conn *c = s->conns, *nx; c; c = nx) {
+                        nx = c->next;
+                        if (c->closing && !msb_buf_pending(&c->out))
+                                sup_conn_close(s, c);
+                }
                 struct pollfd p[4 + MAX_VOLUMES + 1 + CONN_MAX];
                 struct conn *cs[CONN_MAX];
                 int n = 0;

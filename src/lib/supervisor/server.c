@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The supervisor's command server: msb commands on ctl.sock, one request
- * per connection (EXEC, ATTACH, STOP, WAIT or a bare SIGNAL), each
- * connection then carrying one process's streams as id 1, which is
- * mapped to the guest's id for it.  Also the bookkeeping of processes and
- * connections that the guest side shares.
+ * per connection (EXEC, ATTACH, STOP, WAIT, a bare SIGNAL or RESIZE,
+ * PROCS), each connection then carrying one process's streams as id 1,
+ * which is mapped to the guest's id for it.  Also the bookkeeping of
+ * processes and connections that the guest side shares.  Requests about
+ * processes by id are procs.c's, kept processes kept.c's.
  */
 #define _GNU_SOURCE
 #include <poll.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "supervisor.h"
@@ -33,6 +35,11 @@ struct gproc *sup_proc_new(struct sup *s, uint32_t id, bool main)
         struct gproc *p = xcalloc(1, sizeof(*p));
         p->id = id;
         p->main = main;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        p->started_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (main)
+                procs_keep_argv(p, s->vm->main.argv, s->vm->main.argc);
         p->next = s->procs;
         s->procs = p;
         s->nprocs++;
@@ -63,6 +70,12 @@ void sup_proc_free(struct sup *s, struct gproc *p)
                 p->conn->p = NULL;
                 p->conn->closing = true;
         }
+        if (p->kept) {
+                kept_release(s, p);
+                kept_free(p->kept);
+                s->nkept--;
+        }
+        strv_free(p->argv);
         for (struct gproc **pp = &s->procs; *pp; pp = &(*pp)->next)
                 if (*pp == p) {
                         *pp = p->next;
@@ -77,7 +90,9 @@ void sup_proc_free(struct sup *s, struct gproc *p)
 void sup_conn_close(struct sup *s, struct conn *c)
 {
         struct gproc *p = c->p;
-        if (p && c->kind == C_EXEC && !p->exited) {
+        if (p && p->kept)
+                kept_conn_gone(s, p, c); /* it runs on, stdin open */
+        else if (p && c->kind == C_EXEC && !p->exited) {
                 /* a terminal that goes away hangs up, as a real one does;
                  * a stdin that goes away ends */
                 if (p->routine) /* a copy in takes its temporary directory away */
@@ -89,7 +104,7 @@ void sup_conn_close(struct sup *s, struct conn *c)
                         p->stdin_eof = true;
                 }
         }
-        if (p)
+        if (p && !p->kept)
                 proc_detach(s, p);
         for (struct conn **pp = &s->conns; *pp; pp = &(*pp)->next)
                 if (*pp == c) {
@@ -101,13 +116,6 @@ void sup_conn_close(struct sup *s, struct conn *c)
         msb_reader_free(&c->rd);
         msb_buf_free(&c->out);
         free(c);
-}
-
-static void conn_error(struct sup *s, struct conn *c, const char *step, int e, const char *msg)
-{
-        _cleanup_free_ char *m = xasprintf("sandbox '%s': %s", s->name, msg);
-        msb_enc_error(&c->out, 1, step, e, m);
-        c->closing = true;
 }
 
 /* ---- from clients ---- */
@@ -126,15 +134,23 @@ static void send_main(struct sup *s)
         }
 }
 
-static void exec_sent(struct sup *s, struct conn *c, const struct msb_exec_msg *ex)
+/* EXEC went to the guest: the process is known, and its client hears
+ * its id (STARTED follows from the guest). */
+static void exec_sent(struct sup *s, struct conn *c, const struct msb_exec_msg *ex, bool keep)
 {
         struct gproc *p = sup_proc_new(s, ex->id, false);
         p->tty = ex->flags & MSB_EXEC_TTY;
         p->stdin = ex->flags & MSB_EXEC_STDIN;
         p->routine = ex->flags & MSB_EXEC_INTERNAL;
-        p->conn = c;
-        c->p = p;
+        procs_keep_argv(p, ex->argv, ex->argc);
         c->kind = C_EXEC;
+        if (keep)
+                kept_begin(s, p, c);
+        else {
+                p->conn = c;
+                c->p = p;
+        }
+        procs_info(s, p, &c->out);
 }
 
 /* A routine of agentd's (msb cp): as root, from "/", in no environment of
@@ -157,16 +173,20 @@ static void client_exec_routine(struct sup *s, struct conn *c, struct msb_exec_m
         ex->seccomp = NULL;
         memset(ex->caps, 0, sizeof(ex->caps));
         if (msb_enc_exec(&s->vm->out, ex) < 0)
-                return conn_error(s, c, "exec", E2BIG, "the command line is too large");
-        exec_sent(s, c, ex);
+                return sup_conn_error(s, c, "exec", E2BIG, "the command line is too large");
+        exec_sent(s, c, ex, false);
 }
 
 static void client_exec(struct sup *s, struct conn *c, struct msb_exec_msg *req)
 {
         if (s->nprocs >= MSB_PROTO_MAX_PROCS - 1)
-                return conn_error(s, c, "exec", EAGAIN, "too many processes in this sandbox");
+                return sup_conn_error(s, c, "exec", EAGAIN, "too many processes in this sandbox");
         if (s->stop_phase || s->done)
-                return conn_error(s, c, "exec", ESRCH, "the sandbox is stopping");
+                return sup_conn_error(s, c, "exec", ESRCH, "the sandbox is stopping");
+        bool keep = (req->flags & MSB_EXEC_KEEP) && !(req->flags & MSB_EXEC_INTERNAL);
+        if (keep && s->nkept >= SUP_MAX_KEPT)
+                return sup_conn_error(s, c, "exec", EAGAIN,
+                                      "%u kept processes run in this sandbox already: end one first", SUP_MAX_KEPT);
         struct vm *vm = s->vm;
         _cleanup_strv_ char **env = NULL;
         for (char **e = vm->env; e && *e; e++)
@@ -211,17 +231,23 @@ static void client_exec(struct sup *s, struct conn *c, struct msb_exec_msg *req)
         ex.nprefetch = 0;
         ex.prefetch = NULL;
         if (msb_enc_exec(&vm->out, &ex) < 0)
-                return conn_error(s, c, "exec", E2BIG, "the command line and environment are too large");
-        exec_sent(s, c, &ex);
+                return sup_conn_error(s, c, "exec", E2BIG, "the command line and environment are too large");
+        exec_sent(s, c, &ex, keep);
 }
 
-static void client_attach(struct sup *s, struct conn *c, uint32_t flags)
+static void client_attach(struct sup *s, struct conn *c, uint32_t id, uint32_t flags)
 {
+        if (id != VM_MAIN_ID)
+                return procs_attach(s, c, id, flags);
+        if (flags & MSB_ATTACH_NO_OUTPUT)
+                return sup_conn_error(s, c, "attach", EINVAL,
+                                      "process 1 is the main process: its stdin is written by the client "
+                                      "attached to it with stdin (msb attach)");
         if (!s->main && !s->main_pending)
-                return conn_error(s, c, "attach", ESRCH, "the sandbox has no main process running");
+                return sup_conn_error(s, c, "attach", ESRCH, "the sandbox has no main process running");
         if ((s->main && s->main->conn) || s->stop_phase)
-                return conn_error(s, c, "attach", EBUSY,
-                                  s->stop_phase ? "the sandbox is stopping" : "another client is attached already");
+                return sup_conn_error(s, c, "attach", EBUSY, "%s",
+                                      s->stop_phase ? "the sandbox is stopping" : "another client is attached already");
         if (s->main_pending)
                 send_main(s);
         if (s->main->owed) {
@@ -232,6 +258,8 @@ static void client_attach(struct sup *s, struct conn *c, uint32_t flags)
         c->p = s->main;
         c->stdin = flags & MSB_ATTACH_STDIN;
         s->main->conn = c;
+        if (flags & MSB_ATTACH_INFO)
+                procs_info(s, s->main, &c->out);
 }
 
 /* The first request on a connection decides what it is. */
@@ -242,7 +270,7 @@ static int client_request(struct sup *s, struct conn *c, struct msb_msg *m)
                 client_exec(s, c, &m->u.exec);
                 return 0;
         case MSB_MSG_ATTACH:
-                client_attach(s, c, m->u.flags);
+                client_attach(s, c, m->id, m->u.flags);
                 return 0;
         case MSB_MSG_STOP:
                 c->kind = C_STOP;
@@ -251,9 +279,17 @@ static int client_request(struct sup *s, struct conn *c, struct msb_msg *m)
         case MSB_MSG_WAIT:
                 c->kind = C_WAIT;
                 return 0;
+        case MSB_MSG_RESIZE:
+                procs_resize(s, c, m->id, m->u.resize.rows, m->u.resize.cols);
+                return 0;
+        case MSB_MSG_PROCS:
+                procs_list(s, c);
+                return 0;
         case MSB_MSG_SIGNAL:
-                if (!s->main || s->main->exited)
-                        conn_error(s, c, "kill", ESRCH, "the sandbox has no main process running");
+                if (m->id != VM_MAIN_ID)
+                        procs_signal(s, c, m->id, m->u.signo);
+                else if (!s->main || s->main->exited)
+                        sup_conn_error(s, c, "kill", ESRCH, "the sandbox has no main process running");
                 else {
                         msb_enc_u32(&s->vm->out, MSB_MSG_SIGNAL, s->main->id, m->u.signo);
                         msb_enc_exit(&c->out, 1, MSB_EXIT_CODE, 0);
@@ -282,6 +318,8 @@ int sup_client_msg(struct sup *s, struct conn *c, struct msb_msg *m)
                 return -EPROTO;
         if (!p)
                 return 0; /* its process ended; late input is dropped */
+        if (p->kept)
+                return kept_client_msg(s, c, m);
         bool takes_stdin = p->stdin && !p->stdin_eof && (c->kind == C_EXEC || c->stdin);
         switch (m->type) {
         case MSB_MSG_STDIN:
@@ -381,7 +419,7 @@ void sup_farewell(struct sup *s, int wait_ms)
                 if (c->kind == C_WAIT || c->kind == C_STOP || (c->kind == C_ATTACH && c->p && !s->main_error))
                         msb_enc_exit(&c->out, 1, sig ? MSB_EXIT_SIGNAL : MSB_EXIT_CODE,
                                      (uint32_t)(sig ? st - 128 : st >= 0 ? st & 255 : s->crashed ? 255 : 0));
-                else if (c->kind == C_EXEC && c->p)
+                else if ((c->kind == C_EXEC || c->kind == C_PROC) && c->p)
                         /* the sandbox stopped under it: killed */
                         msb_enc_exit(&c->out, 1, MSB_EXIT_SIGNAL, SIGKILL);
         }
