@@ -130,7 +130,7 @@ void procs_attach(struct sup *s, struct conn *c, uint32_t id, uint32_t flags)
         c->kind = C_PROC;
         if (flags & MSB_ATTACH_INFO)
                 procs_info(s, p, &c->out);
-        if (reads && !(flags & MSB_ATTACH_NO_BACKLOG))
+        if (reads && !(flags & MSB_ATTACH_NO_BACKLOG) && msb_buf_pending(&p->kept->backlog))
                 msb_buf_append(&c->out, msb_buf_head(&p->kept->backlog), msb_buf_pending(&p->kept->backlog));
         if (p->exited) {
                 /* its record stays, but c does not point at it: the oldest
