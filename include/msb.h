@@ -67,6 +67,10 @@ void msb_ctx_set_progress_fn(struct msb_ctx *ctx,
                              void (*fn)(const struct msb_layer_progress *layers, size_t n, double secs, bool first,
                                         void *userdata),
                              void *userdata);
+/* For a threaded server: the library leaves signals alone (nothing is
+ * forwarded to sandboxed processes, no signal mask is changed); processes
+ * are stopped through msb_relay_opts.cancel_fd and timeouts instead. */
+void msb_ctx_set_no_signals(struct msb_ctx *ctx, bool on);
 /* Receive log lines up to level: MSB_LOG_WARN (-1) only what a caller
  * should show its user in any case, 0 = normal, 1 = verbose diagnostics.
  * Without a callback the library's lines go nowhere: it never prints. */
@@ -115,6 +119,15 @@ int msb_run_opts_set_workdir(struct msb_run_opts *opts, const char *dir);
 /* "name", "uid", "name:group" or "uid:gid", resolved in the image; 1 to 256
  * bytes with no newline, else -EINVAL. */
 int msb_run_opts_set_user(struct msb_run_opts *opts, const char *user);
+/* A label, the caller's own metadata kept with a named sandbox (msb ls
+ * --filter label=KEY=VALUE, the API's labels): KEY 1 to 128 of A-Z, a-z,
+ * 0-9, '-', '.', '_', '/'; VALUE up to 1024 bytes with no control
+ * character; up to 64 labels; a key again replaces its value.  -EINVAL,
+ * -E2BIG, naming the label in err. */
+#define MSB_LABEL_KEY_MAX 128u
+#define MSB_LABEL_VALUE_MAX 1024u
+#define MSB_LABELS_MAX 64u
+int msb_run_opts_add_label(struct msb_run_opts *opts, const char *key, const char *value, struct msb_error *err);
 /* The guest's hostname (default: the sandbox's name, or "msb-" and the
  * run's id): 1 to 63 characters of A-Z, a-z, 0-9, '-' and '.', else
  * -EINVAL. */
@@ -320,6 +333,7 @@ struct msb_sandbox_info {
         unsigned cpus, memory_mib;
         int pid;         /* the supervisor's, when running */
         bool tty, interactive; /* how its main process was created (-t, -i) */
+        char **labels;   /* "KEY=VALUE", NULL-terminated (never NULL) */
 };
 /* Every named sandbox, its state reconciled with its supervisor's (free
  * with msb_sandbox_info_free(*ret, *ret_n)). */
@@ -382,10 +396,14 @@ struct msb_relay_opts {
                               * status at once, while the VM still stops
                               * (its writable file systems are synced
                               * before the status is sent) */
+        int cancel_fd;       /* 0: none; else once it is readable or hung up
+                              * the process is killed, as at timeout_ms */
 };
 /* Relay the process's streams until it exits (0, *ret_status as
  * msb_run's), the user detaches (MSB_DETACHED) or the sandbox stops.
- * SIGINT/SIGTERM/SIGHUP are forwarded to the process while it runs. */
+ * SIGINT/SIGTERM/SIGHUP are forwarded to the process while it runs
+ * (unless msb_ctx_set_no_signals).  Output whose fd's reader went away is
+ * dropped. */
 #define MSB_DETACHED 2
 #define MSB_DETACH_KEYS_MAX 8
 int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret_status, struct msb_error *err);
@@ -509,6 +527,10 @@ void msb_info_free(struct msb_info *info);
 
 /* Parse a size such as "512M", "1G", "1048576" (bytes), "2g". */
 int msb_parse_size(const char *s, uint64_t *ret_bytes);
+/* A signal as msb kill takes it: a number from 1 to 64, or a name with or
+ * without "SIG" (HUP, INT, QUIT, KILL, USR1, USR2, TERM, CONT, STOP, TSTP,
+ * WINCH, ALRM, PIPE), any case; -EINVAL otherwise. */
+int msb_signal_parse(const char *s);
 
 #ifdef __cplusplus
 }

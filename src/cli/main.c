@@ -78,6 +78,7 @@ static const struct command {
         {"images", cmd_images, "List stored images"},
         {"rmi", cmd_rmi, "Remove stored images"},
         {"load", cmd_load, "Load images from a docker save or OCI archive"},
+        {"serve", cmd_serve, "Serve the HTTP API for programs and SDKs (docs/api.md)"},
         {"login", cmd_login, "Keep credentials for a registry"},
         {"logout", cmd_logout, "Forget them"},
         {"image", cmd_image, "Manage local images (import)"},

@@ -20,6 +20,7 @@ struct msb_proc {
         struct msb_buf out;
         uint32_t stdin_unacked;
         char *name;
+        bool no_signals; /* its context's: relays leave signals alone */
 };
 
 static inline void msb_proc_freep(struct msb_proc **p)
