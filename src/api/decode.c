@@ -24,12 +24,6 @@ int api_bad(struct api_decode_err *de, const char *field, const char *fmt, ...)
         return -1;
 }
 
-void api_reply_decode_err(struct api_req *r, const struct api_decode_err *de)
-{
-        api_reply_error(r, 400, "bad_request", de->field[0] ? de->field : NULL, "%s%s%s", de->field,
-                        de->field[0] ? ": " : "", de->message);
-}
-
 static void join(char *out, size_t n, const char *where, const char *key)
 {
         snprintf(out, n, "%s%s%s", where, *where ? "." : "", key);
@@ -154,38 +148,5 @@ int api_read_strmap(struct api_decode_err *de, const struct api_field *f, const 
                 }
         }
         *(json_t **)out = v;
-        return 0;
-}
-
-int api_query_uint(struct api_req *r, const char *key, uint64_t max, uint64_t *ret)
-{
-        const char *v = api_query(r, key);
-        if (!v)
-                return 0;
-        char *end;
-        errno = 0;
-        unsigned long long x = strtoull(v, &end, 10);
-        if (!*v || *v == '-' || *end || errno || x > max) {
-                api_reply_error(r, 400, "bad_request", key, "%s: expected a number from 0 to %llu", key,
-                                (unsigned long long)max);
-                return -1;
-        }
-        *ret = x;
-        return 0;
-}
-
-int api_query_bool(struct api_req *r, const char *key, bool *ret)
-{
-        const char *v = api_query(r, key);
-        if (!v)
-                return 0;
-        if (!strcmp(v, "true") || !strcmp(v, "1") || !*v)
-                *ret = true;
-        else if (!strcmp(v, "false") || !strcmp(v, "0"))
-                *ret = false;
-        else {
-                api_reply_error(r, 400, "bad_request", key, "%s: expected true or false", key);
-                return -1;
-        }
         return 0;
 }

@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +241,45 @@ void api_stream_slot_give(const char *name)
 const char *api_query(const struct api_req *r, const char *key)
 {
         return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+void api_reply_decode_err(struct api_req *r, const struct api_decode_err *de)
+{
+        api_reply_error(r, 400, "bad_request", de->field[0] ? de->field : NULL, "%s%s%s", de->field,
+                        de->field[0] ? ": " : "", de->message);
+}
+
+int api_query_uint(struct api_req *r, const char *key, uint64_t max, uint64_t *ret)
+{
+        const char *v = api_query(r, key);
+        if (!v)
+                return 0;
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(v, &end, 10);
+        if (!*v || *v == '-' || *end || errno || x > max) {
+                api_reply_error(r, 400, "bad_request", key, "%s: expected a number from 0 to %llu", key,
+                                (unsigned long long)max);
+                return -1;
+        }
+        *ret = x;
+        return 0;
+}
+
+int api_query_bool(struct api_req *r, const char *key, bool *ret)
+{
+        const char *v = api_query(r, key);
+        if (!v)
+                return 0;
+        if (!strcmp(v, "true") || !strcmp(v, "1") || !*v)
+                *ret = true;
+        else if (!strcmp(v, "false") || !strcmp(v, "0"))
+                *ret = false;
+        else {
+                api_reply_error(r, 400, "bad_request", key, "%s: expected true or false", key);
+                return -1;
+        }
+        return 0;
 }
 
 /* ---- who may ask ---- */

@@ -73,6 +73,7 @@ void api_log_line(const char *line, void *ud)
         api_log("%s", line);
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
         char line[1024];
@@ -322,6 +323,7 @@ static void server_free(struct server *s)
                         unlink(s->sock_path);
                 unlink(s->lock_path);
                 close(s->lock_fd);
+                (void)rmdir(s->dir); /* the runtime dir holds only sandboxes' dirs when no server runs */
         }
         free(s->dir);
         free(s->sock_path);
@@ -331,15 +333,21 @@ static void server_free(struct server *s)
         free(s->key);
 }
 
-static int tcp_setup(struct server *s, const struct api_serve_opts *o, struct msb_ctx *ctx)
+/* --listen and its TLS flags make sense together: checked before anything is taken. */
+static int tcp_check(const struct api_serve_opts *o)
 {
-        bool loopback = false;
+        struct sockaddr_storage ss;
+        socklen_t len;
+        bool loopback;
+        if (tcp_parse(o->listen, &ss, &len, &loopback) < 0) {
+                fprintf(stderr, "msb serve: --listen '%s': expected ADDR:PORT, e.g. 127.0.0.1:7070 or [::1]:7070\n",
+                        o->listen);
+                return -1;
+        }
         if ((!o->tls_cert) != (!o->tls_key)) {
                 fprintf(stderr, "msb serve: --tls-cert and --tls-key go together\n");
                 return -1;
         }
-        if ((s->tfd = tcp_listen(o->listen, &loopback)) < 0)
-                return -1;
         if (!loopback && !o->tls_cert && !o->insecure) {
                 fprintf(stderr, "msb serve: --listen %s is not a loopback address: give --tls-cert and --tls-key, or "
                         "--insecure to send the token in clear text\n", o->listen);
@@ -348,6 +356,14 @@ static int tcp_setup(struct server *s, const struct api_serve_opts *o, struct ms
         if (!loopback && !o->tls_cert)
                 fprintf(stderr, "msb serve: WARNING: --insecure: %s is served without TLS; the token and everything "
                         "else cross the network in clear text\n", o->listen);
+        return 0;
+}
+
+static int tcp_setup(struct server *s, const struct api_serve_opts *o, struct msb_ctx *ctx)
+{
+        bool loopback = false;
+        if ((s->tfd = tcp_listen(o->listen, &loopback)) < 0)
+                return -1;
         _cleanup_free_ char *def = xasprintf("%s/api.token", msb_ctx_data_dir(ctx));
         const char *tf = o->token_file ? o->token_file : def;
         if (!o->token_file && mkdir_p(msb_ctx_data_dir(ctx), 0700) < 0) {
@@ -391,6 +407,10 @@ static int server_start(struct server *s, const struct api_serve_opts *o)
         struct msb_error err = {0};
         if (msb_ctx_new(&ctx, &err) < 0) {
                 fprintf(stderr, "msb serve: %s\n", err.message);
+                return -1;
+        }
+        if (o->listen && tcp_check(o) < 0) {
+                msb_ctx_free(ctx);
                 return -1;
         }
         s->dir = api_dir(ctx);
@@ -439,6 +459,7 @@ int api_serve(const struct api_serve_opts *o)
                 s.tfd = MHD_quiesce_daemon(s.td);
         unlink(s.sock_path);
         unlink(s.lock_path);
+        (void)rmdir(s.dir);
         /* requests in flight get a moment; a stream (a wait, a follow) is cut */
         int64_t until = api_now_ms() + SHUTDOWN_WAIT_MS;
         while (api_now_ms() < until) {
