@@ -347,6 +347,32 @@ int msb_sandbox_inspect(struct msb_ctx *ctx, const char *name, char **ret_json, 
 /* The main process's log files, newest last (for msb logs; CRI format:
  * "RFC3339NANO stdout|stderr P|F text"). */
 int msb_sandbox_log_paths(struct msb_ctx *ctx, const char *name, char ***ret_paths, struct msb_error *err);
+/* The main process's log as records, oldest first (msb logs, the API's
+ * logs route).  time: as written ("2026-12-01T05:15:03.123456789Z"); err:
+ * stderr, else stdout; partial: the line goes on in the next record (P,
+ * not F); data: the text without its newline, len bytes (owned by the
+ * reader, valid during the call). */
+struct msb_log_record {
+        const char *time;
+        bool err, partial;
+        const char *data;
+        size_t len;
+};
+typedef int msb_log_fn(const struct msb_log_record *rec, void *userdata); /* nonzero: stop */
+struct msb_logs_opts {
+        bool follow;        /* then wait for more until the sandbox stops */
+        long tail;          /* the last tail records only; -1: all */
+        const char *since;  /* records at or after this stamp (msb_logs_since_parse), or NULL */
+        bool no_stdout, no_stderr;
+        int cancel_fd;      /* 0: none; else a follow ends once it is readable or hung up */
+};
+/* Read them: 0 at the end (or when cb stopped), -ENOENT for no sandbox. */
+int msb_sandbox_logs(struct msb_ctx *ctx, const char *name, const struct msb_logs_opts *lo, msb_log_fn *cb,
+                     void *userdata, struct msb_error *err);
+/* --since T: RFC 3339 (2026-01-31T10:00:00Z), a unix time, or a duration
+ * ago (30s, 10m, 2h, 1d) into a stamp to compare with (out: n bytes, at
+ * least 40); -EINVAL otherwise. */
+int msb_logs_since_parse(const char *s, char *out, size_t n);
 /* Is it running (its supervisor alive)? */
 bool msb_sandbox_running(struct msb_ctx *ctx, const char *name);
 

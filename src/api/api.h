@@ -11,6 +11,8 @@
  *   sandboxes.c the sandbox routes: create, list, get, lifecycle, delete
  *   exec.c      exec: one call, or streamed as NDJSON
  *   archive.c   trees in and out as tar
+ *   logs.c      the main process's log, tail, since, follow
+ *   text.c      bytes into JSON strings (UTF-8 with replacement, base64)
  *   images.c    images, the pool, the version, /metrics
  *
  * The server holds no sandbox state: every handler opens a fresh msb_ctx and
@@ -144,6 +146,8 @@ api_handler api_sandbox_create, api_sandbox_list, api_sandbox_get, api_sandbox_s
         api_sandbox_kill, api_sandbox_restart, api_sandbox_wait, api_sandbox_delete;
 /* exec.c */
 api_handler api_exec, api_exec_stream;
+/* logs.c */
+api_handler api_logs;
 /* archive.c */
 api_handler api_archive_get, api_archive_put;
 /* images.c */

@@ -230,6 +230,30 @@ t_09_a_killed_server_stops_nothing() {
         assert_eq "a new server finds it" "200 running" "$CODE $(jget 'j["status"]')"
 }
 
+t_09b_logs() {
+        api POST /v1/sandboxes '{"name":"'$SB-b'","image":"busybox","disk_size":0,"command":["sh","-c","echo o1; echo e1 >&2; echo o2; sleep 3; echo o3; exec sleep 3600"]}'
+        assert_eq "created" 201 "$CODE"
+        sleep 1
+        api GET "/v1/sandboxes/$SB-b/logs?stream=stdout"
+        assert_eq "stdout apart" "o1 o2" "$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["data"] for l in sys.stdin))' <<<"$BODY")"
+        api GET "/v1/sandboxes/$SB-b/logs?stream=stderr"
+        assert_eq "stderr apart" "e1 stderr" "$(python3 -c 'import json,sys; print(" ".join(json.loads(l)[k] for l in sys.stdin for k in ("data","stream")))' <<<"$BODY")"
+        api GET "/v1/sandboxes/$SB-b/logs?tail=1&stream=stdout"
+        assert_eq "tail" 1 "$(grep -c . <<<"$BODY")"
+        api GET "/v1/sandboxes/$SB-b/logs?since=2h"
+        assert_eq "since" 3 "$(grep -c . <<<"$BODY")"
+        api GET "/v1/sandboxes/$SB-b/logs?since=yesterday"
+        assert_eq "bad since" "400 since" "$CODE $(jget 'j["error"]["field"]')"
+        # follow: what comes later arrives; the client leaving ends it
+        curl -sN --max-time 6 --unix-socket "$SOCK" "http://localhost/v1/sandboxes/$SB-b/logs?follow=true&stream=stdout" \
+                >"$WORK/follow.out" || true
+        assert_contains "followed" '"data":"o3"' "$(cat "$WORK/follow.out")"
+        api DELETE "/v1/sandboxes/$SB-b?force=true"
+        assert_eq "removed" 204 "$CODE"
+        api GET "/v1/sandboxes/$SB-b/logs"
+        assert_eq "no such sandbox" 404 "$CODE"
+}
+
 t_10_lifecycle() {
         api POST "/v1/sandboxes/$SB/stop" '{"grace_ms":2000}'
         assert_eq "stopped" "200 stopped" "$CODE $(jget 'j["status"]')"
