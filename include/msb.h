@@ -373,6 +373,19 @@ int msb_sandbox_logs(struct msb_ctx *ctx, const char *name, const struct msb_log
  * ago (30s, 10m, 2h, 1d) into a stamp to compare with (out: n bytes, at
  * least 40); -EINVAL otherwise. */
 int msb_logs_since_parse(const char *s, char *out, size_t n);
+/* What it costs the host now: CPU time and resident memory of its VM and
+ * helpers (QEMU, the virtio-fs servers, msb-netd; 0 when it does not run),
+ * and the blocks its writable layer takes (of disk_size_bytes; 0 without
+ * one).  The network's bytes are not counted yet: -1. */
+struct msb_sandbox_metrics {
+        bool running;
+        double cpu_seconds;
+        uint64_t memory_bytes;
+        uint64_t disk_bytes, disk_size_bytes;
+        int64_t net_rx_bytes, net_tx_bytes;
+};
+int msb_sandbox_metrics(struct msb_ctx *ctx, const char *name, struct msb_sandbox_metrics *ret,
+                        struct msb_error *err);
 /* Is it running (its supervisor alive)? */
 bool msb_sandbox_running(struct msb_ctx *ctx, const char *name);
 

@@ -143,7 +143,7 @@ int api_create_decode(json_t *body, struct msb_run_opts *opts, struct api_create
 /* sandboxes.c */
 json_t *api_sandbox_json(const struct msb_sandbox_info *info);
 api_handler api_sandbox_create, api_sandbox_list, api_sandbox_get, api_sandbox_start, api_sandbox_stop,
-        api_sandbox_kill, api_sandbox_restart, api_sandbox_wait, api_sandbox_delete;
+        api_sandbox_kill, api_sandbox_restart, api_sandbox_wait, api_sandbox_delete, api_sandbox_metrics;
 /* exec.c */
 api_handler api_exec, api_exec_stream;
 /* logs.c */

@@ -27,6 +27,7 @@ static const struct api_route routes[] = {
         {"POST", "/v1/sandboxes/{name}/exec", api_exec, API_ROUTE_JSON},
         {"POST", "/v1/sandboxes/{name}/exec/stream", api_exec_stream, API_ROUTE_JSON},
         {"GET", "/v1/sandboxes/{name}/logs", api_logs, 0},
+        {"GET", "/v1/sandboxes/{name}/metrics", api_sandbox_metrics, 0},
         {"GET", "/v1/sandboxes/{name}/archive", api_archive_get, 0},
         {"PUT", "/v1/sandboxes/{name}/archive", api_archive_put, API_ROUTE_UPLOAD},
         {"GET", "/v1/images", api_image_list, 0},

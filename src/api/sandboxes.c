@@ -307,6 +307,27 @@ void api_sandbox_wait(struct api_req *r)
         api_reply_json(r, 200, json_pack("{s:s, s:i}", "name", name, "exit_code", status));
 }
 
+void api_sandbox_metrics(struct api_req *r)
+{
+        const char *name = r->params[0];
+        if (!name_ok(r, name))
+                return;
+        struct msb_sandbox_metrics m;
+        struct msb_error err = {0};
+        int q = msb_sandbox_metrics(r->ctx, name, &m, &err);
+        if (q < 0) {
+                api_reply_msb_error(r, q, &err);
+                return;
+        }
+        api_reply_json(r, 200,
+                       json_pack("{s:s, s:b, s:f, s:I, s:I, s:I, s:o, s:o}", "name", name, "running", m.running,
+                                 "cpu_seconds", m.cpu_seconds, "memory_bytes", (json_int_t)m.memory_bytes,
+                                 "disk_bytes", (json_int_t)m.disk_bytes, "disk_size_bytes",
+                                 (json_int_t)m.disk_size_bytes, "net_rx_bytes",
+                                 m.net_rx_bytes >= 0 ? json_integer(m.net_rx_bytes) : json_null(), "net_tx_bytes",
+                                 m.net_tx_bytes >= 0 ? json_integer(m.net_tx_bytes) : json_null()));
+}
+
 void api_sandbox_delete(struct api_req *r)
 {
         const char *name = r->params[0];

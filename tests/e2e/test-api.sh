@@ -248,6 +248,8 @@ t_09b_logs() {
         curl -sN --max-time 6 --unix-socket "$SOCK" "http://localhost/v1/sandboxes/$SB-b/logs?follow=true&stream=stdout" \
                 >"$WORK/follow.out" || true
         assert_contains "followed" '"data":"o3"' "$(cat "$WORK/follow.out")"
+        api GET "/v1/sandboxes/$SB-b/metrics"
+        assert_eq "metrics of a running sandbox" "True" "$(jget 'j["running"] and j["cpu_seconds"] > 0 and j["memory_bytes"] > 16*2**20 and j["disk_size_bytes"] == 0')"
         api DELETE "/v1/sandboxes/$SB-b?force=true"
         assert_eq "removed" 204 "$CODE"
         api GET "/v1/sandboxes/$SB-b/logs"
@@ -257,6 +259,8 @@ t_09b_logs() {
 t_10_lifecycle() {
         api POST "/v1/sandboxes/$SB/stop" '{"grace_ms":2000}'
         assert_eq "stopped" "200 stopped" "$CODE $(jget 'j["status"]')"
+        api GET "/v1/sandboxes/$SB/metrics"
+        assert_eq "metrics of a stopped sandbox" "False 0" "$(jget 'j["running"], j["memory_bytes"]' | tr -d '(),')"
         api POST "/v1/sandboxes/$SB/exec" '{"command":["true"]}'
         assert_eq "exec on a stopped sandbox" "409 not_running" "$CODE $(jget 'j["error"]["code"]')"
         api POST "/v1/sandboxes/$SB/start"
