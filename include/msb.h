@@ -386,6 +386,20 @@ struct msb_sandbox_metrics {
 };
 int msb_sandbox_metrics(struct msb_ctx *ctx, const char *name, struct msb_sandbox_metrics *ret,
                         struct msb_error *err);
+/* Lifecycle events of every named sandbox of the user, as they happen:
+ * type "created", "started", "exited" (exit_code set) then "stopped",
+ * "crashed", "removed"; image is NULL for "removed".  Runs until cb
+ * returns nonzero or cancel_fd (0: none) is readable or hung up; 0 then.
+ * Changes are seen through inotify, and once a second in any case (a
+ * supervisor that died writes nothing). */
+struct msb_sandbox_event {
+        const char *type, *name, *image;
+        int exit_code;
+        int64_t time; /* unix seconds, when it was seen */
+};
+typedef int msb_sandbox_event_fn(const struct msb_sandbox_event *e, void *userdata);
+int msb_sandbox_events(struct msb_ctx *ctx, int cancel_fd, msb_sandbox_event_fn *cb, void *userdata,
+                       struct msb_error *err);
 /* Is it running (its supervisor alive)? */
 bool msb_sandbox_running(struct msb_ctx *ctx, const char *name);
 

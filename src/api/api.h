@@ -11,7 +11,8 @@
  *   sandboxes.c the sandbox routes: create, list, get, lifecycle, delete
  *   exec.c      exec: one call, or streamed as NDJSON
  *   archive.c   trees in and out as tar
- *   logs.c      the main process's log, tail, since, follow
+ *   lineq.c     a stream fed by a thread of its own through a bounded queue
+ *   logs.c      the main process's log (tail, since, follow), and every sandbox's events
  *   text.c      bytes into JSON strings (UTF-8 with replacement, base64)
  *   images.c    images, the pool, the version, /metrics
  *
@@ -147,7 +148,7 @@ api_handler api_sandbox_create, api_sandbox_list, api_sandbox_get, api_sandbox_s
 /* exec.c */
 api_handler api_exec, api_exec_stream;
 /* logs.c */
-api_handler api_logs;
+api_handler api_logs, api_events;
 /* archive.c */
 api_handler api_archive_get, api_archive_put;
 /* images.c */

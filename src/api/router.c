@@ -30,6 +30,7 @@ static const struct api_route routes[] = {
         {"GET", "/v1/sandboxes/{name}/metrics", api_sandbox_metrics, 0},
         {"GET", "/v1/sandboxes/{name}/archive", api_archive_get, 0},
         {"PUT", "/v1/sandboxes/{name}/archive", api_archive_put, API_ROUTE_UPLOAD},
+        {"GET", "/v1/events", api_events, 0},
         {"GET", "/v1/images", api_image_list, 0},
         {"POST", "/v1/images/pull", api_image_pull, API_ROUTE_JSON},
         {"DELETE", "/v1/images", api_image_remove, 0},

@@ -70,6 +70,7 @@ static const struct command {
         {"attach", cmd_attach, "Attach to a sandbox's main process"},
         {"cp", cmd_cp, "Copy files and directories between a sandbox and the host"},
         {"logs", cmd_logs, "Print a sandbox's main process output"},
+        {"events", cmd_events, "Print sandboxes' lifecycle events as they happen"},
         {"ls", cmd_ls, "List sandboxes (ps is the same)"},
         {"ps", cmd_ls, NULL},
         {"inspect", cmd_inspect, "Print sandboxes' configuration and state (JSON)"},

@@ -20,7 +20,7 @@ stop_server() {
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         rm -f "$WORK/server.pid"
 }
-trap 'stop_server; "$MSB" rm -f "$SB" "$SB-b" "$SB-n" >/dev/null 2>&1; rm -rf "$WORK"' EXIT
+trap 'stop_server; "$MSB" rm -f "$SB" "$SB-b" "$SB-e" "$SB-n" >/dev/null 2>&1; rm -rf "$WORK"' EXIT
 
 start_server() {
         "$MSB" serve --socket "$SOCK" --listen "127.0.0.1:$PORT" --token-file "$TOKEN_FILE" "$@" \
@@ -254,6 +254,36 @@ t_09b_logs() {
         assert_eq "removed" 204 "$CODE"
         api GET "/v1/sandboxes/$SB-b/logs"
         assert_eq "no such sandbox" 404 "$CODE"
+}
+
+t_09c_events() {
+        curl -sN --max-time 30 --unix-socket "$SOCK" http://localhost/v1/events >"$WORK/events.out" &
+        local cpid=$!
+        sleep 1.5
+        # the CLI's sandboxes are seen too
+        run_msb run -d --name "$SB-e" busybox -- sh -c 'exit 5'
+        run_msb wait "$SB-e"
+        run_msb rm "$SB-e"
+        for _ in $(seq 50); do grep -q '"removed"' "$WORK/events.out" && break; sleep 0.2; done
+        kill "$cpid" 2>/dev/null
+        wait "$cpid" 2>/dev/null || true
+        assert_eq "events in order" "created started exited:5 stopped removed" "$(python3 -c '
+import json, sys
+out = []
+for line in sys.stdin:
+    e = json.loads(line)
+    if e["name"] == sys.argv[1]:
+        out.append(e["type"] + (":%d" % e["exit_code"] if e["type"] == "exited" else ""))
+print(" ".join(out))' "$SB-e" <"$WORK/events.out")"
+        BODY=$(cat "$WORK/events.out")
+        /usr/bin/python3 - "$ROOT/tests/e2e" "$WORK/events.out" <<'PY' || fail "an event does not match the document"
+import sys; sys.path.insert(0, sys.argv[1])
+import importlib.util, yaml
+spec = importlib.util.spec_from_file_location("ac", sys.argv[1] + "/api-call.py"); ac = importlib.util.module_from_spec(spec); spec.loader.exec_module(ac)
+doc = yaml.safe_load(open(ac.DOC))
+why = ac.check(doc, "GET", "/v1/events", 200, "application/x-ndjson", open(sys.argv[2]).read())
+if why: print(why); sys.exit(1)
+PY
 }
 
 t_10_lifecycle() {
