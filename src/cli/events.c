@@ -54,8 +54,10 @@ int cmd_events(int argc, char **argv)
                                "started, exited (with the exit code), stopped, crashed, removed.\n");
                         return 0;
                 } else {
-                        cli_error("events: %s; see 'msb events --help'",
-                                  c == 'F' ? "--format: expected text or json" : "unknown option");
+                        if (c == 'F')
+                                cli_error("events: --format '%s': expected text or json", optarg);
+                        else
+                                cli_error("events: unknown option '%s'; see 'msb events --help'", argv[optind - 1]);
                         return 125;
                 }
         }
