@@ -15,6 +15,7 @@
  *   logs.c      the main process's log (tail, since, follow), and every sandbox's events
  *   text.c      bytes into JSON strings (UTF-8 with replacement, base64)
  *   images.c    images, the pool, the version, /metrics
+ *   mcp.c       the MCP server: tools over stdio (msb mcp) and POST /mcp
  *
  * The server holds no sandbox state: every handler opens a fresh msb_ctx and
  * asks the library, which asks the sandboxes' supervisors and the store the
@@ -143,10 +144,34 @@ int api_create_decode(json_t *body, struct msb_run_opts *opts, struct api_create
 
 /* sandboxes.c */
 json_t *api_sandbox_json(const struct msb_sandbox_info *info);
+struct api_fail;
+/* Create (and start) from a create request: the sandbox's object, or NULL with f filled. */
+json_t *api_create_once(struct msb_ctx *ctx, json_t *body, struct api_fail *f);
 api_handler api_sandbox_create, api_sandbox_list, api_sandbox_get, api_sandbox_start, api_sandbox_stop,
         api_sandbox_kill, api_sandbox_restart, api_sandbox_wait, api_sandbox_delete, api_sandbox_metrics;
+/* A failure a handler's work returns rather than replies (the work is
+ * shared with the MCP tools): api_reply_fail answers it. */
+struct api_fail {
+        unsigned status;
+        const char *code;
+        char field[128];
+        char message[2048];
+};
+void api_fail_set(struct api_fail *f, unsigned status, const char *code, const char *field, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+void api_fail_msb(struct api_fail *f, int ret, const struct msb_error *err);
+void api_fail_decode(struct api_fail *f, const struct api_decode_err *de);
+void api_reply_fail(struct api_req *r, const struct api_fail *f);
+
 /* exec.c */
 api_handler api_exec, api_exec_stream;
+/* One exec to its end: its result object, or NULL with f filled. */
+json_t *api_exec_once(struct msb_ctx *ctx, const char *name, json_t *body, struct api_fail *f);
+/* mcp.c: one JSON-RPC message's answer (NULL: none, a notification) */
+json_t *api_mcp_handle(struct msb_ctx *ctx, json_t *msg);
+api_handler api_mcp_http;
+/* msb mcp: the same on stdin/stdout, a line each, until EOF */
+int api_mcp_stdio(void);
 /* logs.c */
 api_handler api_logs, api_events;
 /* archive.c */

@@ -9,8 +9,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "api/api.h"
+#include "common/error.h"
 
 static const struct {
         int err;
@@ -52,4 +56,29 @@ json_t *api_error_inner(const char *code, const char *message, const char *field
 json_t *api_error_body(const char *code, const char *message, const char *field)
 {
         return json_pack("{s:o}", "error", api_error_inner(code, message, field));
+}
+
+void api_fail_set(struct api_fail *f, unsigned status, const char *code, const char *field, const char *fmt, ...)
+{
+        f->status = status;
+        f->code = code;
+        snprintf(f->field, sizeof(f->field), "%s", field ? field : "");
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(f->message, sizeof(f->message), fmt, ap);
+        va_end(ap);
+}
+
+void api_fail_msb(struct api_fail *f, int ret, const struct msb_error *err)
+{
+        int e = err && err->code ? err->code : ret < 0 ? -ret : EIO;
+        api_errno_status(e, &f->status, &f->code);
+        f->field[0] = 0;
+        snprintf(f->message, sizeof(f->message), "%s", err && err->message[0] ? err->message : errno_text(e));
+}
+
+void api_fail_decode(struct api_fail *f, const struct api_decode_err *de)
+{
+        api_fail_set(f, 400, "bad_request", de->field[0] ? de->field : NULL, "%s%s%s", de->field,
+                     de->field[0] ? ": " : "", de->message);
 }

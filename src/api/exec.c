@@ -116,30 +116,30 @@ static void exec_free(struct exec_run *x)
         free(x);
 }
 
-/* The request's fields into an exec; -1 after replying. */
-static struct exec_run *exec_decode(struct api_req *r, struct msb_exec_opts *eo)
+/* A request's fields into an exec of sandbox name; NULL with f filled. */
+static struct exec_run *exec_decode(json_t *body, const char *name, struct msb_exec_opts *eo, struct api_fail *f)
 {
         struct exec_raw raw = {0};
         struct api_decode_err de = {0};
-        if (api_decode_object(&de, "", r->body, exec_fields, sizeof(exec_fields) / sizeof(exec_fields[0]), &raw) < 0) {
-                api_reply_decode_err(r, &de);
+        if (api_decode_object(&de, "", body, exec_fields, sizeof(exec_fields) / sizeof(exec_fields[0]), &raw) < 0) {
+                api_fail_decode(f, &de);
                 return NULL;
         }
         if (!raw.command || json_array_size(raw.command) == 0) {
-                api_reply_error(r, 400, "bad_request", "command", "command: required, a non-empty array of strings");
+                api_fail_set(f, 400, "bad_request", "command", "command: required, a non-empty array of strings");
                 return NULL;
         }
         if (raw.encoding && strcmp(raw.encoding, "utf-8") && strcmp(raw.encoding, "base64")) {
-                api_reply_error(r, 400, "bad_request", "encoding", "encoding: expected \"utf-8\" or \"base64\"");
+                api_fail_set(f, 400, "bad_request", "encoding", "encoding: expected \"utf-8\" or \"base64\"");
                 return NULL;
         }
         if (raw.workdir && raw.workdir[0] != '/') {
-                api_reply_error(r, 400, "bad_request", "workdir", "workdir: expected an absolute guest path");
+                api_fail_set(f, 400, "bad_request", "workdir", "workdir: expected an absolute guest path");
                 return NULL;
         }
         struct exec_run *x = xcalloc(1, sizeof(*x));
         x->out_r = x->err_r = x->cancel_w = x->in_fd = x->out_w = x->err_w = x->cancel_r = x->client_fd = -1;
-        x->name = xstrdup(r->params[0]);
+        x->name = xstrdup(name);
         size_t n = json_array_size(raw.command);
         x->argv = xcalloc(n + 1, sizeof(char *));
         for (size_t i = 0; i < n; i++)
@@ -149,7 +149,7 @@ static struct exec_run *exec_decode(struct api_req *r, struct msb_exec_opts *eo)
         json_object_foreach(raw.env, k, v)
         {
                 if (!*k || strchr(k, '=')) {
-                        api_reply_error(r, 400, "bad_request", "env", "env: '%s' is not a variable name", k);
+                        api_fail_set(f, 400, "bad_request", "env", "env: '%s' is not a variable name", k);
                         exec_free(x);
                         return NULL;
                 }
@@ -163,7 +163,7 @@ static struct exec_run *exec_decode(struct api_req *r, struct msb_exec_opts *eo)
                 x->in_fd = memfd_create("msb-api-stdin", MFD_CLOEXEC);
                 if (x->in_fd < 0 || write_all(x->in_fd, raw.stdin_data, strlen(raw.stdin_data)) < 0 ||
                     lseek(x->in_fd, 0, SEEK_SET) < 0) {
-                        api_reply_error(r, 500, "internal", NULL, "%s", errno_msg(errno, "stdin").s);
+                        api_fail_set(f, 500, "internal", NULL, "%s", errno_msg(errno, "stdin").s);
                         exec_free(x);
                         return NULL;
                 }
@@ -173,17 +173,17 @@ static struct exec_run *exec_decode(struct api_req *r, struct msb_exec_opts *eo)
         return x;
 }
 
-/* Start the process and its relay; -1 after replying (a process that could
+/* Start the process and its relay; -1 with f filled (a process that could
  * not be executed is not an error: its status is 126 or 127). */
-static int exec_start(struct api_req *r, struct exec_run *x, const struct msb_exec_opts *eo, bool *ret_not_run,
-                      struct msb_error *nerr)
+static int exec_start(struct msb_ctx *ctx, struct exec_run *x, const struct msb_exec_opts *eo, bool *ret_not_run,
+                      struct msb_error *nerr, struct api_fail *f)
 {
         struct msb_error err = {0};
         int status = 0;
         *ret_not_run = false;
-        int q = msb_sandbox_exec(r->ctx, x->name, eo, &x->p, &status, &err);
+        int q = msb_sandbox_exec(ctx, x->name, eo, &x->p, &status, &err);
         if (q < 0) {
-                api_reply_msb_error(r, q, &err);
+                api_fail_msb(f, q, &err);
                 return -1;
         }
         if (q == 1) {
@@ -194,13 +194,13 @@ static int exec_start(struct api_req *r, struct exec_run *x, const struct msb_ex
         }
         int po[2], pe[2], pc[2];
         if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 || pipe2(pc, O_CLOEXEC) < 0) {
-                api_reply_error(r, 500, "internal", NULL, "%s", errno_msg(errno, "pipe").s);
+                api_fail_set(f, 500, "internal", NULL, "%s", errno_msg(errno, "pipe").s);
                 return -1;
         }
         x->out_r = po[0], x->out_w = po[1], x->err_r = pe[0], x->err_w = pe[1], x->cancel_r = pc[0],
         x->cancel_w = pc[1];
         if (pthread_create(&x->thread, NULL, relay_main, x) != 0) {
-                api_reply_error(r, 500, "internal", NULL, "cannot start the relay's thread");
+                api_fail_set(f, 500, "internal", NULL, "cannot start the relay's thread");
                 return -1;
         }
         x->thread_started = true;
@@ -243,17 +243,17 @@ static json_t *output_json(const struct text *t, bool base64)
         return base64 ? text_base64_json(t->data, t->len) : text_utf8_json(t->data, t->len);
 }
 
-void api_exec(struct api_req *r)
+json_t *api_exec_once(struct msb_ctx *ctx, const char *name, json_t *body, struct api_fail *f)
 {
         struct msb_exec_opts eo;
-        struct exec_run *x = exec_decode(r, &eo);
+        struct exec_run *x = exec_decode(body, name, &eo, f);
         if (!x)
-                return;
+                return NULL;
         bool not_run;
         struct msb_error nerr = {0};
-        if (exec_start(r, x, &eo, &not_run, &nerr) < 0) {
+        if (exec_start(ctx, x, &eo, &not_run, &nerr, f) < 0) {
                 exec_free(x);
-                return;
+                return NULL;
         }
         if (not_run) {
                 text_put(&x->err, nerr.message, strlen(nerr.message));
@@ -263,21 +263,31 @@ void api_exec(struct api_req *r)
                 pthread_join(x->thread, NULL);
                 x->thread_started = false;
                 if (x->relay_ret < 0) {
-                        api_reply_msb_error(r, x->relay_ret, &x->relay_err);
+                        api_fail_msb(f, x->relay_ret, &x->relay_err);
                         exec_free(x);
-                        return;
+                        return NULL;
                 }
                 if (x->relay_ret == 1) { /* failed in the guest before it ran */
                         text_put(&x->err, x->relay_err.message, strlen(x->relay_err.message));
                         text_put(&x->err, "\n", 1);
                 }
         }
-        api_reply_json(r, 200,
-                       json_pack("{s:o, s:o, s:i, s:b, s:b, s:b}", "stdout", output_json(&x->out, x->base64),
-                                 "stderr", output_json(&x->err, x->base64), "exit_code", x->status, "timed_out",
-                                 x->timeout_ms && x->status == 124, "stdout_truncated", x->out_cut, "stderr_truncated",
-                                 x->err_cut));
+        json_t *j = json_pack("{s:o, s:o, s:i, s:b, s:b, s:b}", "stdout", output_json(&x->out, x->base64), "stderr",
+                              output_json(&x->err, x->base64), "exit_code", x->status, "timed_out",
+                              x->timeout_ms && x->status == 124, "stdout_truncated", x->out_cut, "stderr_truncated",
+                              x->err_cut);
         exec_free(x);
+        return j;
+}
+
+void api_exec(struct api_req *r)
+{
+        struct api_fail f = {0};
+        json_t *j = api_exec_once(r->ctx, r->params[0], r->body, &f);
+        if (j)
+                api_reply_json(r, 200, j);
+        else
+                api_reply_fail(r, &f);
 }
 
 /* ---- the stream ---- */
@@ -385,9 +395,12 @@ static const struct api_stream_ops exec_stream_ops = {stream_produce, stream_don
 void api_exec_stream(struct api_req *r)
 {
         struct msb_exec_opts eo;
-        struct exec_run *x = exec_decode(r, &eo);
-        if (!x)
+        struct api_fail f = {0};
+        struct exec_run *x = exec_decode(r->body, r->params[0], &eo, &f);
+        if (!x) {
+                api_reply_fail(r, &f);
                 return;
+        }
         if (!api_stream_slot_take(r, x->name)) {
                 exec_free(x);
                 return;
@@ -396,7 +409,8 @@ void api_exec_stream(struct api_req *r)
         x->client_fd = r->client_fd;
         bool not_run;
         struct msb_error nerr = {0};
-        if (exec_start(r, x, &eo, &not_run, &nerr) < 0) {
+        if (exec_start(r->ctx, x, &eo, &not_run, &nerr, &f) < 0) {
+                api_reply_fail(r, &f);
                 exec_free(x);
                 return;
         }

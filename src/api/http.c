@@ -120,6 +120,11 @@ void api_reply_error(struct api_req *r, unsigned status, const char *code, const
         api_reply_json(r, status, api_error_body(code, msg, field));
 }
 
+void api_reply_fail(struct api_req *r, const struct api_fail *f)
+{
+        api_reply_json(r, f->status, api_error_body(f->code, f->message, f->field[0] ? f->field : NULL));
+}
+
 void api_reply_msb_error(struct api_req *r, int ret, const struct msb_error *err)
 {
         int e = err && err->code ? err->code : ret < 0 ? -ret : EIO;

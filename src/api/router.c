@@ -36,6 +36,7 @@ static const struct api_route routes[] = {
         {"DELETE", "/v1/images", api_image_remove, 0},
         {"GET", "/v1/pool", api_pool_status, 0},
         {"GET", "/metrics", api_metrics, 0},
+        {"POST", "/mcp", api_mcp_http, API_ROUTE_JSON},
 };
 
 const struct api_route *api_routes(size_t *n)

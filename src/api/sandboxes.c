@@ -69,36 +69,49 @@ static bool name_ok(struct api_req *r, const char *name)
         return true;
 }
 
-void api_sandbox_create(struct api_req *r)
+json_t *api_create_once(struct msb_ctx *ctx, json_t *body, struct api_fail *f)
 {
         struct msb_run_opts *o;
         msb_run_opts_new(&o);
         struct api_create c = {0};
         struct api_decode_err de = {0};
-        if (api_create_decode(r->body, o, &c, &de) < 0) {
-                api_reply_decode_err(r, &de);
+        if (api_create_decode(body, o, &c, &de) < 0) {
+                api_fail_decode(f, &de);
                 msb_run_opts_free(o);
-                return;
+                return NULL;
         }
         char gen[32];
         if (!c.name)
                 msb_sandbox_name_random(gen);
         const char *name = c.name ? c.name : gen;
         struct msb_error err = {0};
-        int q = msb_sandbox_create(r->ctx, name, o, &err);
+        int q = msb_sandbox_create(ctx, name, o, &err);
         msb_run_opts_free(o);
-        if (q < 0) {
-                api_reply_msb_error(r, q, &err);
-                return;
-        }
-        if (c.start.value && (q = msb_sandbox_start(r->ctx, name, 0, &err)) < 0) {
+        if (q >= 0 && c.start.value && (q = msb_sandbox_start(ctx, name, 0, &err)) < 0) {
                 /* as msb run -d: a sandbox that never ran is not kept */
                 struct msb_error e2 = {0};
-                msb_sandbox_remove(r->ctx, name, true, &e2);
-                api_reply_msb_error(r, q, &err);
-                return;
+                msb_sandbox_remove(ctx, name, true, &e2);
         }
-        reply_sandbox(r, 201, name);
+        struct msb_sandbox_info *in;
+        if (q >= 0)
+                q = msb_sandbox_get(ctx, name, &in, &err);
+        if (q < 0) {
+                api_fail_msb(f, q, &err);
+                return NULL;
+        }
+        json_t *j = api_sandbox_json(in);
+        msb_sandbox_info_free(in, 1);
+        return j;
+}
+
+void api_sandbox_create(struct api_req *r)
+{
+        struct api_fail f = {0};
+        json_t *j = api_create_once(r->ctx, r->body, &f);
+        if (j)
+                api_reply_json(r, 201, j);
+        else
+                api_reply_fail(r, &f);
 }
 
 /* The label=KEY=VALUE (or label=KEY) filters of a list, every one of which must hold. */

@@ -29,6 +29,7 @@ int cmd_version(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_pool(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_mcp(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 
 /* Print "msb: <message>" to stderr. */

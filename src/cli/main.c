@@ -80,6 +80,7 @@ static const struct command {
         {"rmi", cmd_rmi, "Remove stored images"},
         {"load", cmd_load, "Load images from a docker save or OCI archive"},
         {"serve", cmd_serve, "Serve the HTTP API for programs and SDKs (docs/api.md)"},
+        {"mcp", cmd_mcp, "Serve MCP tools on stdio, for agents (docs/api.md)"},
         {"login", cmd_login, "Keep credentials for a registry"},
         {"logout", cmd_logout, "Forget them"},
         {"image", cmd_image, "Manage local images (import)"},

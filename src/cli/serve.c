@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* msb serve: the API server's flags (the server itself is src/api/). */
+/* msb serve and msb mcp: the API server's flags, the MCP server on stdio (both are src/api/'s). */
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <stdio.h>
@@ -34,6 +34,22 @@ static void serve_usage(FILE *f)
               "      --routes           print every route (METHOD PATH) and exit\n"
               "  -h, --help             this help\n",
               f);
+}
+
+int cmd_mcp(int argc, char **argv)
+{
+        if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+                fputs("Usage: msb mcp\n\nAn MCP server (Model Context Protocol) on stdin and stdout, for an agent\n"
+                      "that starts it: tools to create, list, get, stop and remove sandboxes, run\n"
+                      "commands, read logs and metrics. msb serve answers the same on POST /mcp.\n",
+                      stdout);
+                return 0;
+        }
+        if (argc > 1) {
+                cli_error("mcp: takes no arguments ('%s'); see 'msb mcp --help'", argv[1]);
+                return 125;
+        }
+        return api_mcp_stdio() == 0 ? 0 : 125;
 }
 
 int cmd_serve(int argc, char **argv)
