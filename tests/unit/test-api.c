@@ -91,8 +91,37 @@ static void check_create(void)
         CHECK_STR(decode("{}"), "image");
 }
 
+/* The MCP handler without a server: every tool's schema is JSON, and bad messages get JSON-RPC errors. */
+static void check_mcp(void)
+{
+        json_t *m = json_pack("{s:s, s:i, s:s}", "jsonrpc", "2.0", "id", 7, "method", "tools/list");
+        json_t *r = api_mcp_handle(NULL, m);
+        json_t *tools = json_object_get(json_object_get(r, "result"), "tools");
+        CHECK_INT(json_array_size(tools), 8);
+        size_t i;
+        json_t *t;
+        json_array_foreach(tools, i, t) CHECK(json_is_object(json_object_get(t, "inputSchema")));
+        json_decref(r);
+        json_decref(m);
+        m = json_pack("{s:s, s:i, s:s}", "jsonrpc", "2.0", "id", 8, "method", "no/such");
+        r = api_mcp_handle(NULL, m);
+        CHECK_INT(json_integer_value(json_object_get(json_object_get(r, "error"), "code")), -32601);
+        json_decref(r);
+        json_decref(m);
+        m = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method", "notifications/initialized");
+        CHECK(api_mcp_handle(NULL, m) == NULL);
+        json_decref(m);
+        m = json_pack("{s:s, s:i, s:s, s:{s:s}}", "jsonrpc", "2.0", "id", 9, "method", "tools/call", "params", "name",
+                      "nope");
+        r = api_mcp_handle(NULL, m);
+        CHECK_INT(json_integer_value(json_object_get(json_object_get(r, "error"), "code")), -32602);
+        json_decref(r);
+        json_decref(m);
+}
+
 int main(void)
 {
+        check_mcp();
         check_text();
         check_routes();
         check_errors();
