@@ -76,17 +76,22 @@ static ssize_t out_produce(void *state, char *buf, size_t max)
         return n > 0 ? n : -1;
 }
 
-static void out_done(void *state)
+static void out_free(struct out_copy *c)
 {
-        struct out_copy *c = state;
-        close(c->rfd); /* a copy still writing gets EPIPE and stops */
-        pthread_join(c->thread, NULL);
         if (c->slot)
                 api_stream_slot_give(c->name);
         msb_ctx_free(c->ctx);
         free(c->name);
         free(c->path);
         free(c);
+}
+
+static void out_done(void *state)
+{
+        struct out_copy *c = state;
+        close(c->rfd); /* a copy still writing gets EPIPE and stops */
+        pthread_join(c->thread, NULL);
+        out_free(c);
 }
 
 static const struct api_stream_ops out_ops = {out_produce, out_done};
@@ -107,12 +112,7 @@ void api_archive_get(struct api_req *r)
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0) {
                 api_reply_error(r, 500, "internal", NULL, "%s", errno_msg(errno, "pipe").s);
-                c->rfd = -1;
-                api_stream_slot_give(c->name);
-                msb_ctx_free(c->ctx);
-                free(c->name);
-                free(c->path);
-                free(c);
+                out_free(c);
                 return;
         }
         c->rfd = p[0];
@@ -131,11 +131,7 @@ void api_archive_get(struct api_req *r)
                 else
                         api_reply_error(r, 502, "bad_gateway", NULL, "sandbox '%s' sent no archive for %s", c->name,
                                         c->path);
-                api_stream_slot_give(c->name);
-                msb_ctx_free(c->ctx);
-                free(c->name);
-                free(c->path);
-                free(c);
+                out_free(c);
                 return;
         }
         c->first_len = (size_t)n;

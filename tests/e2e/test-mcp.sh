@@ -6,14 +6,7 @@
 # lists the tools and calls every one against real VMs (tests/mcp/mcp-check.mjs).
 . "$(dirname "$0")/lib.sh"
 
-LOCKDIR=$(dirname "$("$MSB" serve --print-socket)")
-kill_server() {
-        local pid
-        pid=$(cat "$LOCKDIR/lock" 2>/dev/null || true)
-        [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do [ -e "$LOCKDIR/lock" ] || break; sleep 0.1; done
-}
-trap 'kill_server; "$MSB" rm -f mcp-s-mcp mcp-h-mcp >/dev/null 2>&1; rm -rf "$WORK"' EXIT
+trap 'serve_stop; "$MSB" rm -f mcp-s-mcp mcp-h-mcp >/dev/null 2>&1; rm -rf "$WORK"' EXIT
 
 t_01_client_sdk_installs_from_the_lockfile() {
         cp "$ROOT/tests/mcp/package.json" "$ROOT/tests/mcp/package-lock.json" "$ROOT/tests/mcp/mcp-check.mjs" "$WORK/"
@@ -32,18 +25,14 @@ t_02_stdio() {
 }
 
 t_03_streamable_http() {
-        kill_server
-        local port
-        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-        "$MSB" serve -q --listen "127.0.0.1:$port" --token-file "$WORK/token" >/dev/null 2>&1 &
-        disown
-        for _ in $(seq 100); do [ -s "$WORK/token" ] && [ -e "$LOCKDIR/lock" ] && break; sleep 0.1; done
-        check http "http://127.0.0.1:$port/mcp" "$(cat "$WORK/token")" mcp-h
+        serve_stop
+        serve_tcp_start "$WORK/token"
+        check http "http://127.0.0.1:$SERVE_PORT/mcp" "$(cat "$WORK/token")" mcp-h
         local code
         code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}' \
-                "http://127.0.0.1:$port/mcp")
+                "http://127.0.0.1:$SERVE_PORT/mcp")
         assert_eq "no token, no tools" 401 "$code"
-        kill_server
+        serve_stop
         assert_eq "nothing left behind" "$BEFORE" "$(leak_snapshot)"
 }
 
