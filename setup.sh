@@ -19,10 +19,10 @@ esac
 
 # Debian packages: build tools, libraries, QEMU (with virtiofsd), passt, the default
 # image's userland, clang for the fuzzers, and the test registry tooling.
-pkgs=(meson ninja-build gcc libc6-dev pkg-config libjansson-dev libseccomp-dev zlib1g-dev libcurl4-openssl-dev libssl-dev libzstd-dev
+pkgs=(meson ninja-build gcc libc6-dev pkg-config libjansson-dev libseccomp-dev zlib1g-dev libcurl4-openssl-dev libssl-dev libzstd-dev libmicrohttpd-dev
         qemu-system-x86 passt busybox-static file ca-certificates
         make flex bison bc libelf-dev xz-utils cpio)
-[ "$mode" = test ] && pkgs+=(clang libclang-rt-14-dev umoci skopeo docker-registry curl python3 zstd e2fsprogs dnsmasq-base iproute2
+[ "$mode" = test ] && pkgs+=(clang libclang-rt-14-dev umoci skopeo docker-registry curl python3 python3-yaml python3-jsonschema python3-venv python3-pytest zstd e2fsprogs dnsmasq-base iproute2
         podman conmon runc containernetworking-plugins containerd)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -67,6 +67,10 @@ void msb_ctx_set_progress_fn(struct msb_ctx *ctx,
                              void (*fn)(const struct msb_layer_progress *layers, size_t n, double secs, bool first,
                                         void *userdata),
                              void *userdata);
+/* For a threaded server: the library leaves signals alone (nothing is
+ * forwarded to sandboxed processes, no signal mask is changed); processes
+ * are stopped through msb_relay_opts.cancel_fd and timeouts instead. */
+void msb_ctx_set_no_signals(struct msb_ctx *ctx, bool on);
 /* Receive log lines up to level: MSB_LOG_WARN (-1) only what a caller
  * should show its user in any case, 0 = normal, 1 = verbose diagnostics.
  * Without a callback the library's lines go nowhere: it never prints. */
@@ -115,6 +119,15 @@ int msb_run_opts_set_workdir(struct msb_run_opts *opts, const char *dir);
 /* "name", "uid", "name:group" or "uid:gid", resolved in the image; 1 to 256
  * bytes with no newline, else -EINVAL. */
 int msb_run_opts_set_user(struct msb_run_opts *opts, const char *user);
+/* A label, the caller's own metadata kept with a named sandbox (msb ls
+ * --filter label=KEY=VALUE, the API's labels): KEY 1 to 128 of A-Z, a-z,
+ * 0-9, '-', '.', '_', '/'; VALUE up to 1024 bytes with no control
+ * character; up to 64 labels; a key again replaces its value.  -EINVAL,
+ * -E2BIG, naming the label in err. */
+#define MSB_LABEL_KEY_MAX 128u
+#define MSB_LABEL_VALUE_MAX 1024u
+#define MSB_LABELS_MAX 64u
+int msb_run_opts_add_label(struct msb_run_opts *opts, const char *key, const char *value, struct msb_error *err);
 /* The guest's hostname (default: the sandbox's name, or "msb-" and the
  * run's id): 1 to 63 characters of A-Z, a-z, 0-9, '-' and '.', else
  * -EINVAL. */
@@ -320,6 +333,7 @@ struct msb_sandbox_info {
         unsigned cpus, memory_mib;
         int pid;         /* the supervisor's, when running */
         bool tty, interactive; /* how its main process was created (-t, -i) */
+        char **labels;   /* "KEY=VALUE", NULL-terminated (never NULL) */
 };
 /* Every named sandbox, its state reconciled with its supervisor's (free
  * with msb_sandbox_info_free(*ret, *ret_n)). */
@@ -333,6 +347,59 @@ int msb_sandbox_inspect(struct msb_ctx *ctx, const char *name, char **ret_json, 
 /* The main process's log files, newest last (for msb logs; CRI format:
  * "RFC3339NANO stdout|stderr P|F text"). */
 int msb_sandbox_log_paths(struct msb_ctx *ctx, const char *name, char ***ret_paths, struct msb_error *err);
+/* The main process's log as records, oldest first (msb logs, the API's
+ * logs route).  time: as written ("2026-12-01T05:15:03.123456789Z"); err:
+ * stderr, else stdout; partial: the line goes on in the next record (P,
+ * not F); data: the text without its newline, len bytes (owned by the
+ * reader, valid during the call). */
+struct msb_log_record {
+        const char *time;
+        bool err, partial;
+        const char *data;
+        size_t len;
+};
+typedef int msb_log_fn(const struct msb_log_record *rec, void *userdata); /* nonzero: stop */
+struct msb_logs_opts {
+        bool follow;        /* then wait for more until the sandbox stops */
+        long tail;          /* the last tail records only; -1: all */
+        const char *since;  /* records at or after this stamp (msb_logs_since_parse), or NULL */
+        bool no_stdout, no_stderr;
+        int cancel_fd;      /* 0: none; else a follow ends once it is readable or hung up */
+};
+/* Read them: 0 at the end (or when cb stopped), -ENOENT for no sandbox. */
+int msb_sandbox_logs(struct msb_ctx *ctx, const char *name, const struct msb_logs_opts *lo, msb_log_fn *cb,
+                     void *userdata, struct msb_error *err);
+/* --since T: RFC 3339 (2026-01-31T10:00:00Z), a unix time, or a duration
+ * ago (30s, 10m, 2h, 1d) into a stamp to compare with (out: n bytes, at
+ * least 40); -EINVAL otherwise. */
+int msb_logs_since_parse(const char *s, char *out, size_t n);
+/* What it costs the host now: CPU time and resident memory of its VM and
+ * helpers (QEMU, the virtio-fs servers, msb-netd; 0 when it does not run),
+ * and the blocks its writable layer takes (of disk_size_bytes; 0 without
+ * one).  The network's bytes are not counted yet: -1. */
+struct msb_sandbox_metrics {
+        bool running;
+        double cpu_seconds;
+        uint64_t memory_bytes;
+        uint64_t disk_bytes, disk_size_bytes;
+        int64_t net_rx_bytes, net_tx_bytes;
+};
+int msb_sandbox_metrics(struct msb_ctx *ctx, const char *name, struct msb_sandbox_metrics *ret,
+                        struct msb_error *err);
+/* Lifecycle events of every named sandbox of the user, as they happen:
+ * type "created", "started", "exited" (exit_code set) then "stopped",
+ * "crashed", "removed"; image is NULL for "removed".  Runs until cb
+ * returns nonzero or cancel_fd (0: none) is readable or hung up; 0 then.
+ * Changes are seen through inotify, and once a second in any case (a
+ * supervisor that died writes nothing). */
+struct msb_sandbox_event {
+        const char *type, *name, *image;
+        int exit_code;
+        int64_t time; /* unix seconds, when it was seen */
+};
+typedef int msb_sandbox_event_fn(const struct msb_sandbox_event *e, void *userdata);
+int msb_sandbox_events(struct msb_ctx *ctx, int cancel_fd, msb_sandbox_event_fn *cb, void *userdata,
+                       struct msb_error *err);
 /* Is it running (its supervisor alive)? */
 bool msb_sandbox_running(struct msb_ctx *ctx, const char *name);
 
@@ -387,10 +454,14 @@ struct msb_relay_opts {
                               * status at once, while the VM still stops
                               * (its writable file systems are synced
                               * before the status is sent) */
+        int cancel_fd;       /* 0: none; else once it is readable or hung up
+                              * the process is killed, as at timeout_ms */
 };
 /* Relay the process's streams until it exits (0, *ret_status as
  * msb_run's), the user detaches (MSB_DETACHED) or the sandbox stops.
- * SIGINT/SIGTERM/SIGHUP are forwarded to the process while it runs. */
+ * SIGINT/SIGTERM/SIGHUP are forwarded to the process while it runs
+ * (unless msb_ctx_set_no_signals).  Output whose fd's reader went away is
+ * dropped. */
 #define MSB_DETACHED 2
 #define MSB_DETACH_KEYS_MAX 8
 int msb_proc_relay(struct msb_proc *p, const struct msb_relay_opts *ro, int *ret_status, struct msb_error *err);
@@ -603,6 +674,10 @@ void msb_info_free(struct msb_info *info);
 
 /* Parse a size such as "512M", "1G", "1048576" (bytes), "2g". */
 int msb_parse_size(const char *s, uint64_t *ret_bytes);
+/* A signal as msb kill takes it: a number from 1 to 64, or a name with or
+ * without "SIG" (HUP, INT, QUIT, KILL, USR1, USR2, TERM, CONT, STOP, TSTP,
+ * WINCH, ALRM, PIPE), any case; -EINVAL otherwise. */
+int msb_signal_parse(const char *s);
 
 #ifdef __cplusplus
 }

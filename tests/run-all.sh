@@ -120,6 +120,16 @@ JSON
         cp "$seed"/bundle/crash-* build-fuzz/ 2>/dev/null
         [ $rc = 0 ] || tail -30 build-fuzz/fuzz-bundle.log
         record "fuzz OCI bundle and process JSON (30000 runs)" $rc
+        # msb serve's create requests: every field, and a few wrong ones
+        mkdir -p "$seed/api"
+        printf '%s' '{"name":"a1","image":"busybox","command":["sh","-c","x"],"entrypoint":"","env":{"A":"1"},"workdir":"/w","user":"1000:1000","hostname":"h","cpus":2,"memory":"512M","volumes":[{"host":"/tmp","guest":"/data","readonly":true,"nosuid":true}],"net":"none","disk_size":"1G","max_duration":60,"idle_timeout":30,"timeout":5,"tty":false,"no_pool":true,"auto_remove":false,"pull":"never","accel":"tcg","labels":{"k":"v"},"start":false}' >"$seed/api/full"
+        printf '%s' '{"image":"busybox","net_rules":["allow@1.2.3.4:tcp:80","deny@example.com"],"ports":["8080:80/tcp"],"memory":268435456}' >"$seed/api/net"
+        printf '%s' '{"image":"x","volumes":[{"host":"/nonexistent","guest":"relative"}],"cpus":0,"bogus":[]}' >"$seed/api/bad"
+        build-fuzz/tests/fuzz-api -runs=200000 -max_len=4096 -seed=1 -artifact_prefix=build-fuzz/ "$seed/api" \
+                >build-fuzz/fuzz-api.log 2>&1
+        rc=$?
+        [ $rc = 0 ] || tail -30 build-fuzz/fuzz-api.log
+        record "fuzz API request decoder (200000 runs)" $rc
         python3 tests/fuzz/seed-supervisor.py "$seed/supervisor"
         build-fuzz/tests/fuzz-supervisor -runs=300000 -max_len=4096 -seed=1 -artifact_prefix=build-fuzz/ "$seed/supervisor" \
                 >build-fuzz/fuzz-supervisor.log 2>&1

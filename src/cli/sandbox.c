@@ -132,25 +132,6 @@ static int unknown_option(const struct verb *v, char **argv)
         return 125;
 }
 
-static int parse_signal(const char *s)
-{
-        static const struct {
-                const char *n;
-                int v;
-        } sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL}, {"USR1", SIGUSR1},
-                    {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
-                    {"WINCH", SIGWINCH}, {"ALRM", SIGALRM}, {"PIPE", SIGPIPE}};
-        unsigned n;
-        if (cli_parse_uint(s, 64, &n) == 0)
-                return n >= 1 ? (int)n : -1;
-        if (!strncasecmp(s, "SIG", 3))
-                s += 3;
-        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-                if (!strcasecmp(s, sigs[i].n))
-                        return sigs[i].v;
-        return -1;
-}
-
 static void fmt_age(int64_t t, char *out, size_t n)
 {
         int64_t d = time(NULL) - t;
@@ -318,7 +299,7 @@ int cmd_kill(int argc, char **argv)
         opterr = 0;
         while ((c = getopt_long(argc, argv, v.opts, lo, NULL)) != -1) {
                 if (c == 's') {
-                        if ((sig = parse_signal(optarg)) < 0) {
+                        if ((sig = msb_signal_parse(optarg)) < 0) {
                                 cli_error("kill: signal '%s': expected a name (TERM, SIGHUP, ...) or a number 1-64",
                                           optarg);
                                 return 125;

@@ -102,6 +102,7 @@ int sb_connect(struct msb_ctx *ctx, const char *name, struct msb_proc **ret, str
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", st.socket);
         sb_state_free(&st);
         _cleanup_proc_ struct msb_proc *p = xcalloc(1, sizeof(*p));
+        p->no_signals = ctx->no_signals;
         p->name = xstrdup(name);
         p->dir = sb_dir(ctx, name);
         p->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

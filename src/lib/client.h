@@ -28,6 +28,7 @@ struct msb_proc {
         uint32_t ev_owed;    /* handed on, not acknowledged yet */
         uint64_t ev_dropped; /* a DROPPED event to give first (an attach's backlog) */
         bool ev_started, ev_done; /* STARTED, EXIT given */
+        bool no_signals; /* its context's: relays leave signals alone */
 };
 
 static inline void msb_proc_freep(struct msb_proc **p)

@@ -212,10 +212,11 @@ static int relay_loop(struct msb_proc *p, struct relay_state *rs, int sfd)
         while (!rs->done && r == 0) {
                 bool room = p->stdin_unacked + MSB_PROTO_DATA_CHUNK <= MSB_PROTO_WINDOW &&
                             msb_buf_pending(&p->out) < (1u << 20);
-                struct pollfd pf[3] = {
+                struct pollfd pf[4] = {
                         {.fd = p->fd, .events = (short)(POLLIN | (msb_buf_pending(&p->out) ? POLLOUT : 0))},
                         {.fd = sfd, .events = POLLIN},
                         {.fd = rs->in_open && room ? ro->in_fd : -1, .events = POLLIN},
+                        {.fd = ro->cancel_fd > 0 && !rs->killed ? ro->cancel_fd : -1, .events = POLLIN},
                 };
                 int t = -1;
                 if (deadline && !rs->killed)
@@ -227,10 +228,11 @@ static int relay_loop(struct msb_proc *p, struct relay_state *rs, int sfd)
                         if (t < 0 || left < t)
                                 t = (int)left;
                 }
-                int k = poll(pf, 3, t);
+                int k = poll(pf, 4, t);
                 if (k < 0 && errno != EINTR)
                         return -errno;
-                if (deadline && !rs->killed && mono_ms() >= deadline) {
+                if ((deadline && !rs->killed && mono_ms() >= deadline) ||
+                    (k > 0 && (pf[3].revents & (POLLIN | POLLHUP | POLLERR)))) {
                         msb_enc_u32(&p->out, MSB_MSG_SIGNAL, 1, SIGKILL);
                         rs->killed = true;
                 }
@@ -276,6 +278,11 @@ static int relay_loop(struct msb_proc *p, struct relay_state *rs, int sfd)
 static int relay_run(struct msb_proc *p, struct relay_state *rs)
 {
         const struct msb_relay_opts *ro = rs->ro;
+        if (p->no_signals) {
+                fcntl(p->fd, F_SETFL, fcntl(p->fd, F_GETFL) | O_NONBLOCK);
+                send_resize(p, ro->tty_fd);
+                return relay_loop(p, rs, -1);
+        }
         sigset_t mask, old;
         proc_block_signals(&mask, &old, SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGPIPE, 0);
         sigset_t taken = mask;

@@ -88,6 +88,11 @@ void msb_ctx_set_log(struct msb_ctx *ctx, int level, void (*fn)(const char *, vo
         ctx->log_ud = ud;
 }
 
+void msb_ctx_set_no_signals(struct msb_ctx *ctx, bool on)
+{
+        ctx->no_signals = on;
+}
+
 const char *msb_ctx_data_dir(const struct msb_ctx *ctx)
 {
         return ctx->data_dir;

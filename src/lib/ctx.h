@@ -18,5 +18,6 @@ struct msb_ctx {
         void *progress_ud;
         bool insecure;     /* pull over plain HTTP (msb pull --insecure) */
         bool detached;     /* a supervisor's: its stderr is a file no one reads live */
+        bool no_signals;   /* a server's: relays leave signals alone */
 };
 void msb_log(const struct msb_ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

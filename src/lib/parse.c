@@ -1,11 +1,37 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Parsers for user-facing values: sizes, accelerators, guest paths. */
+/* Parsers for user-facing values: sizes, signals, accelerators, guest paths. */
 #include <ctype.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/util.h"
 #include "msb.h"
 #include "guest_path.h"
+
+int msb_signal_parse(const char *s)
+{
+        static const struct {
+                const char *n;
+                int v;
+        } sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL}, {"USR1", SIGUSR1},
+                    {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
+                    {"WINCH", SIGWINCH}, {"ALRM", SIGALRM}, {"PIPE", SIGPIPE}};
+        if (!s || !*s)
+                return -EINVAL;
+        if (isdigit((unsigned char)s[0])) {
+                char *end;
+                unsigned long n = strtoul(s, &end, 10);
+                return *end || n < 1 || n > 64 ? -EINVAL : (int)n;
+        }
+        if (!strncasecmp(s, "SIG", 3))
+                s += 3;
+        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+                if (!strcasecmp(s, sigs[i].n))
+                        return sigs[i].v;
+        return -EINVAL;
+}
 
 int msb_parse_size(const char *s, uint64_t *ret_bytes)
 {

@@ -38,6 +38,7 @@ void msb_run_opts_free(struct msb_run_opts *o)
         strv_free(o->command);
         free(o->entrypoint);
         strv_free(o->env);
+        strv_free(o->labels);
         free(o->workdir);
         free(o->user);
         free(o->hostname);
@@ -112,6 +113,40 @@ int msb_run_opts_set_user(struct msb_run_opts *o, const char *u)
         if (!u || !*u || strlen(u) > 256 || strchr(u, '\n'))
                 return -EINVAL;
         set_str(&o->user, u);
+        return 0;
+}
+static bool label_key_ok(const char *k, size_t n)
+{
+        if (n == 0 || n > MSB_LABEL_KEY_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') || (k[i] >= '0' && k[i] <= '9') ||
+                      k[i] == '-' || k[i] == '.' || k[i] == '_' || k[i] == '/'))
+                        return false;
+        return true;
+}
+int msb_run_opts_add_label(struct msb_run_opts *o, const char *key, const char *value, struct msb_error *err)
+{
+        size_t kn = key ? strlen(key) : 0;
+        if (!label_key_ok(key ? key : "", kn))
+                return msb_err(err, EINVAL,
+                               "label key '%s': use 1 to %u of A-Z, a-z, 0-9, '-', '.', '_' and '/'", key ? key : "",
+                               MSB_LABEL_KEY_MAX);
+        if (!value || strlen(value) > MSB_LABEL_VALUE_MAX)
+                return msb_err(err, EINVAL, "label '%s': the value must be at most %u bytes", key, MSB_LABEL_VALUE_MAX);
+        for (const char *c = value; *c; c++)
+                if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                        return msb_err(err, EINVAL, "label '%s': the value must not hold control characters", key);
+        /* the same key again replaces its value */
+        for (char **v = o->labels; v && *v; v++)
+                if (!strncmp(*v, key, kn) && (*v)[kn] == '=') {
+                        free(*v);
+                        *v = xasprintf("%s=%s", key, value);
+                        return 0;
+                }
+        if (strv_len(o->labels) >= MSB_LABELS_MAX)
+                return msb_err(err, E2BIG, "label '%s': a sandbox has at most %u labels", key, MSB_LABELS_MAX);
+        strv_push_take(&o->labels, xasprintf("%s=%s", key, value));
         return 0;
 }
 int msb_run_opts_set_hostname(struct msb_run_opts *o, const char *h)

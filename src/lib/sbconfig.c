@@ -41,6 +41,10 @@ int sb_opts_check_utf8(const struct msb_run_opts *o, struct msb_error *err)
                 if (!utf8_ok(*v))
                         return msb_err(err, EINVAL, "--env '%s' is not valid UTF-8, which a sandbox's config must be",
                                        *v);
+        for (char **v = o->labels; v && *v; v++)
+                if (!utf8_ok(*v))
+                        return msb_err(err, EINVAL, "label '%s' is not valid UTF-8, which a sandbox's config must be",
+                                       *v);
         for (size_t i = 0; i < o->nvols; i++)
                 if (!utf8_ok(o->vols[i].host) || !utf8_ok(o->vols[i].guest))
                         return msb_err(err, EINVAL, "volume '%s:%s' is not valid UTF-8, which a sandbox's config must be",
@@ -130,6 +134,7 @@ json_t *sb_config_json(const struct msb_run_opts *o)
         json_object_set_new(j, "entrypoint", o->entrypoint_set ? json_string(o->entrypoint ? o->entrypoint : "")
                                                                  : json_null());
         json_object_set_new(j, "env", strv_json(o->env));
+        json_object_set_new(j, "labels", strv_json(o->labels));
         json_object_set_new(j, "workdir", o->workdir ? json_string(o->workdir) : json_null());
         json_object_set_new(j, "user", o->user ? json_string(o->user) : json_null());
         json_object_set_new(j, "hostname", o->hostname ? json_string(o->hostname) : json_null());
@@ -279,6 +284,7 @@ int sb_config_load(struct msb_ctx *ctx, const char *name, struct msb_run_opts **
         if (sb_jstr(j, "entrypoint"))
                 msb_run_opts_set_entrypoint(o, sb_jstr(j, "entrypoint"));
         o->env = sb_jstrv(j, "env");
+        o->labels = sb_jstrv(j, "labels");
         if (sb_jstr(j, "workdir"))
                 msb_run_opts_set_workdir(o, sb_jstr(j, "workdir"));
         if (sb_jstr(j, "user"))

@@ -55,7 +55,10 @@ static int info_load(struct msb_ctx *ctx, const char *name, struct msb_sandbox_i
                 .pid = !strcmp(st.status, "running") ? st.pid : 0,
                 .tty = json_is_true(json_object_get(cfg, "tty")),
                 .interactive = json_is_true(json_object_get(cfg, "interactive")),
+                .labels = sb_jstrv(cfg, "labels"),
         };
+        if (!in->labels)
+                in->labels = xcalloc(1, sizeof(char *));
         static const char *const names[] = {"created", "running", "stopped", "crashed"};
         in->status = "crashed";
         for (size_t i = 0; i < 4; i++)
@@ -118,6 +121,7 @@ void msb_sandbox_info_free(struct msb_sandbox_info *v, size_t n)
                 free(v[i].name);
                 free(v[i].image);
                 free(v[i].command);
+                strv_free(v[i].labels);
         }
         free(v);
 }

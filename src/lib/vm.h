@@ -42,6 +42,7 @@ struct msb_run_opts {
         char *entrypoint;
         bool entrypoint_set;
         char **env;
+        char **labels; /* "KEY=VALUE", the caller's own metadata */
         char *workdir;
         char *user;
         char *hostname;

@@ -159,3 +159,22 @@ run_tests() {
         echo "e2e $(basename "$0"): $PASS passed, $FAIL failed"
         [ "$FAIL" = 0 ]
 }
+
+# msb serve for the API, SDK and MCP suites: the user's one server (its lock
+# in SERVE_LOCKDIR names its pid).  serve_stop stops whichever runs;
+# serve_tcp_start TOKEN_FILE starts one on a free loopback port and sets
+# SERVE_PORT once it listens.
+SERVE_LOCKDIR=$(dirname "$("$MSB" serve --print-socket 2>/dev/null || echo /nonexistent/x)")
+serve_stop() {
+        local pid
+        pid=$(cat "$SERVE_LOCKDIR/lock" 2>/dev/null || true)
+        [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do [ -e "$SERVE_LOCKDIR/lock" ] || break; sleep 0.1; done
+}
+serve_tcp_start() {
+        SERVE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        "$MSB" serve -q --listen "127.0.0.1:$SERVE_PORT" --token-file "$1" >/dev/null 2>&1 &
+        disown
+        for _ in $(seq 100); do [ -s "$1" ] && [ -e "$SERVE_LOCKDIR/lock" ] && return 0; sleep 0.1; done
+        fail "msb serve --listen did not start"
+}
