@@ -259,6 +259,7 @@ int msb_sandbox_procs(struct msb_ctx *ctx, const char *name, struct msb_proc_inf
         int r = ask(ctx, name, &b, &p, &m, err);
         if (r < 0)
                 return r;
+        r = 1; /* m holds the first answer */
         struct msb_proc_info *v = NULL;
         size_t n = 0;
         while (r == 1 && m.type == MSB_MSG_PROC_INFO) {
