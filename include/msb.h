@@ -514,6 +514,8 @@ int msb_sandbox_proc_find_pid(struct msb_ctx *ctx, const char *name, int pid, ui
                               struct msb_error *err);
 #define MSB_ATTACH_STDIN (1u << 0)      /* become its stdin writer (-EBUSY: it has one) */
 #define MSB_ATTACH_NO_BACKLOG (1u << 1) /* live output only */
+#define MSB_ATTACH_NO_OUTPUT (1u << 3)  /* a kept one's: no output, only its
+                                         * exit (a stdin writer, msb_proc_write) */
 /* Attach to process id: a kept one's output (its backlog first, unless
  * NO_BACKLOG), then its exit (at once for one that ended); id 1 is the
  * main process, as msb_sandbox_attach (one client at a time).  A process
@@ -533,6 +535,10 @@ int msb_sandbox_proc_resize(struct msb_ctx *ctx, const char *name, uint32_t id, 
  * when it read nothing for 30 s).  A writer that goes leaves stdin open. */
 int msb_sandbox_proc_write(struct msb_ctx *ctx, const char *name, uint32_t id, const void *buf, size_t n,
                            bool eof, struct msb_error *err);
+/* The same on p, attached with MSB_ATTACH_STDIN | MSB_ATTACH_NO_OUTPUT,
+ * any number of times (a stream of stdin that stays its one writer;
+ * -EINVAL for a p attached otherwise); n may be 0 (with eof: close it). */
+int msb_proc_write(struct msb_proc *p, const void *buf, size_t n, bool eof, struct msb_error *err);
 
 /* What msb_proc_read returns, one at a time, in order: STARTED (first,
  * when the pid is known), DROPPED (an attach's backlog lost older output),

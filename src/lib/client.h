@@ -23,6 +23,7 @@ struct msb_proc {
         uint32_t id;  /* in its sandbox (from PROC_INFO), 0 if not told */
         int pid;      /* the guest's, 0 until known */
         bool kept;    /* the supervisor acknowledges its output itself */
+        bool writer;  /* attached as a kept process's stdin writer only (msb_proc_write) */
         /* msb_proc_read (client_procs.c) */
         uint32_t ev_last;    /* the last output event's bytes: handed on at the next call */
         uint32_t ev_owed;    /* handed on, not acknowledged yet */

@@ -127,6 +127,7 @@ static int attach(struct msb_ctx *ctx, const char *name, uint32_t id, uint32_t f
         if (!ok)
                 return msb_err(err, EPROTO, "sandbox '%s': unexpected answer from its supervisor", name);
         p->attach = id == VM_MAIN_ID;
+        p->writer = (flags & (MSB_ATTACH_STDIN | MSB_ATTACH_NO_OUTPUT)) == (MSB_ATTACH_STDIN | MSB_ATTACH_NO_OUTPUT);
         *ret = TAKE_PTR(p);
         return 0;
 }
@@ -134,8 +135,10 @@ static int attach(struct msb_ctx *ctx, const char *name, uint32_t id, uint32_t f
 int msb_sandbox_proc_attach(struct msb_ctx *ctx, const char *name, uint32_t id, unsigned flags,
                             struct msb_proc **ret, struct msb_error *err)
 {
-        if (flags & ~(MSB_ATTACH_STDIN | MSB_ATTACH_NO_BACKLOG))
-                return msb_err(err, EINVAL, "attach flags %#x: only MSB_ATTACH_STDIN and MSB_ATTACH_NO_BACKLOG", flags);
+        if (flags & ~(MSB_ATTACH_STDIN | MSB_ATTACH_NO_BACKLOG | MSB_ATTACH_NO_OUTPUT))
+                return msb_err(err, EINVAL,
+                               "attach flags %#x: only MSB_ATTACH_STDIN, MSB_ATTACH_NO_BACKLOG and MSB_ATTACH_NO_OUTPUT",
+                               flags);
         return attach(ctx, name, id, flags, ret, err);
 }
 
@@ -146,6 +149,7 @@ static int write_wait(struct msb_proc *p, uint32_t id, uint32_t *unacked, size_t
 {
         struct msb_msg m;
         int r;
+        int64_t start = mono_ms();
         while ((r = client_recv_msg(p, &m, REPLY_TIMEOUT_MS)) == 1) {
                 int t = m.type;
                 uint32_t ack = m.u.ack;
@@ -154,9 +158,11 @@ static int write_wait(struct msb_proc *p, uint32_t id, uint32_t *unacked, size_t
                 msb_msg_free(&m);
                 if (t == MSB_MSG_ERROR)
                         return r;
-                if (t == MSB_MSG_EXIT)
+                if (t == MSB_MSG_EXIT) {
+                        p->ev_done = true;
                         return msb_err(err, EPIPE, "sandbox '%s': process %u exited before it read its stdin "
                                                    "(%zu of %zu bytes taken)", p->name, id, done, n);
+                }
                 if (t == MSB_MSG_ACK) {
                         if (ack > *unacked)
                                 return msb_err(err, EPROTO, "sandbox '%s': its supervisor sent a malformed message",
@@ -167,16 +173,21 @@ static int write_wait(struct msb_proc *p, uint32_t id, uint32_t *unacked, size_t
         }
         if (r < 0)
                 return msb_err(err, EPROTO, "sandbox '%s': its supervisor sent a malformed message", p->name);
+        if (mono_ms() - start < REPLY_TIMEOUT_MS)
+                return msb_err(err, ECONNRESET, "sandbox '%s': its supervisor went away (the sandbox stopped)",
+                               p->name);
         return 0;
 }
 
-int msb_sandbox_proc_write(struct msb_ctx *ctx, const char *name, uint32_t id, const void *buf, size_t n,
-                           bool eof, struct msb_error *err)
+int msb_proc_write(struct msb_proc *p, const void *buf, size_t n, bool eof, struct msb_error *err)
 {
-        _cleanup_proc_ struct msb_proc *p = NULL;
-        int r = attach(ctx, name, id, MSB_ATTACH_STDIN | MSB_ATTACH_NO_OUTPUT, &p, err);
-        if (r < 0)
-                return r;
+        if (!p->writer)
+                return msb_err(err, EINVAL,
+                               "sandbox '%s': process %u was not attached as a stdin writer "
+                               "(MSB_ATTACH_STDIN | MSB_ATTACH_NO_OUTPUT)",
+                               p->name, p->id);
+        if (p->ev_done)
+                return msb_err(err, EPIPE, "sandbox '%s': process %u has exited", p->name, p->id);
         const uint8_t *b = buf;
         size_t sent = 0;
         uint32_t unacked = 0;
@@ -193,22 +204,32 @@ int msb_sandbox_proc_write(struct msb_ctx *ctx, const char *name, uint32_t id, c
                 }
                 if (client_send_out(p) < 0)
                         return msb_err(err, ECONNRESET, "sandbox '%s': its supervisor went away (the sandbox stopped)",
-                                       name);
-                r = write_wait(p, id, &unacked, sent - unacked, n, err);
+                                       p->name);
+                int r = write_wait(p, p->id, &unacked, sent - unacked, n, err);
                 if (r < 0)
                         return r;
                 if (r == 0)
                         return msb_err(err, ETIMEDOUT, "sandbox '%s': process %u read none of its stdin for %d s "
                                                        "(%zu of %zu bytes taken)",
-                                       name, id, REPLY_TIMEOUT_MS / 1000, sent - unacked, n);
+                                       p->name, p->id, REPLY_TIMEOUT_MS / 1000, sent - unacked, n);
         }
         if (eof) {
                 msb_enc_id(&p->out, MSB_MSG_STDIN_EOF, 1);
                 if (client_send_out(p) < 0)
                         return msb_err(err, ECONNRESET, "sandbox '%s': its supervisor went away (the sandbox stopped)",
-                                       name);
+                                       p->name);
         }
         return 0;
+}
+
+int msb_sandbox_proc_write(struct msb_ctx *ctx, const char *name, uint32_t id, const void *buf, size_t n,
+                           bool eof, struct msb_error *err)
+{
+        _cleanup_proc_ struct msb_proc *p = NULL;
+        int r = attach(ctx, name, id, MSB_ATTACH_STDIN | MSB_ATTACH_NO_OUTPUT, &p, err);
+        if (r < 0)
+                return r;
+        return msb_proc_write(p, buf, n, eof, err);
 }
 
 static void info_from(struct msb_proc_info *pi, const struct msb_msg *m)
