@@ -10,6 +10,7 @@
  *   create.c    a create request's JSON to msb_run_opts (fuzzed: tests/fuzz/fuzz-api.c)
  *   sandboxes.c the sandbox routes: create, list, get, lifecycle, delete
  *   exec.c      exec: one call, or streamed as NDJSON
+ *   procs.c     background processes by id: start, list, output, stdin, signal, resize
  *   archive.c   trees in and out as tar
  *   lineq.c     a stream fed by a thread of its own through a bounded queue
  *   logs.c      the main process's log (tail, since, follow), and every sandbox's events
@@ -127,6 +128,8 @@ int api_decode_object(struct api_decode_err *de, const char *where, json_t *obj,
  * of strings, borrowed); api_read_array: any array (json_t *, borrowed) */
 api_field_fn api_read_string, api_read_bool, api_read_uint, api_read_strv, api_read_array, api_read_size,
         api_read_strmap;
+/* sandboxes.c: an int signal from a number (1 to 64) or a name ("TERM") */
+api_field_fn api_read_signal;
 struct api_opt_bool {
         bool value, set;
 };
@@ -165,6 +168,9 @@ void api_reply_fail(struct api_req *r, const struct api_fail *f);
 
 /* exec.c */
 api_handler api_exec, api_exec_stream;
+/* procs.c: background processes by id */
+api_handler api_proc_start, api_proc_list, api_proc_get, api_proc_output, api_proc_stdin, api_proc_signal,
+        api_proc_resize;
 /* One exec to its end: its result object, or NULL with f filled. */
 json_t *api_exec_once(struct msb_ctx *ctx, const char *name, json_t *body, struct api_fail *f);
 /* mcp.c: one JSON-RPC message's answer (NULL: none, a notification) */

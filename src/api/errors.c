@@ -29,6 +29,10 @@ static const struct {
         {ENOSPC, 507, "no_space"},        {EDQUOT, 507, "no_space"},      {ENOEXEC, 422, "unprocessable"},
         {EPROTO, 502, "bad_gateway"},     {ECONNREFUSED, 502, "bad_gateway"}, {EHOSTUNREACH, 502, "bad_gateway"},
         {ETIMEDOUT, 504, "timeout"},      {ENOTSUP, 501, "not_implemented"}, {ENOSYS, 501, "not_implemented"},
+        /* processes by id: stdin closed or the process gone; no terminal;
+         * as many processes as the sandbox may run; the sandbox stopped */
+        {EPIPE, 409, "conflict"},         {ENOTTY, 409, "conflict"},      {EAGAIN, 429, "too_many_processes"},
+        {ECONNRESET, 502, "bad_gateway"},
 };
 
 void api_errno_status(int code, unsigned *ret_status, const char **ret_code)

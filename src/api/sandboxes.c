@@ -265,8 +265,7 @@ void api_sandbox_restart(struct api_req *r)
         reply_sandbox(r, 200, name);
 }
 
-static int signal_field(struct api_decode_err *de, const struct api_field *f, const char *field, json_t *v,
-                        void *out)
+int api_read_signal(struct api_decode_err *de, const struct api_field *f, const char *field, json_t *v, void *out)
 {
         int sig = -1;
         if (json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 64)
@@ -282,7 +281,7 @@ static int signal_field(struct api_decode_err *de, const struct api_field *f, co
 void api_sandbox_kill(struct api_req *r)
 {
         const char *name = r->params[0];
-        static const struct api_field fields[] = {{"signal", signal_field, 0, 0, 0}};
+        static const struct api_field fields[] = {{"signal", api_read_signal, 0, 0, 0}};
         struct api_decode_err de = {0};
         int sig = SIGKILL;
         if (api_decode_object(&de, "", r->body, fields, 1, &sig) < 0) {

@@ -2,7 +2,8 @@
 # End-to-end: msb serve, the HTTP API (docs/api.md), against real VMs: its
 # routes and answers checked against docs/api/openapi.yaml (api-call.py),
 # who may ask (the socket's uid, TCP's token), bad input named, sandboxes
-# the CLI sees too, exec in one call and streamed, archives, a server
+# the CLI sees too, exec in one call and streamed, background processes
+# (kept by the supervisor, read, written, signalled by id), archives, a server
 # killed and restarted that finds every sandbox, and nothing left behind.
 . "$(dirname "$0")/lib.sh"
 
@@ -197,6 +198,194 @@ t_07_a_stream_whose_client_goes_kills_its_command() {
         [ "$RC" != 0 ] || fail "the command still runs after its client went away"
 }
 
+# ndjson_summary: a process's output stream (stdin) as "started out:TEXT err:TEXT exit:N" (output joined)
+ndjson_summary() {
+        python3 -c '
+import json, sys
+out, err, ev = "", "", []
+for line in sys.stdin:
+    e = json.loads(line)
+    t = e["type"]
+    if t == "stdout": out += e["data"]
+    elif t == "stderr": err += e["data"]
+    elif t == "exit": ev.append("exit:%d" % e["exit_code"])
+    elif t == "error": ev.append("error:" + e["error"]["code"])
+    else: ev.append(t)
+print(" ".join(ev[:1] + ["out:" + out.replace("\n", "|"), "err:" + err.replace("\n", "|")] + ev[1:]))'
+}
+# proc_ended SB ID: until process ID has ended (at most 20 s)
+proc_ended() {
+        for _ in $(seq 100); do
+                api GET "/v1/sandboxes/$1/processes/$2"
+                [ "$(jget 'j["running"]')" = False ] && return 0
+                sleep 0.2
+        done
+        fail "process $2 still runs: $BODY"
+}
+# stream_check FILE PATH: every line of a saved stream matches the document
+stream_check() {
+        /usr/bin/python3 -W ignore - "$ROOT/tests/e2e" "$1" "$2" <<'PY' || fail "a line of $2 does not match the document"
+import sys, importlib.util, yaml
+spec = importlib.util.spec_from_file_location("ac", sys.argv[1] + "/api-call.py"); ac = importlib.util.module_from_spec(spec); spec.loader.exec_module(ac)
+why = ac.check(yaml.safe_load(open(ac.DOC)), "GET", sys.argv[3], 200, "application/x-ndjson", open(sys.argv[2]).read())
+if why: print(why); sys.exit(1)
+PY
+}
+
+t_07b_background_process_outlives_its_request() {
+        api POST "/v1/sandboxes/$SB/processes" '{"command":["sh","-c","i=0; while [ $i -lt 40 ]; do echo $i; i=$((i + 1)); sleep 1; done"]}'
+        assert_eq "started" 201 "$CODE"
+        local id pid
+        id=$(jget 'j["id"]')
+        pid=$(jget 'j["pid"]')
+        [ "$pid" -gt 0 ] || fail "no guest pid: $BODY"
+        sleep 3
+        api GET "/v1/sandboxes/$SB/processes"
+        assert_eq "listed, kept and running" "True True False" \
+                "$(jget '[(p["kept"], p["running"], p["main"]) for p in j["processes"] if p["id"] == '$id'][0]' | tr -d '(),')"
+        assert_eq "the main process too" "1" "$(jget '[p["id"] for p in j["processes"] if p["main"]][0]')"
+        api GET "/v1/sandboxes/$SB/processes?pid=$pid"
+        assert_eq "found by its guest pid" "$id" "$(jget '",".join(str(p["id"]) for p in j["processes"])')"
+        api GET "/v1/sandboxes/$SB/processes/$id"
+        assert_eq "one" "$id sh" "$(jget 'j["id"], j["argv"][0]' | tr -d "(),'")"
+        # a later client: what it missed first, then what comes
+        curl -sN --max-time 4 --unix-socket "$SOCK" "http://localhost/v1/sandboxes/$SB/processes/$id/output" \
+                >"$WORK/out1" || true
+        stream_check "$WORK/out1" "/v1/sandboxes/$SB/processes/$id/output"
+        assert_contains "started, with its pid" "{\"type\":\"started\",\"pid\":$pid}" "$(head -1 "$WORK/out1")"
+        local s
+        s=$(ndjson_summary <"$WORK/out1")
+        assert_contains "the backlog from its start" "out:0|1|2|" "$s"
+        [ "$(grep -c stdout "$WORK/out1")" -ge 6 ] || fail "live output after the backlog expected: $s"
+        curl -sN --max-time 3 --unix-socket "$SOCK" "http://localhost/v1/sandboxes/$SB/processes/$id/output?backlog=false" \
+                >"$WORK/out2" || true
+        assert_not_contains "backlog=false: live only" "out:0|" "$(ndjson_summary <"$WORK/out2")"
+        grep -q stdout "$WORK/out2" || fail "backlog=false got no live output"
+        api POST "/v1/sandboxes/$SB/processes/$id/signal" '{"signal":"TERM"}'
+        assert_eq "signalled" 204 "$CODE"
+        proc_ended "$SB" "$id"
+        assert_eq "its status stays" 143 "$(jget 'j["exit_code"]')"
+        # an ended one replays what it kept, then its exit
+        api GET "/v1/sandboxes/$SB/processes/$id/output"
+        assert_contains "replayed to its end" "exit:143" "$(ndjson_summary <<<"$BODY")"
+        api POST "/v1/sandboxes/$SB/processes/$id/signal" '{}'
+        assert_eq "a signal to one that ended" "409 not_running" "$CODE $(jget 'j["error"]["code"]')"
+        # one left running for t_09 (a server killed and restarted finds it)
+        api POST "/v1/sandboxes/$SB/processes" '{"command":["sleep","3600"]}'
+        jget 'j["id"]' >"$WORK/kept.id"
+}
+
+t_07c_background_stdin_and_terminal() {
+        api POST "/v1/sandboxes/$SB/processes" '{"command":["sh","-c","cat; echo done"],"stdin":true}'
+        local id
+        id=$(jget 'j["id"]')
+        printf 'hello ' >"$WORK/in1"
+        api POST "/v1/sandboxes/$SB/processes/$id/stdin" "@$WORK/in1"
+        assert_eq "written" "200 6 False" "$CODE $(jget 'j["written"], j["closed"]' | tr -d '(),')"
+        # one writer at a time: an upload still coming holds stdin
+        { printf 'x'; sleep 3; } | curl -s -T - -X POST --unix-socket "$SOCK" \
+                "http://localhost/v1/sandboxes/$SB/processes/$id/stdin" >"$WORK/holder.out" &
+        local holder=$!
+        sleep 1.5
+        api POST "/v1/sandboxes/$SB/processes/$id/stdin" "@$WORK/in1"
+        assert_eq "a second writer" "409 busy" "$CODE $(jget 'j["error"]["code"]')"
+        assert_contains "says why" "stdin writer already" "$BODY"
+        wait "$holder"
+        assert_contains "the holder's bytes went" '"written":1' "$(cat "$WORK/holder.out")"
+        printf 'world\n' >"$WORK/in2"
+        api POST "/v1/sandboxes/$SB/processes/$id/stdin?eof=true" "@$WORK/in2"
+        assert_eq "written and closed" "200 True" "$CODE $(jget 'j["closed"]')"
+        proc_ended "$SB" "$id"
+        api GET "/v1/sandboxes/$SB/processes/$id/output"
+        assert_eq "what cat read, from three requests" "started out:hello xworld|done| err: exit:0" \
+                "$(ndjson_summary <<<"$BODY")"
+        api POST "/v1/sandboxes/$SB/processes/$id/stdin" "@$WORK/in1"
+        assert_eq "stdin of one that ended" "409 conflict" "$CODE $(jget 'j["error"]["code"]')"
+        # a terminal: resized by id, its input from stdin writes
+        api POST "/v1/sandboxes/$SB/processes" '{"command":["sh"],"tty":true,"rows":10,"cols":20}'
+        id=$(jget 'j["id"]')
+        api POST "/v1/sandboxes/$SB/processes/$id/resize" '{"rows":30,"cols":100}'
+        assert_eq resized 204 "$CODE"
+        printf 'stty size; exit 3\n' >"$WORK/in3"
+        api POST "/v1/sandboxes/$SB/processes/$id/stdin" "@$WORK/in3"
+        proc_ended "$SB" "$id"
+        api GET "/v1/sandboxes/$SB/processes/$id/output?encoding=base64"
+        assert_contains "the new size" "30 100" "$(python3 -c '
+import base64, json, sys
+print(b"".join(base64.b64decode(json.loads(l).get("data", "")) for l in sys.stdin).decode())' <<<"$BODY")"
+        assert_eq "its exit" 3 "$(tail -1 <<<"$BODY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["exit_code"])')"
+        api POST "/v1/sandboxes/$SB/processes" '{"command":["sleep","100"]}'
+        id=$(jget 'j["id"]')
+        api POST "/v1/sandboxes/$SB/processes/$id/resize" '{"rows":30,"cols":100}'
+        assert_eq "no terminal" "409 conflict" "$CODE $(jget 'j["error"]["code"]')"
+        api POST "/v1/sandboxes/$SB/processes/$id/stdin" "@$WORK/in1"
+        assert_eq "started without stdin" "409 conflict" "$CODE $(jget 'j["error"]["code"]')"
+        api POST "/v1/sandboxes/$SB/processes/$id/signal" '{"signal":9}'
+        proc_ended "$SB" "$id"
+        assert_eq "killed" 137 "$(jget 'j["exit_code"]')"
+}
+
+t_07d_background_slow_reader_and_errors() {
+        api POST "/v1/sandboxes/$SB/processes" '{"command":["yes","flood"]}'
+        local id
+        id=$(jget 'j["id"]')
+        # a client that reads nothing for a while is let go; the process and the sandbox go on
+        /usr/bin/python3 - "$SOCK" "/v1/sandboxes/$SB/processes/$id/output?backlog=false" >"$WORK/stall" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"GET " + sys.argv[2].encode() + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+time.sleep(8)
+data = b""
+while True:
+    d = s.recv(1 << 20)
+    if not d: break
+    data += d
+print([l for l in data.decode(errors="replace").splitlines() if '"type"' in l][-1])
+PY
+        assert_contains "the stalled reader's stream ends with an error" '"type":"error"' "$(cat "$WORK/stall")"
+        assert_contains "saying why" "fell 1 MiB behind" "$(cat "$WORK/stall")"
+        api POST "/v1/sandboxes/$SB/exec" '{"command":["echo","still-here"]}'
+        assert_eq "exec while it floods" "still-here" "$(jget 'j["stdout"]' | tr -d '\n')"
+        api GET "/v1/sandboxes/$SB/processes/$id"
+        assert_eq "it still runs" True "$(jget 'j["running"]')"
+        api POST "/v1/sandboxes/$SB/processes/$id/signal" '{"signal":"KILL"}'
+        proc_ended "$SB" "$id"
+        # errors name what is wrong
+        api GET "/v1/sandboxes/$SB/processes/9999"
+        assert_eq "no such process" "404 not_found" "$CODE $(jget 'j["error"]["code"]')"
+        api GET "/v1/sandboxes/$SB/processes/9999/output"
+        assert_eq "no such process to read" 404 "$CODE"
+        assert_contains "named" "no process 9999" "$BODY"
+        api GET "/v1/sandboxes/$SB/processes/0"
+        assert_eq "id 0" "400 id" "$CODE $(jget 'j["error"]["field"]')"
+        api GET "/v1/sandboxes/$SB/processes/abc"
+        assert_eq "not a number" "400 id" "$CODE $(jget 'j["error"]["field"]')"
+        api POST "/v1/sandboxes/$SB/processes" '{"command":["no-such-command"]}'
+        assert_eq "cannot be executed" "422 unprocessable" "$CODE $(jget 'j["error"]["code"]')"
+        api POST "/v1/sandboxes/$SB/processes" '{"command":["true"],"bogus":1}'
+        assert_eq "unknown field" "400 bogus" "$CODE $(jget 'j["error"]["field"]')"
+        api POST "/v1/sandboxes/$SB/processes/1/resize" '{"rows":0,"cols":80}'
+        assert_eq "rows out of range" "400 rows" "$CODE $(jget 'j["error"]["field"]')"
+        api GET "/v1/sandboxes/no-such-$$/processes"
+        assert_eq "no such sandbox" 404 "$CODE"
+        # a process not started here is its own client's to read, but anyone's to signal
+        "$MSB" exec "$SB" sleep 30 &
+        local ex=$! pid_id="" rc
+        for _ in $(seq 50); do
+                api GET "/v1/sandboxes/$SB/processes"
+                pid_id=$(jget '",".join(str(p["id"]) for p in j["processes"] if p["argv"] == ["sleep", "30"] and not p["kept"])')
+                [ -n "$pid_id" ] && break
+                sleep 0.2
+        done
+        [ -n "$pid_id" ] || fail "msb exec's process is not listed"
+        api GET "/v1/sandboxes/$SB/processes/$pid_id/output"
+        assert_eq "not kept: its client's" "409 busy" "$CODE $(jget 'j["error"]["code"]')"
+        api POST "/v1/sandboxes/$SB/processes/$pid_id/signal" '{"signal":"KILL"}'
+        assert_eq "but signalled by id" 204 "$CODE"
+        wait $ex && rc=0 || rc=$?
+        assert_eq "its client saw the kill" 137 "$rc"
+}
+
 t_08_archive_in_and_out() {
         mkdir -p "$WORK/tree/sub"
         echo alpha >"$WORK/tree/a.txt"
@@ -228,6 +417,8 @@ t_09_a_killed_server_stops_nothing() {
         start_server
         api GET "/v1/sandboxes/$SB"
         assert_eq "a new server finds it" "200 running" "$CODE $(jget 'j["status"]')"
+        api GET "/v1/sandboxes/$SB/processes/$(cat "$WORK/kept.id")"
+        assert_eq "and the background process it left" "200 True" "$CODE $(jget 'j["running"]')"
 }
 
 t_09b_logs() {
@@ -293,6 +484,8 @@ t_10_lifecycle() {
         assert_eq "metrics of a stopped sandbox" "False 0" "$(jget 'j["running"], j["memory_bytes"]' | tr -d '(),')"
         api POST "/v1/sandboxes/$SB/exec" '{"command":["true"]}'
         assert_eq "exec on a stopped sandbox" "409 not_running" "$CODE $(jget 'j["error"]["code"]')"
+        api GET "/v1/sandboxes/$SB/processes"
+        assert_eq "processes of a stopped sandbox" "409 not_running" "$CODE $(jget 'j["error"]["code"]')"
         api POST "/v1/sandboxes/$SB/start"
         assert_eq "started again" "200 running" "$CODE $(jget 'j["status"]')"
         api POST "/v1/sandboxes/$SB/exec" '{"command":["cat","/tmp/up/a.txt"]}'

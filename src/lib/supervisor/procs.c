@@ -87,7 +87,7 @@ static struct gproc *running(struct sup *s, struct conn *c, uint32_t id, const c
         if (ended_find(s, id))
                 sup_conn_error(s, c, step, ESRCH, "process %u has exited", id);
         else
-                sup_conn_error(s, c, step, ENOENT, "no process %u (msb_sandbox_procs lists them)", id);
+                sup_conn_error(s, c, step, ENOENT, "no process %u", id);
         return NULL;
 }
 
@@ -120,7 +120,7 @@ void procs_attach(struct sup *s, struct conn *c, uint32_t id, uint32_t flags)
         if (!p)
                 p = ended_find(s, id);
         if (!p || p->routine)
-                return sup_conn_error(s, c, "attach", ENOENT, "no process %u (msb_sandbox_procs lists them)", id);
+                return sup_conn_error(s, c, "attach", ENOENT, "no process %u", id);
         if (!p->kept)
                 return sup_conn_error(s, c, "attach", EBUSY,
                                       "process %u is not kept: only the client that started it reads it", id);
