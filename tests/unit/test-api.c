@@ -39,6 +39,22 @@ static void check_routes(void)
         CHECK_INT(n, 1);
         CHECK_STR(p[0], "box-1");
         free(p[0]);
+        /* processes by id: the name and the id, and the right one of four routes under an id */
+        r = api_route_find("GET", "/v1/sandboxes/box-1/processes/12/output", p, &n, &known);
+        CHECK(r && r->fn == api_proc_output);
+        CHECK_INT(n, 2);
+        CHECK_STR(p[1], "12");
+        free(p[0]);
+        free(p[1]);
+        r = api_route_find("POST", "/v1/sandboxes/box-1/processes/12/stdin", p, &n, &known);
+        CHECK(r && r->fn == api_proc_stdin && (r->flags & API_ROUTE_UPLOAD));
+        free(p[0]);
+        free(p[1]);
+        r = api_route_find("GET", "/v1/sandboxes/box-1/processes/12", p, &n, &known);
+        CHECK(r && r->fn == api_proc_get);
+        free(p[0]);
+        free(p[1]);
+        CHECK(!api_route_find("DELETE", "/v1/sandboxes/box-1/processes/12", p, &n, &known) && known);
         CHECK(!api_route_find("PUT", "/v1/sandboxes", p, &n, &known) && known);
         CHECK(!api_route_find("GET", "/v1/sandboxes//exec", p, &n, &known) && !known);
         CHECK(!api_route_find("GET", "/v1/sandboxes/a/b", p, &n, &known) && !known);
@@ -53,6 +69,16 @@ static void check_errors(void)
         CHECK_INT(st, 404);
         api_errno_status(ESRCH, &st, &code);
         CHECK_STR(code, "not_running");
+        /* processes: stdin closed, no terminal, too many, the sandbox gone under a reader */
+        api_errno_status(EPIPE, &st, &code);
+        CHECK_INT(st, 409);
+        api_errno_status(ENOTTY, &st, &code);
+        CHECK_STR(code, "conflict");
+        api_errno_status(EAGAIN, &st, &code);
+        CHECK_INT(st, 429);
+        CHECK_STR(code, "too_many_processes");
+        api_errno_status(ECONNRESET, &st, &code);
+        CHECK_INT(st, 502);
         api_errno_status(12345, &st, &code);
         CHECK_INT(st, 500);
 }
