@@ -391,7 +391,8 @@ int msb_sandbox_metrics(struct msb_ctx *ctx, const char *name, struct msb_sandbo
  * "crashed", "removed"; image is NULL for "removed".  Runs until cb
  * returns nonzero or cancel_fd (0: none) is readable or hung up; 0 then.
  * Changes are seen through inotify, and once a second in any case (a
- * supervisor that died writes nothing). */
+ * supervisor that died writes nothing); one stopped and removed between
+ * two looks shows as "stopped" then "removed", its exit code unseen. */
 struct msb_sandbox_event {
         const char *type, *name, *image;
         int exit_code;

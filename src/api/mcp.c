@@ -300,6 +300,24 @@ static json_t *tools_call(struct msb_ctx *ctx, json_t *params, int *ret_code, co
                 *ret_msg = !t ? "unknown tool (tools/list names them)" : "arguments must be an object";
                 return NULL;
         }
+        /* only what the tool's schema offers: an agent must not reach
+         * volumes, ports or users it was never shown */
+        json_t *schema = json_loads(t->schema, 0, NULL);
+        json_t *props = json_object_get(schema, "properties");
+        const char *k;
+        json_t *v;
+        json_object_foreach(args, k, v)
+        {
+                if (!json_object_get(props, k)) {
+                        struct api_fail bad = {0};
+                        api_fail_set(&bad, 400, "bad_request", k, "%s: not an argument of %s (tools/list has its schema)",
+                                     k, t->name);
+                        json_decref(schema);
+                        json_decref(args);
+                        return tool_fail(&bad);
+                }
+        }
+        json_decref(schema);
         struct api_fail f = {0};
         json_t *j = t->run(ctx, args, &f);
         json_decref(args);

@@ -6,7 +6,8 @@
  * supervisor that died without writing) the list is read again and
  * compared with the last one.  What changed becomes events, in order:
  * created, started, exited (with the exit code) then stopped, crashed,
- * removed.
+ * removed.  A sandbox stopped and removed between two looks shows as
+ * stopped then removed, its exit code unseen.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -113,8 +114,12 @@ static int reconcile(struct watcher *w, struct msb_ctx *ctx, struct seen **last,
                 }
         }
         for (size_t i = 0; i < *nlast && !quiet; i++)
-                if (!find(now, n, (*last)[i].name))
+                if (!find(now, n, (*last)[i].name)) {
+                        /* stopped and removed between two looks: it did stop */
+                        if (!strcmp((*last)[i].status, "running"))
+                                emit(w, "stopped", NULL, (*last)[i].name);
                         emit(w, "removed", NULL, (*last)[i].name);
+                }
         msb_sandbox_info_free(v, n);
         seen_free(*last, *nlast);
         *last = now;

@@ -454,6 +454,8 @@ t_09c_events() {
         # the CLI's sandboxes are seen too
         run_msb run -d --name "$SB-e" busybox -- sh -c 'exit 5'
         run_msb wait "$SB-e"
+        # its end is seen before it goes (else: stopped and removed, no code)
+        for _ in $(seq 50); do grep -q '"exited"' "$WORK/events.out" && break; sleep 0.2; done
         run_msb rm "$SB-e"
         for _ in $(seq 50); do grep -q '"removed"' "$WORK/events.out" && break; sleep 0.2; done
         kill "$cpid" 2>/dev/null

@@ -67,6 +67,10 @@ try {
   assert.equal(r.isError, true);
   assert.match(text(r), /cpus/);
   ok("bad arguments named");
+  r = await client.callTool({ name: "sandbox_create", arguments: { image: "busybox", volumes: [{ host: "/", guest: "/h" }] } });
+  assert.equal(r.isError, true);
+  assert.match(text(r), /volumes: not an argument of sandbox_create/);
+  ok("arguments outside a tool's schema refused (no host volumes for an agent)");
   await assert.rejects(client.callTool({ name: "no_such_tool", arguments: {} }));
   ok("an unknown tool is a protocol error");
   await client.close();

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 
 #include "curl-dl.h"
@@ -24,6 +25,9 @@ int curl_dl_load(const char **ret_why)
 {
         static int state; /* 0 not tried, 1 loaded, <0 failed */
         static const char *why;
+        /* a server's threads may pull at once: one loads, the others wait for it */
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+        pthread_mutex_lock(&lock);
         if (state == 0) {
                 /* the soname the package (libcurl4) ships; the -dev symlink
                  * libcurl.so need not exist on a user's machine */
@@ -59,7 +63,9 @@ int curl_dl_load(const char **ret_why)
                         }
                 }
         }
-        if (state < 0 && ret_why)
+        int r = state;
+        pthread_mutex_unlock(&lock);
+        if (r < 0 && ret_why)
                 *ret_why = why;
-        return state < 0 ? state : 0;
+        return r < 0 ? r : 0;
 }

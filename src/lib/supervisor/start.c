@@ -188,14 +188,17 @@ int sb_supervise(struct msb_ctx *ctx, const char *name, unsigned flags, struct m
                 prctl(PR_SET_NAME, "msb-supervisor");
                 _exit(supervise(ctx, name, flags, 3));
         }
-        prctl(PR_SET_CHILD_SUBREAPER, was_subreaper);
         close(rp[1]);
         if (pid < 0) {
+                prctl(PR_SET_CHILD_SUBREAPER, was_subreaper);
                 close(rp[0]);
                 return msb_err_errno(err, errno, "fork");
         }
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
+        /* only once the middle child is gone: the supervisor is init's then,
+         * never a zombie of a long-lived caller (msb serve) */
+        prctl(PR_SET_CHILD_SUBREAPER, was_subreaper);
         char msg[4096];
         size_t n = 0;
         for (;;) {
