@@ -43,7 +43,7 @@ static const char *one_of(const char *const *list, size_t n, const char *s)
 static bool get_u64(const char *s, uint64_t max, uint64_t *ret)
 {
         size_t n = strlen(s);
-        if (n == 0 || n > MAX_DIGITS)
+        if (n == 0 || n > MAX_DIGITS || (n > 1 && s[0] == '0')) /* one way to write each */
                 return false;
         uint64_t v = 0;
         for (size_t i = 0; i < n; i++) {
@@ -71,7 +71,7 @@ static bool get_i64(const char *s, int64_t *ret)
 {
         bool neg = s[0] == '-';
         uint64_t v;
-        if (!get_u64(s + neg, INT64_MAX, &v))
+        if (!get_u64(s + neg, INT64_MAX, &v) || (neg && v == 0))
                 return false;
         *ret = neg ? -(int64_t)v : (int64_t)v;
         return true;
@@ -116,6 +116,7 @@ static bool decode_info(char **f, struct filerec *out)
         return out->type == types[2] ? ln >= 1 && ln <= FILEREC_MAX_PATH : ln == 0;
 }
 
+/* f has nf fields (at least 1): no field past them is looked at. */
 static bool decode_body(char **f, size_t nf, struct filerec *out)
 {
         if (strlen(f[0]) != 1)
@@ -125,10 +126,12 @@ static bool decode_body(char **f, size_t nf, struct filerec *out)
         case FILEREC_INFO:
                 return nf == 9 && decode_info(f, out);
         case FILEREC_EVENT:
+                if (nf != 4)
+                        return false;
                 out->op = one_of(ops, 6, f[1]);
                 out->type = one_of(types, 4, f[2]);
                 out->path = f[3];
-                return nf == 4 && out->op && out->type && path_ok(out->path);
+                return out->op && out->type && path_ok(out->path);
         case FILEREC_CUT:
                 return nf == 1;
         case FILEREC_SIZE:

@@ -14,8 +14,8 @@
  *   "s" SIZE                                        (2)  fs-read: the file's size,
  *                                                        its bytes follow, raw
  *
- * Numbers are decimal digits (at most 20; MTIME_NS may start with '-'),
- * in range for their field.  TYPE is file, dir, symlink or other and
+ * Numbers are decimal digits (at most 20, no leading zero; MTIME_NS may
+ * start with '-', not "-0"), in range for their field.  TYPE is file, dir, symlink or other and
  * agrees with MODE's type bits; OP is create, write, remove, rename,
  * chmod, or ready (fs-watch's first: its watches are in place).  PATH is absolute, at most FILEREC_MAX_PATH bytes; LINK is ""
  * but for a symlink, whose target it is (1 to FILEREC_MAX_PATH bytes).

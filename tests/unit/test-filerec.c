@@ -126,6 +126,7 @@ static void test_decoder_refuses(void)
         CHECK_INT(BODY("i\0file\0" "1\0" "33188\0" "0\0" "0\0" "0\0/a\0"), -EBADMSG); /* no LINK */
         CHECK_INT(BODY("c\0x\0"), -EBADMSG);
         CHECK_INT(BODY("e\0create\0file\0"), -EBADMSG);
+        CHECK_INT(BODY("e\0create\0"), -EBADMSG); /* fields past the count are never read (the fuzzer's find) */
         /* kinds, types, ops */
         CHECK_INT(BODY("z\0"), -EBADMSG);
         CHECK_INT(BODY("cc\0"), -EBADMSG);
@@ -139,6 +140,9 @@ static void test_decoder_refuses(void)
         CHECK_INT(BODY("s\0" "18446744073709551616\0"), -EBADMSG);
         CHECK(BODY("s\0" "18446744073709551615\0") > 0);
         CHECK_INT(BODY("s\0" "000000000000000000001\0"), -EBADMSG); /* 21 digits */
+        CHECK_INT(BODY("s\0" "01\0"), -EBADMSG);
+        CHECK(BODY("s\0" "0\0") > 0);
+        CHECK_INT(BODY("i\0file\0" "1\0" "33188\0" "0\0" "0\0" "-0\0/a\0\0"), -EBADMSG);
         CHECK_INT(BODY("i\0file\0" "1\0" "33188\0" "4294967296\0" "0\0" "0\0/a\0\0"), -EBADMSG);
         CHECK_INT(BODY("i\0file\0" "1\0" "33188\0" "0\0" "0\0" "9223372036854775808\0/a\0\0"), -EBADMSG);
         CHECK(BODY("i\0file\0" "1\0" "33188\0" "0\0" "0\0" "-9223372036854775807\0/a\0\0") > 0);
@@ -158,6 +162,8 @@ static void test_decoder_refuses(void)
         CHECK_INT(BODY("e\0create\0file\0rel\0"), -EBADMSG);
         /* the body ends in a NUL; lengths in bounds */
         CHECK_INT(BODY("c"), -EBADMSG);
+        CHECK_INT(BODY("cx"), -EBADMSG);
+        CHECK(BODY("c\0") > 0);
         CHECK_INT(BODY("\0"), -EBADMSG);
         uint8_t big[8] = {0xff, 0xff, 0xff, 0x7f};
         CHECK_INT(filerec_decode(big, sizeof(big), &rec), -EBADMSG);
