@@ -103,11 +103,12 @@ static bool flag_arg(int argc, char **argv, int i, const char *flag, bool *ret)
         return argc <= i || !strcmp(argv[i], flag);
 }
 
-/* path joined with name ("/" joins without a second slash); false when it
- * would be longer than a record takes. */
+/* path joined with name (a path ending in '/', as "/", without a second
+ * one); false when it would be longer than a record takes. */
 static bool join(char *dst, const char *path, const char *name)
 {
-        size_t n = (size_t)snprintf(dst, FILEREC_MAX_PATH + 2, "%s%s%s", path, strcmp(path, "/") ? "/" : "", name);
+        bool slash = path[0] && path[strlen(path) - 1] == '/';
+        size_t n = (size_t)snprintf(dst, FILEREC_MAX_PATH + 2, "%s%s%s", path, slash ? "" : "/", name);
         return n <= FILEREC_MAX_PATH;
 }
 
