@@ -172,6 +172,11 @@ static int feed(int sock, int fd, int cancel_fd, const char *name, struct msb_er
                                 continue;
                         if (n < 0)
                                 return msb_err_errno(err, errno, "sandbox '%s': reading what to write", name);
+                        /* an end that comes with a cancel (a client gone mid-body) is no end */
+                        struct pollfd cf = {.fd = cancel_fd > 0 ? cancel_fd : -1, .events = POLLIN};
+                        if (n == 0 && poll(&cf, 1, 0) > 0)
+                                return msb_err(err, ECANCELED, "sandbox '%s': cancelled; the file is as it was",
+                                               name);
                         if (n == 0)
                                 return 0;
                         off = 0;
