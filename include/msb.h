@@ -612,6 +612,119 @@ int msb_sandbox_copy_out_tar(struct msb_ctx *ctx, const char *name, const char *
 int msb_sandbox_copy_in_tar(struct msb_ctx *ctx, const char *name, int fd, const char *guest_dst, unsigned flags,
                             struct msb_error *err);
 
+/* ---- files in a running sandbox (docs/sandboxes.md) ----
+ *
+ * Single files and directories by their guest path, for the API server:
+ * each call runs a routine of agentd's in the sandbox (as msb cp does),
+ * as the user fo->user names ("root", "1000:1000", a name of the guest's
+ * /etc/passwd; NULL, "" or fo NULL: the sandbox's user, as msb exec runs
+ * it), so every path is resolved and every permission checked in the
+ * guest as that user's would be.  Nothing is ever turned into a host
+ * path.  The sandbox must be running: these calls never boot it.
+ *
+ * Paths are absolute guest paths of 1 to MSB_FILE_PATH_MAX bytes.  Errors
+ * are negative errnos with err naming the input: the guest's own errno as
+ * it came (-ENOENT, -ENOTDIR, -EISDIR, -EEXIST, -EACCES, -ENOTEMPTY...,
+ * err "sandbox 'NAME': PATH: <its text>"); -EINVAL for bad input here (a
+ * relative or empty path, a mode over 07777, a user with a newline or
+ * over 256 bytes, one the guest does not know); -ENAMETOOLONG; -ENOENT for
+ * no such sandbox; -ESRCH when it is not running (as msb_sandbox_exec);
+ * -EIO when the guest breaks the routines' format (what it sends is
+ * bounds-checked: src/proto/filerec.h), -ECONNRESET when the sandbox stops
+ * meanwhile.
+ *
+ * fo->cancel_fd (0: none): once it is readable or hung up the call stops
+ * (the routine in the guest is killed) and returns -ECANCELED; a watch
+ * returns 0 then. */
+#define MSB_FILE_PATH_MAX 4095u
+#define MSB_FILE_LIST_MAX_DEPTH 64u
+#define MSB_FILE_LIST_MAX 100000u
+#define MSB_FILE_WATCH_MAX_DIRS 8192u
+struct msb_file_opts {
+        const char *user; /* NULL or "": the sandbox's user */
+        int cancel_fd;    /* 0: none */
+};
+struct msb_file_info {
+        char *path;        /* guest path, absolute */
+        char *name;        /* its last component ("/" for the root) */
+        const char *type;  /* "file", "dir", "symlink", "other" (static strings) */
+        uint64_t size;
+        uint32_t mode;     /* st_mode: type and permission bits */
+        uint32_t uid, gid;
+        int64_t mtime_ns;  /* unix time, nanoseconds */
+        char *link_target; /* a symlink's target, else NULL */
+};
+/* The entry at path itself (a symlink is not followed); free with
+ * msb_file_info_free(*ret, 1). */
+int msb_sandbox_file_stat(struct msb_ctx *ctx, const char *name, const struct msb_file_opts *fo, const char *path,
+                          struct msb_file_info **ret, struct msb_error *err);
+/* The entries of directory path (a symlink to one is followed there, never
+ * below), depth levels down (1: its own entries; 1 to
+ * MSB_FILE_LIST_MAX_DEPTH), each directory's after it, in the guest's
+ * directory order; subdirectories it cannot read are left out, and so are
+ * entries whose path would be longer than MSB_FILE_PATH_MAX.  At most
+ * max_entries (1 to MSB_FILE_LIST_MAX; 0: that maximum): *ret_truncated
+ * says whether there were more.  Free with msb_file_info_free(*ret, *ret_n). */
+int msb_sandbox_file_list(struct msb_ctx *ctx, const char *name, const struct msb_file_opts *fo, const char *path,
+                          unsigned depth, size_t max_entries, struct msb_file_info **ret, size_t *ret_n,
+                          bool *ret_truncated, struct msb_error *err);
+/* Free n infos (v NULL is fine). */
+void msb_file_info_free(struct msb_file_info *v, size_t n);
+/* A directory, with mode (up to 07777; no umask); -EEXIST if path exists.
+ * parents: the missing ones too (0755), and an existing directory is fine
+ * (its mode left as it is). */
+int msb_sandbox_file_mkdir(struct msb_ctx *ctx, const char *name, const struct msb_file_opts *fo, const char *path,
+                           unsigned mode, bool parents, struct msb_error *err);
+/* A file, symlink (not what it points to) or empty directory; recursive:
+ * a directory and everything in it (never through a symlink).  "/" is
+ * refused (-EINVAL). */
+int msb_sandbox_file_remove(struct msb_ctx *ctx, const char *name, const struct msb_file_opts *fo, const char *path,
+                            bool recursive, struct msb_error *err);
+/* rename(2) in the guest: to is replaced if it is a file (or an empty
+ * directory, for a directory). */
+int msb_sandbox_file_rename(struct msb_ctx *ctx, const char *name, const struct msb_file_opts *fo, const char *from,
+                            const char *to, struct msb_error *err);
+/* Bytes [offset, offset + length) of the regular file at path (symlinks
+ * followed; length UINT64_MAX: to its end), written to fd as they come;
+ * *ret_size (may be NULL) is the file's size.  Fewer when the file is
+ * shorter, or shrinks meanwhile; never more than its size when it was
+ * opened.  -EISDIR for a directory, -EINVAL for another kind.  A reader of
+ * fd that goes away ends the read (-EPIPE; no SIGPIPE). */
+int msb_sandbox_file_read(struct msb_ctx *ctx, const char *name, const struct msb_file_opts *fo, const char *path,
+                          uint64_t offset, uint64_t length, int fd, uint64_t *ret_size, struct msb_error *err);
+/* fd's bytes until its end into path, with mode (up to 07777, exactly;
+ * its owner the user's), its parent directories made if parents (0755).
+ * They go into a temporary file next to path, renamed over it at the end:
+ * a failed or interrupted write (an error reading fd, cancel_fd, the
+ * sandbox stopping) leaves the old file as it was, or nothing; a symlink
+ * at path is replaced, not written through.  -EISDIR when path is a
+ * directory; the user needs write access to path's directory. */
+int msb_sandbox_file_write(struct msb_ctx *ctx, const char *name, const struct msb_file_opts *fo, const char *path,
+                           int fd, unsigned mode, bool parents, struct msb_error *err);
+/* One change under a watched directory.  op: "ready" first, once, when the
+ * watches are in place (what changes after it is reported; path is the
+ * directory's), then "create" (made, or moved in), "write" (its contents
+ * changed), "remove", "rename" (moved away, under its old name), "chmod"
+ * (mode, owner, times).  type: "dir" or, as far as the guest saw, "file",
+ * "symlink", "other" ("file" for whatever is gone).  Valid during the
+ * callback only. */
+struct msb_file_event {
+        const char *op;
+        const char *path; /* absolute */
+        const char *type;
+};
+typedef int msb_file_event_fn(const struct msb_file_event *ev, void *userdata); /* nonzero: stop */
+/* Watch directory path (inotify in the guest): its entries, and with
+ * recursive those of every directory below it, new ones included (at most
+ * MSB_FILE_WATCH_MAX_DIRS directories: -ENOSPC beyond, as when the guest
+ * kernel's own limit is reached).  Runs until cb returns nonzero (that
+ * value is returned), fo->cancel_fd becomes readable (0), the directory
+ * itself goes (-ENOENT), events were lost because the guest's queue
+ * overflowed (-EOVERFLOW: watch again) or the sandbox stops
+ * (-ECONNRESET). */
+int msb_sandbox_file_watch(struct msb_ctx *ctx, const char *name, const struct msb_file_opts *fo, const char *path,
+                           bool recursive, msb_file_event_fn *cb, void *userdata, struct msb_error *err);
+
 /* Pull an image from its registry (mirrors from msb's config file first):
  * REF as docker takes it ("alpine", "host:5000/ns/app:1", "name@sha256:…").
  * Every blob is verified while it downloads; the image is usable only once

@@ -69,6 +69,22 @@ if ninja -C build-fuzz >build-fuzz.log 2>&1; then
         rc=$?
         [ $rc = 0 ] || tail -30 build-fuzz/fuzz-tar.log
         record "fuzz tar unpacker (20000 runs)" $rc
+        # the file routines' records: an entry, a symlink, an event, a cut, a size
+        python3 - "$seed/files" <<'PY'
+import os, struct, sys
+def rec(*f):
+    body = b"".join(x.encode() + b"\0" for x in f)
+    return struct.pack("<I", len(body)) + body
+os.makedirs(sys.argv[1])
+open(sys.argv[1] + "/info", "wb").write(rec("i", "file", "5", "33188", "1000", "100", "1700000000123456789", "/etc/hosts", ""))
+open(sys.argv[1] + "/stream", "wb").write(rec("i", "symlink", "7", "41471", "0", "0", "-5", "/l", "t") +
+    rec("e", "ready", "dir", "/w") + rec("e", "create", "file", "/w/x") + rec("c") + rec("s", "12") + b"raw")
+PY
+        build-fuzz/tests/fuzz-files -runs=200000 -max_len=16384 -seed=1 -artifact_prefix=build-fuzz/ "$seed/files" \
+                >build-fuzz/fuzz-files.log 2>&1
+        rc=$?
+        [ $rc = 0 ] || tail -30 build-fuzz/fuzz-files.log
+        record "fuzz file routines' records (200000 runs)" $rc
         mkdir -p "$seed/elf"
         cp /bin/echo "$seed/elf/dynamic"
         build-fuzz/tests/fuzz-elf -runs=100000 -max_len=65536 -seed=1 -artifact_prefix=build-fuzz/ "$seed/elf" >build-fuzz/fuzz-elf.log 2>&1

@@ -6,6 +6,7 @@
  *             kernel file systems, volumes, the switch into it
  *   procs.c   after SETUP: the process manager and its poll() loop
  *   tarcp.c   msb cp's routines (MSB_EXEC_INTERNAL), run in a child
+ *   fsops.c   the library's file operations (fs-*), routines likewise
  *   netif.c   lo, eth0 and /etc/{hosts,resolv.conf} from SETUP
  */
 #pragma once
@@ -78,3 +79,8 @@ __attribute__((noreturn)) void procs_run(const struct msb_setup_msg *su, struct 
 /* A routine named by argv[0] ("cp-out", "cp-in"), in a child of agentd
  * whose 0, 1, 2 are the process's streams: its exit status. */
 int tarcp_main(int argc, char **argv);
+
+/* ---- fsops.c ---- */
+/* A file routine named by argv[0] ("fs-stat", ...: proto.h lists them), as
+ * tarcp_main's: its exit status. */
+int fsops_main(int argc, char **argv);

@@ -302,7 +302,8 @@ static __attribute__((noreturn)) void run_internal(const struct child_args *c)
                 for (int fd = 3; fd < 4096; fd++)
                         close(fd);
         environ = c->env;
-        _exit(tarcp_main((int)c->ex->argc, c->ex->argv));
+        int argc = (int)c->ex->argc;
+        _exit(str_has_prefix(c->ex->argv[0], "fs-") ? fsops_main(argc, c->ex->argv) : tarcp_main(argc, c->ex->argv));
 }
 
 static int load_seccomp(const struct msb_exec_msg *ex)

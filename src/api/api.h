@@ -12,6 +12,7 @@
  *   exec.c      exec: one call, or streamed as NDJSON
  *   procs.c     background processes by id: start, list, output, stdin, signal, resize
  *   archive.c   trees in and out as tar
+ *   files.c     files by guest path: read, write, stat, list, mkdir, remove, rename, watch
  *   lineq.c     a stream fed by a thread of its own through a bounded queue
  *   logs.c      the main process's log (tail, since, follow), and every sandbox's events
  *   text.c      bytes into JSON strings (UTF-8 with replacement, base64)
@@ -59,6 +60,10 @@ struct api_req {
         struct msb_ctx *ctx;                 /* this request's, freed after it */
         int client_fd;                       /* the connection's socket (a stream polls it for a hang-up) */
         int upload_fd;                       /* an upload route's body, read until EOF (a pipe) */
+        /* an upload's: hung up before upload_fd's EOF when the client went
+         * away mid-body, so that a cut body is not taken for a whole one
+         * (a cancel fd for the library), else never */
+        int upload_cut_fd;
         bool replied;
 };
 
@@ -182,6 +187,9 @@ int api_mcp_stdio(void);
 api_handler api_logs, api_events;
 /* archive.c */
 api_handler api_archive_get, api_archive_put;
+/* files.c */
+api_handler api_file_read, api_file_write, api_file_stat, api_file_list, api_file_mkdir, api_file_remove,
+        api_file_rename, api_file_watch;
 /* images.c */
 api_handler api_version, api_image_list, api_image_pull, api_image_remove, api_pool_status, api_metrics;
 

@@ -42,7 +42,7 @@ struct req_state {
         /* an upload: the handler runs in a thread reading up_fd's other end */
         pthread_t up_thread;
         bool up_started;
-        int up_wfd;
+        int up_wfd, up_cut_wfd;
         uint64_t up_discarded;
         int64_t t0;
         char *line; /* "GET /v1/..." for the log */
@@ -397,8 +397,8 @@ static enum MHD_Result first_call(struct api_listener *l, struct MHD_Connection 
         s->r.conn = c;
         s->r.method = method;
         s->r.client_fd = -1;
-        s->r.upload_fd = -1;
-        s->up_wfd = -1;
+        s->r.upload_fd = s->r.upload_cut_fd = -1;
+        s->up_wfd = s->up_cut_wfd = -1;
         s->t0 = api_now_ms();
         s->line = xasprintf("%s %s", method, url);
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -429,23 +429,43 @@ static enum MHD_Result first_call(struct api_listener *l, struct MHD_Connection 
         return MHD_YES;
 }
 
+static void upload_cut_close(struct req_state *s)
+{
+        if (s->up_cut_wfd >= 0)
+                close(s->up_cut_wfd);
+        if (s->r.upload_cut_fd >= 0)
+                close(s->r.upload_cut_fd);
+        s->up_cut_wfd = s->r.upload_cut_fd = -1;
+}
+
 static int upload_start(struct req_state *s)
 {
-        int p[2];
-        if (pipe2(p, O_CLOEXEC) < 0) {
+        int p[2] = {-1, -1}, c[2] = {-1, -1};
+        if (pipe2(p, O_CLOEXEC) < 0 || pipe2(c, O_CLOEXEC) < 0) {
                 api_reply_error(&s->r, 500, "internal", NULL, "%s", errno_msg(errno, "pipe").s);
+                for (int i = 0; i < 2; i++) {
+                        if (p[i] >= 0)
+                                close(p[i]);
+                        if (c[i] >= 0)
+                                close(c[i]);
+                }
                 return -1;
         }
         if (new_ctx(s) < 0) {
                 close(p[0]);
                 close(p[1]);
+                close(c[0]);
+                close(c[1]);
                 return -1;
         }
         s->r.upload_fd = p[0];
         s->up_wfd = p[1];
+        s->r.upload_cut_fd = c[0];
+        s->up_cut_wfd = c[1];
         if (pthread_create(&s->up_thread, NULL, upload_main, s) != 0) {
                 close(p[0]);
                 close(p[1]);
+                upload_cut_close(s);
                 s->r.upload_fd = s->up_wfd = -1;
                 api_reply_error(&s->r, 500, "internal", NULL, "cannot start a thread for the upload");
                 return -1;
@@ -476,6 +496,7 @@ static void upload_end(struct req_state *s)
                 close(s->up_wfd);
         s->up_wfd = -1;
         pthread_join(s->up_thread, NULL);
+        upload_cut_close(s);
         s->up_started = false;
         if (!s->r.replied)
                 api_reply_error(&s->r, 500, "internal", NULL, "the handler for %s gave no answer", s->r.path);
@@ -532,11 +553,15 @@ void api_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD
         struct req_state *s = *con_cls;
         if (!s)
                 return;
-        if (s->up_started) { /* the client went away mid-upload */
+        if (s->up_started) { /* the client went away mid-upload: cut, then the end */
+                if (s->up_cut_wfd >= 0)
+                        close(s->up_cut_wfd);
+                s->up_cut_wfd = -1;
                 if (s->up_wfd >= 0)
                         close(s->up_wfd);
                 s->up_wfd = -1;
                 pthread_join(s->up_thread, NULL);
+                upload_cut_close(s);
         }
         api_log("%s %u%s (%lld ms)", s->line, s->status, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (cut)",
                 (long long)(api_now_ms() - s->t0));

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ struct lineq {
         size_t off;
         bool ended, gone;
         int cancel_r, cancel_w;
+        int client_fd; /* polled for a hang-up while there is nothing to send */
 };
 
 bool lineq_put(struct lineq *q, json_t *j)
@@ -90,6 +92,11 @@ static ssize_t lineq_produce(void *state, char *buf, size_t max)
                 n = -1;
         }
         pthread_mutex_unlock(&q->lock);
+        /* a quiet stream (a watch, a follow) learns of a client gone only
+         * here: nothing written would tell */
+        struct pollfd p = {.fd = q->client_fd, .events = POLLRDHUP};
+        if (n == 0 && q->client_fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+                n = -1;
         return n;
 }
 
@@ -139,6 +146,7 @@ void lineq_start(struct api_req *r, const char *name, lineq_fn *fn, void *arg, v
         q->arg = arg;
         q->free_arg = free_arg;
         q->cancel_r = q->cancel_w = -1;
+        q->client_fd = r->client_fd;
         pthread_mutex_init(&q->lock, NULL);
         pthread_cond_init(&q->cond, NULL);
         int p[2];

@@ -207,14 +207,14 @@ int msb_sandbox_exec(struct msb_ctx *ctx, const char *name, const struct msb_exe
         return exec_request(ctx, name, &ex, ret, ret_status, err);
 }
 
-int sb_exec_routine(struct msb_ctx *ctx, const char *name, char *const argv[], bool with_stdin, struct msb_proc **ret,
-                    struct msb_error *err)
+int sb_exec_routine(struct msb_ctx *ctx, const char *name, char *const argv[], bool with_stdin, const char *user,
+                    struct msb_proc **ret, struct msb_error *err)
 {
         struct msb_exec_msg ex = {
                 .id = 1,
-                .flags = MSB_EXEC_INTERNAL | (with_stdin ? MSB_EXEC_STDIN : 0),
+                .flags = MSB_EXEC_INTERNAL | (with_stdin ? MSB_EXEC_STDIN : 0) | (user ? MSB_EXEC_AS_USER : 0),
                 .workdir = "/",
-                .user = "",
+                .user = (char *)(user ? user : ""),
                 .argc = (uint32_t)strv_len((char **)argv),
                 .argv = (char **)argv,
                 .home = "",
@@ -222,8 +222,11 @@ int sb_exec_routine(struct msb_ctx *ctx, const char *name, char *const argv[], b
         };
         int status;
         int r = exec_request(ctx, name, &ex, ret, &status, err);
-        /* agentd always has its routines: not starting one is a failure */
-        return r == 1 ? -EIO : r;
+        /* agentd always has its routines: not starting one is a failure,
+         * the user's (not in the guest's /etc/passwd) when one was named */
+        if (r == 1 && err)
+                err->code = user ? EINVAL : EIO;
+        return r == 1 ? (user ? -EINVAL : -EIO) : r;
 }
 
 int msb_sandbox_attach(struct msb_ctx *ctx, const char *name, bool forward_stdin, struct msb_proc **ret,

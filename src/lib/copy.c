@@ -321,7 +321,7 @@ int msb_sandbox_copy_out(struct msb_ctx *ctx, const char *name, const char *src,
                 r = sb_acquire(ctx, name, &booted, err);
         char *argv[] = {"cp-out", gsrc, t.top, NULL};
         if (r >= 0)
-                r = sb_exec_routine(ctx, name, argv, false, &p, err);
+                r = sb_exec_routine(ctx, name, argv, false, NULL, &p, err);
         if (r >= 0)
                 r = out_stream(p, name, &t, &cs, err);
         if (r >= 0 && t.tmp)
@@ -352,7 +352,7 @@ int msb_sandbox_copy_out_tar(struct msb_ctx *ctx, const char *name, const char *
         uint64_t skipped = 0;
         r = sb_acquire(ctx, name, &booted, err);
         if (r >= 0)
-                r = sb_exec_routine(ctx, name, argv, false, &p, err);
+                r = sb_exec_routine(ctx, name, argv, false, NULL, &p, err);
         if (r >= 0)
                 r = sb_proc_relay_copy(p, -1, fd, errbuf, sizeof(errbuf), &status, err);
         if (r >= 0)
@@ -436,7 +436,7 @@ static int copy_in_run(struct msb_ctx *ctx, const char *name, const char *src, i
         int status = -1;
         int r = sb_acquire(ctx, name, &booted, err);
         if (r >= 0)
-                r = sb_exec_routine(ctx, name, argv, true, &p, err);
+                r = sb_exec_routine(ctx, name, argv, true, NULL, &p, err);
         if (r >= 0 && in_fd < 0)
                 r = in_stream(p, name, src, argv[2], cs, err);
         else if (r >= 0 && (r = sb_proc_relay_copy(p, in_fd, -1, errbuf, sizeof(errbuf), &status, err)) >= 0)

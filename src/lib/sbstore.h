@@ -62,10 +62,12 @@ void sup_fuzz(const uint8_t *data, size_t size);
 /* lifecycle.c: until the supervisor has gone (its lock is free), at most
  * timeout_ms; whether it has. */
 bool sb_wait_gone(const char *dir, int timeout_ms);
-/* client.c, for copy.c: start a routine of agentd's (MSB_EXEC_INTERNAL:
- * "cp-out", "cp-in"), stdin forwarded or not; returns once it runs. */
-int sb_exec_routine(struct msb_ctx *ctx, const char *name, char *const argv[], bool with_stdin, struct msb_proc **ret,
-                    struct msb_error *err);
+/* client.c, for copy.c and files.c: start a routine of agentd's
+ * (MSB_EXEC_INTERNAL: "cp-out", "fs-stat"...), stdin forwarded or not, as
+ * root (user NULL: msb cp's way) or as user ("" = the sandbox's; -EINVAL
+ * when the guest does not know it); returns once it runs. */
+int sb_exec_routine(struct msb_ctx *ctx, const char *name, char *const argv[], bool with_stdin, const char *user,
+                    struct msb_proc **ret, struct msb_error *err);
 /* client_relay.c: relay a routine's streams until it exits: in_fd (or -1) to its stdin,
  * its stdout to out_fd, its stderr kept in errbuf (errcap bytes, cut,
  * NUL-terminated).  When out_fd's reader goes away the process is killed

@@ -534,7 +534,8 @@ static int decode_exec(struct cursor *c, struct msb_exec_msg *r)
         r->flags = get_u32(c);
         if (r->id == 0 || (r->flags & ~MSB_EXEC_KNOWN_FLAGS))
                 c->bad = true;
-        if ((r->flags & MSB_EXEC_INTERNAL) && (r->flags & (MSB_EXEC_MAIN | MSB_EXEC_TTY)))
+        if ((r->flags & MSB_EXEC_INTERNAL) ? (r->flags & (MSB_EXEC_MAIN | MSB_EXEC_TTY))
+                                           : (r->flags & MSB_EXEC_AS_USER))
                 c->bad = true;
         r->workdir = get_str(c);
         r->user = get_str(c);

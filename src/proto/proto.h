@@ -152,6 +152,19 @@ enum msb_msg_type {
  *                         put it for destination DIR; "a": keep the
  *                         archive's owners, else root's
  * Errors: one line on stderr, exit 2 if a named path does not exist, else 1.
+ * The file operations of the library's files.c (src/agent/fsops.c; guest
+ * paths, absolute; records on stdout as proto/filerec.h frames them):
+ *   fs-stat PATH                  one INFO record (the entry, not followed)
+ *   fs-list PATH DEPTH MAX        INFO records of the entries below PATH
+ *                                 (DEPTH levels), at most MAX, then CUT if
+ *                                 there were more
+ *   fs-mkdir PATH MODE [p]        fs-remove PATH [r]   fs-rename FROM TO
+ *   fs-read PATH OFFSET LENGTH    a SIZE record, then the bytes
+ *   fs-write PATH MODE [p]        stdin into a temporary file, renamed to
+ *                                 PATH at its end (STDIN_EOF)
+ *   fs-watch PATH [r]             EVENT records until killed
+ * Their errors: one line "ERRNO text" on stderr (the guest's errno in
+ * decimal), exit 1.
  * Neither MAIN nor TTY. */
 #define MSB_EXEC_INTERNAL (1u << 4)
 /* caps[] are the process's capability sets (bounding, effective,
@@ -162,9 +175,12 @@ enum msb_msg_type {
 /* CLI -> supervisor only (it takes the flag off; agentd ignores it): the
  * process is kept, running on without a client (see above) */
 #define MSB_EXEC_KEEP (1u << 7)
+/* CLI -> supervisor, with INTERNAL only: the routine runs as user ("" = the
+ * sandbox's), resolved as for an exec, instead of as root (msb cp's way) */
+#define MSB_EXEC_AS_USER (1u << 8)
 #define MSB_EXEC_KNOWN_FLAGS                                                                               \
         (MSB_EXEC_STDIN | MSB_EXEC_IDS | MSB_EXEC_TTY | MSB_EXEC_MAIN | MSB_EXEC_INTERNAL | MSB_EXEC_CONFINE | \
-         MSB_EXEC_NO_NEW_PRIVS | MSB_EXEC_KEEP)
+         MSB_EXEC_NO_NEW_PRIVS | MSB_EXEC_KEEP | MSB_EXEC_AS_USER)
 /* classic BPF instructions of a seccomp filter (the kernel's BPF_MAXINSNS) */
 #define MSB_PROTO_MAX_SECCOMP 4096u
 enum { MSB_CAP_BOUNDING, MSB_CAP_EFFECTIVE, MSB_CAP_PERMITTED, MSB_CAP_INHERITABLE, MSB_CAP_AMBIENT, MSB_CAP_SETS };

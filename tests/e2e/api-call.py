@@ -106,7 +106,8 @@ def main():
         if body.startswith("@"):
             with open(body[1:], "rb") as f:
                 data = f.read()
-            headers["Content-Type"] = "application/x-tar"
+            tar = body.endswith(".tar")
+            headers["Content-Type"] = "application/x-tar" if tar else "application/octet-stream"
         else:
             data = body.encode()
             headers["Content-Type"] = "application/json"
@@ -129,7 +130,8 @@ def main():
     if out:
         with open(out, "wb") as f:
             f.write(raw)
-    text = raw.decode("utf-8", "replace") if not ctype.startswith("application/x-tar") else ""
+    binary = ctype.startswith("application/x-tar") or ctype.startswith("application/octet-stream")
+    text = raw.decode("utf-8", "replace") if not binary else ""
     print(r.status)
     print(text, end="")
     with open(DOC) as f:

@@ -12,39 +12,7 @@ SOCK=$WORK/api.sock
 TOKEN_FILE=$WORK/token
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 CALL="/usr/bin/python3 $ROOT/tests/e2e/api-call.py"
-# tests run in subshells: the server's pid lives in a file
-server_pid() { cat "$WORK/server.pid" 2>/dev/null; }
-stop_server() {
-        local pid
-        pid=$(server_pid)
-        [ -n "$pid" ] && kill "$pid" 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        rm -f "$WORK/server.pid"
-}
 trap 'stop_server; "$MSB" rm -f "$SB" "$SB-b" "$SB-e" "$SB-n" >/dev/null 2>&1; rm -rf "$WORK"' EXIT
-
-start_server() {
-        "$MSB" serve --socket "$SOCK" --listen "127.0.0.1:$PORT" --token-file "$TOKEN_FILE" "$@" \
-                >/dev/null 2>>"$WORK/serve.log" &
-        echo $! >"$WORK/server.pid"
-        disown
-        for _ in $(seq 100); do
-                [ -S "$SOCK" ] && return 0
-                sleep 0.1
-        done
-        fail "msb serve did not listen: $(tail -5 "$WORK/serve.log")"
-}
-
-# api METHOD PATH [BODY]: CODE and BODY; the answer must match the document
-api() {
-        local rc=0
-        $CALL --unix "$SOCK" "$@" >"$WORK/api.out" 2>"$WORK/api.err" || rc=$?
-        CODE=$(head -1 "$WORK/api.out")
-        BODY=$(tail -n +2 "$WORK/api.out")
-        [ $rc = 0 ] || fail "$1 $2: $(cat "$WORK/api.err")"
-}
-# jget EXPR: a Python expression over the last JSON body (j)
-jget() { python3 -c "import json,sys; j=json.loads(sys.stdin.read()); print($1)" <<<"$BODY"; }
 
 t_01_routes_are_the_documents() {
         "$MSB" serve --routes | sort >"$WORK/routes"

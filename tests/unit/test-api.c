@@ -59,6 +59,27 @@ static void check_routes(void)
         CHECK(!api_route_find("GET", "/v1/sandboxes//exec", p, &n, &known) && !known);
         CHECK(!api_route_find("GET", "/v1/sandboxes/a/b", p, &n, &known) && !known);
         CHECK(!api_route_find("GET", "/v1/sandboxesx", p, &n, &known) && !known);
+        /* files: the bytes at .../files, the rest below it */
+        static const struct {
+                const char *method, *path;
+                api_handler *fn;
+        } files[] = {
+                {"GET", "/v1/sandboxes/b/files", api_file_read},       {"PUT", "/v1/sandboxes/b/files", api_file_write},
+                {"GET", "/v1/sandboxes/b/files/stat", api_file_stat},  {"GET", "/v1/sandboxes/b/files/list", api_file_list},
+                {"POST", "/v1/sandboxes/b/files/mkdir", api_file_mkdir}, {"POST", "/v1/sandboxes/b/files/remove", api_file_remove},
+                {"POST", "/v1/sandboxes/b/files/rename", api_file_rename}, {"GET", "/v1/sandboxes/b/files/watch", api_file_watch},
+        };
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+                r = api_route_find(files[i].method, files[i].path, p, &n, &known);
+                CHECK(r && r->fn == files[i].fn);
+                if (r)
+                        free(p[0]);
+        }
+        r = api_route_find("PUT", "/v1/sandboxes/b/files", p, &n, &known);
+        CHECK(r && (r->flags & API_ROUTE_UPLOAD));
+        if (r)
+                free(p[0]);
+        CHECK(!api_route_find("DELETE", "/v1/sandboxes/b/files", p, &n, &known) && known);
 }
 
 static void check_errors(void)

@@ -204,6 +204,13 @@ static void test_exec_internal(void)
         CHECK_INT(decode_one(&b, &m), 1);
         CHECK_INT(m.u.exec.flags, MSB_EXEC_INTERNAL | MSB_EXEC_STDIN);
         msb_msg_free(&m);
+        /* a file routine, as the user asked for */
+        msb_buf_free(&b);
+        ex.flags = MSB_EXEC_INTERNAL | MSB_EXEC_AS_USER;
+        CHECK_INT(msb_enc_exec(&b, &ex), 0);
+        CHECK_INT(decode_one(&b, &m), 1);
+        CHECK_INT(m.u.exec.flags, MSB_EXEC_INTERNAL | MSB_EXEC_AS_USER);
+        msb_msg_free(&m);
         msb_buf_free(&b);
 }
 
@@ -616,6 +623,8 @@ static void test_bad_exec(void)
         check_bad_exec(&ex, "an unknown flag");
         ex.flags = MSB_EXEC_INTERNAL | MSB_EXEC_MAIN;
         check_bad_exec(&ex, "a built-in routine as the main process");
+        ex.flags = MSB_EXEC_AS_USER;
+        check_bad_exec(&ex, "a program with a routine's user flag");
         ex.flags = MSB_EXEC_INTERNAL | MSB_EXEC_TTY;
         ex.rows = ex.cols = 24;
         check_bad_exec(&ex, "a built-in routine on a terminal");

@@ -153,19 +153,47 @@ static void exec_sent(struct sup *s, struct conn *c, const struct msb_exec_msg *
         procs_info(s, p, &c->out);
 }
 
-/* A routine of agentd's (msb cp): as root, from "/", in no environment of
- * the image's, whoever the sandbox's user is (docker cp's way). */
+/* Who an exec runs as: its user ("" = the sandbox's), with the ids
+ * resolved once from the image at boot when it is the sandbox's own, as for
+ * the main process; else agentd resolves it from the guest's files. */
+static void exec_user(const struct vm *vm, struct msb_exec_msg *ex)
+{
+        bool same_user = !ex->user[0] || !strcmp(ex->user, vm->user);
+        if (!ex->user[0])
+                ex->user = (char *)vm->user;
+        if (same_user && vm->have_ids) {
+                ex->flags |= MSB_EXEC_IDS;
+                ex->uid = vm->ids.uid;
+                ex->gid = vm->ids.gid;
+                ex->ngroups = vm->ids.ngroups;
+                memcpy(ex->groups, vm->ids.groups, vm->ids.ngroups * sizeof(vm->ids.groups[0]));
+                ex->home = (char *)vm->ids.home;
+        } else {
+                ex->flags &= ~MSB_EXEC_IDS;
+                ex->ngroups = 0;
+                ex->home = "";
+        }
+}
+
+/* A routine of agentd's, from "/", in no environment of the image's: msb
+ * cp's as root, whoever the sandbox's user is (docker cp's way); the file
+ * operations' (MSB_EXEC_AS_USER) as the user asked for, as an exec. */
 static void client_exec_routine(struct sup *s, struct conn *c, struct msb_exec_msg *ex)
 {
+        bool as_user = ex->flags & MSB_EXEC_AS_USER;
         ex->flags = MSB_EXEC_INTERNAL | MSB_EXEC_IDS | (ex->flags & MSB_EXEC_STDIN);
         ex->workdir = "/";
-        ex->user = "0:0";
         ex->env = NULL;
         ex->envc = 0;
-        ex->uid = ex->gid = 0;
-        ex->ngroups = 1;
-        ex->groups[0] = 0;
-        ex->home = "/root";
+        if (as_user)
+                exec_user(s->vm, ex);
+        else {
+                ex->user = "0:0";
+                ex->uid = ex->gid = 0;
+                ex->ngroups = 1;
+                ex->groups[0] = 0;
+                ex->home = "/root";
+        }
         ex->exec_path = "";
         ex->nprefetch = 0;
         ex->prefetch = NULL;
@@ -212,21 +240,7 @@ static void client_exec(struct sup *s, struct conn *c, struct msb_exec_msg *req)
         ex.envc = (uint32_t)strv_len(env);
         if (!ex.workdir[0])
                 ex.workdir = vm->main.workdir ? vm->main.workdir : "";
-        bool same_user = !ex.user[0] || !strcmp(ex.user, vm->user);
-        if (!ex.user[0])
-                ex.user = (char *)vm->user;
-        if (same_user && vm->have_ids) {
-                /* resolved once from the image at boot, as for the main process */
-                ex.flags |= MSB_EXEC_IDS;
-                ex.uid = vm->ids.uid;
-                ex.gid = vm->ids.gid;
-                ex.ngroups = vm->ids.ngroups;
-                memcpy(ex.groups, vm->ids.groups, vm->ids.ngroups * sizeof(vm->ids.groups[0]));
-                ex.home = vm->ids.home;
-        } else {
-                ex.ngroups = 0;
-                ex.home = "";
-        }
+        exec_user(vm, &ex);
         ex.exec_path = "";
         ex.nprefetch = 0;
         ex.prefetch = NULL;
