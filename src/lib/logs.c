@@ -27,61 +27,69 @@ struct reader {
         bool stop; /* the callback said so */
 };
 
-/* One record; malformed ones (a file cut short) are skipped. */
-static void record(struct reader *rd, const char *line, size_t len)
+/* A line as a record, if it is one (malformed ones, of a file cut short,
+ * are not) that the options let through; stamp holds its time. */
+static bool parse_record(const struct msb_logs_opts *lo, const char *line, size_t len, struct msb_log_record *r,
+                         char stamp[64])
 {
         const char *sp1 = memchr(line, ' ', len);
         if (!sp1 || len - (size_t)(sp1 - line) < 10)
-                return;
+                return false;
         size_t stamp_len = (size_t)(sp1 - line);
-        const char *since = rd->lo->since;
+        const char *since = lo->since;
         if (since && *since && strncmp(line, since, stamp_len < strlen(since) ? stamp_len : strlen(since)) < 0)
-                return;
+                return false;
         bool err = !strncmp(sp1 + 1, "stderr ", 7);
         if (!err && strncmp(sp1 + 1, "stdout ", 7))
-                return;
+                return false;
         const char *tag = sp1 + 8;
         if ((*tag != 'F' && *tag != 'P') || tag[1] != ' ')
-                return;
-        if ((err && rd->lo->no_stderr) || (!err && rd->lo->no_stdout))
-                return;
+                return false;
+        if ((err && lo->no_stderr) || (!err && lo->no_stdout))
+                return false;
         const char *text = tag + 2;
         size_t tlen = len - (size_t)(text - line);
         if (tlen && text[tlen - 1] == '\n')
                 tlen--;
-        char stamp[64];
-        snprintf(stamp, sizeof(stamp), "%.*s", (int)(stamp_len < 63 ? stamp_len : 63), line);
-        struct msb_log_record r = {.time = stamp, .err = err, .partial = *tag == 'P', .data = text, .len = tlen};
-        if (rd->cb(&r, rd->ud) != 0)
-                rd->stop = true;
+        snprintf(stamp, 64, "%.*s", (int)(stamp_len < 63 ? stamp_len : 63), line);
+        *r = (struct msb_log_record){.time = stamp, .err = err, .partial = *tag == 'P', .data = text, .len = tlen};
+        return true;
 }
 
-static long count_lines(char **paths)
+/* The records of paths the options let through: tail counts only those. */
+static long count_records(const struct msb_logs_opts *lo, char **paths)
 {
         long n = 0;
+        char *line = NULL, stamp[64];
+        size_t cap = 0;
         for (char **p = paths; *p; p++) {
                 _cleanup_fclose_ FILE *f = fopen(*p, "re");
-                if (!f)
-                        continue;
-                int ch;
-                while ((ch = getc_unlocked(f)) != EOF)
-                        n += ch == '\n';
+                ssize_t k;
+                struct msb_log_record r;
+                while (f && (k = getline(&line, &cap, f)) > 0)
+                        n += line[k - 1] == '\n' && parse_record(lo, line, (size_t)k, &r, stamp);
         }
+        free(line);
         return n;
 }
 
-/* Every whole record f has from off on (skipping skip of them); the new offset. */
+/* Every whole record f has from off on (skipping skip of those the options
+ * let through); the new offset. */
 static long drain(struct reader *rd, FILE *f, long off, long *skip, char **line, size_t *cap)
 {
         fseek(f, off, SEEK_SET);
         ssize_t n;
+        char stamp[64];
+        struct msb_log_record r;
         /* a last line without its newline is still being written */
         while (!rd->stop && (n = getline(line, cap, f)) > 0 && (*line)[n - 1] == '\n') {
                 off += n;
+                if (!parse_record(rd->lo, *line, (size_t)n, &r, stamp))
+                        continue;
                 if (*skip > 0)
                         (*skip)--;
-                else
-                        record(rd, *line, (size_t)n);
+                else if (rd->cb(&r, rd->ud) != 0)
+                        rd->stop = true;
         }
         return off;
 }
@@ -135,7 +143,7 @@ int msb_sandbox_logs(struct msb_ctx *ctx, const char *name, const struct msb_log
         struct reader rd = {.lo = lo, .cb = cb, .ud = ud};
         long skip = 0;
         if (lo->tail >= 0) {
-                long total = count_lines(paths);
+                long total = count_records(lo, paths);
                 skip = total > lo->tail ? total - lo->tail : 0;
         }
         char *line = NULL;
