@@ -41,6 +41,8 @@ struct MHD_Connection;
 #define API_BODY_MAX (1u << 20)        /* a JSON request body */
 #define API_CONN_MAX 256u              /* connections at once, all clients */
 #define API_CONN_PER_IP 64u            /* TCP connections from one address */
+#define API_IDLE_S 300u                /* an idle connection closes */
+#define API_PREAUTH_IDLE_S 10u         /* a TCP connection's, until a request of it passed the token check */
 #define API_STREAMS_PER_SANDBOX 64u    /* streaming responses on one sandbox at once */
 #define API_EXEC_OUTPUT_DEFAULT (1u << 20) /* exec's collected stdout and stderr, each */
 #define API_EXEC_OUTPUT_MAX (64u << 20)

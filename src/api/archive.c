@@ -117,8 +117,13 @@ void api_archive_get(struct api_req *r)
         }
         c->rfd = p[0];
         c->wfd = p[1];
-        if (pthread_create(&c->thread, NULL, out_main, c) != 0)
-                abort();
+        if (pthread_create(&c->thread, NULL, out_main, c) != 0) {
+                close(c->rfd);
+                close(c->wfd);
+                api_reply_error(r, 503, "unavailable", NULL, "cannot start a thread now (too many at once): try again");
+                out_free(c);
+                return;
+        }
         /* the first block tells an error (no such path) from an archive:
          * errors still get their status before any byte is sent */
         ssize_t n = read_all(c->rfd, c->first_buf, sizeof(c->first_buf));

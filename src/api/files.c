@@ -317,8 +317,11 @@ void api_file_read(struct api_req *r)
         /* the read outlives the handler: its own context */
         g->ctx = r->ctx;
         r->ctx = NULL;
-        if (pthread_create(&g->thread, NULL, read_main, g) != 0)
-                abort();
+        if (pthread_create(&g->thread, NULL, read_main, g) != 0) {
+                close(g->wfd);
+                api_reply_error(r, 503, "unavailable", NULL, "cannot start a thread now (too many at once): try again");
+                return read_free(g);
+        }
         /* the first bytes, or the end, tell an error (no such file) from
          * the file's bytes: errors still get their status */
         ssize_t n = read_all(g->rfd, g->first, sizeof(g->first));

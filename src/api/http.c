@@ -388,6 +388,22 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct req_state *s)
         return q;
 }
 
+/* "METHOD URL" for the log, bytes outside printable ASCII as \xHH: a
+ * client's %0a cannot forge a line of the log, nor a byte mangle it. */
+static char *log_line_of(const char *method, const char *url)
+{
+        size_t n = strlen(method) + 1 + 4 * strlen(url) + 1, o = 0;
+        char *s = xcalloc(1, n);
+        o += (size_t)snprintf(s, n, "%s ", method);
+        for (const unsigned char *p = (const unsigned char *)url; *p && o + 5 <= n; p++) {
+                if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+                        s[o++] = (char)*p;
+                else
+                        o += (size_t)snprintf(s + o, n - o, "\\x%02x", *p);
+        }
+        return s;
+}
+
 /* The first call, once the headers are in: check who asks, find the route. */
 static enum MHD_Result first_call(struct api_listener *l, struct MHD_Connection *c, const char *url,
                                   const char *method, void **con_cls)
@@ -400,7 +416,7 @@ static enum MHD_Result first_call(struct api_listener *l, struct MHD_Connection 
         s->r.upload_fd = s->r.upload_cut_fd = -1;
         s->up_wfd = s->up_cut_wfd = -1;
         s->t0 = api_now_ms();
-        s->line = xasprintf("%s %s", method, url);
+        s->line = log_line_of(method, url);
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci)
                 s->r.client_fd = ci->connect_fd;
@@ -416,6 +432,9 @@ static enum MHD_Result first_call(struct api_listener *l, struct MHD_Connection 
                         MHD_add_response_header(s->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
                 return MHD_YES;
         }
+        /* who holds the token may idle as long as the owner does */
+        if (!l->unix_socket)
+                MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)API_IDLE_S);
         bool known = false;
         s->route = api_route_find(method, url, s->r.params, &s->r.nparams, &known);
         if (!s->route) {
@@ -530,7 +549,11 @@ enum MHD_Result api_access(void *cls, struct MHD_Connection *c, const char *url,
         }
         if (*data_size) {
                 if (s->body_len + *data_size > API_BODY_MAX) {
+                        /* answered at once; the rest is dropped, bounded, above */
                         s->too_large = true;
+                        *data_size = 0;
+                        body_json(s);
+                        return MHD_YES;
                 } else {
                         s->body = xrealloc(s->body, s->body_len + *data_size);
                         memcpy(s->body + s->body_len, data, *data_size);

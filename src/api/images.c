@@ -202,8 +202,15 @@ void api_image_pull(struct api_req *r)
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
         msb_ctx_set_progress_fn(p->ctx, on_progress, p);
-        if (pthread_create(&p->thread, NULL, pull_main, p) != 0)
-                abort();
+        if (pthread_create(&p->thread, NULL, pull_main, p) != 0) {
+                api_reply_error(r, 503, "unavailable", NULL, "cannot start a thread now (too many at once): try again");
+                pthread_mutex_destroy(&p->lock);
+                pthread_cond_destroy(&p->cond);
+                msb_ctx_free(p->ctx);
+                free(p->ref);
+                free(p);
+                return;
+        }
         api_reply_stream(r, "application/x-ndjson", &pull_ops, p);
 }
 

@@ -159,7 +159,10 @@ void lineq_start(struct api_req *r, const char *name, lineq_fn *fn, void *arg, v
         q->cancel_w = p[1];
         q->ctx = r->ctx; /* the thread outlives the handler */
         r->ctx = NULL;
-        if (pthread_create(&q->thread, NULL, lineq_main, q) != 0)
-                abort();
+        if (pthread_create(&q->thread, NULL, lineq_main, q) != 0) {
+                api_reply_error(r, 503, "unavailable", NULL, "cannot start a thread now (too many at once): try again");
+                lineq_free(q);
+                return;
+        }
         api_reply_stream(r, "application/x-ndjson", &lineq_ops, q);
 }

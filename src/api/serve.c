@@ -39,7 +39,6 @@
 #define TOKEN_MIN 16
 #define TOKEN_MAX 1024
 #define HEADER_MEMORY (64u * 1024u) /* a connection's headers and buffers: a bound on header size */
-#define IDLE_TIMEOUT_S 300u
 #define SHUTDOWN_WAIT_MS 2000
 
 static bool quiet;
@@ -251,7 +250,7 @@ static int read_pem(const char *flag, const char *path, char **ret)
 static struct MHD_Daemon *daemon_start(int fd, struct api_listener *l, const char *cert, const char *key)
 {
         unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-                         MHD_USE_ITC | (cert ? MHD_USE_TLS : 0);
+                         MHD_USE_ITC | MHD_USE_POLL | (cert ? MHD_USE_TLS : 0);
         struct MHD_OptionItem tls[] = {
                 {cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)cert},
                 {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)key},
@@ -261,7 +260,7 @@ static struct MHD_Daemon *daemon_start(int fd, struct api_listener *l, const cha
                                 MHD_OPTION_LISTEN_SOCKET, fd,
                                 MHD_OPTION_NOTIFY_COMPLETED, api_completed, NULL, MHD_OPTION_CONNECTION_LIMIT,
                                 (unsigned)API_CONN_MAX, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
-                                MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                MHD_OPTION_CONNECTION_TIMEOUT, l->unix_socket ? API_IDLE_S : API_PREAUTH_IDLE_S, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                                 l->unix_socket ? 0u : API_CONN_PER_IP, MHD_OPTION_THREAD_STACK_SIZE,
                                 (size_t)(512u * 1024u), MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
 }
