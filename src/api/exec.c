@@ -192,9 +192,13 @@ static int exec_start(struct msb_ctx *ctx, struct exec_run *x, const struct msb_
                 *nerr = err;
                 return 0;
         }
-        int po[2], pe[2], pc[2];
+        int po[2] = {-1, -1}, pe[2] = {-1, -1}, pc[2] = {-1, -1};
         if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0 || pipe2(pc, O_CLOEXEC) < 0) {
                 api_fail_set(f, 500, "internal", NULL, "%s", errno_msg(errno, "pipe").s);
+                for (int i = 0; i < 2; i++) {
+                        closep(&po[i]);
+                        closep(&pe[i]);
+                }
                 return -1;
         }
         x->out_r = po[0], x->out_w = po[1], x->err_r = pe[0], x->err_w = pe[1], x->cancel_r = pc[0],
