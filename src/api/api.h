@@ -180,6 +180,8 @@ api_handler api_proc_start, api_proc_list, api_proc_get, api_proc_output, api_pr
         api_proc_resize;
 /* One exec to its end: its result object, or NULL with f filled. */
 json_t *api_exec_once(struct msb_ctx *ctx, const char *name, json_t *body, struct api_fail *f);
+/* The same for a client on client_fd (-1: none): its hanging up kills the command. */
+json_t *api_exec_for(struct msb_ctx *ctx, const char *name, json_t *body, int client_fd, struct api_fail *f);
 /* mcp.c: one JSON-RPC message's answer (NULL: none, a notification) */
 json_t *api_mcp_handle(struct msb_ctx *ctx, json_t *msg);
 api_handler api_mcp_http;

@@ -213,14 +213,22 @@ static int exec_start(struct msb_ctx *ctx, struct exec_run *x, const struct msb_
 
 /* ---- the one call ---- */
 
+/* Both streams to their ends; a client that goes away meanwhile (its
+ * connection hung up) has its command killed, as a stream's is. */
 static void collect(struct exec_run *x)
 {
-        struct pollfd pf[2] = {{.fd = x->out_r, .events = POLLIN}, {.fd = x->err_r, .events = POLLIN}};
+        struct pollfd pf[3] = {{.fd = x->out_r, .events = POLLIN},
+                               {.fd = x->err_r, .events = POLLIN},
+                               {.fd = x->client_fd, .events = POLLRDHUP}};
         while (pf[0].fd >= 0 || pf[1].fd >= 0) {
-                if (poll(pf, 2, -1) < 0) {
+                if (poll(pf, 3, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
+                }
+                if (pf[2].revents) {
+                        closep(&x->cancel_w);
+                        x->cancel_w = pf[2].fd = -1;
                 }
                 for (int i = 0; i < 2; i++) {
                         if (!pf[i].revents)
@@ -249,10 +257,16 @@ static json_t *output_json(const struct text *t, bool base64)
 
 json_t *api_exec_once(struct msb_ctx *ctx, const char *name, json_t *body, struct api_fail *f)
 {
+        return api_exec_for(ctx, name, body, -1, f);
+}
+
+json_t *api_exec_for(struct msb_ctx *ctx, const char *name, json_t *body, int client_fd, struct api_fail *f)
+{
         struct msb_exec_opts eo;
         struct exec_run *x = exec_decode(body, name, &eo, f);
         if (!x)
                 return NULL;
+        x->client_fd = client_fd;
         bool not_run;
         struct msb_error nerr = {0};
         if (exec_start(ctx, x, &eo, &not_run, &nerr, f) < 0) {
@@ -287,7 +301,7 @@ json_t *api_exec_once(struct msb_ctx *ctx, const char *name, json_t *body, struc
 void api_exec(struct api_req *r)
 {
         struct api_fail f = {0};
-        json_t *j = api_exec_once(r->ctx, r->params[0], r->body, &f);
+        json_t *j = api_exec_for(r->ctx, r->params[0], r->body, r->client_fd, &f);
         if (j)
                 api_reply_json(r, 200, j);
         else

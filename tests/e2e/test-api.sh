@@ -164,6 +164,23 @@ t_07_a_stream_whose_client_goes_kills_its_command() {
         done
         run_msb exec "$SB" kill -0 "$pid"
         [ "$RC" != 0 ] || fail "the command still runs after its client went away"
+        # the one-call form too: a client that hangs up has its command killed
+        "$MSB" exec "$SB" rm -f /tmp/once.pid
+        curl -s --unix-socket "$SOCK" -H 'Content-Type: application/json' \
+                -d '{"command":["sh","-c","echo $$ >/tmp/once.pid; exec sleep 1000"]}' \
+                "http://localhost/v1/sandboxes/$SB/exec" >/dev/null &
+        cpid=$!
+        pid=
+        for _ in $(seq 100); do pid=$("$MSB" exec "$SB" cat /tmp/once.pid 2>/dev/null) && [ -n "$pid" ] && break; sleep 0.1; done
+        [ -n "$pid" ] || fail "the one-call command did not start"
+        kill "$cpid"
+        wait "$cpid" 2>/dev/null || true
+        for _ in $(seq 50); do
+                "$MSB" exec "$SB" kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+        done
+        run_msb exec "$SB" kill -0 "$pid"
+        [ "$RC" != 0 ] || fail "the one-call exec still runs after its client hung up"
 }
 
 # ndjson_summary: a process's output stream (stdin) as "started out:TEXT err:TEXT exit:N" (output joined)
